@@ -1,0 +1,67 @@
+// The change events a pipeline hands to a sink, in commit order. One shape for the copy (`read`)
+// and the stream; the stdout sink prints them, the DuckDB and BigQuery sinks apply them.
+import type {Lsn} from './lsn.js'
+import type {PgTimestamp, TupleData} from './protocol/messages.js'
+import type {TableSchema} from './schema/types.js'
+
+interface RowEventBase {
+  table: TableSchema
+  /** Commit LSN of the transaction; `(commitLsn, seq)` is unique and increasing. */
+  commitLsn: Lsn
+  /** 0-based position of this event inside its transaction. */
+  seq: number
+  xid: number
+  commitTime: PgTimestamp
+}
+
+export interface InsertEvent extends RowEventBase {
+  op: 'insert'
+  new: TupleData
+}
+
+export interface UpdateEvent extends RowEventBase {
+  op: 'update'
+  new: TupleData
+  /** Replica-identity columns (`key`) or the whole old row (`full`); null when the server sent none. */
+  old: TupleData | null
+  oldKind: 'key' | 'full' | null
+}
+
+export interface DeleteEvent extends RowEventBase {
+  op: 'delete'
+  old: TupleData
+  oldKind: 'key' | 'full'
+}
+
+export interface TruncateEvent extends Omit<RowEventBase, 'table'> {
+  op: 'truncate'
+  tables: TableSchema[]
+  cascade: boolean
+  restartIdentity: boolean
+}
+
+export interface MessageEvent extends Omit<RowEventBase, 'table'> {
+  op: 'message'
+  transactional: boolean
+  prefix: string
+  content: Uint8Array
+  lsn: Lsn
+}
+
+/** A table's shape changed (or is seen for the first time): applied before the rows that need it. */
+export interface SchemaEvent extends Omit<RowEventBase, 'table'> {
+  op: 'schema'
+  table: TableSchema
+}
+
+export type RowChangeEvent = InsertEvent | UpdateEvent | DeleteEvent
+export type ChangeEvent = RowChangeEvent | TruncateEvent | MessageEvent | SchemaEvent
+
+/** A row of an initial copy. */
+export interface ReadEvent {
+  op: 'read'
+  table: TableSchema
+  new: TupleData
+  /** The LSN of the snapshot the row was read in. */
+  snapshotLsn: Lsn
+}

@@ -1,0 +1,60 @@
+// One error type for everything pgrep reports to a user, and the one table that maps its kinds
+// to process exit codes. Core code throws PgrepError; only the CLI's top-level catch turns it
+// into a message on stderr and `process.exitCode`.
+
+/** What went wrong, as a stable machine-readable kind. */
+export type ErrorKind =
+  | 'usage' // a wrong flag, a bad config value
+  | 'connection' // server unreachable, authentication failed, TLS failure, connection lost for good
+  | 'source-config' // wal_level not logical, publication missing, table missing, no replica identity
+  | 'permission' // missing REPLICATION privilege, SELECT on a table, CREATE on a schema
+  | 'slot-in-use' // the replication slot is active in another process
+  | 'slot-invalidated' // the slot lost required WAL (max_slot_wal_keep_size): a re-sync is needed
+  | 'sink' // the sink failed (DuckDB file locked, BigQuery job failed, stdout closed)
+  | 'protocol' // the server sent bytes we cannot decode
+  | 'internal' // a bug in pgrep
+
+/** Exit codes, documented in the README and in `--help`. */
+export const EXIT_CODES: Record<ErrorKind | 'ok' | 'interrupted', number> = {
+  ok: 0,
+  internal: 1,
+  usage: 2,
+  connection: 3,
+  'source-config': 4,
+  permission: 5,
+  'slot-in-use': 6,
+  'slot-invalidated': 7,
+  sink: 8,
+  protocol: 9,
+  interrupted: 130,
+}
+
+export interface PgrepErrorOptions {
+  /** What the user can do about it. */
+  hint?: string
+  cause?: unknown
+  /** Several problems reported at once (e.g. every invalid config value). */
+  details?: string[]
+}
+
+export class PgrepError extends Error {
+  readonly kind: ErrorKind
+  readonly hint?: string
+  readonly details: string[]
+
+  constructor(kind: ErrorKind, message: string, options: PgrepErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : {cause: options.cause})
+    this.name = 'PgrepError'
+    this.kind = kind
+    this.hint = options.hint
+    this.details = options.details ?? []
+  }
+
+  get exitCode(): number {
+    return EXIT_CODES[this.kind]
+  }
+}
+
+export function exitCodeFor(err: unknown): number {
+  return err instanceof PgrepError ? err.exitCode : EXIT_CODES.internal
+}
