@@ -22,7 +22,7 @@ export interface XLogData {
   walStart: Lsn
   walEnd: Lsn
   sendTime: PgTimestamp
-  /** The pgoutput message: an owned copy, safe to keep. */
+  /** The pgoutput message. May be a view into a received chunk; chunks are never reused or overwritten. */
   data: Uint8Array
 }
 
