@@ -57,5 +57,7 @@ export interface Sink {
   beginBatch(): Promise<void>
   write(events: readonly ChangeEvent[]): Promise<void>
   commitBatch(checkpoint: Checkpoint): Promise<void>
+  /** Discard the open batch (the connection dropped in the middle of a transaction, or shutdown). */
+  abortBatch(): Promise<void>
   close(): Promise<void>
 }
