@@ -1,0 +1,94 @@
+// `cdc`: stream every committed change of a publication's tables into a sink, from a slot that
+// is created on first use. No copy: the stream starts at the slot's position.
+import type pg from 'pg'
+import {PgrepError} from '../errors.js'
+import type {Logger} from '../log/logger.js'
+import {formatLsn, parseLsn, type Lsn} from '../lsn.js'
+import type {PostgresSource} from '../postgres/source.js'
+import {TypeCatalog} from '../schema/catalog.js'
+import {RelationCache} from './relations.js'
+import type {Sink} from './sink.js'
+import {StreamApplier, type BatchLimits, type StreamEnd} from './stream-apply.js'
+import {runStream, type ReconnectPolicy} from './stream-runner.js'
+
+export interface StopCondition {
+  /** Stop once everything committed before the run started is applied. */
+  once?: boolean
+  /** Stop once everything committed at or before this LSN is applied. */
+  untilLsn?: Lsn
+}
+
+export interface CdcOptions extends StopCondition {
+  source: PostgresSource
+  publication: string
+  slot: string
+  sink: Sink
+  batch?: Partial<BatchLimits>
+  reconnect?: Partial<ReconnectPolicy>
+  signal: AbortSignal
+  log: Logger
+}
+
+export interface RunResult {
+  end: StreamEnd
+  /** Last durable commit. */
+  commitLsn: Lsn | null
+}
+
+/**
+ * The position a --once / --until-lsn run stops at. For --once it is a watermark message written
+ * now: every transaction committed before the command started comes before it in the stream.
+ */
+export async function resolveStopLsn(source: PostgresSource, sql: pg.Client, stop: StopCondition): Promise<Lsn | null> {
+  if (stop.once) return source.emitWatermark(sql, 'once')
+  if (stop.untilLsn !== undefined) {
+    const {rows} = await source.run(sql, `SELECT pg_current_wal_lsn()::text AS lsn`)
+    // The target is already in the past: a watermark gives the stream something at or after it.
+    const current = parseLsn(rows[0].lsn)
+    if (current >= stop.untilLsn) await source.emitWatermark(sql, `until ${formatLsn(stop.untilLsn)}`)
+    return stop.untilLsn
+  }
+  return null
+}
+
+export async function runCdc(opts: CdcOptions): Promise<RunResult> {
+  const {source, sink, log} = opts
+  const sql = await source.sql()
+  let repl: pg.Client | undefined
+  try {
+    const {major} = await source.checkServer(sql)
+    const tables = await source.publicationTables(sql, opts.publication)
+    if (tables.length === 0) log.warn({publication: opts.publication}, `publication "${opts.publication}" has no tables yet: nothing will be streamed until tables are added`)
+    source.warnAboutReplicaIdentity(tables)
+    const resume = await sink.open()
+    const slot = await source.checkSlot(sql, opts.slot, source.conn.database)
+    if (!slot) {
+      repl = await source.replication()
+      await source.createSlot(repl, opts.slot, {exportSnapshot: false})
+    }
+    const stopAt = await resolveStopLsn(source, sql, opts)
+    const catalog = new TypeCatalog((text, params) => source.run(sql, text, params))
+    const applier = new StreamApplier({
+      sink,
+      relations: new RelationCache((oid, typmod) => catalog.resolve(oid, typmod)),
+      skipThroughLsn: resume.checkpoint?.commitLsn ?? null,
+      stopAtLsn: stopAt,
+      batch: opts.batch,
+      signal: opts.signal,
+      log,
+      onBatchCommitted: (b) => log.debug({rows: b.rows, transactions: b.transactions, ms: b.ms, commitLsn: formatLsn(b.checkpoint.commitLsn)}, 'batch committed'),
+    })
+    if (resume.checkpoint) applier.durable = resume.checkpoint
+    const end = await runStream({source, slot: opts.slot, publications: [opts.publication], major, applier, signal: opts.signal, log, reconnect: opts.reconnect, replication: repl})
+    repl = undefined
+    return {end, commitLsn: applier.durable?.commitLsn ?? null}
+  } finally {
+    if (repl) await repl.end().catch(() => {})
+    await sql.end().catch(() => {})
+  }
+}
+
+export function requirePublication(publication: string | undefined): string {
+  if (!publication) throw new PgrepError('usage', 'missing --publication', {hint: 'name the publication whose tables to stream, e.g. --publication my_pub'})
+  return publication
+}

@@ -1,0 +1,51 @@
+// Relation messages → TableSchema. The server sends a Relation message before the first change
+// of a table on a connection and again whenever its shape changes; the cache remembers the
+// latest shape per relation id and says when it changed, so the sink can alter its table before
+// the rows that need the new shape.
+import {PgrepError} from '../errors.js'
+import type {RelationMessage} from '../protocol/messages.js'
+import type {PgType, TableSchema} from '../schema/types.js'
+
+export type TypeResolver = (oid: number, typmod: number) => Promise<PgType>
+
+export class RelationCache {
+  private readonly byId = new Map<number, TableSchema>()
+
+  constructor(private readonly resolveType: TypeResolver) {}
+
+  /** Records a Relation message; returns the table and whether its shape differs from what we had. */
+  async update(msg: RelationMessage): Promise<{table: TableSchema; changed: boolean}> {
+    const columns = await Promise.all(
+      msg.columns.map(async (c) => ({
+        name: c.name,
+        type: await this.resolveType(c.typeOid, c.typeModifier),
+        typeModifier: c.typeModifier,
+        // Under REPLICA IDENTITY FULL every column identifies the row.
+        isKey: msg.replicaIdentity === 'full' ? true : c.isKey,
+      })),
+    )
+    const table: TableSchema = {relationId: msg.relationId, schema: msg.schema, name: msg.name, replicaIdentity: msg.replicaIdentity, columns}
+    const before = this.byId.get(msg.relationId)
+    this.byId.set(msg.relationId, table)
+    return {table, changed: !before || !sameShape(before, table)}
+  }
+
+  get(relationId: number): TableSchema {
+    const t = this.byId.get(relationId)
+    if (!t) throw new PgrepError('protocol', `change for relation ${relationId} arrived before its Relation message`)
+    return t
+  }
+
+  clear(): void {
+    this.byId.clear()
+  }
+}
+
+function sameShape(a: TableSchema, b: TableSchema): boolean {
+  if (a.schema !== b.schema || a.name !== b.name || a.replicaIdentity !== b.replicaIdentity) return false
+  if (a.columns.length !== b.columns.length) return false
+  return a.columns.every((c, i) => {
+    const d = b.columns[i]
+    return c.name === d.name && c.type.oid === d.type.oid && c.typeModifier === d.typeModifier && c.isKey === d.isKey
+  })
+}

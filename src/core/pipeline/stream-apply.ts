@@ -1,0 +1,413 @@
+// The stream phase: pgoutput messages → change events → sink batches → confirmed flush position.
+//
+// Invariants:
+// - A batch holds whole transactions, except one case: a transaction too big to hold in memory
+//   starts a batch of its own and is written to the sink as it arrives; if the stream ends in
+//   the middle of it, that batch is aborted (the server sends the transaction again).
+// - The flush position reported to Postgres is the end LSN of the last transaction whose batch
+//   the sink has committed, never more. When nothing is pending (no open transaction, no open
+//   batch, no streamed transaction held), the position of the last keepalive is reported instead,
+//   so an idle publication does not hold WAL back.
+// - Transactions whose commit LSN is at or before `skipThroughLsn` (the sink's checkpoint) are
+//   dropped: that is how a restart after a crash applies nothing twice.
+import type {ChangeEvent, MessageEvent, TruncateEvent} from '../changes.js'
+import {PgrepError} from '../errors.js'
+import type {Logger} from '../log/logger.js'
+import type {Lsn} from '../lsn.js'
+import type {PgoutputMessage, PgTimestamp} from '../protocol/messages.js'
+import {PgoutputDecoder} from '../protocol/pgoutput.js'
+import type {ReplicationStream} from '../postgres/replication.js'
+import type {TableSchema} from '../schema/types.js'
+import type {RelationCache} from './relations.js'
+import type {Checkpoint, Sink} from './sink.js'
+import {StreamedTransactions} from './streamed-transactions.js'
+
+export interface BatchLimits {
+  /** Commit a batch once it holds this many row changes... */
+  maxRows: number
+  /** ...or this many bytes of pgoutput data... */
+  maxBytes: number
+  /** ...or once its first transaction has waited this long. */
+  maxDelayMs: number
+}
+
+export const DEFAULT_BATCH_LIMITS: BatchLimits = {maxRows: 50_000, maxBytes: 64 * 1024 * 1024, maxDelayMs: 1000}
+
+export interface StreamApplyOptions {
+  sink: Sink
+  relations: RelationCache
+  skipThroughLsn: Lsn | null
+  /** For sync: false when a table's change must not be applied (its copy already includes it, or it is not copied yet). */
+  tableGate?: (table: TableSchema, commitLsn: Lsn) => boolean
+  /** Stop once everything committed at or before this LSN is applied. */
+  stopAtLsn?: Lsn | null
+  batch?: Partial<BatchLimits>
+  /** Rows of one transaction held in memory before it is written to the sink piecemeal. */
+  txnChunkRows?: number
+  streamedMemoryBytes?: number
+  signal: AbortSignal
+  log: Logger
+  /** Called after each committed batch. */
+  onBatchCommitted?: (info: {checkpoint: Checkpoint; rows: number; transactions: number; ms: number}) => void
+  /** Called for each non-transactional logical decoding message before it is handled (sync's table watch uses it). */
+  onMessage?: (event: MessageEvent) => void
+}
+
+interface OpenTxn {
+  xid: number
+  commitLsnHint: Lsn
+  commitTime: PgTimestamp
+  seq: number
+  skip: boolean
+  events: ChangeEvent[]
+  /** Some of this transaction's events are already in the sink's open batch. */
+  partiallyWritten: boolean
+}
+
+export type StreamEnd = 'signal' | 'stop-lsn'
+
+export class StreamApplier {
+  private readonly sink: Sink
+  private readonly limits: BatchLimits
+  private readonly txnChunkRows: number
+  private readonly log: Logger
+  private skipThrough: Lsn | null
+  /** Last committed (durable) transaction. */
+  durable: Checkpoint | null = null
+  /** Highest position confirmed to the server. */
+  private confirmed: Lsn = 0n
+
+  // Per-connection state.
+  private decoder = new PgoutputDecoder()
+  private readonly streamed: StreamedTransactions
+  private txn: OpenTxn | undefined
+  private inStreamBlock = false
+  private streamXid = 0
+
+  // Open batch.
+  private batchOpen = false
+  private batchRows = 0
+  private batchBytes = 0
+  private batchTxns = 0
+  private batchStartedAt = 0
+  private batchLast: Checkpoint | null = null
+  private done = false
+  private stopAt: Lsn | null
+
+  constructor(private readonly opts: StreamApplyOptions) {
+    this.sink = opts.sink
+    this.limits = {...DEFAULT_BATCH_LIMITS, ...opts.batch}
+    this.txnChunkRows = opts.txnChunkRows ?? 10_000
+    this.log = opts.log
+    this.skipThrough = opts.skipThroughLsn
+    this.stopAt = opts.stopAtLsn ?? null
+    this.streamed = new StreamedTransactions(opts.streamedMemoryBytes)
+  }
+
+  setStopAt(lsn: Lsn | null): void {
+    this.stopAt = lsn
+  }
+
+  /** Position to restart streaming from after a reconnect. */
+  get resumeLsn(): Lsn {
+    const cp = this.durable?.endLsn ?? 0n
+    return cp > this.confirmed ? cp : this.confirmed
+  }
+
+  /**
+   * Consumes one connection's stream until the signal fires, the stop LSN is reached, or the
+   * stream fails (the error is thrown after the open batch has been settled).
+   */
+  async run(stream: ReplicationStream): Promise<StreamEnd> {
+    this.resetConnectionState()
+    try {
+      while (!this.opts.signal.aborted && !this.done) {
+        const items = await stream.read(this.waitMs())
+        if (items === null) throw new PgrepError('connection', 'the server ended the replication stream')
+        for (const item of items) {
+          if (item.kind === 'keepalive') {
+            this.onKeepalive(item.walEnd, stream)
+          } else {
+            await this.onMessage(this.decoder.decode(item.data), item.data)
+          }
+          if (this.done) break
+        }
+        if (this.batchOpen && !this.txn && Date.now() - this.batchStartedAt >= this.limits.maxDelayMs) await this.commitBatch()
+        this.confirmProgress(stream)
+      }
+      await this.settle()
+      this.confirmProgress(stream, true)
+      return this.done ? 'stop-lsn' : 'signal'
+    } catch (err) {
+      await this.settle().catch((e) => this.log.warn({err: e}, 'could not settle the open batch after a stream error'))
+      throw err
+    }
+  }
+
+  private waitMs(): number {
+    if (!this.batchOpen) return 500
+    const left = this.limits.maxDelayMs - (Date.now() - this.batchStartedAt)
+    return Math.max(1, Math.min(500, left))
+  }
+
+  private resetConnectionState(): void {
+    this.decoder = new PgoutputDecoder()
+    this.opts.relations.clear()
+    this.streamed.clear()
+    this.txn = undefined
+    this.inStreamBlock = false
+  }
+
+  private onKeepalive(walEnd: Lsn, stream: ReplicationStream): void {
+    if (this.stopAt !== null && walEnd >= this.stopAt && !this.txn && this.streamed.pendingCount === 0) this.done = true
+    if (this.isIdle() && walEnd > this.confirmed) {
+      this.confirmed = walEnd
+      stream.confirm(walEnd)
+    }
+  }
+
+  private isIdle(): boolean {
+    return !this.batchOpen && !this.txn && this.streamed.pendingCount === 0 && !this.inStreamBlock
+  }
+
+  private confirmProgress(stream: ReplicationStream, sendNow = false): void {
+    const lsn = this.durable?.endLsn ?? 0n
+    if (lsn > this.confirmed) {
+      this.confirmed = lsn
+      stream.confirm(lsn, sendNow)
+    } else if (sendNow) {
+      stream.sendStatus(false)
+    }
+  }
+
+  private async onMessage(msg: PgoutputMessage, raw: Uint8Array): Promise<void> {
+    if (this.inStreamBlock && msg.tag !== 'stream-stop' && msg.tag !== 'stream-start') {
+      // Changes of an in-progress transaction: held until it commits or aborts.
+      const xid = 'xid' in msg && msg.xid !== undefined ? msg.xid : this.streamXid
+      if (msg.tag === 'message' && !msg.transactional) return this.onNonTransactionalMessage(msg)
+      this.streamed.add(this.streamXid, xid, raw)
+      return
+    }
+    switch (msg.tag) {
+      case 'begin':
+        this.beginTxn(msg.xid, msg.finalLsn, msg.commitTime)
+        return
+      case 'commit':
+        await this.commitTxn(msg.commitLsn, msg.endLsn, msg.commitTime)
+        return
+      case 'stream-start':
+        this.inStreamBlock = true
+        this.streamXid = msg.xid
+        return
+      case 'stream-stop':
+        this.inStreamBlock = false
+        return
+      case 'stream-abort':
+        this.streamed.abort(msg.xid, msg.subXid)
+        return
+      case 'stream-commit':
+        await this.replayStreamed(msg.xid, msg.commitLsn, msg.endLsn, msg.commitTime)
+        return
+      case 'message':
+        if (!msg.transactional) return this.onNonTransactionalMessage(msg)
+        return this.onChange(msg, raw.length)
+      case 'origin':
+      case 'type':
+        return
+      case 'relation':
+      case 'insert':
+      case 'update':
+      case 'delete':
+      case 'truncate':
+        return this.onChange(msg, raw.length)
+      default:
+        // Two-phase messages only arrive on slots created with two_phase, which pgrep does not create.
+        throw new PgrepError('protocol', `unexpected pgoutput message "${msg.tag}" (two-phase decoding is not enabled by pgrep)`, {
+          hint: 'the slot was created with two_phase enabled by another tool; use a slot created by pgrep',
+        })
+    }
+  }
+
+  private beginTxn(xid: number, finalLsn: Lsn, commitTime: PgTimestamp): void {
+    const skip = this.skipThrough !== null && finalLsn <= this.skipThrough
+    this.txn = {xid, commitLsnHint: finalLsn, commitTime, seq: 0, skip, events: [], partiallyWritten: false}
+  }
+
+  private async onChange(msg: PgoutputMessage, bytes: number): Promise<void> {
+    const txn = this.txn
+    if (!txn) throw new PgrepError('protocol', `"${msg.tag}" message outside a transaction`)
+    if (msg.tag === 'relation') {
+      const {table, changed} = await this.opts.relations.update(msg)
+      if (changed && !txn.skip) this.pushEvent(txn, {op: 'schema', table, commitLsn: txn.commitLsnHint, seq: 0, xid: txn.xid, commitTime: txn.commitTime}, bytes)
+      return
+    }
+    if (txn.skip) return
+    const base = {commitLsn: txn.commitLsnHint, seq: 0, xid: txn.xid, commitTime: txn.commitTime}
+    switch (msg.tag) {
+      case 'insert': {
+        const table = this.opts.relations.get(msg.relationId)
+        if (this.gated(table, txn)) return
+        this.pushEvent(txn, {...base, op: 'insert', table, new: msg.new}, bytes)
+        break
+      }
+      case 'update': {
+        const table = this.opts.relations.get(msg.relationId)
+        if (this.gated(table, txn)) return
+        this.pushEvent(txn, {...base, op: 'update', table, new: msg.new, old: msg.old ?? null, oldKind: msg.oldKind ?? null}, bytes)
+        break
+      }
+      case 'delete': {
+        const table = this.opts.relations.get(msg.relationId)
+        if (this.gated(table, txn)) return
+        this.pushEvent(txn, {...base, op: 'delete', table, old: msg.old, oldKind: msg.oldKind}, bytes)
+        break
+      }
+      case 'truncate': {
+        const tables = msg.relationIds.map((id) => this.opts.relations.get(id)).filter((t) => !this.gated(t, txn))
+        if (tables.length === 0) return
+        const ev: TruncateEvent = {...base, op: 'truncate', tables, cascade: msg.cascade, restartIdentity: msg.restartIdentity}
+        this.pushEvent(txn, ev, bytes)
+        break
+      }
+      case 'message':
+        this.pushEvent(txn, {...base, op: 'message', transactional: true, prefix: msg.prefix, content: msg.content, lsn: msg.lsn}, bytes)
+        break
+      default:
+        break
+    }
+    if (txn.events.length >= this.txnChunkRows) await this.spillTxn(txn)
+  }
+
+  private gated(table: TableSchema, txn: OpenTxn): boolean {
+    return this.opts.tableGate ? !this.opts.tableGate(table, txn.commitLsnHint) : false
+  }
+
+  private pushEvent(txn: OpenTxn, ev: ChangeEvent, bytes: number): void {
+    ev.seq = txn.seq++
+    txn.events.push(ev)
+    this.batchBytes += bytes
+  }
+
+  /** A transaction too large for memory: give it a batch of its own and write it as it comes. */
+  private async spillTxn(txn: OpenTxn): Promise<void> {
+    if (!txn.partiallyWritten) {
+      if (this.batchOpen) await this.commitBatch()
+      await this.openBatch()
+      txn.partiallyWritten = true
+    }
+    const events = txn.events
+    txn.events = []
+    this.batchRows += events.length
+    await this.sink.write(events)
+  }
+
+  private async openBatch(): Promise<void> {
+    if (this.batchOpen) return
+    await this.sink.beginBatch()
+    this.batchOpen = true
+    this.batchRows = 0
+    this.batchTxns = 0
+    this.batchStartedAt = Date.now()
+    this.batchLast = null
+  }
+
+  private async commitTxn(commitLsn: Lsn, endLsn: Lsn, commitTime: PgTimestamp): Promise<void> {
+    const txn = this.txn
+    if (!txn) throw new PgrepError('protocol', 'commit without begin')
+    this.txn = undefined
+    if (this.stopAt !== null && commitLsn > this.stopAt) {
+      // Past the stop position: not applied; the run ends with everything before it.
+      if (txn.partiallyWritten) await this.abortBatch()
+      this.done = true
+      return
+    }
+    if (txn.skip) return
+    // Events carry the begin message's final LSN, which is the commit LSN; keep them exact anyway.
+    if (txn.commitLsnHint !== commitLsn) for (const e of txn.events) e.commitLsn = commitLsn
+    void commitTime
+    if (txn.events.length > 0 || txn.partiallyWritten) {
+      await this.openBatch()
+      if (txn.events.length > 0) {
+        this.batchRows += txn.events.length
+        await this.sink.write(txn.events)
+      }
+    }
+    if (this.batchOpen) {
+      this.batchTxns++
+      this.batchLast = {commitLsn, endLsn}
+      if (this.batchRows >= this.limits.maxRows || this.batchBytes >= this.limits.maxBytes || Date.now() - this.batchStartedAt >= this.limits.maxDelayMs || txn.partiallyWritten) {
+        await this.commitBatch()
+      }
+    } else {
+      // Nothing of this transaction concerns the sink: it is durable by definition.
+      this.durable = {commitLsn, endLsn}
+    }
+    if (this.stopAt !== null && endLsn >= this.stopAt) this.done = true
+  }
+
+  private async onNonTransactionalMessage(msg: Extract<PgoutputMessage, {tag: 'message'}>): Promise<void> {
+    const ev: MessageEvent = {op: 'message', transactional: false, prefix: msg.prefix, content: msg.content, lsn: msg.lsn, commitLsn: msg.lsn, seq: 0, xid: msg.xid ?? 0, commitTime: 0n}
+    this.opts.onMessage?.(ev)
+    if (this.stopAt !== null && msg.lsn >= this.stopAt && !this.txn) this.done = true
+    if (msg.prefix.startsWith('pgrep')) return // our own watermarks and heartbeats
+    await this.openBatch()
+    this.batchRows++
+    await this.sink.write([ev])
+  }
+
+  private async replayStreamed(xid: number, commitLsn: Lsn, endLsn: Lsn, commitTime: PgTimestamp): Promise<void> {
+    this.beginTxn(xid, commitLsn, commitTime)
+    const replay = new PgoutputDecoder()
+    replay.decode(streamStartBytes(xid)) // put the replay decoder in streamed-block state (messages carry an xid)
+    for (const raw of this.streamed.take(xid)) {
+      const msg = replay.decode(raw)
+      await this.onChange(msg, raw.length)
+    }
+    await this.commitTxn(commitLsn, endLsn, commitTime)
+  }
+
+  private async commitBatch(): Promise<void> {
+    if (!this.batchOpen) return
+    const started = Date.now()
+    const last = this.batchLast
+    if (!last) {
+      // Only non-transactional messages: nothing to checkpoint beyond what is durable.
+      await this.sink.commitBatch(this.durable ?? {commitLsn: 0n, endLsn: 0n})
+    } else {
+      await this.sink.commitBatch(last)
+      this.durable = last
+    }
+    this.batchOpen = false
+    this.opts.onBatchCommitted?.({checkpoint: this.durable ?? {commitLsn: 0n, endLsn: 0n}, rows: this.batchRows, transactions: this.batchTxns, ms: Date.now() - started})
+    this.batchRows = 0
+    this.batchBytes = 0
+    this.batchTxns = 0
+  }
+
+  private async abortBatch(): Promise<void> {
+    if (!this.batchOpen) return
+    await this.sink.abortBatch()
+    this.batchOpen = false
+    this.batchRows = 0
+    this.batchBytes = 0
+    this.batchTxns = 0
+  }
+
+  /** Ends the open batch: committed if it holds only whole transactions, aborted otherwise. */
+  private async settle(): Promise<void> {
+    const partial = this.txn?.partiallyWritten ?? false
+    this.txn = undefined
+    if (partial) await this.abortBatch()
+    else await this.commitBatch()
+    this.streamed.clear()
+  }
+}
+
+/** A synthetic Stream Start message, to put a fresh decoder into streamed-block state. */
+function streamStartBytes(xid: number): Uint8Array {
+  const b = Buffer.alloc(6)
+  b[0] = 0x53 // S
+  b.writeUInt32BE(xid >>> 0, 1)
+  b[5] = 0
+  return b
+}

@@ -1,0 +1,281 @@
+// The logical replication stream: START_REPLICATION on a `replication=database` connection,
+// CopyBoth framing, keepalives and standby status updates, and backpressure.
+//
+// Flow control: XLogData and keepalives are queued as they arrive; when the queue holds more
+// than `highWaterBytes`, the socket is paused (TCP then pushes back on the walsender) and resumed
+// once the consumer has drained it. Status updates keep flowing from a timer while paused, so a
+// slow sink never trips wal_sender_timeout.
+//
+// Positions: `flushed` is only ever what the caller confirmed as durable (confirm()); the server
+// may recycle WAL up to it, so it must never run ahead of the sink.
+import type pg from 'pg'
+import {PgrepError} from '../errors.js'
+import {formatLsn, type Lsn} from '../lsn.js'
+import {pgTimestampFromDate} from '../protocol/messages.js'
+import {decodeReplicationMessage, encodeStandbyStatus} from '../protocol/replication.js'
+import type {Frame} from '../protocol/frames.js'
+import {quoteIdent} from '../schema/types.js'
+import {BackendCode, serverErrorFrom, WireSession} from './wire.js'
+
+export interface StartReplicationOptions {
+  slot: string
+  publications: string[]
+  startLsn: Lsn
+  protoVersion: number
+  /** Stream large in-progress transactions (protocol 2+). */
+  streaming: boolean
+  messages: boolean
+  /** Two-phase decoding (protocol 3+, slot created with two_phase). */
+  twoPhase?: boolean
+  statusIntervalMs?: number
+  highWaterBytes?: number
+}
+
+export type StreamItem =
+  | {kind: 'data'; walStart: Lsn; walEnd: Lsn; data: Uint8Array}
+  | {kind: 'keepalive'; walEnd: Lsn}
+
+const DEFAULT_HIGH_WATER = 16 * 1024 * 1024
+
+export class ReplicationStream {
+  private readonly wire: WireSession
+  private queue: StreamItem[] = []
+  private queueHead = 0
+  private queuedBytes = 0
+  private paused = false
+  private ended = false
+  private endError: Error | undefined
+  private waiter: (() => void) | undefined
+  private timer: NodeJS.Timeout | undefined
+  private readonly highWater: number
+  /** Highest WAL position received from the server. */
+  received: Lsn
+  /** Highest position confirmed durable by the consumer. */
+  flushed: Lsn
+  private lastStatusAt = 0
+
+  private constructor(wire: WireSession, startLsn: Lsn, opts: StartReplicationOptions) {
+    this.wire = wire
+    this.received = startLsn
+    this.flushed = startLsn
+    this.highWater = opts.highWaterBytes ?? DEFAULT_HIGH_WATER
+    const interval = opts.statusIntervalMs ?? 10_000
+    this.timer = setInterval(() => {
+      if (Date.now() - this.lastStatusAt >= interval) this.sendStatus(false)
+    }, Math.min(interval, 1000))
+    this.timer.unref()
+  }
+
+  /** Issues START_REPLICATION and resolves once the server has entered CopyBoth mode. */
+  static async start(client: pg.Client, opts: StartReplicationOptions): Promise<ReplicationStream> {
+    const wire = new WireSession(client)
+    const stream = new ReplicationStream(wire, opts.startLsn, opts)
+    await new Promise<void>((resolve, reject) => {
+      let started = false
+      wire.handle(
+        (frame) => {
+          if (!started) {
+            if (frame.code === BackendCode.CopyBothResponse) {
+              started = true
+              resolve()
+            } else if (frame.code === BackendCode.ErrorResponse) {
+              stream.finish(serverErrorFrom(frame))
+              reject(serverErrorFrom(frame))
+            }
+            return
+          }
+          stream.onFrame(frame)
+        },
+        (err) => {
+          stream.finish(err)
+          if (!started) reject(err ?? new PgrepError('connection', 'connection closed before replication started'))
+        },
+      )
+      wire.query(startReplicationCommand(opts))
+    })
+    return stream
+  }
+
+  private onFrame(frame: Frame): void {
+    switch (frame.code) {
+      case BackendCode.CopyData: {
+        const msg = decodeReplicationMessage(frame.body)
+        if (msg.tag === 'xlogdata') {
+          if (msg.walEnd > this.received) this.received = msg.walEnd
+          this.push({kind: 'data', walStart: msg.walStart, walEnd: msg.walEnd, data: msg.data}, msg.data.length + 64)
+        } else {
+          if (msg.walEnd > this.received) this.received = msg.walEnd
+          this.push({kind: 'keepalive', walEnd: msg.walEnd}, 64)
+          if (msg.replyRequested) this.sendStatus(false)
+        }
+        return
+      }
+      case BackendCode.ErrorResponse:
+        this.finish(serverErrorFrom(frame))
+        return
+      case BackendCode.CopyDone:
+      case BackendCode.CommandComplete:
+      case BackendCode.ReadyForQuery:
+        // The server ended the stream (e.g. after our CopyDone, or on shutdown).
+        this.finish(undefined)
+        return
+      default:
+        // NoticeResponse, ParameterStatus: nothing to do.
+        return
+    }
+  }
+
+  private push(item: StreamItem, size: number): void {
+    this.queue.push(item)
+    this.queuedBytes += size
+    if (!this.paused && this.queuedBytes > this.highWater) {
+      this.paused = true
+      this.wire.socket.pause()
+    }
+    this.wake()
+  }
+
+  private wake(): void {
+    const w = this.waiter
+    this.waiter = undefined
+    w?.()
+  }
+
+  private finish(err: Error | undefined): void {
+    if (this.ended) return
+    this.ended = true
+    this.endError = err
+    if (this.timer) clearInterval(this.timer)
+    this.wire.detach()
+    this.wake()
+  }
+
+  /**
+   * Returns the items received so far (at most `max`), waiting up to `maxWaitMs` for the first
+   * one. An empty array means nothing arrived in time; null means the stream ended cleanly.
+   * Throws the error that ended the stream.
+   */
+  async read(maxWaitMs: number, max = 4096): Promise<StreamItem[] | null> {
+    if (this.queueHead >= this.queue.length) {
+      if (this.ended) {
+        if (this.endError) throw this.endError
+        return null
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          this.waiter = undefined
+          resolve()
+        }, maxWaitMs)
+        this.waiter = () => {
+          clearTimeout(t)
+          resolve()
+        }
+      })
+      if (this.queueHead >= this.queue.length) {
+        if (this.ended) {
+          if (this.endError) throw this.endError
+          return null
+        }
+        return []
+      }
+    }
+    const end = Math.min(this.queue.length, this.queueHead + max)
+    const out = this.queue.slice(this.queueHead, end)
+    this.queueHead = end
+    if (this.queueHead >= this.queue.length) {
+      this.queue = []
+      this.queueHead = 0
+    }
+    for (const item of out) this.queuedBytes -= item.kind === 'data' ? item.data.length + 64 : 64
+    if (this.paused && this.queuedBytes < this.highWater / 2 && !this.ended) {
+      this.paused = false
+      this.wire.socket.resume()
+    }
+    return out
+  }
+
+  /** The consumer made everything up to `lsn` durable: the server may release WAL up to it. */
+  confirm(lsn: Lsn, sendNow = false): void {
+    if (lsn > this.flushed) this.flushed = lsn
+    if (sendNow) this.sendStatus(false)
+  }
+
+  sendStatus(requestReply: boolean): void {
+    if (this.ended) return
+    this.lastStatusAt = Date.now()
+    const written = this.received > this.flushed ? this.received : this.flushed
+    this.wire.write(
+      encodeStandbyStatus({
+        written,
+        flushed: this.flushed,
+        applied: this.flushed,
+        clock: pgTimestampFromDate(new Date()),
+        replyRequested: requestReply,
+      }),
+    )
+  }
+
+  get isEnded(): boolean {
+    return this.ended
+  }
+
+  /** Reports the final flush position, ends the CopyBoth exchange and closes the connection. */
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer)
+    const socket = this.wire.socket
+    if (!this.ended) {
+      this.sendStatus(false)
+      // CopyDone, then wait briefly for the server to acknowledge so the status update is read.
+      socket.write(Buffer.from([0x63, 0, 0, 0, 4]))
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 2000)
+        const check = setInterval(() => {
+          if (this.ended) {
+            clearTimeout(t)
+            clearInterval(check)
+            resolve()
+          }
+        }, 10)
+        t.unref()
+        if (this.paused) socket.resume()
+      })
+    }
+    this.ended = true
+    // Terminate, then close.
+    if (!socket.destroyed) socket.end(Buffer.from([0x58, 0, 0, 0, 4]))
+    await new Promise<void>((resolve) => {
+      if (socket.destroyed) return resolve()
+      const t = setTimeout(() => {
+        socket.destroy()
+        resolve()
+      }, 1000)
+      socket.once('close', () => {
+        clearTimeout(t)
+        resolve()
+      })
+    })
+  }
+
+  /** Drops the connection without a goodbye (used after errors). */
+  destroy(): void {
+    if (this.timer) clearInterval(this.timer)
+    this.ended = true
+    this.wire.socket.destroy()
+  }
+}
+
+function quoteLiteral(s: string): string {
+  return `'${s.replaceAll("'", "''")}'`
+}
+
+export function startReplicationCommand(opts: StartReplicationOptions): string {
+  const options: [string, string][] = [
+    ['proto_version', String(opts.protoVersion)],
+    ['publication_names', opts.publications.map(quoteIdent).join(',')],
+  ]
+  if (opts.messages) options.push(['messages', 'true'])
+  if (opts.streaming && opts.protoVersion >= 2) options.push(['streaming', 'on'])
+  if (opts.twoPhase && opts.protoVersion >= 3) options.push(['two_phase', 'on'])
+  const optionText = options.map(([k, v]) => `${k} ${quoteLiteral(v)}`).join(', ')
+  return `START_REPLICATION SLOT ${quoteIdent(opts.slot)} LOGICAL ${formatLsn(opts.startLsn)} (${optionText})`
+}

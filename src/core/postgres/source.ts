@@ -1,0 +1,201 @@
+// The Postgres side of a pipeline: SQL connections for the catalog and the copy, the replication
+// connection, and the checks that turn a misconfigured server into a clear error before anything
+// is created (wal_level, publication, privileges, slot ownership and activity).
+import type pg from 'pg'
+import {PgrepError} from '../errors.js'
+import type {Logger} from '../log/logger.js'
+import {parseLsn, type Lsn} from '../lsn.js'
+import {qualifiedName, type TableName} from '../schema/types.js'
+import {connectClient, type ResolvedConnection} from './connection.js'
+import {translatePgError} from './pg-errors.js'
+
+export interface SlotInfo {
+  name: string
+  plugin: string | null
+  database: string | null
+  active: boolean
+  activePid: number | null
+  confirmedFlushLsn: Lsn | null
+  restartLsn: Lsn | null
+  walStatus: string | null
+  temporary: boolean
+}
+
+export interface PublicationTable extends TableName {
+  /** Replica identity of the table: d (default), n (nothing), f (full), i (index). */
+  replicaIdentity: 'd' | 'n' | 'f' | 'i'
+  hasPrimaryKey: boolean
+}
+
+/** Slot names Postgres accepts: lower-case letters, digits and underscores, at most 63. */
+export function validateSlotName(name: string): string | undefined {
+  return /^[a-z0-9_]{1,63}$/.test(name) ? undefined : `invalid slot name "${name}": use 1 to 63 lower-case letters, digits and underscores`
+}
+
+export class PostgresSource {
+  constructor(
+    readonly conn: ResolvedConnection,
+    private readonly log: Logger,
+  ) {}
+
+  get display(): string {
+    return this.conn.display
+  }
+
+  async sql(operation = 'connect'): Promise<pg.Client> {
+    try {
+      const client = await connectClient(this.conn)
+      client.on('error', (err) => this.log.debug({err: err.message}, 'SQL connection error'))
+      return client
+    } catch (err) {
+      throw translatePgError(err, {display: this.conn.display, operation})
+    }
+  }
+
+  async replication(operation = 'open a replication connection'): Promise<pg.Client> {
+    try {
+      const client = await connectClient(this.conn, {replication: 'database'})
+      client.on('error', (err) => this.log.debug({err: err.message}, 'replication connection error'))
+      return client
+    } catch (err) {
+      throw translatePgError(err, {display: this.conn.display, operation})
+    }
+  }
+
+  /** Turns whatever a connection threw into a PgrepError that names the server, never the password. */
+  translate(err: unknown, context: {slot?: string; publication?: string; operation?: string} = {}): PgrepError {
+    return err instanceof PgrepError ? err : translatePgError(err, {display: this.conn.display, ...context})
+  }
+
+  async run<T extends pg.QueryResultRow = any>(client: pg.Client, sql: string, params: unknown[] = [], context: {slot?: string; publication?: string; operation?: string} = {}): Promise<pg.QueryResult<T>> {
+    try {
+      return await client.query<T>(sql, params as any[])
+    } catch (err) {
+      throw this.translate(err, context)
+    }
+  }
+
+  /** Major version, and a clear error unless wal_level is logical. */
+  async checkServer(client: pg.Client): Promise<{major: number}> {
+    const {rows} = await this.run(client, `SELECT current_setting('server_version_num')::int AS num, current_setting('wal_level') AS wal_level`)
+    const major = Math.floor(rows[0].num / 10000)
+    if (major < 14) {
+      throw new PgrepError('source-config', `PostgreSQL ${major} is not supported (server ${this.display})`, {hint: 'pgrep supports PostgreSQL 14 to 18'})
+    }
+    if (rows[0].wal_level !== 'logical') {
+      throw new PgrepError('source-config', `wal_level is "${rows[0].wal_level}" on ${this.display}; logical replication needs "logical"`, {
+        hint: "run ALTER SYSTEM SET wal_level = 'logical'; then restart PostgreSQL",
+      })
+    }
+    return {major}
+  }
+
+  /** The publication's tables; an error when the publication does not exist. */
+  async publicationTables(client: pg.Client, publication: string): Promise<PublicationTable[]> {
+    const pub = await this.run(client, `SELECT 1 FROM pg_publication WHERE pubname = $1`, [publication], {publication})
+    if (pub.rowCount === 0) {
+      throw new PgrepError('source-config', `publication "${publication}" does not exist in ${this.display}`, {
+        hint: `create it, e.g. CREATE PUBLICATION ${JSON.stringify(publication)} FOR TABLE my_table; (or FOR ALL TABLES)`,
+      })
+    }
+    const {rows} = await this.run(
+      client,
+      `SELECT pt.schemaname AS schema, pt.tablename AS name, c.relreplident AS ident,
+              EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk
+         FROM pg_publication_tables pt
+         JOIN pg_namespace n ON n.nspname = pt.schemaname
+         JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename
+        WHERE pt.pubname = $1
+        ORDER BY 1, 2`,
+      [publication],
+      {publication},
+    )
+    return rows.map((r) => ({schema: r.schema, name: r.name, replicaIdentity: r.ident, hasPrimaryKey: r.has_pk}))
+  }
+
+  /** Warns about published tables whose updates and deletes Postgres cannot replicate. */
+  warnAboutReplicaIdentity(tables: PublicationTable[]): void {
+    for (const t of tables) {
+      if (t.replicaIdentity === 'n' || (t.replicaIdentity === 'd' && !t.hasPrimaryKey)) {
+        this.log.warn(
+          {table: `${t.schema}.${t.name}`},
+          `table ${qualifiedName(t)} has no usable replica identity: Postgres will refuse UPDATE and DELETE on it while it is published; add a primary key or run ALTER TABLE ${qualifiedName(t)} REPLICA IDENTITY FULL`,
+        )
+      }
+    }
+  }
+
+  async slotInfo(client: pg.Client, slot: string): Promise<SlotInfo | undefined> {
+    const {rows} = await this.run(
+      client,
+      `SELECT slot_name, plugin, database, active, active_pid, confirmed_flush_lsn::text AS confirmed, restart_lsn::text AS restart,
+              wal_status, temporary
+         FROM pg_replication_slots WHERE slot_name = $1`,
+      [slot],
+      {slot},
+    )
+    const r = rows[0]
+    if (!r) return undefined
+    return {
+      name: r.slot_name,
+      plugin: r.plugin,
+      database: r.database,
+      active: r.active,
+      activePid: r.active_pid,
+      confirmedFlushLsn: r.confirmed ? parseLsn(r.confirmed) : null,
+      restartLsn: r.restart ? parseLsn(r.restart) : null,
+      walStatus: r.wal_status,
+      temporary: r.temporary,
+    }
+  }
+
+  /** Refuses slots pgrep cannot use: another plugin, another database, in use, or invalidated. */
+  async checkSlot(client: pg.Client, slot: string, database: string): Promise<SlotInfo | undefined> {
+    const info = await this.slotInfo(client, slot)
+    if (!info) return undefined
+    if (info.plugin !== 'pgoutput') {
+      throw new PgrepError('source-config', `replication slot "${slot}" uses the plugin "${info.plugin ?? 'none (physical slot)'}", not pgoutput`, {
+        hint: 'choose another --slot name; pgrep creates its slot itself',
+      })
+    }
+    if (info.database !== database) {
+      throw new PgrepError('source-config', `replication slot "${slot}" belongs to database "${info.database}", not "${database}"`, {hint: 'choose another --slot name'})
+    }
+    if (info.active) {
+      throw new PgrepError('slot-in-use', `replication slot "${slot}" is in use by another process (PID ${info.activePid})`, {
+        hint: `stop the other consumer (SELECT pg_terminate_backend(${info.activePid}) ends it), or use another --slot`,
+      })
+    }
+    if (info.walStatus === 'lost') {
+      throw slotInvalidated(slot)
+    }
+    return info
+  }
+
+  /**
+   * CREATE_REPLICATION_SLOT on a replication connection. With `exportSnapshot`, the returned
+   * snapshot stays importable (SET TRANSACTION SNAPSHOT) until the next command on `repl`.
+   */
+  async createSlot(repl: pg.Client, slot: string, opts: {exportSnapshot: boolean; temporary?: boolean}): Promise<{consistentPoint: Lsn; snapshotName: string | null}> {
+    const kind = opts.exportSnapshot ? 'EXPORT_SNAPSHOT' : 'NOEXPORT_SNAPSHOT'
+    const sql = `CREATE_REPLICATION_SLOT "${slot}"${opts.temporary ? ' TEMPORARY' : ''} LOGICAL pgoutput ${kind}`
+    const {rows} = await this.run(repl, sql, [], {slot, operation: 'create the replication slot'})
+    this.log.info({slot, consistentPoint: rows[0].consistent_point}, `created replication slot "${slot}"`)
+    return {consistentPoint: parseLsn(rows[0].consistent_point), snapshotName: rows[0].snapshot_name ?? null}
+  }
+
+  /**
+   * Writes a non-transactional logical decoding message and returns its LSN: everything
+   * committed before it is in the stream before it. Used for --once and heartbeats.
+   */
+  async emitWatermark(client: pg.Client, content: string): Promise<Lsn> {
+    const {rows} = await this.run(client, `SELECT pg_logical_emit_message(false, 'pgrep.watermark', $1)::text AS lsn`, [content])
+    return parseLsn(rows[0].lsn)
+  }
+}
+
+export function slotInvalidated(slot: string): PgrepError {
+  return new PgrepError('slot-invalidated', `replication slot "${slot}" has been invalidated: the WAL it needed was removed (max_slot_wal_keep_size)`, {
+    hint: `changes were lost for this slot; drop it (SELECT pg_drop_replication_slot('${slot}')) and run pgrep sync again to copy the tables anew`,
+  })
+}

@@ -1,0 +1,102 @@
+// The stdout sink: JSON lines for pipes and jq. At-least-once: a batch is committed once its
+// lines have been handed to the OS, and only then may the slot advance past it.
+import type {Writable} from 'node:stream'
+import type {ChangeEvent} from '../../core/changes.js'
+import {PgrepError} from '../../core/errors.js'
+import type {Lsn} from '../../core/lsn.js'
+import type {TupleData} from '../../core/protocol/messages.js'
+import type {TableSchema} from '../../core/schema/types.js'
+import type {Checkpoint, ResumeState, Sink, TableCopyWriter, TableState} from '../../core/pipeline/sink.js'
+import {formatEvent, formatRead} from './format.js'
+
+export interface StdoutSinkOptions {
+  /** Defaults to process.stdout. */
+  out?: Writable
+}
+
+const FLUSH_AT = 256 * 1024
+
+export class StdoutSink implements Sink {
+  readonly name = 'stdout'
+  readonly exactlyOnce = false
+  private readonly out: Writable
+  private buffer = ''
+  private failed: Error | undefined
+
+  constructor(options: StdoutSinkOptions = {}) {
+    this.out = options.out ?? process.stdout
+    this.out.on('error', (err: NodeJS.ErrnoException) => {
+      this.failed =
+        err.code === 'EPIPE'
+          ? new PgrepError('sink', 'stdout was closed by the reader', {hint: 'the events not read were not confirmed; they are sent again on the next run'})
+          : new PgrepError('sink', `cannot write to stdout: ${err.message}`, {cause: err})
+    })
+  }
+
+  async open(): Promise<ResumeState> {
+    // The slot's confirmed position is stdout's only memory.
+    return {checkpoint: null, tables: []}
+  }
+
+  async setTableStates(_states: TableState[]): Promise<void> {}
+
+  async startTableCopy(table: TableSchema, snapshotLsn: Lsn): Promise<TableCopyWriter> {
+    return {
+      write: async (rows: TupleData[]) => {
+        for (const row of rows) this.append(formatRead({op: 'read', table, new: row, snapshotLsn}))
+        await this.maybeFlush()
+      },
+      commit: () => this.flush(),
+      abort: async () => {
+        this.buffer = ''
+      },
+    }
+  }
+
+  async beginBatch(): Promise<void> {}
+
+  async write(events: readonly ChangeEvent[]): Promise<void> {
+    for (const e of events) {
+      const line = formatEvent(e)
+      if (line !== undefined) this.append(line)
+    }
+    await this.maybeFlush()
+  }
+
+  async commitBatch(_checkpoint: Checkpoint): Promise<void> {
+    await this.flush()
+  }
+
+  async abortBatch(): Promise<void> {
+    // Lines already written cannot be taken back: at-least-once.
+    await this.flush()
+  }
+
+  async close(): Promise<void> {
+    await this.flush()
+  }
+
+  private append(line: string): void {
+    this.buffer += line
+    this.buffer += '\n'
+  }
+
+  private async maybeFlush(): Promise<void> {
+    if (this.buffer.length >= FLUSH_AT) await this.flush()
+  }
+
+  /** Hands the buffered lines to the OS; resolves when written (respecting backpressure). */
+  async flush(): Promise<void> {
+    if (this.failed) throw this.failed
+    if (this.buffer.length === 0) return
+    const chunk = this.buffer
+    this.buffer = ''
+    await new Promise<void>((resolve, reject) => {
+      this.out.write(chunk, (err) => {
+        if (err) reject(this.failed ?? new PgrepError('sink', `cannot write to stdout: ${err.message}`, {cause: err}))
+        else resolve()
+      })
+    })
+    if (this.failed) throw this.failed
+  }
+}
