@@ -13,9 +13,10 @@ export type ErrorKind =
   | 'sink' // the sink failed (DuckDB file locked, BigQuery job failed, stdout closed)
   | 'protocol' // the server sent bytes we cannot decode
   | 'internal' // a bug in pgrep
+  | 'interrupted' // stopped by a signal before the work could finish
 
 /** Exit codes, documented in the README and in `--help`. */
-export const EXIT_CODES: Record<ErrorKind | 'ok' | 'interrupted', number> = {
+export const EXIT_CODES: Record<ErrorKind | 'ok', number> = {
   ok: 0,
   internal: 1,
   usage: 2,

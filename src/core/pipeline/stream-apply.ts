@@ -37,8 +37,17 @@ export interface StreamApplyOptions {
   sink: Sink
   relations: RelationCache
   skipThroughLsn: Lsn | null
-  /** For sync: false when a table's change must not be applied (its copy already includes it, or it is not copied yet). */
-  tableGate?: (table: TableSchema, commitLsn: Lsn) => boolean
+  /**
+   * For sync: false when a table's change must not be applied (its copy already includes it);
+   * 'unknown' for a table the sink has not copied yet: the change is skipped (it committed before
+   * the copy that onUnknownTables makes once the transaction is over, so the copy includes it).
+   */
+  tableGate?: (table: TableSchema, commitLsn: Lsn) => boolean | 'unknown'
+  /** Copies tables first seen in the stream; called between transactions, with no batch open. */
+  onUnknownTables?: (tables: TableSchema[]) => Promise<void>
+  /** Called between transactions at most every `periodicMs`, with no batch open (sync polls the publication here). */
+  onPeriodic?: () => Promise<void>
+  periodicMs?: number
   /** Stop once everything committed at or before this LSN is applied. */
   stopAtLsn?: Lsn | null
   batch?: Partial<BatchLimits>
@@ -93,6 +102,8 @@ export class StreamApplier {
   private batchLast: Checkpoint | null = null
   private done = false
   private stopAt: Lsn | null
+  private readonly unknownTables = new Map<string, TableSchema>()
+  private lastPeriodic = Date.now()
 
   constructor(private readonly opts: StreamApplyOptions) {
     this.sink = opts.sink
@@ -133,6 +144,11 @@ export class StreamApplier {
           if (this.done) break
         }
         if (this.batchOpen && !this.txn && Date.now() - this.batchStartedAt >= this.limits.maxDelayMs) await this.commitBatch()
+        if (this.opts.onPeriodic && !this.txn && !this.inStreamBlock && Date.now() - this.lastPeriodic >= (this.opts.periodicMs ?? 10_000)) {
+          await this.commitBatch()
+          await this.opts.onPeriodic()
+          this.lastPeriodic = Date.now()
+        }
         this.confirmProgress(stream)
       }
       await this.settle()
@@ -279,7 +295,13 @@ export class StreamApplier {
   }
 
   private gated(table: TableSchema, txn: OpenTxn): boolean {
-    return this.opts.tableGate ? !this.opts.tableGate(table, txn.commitLsnHint) : false
+    if (!this.opts.tableGate) return false
+    const verdict = this.opts.tableGate(table, txn.commitLsnHint)
+    if (verdict === 'unknown') {
+      this.unknownTables.set(`${table.schema}\u0000${table.name}`, table)
+      return true
+    }
+    return !verdict
   }
 
   private pushEvent(txn: OpenTxn, ev: ChangeEvent, bytes: number): void {
@@ -343,6 +365,14 @@ export class StreamApplier {
       this.durable = {commitLsn, endLsn}
     }
     if (this.stopAt !== null && endLsn >= this.stopAt) this.done = true
+    if (this.unknownTables.size > 0) {
+      // New tables are copied between transactions, with the batch committed first: the copy's
+      // snapshot is taken after this transaction, so its skipped changes are in the copy.
+      const tables = [...this.unknownTables.values()]
+      this.unknownTables.clear()
+      await this.commitBatch()
+      await this.opts.onUnknownTables?.(tables)
+    }
   }
 
   private async onNonTransactionalMessage(msg: Extract<PgoutputMessage, {tag: 'message'}>): Promise<void> {

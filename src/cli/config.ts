@@ -1,0 +1,178 @@
+// Flags → one validated, typed config. Every problem is collected and reported at once.
+import {z} from 'zod'
+import {PgrepError} from '../core/errors.js'
+import {parseLsn, type Lsn} from '../core/lsn.js'
+import {resolveConnection, type ResolvedConnection, type SslMode} from '../core/postgres/connection.js'
+import {validateSlotName} from '../core/postgres/source.js'
+import type {BatchLimits} from '../core/pipeline/stream-apply.js'
+import {parseTableName} from '../core/schema/names.js'
+import type {TableName} from '../core/schema/types.js'
+
+export type SinkConfig = {kind: 'stdout'} | {kind: 'duckdb'; path: string}
+
+const lsnText = z.string().refine((s) => {
+  try {
+    parseLsn(s)
+    return true
+  } catch {
+    return false
+  }
+}, 'must be an LSN like 16/B374D848')
+
+const flagsSchema = z.object({
+  publication: z.string().min(1, 'must not be empty').optional(),
+  slot: z.string().optional(),
+  sink: z.enum(['stdout', 'duckdb']).optional(),
+  'duckdb-path': z.string().min(1).optional(),
+  once: z.boolean().optional(),
+  'until-lsn': lsnText.optional(),
+  'batch-max-rows': z.number().int().positive().optional(),
+  'batch-max-bytes': z.number().int().min(1024).optional(),
+  'batch-max-delay': z.number().int().positive().optional(),
+})
+
+export interface CommonConfig {
+  connection: ResolvedConnection
+  sink: SinkConfig
+  batch: BatchLimits
+}
+
+export interface StreamConfig extends CommonConfig {
+  publication: string
+  slot: string
+  once: boolean
+  untilLsn?: Lsn
+}
+
+export function defaultSlotName(publication: string): string {
+  const cleaned = publication.toLowerCase().replace(/[^a-z0-9_]+/g, '_').replace(/^_+|_+$/g, '')
+  return `pgrep_${cleaned || 'slot'}`.slice(0, 63)
+}
+
+type Flags = Record<string, unknown>
+
+function issuesOf(err: z.ZodError): string[] {
+  return err.issues.map((i) => `--${i.path.join('.')}: ${i.message}`)
+}
+
+function connectionFrom(flags: Flags, problems: string[], warn: (msg: string) => void): ResolvedConnection | undefined {
+  try {
+    return resolveConnection(
+      {
+        source: flags.source as string | undefined,
+        dbHost: flags['db-host'] as string | undefined,
+        dbPort: flags['db-port'] as number | undefined,
+        dbName: flags['db-name'] as string | undefined,
+        dbUsername: flags['db-username'] as string | undefined,
+        dbPassword: flags['db-password'] as string | undefined,
+        sslMode: flags.sslmode as SslMode | undefined,
+        sslRootCert: flags.sslrootcert as string | undefined,
+      },
+      process.env,
+      {onWarning: warn},
+    )
+  } catch (err) {
+    if (err instanceof PgrepError) problems.push(...(err.details.length > 0 ? err.details : [err.message]))
+    else throw err
+    return undefined
+  }
+}
+
+function fail(problems: string[]): never {
+  throw new PgrepError('usage', problems.length === 1 ? `invalid option: ${problems[0]}` : `${problems.length} invalid options`, {
+    details: problems.length === 1 ? [] : problems,
+    hint: 'see --help for every option',
+  })
+}
+
+function sinkFrom(flags: Flags, needsResume: boolean, problems: string[]): SinkConfig {
+  if (flags.sink === 'duckdb') {
+    const path = (flags['duckdb-path'] as string | undefined) ?? 'pgrep.duckdb'
+    if (needsResume && path === ':memory:') problems.push('--duckdb-path: ":memory:" cannot keep the checkpoint this command resumes from; give a file path')
+    return {kind: 'duckdb', path}
+  }
+  return {kind: 'stdout'}
+}
+
+function batchFrom(flags: Flags): BatchLimits {
+  return {
+    maxRows: (flags['batch-max-rows'] as number | undefined) ?? 50_000,
+    maxBytes: (flags['batch-max-bytes'] as number | undefined) ?? 64 * 1024 * 1024,
+    maxDelayMs: (flags['batch-max-delay'] as number | undefined) ?? 1000,
+  }
+}
+
+/** Config for `cdc` and `sync`: publication, slot, stop condition, sink, batching. */
+export function streamConfig(flags: Flags, warn: (msg: string) => void): StreamConfig {
+  const problems: string[] = []
+  const parsed = flagsSchema.safeParse(flags)
+  if (!parsed.success) problems.push(...issuesOf(parsed.error))
+  const connection = connectionFrom(flags, problems, warn)
+  const publication = (flags.publication as string | undefined) ?? ''
+  if (!publication) problems.push('--publication: required')
+  const slot = (flags.slot as string | undefined) ?? defaultSlotName(publication)
+  const slotProblem = validateSlotName(slot)
+  if (slotProblem) problems.push(`--slot: ${slotProblem}`)
+  const sink = sinkFrom(flags, true, problems)
+  if (problems.length > 0 || !connection) fail(problems)
+  const untilText = flags['until-lsn'] as string | undefined
+  return {
+    connection,
+    publication,
+    slot,
+    once: Boolean(flags.once),
+    untilLsn: untilText ? parseLsn(untilText) : undefined,
+    sink,
+    batch: batchFrom(flags),
+  }
+}
+
+export interface CopyConfig extends CommonConfig {
+  tables: TableName[]
+  publication?: string
+  parallel: number
+}
+
+/** Config for `copy-table`: --table (repeatable) or --publication. */
+export function copyConfig(flags: Flags, warn: (msg: string) => void): CopyConfig {
+  const problems: string[] = []
+  const parsed = flagsSchema.safeParse(flags)
+  if (!parsed.success) problems.push(...issuesOf(parsed.error))
+  const connection = connectionFrom(flags, problems, warn)
+  const tableTexts = (flags.table as string[] | undefined) ?? []
+  const tables: TableName[] = []
+  for (const t of tableTexts) {
+    try {
+      tables.push(parseTableName(t))
+    } catch (err) {
+      problems.push(`--table: ${(err as Error).message}`)
+    }
+  }
+  const publication = flags.publication as string | undefined
+  if (tables.length === 0 && !publication) problems.push('--table or --publication: name what to copy')
+  if (tables.length > 0 && publication) problems.push('--table and --publication: give one or the other')
+  const parallel = (flags.parallel as number | undefined) ?? 4
+  if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) problems.push('--parallel: must be a whole number from 1 to 64')
+  const sink = sinkFrom(flags, false, problems)
+  if (problems.length > 0 || !connection) fail(problems)
+  return {connection, tables, publication, parallel, sink, batch: batchFrom(flags)}
+}
+
+export interface SyncConfig extends StreamConfig {
+  parallel: number
+}
+
+export function syncConfig(flags: Flags, warn: (msg: string) => void): SyncConfig {
+  const parallel = (flags.parallel as number | undefined) ?? 4
+  let base: StreamConfig | undefined
+  const problems: string[] = []
+  try {
+    base = streamConfig(flags, warn)
+  } catch (err) {
+    if (!(err instanceof PgrepError)) throw err
+    problems.push(...(err.details.length > 0 ? err.details : [err.message.replace(/^invalid option: /, '')]))
+  }
+  if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) problems.push('--parallel: must be a whole number from 1 to 64')
+  if (problems.length > 0 || !base) fail(problems)
+  return {...base, parallel}
+}

@@ -1,0 +1,101 @@
+// Flags shared by the commands, defined once. Values are validated again by zod in config.ts,
+// which reports every problem at once.
+import {Flags} from '@oclif/core'
+
+export const connectionFlags = {
+  source: Flags.string({
+    summary: 'PostgreSQL connection URI (postgres://user@host:port/db?sslmode=...). PG* variables and ~/.pgpass also apply.',
+    helpGroup: 'CONNECTION',
+    env: 'PGREP_SOURCE',
+  }),
+  'db-host': Flags.string({summary: 'Host name or unix socket directory (overrides --source and PGHOST).', helpGroup: 'CONNECTION'}),
+  'db-port': Flags.integer({summary: 'Port (overrides --source and PGPORT).', helpGroup: 'CONNECTION'}),
+  'db-name': Flags.string({summary: 'Database name (overrides --source and PGDATABASE).', helpGroup: 'CONNECTION'}),
+  'db-username': Flags.string({summary: 'User name (overrides --source and PGUSER).', helpGroup: 'CONNECTION'}),
+  'db-password': Flags.string({summary: 'Password (prefer PGPASSWORD or ~/.pgpass: flags show up in process lists).', helpGroup: 'CONNECTION'}),
+  sslmode: Flags.string({
+    summary: 'TLS mode (overrides PGSSLMODE).',
+    options: ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'],
+    helpGroup: 'CONNECTION',
+  }),
+  sslrootcert: Flags.string({summary: 'CA certificate file for verify-ca / verify-full (overrides PGSSLROOTCERT).', helpGroup: 'CONNECTION'}),
+}
+
+export const logFlags = {
+  'log-level': Flags.string({
+    summary: 'Log level (logs go to stderr).',
+    options: ['debug', 'info', 'warn', 'error', 'silent'],
+    default: 'info',
+    helpGroup: 'OUTPUT',
+  }),
+  'log-format': Flags.string({
+    summary: 'Log format: json, or pretty (the default on a terminal).',
+    options: ['json', 'pretty'],
+    helpGroup: 'OUTPUT',
+  }),
+}
+
+export function sinkFlags(defaultSink: 'stdout' | 'duckdb') {
+  return {
+    sink: Flags.string({
+      summary: `Where the data goes (default: ${defaultSink}).`,
+      options: ['stdout', 'duckdb'],
+      default: defaultSink,
+      helpGroup: 'SINK',
+    }),
+    'duckdb-path': Flags.string({
+      summary: 'DuckDB database file for --sink duckdb.',
+      default: 'pgrep.duckdb',
+      helpGroup: 'SINK',
+    }),
+  }
+}
+
+export const slotFlags = {
+  publication: Flags.string({summary: 'Publication whose tables are replicated.', required: true, helpGroup: 'REPLICATION'}),
+  slot: Flags.string({
+    summary: 'Replication slot name (created when missing). Default: pgrep_<publication>.',
+    helpGroup: 'REPLICATION',
+  }),
+}
+
+export const stopFlags = {
+  once: Flags.boolean({
+    summary: 'Stop (exit 0) once everything committed before the command started is delivered and confirmed.',
+    exclusive: ['until-lsn'],
+    helpGroup: 'REPLICATION',
+  }),
+  'until-lsn': Flags.string({
+    summary: 'Stop (exit 0) once everything committed at or before this LSN (X/Y) is delivered and confirmed.',
+    helpGroup: 'REPLICATION',
+  }),
+}
+
+export const batchFlags = {
+  'batch-max-rows': Flags.integer({summary: 'Commit a batch once it holds this many row changes.', default: 50_000, min: 1, helpGroup: 'BATCHING'}),
+  'batch-max-bytes': Flags.integer({summary: 'Commit a batch once it holds this many bytes of changes.', default: 64 * 1024 * 1024, min: 1024, helpGroup: 'BATCHING'}),
+  'batch-max-delay': Flags.integer({summary: 'Commit a batch at the latest this many milliseconds after its first change.', default: 1000, min: 1, helpGroup: 'BATCHING'}),
+}
+
+export const EXIT_CODE_HELP = `EXIT CODES
+  0    success (also after SIGINT/SIGTERM: what was received is made durable first)
+  1    internal error (a bug: please report it)
+  2    usage: a wrong flag or configuration value
+  3    connection: server unreachable, authentication or TLS failed
+  4    source configuration: wal_level not logical, publication or table missing
+  5    permission: missing REPLICATION or SELECT privilege
+  6    the replication slot is in use by another process
+  7    the replication slot was invalidated (WAL removed): re-sync needed
+  8    sink error (DuckDB file, stdout closed, ...)
+  9    protocol error: the server sent data pgrep cannot decode
+  130  interrupted twice (second Ctrl-C): exited at once`
+
+export const parallelFlag = {
+  parallel: Flags.integer({
+    summary: 'Connections used to copy (several tables at once, big tables split into ranges).',
+    default: 4,
+    min: 1,
+    max: 64,
+    helpGroup: 'COPY',
+  }),
+}

@@ -1,0 +1,52 @@
+import {PgrepCommand} from '../cli/base-command.js'
+import {streamConfig} from '../cli/config.js'
+import {batchFlags, connectionFlags, EXIT_CODE_HELP, logFlags, sinkFlags, slotFlags, stopFlags} from '../cli/flags.js'
+import {createSink} from '../cli/sinks.js'
+import {runCdc} from '../core/pipeline/cdc.js'
+import {PostgresSource} from '../core/postgres/source.js'
+
+export default class Cdc extends PgrepCommand {
+  static override summary = "Stream every committed change of a publication's tables to a sink."
+  static override description = `Creates the replication slot on first use, then streams inserts, updates, deletes, truncates and logical decoding messages in commit order. With --sink stdout each change is one JSON line on stdout (at-least-once: the slot only advances past lines stdout has accepted).
+
+${EXIT_CODE_HELP}`
+
+  static override examples = [
+    {description: 'Follow changes in a terminal, pretty-printed by jq', command: "<%= config.bin %> cdc --source postgres://app@db/shop --publication shop_pub | jq ."},
+    {description: 'Cron: emit what was committed since the last run, then exit', command: '<%= config.bin %> cdc --publication shop_pub --slot shop_cdc --once >> changes.jsonl'},
+    {description: 'Script: everything up to a known LSN', command: '<%= config.bin %> cdc --publication shop_pub --until-lsn 0/1A2B3C4D > changes.jsonl'},
+  ]
+
+  static override flags = {
+    ...connectionFlags,
+    ...slotFlags,
+    ...stopFlags,
+    ...sinkFlags('stdout'),
+    ...batchFlags,
+    ...logFlags,
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(Cdc)
+    const log = this.setupLogger(flags['log-level'], flags['log-format'])
+    const config = streamConfig(flags, (msg) => log.warn({}, msg))
+    this.listenForSignals()
+    const sink = await createSink(config.sink, log)
+    try {
+      const result = await runCdc({
+        source: new PostgresSource(config.connection, log),
+        publication: config.publication,
+        slot: config.slot,
+        sink,
+        once: config.once,
+        untilLsn: config.untilLsn,
+        batch: config.batch,
+        signal: this.abort.signal,
+        log,
+      })
+      log.info({end: result.end}, result.end === 'signal' ? 'stopped' : 'reached the stop position')
+    } finally {
+      await sink.close()
+    }
+  }
+}

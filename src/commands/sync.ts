@@ -1,0 +1,59 @@
+import {PgrepCommand} from '../cli/base-command.js'
+import {syncConfig} from '../cli/config.js'
+import {batchFlags, connectionFlags, EXIT_CODE_HELP, logFlags, parallelFlag, sinkFlags, slotFlags, stopFlags} from '../cli/flags.js'
+import {CopyProgressReporter} from '../cli/progress.js'
+import {createSink} from '../cli/sinks.js'
+import {runSync} from '../core/pipeline/sync.js'
+import {PostgresSource} from '../core/postgres/source.js'
+
+export default class Sync extends PgrepCommand {
+  static override summary = "Copy a publication's tables, then stream their changes: a sink kept equal to Postgres."
+  static override description = `First run: creates the slot with an exported snapshot, copies every table in that snapshot, then streams from the slot's consistent point: no change missed, none applied twice. Into DuckDB, every batch commits together with its checkpoint, so a restart (even after kill -9) resumes exactly where it stopped. Tables added to the publication are copied while sync runs.
+
+${EXIT_CODE_HELP}`
+
+  static override examples = [
+    {description: 'Keep a DuckDB file equal to the publication (Ctrl-C to stop)', command: '<%= config.bin %> sync --source postgres://app@db/shop --publication shop_pub --duckdb-path shop.duckdb'},
+    {description: 'Cron, every 5 minutes: catch up and exit', command: '*/5 * * * * <%= config.bin %> sync --publication shop_pub --slot shop_sync --once --duckdb-path /data/shop.duckdb'},
+    {description: 'Copy rows then changes as JSON lines', command: '<%= config.bin %> sync --publication shop_pub --sink stdout > changes.jsonl'},
+  ]
+
+  static override flags = {
+    ...connectionFlags,
+    ...slotFlags,
+    ...stopFlags,
+    ...parallelFlag,
+    ...sinkFlags('duckdb'),
+    ...batchFlags,
+    ...logFlags,
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(Sync)
+    const log = this.setupLogger(flags['log-level'], flags['log-format'])
+    const config = syncConfig(flags, (msg) => log.warn({}, msg))
+    this.listenForSignals()
+    const sink = await createSink(config.sink, log)
+    const progress = new CopyProgressReporter(log)
+    try {
+      const result = await runSync({
+        source: new PostgresSource(config.connection, log),
+        publication: config.publication,
+        slot: config.slot,
+        sink,
+        parallel: config.parallel,
+        once: config.once,
+        untilLsn: config.untilLsn,
+        batch: config.batch,
+        signal: this.abort.signal,
+        log,
+        onCopyProgress: progress.update,
+      })
+      progress.finish()
+      log.info({end: result.end}, result.end === 'signal' ? 'stopped' : 'reached the stop position')
+    } finally {
+      progress.finish()
+      await sink.close()
+    }
+  }
+}

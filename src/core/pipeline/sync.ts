@@ -1,0 +1,150 @@
+// `sync`: copy the publication's tables, then stream, with a gap-free, duplicate-free hand-off.
+//
+// The hand-off, per table: a table copied from a snapshot taken at LSN S contains exactly the
+// transactions that committed before S, and the slot streams those committing at or after its
+// own start. So a streamed change of that table is applied only when its commit LSN >= S.
+//
+// First run: the slot is created with an exported snapshot (S = its consistent point) and every
+// table is copied in that snapshot. Crash windows:
+// - during the copy: tables already committed in the sink are `ready` at S and are not copied
+//   again; the others are copied from the snapshot of a TEMPORARY slot (S' = its consistent
+//   point, later than S), and their changes apply from S' on. The main slot has not advanced
+//   (nothing was confirmed), so no change after S is missing.
+// - during the stream: the sink's checkpoint says which transactions are applied; they are
+//   skipped when the server sends them again.
+// Tables that appear in the stream or in the publication later are copied the same way, between
+// two transactions.
+import type pg from 'pg'
+import type {Logger} from '../log/logger.js'
+import {formatLsn, type Lsn} from '../lsn.js'
+import type {PostgresSource} from '../postgres/source.js'
+import {TypeCatalog} from '../schema/catalog.js'
+import {qualifiedName, tableKey, type TableName, type TableSchema} from '../schema/types.js'
+import {resolveStopLsn, type RunResult, type StopCondition} from './cdc.js'
+import {copyTables, type TableProgress} from './copy.js'
+import {RelationCache} from './relations.js'
+import type {Sink, TableState} from './sink.js'
+import {StreamApplier, type BatchLimits} from './stream-apply.js'
+import {runStream, type ReconnectPolicy} from './stream-runner.js'
+
+export interface SyncOptions extends StopCondition {
+  source: PostgresSource
+  publication: string
+  slot: string
+  sink: Sink
+  parallel: number
+  batch?: Partial<BatchLimits>
+  reconnect?: Partial<ReconnectPolicy>
+  /** How often the publication is checked for new tables while streaming. */
+  publicationPollMs?: number
+  signal: AbortSignal
+  log: Logger
+  onCopyProgress?: (p: TableProgress) => void
+}
+
+export async function runSync(opts: SyncOptions): Promise<RunResult> {
+  const {source, sink, log} = opts
+  const sql = await source.sql()
+  let repl: pg.Client | undefined
+  try {
+    const {major} = await source.checkServer(sql)
+    const published = await source.publicationTables(sql, opts.publication)
+    source.warnAboutReplicaIdentity(published)
+    const resume = await sink.open()
+    const states = new Map<string, TableState>(resume.tables.map((t) => [tableKey(t), t]))
+
+    let slotSnapshot: {name: string | null; lsn: Lsn} | null = null
+    const existing = await source.checkSlot(sql, opts.slot, source.conn.database)
+    if (!existing) {
+      repl = await source.replication()
+      const created = await source.createSlot(repl, opts.slot, {exportSnapshot: true})
+      slotSnapshot = {name: created.snapshotName, lsn: created.consistentPoint}
+    }
+
+    // A sink that remembers no tables (stdout) resuming an existing slot: the copy was emitted by
+    // an earlier run; only the stream continues.
+    const stateless = !sink.exactlyOnce && resume.tables.length === 0 && existing !== undefined
+    const toCopy = stateless ? [] : published.filter((t) => states.get(tableKey(t))?.status !== 'ready')
+
+    const copy = async (tables: TableName[]) => {
+      if (tables.length === 0) return
+      const pending = tables.map((t) => ({schema: t.schema, name: t.name, status: 'pending' as const, snapshotLsn: null}))
+      await sink.setTableStates(pending)
+      let snapshot = slotSnapshot
+      let temp: pg.Client | undefined
+      if (!snapshot) {
+        // A fresh consistent snapshot with a known LSN: a temporary slot, dropped with its connection.
+        temp = await source.replication()
+        const name = `pgrep_tmp_${process.pid}_${Date.now().toString(36)}`.slice(0, 63)
+        const created = await source.createSlot(temp, name, {exportSnapshot: true, temporary: true})
+        snapshot = {name: created.snapshotName, lsn: created.consistentPoint}
+      }
+      // The slot's exported snapshot can be used once: later copies take a temporary slot's.
+      slotSnapshot = null
+      try {
+        const result = await copyTables({
+          source,
+          sink,
+          tables,
+          publication: opts.publication,
+          snapshot,
+          parallel: opts.parallel,
+          signal: opts.signal,
+          log,
+          onProgress: opts.onCopyProgress,
+        })
+        for (const t of result.tables) states.set(tableKey(t.table), {schema: t.table.schema, name: t.table.name, status: 'ready', snapshotLsn: result.snapshotLsn})
+      } finally {
+        await temp?.end().catch(() => {})
+      }
+    }
+
+    if (toCopy.length > 0) {
+      log.info({tables: toCopy.length}, `copying ${toCopy.length} table(s) of publication "${opts.publication}"`)
+      await copy(toCopy)
+    }
+    if (opts.signal.aborted) return {end: 'signal', commitLsn: resume.checkpoint?.commitLsn ?? null}
+
+    const stopAt = await resolveStopLsn(source, sql, opts)
+    const catalog = new TypeCatalog((text, params) => source.run(sql, text, params))
+    const applier = new StreamApplier({
+      sink,
+      relations: new RelationCache((oid, typmod) => catalog.resolve(oid, typmod)),
+      skipThroughLsn: resume.checkpoint?.commitLsn ?? null,
+      stopAtLsn: stopAt,
+      batch: opts.batch,
+      signal: opts.signal,
+      log,
+      tableGate: stateless
+        ? undefined
+        : (table: TableSchema, commitLsn: Lsn) => {
+            const st = states.get(tableKey(table))
+            if (!st || st.status !== 'ready') return 'unknown'
+            return st.snapshotLsn === null || commitLsn >= st.snapshotLsn
+          },
+      onUnknownTables: async (tables) => {
+        log.info({tables: tables.map((t) => `${t.schema}.${t.name}`)}, 'new table(s) in the stream: copying them')
+        await copy(tables)
+      },
+      periodicMs: opts.publicationPollMs ?? 10_000,
+      onPeriodic: stateless
+        ? undefined
+        : async () => {
+            const now = await source.publicationTables(sql, opts.publication)
+            const added = now.filter((t) => states.get(tableKey(t))?.status !== 'ready')
+            if (added.length > 0) {
+              log.info({tables: added.map((t) => qualifiedName(t))}, 'table(s) added to the publication: copying them')
+              await copy(added)
+            }
+          },
+      onBatchCommitted: (b) => log.debug({rows: b.rows, transactions: b.transactions, ms: b.ms, commitLsn: formatLsn(b.checkpoint.commitLsn)}, 'batch committed'),
+    })
+    if (resume.checkpoint) applier.durable = resume.checkpoint
+    const end = await runStream({source, slot: opts.slot, publications: [opts.publication], major, applier, signal: opts.signal, log, reconnect: opts.reconnect, replication: repl})
+    repl = undefined
+    return {end, commitLsn: applier.durable?.commitLsn ?? null}
+  } finally {
+    if (repl) await repl.end().catch(() => {})
+    await sql.end().catch(() => {})
+  }
+}
