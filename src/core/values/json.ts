@@ -1,0 +1,411 @@
+// The lossless JSON encoding of Postgres values, used by the stdout sink (`pgrep cdc`) for every
+// row it prints. Input is a value's text form under pgrep's session settings (DateStyle ISO,
+// TimeZone UTC, IntervalStyle postgres, extra_float_digits 3, bytea_output hex); output is a JSON
+// fragment spliced into a JSON line as-is. No value goes through a JS number.
+//
+// | Postgres type                                  | JSON                                                          |
+// |------------------------------------------------|---------------------------------------------------------------|
+// | NULL (any type)                                | null                                                          |
+// | smallint, integer, real, double precision      | number as Postgres prints it (`1.5`, `-0`, `1e+308`, `5e-324`); |
+// |                                                | NaN, Infinity, -Infinity as strings "NaN", "Infinity", "-Infinity" |
+// | bigint, oid, xid, cid, xid8, numeric           | number with exactly Postgres's digits (`123.4500`, 40+ digits); |
+// |                                                | numeric NaN, Infinity, -Infinity as strings                   |
+// | money                                          | string as Postgres prints it (`"$1,234.50"`, lc_monetary)     |
+// | boolean                                        | true / false                                                  |
+// | json, jsonb                                    | the JSON value itself, embedded (json: insignificant whitespace |
+// |                                                | is removed when it holds a line break, so a line stays one line) |
+// | bytea                                          | string with the hex form: "\\x0102ff"                         |
+// | timestamp                                      | "YYYY-MM-DDTHH:MM:SS.ffffff" (always six fractional digits)   |
+// | timestamp with time zone                       | the same, converted to UTC, with "Z": "2024-02-29T18:59:59.999999Z" |
+// | date                                           | "YYYY-MM-DD"                                                  |
+// | timestamp, timestamptz, date infinity          | "infinity" / "-infinity"                                      |
+// | years before 1 AD / after 9999 (timestamp, timestamptz, date) | ISO 8601 expanded years, astronomical numbering, as    |
+// |                                                | JavaScript's Date prints them: 1 BC is "0000", 44 BC is "-000043", |
+// |                                                | 10000 AD is "+010000" (sign and at least six digits)          |
+// | time, time with time zone, interval            | string as Postgres prints it ("12:34:56.5", "12:00:00+05:30", |
+// |                                                | "1 year 2 mons 3 days 04:05:06")                              |
+// | text, varchar, char(n), "char", name, xml, uuid, enum labels, reg* types | string                              |
+// | everything else (inet, cidr, macaddr, point, box, polygon, ranges, multiranges, composites, bit strings, tsvector, pg_lsn, extension types) | string with Postgres's text form |
+// | arrays (any element type, any dimensions)      | JSON arrays, nested per dimension, NULL elements null, each   |
+// |                                                | element by its type's rule; lower bounds (`[0:1]=`) are dropped |
+// | domains                                        | as their base type                                            |
+// | a value in binary format                       | string "\\x" + hex bytes                                      |
+//
+// Strings are escaped per RFC 8259; besides `"`, `\` and control characters, U+2028 and U+2029
+// are escaped too, and a lone surrogate would be written as \udXXX, so a line is always valid
+// JSON, one line, and safe for JavaScript. A value whose text does not have the expected form
+// (say a timestamp under another DateStyle) is written as a string with its text unchanged.
+import {PgrepError} from '../errors.js'
+import {UNCHANGED_TOAST, type TupleData} from '../protocol/messages.js'
+import {arrayDelimiter} from '../schema/pg-types.js'
+import type {ColumnSchema, PgType} from '../schema/types.js'
+import {arrayLiteralToJson} from './array-literal.js'
+
+/** Encodes one non-NULL value's text form into a JSON fragment. */
+export type JsonEncoder = (text: string) => string
+
+/** Encodes one row: `{"col":value,...}`; unchanged TOAST columns are left out. */
+export type RowEncoder = (values: TupleData) => string
+
+// ---- strings ----
+
+/** Index of the first character that cannot appear raw inside a JSON string (or one we escape), or -1. */
+function firstEscape(s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0x2028 && (c <= 0x2029 || (c >= 0xd800 && c <= 0xdfff)))) return i
+  }
+  return -1
+}
+
+/** A JSON string literal for `s`. */
+export function jsonString(s: string): string {
+  if (firstEscape(s) < 0) return `"${s}"`
+  // JSON.stringify escapes quotes, backslashes, control characters and lone surrogates; it leaves
+  // U+2028/U+2029 raw, which JavaScript's own line terminators would trip over.
+  const out = JSON.stringify(s)
+  return out.indexOf('\u2028') < 0 && out.indexOf('\u2029') < 0 ? out : out.replaceAll('\u2028', '\\u2028').replaceAll('\u2029', '\\u2029')
+}
+
+// ---- numbers ----
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39
+}
+
+/** True when `s` is a JSON number (RFC 8259 grammar: -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?). */
+export function isJsonNumber(s: string): boolean {
+  const n = s.length
+  let i = 0
+  if (s.charCodeAt(0) === 0x2d) i++
+  if (i >= n) return false
+  let c = s.charCodeAt(i)
+  if (c === 0x30) i++
+  else if (c >= 0x31 && c <= 0x39) {
+    i++
+    while (i < n && isDigit(s.charCodeAt(i))) i++
+  } else return false
+  if (i < n && s.charCodeAt(i) === 0x2e) {
+    i++
+    const start = i
+    while (i < n && isDigit(s.charCodeAt(i))) i++
+    if (i === start) return false
+  }
+  if (i < n) {
+    c = s.charCodeAt(i)
+    if (c !== 0x65 && c !== 0x45) return false
+    i++
+    c = s.charCodeAt(i)
+    if (c === 0x2b || c === 0x2d) i++
+    const start = i
+    while (i < n && isDigit(s.charCodeAt(i))) i++
+    if (i === start) return false
+  }
+  return i === n
+}
+
+/** Numbers as Postgres printed them; NaN, Infinity, -Infinity (and anything else) as strings. */
+function encodeNumber(s: string): string {
+  return isJsonNumber(s) ? s : jsonString(s)
+}
+
+function encodeBool(s: string): string {
+  if (s === 't' || s === 'true') return 'true'
+  if (s === 'f' || s === 'false') return 'false'
+  return jsonString(s)
+}
+
+function encodeBytea(s: string): string {
+  // `\x0a1b...`: only the leading backslash needs escaping.
+  if (s.charCodeAt(0) === 0x5c && s.charCodeAt(1) === 0x78 && firstEscape(s.slice(1)) < 0) return `"\\${s}"`
+  return jsonString(s)
+}
+
+// ---- json ----
+
+/**
+ * JSON text from a json/jsonb value, made safe for a JSON line: when it holds a line break (json
+ * keeps the input's whitespace), whitespace outside strings is dropped; U+2028/U+2029 inside
+ * strings are escaped. Strings themselves never hold a raw control character (Postgres rejects them).
+ */
+export function embedJson(s: string): string {
+  let hasBreak = false
+  let hasSeparator = false
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c === 0x0a || c === 0x0d) hasBreak = true
+    else if (c === 0x2028 || c === 0x2029) hasSeparator = true
+  }
+  if (!hasBreak && !hasSeparator) return s
+  let out = ''
+  let from = 0
+  let inString = false
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c) i++
+      else if (c === 0x22) inString = false
+      else if (c === 0x2028 || c === 0x2029) {
+        out += s.slice(from, i) + (c === 0x2028 ? '\\u2028' : '\\u2029')
+        from = i + 1
+      }
+    } else if (c === 0x22) {
+      inString = true
+    } else if (hasBreak && (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d)) {
+      out += s.slice(from, i)
+      from = i + 1
+    }
+  }
+  return out + s.slice(from)
+}
+
+// ---- dates and times ----
+
+function pad(n: number, width: number): string {
+  const s = String(n)
+  return s.length >= width ? s : '0'.repeat(width - s.length) + s
+}
+
+/** An astronomical year as ISO 8601 / ECMAScript print it: 0000..9999, else ±YYYYYY (or more digits). */
+function formatYear(y: number): string {
+  if (y >= 0 && y <= 9999) return pad(y, 4)
+  return (y < 0 ? '-' : '+') + pad(Math.abs(y), 6)
+}
+
+/** Days since 1970-01-01 of a proleptic Gregorian date (astronomical year). */
+function daysFromCivil(y: number, m: number, d: number): number {
+  y -= m <= 2 ? 1 : 0
+  const era = Math.floor(y / 400)
+  const yoe = y - era * 400
+  const doy = Math.floor((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+}
+
+function civilFromDays(z: number): [number, number, number] {
+  z += 719468
+  const era = Math.floor(z / 146097)
+  const doe = z - era * 146097
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365)
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100))
+  const mp = Math.floor((5 * doy + 2) / 153)
+  const d = doy - Math.floor((153 * mp + 2) / 5) + 1
+  const m = mp + (mp < 10 ? 3 : -9)
+  return [era * 400 + yoe + (m <= 2 ? 1 : 0), m, d]
+}
+
+function twoDigits(s: string, i: number): number {
+  const a = s.charCodeAt(i) - 0x30
+  const b = s.charCodeAt(i + 1) - 0x30
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1
+}
+
+/** Reads the year digits at the start; returns the index after them (at least 4 digits), or -1. */
+function yearEnd(s: string): number {
+  let i = 0
+  while (i < s.length && isDigit(s.charCodeAt(i))) i++
+  return i >= 4 ? i : -1
+}
+
+const BC = ' BC'
+
+/**
+ * A timestamp's text form (`2024-01-01 12:00:00.5`, `... +05:30`, `... BC`, `infinity`) as ISO 8601
+ * with six fractional digits: UTC with `Z` when `withZone`, else no offset. Undefined when the text
+ * does not have that form.
+ */
+export function timestampTextToIso(s: string, withZone: boolean): string | undefined {
+  if (s === 'infinity' || s === '-infinity') return s
+  const y = yearEnd(s)
+  if (y < 0) return undefined
+  // YYYY-MM-DD HH:MM:SS
+  if (s.charCodeAt(y) !== 0x2d || s.charCodeAt(y + 3) !== 0x2d) return undefined
+  const sep = s.charCodeAt(y + 6)
+  if (sep !== 0x20 && sep !== 0x54) return undefined
+  if (s.charCodeAt(y + 9) !== 0x3a || s.charCodeAt(y + 12) !== 0x3a) return undefined
+  const month = twoDigits(s, y + 1)
+  const day = twoDigits(s, y + 4)
+  const hour = twoDigits(s, y + 7)
+  const minute = twoDigits(s, y + 10)
+  const second = twoDigits(s, y + 13)
+  if (month < 0 || day < 0 || hour < 0 || minute < 0 || second < 0) return undefined
+  let i = y + 15
+  let frac = '000000'
+  if (s.charCodeAt(i) === 0x2e) {
+    const start = ++i
+    while (i < s.length && isDigit(s.charCodeAt(i))) i++
+    const digits = i - start
+    if (digits === 0 || digits > 6) return undefined
+    frac = digits === 6 ? s.slice(start, i) : s.slice(start, i) + '000000'.slice(digits)
+  }
+  let offset = 0 // seconds east of UTC
+  if (withZone) {
+    const sign = s.charCodeAt(i)
+    if (sign !== 0x2b && sign !== 0x2d) return undefined
+    const oh = twoDigits(s, i + 1)
+    if (oh < 0) return undefined
+    i += 3
+    let om = 0
+    let os = 0
+    if (s.charCodeAt(i) === 0x3a) {
+      om = twoDigits(s, i + 1)
+      if (om < 0) return undefined
+      i += 3
+      if (s.charCodeAt(i) === 0x3a) {
+        os = twoDigits(s, i + 1)
+        if (os < 0) return undefined
+        i += 3
+      }
+    }
+    offset = (sign === 0x2d ? -1 : 1) * (oh * 3600 + om * 60 + os)
+  }
+  let bc = false
+  if (i < s.length) {
+    if (s.length - i !== 3 || !s.endsWith(BC)) return undefined
+    bc = true
+  }
+  const suffix = withZone ? 'Z' : ''
+  if (!bc && offset === 0 && y === 4) {
+    // The common case: the text already has every digit we print.
+    return `${s.slice(0, 10)}T${s.slice(11, 19)}.${frac}${suffix}`
+  }
+  let year = Number(s.slice(0, y))
+  if (bc) year = 1 - year
+  if (offset === 0) {
+    return `${formatYear(year)}-${s.slice(y + 1, y + 6)}T${s.slice(y + 7, y + 15)}.${frac}${suffix}`
+  }
+  let secs = hour * 3600 + minute * 60 + second - offset
+  let days = daysFromCivil(year, month, day)
+  const dayShift = Math.floor(secs / 86400)
+  days += dayShift
+  secs -= dayShift * 86400
+  const [yy, mm, dd] = civilFromDays(days)
+  const hh = Math.floor(secs / 3600)
+  const mi = Math.floor((secs % 3600) / 60)
+  const ss = secs % 60
+  return `${formatYear(yy)}-${pad(mm, 2)}-${pad(dd, 2)}T${pad(hh, 2)}:${pad(mi, 2)}:${pad(ss, 2)}.${frac}${suffix}`
+}
+
+/** A date's text form (`2024-01-01`, `0044-03-15 BC`, `infinity`) as ISO 8601; undefined when not of that form. */
+export function dateTextToIso(s: string): string | undefined {
+  if (s === 'infinity' || s === '-infinity') return s
+  const y = yearEnd(s)
+  if (y < 0 || s.charCodeAt(y) !== 0x2d || s.charCodeAt(y + 3) !== 0x2d) return undefined
+  if (twoDigits(s, y + 1) < 0 || twoDigits(s, y + 4) < 0) return undefined
+  const end = y + 6
+  if (s.length === end) return y === 4 ? s : `${formatYear(Number(s.slice(0, y)))}${s.slice(y)}`
+  if (s.length !== end + 3 || !s.endsWith(BC)) return undefined
+  return `${formatYear(1 - Number(s.slice(0, y)))}${s.slice(y, end)}`
+}
+
+function encodeTimestamp(s: string): string {
+  const iso = timestampTextToIso(s, false)
+  return iso === undefined ? jsonString(s) : `"${iso}"`
+}
+
+function encodeTimestamptz(s: string): string {
+  const iso = timestampTextToIso(s, true)
+  return iso === undefined ? jsonString(s) : `"${iso}"`
+}
+
+function encodeDate(s: string): string {
+  const iso = dateTextToIso(s)
+  return iso === undefined ? jsonString(s) : `"${iso}"`
+}
+
+// ---- by type ----
+
+const encoders = new WeakMap<PgType, JsonEncoder>()
+
+/** The encoder of a type's non-NULL text values (cached per PgType object). */
+export function valueEncoder(type: PgType): JsonEncoder {
+  let e = encoders.get(type)
+  if (!e) {
+    e = makeEncoder(type)
+    encoders.set(type, e)
+  }
+  return e
+}
+
+function makeEncoder(type: PgType): JsonEncoder {
+  switch (type.kind) {
+    case 'int2':
+    case 'int4':
+    case 'int8':
+    case 'oid':
+    case 'float4':
+    case 'float8':
+    case 'numeric':
+      return encodeNumber
+    case 'bool':
+      return encodeBool
+    case 'json':
+    case 'jsonb':
+      return embedJson
+    case 'bytea':
+      return encodeBytea
+    case 'timestamp':
+      return encodeTimestamp
+    case 'timestamptz':
+      return encodeTimestamptz
+    case 'date':
+      return encodeDate
+    case 'array': {
+      const element = type.element
+      const elementEncoder = element ? valueEncoder(element) : jsonString
+      const delimiter = arrayDelimiter(element ? (element.baseOid ?? element.oid) : 0)
+      return (s) => arrayLiteralToJson(s, delimiter, elementEncoder)
+    }
+    default:
+      // money, text, uuid, enum, time, timetz, interval, other
+      return jsonString
+  }
+}
+
+/** `"\x..."` for a value that came in binary format. */
+export function binaryToJson(bytes: Uint8Array): string {
+  return `"\\\\x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')}"`
+}
+
+/** One value as a JSON fragment. */
+export function encodeJsonValue(value: string | null, type: PgType): string {
+  return value === null ? 'null' : valueEncoder(type)(value)
+}
+
+/**
+ * A row encoder for these columns: `{"col":value,...}` in column order, unchanged TOAST values
+ * left out, binary values as `"\\x..."` strings. Throws PgrepError 'protocol' when a tuple has
+ * another number of values than there are columns.
+ */
+export function compileRowEncoder(columns: ColumnSchema[]): RowEncoder {
+  const n = columns.length
+  const firstKeys = columns.map((c) => `${jsonString(c.name)}:`)
+  const nextKeys = firstKeys.map((k) => `,${k}`)
+  const encs = columns.map((c) => valueEncoder(c.type))
+  return (values) => {
+    if (values.length !== n) {
+      throw new PgrepError('protocol', `a row has ${values.length} values for ${n} columns (${columns.map((c) => c.name).join(', ')})`)
+    }
+    let out = '{'
+    let keys = firstKeys
+    for (let i = 0; i < n; i++) {
+      const v = values[i]
+      if (v === UNCHANGED_TOAST) continue
+      out += keys[i] + (v === null ? 'null' : typeof v === 'string' ? encs[i](v) : binaryToJson(v))
+      keys = nextKeys
+    }
+    return `${out}}`
+  }
+}
+
+const rowEncoders = new WeakMap<ColumnSchema[], RowEncoder>()
+
+/** One row as `{"col":value,...}`; prefer compileRowEncoder on hot paths (this caches per columns array). */
+export function encodeJsonRow(values: TupleData, columns: ColumnSchema[]): string {
+  let e = rowEncoders.get(columns)
+  if (!e) {
+    e = compileRowEncoder(columns)
+    rowEncoders.set(columns, e)
+  }
+  return e(values)
+}
