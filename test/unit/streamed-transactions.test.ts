@@ -1,0 +1,47 @@
+import {describe, expect, it} from 'vitest'
+import {StreamedTransactions} from '../../src/core/pipeline/streamed-transactions.js'
+
+const msg = (s: string) => new Uint8Array(Buffer.from(s))
+const text = (it: Iterable<Uint8Array>) => [...it].map((b) => Buffer.from(b).toString())
+
+describe.each([
+  ['in memory', 1 << 20],
+  ['spilled to disk', 8],
+  ['half in memory, half on disk', 20],
+])('streamed transactions held %s', (_name, limit) => {
+  it('replays a committed transaction in order and forgets it', () => {
+    const st = new StreamedTransactions(limit)
+    st.add(7, 7, msg('a1'))
+    st.add(8, 8, msg('b1'))
+    st.add(7, 7, msg('a2-longer-message'))
+    st.add(7, 7, msg('a3'))
+    expect(text(st.take(7))).toEqual(['a1', 'a2-longer-message', 'a3'])
+    expect(st.pendingCount).toBe(1)
+    expect(text(st.take(7))).toEqual([])
+    expect(text(st.take(8))).toEqual(['b1'])
+    expect(st.pendingCount).toBe(0)
+  })
+
+  it('drops an aborted subtransaction and everything after it, keeping what came before', () => {
+    const st = new StreamedTransactions(limit)
+    st.add(10, 10, msg('top-1'))
+    st.add(10, 11, msg('sub11-1'))
+    st.add(10, 11, msg('sub11-2'))
+    st.add(10, 12, msg('sub12-1'))
+    st.abort(10, 12)
+    st.add(10, 10, msg('top-2'))
+    st.add(10, 13, msg('sub13-1'))
+    st.abort(10, 11) // sub 11 and everything after its first change
+    st.add(10, 10, msg('top-3'))
+    expect(text(st.take(10))).toEqual(['top-1', 'top-3'])
+  })
+
+  it('drops a whole aborted transaction', () => {
+    const st = new StreamedTransactions(limit)
+    st.add(20, 20, msg('x'))
+    st.add(20, 21, msg('y'))
+    st.abort(20, 20)
+    expect(st.pendingCount).toBe(0)
+    expect(text(st.take(20))).toEqual([])
+  })
+})
