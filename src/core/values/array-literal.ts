@@ -40,38 +40,88 @@ function isSpace(c: number): boolean {
 }
 
 function scanArray<T>(text: string, delimiter: string, leaf: (s: string | null) => T, list: (items: T[]) => T): T {
-  const n = text.length
-  const delim = delimiter.charCodeAt(0)
-  let i = 0
-  const fail = (why: string): never => {
-    throw bad(text, why)
-  }
-  const skipSpace = () => {
-    while (i < n && isSpace(text.charCodeAt(i))) i++
-  }
-  skipSpace()
-  if (text.charCodeAt(i) === 0x5b /* [ */) {
-    const eq = text.indexOf('=', i)
-    if (eq < 0) fail('dimension prefix without "="')
-    i = eq + 1
-    skipSpace()
+  return new Scanner(text, delimiter, leaf, list).parse()
+}
+
+class Scanner<T> {
+  private i = 0
+  private readonly n: number
+  private readonly delim: number
+
+  constructor(
+    private readonly text: string,
+    private readonly delimiter: string,
+    private readonly leaf: (s: string | null) => T,
+    private readonly list: (items: T[]) => T,
+  ) {
+    this.n = text.length
+    this.delim = delimiter.charCodeAt(0)
   }
 
-  const quoted = (): string => {
-    // text[i] is the opening quote
-    i++
+  parse(): T {
+    this.skipSpace()
+    if (this.text.charCodeAt(this.i) === 0x5b /* [ */) {
+      const eq = this.text.indexOf('=', this.i)
+      if (eq < 0) this.fail('dimension prefix without "="')
+      this.i = eq + 1
+      this.skipSpace()
+    }
+    const value = this.level()
+    this.skipSpace()
+    if (this.i !== this.n) this.fail(`trailing characters at offset ${this.i}`)
+    return value
+  }
+
+  private fail(why: string): never {
+    throw bad(this.text, why)
+  }
+
+  private skipSpace(): void {
+    const {text, n} = this
+    let i = this.i
+    while (i < n && isSpace(text.charCodeAt(i))) i++
+    this.i = i
+  }
+
+  private level(): T {
+    const text = this.text
+    if (text.charCodeAt(this.i) !== OPEN) this.fail(`expected "{" at offset ${this.i}`)
+    this.i++
+    const items: T[] = []
+    this.skipSpace()
+    if (text.charCodeAt(this.i) === CLOSE) {
+      this.i++
+      return this.list(items)
+    }
+    for (;;) {
+      this.skipSpace()
+      const c = text.charCodeAt(this.i)
+      if (c === OPEN) items.push(this.level())
+      else if (c === QUOTE) items.push(this.leaf(this.quoted()))
+      else items.push(this.leaf(this.unquoted()))
+      this.skipSpace()
+      if (this.i >= this.n) this.fail('unterminated array')
+      const sep = text.charCodeAt(this.i++)
+      if (sep === CLOSE) return this.list(items)
+      if (sep !== this.delim) this.fail(`expected "${this.delimiter}" or "}" at offset ${this.i - 1}`)
+    }
+  }
+
+  /** A quoted element; text[i] is the opening quote. */
+  private quoted(): string {
+    const {text, n} = this
+    let i = this.i + 1
     let out = ''
     let from = i
     for (;;) {
-      if (i >= n) fail('unterminated quoted element')
+      if (i >= n) this.fail('unterminated quoted element')
       const c = text.charCodeAt(i)
       if (c === QUOTE) {
-        out += text.slice(from, i)
-        i++
-        return out
+        this.i = i + 1
+        return out + text.slice(from, i)
       }
       if (c === BACKSLASH) {
-        if (i + 1 >= n) fail('dangling backslash')
+        if (i + 1 >= n) this.fail('dangling backslash')
         out += text.slice(from, i)
         from = i + 1 // keep the escaped character, drop the backslash
         i += 2
@@ -81,18 +131,21 @@ function scanArray<T>(text: string, delimiter: string, leaf: (s: string | null) 
     }
   }
 
-  const unquoted = (): string | null => {
-    const start = i
+  /** An unquoted element: NULL (any case) is null; unescaped trailing whitespace is dropped. */
+  private unquoted(): string | null {
+    const {text, n, delim} = this
+    const start = this.i
+    let i = start
     let out = '' // decoded text before `from`
     let from = i // start of the pending run without escapes
     let keep = 0 // decoded length up to the last significant (non-space or escaped) character
     for (;;) {
-      if (i >= n) fail('unterminated array')
+      if (i >= n) this.fail('unterminated array')
       const c = text.charCodeAt(i)
       if (c === delim || c === CLOSE) break
-      if (c === OPEN || c === QUOTE) fail(`unexpected "${text[i]}" at offset ${i}`)
+      if (c === OPEN || c === QUOTE) this.fail(`unexpected "${text[i]}" at offset ${i}`)
       if (c === BACKSLASH) {
-        if (i + 1 >= n) fail('dangling backslash')
+        if (i + 1 >= n) this.fail('dangling backslash')
         out += text.slice(from, i) + text[i + 1]
         keep = out.length
         i += 2
@@ -102,44 +155,17 @@ function scanArray<T>(text: string, delimiter: string, leaf: (s: string | null) 
       i++
       if (!isSpace(c)) keep = out.length + (i - from)
     }
+    this.i = i
     if (from === start) {
       // The common case: no escapes, one slice.
       const s = text.slice(start, start + keep)
-      if (s === '') fail(`empty element at offset ${start}`)
+      if (s === '') this.fail(`empty element at offset ${start}`)
       if (keep === 4 && s.toUpperCase() === 'NULL') return null
       return s
     }
     out += text.slice(from, i)
     return out.slice(0, keep)
   }
-
-  const level = (): T => {
-    if (text.charCodeAt(i) !== OPEN) fail(`expected "{" at offset ${i}`)
-    i++
-    const items: T[] = []
-    skipSpace()
-    if (text.charCodeAt(i) === CLOSE) {
-      i++
-      return list(items)
-    }
-    for (;;) {
-      skipSpace()
-      const c = text.charCodeAt(i)
-      if (c === OPEN) items.push(level())
-      else if (c === QUOTE) items.push(leaf(quoted()))
-      else items.push(leaf(unquoted()))
-      skipSpace()
-      if (i >= n) fail('unterminated array')
-      const sep = text.charCodeAt(i++)
-      if (sep === CLOSE) return list(items)
-      if (sep !== delim) fail(`expected "${delimiter}" or "}" at offset ${i - 1}`)
-    }
-  }
-
-  const value = level()
-  skipSpace()
-  if (i !== n) fail(`trailing characters at offset ${i}`)
-  return value
 }
 
 function bad(text: string, why: string): PgrepError {
