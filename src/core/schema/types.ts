@@ -8,7 +8,7 @@ export type ScalarKind =
   | 'int2'
   | 'int4'
   | 'int8'
-  | 'oid' // oid, xid, cid, regclass...: unsigned 32-bit integers
+  | 'oid' // oid, xid, cid: unsigned 32-bit integers (reg* types print names: they are 'text')
   | 'float4'
   | 'float8'
   | 'numeric'
@@ -40,7 +40,7 @@ export interface PgType {
   scale?: number
   /** Enum labels in sort order, when known (kind 'enum'). */
   enumLabels?: string[]
-  /** For a domain: the OID of the domain; `oid` stays the declared one. */
+  /** For a domain: the OID of its base type (domains over domains resolved); `oid` stays the domain's. */
   baseOid?: number
 }
 

@@ -1,40 +1,33 @@
 // The lossless JSON encoding of Postgres values, used by the stdout sink (`pgrep cdc`) for every
 // row it prints. Input is a value's text form under pgrep's session settings (DateStyle ISO,
 // TimeZone UTC, IntervalStyle postgres, extra_float_digits 3, bytea_output hex); output is a JSON
-// fragment spliced into a JSON line as-is. No value goes through a JS number.
+// fragment spliced into a JSON line as-is. No value goes through a JavaScript number.
 //
-// | Postgres type                                  | JSON                                                          |
-// |------------------------------------------------|---------------------------------------------------------------|
-// | NULL (any type)                                | null                                                          |
-// | smallint, integer, real, double precision      | number as Postgres prints it (`1.5`, `-0`, `1e+308`, `5e-324`); |
-// |                                                | NaN, Infinity, -Infinity as strings "NaN", "Infinity", "-Infinity" |
-// | bigint, oid, xid, cid, xid8, numeric           | number with exactly Postgres's digits (`123.4500`, 40+ digits); |
-// |                                                | numeric NaN, Infinity, -Infinity as strings                   |
-// | money                                          | string as Postgres prints it (`"$1,234.50"`, lc_monetary)     |
-// | boolean                                        | true / false                                                  |
-// | json, jsonb                                    | the JSON value itself, embedded (json: insignificant whitespace |
-// |                                                | is removed when it holds a line break, so a line stays one line) |
-// | bytea                                          | string with the hex form: "\\x0102ff"                         |
-// | timestamp                                      | "YYYY-MM-DDTHH:MM:SS.ffffff" (always six fractional digits)   |
-// | timestamp with time zone                       | the same, converted to UTC, with "Z": "2024-02-29T18:59:59.999999Z" |
-// | date                                           | "YYYY-MM-DD"                                                  |
-// | timestamp, timestamptz, date infinity          | "infinity" / "-infinity"                                      |
-// | years before 1 AD / after 9999 (timestamp, timestamptz, date) | ISO 8601 expanded years, astronomical numbering, as    |
-// |                                                | JavaScript's Date prints them: 1 BC is "0000", 44 BC is "-000043", |
-// |                                                | 10000 AD is "+010000" (sign and at least six digits)          |
-// | time, time with time zone, interval            | string as Postgres prints it ("12:34:56.5", "12:00:00+05:30", |
-// |                                                | "1 year 2 mons 3 days 04:05:06")                              |
-// | text, varchar, char(n), "char", name, xml, uuid, enum labels, reg* types | string                              |
-// | everything else (inet, cidr, macaddr, point, box, polygon, ranges, multiranges, composites, bit strings, tsvector, pg_lsn, extension types) | string with Postgres's text form |
-// | arrays (any element type, any dimensions)      | JSON arrays, nested per dimension, NULL elements null, each   |
-// |                                                | element by its type's rule; lower bounds (`[0:1]=`) are dropped |
-// | domains                                        | as their base type                                            |
-// | a value in binary format                       | string "\\x" + hex bytes                                      |
+// | Postgres type | JSON value |
+// |---|---|
+// | any type, SQL NULL | `null` |
+// | `smallint`, `integer`, `real`, `double precision` | number, as Postgres prints it (`1.5`, `-0`, `1e+308`, `5e-324`); `NaN`, `Infinity`, `-Infinity` as the strings `"NaN"`, `"Infinity"`, `"-Infinity"` |
+// | `bigint`, `numeric`, `oid`, `xid`, `cid`, `xid8` | number with exactly Postgres's digits (`123.4500`, `9223372036854775807`, 40+ digits); numeric `NaN`, `Infinity`, `-Infinity` as strings |
+// | `money` | string as Postgres prints it (`"$1,234.50"`, depends on lc_monetary) |
+// | `boolean` | `true` / `false` |
+// | `json`, `jsonb` | the JSON value itself, embedded (not a string); for `json` text with line breaks, whitespace outside strings is removed. A JSON `null` in a json column prints like SQL NULL |
+// | `bytea` | string with the hex form: `"\\x0102ff"` |
+// | `timestamp` | `"YYYY-MM-DDTHH:MM:SS.ffffff"`, always six fractional digits |
+// | `timestamp with time zone` | the same in UTC with `Z`: `"2024-02-29T18:59:59.999999Z"` |
+// | `date` | `"YYYY-MM-DD"` |
+// | `infinity` / `-infinity` (`timestamp`, `timestamptz`, `date`) | the strings `"infinity"` / `"-infinity"` |
+// | years before 1 AD or after 9999 (`timestamp`, `timestamptz`, `date`) | ISO 8601 expanded years with astronomical numbering, as JavaScript's `Date` prints and parses them: 1 BC is `0000`, 44 BC is `-000043`, 10000 AD is `+010000` (sign and at least six digits) |
+// | `time`, `time with time zone`, `interval` | string as Postgres prints it: `"12:34:56.5"`, `"12:00:00+05:30"`, `"1 year 2 mons 3 days 04:05:06"` |
+// | `text`, `varchar`, `char(n)` (padded), `"char"`, `name`, `xml`, `uuid`, enum labels, `reg*` types | string |
+// | everything else: `inet`, `cidr`, `macaddr`, geometric types, ranges, multiranges, composites, `bit`, `varbit`, `tsvector`, `tsquery`, `pg_lsn`, extension types | string with Postgres's text form |
+// | arrays of any type and any number of dimensions | JSON arrays, nested per dimension; NULL elements `null`; each element by its type's rule; lower bounds (`[0:1]=`) are dropped |
+// | domains | as their base type |
+// | a value the server sent in binary format | string `"\\x"` + hex bytes |
 //
-// Strings are escaped per RFC 8259; besides `"`, `\` and control characters, U+2028 and U+2029
-// are escaped too, and a lone surrogate would be written as \udXXX, so a line is always valid
-// JSON, one line, and safe for JavaScript. A value whose text does not have the expected form
-// (say a timestamp under another DateStyle) is written as a string with its text unchanged.
+// Strings are escaped per RFC 8259 and, besides `"`, `\` and control characters, U+2028 and
+// U+2029 are escaped too (a lone surrogate would be written as \udXXX), so every line is valid
+// JSON, one line, and safe to evaluate as JavaScript. A value whose text does not have the
+// expected form (say a timestamp under another DateStyle) is written as a string, unchanged.
 import {PgrepError} from '../errors.js'
 import {UNCHANGED_TOAST, type TupleData} from '../protocol/messages.js'
 import {arrayDelimiter} from '../schema/pg-types.js'
