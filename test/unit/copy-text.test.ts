@@ -128,4 +128,65 @@ describe('CopyTextParser', () => {
     expect(n).toBe(50_000)
     expect(ms).toBeLessThan(2000)
   })
+
+  it('round-trips random rows with random escapes at random chunk boundaries', () => {
+    let seed = 12345
+    const r = () => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
+      return seed / 4294967296
+    }
+    const alphabet = ['a', 'Z', '0', ' ', '\\', '\t', '\n', '\r', '\b', '\f', '\v', '\u0001', 'N', '.', 'é', '日', '😀', '\u2028', '"', "'"]
+    // Escapes the way COPY does, sometimes spelling bytes as octal or hex escapes instead.
+    const escape = (s: string): string => {
+      let out = ''
+      for (const ch of s) {
+        const p = r()
+        if (p < 0.1) {
+          for (const b of Buffer.from(ch)) out += r() < 0.5 ? `\\${b.toString(8).padStart(3, '0')}` : `\\x${b.toString(16).padStart(2, '0')}`
+          continue
+        }
+        switch (ch) {
+          case '\\':
+            out += '\\\\'
+            break
+          case '\t':
+            out += '\\t'
+            break
+          case '\n':
+            out += '\\n'
+            break
+          case '\r':
+            out += '\\r'
+            break
+          case '\b':
+            out += '\\b'
+            break
+          case '\f':
+            out += '\\f'
+            break
+          case '\v':
+            out += '\\v'
+            break
+          default:
+            out += ch
+        }
+      }
+      return out
+    }
+    for (let round = 0; round < 200; round++) {
+      const ncols = 1 + Math.floor(r() * 4)
+      const rows: CopyRow[] = Array.from({length: Math.floor(r() * 5)}, () =>
+        Array.from({length: ncols}, () => (r() < 0.15 ? null : Array.from({length: Math.floor(r() * 8)}, () => alphabet[Math.floor(r() * alphabet.length)]).join(''))),
+      )
+      const text = rows.map((row) => row.map((v) => (v === null ? '\\N' : escape(v))).join('\t') + '\n').join('')
+      const data = Buffer.from(text)
+      const chunks: Buffer[] = []
+      for (let i = 0; i < data.length; ) {
+        const size = 1 + Math.floor(r() * 12)
+        chunks.push(data.subarray(i, i + size))
+        i += size
+      }
+      expect(parseChunks(chunks, ncols)).toEqual(rows)
+    }
+  })
 })
