@@ -92,6 +92,19 @@ describe('translatePgError: authentication', () => {
     check(pgErr('28000', 'no pg_hba.conf entry for host "10.0.0.9", user "repl", database "app", SSL encryption'), 'connection', /rejected/, /unencrypted connections/)
   })
 
+  it('28000 from a reject line in pg_hba.conf', () => {
+    check(pgErr('28000', 'pg_hba.conf rejects connection for host "10.0.0.9", user "repl", database "app", no encryption'), 'connection', /rejected the connection/, /sslmode=require/)
+    check(pgErr('28000', 'pg_hba.conf rejects replication connection for host "10.0.0.9", user "repl", no encryption'), 'permission', /replication/)
+  })
+
+  it('both attempts of prefer failed: both reported, no misleading TLS hint', () => {
+    const second = pgErr('28000', 'no pg_hba.conf entry for host "10.0.0.9", user "repl", database "app", no encryption')
+    Object.defineProperty(second, 'earlierAttempt', {value: {tls: true, error: pgErr('28000', 'no pg_hba.conf entry for host "10.0.0.9", user "repl", database "app", SSL encryption')}})
+    const e = check(second, 'connection', /no encryption/, /Both a TLS and a plain connection were refused/)
+    expect(e.hint).not.toMatch(/sslmode=require/)
+    expect(e.details.join('\n')).toMatch(/a TLS connection was tried first and failed too: .*SSL encryption/)
+  })
+
   it('28000 unknown role, role without LOGIN', () => {
     check(pgErr('28000', 'role "ghost" does not exist'), 'connection', /role "ghost" does not exist/, /PGUSER/)
     check(pgErr('28000', 'role "repl" is not permitted to log in'), 'permission', /not permitted to log in/, /ALTER ROLE repl WITH LOGIN/)

@@ -789,11 +789,27 @@ function plainFailureAllowsTls(err: unknown): boolean {
   return sqlState(err) === '28000'
 }
 
+/** What an error of the second attempt (prefer/allow) carries about the first one. */
+export interface EarlierAttempt {
+  /** Whether the first attempt used TLS. */
+  tls: boolean
+  error: unknown
+}
+
+/** Notes the failed first attempt on the error of the second (read by translatePgError). */
+function withEarlierAttempt(err: unknown, earlier: EarlierAttempt): unknown {
+  if (err !== null && typeof err === 'object' && !Object.isFrozen(err)) {
+    Object.defineProperty(err, 'earlierAttempt', {value: earlier, enumerable: false, configurable: true})
+  }
+  return err
+}
+
 /**
  * Opens a connected `pg.Client`, with libpq's sslmode behaviour: prefer tries TLS and falls back
  * to a plain connection when the server does not support TLS (or refuses the TLS connection);
  * allow tries a plain connection and falls back to TLS when the server refuses it. Errors are
- * what `pg` throws (or a PgrepError): pass them to translatePgError().
+ * what `pg` throws (or a PgrepError): pass them to translatePgError(). When both attempts fail,
+ * the second one's error is thrown, carrying the first in a non-enumerable `earlierAttempt`.
  */
 export async function connectClient(conn: ResolvedConnection, extra: ClientExtra = {}): Promise<pg.Client> {
   if (isSocketPath(conn.host)) return attempt(buildConfig(conn, extra, false))
@@ -803,14 +819,22 @@ export async function connectClient(conn: ResolvedConnection, extra: ClientExtra
         return await attempt(buildConfig(conn, extra, true))
       } catch (err) {
         if (!tlsFailureAllowsPlain(err)) throw err
-        return attempt(buildConfig(conn, extra, false))
+        try {
+          return await attempt(buildConfig(conn, extra, false))
+        } catch (second) {
+          throw withEarlierAttempt(second, {tls: true, error: err})
+        }
       }
     case 'allow':
       try {
         return await attempt(buildConfig(conn, extra, false))
       } catch (err) {
         if (!plainFailureAllowsTls(err)) throw err
-        return attempt(buildConfig(conn, extra, true))
+        try {
+          return await attempt(buildConfig(conn, extra, true))
+        } catch (second) {
+          throw withEarlierAttempt(second, {tls: false, error: err})
+        }
       }
     case 'disable':
       return attempt(buildConfig(conn, extra, false))

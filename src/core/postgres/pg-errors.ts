@@ -5,7 +5,7 @@
 // (e.g. "must be superuser or replication role" in 14/15, "permission denied to start WAL
 // sender" from 16; GUC names quoted from 16 on).
 import {PgrepError, type ErrorKind} from '../errors.js'
-import {redact} from './connection.js'
+import {redact, type EarlierAttempt} from './connection.js'
 
 export interface PgErrorContext {
   /** user@host:port/database of the connection. */
@@ -123,9 +123,12 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
   const state = d.sqlState
   const user = userOf(context)
 
+  // prefer / allow: both a TLS and a plain connection were tried.
+  const earlier = (err as {earlierAttempt?: EarlierAttempt}).earlierAttempt
   const make = (kind: ErrorKind, message: string, hint?: string): PgrepError => {
     const details: string[] = []
     if (context.operation) details.push(`while trying to ${context.operation}`)
+    if (earlier) details.push(`a ${earlier.tls ? 'TLS' : 'plain'} connection was tried first and failed too: ${describe(earlier.error).message}`)
     if (d.detail) details.push(`server detail: ${d.detail}`)
     if (state) details.push(`SQLSTATE ${state}`)
     const hints = [hint, d.serverHint && `Server hint: ${d.serverHint}`].filter((h): h is string => !!h)
@@ -213,15 +216,17 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
       `Check the user name and password (--db-password, the --source URI, PGPASSWORD, or ~/.pgpass).${from}`,
     )
   }
-  if (/no pg_hba\.conf entry for replication connection/i.test(msg)) {
+  if (/(no pg_hba\.conf entry for|pg_hba\.conf rejects) replication connection/i.test(msg)) {
     return make(
       'permission',
       `PostgreSQL at ${display} does not allow replication connections from here: ${msg}`,
       `Add a line for this client to pg_hba.conf, e.g. "host replication ${user} <client address>/32 scram-sha-256", then reload (SELECT pg_reload_conf()). On a managed service, enable logical replication for the user.`,
     )
   }
-  if (/no pg_hba\.conf entry/i.test(msg)) {
-    const tls = /no encryption|SSL off/i.test(msg)
+  if (/no pg_hba\.conf entry|pg_hba\.conf rejects/i.test(msg)) {
+    const tls = earlier
+      ? ' Both a TLS and a plain connection were refused.'
+      : /no encryption|SSL off/i.test(msg)
       ? ' The server may only accept TLS connections from here: try sslmode=require.'
       : /SSL encryption|SSL on|GSS encryption/i.test(msg)
         ? ' The server may only accept unencrypted connections from here: try sslmode=prefer or disable.'
