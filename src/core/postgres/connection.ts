@@ -151,7 +151,7 @@ const SUPPORTED_KEYS: readonly Key[] = [
 
 type Settings = Partial<Record<Key, string>>
 
-interface Parsed {
+export interface ParsedSource {
   values: Settings
   problems: string[]
 }
@@ -210,7 +210,7 @@ function percentDecode(text: string, what: string, problems: string[]): string |
  * Parses a postgres:// or postgresql:// URI:
  * `postgresql://[user[:password]@][host][:port][/dbname][?key=value&...]`.
  */
-export function parseConnectionUri(uri: string): Parsed {
+export function parseConnectionUri(uri: string): ParsedSource {
   const values: Settings = {}
   const problems: string[] = []
   const scheme = /^postgres(?:ql)?:\/\//i.exec(uri)
@@ -319,7 +319,7 @@ export function parseConnectionUri(uri: string): Parsed {
  * Parses a libpq key=value connection string: `host=db.example port=5432 dbname=app user=me`.
  * Values may be single-quoted ('my db'); a backslash escapes the next character (\' and \\).
  */
-export function parseKeyValueString(text: string): Parsed {
+export function parseKeyValueString(text: string): ParsedSource {
   const values: Settings = {}
   const problems: string[] = []
   const unsupported: string[] = []
@@ -383,7 +383,7 @@ export function parseKeyValueString(text: string): Parsed {
 }
 
 /** Parses --source: a URI when it starts with postgres:// or postgresql://, else key=value pairs. */
-export function parseSource(source: string): Parsed {
+export function parseSource(source: string): ParsedSource {
   const trimmed = source.trim()
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed)) {
     if (/^postgres(?:ql)?:\/\//i.test(trimmed)) return parseConnectionUri(trimmed)
