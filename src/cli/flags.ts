@@ -13,12 +13,12 @@ export const connectionFlags = {
   'db-name': Flags.string({summary: 'Database name (overrides --source and PGDATABASE).', helpGroup: 'CONNECTION'}),
   'db-username': Flags.string({summary: 'User name (overrides --source and PGUSER).', helpGroup: 'CONNECTION'}),
   'db-password': Flags.string({summary: 'Password (prefer PGPASSWORD or ~/.pgpass: flags show up in process lists).', helpGroup: 'CONNECTION'}),
-  sslmode: Flags.string({
+  'ssl-mode': Flags.string({
     summary: 'TLS mode (overrides PGSSLMODE).',
     options: ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'],
     helpGroup: 'CONNECTION',
   }),
-  sslrootcert: Flags.string({summary: 'CA certificate file for verify-ca / verify-full (overrides PGSSLROOTCERT).', helpGroup: 'CONNECTION'}),
+  'ssl-root-cert': Flags.string({summary: 'CA certificate file for verify-ca / verify-full (overrides PGSSLROOTCERT).', helpGroup: 'CONNECTION'}),
 }
 
 export const logFlags = {
