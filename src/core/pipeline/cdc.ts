@@ -42,7 +42,7 @@ export interface RunResult {
 export async function resolveStopLsn(source: PostgresSource, sql: pg.Client, stop: StopCondition): Promise<Lsn | null> {
   if (stop.once) return source.emitWatermark(sql, 'once')
   if (stop.untilLsn !== undefined) {
-    const {rows} = await source.run(sql, `SELECT pg_current_wal_lsn()::text AS lsn`)
+    const {rows} = await source.run(sql, `SELECT pg_current_wal_insert_lsn()::text AS lsn`)
     // The target is already in the past: a watermark gives the stream something at or after it.
     const current = parseLsn(rows[0].lsn)
     if (current >= stop.untilLsn) await source.emitWatermark(sql, `until ${formatLsn(stop.untilLsn)}`)

@@ -13,7 +13,7 @@
 import type {ChangeEvent, MessageEvent, TruncateEvent} from '../changes.js'
 import {PgrepError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
-import type {Lsn} from '../lsn.js'
+import {formatLsn, type Lsn} from '../lsn.js'
 import type {PgoutputMessage, PgTimestamp} from '../protocol/messages.js'
 import {PgoutputDecoder} from '../protocol/pgoutput.js'
 import type {ReplicationStream} from '../postgres/replication.js'
@@ -175,7 +175,10 @@ export class StreamApplier {
   }
 
   private onKeepalive(walEnd: Lsn, stream: ReplicationStream): void {
-    if (this.stopAt !== null && walEnd >= this.stopAt && !this.txn && this.streamed.pendingCount === 0) this.done = true
+    if (this.stopAt !== null && walEnd >= this.stopAt && !this.txn && this.streamed.pendingCount === 0) {
+      this.log.debug({walEnd: formatLsn(walEnd)}, 'keepalive at or past the stop position')
+      this.done = true
+    }
     if (this.isIdle() && walEnd > this.confirmed) {
       this.confirmed = walEnd
       stream.confirm(walEnd)
@@ -254,7 +257,11 @@ export class StreamApplier {
     if (!txn) throw new PgrepError('protocol', `"${msg.tag}" message outside a transaction`)
     if (msg.tag === 'relation') {
       const {table, changed} = await this.opts.relations.update(msg)
-      if (changed && !txn.skip) this.pushEvent(txn, {op: 'schema', table, commitLsn: txn.commitLsnHint, seq: 0, xid: txn.xid, commitTime: txn.commitTime}, bytes)
+      // Schema events are not row changes: they take the next row's seq without consuming it.
+      if (changed && !txn.skip) {
+        txn.events.push({op: 'schema', table, commitLsn: txn.commitLsnHint, seq: txn.seq, xid: txn.xid, commitTime: txn.commitTime})
+        this.batchBytes += bytes
+      }
       return
     }
     if (txn.skip) return
@@ -378,7 +385,10 @@ export class StreamApplier {
   private async onNonTransactionalMessage(msg: Extract<PgoutputMessage, {tag: 'message'}>): Promise<void> {
     const ev: MessageEvent = {op: 'message', transactional: false, prefix: msg.prefix, content: msg.content, lsn: msg.lsn, commitLsn: msg.lsn, seq: 0, xid: msg.xid ?? 0, commitTime: 0n}
     this.opts.onMessage?.(ev)
-    if (this.stopAt !== null && msg.lsn >= this.stopAt && !this.txn) this.done = true
+    if (this.stopAt !== null && msg.lsn >= this.stopAt && !this.txn) {
+      this.log.debug({lsn: formatLsn(msg.lsn), prefix: msg.prefix}, 'message at or past the stop position')
+      this.done = true
+    }
     if (msg.prefix.startsWith('pgrep')) return // our own watermarks and heartbeats
     await this.openBatch()
     this.batchRows++
