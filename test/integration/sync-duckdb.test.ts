@@ -1,0 +1,164 @@
+// `pgrep sync --sink duckdb` end to end: the consistency oracle under a random workload, crashes
+// (SIGKILL) during the copy and during the stream, tables added while running, schema changes.
+import {mkdtemp, rm} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
+import {DuckDBInstance} from '@duckdb/node-api'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {jsonLines, pgEnv, runCli, spawnCli, waitFor} from '../helpers/cli.js'
+import {compareWithDuckDb, ORACLE_PUBLICATION_TABLES, ORACLE_SCHEMA, rng, runWorkload} from '../helpers/oracle.js'
+import {createTestDb, type TestDb} from '../helpers/postgres.js'
+import {pgServers} from '../helpers/servers.js'
+
+async function duckQuery(file: string, sql: string): Promise<Record<string, unknown>[]> {
+  const instance = await DuckDBInstance.create(file)
+  const conn = await instance.connect()
+  try {
+    return (await conn.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[]
+  } finally {
+    conn.closeSync()
+    instance.closeSync()
+  }
+}
+
+describe.each(pgServers())('sync into DuckDB on PostgreSQL $major', (server) => {
+  let dir: string
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'pgrep-sync-'))
+  })
+  afterAll(async () => {
+    await rm(dir, {recursive: true, force: true})
+  })
+
+  async function freshDb(prefix: string): Promise<TestDb> {
+    const db = await createTestDb(server, prefix)
+    await db.query(ORACLE_SCHEMA)
+    await db.query(`CREATE PUBLICATION pub FOR TABLE ${ORACLE_PUBLICATION_TABLES}`)
+    return db
+  }
+
+  it('keeps DuckDB equal to Postgres under a random workload, a 100k-row transaction and a truncate', async () => {
+    const db = await freshDb('oracle')
+    const file = path.join(dir, `oracle-${server.major}.duckdb`)
+    try {
+      await runWorkload(db, 1, 150)
+      const env = pgEnv(db)
+      const child = spawnCli(['sync', '--publication', 'pub', '--slot', 'oracle_slot', '--duckdb-path', file, '--batch-max-delay', '200'], env)
+      await waitFor(async () => (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'oracle_slot' AND active`)).rowCount === 1, 60_000, 'streaming started')
+      await runWorkload(db, 2, 250, {truncates: true})
+      await db.query(`INSERT INTO public.events SELECT 'bulk', g % 7, jsonb_build_object('g', g) FROM generate_series(1, 120000) g`)
+      await db.query(`TRUNCATE "Mixed Case"."Ledger ""Lines"""`)
+      await runWorkload(db, 3, 100)
+      child.kill('SIGTERM')
+      const stopped = await child.result
+      expect(stopped.code, stopped.stderr).toBe(0)
+      // Catch up on whatever was not yet applied when it stopped, then compare.
+      const last = await runCli(['sync', '--publication', 'pub', '--slot', 'oracle_slot', '--duckdb-path', file, '--once'], env)
+      expect(last.code, last.stderr).toBe(0)
+      expect(await compareWithDuckDb(db, file)).toEqual([])
+      // pgrep's state lives in _pgrep, apart from the user's tables.
+      const tables = await duckQuery(file, `SELECT schema, name, status FROM _pgrep.tables ORDER BY 1, 2`)
+      expect(tables).toEqual([
+        {schema: 'Mixed Case', name: 'Ledger "Lines"', status: 'ready'},
+        {schema: 'public', name: 'accounts', status: 'ready'},
+        {schema: 'public', name: 'events', status: 'ready'},
+      ])
+    } finally {
+      await db.close()
+    }
+  })
+
+  it('loses and duplicates nothing when killed with SIGKILL during the copy and during the stream', async () => {
+    const db = await freshDb('crash')
+    const file = path.join(dir, `crash-${server.major}.duckdb`)
+    try {
+      // Enough rows that the copy takes a while.
+      await db.query(`INSERT INTO public.accounts SELECT g, g, repeat('x', 200), g / 100.0, g % 2 = 0, '{"a": 1}', ARRAY[g, NULL], now() FROM generate_series(1, 200000) g`)
+      await db.query(`INSERT INTO public.events SELECT 'seed', g % 5, NULL FROM generate_series(1, 50000) g`)
+      await runWorkload(db, 10, 50)
+      const env = pgEnv(db)
+      const r = rng(server.major)
+      let kills = 0
+      for (let round = 0; round < 5; round++) {
+        const child = spawnCli(['sync', '--publication', 'pub', '--slot', 'crash_slot', '--duckdb-path', file, '--batch-max-delay', '100', '--batch-max-rows', '500'], env)
+        const workload = runWorkload(db, 100 + round, 40)
+        await new Promise((res) => setTimeout(res, 300 + Math.floor(r() * 2500)))
+        child.kill('SIGKILL')
+        const result = await child.result
+        if (result.signal === 'SIGKILL') kills++
+        else expect(result.code, result.stderr).toBe(0)
+        await workload
+      }
+      expect(kills).toBeGreaterThan(2)
+      const last = await runCli(['sync', '--publication', 'pub', '--slot', 'crash_slot', '--duckdb-path', file, '--once'], env)
+      expect(last.code, last.stderr).toBe(0)
+      expect(await compareWithDuckDb(db, file)).toEqual([])
+    } finally {
+      await db.close()
+    }
+  })
+
+  it('copies a table added to the publication while sync runs, and follows schema changes', async () => {
+    const db = await freshDb('added')
+    const file = path.join(dir, `added-${server.major}.duckdb`)
+    try {
+      const env = pgEnv(db)
+      await db.query(`INSERT INTO public.accounts (id, n, txt) VALUES (1, 1, 'a'), (2, 2, 'b')`)
+      const child = spawnCli(['sync', '--publication', 'pub', '--slot', 'added_slot', '--duckdb-path', file, '--batch-max-delay', '100'], env)
+      await waitFor(async () => (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'added_slot' AND active`)).rowCount === 1, 60_000, 'streaming started')
+      await db.query(`CREATE TABLE public.later (id int PRIMARY KEY, v text)`)
+      await db.query(`INSERT INTO public.later SELECT g, 'v' || g FROM generate_series(1, 1000) g`)
+      await db.query(`ALTER PUBLICATION pub ADD TABLE public.later`)
+      await db.query(`INSERT INTO public.later VALUES (1001, 'after add')`)
+      await db.query(`UPDATE public.later SET v = 'changed' WHERE id = 1`)
+      // Schema changes: add, rename, retype and drop, each followed by rows that need it.
+      await db.query(`ALTER TABLE public.accounts ADD COLUMN extra int DEFAULT 7`)
+      await db.query(`UPDATE public.accounts SET extra = 8 WHERE id = 1`)
+      await db.query(`ALTER TABLE public.accounts RENAME COLUMN n TO n_renamed`)
+      await db.query(`UPDATE public.accounts SET n_renamed = 20 WHERE id = 2`)
+      await db.query(`ALTER TABLE public.accounts ALTER COLUMN extra TYPE bigint`)
+      await db.query(`INSERT INTO public.accounts (id, n_renamed, txt, extra) VALUES (3, 3, 'c', 9000000000)`)
+      await db.query(`ALTER TABLE public.accounts DROP COLUMN flag`)
+      await db.query(`INSERT INTO public.accounts (id, n_renamed, txt) VALUES (4, 4, 'd')`)
+      await waitFor(async () => {
+        // Poll through a second sync --once would fight for the file lock: watch the slot instead.
+        const {rows} = await db.query(`SELECT confirmed_flush_lsn >= pg_current_wal_insert_lsn() - 200 AS caught FROM pg_replication_slots WHERE slot_name = 'added_slot'`)
+        return rows[0]?.caught === true
+      }, 60_000, 'caught up')
+      child.kill('SIGTERM')
+      const stopped = await child.result
+      expect(stopped.code, stopped.stderr).toBe(0)
+      const later = await duckQuery(file, `SELECT count(*)::int AS n, max(CASE WHEN id = 1 THEN v END) AS v1, max(CASE WHEN id = 1001 THEN v END) AS v1001 FROM public.later`)
+      expect(later).toEqual([{n: 1001, v1: 'changed', v1001: 'after add'}])
+      const accounts = await duckQuery(file, `SELECT id::int AS id, n_renamed, txt, extra::VARCHAR AS extra FROM public.accounts ORDER BY id`)
+      expect(accounts).toEqual([
+        {id: 1, n_renamed: 1, txt: 'a', extra: '8'},
+        {id: 2, n_renamed: 20, txt: 'b', extra: '7'},
+        {id: 3, n_renamed: 3, txt: 'c', extra: '9000000000'},
+        {id: 4, n_renamed: 4, txt: 'd', extra: '7'},
+      ])
+      const columns = await duckQuery(file, `SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'accounts' ORDER BY ordinal_position`)
+      expect(columns.map((c) => c.column_name)).toEqual(['id', 'n_renamed', 'txt', 'amount', 'doc', 'tags', 'ts', 'extra'])
+    } finally {
+      await db.close()
+    }
+  })
+
+  it('sync to stdout prints the copy as read rows, then the changes', async () => {
+    const db = await freshDb('stdout')
+    try {
+      await db.query(`INSERT INTO public.accounts (id, n, txt) VALUES (1, 1, 'a'), (2, 2, 'b')`)
+      const env = pgEnv(db)
+      const first = await runCli(['sync', '--publication', 'pub', '--slot', 'so_slot', '--sink', 'stdout', '--once'], env)
+      expect(first.code, first.stderr).toBe(0)
+      const rows = jsonLines(first.stdout)
+      expect(rows.map((e) => `${e.op}:${e.table}:${e.new.id}`).sort()).toEqual(['read:accounts:1', 'read:accounts:2'])
+      await db.query(`UPDATE public.accounts SET n = 5 WHERE id = 2`)
+      const second = await runCli(['sync', '--publication', 'pub', '--slot', 'so_slot', '--sink', 'stdout', '--once'], env)
+      expect(second.code, second.stderr).toBe(0)
+      expect(jsonLines(second.stdout).map((e) => `${e.op}:${e.new.id}:${e.new.n}`)).toEqual(['update:2:5'])
+    } finally {
+      await db.close()
+    }
+  })
+})
