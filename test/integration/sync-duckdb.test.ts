@@ -120,9 +120,10 @@ describe.each(pgServers())('sync into DuckDB on PostgreSQL $major', (server) => 
       await db.query(`INSERT INTO public.accounts (id, n_renamed, txt, extra) VALUES (3, 3, 'c', 9000000000)`)
       await db.query(`ALTER TABLE public.accounts DROP COLUMN flag`)
       await db.query(`INSERT INTO public.accounts (id, n_renamed, txt) VALUES (4, 4, 'd')`)
+      // The end of the last commit; the slot is confirmed there once DuckDB has committed it.
+      const {rows: end} = await db.query(`SELECT pg_current_wal_insert_lsn()::text AS lsn`)
       await waitFor(async () => {
-        // Poll through a second sync --once would fight for the file lock: watch the slot instead.
-        const {rows} = await db.query(`SELECT confirmed_flush_lsn >= pg_current_wal_insert_lsn() - 200 AS caught FROM pg_replication_slots WHERE slot_name = 'added_slot'`)
+        const {rows} = await db.query(`SELECT confirmed_flush_lsn >= $1::pg_lsn AS caught FROM pg_replication_slots WHERE slot_name = 'added_slot'`, [end[0].lsn])
         return rows[0]?.caught === true
       }, 60_000, 'caught up')
       child.kill('SIGTERM')
