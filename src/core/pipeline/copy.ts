@@ -85,9 +85,14 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
     }
     const lsn = snapshotLsn ?? 0n
 
+    const catalog = new TypeCatalog((text, params) => source.run(coordinator, text, params))
+    const schemas = await describeForCopy(source, coordinator, catalog, opts.tables, opts.publication)
+    for (const s of schemas) plans.push(await planTable(source, coordinator, s, parallel, opts.splitBytes ?? DEFAULT_SPLIT_BYTES))
+    const unitCount = plans.reduce((n, p) => n + p.units.length, 0)
+
     // Every worker imports the snapshot before any copying starts: an exported replication-slot
     // snapshot disappears as soon as its connection runs another command.
-    const workerCount = Math.min(parallel, Math.max(1, opts.tables.length * 8))
+    const workerCount = Math.max(1, Math.min(parallel, unitCount))
     for (let i = 0; i < workerCount - 1; i++) {
       const w = await source.sql('open a copy connection')
       workers.push(w)
@@ -96,10 +101,6 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
     }
     workers.push(coordinator)
     opts.onSnapshotImported?.()
-
-    const catalog = new TypeCatalog((text, params) => source.run(coordinator, text, params))
-    const schemas = await describeForCopy(source, coordinator, catalog, opts.tables, opts.publication)
-    for (const s of schemas) plans.push(await planTable(source, coordinator, s, parallel, opts.splitBytes ?? DEFAULT_SPLIT_BYTES))
     log.info({tables: plans.length, connections: workers.length, snapshotLsn: formatLsn(lsn)}, `copying ${plans.length} table(s) over ${workers.length} connection(s)`)
 
     const queue: {plan: TablePlan; unit: Unit}[] = plans.flatMap((plan) => plan.units.map((unit) => ({plan, unit})))
@@ -159,7 +160,7 @@ async function describeForCopy(source: PostgresSource, client: pg.Client, catalo
   if (info[0].v < 150000) return described
   const {rows} = await source.run(
     client,
-    `SELECT schemaname AS schema, tablename AS name, attnames, rowfilter FROM pg_publication_tables WHERE pubname = $1`,
+    `SELECT schemaname AS schema, tablename AS name, attnames::text[] AS attnames, rowfilter FROM pg_publication_tables WHERE pubname = $1`,
     [publication],
     {publication},
   )
