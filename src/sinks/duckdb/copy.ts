@@ -1,0 +1,158 @@
+// The copy of one table: CREATE OR REPLACE TABLE and the appends inside one DuckDB transaction on
+// the writer's own connection, committed together with the table's state (ready at the snapshot
+// LSN). Other connections see the old table until COMMIT; an abort, a failure or a killed process
+// leaves the old table and state as they were (DuckDB never applies an uncommitted transaction).
+// Measured against loading a staging table and swapping it in: the same atomicity for one copy
+// of the data instead of two (see the throughput test).
+import type {DuckDBAppender, DuckDBConnection, DuckDBInstance} from '@duckdb/node-api'
+import {PgrepError} from '../../core/errors.js'
+import type {Lsn} from '../../core/lsn.js'
+import type {TableCopyWriter} from '../../core/pipeline/sink.js'
+import {UNCHANGED_TOAST, type TupleData} from '../../core/protocol/messages.js'
+import type {TableSchema} from '../../core/schema/types.js'
+import {checkTableNames, createTableSql, loadShape, primaryKeyOf, storedColumn, type TableShape} from './ddl.js'
+import {Issues, type SinkLog} from './issues.js'
+import {display, exec, sinkError} from './sql.js'
+import {writeColumns, writeTableState} from './state.js'
+import {duckDbType} from './types.js'
+import {columnWriter, type ColumnWriter} from './values.js'
+
+export interface CopyHost {
+  instance: DuckDBInstance
+  /** The database (catalog) name. */
+  db: string
+  log: SinkLog
+  /** Creates a schema outside any transaction, one at a time (concurrent creations conflict). */
+  ensureSchema(conn: DuckDBConnection, schema: string): Promise<void>
+  /** Called after the copy committed, with the table's new shape. */
+  copied(table: TableSchema, shape: TableShape): void
+  released(writer: DuckDbCopyWriter): void
+}
+
+export class DuckDbCopyWriter implements TableCopyWriter {
+  private conn: DuckDBConnection | undefined
+  private appender: DuckDBAppender | undefined
+  private writers: ColumnWriter[] = []
+  private shape: TableShape | undefined
+  private inTransaction = false
+  private done = false
+  private rows = 0
+  private readonly issues = new Issues()
+
+  constructor(
+    private readonly host: CopyHost,
+    private readonly table: TableSchema,
+    private readonly snapshotLsn: Lsn,
+  ) {
+    checkTableNames(table)
+  }
+
+  async write(rows: TupleData[]): Promise<void> {
+    if (this.done) throw new PgrepError('internal', `copy of ${display(this.table)} already finished`)
+    try {
+      if (!this.appender) await this.begin(rows)
+      const ap = this.appender!
+      const writers = this.writers
+      const n = writers.length
+      for (const row of rows) {
+        for (let i = 0; i < n; i++) {
+          const v = row[i]
+          if (v === UNCHANGED_TOAST) throw new PgrepError('protocol', `${display(this.table)}: an unchanged TOAST value in a copied row`)
+          writers[i](ap, v)
+        }
+        ap.endRow()
+      }
+      this.rows += rows.length
+    } catch (err) {
+      await this.abort().catch(() => {})
+      throw sinkError(`copy rows into ${display(this.table)}`, err)
+    }
+  }
+
+  async commit(): Promise<void> {
+    if (this.done) throw new PgrepError('internal', `copy of ${display(this.table)} already finished`)
+    try {
+      if (!this.appender) await this.begin([])
+      this.appender!.closeSync()
+      this.appender = undefined
+      const conn = this.conn!
+      await writeColumns(conn, this.host.db, this.table, this.table.columns.map(storedColumn))
+      await writeTableState(conn, this.host.db, this.table, 'ready', this.snapshotLsn)
+      await exec(conn, 'COMMIT')
+      this.inTransaction = false
+      this.done = true
+      this.host.copied(this.table, this.shape!)
+      this.issues.flush(this.host.log)
+      this.host.log('debug', `copied ${display(this.table)}: ${this.rows} rows`, {table: display(this.table), rows: this.rows})
+    } catch (err) {
+      await this.abort().catch(() => {})
+      throw sinkError(`commit the copy of ${display(this.table)}`, err, 'the table keeps its previous contents; run the copy again')
+    } finally {
+      this.release()
+    }
+  }
+
+  async abort(): Promise<void> {
+    if (this.done && !this.conn) return
+    this.done = true
+    try {
+      if (this.appender) {
+        // Unflushed rows are dropped, not appended to whatever the name means after ROLLBACK.
+        this.appender.clear()
+        this.appender.closeSync()
+      }
+    } catch {
+      // ignored: the transaction is rolled back next
+    }
+    this.appender = undefined
+    try {
+      if (this.inTransaction) await exec(this.conn!, 'ROLLBACK')
+    } finally {
+      this.inTransaction = false
+      this.issues.clear()
+      this.release()
+    }
+  }
+
+  private release(): void {
+    if (!this.conn) return
+    try {
+      this.conn.closeSync()
+    } catch {
+      // already closed
+    }
+    this.conn = undefined
+    this.host.released(this)
+  }
+
+  /** Creates the new table in a transaction; array depths come from the first rows. */
+  private async begin(firstRows: TupleData[]): Promise<void> {
+    const t = this.table
+    this.conn = await this.host.instance.connect()
+    const conn = this.conn
+    await this.host.ensureSchema(conn, t.schema)
+    await exec(conn, 'BEGIN TRANSACTION')
+    this.inTransaction = true
+    await loadShape(conn, this.host.db, t) // refuses a table whose name differs only in case
+    const columns = t.columns.map((c, i) => ({name: c.name, duckType: duckDbType(c.type, c.type.kind === 'array' ? arrayDepthOf(firstRows, i) : 1), pg: storedColumn(c)}))
+    const primaryKey = primaryKeyOf(t)
+    await exec(conn, createTableSql(this.host.db, t, columns, primaryKey).replace(/^CREATE TABLE/, 'CREATE OR REPLACE TABLE'))
+    this.shape = {schema: t.schema, name: t.name, columns, primaryKey}
+    this.writers = t.columns.map((c, i) => columnWriter(c.type, columns[i].duckType, this.issues.reporter(display(t), c.name)))
+    this.appender = await conn.createAppender(t.name, t.schema, this.host.db)
+  }
+}
+
+/** Dimensions of the first non-empty array literal in column i (1 when none). */
+function arrayDepthOf(rows: TupleData[], i: number): number {
+  for (const row of rows) {
+    const v = row[i]
+    if (typeof v !== 'string') continue
+    let p = 0
+    if (v.charCodeAt(0) === 0x5b /* [ */) p = v.indexOf('=') + 1 // dimension decoration [1:2]={...}
+    let d = 0
+    while (v.charCodeAt(p + d) === 0x7b /* { */) d++
+    if (d > 0 && v.charCodeAt(p + d) !== 0x7d /* } */) return d
+  }
+  return 1
+}

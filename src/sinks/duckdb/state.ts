@@ -1,0 +1,136 @@
+// pgrep's own state inside the DuckDB file, in schema `_pgrep`:
+//
+//   _pgrep.meta           (key VARCHAR PRIMARY KEY, value VARCHAR)      state_format = '1'
+//   _pgrep.checkpoint     (id INTEGER PRIMARY KEY = 1, commit_lsn VARCHAR 'X/Y', end_lsn VARCHAR 'X/Y',
+//                          commit_lsn_int UBIGINT, end_lsn_int UBIGINT, updated_at TIMESTAMPTZ)
+//                         one row, written in the same transaction as the batch it closes
+//   _pgrep.tables         (schema VARCHAR, name VARCHAR, status VARCHAR pending|copying|ready,
+//                          snapshot_lsn VARCHAR 'X/Y' NULL, updated_at TIMESTAMPTZ, PRIMARY KEY (schema, name))
+//                         the copy states the pipeline reads back on open()
+//   _pgrep.table_columns  (schema VARCHAR, name VARCHAR, columns JSON, updated_at TIMESTAMPTZ, PRIMARY KEY (schema, name))
+//                         the Postgres columns (name, type, oid) each replicated table was last built
+//                         from: tells a column rename from a drop + add, and a Postgres retype from a
+//                         column kept as VARCHAR on purpose
+import type {DuckDBConnection} from '@duckdb/node-api'
+import {PgrepError} from '../../core/errors.js'
+import {formatLsn, parseLsn, type Lsn} from '../../core/lsn.js'
+import type {Checkpoint, ResumeState, TableCopyStatus, TableState} from '../../core/pipeline/sink.js'
+import type {TableName} from '../../core/schema/types.js'
+import {exec, ident, query} from './sql.js'
+
+export const STATE_SCHEMA = '_pgrep'
+export const STATE_FORMAT = 1
+
+/** A Postgres column as recorded in _pgrep.table_columns. */
+export interface StoredColumn {
+  name: string
+  /** format_type() spelling, typmod included. */
+  type: string
+  oid: number
+}
+
+const STATUSES: readonly TableCopyStatus[] = ['pending', 'copying', 'ready']
+
+/** `"db"._pgrep.<table>` */
+function st(db: string, table: string): string {
+  return `${ident(db)}.${STATE_SCHEMA}.${table}`
+}
+
+/** Creates the state schema and tables when missing; refuses a file written by a newer pgrep. */
+export async function ensureState(conn: DuckDBConnection, db: string): Promise<void> {
+  await exec(conn, 'BEGIN TRANSACTION')
+  try {
+    await exec(conn, `CREATE SCHEMA IF NOT EXISTS ${ident(db)}.${STATE_SCHEMA}`)
+    await exec(conn, `CREATE TABLE IF NOT EXISTS ${st(db, 'meta')} (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)`)
+    await exec(
+      conn,
+      `CREATE TABLE IF NOT EXISTS ${st(db, 'checkpoint')} (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        commit_lsn VARCHAR NOT NULL, end_lsn VARCHAR NOT NULL,
+        commit_lsn_int UBIGINT NOT NULL, end_lsn_int UBIGINT NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL)`,
+    )
+    await exec(
+      conn,
+      `CREATE TABLE IF NOT EXISTS ${st(db, 'tables')} (
+        "schema" VARCHAR NOT NULL, name VARCHAR NOT NULL, status VARCHAR NOT NULL, snapshot_lsn VARCHAR,
+        updated_at TIMESTAMPTZ NOT NULL, PRIMARY KEY ("schema", name))`,
+    )
+    await exec(
+      conn,
+      `CREATE TABLE IF NOT EXISTS ${st(db, 'table_columns')} (
+        "schema" VARCHAR NOT NULL, name VARCHAR NOT NULL, columns JSON NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL, PRIMARY KEY ("schema", name))`,
+    )
+    const rows = await query<{value: string}>(conn, `SELECT value FROM ${st(db, 'meta')} WHERE key = 'state_format'`)
+    if (rows.length === 0) {
+      await exec(conn, `INSERT INTO ${st(db, 'meta')} VALUES ('state_format', $1)`, [String(STATE_FORMAT)])
+    } else if (Number(rows[0].value) > STATE_FORMAT) {
+      throw new PgrepError('sink', `the DuckDB file holds pgrep state format ${rows[0].value}; this pgrep reads format ${STATE_FORMAT} and older`, {
+        hint: 'the file was written by a newer pgrep: upgrade pgrep, or replicate into a new file',
+      })
+    }
+    await exec(conn, 'COMMIT')
+  } catch (err) {
+    await exec(conn, 'ROLLBACK').catch(() => {})
+    throw err
+  }
+}
+
+export async function readResume(conn: DuckDBConnection, db: string): Promise<ResumeState> {
+  const cp = await query<{commit_lsn: string; end_lsn: string}>(conn, `SELECT commit_lsn, end_lsn FROM ${st(db, 'checkpoint')} WHERE id = 1`)
+  const checkpoint: Checkpoint | null = cp.length === 0 ? null : {commitLsn: parseLsn(cp[0].commit_lsn), endLsn: parseLsn(cp[0].end_lsn)}
+  const rows = await query<{schema: string; name: string; status: string; snapshot_lsn: string | null}>(
+    conn,
+    `SELECT "schema", name, status, snapshot_lsn FROM ${st(db, 'tables')} ORDER BY "schema", name`,
+  )
+  const tables: TableState[] = rows.map((r) => ({
+    schema: r.schema,
+    name: r.name,
+    status: STATUSES.includes(r.status as TableCopyStatus) ? (r.status as TableCopyStatus) : 'pending',
+    snapshotLsn: r.snapshot_lsn === null ? null : parseLsn(r.snapshot_lsn),
+  }))
+  return {checkpoint, tables}
+}
+
+export async function writeCheckpoint(conn: DuckDBConnection, db: string, cp: Checkpoint): Promise<void> {
+  await exec(
+    conn,
+    `INSERT INTO ${st(db, 'checkpoint')} VALUES (1, $1, $2, $3::UBIGINT, $4::UBIGINT, $5::TIMESTAMPTZ)
+     ON CONFLICT (id) DO UPDATE SET commit_lsn = excluded.commit_lsn, end_lsn = excluded.end_lsn,
+       commit_lsn_int = excluded.commit_lsn_int, end_lsn_int = excluded.end_lsn_int, updated_at = excluded.updated_at`,
+    [formatLsn(cp.commitLsn), formatLsn(cp.endLsn), cp.commitLsn.toString(), cp.endLsn.toString(), new Date().toISOString()],
+  )
+}
+
+export async function writeTableState(conn: DuckDBConnection, db: string, t: TableName, status: TableCopyStatus, snapshotLsn: Lsn | null): Promise<void> {
+  await exec(
+    conn,
+    `INSERT INTO ${st(db, 'tables')} VALUES ($1, $2, $3, $4, $5::TIMESTAMPTZ)
+     ON CONFLICT ("schema", name) DO UPDATE SET status = excluded.status, snapshot_lsn = excluded.snapshot_lsn, updated_at = excluded.updated_at`,
+    [t.schema, t.name, status, snapshotLsn === null ? null : formatLsn(snapshotLsn), new Date().toISOString()],
+  )
+}
+
+export async function writeColumns(conn: DuckDBConnection, db: string, t: TableName, columns: StoredColumn[]): Promise<void> {
+  await exec(
+    conn,
+    `INSERT INTO ${st(db, 'table_columns')} VALUES ($1, $2, $3::JSON, $4::TIMESTAMPTZ)
+     ON CONFLICT ("schema", name) DO UPDATE SET columns = excluded.columns, updated_at = excluded.updated_at`,
+    [t.schema, t.name, JSON.stringify(columns), new Date().toISOString()],
+  )
+}
+
+export async function readColumns(conn: DuckDBConnection, db: string, t: TableName): Promise<StoredColumn[] | undefined> {
+  const rows = await query<{columns: string}>(conn, `SELECT columns::VARCHAR AS columns FROM ${st(db, 'table_columns')} WHERE "schema" = $1 AND name = $2`, [
+    t.schema,
+    t.name,
+  ])
+  if (rows.length === 0) return undefined
+  try {
+    const parsed = JSON.parse(rows[0].columns) as StoredColumn[]
+    return Array.isArray(parsed) ? parsed : undefined
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,260 @@
+// Postgres text values → DuckDB appender calls, one compiled writer per column.
+//
+// Loading is done by DuckDB's appender, which casts a VARCHAR to the column's type with the same
+// code as CAST(... AS type), per value, in C++. Most Postgres text forms are what DuckDB parses, so
+// most columns hand the text over untouched; the few forms DuckDB does not read are rewritten here
+// first (BC dates), and two types are decoded here because the appender has no VARCHAR cast for
+// them or reads another format (interval → months/days/micros, hex bytea → bytes). A value DuckDB still
+// refuses (a NaN in a DECIMAL column, a timestamp past DuckDB's range, an array of another depth
+// than its column) is stored as NULL and reported, so the caller can log a warning per column.
+import {blobValue, BLOB, INTERVAL, intervalValue, LIST, listValue, VARCHAR, type DuckDBAppender, type DuckDBIntervalValue, type DuckDBValue} from '@duckdb/node-api'
+import {PgrepError} from '../../core/errors.js'
+import {UNCHANGED_TOAST, type ColumnValue} from '../../core/protocol/messages.js'
+import {parseArrayLiteral, type ArrayValue} from '../../core/values/array-literal.js'
+import type {PgType, ScalarKind} from '../../core/schema/types.js'
+import {splitListType} from './types.js'
+
+/** Called for a value stored as NULL because DuckDB cannot hold it. */
+export type Report = (reason: string, sample: string) => void
+
+export type ColumnWriter = (appender: DuckDBAppender, value: ColumnValue) => void
+
+const BOX_OID = 603
+
+/**
+ * The writer of one column. `duckType` is the column's actual DuckDB type (it may differ from the
+ * mapping: a column kept as VARCHAR after a failed retype receives Postgres's text unchanged).
+ */
+export function columnWriter(type: PgType, duckType: string, report: Report): ColumnWriter {
+  const {base, depth} = splitListType(duckType)
+  const target = base.toUpperCase()
+  if (depth === 0) return scalarWriter(type, target, report)
+  if (type.kind !== 'array') {
+    // A scalar in a LIST column (the Postgres type changed and the retype was refused): text.
+    return (ap, v) => {
+      if (v === null) ap.appendNull()
+      else {
+        report('a non-array value in a LIST column', textOf(type, v))
+        ap.appendNull()
+      }
+    }
+  }
+  const element = type.element ?? {oid: 25, sqlName: 'text', kind: 'text' as const}
+  const delimiter = element.oid === BOX_OID || element.baseOid === BOX_OID ? ';' : ','
+  const blobElements = target === 'BLOB' && element.kind === 'bytea'
+  const intervalElements = target === 'INTERVAL' && element.kind === 'interval'
+  const prepare = target === 'VARCHAR' || target === 'JSON' ? identity : scalarPreparer(element.kind)
+  let listType = LIST(blobElements ? BLOB : intervalElements ? INTERVAL : VARCHAR)
+  for (let i = 1; i < depth; i++) listType = LIST(listType)
+  const decimalNaN = element.kind === 'numeric' && target.startsWith('DECIMAL')
+  const leaf: (s: string) => DuckDBValue = blobElements
+    ? (s) => blobValue(byteaToBytes(s))
+    : intervalElements
+      ? (s) => {
+          const iv = parseInterval(s)
+          if (!iv) report('an interval DuckDB cannot hold (the element is NULL)', s)
+          return iv ?? null
+        }
+      : decimalNaN
+      ? (s) => {
+          if (s !== 'NaN') return s
+          report('NaN cannot be stored in a DECIMAL list element (the element is NULL)', s)
+          return null
+        }
+      : prepare
+  return (ap, v) => {
+    if (v === null) return ap.appendNull()
+    const text = textOf(type, v)
+    let parsed: ArrayValue
+    try {
+      parsed = parseArrayLiteral(text, delimiter)
+    } catch {
+      report('a malformed array literal', text)
+      return ap.appendNull()
+    }
+    const d = arrayDepth(parsed)
+    if (d !== 0 && d !== depth) {
+      report(`a ${d}-dimensional array in a ${depth}-level LIST column`, text)
+      return ap.appendNull()
+    }
+    try {
+      ap.appendList(toListItems(parsed, leaf, depth), listType)
+    } catch (err) {
+      report(errorText(err), text)
+      ap.appendNull()
+    }
+  }
+}
+
+function toListItems(items: ArrayValue, leaf: (s: string) => DuckDBValue, depth: number): DuckDBValue[] {
+  const out: DuckDBValue[] = new Array(items.length)
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i]
+    if (item === null) out[i] = null
+    else if (typeof item === 'string') out[i] = leaf(item)
+    else out[i] = depth > 1 ? listValue(toListItems(item, leaf, depth - 1)) : null
+  }
+  return out
+}
+
+/** Nesting depth of a parsed array (0 for an empty one, which fits any depth). */
+function arrayDepth(a: ArrayValue): number {
+  let d = 0
+  let cur: ArrayValue | string | null = a
+  while (Array.isArray(cur)) {
+    if (cur.length === 0) return d === 0 ? 0 : d + 1
+    d++
+    cur = cur[0]
+  }
+  return d
+}
+
+function scalarWriter(type: PgType, target: string, report: Report): ColumnWriter {
+  if (target === 'VARCHAR' || target === 'JSON') {
+    // Text, enums, money, unconstrained numeric, 'other' types, and degraded columns: as is.
+    return (ap, v) => {
+      if (v === null) ap.appendNull()
+      else ap.appendVarchar(textOf(type, v))
+    }
+  }
+  if (target === 'BLOB' && type.kind === 'bytea') {
+    return (ap, v) => {
+      if (v === null) ap.appendNull()
+      else if (v instanceof Uint8Array) ap.appendBlob(v)
+      else if (typeof v === 'string') ap.appendBlob(byteaToBytes(v))
+      else throw toastHere()
+    }
+  }
+  if (target === 'INTERVAL' && type.kind === 'interval') {
+    return (ap, v) => {
+      if (v === null) return ap.appendNull()
+      const text = textOf(type, v)
+      const iv = parseInterval(text)
+      if (iv) return ap.appendInterval(iv)
+      report('an interval DuckDB cannot hold', text)
+      ap.appendNull()
+    }
+  }
+  const prepare = scalarPreparer(type.kind)
+  const decimalNaN = type.kind === 'numeric' && target.startsWith('DECIMAL')
+  return (ap, v) => {
+    if (v === null) return ap.appendNull()
+    const text = textOf(type, v)
+    if (decimalNaN && text === 'NaN') {
+      report('NaN cannot be stored in a DECIMAL column', text)
+      return ap.appendNull()
+    }
+    try {
+      ap.appendVarchar(prepare(text))
+    } catch (err) {
+      report(errorText(err), text)
+      ap.appendNull()
+    }
+  }
+}
+
+function identity(s: string): string {
+  return s
+}
+
+/** The rewrite a text value of this kind needs before DuckDB parses it. */
+export function scalarPreparer(kind: ScalarKind | 'array'): (s: string) => string {
+  switch (kind) {
+    case 'date':
+    case 'timestamp':
+    case 'timestamptz':
+      return prepareDateTime
+    default:
+      return identity
+  }
+}
+
+/**
+ * Postgres writes BC dates with a suffix (`0044-03-15 12:00:00+00 BC`, year 44 BC = astronomical
+ * year -43); DuckDB reads astronomical years with a sign (`-0043-03-15 12:00:00+00`).
+ */
+export function prepareDateTime(s: string): string {
+  if (!s.endsWith(' BC')) return s
+  const dash = s.indexOf('-')
+  if (dash <= 0) return s
+  const year = Number(s.slice(0, dash))
+  const astronomical = 1 - year // 1 BC → 0, 2 BC → -1
+  const y = astronomical === 0 ? '0000' : `-${String(-astronomical).padStart(4, '0')}`
+  return y + s.slice(dash, -3)
+}
+
+const INT32_MIN = -2147483648
+const INT32_MAX = 2147483647
+const INT64_MIN = -(2n ** 63n)
+const INT64_MAX = 2n ** 63n - 1n
+
+/**
+ * An interval in Postgres's `postgres` IntervalStyle (`1 year 2 mons -3 days +04:05:06.789`) as
+ * DuckDB's months/days/microseconds; undefined for what DuckDB cannot hold (PG17 ±infinity).
+ */
+export function parseInterval(s: string): DuckDBIntervalValue | undefined {
+  let months = 0
+  let days = 0
+  let micros = 0n
+  const parts = s.trim().split(/\s+/)
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i]
+    if (p.includes(':')) {
+      const m = /^([-+]?)(\d+):(\d+)(?::(\d+)(?:\.(\d{1,6}))?)?$/.exec(p)
+      if (!m) return undefined
+      const us = BigInt(m[2]) * 3_600_000_000n + BigInt(m[3]) * 60_000_000n + BigInt(m[4] ?? '0') * 1_000_000n + BigInt((m[5] ?? '').padEnd(6, '0'))
+      micros += m[1] === '-' ? -us : us
+      continue
+    }
+    const n = Number(p)
+    const unit = parts[++i]
+    if (!Number.isInteger(n) || unit === undefined) return undefined
+    if (unit.startsWith('year')) months += n * 12
+    else if (unit.startsWith('mon')) months += n
+    else if (unit.startsWith('day')) days += n
+    else return undefined
+  }
+  if (months < INT32_MIN || months > INT32_MAX || days < INT32_MIN || days > INT32_MAX || micros < INT64_MIN || micros > INT64_MAX) return undefined
+  return intervalValue(months, days, micros)
+}
+
+/** `\x0102ff` (hex output) or the escape format (`a\000\\`) → bytes. */
+export function byteaToBytes(s: string): Uint8Array {
+  if (s.startsWith('\\x')) return Buffer.from(s.slice(2), 'hex')
+  const out: number[] = []
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c !== 0x5c) {
+      out.push(c)
+    } else if (s[i + 1] === '\\') {
+      out.push(0x5c)
+      i++
+    } else {
+      out.push(Number.parseInt(s.slice(i + 1, i + 4), 8))
+      i += 3
+    }
+  }
+  return Uint8Array.from(out)
+}
+
+/** The text form of a value; binary values are only understood for bytea. */
+function textOf(type: PgType, v: ColumnValue): string {
+  if (typeof v === 'string') return v
+  if (v instanceof Uint8Array) {
+    if (type.kind === 'bytea') return `\\x${Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex')}`
+    throw new PgrepError('sink', `a binary-format value of type ${type.sqlName} reached the DuckDB sink`, {
+      hint: 'pgrep reads every value in text form; binary values are only supported for bytea',
+    })
+  }
+  if (v === UNCHANGED_TOAST) throw toastHere()
+  throw new PgrepError('internal', `unexpected column value ${String(v)}`)
+}
+
+function toastHere(): PgrepError {
+  return new PgrepError('internal', 'an unchanged TOAST value reached a column writer (it must be resolved before staging)')
+}
+
+function errorText(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err)
+  return msg.split('\n')[0].replace(/^Failed to cast value: /, '')
+}
