@@ -79,7 +79,7 @@ export async function runWorkload(db: TestDb, seed: number, transactions: number
         if (roll < 0.35) {
           const big = r() < 0.2 ? 'T'.repeat(3000 + int(5000)) : `t${int(1000)}`
           await c.query(
-            `INSERT INTO public.accounts VALUES ($1, $2, $3, $4, $5, $6, $7, now() - ($2 || ' seconds')::interval) ON CONFLICT (id) DO UPDATE SET n = excluded.n, amount = excluded.amount`,
+            `INSERT INTO public.accounts VALUES ($1, $2::int, $3, $4, $5, $6, $7, now() - $2::int * interval '1 second') ON CONFLICT (id) DO UPDATE SET n = excluded.n, amount = excluded.amount`,
             [id, int(1e6), big, (r() * 1e6).toFixed(2), r() < 0.5, JSON.stringify({k: int(10), s: `é"\\${int(9)}`}), r() < 0.2 ? null : [int(9), null, int(9)]],
           )
         } else if (roll < 0.55) {
@@ -98,7 +98,7 @@ export async function runWorkload(db: TestDb, seed: number, transactions: number
           await c.query(`DELETE FROM public.events WHERE ctid = (SELECT ctid FROM public.events WHERE kind = $1 LIMIT 1)`, [`k${int(3)}`])
         } else {
           await c.query('SAVEPOINT sp')
-          await c.query(`INSERT INTO public.accounts VALUES (-$1, 0, 'rolled back')`, [id])
+          await c.query(`INSERT INTO public.accounts VALUES (-($1::bigint), 0, 'rolled back')`, [id])
           await c.query('ROLLBACK TO SAVEPOINT sp')
         }
       }
