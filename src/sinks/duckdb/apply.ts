@@ -79,6 +79,8 @@ export class BatchApplier {
   readonly shapes = new Map<string, TableShape>()
   readonly schemas = new Map<string, TableSchema>()
   private seq = 0
+  /** Tables written to in this transaction. */
+  private readonly dirty = new Set<string>()
   private readonly skipped = new Map<string, {updates: number; deletes: number}>()
 
   constructor(
@@ -105,6 +107,7 @@ export class BatchApplier {
           for (const t of e.tables) {
             await this.prepareTable(t)
             this.discardSegment(tableKey(t))
+            this.dirty.add(tableKey(t))
             await exec(this.conn, `DELETE FROM ${qualified(this.db, t)}`)
           }
           break
@@ -147,7 +150,7 @@ export class BatchApplier {
     // New or changed: apply what was staged with the old shape, then change the table.
     await this.flushSegment(key)
     if (!shape) shape = await loadShape(this.conn, this.db, t)
-    shape = await reconcileTable(this.conn, this.db, t, shape, {warn: (msg, fields) => this.log('warn', msg, fields)})
+    shape = await reconcileTable(this.conn, this.db, t, shape, {warn: (msg, fields) => this.log('warn', msg, fields), dirty: this.dirty.has(key)})
     this.shapes.set(key, shape)
     this.schemas.set(key, t)
     return shape
@@ -191,6 +194,7 @@ export class BatchApplier {
     const seg = this.segments.get(key)
     if (!seg) return
     this.segments.delete(key)
+    if (seg.mode === 'append' && seg.rows > 0) this.dirty.add(key) // the appender may have flushed some
     try {
       seg.appender.clear()
       seg.appender.closeSync()
@@ -387,6 +391,7 @@ export class BatchApplier {
     if (!seg) return
     this.segments.delete(key)
     seg.appender.closeSync()
+    if (seg.rows > 0) this.dirty.add(key)
     try {
       if (seg.rows > 0 && seg.mode === 'key') await this.applyKeyed(seg)
       else if (seg.rows > 0 && seg.mode === 'full') await this.applyFull(seg)

@@ -20,8 +20,8 @@
 //    Postgres's text form) and a warning is logged. Existing rows are converted by DuckDB's cast:
 //    Postgres does not send the rows its own ALTER TABLE rewrote.
 // 4. When DuckDB cannot ALTER (a changed primary key, a retyped key column, an order that ADD
-//    COLUMN cannot produce) the table is rebuilt: new table, INSERT ... SELECT, drop, rename, all
-//    in the caller's transaction.
+//    COLUMN cannot produce, or a table already written in this transaction: see `dirty`) the
+//    table is rebuilt: new table, INSERT ... SELECT, drop, rename, all in the caller's transaction.
 import type {DuckDBConnection} from '@duckdb/node-api'
 import {PgrepError} from '../../core/errors.js'
 import type {ColumnSchema, TableName, TableSchema} from '../../core/schema/types.js'
@@ -126,6 +126,12 @@ export interface ReconcileOptions {
   depths?: Map<string, number>
   /** Create the schema when missing (the copy creates it outside its transaction). */
   createSchema?: (schema: string) => Promise<void>
+  /**
+   * The table was written to in this transaction. DuckDB then fails the COMMIT of an ADD, DROP or
+   * retype of a column when a key was deleted and inserted again in the same transaction (it
+   * counts the key twice), so such changes rebuild the table instead.
+   */
+  dirty?: boolean
 }
 
 /**
@@ -172,7 +178,8 @@ export async function reconcileTable(conn: DuckDBConnection, db: string, t: Tabl
   for (const j of plan.keep) desired[j].duckType = current.columns[plan.pairOf[j]].duckType
   const effective = plan.retypes.filter((r) => normalizeDuckType(r.to) !== normalizeDuckType(current.columns[r.oldIndex].duckType))
   const retypesKey = effective.some((r) => current.primaryKey.includes(current.columns[r.oldIndex].name))
-  if (plan.rebuild || retypesKey) {
+  const structural = plan.drops.length > 0 || plan.adds.length > 0 || effective.length > 0
+  if (plan.rebuild || retypesKey || (opts.dirty && structural)) {
     await rebuild(conn, db, t, current, desired, plan.pairOf, primaryKey)
   } else {
     const tq = qualified(db, t)
@@ -180,7 +187,9 @@ export async function reconcileTable(conn: DuckDBConnection, db: string, t: Tabl
     for (const [j, i] of plan.renames) await exec(conn, `ALTER TABLE ${tq} RENAME COLUMN ${ident(current.columns[i].name)} TO ${ident(desired[j].name)}`)
     for (const r of effective) {
       const col = ident(desired[r.newIndex].name)
-      await exec(conn, `ALTER TABLE ${tq} ALTER COLUMN ${col} SET DATA TYPE ${r.to} USING CAST(${col} AS ${r.to})`)
+      // TRY_CAST: every visible value was checked above; DuckDB also converts the deleted row
+      // versions it still stores, and those may not cast.
+      await exec(conn, `ALTER TABLE ${tq} ALTER COLUMN ${col} SET DATA TYPE ${r.to} USING TRY_CAST(${col} AS ${r.to})`)
     }
     for (const j of plan.adds) await exec(conn, `ALTER TABLE ${tq} ADD COLUMN ${ident(desired[j].name)} ${desired[j].duckType}`)
   }
