@@ -142,7 +142,7 @@ describe('tables with a key', () => {
   })
 
   it('keeps unchanged TOAST values: across batches, within a batch, through key changes', async () => {
-    const U = UNCHANGED_TOAST
+    const U: typeof UNCHANGED_TOAST = UNCHANGED_TOAST
     await batch(ins(t, ['1', 'v1', 'BIG-1']), ins(t, ['2', 'v2', 'BIG-2']), ins(t, ['3', 'v3', 'BIG-3']))
     await batch(upd(t, ['1', 'v1b', U]))
     expect(await rowsOf(t)).toEqual([
