@@ -1,0 +1,142 @@
+// GoogleSQL text: quoting, the shapes of pgrep's tables, and DDL. Every statement the sink sends
+// is built here or in merge.ts, from names that went through naming.ts.
+import type {Lsn} from '../../core/lsn.js'
+import {formatLsn} from '../../core/lsn.js'
+import {CHECKPOINT_TABLE, TABLES_TABLE} from './naming.js'
+import {clusterable, type BqType} from './types.js'
+
+/** A backquoted identifier. */
+export function ident(name: string): string {
+  return `\`${name.replace(/[\\`]/g, (c) => `\\${c}`)}\``
+}
+
+/** A GoogleSQL string literal. */
+export function str(s: string): string {
+  let out = "'"
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!
+    if (ch === "'" || ch === '\\') out += `\\${ch}`
+    else if (c === 0x0a) out += '\\n'
+    else if (c === 0x0d) out += '\\r'
+    else if (c === 0x09) out += '\\t'
+    else if (c < 0x20 || c === 0x7f) out += `\\u${c.toString(16).padStart(4, '0')}`
+    else out += ch
+  }
+  return `${out}'`
+}
+
+/** `project`.`dataset`.`table` */
+export interface DatasetRef {
+  projectId: string
+  dataset: string
+}
+
+export function tableRef(ds: DatasetRef, table: string): string {
+  return `${ident(ds.projectId)}.${ident(ds.dataset)}.${ident(table)}`
+}
+
+/** LSNs are stored as 16 hex digits (text order = numeric order) next to their `X/Y` form. */
+export function lsnKey(lsn: Lsn): string {
+  return lsn.toString(16).toUpperCase().padStart(16, '0')
+}
+
+export function lsnFromKey(key: string): Lsn {
+  return BigInt(`0x${key}`)
+}
+
+export {formatLsn}
+
+export interface ColumnDef {
+  name: string
+  type: BqType
+}
+
+/** CREATE TABLE for a replicated table: the key declared as an unenforced primary key, clustered by it. */
+export function createTableSql(ds: DatasetRef, table: string, columns: ColumnDef[], key: string[], opts: {replace?: boolean; asSelect?: string} = {}): string {
+  const defs = columns.map((c) => `${ident(c.name)} ${c.type}`)
+  if (key.length > 0 && primaryKeyAllowed(columns, key)) defs.push(`PRIMARY KEY (${key.map(ident).join(', ')}) NOT ENFORCED`)
+  const cluster = clusterColumns(columns, key)
+  const head = opts.replace ? 'CREATE OR REPLACE TABLE' : 'CREATE TABLE IF NOT EXISTS'
+  return `${head} ${tableRef(ds, table)} (${defs.join(', ')})${cluster.length > 0 ? ` CLUSTER BY ${cluster.map(ident).join(', ')}` : ''}${opts.asSelect ? ` AS ${opts.asSelect}` : ''}`
+}
+
+/** BigQuery primary keys cannot include JSON columns. */
+export function primaryKeyAllowed(columns: ColumnDef[], key: string[]): boolean {
+  const types = new Map(columns.map((c) => [c.name, c.type]))
+  return key.every((k) => types.get(k) !== undefined && types.get(k) !== 'JSON')
+}
+
+/** Up to four leading key columns, as long as BigQuery can cluster by them. */
+export function clusterColumns(columns: ColumnDef[], key: string[]): string[] {
+  const types = new Map(columns.map((c) => [c.name, c.type]))
+  const out: string[] = []
+  for (const k of key) {
+    const t = types.get(k)
+    if (!t || !clusterable(t) || out.length === 4) break
+    out.push(k)
+  }
+  return out
+}
+
+// ---- pgrep's state tables ----
+
+export function stateTablesDdl(ds: DatasetRef): string {
+  return [
+    `CREATE TABLE IF NOT EXISTS ${tableRef(ds, CHECKPOINT_TABLE)} (id INT64, commit_lsn STRING, end_lsn STRING, commit_lsn_text STRING, end_lsn_text STRING, updated_at TIMESTAMP)`,
+    `CREATE TABLE IF NOT EXISTS ${tableRef(ds, TABLES_TABLE)} (pg_schema STRING, pg_name STRING, bq_table STRING, status STRING, snapshot_lsn STRING, applied_lsn STRING, columns STRING, updated_at TIMESTAMP)`,
+  ].join(';\n')
+}
+
+export function checkpointMergeSql(ds: DatasetRef, commitLsn: Lsn, endLsn: Lsn): string {
+  return (
+    `MERGE INTO ${tableRef(ds, CHECKPOINT_TABLE)} AS T USING (SELECT 1 AS id, ${str(lsnKey(commitLsn))} AS commit_lsn, ${str(lsnKey(endLsn))} AS end_lsn, ` +
+    `${str(formatLsn(commitLsn))} AS commit_lsn_text, ${str(formatLsn(endLsn))} AS end_lsn_text) AS S ON T.id = S.id ` +
+    `WHEN MATCHED THEN UPDATE SET commit_lsn = S.commit_lsn, end_lsn = S.end_lsn, commit_lsn_text = S.commit_lsn_text, end_lsn_text = S.end_lsn_text, updated_at = CURRENT_TIMESTAMP() ` +
+    `WHEN NOT MATCHED THEN INSERT (id, commit_lsn, end_lsn, commit_lsn_text, end_lsn_text, updated_at) VALUES (S.id, S.commit_lsn, S.end_lsn, S.commit_lsn_text, S.end_lsn_text, CURRENT_TIMESTAMP())`
+  )
+}
+
+/** One row of `_pgrep_tables`; undefined fields are left as they are on an existing row. */
+export interface TableStateRow {
+  pgSchema: string
+  pgName: string
+  bqTable: string
+  status?: string
+  /** null clears it. */
+  snapshotLsn?: Lsn | null
+  appliedLsn?: Lsn | null
+  columns?: string
+}
+
+type StateField = 'status' | 'snapshot_lsn' | 'applied_lsn' | 'columns'
+
+/** MERGE rows into `_pgrep_tables` by Postgres name (one statement, rows of the same field set). */
+export function tableStatesMergeSql(ds: DatasetRef, rows: TableStateRow[], fields: StateField[]): string {
+  const value = (r: TableStateRow, f: StateField): string => {
+    switch (f) {
+      case 'status':
+        return r.status === undefined ? 'CAST(NULL AS STRING)' : str(r.status)
+      case 'snapshot_lsn':
+        return r.snapshotLsn === undefined || r.snapshotLsn === null ? 'CAST(NULL AS STRING)' : str(lsnKey(r.snapshotLsn))
+      case 'applied_lsn':
+        return r.appliedLsn === undefined || r.appliedLsn === null ? 'CAST(NULL AS STRING)' : str(lsnKey(r.appliedLsn))
+      case 'columns':
+        return r.columns === undefined ? 'CAST(NULL AS STRING)' : str(r.columns)
+    }
+  }
+  const selects = rows.map(
+    (r) => `SELECT ${str(r.pgSchema)} AS pg_schema, ${str(r.pgName)} AS pg_name, ${str(r.bqTable)} AS bq_table${fields.map((f) => `, ${value(r, f)} AS ${f}`).join('')}`,
+  )
+  const all: StateField[] = ['status', 'snapshot_lsn', 'applied_lsn', 'columns']
+  const insertValue = (f: StateField) => (fields.includes(f) ? `S.${f}` : f === 'status' ? "'streamed'" : 'CAST(NULL AS STRING)')
+  return (
+    `MERGE INTO ${tableRef(ds, TABLES_TABLE)} AS T USING (${selects.join(' UNION ALL ')}) AS S ON T.pg_schema = S.pg_schema AND T.pg_name = S.pg_name ` +
+    `WHEN MATCHED THEN UPDATE SET bq_table = S.bq_table, ${fields.map((f) => `${f} = S.${f}, `).join('')}updated_at = CURRENT_TIMESTAMP() ` +
+    `WHEN NOT MATCHED THEN INSERT (pg_schema, pg_name, bq_table, ${all.join(', ')}, updated_at) VALUES (S.pg_schema, S.pg_name, S.bq_table, ${all.map(insertValue).join(', ')}, CURRENT_TIMESTAMP())`
+  )
+}
+
+/** Wraps statements into one multi-statement transaction. */
+export function transaction(statements: string[]): string {
+  return ['BEGIN TRANSACTION', ...statements, 'COMMIT TRANSACTION'].join(';\n') + ';'
+}
