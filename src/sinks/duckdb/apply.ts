@@ -63,6 +63,8 @@ interface Segment {
   keyIdx: number[]
   isKey: boolean[]
   rows: number
+  /** Deletes staged (key mode): none, no DELETE statement. */
+  deletes: number
   toastCols: Set<number>
   hasFallbackKey: boolean
   runs: Run[]
@@ -79,6 +81,8 @@ export class BatchApplier {
   readonly shapes = new Map<string, TableShape>()
   readonly schemas = new Map<string, TableSchema>()
   private seq = 0
+  /** The segment of the last row staged. */
+  private last: Segment | undefined
   /** Tables written to in this transaction. */
   private readonly dirty = new Set<string>()
   private readonly skipped = new Map<string, {updates: number; deletes: number}>()
@@ -97,9 +101,14 @@ export class BatchApplier {
       switch (e.op) {
         case 'insert':
         case 'update':
-        case 'delete':
-          await this.row(e)
+        case 'delete': {
+          // Fast path: the table of the previous row, its segment still open.
+          const last = this.last
+          const seg = last && last.table === e.table && this.segments.get(last.key) === last ? last : await this.segmentFor(e.table)
+          this.last = seg
+          if (!this.stageRow(seg, e)) await this.stageKeyChangeWithToast(seg, e as UpdateEvent)
           break
+        }
         case 'schema':
           await this.prepareTable(e.table)
           break
@@ -160,7 +169,10 @@ export class BatchApplier {
     const key = tableKey(t)
     const shape = await this.prepareTable(t)
     const existing = this.segments.get(key)
-    if (existing) return existing
+    if (existing) {
+      existing.table = t // same shape (prepareTable checked): later rows take the fast path
+      return existing
+    }
     return this.openSegment(key, t, shape)
   }
 
@@ -185,7 +197,7 @@ export class BatchApplier {
       await exec(this.conn, `CREATE TEMP TABLE ${stage} (${cols.join(', ')})`)
       appender = await this.conn.createAppender(stage, 'main', 'temp')
     }
-    const seg: Segment = {key, table: t, shape, mode, stage, appender, writers, keyIdx, isKey, rows: 0, toastCols: new Set(), hasFallbackKey: false, runs: []}
+    const seg: Segment = {key, table: t, shape, mode, stage, appender, writers, keyIdx, isKey, rows: 0, deletes: 0, toastCols: new Set(), hasFallbackKey: false, runs: []}
     this.segments.set(key, seg)
     return seg
   }
@@ -209,8 +221,8 @@ export class BatchApplier {
 
   // ---- staging ----
 
-  private async row(e: InsertEvent | UpdateEvent | DeleteEvent): Promise<void> {
-    let seg = await this.segmentFor(e.table)
+  /** Stages one row change; false when it is a key-changing update with unchanged TOAST values. */
+  private stageRow(seg: Segment, e: InsertEvent | UpdateEvent | DeleteEvent): boolean {
     const seq = this.seq++
     switch (seg.mode) {
       case 'append':
@@ -223,30 +235,38 @@ export class BatchApplier {
           else n.deletes++
           this.skipped.set(name, n)
         }
-        return
+        return true
       case 'key':
-        if (e.op === 'insert') return this.stageUpsert(seg, seq, e.new, null)
-        if (e.op === 'delete') return this.stageDelete(seg, seq, e.old, e)
-        {
+        if (e.op === 'insert') this.stageUpsert(seg, seq, e.new, null)
+        else if (e.op === 'delete') this.stageDelete(seg, seq, e.old, e)
+        else {
           const neu = this.resolveKeyToast(seg, e)
           if (e.old && keyChanged(seg.keyIdx, e.old, neu)) {
-            const toast = neu.includes(UNCHANGED_TOAST)
-            if (toast) {
-              // The unchanged values live in the old key's row: apply what is staged, so that row
-              // is in the table when the upsert reads it.
-              await this.flushSegment(seg.key)
-              seg = await this.segmentFor(e.table)
-            }
+            if (neu.includes(UNCHANGED_TOAST)) return false
             this.stageDelete(seg, this.seq++, e.old, e)
-            this.stageUpsert(seg, this.seq++, neu, toast ? e.old : null)
+            this.stageUpsert(seg, this.seq++, neu, null)
           } else {
             this.stageUpsert(seg, seq, neu, null)
           }
         }
-        return
+        return true
       case 'full':
-        return this.stageFull(seg, seq, e)
+        this.stageFull(seg, seq, e)
+        return true
     }
+  }
+
+  /**
+   * A key-changing update whose unchanged TOAST values live in the old key's row: what is staged
+   * is applied first, so that row is in the table when the upsert reads it.
+   */
+  private async stageKeyChangeWithToast(seg: Segment, e: UpdateEvent): Promise<void> {
+    await this.flushSegment(seg.key)
+    const fresh = await this.segmentFor(e.table)
+    this.last = fresh
+    const neu = this.resolveKeyToast(fresh, e)
+    this.stageDelete(fresh, this.seq++, e.old!, e)
+    this.stageUpsert(fresh, this.seq++, neu, e.old)
   }
 
   private appendRow(seg: Segment, values: TupleData): void {
@@ -317,6 +337,7 @@ export class BatchApplier {
     ap.appendNull()
     ap.endRow()
     seg.rows++
+    seg.deletes++
   }
 
   private stageFull(seg: Segment, seq: number, e: InsertEvent | UpdateEvent | DeleteEvent): void {
@@ -436,9 +457,19 @@ export class BatchApplier {
       await exec(this.conn, `CREATE TEMP TABLE ${fin} AS SELECT ${sel.join(', ')} FROM (SELECT ${agg.join(', ')} FROM ${stage} GROUP BY ${keys.join(', ')}) g ${joins.join(' ')}`)
     }
     try {
+      // Keys whose last change is a delete are deleted; the others are upserted. INSERT OR REPLACE
+      // finds existing keys through the primary key's index: measured 2.5x faster than deleting
+      // every staged key and inserting again (whose index upkeep at COMMIT dominates). But it turns
+      // -0 into 0 inside lists, so tables with a FLOAT/DOUBLE list take the slower exact way.
       const match = seg.keyIdx.map((k) => `f.c${k} = ${target}.${cols[k]}`).join(' AND ')
-      await exec(this.conn, `DELETE FROM ${target} WHERE EXISTS (SELECT 1 FROM temp.main.${fin} f WHERE ${match})`)
-      await exec(this.conn, `INSERT INTO ${target} (${cols.join(', ')}) SELECT ${cols.map((_, i) => `c${i}`).join(', ')} FROM temp.main.${fin} WHERE _op = ${OP_UPSERT}`)
+      const values = cols.map((_, i) => `c${i}`).join(', ')
+      if (seg.shape.columns.some((c) => /^(FLOAT|DOUBLE|REAL|FLOAT4|FLOAT8)(\[\])+$/i.test(c.duckType))) {
+        await exec(this.conn, `DELETE FROM ${target} WHERE EXISTS (SELECT 1 FROM temp.main.${fin} f WHERE ${match})`)
+        await exec(this.conn, `INSERT INTO ${target} (${cols.join(', ')}) SELECT ${values} FROM temp.main.${fin} WHERE _op = ${OP_UPSERT}`)
+      } else {
+        if (seg.deletes > 0) await exec(this.conn, `DELETE FROM ${target} WHERE EXISTS (SELECT 1 FROM temp.main.${fin} f WHERE f._op = ${OP_DELETE} AND ${match})`)
+        await exec(this.conn, `INSERT OR REPLACE INTO ${target} (${cols.join(', ')}) SELECT ${values} FROM temp.main.${fin} WHERE _op = ${OP_UPSERT}`)
+      }
     } finally {
       await exec(this.conn, `DROP TABLE IF EXISTS temp.main.${fin}`).catch(() => {})
     }

@@ -1,0 +1,110 @@
+// Throughput of the DuckDB sink (skipped unless PGREP_DUCKDB_BENCH=1):
+//   PGREP_DUCKDB_BENCH=1 PGREP_TEST_PG_MAJORS=none npx vitest run test/unit/duckdb-throughput.test.ts
+// Copy: 1M rows of 8 mixed columns through one copy writer (chunks of 10k rows, as the COPY
+// reader hands them over). Stream: a 1M-row batch of inserts, then a 1M-row batch of updates of
+// the same keys. Row generation is not timed.
+import {mkdtempSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
+import {DuckDBInstance} from '@duckdb/node-api'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import type {ChangeEvent} from '../../src/core/changes.js'
+import type {TupleData} from '../../src/core/protocol/messages.js'
+import type {PgType, TableSchema} from '../../src/core/schema/types.js'
+import {DuckDbSink} from '../../src/sinks/duckdb/index.js'
+
+const type = (oid: number, sqlName: string, kind: PgType['kind'], extra: Partial<PgType> = {}): PgType => ({oid, sqlName, kind, ...extra})
+const COLUMNS: [string, PgType][] = [
+  ['id', type(20, 'bigint', 'int8')],
+  ['qty', type(23, 'integer', 'int4')],
+  ['name', type(25, 'text', 'text')],
+  ['price', type(1700, 'numeric(12,2)', 'numeric', {precision: 12, scale: 2})],
+  ['created_at', type(1184, 'timestamp with time zone', 'timestamptz')],
+  ['active', type(16, 'boolean', 'bool')],
+  ['score', type(701, 'double precision', 'float8')],
+  ['doc', type(3802, 'jsonb', 'jsonb')],
+]
+const table = (name: string): TableSchema => ({
+  relationId: 1,
+  schema: 'bench',
+  name,
+  replicaIdentity: 'default',
+  columns: COLUMNS.map(([n, t], i) => ({name: n, type: t, typeModifier: -1, isKey: i === 0})),
+})
+
+function row(i: number, v = 0): TupleData {
+  return [
+    String(i),
+    String((i * 7 + v) % 100000),
+    `customer name number ${i}`,
+    `${(i + v) % 99999}.${String(i % 100).padStart(2, '0')}`,
+    `2024-${String(1 + (i % 12)).padStart(2, '0')}-${String(1 + (i % 28)).padStart(2, '0')} 12:34:56.${String(i % 1000000).padStart(6, '0')}+00`,
+    i % 3 === 0 ? 't' : 'f',
+    String((i + v) / 7),
+    `{"k": ${i}, "tags": ["a", "b"], "v": ${v}}`,
+  ]
+}
+
+const N = 1_000_000
+const CHUNK = 10_000
+
+describe.skipIf(!process.env.PGREP_DUCKDB_BENCH)('DuckDB sink throughput', () => {
+  let dir: string
+  let instance: DuckDBInstance
+  let sink: DuckDbSink
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'pgrep-duckdb-bench-'))
+    instance = await DuckDBInstance.create(path.join(dir, 'throughput.duckdb'))
+    sink = new DuckDbSink({path: 'throughput.duckdb', instance})
+    await sink.open()
+  })
+  afterAll(async () => {
+    await sink.close()
+    instance.closeSync()
+    rmSync(dir, {recursive: true, force: true})
+  })
+
+  it('copies 1M rows of 8 mixed columns', async () => {
+    const writer = await sink.startTableCopy(table('copied'), 1n)
+    let ms = 0
+    for (let from = 0; from < N; from += CHUNK) {
+      const rows = Array.from({length: CHUNK}, (_, k) => row(from + k))
+      const t0 = performance.now()
+      await writer.write(rows)
+      ms += performance.now() - t0
+    }
+    const t0 = performance.now()
+    await writer.commit()
+    const commitMs = performance.now() - t0
+    ms += commitMs
+    console.log(`copy: ${N} rows in ${Math.round(ms)} ms (commit ${Math.round(commitMs)} ms): ${Math.round(N / (ms / 1000))} rows/s`)
+    const c = await instance.connect()
+    expect((await c.runAndReadAll('SELECT count(*)::INT FROM bench.copied')).getRowsJS()).toEqual([[N]])
+    c.closeSync()
+  }, 900_000)
+
+  it('applies 1M-row batches of inserts and of updates', async () => {
+    const t = table('streamed')
+    for (const phase of ['insert', 'update'] as const) {
+      let ms = 0
+      let t0 = performance.now()
+      await sink.beginBatch()
+      ms += performance.now() - t0
+      for (let from = 0; from < N; from += CHUNK) {
+        const events: ChangeEvent[] = Array.from({length: CHUNK}, (_, k) =>
+          phase === 'insert'
+            ? {op: 'insert', table: t, new: row(from + k), commitLsn: 1n, seq: from + k, xid: 1, commitTime: 0n}
+            : {op: 'update', table: t, new: row(from + k, 1), old: null, oldKind: null, commitLsn: 2n, seq: from + k, xid: 2, commitTime: 0n},
+        )
+        t0 = performance.now()
+        await sink.write(events)
+        ms += performance.now() - t0
+      }
+      t0 = performance.now()
+      await sink.commitBatch({commitLsn: phase === 'insert' ? 1n : 2n, endLsn: 3n})
+      const commitMs = performance.now() - t0
+      ms += commitMs
+      console.log(`stream ${phase}s: ${N} rows in ${Math.round(ms)} ms (commit ${Math.round(commitMs)} ms): ${Math.round(N / (ms / 1000))} rows/s`)
+    }
+  }, 900_000)
+})
