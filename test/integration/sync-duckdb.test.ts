@@ -119,13 +119,21 @@ describe.each(pgServers())('sync into DuckDB on PostgreSQL $major', (server) => 
       await db.query(`ALTER TABLE public.accounts ALTER COLUMN extra TYPE bigint`)
       await db.query(`INSERT INTO public.accounts (id, n_renamed, txt, extra) VALUES (3, 3, 'c', 9000000000)`)
       await db.query(`ALTER TABLE public.accounts DROP COLUMN flag`)
-      await db.query(`INSERT INTO public.accounts (id, n_renamed, txt) VALUES (4, 4, 'd')`)
-      // The end of the last commit; the slot is confirmed there once DuckDB has committed it.
-      const {rows: end} = await db.query(`SELECT pg_current_wal_insert_lsn()::text AS lsn`)
+      // The last transaction: a position taken inside it is before its commit record ends, and
+      // the slot is confirmed past it only once DuckDB has committed that transaction.
+      const last = await db.client()
+      await last.query('BEGIN')
+      await last.query(`INSERT INTO public.accounts (id, n_renamed, txt) VALUES (4, 4, 'd')`)
+      const {rows: end} = await last.query(`SELECT pg_current_wal_insert_lsn()::text AS lsn`)
+      await last.query('COMMIT')
+      await last.end()
       await waitFor(async () => {
-        const {rows} = await db.query(`SELECT confirmed_flush_lsn >= $1::pg_lsn AS caught FROM pg_replication_slots WHERE slot_name = 'added_slot'`, [end[0].lsn])
+        const {rows} = await db.query(`SELECT confirmed_flush_lsn > $1::pg_lsn AS caught FROM pg_replication_slots WHERE slot_name = 'added_slot'`, [end[0].lsn])
         return rows[0]?.caught === true
-      }, 60_000, 'caught up')
+      }, 60_000, 'caught up').catch(async (err) => {
+        const {rows} = await db.query(`SELECT confirmed_flush_lsn::text, $1 AS target FROM pg_replication_slots WHERE slot_name = 'added_slot'`, [end[0].lsn])
+        throw new Error(`${err.message}: ${JSON.stringify(rows)}\n${child.stderrText().slice(-3000)}`)
+      })
       child.kill('SIGTERM')
       const stopped = await child.result
       expect(stopped.code, stopped.stderr).toBe(0)
