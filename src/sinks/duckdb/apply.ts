@@ -26,9 +26,10 @@ import type {ChangeEvent, DeleteEvent, InsertEvent, UpdateEvent} from '../../cor
 import {PgrepError} from '../../core/errors.js'
 import {UNCHANGED_TOAST, type ColumnValue, type TupleData} from '../../core/protocol/messages.js'
 import {tableKey, type TableSchema} from '../../core/schema/types.js'
-import {loadShape, reconcileTable, type TableShape} from './ddl.js'
+import {deepenListColumn, literalDepth, loadShape, reconcileTable, type TableShape} from './ddl.js'
 import type {Issues, SinkLog} from './issues.js'
 import {display, exec, ident, qualified} from './sql.js'
+import {splitListType} from './types.js'
 import {columnWriter, type ColumnWriter} from './values.js'
 
 /** What the sink knows about its tables (committed), shared with the copy writers. */
@@ -62,6 +63,8 @@ interface Segment {
   writers: ColumnWriter[]
   keyIdx: number[]
   isKey: boolean[]
+  /** Array columns stored as LISTs, with their depth. */
+  arrayCols: {index: number; depth: number}[]
   rows: number
   /** Deletes staged (key mode): none, no DELETE statement. */
   deletes: number
@@ -85,6 +88,8 @@ export class BatchApplier {
   private last: Segment | undefined
   /** Tables written to in this transaction. */
   private readonly dirty = new Set<string>()
+  /** LIST columns found holding data at their depth: deeper values there are stored as NULL. */
+  private readonly keepDepth = new Set<string>()
   private readonly skipped = new Map<string, {updates: number; deletes: number}>()
 
   constructor(
@@ -104,7 +109,8 @@ export class BatchApplier {
         case 'delete': {
           // Fast path: the table of the previous row, its segment still open.
           const last = this.last
-          const seg = last && last.table === e.table && this.segments.get(last.key) === last ? last : await this.segmentFor(e.table)
+          let seg = last && last.table === e.table && this.segments.get(last.key) === last ? last : await this.segmentFor(e.table)
+          if (seg.arrayCols.length > 0 && e.op !== 'delete') seg = await this.fitArrays(seg, e)
           this.last = seg
           if (!this.stageRow(seg, e)) await this.stageKeyChangeWithToast(seg, e as UpdateEvent)
           break
@@ -197,7 +203,11 @@ export class BatchApplier {
       await exec(this.conn, `CREATE TEMP TABLE ${stage} (${cols.join(', ')})`)
       appender = await this.conn.createAppender(stage, 'main', 'temp')
     }
-    const seg: Segment = {key, table: t, shape, mode, stage, appender, writers, keyIdx, isKey, rows: 0, deletes: 0, toastCols: new Set(), hasFallbackKey: false, runs: []}
+    const arrayCols = t.columns.flatMap((c, index) => {
+      const depth = splitListType(shape.columns[index].duckType).depth
+      return c.type.kind === 'array' && depth > 0 ? [{index, depth}] : []
+    })
+    const seg: Segment = {key, table: t, shape, mode, stage, appender, writers, keyIdx, isKey, arrayCols, rows: 0, deletes: 0, toastCols: new Set(), hasFallbackKey: false, runs: []}
     this.segments.set(key, seg)
     return seg
   }
@@ -220,6 +230,32 @@ export class BatchApplier {
   private dropLater: string[] = []
 
   // ---- staging ----
+
+  /**
+   * A LIST column created before any value showed its dimensions (1 level) receiving a deeper
+   * array: the column is made deeper when it holds no non-empty list yet.
+   */
+  private async fitArrays(seg: Segment, e: InsertEvent | UpdateEvent): Promise<Segment> {
+    for (const {index, depth} of seg.arrayCols) {
+      const v = e.new[index]
+      if (typeof v !== 'string') continue
+      const d = literalDepth(v)
+      if (d <= depth) continue
+      const mark = `${seg.key}\u0000${index}`
+      if (this.keepDepth.has(mark)) continue
+      await this.flushSegment(seg.key)
+      const shape = this.shapes.get(seg.key) ?? this.catalog.shapes.get(seg.key)
+      const deeper = shape && (await deepenListColumn(this.conn, this.db, shape, index, d, this.dirty.has(seg.key)))
+      if (deeper) {
+        this.shapes.set(seg.key, deeper)
+        this.schemas.set(seg.key, e.table)
+      } else {
+        this.keepDepth.add(mark)
+      }
+      return this.fitArrays(await this.segmentFor(e.table), e)
+    }
+    return seg
+  }
 
   /** Stages one row change; false when it is a key-changing update with unchanged TOAST values. */
   private stageRow(seg: Segment, e: InsertEvent | UpdateEvent | DeleteEvent): boolean {

@@ -10,7 +10,7 @@ import type {Lsn} from '../../core/lsn.js'
 import type {TableCopyWriter} from '../../core/pipeline/sink.js'
 import {UNCHANGED_TOAST, type TupleData} from '../../core/protocol/messages.js'
 import type {TableSchema} from '../../core/schema/types.js'
-import {checkTableNames, createTableSql, loadShape, primaryKeyOf, storedColumn, type TableShape} from './ddl.js'
+import {checkTableNames, createTableSql, literalDepth, loadShape, primaryKeyOf, storedColumn, type TableShape} from './ddl.js'
 import {Issues, type SinkLog} from './issues.js'
 import {display, exec, sinkError} from './sql.js'
 import {writeColumns, writeTableState} from './state.js'
@@ -148,11 +148,8 @@ function arrayDepthOf(rows: TupleData[], i: number): number {
   for (const row of rows) {
     const v = row[i]
     if (typeof v !== 'string') continue
-    let p = 0
-    if (v.charCodeAt(0) === 0x5b /* [ */) p = v.indexOf('=') + 1 // dimension decoration [1:2]={...}
-    let d = 0
-    while (v.charCodeAt(p + d) === 0x7b /* { */) d++
-    if (d > 0 && v.charCodeAt(p + d) !== 0x7d /* } */) return d
+    const d = literalDepth(v)
+    if (d > 0) return d
   }
   return 1
 }

@@ -281,11 +281,22 @@ export function planChanges(current: TableShape, desired: ColumnShape[], primary
   return {unchanged, rebuild: keyChanged || !ordered || !addsAtEnd, pairOf, drops, renames, adds, retypes, keep}
 }
 
-async function rebuild(conn: DuckDBConnection, db: string, t: TableSchema, current: TableShape, desired: ColumnShape[], pairOf: number[], primaryKey: string[]): Promise<void> {
+async function rebuild(
+  conn: DuckDBConnection,
+  db: string,
+  t: TableName,
+  current: TableShape,
+  desired: ColumnShape[],
+  pairOf: number[],
+  primaryKey: string[],
+  override?: Map<number, string>,
+): Promise<void> {
   const tmpName = `${t.name}__pgrep_rebuild_${Date.now().toString(36)}`
   const tmp = {schema: t.schema, name: tmpName}
   await exec(conn, createTableSql(db, tmp, desired, primaryKey))
   const exprs = desired.map((c, j) => {
+    const given = override?.get(j)
+    if (given) return given
     const i = pairOf[j]
     if (i < 0) return `NULL::${c.duckType}`
     const src = ident(current.columns[i].name)
@@ -294,4 +305,36 @@ async function rebuild(conn: DuckDBConnection, db: string, t: TableSchema, curre
   await exec(conn, `INSERT INTO ${qualified(db, tmp)} SELECT ${exprs.join(', ')} FROM ${qualified(db, t)}`)
   await exec(conn, `DROP TABLE ${qualified(db, t)}`)
   await exec(conn, `ALTER TABLE ${qualified(db, tmp)} RENAME TO ${ident(t.name)}`)
+}
+
+/**
+ * Makes an array column `depth` levels deep when every list it holds is empty or NULL (the column
+ * was created before any value showed its dimensions: an empty copy, or a table the stream
+ * created). Returns the new shape, or undefined when the column holds data (it keeps its depth).
+ */
+export async function deepenListColumn(conn: DuckDBConnection, db: string, shape: TableShape, index: number, depth: number, dirty: boolean): Promise<TableShape | undefined> {
+  const col = shape.columns[index]
+  const to = splitListType(col.duckType).base + '[]'.repeat(depth)
+  const name = ident(col.name)
+  const rows = await query<{n: bigint}>(conn, `SELECT count(*) AS n FROM ${qualified(db, shape)} WHERE len(${name}) > 0`)
+  if (Number(rows[0].n) > 0) return undefined
+  // Every visible value is NULL or []: the expression is exact for them, and safe for the row
+  // versions DuckDB still stores for deleted rows.
+  const expr = `CASE WHEN ${name} IS NULL THEN NULL ELSE CAST([] AS ${to}) END`
+  const columns = shape.columns.map((c, i) => (i === index ? {...c, duckType: to} : c))
+  if (dirty || shape.primaryKey.includes(col.name)) {
+    await rebuild(conn, db, shape, shape, columns, columns.map((_, i) => i), shape.primaryKey, new Map([[index, expr]]))
+  } else {
+    await exec(conn, `ALTER TABLE ${qualified(db, shape)} ALTER COLUMN ${name} SET DATA TYPE ${to} USING ${expr}`)
+  }
+  return {...shape, columns}
+}
+
+/** Dimensions of an array literal (`{{1,2},{3,4}}` → 2), 0 for an empty one. */
+export function literalDepth(text: string): number {
+  let p = 0
+  if (text.charCodeAt(0) === 0x5b /* [ */) p = text.indexOf('=') + 1 // dimension decoration [1:2]={...}
+  let d = 0
+  while (text.charCodeAt(p + d) === 0x7b /* { */) d++
+  return text.charCodeAt(p + d) === 0x7d /* } */ ? 0 : d
 }
