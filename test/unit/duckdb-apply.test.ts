@@ -548,3 +548,49 @@ describe('batches and the checkpoint', () => {
 function formatted(l: bigint): string {
   return `${(l >> 32n).toString(16).toUpperCase()}/${(l & 0xffffffffn).toString(16).toUpperCase()}`
 }
+
+describe('array dimensions', () => {
+  const INT4_ARRAY: PgType = {oid: 1007, sqlName: 'integer[]', kind: 'array', element: INT4}
+
+  it('deepens a LIST column that holds no data yet; keeps the depth of one that does', async () => {
+    const t = tbl('arrays', [
+      ['id', INT4, true],
+      ['a', INT4_ARRAY],
+      ['b', INT4_ARRAY],
+    ])
+    await batch(schemaEv(t), ins(t, ['1', '{}', '{1}']), ins(t, ['2', null, '{2}']))
+    await batch(ins(t, ['3', '{{1,2},{3,NULL}}', '{{9}}']), ins(t, ['4', '{5}', '{4}']), upd(t, ['1', '{{7}}', '{1,1}']))
+    const types = await rows(`SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'arrays' ORDER BY column_index`)
+    expect(types).toEqual([
+      ['id', 'INTEGER'],
+      ['a', 'INTEGER[][]'],
+      ['b', 'INTEGER[]'],
+    ])
+    expect(await rows(`SELECT id, a::VARCHAR, b::VARCHAR FROM app.arrays ORDER BY id`)).toEqual([
+      [1, '[[7]]', '[1, 1]'],
+      [2, null, '[2]'],
+      [3, '[[1, 2], [3, NULL]]', null],
+      [4, null, '[4]'],
+    ])
+    const warned = logs.filter((l) => l.level === 'warn').map((l) => l.msg)
+    expect(warned.some((m) => m.startsWith('app.arrays.a: 1 value(s)') && m.includes('1-dimensional array in a 2-level LIST'))).toBe(true)
+    expect(warned.some((m) => m.startsWith('app.arrays.b: 1 value(s)') && m.includes('2-dimensional array in a 1-level LIST'))).toBe(true)
+  })
+})
+
+describe('user additions to replicated tables', () => {
+  it('upserts through the primary key when the user added a unique index', async () => {
+    const t = tbl('indexed', [
+      ['id', INT4, true],
+      ['code', TEXT],
+    ])
+    await batch(ins(t, ['1', 'a']), ins(t, ['2', 'b']))
+    await reader.run(`CREATE UNIQUE INDEX code_idx ON app.indexed (code)`)
+    await batch(upd(t, ['1', 'a2']), ins(t, ['3', 'c']))
+    expect(await rowsOf(t)).toEqual([
+      [1, 'a2'],
+      [2, 'b'],
+      [3, 'c'],
+    ])
+  })
+})
