@@ -70,15 +70,16 @@ export function classify(err: unknown): Verdict {
   const e = (err ?? {}) as ApiErrorLike
   const reasons = (e.errors ?? []).map((x) => x.reason ?? '')
   const message = String(e.message ?? err)
+  if (reasons.some((r) => RETRYABLE_REASONS.has(r))) return 'retry'
   if (typeof e.code === 'number') {
     if (e.code === 404) return 'not-found'
     if (e.code === 409) return 'exists'
     if (e.code === 401) return 'auth'
     if (e.code === 429 || e.code >= 500) return 'retry'
-    if (reasons.some((r) => RETRYABLE_REASONS.has(r))) return 'retry'
-    if (e.code === 403) return 'permission'
+    if (e.code === 403) return reasons.includes('quotaExceeded') ? 'fatal' : 'permission'
     return 'fatal'
   }
+  if (reasons.length > 0) return 'fatal'
   if (/Could not load the default credentials|Could not refresh access token|invalid_grant|private key/i.test(message)) return 'auth'
   // No HTTP status: the connection failed, was reset, or closed before the answer.
   if (typeof e.code === 'string' || e.type === 'system' || /ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|socket hang up|other side closed|premature close|network|aborted|terminated/i.test(message)) return 'retry'
