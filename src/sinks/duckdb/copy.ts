@@ -2,8 +2,10 @@
 // the writer's own connection, committed together with the table's state (ready at the snapshot
 // LSN). Other connections see the old table until COMMIT; an abort, a failure or a killed process
 // leaves the old table and state as they were (DuckDB never applies an uncommitted transaction).
-// Measured against loading a staging table and swapping it in: the same atomicity for one copy
-// of the data instead of two (see the throughput test).
+// Measured (1M rows of 8 mixed columns, 2 cores): appending straight into the new table, DuckDB
+// casting each text value, ~3.0 s; appending text to an all-VARCHAR staging table and converting
+// with one INSERT ... SELECT CAST(...) ~4.5 s. Loading a staging table and swapping it in gives
+// the same atomicity with two copies of the data instead of one. See duckdb-throughput.test.ts.
 import type {DuckDBAppender, DuckDBConnection, DuckDBInstance} from '@duckdb/node-api'
 import {PgrepError} from '../../core/errors.js'
 import type {Lsn} from '../../core/lsn.js'
