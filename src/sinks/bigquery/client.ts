@@ -192,10 +192,12 @@ export class BigQueryClient {
     return this.call('tables.get', `table ${this.opts.dataset}.${table}`, async () => (await this.dataset.table(table).getMetadata())[0] as TableMetadata, {notFound: () => undefined})
   }
 
-  async createTable(table: string, fields: FieldSchema[], opts: {expirationMs?: number; clustering?: string[]} = {}): Promise<void> {
+  /** tables.insert (a REST call, much quicker than a CREATE TABLE query job); an existing table is fine. */
+  async createTable(table: string, fields: FieldSchema[], opts: {expirationMs?: number; clustering?: string[]; primaryKey?: string[]} = {}): Promise<void> {
     const body: TableMetadata = {schema: {fields}}
     if (opts.expirationMs) body.expirationTime = String(Date.now() + opts.expirationMs)
     if (opts.clustering && opts.clustering.length > 0) body.clustering = {fields: opts.clustering}
+    if (opts.primaryKey && opts.primaryKey.length > 0) body.tableConstraints = {primaryKey: {columns: opts.primaryKey}}
     await this.call('tables.insert', `table ${this.opts.dataset}.${table}`, async () => void (await this.dataset.createTable(table, body)), {exists: () => undefined})
   }
 

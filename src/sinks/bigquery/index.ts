@@ -36,7 +36,6 @@ import {StageFiles} from './stage-files.js'
 import {
   checkpointMergeSql,
   clusterColumns,
-  createTableSql,
   ident,
   lsnFromKey,
   primaryKeyAllowed,
@@ -314,8 +313,14 @@ export class BigQuerySink implements Sink {
       const target: Target = {pgSchema: schema.schema, pgName: schema.name, bq, columns, mode, keyIdx, appliedLsn: row?.appliedLsn ?? null}
       const key_ = this.keyNames(target)
       if (row?.status === 'ready') this.log('warn', `BigQuery table ${bq} is missing: creating it empty (run a copy to fill it)`, {table: `${schema.schema}.${schema.name}`})
-      await this.query(createTableSql(this.ds, bq, columns.map((c) => ({name: c.bq, type: c.type})), key_), 'create', `table ${bq}`)
-      this.pks.set(target, key_)
+      const defs = columns.map((c) => ({name: c.bq, type: c.type}))
+      const pk = key_.length > 0 && primaryKeyAllowed(defs, key_) ? key_ : []
+      await this.client.createTable(
+        bq,
+        defs.map((d) => ({name: d.name, type: d.type, mode: 'NULLABLE'})),
+        {clustering: clusterColumns(defs, key_), primaryKey: pk},
+      )
+      this.pks.set(target, pk)
       return target
     }
     // The table exists: its columns as BigQuery has them, named back to Postgres by the stored mapping.

@@ -51,15 +51,6 @@ export interface ColumnDef {
   type: BqType
 }
 
-/** CREATE TABLE for a replicated table: the key declared as an unenforced primary key, clustered by it. */
-export function createTableSql(ds: DatasetRef, table: string, columns: ColumnDef[], key: string[], opts: {replace?: boolean; asSelect?: string} = {}): string {
-  const defs = columns.map((c) => `${ident(c.name)} ${c.type}`)
-  if (key.length > 0 && primaryKeyAllowed(columns, key)) defs.push(`PRIMARY KEY (${key.map(ident).join(', ')}) NOT ENFORCED`)
-  const cluster = clusterColumns(columns, key)
-  const head = opts.replace ? 'CREATE OR REPLACE TABLE' : 'CREATE TABLE IF NOT EXISTS'
-  return `${head} ${tableRef(ds, table)} (${defs.join(', ')})${cluster.length > 0 ? ` CLUSTER BY ${cluster.map(ident).join(', ')}` : ''}${opts.asSelect ? ` AS ${opts.asSelect}` : ''}`
-}
-
 /** BigQuery primary keys cannot include JSON columns. */
 export function primaryKeyAllowed(columns: ColumnDef[], key: string[]): boolean {
   const types = new Map(columns.map((c) => [c.name, c.type]))
