@@ -108,7 +108,7 @@ export class StreamApplier {
   constructor(private readonly opts: StreamApplyOptions) {
     this.sink = opts.sink
     this.limits = {...DEFAULT_BATCH_LIMITS, ...opts.batch}
-    this.txnChunkRows = opts.txnChunkRows ?? 10_000
+    this.txnChunkRows = opts.txnChunkRows ?? 2_000
     this.log = opts.log
     this.skipThrough = opts.skipThroughLsn
     this.stopAt = opts.stopAtLsn ?? null

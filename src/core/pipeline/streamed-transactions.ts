@@ -29,7 +29,7 @@ export class StreamedTransactions {
   private totalMemory = 0
   private dir: string | undefined
 
-  constructor(private readonly memoryLimitBytes = 64 * 1024 * 1024) {}
+  constructor(private readonly memoryLimitBytes = 16 * 1024 * 1024) {}
 
   get pendingCount(): number {
     return this.held.size
@@ -46,7 +46,8 @@ export class StreamedTransactions {
       h.subxacts.set(subXid, {memoryIndex: h.memory.length, memoryBytes: h.memoryBytes, fileBytes: h.fileBytes, fileCount: h.fileCount})
     }
     if (h.fd === undefined && this.totalMemory + data.length <= this.memoryLimitBytes) {
-      h.memory.push(data)
+      // A copy: `data` may be a view that pins a whole socket chunk, many times its own size.
+      h.memory.push(Uint8Array.prototype.slice.call(data))
       h.memoryBytes += data.length
       this.totalMemory += data.length
       return

@@ -35,7 +35,7 @@ export type StreamItem =
   | {kind: 'data'; walStart: Lsn; walEnd: Lsn; data: Uint8Array}
   | {kind: 'keepalive'; walEnd: Lsn}
 
-const DEFAULT_HIGH_WATER = 16 * 1024 * 1024
+const DEFAULT_HIGH_WATER = 8 * 1024 * 1024
 
 export class ReplicationStream {
   private readonly wire: WireSession
