@@ -594,3 +594,32 @@ describe('user additions to replicated tables', () => {
     ])
   })
 })
+
+describe('keys DuckDB cannot index', () => {
+  it('applies by key without a declared PRIMARY KEY when the key is an array or an interval', async () => {
+    const INT4_ARRAY: PgType = {oid: 1007, sqlName: 'integer[]', kind: 'array', element: INT4}
+    const INTERVAL: PgType = {oid: 1186, sqlName: 'interval', kind: 'interval'}
+    const a = tbl('array_key', [
+      ['k', INT4_ARRAY, true],
+      ['v', TEXT],
+    ])
+    const i = tbl('interval_key', [
+      ['k', INTERVAL, true],
+      ['v', TEXT],
+    ])
+    await batch(ins(a, ['{1,2}', 'a']), ins(a, ['{3}', 'b']), ins(i, ['1 day', 'x']), ins(i, ['1 mon', 'y']))
+    await batch(
+      upd(a, ['{1,2}', 'a2']),
+      upd(a, ['{4}', 'b2'], keyOnly(a, {k: '{3}'})),
+      del(i, keyOnly(i, {k: '1 day'})),
+      upd(i, ['1 mon', UNCHANGED_TOAST as never]),
+      upd(i, ['2 mons', 'z'], keyOnly(i, {k: '1 mon'})),
+    )
+    expect(await rows(`SELECT k::VARCHAR, v FROM app.array_key ORDER BY v`)).toEqual([
+      ['[1, 2]', 'a2'],
+      ['[4]', 'b2'],
+    ])
+    expect(await rows(`SELECT k::VARCHAR, v FROM app.interval_key`)).toEqual([['2 months', 'z']])
+    expect(await rows(`SELECT count(*)::INT FROM duckdb_constraints() WHERE table_name IN ('array_key', 'interval_key') AND constraint_type = 'PRIMARY KEY'`)).toEqual([[0]])
+  })
+})

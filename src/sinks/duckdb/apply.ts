@@ -6,10 +6,12 @@
 // statements when the batch commits, or earlier when something has to happen in between (a
 // schema change or a truncate of that table). Nothing of the batch is kept in JS memory.
 //
-// Tables with a primary key (replica identity default/index):
+// Tables with a key (replica identity default/index):
 //   every change becomes an upsert or a delete of one key; a key-changing update is a delete of
-//   the old key plus an upsert of the new one. Per key, the last change wins: the table's rows for
-//   every staged key are deleted, the keys whose last change is an upsert are inserted again.
+//   the old key plus an upsert of the new one. Per key, the last change wins: the keys whose last
+//   change is a delete are deleted (DELETE ... USING), the others upserted (INSERT ... ON CONFLICT
+//   through the primary key; where DuckDB has no index on the key, or the upsert would change a
+//   value, delete every staged key and insert the upserts).
 //   UNCHANGED_TOAST: such a column takes the latest value staged for that key in this batch, else
 //   the value the table holds (for a key-changing update, the value of the old key's row: the
 //   staging is applied first, so the old row is in the table when it is read).
@@ -26,7 +28,7 @@ import type {ChangeEvent, DeleteEvent, InsertEvent, UpdateEvent} from '../../cor
 import {PgrepError} from '../../core/errors.js'
 import {UNCHANGED_TOAST, type ColumnValue, type TupleData} from '../../core/protocol/messages.js'
 import {tableKey, type TableSchema} from '../../core/schema/types.js'
-import {deepenListColumn, literalDepth, loadShape, reconcileTable, type TableShape} from './ddl.js'
+import {deepenListColumn, literalDepth, loadShape, primaryKeyOf, reconcileTable, type TableShape} from './ddl.js'
 import type {Issues, SinkLog} from './issues.js'
 import {display, exec, ident, qualified} from './sql.js'
 import {splitListType} from './types.js'
@@ -63,6 +65,8 @@ interface Segment {
   writers: ColumnWriter[]
   keyIdx: number[]
   isKey: boolean[]
+  /** The DuckDB table has the key as its PRIMARY KEY. */
+  indexed: boolean
   /** Array columns stored as LISTs, with their depth. */
   arrayCols: {index: number; depth: number}[]
   rows: number
@@ -184,8 +188,11 @@ export class BatchApplier {
 
   private async openSegment(key: string, t: TableSchema, shape: TableShape): Promise<Segment> {
     if (shape.columns.length !== t.columns.length) throw new PgrepError('internal', `${display(t)}: DuckDB table has ${shape.columns.length} columns, Postgres ${t.columns.length}`)
-    const keyIdx = shape.primaryKey.map((n) => shape.columns.findIndex((c) => c.name === n))
+    const identity = primaryKeyOf(t)
+    const keyIdx = identity.map((n) => t.columns.findIndex((c) => c.name === n))
     const mode: Mode = keyIdx.length > 0 && keyIdx.every((i) => i >= 0) ? 'key' : t.replicaIdentity === 'full' ? 'full' : 'append'
+    // Upserts through the primary key's index when DuckDB has it (see declaredKey).
+    const indexed = shape.primaryKey.length === identity.length && shape.primaryKey.every((n, k) => n === identity[k])
     const isKey = t.columns.map((_, i) => keyIdx.includes(i))
     const name = display(t)
     const writers = t.columns.map((c, i) => columnWriter(c.type, shape.columns[i].duckType, this.issues.reporter(name, c.name)))
@@ -207,7 +214,7 @@ export class BatchApplier {
       const depth = splitListType(shape.columns[index].duckType).depth
       return c.type.kind === 'array' && depth > 0 ? [{index, depth}] : []
     })
-    const seg: Segment = {key, table: t, shape, mode, stage, appender, writers, keyIdx, isKey, arrayCols, rows: 0, deletes: 0, toastCols: new Set(), hasFallbackKey: false, runs: []}
+    const seg: Segment = {key, table: t, shape, mode, stage, appender, writers, keyIdx, isKey, indexed, arrayCols, rows: 0, deletes: 0, toastCols: new Set(), hasFallbackKey: false, runs: []}
     this.segments.set(key, seg)
     return seg
   }
@@ -502,7 +509,7 @@ export class BatchApplier {
       // 10M-row table.
       const match = seg.keyIdx.map((k) => `tgt.${cols[k]} = f.c${k}`).join(' AND ')
       const values = cols.map((_, i) => `c${i}`).join(', ')
-      if (seg.shape.columns.some((c) => /^(FLOAT|DOUBLE|REAL|FLOAT4|FLOAT8)(\[\])+$/i.test(c.duckType))) {
+      if (!seg.indexed || seg.shape.columns.some((c) => /^(FLOAT|DOUBLE|REAL|FLOAT4|FLOAT8)(\[\])+$/i.test(c.duckType))) {
         await exec(this.conn, `DELETE FROM ${target} AS tgt USING temp.main.${fin} f WHERE ${match}`)
         await exec(this.conn, `INSERT INTO ${target} (${cols.join(', ')}) SELECT ${values} FROM temp.main.${fin} WHERE _op = ${OP_UPSERT}`)
       } else {

@@ -12,7 +12,7 @@ import type {Lsn} from '../../core/lsn.js'
 import type {TableCopyWriter} from '../../core/pipeline/sink.js'
 import {UNCHANGED_TOAST, type TupleData} from '../../core/protocol/messages.js'
 import type {TableSchema} from '../../core/schema/types.js'
-import {checkTableNames, createTableSql, literalDepth, loadShape, primaryKeyOf, storedColumn, type TableShape} from './ddl.js'
+import {checkTableNames, createTableSql, declaredKey, literalDepth, loadShape, storedColumn, type TableShape} from './ddl.js'
 import {Issues, type SinkLog} from './issues.js'
 import {display, exec, sinkError} from './sql.js'
 import {writeColumns, writeTableState} from './state.js'
@@ -137,7 +137,7 @@ export class DuckDbCopyWriter implements TableCopyWriter {
     this.inTransaction = true
     await loadShape(conn, this.host.db, t) // refuses a table whose name differs only in case
     const columns = t.columns.map((c, i) => ({name: c.name, duckType: duckDbType(c.type, c.type.kind === 'array' ? arrayDepthOf(firstRows, i) : 1), pg: storedColumn(c)}))
-    const primaryKey = primaryKeyOf(t)
+    const primaryKey = declaredKey(t, columns)
     await exec(conn, createTableSql(this.host.db, t, columns, primaryKey).replace(/^CREATE TABLE/, 'CREATE OR REPLACE TABLE'))
     this.shape = {schema: t.schema, name: t.name, columns, primaryKey}
     this.writers = t.columns.map((c, i) => columnWriter(c.type, columns[i].duckType, this.issues.reporter(display(t), c.name)))

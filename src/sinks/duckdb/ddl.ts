@@ -2,7 +2,8 @@
 //
 // Layout: Postgres `schema.name` is DuckDB `schema.name` (every identifier quoted), columns in
 // Postgres order, PRIMARY KEY on the replica-identity columns when the identity is default or
-// index and has columns (FULL and NOTHING tables get none). DuckDB matches identifiers without
+// index and has columns (FULL and NOTHING tables get none; nor do keys on a LIST or INTERVAL
+// column, which DuckDB cannot index). DuckDB matches identifiers without
 // regard to case, so two Postgres names differing only in case are refused with a clear error.
 //
 // Schema changes. A Relation message carries only the new column list in attnum order, so a
@@ -44,10 +45,26 @@ export interface TableShape extends TableName {
 
 export type Warn = (msg: string, fields?: object) => void
 
-/** The primary key pgrep declares for a table: its replica identity, unless FULL or NOTHING. */
+/** The columns rows are matched by: the replica identity, unless FULL or NOTHING. */
 export function primaryKeyOf(t: TableSchema): string[] {
   if (t.replicaIdentity !== 'default' && t.replicaIdentity !== 'index') return []
   return t.columns.filter((c) => c.isKey).map((c) => c.name)
+}
+
+/**
+ * The PRIMARY KEY declared in DuckDB: the identity columns, unless DuckDB cannot index one of
+ * their types (LIST, INTERVAL: Postgres can have a key on an array or an interval). Without it
+ * the table is still applied by key, through joins instead of the index.
+ */
+export function declaredKey(t: TableSchema, columns: {name: string; duckType: string}[]): string[] {
+  const key = primaryKeyOf(t)
+  const indexable = key.every((n) => {
+    const c = columns.find((x) => x.name === n)
+    if (!c) return false
+    const type = normalizeDuckType(c.duckType)
+    return !type.endsWith('[]') && type !== 'INTERVAL'
+  })
+  return indexable ? key : []
 }
 
 export function storedColumn(c: ColumnSchema): StoredColumn {
@@ -141,7 +158,7 @@ export interface ReconcileOptions {
 export async function reconcileTable(conn: DuckDBConnection, db: string, t: TableSchema, current: TableShape | undefined, opts: ReconcileOptions): Promise<TableShape> {
   checkTableNames(t)
   const desired: ColumnShape[] = t.columns.map((c) => ({name: c.name, duckType: duckDbType(c.type, opts.depths?.get(c.name) ?? 1), pg: storedColumn(c)}))
-  const primaryKey = primaryKeyOf(t)
+  const primaryKey = declaredKey(t, desired)
   if (!current) {
     if (opts.createSchema) await opts.createSchema(t.schema)
     else await exec(conn, `CREATE SCHEMA IF NOT EXISTS ${ident(db)}.${ident(t.schema)}`)
