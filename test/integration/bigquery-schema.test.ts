@@ -134,6 +134,39 @@ describe('schema changes', () => {
   })
 })
 
+describe('key columns', () => {
+  it('a dropped key column stays until the batch that still needs it is committed', async () => {
+    const ds = nextDataset()
+    const v1 = table('public', 'k2', [
+      ['id', OID.int4, true],
+      ['code', OID.text],
+      ['v', OID.text],
+    ])
+    const v2 = table('public', 'k2', [
+      ['code', OID.text, true],
+      ['v', OID.text],
+    ])
+    const sink = makeSink(s, ds)
+    await sink.open()
+    const log = new EventLog()
+    await applyBatch(sink, [log.txn((x) => x.schema(v1).insert(v1, ['1', 'a', 'x']))])
+    expect(s.engine.tables.get(`${ds}.public_k2`)!.clustering).toEqual(['id'])
+    await applyBatch(sink, [
+      log.txn((x) => x.update(v1, ['1', 'a', 'y']).insert(v1, ['2', 'b', 'y'])),
+      log.txn((x) => x.schema(v2).update(v2, ['a', 'w']).insert(v2, ['c', 'z'])),
+    ])
+    const info = s.engine.tables.get(`${ds}.public_k2`)!
+    expect(info.fields.map((f) => f.name)).toEqual(['code', 'v'])
+    expect(info.primaryKey).toEqual(['code'])
+    expect(info.clustering).toEqual(['code'])
+    expect(await text(ds, 'public_k2', 'code')).toEqual([
+      ['a', 'w'],
+      ['b', 'y'],
+      ['c', 'z'],
+    ])
+  })
+})
+
 describe('segments and big batches', () => {
   it('a batch larger than the memory budget is applied segment by segment', async () => {
     const ds = nextDataset()

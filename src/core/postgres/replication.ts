@@ -196,7 +196,11 @@ export class ReplicationStream {
 
   /** The consumer made everything up to `lsn` durable: the server may release WAL up to it. */
   confirm(lsn: Lsn, sendNow = false): void {
-    if (lsn > this.flushed) this.flushed = lsn
+    if (lsn > this.flushed) {
+      this.flushed = lsn
+      // Tell the server soon (it may then recycle WAL), but not more than once a second.
+      if (Date.now() - this.lastStatusAt >= 1000) sendNow = true
+    }
     if (sendNow) this.sendStatus(false)
   }
 

@@ -49,6 +49,7 @@ const PERMISSIONS: Record<string, string> = {
   'tables.get': 'bigquery.tables.get',
   'tables.insert': 'bigquery.tables.create',
   'tables.delete': 'bigquery.tables.delete',
+  'tables.patch': 'bigquery.tables.update',
   'tables.list': 'bigquery.tables.list',
   'jobs.insert': 'bigquery.jobs.create',
   'jobs.get': 'bigquery.jobs.get',
@@ -199,6 +200,12 @@ export class BigQueryClient {
     if (opts.clustering && opts.clustering.length > 0) body.clustering = {fields: opts.clustering}
     if (opts.primaryKey && opts.primaryKey.length > 0) body.tableConstraints = {primaryKey: {columns: opts.primaryKey}}
     await this.call('tables.insert', `table ${this.opts.dataset}.${table}`, async () => void (await this.dataset.createTable(table, body)), {exists: () => undefined})
+  }
+
+  /** Changes a table's clustering (an empty list removes it); a metadata update, no data rewritten. */
+  async setClustering(table: string, fields: string[]): Promise<void> {
+    const body = {clustering: fields.length > 0 ? {fields} : null} as unknown as TableMetadata
+    await this.call('tables.patch', `table ${this.opts.dataset}.${table}`, async () => void (await this.dataset.table(table).setMetadata(body)))
   }
 
   async deleteTable(table: string): Promise<void> {

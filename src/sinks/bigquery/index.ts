@@ -134,8 +134,9 @@ export class BigQuerySink implements Sink {
   private readonly targets = new Map<string, Target>()
   /** Last schema seen per table: an unchanged schema event costs nothing. */
   private readonly shapes = new Map<string, string>()
-  /** Primary key as BigQuery has it, per table. */
+  /** Primary key and clustering columns as BigQuery has them, per table. */
   private readonly pks = new Map<Target, string[]>()
+  private readonly clusters = new Map<Target, string[]>()
   private readonly lossWarned = new Set<string>()
   private checkpoint: Checkpoint | null = null
   private batch: OpenBatch | undefined
@@ -315,12 +316,14 @@ export class BigQuerySink implements Sink {
       if (row?.status === 'ready') this.log('warn', `BigQuery table ${bq} is missing: creating it empty (run a copy to fill it)`, {table: `${schema.schema}.${schema.name}`})
       const defs = columns.map((c) => ({name: c.bq, type: c.type}))
       const pk = key_.length > 0 && primaryKeyAllowed(defs, key_) ? key_ : []
+      const clustering = clusterColumns(defs, key_)
       await this.client.createTable(
         bq,
         defs.map((d) => ({name: d.name, type: d.type, mode: 'NULLABLE'})),
-        {clustering: clusterColumns(defs, key_), primaryKey: pk},
+        {clustering, primaryKey: pk},
       )
       this.pks.set(target, pk)
+      this.clusters.set(target, clustering)
       return target
     }
     // The table exists: its columns as BigQuery has them, named back to Postgres by the stored mapping.
@@ -338,6 +341,7 @@ export class BigQuerySink implements Sink {
     const keyIdx = storedMode === 'key' ? storedKey.map((pg) => columns.findIndex((c) => c.pg === pg)).filter((i) => i >= 0) : []
     const target: Target = {pgSchema: schema.schema, pgName: schema.name, bq, columns, mode: storedMode, keyIdx, appliedLsn: row?.appliedLsn ?? null}
     this.pks.set(target, meta.tableConstraints?.primaryKey?.columns ?? [])
+    this.clusters.set(target, meta.clustering?.fields ?? [])
     return target
   }
 
@@ -371,7 +375,6 @@ export class BigQuerySink implements Sink {
       waiting,
     )
 
-    const ddl: string[] = []
     const table = tableRef(this.ds, t.bq)
     const dropNow: ColumnRef[] = []
     const dropLater: ColumnRef[] = []
@@ -379,9 +382,10 @@ export class BigQuerySink implements Sink {
       if (this.batch?.collapser.usesAsKey(t, c)) dropLater.push(c)
       else dropNow.push(c)
     }
-    if (dropNow.length > 0) ddl.push(`ALTER TABLE ${table} ${dropNow.map((c) => `DROP COLUMN IF EXISTS ${ident(c.bq)}`).join(', ')}`)
     const next: ColumnRef[] = []
     const added: ColumnRef[] = []
+    const renames: string[] = []
+    const widenings: string[] = []
     for (let i = 0; i < schema.columns.length; i++) {
       const c = schema.columns[i]
       const type = bigQueryType(c.type)
@@ -392,7 +396,7 @@ export class BigQuerySink implements Sink {
         next.push(fresh)
         continue
       }
-      if (renamed.get(i) === ref && ref.bq !== names[i]) ddl.push(`ALTER TABLE ${table} RENAME COLUMN IF EXISTS ${ident(ref.bq)} TO ${ident(names[i])}`)
+      if (renamed.get(i) === ref && ref.bq !== names[i]) renames.push(`ALTER TABLE ${table} RENAME COLUMN IF EXISTS ${ident(ref.bq)} TO ${ident(names[i])}`)
       if (type !== ref.type) {
         if (!canWiden(ref.type, type)) {
           throw new PgrepError('sink', `${what}: column ${c.name} changed to ${c.type.sqlName} (BigQuery ${type}), but BigQuery cannot change a ${ref.type} column to ${type}`, {
@@ -401,11 +405,10 @@ export class BigQuerySink implements Sink {
               `or copy the table anew: DROP TABLE ${table} and DELETE FROM ${tableRef(this.ds, TABLES_TABLE)} WHERE pg_schema = '${schema.schema}' AND pg_name = '${schema.name}', then run pgrep sync`,
           })
         }
-        ddl.push(`ALTER TABLE ${table} ALTER COLUMN ${ident(ref.bq)} SET DATA TYPE ${type}`)
+        widenings.push(`ALTER TABLE ${table} ALTER COLUMN ${ident(ref.bq)} SET DATA TYPE ${type}`)
       }
       next.push(ref)
     }
-    if (added.length > 0) ddl.push(`ALTER TABLE ${table} ${added.map((c) => `ADD COLUMN IF NOT EXISTS ${ident(c.bq)} ${c.type}`).join(', ')}`)
 
     const mode = modeOf(schema)
     const keyIdx = mode === 'key' ? schema.columns.flatMap((c, i) => (c.isKey ? [i] : [])) : []
@@ -413,16 +416,38 @@ export class BigQuerySink implements Sink {
     const defs = schema.columns.map((c, i) => ({name: names[i], type: bigQueryType(c.type)}))
     const oldKey = this.pks.get(t) ?? []
     const wantKey = newKey.length > 0 && primaryKeyAllowed(defs, newKey) ? newKey : []
-    if (!sameNames(oldKey, wantKey)) {
-      if (oldKey.length > 0) ddl.push(`ALTER TABLE ${table} DROP PRIMARY KEY IF EXISTS`)
-      if (wantKey.length > 0) ddl.push(`ALTER TABLE ${table} ADD PRIMARY KEY (${wantKey.map(ident).join(', ')}) NOT ENFORCED`)
-    }
+    const keyChanged = !sameNames(oldKey, wantKey)
+    // Clustering follows the key. BigQuery cannot drop a clustering column, so the clustering
+    // changes first; it is metadata (data written later is clustered the new way).
+    const oldCluster = this.clusters.get(t) ?? []
+    const renamedTo = new Map([...renamed].map(([i, ref]) => [ref.bq.toLowerCase(), names[i]]))
+    const clusterNow = oldCluster.map((c) => renamedTo.get(c.toLowerCase()) ?? c)
+    const wantCluster = keyChanged || removed.size > 0 ? clusterColumns(defs, newKey) : clusterNow
+    const ddl: string[] = []
+    if (keyChanged && oldKey.length > 0) ddl.push(`ALTER TABLE ${table} DROP PRIMARY KEY IF EXISTS`)
+    if (dropNow.length > 0) ddl.push(`ALTER TABLE ${table} ${dropNow.map((c) => `DROP COLUMN IF EXISTS ${ident(c.bq)}`).join(', ')}`)
+    ddl.push(...renames)
+    if (added.length > 0) ddl.push(`ALTER TABLE ${table} ${added.map((c) => `ADD COLUMN IF NOT EXISTS ${ident(c.bq)} ${c.type}`).join(', ')}`)
+    ddl.push(...widenings)
+    if (keyChanged && wantKey.length > 0) ddl.push(`ALTER TABLE ${table} ADD PRIMARY KEY (${wantKey.map(ident).join(', ')}) NOT ENFORCED`)
+    const clusterChanged = !sameNames(oldCluster, wantCluster)
 
     const changed = ddl.length > 0 || dropLater.length > 0 || mode !== t.mode || !sameNames(keyIdx.map(String), t.keyIdx.map(String)) || next.length !== old.length || next.some((c, i) => c !== old[i])
     if (changed && this.batch) this.batch.collapser.endSegment(t)
+    // BigQuery cannot drop a clustering column: such a column leaves the clustering first.
+    const dropped = new Set([...dropNow, ...dropLater].map((c) => c.bq.toLowerCase()))
+    const clusterBefore = oldCluster.filter((c) => !dropped.has(c.toLowerCase()))
+    if (clusterBefore.length !== oldCluster.length) {
+      await this.client.setClustering(t.bq, clusterBefore)
+      this.clusters.set(t, clusterBefore)
+    }
     if (ddl.length > 0) {
       this.log('info', `altering BigQuery table ${t.bq} to the new shape of "${schema.schema}"."${schema.name}"`, {statements: ddl})
       await this.query(ddl.join(';\n'), 'alter', what)
+    }
+    if (clusterChanged && !sameNames(this.clusters.get(t) ?? [], wantCluster)) {
+      await this.client.setClustering(t.bq, wantCluster)
+      this.clusters.set(t, wantCluster)
     }
     // The Target follows: renamed and widened refs are updated in place (segments staged before see the new names).
     for (const c of dropNow) c.dropped = true
@@ -508,6 +533,7 @@ export class BigQuerySink implements Sink {
     this.targets.set(key, target)
     this.shapes.set(key, shapeSignature(table))
     this.pks.set(target, wantKey)
+    this.clusters.set(target, meta && sameShape(meta, defs, wantKey) ? (meta.clustering?.fields ?? []) : clusterColumns(defs, keyNames))
     this.state.set(key, {pgSchema: table.schema, pgName: table.name, bqTable: bq, status: 'ready', snapshotLsn, appliedLsn: null, shape: JSON.parse(this.storedShape(target)) as StoredShape})
   }
 

@@ -239,6 +239,11 @@ export class Engine {
     }
   }
 
+  /** Validates a new clustering specification for an existing table (tables.patch). */
+  checkClustering(info: TableInfo, fields: string[]): void {
+    this.checkConstraints({...info, clustering: fields})
+  }
+
   async dropTable(t: TableName): Promise<void> {
     await this.exec(`DROP TABLE IF EXISTS ${duckTable(t)}`)
     this.tables.delete(this.key(t))

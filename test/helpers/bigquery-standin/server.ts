@@ -449,8 +449,19 @@ export class StandInServer {
         await e.exclusive(() => e.createTable(info))
         return this.tableResource(r.project, info, 0)
       }
-      case 'tables.patch':
-        throw invalid('tables.patch is not implemented by the stand-in')
+      case 'tables.patch': {
+        const t = e.table({dataset: r.dataset!, table: r.table!})
+        if (!t) throw new HttpError(404, 'notFound', `Not found: Table ${r.project}:${r.dataset}.${r.table}`)
+        const body = onlyKeys(this.json(payload), ['clustering', 'description', 'friendlyName', 'labels', 'expirationTime', 'tableReference'], 'table')
+        if (body.clustering !== undefined) {
+          const fields = body.clustering === null ? [] : ((onlyKeys(body.clustering, ['fields'], 'table.clustering').fields as string[] | undefined) ?? [])
+          e.checkClustering(t, fields)
+          t.clustering = fields
+        }
+        if (body.expirationTime !== undefined) t.expirationTime = body.expirationTime === null ? undefined : String(body.expirationTime)
+        t.lastModifiedTime = Date.now()
+        return this.tableResource(r.project, t, await e.exclusive(() => e.numRows(t)))
+      }
       case 'tables.delete': {
         const t = {dataset: r.dataset!, table: r.table!}
         if (!e.table(t)) throw new HttpError(404, 'notFound', `Not found: Table ${r.project}:${r.dataset}.${r.table}`)
