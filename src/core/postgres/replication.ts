@@ -53,6 +53,7 @@ export class ReplicationStream {
   /** Highest position confirmed durable by the consumer. */
   flushed: Lsn
   private lastStatusAt = 0
+  private lastSentFlushed: Lsn = -1n
 
   private constructor(wire: WireSession, startLsn: Lsn, opts: StartReplicationOptions) {
     this.wire = wire
@@ -61,7 +62,7 @@ export class ReplicationStream {
     this.highWater = opts.highWaterBytes ?? DEFAULT_HIGH_WATER
     const interval = opts.statusIntervalMs ?? 10_000
     this.timer = setInterval(() => {
-      if (Date.now() - this.lastStatusAt >= interval) this.sendStatus(false)
+      if (this.flushed !== this.lastSentFlushed || Date.now() - this.lastStatusAt >= interval) this.sendStatus(false)
     }, Math.min(interval, 1000))
     this.timer.unref()
   }
@@ -207,6 +208,7 @@ export class ReplicationStream {
   sendStatus(requestReply: boolean): void {
     if (this.ended) return
     this.lastStatusAt = Date.now()
+    this.lastSentFlushed = this.flushed
     const written = this.received > this.flushed ? this.received : this.flushed
     this.wire.write(
       encodeStandbyStatus({

@@ -139,10 +139,6 @@ export async function loadShape(conn: DuckDBConnection, db: string, t: TableName
 
 export interface ReconcileOptions {
   warn: Warn
-  /** LIST depth per column for a table created now (the copy looks at its first rows). */
-  depths?: Map<string, number>
-  /** Create the schema when missing (the copy creates it outside its transaction). */
-  createSchema?: (schema: string) => Promise<void>
   /**
    * The table was written to in this transaction. DuckDB then fails the COMMIT of an ADD, DROP or
    * retype of a column when a key was deleted and inserted again in the same transaction (it
@@ -157,11 +153,10 @@ export interface ReconcileOptions {
  */
 export async function reconcileTable(conn: DuckDBConnection, db: string, t: TableSchema, current: TableShape | undefined, opts: ReconcileOptions): Promise<TableShape> {
   checkTableNames(t)
-  const desired: ColumnShape[] = t.columns.map((c) => ({name: c.name, duckType: duckDbType(c.type, opts.depths?.get(c.name) ?? 1), pg: storedColumn(c)}))
+  const desired: ColumnShape[] = t.columns.map((c) => ({name: c.name, duckType: duckDbType(c.type), pg: storedColumn(c)}))
   const primaryKey = declaredKey(t, desired)
   if (!current) {
-    if (opts.createSchema) await opts.createSchema(t.schema)
-    else await exec(conn, `CREATE SCHEMA IF NOT EXISTS ${ident(db)}.${ident(t.schema)}`)
+    await exec(conn, `CREATE SCHEMA IF NOT EXISTS ${ident(db)}.${ident(t.schema)}`)
     await exec(conn, createTableSql(db, t, desired, primaryKey))
     await writeColumns(conn, db, t, t.columns.map(storedColumn))
     return {schema: t.schema, name: t.name, columns: desired, primaryKey}

@@ -10,6 +10,9 @@ import type {TableSchema} from '../../../src/core/schema/types.js'
 import {EventLog, table, TableModel} from './fixtures.js'
 import type {StandIn} from './index.js'
 
+/** Reads a table's rows with every value as Postgres would print it. */
+export type RowReader = (dataset: string, table: string, schema: TableSchema) => Promise<Record<string, unknown>[]>
+
 export interface Txn {
   events: ChangeEvent[]
   commitLsn: Lsn
@@ -110,24 +113,14 @@ export class Workload {
     return t
   }
 
-  /** Checks what the stand-in holds against the models; returns differences (empty when equal). */
-  async diff(s: StandIn, dataset: string): Promise<string[]> {
+  /** Checks what BigQuery holds against the models; returns differences (empty when equal). */
+  async diff(s: StandIn | RowReader, dataset: string): Promise<string[]> {
+    const read: RowReader = typeof s === 'function' ? s : (ds, bq) => s.rows(ds, bq)
     const out: string[] = []
     const check = async (t: TableSchema, bq: string) => {
       const cols = t.columns.map((c) => c.name)
-      const rows = await s.rows(dataset, bq)
-      const got = rows
-        .map((row) =>
-          JSON.stringify(
-            cols.map((c) => {
-              const v = row[c]
-              if (v === null || v === undefined) return null
-              if (c === 'at') return String(v).replace(/\+00$/, '+00')
-              return String(v)
-            }),
-          ),
-        )
-        .sort()
+      const rows = await read(dataset, bq, t)
+      const got = rows.map((row) => JSON.stringify(cols.map((c) => (row[c] === null || row[c] === undefined ? null : String(row[c]))))).sort()
       const want = this.models.get(t)!.sorted()
       if (JSON.stringify(got) !== JSON.stringify(want)) {
         const missing = want.filter((x) => !got.includes(x))
