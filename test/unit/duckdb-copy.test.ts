@@ -104,6 +104,9 @@ describe('copy writers', () => {
     expect(await count(`SELECT count(*) FROM app.t WHERE v LIKE 'old-%'`)).toBe(10)
     expect((await sink.open()).tables).toEqual([{schema: 'app', name: 't', status: 'ready', snapshotLsn: 10n}])
 
+    // pgrep's own schema is refused.
+    await expect(sink.startTableCopy(tbl('x', '_pgrep'), 1n)).rejects.toThrow(/_pgrep/)
+
     // A table never copied before: abort leaves no table behind.
     const never = await sink.startTableCopy(tbl('never'), 5n)
     await never.write(rowsFor(0, 10, 'n'))
