@@ -594,7 +594,8 @@ export class BigQuerySink implements Sink {
       batch.collapser.flushAll()
       await batch.files.finish()
       const tables = [...batch.collapser.tables.values()]
-      if (tables.length === 0 && this.checkpoint && checkpoint.commitLsn <= this.checkpoint.commitLsn) {
+      // Nothing to apply and nothing new to record (a batch of non-transactional messages only).
+      if (tables.length === 0 && (checkpoint.commitLsn === 0n || (this.checkpoint !== null && checkpoint.commitLsn <= this.checkpoint.commitLsn))) {
         await this.finishBatch(batch)
         return
       }
