@@ -436,6 +436,19 @@ describe('tables without a key', () => {
     expect(await rows(`SELECT count(*)::INT FROM duckdb_constraints() WHERE table_name = 'full_t' AND constraint_type = 'PRIMARY KEY'`)).toEqual([[0]])
   })
 
+  it('FULL identity: values equal for DuckDB but stored differently are told apart', async () => {
+    const INTERVAL: PgType = {oid: 1186, sqlName: 'interval', kind: 'interval'}
+    const f = tbl('full_exact', [
+      ['iv', INTERVAL],
+      ['x', FLOAT8],
+    ], 'full')
+    await batch(ins(f, ['1 mon', '0']), ins(f, ['30 days', '-0']))
+    await batch(del(f, ['30 days', '-0'], 'full'))
+    const got = await rows(`SELECT iv::VARCHAR, x FROM app.full_exact`)
+    expect(got).toEqual([['1 month', 0]])
+    expect(Object.is(got[0][1], 0)).toBe(true)
+  })
+
   it('FULL identity: an unchanged TOAST value comes from the old row', async () => {
     const f = tbl('full_toast', [
       ['a', INT4],

@@ -532,17 +532,21 @@ export class BatchApplier {
     const cols = seg.shape.columns.map((c) => ident(c.name))
     const list = (f: (i: number) => string) => cols.map((_, i) => f(i)).join(', ')
     const notDistinct = (a: (i: number) => string, b: (i: number) => string) => cols.map((_, i) => `${a(i)} IS NOT DISTINCT FROM ${b(i)}`).join(' AND ')
+    // Values compared as they are stored: DuckDB's equality calls 1 month and 30 days, -0 and 0,
+    // 12:00+01 and 11:00+00 equal, and would pick a row that holds the other one.
+    const inexact = seg.shape.columns.map((c) => /^(INTERVAL|FLOAT|DOUBLE|REAL|FLOAT4|FLOAT8|TIME WITH TIME ZONE|TIMETZ)(\[\])*$/i.test(c.duckType.trim()))
+    const exact = (i: number, e: string) => (inexact[i] ? `CAST(${e} AS VARCHAR)` : e)
     // Each old tuple of the run is paired with one row of the table holding it: the k-th change
     // of a value takes the k-th such row (by rowid). Yields (rid, _seq) pairs.
     const pairs = (where: string) => `
       WITH d AS (
-        SELECT _seq, ${list((i) => `o${i}`)}, row_number() OVER (PARTITION BY ${list((i) => `o${i}`)} ORDER BY _seq) AS rn
+        SELECT _seq, ${list((i) => `${exact(i, `o${i}`)} AS o${i}`)}, row_number() OVER (PARTITION BY ${list((i) => exact(i, `o${i}`))} ORDER BY _seq) AS rn
           FROM ${stage} WHERE ${where}),
       k AS (SELECT DISTINCT ${list((i) => `o${i}`)} FROM d),
       m AS (
-        SELECT t.rowid AS rid, ${list((i) => `t.${cols[i]} AS v${i}`)},
-               row_number() OVER (PARTITION BY ${list((i) => `t.${cols[i]}`)} ORDER BY t.rowid) AS rn
-          FROM ${target} t SEMI JOIN k ON ${notDistinct((i) => `t.${cols[i]}`, (i) => `k.o${i}`)})
+        SELECT t.rowid AS rid, ${list((i) => `${exact(i, `t.${cols[i]}`)} AS v${i}`)},
+               row_number() OVER (PARTITION BY ${list((i) => exact(i, `t.${cols[i]}`))} ORDER BY t.rowid) AS rn
+          FROM ${target} t SEMI JOIN k ON ${notDistinct((i) => exact(i, `t.${cols[i]}`), (i) => `k.o${i}`)})
       SELECT m.rid, d._seq FROM m JOIN d ON ${notDistinct((i) => `m.v${i}`, (i) => `d.o${i}`)} AND m.rn = d.rn`
     for (const run of seg.runs) {
       const where = `_seq BETWEEN ${run.from} AND ${run.to}`
