@@ -253,3 +253,33 @@ describe('crash consistency (SIGKILL)', () => {
     }
   })
 })
+
+describe('opening', () => {
+  it('works in memory and creates the documented state schema', async () => {
+    const sink = new DuckDbSink({path: ':memory:'})
+    expect(sink.name).toBe('duckdb::memory:')
+    expect(sink.exactlyOnce).toBe(true)
+    expect(await sink.open()).toEqual({checkpoint: null, tables: []})
+    const w = await sink.startTableCopy(tbl('m'), 3n)
+    await w.write(rowsFor(0, 3, 'm'))
+    await w.commit()
+    expect((await sink.open()).tables).toEqual([{schema: 'app', name: 'm', status: 'ready', snapshotLsn: 3n}])
+    await sink.close()
+
+    const file = path.join(dir, 'state.duckdb')
+    const s2 = new DuckDbSink({path: file})
+    await s2.open()
+    await s2.close()
+    const inst = await DuckDBInstance.create(file)
+    const conn = await inst.connect()
+    const cols = (await conn.runAndReadAll(`SELECT table_name, list(column_name ORDER BY column_index) FROM duckdb_columns() WHERE schema_name = '_pgrep' GROUP BY 1 ORDER BY 1`)).getRowsJS()
+    expect(cols).toEqual([
+      ['checkpoint', ['id', 'commit_lsn', 'end_lsn', 'commit_lsn_int', 'end_lsn_int', 'updated_at']],
+      ['meta', ['key', 'value']],
+      ['table_columns', ['schema', 'name', 'columns', 'updated_at']],
+      ['tables', ['schema', 'name', 'status', 'snapshot_lsn', 'updated_at']],
+    ])
+    conn.closeSync()
+    inst.closeSync()
+  })
+})
