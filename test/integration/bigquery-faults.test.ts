@@ -22,7 +22,7 @@ afterAll(async () => {
 })
 
 const BATCH = 6
-const workload = new Workload(42, 24)
+const workload = new Workload(42, 18)
 
 interface Outcome {
   errors: unknown[]
@@ -120,6 +120,8 @@ const JOB_FAULTS: FaultKind[] = ['job-backend-error', 'job-invalid']
 
 describe('one fault at each step of a batch', () => {
   const cases = STEPS.flatMap((step) => [...HTTP_FAULTS, ...(step.jobs ? JOB_FAULTS : [])].map((kind) => ({step, kind})))
+  // The load's data upload cut off after its first bytes.
+  cases.push({step: {label: 'uploading the load data', op: 'jobs.insert', when: (i) => !!i.upload, skip: 1}, kind: 'drop-mid-request'})
   it.each(cases.map((c) => [`${c.kind} while ${c.step.label}`, c] as const))('%s', async (_name, {step, kind}) => {
     const ds = `f${n++}`
     s.clearFaults()

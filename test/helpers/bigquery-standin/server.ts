@@ -34,6 +34,8 @@ export type FaultKind =
   | 'access-denied'
   /** The connection is closed before the request is read (the request has no effect). */
   | 'drop-request'
+  /** The connection is closed while the request body is arriving (uploads: part of the data sent). */
+  | 'drop-mid-request'
   /** The request is carried out (a job is created and runs), then the connection is closed without an answer. */
   | 'drop-response'
   /** jobs.insert: the job is created but ends with errorResult backendError / rateLimitExceeded / invalidQuery, having done nothing. */
@@ -43,6 +45,8 @@ export type FaultKind =
 
 export interface RequestInfo {
   op: Op
+  /** A media upload (load job data). */
+  upload?: boolean
   jobType?: 'QUERY' | 'LOAD' | 'COPY'
   /** dataset.table a tables.* or load request is about. */
   table?: string
@@ -248,9 +252,10 @@ export class StandInServer {
     this.counts.set(key, (this.counts.get(key) ?? 0) + 1)
   }
 
-  private fault(info: RequestInfo): FaultKind | undefined {
+  private fault(info: RequestInfo, only?: FaultKind): FaultKind | undefined {
     for (const f of this.faults) {
       if (f.op !== info.op || (f.when && !f.when(info))) continue
+      if ((only !== undefined && f.kind !== only) || (only === undefined && f.kind === 'drop-mid-request')) continue
       if (f.hits >= (f.times ?? 1)) continue
       f.seen++
       if (f.seen <= (f.skip ?? 0)) continue
@@ -305,7 +310,18 @@ export class StandInServer {
       this.authenticate(req.headers.authorization)
       if (r.project !== this.engine.project) throw new HttpError(404, 'notFound', `Not found: Project ${r.project}`)
       const upload = url.pathname.startsWith('/upload/')
-      const info: RequestInfo = {op: r.op, table: r.dataset && r.table ? `${r.dataset}.${r.table}` : undefined, jobId: r.jobId}
+      const info: RequestInfo = {op: r.op, upload, table: r.dataset && r.table ? `${r.dataset}.${r.table}` : undefined, jobId: r.jobId}
+      if (this.faults.some((f) => f.kind === 'drop-mid-request' && f.op === r.op)) {
+        // Chosen before the body is read: the connection closes after its first bytes.
+        const early = this.fault({...info}, 'drop-mid-request')
+        if (early) {
+          this.bump(r.op)
+          this.requests.push(info)
+          req.once('data', () => req.socket.destroy())
+          req.resume()
+          return
+        }
+      }
       // The request body is read before the fault is chosen for jobs.insert (its kind and SQL decide), except a drop.
       let payload: Buffer | undefined
       let job: {metadata: Record<string, unknown>; data?: Buffer} | undefined
