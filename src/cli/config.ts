@@ -8,7 +8,10 @@ import type {BatchLimits} from '../core/pipeline/stream-apply.js'
 import {parseTableName} from '../core/schema/names.js'
 import type {TableName} from '../core/schema/types.js'
 
-export type SinkConfig = {kind: 'stdout'} | {kind: 'duckdb'; path: string}
+export type SinkConfig =
+  | {kind: 'stdout'}
+  | {kind: 'duckdb'; path: string}
+  | {kind: 'bigquery'; projectId: string; dataset: string; location?: string; keyFile?: string; apiEndpoint?: string}
 
 const lsnText = z.string().refine((s) => {
   try {
@@ -22,7 +25,8 @@ const lsnText = z.string().refine((s) => {
 const flagsSchema = z.object({
   publication: z.string().min(1, 'must not be empty').optional(),
   slot: z.string().optional(),
-  sink: z.enum(['stdout', 'duckdb']).optional(),
+  sink: z.enum(['stdout', 'duckdb', 'bigquery']).optional(),
+  'bq-dataset': z.string().regex(/^[A-Za-z0-9_]{1,1024}$/, 'letters, digits and underscores only').optional(),
   'duckdb-path': z.string().min(1).optional(),
   once: z.boolean().optional(),
   'until-lsn': lsnText.optional(),
@@ -86,6 +90,21 @@ function fail(problems: string[]): never {
 }
 
 function sinkFrom(flags: Flags, needsResume: boolean, problems: string[]): SinkConfig {
+  if (flags.sink === 'bigquery') {
+    const projectId = flags['bq-project'] as string | undefined
+    const dataset = flags['bq-dataset'] as string | undefined
+    if (!projectId) problems.push('--bq-project: required with --sink bigquery')
+    if (!dataset) problems.push('--bq-dataset: required with --sink bigquery')
+    return {
+      kind: 'bigquery',
+      projectId: projectId ?? '',
+      dataset: dataset ?? '',
+      location: flags['bq-location'] as string | undefined,
+      keyFile: flags['bq-key-file'] as string | undefined,
+      // For a local stand-in of the BigQuery API (tests); not a flag.
+      apiEndpoint: process.env.PGREP_BIGQUERY_API_ENDPOINT || undefined,
+    }
+  }
   if (flags.sink === 'duckdb') {
     const path = (flags['duckdb-path'] as string | undefined) ?? 'pgrep.duckdb'
     if (needsResume && path === ':memory:') problems.push('--duckdb-path: ":memory:" cannot keep the checkpoint this command resumes from; give a file path')
@@ -94,11 +113,19 @@ function sinkFrom(flags: Flags, needsResume: boolean, problems: string[]): SinkC
   return {kind: 'stdout'}
 }
 
-function batchFrom(flags: Flags): BatchLimits {
+/** Batch defaults per sink: BigQuery's quotas want fewer, larger batches. */
+const BATCH_DEFAULTS: Record<SinkConfig['kind'], BatchLimits> = {
+  stdout: {maxRows: 50_000, maxBytes: 64 * 1024 * 1024, maxDelayMs: 1000},
+  duckdb: {maxRows: 50_000, maxBytes: 64 * 1024 * 1024, maxDelayMs: 1000},
+  bigquery: {maxRows: 500_000, maxBytes: 256 * 1024 * 1024, maxDelayMs: 30_000},
+}
+
+function batchFrom(flags: Flags, sink: SinkConfig): BatchLimits {
+  const d = BATCH_DEFAULTS[sink.kind]
   return {
-    maxRows: (flags['batch-max-rows'] as number | undefined) ?? 50_000,
-    maxBytes: (flags['batch-max-bytes'] as number | undefined) ?? 64 * 1024 * 1024,
-    maxDelayMs: (flags['batch-max-delay'] as number | undefined) ?? 1000,
+    maxRows: (flags['batch-max-rows'] as number | undefined) ?? d.maxRows,
+    maxBytes: (flags['batch-max-bytes'] as number | undefined) ?? d.maxBytes,
+    maxDelayMs: (flags['batch-max-delay'] as number | undefined) ?? d.maxDelayMs,
   }
 }
 
@@ -123,7 +150,7 @@ export function streamConfig(flags: Flags, warn: (msg: string) => void): StreamC
     once: Boolean(flags.once),
     untilLsn: untilText ? parseLsn(untilText) : undefined,
     sink,
-    batch: batchFrom(flags),
+    batch: batchFrom(flags, sink),
   }
 }
 
@@ -155,7 +182,7 @@ export function copyConfig(flags: Flags, warn: (msg: string) => void): CopyConfi
   if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) problems.push('--parallel: must be a whole number from 1 to 64')
   const sink = sinkFrom(flags, false, problems)
   if (problems.length > 0 || !connection) fail(problems)
-  return {connection, tables, publication, parallel, sink, batch: batchFrom(flags)}
+  return {connection, tables, publication, parallel, sink, batch: batchFrom(flags, sink)}
 }
 
 export interface SyncConfig extends StreamConfig {

@@ -39,13 +39,20 @@ export function sinkFlags(defaultSink: 'stdout' | 'duckdb') {
   return {
     sink: Flags.string({
       summary: `Where the data goes (default: ${defaultSink}).`,
-      options: ['stdout', 'duckdb'],
+      options: ['stdout', 'duckdb', 'bigquery'],
       default: defaultSink,
       helpGroup: 'SINK',
     }),
     'duckdb-path': Flags.string({
       summary: 'DuckDB database file for --sink duckdb.',
       default: 'pgrep.duckdb',
+      helpGroup: 'SINK',
+    }),
+    'bq-project': Flags.string({summary: 'BigQuery project that holds the dataset and runs the jobs (--sink bigquery).', helpGroup: 'SINK'}),
+    'bq-dataset': Flags.string({summary: 'BigQuery dataset for the tables; created when missing (--sink bigquery).', helpGroup: 'SINK'}),
+    'bq-location': Flags.string({summary: 'Location of a dataset pgrep creates (US, EU, europe-west1, ...).', helpGroup: 'SINK'}),
+    'bq-key-file': Flags.string({
+      summary: 'Service account key file; default: Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud).',
       helpGroup: 'SINK',
     }),
   }
@@ -72,9 +79,9 @@ export const stopFlags = {
 }
 
 export const batchFlags = {
-  'batch-max-rows': Flags.integer({summary: 'Commit a batch once it holds this many row changes.', default: 50_000, min: 1, helpGroup: 'BATCHING'}),
-  'batch-max-bytes': Flags.integer({summary: 'Commit a batch once it holds this many bytes of changes.', default: 64 * 1024 * 1024, min: 1024, helpGroup: 'BATCHING'}),
-  'batch-max-delay': Flags.integer({summary: 'Commit a batch at the latest this many milliseconds after its first change.', default: 1000, min: 1, helpGroup: 'BATCHING'}),
+  'batch-max-rows': Flags.integer({summary: 'Commit a batch once it holds this many row changes (default 50000; bigquery 500000).', min: 1, helpGroup: 'BATCHING'}),
+  'batch-max-bytes': Flags.integer({summary: 'Commit a batch once it holds this many bytes of changes (default 64 MiB; bigquery 256 MiB).', min: 1024, helpGroup: 'BATCHING'}),
+  'batch-max-delay': Flags.integer({summary: 'Commit a batch at the latest this many milliseconds after its first change (default 1000; bigquery 30000).', min: 1, helpGroup: 'BATCHING'}),
 }
 
 export const EXIT_CODE_HELP = `EXIT CODES

@@ -15,5 +15,17 @@ export async function createSink(config: SinkConfig, log: Logger): Promise<Sink>
       const sinkLog = log.child({sink: 'duckdb'})
       return new DuckDbSink({path: config.path, log: (level: 'debug' | 'info' | 'warn', msg: string, fields?: object) => sinkLog[level](fields ?? {}, msg)})
     }
+    case 'bigquery': {
+      const {BigQuerySink} = await import('../sinks/bigquery/index.js')
+      const sinkLog = log.child({sink: 'bigquery'})
+      return new BigQuerySink({
+        projectId: config.projectId,
+        dataset: config.dataset,
+        location: config.location,
+        keyFile: config.keyFile,
+        apiEndpoint: config.apiEndpoint,
+        log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: object) => sinkLog[level](fields ?? {}, msg),
+      })
+    }
   }
 }
