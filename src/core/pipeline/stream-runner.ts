@@ -64,7 +64,8 @@ export async function runStream(opts: StreamRunOptions): Promise<StreamEnd> {
       }).catch((err) => {
         throw opts.source.translate(err, {slot: opts.slot, publication: opts.publications[0], operation: 'start replication'})
       })
-      opts.log.info({slot: opts.slot, startLsn: formatLsn(startLsn)}, `streaming from slot "${opts.slot}" at ${formatLsn(startLsn)}`)
+      const where = startLsn === 0n ? "the slot's confirmed position" : formatLsn(startLsn)
+      opts.log.info({slot: opts.slot, startLsn: formatLsn(startLsn)}, `streaming from slot "${opts.slot}" at ${where}`)
       failures = 0
       const end = await opts.applier.run(stream)
       await stream.close()
