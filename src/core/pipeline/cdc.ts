@@ -70,7 +70,10 @@ export async function runCdc(opts: CdcOptions): Promise<RunResult> {
     const catalog = new TypeCatalog((text, params) => source.run(sql, text, params))
     const applier = new StreamApplier({
       sink,
-      relations: new RelationCache((oid, typmod) => catalog.resolve(oid, typmod)),
+      relations: new RelationCache(
+        (oid, typmod) => catalog.resolve(oid, typmod),
+        (schema, table) => source.existingRowsValues(sql, schema, table),
+      ),
       skipThroughLsn: resume.checkpoint?.commitLsn ?? null,
       stopAtLsn: stopAt,
       batch: opts.batch,

@@ -7,11 +7,16 @@ import type {RelationMessage} from '../protocol/messages.js'
 import type {PgType, TableSchema} from '../schema/types.js'
 
 export type TypeResolver = (oid: number, typmod: number) => Promise<PgType>
+/** Values existing rows read as for columns added with a constant default (see ColumnSchema). */
+export type ExistingRowsValues = (schema: string, table: string) => Promise<Map<string, string>>
 
 export class RelationCache {
   private readonly byId = new Map<number, TableSchema>()
 
-  constructor(private readonly resolveType: TypeResolver) {}
+  constructor(
+    private readonly resolveType: TypeResolver,
+    private readonly existingRowsValues?: ExistingRowsValues,
+  ) {}
 
   /** Records a Relation message; returns the table and whether its shape differs from what we had. */
   async update(msg: RelationMessage): Promise<{table: TableSchema; changed: boolean}> {
@@ -26,8 +31,16 @@ export class RelationCache {
     )
     const table: TableSchema = {relationId: msg.relationId, schema: msg.schema, name: msg.name, replicaIdentity: msg.replicaIdentity, columns}
     const before = this.byId.get(msg.relationId)
+    const changed = !before || !sameShape(before, table)
+    if (changed && this.existingRowsValues) {
+      const values = await this.existingRowsValues(msg.schema, msg.name)
+      for (const c of columns) {
+        const v = values.get(c.name)
+        if (v !== undefined) (c as {existingRowsValue?: string}).existingRowsValue = v
+      }
+    }
     this.byId.set(msg.relationId, table)
-    return {table, changed: !before || !sameShape(before, table)}
+    return {table, changed}
   }
 
   get(relationId: number): TableSchema {

@@ -6,6 +6,7 @@ import {PgrepError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {parseLsn, type Lsn} from '../lsn.js'
 import {qualifiedName, type TableName} from '../schema/types.js'
+import {parseArrayLiteral} from '../values/array-literal.js'
 import {connectClient, type ResolvedConnection} from './connection.js'
 import {translatePgError} from './pg-errors.js'
 
@@ -182,6 +183,31 @@ export class PostgresSource {
     const {rows} = await this.run(repl, sql, [], {slot, operation: 'create the replication slot'})
     this.log.info({slot, consistentPoint: rows[0].consistent_point}, `created replication slot "${slot}"`)
     return {consistentPoint: parseLsn(rows[0].consistent_point), snapshotName: rows[0].snapshot_name ?? null}
+  }
+
+  /**
+   * For columns added with a constant default, the value existing rows read as (Postgres keeps
+   * it in pg_attribute.attmissingval instead of rewriting the rows, so no change is decoded).
+   */
+  async existingRowsValues(client: pg.Client, schema: string, table: string): Promise<Map<string, string>> {
+    try {
+      const {rows} = await client.query(
+        `SELECT a.attname AS name, a.attmissingval::text AS value
+           FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = $1 AND c.relname = $2 AND a.atthasmissing AND NOT a.attisdropped`,
+        [schema, table],
+      )
+      const out = new Map<string, string>()
+      for (const r of rows) {
+        const parsed = r.value === null ? null : parseArrayLiteral(r.value)
+        const first = parsed?.[0]
+        if (typeof first === 'string') out.set(r.name, first)
+      }
+      return out
+    } catch (err) {
+      this.log.warn({table: `${schema}.${table}`, err: (err as Error).message}, 'cannot read the default values of added columns; rows that existed before them keep NULL in the sink')
+      return new Map()
+    }
   }
 
   /**

@@ -50,6 +50,12 @@ export interface ColumnSchema {
   typeModifier: number
   /** Part of the replica identity (primary key or REPLICA IDENTITY index / FULL: all columns). */
   isKey: boolean
+  /**
+   * For a column added with `ADD COLUMN ... DEFAULT <constant>`: the value (Postgres text form)
+   * that rows existing before it read as. Postgres fills them in without writing WAL for them,
+   * so a sink adding the column sets it on its existing rows. Undefined when not known.
+   */
+  existingRowsValue?: string
 }
 
 export interface TableSchema {

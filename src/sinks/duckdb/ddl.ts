@@ -27,7 +27,8 @@ import type {DuckDBConnection} from '@duckdb/node-api'
 import {PgrepError} from '../../core/errors.js'
 import type {ColumnSchema, TableName, TableSchema} from '../../core/schema/types.js'
 import {STATE_SCHEMA, readColumns, writeColumns, type StoredColumn} from './state.js'
-import {display, exec, ident, qualified, query} from './sql.js'
+import {display, exec, ident, literal, qualified, query} from './sql.js'
+import {scalarPreparer} from './values.js'
 import {duckDbType, normalizeDuckType, splitListType} from './types.js'
 
 export interface ColumnShape {
@@ -205,8 +206,28 @@ export async function reconcileTable(conn: DuckDBConnection, db: string, t: Tabl
     }
     for (const j of plan.adds) await exec(conn, `ALTER TABLE ${tq} ADD COLUMN ${ident(desired[j].name)} ${desired[j].duckType}`)
   }
+  await fillExistingRows(conn, db, t, desired, plan.adds, opts.warn)
   await writeColumns(conn, db, t, t.columns.map(storedColumn))
   return {schema: t.schema, name: t.name, columns: desired, primaryKey}
+}
+
+/**
+ * A column added in Postgres with a constant default reads as that value in the rows that
+ * existed before it, which Postgres does not rewrite (so no change for them is decoded): set it.
+ */
+async function fillExistingRows(conn: DuckDBConnection, db: string, t: TableSchema, desired: ColumnShape[], adds: number[], warn: Warn): Promise<void> {
+  for (const j of adds) {
+    const value = t.columns[j]?.existingRowsValue
+    if (value === undefined) continue
+    const col = t.columns[j]
+    const kind = col.type.kind
+    if (kind === 'interval' || kind === 'bytea' || kind === 'array') {
+      warn(`${display(t)}.${col.name}: rows that existed before the column was added keep NULL (its default is not set on them for this type)`, {table: display(t), column: col.name})
+      continue
+    }
+    const prepared = scalarPreparer(kind)(value)
+    await exec(conn, `UPDATE ${qualified(db, t)} SET ${ident(desired[j].name)} = TRY_CAST(${literal(prepared)} AS ${desired[j].duckType})`)
+  }
 }
 
 interface Plan {
