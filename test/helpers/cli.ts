@@ -26,6 +26,8 @@ export function pgEnv(db: TestDb, extra: Record<string, string> = {}): Record<st
     PGPASSWORD: db.password,
     PGDATABASE: db.database,
     PGSSLMODE: 'disable',
+    // As a user runs it (vitest's NODE_ENV=test turns on oclif's development warnings).
+    NODE_ENV: 'production',
     ...extra,
   }
 }
