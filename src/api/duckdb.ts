@@ -1,0 +1,14 @@
+/**
+ * `pgrep/duckdb`: the DuckDB sink. A subpath of its own so that `import 'pgrep'` does not load
+ * DuckDB's native library: only programs that import this module do.
+ *
+ * ```ts
+ * import {Pipeline} from 'pgrep'
+ * import {DuckDbSink} from 'pgrep/duckdb'
+ *
+ * await new Pipeline({source: {publication: 'shop_pub'}, sink: new DuckDbSink({path: 'shop.duckdb'}), once: true}).run()
+ * ```
+ *
+ * @module pgrep/duckdb
+ */
+export {DuckDbSink, duckDbType, type DuckDbSinkOptions} from '../sinks/duckdb/index.js'
