@@ -150,7 +150,7 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     this.slot = slotFor(source, problems)
     this.tables = tablesFor(source, problems)
     if (this.mode === 'copy') {
-      if (!source.publication && (!this.tables || this.tables.length === 0)) problems.push('source: copy mode needs a publication or tables')
+      if (!source.publication && (!source.tables || source.tables.length === 0)) problems.push('source: copy mode needs a publication or tables')
     } else {
       if (!source.publication) problems.push(`source.publication: required in ${this.mode} mode`)
       if (this.tables) problems.push(`source.tables: only for copy mode (${this.mode} replicates the publication's tables)`)

@@ -131,7 +131,7 @@ export function resolvePostgresConnection(options: PostgresConnectionOptions = {
 /** Throws one usage error for the problems found, if any. */
 export function throwProblems(problems: string[]): void {
   if (problems.length === 0) return
-  throw new PgrepError('usage', problems.length === 1 ? `invalid pipeline option: ${problems[0]}` : `${problems.length} invalid pipeline options`, {
+  throw new PgrepError('usage', problems.length === 1 ? `invalid pipeline option: ${problems[0]}` : `${problems.length} invalid pipeline options: ${problems.join('; ')}`, {
     details: problems.length === 1 ? [] : problems,
   })
 }
