@@ -129,6 +129,22 @@ function batchFrom(flags: Flags, sink: SinkConfig): BatchLimits {
   }
 }
 
+/** Just the connection (status, drop). */
+export function connectionConfig(flags: Flags, warn: (msg: string) => void): ResolvedConnection {
+  const problems: string[] = []
+  const connection = connectionFrom(flags, problems, warn)
+  if (problems.length > 0 || !connection) fail(problems)
+  return connection
+}
+
+/** Just the sink (status). */
+export function sinkConfigFrom(flags: Flags): SinkConfig {
+  const problems: string[] = []
+  const sink = sinkFrom(flags, false, problems)
+  if (problems.length > 0) fail(problems)
+  return sink
+}
+
 /** Config for `cdc` and `sync`: publication, slot, stop condition, sink, batching. */
 export function streamConfig(flags: Flags, warn: (msg: string) => void): StreamConfig {
   const problems: string[] = []

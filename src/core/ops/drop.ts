@@ -1,0 +1,29 @@
+// `pgrep drop`: removes what pgrep created for a pipeline on the source: its replication slot
+// (which otherwise keeps WAL on the server's disk forever).
+import type pg from 'pg'
+import {PgrepError} from '../errors.js'
+import type {Logger} from '../log/logger.js'
+import type {PostgresSource} from '../postgres/source.js'
+
+export async function dropSlot(opts: {source: PostgresSource; client: pg.Client; slot: string; force: boolean; log: Logger}): Promise<'dropped' | 'missing'> {
+  const {source, client, slot, log} = opts
+  const info = await source.slotInfo(client, slot)
+  if (!info) return 'missing'
+  if (info.active) {
+    if (!opts.force) {
+      throw new PgrepError('slot-in-use', `replication slot "${slot}" is in use by another process (PID ${info.activePid})`, {
+        hint: 'stop that consumer first, or pass --force to terminate it and drop the slot',
+      })
+    }
+    log.warn({slot, pid: info.activePid}, `terminating the walsender (PID ${info.activePid}) that holds slot "${slot}"`)
+    await source.run(client, `SELECT pg_terminate_backend($1)`, [info.activePid], {slot})
+    const deadline = Date.now() + 10_000
+    while ((await source.slotInfo(client, slot))?.active) {
+      if (Date.now() > deadline) throw new PgrepError('slot-in-use', `replication slot "${slot}" is still active after terminating PID ${info.activePid}`)
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+  await source.run(client, `SELECT pg_drop_replication_slot($1)`, [slot], {slot, operation: 'drop the replication slot'})
+  log.info({slot}, `dropped replication slot "${slot}"`)
+  return 'dropped'
+}
