@@ -14,11 +14,13 @@ interface RowEventBase {
   commitTime: PgTimestamp
 }
 
+/** A row inserted; `new` holds its values in the table's column order. */
 export interface InsertEvent extends RowEventBase {
   op: 'insert'
   new: TupleData
 }
 
+/** A row updated; `new` holds its new values (an unchanged TOASTed column is {@link UNCHANGED_TOAST}). */
 export interface UpdateEvent extends RowEventBase {
   op: 'update'
   new: TupleData
@@ -27,12 +29,14 @@ export interface UpdateEvent extends RowEventBase {
   oldKind: 'key' | 'full' | null
 }
 
+/** A row deleted; `old` holds its replica-identity columns (`key`, others null) or the whole row (`full`). */
 export interface DeleteEvent extends RowEventBase {
   op: 'delete'
   old: TupleData
   oldKind: 'key' | 'full'
 }
 
+/** TRUNCATE of one or more tables. */
 export interface TruncateEvent extends Omit<RowEventBase, 'table'> {
   op: 'truncate'
   tables: TableSchema[]
@@ -40,6 +44,7 @@ export interface TruncateEvent extends Omit<RowEventBase, 'table'> {
   restartIdentity: boolean
 }
 
+/** A message written with `pg_logical_emit_message()`; a non-transactional one has `lsn` and no transaction. */
 export interface MessageEvent extends Omit<RowEventBase, 'table'> {
   op: 'message'
   transactional: boolean
@@ -54,7 +59,9 @@ export interface SchemaEvent extends Omit<RowEventBase, 'table'> {
   table: TableSchema
 }
 
+/** A change to one row. */
 export type RowChangeEvent = InsertEvent | UpdateEvent | DeleteEvent
+/** Everything the stream delivers to a sink, tagged by `op`: `switch (event.op)` narrows it. */
 export type ChangeEvent = RowChangeEvent | TruncateEvent | MessageEvent | SchemaEvent
 
 /** A row of an initial copy. */

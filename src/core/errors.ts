@@ -30,6 +30,7 @@ export const EXIT_CODES: Record<ErrorKind | 'ok', number> = {
   interrupted: 130,
 }
 
+/** Options of a {@link PgrepError}. */
 export interface PgrepErrorOptions {
   /** What the user can do about it. */
   hint?: string
@@ -38,9 +39,12 @@ export interface PgrepErrorOptions {
   details?: string[]
 }
 
+/** Every error pgrep reports: `kind` says what went wrong, `hint` what to do; messages never contain a password. */
 export class PgrepError extends Error {
   readonly kind: ErrorKind
+  /** What the user can do about it. */
   readonly hint?: string
+  /** Several problems reported at once (e.g. every invalid option). */
   readonly details: string[]
 
   constructor(kind: ErrorKind, message: string, options: PgrepErrorOptions = {}) {
@@ -51,11 +55,13 @@ export class PgrepError extends Error {
     this.details = options.details ?? []
   }
 
+  /** The CLI's exit code for this kind (README "Exit codes"). */
   get exitCode(): number {
     return EXIT_CODES[this.kind]
   }
 }
 
+/** The CLI's exit code for any error: a PgrepError's, else 1 (internal). */
 export function exitCodeFor(err: unknown): number {
   return err instanceof PgrepError ? err.exitCode : EXIT_CODES.internal
 }

@@ -1,4 +1,5 @@
 // The logger interface core code depends on (pino satisfies it). Logs go to stderr; stdout is data.
+/** A structured logger (pino's shape): fields first, then the message. */
 export interface Logger {
   debug(obj: object, msg?: string): void
   info(obj: object, msg?: string): void
@@ -7,6 +8,7 @@ export interface Logger {
   child(bindings: object): Logger
 }
 
+/** A Logger that drops everything. */
 export const silentLogger: Logger = {
   debug() {},
   info() {},

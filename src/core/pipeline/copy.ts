@@ -19,10 +19,14 @@ export interface CopySnapshot {
   lsn: Lsn | null
 }
 
+/** Progress of one table's copy. */
 export interface TableProgress {
   table: TableName
+  /** Rows copied so far. */
   rows: number
+  /** Postgres's estimate of the table's rows (pg_class.reltuples), for a percentage; 0 when unknown. */
   estimatedRows: number
+  /** True once the table is committed in the sink. */
   done: boolean
 }
 

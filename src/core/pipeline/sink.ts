@@ -15,6 +15,7 @@ import type {Lsn} from '../lsn.js'
 import type {TupleData} from '../protocol/messages.js'
 import type {TableName, TableSchema} from '../schema/types.js'
 
+/** The position a sink has applied up to, stored with the data by an exactly-once sink. */
 export interface Checkpoint {
   /** Commit LSN of the last transaction applied. */
   commitLsn: Lsn
@@ -22,19 +23,25 @@ export interface Checkpoint {
   endLsn: Lsn
 }
 
+/** A table's copy: `pending` (to copy), `copying`, `ready` (copied; stream changes after its snapshot apply). */
 export type TableCopyStatus = 'pending' | 'copying' | 'ready'
 
+/** What a sink remembers of one table's copy. */
 export interface TableState extends TableName {
   status: TableCopyStatus
   /** LSN of the snapshot the table was copied in; stream changes committed at or before it are skipped. */
   snapshotLsn: Lsn | null
 }
 
+/** What a sink remembers, returned by {@link Sink.open}. A sink without memory returns `{checkpoint: null, tables: []}`. */
 export interface ResumeState {
+  /** The last checkpoint committed, or null: the stream then resumes from the slot's confirmed position. */
   checkpoint: Checkpoint | null
+  /** The copy state of each table the sink knows; `sync` copies the publication's tables that are not `ready`. */
   tables: TableState[]
 }
 
+/** Receives one table's copied rows, from {@link Sink.startTableCopy}. */
 export interface TableCopyWriter {
   /** Rows in the table's column order; may be called many times. Resolve when the rows are accepted (backpressure). */
   write(rows: TupleData[]): Promise<void>
@@ -44,6 +51,18 @@ export interface TableCopyWriter {
   abort(): Promise<void>
 }
 
+/**
+ * Where a pipeline delivers changes; the built-in sinks implement exactly this interface.
+ *
+ * Stream: `beginBatch()`, then `write()` any number of times with events in commit order (whole
+ * transactions, except that a transaction too large for memory is written in pieces and may be
+ * followed by `abortBatch()` if the connection drops), then `commitBatch(checkpoint)`. The flush
+ * position is reported to Postgres only after `commitBatch()` resolves, so a sink that makes a
+ * batch durable before resolving gets every change at least once; one that stores the checkpoint
+ * atomically with the data and returns it from `open()` gets each exactly once.
+ *
+ * Copy: `startTableCopy()` per table, rows through the writer, `commit()` replaces the table.
+ */
 export interface Sink {
   /** Human name for logs, e.g. `duckdb:/data/pg.duckdb`. */
   readonly name: string
@@ -51,13 +70,18 @@ export interface Sink {
   readonly exactlyOnce: boolean
   /** Prepare the target and return what it remembers (null checkpoint on a fresh sink). */
   open(): Promise<ResumeState>
+  /** Start copying a table read in the snapshot at `snapshotLsn` (modes `sync` and `copy` only). */
   startTableCopy(table: TableSchema, snapshotLsn: Lsn): Promise<TableCopyWriter>
   /** Record per-table copy states (e.g. `pending` for tables found in the publication). */
   setTableStates(states: TableState[]): Promise<void>
+  /** Open a batch; it ends with commitBatch() or abortBatch(). */
   beginBatch(): Promise<void>
+  /** Events of the open batch, in commit order. Resolve when accepted (backpressure: the stream waits). */
   write(events: readonly ChangeEvent[]): Promise<void>
+  /** Make the batch durable (with the checkpoint, for an exactly-once sink); only then is its end LSN confirmed to Postgres. */
   commitBatch(checkpoint: Checkpoint): Promise<void>
   /** Discard the open batch (the connection dropped in the middle of a transaction, or shutdown). */
   abortBatch(): Promise<void>
+  /** Release connections and files; called once at the end of a run that opened the sink. */
   close(): Promise<void>
 }

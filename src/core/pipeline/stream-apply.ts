@@ -22,6 +22,7 @@ import type {RelationCache} from './relations.js'
 import type {Checkpoint, Sink} from './sink.js'
 import {StreamedTransactions} from './streamed-transactions.js'
 
+/** When the stream commits a batch to the sink: the first limit reached closes it (after a whole transaction). */
 export interface BatchLimits {
   /** Commit a batch once it holds this many row changes... */
   maxRows: number
@@ -31,6 +32,7 @@ export interface BatchLimits {
   maxDelayMs: number
 }
 
+/** 50,000 rows, 64 MiB or 1 s: the CLI's defaults for stdout and DuckDB. */
 export const DEFAULT_BATCH_LIMITS: BatchLimits = {maxRows: 50_000, maxBytes: 64 * 1024 * 1024, maxDelayMs: 1000}
 
 export interface StreamApplyOptions {

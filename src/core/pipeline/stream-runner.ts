@@ -10,8 +10,11 @@ import {ReplicationStream} from '../postgres/replication.js'
 import type {PostgresSource} from '../postgres/source.js'
 import type {StreamApplier, StreamEnd} from './stream-apply.js'
 
+/** How a lost replication connection is retried: exponential backoff from the durable position. */
 export interface ReconnectPolicy {
+  /** Delay before the first retry; doubled after each failed attempt. */
   initialDelayMs: number
+  /** Longest delay between two attempts. */
   maxDelayMs: number
   /** Give up after this many consecutive failed attempts (Infinity: never). */
   maxAttempts: number

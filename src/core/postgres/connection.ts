@@ -46,6 +46,7 @@ import {PgrepError} from '../errors.js'
 import {lookupPgpass} from './pgpass.js'
 import {sessionOptions} from './session.js'
 
+/** libpq's sslmode: whether TLS is used and what of the server's certificate is verified (README "Connection settings"). */
 export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full'
 
 export const SSL_MODES: readonly SslMode[] = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']

@@ -9,10 +9,12 @@ export type PgTimestamp = bigint
 
 /** An unchanged TOASTed value (`u`): the server did not send it, the sink must keep what it has. */
 export const UNCHANGED_TOAST: unique symbol = Symbol.for('pgrep.unchanged-toast')
+/** The type of {@link UNCHANGED_TOAST}. */
 export type UnchangedToast = typeof UNCHANGED_TOAST
 
 /** One column of a tuple: text form (`t`), binary form (`b`), NULL (`n`) or unchanged TOAST (`u`). */
 export type ColumnValue = string | Uint8Array | null | UnchangedToast
+/** A row's values in its table's column order. */
 export type TupleData = ColumnValue[]
 
 // ---- replication envelope (CopyData payloads) ----
@@ -45,6 +47,7 @@ export interface StandbyStatusUpdate {
 
 // ---- pgoutput ----
 
+/** A table's REPLICA IDENTITY: which old values Postgres sends for updates and deletes (primary key, none, whole row, an index's columns). */
 export type ReplicaIdentity = 'default' | 'nothing' | 'full' | 'index'
 
 export interface RelationColumn {

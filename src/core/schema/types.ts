@@ -27,6 +27,7 @@ export type ScalarKind =
   | 'enum'
   | 'other' // ranges, composites, geometric, network, bit strings, tsvector, user types: text form
 
+/** A column's Postgres type as pgrep maps it. */
 export interface PgType {
   /** The column's declared type OID (a domain's own OID, not its base). */
   oid: number
@@ -44,6 +45,7 @@ export interface PgType {
   baseOid?: number
 }
 
+/** One column of a replicated table. */
 export interface ColumnSchema {
   name: string
   type: PgType
@@ -58,6 +60,7 @@ export interface ColumnSchema {
   existingRowsValue?: string
 }
 
+/** A replicated table's shape: from the catalog for the copy, from Relation messages for the stream. */
 export interface TableSchema {
   relationId: number
   schema: string
@@ -66,6 +69,7 @@ export interface TableSchema {
   columns: ColumnSchema[]
 }
 
+/** A table's schema and name, unquoted (as Postgres stores them). */
 export interface TableName {
   schema: string
   name: string
@@ -76,6 +80,7 @@ export function quoteIdent(ident: string): string {
   return `"${ident.replaceAll('"', '""')}"`
 }
 
+/** `"schema"."name"`, quoted for SQL and messages. */
 export function qualifiedName(t: TableName): string {
   return `${quoteIdent(t.schema)}.${quoteIdent(t.name)}`
 }

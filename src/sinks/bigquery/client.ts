@@ -12,8 +12,10 @@ import {BigQuery, type Job, type JobMetadata, type TableMetadata} from '@google-
 import {PgrepError} from '../../core/errors.js'
 import {isValidDatasetId} from './naming.js'
 
+/** Receives a sink's own log messages. */
 export type SinkLog = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
 
+/** Retries of failed BigQuery API calls: exponential backoff from `baseMs` to `maxMs`. */
 export interface RetryPolicy {
   /** Attempts of one request or job, the first included. */
   attempts: number

@@ -50,6 +50,7 @@ import {BQ_TYPES, bigQueryType, canWiden, LOSS_DESCRIPTIONS, stagingEncoder, typ
 
 export type {SinkLog, RetryPolicy}
 
+/** Options of {@link BigQuerySink}. */
 export interface BigQuerySinkOptions {
   /** Google Cloud project that holds the dataset and runs the jobs. */
   projectId: string
@@ -69,9 +70,11 @@ export interface BigQuerySinkOptions {
   loadChunkBytes?: number
   /** Where staging files go; default the OS temp directory. */
   tempDir?: string
+  /** Retries of failed API calls. */
   retry?: Partial<RetryPolicy>
   /** First jobs.get poll interval; default 500 ms. */
   pollMs?: number
+  /** Receives the sink's own messages. */
   log?: SinkLog
 }
 
@@ -119,6 +122,10 @@ interface OpenBatch {
 
 const COPY_STATUSES = new Set(['pending', 'copying', 'ready'])
 
+/**
+ * Exactly-once into a BigQuery dataset: each batch is loaded into a staging table and MERGEd,
+ * with the checkpoint, in one multi-statement transaction (docs/bigquery.md).
+ */
 export class BigQuerySink implements Sink {
   readonly name: string
   readonly exactlyOnce = true

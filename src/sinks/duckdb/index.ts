@@ -23,14 +23,20 @@ import {ensureState, readResume, STATE_SCHEMA, writeCheckpoint, writeTableState}
 
 export {duckDbType} from './types.js'
 
+/** Options of {@link DuckDbSink}. */
 export interface DuckDbSinkOptions {
   /** A DuckDB database file, or `:memory:`. */
   path: string
   /** An instance to use instead of opening `path` (library users, tests): not closed by close(). */
   instance?: DuckDBInstance
+  /** Receives the sink's own messages (e.g. a value DuckDB cannot hold, stored as NULL). */
   log?: (level: 'debug' | 'info' | 'warn', msg: string, fields?: object) => void
 }
 
+/**
+ * Exactly-once into a DuckDB file: each batch commits in one DuckDB transaction with its
+ * checkpoint; tables, types and schema changes as README "The DuckDB sink" describes.
+ */
 export class DuckDbSink implements Sink {
   readonly name: string
   readonly exactlyOnce = true

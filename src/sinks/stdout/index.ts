@@ -9,6 +9,7 @@ import type {TableSchema} from '../../core/schema/types.js'
 import type {Checkpoint, ResumeState, Sink, TableCopyWriter, TableState} from '../../core/pipeline/sink.js'
 import {formatEvent, formatRead} from './format.js'
 
+/** Options of {@link StdoutSink}. */
 export interface StdoutSinkOptions {
   /** Defaults to process.stdout. */
   out?: Writable
@@ -16,6 +17,10 @@ export interface StdoutSinkOptions {
 
 const FLUSH_AT = 256 * 1024
 
+/**
+ * Writes each change as one JSON line (README "Output format"), at least once: a batch is
+ * committed once its lines are handed to the OS. Keeps no state; the slot remembers the position.
+ */
 export class StdoutSink implements Sink {
   readonly name = 'stdout'
   readonly exactlyOnce = false
