@@ -110,7 +110,8 @@ export interface PipelineEvents {
  * and `pgrep copy-table`, with the same guarantees (exactly once into DuckDB and BigQuery, at least
  * once into sinks that are not exactly-once).
  *
- * A listener that throws stops the pipeline with that error.
+ * It is a typed `EventEmitter` (`on`, `once`, `off`): see {@link PipelineEvents} for the events and
+ * their arguments. A listener that throws stops the pipeline with that error.
  *
  * @example
  * ```ts
