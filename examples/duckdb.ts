@@ -5,7 +5,7 @@
 // The first run copies every table from one snapshot, then streams the changes committed after
 // it. Each batch commits in one DuckDB transaction together with its checkpoint, so a later run
 // (even after kill -9) resumes exactly where this one stopped: nothing missed, nothing twice.
-import {DuckDBInstance} from '@duckdb/node-api'
+import {DuckDBInstance} from '@duckdb/node-api' // pgrep's DuckDB client; list it in your package.json to import it yourself
 import {Pipeline} from 'pgrep'
 import {DuckDbSink} from 'pgrep/duckdb' // a subpath: `import 'pgrep'` alone never loads DuckDB
 
