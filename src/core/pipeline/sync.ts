@@ -15,6 +15,7 @@
 // Tables that appear in the stream or in the publication later are copied the same way, between
 // two transactions.
 import type pg from 'pg'
+import {PgrepError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {formatLsn, type Lsn} from '../lsn.js'
 import type {PostgresSource} from '../postgres/source.js'
@@ -101,7 +102,20 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
 
     if (toCopy.length > 0) {
       log.info({tables: toCopy.length}, `copying ${toCopy.length} table(s) of publication "${opts.publication}"`)
-      await copy(toCopy)
+      try {
+        await copy(toCopy)
+        if (opts.signal.aborted && !sink.exactlyOnce && !existing) throw new PgrepError('interrupted', 'the copy was interrupted')
+      } catch (err) {
+        // A sink that keeps no table states cannot tell a later run that the copy is incomplete,
+        // and that run would see the slot and skip the copy: drop the slot created by this run.
+        if (!sink.exactlyOnce && !existing) {
+          await repl?.end().catch(() => {})
+          repl = undefined
+          await source.run(sql, `SELECT pg_drop_replication_slot($1)`, [opts.slot]).catch((e) => log.warn({err: (e as Error).message}, `could not drop slot "${opts.slot}" after the failed copy`))
+          log.warn({slot: opts.slot}, `dropped slot "${opts.slot}": the copy did not finish, the next run copies again`)
+        }
+        throw err
+      }
     }
     if (opts.signal.aborted) return {end: 'signal', commitLsn: resume.checkpoint?.commitLsn ?? null}
 

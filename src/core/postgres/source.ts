@@ -28,6 +28,12 @@ export interface PublicationTable extends TableName {
   hasPrimaryKey: boolean
 }
 
+/** pgrep's slot name for a publication when --slot is not given: `pgrep_<publication>`, cleaned. */
+export function defaultSlotName(publication: string): string {
+  const cleaned = publication.toLowerCase().replace(/[^a-z0-9_]+/g, '_').replace(/^_+|_+$/g, '')
+  return `pgrep_${cleaned || 'slot'}`.slice(0, 63)
+}
+
 /** Slot names Postgres accepts: lower-case letters, digits and underscores, at most 63. */
 export function validateSlotName(name: string): string | undefined {
   return /^[a-z0-9_]{1,63}$/.test(name) ? undefined : `invalid slot name "${name}": use 1 to 63 lower-case letters, digits and underscores`
