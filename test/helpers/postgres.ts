@@ -116,10 +116,12 @@ export async function startPostgres(major: number, extraFlags: string[] = []): P
  * into a green one. Our global teardown stops the servers itself, so its exit handlers are removed.
  */
 async function loadEmbeddedPostgres(pkg: string): Promise<any> {
-  const events = ['beforeExit', 'exit'] as const
-  const before = new Map(events.map((e) => [e, new Set(process.listeners(e))]))
+  const listeners = (e: 'beforeExit' | 'exit') => process.listeners(e as 'exit') as ((...args: unknown[]) => void)[]
+  const before = {beforeExit: new Set(listeners('beforeExit')), exit: new Set(listeners('exit'))}
   const mod = await import(pathToFileUrl(require.resolve(pkg)))
-  for (const e of events) for (const l of process.listeners(e)) if (!before.get(e)!.has(l)) process.off(e, l as never)
+  for (const e of ['beforeExit', 'exit'] as const) {
+    for (const l of listeners(e)) if (!before[e].has(l)) process.removeListener(e, l)
+  }
   return mod.default
 }
 
