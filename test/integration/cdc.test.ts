@@ -1,6 +1,6 @@
 // `pgrep cdc --sink stdout` end to end: the built CLI against real PostgreSQL servers.
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {createTestDb, type TestDb} from '../helpers/postgres.js'
+import {createTestDb, startPostgres, type RunningPostgres, type TestDb} from '../helpers/postgres.js'
 import {pgServers} from '../helpers/servers.js'
 import {jsonLines, pgEnv, runCli, spawnCli, waitFor} from '../helpers/cli.js'
 
@@ -259,3 +259,26 @@ describe.each(pgServers())('cdc to stdout on PostgreSQL $major', (server) => {
   })
 })
 
+describe('cdc against a server without logical decoding', () => {
+  let server: RunningPostgres
+  beforeAll(async () => {
+    server = await startPostgres(18, ['-c', 'wal_level=replica'])
+  })
+  afterAll(async () => {
+    await server.stop()
+  })
+
+  it('exits 4 and says how to enable wal_level=logical', async () => {
+    const db = await createTestDb(server, 'replica')
+    try {
+      await db.query(`CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION pub FOR TABLE t`)
+      const r = await runCli(['cdc', '--publication', 'pub', '--once'], pgEnv(db))
+      expect(r.code).toBe(4)
+      expect(r.stderr).toMatch(/wal_level is "replica"/)
+      expect(r.stderr).toMatch(/ALTER SYSTEM SET wal_level = 'logical'/)
+      expect((await db.query(`SELECT count(*)::int AS n FROM pg_replication_slots`)).rows[0].n).toBe(0)
+    } finally {
+      await db.close()
+    }
+  })
+})

@@ -56,6 +56,9 @@ export async function runStream(opts: StreamRunOptions): Promise<StreamEnd> {
     let stream: ReplicationStream | undefined
     try {
       repl ??= await opts.source.replication()
+      // Which server and timeline this is, from the replication connection itself.
+      const identity = await opts.source.run(repl, 'IDENTIFY_SYSTEM', [], {operation: 'identify the server'})
+      opts.log.debug({systemId: identity.rows[0]?.systemid, timeline: identity.rows[0]?.timeline, walPosition: identity.rows[0]?.xlogpos}, 'replication connection open')
       const startLsn = opts.applier.resumeLsn
       stream = await ReplicationStream.start(repl, {
         slot: opts.slot,
