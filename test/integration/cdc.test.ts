@@ -217,9 +217,9 @@ describe.each(pgServers())('cdc to stdout on PostgreSQL $major', (server) => {
       await waitFor(async () => {
         const now = await active()
         return now !== undefined && now !== pid
-      }, 30_000, 'reconnected')
+      }, 60_000, 'reconnected')
     }
-    await waitFor(() => new Set(jsonLines(child.stdoutText()).map((e) => e.new.id)).size === 300, 30_000, '300 distinct rows')
+    await waitFor(() => new Set(jsonLines(child.stdoutText()).map((e) => e.new.id)).size === 300, 60_000, '300 distinct rows')
     child.kill('SIGTERM')
     const r = await child.result
     expect(r.code, r.stderr).toBe(0)

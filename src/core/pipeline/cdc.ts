@@ -7,8 +7,8 @@ import {formatLsn, parseLsn, type Lsn} from '../lsn.js'
 import type {PostgresSource} from '../postgres/source.js'
 import {TypeCatalog} from '../schema/catalog.js'
 import {RelationCache} from './relations.js'
-import type {Sink} from './sink.js'
-import {StreamApplier, type BatchLimits, type StreamEnd} from './stream-apply.js'
+import type {ResumeState, Sink} from './sink.js'
+import {StreamApplier, type BatchLimits, type StreamApplyOptions, type StreamEnd} from './stream-apply.js'
 import {runStream, type ReconnectPolicy} from './stream-runner.js'
 
 export interface StopCondition {
@@ -67,28 +67,51 @@ export async function runCdc(opts: CdcOptions): Promise<RunResult> {
       await source.createSlot(repl, opts.slot, {exportSnapshot: false})
     }
     const stopAt = await resolveStopLsn(source, sql, opts)
-    const catalog = new TypeCatalog((text, params) => source.run(sql, text, params))
-    const applier = new StreamApplier({
-      sink,
-      relations: new RelationCache(
-        (oid, typmod) => catalog.resolve(oid, typmod),
-        (schema, table) => source.existingRowsValues(sql, schema, table),
-      ),
-      skipThroughLsn: resume.checkpoint?.commitLsn ?? null,
-      stopAtLsn: stopAt,
-      batch: opts.batch,
-      signal: opts.signal,
-      log,
-      onBatchCommitted: (b) => log.debug({rows: b.rows, transactions: b.transactions, ms: b.ms, commitLsn: formatLsn(b.checkpoint.commitLsn)}, 'batch committed'),
-    })
-    if (resume.checkpoint) applier.durable = resume.checkpoint
-    const end = await runStream({source, slot: opts.slot, publications: [opts.publication], major, applier, signal: opts.signal, log, reconnect: opts.reconnect, replication: repl})
+    const result = await streamPhase({source, sql, sink, resume, stopAt, major, replication: repl, options: opts})
     repl = undefined
-    return {end, commitLsn: applier.durable?.commitLsn ?? null}
+    return result
   } finally {
     if (repl) await repl.end().catch(() => {})
     await sql.end().catch(() => {})
   }
+}
+
+export interface StreamPhaseInput {
+  source: PostgresSource
+  /** The SQL connection used for catalog lookups while streaming. */
+  sql: pg.Client
+  sink: Sink
+  resume: ResumeState
+  stopAt: Lsn | null
+  major: number
+  /** An open replication connection to reuse (the one that created the slot). */
+  replication?: pg.Client
+  options: Pick<CdcOptions, 'slot' | 'publication' | 'batch' | 'reconnect' | 'signal' | 'log'>
+  /** What sync adds: the per-table gate and new-table handling. */
+  extra?: Partial<StreamApplyOptions>
+}
+
+/** The stream phase shared by cdc and sync: relations, applier, and the reconnecting runner. */
+export async function streamPhase(p: StreamPhaseInput): Promise<RunResult> {
+  const {source, sql, options: o} = p
+  const catalog = new TypeCatalog((text, params) => source.run(sql, text, params))
+  const applier = new StreamApplier({
+    sink: p.sink,
+    relations: new RelationCache(
+      (oid, typmod) => catalog.resolve(oid, typmod),
+      (schema, table) => source.existingRowsValues(sql, schema, table),
+    ),
+    skipThroughLsn: p.resume.checkpoint?.commitLsn ?? null,
+    stopAtLsn: p.stopAt,
+    batch: o.batch,
+    signal: o.signal,
+    log: o.log,
+    onBatchCommitted: (b) => o.log.debug({rows: b.rows, transactions: b.transactions, ms: b.ms, commitLsn: formatLsn(b.checkpoint.commitLsn)}, 'batch committed'),
+    ...p.extra,
+  })
+  if (p.resume.checkpoint) applier.durable = p.resume.checkpoint
+  const end = await runStream({source, slot: o.slot, publications: [o.publication], major: p.major, applier, signal: o.signal, log: o.log, reconnect: o.reconnect, replication: p.replication})
+  return {end, commitLsn: applier.durable?.commitLsn ?? null}
 }
 
 export function requirePublication(publication: string | undefined): string {

@@ -52,6 +52,7 @@ export async function runStream(opts: StreamRunOptions): Promise<StreamEnd> {
   const policy = {...DEFAULT_RECONNECT, ...opts.reconnect}
   let repl = opts.replication
   let failures = 0
+  let everStreamed = false
   for (;;) {
     let stream: ReplicationStream | undefined
     try {
@@ -73,6 +74,7 @@ export async function runStream(opts: StreamRunOptions): Promise<StreamEnd> {
       const where = startLsn === 0n ? "the slot's confirmed position" : formatLsn(startLsn)
       opts.log.info({slot: opts.slot, startLsn: formatLsn(startLsn)}, `streaming from slot "${opts.slot}" at ${where}`)
       failures = 0
+      everStreamed = true
       const end = await opts.applier.run(stream)
       await stream.close()
       return end
@@ -80,7 +82,10 @@ export async function runStream(opts: StreamRunOptions): Promise<StreamEnd> {
       stream?.destroy()
       repl = undefined
       if (opts.signal.aborted) return 'signal'
-      if (!isRetryable(err)) throw err
+      // After a lost connection the old walsender can hold the slot a moment longer: "in use"
+      // is then retried a few times instead of ending the run.
+      const slotStillHeld = everStreamed && err instanceof PgrepError && err.kind === 'slot-in-use' && failures < 10
+      if (!isRetryable(err) && !slotStillHeld) throw err
       failures++
       if (failures > policy.maxAttempts) throw err
       const delay = Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** Math.min(failures - 1, 16))

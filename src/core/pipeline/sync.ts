@@ -17,16 +17,14 @@
 import type pg from 'pg'
 import {PgrepError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
-import {formatLsn, type Lsn} from '../lsn.js'
+import type {Lsn} from '../lsn.js'
 import type {PostgresSource} from '../postgres/source.js'
-import {TypeCatalog} from '../schema/catalog.js'
 import {qualifiedName, tableKey, type TableName, type TableSchema} from '../schema/types.js'
-import {resolveStopLsn, type RunResult, type StopCondition} from './cdc.js'
+import {resolveStopLsn, streamPhase, type RunResult, type StopCondition} from './cdc.js'
 import {copyTables, type TableProgress} from './copy.js'
-import {RelationCache} from './relations.js'
 import type {Sink, TableState} from './sink.js'
-import {StreamApplier, type BatchLimits} from './stream-apply.js'
-import {runStream, type ReconnectPolicy} from './stream-runner.js'
+import type {BatchLimits} from './stream-apply.js'
+import type {ReconnectPolicy} from './stream-runner.js'
 
 export interface SyncOptions extends StopCondition {
   source: PostgresSource
@@ -120,46 +118,42 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
     if (opts.signal.aborted) return {end: 'signal', commitLsn: resume.checkpoint?.commitLsn ?? null}
 
     const stopAt = await resolveStopLsn(source, sql, opts)
-    const catalog = new TypeCatalog((text, params) => source.run(sql, text, params))
-    const applier = new StreamApplier({
+    const result = await streamPhase({
+      source,
+      sql,
       sink,
-      relations: new RelationCache(
-        (oid, typmod) => catalog.resolve(oid, typmod),
-        (schema, table) => source.existingRowsValues(sql, schema, table),
-      ),
-      skipThroughLsn: resume.checkpoint?.commitLsn ?? null,
-      stopAtLsn: stopAt,
-      batch: opts.batch,
-      signal: opts.signal,
-      log,
-      tableGate: stateless
-        ? undefined
-        : (table: TableSchema, commitLsn: Lsn) => {
-            const st = states.get(tableKey(table))
-            if (!st || st.status !== 'ready') return 'unknown'
-            return st.snapshotLsn === null || commitLsn >= st.snapshotLsn
-          },
-      onUnknownTables: async (tables) => {
-        log.info({tables: tables.map((t) => `${t.schema}.${t.name}`)}, 'new table(s) in the stream: copying them')
-        await copy(tables)
+      resume,
+      stopAt,
+      major,
+      replication: repl,
+      options: opts,
+      extra: {
+        tableGate: stateless
+          ? undefined
+          : (table: TableSchema, commitLsn: Lsn) => {
+              const st = states.get(tableKey(table))
+              if (!st || st.status !== 'ready') return 'unknown'
+              return st.snapshotLsn === null || commitLsn >= st.snapshotLsn
+            },
+        onUnknownTables: async (tables) => {
+          log.info({tables: tables.map((t) => `${t.schema}.${t.name}`)}, 'new table(s) in the stream: copying them')
+          await copy(tables)
+        },
+        periodicMs: opts.publicationPollMs ?? 10_000,
+        onPeriodic: stateless
+          ? undefined
+          : async () => {
+              const now = await source.publicationTables(sql, opts.publication)
+              const added = now.filter((t) => states.get(tableKey(t))?.status !== 'ready')
+              if (added.length > 0) {
+                log.info({tables: added.map((t) => qualifiedName(t))}, 'table(s) added to the publication: copying them')
+                await copy(added)
+              }
+            },
       },
-      periodicMs: opts.publicationPollMs ?? 10_000,
-      onPeriodic: stateless
-        ? undefined
-        : async () => {
-            const now = await source.publicationTables(sql, opts.publication)
-            const added = now.filter((t) => states.get(tableKey(t))?.status !== 'ready')
-            if (added.length > 0) {
-              log.info({tables: added.map((t) => qualifiedName(t))}, 'table(s) added to the publication: copying them')
-              await copy(added)
-            }
-          },
-      onBatchCommitted: (b) => log.debug({rows: b.rows, transactions: b.transactions, ms: b.ms, commitLsn: formatLsn(b.checkpoint.commitLsn)}, 'batch committed'),
     })
-    if (resume.checkpoint) applier.durable = resume.checkpoint
-    const end = await runStream({source, slot: opts.slot, publications: [opts.publication], major, applier, signal: opts.signal, log, reconnect: opts.reconnect, replication: repl})
     repl = undefined
-    return {end, commitLsn: applier.durable?.commitLsn ?? null}
+    return result
   } finally {
     if (repl) await repl.end().catch(() => {})
     await sql.end().catch(() => {})
