@@ -65,6 +65,9 @@ describe(`examples/ on PostgreSQL ${server.major}`, () => {
 
   it('stdout.ts streams changes as JSON lines until SIGINT, then stops cleanly', async () => {
     await db.query(`CREATE TABLE items (id int PRIMARY KEY, name text); CREATE PUBLICATION stdout_pub FOR TABLE items`)
+    // The slot exists before the example starts: a slot is also "active" while being created,
+    // before its consistent point, and rows committed then would not be in its stream.
+    await db.query(`SELECT pg_create_logical_replication_slot('ex_stdout', 'pgoutput')`)
     const ex = startExample('stdout', pgEnv(db, {PGREP_PUBLICATION: 'stdout_pub', PGREP_SLOT: 'ex_stdout'}), [])
     await waitFor(async () => (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'ex_stdout' AND active`)).rowCount === 1, 30_000, 'the example to stream')
     await db.query(`INSERT INTO items VALUES (1, 'one'), (2, 'two')`)

@@ -140,7 +140,9 @@ describe.each(pgServers())('cdc to stdout on PostgreSQL $major', (server) => {
     await db.query(`CREATE TABLE public.live (id int PRIMARY KEY)`)
     await db.query(`CREATE PUBLICATION livepub FOR TABLE public.live`)
     const child = spawnCli(['cdc', '--publication', 'livepub', '--slot', 'live_slot', '--batch-max-delay', '50'], env)
-    await waitFor(async () => (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'live_slot' AND active`)).rowCount === 1, 30_000, 'slot active')
+    // Not just "slot active": the slot is active while it is being created, before its consistent
+    // point, and changes committed then are not part of its stream.
+    await waitFor(() => child.stderrText().includes('streaming from slot'), 30_000, 'streaming started')
     await db.query(`INSERT INTO public.live SELECT generate_series(1, 100)`)
     await waitFor(() => jsonLines(child.stdoutText()).length === 100, 30_000, '100 lines')
     child.kill('SIGTERM')
@@ -209,7 +211,7 @@ describe.each(pgServers())('cdc to stdout on PostgreSQL $major', (server) => {
     await db.query(`CREATE PUBLICATION flakypub FOR TABLE public.flaky`)
     const child = spawnCli(['cdc', '--publication', 'flakypub', '--slot', 'flaky_slot', '--batch-max-delay', '50'], env)
     const active = async () => (await db.query(`SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'flaky_slot' AND active`)).rows[0]?.active_pid as number | undefined
-    await waitFor(async () => (await active()) !== undefined, 30_000, 'slot active')
+    await waitFor(() => child.stderrText().includes('streaming from slot'), 30_000, 'streaming started')
     for (let round = 0; round < 3; round++) {
       await db.query(`INSERT INTO public.flaky SELECT g FROM generate_series($1::int * 100 + 1, $1::int * 100 + 100) g`, [round])
       const pid = await active()
