@@ -197,3 +197,15 @@ export function errorFieldsBody(fields: [string, string][]): Buffer {
   for (const [t, v] of fields) b.char(t).cstring(v)
   return b.uint8(0).build()
 }
+
+/** A small seeded PRNG (mulberry32) in [0, 1), for reproducible fuzzing. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}

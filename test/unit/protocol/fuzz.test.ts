@@ -6,8 +6,7 @@ import {ProtocolError} from '../../../src/core/protocol/errors.js'
 import {BackendFramer} from '../../../src/core/protocol/frames.js'
 import {PgoutputDecoder} from '../../../src/core/protocol/pgoutput.js'
 import {decodeReplicationMessage} from '../../../src/core/protocol/replication.js'
-import {copyData, keepalive, xlogData} from '../../helpers/byte-writer.js'
-import {rng} from '../../helpers/oracle.js'
+import {copyData, keepalive, seededRandom as rng, xlogData} from '../../helpers/byte-writer.js'
 import {sampleMessages} from '../../helpers/sample-messages.js'
 
 const SEED = Number(process.env.PGREP_FUZZ_SEED ?? Date.now() % 1_000_000)
