@@ -1,6 +1,7 @@
 // The consistency oracle: a random workload on a fixed set of tables, and a row-by-row comparison
 // of those tables between Postgres and a DuckDB file.
 import {DuckDBInstance} from '@duckdb/node-api'
+import {seededRandom} from './byte-writer.js'
 import type {TestDb} from './postgres.js'
 
 export const ORACLE_SCHEMA = `
@@ -49,17 +50,8 @@ export const ORACLE_TABLES: OracleTable[] = [
 
 export const ORACLE_PUBLICATION_TABLES = `public.accounts, "Mixed Case"."Ledger ""Lines""", public.events`
 
-/** A small seeded PRNG (mulberry32) so a failing workload can be replayed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** Seeded PRNG for reproducible workloads (the one the decoder fuzz uses). */
+export const rng = seededRandom
 
 /**
  * Random transactions: inserts, updates (some leaving the TOASTed column unchanged), deletes,
