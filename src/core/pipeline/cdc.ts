@@ -7,6 +7,7 @@ import {formatLsn, parseLsn, type Lsn} from '../lsn.js'
 import type {PostgresSource} from '../postgres/source.js'
 import {TypeCatalog} from '../schema/catalog.js'
 import {RelationCache} from './relations.js'
+import type {PipelineObserver} from './observer.js'
 import type {ResumeState, Sink} from './sink.js'
 import {StreamApplier, type BatchLimits, type StreamApplyOptions, type StreamEnd} from './stream-apply.js'
 import {runStream, type ReconnectPolicy} from './stream-runner.js'
@@ -27,6 +28,8 @@ export interface CdcOptions extends StopCondition {
   reconnect?: Partial<ReconnectPolicy>
   signal: AbortSignal
   log: Logger
+  /** Hooks for metrics and health probes (batches, streaming, reconnects, errors). */
+  observer?: PipelineObserver
 }
 
 export interface RunResult {
@@ -70,6 +73,9 @@ export async function runCdc(opts: CdcOptions): Promise<RunResult> {
     const result = await streamPhase({source, sql, sink, resume, stopAt, major, replication: repl, options: opts})
     repl = undefined
     return result
+  } catch (err) {
+    reportError(opts.observer, err)
+    throw err
   } finally {
     if (repl) await repl.end().catch(() => {})
     await sql.end().catch(() => {})
@@ -86,7 +92,7 @@ export interface StreamPhaseInput {
   major: number
   /** An open replication connection to reuse (the one that created the slot). */
   replication?: pg.Client
-  options: Pick<CdcOptions, 'slot' | 'publication' | 'batch' | 'reconnect' | 'signal' | 'log'>
+  options: Pick<CdcOptions, 'slot' | 'publication' | 'batch' | 'reconnect' | 'signal' | 'log' | 'observer'>
   /** What sync adds: the per-table gate and new-table handling. */
   extra?: Partial<StreamApplyOptions>
 }
@@ -107,11 +113,20 @@ export async function streamPhase(p: StreamPhaseInput): Promise<RunResult> {
     signal: o.signal,
     log: o.log,
     onBatchCommitted: (b) => o.log.debug({rows: b.rows, transactions: b.transactions, ms: b.ms, commitLsn: formatLsn(b.checkpoint.commitLsn)}, 'batch committed'),
+    observer: o.observer,
     ...p.extra,
   })
   if (p.resume.checkpoint) applier.durable = p.resume.checkpoint
-  const end = await runStream({source, slot: o.slot, publications: [o.publication], major: p.major, applier, signal: o.signal, log: o.log, reconnect: o.reconnect, replication: p.replication})
+  const end = await runStream({source, slot: o.slot, publications: [o.publication], major: p.major, applier, signal: o.signal, log: o.log, reconnect: o.reconnect, replication: p.replication, observer: o.observer})
   return {end, commitLsn: applier.durable?.commitLsn ?? null}
+}
+
+/** Tells the observer how the run failed (a stop by signal is not a failure). */
+export function reportError(observer: PipelineObserver | undefined, err: unknown): void {
+  if (!observer?.onError) return
+  const kind = err instanceof PgrepError ? err.kind : 'internal'
+  if (kind === 'interrupted') return
+  observer.onError({kind, message: err instanceof Error ? err.message : String(err)})
 }
 
 export function requirePublication(publication: string | undefined): string {

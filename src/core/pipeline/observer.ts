@@ -22,6 +22,8 @@ export interface BatchCommittedEvent {
   transactions: number
   /** Wall time from the batch's first change to its commit in the sink. */
   ms: number
+  /** Wall time of the sink's commit alone (part of `ms`). */
+  commitMs?: number
   byTable: TableOpCount[]
 }
 
@@ -46,6 +48,8 @@ export interface PipelineObserver {
   onBatchCommitted?(event: BatchCommittedEvent): void
   onSlotStatus?(event: SlotStatusEvent): void
   onCopyProgress?(progress: TableProgress): void
+  /** Nothing is pending: everything the server sent up to `lsn` is applied (an idle keepalive was confirmed). */
+  onCaughtUp?(info: {lsn: Lsn}): void
   /** The replication connection was lost; a reconnect follows. */
   onReconnect?(info: {attempt: number; error: string}): void
   /** The run is ending with an error (before it is thrown). */

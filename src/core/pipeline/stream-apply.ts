@@ -14,11 +14,12 @@ import type {ChangeEvent, MessageEvent, TruncateEvent} from '../changes.js'
 import {PgrepError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {formatLsn, type Lsn} from '../lsn.js'
-import type {PgoutputMessage, PgTimestamp} from '../protocol/messages.js'
+import {PG_EPOCH_UNIX_MICROS, type PgoutputMessage, type PgTimestamp} from '../protocol/messages.js'
 import {PgoutputDecoder} from '../protocol/pgoutput.js'
 import type {ReplicationStream} from '../postgres/replication.js'
 import type {TableSchema} from '../schema/types.js'
 import type {RelationCache} from './relations.js'
+import type {PipelineObserver, TableOpCount} from './observer.js'
 import type {Checkpoint, Sink} from './sink.js'
 import {StreamedTransactions} from './streamed-transactions.js'
 
@@ -62,6 +63,8 @@ export interface StreamApplyOptions {
   onBatchCommitted?: (info: {checkpoint: Checkpoint; rows: number; transactions: number; ms: number}) => void
   /** Called for each non-transactional logical decoding message before it is handled (sync's table watch uses it). */
   onMessage?: (event: MessageEvent) => void
+  /** Metrics and health hooks (onBatchCommitted, onCaughtUp). */
+  observer?: PipelineObserver
 }
 
 interface OpenTxn {
@@ -102,6 +105,9 @@ export class StreamApplier {
   private batchTxns = 0
   private batchStartedAt = 0
   private batchLast: Checkpoint | null = null
+  private batchLastCommitTime: PgTimestamp | null = null
+  /** Row changes of the open batch per table object and op (insert, update, delete, truncate); only kept for an observer. */
+  private batchCounts: Map<TableSchema, number[]> | null = null
   private done = false
   private stopAt: Lsn | null
   private readonly unknownTables = new Map<string, TableSchema>()
@@ -115,6 +121,7 @@ export class StreamApplier {
     this.skipThrough = opts.skipThroughLsn
     this.stopAt = opts.stopAtLsn ?? null
     this.streamed = new StreamedTransactions(opts.streamedMemoryBytes)
+    if (opts.observer?.onBatchCommitted) this.batchCounts = new Map()
   }
 
   setStopAt(lsn: Lsn | null): void {
@@ -181,9 +188,12 @@ export class StreamApplier {
       this.log.debug({walEnd: formatLsn(walEnd)}, 'keepalive at or past the stop position')
       this.done = true
     }
-    if (this.isIdle() && walEnd > this.confirmed) {
-      this.confirmed = walEnd
-      stream.confirm(walEnd)
+    if (this.isIdle()) {
+      if (walEnd > this.confirmed) {
+        this.confirmed = walEnd
+        stream.confirm(walEnd)
+      }
+      this.opts.observer?.onCaughtUp?.({lsn: walEnd})
     }
   }
 
@@ -329,7 +339,29 @@ export class StreamApplier {
     const events = txn.events
     txn.events = []
     this.batchRows += events.length
+    if (this.batchCounts) this.countEvents(events)
     await this.sink.write(events)
+  }
+
+  /** Per-table, per-op counts for the observer: one map lookup per change, none per value. */
+  private countEvents(events: readonly ChangeEvent[]): void {
+    const counts = this.batchCounts!
+    let lastTable: TableSchema | undefined
+    let lastCounts: number[] | undefined
+    const slot = (table: TableSchema): number[] => {
+      if (table === lastTable) return lastCounts!
+      let c = counts.get(table)
+      if (!c) counts.set(table, (c = [0, 0, 0, 0]))
+      lastTable = table
+      lastCounts = c
+      return c
+    }
+    for (const e of events) {
+      if (e.op === 'insert') slot(e.table)[0]++
+      else if (e.op === 'update') slot(e.table)[1]++
+      else if (e.op === 'delete') slot(e.table)[2]++
+      else if (e.op === 'truncate') for (const t of e.tables) slot(t)[3]++
+    }
   }
 
   private async openBatch(): Promise<void> {
@@ -340,6 +372,8 @@ export class StreamApplier {
     this.batchTxns = 0
     this.batchStartedAt = Date.now()
     this.batchLast = null
+    this.batchLastCommitTime = null
+    this.batchCounts?.clear()
   }
 
   private async commitTxn(commitLsn: Lsn, endLsn: Lsn, commitTime: PgTimestamp): Promise<void> {
@@ -355,17 +389,18 @@ export class StreamApplier {
     if (txn.skip) return
     // Events carry the begin message's final LSN, which is the commit LSN; keep them exact anyway.
     if (txn.commitLsnHint !== commitLsn) for (const e of txn.events) e.commitLsn = commitLsn
-    void commitTime
     if (txn.events.length > 0 || txn.partiallyWritten) {
       await this.openBatch()
       if (txn.events.length > 0) {
         this.batchRows += txn.events.length
+        if (this.batchCounts) this.countEvents(txn.events)
         await this.sink.write(txn.events)
       }
     }
     if (this.batchOpen) {
       this.batchTxns++
       this.batchLast = {commitLsn, endLsn}
+      this.batchLastCommitTime = commitTime
       if (this.batchRows >= this.limits.maxRows || this.batchBytes >= this.limits.maxBytes || Date.now() - this.batchStartedAt >= this.limits.maxDelayMs || txn.partiallyWritten) {
         await this.commitBatch()
       }
@@ -420,15 +455,37 @@ export class StreamApplier {
       this.durable = last
     }
     this.batchOpen = false
-    this.opts.onBatchCommitted?.({checkpoint: this.durable ?? {commitLsn: 0n, endLsn: 0n}, rows: this.batchRows, transactions: this.batchTxns, ms: Date.now() - started})
+    const now = Date.now()
+    this.opts.onBatchCommitted?.({checkpoint: this.durable ?? {commitLsn: 0n, endLsn: 0n}, rows: this.batchRows, transactions: this.batchTxns, ms: now - started})
+    if (this.opts.observer?.onBatchCommitted) this.reportBatch(now, now - started)
     this.batchRows = 0
     this.batchBytes = 0
     this.batchTxns = 0
   }
 
+  private reportBatch(now: number, commitMs: number): void {
+    const byTable: TableOpCount[] = []
+    const ops = ['insert', 'update', 'delete', 'truncate'] as const
+    for (const [table, c] of this.batchCounts!) {
+      for (let i = 0; i < 4; i++) if (c[i] > 0) byTable.push({table: {schema: table.schema, name: table.name}, op: ops[i], count: c[i]})
+    }
+    this.batchCounts!.clear()
+    const t = this.batchLastCommitTime
+    this.opts.observer!.onBatchCommitted!({
+      commitLsn: this.durable?.commitLsn ?? 0n,
+      commitTime: t === null ? null : new Date(Number((t + PG_EPOCH_UNIX_MICROS) / 1000n)),
+      rows: this.batchRows,
+      transactions: this.batchTxns,
+      ms: now - this.batchStartedAt,
+      commitMs,
+      byTable,
+    })
+  }
+
   private async abortBatch(): Promise<void> {
     if (!this.batchOpen) return
     await this.sink.abortBatch()
+    this.batchCounts?.clear()
     this.batchOpen = false
     this.batchRows = 0
     this.batchBytes = 0

@@ -8,6 +8,7 @@ import type {Logger} from '../log/logger.js'
 import {formatLsn} from '../lsn.js'
 import {ReplicationStream} from '../postgres/replication.js'
 import type {PostgresSource} from '../postgres/source.js'
+import type {PipelineObserver} from './observer.js'
 import type {StreamApplier, StreamEnd} from './stream-apply.js'
 
 /** How a lost replication connection is retried: exponential backoff from the durable position. */
@@ -40,6 +41,8 @@ export interface StreamRunOptions {
   /** An already open replication connection (e.g. the one that created the slot). */
   replication?: pg.Client
   onReconnect?: () => void
+  /** Told when streaming starts (after each connect) and when the connection is lost. */
+  observer?: PipelineObserver
 }
 
 function isRetryable(err: unknown): boolean {
@@ -75,6 +78,7 @@ export async function runStream(opts: StreamRunOptions): Promise<StreamEnd> {
       opts.log.info({slot: opts.slot, startLsn: formatLsn(startLsn)}, `streaming from slot "${opts.slot}" at ${where}`)
       failures = 0
       everStreamed = true
+      opts.observer?.onStreaming?.({slot: opts.slot, startLsn})
       const end = await opts.applier.run(stream)
       await stream.close()
       return end
@@ -91,6 +95,7 @@ export async function runStream(opts: StreamRunOptions): Promise<StreamEnd> {
       const delay = Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** Math.min(failures - 1, 16))
       opts.log.warn({err: (err as Error).message, attempt: failures, delayMs: delay}, `replication connection lost; reconnecting in ${delay} ms`)
       opts.onReconnect?.()
+      opts.observer?.onReconnect?.({attempt: failures, error: (err as Error).message})
       await sleep(delay, opts.signal)
       if (opts.signal.aborted) return 'signal'
     }

@@ -20,8 +20,9 @@ import type {Logger} from '../log/logger.js'
 import type {Lsn} from '../lsn.js'
 import type {PostgresSource} from '../postgres/source.js'
 import {qualifiedName, tableKey, type TableName, type TableSchema} from '../schema/types.js'
-import {resolveStopLsn, streamPhase, type RunResult, type StopCondition} from './cdc.js'
+import {reportError, resolveStopLsn, streamPhase, type RunResult, type StopCondition} from './cdc.js'
 import {copyTables, type TableProgress} from './copy.js'
+import type {PipelineObserver} from './observer.js'
 import type {Sink, TableState} from './sink.js'
 import type {BatchLimits} from './stream-apply.js'
 import type {ReconnectPolicy} from './stream-runner.js'
@@ -39,6 +40,8 @@ export interface SyncOptions extends StopCondition {
   signal: AbortSignal
   log: Logger
   onCopyProgress?: (p: TableProgress) => void
+  /** Hooks for metrics and health probes (copy progress, batches, streaming, reconnects, errors). */
+  observer?: PipelineObserver
 }
 
 export async function runSync(opts: SyncOptions): Promise<RunResult> {
@@ -65,6 +68,14 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
     const stateless = !sink.exactlyOnce && resume.tables.length === 0 && existing !== undefined
     const toCopy = stateless ? [] : published.filter((t) => states.get(tableKey(t))?.status !== 'ready')
 
+    const observed = opts.observer?.onCopyProgress?.bind(opts.observer)
+    const copyProgress =
+      observed && opts.onCopyProgress
+        ? (p: TableProgress) => {
+            opts.onCopyProgress!(p)
+            observed(p)
+          }
+        : (observed ?? opts.onCopyProgress)
     const copy = async (tables: TableName[]) => {
       if (tables.length === 0) return
       const pending = tables.map((t) => ({schema: t.schema, name: t.name, status: 'pending' as const, snapshotLsn: null}))
@@ -90,7 +101,7 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
           parallel: opts.parallel,
           signal: opts.signal,
           log,
-          onProgress: opts.onCopyProgress,
+          onProgress: copyProgress,
         })
         for (const t of result.tables) states.set(tableKey(t.table), {schema: t.table.schema, name: t.table.name, status: 'ready', snapshotLsn: result.snapshotLsn})
       } finally {
@@ -154,6 +165,9 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
     })
     repl = undefined
     return result
+  } catch (err) {
+    reportError(opts.observer, err)
+    throw err
   } finally {
     if (repl) await repl.end().catch(() => {})
     await sql.end().catch(() => {})
