@@ -7,12 +7,17 @@ import type {Lsn} from '../../core/lsn.js'
 import type {TupleData} from '../../core/protocol/messages.js'
 import type {TableSchema} from '../../core/schema/types.js'
 import type {Checkpoint, ResumeState, Sink, TableCopyWriter, TableState} from '../../core/pipeline/sink.js'
+import {DebeziumFormatter, type DebeziumFormatOptions} from './debezium.js'
 import {formatEvent, formatRead} from './format.js'
 
 /** Options of {@link StdoutSink}. */
 export interface StdoutSinkOptions {
   /** Defaults to process.stdout. */
   out?: Writable
+  /** `json` (README "Output format", the default) or `debezium` (Debezium's change-event values; needs `debezium`). */
+  format?: 'json' | 'debezium'
+  /** For `format: 'debezium'`: `source.db`, `source.name` and the numeric representation. */
+  debezium?: DebeziumFormatOptions
 }
 
 const FLUSH_AT = 256 * 1024
@@ -27,9 +32,15 @@ export class StdoutSink implements Sink {
   private readonly out: Writable
   private buffer = ''
   private failed: Error | undefined
+  // Set only for --format debezium; the JSON path calls format.ts directly.
+  private readonly debezium: DebeziumFormatter | undefined
 
   constructor(options: StdoutSinkOptions = {}) {
     this.out = options.out ?? process.stdout
+    if (options.format === 'debezium') {
+      if (!options.debezium) throw new PgrepError('usage', "StdoutSink: format 'debezium' needs the debezium options (database)")
+      this.debezium = new DebeziumFormatter(options.debezium)
+    }
     this.out.on('error', (err: NodeJS.ErrnoException) => {
       this.failed =
         err.code === 'EPIPE'
@@ -48,7 +59,8 @@ export class StdoutSink implements Sink {
   async startTableCopy(table: TableSchema, snapshotLsn: Lsn): Promise<TableCopyWriter> {
     return {
       write: async (rows: TupleData[]) => {
-        for (const row of rows) this.append(formatRead({op: 'read', table, new: row, snapshotLsn}))
+        const dbz = this.debezium
+        for (const row of rows) this.append(dbz ? dbz.formatRead({op: 'read', table, new: row, snapshotLsn}) : formatRead({op: 'read', table, new: row, snapshotLsn}))
         await this.maybeFlush()
       },
       commit: () => this.flush(),
@@ -61,8 +73,9 @@ export class StdoutSink implements Sink {
   async beginBatch(): Promise<void> {}
 
   async write(events: readonly ChangeEvent[]): Promise<void> {
+    const dbz = this.debezium
     for (const e of events) {
-      const line = formatEvent(e)
+      const line = dbz ? dbz.formatEvent(e) : formatEvent(e)
       if (line !== undefined) this.append(line)
     }
     await this.maybeFlush()
