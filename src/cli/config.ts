@@ -33,6 +33,8 @@ const flagsSchema = z.object({
   'batch-max-rows': z.number().int().positive().optional(),
   'batch-max-bytes': z.number().int().min(1024).optional(),
   'batch-max-delay': z.number().int().positive().optional(),
+  'metrics-port': z.number().int().min(0, 'must be 0 (any free port) to 65535').max(65535, 'must be 0 (any free port) to 65535').optional(),
+  'metrics-host': z.string().min(1, 'must not be empty').optional(),
 })
 
 export interface CommonConfig {
@@ -41,11 +43,31 @@ export interface CommonConfig {
   batch: BatchLimits
 }
 
+/** The --metrics-port HTTP server; null when not asked for. */
+export interface MetricsConfig {
+  host: string
+  port: number
+}
+
 export interface StreamConfig extends CommonConfig {
   publication: string
   slot: string
   once: boolean
   untilLsn?: Lsn
+  metrics: MetricsConfig | null
+}
+
+/** Every interface: what a container's probes and a Prometheus scraping the pod's IP need. */
+export const DEFAULT_METRICS_HOST = '0.0.0.0'
+
+function metricsFrom(flags: Flags, problems: string[]): MetricsConfig | null {
+  const port = flags['metrics-port'] as number | undefined
+  const host = flags['metrics-host'] as string | undefined
+  if (port === undefined) {
+    if (host !== undefined) problems.push('--metrics-host: only used with --metrics-port')
+    return null
+  }
+  return {host: host ?? DEFAULT_METRICS_HOST, port}
 }
 
 export {defaultSlotName}
@@ -154,6 +176,7 @@ export function streamConfig(flags: Flags, warn: (msg: string) => void): StreamC
   const slotProblem = validateSlotName(slot)
   if (slotProblem) problems.push(`--slot: ${slotProblem}`)
   const sink = sinkFrom(flags, true, problems)
+  const metrics = metricsFrom(flags, problems)
   if (problems.length > 0 || !connection) fail(problems)
   const untilText = flags['until-lsn'] as string | undefined
   return {
@@ -164,6 +187,7 @@ export function streamConfig(flags: Flags, warn: (msg: string) => void): StreamC
     untilLsn: untilText ? parseLsn(untilText) : undefined,
     sink,
     batch: batchFrom(flags, sink),
+    metrics,
   }
 }
 

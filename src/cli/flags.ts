@@ -106,3 +106,17 @@ export const parallelFlag = {
     helpGroup: 'COPY',
   }),
 }
+
+// No oclif `default:` here: defaults live in config.ts (metricsFrom) and the summaries.
+export const metricsFlags = {
+  'metrics-port': Flags.integer({
+    summary: 'Serve Prometheus metrics (/metrics) and container probes (/health, /ready) on this HTTP port; 0 picks a free port (logged). Off by default.',
+    min: 0,
+    max: 65535,
+    helpGroup: 'OBSERVABILITY',
+  }),
+  'metrics-host': Flags.string({
+    summary: 'Address the --metrics-port server listens on (default 0.0.0.0, every interface; 127.0.0.1 keeps it local).',
+    helpGroup: 'OBSERVABILITY',
+  }),
+}

@@ -1,6 +1,7 @@
 import {PgrepCommand} from '../cli/base-command.js'
 import {streamConfig} from '../cli/config.js'
-import {batchFlags, connectionFlags, EXIT_CODE_HELP, logFlags, sinkFlags, slotFlags, stopFlags} from '../cli/flags.js'
+import {batchFlags, connectionFlags, EXIT_CODE_HELP, logFlags, metricsFlags, sinkFlags, slotFlags, stopFlags} from '../cli/flags.js'
+import {startObservability} from '../cli/metrics-server.js'
 import {createSink} from '../cli/sinks.js'
 import {runCdc} from '../core/pipeline/cdc.js'
 import {PostgresSource} from '../core/postgres/source.js'
@@ -24,29 +25,37 @@ ${EXIT_CODE_HELP}`
     ...sinkFlags('stdout'),
     ...batchFlags,
     ...logFlags,
+    ...metricsFlags,
   }
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Cdc)
     const log = this.setupLogger(flags['log-level'], flags['log-format'])
     const config = streamConfig(flags, (msg) => log.warn({}, msg))
-    this.listenForSignals()
-    const sink = await createSink(config.sink, log)
+    // Bound before anything is created: a port in use is a usage error with nothing to undo.
+    const obs = await startObservability(config.metrics, {command: 'cdc', slot: config.slot, publication: config.publication, version: this.config.version, signal: this.abort.signal}, log)
     try {
-      const result = await runCdc({
-        source: new PostgresSource(config.connection, log),
-        publication: config.publication,
-        slot: config.slot,
-        sink,
-        once: config.once,
-        untilLsn: config.untilLsn,
-        batch: config.batch,
-        signal: this.abort.signal,
-        log,
-      })
-      log.info({end: result.end}, result.end === 'signal' ? 'stopped' : 'reached the stop position')
+      this.listenForSignals()
+      const sink = await createSink(config.sink, log)
+      try {
+        const result = await runCdc({
+          source: new PostgresSource(config.connection, log),
+          publication: config.publication,
+          slot: config.slot,
+          sink,
+          once: config.once,
+          untilLsn: config.untilLsn,
+          batch: config.batch,
+          signal: this.abort.signal,
+          log,
+          observer: obs?.observer,
+        })
+        log.info({end: result.end}, result.end === 'signal' ? 'stopped' : 'reached the stop position')
+      } finally {
+        await sink.close()
+      }
     } finally {
-      await sink.close()
+      await obs?.close()
     }
   }
 }

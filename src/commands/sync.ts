@@ -1,7 +1,8 @@
 import {PgrepCommand} from '../cli/base-command.js'
 import {syncConfig} from '../cli/config.js'
-import {batchFlags, connectionFlags, EXIT_CODE_HELP, logFlags, parallelFlag, sinkFlags, slotFlags, stopFlags} from '../cli/flags.js'
+import {batchFlags, connectionFlags, EXIT_CODE_HELP, logFlags, metricsFlags, parallelFlag, sinkFlags, slotFlags, stopFlags} from '../cli/flags.js'
 import {CopyProgressReporter} from '../cli/progress.js'
+import {startObservability} from '../cli/metrics-server.js'
 import {createSink} from '../cli/sinks.js'
 import {runSync} from '../core/pipeline/sync.js'
 import {PostgresSource} from '../core/postgres/source.js'
@@ -26,34 +27,42 @@ ${EXIT_CODE_HELP}`
     ...sinkFlags('duckdb'),
     ...batchFlags,
     ...logFlags,
+    ...metricsFlags,
   }
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Sync)
     const log = this.setupLogger(flags['log-level'], flags['log-format'])
     const config = syncConfig(flags, (msg) => log.warn({}, msg))
-    this.listenForSignals()
-    const sink = await createSink(config.sink, log)
-    const progress = new CopyProgressReporter(log)
+    // Bound before anything is created: a port in use is a usage error with nothing to undo.
+    const obs = await startObservability(config.metrics, {command: 'sync', slot: config.slot, publication: config.publication, version: this.config.version, signal: this.abort.signal}, log)
     try {
-      const result = await runSync({
-        source: new PostgresSource(config.connection, log),
-        publication: config.publication,
-        slot: config.slot,
-        sink,
-        parallel: config.parallel,
-        once: config.once,
-        untilLsn: config.untilLsn,
-        batch: config.batch,
-        signal: this.abort.signal,
-        log,
-        onCopyProgress: progress.update,
-      })
-      progress.finish()
-      log.info({end: result.end}, result.end === 'signal' ? 'stopped' : 'reached the stop position')
+      this.listenForSignals()
+      const sink = await createSink(config.sink, log)
+      const progress = new CopyProgressReporter(log)
+      try {
+        const result = await runSync({
+          source: new PostgresSource(config.connection, log),
+          publication: config.publication,
+          slot: config.slot,
+          sink,
+          parallel: config.parallel,
+          once: config.once,
+          untilLsn: config.untilLsn,
+          batch: config.batch,
+          signal: this.abort.signal,
+          log,
+          observer: obs?.observer,
+          onCopyProgress: progress.update,
+        })
+        progress.finish()
+        log.info({end: result.end}, result.end === 'signal' ? 'stopped' : 'reached the stop position')
+      } finally {
+        progress.finish()
+        await sink.close()
+      }
     } finally {
-      progress.finish()
-      await sink.close()
+      await obs?.close()
     }
   }
 }
