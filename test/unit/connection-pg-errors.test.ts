@@ -196,7 +196,7 @@ describe('translatePgError: slots', () => {
     ['removed WAL', pgErr('58P01', 'requested WAL segment 000000010000000000000003 has already been removed')],
     ['a check of wal_status', new Error('slot "s1" has wal_status lost')],
   ])('invalidated slot (%s)', (_v, err) => {
-    const e = check(err, 'slot-invalidated', /replication slot "s1" on repl@db.* has been invalidated/, /pg_drop_replication_slot\('s1'\).*run sync again/, {display, slot: 's1'})
+    const e = check(err, 'slot-invalidated', /replication slot "s1" on repl@db.* has been invalidated/, /pgrep drop --slot s1 --sink-state --yes.*then pgrep sync/, {display, slot: 's1'})
     expect(e.exitCode).toBe(7)
   })
 })

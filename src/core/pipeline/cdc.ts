@@ -4,11 +4,12 @@ import type pg from 'pg'
 import {PgrepError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {formatLsn, parseLsn, type Lsn} from '../lsn.js'
-import type {PostgresSource} from '../postgres/source.js'
+import {checkFailoverSupport, type PostgresSource} from '../postgres/source.js'
 import {TypeCatalog} from '../schema/catalog.js'
 import {RelationCache} from './relations.js'
 import type {PipelineObserver} from './observer.js'
 import type {ResumeState, Sink} from './sink.js'
+import {SlotGuard, type SlotMonitorOptions} from './slot-monitor.js'
 import {StreamApplier, type BatchLimits, type StreamApplyOptions, type StreamEnd} from './stream-apply.js'
 import {runStream, type ReconnectPolicy} from './stream-runner.js'
 
@@ -30,6 +31,12 @@ export interface CdcOptions extends StopCondition {
   log: Logger
   /** Hooks for metrics and health probes (batches, streaming, reconnects, errors). */
   observer?: PipelineObserver
+  /** Watching the slot while running: retained-WAL warnings, ending the run when it is invalidated. */
+  slotMonitor?: SlotMonitorOptions
+  /** Write a heartbeat message this often (ms), so the slot of an idle publication in a busy database advances. 0 (default): off. */
+  heartbeatIntervalMs?: number
+  /** Create the slot with failover enabled, or enable it on the existing slot (PostgreSQL 17+). */
+  failoverSlot?: boolean
 }
 
 export interface RunResult {
@@ -60,6 +67,7 @@ export async function runCdc(opts: CdcOptions): Promise<RunResult> {
   let repl: pg.Client | undefined
   try {
     const {major} = await source.checkServer(sql)
+    if (opts.failoverSlot) checkFailoverSupport(major, source.display)
     const tables = await source.publicationTables(sql, opts.publication)
     if (tables.length === 0) log.warn({publication: opts.publication}, `publication "${opts.publication}" has no tables yet: nothing will be streamed until tables are added`)
     source.warnAboutReplicaIdentity(tables)
@@ -67,7 +75,10 @@ export async function runCdc(opts: CdcOptions): Promise<RunResult> {
     const slot = await source.checkSlot(sql, opts.slot, source.conn.database)
     if (!slot) {
       repl = await source.replication()
-      await source.createSlot(repl, opts.slot, {exportSnapshot: false})
+      await source.createSlot(repl, opts.slot, {exportSnapshot: false, failover: opts.failoverSlot})
+    } else if (opts.failoverSlot && slot.failover === false) {
+      repl = await source.replication()
+      await source.enableFailover(repl, opts.slot)
     }
     const stopAt = await resolveStopLsn(source, sql, opts)
     const result = await streamPhase({source, sql, sink, resume, stopAt, major, replication: repl, options: opts})
@@ -92,13 +103,30 @@ export interface StreamPhaseInput {
   major: number
   /** An open replication connection to reuse (the one that created the slot). */
   replication?: pg.Client
-  options: Pick<CdcOptions, 'slot' | 'publication' | 'batch' | 'reconnect' | 'signal' | 'log' | 'observer'>
+  options: Pick<CdcOptions, 'slot' | 'publication' | 'batch' | 'reconnect' | 'signal' | 'log' | 'observer' | 'slotMonitor' | 'heartbeatIntervalMs'>
+  /** A slot guard started earlier (sync starts it before its copy); otherwise one is started here. */
+  guard?: SlotGuard
   /** What sync adds: the per-table gate and new-table handling. */
   extra?: Partial<StreamApplyOptions>
 }
 
 /** The stream phase shared by cdc and sync: relations, applier, and the reconnecting runner. */
 export async function streamPhase(p: StreamPhaseInput): Promise<RunResult> {
+  const {source, sql, options: o} = p
+  const guard = p.guard ?? SlotGuard.start({source, sql, slot: o.slot, log: o.log, observer: o.observer, monitor: o.slotMonitor, heartbeatMs: o.heartbeatIntervalMs, signal: o.signal})
+  let result: RunResult
+  try {
+    guard.throwIfFailed()
+    result = await runStreamPhase(p, guard.signal)
+  } finally {
+    if (!p.guard) await guard.stop()
+  }
+  // Stopped because the slot was invalidated: that is the run's outcome, not a clean stop.
+  guard.throwIfFailed()
+  return result
+}
+
+async function runStreamPhase(p: StreamPhaseInput, signal: AbortSignal): Promise<RunResult> {
   const {source, sql, options: o} = p
   const catalog = new TypeCatalog((text, params) => source.run(sql, text, params))
   const applier = new StreamApplier({
@@ -110,14 +138,14 @@ export async function streamPhase(p: StreamPhaseInput): Promise<RunResult> {
     skipThroughLsn: p.resume.checkpoint?.commitLsn ?? null,
     stopAtLsn: p.stopAt,
     batch: o.batch,
-    signal: o.signal,
+    signal,
     log: o.log,
     onBatchCommitted: (b) => o.log.debug({rows: b.rows, transactions: b.transactions, ms: b.ms, commitLsn: formatLsn(b.checkpoint.commitLsn)}, 'batch committed'),
     observer: o.observer,
     ...p.extra,
   })
   if (p.resume.checkpoint) applier.durable = p.resume.checkpoint
-  const end = await runStream({source, slot: o.slot, publications: [o.publication], major: p.major, applier, signal: o.signal, log: o.log, reconnect: o.reconnect, replication: p.replication, observer: o.observer})
+  const end = await runStream({source, slot: o.slot, publications: [o.publication], major: p.major, applier, signal, log: o.log, reconnect: o.reconnect, replication: p.replication, observer: o.observer})
   return {end, commitLsn: applier.durable?.commitLsn ?? null}
 }
 

@@ -112,6 +112,8 @@ export class StreamApplier {
   private stopAt: Lsn | null
   private readonly unknownTables = new Map<string, TableSchema>()
   private lastPeriodic = Date.now()
+  /** Position of the last heartbeat/watermark received with nothing pending (see confirmProgress). */
+  private ownMessageLsn: Lsn = 0n
 
   constructor(private readonly opts: StreamApplyOptions) {
     this.sink = opts.sink
@@ -202,7 +204,9 @@ export class StreamApplier {
   }
 
   private confirmProgress(stream: ReplicationStream, sendNow = false): void {
-    const lsn = this.durable?.endLsn ?? 0n
+    let lsn = this.durable?.endLsn ?? 0n
+    // A heartbeat or watermark that arrived with nothing pending is a position we can confirm.
+    if (this.ownMessageLsn > lsn && this.isIdle()) lsn = this.ownMessageLsn
     if (lsn > this.confirmed) {
       this.confirmed = lsn
       stream.confirm(lsn, sendNow)
@@ -426,7 +430,11 @@ export class StreamApplier {
       this.log.debug({lsn: formatLsn(msg.lsn), prefix: msg.prefix}, 'message at or past the stop position')
       this.done = true
     }
-    if (msg.prefix.startsWith('pgrep')) return // our own watermarks and heartbeats
+    if (msg.prefix.startsWith('pgrep')) {
+      // Our own watermarks and heartbeats: never delivered.
+      if (this.isIdle() && msg.lsn > this.ownMessageLsn) this.ownMessageLsn = msg.lsn
+      return
+    }
     await this.openBatch()
     this.batchRows++
     await this.sink.write([ev])

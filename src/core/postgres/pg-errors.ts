@@ -102,6 +102,15 @@ function ident(name: string): string {
   return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replaceAll('"', '""')}"`
 }
 
+/** How to recover from an invalidated slot (shared with the slot checks in source.ts). */
+export function invalidatedSlotHint(slot: string): string {
+  return (
+    `the changes this slot had not delivered yet are lost. To copy the tables again: pgrep drop --slot ${slot} --sink-state --yes (with the same sink flags), then pgrep sync. ` +
+    `With cdc (no copy), to accept the gap and go on from now: pgrep drop --slot ${slot} --yes, then run cdc again (it creates a new slot). ` +
+    'So it does not happen again: raise max_slot_wal_keep_size and act on pgrep\'s retained-WAL warnings (--max-lag-bytes)'
+  )
+}
+
 function literal(text: string): string {
   return `'${text.replaceAll("'", "''")}'`
 }
@@ -267,7 +276,7 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
     return make(
       'slot-invalidated',
       `replication slot "${slot}" on ${display} has been invalidated and can no longer stream changes: ${msg}`,
-      `The server removed WAL the slot still needed, so changes since then are lost. Drop the slot (SELECT pg_drop_replication_slot(${literal(slot)});) and run sync again to copy the tables afresh; raise max_slot_wal_keep_size (or keep pgrep running) so it does not happen again.`,
+      invalidatedSlotHint(slot),
     )
   }
 

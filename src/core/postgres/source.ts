@@ -8,7 +8,7 @@ import {parseLsn, type Lsn} from '../lsn.js'
 import {qualifiedName, type TableName} from '../schema/types.js'
 import {parseArrayLiteral} from '../values/array-literal.js'
 import {connectClient, type ResolvedConnection} from './connection.js'
-import {translatePgError} from './pg-errors.js'
+import {invalidatedSlotHint, translatePgError} from './pg-errors.js'
 
 export interface SlotInfo {
   name: string
@@ -20,6 +20,10 @@ export interface SlotInfo {
   restartLsn: Lsn | null
   walStatus: string | null
   temporary: boolean
+  /** pg_replication_slots.invalidation_reason (PG17+; null before). */
+  invalidationReason: string | null
+  /** pg_replication_slots.failover (PG17+; null before). */
+  failover: boolean | null
 }
 
 export interface PublicationTable extends TableName {
@@ -136,8 +140,10 @@ export class PostgresSource {
     const {rows} = await this.run(
       client,
       `SELECT slot_name, plugin, database, active, active_pid, confirmed_flush_lsn::text AS confirmed, restart_lsn::text AS restart,
-              wal_status, temporary
-         FROM pg_replication_slots WHERE slot_name = $1`,
+              wal_status, temporary,
+              -- columns added in PG17, read without branching on the version
+              to_jsonb(s) ->> 'invalidation_reason' AS invalidation_reason, (to_jsonb(s) ->> 'failover')::boolean AS failover
+         FROM pg_replication_slots s WHERE slot_name = $1`,
       [slot],
       {slot},
     )
@@ -153,6 +159,8 @@ export class PostgresSource {
       restartLsn: r.restart ? parseLsn(r.restart) : null,
       walStatus: r.wal_status,
       temporary: r.temporary,
+      invalidationReason: r.invalidation_reason,
+      failover: r.failover,
     }
   }
 
@@ -173,8 +181,8 @@ export class PostgresSource {
         hint: `stop the other consumer (SELECT pg_terminate_backend(${info.activePid}) ends it), or use another --slot`,
       })
     }
-    if (info.walStatus === 'lost') {
-      throw slotInvalidated(slot)
+    if (info.walStatus === 'lost' || info.invalidationReason) {
+      throw slotInvalidated(slot, info.invalidationReason)
     }
     return info
   }
@@ -183,12 +191,22 @@ export class PostgresSource {
    * CREATE_REPLICATION_SLOT on a replication connection. With `exportSnapshot`, the returned
    * snapshot stays importable (SET TRANSACTION SNAPSHOT) until the next command on `repl`.
    */
-  async createSlot(repl: pg.Client, slot: string, opts: {exportSnapshot: boolean; temporary?: boolean}): Promise<{consistentPoint: Lsn; snapshotName: string | null}> {
-    const kind = opts.exportSnapshot ? 'EXPORT_SNAPSHOT' : 'NOEXPORT_SNAPSHOT'
-    const sql = `CREATE_REPLICATION_SLOT "${slot}"${opts.temporary ? ' TEMPORARY' : ''} LOGICAL pgoutput ${kind}`
+  async createSlot(repl: pg.Client, slot: string, opts: {exportSnapshot: boolean; temporary?: boolean; failover?: boolean}): Promise<{consistentPoint: Lsn; snapshotName: string | null}> {
+    // FAILOVER (PG17+) exists only in the parenthesized option syntax (PG15+); the legacy keywords
+    // work on every supported major, so they stay the default.
+    const options = opts.failover
+      ? ` (SNAPSHOT '${opts.exportSnapshot ? 'export' : 'nothing'}', FAILOVER true)`
+      : ` ${opts.exportSnapshot ? 'EXPORT_SNAPSHOT' : 'NOEXPORT_SNAPSHOT'}`
+    const sql = `CREATE_REPLICATION_SLOT "${slot}"${opts.temporary ? ' TEMPORARY' : ''} LOGICAL pgoutput${options}`
     const {rows} = await this.run(repl, sql, [], {slot, operation: 'create the replication slot'})
-    this.log.info({slot, consistentPoint: rows[0].consistent_point}, `created replication slot "${slot}"`)
+    this.log.info({slot, consistentPoint: rows[0].consistent_point, failover: opts.failover ?? false}, `created replication slot "${slot}"${opts.failover ? ' with failover enabled' : ''}`)
     return {consistentPoint: parseLsn(rows[0].consistent_point), snapshotName: rows[0].snapshot_name ?? null}
+  }
+
+  /** Turns failover on for an existing slot (PG17+; the slot must not be in use). */
+  async enableFailover(repl: pg.Client, slot: string): Promise<void> {
+    await this.run(repl, `ALTER_REPLICATION_SLOT "${slot}" (FAILOVER true)`, [], {slot, operation: 'enable failover on the replication slot'})
+    this.log.info({slot}, `enabled failover on the existing replication slot "${slot}"`)
   }
 
   /**
@@ -226,8 +244,25 @@ export class PostgresSource {
   }
 }
 
-export function slotInvalidated(slot: string): PgrepError {
-  return new PgrepError('slot-invalidated', `replication slot "${slot}" has been invalidated: the WAL it needed was removed (max_slot_wal_keep_size)`, {
-    hint: `changes were lost for this slot; drop it (SELECT pg_drop_replication_slot('${slot}')) and run pgrep sync again to copy the tables anew`,
-  })
+/** Why the server invalidated a slot, from pg_replication_slots.invalidation_reason (PG17+). */
+const INVALIDATION_REASONS: Record<string, string> = {
+  wal_removed: 'the WAL it needed was removed (it retained more than max_slot_wal_keep_size)',
+  rows_removed: 'rows it needed were removed by VACUUM on the primary (a slot on a standby)',
+  wal_level_insufficient: 'wal_level was lowered below logical',
+  idle_timeout: 'it was inactive for longer than idle_replication_slot_timeout',
+}
+
+/** The error for an invalidated slot (exit 7): why, and how to recover. */
+export function slotInvalidated(slot: string, reason?: string | null): PgrepError {
+  const why = reason ? (INVALIDATION_REASONS[reason] ?? `invalidation_reason: ${reason}`) : INVALIDATION_REASONS.wal_removed
+  return new PgrepError('slot-invalidated', `replication slot "${slot}" has been invalidated by the server: ${why}`, {hint: invalidatedSlotHint(slot)})
+}
+
+/** --failover-slot needs PostgreSQL 17 (failover slots and ALTER_REPLICATION_SLOT are new there). */
+export function checkFailoverSupport(major: number, display: string): void {
+  if (major < 17) {
+    throw new PgrepError('source-config', `--failover-slot needs PostgreSQL 17 or later; ${display} runs PostgreSQL ${major}`, {
+      hint: 'leave out --failover-slot (the slot then lives on the primary only and must be re-created after a failover), or upgrade the source to PostgreSQL 17+',
+    })
+  }
 }
