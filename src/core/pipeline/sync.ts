@@ -18,12 +18,13 @@ import type pg from 'pg'
 import {PgrepError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import type {Lsn} from '../lsn.js'
-import type {PostgresSource} from '../postgres/source.js'
+import {checkFailoverSupport, type PostgresSource} from '../postgres/source.js'
 import {qualifiedName, tableKey, type TableName, type TableSchema} from '../schema/types.js'
 import {reportError, resolveStopLsn, streamPhase, type RunResult, type StopCondition} from './cdc.js'
 import {copyTables, type TableProgress} from './copy.js'
 import type {PipelineObserver} from './observer.js'
 import type {Sink, TableState} from './sink.js'
+import {SlotGuard, type SlotMonitorOptions} from './slot-monitor.js'
 import type {BatchLimits} from './stream-apply.js'
 import type {ReconnectPolicy} from './stream-runner.js'
 
@@ -42,14 +43,22 @@ export interface SyncOptions extends StopCondition {
   onCopyProgress?: (p: TableProgress) => void
   /** Hooks for metrics and health probes (copy progress, batches, streaming, reconnects, errors). */
   observer?: PipelineObserver
+  /** Watching the slot during the copy and the stream: retained-WAL warnings, ending the run when it is invalidated. */
+  slotMonitor?: SlotMonitorOptions
+  /** Write a heartbeat message this often (ms) while running; 0 (default): off. */
+  heartbeatIntervalMs?: number
+  /** Create the slot with failover enabled, or enable it on the existing slot (PostgreSQL 17+). */
+  failoverSlot?: boolean
 }
 
 export async function runSync(opts: SyncOptions): Promise<RunResult> {
   const {source, sink, log} = opts
   const sql = await source.sql()
   let repl: pg.Client | undefined
+  let guard: SlotGuard | undefined
   try {
     const {major} = await source.checkServer(sql)
+    if (opts.failoverSlot) checkFailoverSupport(major, source.display)
     const published = await source.publicationTables(sql, opts.publication)
     source.warnAboutReplicaIdentity(published)
     const resume = await sink.open()
@@ -59,9 +68,15 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
     const existing = await source.checkSlot(sql, opts.slot, source.conn.database)
     if (!existing) {
       repl = await source.replication()
-      const created = await source.createSlot(repl, opts.slot, {exportSnapshot: true})
+      const created = await source.createSlot(repl, opts.slot, {exportSnapshot: true, failover: opts.failoverSlot})
       slotSnapshot = {name: created.snapshotName, lsn: created.consistentPoint}
+    } else if (opts.failoverSlot && existing.failover === false) {
+      repl = await source.replication()
+      await source.enableFailover(repl, opts.slot)
     }
+    // The slot retains WAL from now on, during a long copy too: watch it from here.
+    guard = SlotGuard.start({source, sql, slot: opts.slot, log, observer: opts.observer, monitor: opts.slotMonitor, heartbeatMs: opts.heartbeatIntervalMs, signal: opts.signal})
+    const runSignal = guard.signal
 
     // A sink that remembers no tables (stdout) resuming an existing slot: the copy was emitted by
     // an earlier run; only the stream continues.
@@ -99,7 +114,7 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
           publication: opts.publication,
           snapshot,
           parallel: opts.parallel,
-          signal: opts.signal,
+          signal: runSignal,
           log,
           onProgress: copyProgress,
         })
@@ -123,7 +138,7 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
           await source.run(sql, `SELECT pg_drop_replication_slot($1)`, [opts.slot]).catch((e) => log.warn({err: (e as Error).message}, `could not drop slot "${opts.slot}" after the failed copy`))
           log.warn({slot: opts.slot}, `dropped slot "${opts.slot}": the copy did not finish, the next run copies again`)
         }
-        throw err
+        throw guard.failure ?? err
       }
     }
     if (opts.signal.aborted) return {end: 'signal', commitLsn: resume.checkpoint?.commitLsn ?? null}
@@ -138,6 +153,7 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
       major,
       replication: repl,
       options: opts,
+      guard,
       extra: {
         tableGate: stateless
           ? undefined
@@ -169,6 +185,7 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
     reportError(opts.observer, err)
     throw err
   } finally {
+    await guard?.stop()
     if (repl) await repl.end().catch(() => {})
     await sql.end().catch(() => {})
   }
