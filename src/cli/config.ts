@@ -5,11 +5,15 @@ import {parseLsn, type Lsn} from '../core/lsn.js'
 import {resolveConnection, type ResolvedConnection, type SslMode} from '../core/postgres/connection.js'
 import {defaultSlotName, validateSlotName} from '../core/postgres/source.js'
 import type {BatchLimits} from '../core/pipeline/stream-apply.js'
+import {DEFAULT_MAX_LAG_BYTES, DEFAULT_SLOT_CHECK_INTERVAL_MS, type SlotMonitorOptions} from '../core/pipeline/slot-monitor.js'
+import {parseByteSize} from '../core/bytes.js'
 import {parseTableName} from '../core/schema/names.js'
 import type {TableName} from '../core/schema/types.js'
+import type {DebeziumFormatOptions} from '../sinks/stdout/debezium.js'
 
 export type SinkConfig =
-  | {kind: 'stdout'}
+  | {kind: 'stdout'; format: 'json'}
+  | {kind: 'stdout'; format: 'debezium'; debezium: DebeziumFormatOptions}
   | {kind: 'duckdb'; path: string}
   | {kind: 'bigquery'; projectId: string; dataset: string; location?: string; keyFile?: string; apiEndpoint?: string}
 
@@ -55,6 +59,44 @@ export interface StreamConfig extends CommonConfig {
   once: boolean
   untilLsn?: Lsn
   metrics: MetricsConfig | null
+  protection: ProtectionConfig
+}
+
+/** Slot protection while cdc and sync run; the field names are those of runCdc / runSync's options. */
+export interface ProtectionConfig {
+  slotMonitor: SlotMonitorOptions
+  heartbeatIntervalMs: number
+  failoverSlot: boolean
+}
+
+function protectionFrom(flags: Flags, problems: string[]): ProtectionConfig {
+  const seconds = (name: string, fallback: number, min: number): number => {
+    const raw = flags[name]
+    if (raw === undefined) return fallback
+    const n = Number(raw)
+    if (String(raw).trim() === '' || !Number.isFinite(n) || n < min || (min > 0 && n === 0)) {
+      problems.push(`--${name}: "${String(raw)}" is not a number of seconds${min === 0 ? ' (0 turns it off)' : ' greater than 0'}`)
+      return fallback
+    }
+    return Math.round(n * 1000)
+  }
+  let maxLagBytes = DEFAULT_MAX_LAG_BYTES
+  const rawLag = flags['max-lag-bytes']
+  if (rawLag !== undefined) {
+    try {
+      maxLagBytes = parseByteSize(String(rawLag))
+    } catch (err) {
+      problems.push(`--max-lag-bytes: ${(err as Error).message}`)
+    }
+  }
+  return {
+    slotMonitor: {maxLagBytes, intervalMs: seconds('slot-check-interval', DEFAULT_SLOT_CHECK_INTERVAL_MS / 1000, 0.001)},
+    // Off by default: a heartbeat writes WAL on the source every interval (with archive_timeout, a
+    // whole segment archived per interval on an idle server) and fails on a standby; keepalives
+    // already advance an idle publication's slot in most setups.
+    heartbeatIntervalMs: seconds('heartbeat-interval', 0, 0),
+    failoverSlot: Boolean(flags['failover-slot']),
+  }
 }
 
 /** Every interface: what a container's probes and a Prometheus scraping the pod's IP need. */
@@ -109,6 +151,7 @@ function fail(problems: string[]): never {
 }
 
 function sinkFrom(flags: Flags, needsResume: boolean, problems: string[]): SinkConfig {
+  const formatted = formatFrom(flags, (flags.sink as string | undefined) ?? 'stdout', problems)
   if (flags.sink === 'bigquery') {
     const projectId = flags['bq-project'] as string | undefined
     const dataset = flags['bq-dataset'] as string | undefined
@@ -129,7 +172,28 @@ function sinkFrom(flags: Flags, needsResume: boolean, problems: string[]): SinkC
     if (needsResume && path === ':memory:') problems.push('--duckdb-path: ":memory:" cannot keep the checkpoint this command resumes from; give a file path')
     return {kind: 'duckdb', path}
   }
-  return {kind: 'stdout'}
+  return formatted ?? {kind: 'stdout', format: 'json'}
+}
+
+/** --format and its Debezium options: only for --sink stdout. `source.db` is filled in with the connection. */
+function formatFrom(flags: Flags, sink: string, problems: string[]): SinkConfig | undefined {
+  const format = (flags.format as string | undefined) ?? 'json'
+  const topicPrefix = flags['topic-prefix'] as string | undefined
+  const decimal = flags['decimal-handling-mode'] as DebeziumFormatOptions['decimalHandling'] | undefined
+  if (format !== 'json' && format !== 'debezium') problems.push('--format: json or debezium')
+  if (format === 'debezium' && sink !== 'stdout') problems.push(`--format: debezium is an output format of --sink stdout, not of --sink ${sink}`)
+  if (format !== 'debezium') {
+    if (topicPrefix !== undefined) problems.push('--topic-prefix: only used with --format debezium')
+    if (decimal !== undefined) problems.push('--decimal-handling-mode: only used with --format debezium')
+    return undefined
+  }
+  if (topicPrefix !== undefined && !/^[A-Za-z0-9._-]+$/.test(topicPrefix)) problems.push('--topic-prefix: letters, digits, ".", "_" and "-" only (as Debezium allows)')
+  if (decimal !== undefined && !['precise', 'string', 'double'].includes(decimal)) problems.push('--decimal-handling-mode: precise, string or double')
+  return {kind: 'stdout', format: 'debezium', debezium: {database: '', topicPrefix: topicPrefix ?? 'pgrep', decimalHandling: decimal ?? 'precise'}}
+}
+
+function withDatabase(sink: SinkConfig, connection: ResolvedConnection | undefined): SinkConfig {
+  return sink.kind === 'stdout' && sink.format === 'debezium' && connection ? {...sink, debezium: {...sink.debezium, database: connection.database}} : sink
 }
 
 /** Batch defaults per sink: BigQuery's quotas want fewer, larger batches. */
@@ -175,8 +239,9 @@ export function streamConfig(flags: Flags, warn: (msg: string) => void): StreamC
   const slot = (flags.slot as string | undefined) ?? defaultSlotName(publication)
   const slotProblem = validateSlotName(slot)
   if (slotProblem) problems.push(`--slot: ${slotProblem}`)
-  const sink = sinkFrom(flags, true, problems)
+  const sink = withDatabase(sinkFrom(flags, true, problems), connection)
   const metrics = metricsFrom(flags, problems)
+  const protection = protectionFrom(flags, problems)
   if (problems.length > 0 || !connection) fail(problems)
   const untilText = flags['until-lsn'] as string | undefined
   return {
@@ -188,6 +253,7 @@ export function streamConfig(flags: Flags, warn: (msg: string) => void): StreamC
     sink,
     batch: batchFrom(flags, sink),
     metrics,
+    protection,
   }
 }
 
@@ -217,7 +283,7 @@ export function copyConfig(flags: Flags, warn: (msg: string) => void): CopyConfi
   if (tables.length > 0 && publication) problems.push('--table and --publication: give one or the other')
   const parallel = (flags.parallel as number | undefined) ?? 4
   if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) problems.push('--parallel: must be a whole number from 1 to 64')
-  const sink = sinkFrom(flags, false, problems)
+  const sink = withDatabase(sinkFrom(flags, false, problems), connection)
   if (problems.length > 0 || !connection) fail(problems)
   return {connection, tables, publication, parallel, sink, batch: batchFrom(flags, sink)}
 }

@@ -120,3 +120,22 @@ export const metricsFlags = {
     helpGroup: 'OBSERVABILITY',
   }),
 }
+
+// --sink stdout's output format. No oclif `default:` here: defaults live in config.ts (formatFrom)
+// and the summaries.
+export const formatFlags = {
+  format: Flags.string({
+    summary: "Output format of --sink stdout: json (pgrep's own, the default) or debezium (the Debezium PostgreSQL connector's change-event values).",
+    options: ['json', 'debezium'],
+    helpGroup: 'SINK',
+  }),
+  'topic-prefix': Flags.string({
+    summary: "For --format debezium: source.name, Debezium's topic.prefix (default pgrep).",
+    helpGroup: 'SINK',
+  }),
+  'decimal-handling-mode': Flags.string({
+    summary: "For --format debezium: numeric and money as precise (base64 unscaled bytes, Debezium's default), string or double.",
+    options: ['precise', 'string', 'double'],
+    helpGroup: 'SINK',
+  }),
+}

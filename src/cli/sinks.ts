@@ -8,7 +8,7 @@ export async function createSink(config: SinkConfig, log: Logger): Promise<Sink>
   switch (config.kind) {
     case 'stdout': {
       const {StdoutSink} = await import('../sinks/stdout/index.js')
-      return new StdoutSink()
+      return new StdoutSink(config.format === 'debezium' ? {format: 'debezium', debezium: config.debezium} : {})
     }
     case 'duckdb': {
       const {DuckDbSink} = await import('../sinks/duckdb/index.js')

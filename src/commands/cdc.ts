@@ -1,6 +1,6 @@
 import {PgrepCommand} from '../cli/base-command.js'
 import {streamConfig} from '../cli/config.js'
-import {batchFlags, connectionFlags, EXIT_CODE_HELP, logFlags, metricsFlags, sinkFlags, slotFlags, stopFlags} from '../cli/flags.js'
+import {batchFlags, connectionFlags, EXIT_CODE_HELP, formatFlags, logFlags, metricsFlags, sinkFlags, slotFlags, stopFlags} from '../cli/flags.js'
 import {startObservability} from '../cli/metrics-server.js'
 import {createSink} from '../cli/sinks.js'
 import {runCdc} from '../core/pipeline/cdc.js'
@@ -23,6 +23,7 @@ ${EXIT_CODE_HELP}`
     ...slotFlags,
     ...stopFlags,
     ...sinkFlags('stdout'),
+    ...formatFlags,
     ...batchFlags,
     ...logFlags,
     ...metricsFlags,

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 import {PgrepCommand} from '../cli/base-command.js'
 import {copyConfig} from '../cli/config.js'
-import {connectionFlags, EXIT_CODE_HELP, logFlags, parallelFlag, sinkFlags} from '../cli/flags.js'
+import {connectionFlags, EXIT_CODE_HELP, formatFlags, logFlags, parallelFlag, sinkFlags} from '../cli/flags.js'
 import {CopyProgressReporter} from '../cli/progress.js'
 import {createSink} from '../cli/sinks.js'
 import {copyTables} from '../core/pipeline/copy.js'
@@ -25,6 +25,7 @@ ${EXIT_CODE_HELP}`
     publication: Flags.string({summary: 'Copy every table of this publication (honours its column lists and row filters).', helpGroup: 'COPY'}),
     ...parallelFlag,
     ...sinkFlags('duckdb'),
+    ...formatFlags,
     ...logFlags,
   }
 

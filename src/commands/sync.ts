@@ -1,6 +1,6 @@
 import {PgrepCommand} from '../cli/base-command.js'
 import {syncConfig} from '../cli/config.js'
-import {batchFlags, connectionFlags, EXIT_CODE_HELP, logFlags, metricsFlags, parallelFlag, sinkFlags, slotFlags, stopFlags} from '../cli/flags.js'
+import {batchFlags, connectionFlags, EXIT_CODE_HELP, formatFlags, logFlags, metricsFlags, parallelFlag, sinkFlags, slotFlags, stopFlags} from '../cli/flags.js'
 import {CopyProgressReporter} from '../cli/progress.js'
 import {startObservability} from '../cli/metrics-server.js'
 import {createSink} from '../cli/sinks.js'
@@ -25,6 +25,7 @@ ${EXIT_CODE_HELP}`
     ...stopFlags,
     ...parallelFlag,
     ...sinkFlags('duckdb'),
+    ...formatFlags,
     ...batchFlags,
     ...logFlags,
     ...metricsFlags,
