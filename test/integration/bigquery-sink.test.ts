@@ -127,7 +127,7 @@ describe('copy and stream', () => {
 
     const again = makeSink(s, ds)
     const resume = await again.open()
-    expect(resume.checkpoint).toEqual({commitLsn: txns[1].commitLsn, endLsn: txns[1].endLsn})
+    expect(resume.checkpoint).toEqual({commitLsn: txns[1].commitLsn, endLsn: txns[1].endLsn, commitTime: null})
     expect(resume.tables).toEqual([{schema: 'public', name: 'users', status: 'ready', snapshotLsn: 0x1000n}])
     await again.close()
   })

@@ -511,7 +511,7 @@ describe('batches and the checkpoint', () => {
     expect((await sink.open()).checkpoint).toBeNull()
     await batch(ins(t, ['1', 'a']))
     const state = await sink.open()
-    expect(state.checkpoint).toEqual({commitLsn: lsn, endLsn: lsn + 1n})
+    expect(state.checkpoint).toEqual({commitLsn: lsn, endLsn: lsn + 1n, commitTime: null})
     expect(await rows(`SELECT commit_lsn, end_lsn FROM _pgrep.checkpoint`)).toEqual([[formatted(lsn), formatted(lsn + 1n)]])
   })
 
@@ -554,7 +554,7 @@ describe('batches and the checkpoint', () => {
       {schema: 'app', name: 'b', status: 'ready', snapshotLsn: 0x16b374d848n},
     ])
     expect(await rows(`SELECT snapshot_lsn FROM _pgrep.tables WHERE name = 'b'`)).toEqual([['16/B374D848']])
-    expect(await rows(`SELECT value FROM _pgrep.meta WHERE key = 'state_format'`)).toEqual([['1']])
+    expect(await rows(`SELECT value FROM _pgrep.meta WHERE key = 'state_format'`)).toEqual([['2']])
   })
 })
 

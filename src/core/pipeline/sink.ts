@@ -12,7 +12,7 @@
 // and records the table as ready at the snapshot's LSN, in the same transaction.
 import type {ChangeEvent} from '../changes.js'
 import type {Lsn} from '../lsn.js'
-import type {TupleData} from '../protocol/messages.js'
+import type {PgTimestamp, TupleData} from '../protocol/messages.js'
 import type {TableName, TableSchema} from '../schema/types.js'
 
 /** The position a sink has applied up to, stored with the data by an exactly-once sink. */
@@ -21,6 +21,11 @@ export interface Checkpoint {
   commitLsn: Lsn
   /** End LSN of that commit record: the position reported to Postgres as flushed. */
   endLsn: Lsn
+  /**
+   * Commit time of that transaction (microseconds since 2000-01-01 UTC, as in change events), for
+   * lag in time; null or absent when unknown (a state written by an older pgrep, a custom sink).
+   */
+  commitTime?: PgTimestamp | null
 }
 
 /** A table's copy: `pending` (to copy), `copying`, `ready` (copied; stream changes after its snapshot apply). */

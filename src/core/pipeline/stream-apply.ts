@@ -403,14 +403,14 @@ export class StreamApplier {
     }
     if (this.batchOpen) {
       this.batchTxns++
-      this.batchLast = {commitLsn, endLsn}
+      this.batchLast = {commitLsn, endLsn, commitTime}
       this.batchLastCommitTime = commitTime
       if (this.batchRows >= this.limits.maxRows || this.batchBytes >= this.limits.maxBytes || Date.now() - this.batchStartedAt >= this.limits.maxDelayMs || txn.partiallyWritten) {
         await this.commitBatch()
       }
     } else {
       // Nothing of this transaction concerns the sink: it is durable by definition.
-      this.durable = {commitLsn, endLsn}
+      this.durable = {commitLsn, endLsn, commitTime}
     }
     if (this.stopAt !== null && endLsn >= this.stopAt) this.done = true
     if (this.unknownTables.size > 0) {

@@ -35,6 +35,7 @@ import {assignColumnNames, assignTableName, CHECKPOINT_TABLE, COPY_PREFIX, STAGE
 import {StageFiles} from './stage-files.js'
 import {
   checkpointMergeSql,
+  parseTimestampText,
   clusterColumns,
   ident,
   lsnFromKey,
@@ -178,12 +179,20 @@ export class BigQuerySink implements Sink {
   async open(): Promise<ResumeState> {
     await this.client.ensureDataset()
     await this.query(stateTablesDdl(this.ds), 'init', "pgrep's state tables")
+    // The commit time as text: the REST API hands TIMESTAMPs back as float seconds, which lose microseconds.
     const cps = await this.query(
-      `SELECT commit_lsn, end_lsn FROM ${tableRef(this.ds, CHECKPOINT_TABLE)} WHERE id = 1`,
+      `SELECT commit_lsn, end_lsn, CAST(commit_time AS STRING) AS commit_time FROM ${tableRef(this.ds, CHECKPOINT_TABLE)} WHERE id = 1`,
       'read_checkpoint',
       `${CHECKPOINT_TABLE}`,
     )
-    this.checkpoint = cps.length > 0 && cps[0].commit_lsn ? {commitLsn: lsnFromKey(String(cps[0].commit_lsn)), endLsn: lsnFromKey(String(cps[0].end_lsn))} : null
+    this.checkpoint =
+      cps.length > 0 && cps[0].commit_lsn
+        ? {
+            commitLsn: lsnFromKey(String(cps[0].commit_lsn)),
+            endLsn: lsnFromKey(String(cps[0].end_lsn)),
+            commitTime: cps[0].commit_time === null || cps[0].commit_time === undefined ? null : (parseTimestampText(String(cps[0].commit_time)) ?? null),
+          }
+        : null
     const rows = await this.query(
       `SELECT pg_schema, pg_name, bq_table, status, snapshot_lsn, applied_lsn, columns FROM ${tableRef(this.ds, TABLES_TABLE)}`,
       'read_tables',
@@ -657,7 +666,7 @@ export class BigQuerySink implements Sink {
         }))
         const script = [...statements]
         if (stateRows.length > 0) script.push(tableStatesMergeSql(this.ds, stateRows, ['applied_lsn', 'columns']))
-        if (p === parts.length - 1) script.push(checkpointMergeSql(this.ds, checkpoint.commitLsn, checkpoint.endLsn))
+        if (p === parts.length - 1) script.push(checkpointMergeSql(this.ds, checkpoint.commitLsn, checkpoint.endLsn, checkpoint.commitTime ?? null))
         await this.client.query(transaction(script), `${batchKey}_p${p}`, what(partTables.map((tb) => tb.target.bq)))
         batch.partsDone = p + 1
         for (const tb of partTables) {

@@ -2,6 +2,7 @@
 // is built here or in merge.ts, from names that went through naming.ts.
 import type {Lsn} from '../../core/lsn.js'
 import {formatLsn} from '../../core/lsn.js'
+import {PG_EPOCH_UNIX_MICROS, pgTimestampToIso, type PgTimestamp} from '../../core/protocol/messages.js'
 import {CHECKPOINT_TABLE, TABLES_TABLE} from './naming.js'
 import {clusterable, type BqType} from './types.js'
 
@@ -73,18 +74,38 @@ export function clusterColumns(columns: ColumnDef[], key: string[]): string[] {
 
 export function stateTablesDdl(ds: DatasetRef): string {
   return [
-    `CREATE TABLE IF NOT EXISTS ${tableRef(ds, CHECKPOINT_TABLE)} (id INT64, commit_lsn STRING, end_lsn STRING, commit_lsn_text STRING, end_lsn_text STRING, updated_at TIMESTAMP)`,
+    `CREATE TABLE IF NOT EXISTS ${tableRef(ds, CHECKPOINT_TABLE)} (id INT64, commit_lsn STRING, end_lsn STRING, commit_lsn_text STRING, end_lsn_text STRING, updated_at TIMESTAMP, commit_time TIMESTAMP)`,
+    // Tables created by the first release lack commit_time: added here, null until the next batch.
+    `ALTER TABLE ${tableRef(ds, CHECKPOINT_TABLE)} ADD COLUMN IF NOT EXISTS commit_time TIMESTAMP`,
     `CREATE TABLE IF NOT EXISTS ${tableRef(ds, TABLES_TABLE)} (pg_schema STRING, pg_name STRING, bq_table STRING, status STRING, snapshot_lsn STRING, applied_lsn STRING, columns STRING, updated_at TIMESTAMP)`,
   ].join(';\n')
 }
 
-export function checkpointMergeSql(ds: DatasetRef, commitLsn: Lsn, endLsn: Lsn): string {
+export function checkpointMergeSql(ds: DatasetRef, commitLsn: Lsn, endLsn: Lsn, commitTime: PgTimestamp | null = null): string {
+  const time = commitTime === null ? 'CAST(NULL AS TIMESTAMP)' : `CAST(${str(timestampText(commitTime))} AS TIMESTAMP)`
   return (
     `MERGE INTO ${tableRef(ds, CHECKPOINT_TABLE)} AS T USING (SELECT 1 AS id, ${str(lsnKey(commitLsn))} AS commit_lsn, ${str(lsnKey(endLsn))} AS end_lsn, ` +
-    `${str(formatLsn(commitLsn))} AS commit_lsn_text, ${str(formatLsn(endLsn))} AS end_lsn_text) AS S ON T.id = S.id ` +
-    `WHEN MATCHED THEN UPDATE SET commit_lsn = S.commit_lsn, end_lsn = S.end_lsn, commit_lsn_text = S.commit_lsn_text, end_lsn_text = S.end_lsn_text, updated_at = CURRENT_TIMESTAMP() ` +
-    `WHEN NOT MATCHED THEN INSERT (id, commit_lsn, end_lsn, commit_lsn_text, end_lsn_text, updated_at) VALUES (S.id, S.commit_lsn, S.end_lsn, S.commit_lsn_text, S.end_lsn_text, CURRENT_TIMESTAMP())`
+    `${str(formatLsn(commitLsn))} AS commit_lsn_text, ${str(formatLsn(endLsn))} AS end_lsn_text, ${time} AS commit_time) AS S ON T.id = S.id ` +
+    `WHEN MATCHED THEN UPDATE SET commit_lsn = S.commit_lsn, end_lsn = S.end_lsn, commit_lsn_text = S.commit_lsn_text, end_lsn_text = S.end_lsn_text, updated_at = CURRENT_TIMESTAMP(), commit_time = S.commit_time ` +
+    `WHEN NOT MATCHED THEN INSERT (id, commit_lsn, end_lsn, commit_lsn_text, end_lsn_text, updated_at, commit_time) VALUES (S.id, S.commit_lsn, S.end_lsn, S.commit_lsn_text, S.end_lsn_text, CURRENT_TIMESTAMP(), S.commit_time)`
   )
+}
+
+/** BigQuery's canonical TIMESTAMP text, `2026-11-25 09:00:00.123456+00`, the form CAST(... AS STRING) gives back. */
+export function timestampText(ts: PgTimestamp): string {
+  return pgTimestampToIso(ts).replace('T', ' ').replace(/Z$/, '+00')
+}
+
+/**
+ * Reads CAST(timestamp AS STRING) back (BigQuery drops trailing zero digits and may omit the
+ * fraction; `T`/`Z` spellings accepted too); undefined when it is not a timestamp.
+ */
+export function parseTimestampText(text: string): PgTimestamp | undefined {
+  const m = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?(?:Z|\+00(?::?00)?| UTC)$/.exec(text.trim())
+  if (!m) return undefined
+  const ms = Date.parse(`${m[1]}T${m[2]}Z`)
+  if (Number.isNaN(ms)) return undefined
+  return BigInt(ms) * 1000n + BigInt((m[3] ?? '').padEnd(6, '0')) - PG_EPOCH_UNIX_MICROS
 }
 
 /** One row of `_pgrep_tables`; undefined fields are left as they are on an existing row. */

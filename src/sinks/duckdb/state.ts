@@ -1,9 +1,11 @@
 // pgrep's own state inside the DuckDB file, in schema `_pgrep`:
 //
-//   _pgrep.meta           (key VARCHAR PRIMARY KEY, value VARCHAR)      state_format = '1'
+//   _pgrep.meta           (key VARCHAR PRIMARY KEY, value VARCHAR)      state_format = '2'
 //   _pgrep.checkpoint     (id INTEGER PRIMARY KEY = 1, commit_lsn VARCHAR 'X/Y', end_lsn VARCHAR 'X/Y',
-//                          commit_lsn_int UBIGINT, end_lsn_int UBIGINT, updated_at TIMESTAMPTZ)
-//                         one row, written in the same transaction as the batch it closes
+//                          commit_lsn_int UBIGINT, end_lsn_int UBIGINT, updated_at TIMESTAMPTZ,
+//                          commit_time TIMESTAMPTZ NULL)
+//                         one row, written in the same transaction as the batch it closes;
+//                         commit_time (format 2) is the last applied transaction's, for lag in time
 //   _pgrep.tables         (schema VARCHAR, name VARCHAR, status VARCHAR pending|copying|ready,
 //                          snapshot_lsn VARCHAR 'X/Y' NULL, updated_at TIMESTAMPTZ, PRIMARY KEY (schema, name))
 //                         the copy states the pipeline reads back on open()
@@ -15,11 +17,17 @@ import type {DuckDBConnection} from '@duckdb/node-api'
 import {PgrepError} from '../../core/errors.js'
 import {formatLsn, parseLsn, type Lsn} from '../../core/lsn.js'
 import type {Checkpoint, ResumeState, TableCopyStatus, TableState} from '../../core/pipeline/sink.js'
+import {PG_EPOCH_UNIX_MICROS, pgTimestampToIso} from '../../core/protocol/messages.js'
 import type {TableName} from '../../core/schema/types.js'
 import {exec, ident, query} from './sql.js'
 
 export const STATE_SCHEMA = '_pgrep'
-export const STATE_FORMAT = 1
+/**
+ * 1: the first release. 2: `_pgrep.checkpoint.commit_time`; a format-1 file is migrated on open
+ * (the column added, null until the next batch), and a format-1 pgrep refuses the migrated file
+ * rather than fail on its column-count-dependent INSERT.
+ */
+export const STATE_FORMAT = 2
 
 /** A Postgres column as recorded in _pgrep.table_columns. */
 export interface StoredColumn {
@@ -48,8 +56,10 @@ export async function ensureState(conn: DuckDBConnection, db: string): Promise<v
         id INTEGER PRIMARY KEY CHECK (id = 1),
         commit_lsn VARCHAR NOT NULL, end_lsn VARCHAR NOT NULL,
         commit_lsn_int UBIGINT NOT NULL, end_lsn_int UBIGINT NOT NULL,
-        updated_at TIMESTAMPTZ NOT NULL)`,
+        updated_at TIMESTAMPTZ NOT NULL, commit_time TIMESTAMPTZ)`,
     )
+    // Format 1 files lack it; always asked (cheap), so a file whose meta row went missing is mended too.
+    await exec(conn, `ALTER TABLE ${st(db, 'checkpoint')} ADD COLUMN IF NOT EXISTS commit_time TIMESTAMPTZ`)
     await exec(
       conn,
       `CREATE TABLE IF NOT EXISTS ${st(db, 'tables')} (
@@ -69,6 +79,8 @@ export async function ensureState(conn: DuckDBConnection, db: string): Promise<v
       throw new PgrepError('sink', `the DuckDB file holds pgrep state format ${rows[0].value}; this pgrep reads format ${STATE_FORMAT} and older`, {
         hint: 'the file was written by a newer pgrep: upgrade pgrep, or replicate into a new file',
       })
+    } else if (Number(rows[0].value) < STATE_FORMAT) {
+      await exec(conn, `UPDATE ${st(db, 'meta')} SET value = $1 WHERE key = 'state_format'`, [String(STATE_FORMAT)])
     }
     await exec(conn, 'COMMIT')
   } catch (err) {
@@ -78,8 +90,19 @@ export async function ensureState(conn: DuckDBConnection, db: string): Promise<v
 }
 
 export async function readResume(conn: DuckDBConnection, db: string): Promise<ResumeState> {
-  const cp = await query<{commit_lsn: string; end_lsn: string}>(conn, `SELECT commit_lsn, end_lsn FROM ${st(db, 'checkpoint')} WHERE id = 1`)
-  const checkpoint: Checkpoint | null = cp.length === 0 ? null : {commitLsn: parseLsn(cp[0].commit_lsn), endLsn: parseLsn(cp[0].end_lsn)}
+  // Microseconds as text: exact, whatever JS type DuckDB would hand back for a BIGINT.
+  const cp = await query<{commit_lsn: string; end_lsn: string; commit_us: string | null}>(
+    conn,
+    `SELECT commit_lsn, end_lsn, epoch_us(commit_time)::VARCHAR AS commit_us FROM ${st(db, 'checkpoint')} WHERE id = 1`,
+  )
+  const checkpoint: Checkpoint | null =
+    cp.length === 0
+      ? null
+      : {
+          commitLsn: parseLsn(cp[0].commit_lsn),
+          endLsn: parseLsn(cp[0].end_lsn),
+          commitTime: cp[0].commit_us === null ? null : BigInt(cp[0].commit_us) - PG_EPOCH_UNIX_MICROS,
+        }
   const rows = await query<{schema: string; name: string; status: string; snapshot_lsn: string | null}>(
     conn,
     `SELECT "schema", name, status, snapshot_lsn FROM ${st(db, 'tables')} ORDER BY "schema", name`,
@@ -96,10 +119,19 @@ export async function readResume(conn: DuckDBConnection, db: string): Promise<Re
 export async function writeCheckpoint(conn: DuckDBConnection, db: string, cp: Checkpoint): Promise<void> {
   await exec(
     conn,
-    `INSERT INTO ${st(db, 'checkpoint')} VALUES (1, $1, $2, $3::UBIGINT, $4::UBIGINT, $5::TIMESTAMPTZ)
+    `INSERT INTO ${st(db, 'checkpoint')} (id, commit_lsn, end_lsn, commit_lsn_int, end_lsn_int, updated_at, commit_time)
+     VALUES (1, $1, $2, $3::UBIGINT, $4::UBIGINT, $5::TIMESTAMPTZ, $6::TIMESTAMPTZ)
      ON CONFLICT (id) DO UPDATE SET commit_lsn = excluded.commit_lsn, end_lsn = excluded.end_lsn,
-       commit_lsn_int = excluded.commit_lsn_int, end_lsn_int = excluded.end_lsn_int, updated_at = excluded.updated_at`,
-    [formatLsn(cp.commitLsn), formatLsn(cp.endLsn), cp.commitLsn.toString(), cp.endLsn.toString(), new Date().toISOString()],
+       commit_lsn_int = excluded.commit_lsn_int, end_lsn_int = excluded.end_lsn_int, updated_at = excluded.updated_at,
+       commit_time = excluded.commit_time`,
+    [
+      formatLsn(cp.commitLsn),
+      formatLsn(cp.endLsn),
+      cp.commitLsn.toString(),
+      cp.endLsn.toString(),
+      new Date().toISOString(),
+      cp.commitTime === undefined || cp.commitTime === null ? null : pgTimestampToIso(cp.commitTime),
+    ],
   )
 }
 
