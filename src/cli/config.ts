@@ -74,7 +74,7 @@ function protectionFrom(flags: Flags, problems: string[]): ProtectionConfig {
     const raw = flags[name]
     if (raw === undefined) return fallback
     const n = Number(raw)
-    if (String(raw).trim() === '' || !Number.isFinite(n) || n < min || (min > 0 && n === 0)) {
+    if (String(raw).trim() === '' || !Number.isFinite(n) || n < min) {
       problems.push(`--${name}: "${String(raw)}" is not a number of seconds${min === 0 ? ' (0 turns it off)' : ' greater than 0'}`)
       return fallback
     }

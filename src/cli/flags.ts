@@ -6,7 +6,6 @@ export const connectionFlags = {
   source: Flags.string({
     summary: 'PostgreSQL connection URI (postgres://user@host:port/db?sslmode=...). PG* variables and ~/.pgpass also apply.',
     helpGroup: 'CONNECTION',
-    env: 'PGREP_SOURCE',
   }),
   'db-host': Flags.string({summary: 'Host name or unix socket directory (overrides --source and PGHOST).', helpGroup: 'CONNECTION'}),
   'db-port': Flags.integer({summary: 'Port (overrides --source and PGPORT).', helpGroup: 'CONNECTION'}),
@@ -137,5 +136,27 @@ export const formatFlags = {
     summary: "For --format debezium: numeric and money as precise (base64 unscaled bytes, Debezium's default), string or double.",
     options: ['precise', 'string', 'double'],
     helpGroup: 'SINK',
+  }),
+}
+
+// Slot protection (issue 5). No oclif `default:` here: defaults live in config.ts (protectionFrom)
+// and the summaries.
+export const protectionFlags = {
+  'max-lag-bytes': Flags.string({
+    summary: 'Log a warning when the slot retains more WAL than this: bytes, or with a unit (512MB, 10GB; powers of 1024). Default 1GB; 0 or off: never.',
+    helpGroup: 'SLOT PROTECTION',
+  }),
+  'slot-check-interval': Flags.string({
+    summary: 'Seconds between two readings of the slot (retained WAL, lag, invalidation). Default 10.',
+    helpGroup: 'SLOT PROTECTION',
+  }),
+  'heartbeat-interval': Flags.string({
+    summary:
+      'Seconds between two heartbeat messages (pg_logical_emit_message) written on the source, so the slot of an idle publication in a busy database advances. Default 0: off.',
+    helpGroup: 'SLOT PROTECTION',
+  }),
+  'failover-slot': Flags.boolean({
+    summary: 'Create the slot with failover enabled, or enable it on the existing slot, so a standby can take it over (PostgreSQL 17+).',
+    helpGroup: 'SLOT PROTECTION',
   }),
 }

@@ -1,6 +1,6 @@
 import {PgrepCommand} from '../cli/base-command.js'
 import {streamConfig} from '../cli/config.js'
-import {batchFlags, connectionFlags, EXIT_CODE_HELP, formatFlags, logFlags, metricsFlags, sinkFlags, slotFlags, stopFlags} from '../cli/flags.js'
+import {batchFlags, connectionFlags, EXIT_CODE_HELP, formatFlags, logFlags, metricsFlags, protectionFlags, sinkFlags, slotFlags, stopFlags} from '../cli/flags.js'
 import {startObservability} from '../cli/metrics-server.js'
 import {createSink} from '../cli/sinks.js'
 import {runCdc} from '../core/pipeline/cdc.js'
@@ -27,6 +27,7 @@ ${EXIT_CODE_HELP}`
     ...batchFlags,
     ...logFlags,
     ...metricsFlags,
+    ...protectionFlags,
   }
 
   async run(): Promise<void> {
@@ -50,6 +51,7 @@ ${EXIT_CODE_HELP}`
           signal: this.abort.signal,
           log,
           observer: obs?.observer,
+          ...config.protection,
         })
         log.info({end: result.end}, result.end === 'signal' ? 'stopped' : 'reached the stop position')
       } finally {

@@ -1,6 +1,6 @@
 import {PgrepCommand} from '../cli/base-command.js'
 import {syncConfig} from '../cli/config.js'
-import {batchFlags, connectionFlags, EXIT_CODE_HELP, formatFlags, logFlags, metricsFlags, parallelFlag, sinkFlags, slotFlags, stopFlags} from '../cli/flags.js'
+import {batchFlags, connectionFlags, EXIT_CODE_HELP, formatFlags, logFlags, metricsFlags, protectionFlags, parallelFlag, sinkFlags, slotFlags, stopFlags} from '../cli/flags.js'
 import {CopyProgressReporter} from '../cli/progress.js'
 import {startObservability} from '../cli/metrics-server.js'
 import {createSink} from '../cli/sinks.js'
@@ -29,6 +29,7 @@ ${EXIT_CODE_HELP}`
     ...batchFlags,
     ...logFlags,
     ...metricsFlags,
+    ...protectionFlags,
   }
 
   async run(): Promise<void> {
@@ -54,6 +55,7 @@ ${EXIT_CODE_HELP}`
           signal: this.abort.signal,
           log,
           observer: obs?.observer,
+          ...config.protection,
           onCopyProgress: progress.update,
         })
         progress.finish()
