@@ -80,7 +80,10 @@ describe.each(pgServers())('metrics and probes on PostgreSQL $major', (server) =
 
   it('cdc: counters per table and op change by exactly what was written; probes say streaming; SIGTERM closes the server', async () => {
     const env = pgEnv(db)
-    const child = spawnCli(['cdc', '--publication', 'pub', '--slot', 'metrics_cdc', '--metrics-port', '0', '--metrics-host', '127.0.0.1', '--batch-max-delay', '50', '--log-format', 'json'], env)
+    const child = spawnCli(
+      ['cdc', '--publication', 'pub', '--slot', 'metrics_cdc', '--metrics-port', '0', '--metrics-host', '127.0.0.1', '--batch-max-delay', '50', '--slot-check-interval', '0.2', '--log-format', 'json'],
+      env,
+    )
     try {
       await waitFor(() => loggedPort(child.stderrText()) !== undefined, 30_000, 'metrics port logged')
       const port = loggedPort(child.stderrText())!
@@ -132,6 +135,19 @@ describe.each(pgServers())('metrics and probes on PostgreSQL $major', (server) =
       // Caught up: the next idle keepalive sets lag to 0.
       await waitFor(async () => value(await scrape(port), 'pgrep_lag_seconds') === 0, 30_000, 'lag 0 once caught up')
       expect(value(after, 'pgrep_reconnects_total')).toBe(0)
+
+      // The slot as the slot monitor last read it (every 0.2 s here).
+      const slot = {slot: 'metrics_cdc'}
+      await waitFor(async () => value(await scrape(port), 'pgrep_slot_retained_wal_bytes', slot) !== undefined, 10_000, 'slot series')
+      const polled = await scrape(port)
+      const retained = value(polled, 'pgrep_slot_retained_wal_bytes', slot)!
+      const lagBytes = value(polled, 'pgrep_lag_bytes', slot)!
+      expect(retained).toBeGreaterThan(0)
+      expect(lagBytes).toBeGreaterThanOrEqual(0)
+      expect(lagBytes).toBeLessThanOrEqual(retained)
+      expect(value(polled, 'pgrep_slot_active', slot)).toBe(1)
+      expect(value(polled, 'pgrep_slot_wal_status', {...slot, wal_status: 'reserved'})).toBe(1)
+      expect(value(polled, 'pgrep_slot_wal_status', {...slot, wal_status: 'lost'})).toBe(0)
       expect(after.some((s) => s.name === 'pgrep_errors_total')).toBe(false)
 
       // Other paths and methods.
