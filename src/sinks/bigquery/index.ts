@@ -458,7 +458,7 @@ export class BigQuerySink implements Sink {
       this.clusters.set(t, clusterBefore)
     }
     if (ddl.length > 0) {
-      this.log('info', `altering BigQuery table ${t.bq} to the new shape of "${schema.schema}"."${schema.name}"`, {statements: ddl})
+      this.log('info', `altering BigQuery table ${t.bq} to the new shape of "${schema.schema}"."${schema.name}"`, {table: `${schema.schema}.${schema.name}`, statements: ddl})
       await this.query(ddl.join(';\n'), 'alter', what)
     }
     if (clusterChanged && !sameNames(this.clusters.get(t) ?? [], wantCluster)) {
