@@ -1,12 +1,17 @@
 // What every pgrep command shares: the logger, signal handling, and the one place where an
 // error becomes a message on stderr and an exit code.
-import {Command, Errors} from '@oclif/core'
+import {Command, Errors, type Interfaces} from '@oclif/core'
 import {EXIT_CODES, PgrepError} from '../core/errors.js'
 import type {Logger} from '../core/log/logger.js'
 import {redact} from '../core/postgres/connection.js'
+import {configFlag, forCommandLine, resolveFlags, type FlagDefs} from './config-sources.js'
 import {createLogger, type LogFormat, type LogLevel} from './logger.js'
 
+type Output = {[name: string]: any}
+
 export abstract class PgrepCommand extends Command {
+  static override baseFlags = configFlag
+
   protected logger!: Logger
   /** Fires on the first SIGINT/SIGTERM: commands stop reading, make durable what they have, exit 0. */
   protected readonly abort = new AbortController()
@@ -20,6 +25,28 @@ export abstract class PgrepCommand extends Command {
       process.stderr.write(`pgrep: second ${signal}, exiting at once\n`)
       process.exit(EXIT_CODES.interrupted)
     }
+  }
+
+  /**
+   * oclif only reads the command line; values then merge with PGREP_* variables, the --config
+   * file and the defaults (config-sources.ts), so commands get one checked flags object.
+   */
+  protected override async parse<F extends Output, B extends Output, A extends Output>(
+    options?: Interfaces.Input<F, B, A>,
+    argv = this.argv,
+  ): Promise<Interfaces.ParserOutput<F, B, A>> {
+    const input = options ?? (this.ctor as unknown as Interfaces.Input<F, B, A>)
+    const defs = {...input.baseFlags, ...input.flags} as unknown as FlagDefs
+    const parsed = await super.parse<F, B, A>({...input, baseFlags: {} as typeof input.baseFlags, flags: forCommandLine(defs) as typeof input.flags}, argv)
+    const resolved = await resolveFlags({
+      command: this.id ?? '',
+      defs,
+      argv: parsed.flags as Record<string, unknown>,
+      env: process.env,
+      commands: Object.fromEntries(this.config.commands.map((c) => [c.id, Object.keys(c.flags)])),
+      context: this,
+    })
+    return {...parsed, flags: resolved.flags as typeof parsed.flags}
   }
 
   protected setupLogger(level: string | undefined, format: string | undefined): Logger {
