@@ -216,6 +216,15 @@ describe.each(pgServers())('metrics and probes on PostgreSQL $major', (server) =
     }
   })
 
+  it('the server never keeps the process alive: --once and a failed run exit on their own', async () => {
+    const once = await runCli(['cdc', '--publication', 'pub', '--slot', 'metrics_once', '--once', '--metrics-port', '0', '--metrics-host', '127.0.0.1'], pgEnv(db), 30_000)
+    expect(once.code, once.stderr).toBe(0)
+    expect(once.stderr).toContain('serving metrics on http://127.0.0.1:')
+    const failed = await runCli(['cdc', '--publication', 'no_such_pub', '--slot', 'metrics_fail', '--metrics-port', '0', '--metrics-host', '127.0.0.1'], pgEnv(db), 30_000)
+    expect(failed.code, failed.stderr).toBe(4)
+    expect(failed.stderr).toContain('no_such_pub')
+  })
+
   it('a metrics port in use is a usage error (exit 2) before a slot or a sink is created', async () => {
     const blocker = net.createServer()
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
