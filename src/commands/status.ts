@@ -13,12 +13,17 @@ import {defaultSlotName} from '../cli/config.js'
 const STATUS_EXIT = {healthy: 0, lagging: 10, broken: 11} as const
 
 export default class Status extends PgrepCommand {
-  static override summary = "Show a pipeline's health: slot, WAL retained, lag, tables, sink checkpoint."
-  static override description = `Reads the replication slot (active or not, restart_lsn, confirmed_flush_lsn, WAL retained, lag, wal_status and invalidation), the publication's tables with their replica identity, and, with --sink, the sink's checkpoint and per-table copy states. Human-readable by default, --json for scripts.
+  static override summary = "Show a pipeline's health: slot, WAL retained, lag in bytes and time, tables, sink checkpoint."
+  static override description = `Reads the replication slot (active or not, restart_lsn, confirmed_flush_lsn, WAL retained, lag, wal_status and invalidation), the publication's tables with their replica identity, and, with --sink, the sink's checkpoint, per-table copy states and the commit time of the last applied transaction. Human-readable by default, --json for scripts.
+
+LAG IN TIME (needs --sink duckdb or bigquery, which record commit times)
+  0 when everything up to the server's current WAL position is applied; otherwise the server's
+  clock minus the commit time of the last applied transaction. An upper bound: on a database
+  written rarely it is as old as the last write until the consumer confirms the new WAL.
 
 STATUS EXIT CODES
   0    healthy
-  10   lagging: the slot retains more WAL than --max-lag-bytes
+  10   lagging: the slot retains more WAL than --max-lag-bytes, or the lag in time exceeds --max-lag-seconds
   11   broken: the slot or publication is missing, or the slot was invalidated
 
 ${EXIT_CODE_HELP}`
@@ -26,6 +31,8 @@ ${EXIT_CODE_HELP}`
   static override examples = [
     {description: 'In a terminal', command: '<%= config.bin %> status --publication shop_pub --sink duckdb --duckdb-path shop.duckdb'},
     {description: 'Cron: alert when the slot holds more than 1 GB of WAL', command: '<%= config.bin %> status --slot shop_sync --max-lag-bytes 1073741824 --json > /dev/null || alert "pgrep lagging"'},
+    {description: 'Cron: alert when DuckDB is more than 5 minutes behind', command: '<%= config.bin %> status --publication shop_pub --sink duckdb --duckdb-path shop.duckdb --max-lag-seconds 300 > /dev/null || alert "pgrep lagging"'},
+    {description: 'Script: the settings file sync uses, the report as JSON', command: '<%= config.bin %> status --config /etc/pgrep/shop.yaml --json > status.json'},
   ]
 
   static override flags = {
@@ -33,6 +40,7 @@ ${EXIT_CODE_HELP}`
     publication: Flags.string({summary: 'Publication to check (its tables and their replica identity).', helpGroup: 'REPLICATION'}),
     slot: Flags.string({summary: 'Replication slot to check. Default: pgrep_<publication>.', helpGroup: 'REPLICATION'}),
     'max-lag-bytes': Flags.integer({summary: 'WAL retained by the slot above which the pipeline counts as lagging.', default: 1024 * 1024 * 1024, min: 0}),
+    'max-lag-seconds': Flags.integer({summary: 'Lag in time above which the pipeline counts as lagging (needs --sink duckdb or bigquery). Default: not checked.', min: 0}),
     json: Flags.boolean({summary: 'Print the report as JSON.'}),
     ...sinkFlags('stdout'),
     ...logFlags,
@@ -43,6 +51,9 @@ ${EXIT_CODE_HELP}`
     const log = this.setupLogger(flags['log-level'], flags['log-format'])
     const connection = connectionConfig(flags, (msg) => log.warn({}, msg))
     if (!flags.slot && !flags.publication) throw new PgrepError('usage', 'give --slot or --publication')
+    if (flags['max-lag-seconds'] !== undefined && flags.sink === 'stdout') {
+      throw new PgrepError('usage', '--max-lag-seconds needs --sink duckdb or bigquery', {hint: 'the lag in time comes from the commit time the sink records with its checkpoint; stdout keeps none'})
+    }
     const slot = flags.slot ?? defaultSlotName(flags.publication!)
     const source = new PostgresSource(connection, log)
     let sinkState: ResumeState | undefined
@@ -56,7 +67,7 @@ ${EXIT_CODE_HELP}`
     }
     const client = await source.sql()
     try {
-      const report = await collectStatus({source, client, slot, publication: flags.publication, sinkState, maxLagBytes: flags['max-lag-bytes']})
+      const report = await collectStatus({source, client, slot, publication: flags.publication, sinkState, maxLagBytes: flags['max-lag-bytes'], maxLagSeconds: flags['max-lag-seconds']})
       process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatStatus(report)}\n`)
       process.exitCode = STATUS_EXIT[report.health]
     } finally {

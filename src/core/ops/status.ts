@@ -1,8 +1,9 @@
 // `pgrep status`: is a pipeline healthy? The slot (active, positions, WAL retained, lag,
 // invalidation), the publication's tables (and which cannot replicate updates/deletes), and,
-// when given, the sink's checkpoint and per-table copy states.
+// when given, the sink's checkpoint and per-table copy states, and the lag in time.
 import type pg from 'pg'
-import {formatLsn, parseLsn} from '../lsn.js'
+import {formatLsn, parseLsn, type Lsn} from '../lsn.js'
+import {PG_EPOCH_UNIX_MICROS, pgTimestampToIso, type PgTimestamp} from '../protocol/messages.js'
 import type {PostgresSource} from '../postgres/source.js'
 import type {ResumeState} from '../pipeline/sink.js'
 
@@ -11,7 +12,8 @@ export type Health = 'healthy' | 'lagging' | 'broken'
 export interface StatusReport {
   health: Health
   problems: string[]
-  server: {version: string; currentWalLsn: string}
+  /** `now`: the server's clock when the report was taken (commit times come from the same clock). */
+  server: {version: string; currentWalLsn: string; now: string}
   slot:
     | null
     | {
@@ -29,10 +31,57 @@ export interface StatusReport {
       }
   publication: null | {name: string; tables: {schema: string; name: string; replicaIdentity: string; replicatesUpdatesAndDeletes: boolean}[]}
   sink: null | {
-    checkpoint: {commitLsn: string; endLsn: string} | null
+    /** `commitTime`: of the last applied transaction, null when not recorded (a state from an older pgrep, until the next batch). */
+    checkpoint: {commitLsn: string; endLsn: string; commitTime: string | null} | null
     /** Bytes of WAL between the sink's checkpoint and the server's current position. */
     lagBytes: number | null
     tables: {schema: string; name: string; status: string; snapshotLsn: string | null}[]
+  }
+  lag: LagReport
+}
+
+/**
+ * How far behind the server the pipeline is, in bytes and in time.
+ *
+ * The applied position is the furthest of the sink's checkpoint (end LSN) and the slot's
+ * confirmed_flush_lsn: pgrep confirms a position only once the sink holds everything before it
+ * (or, when idle, once nothing before it concerns the sink). Caught up: the applied position has
+ * reached the server's current WAL position. Lag in time: 0 when caught up; otherwise the age of
+ * the last applied transaction's commit (server clock minus its commit time). That is an upper
+ * bound: the oldest change not yet applied committed after it, so it has waited less. On a
+ * database that is rarely written, any new WAL (even WAL that does not concern the publication,
+ * until the consumer confirms past it, which a running pgrep does within seconds) makes the bound
+ * as old as the last write.
+ */
+export interface LagReport {
+  /** Furthest position known applied (sink checkpoint or slot); null when neither exists. */
+  appliedLsn: string | null
+  /** WAL between the applied position and the server's current position. */
+  pendingBytes: number | null
+  /** True when nothing is pending; null when unknown (no slot and no checkpoint). */
+  caughtUp: boolean | null
+  /** Commit time of the last transaction the sink applied (needs a sink that records it). */
+  lastCommitTime: string | null
+  /** Server clock minus lastCommitTime, in seconds. */
+  lastCommitAgeSeconds: number | null
+  /** 0 when caught up, else lastCommitAgeSeconds; null when unknown (no commit time recorded). */
+  seconds: number | null
+}
+
+/** The lag computation, apart from the queries (see {@link LagReport} for the definitions). */
+export function computeLag(opts: {currentLsn: Lsn; now: PgTimestamp; slotConfirmedLsn: Lsn | null; checkpointEndLsn: Lsn | null; commitTime: PgTimestamp | null}): LagReport {
+  const known = [opts.slotConfirmedLsn, opts.checkpointEndLsn].filter((x): x is Lsn => x !== null)
+  const applied = known.length === 0 ? null : known.reduce((a, b) => (a > b ? a : b))
+  const caughtUp = applied === null ? null : applied >= opts.currentLsn
+  // Clamped: a clock stepped back must not give a negative age.
+  const age = opts.commitTime === null ? null : Math.max(0, Number(opts.now - opts.commitTime)) / 1e6
+  return {
+    appliedLsn: applied === null ? null : formatLsn(applied),
+    pendingBytes: applied === null ? null : Number(opts.currentLsn > applied ? opts.currentLsn - applied : 0n),
+    caughtUp,
+    lastCommitTime: opts.commitTime === null ? null : pgTimestampToIso(opts.commitTime),
+    lastCommitAgeSeconds: age,
+    seconds: caughtUp === true ? 0 : age,
   }
 }
 
@@ -46,12 +95,20 @@ export async function collectStatus(opts: {
   /** What the sink remembers (DuckDB, BigQuery), when a sink is given. */
   sinkState?: ResumeState
   maxLagBytes: number
+  /** Lag in time above which the pipeline counts as lagging (needs a sink that records commit times). */
+  maxLagSeconds?: number
 }): Promise<StatusReport> {
   const {source, client} = opts
   const problems: string[] = []
   let lagging = false
-  const {rows: srv} = await source.run(client, `SELECT current_setting('server_version') AS v, pg_current_wal_lsn()::text AS lsn, current_setting('server_version_num')::int AS num`)
+  // The clock in microseconds as text (exact), read with the WAL position.
+  const {rows: srv} = await source.run(
+    client,
+    `SELECT current_setting('server_version') AS v, pg_current_wal_lsn()::text AS lsn, current_setting('server_version_num')::int AS num,
+            (extract(epoch FROM clock_timestamp()) * 1000000)::bigint::text AS now_us`,
+  )
   const current = parseLsn(srv[0].lsn)
+  const now: PgTimestamp = BigInt(srv[0].now_us) - PG_EPOCH_UNIX_MICROS
   const hasInvalidation = srv[0].num >= 170000
   const {rows: slots} = await source.run(
     client,
@@ -105,10 +162,10 @@ export async function collectStatus(opts: {
   }
 
   let sink: StatusReport['sink'] = null
+  const cp = opts.sinkState?.checkpoint ?? null
   if (opts.sinkState) {
-    const cp = opts.sinkState.checkpoint
     sink = {
-      checkpoint: cp ? {commitLsn: formatLsn(cp.commitLsn), endLsn: formatLsn(cp.endLsn)} : null,
+      checkpoint: cp ? {commitLsn: formatLsn(cp.commitLsn), endLsn: formatLsn(cp.endLsn), commitTime: cp.commitTime == null ? null : pgTimestampToIso(cp.commitTime)} : null,
       lagBytes: cp ? Number(current > cp.endLsn ? current - cp.endLsn : 0n) : null,
       tables: opts.sinkState.tables.map((t) => ({schema: t.schema, name: t.name, status: t.status, snapshotLsn: t.snapshotLsn === null ? null : formatLsn(t.snapshotLsn)})),
     }
@@ -116,15 +173,37 @@ export async function collectStatus(opts: {
     if (notReady.length > 0) problems.push(`${notReady.length} table(s) not copied yet: ${notReady.map((t) => `${t.schema}.${t.name} (${t.status})`).join(', ')}`)
   }
 
+  const lag = computeLag({
+    currentLsn: current,
+    now,
+    slotConfirmedLsn: slot?.confirmedFlushLsn ? parseLsn(slot.confirmedFlushLsn) : null,
+    checkpointEndLsn: cp?.endLsn ?? null,
+    commitTime: cp?.commitTime ?? null,
+  })
+  if (opts.maxLagSeconds !== undefined && lag.seconds !== null && lag.seconds > opts.maxLagSeconds) {
+    lagging = true
+    problems.push(`lag in time ${lag.seconds.toFixed(1)} s (more than --max-lag-seconds ${opts.maxLagSeconds}): changes are pending and the last one applied committed at ${lag.lastCommitTime}`)
+  }
+
   const broken = problems.some((p) => /invalidated|does not exist/.test(p))
   return {
     health: broken ? 'broken' : lagging ? 'lagging' : 'healthy',
     problems,
-    server: {version: srv[0].v, currentWalLsn: formatLsn(current)},
+    server: {version: srv[0].v, currentWalLsn: formatLsn(current), now: pgTimestampToIso(now)},
     slot,
     publication,
     sink,
+    lag,
   }
+}
+
+/** `12.3 s`, `4 min 5 s`, `2 h 3 min`, `3 d 4 h`. */
+export function duration(seconds: number): string {
+  if (seconds < 60) return `${seconds < 10 ? seconds.toFixed(1) : Math.round(seconds)} s`
+  const s = Math.round(seconds)
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`
+  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`
 }
 
 function bytes(n: number | null): string {
@@ -158,6 +237,12 @@ export function formatStatus(r: StatusReport): string {
     lines.push(`sink checkpoint: ${r.sink.checkpoint ? `commit ${r.sink.checkpoint.commitLsn}, end ${r.sink.checkpoint.endLsn}, ${bytes(r.sink.lagBytes)} behind` : 'none yet'}`)
     for (const t of r.sink.tables) lines.push(`  ${t.schema}.${t.name}  ${t.status}${t.snapshotLsn ? ` at ${t.snapshotLsn}` : ''}`)
   }
+  const l = r.lag
+  if (l.lastCommitTime !== null) lines.push(`last applied commit: ${l.lastCommitTime} (${duration(l.lastCommitAgeSeconds ?? 0)} ago)`)
+  else if (r.sink?.checkpoint) lines.push('last applied commit: time not recorded yet (state from an older pgrep; known after the next batch)')
+  if (l.caughtUp === null) lines.push('lag: unknown (no slot and no sink checkpoint)')
+  else if (l.caughtUp) lines.push('lag: caught up (0 bytes, 0 s)')
+  else lines.push(`lag: ${bytes(l.pendingBytes)} pending, ${l.seconds === null ? 'time unknown (give --sink duckdb or bigquery: the sink records commit times)' : `at most ${duration(l.seconds)}`}`)
   for (const p of r.problems) lines.push(`problem: ${p}`)
   return lines.join('\n')
 }
