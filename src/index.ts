@@ -37,6 +37,7 @@ export type {TableProgress} from './core/pipeline/copy.js'
 // ---- Sinks ----
 export type {Checkpoint, ResumeState, Sink, TableCopyStatus, TableCopyWriter, TableState} from './core/pipeline/sink.js'
 export {StdoutSink, type StdoutSinkOptions} from './sinks/stdout/index.js'
+export {DEBEZIUM_UNAVAILABLE_VALUE, type DebeziumFormatOptions, type DecimalHandlingMode} from './sinks/stdout/debezium.js'
 export {TransformSink, type TransformOptions} from './api/transform.js'
 export {changeToJson, readToJson} from './api/json.js'
 
