@@ -16,6 +16,7 @@ ${EXIT_CODE_HELP}`
     {description: 'Follow changes in a terminal, pretty-printed by jq', command: "<%= config.bin %> cdc --source postgres://app@db/shop --publication shop_pub | jq ."},
     {description: 'Cron: emit what was committed since the last run, then exit', command: '<%= config.bin %> cdc --publication shop_pub --slot shop_cdc --once >> changes.jsonl'},
     {description: 'Script: everything up to a known LSN', command: '<%= config.bin %> cdc --publication shop_pub --until-lsn 0/1A2B3C4D > changes.jsonl'},
+    {description: 'Settings from the environment (a container, a systemd unit)', command: 'PGREP_SOURCE=postgres://app@db/shop PGREP_PUBLICATION=shop_pub <%= config.bin %> cdc'},
   ]
 
   static override flags = {

@@ -17,6 +17,7 @@ ${EXIT_CODE_HELP}`
     {description: 'Copy two tables into a DuckDB file', command: '<%= config.bin %> copy-table --source postgres://app@db/shop --table public.orders --table public.customers --duckdb-path shop.duckdb'},
     {description: "Cron: refresh every table of a publication each night", command: '0 2 * * * <%= config.bin %> copy-table --publication shop_pub --duckdb-path /data/shop.duckdb --log-format json'},
     {description: 'Rows as JSON lines', command: "<%= config.bin %> copy-table --table '\"Sales\".\"Order Items\"' --sink stdout | jq -c .new"},
+    {description: 'Script: tables from the environment (comma-separated, or a JSON array)', command: 'PGREP_TABLE=public.orders,public.customers <%= config.bin %> copy-table --config shop.yaml || exit 1'},
   ]
 
   static override flags = {

@@ -16,6 +16,7 @@ ${EXIT_CODE_HELP}`
   static override examples = [
     {description: 'Interactively', command: '<%= config.bin %> drop --slot shop_sync'},
     {description: 'In a script, with the DuckDB state', command: '<%= config.bin %> drop --slot shop_sync --sink-state --duckdb-path shop.duckdb --yes'},
+    {description: "Script: the slot and DuckDB file named in the pipeline's config file", command: '<%= config.bin %> drop --config /etc/pgrep/shop.yaml --sink-state --yes'},
   ]
 
   static override flags = {

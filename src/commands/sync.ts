@@ -17,6 +17,7 @@ ${EXIT_CODE_HELP}`
     {description: 'Keep a DuckDB file equal to the publication (Ctrl-C to stop)', command: '<%= config.bin %> sync --source postgres://app@db/shop --publication shop_pub --duckdb-path shop.duckdb'},
     {description: 'Cron, every 5 minutes: catch up and exit', command: '*/5 * * * * <%= config.bin %> sync --publication shop_pub --slot shop_sync --once --duckdb-path /data/shop.duckdb'},
     {description: 'Copy rows then changes as JSON lines', command: '<%= config.bin %> sync --publication shop_pub --sink stdout > changes.jsonl'},
+    {description: 'Settings from a config file shared with status and drop; flags override it', command: '<%= config.bin %> sync --config /etc/pgrep/shop.yaml --log-level debug'},
   ]
 
   static override flags = {
