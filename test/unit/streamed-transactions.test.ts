@@ -36,6 +36,23 @@ describe.each([
     expect(text(st.take(10))).toEqual(['top-1', 'top-3'])
   })
 
+  it('keeps order across many segments, big messages and an abort back into an earlier segment', () => {
+    const st = new StreamedTransactions(limit)
+    const expected: string[] = []
+    for (let i = 0; i < 50; i++) {
+      const m = `m${i}-${'x'.repeat(i % 7 === 0 ? 40 : i % 5)}`
+      st.add(30, 30, msg(m))
+      expected.push(m)
+    }
+    st.add(30, 31, msg('sub31-1'))
+    for (let i = 0; i < 30; i++) st.add(30, 31, msg(`sub31-${'y'.repeat(i)}`))
+    st.abort(30, 31)
+    st.add(30, 30, msg('after'))
+    expected.push('after')
+    expect(text(st.take(30))).toEqual(expected)
+    expect(st.pendingCount).toBe(0)
+  })
+
   it('drops a whole aborted transaction', () => {
     const st = new StreamedTransactions(limit)
     st.add(20, 20, msg('x'))

@@ -1,8 +1,12 @@
 // Large in-progress transactions that the server streams before they commit (protocol 2+).
 // Their raw pgoutput messages are held per top-level xid until Stream Commit (replayed then)
 // or Stream Abort (dropped: the whole transaction, or from the aborted subtransaction's first
-// change on). Memory is bounded: past `memoryLimitBytes` in total, messages spill to one
+// change on). Memory is bounded: past `memoryLimitBytes` in total, held messages spill to one
 // temporary file per transaction.
+//
+// Messages are packed, each behind a 4-byte length, into segments of up to 1 MiB: one copy per
+// message, no object per message, and one write (spill) or read (replay) system call per segment
+// rather than two per message.
 //
 // Truncating at a subtransaction's first change is correct because a ROLLBACK TO aborts the
 // subtransaction and everything that started after it inside the same top-level transaction;
@@ -11,25 +15,37 @@ import {closeSync, openSync, readSync, ftruncateSync, writeSync, mkdtempSync, rm
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 
+const SEGMENT_BYTES = 1 << 20
+
+interface Segment {
+  /** The packed messages while in memory; undefined once written to the spill file. */
+  buf: Buffer | undefined
+  /** Bytes of `buf` (or of the file from `fileOffset`) in use. */
+  used: number
+  fileOffset: number
+}
+
 interface Held {
-  /** In-memory messages (before the file takes over). */
-  memory: Uint8Array[]
-  memoryBytes: number
-  /** Spill file, once memory is exhausted. */
+  segments: Segment[]
+  /** The last segment still takes messages. */
+  open: boolean
   fd?: number
   filePath?: string
   fileBytes: number
-  fileCount: number
-  /** Where each subtransaction's first change sits: index into memory, or file offset/count. */
-  subxacts: Map<number, {memoryIndex: number; memoryBytes: number; fileBytes: number; fileCount: number}>
+  /** Where each subtransaction's first change sits. */
+  subxacts: Map<number, {seg: number; pos: number}>
 }
 
 export class StreamedTransactions {
   private readonly held = new Map<number, Held>()
   private totalMemory = 0
   private dir: string | undefined
+  private readonly segmentBytes: number
 
-  constructor(private readonly memoryLimitBytes = 16 * 1024 * 1024) {}
+  constructor(private readonly memoryLimitBytes = 16 * 1024 * 1024) {
+    // A small limit (tests) gets small segments, so the spill file is really used.
+    this.segmentBytes = Math.max(1, Math.min(SEGMENT_BYTES, memoryLimitBytes))
+  }
 
   get pendingCount(): number {
     return this.held.size
@@ -39,30 +55,39 @@ export class StreamedTransactions {
   add(xid: number, subXid: number, data: Uint8Array): void {
     let h = this.held.get(xid)
     if (!h) {
-      h = {memory: [], memoryBytes: 0, fileBytes: 0, fileCount: 0, subxacts: new Map()}
+      h = {segments: [], open: false, fileBytes: 0, subxacts: new Map()}
       this.held.set(xid, h)
     }
-    if (subXid !== xid && !h.subxacts.has(subXid)) {
-      h.subxacts.set(subXid, {memoryIndex: h.memory.length, memoryBytes: h.memoryBytes, fileBytes: h.fileBytes, fileCount: h.fileCount})
+    const need = 4 + data.length
+    let seg = h.open ? h.segments[h.segments.length - 1] : undefined
+    if (seg === undefined || seg.buf!.length - seg.used < need) {
+      if (seg !== undefined) this.closeSegment(xid, h, seg)
+      seg = {buf: Buffer.allocUnsafe(Math.max(this.segmentBytes, need)), used: 0, fileOffset: 0}
+      this.totalMemory += seg.buf!.length
+      h.segments.push(seg)
+      h.open = true
     }
-    if (h.fd === undefined && this.totalMemory + data.length <= this.memoryLimitBytes) {
-      // A copy: `data` may be a view that pins a whole socket chunk, many times its own size.
-      h.memory.push(Uint8Array.prototype.slice.call(data))
-      h.memoryBytes += data.length
-      this.totalMemory += data.length
-      return
-    }
+    if (subXid !== xid && !h.subxacts.has(subXid)) h.subxacts.set(subXid, {seg: h.segments.length - 1, pos: seg.used})
+    const buf = seg.buf!
+    buf.writeUInt32BE(data.length, seg.used)
+    buf.set(data, seg.used + 4)
+    seg.used += need
+  }
+
+  /** A full segment: kept in memory while the budget allows, else written to the spill file. */
+  private closeSegment(xid: number, h: Held, seg: Segment): void {
+    h.open = false
+    if (this.totalMemory <= this.memoryLimitBytes) return
     if (h.fd === undefined) {
       this.dir ??= mkdtempSync(path.join(tmpdir(), 'pgrep-stream-'))
       h.filePath = path.join(this.dir, `xid-${xid}`)
       h.fd = openSync(h.filePath, 'w+', 0o600)
     }
-    const header = Buffer.allocUnsafe(4)
-    header.writeUInt32BE(data.length, 0)
-    writeSync(h.fd, header, 0, 4, h.fileBytes)
-    writeSync(h.fd, data, 0, data.length, h.fileBytes + 4)
-    h.fileBytes += 4 + data.length
-    h.fileCount++
+    writeSync(h.fd, seg.buf!, 0, seg.used, h.fileBytes)
+    seg.fileOffset = h.fileBytes
+    h.fileBytes += seg.used
+    this.totalMemory -= seg.buf!.length
+    seg.buf = undefined
   }
 
   /** Stream Abort: drop the whole transaction, or the subtransaction and everything after it. */
@@ -75,37 +100,35 @@ export class StreamedTransactions {
     }
     const mark = h.subxacts.get(subXid)
     if (!mark) return // the subtransaction made no changes we saw
-    if (mark.memoryIndex < h.memory.length) {
-      this.totalMemory -= h.memoryBytes - mark.memoryBytes
-      h.memory.length = mark.memoryIndex
-      h.memoryBytes = mark.memoryBytes
-    }
+    for (const s of h.segments.splice(mark.seg + 1)) if (s.buf) this.totalMemory -= s.buf.length
+    const seg = h.segments[mark.seg]
+    seg.used = mark.pos
+    h.open = seg.buf !== undefined
     if (h.fd !== undefined) {
-      ftruncateSync(h.fd, mark.fileBytes)
-      h.fileBytes = mark.fileBytes
-      h.fileCount = mark.fileCount
+      let fileEnd = 0
+      for (const s of h.segments) if (s.buf === undefined) fileEnd = s.fileOffset + s.used
+      ftruncateSync(h.fd, fileEnd)
+      h.fileBytes = fileEnd
     }
     for (const [sx, m] of h.subxacts) {
-      if (m.memoryIndex >= mark.memoryIndex && m.fileBytes >= mark.fileBytes && m.fileCount >= mark.fileCount) h.subxacts.delete(sx)
+      if (m.seg > mark.seg || (m.seg === mark.seg && m.pos >= mark.pos)) h.subxacts.delete(sx)
     }
   }
 
-  /** Stream Commit: the held messages in order, read back lazily from the spill file; then forgotten. */
+  /**
+   * Stream Commit: the held messages in order, then forgotten. Each is a view into its segment,
+   * valid until the transaction is forgotten; spilled segments are read back one at a time.
+   */
   *take(xid: number): Generator<Uint8Array> {
     const h = this.held.get(xid)
     if (!h) return
     try {
-      for (const m of h.memory) yield m
-      if (h.fd !== undefined) {
-        let offset = 0
-        const header = Buffer.allocUnsafe(4)
-        for (let i = 0; i < h.fileCount; i++) {
-          readSync(h.fd, header, 0, 4, offset)
-          const len = header.readUInt32BE(0)
-          const buf = Buffer.allocUnsafe(len)
-          readSync(h.fd, buf, 0, len, offset + 4)
-          offset += 4 + len
-          yield buf
+      for (const seg of h.segments) {
+        const buf = seg.buf ?? readSegment(h.fd!, seg)
+        for (let p = 0; p < seg.used; ) {
+          const len = buf.readUInt32BE(p)
+          yield buf.subarray(p + 4, p + 4 + len)
+          p += 4 + len
         }
       }
     } finally {
@@ -116,7 +139,7 @@ export class StreamedTransactions {
   private drop(xid: number): void {
     const h = this.held.get(xid)
     if (!h) return
-    this.totalMemory -= h.memoryBytes
+    for (const s of h.segments) if (s.buf) this.totalMemory -= s.buf.length
     if (h.fd !== undefined) {
       closeSync(h.fd)
       rmSync(h.filePath!, {force: true})
@@ -130,4 +153,14 @@ export class StreamedTransactions {
     if (this.dir) rmSync(this.dir, {recursive: true, force: true})
     this.dir = undefined
   }
+}
+
+function readSegment(fd: number, seg: Segment): Buffer {
+  const buf = Buffer.allocUnsafe(seg.used)
+  for (let got = 0; got < seg.used; ) {
+    const n = readSync(fd, buf, got, seg.used - got, seg.fileOffset + got)
+    if (n === 0) throw new Error(`spill file ended ${seg.used - got} byte(s) early`)
+    got += n
+  }
+  return buf
 }
