@@ -286,6 +286,17 @@ describe('Debezium values (default connector configuration)', () => {
     expect(value(n102, '123.45')).toBe(b64(12345n))
     expect(value(n102, '-1.00')).toBe(b64(-100n))
     expect(value(n102, '99999999.99')).toBe(b64(9999999999n))
+    expect(value(n102, '0.00')).toBe(b64(0n))
+    expect(value(n102, '-0.05')).toBe(b64(-5n))
+    // Past 15 digits the bigint path; both paths agree with the definition.
+    const n382 = T(OID.numeric, ((38 << 16) | 2) + 4)
+    expect(value(n382, '-123456789012345678901234567890.12')).toBe(b64(-12345678901234567890123456789012n))
+    for (const n of [1n, 127n, 255n, 256n, -256n, -32768n, -32769n, 2n ** 52n, -(2n ** 52n), 10n ** 15n - 1n, -(10n ** 15n) + 1n, 10n ** 15n]) {
+      const hex = (n < 0n ? (1n << 64n) + n : n).toString(16).padStart(16, '0')
+      let bytes = [...Buffer.from(hex, 'hex')]
+      while (bytes.length > 1 && ((bytes[0] === 0 && bytes[1] < 0x80) || (bytes[0] === 0xff && bytes[1] >= 0x80))) bytes = bytes.slice(1)
+      expect(unscaledToBase64(n), String(n)).toBe(Buffer.from(bytes).toString('base64'))
+    }
     // Decimal has no NaN.
     expect(value(n102, 'NaN')).toBe('null')
   })
@@ -334,6 +345,8 @@ describe('Debezium values (default connector configuration)', () => {
     expect(value(T(OID.timestamp, 3), '2018-06-20 15:13:16.945', {}, 3)).toBe('1529507596945')
     expect(value(T(OID.timestamp, 0), '1969-12-31 23:59:59', {}, 0)).toBe('-1000')
     expect(value(T(OID.timestamp), '1969-12-31 23:59:59.999999')).toBe('-1')
+    expect(value(T(OID.timestamp), '2018-06-20 15:13:16.5')).toBe('1529507596500000')
+    expect(value(T(OID.timestamp), '2018-06-20 15:13:16')).toBe('1529507596000000')
     expect(value(T(OID.timestamp), 'infinity')).toBe(DOCUMENTED.timestampInfinity.positive)
     expect(value(T(OID.timestamp), '-infinity')).toBe(DOCUMENTED.timestampInfinity.negative)
     // Past 2^53 µs (year 2255+), still exact.
@@ -345,6 +358,8 @@ describe('Debezium values (default connector configuration)', () => {
     expect(value(T(OID.timestamptz), '2024-02-29 23:59:59.999999+05')).toBe('"2024-02-29T18:59:59.999999Z"')
     expect(value(T(OID.timestamptz), '2024-01-01 00:00:00+00')).toBe('"2024-01-01T00:00:00Z"')
     expect(value(T(OID.timestamptz), '2024-01-01 00:00:00.5+00')).toBe('"2024-01-01T00:00:00.5Z"')
+    expect(value(T(OID.timestamptz), '2024-01-01 00:00:00.120034+00')).toBe('"2024-01-01T00:00:00.120034Z"')
+    expect(value(T(OID.timestamptz), '2024-01-01 00:00:00.12+00')).toBe('"2024-01-01T00:00:00.12Z"')
     expect(value(T(OID.timestamptz), '0044-03-15 12:00:00+00 BC')).toBe('"-0043-03-15T12:00:00Z"')
     expect(value(T(OID.timestamptz), '10000-01-01 00:00:00+00')).toBe('"+10000-01-01T00:00:00Z"')
     expect(value(T(OID.timestamptz), 'infinity')).toBe('"infinity"')

@@ -50,6 +50,23 @@ type Encoder = (text: string) => string
 
 /** Java BigInteger.toByteArray(): minimal two's-complement big-endian bytes, as base64. */
 export function unscaledToBase64(unscaled: bigint): string {
+  return unscaledTextToBase64(unscaled.toString())
+}
+
+function unscaledTextToBase64(text: string): string {
+  // Up to 15 digits fit a double exactly: the common case, without bigint.
+  if (text.length <= (text.charCodeAt(0) === 0x2d ? 16 : 15)) {
+    let v = Number(text)
+    const bytes: number[] = []
+    for (;;) {
+      const b = ((v % 256) + 256) % 256
+      bytes.push(b)
+      v = Math.floor(v / 256)
+      if ((v === 0 && b < 0x80) || (v === -1 && b >= 0x80)) break
+    }
+    return Buffer.from(bytes.reverse()).toString('base64')
+  }
+  const unscaled = BigInt(text)
   let hex: string
   if (unscaled >= 0n) {
     hex = unscaled.toString(16)
@@ -63,18 +80,24 @@ export function unscaledToBase64(unscaled: bigint): string {
   return Buffer.from(hex, 'hex').toString('base64')
 }
 
-/** `-123.4500` → digits and scale; undefined for NaN, Infinity or anything else. */
-function splitDecimal(s: string): {unscaled: bigint; scale: number} | undefined {
-  const m = /^(-?)(\d+)(?:\.(\d+))?$/.exec(s)
+const DECIMAL = /^(-?)(\d+)(?:\.(\d+))?$/
+
+/** `-123.4500` → the unscaled integer's text (`-1234500`) and the scale (4); undefined for NaN, Infinity or anything else. */
+function splitDecimal(s: string): {unscaled: string; scale: number} | undefined {
+  const m = DECIMAL.exec(s)
   if (!m) return undefined
   const frac = m[3] ?? ''
-  return {unscaled: BigInt(`${m[1]}${m[2]}${frac}`), scale: frac.length}
+  const int = m[2].replace(/^0+(?=\d)/, '')
+  const digits = (int === '0' && frac !== '' ? '' : int) + frac
+  return {unscaled: `${m[1]}${digits.replace(/^0+(?=\d)/, '')}`, scale: frac.length}
 }
 
-function rescale(d: {unscaled: bigint; scale: number}, scale: number): bigint {
+/** The unscaled text at another scale (Postgres already rounded to the column's scale). */
+function rescale(d: {unscaled: string; scale: number}, scale: number): string {
   if (d.scale === scale) return d.unscaled
-  if (d.scale < scale) return d.unscaled * 10n ** BigInt(scale - d.scale)
-  return d.unscaled / 10n ** BigInt(d.scale - scale) // Postgres already rounded to the column's scale
+  if (d.scale < scale) return d.unscaled === '0' || d.unscaled === '-0' ? '0' : d.unscaled + '0'.repeat(scale - d.scale)
+  const cut = d.unscaled.slice(0, d.unscaled.length - (d.scale - scale))
+  return cut === '' || cut === '-' ? '0' : cut
 }
 
 function doubleJson(s: string): string {
@@ -99,13 +122,13 @@ function numericEncoder(type: PgType, mode: DecimalHandlingMode): Encoder {
     // Decimal has no NaN or infinity.
     return (s) => {
       const d = splitDecimal(s)
-      return d ? `"${unscaledToBase64(rescale(d, scale))}"` : 'null'
+      return d ? `"${unscaledTextToBase64(rescale(d, scale))}"` : 'null'
     }
   }
   // Unconstrained numeric: io.debezium.data.VariableScaleDecimal {scale, value}.
   return (s) => {
     const d = splitDecimal(s)
-    return d ? `{"scale":${d.scale},"value":"${unscaledToBase64(d.unscaled)}"}` : 'null'
+    return d ? `{"scale":${d.scale},"value":"${unscaledTextToBase64(d.unscaled)}"}` : 'null'
   }
 }
 
@@ -116,7 +139,7 @@ function moneyEncoder(mode: DecimalHandlingMode): Encoder {
     if (mode === 'string') return jsonString(dec)
     if (mode === 'double') return doubleJson(dec)
     // money.fraction.digits defaults to 2.
-    return `"${unscaledToBase64(rescale(splitDecimal(dec)!, 2))}"`
+    return `"${unscaledTextToBase64(rescale(splitDecimal(dec)!, 2))}"`
   }
 }
 
@@ -162,12 +185,48 @@ function epochMillis(t: {seconds: number; micros: number}): string {
   return String(BigInt(t.seconds) * 1000n + BigInt(ms))
 }
 
+function digitsAt(s: string, i: number, n: number): number {
+  let v = 0
+  for (let k = i; k < i + n; k++) {
+    const c = s.charCodeAt(k) - 0x30
+    if (c < 0 || c > 9) return -1
+    v = v * 10 + c
+  }
+  return v
+}
+
+/**
+ * The common `YYYY-MM-DD HH:MM:SS[.f{1,6}]` (in `s.slice(0, end)`) read without building an ISO
+ * string; undefined for anything else (BC, more year digits, a zone), which takes the general path.
+ */
+function commonTimestamp(s: string, end: number): {seconds: number; micros: number} | undefined {
+  if (end < 19 || s.charCodeAt(4) !== 0x2d || s.charCodeAt(7) !== 0x2d || s.charCodeAt(10) !== 0x20 || s.charCodeAt(13) !== 0x3a || s.charCodeAt(16) !== 0x3a) return undefined
+  const y = digitsAt(s, 0, 4)
+  const mo = digitsAt(s, 5, 2)
+  const d = digitsAt(s, 8, 2)
+  const h = digitsAt(s, 11, 2)
+  const mi = digitsAt(s, 14, 2)
+  const se = digitsAt(s, 17, 2)
+  if (y < 0 || mo < 0 || d < 0 || h < 0 || mi < 0 || se < 0) return undefined
+  let micros = 0
+  if (end > 19) {
+    const n = end - 20
+    if (s.charCodeAt(19) !== 0x2e || n < 1 || n > 6) return undefined
+    micros = digitsAt(s, 20, n)
+    if (micros < 0) return undefined
+    for (let k = n; k < 6; k++) micros *= 10
+  }
+  return {seconds: epochDays(y, mo, d) * 86400 + h * 3600 + mi * 60 + se, micros}
+}
+
 /** TIMESTAMP(0..3) → io.debezium.time.Timestamp (ms); TIMESTAMP(4..6) and TIMESTAMP → MicroTimestamp (µs). */
 function timestampEncoder(typmod: number): Encoder {
   const millis = typmod >= 0 && typmod <= 3
   return (s) => {
     if (s === 'infinity') return TIMESTAMP_POS_INFINITY
     if (s === '-infinity') return TIMESTAMP_NEG_INFINITY
+    const fast = commonTimestamp(s, s.length)
+    if (fast) return millis ? epochMillis(fast) : epochMicros(fast)
     const iso = timestampTextToIso(s, false)
     const t = iso === undefined ? undefined : isoToEpoch(iso)
     if (!t) return jsonString(s)
@@ -190,6 +249,11 @@ function javaFraction(micros6: string): string {
 /** TIMESTAMPTZ → io.debezium.time.ZonedTimestamp: ISO 8601 in UTC (`2024-02-29T18:59:59.999999Z`). */
 function encodeTimestamptz(s: string): string {
   if (s === 'infinity' || s === '-infinity') return `"${s}"`
+  // pgrep's sessions print timestamptz in UTC: `... +00` needs no arithmetic.
+  const end = s.length - 3
+  if (s.charCodeAt(end) === 0x2b && s.charCodeAt(end + 1) === 0x30 && s.charCodeAt(end + 2) === 0x30 && commonTimestamp(s, end)) {
+    return `"${s.slice(0, 10)}T${s.slice(11, 19)}${end > 19 ? javaFraction(s.slice(20, end).padEnd(6, '0')) : ''}Z"`
+  }
   const iso = timestampTextToIso(s, true)
   const m = iso === undefined ? null : /^([+-]?\d{4,})(-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{6})Z$/.exec(iso)
   if (!m) return jsonString(s)
@@ -386,6 +450,12 @@ function nowMicros(): bigint {
   return BigInt(Math.floor((performance.timeOrigin + performance.now()) * 1000))
 }
 
+/** `"ts_ms":...,"ts_us":...,"ts_ns":...` of now (Unix µs stay far below 2^53). */
+function nowTsFields(): string {
+  const us = Math.floor((performance.timeOrigin + performance.now()) * 1000)
+  return `"ts_ms":${Math.floor(us / 1000)},"ts_us":${us},"ts_ns":${us}000`
+}
+
 interface TxnState {
   commitLsn: Lsn
   lastSeq: number
@@ -404,6 +474,10 @@ export class DebeziumFormatter {
   private readonly sourceHead: string
   private readonly db: string
   private txn: TxnState | undefined
+  // The source block's parts around the table names, for the last commit seen: the events of one
+  // transaction share them.
+  private sourceKey = {unixMicros: -1n, snapshot: '', lsn: -1n, txId: null as number | null}
+  private sourceParts = ['', '']
 
   constructor(options: DebeziumFormatOptions) {
     this.decimal = options.decimalHandling ?? 'precise'
@@ -426,12 +500,17 @@ export class DebeziumFormatter {
   }
 
   private source(unixMicros: bigint, snapshot: string, lsn: Lsn, names: string, txId: number | null): string {
-    const ts = tsFields('', unixMicros)
-    const msEnd = ts.indexOf(',')
-    return (
-      `${this.sourceHead}${ts.slice(0, msEnd)},"snapshot":"${snapshot}"${this.db},"sequence":"[null,\\"${lsn}\\"]"${ts.slice(msEnd)},` +
-      `${names},"txId":${txId === null ? 'null' : txId},"lsn":${lsn},"xmin":null}`
-    )
+    const k = this.sourceKey
+    if (k.unixMicros !== unixMicros || k.lsn !== lsn || k.txId !== txId || k.snapshot !== snapshot) {
+      const ts = tsFields('', unixMicros)
+      const msEnd = ts.indexOf(',')
+      this.sourceKey = {unixMicros, snapshot, lsn, txId}
+      this.sourceParts = [
+        `${this.sourceHead}${ts.slice(0, msEnd)},"snapshot":"${snapshot}"${this.db},"sequence":"[null,\\"${lsn}\\"]"${ts.slice(msEnd)},`,
+        `,"txId":${txId === null ? 'null' : txId},"lsn":${lsn},"xmin":null}`,
+      ]
+    }
+    return this.sourceParts[0] + names + this.sourceParts[1]
   }
 
   /** `transaction` of the next event of this transaction; a transaction delivered again starts over. */
@@ -448,7 +527,7 @@ export class DebeziumFormatter {
   }
 
   private envelope(before: string, after: string, source: string, op: string, transaction: string): string {
-    return `{"before":${before},"after":${after},"source":${source},"op":"${op}",${tsFields('"ts_ms":', nowMicros())},"transaction":${transaction}}`
+    return `{"before":${before},"after":${after},"source":${source},"op":"${op}",${nowTsFields()},"transaction":${transaction}}`
   }
 
   private rowEvent(
@@ -493,7 +572,7 @@ export class DebeziumFormatter {
         const when = e.transactional ? e.commitTime + PG_EPOCH_UNIX_MICROS : nowMicros()
         const lsn = e.transactional ? e.commitLsn : e.lsn
         const source = this.source(when, 'false', lsn, '"schema":"","table":""', e.transactional ? e.xid : null)
-        return `{"source":${source},"op":"m",${tsFields('"ts_ms":', nowMicros())},"message":{"prefix":${jsonString(e.prefix)},"content":"${content}"}}`
+        return `{"source":${source},"op":"m",${nowTsFields()},"message":{"prefix":${jsonString(e.prefix)},"content":"${content}"}}`
       }
       case 'schema':
         return undefined
