@@ -582,7 +582,8 @@ export class DebeziumFormatter {
   /** A row of a copy: op `r`, snapshot `"true"`, the snapshot's LSN. */
   formatRead(e: ReadEvent): string {
     const f = this.table(e.table)
-    const source = this.source(nowMicros(), 'true', e.snapshotLsn, f.names, null)
+    // The read time to the millisecond, so that a run of rows shares one source block.
+    const source = this.source(BigInt(Date.now()) * 1000n, 'true', e.snapshotLsn, f.names, null)
     return this.envelope('null', f.row(e.new), source, 'r', 'null')
   }
 }
