@@ -191,6 +191,7 @@ describe('translatePgError: slots', () => {
 
   it.each([
     ['PG 15+', pgErr('55000', 'can no longer get changes from replication slot "s1"', {detail: 'This slot has been invalidated because it exceeded the maximum reserved size.'})],
+    ['PG 18', pgErr('55000', 'can no longer access replication slot "s1"', {detail: 'This replication slot has been invalidated due to "wal_removed".'})],
     ['PG 14', pgErr('55000', 'cannot read from logical replication slot "s1"', {detail: 'This slot has been invalidated because it exceeded the maximum reserved size.'})],
     ['PG 16 wal_level detail', pgErr('55000', 'can no longer get changes from replication slot "s1"', {detail: 'This slot has been invalidated because wal_level is insufficient for slot.'})],
     ['removed WAL', pgErr('58P01', 'requested WAL segment 000000010000000000000003 has already been removed')],

@@ -268,7 +268,8 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
   const slot = context.slot ?? slotInMessage ?? '<slot>'
   if (
     /can no longer get changes from replication slot/i.test(text) ||
-    /this slot has been invalidated/i.test(text) ||
+    /can no longer access replication slot/i.test(text) || // PG18
+    /this (replication )?slot has been invalidated/i.test(text) ||
     /cannot read from logical replication slot/i.test(msg) ||
     /wal_status.*lost/i.test(text) ||
     (state === '58P01' && /requested WAL segment .* has already been removed/i.test(msg))
