@@ -368,21 +368,24 @@ export function encodeJsonValue(value: string | null, type: PgType): string {
 /**
  * A row encoder for these columns: `{"col":value,...}` in column order, unchanged TOAST values
  * left out, binary values as `"\\x..."` strings. Throws PgrepError 'protocol' when a tuple has
- * another number of values than there are columns.
+ * another number of values than there are columns. With `pick`, the columns are read from those
+ * positions of a tuple of `width` values (a key out of a whole row, without copying it).
  */
-export function compileRowEncoder(columns: ColumnSchema[]): RowEncoder {
+export function compileRowEncoder(columns: ColumnSchema[], pick?: {indexes: number[]; width: number}): RowEncoder {
   const n = columns.length
+  const width = pick?.width ?? n
+  const at = pick?.indexes ?? columns.map((_, i) => i)
   const firstKeys = columns.map((c) => `${jsonString(c.name)}:`)
   const nextKeys = firstKeys.map((k) => `,${k}`)
   const encs = columns.map((c) => valueEncoder(c.type))
   return (values) => {
-    if (values.length !== n) {
-      throw new PgrepError('protocol', `a row has ${values.length} values for ${n} columns (${columns.map((c) => c.name).join(', ')})`)
+    if (values.length !== width) {
+      throw new PgrepError('protocol', `a row has ${values.length} values for ${width} columns${pick ? '' : ` (${columns.map((c) => c.name).join(', ')})`}`)
     }
     let out = '{'
     let keys = firstKeys
     for (let i = 0; i < n; i++) {
-      const v = values[i]
+      const v = values[at[i]]
       if (v === UNCHANGED_TOAST) continue
       out += keys[i] + (v === null ? 'null' : typeof v === 'string' ? encs[i](v) : binaryToJson(v))
       keys = nextKeys

@@ -22,11 +22,10 @@ function encodersFor(table: TableSchema): TableEncoders {
   if (!e) {
     const keyColumns = table.columns.filter((c) => c.isKey)
     const keyIndexes = table.columns.flatMap((c, i) => (c.isKey ? [i] : []))
-    const keyEncoder = compileRowEncoder(keyColumns)
     e = {
       all: compileRowEncoder(table.columns),
       keyColumns,
-      key: (values) => keyEncoder(keyIndexes.map((i) => values[i])),
+      key: compileRowEncoder(keyColumns, {indexes: keyIndexes, width: table.columns.length}),
       prefix: `"schema":${JSON.stringify(table.schema)},"table":${JSON.stringify(table.name)}`,
     }
     encoders.set(table, e)
@@ -42,8 +41,22 @@ function unchangedColumns(table: TableSchema, values: TupleData): string {
   return out
 }
 
+// The transaction's fields are the same for all its rows: formatted once per transaction.
+let lastLsn = -1n
+let lastXid = -1
+let lastTime = 0n
+let lsnHead = ''
+let xidTail = ''
+
 function txnFields(e: {commitLsn: bigint; seq: number; xid: number; commitTime: bigint}): string {
-  return `"commit_lsn":"${formatLsn(e.commitLsn)}","seq":${e.seq},"xid":${e.xid},"commit_time":"${pgTimestampToIso(e.commitTime)}"`
+  if (e.commitLsn !== lastLsn || e.xid !== lastXid || e.commitTime !== lastTime) {
+    lastLsn = e.commitLsn
+    lastXid = e.xid
+    lastTime = e.commitTime
+    lsnHead = `"commit_lsn":"${formatLsn(e.commitLsn)}","seq":`
+    xidTail = `,"xid":${e.xid},"commit_time":"${pgTimestampToIso(e.commitTime)}"`
+  }
+  return lsnHead + e.seq + xidTail
 }
 
 /** One JSON line (without the newline), or undefined for events stdout does not show (schema). */
