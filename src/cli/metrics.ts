@@ -2,6 +2,7 @@
 // hooks. Its own Registry (not prom-client's global one), so a library user embedding pgrep keeps
 // theirs clean. Table labels are bounded by the publication's tables; no label carries a value.
 import {collectDefaultMetrics, Counter, Gauge, Histogram, Registry} from 'prom-client'
+import {EXIT_CODES} from '../core/errors.js'
 import type {TableProgress} from '../core/pipeline/copy.js'
 import type {BatchCommittedEvent, PipelineObserver, SlotStatusEvent} from '../core/pipeline/observer.js'
 import {redact} from '../core/postgres/connection.js'
@@ -117,6 +118,8 @@ export class PipelineMetrics implements PipelineObserver {
     this.copyTablesDone = new Gauge({name: 'pgrep_copy_tables_done', help: 'Tables whose copy is committed in the sink during this run.', registers})
     this.reconnects = new Counter({name: 'pgrep_reconnects_total', help: 'Times the replication connection was lost and a reconnect scheduled.', registers})
     this.errors = new Counter({name: 'pgrep_errors_total', help: "Errors by kind (the exit-code kinds): lost replication connections (kind connection, retried) and the error that ends a run.", labelNames: ['kind'], registers})
+    // Every kind a running pipeline can end with starts at 0, so increase() sees the first one.
+    for (const kind of Object.keys(EXIT_CODES)) if (!['ok', 'usage', 'interrupted'].includes(kind)) this.errors.inc({kind}, 0)
   }
 
   /** Scrape text in Prometheus's exposition format. */

@@ -148,7 +148,8 @@ describe.each(pgServers())('metrics and probes on PostgreSQL $major', (server) =
       expect(value(polled, 'pgrep_slot_active', slot)).toBe(1)
       expect(value(polled, 'pgrep_slot_wal_status', {...slot, wal_status: 'reserved'})).toBe(1)
       expect(value(polled, 'pgrep_slot_wal_status', {...slot, wal_status: 'lost'})).toBe(0)
-      expect(after.some((s) => s.name === 'pgrep_errors_total')).toBe(false)
+      expect(after.filter((s) => s.name === 'pgrep_errors_total' && s.value !== 0)).toEqual([])
+      expect(value(after, 'pgrep_errors_total', {kind: 'slot-invalidated'})).toBe(0)
 
       // Other paths and methods.
       expect((await get(port, '/nope')).status).toBe(404)

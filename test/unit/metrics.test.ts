@@ -43,7 +43,11 @@ describe('PipelineMetrics', () => {
     expect(ready.body.reason).toContain('connection: could not connect')
     expect(ready.body.reason).not.toContain('secret')
     expect(m.health().code).toBe(503)
-    expect(await series(m, 'pgrep_errors_total')).toEqual(['pgrep_errors_total{kind="connection"} 1'])
+    const errors = await series(m, 'pgrep_errors_total')
+    expect(errors).toContain('pgrep_errors_total{kind="connection"} 1')
+    // Every other kind is exposed at 0 from the start.
+    expect(errors).toContain('pgrep_errors_total{kind="sink"} 0')
+    expect(errors.filter((l) => !l.endsWith(' 0'))).toHaveLength(1)
     expect(await series(m, 'pgrep_ready')).toEqual(['pgrep_ready 0'])
   })
 
