@@ -7,7 +7,7 @@
 // after merging, so that every problem of every source is reported at once.
 import {readFileSync} from 'node:fs'
 import {Flags} from '@oclif/core'
-import {LineCounter, parseDocument} from 'yaml'
+import {type Document, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, type YAMLMap} from 'yaml'
 import {z} from 'zod'
 import {PgrepError} from '../core/errors.js'
 
@@ -89,9 +89,7 @@ function valueSchema(def: FlagDef, kind: Kind): z.ZodType {
     const list = def.options.join(', ')
     return z.enum(def.options as [string, ...string[]], {error: (iss) => (typeof iss.input === 'string' ? `expected one of ${list}` : `expected one of ${list}, got ${describe(iss.input)}`)})
   }
-  return z.string({
-    error: (iss) => `expected a string, got ${describe(iss.input)}${typeof iss.input === 'number' || typeof iss.input === 'boolean' ? ' (quote it)' : ''}`,
-  })
+  return z.string({error: (iss) => `expected a string, got ${describe(iss.input)}`})
 }
 
 const TRUE_WORDS = new Set(['true', '1', 'yes'])
@@ -215,6 +213,22 @@ interface FileValues {
   loaded: boolean
 }
 
+function entriesOf(map: YAMLMap): [string, unknown][] {
+  return map.items.map((pair) => [String(isScalar(pair.key) ? pair.key.value : pair.key), pair.value])
+}
+
+/**
+ * A node's value for a flag. A string flag written as a plain number or boolean
+ * (heartbeat-interval: 10, db-password: 0123) is the text as written, not YAML's reading of it.
+ */
+function valueOf(node: unknown, def: FlagDef, doc: Document): unknown {
+  if (kindOf(def) === 'string') {
+    if (isScalar(node) && node.value !== null && typeof node.value !== 'string' && typeof node.source === 'string') return node.source
+    if (def.multiple && isSeq(node)) return node.items.map((item) => valueOf(item, {...def, multiple: false}, doc))
+  }
+  return isNode(node) ? node.toJS(doc) : node
+}
+
 function readConfigFile(input: ResolveInput, file: string, problems: string[]): FileValues {
   const out: FileValues = {values: new Map(), loaded: false}
   let text: string
@@ -235,13 +249,14 @@ function readConfigFile(input: ResolveInput, file: string, problems: string[]): 
     }
     return out
   }
-  const data: unknown = doc.toJS()
-  if (data !== null && data !== undefined && (typeof data !== 'object' || Array.isArray(data))) {
-    problems.push(`${file}: expected a mapping of flag names to values, got ${describe(data)}`)
+  const root = doc.contents
+  if (root !== null && !isMap(root)) {
+    problems.push(`${file}: expected a mapping of flag names to values, got ${describe(root.toJS(doc))}`)
     return out
   }
   out.loaded = true
-  if (data === null || data === undefined) return out
+  if (root === null) return out
+
   const commands = input.commands ?? {}
   const elsewhere = new Set(Object.values(commands).flat())
   const known = [...new Set([...Object.keys(input.defs), ...elsewhere, ...Object.keys(commands)])].filter((k) => k !== CONFIG_FLAG)
@@ -262,15 +277,15 @@ function readConfigFile(input: ResolveInput, file: string, problems: string[]): 
   // serve sync, status and drop. A section named after a command applies to that command only.
   const top: Record<string, unknown> = {}
   const section: Record<string, unknown> = {}
-  for (const [key, value] of Object.entries(data as Record<string, unknown>)) {
+  for (const [key, node] of entriesOf(root)) {
     if (key === CONFIG_FLAG) unknownKey(key, key, false)
-    else if (key in input.defs) top[key] = value
+    else if (key in input.defs) top[key] = valueOf(node, input.defs[key]!, doc)
     else if (key in commands || key === input.command) {
-      if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-        problems.push(`${file}: ${key}: a command section must be a mapping of flag names to values, got ${describe(value)}`)
+      if (!isMap(node)) {
+        problems.push(`${file}: ${key}: a command section must be a mapping of flag names to values, got ${describe(isNode(node) ? node.toJS(doc) : node)}`)
       } else if (key === input.command) {
-        for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-          if (k !== CONFIG_FLAG && k in input.defs) section[k] = v
+        for (const [k, n] of entriesOf(node)) {
+          if (k !== CONFIG_FLAG && k in input.defs) section[k] = valueOf(n, input.defs[k]!, doc)
           else unknownKey(`${key}.${k}`, k, true)
         }
       }

@@ -34,7 +34,7 @@ describe('a bad configuration', () => {
         'batch-max-rows: -1',
         'sink: parquet',
         'once: maybe',
-        'db-password: 123456789',
+        'db-password: {secret: 123456789}',
         'db-port: "5432"',
         'cdc:',
         '  paralel: 2',
@@ -53,7 +53,7 @@ describe('a bad configuration', () => {
       `${file}: batch-max-rows: must be at least 1`,
       `${file}: sink: expected one of stdout, duckdb, bigquery`,
       `${file}: once: expected true or false, got a string`,
-      `${file}: db-password: expected a string, got a number (quote it)`,
+      `${file}: db-password: expected a string, got a mapping`,
       `${file}: db-port: expected an integer, got a string`,
       `${file}: cdc.paralel: unknown key (did you mean parallel?)`,
       // The misspelt key left it unset.

@@ -91,6 +91,16 @@ describe('precedence: flags > env > file > defaults', () => {
     expect(seen).toEqual(['env.yaml', 'flag.yaml'])
   })
 
+  it('a string flag written as a plain number or boolean is the text as written', async () => {
+    const r = await resolve('cdc', {file: 'publication: 2024\ndb-password: 0123\nslot: 1e3\nuntil-lsn: 0/10\ndb-name: true'})
+    expect(r.flags).toMatchObject({publication: '2024', 'db-password': '0123', slot: '1e3', 'until-lsn': '0/10', 'db-name': 'true'})
+    expect((await resolve('copy-table', {file: 'table: [0x1F, orders]'})).flags.table).toEqual(['0x1F', 'orders'])
+    // Numbers with or without a unit, for flags that take either.
+    const units = await resolve('cdc', {file: 'publication: p\nheartbeat-interval: 10\nmax-lag-bytes: 10GB'})
+    expect(units.flags).toMatchObject({'heartbeat-interval': '10', 'max-lag-bytes': '10GB'})
+    expect((await resolve('copy-table', {file: '{"table": [10.50]}'})).flags.table).toEqual(['10.50'])
+  })
+
   it('reads JSON files too', async () => {
     const r = await resolve('copy-table', {file: '{"table": ["public.a", "\\"Sales\\".\\"Order Items\\""], "parallel": 2}', fileName: 'pgrep.json'})
     expect(r.flags).toMatchObject({table: ['public.a', '"Sales"."Order Items"'], parallel: 2})
@@ -106,7 +116,7 @@ describe('every problem at once', () => {
       'sink: sqlite', // not an option
       'once: "yes"', // string for a boolean
       'db-port: "5432"', // string for an integer
-      'slot: 5', // number for a string
+      'slot: [5]', // list for a string
       'config: other.yaml', // no nesting of files
       'frobnicate: 1', // nothing close
       'cdc:',
@@ -126,7 +136,7 @@ describe('every problem at once', () => {
         'pgrep.yaml: sink: expected one of stdout, duckdb, bigquery',
         'pgrep.yaml: once: expected true or false, got a string',
         'pgrep.yaml: db-port: expected an integer, got a string',
-        'pgrep.yaml: slot: expected a string, got a number (quote it)',
+        'pgrep.yaml: slot: expected a string, got a list',
         'pgrep.yaml: config: a config file cannot name another config file',
         'pgrep.yaml: frobnicate: unknown key',
         'pgrep.yaml: cdc.parallel: not a flag of cdc (it is one of sync, copy-table)',
@@ -240,11 +250,11 @@ describe('helpers', () => {
     const r = await input('format: debezium\nverbose: true\ntag: [a, b]\nwhen: "2024-01-02T00:00:00Z"', {PGREP_MAX_THINGS: '4'})
     expect(r.flags).toMatchObject({'max-things': 4, format: 'debezium', verbose: true, tag: ['a', 'b']})
     expect(r.flags.when).toEqual(new Date('2024-01-02T00:00:00Z'))
-    expect(await problemsOf(input('max-things: 9\nformat: xml\nverbose: 1\ntag: [a, 2]'))).toEqual([
+    expect(await problemsOf(input('max-things: 9\nformat: xml\nverbose: 1\ntag: [a, {b: 2}]'))).toEqual([
       'f.yaml: max-things: must be at most 5',
       'f.yaml: format: expected one of json, debezium',
       'f.yaml: verbose: expected true or false, got a number',
-      'f.yaml: tag.1: expected a string, got a number (quote it)',
+      'f.yaml: tag.1: expected a string, got a mapping',
     ])
   })
 })
