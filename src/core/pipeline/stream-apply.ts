@@ -105,7 +105,6 @@ export class StreamApplier {
   private batchTxns = 0
   private batchStartedAt = 0
   private batchLast: Checkpoint | null = null
-  private batchLastCommitTime: PgTimestamp | null = null
   /** Row changes of the open batch per table object and op (insert, update, delete, truncate); only kept for an observer. */
   private batchCounts: Map<TableSchema, number[]> | null = null
   private done = false
@@ -376,7 +375,6 @@ export class StreamApplier {
     this.batchTxns = 0
     this.batchStartedAt = Date.now()
     this.batchLast = null
-    this.batchLastCommitTime = null
     this.batchCounts?.clear()
   }
 
@@ -404,7 +402,6 @@ export class StreamApplier {
     if (this.batchOpen) {
       this.batchTxns++
       this.batchLast = {commitLsn, endLsn, commitTime}
-      this.batchLastCommitTime = commitTime
       if (this.batchRows >= this.limits.maxRows || this.batchBytes >= this.limits.maxBytes || Date.now() - this.batchStartedAt >= this.limits.maxDelayMs || txn.partiallyWritten) {
         await this.commitBatch()
       }
@@ -465,20 +462,19 @@ export class StreamApplier {
     this.batchOpen = false
     const now = Date.now()
     this.opts.onBatchCommitted?.({checkpoint: this.durable ?? {commitLsn: 0n, endLsn: 0n}, rows: this.batchRows, transactions: this.batchTxns, ms: now - started})
-    if (this.opts.observer?.onBatchCommitted) this.reportBatch(now, now - started)
+    if (this.opts.observer?.onBatchCommitted) this.reportBatch(now, now - started, last?.commitTime ?? null)
     this.batchRows = 0
     this.batchBytes = 0
     this.batchTxns = 0
   }
 
-  private reportBatch(now: number, commitMs: number): void {
+  private reportBatch(now: number, commitMs: number, t: PgTimestamp | null): void {
     const byTable: TableOpCount[] = []
     const ops = ['insert', 'update', 'delete', 'truncate'] as const
     for (const [table, c] of this.batchCounts!) {
       for (let i = 0; i < 4; i++) if (c[i] > 0) byTable.push({table: {schema: table.schema, name: table.name}, op: ops[i], count: c[i]})
     }
     this.batchCounts!.clear()
-    const t = this.batchLastCommitTime
     this.opts.observer!.onBatchCommitted!({
       commitLsn: this.durable?.commitLsn ?? 0n,
       commitTime: t === null ? null : new Date(Number((t + PG_EPOCH_UNIX_MICROS) / 1000n)),
