@@ -10,6 +10,7 @@ import {copyTables, type TableProgress} from '../core/pipeline/copy.js'
 import type {Sink} from '../core/pipeline/sink.js'
 import type {BatchLimits} from '../core/pipeline/stream-apply.js'
 import type {ReconnectPolicy} from '../core/pipeline/stream-runner.js'
+import type {SlotMonitorOptions} from '../core/pipeline/slot-monitor.js'
 import {runSync} from '../core/pipeline/sync.js'
 import {PostgresSource} from '../core/postgres/source.js'
 import type {TableName} from '../core/schema/types.js'
@@ -65,6 +66,16 @@ export interface PipelineOptions {
   logger?: Logger
   /** Close the sink when the run ends (default true). */
   closeSink?: boolean
+  /**
+   * Watching the slot while running (`sync` and `cdc`): a warning (the `warning` event) when it
+   * retains more than `maxLagBytes` of WAL (default 1 GiB), checked every `intervalMs` (default
+   * 10 s); an invalidated slot rejects run() with a {@link PgrepError} of kind `slot-invalidated`.
+   */
+  slotMonitor?: SlotMonitorOptions
+  /** Write a heartbeat message on the source this often (ms), so an idle publication's slot advances in a busy database. Default 0: off. */
+  heartbeatIntervalMs?: number
+  /** Create the slot with failover enabled, or enable it on the existing slot (PostgreSQL 17+; kind `source-config` before). */
+  failoverSlot?: boolean
 }
 
 /** A table the run copied. */
@@ -201,7 +212,19 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
       const connection = resolvePostgresConnection(opts.source, (message) => log.warn({}, message))
       const source = new PostgresSource(connection, log)
       const publication = opts.source.publication
-      const common = {source, sink, signal, log, batch: opts.batch, reconnect: opts.reconnect, once: opts.once, untilLsn: this.untilLsn}
+      const common = {
+        source,
+        sink,
+        signal,
+        log,
+        batch: opts.batch,
+        reconnect: opts.reconnect,
+        once: opts.once,
+        untilLsn: this.untilLsn,
+        slotMonitor: opts.slotMonitor,
+        heartbeatIntervalMs: opts.heartbeatIntervalMs,
+        failoverSlot: opts.failoverSlot,
+      }
       switch (this.mode) {
         case 'cdc': {
           const r = await runCdc({...common, publication: publication!, slot: this.slot!})
