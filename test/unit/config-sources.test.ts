@@ -258,3 +258,17 @@ describe('helpers', () => {
     ])
   })
 })
+
+describe('the README', () => {
+  it("Configuration section's example file is valid for every command of the pipeline", async () => {
+    const {readFile} = await import('node:fs/promises')
+    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8')
+    const section = readme.slice(readme.indexOf('## Configuration'))
+    const file = /```yaml\n([\s\S]*?)```/.exec(section)![1]!
+    const sync = await resolve('sync', {file})
+    expect(sync.flags).toMatchObject({publication: 'shop_pub', slot: 'shop_sync', sink: 'duckdb', parallel: 8, 'batch-max-delay': 5000, 'log-format': 'json'})
+    expect((await resolve('copy-table', {file})).flags).toMatchObject({publication: 'shop_pub', parallel: 2, 'duckdb-path': '/data/shop.duckdb'})
+    expect((await resolve('status', {file})).flags).toMatchObject({slot: 'shop_sync', 'duckdb-path': '/data/shop.duckdb'})
+    expect((await resolve('drop', {file})).flags).toMatchObject({slot: 'shop_sync'})
+  })
+})
