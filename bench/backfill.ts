@@ -4,7 +4,7 @@
 import {rmSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 import {DuckDBInstance} from '@duckdb/node-api'
-import {scaled, startPgrep, type BenchContext} from './lib/context.js'
+import {anotherRound, scaled, startPgrep, type BenchContext} from './lib/context.js'
 import {createTableSql, insertRows, tableSize} from './lib/data.js'
 import {run} from './lib/proc.js'
 import {medianSeconds, ratioTarget, type Contender, type Run, type WorkloadResult} from './lib/results.js'
@@ -106,7 +106,11 @@ export async function backfill(ctx: BenchContext): Promise<WorkloadResult> {
     }
   }
 
+  const loopStart = Date.now()
+  let rounds = 0
   for (let round = 1; round <= ctx.runs; round++) {
+    if (!anotherRound(ctx, 'backfill', loopStart, round - 1)) break
+    rounds = round
     ctx.log(`backfill: round ${round}/${ctx.runs}`)
     await attempt(duck, async () => {
       removeDuck(duckFile)
@@ -142,6 +146,7 @@ export async function backfill(ctx: BenchContext): Promise<WorkloadResult> {
     `Each round runs the contenders in the order below; time is wall time from spawn to exit; peak RSS from GNU time (for the csv pipeline the larger of psql's and the DuckDB loader's).`,
     `The read_csv contender loads into the table definition pgrep created (read back from pgrep's DuckDB file: ${spec ? 'yes' : 'no, the hand-written equivalent'}), in a fresh DuckDB file, with @duckdb/node-api (no duckdb CLI is installed here; same DuckDB library as pgrep). pgrep runs with its defaults (--parallel 4: the table is split into ctid ranges read in parallel).`,
   ]
+  if (rounds < ctx.runs) setup.push(`**${rounds} of ${ctx.runs} rounds**: the others would not have fitted in the time budget (--budget-minutes).`)
   const dm = medianSeconds(duck)
   return {
     id: 'backfill',

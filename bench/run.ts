@@ -2,7 +2,7 @@
 // times in turn), and writes bench/RESULTS.md. See bench/README.md.
 //
 //   tsx bench/run.ts [--only backfill,stream,decode,small-txns] [--runs N] [--rows SCALE]
-//                    [--pgbench-seconds S] [--out FILE] [--pgrep path/to/bin/run.js]
+//                    [--pgbench-seconds S] [--budget-minutes M] [--out FILE] [--pgrep path/to/bin/run.js]
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {readFileSync} from 'node:fs'
 import os from 'node:os'
@@ -11,7 +11,7 @@ import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 import {backfill} from './backfill.js'
 import {decode} from './decode.js'
-import type {BenchContext} from './lib/context.js'
+import {budgetDeadlines, type BenchContext} from './lib/context.js'
 import {capture} from './lib/proc.js'
 import {gitCommit, machine, renderResults, type WorkloadResult} from './lib/results.js'
 import {SERVER_SETTINGS, startBenchServer} from './lib/server.js'
@@ -29,6 +29,7 @@ const {values} = parseArgs({
     runs: {type: 'string', default: '3'},
     rows: {type: 'string', default: '1'},
     'pgbench-seconds': {type: 'string', default: '20'},
+    'budget-minutes': {type: 'string', default: '15'},
     out: {type: 'string'},
     pgrep: {type: 'string'},
     help: {type: 'boolean', short: 'h'},
@@ -79,6 +80,12 @@ const ctx: BenchContext = {
   tools,
   log,
 }
+const budget = Number(values['budget-minutes'])
+if (!Number.isFinite(budget) || budget < 0) {
+  console.error(`bench: --budget-minutes must be a number of minutes (0: no limit), got "${values['budget-minutes']}"`)
+  process.exit(2)
+}
+if (budget > 0) ctx.deadlines = budgetDeadlines(WORKLOADS.filter((w) => only.includes(w)), t0, budget)
 
 let interrupted = false
 process.on('SIGINT', () => {
@@ -108,7 +115,7 @@ try {
     results.push(await steps[w]())
   }
   env.loadAfter = os.loadavg().map((x) => x.toFixed(2)).join(' ')
-  const options = `--only ${only.join(',')} --runs ${runs} --rows ${scale} --pgbench-seconds ${ctx.pgbenchSeconds}`
+  const options = `--only ${only.join(',')} --runs ${runs} --rows ${scale} --pgbench-seconds ${ctx.pgbenchSeconds} --budget-minutes ${budget}`
   const text = renderResults({command: 'npm run bench', options, env: {...env, versions}, settings: SERVER_SETTINGS, workloads: results, totalSeconds: (Date.now() - t0) / 1000, quick: scale === 1 ? undefined : scale})
   writeFileSync(out, text)
   log(`wrote ${path.relative(process.cwd(), out)} in ${((Date.now() - t0) / 60000).toFixed(1)} minutes`)

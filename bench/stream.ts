@@ -6,7 +6,7 @@
 import {readFileSync, rmSync} from 'node:fs'
 import path from 'node:path'
 import {DuckDBInstance} from '@duckdb/node-api'
-import {scaled, startPgrep, type BenchContext} from './lib/context.js'
+import {anotherRound, scaled, startPgrep, type BenchContext} from './lib/context.js'
 import {createTableSql, insertRows} from './lib/data.js'
 import {run, start} from './lib/proc.js'
 import {recordStream} from './lib/recorder.js'
@@ -123,7 +123,11 @@ export async function stream(ctx: BenchContext, opts: {record: boolean}): Promis
     return r
   }
 
+  const loopStart = Date.now()
+  let rounds = 0
   for (let round = 1; round <= ctx.runs; round++) {
+    if (!anotherRound(ctx, 'stream', loopStart, round - 1)) break
+    rounds = round
     ctx.log(`stream: round ${round}/${ctx.runs}`)
     await attempt(recv, async () =>
       checked(
@@ -158,6 +162,7 @@ export async function stream(ctx: BenchContext, opts: {record: boolean}): Promis
       `Table \`public.s\` (the backfill's shape), publication \`${PUB}\`; one slot per contender and run, all created before the writes (sync's by a \`pgrep sync --once\` on the empty table, which also creates its DuckDB table and checkpoint). Then ${data.inserts.toLocaleString('en-US')} inserts in one transaction, ${data.updates.toLocaleString('en-US')} updates and ${data.deletes.toLocaleString('en-US')} deletes in transactions of ${CHUNK.toLocaleString('en-US')} rows: ${events.toLocaleString('en-US')} row changes. END (${data.end}) is a non-transactional logical decoding message written after them; each contender stops there.`,
       `pgrep and pg_recvlogical use the same pgoutput options (proto_version 4, publication_names, messages on, streaming on: the big transaction arrives while in progress). pg-logical-replication cannot ask for streaming (its plugin sends only proto_version, publication_names and messages) nor parse streamed messages, so its walsender spills the big transaction to disk and sends it at commit; it acknowledges every message (its default) and converts values with pg's type parsers.`,
       `Time is wall time from spawn to exit, Node's start included for pgrep and pg-logical-replication (about 0.2 s for a bare \`node\`, more for pgrep's imports). events/s = row changes / median time.`,
+      ...(rounds < ctx.runs ? [`**${rounds} of ${ctx.runs} rounds**: the others would not have fitted in the time budget (--budget-minutes).`] : []),
     ],
     contenders: [cdc, recv, plr, sync],
     extra: [],

@@ -20,6 +20,8 @@ export interface BenchContext {
   log(message: string): void
   /** Set by the stream workload when the decode workload runs too: its recorded payloads. */
   recording?: {file: string; messages: number}
+  /** Epoch ms by which each workload should be done (--budget-minutes); none: no limit. */
+  deadlines?: Record<string, number>
 }
 
 /** `node bin/run.js args`, as a user runs the CLI (NODE_ENV=production is in the server env). */
@@ -29,4 +31,32 @@ export function startPgrep(ctx: BenchContext, args: string[], opts: SpawnOptions
 
 export function scaled(ctx: BenchContext, n: number): number {
   return Math.max(1, Math.round(n * ctx.scale))
+}
+
+/** Workload weights for sharing the time budget (roughly their share of a full run). */
+const WEIGHTS: Record<string, number> = {backfill: 4, stream: 4, decode: 0.5, 'small-txns': 2.5}
+
+/** When each selected workload should be done for the whole run to fit in `minutes`. */
+export function budgetDeadlines(selected: readonly string[], startMs: number, minutes: number): Record<string, number> {
+  const total = selected.reduce((s, w) => s + (WEIGHTS[w] ?? 1), 0)
+  const out: Record<string, number> = {}
+  let acc = 0
+  for (const w of selected) {
+    acc += WEIGHTS[w] ?? 1
+    out[w] = startMs + (minutes * 60_000 * acc) / total
+  }
+  return out
+}
+
+/**
+ * Whether another round fits before this workload's share of the time budget runs out (judged by
+ * the average round so far). The first round always runs; a shortened workload says so in RESULTS.md.
+ */
+export function anotherRound(ctx: BenchContext, workload: string, loopStartMs: number, roundsDone: number): boolean {
+  const deadline = ctx.deadlines?.[workload]
+  if (deadline === undefined || roundsDone === 0) return true
+  const perRound = (Date.now() - loopStartMs) / roundsDone
+  if (Date.now() + perRound <= deadline) return true
+  ctx.log(`${workload}: stopping after ${roundsDone} round(s): the next would not fit in the time budget (--budget-minutes)`)
+  return false
 }
