@@ -157,7 +157,8 @@ describe('Dockerfile', () => {
     const user = of(final, 'USER').at(-1)?.args
     expect(user).toBeDefined()
     expect(user!.split(':')[0]).not.toMatch(/^(root|0)$/)
-    expect(final.instructions.findLastIndex((i) => i.cmd === 'USER')).toBeGreaterThan(final.instructions.findLastIndex((i) => i.cmd === 'RUN'))
+    const last = (cmd: string) => final.instructions.map((i) => i.cmd).lastIndexOf(cmd)
+    expect(last('USER')).toBeGreaterThan(last('RUN'))
     expect(of(final, 'ENTRYPOINT').at(-1)?.json).toEqual(['pgrep'])
     // `pgrep` on PATH is the package's bin, as copied into the runtime stage.
     expect(pkg.bin.pgrep).toBe('./bin/run.js')

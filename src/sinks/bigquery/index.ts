@@ -35,6 +35,7 @@ import {assignColumnNames, assignTableName, CHECKPOINT_TABLE, COPY_PREFIX, STAGE
 import {StageFiles} from './stage-files.js'
 import {
   checkpointMergeSql,
+  checkpointMigrationSql,
   parseTimestampText,
   clusterColumns,
   ident,
@@ -179,6 +180,9 @@ export class BigQuerySink implements Sink {
   async open(): Promise<ResumeState> {
     await this.client.ensureDataset()
     await this.query(stateTablesDdl(this.ds), 'init', "pgrep's state tables")
+    // Read before altering: even an ALTER that changes nothing counts against the table's metadata update quota.
+    const cpFields = (await this.client.getTable(CHECKPOINT_TABLE))?.schema?.fields ?? []
+    if (!cpFields.some((f) => f.name === 'commit_time')) await this.query(checkpointMigrationSql(this.ds), 'migrate_checkpoint', CHECKPOINT_TABLE)
     // The commit time as text: the REST API hands TIMESTAMPs back as float seconds, which lose microseconds.
     const cps = await this.query(
       `SELECT commit_lsn, end_lsn, CAST(commit_time AS STRING) AS commit_time FROM ${tableRef(this.ds, CHECKPOINT_TABLE)} WHERE id = 1`,

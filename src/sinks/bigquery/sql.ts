@@ -75,10 +75,13 @@ export function clusterColumns(columns: ColumnDef[], key: string[]): string[] {
 export function stateTablesDdl(ds: DatasetRef): string {
   return [
     `CREATE TABLE IF NOT EXISTS ${tableRef(ds, CHECKPOINT_TABLE)} (id INT64, commit_lsn STRING, end_lsn STRING, commit_lsn_text STRING, end_lsn_text STRING, updated_at TIMESTAMP, commit_time TIMESTAMP)`,
-    // Tables created by the first release lack commit_time: added here, null until the next batch.
-    `ALTER TABLE ${tableRef(ds, CHECKPOINT_TABLE)} ADD COLUMN IF NOT EXISTS commit_time TIMESTAMP`,
     `CREATE TABLE IF NOT EXISTS ${tableRef(ds, TABLES_TABLE)} (pg_schema STRING, pg_name STRING, bq_table STRING, status STRING, snapshot_lsn STRING, applied_lsn STRING, columns STRING, updated_at TIMESTAMP)`,
   ].join(';\n')
+}
+
+/** For a checkpoint table created by the first release: commit_time is null until the next batch. */
+export function checkpointMigrationSql(ds: DatasetRef): string {
+  return `ALTER TABLE ${tableRef(ds, CHECKPOINT_TABLE)} ADD COLUMN IF NOT EXISTS commit_time TIMESTAMP`
 }
 
 export function checkpointMergeSql(ds: DatasetRef, commitLsn: Lsn, endLsn: Lsn, commitTime: PgTimestamp | null = null): string {
