@@ -21,6 +21,7 @@ export interface StdoutSinkOptions {
 }
 
 const FLUSH_AT = 256 * 1024
+const CHUNK_BYTES = 1024 * 1024
 
 /**
  * Writes each change as one JSON line (README "Output format"), at least once: a batch is
@@ -30,7 +31,15 @@ export class StdoutSink implements Sink {
   readonly name = 'stdout'
   readonly exactlyOnce = false
   private readonly out: Writable
-  private buffer = ''
+  // Lines are encoded to UTF-8 as they are appended, into a chunk written in slices: one big
+  // string of many small pieces would be flattened and encoded again by every write().
+  private chunk: Buffer = Buffer.allocUnsafe(CHUNK_BYTES)
+  private pos = 0
+  /** Start of the bytes of `chunk` not yet handed to `out`. */
+  private written = 0
+  /** Filled chunks not yet handed to `out`. */
+  private pending: Buffer[] = []
+  private pendingBytes = 0
   private failed: Error | undefined
   // Set only for --format debezium; the JSON path calls format.ts directly.
   private readonly debezium: DebeziumFormatter | undefined
@@ -65,7 +74,9 @@ export class StdoutSink implements Sink {
       },
       commit: () => this.flush(),
       abort: async () => {
-        this.buffer = ''
+        this.pos = this.written
+        this.pending = []
+        this.pendingBytes = 0
       },
     }
   }
@@ -95,20 +106,38 @@ export class StdoutSink implements Sink {
   }
 
   private append(line: string): void {
-    this.buffer += line
-    this.buffer += '\n'
+    // 3 bytes per UTF-16 unit at most; a line that may not fit starts a new chunk.
+    if (this.chunk.length - this.pos <= line.length * 3) {
+      const need = Buffer.byteLength(line) + 1
+      if (this.chunk.length - this.pos < need) {
+        if (this.pos > this.written) {
+          this.pending.push(this.chunk.subarray(this.written, this.pos))
+          this.pendingBytes += this.pos - this.written
+        }
+        this.chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, need))
+        this.pos = 0
+        this.written = 0
+      }
+    }
+    this.pos += this.chunk.write(line, this.pos)
+    this.chunk[this.pos++] = 0x0a
   }
 
   private async maybeFlush(): Promise<void> {
-    if (this.buffer.length >= FLUSH_AT) await this.flush()
+    if (this.pendingBytes + this.pos - this.written >= FLUSH_AT) await this.flush()
   }
 
   /** Hands the buffered lines to the OS; resolves when written (respecting backpressure). */
   async flush(): Promise<void> {
     if (this.failed) throw this.failed
-    if (this.buffer.length === 0) return
-    const chunk = this.buffer
-    this.buffer = ''
+    const parts = this.pending
+    // The written slice of `chunk` is never touched again (appends go after it), so no copy.
+    if (this.pos > this.written) parts.push(this.chunk.subarray(this.written, this.pos))
+    this.written = this.pos
+    this.pending = []
+    this.pendingBytes = 0
+    if (parts.length === 0) return
+    const chunk = parts.length === 1 ? parts[0] : Buffer.concat(parts)
     await new Promise<void>((resolve, reject) => {
       this.out.write(chunk, (err) => {
         if (err) reject(this.failed ?? new PgrepError('sink', `cannot write to stdout: ${err.message}`, {cause: err}))
