@@ -7,7 +7,7 @@
 // after merging, so that every problem of every source is reported at once.
 import {readFileSync} from 'node:fs'
 import {Flags} from '@oclif/core'
-import {type Document, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, type YAMLMap} from 'yaml'
+import type {Document, YAMLMap} from 'yaml'
 import {z} from 'zod'
 import {PgrepError} from '../core/errors.js'
 
@@ -213,7 +213,9 @@ interface FileValues {
   loaded: boolean
 }
 
-function entriesOf(map: YAMLMap): [string, unknown][] {
+type Yaml = typeof import('yaml')
+
+function entriesOf({isScalar}: Yaml, map: YAMLMap): [string, unknown][] {
   return map.items.map((pair) => [String(isScalar(pair.key) ? pair.key.value : pair.key), pair.value])
 }
 
@@ -221,15 +223,15 @@ function entriesOf(map: YAMLMap): [string, unknown][] {
  * A node's value for a flag. A string flag written as a plain number or boolean
  * (heartbeat-interval: 10, db-password: 0123) is the text as written, not YAML's reading of it.
  */
-function valueOf(node: unknown, def: FlagDef, doc: Document): unknown {
+function valueOf(yaml: Yaml, node: unknown, def: FlagDef, doc: Document): unknown {
   if (kindOf(def) === 'string') {
-    if (isScalar(node) && node.value !== null && typeof node.value !== 'string' && typeof node.source === 'string') return node.source
-    if (def.multiple && isSeq(node)) return node.items.map((item) => valueOf(item, {...def, multiple: false}, doc))
+    if (yaml.isScalar(node) && node.value !== null && typeof node.value !== 'string' && typeof node.source === 'string') return node.source
+    if (def.multiple && yaml.isSeq(node)) return node.items.map((item) => valueOf(yaml, item, {...def, multiple: false}, doc))
   }
-  return isNode(node) ? node.toJS(doc) : node
+  return yaml.isNode(node) ? node.toJS(doc) : node
 }
 
-function readConfigFile(input: ResolveInput, file: string, problems: string[]): FileValues {
+async function readConfigFile(input: ResolveInput, file: string, problems: string[]): Promise<FileValues> {
   const out: FileValues = {values: new Map(), loaded: false}
   let text: string
   try {
@@ -240,8 +242,11 @@ function readConfigFile(input: ResolveInput, file: string, problems: string[]): 
     return out
   }
   // YAML 1.2 reads JSON too. Errors give line and column, never the line's text (it may hold a password).
-  const lines = new LineCounter()
-  const doc = parseDocument(text, {prettyErrors: false, uniqueKeys: true, lineCounter: lines})
+  // Loaded only when there is a file: it costs startup time.
+  const yaml = await import('yaml')
+  const {isMap, isNode} = yaml
+  const lines = new yaml.LineCounter()
+  const doc = yaml.parseDocument(text, {prettyErrors: false, uniqueKeys: true, lineCounter: lines})
   if (doc.errors.length > 0) {
     for (const e of doc.errors) {
       const at = lines.linePos(e.pos[0])
@@ -277,15 +282,15 @@ function readConfigFile(input: ResolveInput, file: string, problems: string[]): 
   // serve sync, status and drop. A section named after a command applies to that command only.
   const top: Record<string, unknown> = {}
   const section: Record<string, unknown> = {}
-  for (const [key, node] of entriesOf(root)) {
+  for (const [key, node] of entriesOf(yaml, root)) {
     if (key === CONFIG_FLAG) unknownKey(key, key, false)
-    else if (key in input.defs) top[key] = valueOf(node, input.defs[key]!, doc)
+    else if (key in input.defs) top[key] = valueOf(yaml, node, input.defs[key]!, doc)
     else if (key in commands || key === input.command) {
       if (!isMap(node)) {
         problems.push(`${file}: ${key}: a command section must be a mapping of flag names to values, got ${describe(isNode(node) ? node.toJS(doc) : node)}`)
       } else if (key === input.command) {
-        for (const [k, n] of entriesOf(node)) {
-          if (k !== CONFIG_FLAG && k in input.defs) section[k] = valueOf(n, input.defs[k]!, doc)
+        for (const [k, n] of entriesOf(yaml, node)) {
+          if (k !== CONFIG_FLAG && k in input.defs) section[k] = valueOf(yaml, n, input.defs[k]!, doc)
           else unknownKey(`${key}.${k}`, k, true)
         }
       }
@@ -368,7 +373,7 @@ export async function resolveFlags(input: ResolveInput): Promise<Resolved> {
   const fromArgv = input.argv[CONFIG_FLAG]
   const fromEnv = input.env[CONFIG_ENV]
   const configFile = typeof fromArgv === 'string' && fromArgv !== '' ? fromArgv : fromEnv ? fromEnv : undefined
-  const file: FileValues = configFile ? readConfigFile(input, configFile, problems) : {values: new Map(), loaded: true}
+  const file: FileValues = configFile ? await readConfigFile(input, configFile, problems) : {values: new Map(), loaded: true}
 
   const flags: Record<string, unknown> = {}
   const origins: Record<string, Origin> = {}

@@ -65,7 +65,7 @@ describe('precedence: flags > env > file > defaults', () => {
     expect(r.origins['log-level']).toBe('default')
     // Per-command defaults stay the command's own.
     expect((await resolve('copy-table', {argv: {table: ['t']}})).flags).toMatchObject({sink: 'duckdb', parallel: 4})
-    expect((await resolve('status', {argv: {slot: 's'}})).flags['max-lag-bytes']).toBe(1024 ** 3)
+    expect((await resolve('drop', {argv: {slot: 's'}})).flags['duckdb-path']).toBe('pgrep.duckdb')
   })
 
   it('a repeatable flag from a higher source replaces the lower one\'s list', async () => {
