@@ -5,6 +5,8 @@ import {connectionFlags, EXIT_CODE_HELP, logFlags, sinkFlags} from '../cli/flags
 import {createSink} from '../cli/sinks.js'
 import {collectStatus, formatStatus} from '../core/ops/status.js'
 import {PgrepError} from '../core/errors.js'
+import {parseByteSize} from '../core/bytes.js'
+import {DEFAULT_MAX_LAG_BYTES} from '../core/pipeline/slot-monitor.js'
 import {PostgresSource} from '../core/postgres/source.js'
 import type {ResumeState} from '../core/pipeline/sink.js'
 import {defaultSlotName} from '../cli/config.js'
@@ -39,7 +41,7 @@ ${EXIT_CODE_HELP}`
     ...connectionFlags,
     publication: Flags.string({summary: 'Publication to check (its tables and their replica identity).', helpGroup: 'REPLICATION'}),
     slot: Flags.string({summary: 'Replication slot to check. Default: pgrep_<publication>.', helpGroup: 'REPLICATION'}),
-    'max-lag-bytes': Flags.integer({summary: 'WAL retained by the slot above which the pipeline counts as lagging.', default: 1024 * 1024 * 1024, min: 0}),
+    'max-lag-bytes': Flags.string({summary: 'WAL retained by the slot above which the pipeline counts as lagging: bytes, or with a unit (512MB, 10GB). Default 1GB; off: never.'}),
     'max-lag-seconds': Flags.integer({summary: 'Lag in time above which the pipeline counts as lagging (needs --sink duckdb or bigquery). Default: not checked.', min: 0}),
     json: Flags.boolean({summary: 'Print the report as JSON.'}),
     ...sinkFlags('stdout'),
@@ -55,6 +57,7 @@ ${EXIT_CODE_HELP}`
       throw new PgrepError('usage', '--max-lag-seconds needs --sink duckdb or bigquery', {hint: 'the lag in time comes from the commit time the sink records with its checkpoint; stdout keeps none'})
     }
     const slot = flags.slot ?? defaultSlotName(flags.publication!)
+    const maxLagBytes = statusMaxLagBytes(flags['max-lag-bytes'])
     const source = new PostgresSource(connection, log)
     let sinkState: ResumeState | undefined
     if (flags.sink !== 'stdout') {
@@ -67,11 +70,22 @@ ${EXIT_CODE_HELP}`
     }
     const client = await source.sql()
     try {
-      const report = await collectStatus({source, client, slot, publication: flags.publication, sinkState, maxLagBytes: flags['max-lag-bytes'], maxLagSeconds: flags['max-lag-seconds']})
+      const report = await collectStatus({source, client, slot, publication: flags.publication, sinkState, maxLagBytes, maxLagSeconds: flags['max-lag-seconds']})
       process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatStatus(report)}\n`)
       process.exitCode = STATUS_EXIT[report.health]
     } finally {
       await client.end().catch(() => {})
     }
+  }
+}
+
+/** The same sizes as cdc and sync's --max-lag-bytes; here `off` means no byte threshold (0 still means any retained WAL). */
+function statusMaxLagBytes(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_MAX_LAG_BYTES
+  if (text.trim().toLowerCase() === 'off') return Number.MAX_SAFE_INTEGER
+  try {
+    return parseByteSize(text)
+  } catch (err) {
+    throw new PgrepError('usage', `invalid option: --max-lag-bytes: ${(err as Error).message}`, {hint: 'see --help for every option'})
   }
 }

@@ -59,6 +59,14 @@ describe.each(pgServers())('slot protection on PostgreSQL $major', (server) => {
       expect(w.msg).toMatch(/replication slot "lag_slot" retains [\d.]+ [KM]iB of WAL \(\d+ bytes\), more than --max-lag-bytes 256\.0 KiB/)
       expect(w.msg).toMatch(/long-running transaction/)
       expect(w.msg).toMatch(/--heartbeat-interval/)
+
+      // status reads the same sizes.
+      const lagging = await runCli(['status', '--slot', 'lag_slot', '--max-lag-bytes', '256kB', '--json'], pgEnv(db))
+      expect(lagging.code, lagging.stderr).toBe(10)
+      expect((await runCli(['status', '--slot', 'lag_slot', '--max-lag-bytes', 'off', '--json'], pgEnv(db))).code).toBe(0)
+      const bad = await runCli(['status', '--slot', 'lag_slot', '--max-lag-bytes', 'lots'], pgEnv(db))
+      expect(bad.code).toBe(2)
+      expect(bad.stderr).toMatch(/--max-lag-bytes: "lots" is not a byte size/)
     } finally {
       await holder.query('COMMIT').catch(() => {})
       await holder.end()
