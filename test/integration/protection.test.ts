@@ -6,7 +6,7 @@ import path from 'node:path'
 import {PassThrough} from 'node:stream'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {parseLsn} from '../../src/core/lsn.js'
-import {silentLogger} from '../../src/core/log/logger.js'
+import {silentLogger, type Logger} from '../../src/core/log/logger.js'
 import {runCdc} from '../../src/core/pipeline/cdc.js'
 import type {SlotStatusEvent} from '../../src/core/pipeline/observer.js'
 import {resolveConnection} from '../../src/core/postgres/connection.js'
@@ -76,6 +76,49 @@ describe.each(pgServers())('slot protection on PostgreSQL $major', (server) => {
     expect(r.code, r.stderr).toBe(0)
     // The held transaction's row arrived once it committed (or is emitted on the next run): nothing else.
     expect(jsonLines(r.stdout).every((e) => e.table === 't')).toBe(true)
+  })
+
+  it('repeats the warning while above (lagWarningRepeatMs), and says when the slot is back under (library)', async () => {
+    const records: {level: string; msg: string; fields: any}[] = []
+    const capture = (level: string) => (fields: object, msg?: string) => records.push({level, msg: msg ?? '', fields})
+    const logger: Logger = {debug: () => {}, info: capture('info'), warn: capture('warn'), error: capture('error'), child: () => logger}
+    const source = new PostgresSource(resolveConnection({source: db.uri, sslMode: 'disable'}, {}), silentLogger)
+    const controller = new AbortController()
+    const holder = await db.client()
+    const run = runCdc({
+      source,
+      publication: 'pub',
+      slot: 'repeat_slot',
+      sink: new StdoutSink({out: new PassThrough()}),
+      signal: controller.signal,
+      log: logger,
+      slotMonitor: {intervalMs: 100, maxLagBytes: 128 * 1024, lagWarningRepeatMs: 400},
+    })
+    const lagWarnings = () => records.filter((r) => r.level === 'warn' && r.msg.includes('more than --max-lag-bytes'))
+    try {
+      await waitFor(() => records.some((r) => r.msg.startsWith('streaming from slot')), 30_000, 'streaming started')
+      await holder.query(`BEGIN; INSERT INTO t VALUES (-1, 'held open')`)
+      await db.query(`INSERT INTO busy (v) SELECT repeat('y', 1000) FROM generate_series(1, 1000)`)
+      await waitFor(() => lagWarnings().length >= 2, 20_000, 'a repeated warning')
+      const [first, second] = lagWarnings()
+      expect(first.fields).toMatchObject({slot: 'repeat_slot', maxLagBytes: 128 * 1024, walStatus: expect.stringMatching(/reserved|extended/)})
+      expect(second.fields.retainedWalBytes).toBeGreaterThan(128 * 1024)
+      // With the transaction over and checkpoints logging where decoding may restart, restart_lsn moves up.
+      await holder.query('COMMIT')
+      await waitFor(
+        async () => {
+          await db.query('CHECKPOINT')
+          return records.some((r) => r.level === 'info' && r.msg.includes('back under the WAL retention threshold'))
+        },
+        30_000,
+        'back under',
+      )
+    } finally {
+      await holder.query('ROLLBACK').catch(() => {})
+      await holder.end()
+      controller.abort()
+    }
+    expect((await run).end).toBe('signal')
   })
 
   it('rejects bad protection flags with every problem listed (exit 2)', async () => {
