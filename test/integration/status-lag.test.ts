@@ -6,6 +6,7 @@ import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {DuckDBInstance} from '@duckdb/node-api'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {startStandIn} from '../helpers/bigquery-standin/index.js'
 import {pgEnv, runCli} from '../helpers/cli.js'
 import {createTestDb, type TestDb} from '../helpers/postgres.js'
 import {pgServers} from '../helpers/servers.js'
@@ -88,6 +89,28 @@ describe.each(pgServers())('status lag in time on PostgreSQL $major', (server) =
     const caught = await status()
     expect(Date.parse(caught.report.sink.checkpoint.commitTime)).toBeGreaterThan(commitMs)
     expect(Date.parse(caught.report.sink.checkpoint.commitTime)).toBeLessThan(Date.parse(behind.report.server.now))
+  })
+
+  it('shows the commit time BigQuery recorded (stand-in)', async () => {
+    const standIn = await startStandIn()
+    try {
+      await db.query(`CREATE TABLE public.b (id int PRIMARY KEY); CREATE PUBLICATION bq_pub FOR TABLE public.b`)
+      const bqEnv = {...env, PGREP_BIGQUERY_API_ENDPOINT: standIn.url}
+      const args = ['--publication', 'bq_pub', '--slot', 'bq_lag_slot', '--sink', 'bigquery', '--bq-project', standIn.projectId, '--bq-dataset', 'lag', '--bq-key-file', standIn.keyFile]
+      expect((await runCli(['sync', ...args, '--once'], bqEnv, 120_000)).code).toBe(0)
+      const before = Date.now()
+      await db.query(`INSERT INTO public.b VALUES (1)`)
+      const after = Date.now()
+      const applied = await runCli(['cdc', ...args, '--once'], bqEnv, 120_000)
+      expect(applied.code, applied.stderr).toBe(0)
+      const r = await runCli(['status', ...args, '--json'], bqEnv)
+      expect(r.code, r.stderr).toBe(0)
+      const commitMs = Date.parse(JSON.parse(r.stdout).lag.lastCommitTime)
+      expect(commitMs).toBeGreaterThanOrEqual(before - 1)
+      expect(commitMs).toBeLessThanOrEqual(after + 1)
+    } finally {
+      await standIn.stop()
+    }
   })
 
   it('without a sink there is no commit time: lag in time unknown, and --max-lag-seconds is refused', async () => {
