@@ -4,7 +4,7 @@ import {Command, Errors, type Interfaces} from '@oclif/core'
 import {EXIT_CODES, PgrepError} from '../core/errors.js'
 import type {Logger} from '../core/log/logger.js'
 import {redact} from '../core/postgres/connection.js'
-import {configFlag, forCommandLine, resolveFlags, type FlagDefs} from './config-sources.js'
+import {configFlag, envName, forCommandLine, resolveFlags, type FlagDefs, type Resolved} from './config-sources.js'
 import {createLogger, type LogFormat, type LogLevel} from './logger.js'
 
 type Output = {[name: string]: any}
@@ -13,6 +13,8 @@ export abstract class PgrepCommand extends Command {
   static override baseFlags = configFlag
 
   protected logger!: Logger
+  /** Where the flags came from, logged once the logger exists. */
+  private resolved?: Resolved
   /** Fires on the first SIGINT/SIGTERM: commands stop reading, make durable what they have, exit 0. */
   protected readonly abort = new AbortController()
   private signalCount = 0
@@ -46,11 +48,20 @@ export abstract class PgrepCommand extends Command {
       commands: Object.fromEntries(this.config.commands.map((c) => [c.id, Object.keys(c.flags)])),
       context: this,
     })
+    this.resolved = resolved
     return {...parsed, flags: resolved.flags as typeof parsed.flags}
   }
 
   protected setupLogger(level: string | undefined, format: string | undefined): Logger {
     this.logger = createLogger((level ?? 'info') as LogLevel, format as LogFormat | undefined)
+    if (this.resolved) {
+      const {configFile, origins, warnings} = this.resolved
+      // Names only: values may be secrets.
+      const fromEnv = Object.keys(origins).filter((f) => origins[f] === 'env').map(envName)
+      const fromFile = Object.keys(origins).filter((f) => origins[f] === 'file')
+      this.logger.debug({configFile, fromEnv, fromFile}, 'flag values from the environment and the config file')
+      for (const w of warnings) this.logger.warn({}, w)
+    }
     return this.logger
   }
 

@@ -204,6 +204,23 @@ export interface Resolved {
   flags: Record<string, unknown>
   origins: Record<string, Origin>
   configFile?: string
+  /** PGREP_* variables that look like a misspelt flag's (not errors: other tools may use the prefix). */
+  warnings: string[]
+}
+
+/** PGREP_* variables no command reads whose name is one or two letters from a flag's. */
+export function envTypos(env: Record<string, string | undefined>, flagNames: Iterable<string>): string[] {
+  const names = [...new Set(flagNames)]
+  const known = new Set([...names.map(envName), CONFIG_ENV])
+  const out: string[] = []
+  for (const key of Object.keys(env)) {
+    if (!key.startsWith('PGREP_') || known.has(key)) continue
+    const asFlag = key.slice('PGREP_'.length).toLowerCase().replaceAll('_', '-')
+    if (asFlag.length < 4) continue
+    const near = names.find((n) => levenshtein(asFlag, n) <= 2)
+    if (near) out.push(`${key} is not read by pgrep (did you mean ${envName(near)}?)`)
+  }
+  return out
 }
 
 interface FileValues {
@@ -420,11 +437,14 @@ export async function resolveFlags(input: ResolveInput): Promise<Resolved> {
     }
   }
 
+  const warnings = envTypos(input.env, [...names, ...Object.values(input.commands ?? {}).flat()])
   if (problems.length > 0) {
+    // A misspelt variable may be why a flag is missing: say so next to the problems.
+    const notes = warnings.map((w) => `note: ${w}`)
     throw new PgrepError('usage', problems.length === 1 ? `invalid option: ${problems[0]}` : `${problems.length} invalid options`, {
-      details: problems.length === 1 ? [] : problems,
+      details: [...(problems.length === 1 ? [] : problems), ...notes],
       hint: 'see --help; values come from flags, then PGREP_* variables, then the --config file',
     })
   }
-  return {flags, origins, configFile}
+  return {flags, origins, configFile, warnings}
 }

@@ -209,6 +209,19 @@ describe('environment variables', () => {
   })
 })
 
+describe('misspelt PGREP_* variables', () => {
+  it('are warnings, and notes next to the problems they may explain', async () => {
+    const ok = await resolve('cdc', {env: {PGREP_PUBLICATION: 'p', PGREP_BATCH_MAX_ROW: '5', PGREP_TEST_PG_MAJORS: '18', PGREP_BIGQUERY_API_ENDPOINT: 'x', PGREP_PARALLE: '2'}})
+    // PGREP_PARALLE is near sync's --parallel: flags of other commands count.
+    expect(ok.warnings.sort()).toEqual([
+      'PGREP_BATCH_MAX_ROW is not read by pgrep (did you mean PGREP_BATCH_MAX_ROWS?)',
+      'PGREP_PARALLE is not read by pgrep (did you mean PGREP_PARALLEL?)',
+    ])
+    const problems = await problemsOf(resolve('cdc', {env: {PGREP_PUBLICATOIN: 'p'}}))
+    expect(problems).toEqual(['note: PGREP_PUBLICATOIN is not read by pgrep (did you mean PGREP_PUBLICATION?)'])
+  })
+})
+
 describe('helpers', () => {
   it('splitList', () => {
     expect(splitList('a')).toEqual({values: ['a']})
