@@ -116,7 +116,12 @@ export class SlotMonitor {
       return undefined
     }
     const {invalidationReason, ...event} = reading
-    this.input.observer?.onSlotStatus?.(event)
+    try {
+      this.input.observer?.onSlotStatus?.(event)
+    } catch (err) {
+      // A timer callback has nobody to throw to: a failing hook must not crash the process.
+      log.warn({slot, err: (err as Error).message}, 'the onSlotStatus hook failed')
+    }
     if (reading.walStatus === 'lost' || invalidationReason) {
       if (!this.invalidated) {
         this.invalidated = true
