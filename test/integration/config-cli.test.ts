@@ -83,8 +83,11 @@ describe('help', () => {
     expect(root.stdout).toMatch(/EXAMPLES\n {2}Terminal:.*\n {4}\$ pgrep cdc /)
     expect(root.stdout).toMatch(/\n {4}\*\/5 \* \* \* \* pgrep sync --config /)
     expect(root.stdout).toContain('CONFIGURATION')
-    for (const command of ['cdc', 'sync', 'copy-table', 'status', 'drop']) {
-      const help = await runCli([command, '--help'], cleanEnv())
+    const commands = ['cdc', 'sync', 'copy-table', 'status', 'drop']
+    const helps = await Promise.all(commands.map((command) => runCli([command, '--help'], cleanEnv())))
+    for (const [i, command] of commands.entries()) {
+      const help = helps[i]!
+      expect(help.code, command).toBe(0)
       expect(help.stdout, command).toContain('--config=<value>')
       expect(help.stdout, command).toMatch(/EXAMPLES[\s\S]*--config|EXAMPLES[\s\S]*PGREP_/)
       expect(help.stdout, command).toContain('PGREP_<FLAG>')
