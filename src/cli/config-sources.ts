@@ -301,13 +301,13 @@ async function readConfigFile(input: ResolveInput, file: string, problems: strin
   const section: Record<string, unknown> = {}
   for (const [key, node] of entriesOf(yaml, root)) {
     if (key === CONFIG_FLAG) unknownKey(key, key, false)
-    else if (key in input.defs) top[key] = valueOf(yaml, node, input.defs[key]!, doc)
-    else if (key in commands || key === input.command) {
+    else if (Object.hasOwn(input.defs, key)) top[key] = valueOf(yaml, node, input.defs[key]!, doc)
+    else if (Object.hasOwn(commands, key) || key === input.command) {
       if (!isMap(node)) {
         problems.push(`${file}: ${key}: a command section must be a mapping of flag names to values, got ${describe(isNode(node) ? node.toJS(doc) : node)}`)
       } else if (key === input.command) {
         for (const [k, n] of entriesOf(yaml, node)) {
-          if (k !== CONFIG_FLAG && k in input.defs) section[k] = valueOf(yaml, n, input.defs[k]!, doc)
+          if (k !== CONFIG_FLAG && Object.hasOwn(input.defs, k)) section[k] = valueOf(yaml, n, input.defs[k]!, doc)
           else unknownKey(`${key}.${k}`, k, true)
         }
       }

@@ -164,6 +164,11 @@ describe('every problem at once', () => {
     expect(problems).toEqual(expect.arrayContaining(['pgrep.yaml: db-password: expected a string, got a list', 'pgrep.yaml: source: expected a string, got a mapping']))
   })
 
+  it('keys named like Object properties are unknown keys, not flags', async () => {
+    const problems = await problemsOf(resolve('cdc', {argv: {publication: 'p'}, file: 'constructor: 1\n__proto__: {slot: x}\ncdc:\n  toString: 2\n'}))
+    expect(problems).toEqual(['pgrep.yaml: constructor: unknown key', 'pgrep.yaml: __proto__: unknown key', 'pgrep.yaml: cdc.toString: unknown key'])
+  })
+
   it('checks exclusive flags across sources, naming where each came from', async () => {
     const problems = await problemsOf(resolve('cdc', {argv: {publication: 'p', 'until-lsn': '0/10'}, file: 'once: true'}))
     expect(problems).toEqual(['once in the config file and --until-lsn: give one or the other'])
