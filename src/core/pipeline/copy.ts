@@ -2,11 +2,14 @@
 // into ctid ranges, over at most `parallel` connections that all imported the same exported
 // snapshot. Each table reaches the sink through one writer whose commit replaces the table
 // atomically, so a failure or an interrupt leaves the previous data of unfinished tables intact.
+import {mkdtempSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
 import type pg from 'pg'
 import {PgrepError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {formatLsn, parseLsn, type Lsn} from '../lsn.js'
-import {copyOut} from '../postgres/copy-out.js'
+import {copyOut, copyOutToFile} from '../postgres/copy-out.js'
 import type {PostgresSource} from '../postgres/source.js'
 import {TypeCatalog} from '../schema/catalog.js'
 import {qualifiedName, quoteIdent, tableKey, type TableName, type TableSchema} from '../schema/types.js'
@@ -43,6 +46,8 @@ export interface CopyOptions {
   signal: AbortSignal
   log: Logger
   onProgress?: (p: TableProgress) => void
+  /** Where rows for a sink that loads files ({@link TableCopyWriter.loadCsvFile}) are staged; default the OS temp directory. */
+  tempDir?: string
   /** Called once the snapshot is imported by every worker (the exporting connection may then be reused). */
   onSnapshotImported?: () => void
 }
@@ -54,6 +59,7 @@ export interface CopyResult {
 
 interface Unit {
   table: TableSchema
+  /** The SELECT of this unit's rows, for COPY (...) TO STDOUT. */
   select: string
   range?: [number, number | null]
 }
@@ -76,6 +82,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
   const coordinator = await source.sql('start the copy')
   const workers: pg.Client[] = []
   const plans: TablePlan[] = []
+  let tempDir: string | undefined
   try {
     await source.run(coordinator, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
     let snapshotName = opts.snapshot.name
@@ -109,6 +116,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
 
     const queue: {plan: TablePlan; unit: Unit}[] = plans.flatMap((plan) => plan.units.map((unit) => ({plan, unit})))
     let failed: unknown
+    let fileCount = 0
     const work = async (client: pg.Client) => {
       for (;;) {
         if (failed || opts.signal.aborted) return
@@ -118,8 +126,24 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
         try {
           plan.writer ??= opts.sink.startTableCopy(plan.table, lsn)
           const writer = await plan.writer
+          if (writer.loadCsvFile) {
+            // The sink parses CSV itself: the bytes go to a file untouched; while the sink loads
+            // one range, other connections read theirs.
+            tempDir ??= mkdtempSync(path.join(opts.tempDir ?? tmpdir(), 'pgrep-copy-'))
+            const file = path.join(tempDir, `${fileCount++}.csv`)
+            const {rows, maxRowBytes} = await copyOutToFile(client, `COPY (${unit.select}) TO STDOUT (FORMAT csv)`, file, opts.signal)
+            const load = plan.writeChain.then(() => writer.loadCsvFile!(file, maxRowBytes))
+            plan.writeChain = load.catch(() => {})
+            try {
+              await load
+            } finally {
+              rmSync(file, {force: true})
+            }
+            plan.rows += rows
+            opts.onProgress?.({table: plan.table, rows: plan.rows, estimatedRows: plan.estimatedRows, done: false})
+          } else {
           const columns = plan.table.columns.length
-          await copyOut(client, unit.select, columns, async (rows) => {
+          await copyOut(client, `COPY (${unit.select}) TO STDOUT`, columns, async (rows) => {
             if (opts.signal.aborted) throw interrupted()
             // Ranges of one table share one writer: their writes are serialized.
             const write = plan.writeChain.then(() => writer.write(rows))
@@ -128,6 +152,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
             plan.rows += rows.length
             opts.onProgress?.({table: plan.table, rows: plan.rows, estimatedRows: plan.estimatedRows, done: false})
           })
+          }
           plan.remaining--
           if (plan.remaining === 0) {
             await plan.writeChain
@@ -148,6 +173,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
     }
     return {snapshotLsn: lsn, tables: plans.map((p) => ({table: p.table, rows: p.rows}))}
   } finally {
+    if (tempDir) rmSync(tempDir, {recursive: true, force: true})
     await Promise.all(workers.concat(workers.includes(coordinator) ? [] : [coordinator]).map((c) => c.end().catch(() => {})))
   }
 }
@@ -191,7 +217,7 @@ async function planTable(source: PostgresSource, client: pg.Client, table: Table
   const filter = table.rowFilter ? `(${table.rowFilter})` : ''
   const select = (extra: string) => {
     const where = [filter, extra].filter(Boolean).join(' AND ')
-    return `COPY (SELECT ${columns || 'NULL'} FROM ${from}${where ? ` WHERE ${where}` : ''}) TO STDOUT`
+    return `SELECT ${columns || 'NULL'} FROM ${from}${where ? ` WHERE ${where}` : ''}`
   }
   const units: Unit[] = []
   const pieces = parallel > 1 && bytes > splitBytes ? Math.min(parallel * 2, Math.ceil(bytes / splitBytes)) : 1

@@ -50,6 +50,13 @@ export interface ResumeState {
 export interface TableCopyWriter {
   /** Rows in the table's column order; may be called many times. Resolve when the rows are accepted (backpressure). */
   write(rows: TupleData[]): Promise<void>
+  /**
+   * Optional bulk path, used instead of write() when present: `file` holds rows in Postgres's
+   * `COPY ... (FORMAT csv)` output (no header, NULL unquoted and empty, UTF-8), in the table's
+   * column order; the writer loads it before resolving and the caller deletes it afterwards.
+   * `maxRowBytes` is the longest row in the file.
+   */
+  loadCsvFile?(file: string, maxRowBytes: number): Promise<void>
   /** Atomically replace the table's data and mark it ready at snapshotLsn. */
   commit(): Promise<void>
   /** Discard what was written; the previous data stays untouched. */

@@ -14,7 +14,7 @@ import {UNCHANGED_TOAST, type TupleData} from '../../core/protocol/messages.js'
 import type {TableSchema} from '../../core/schema/types.js'
 import {checkTableNames, createTableSql, declaredKey, literalDepth, loadShape, storedColumn, type TableShape} from './ddl.js'
 import {Issues, type SinkLog} from './issues.js'
-import {display, exec, sinkError} from './sql.js'
+import {display, exec, ident, literal, qualified, query, sinkError} from './sql.js'
 import {writeColumns, writeTableState} from './state.js'
 import {duckDbType} from './types.js'
 import {columnWriter, type ColumnWriter} from './values.js'
@@ -37,9 +37,14 @@ export class DuckDbCopyWriter implements TableCopyWriter {
   private writers: ColumnWriter[] = []
   private shape: TableShape | undefined
   private inTransaction = false
+  private begun = false
   private done = false
   private rows = 0
   private readonly issues = new Issues()
+  /** NULLs counted so far in each column whose cast may fail, to tell a refused value from a NULL. */
+  private readonly nullsSeen = new Map<number, bigint>()
+  /** Present when DuckDB can read every column of the table from CSV itself (see csvColumns). */
+  loadCsvFile?: (file: string, maxRowBytes: number) => Promise<void>
 
   constructor(
     private readonly host: CopyHost,
@@ -47,13 +52,54 @@ export class DuckDbCopyWriter implements TableCopyWriter {
     private readonly snapshotLsn: Lsn,
   ) {
     checkTableNames(table)
+    const plan = csvColumns(table)
+    if (plan) this.loadCsvFile = (file, maxRowBytes) => this.loadCsv(plan, file, maxRowBytes)
+  }
+
+  /**
+   * One INSERT ... SELECT FROM read_csv: DuckDB parses and casts in C++ on its own threads, with
+   * the same casts the appender applies to text. Values it refuses become NULL (TRY_CAST); only
+   * when a column that may refuse values gained NULLs is the file read again to count and report them.
+   */
+  private async loadCsv(plan: CsvColumn[], file: string, maxRowBytes: number): Promise<void> {
+    if (this.done) throw new PgrepError('internal', `copy of ${display(this.table)} already finished`)
+    const t = this.table
+    try {
+      if (!this.begun) await this.begin([])
+      const conn = this.conn!
+      const source = csvSource(file, plan.length, maxRowBytes)
+      await exec(conn, `INSERT INTO ${qualified(this.host.db, t)} SELECT ${plan.map((c, i) => c.expr(`c${i}`)).join(', ')} FROM ${source}`)
+      const checked = plan.flatMap((c, i) => (c.refused ? [i] : []))
+      if (checked.length === 0) return
+      const counts = await query<Record<string, bigint>>(
+        conn,
+        `SELECT ${checked.map((i) => `count(*) - count(${ident(t.columns[i].name)}) AS n${i}`).join(', ')} FROM ${qualified(this.host.db, t)}`,
+      )
+      for (const i of checked) {
+        const nulls = BigInt(counts[0][`n${i}`])
+        const before = this.nullsSeen.get(i) ?? 0n
+        this.nullsSeen.set(i, nulls)
+        if (nulls === before) continue
+        const v = `c${i}`
+        const rows = await query<{reason: string; n: bigint; sample: string}>(
+          conn,
+          `SELECT reason, count(*) AS n, any_value(${v}) AS sample FROM (SELECT ${v}, ${plan[i].refused!(v)} AS reason FROM ${source} WHERE ${v} IS NOT NULL AND ${plan[i].expr(v)} IS NULL) GROUP BY reason`,
+        )
+        const report = this.issues.reporter(display(t), t.columns[i].name)
+        for (const r of rows) for (let k = 0n; k < BigInt(r.n); k++) report(r.reason, r.sample)
+      }
+    } catch (err) {
+      await this.abort().catch(() => {})
+      throw sinkError(`load rows into ${display(t)}`, err)
+    }
   }
 
   async write(rows: TupleData[]): Promise<void> {
     if (this.done) throw new PgrepError('internal', `copy of ${display(this.table)} already finished`)
     try {
-      if (!this.appender) await this.begin(rows)
-      const ap = this.appender!
+      if (!this.begun) await this.begin(rows)
+      this.appender ??= await this.conn!.createAppender(this.table.name, this.table.schema, this.host.db)
+      const ap = this.appender
       const writers = this.writers
       const n = writers.length
       for (const row of rows) {
@@ -74,8 +120,8 @@ export class DuckDbCopyWriter implements TableCopyWriter {
   async commit(): Promise<void> {
     if (this.done) throw new PgrepError('internal', `copy of ${display(this.table)} already finished`)
     try {
-      if (!this.appender) await this.begin([])
-      this.appender!.closeSync()
+      if (!this.begun) await this.begin([])
+      this.appender?.closeSync()
       this.appender = undefined
       const conn = this.conn!
       await writeColumns(conn, this.host.db, this.table, this.table.columns.map(storedColumn))
@@ -141,8 +187,78 @@ export class DuckDbCopyWriter implements TableCopyWriter {
     await exec(conn, createTableSql(this.host.db, t, columns, primaryKey).replace(/^CREATE TABLE/, 'CREATE OR REPLACE TABLE'))
     this.shape = {schema: t.schema, name: t.name, columns, primaryKey}
     this.writers = t.columns.map((c, i) => columnWriter(c.type, columns[i].duckType, this.issues.reporter(display(t), c.name)))
-    this.appender = await conn.createAppender(t.name, t.schema, this.host.db)
+    this.begun = true
   }
+}
+
+interface CsvColumn {
+  /** The SQL giving the column's value from the CSV text column `v` (VARCHAR, NULL for NULL). */
+  expr: (v: string) => string
+  /** For a cast that may refuse a value (stored as NULL): the SQL giving the reason reported. */
+  refused?: (v: string) => string
+}
+
+/**
+ * How DuckDB reads each column of `table` from Postgres's CSV text, or undefined when a column
+ * needs pgrep's own decoding (arrays, intervals, bytea): the table is then loaded by the appender.
+ */
+export function csvColumns(table: TableSchema): CsvColumn[] | undefined {
+  const out: CsvColumn[] = []
+  for (const c of table.columns) {
+    if (c.type.kind === 'array') return undefined
+    const duck = duckDbType(c.type)
+    const base = duck.replace(/\(.*$/, '')
+    switch (base) {
+      case 'VARCHAR':
+        out.push({expr: (v) => v})
+        break
+      case 'BOOLEAN':
+      case 'SMALLINT':
+      case 'INTEGER':
+      case 'BIGINT':
+      case 'UINTEGER':
+      case 'FLOAT':
+      case 'DOUBLE':
+      case 'UUID':
+      case 'TIME':
+      case 'TIMETZ':
+        // Postgres's text of these always parses: a failure is an error, not a silent NULL.
+        out.push({expr: (v) => `CAST(${v} AS ${duck})`})
+        break
+      case 'JSON':
+        out.push({expr: (v) => `TRY_CAST(${v} AS JSON)`, refused: () => `'a JSON document DuckDB cannot parse'`})
+        break
+      case 'DECIMAL':
+        out.push({
+          expr: (v) => `TRY_CAST(${v} AS ${duck})`,
+          refused: (v) => `CASE WHEN ${v} = 'NaN' THEN 'NaN cannot be stored in a DECIMAL column' ELSE 'a value outside ${duck}' END`,
+        })
+        break
+      case 'DATE':
+      case 'TIMESTAMP':
+      case 'TIMESTAMPTZ':
+        out.push({expr: (v) => `TRY_CAST(${astronomicalYear(v)} AS ${duck})`, refused: () => `'a value outside DuckDB''s ${duck} range'`})
+        break
+      default:
+        return undefined
+    }
+  }
+  return out
+}
+
+/** SQL of prepareDateTime (values.ts): `0044-03-15 ... BC` → `-0043-03-15 ...`. */
+function astronomicalYear(v: string): string {
+  const year = `CAST(split_part(${v}, '-', 1) AS INTEGER)`
+  return `CASE WHEN ends_with(${v}, ' BC') AND strpos(${v}, '-') > 1 THEN (CASE WHEN ${year} = 1 THEN '0000' ELSE '-' || lpad(CAST(${year} - 1 AS VARCHAR), 4, '0') END) || substr(${v}, strpos(${v}, '-'), length(${v}) - strpos(${v}, '-') - 2) ELSE ${v} END`
+}
+
+/** read_csv of Postgres's CSV output: every column as VARCHAR, `""` an empty string, nothing NULL. */
+function csvSource(file: string, columns: number, maxRowBytes: number): string {
+  const cols = Array.from({length: columns}, (_, i) => `'c${i}': 'VARCHAR'`).join(', ')
+  // DuckDB refuses rows longer than max_line_size (2 MB by default); its buffers must hold one.
+  const line = Math.max(2 * 1024 * 1024, maxRowBytes + 1024)
+  const sizes = line > 2 * 1024 * 1024 ? `, max_line_size = ${line}, buffer_size = ${line * 2}` : ''
+  return `read_csv(${literal(file)}, header = false, auto_detect = false, delim = ',', quote = '"', escape = '"', nullstr = '', allow_quoted_nulls = false, encoding = 'utf-8'${sizes}, columns = {${cols}})`
 }
 
 /** Dimensions of the first non-empty array literal in column i (1 when none). */

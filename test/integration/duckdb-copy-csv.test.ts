@@ -1,0 +1,142 @@
+// The DuckDB copy's bulk path (COPY ... (FORMAT csv) into a file, loaded by DuckDB's read_csv)
+// must store exactly what the appender path stores for the same Postgres rows: the appender path
+// is checked against Postgres value by value in duckdb-pg.test.ts, so here the two DuckDB tables
+// are compared column by column, with the same warnings for the values DuckDB cannot hold.
+import {mkdtempSync, readdirSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
+import {DuckDBInstance} from '@duckdb/node-api'
+import pg from 'pg'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {silentLogger} from '../../src/core/log/logger.js'
+import {copyTables} from '../../src/core/pipeline/copy.js'
+import {resolveConnection} from '../../src/core/postgres/connection.js'
+import {copyOut} from '../../src/core/postgres/copy-out.js'
+import {sessionOptions} from '../../src/core/postgres/session.js'
+import {PostgresSource} from '../../src/core/postgres/source.js'
+import type {TupleData} from '../../src/core/protocol/messages.js'
+import {csvColumns} from '../../src/sinks/duckdb/copy.js'
+import {DuckDbSink} from '../../src/sinks/duckdb/index.js'
+import {createTestDb, type TestDb} from '../helpers/postgres.js'
+import {pgServers} from '../helpers/servers.js'
+
+const COLUMNS = `b bool, i2 int2, i4 int4, i8 int8, o oid, f4 real, f8 float8, n12 numeric(12,2), n38 numeric(38,10), nfree numeric,
+  m money, t text, vc varchar(10), ch char(3), u uuid, d date, tm time, ttz timetz, ts timestamp, tstz timestamptz, j json, jb jsonb,
+  e mood, dom posint, r int4range, ip inet, pt point`
+
+// Text that CSV has to quote or that looks like a NULL, a marker or an escape.
+const TEXTS = ['a,b', 'quote "x" ""', 'line\nbreak\r\nend', 'tab\there', 'back\\slash \\N', '\\.', '', ' spaced ', 'NULL', 'ü 日本 🎉', '"', ',']
+
+describe.each(pgServers())('DuckDB bulk copy path on PostgreSQL $major', (server) => {
+  let db: TestDb
+  let dir: string
+  beforeAll(async () => {
+    db = await createTestDb(server, 'duckcsv')
+    dir = mkdtempSync(path.join(tmpdir(), 'pgrep-duckdb-csv-'))
+    await db.query(`CREATE TYPE mood AS ENUM ('sad', 'happy'); CREATE DOMAIN posint AS int CHECK (VALUE > 0)`)
+    await db.query(`CREATE TABLE edge (id int PRIMARY KEY, ${COLUMNS})`)
+    const rows: Record<string, string | null>[] = [
+      {
+        b: 'true', i2: '0', i4: '0', i8: '0', o: '1', f4: '-0', f8: '0.1', n12: '1.50', n38: '0.0000000001', nfree: '0.000000000000000000000000000000000000000001',
+        m: '$1.00', t: 'hello', vc: 'ü', ch: 'ab', u: 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', d: '2024-02-29', tm: '12:34:56.123456', ttz: '12:34:56.123456+05:30',
+        ts: '2024-01-01 12:00:00.123456', tstz: '0044-03-15 12:00:00.5+00 BC', j: '{"b": 1,  "a":[1, 2.50] }', jb: '{"a": 1, "b": [true, null]}',
+        e: 'happy', dom: '42', r: '[1,10)', ip: '192.168.0.1/24', pt: '(1.5,-2)',
+      },
+      {
+        b: 'false', i2: '-32768', i4: '-2147483648', i8: '-9223372036854775808', o: '0', f4: 'NaN', f8: '-Infinity', n12: 'NaN', n38: '-1234567890123456789012345678.1234567890', nfree: 'NaN',
+        m: '-$92,233,720,368,547,758.08', t: '', vc: '', ch: '', u: '00000000-0000-0000-0000-000000000000', d: '4713-11-24 BC', tm: '00:00:00', ttz: '00:00:00-15:59',
+        ts: '4713-11-24 00:00:00 BC', tstz: '-infinity', j: '{"a":1,"a":2}', jb: '{}', e: 'sad', dom: '1', r: 'empty', ip: '::1', pt: '(0,0)',
+      },
+      {
+        b: 'true', i2: '32767', i4: '2147483647', i8: '9223372036854775807', o: '4294967295', f4: '3.4028235e+38', f8: '1.7976931348623157e+308', n12: '9999999999.99', n38: '1234567890123456789012345678.1234567890',
+        nfree: '3.14159265358979323846264338327950288419716939937510582097494459', m: '$92,233,720,368,547,758.07', t: `${'x'.repeat(3_000_000)} ü`, vc: '0123456789', ch: 'xyz', u: 'ffffffff-ffff-ffff-ffff-ffffffffffff',
+        d: '5874897-12-31', tm: '24:00:00', ttz: '23:59:59.999999+15:59', ts: '294276-12-31 23:59:59.999999', tstz: '2024-02-29 23:59:59.999999+05',
+        j: '[1, 2.50, "x", null]', jb: '[1, 2.50, "ü"]', e: 'happy', dom: '2147483647', r: '(,5]', ip: '2001:db8::/32', pt: '(1e+300,-1e-300)',
+      },
+      {d: 'infinity', ts: '0001-01-01 00:00:00 BC', tstz: '0001-01-01 00:00:00+00 BC', n12: '-0.01'},
+      {},
+      ...TEXTS.map((t, i) => ({t, ch: t.slice(0, 3), j: JSON.stringify(t), n12: i % 2 ? 'NaN' : null, ts: i % 3 ? null : '2000-01-01 00:00:00'})),
+    ]
+    for (const [i, row] of rows.entries()) {
+      const names = Object.keys(row)
+      await db.query(`INSERT INTO edge (id${names.map((n) => `, "${n}"`).join('')}) VALUES ($1${names.map((_, k) => `, $${k + 2}`).join('')})`, [i + 1, ...names.map((n) => row[n])])
+    }
+    // Many rows, so the copy is split into several ctid ranges, each loaded from its own file.
+    await db.query(`INSERT INTO edge (id, t, n12, ts, tstz) SELECT g, 'row ' || g, CASE WHEN g % 1000 = 0 THEN 'NaN' ELSE (g / 100.0)::numeric(12,2) END,
+      CASE WHEN g % 777 = 0 THEN NULL ELSE timestamp '2024-01-01' + g * interval '1 minute' END, now() FROM generate_series(100, 20099) g`)
+    await db.query('ANALYZE edge')
+  }, 120_000)
+  afterAll(async () => {
+    await db?.close()
+    rmSync(dir, {recursive: true, force: true})
+  })
+
+  it('stores the same values and reports the same refused values as the appender path', async () => {
+    const source = new PostgresSource(resolveConnection({source: db.uri, sslMode: 'disable'}, {}, {onWarning: () => {}}), silentLogger)
+    const warnings = {csv: [] as string[], appender: [] as string[]}
+    const staging = mkdtempSync(path.join(dir, 'staging-'))
+    const csvFile = path.join(dir, `csv-${server.major}.duckdb`)
+    const csvSink = new DuckDbSink({path: csvFile, log: (level, msg) => level === 'warn' && warnings.csv.push(msg)})
+    await csvSink.open()
+    let result
+    try {
+      result = await copyTables({
+        source,
+        sink: csvSink,
+        tables: [{schema: 'public', name: 'edge'}],
+        snapshot: {name: null, lsn: null},
+        parallel: 3,
+        splitBytes: 1,
+        tempDir: staging,
+        signal: new AbortController().signal,
+        log: silentLogger,
+      })
+    } finally {
+      await csvSink.close()
+    }
+    const table = result.tables[0].table
+    expect(result.tables[0].rows).toBe(20_000 + 5 + TEXTS.length)
+    expect(csvColumns(table)).toBeDefined()
+    expect(readdirSync(staging)).toEqual([]) // the files are gone
+
+    // The appender path: the same rows read as COPY text (char(n) keeps its padding), through write().
+    const client = new pg.Client({host: '127.0.0.1', port: db.port, user: db.user, password: db.password, database: db.database, options: sessionOptions()})
+    await client.connect()
+    const textRows: TupleData[] = []
+    await copyOut(client, `COPY (SELECT ${table.columns.map((c) => `"${c.name}"`).join(', ')} FROM edge ORDER BY id) TO STDOUT`, table.columns.length, async (rows) => {
+      textRows.push(...rows)
+    })
+    await client.end()
+    const appenderFile = path.join(dir, `appender-${server.major}.duckdb`)
+    const appenderSink = new DuckDbSink({path: appenderFile, log: (level, msg) => level === 'warn' && warnings.appender.push(msg)})
+    await appenderSink.open()
+    const writer = await appenderSink.startTableCopy(table, 1n)
+    await writer.write(textRows)
+    await writer.commit()
+    await appenderSink.close()
+
+    const instance = await DuckDBInstance.create(':memory:')
+    const duck = await instance.connect()
+    try {
+      await duck.run(`ATTACH '${csvFile}' AS csv (READ_ONLY); ATTACH '${appenderFile}' AS app (READ_ONLY)`)
+      const types = async (db: string) => (await duck.runAndReadAll(`SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = '${db}' AND table_name = 'edge' ORDER BY column_index`)).getRowsJS()
+      expect(await types('csv')).toEqual(await types('app'))
+      for (const c of table.columns) {
+        const q = (db: string) => `SELECT id, "${c.name}"::VARCHAR AS v FROM ${db}.public.edge`
+        const diff = (await duck.runAndReadAll(`(${q('csv')} EXCEPT ALL ${q('app')}) UNION ALL (${q('app')} EXCEPT ALL ${q('csv')}) ORDER BY id LIMIT 5`)).getRowsJS()
+        expect(diff, `column ${c.name}`).toEqual([])
+      }
+      const count = async (db: string) => (await duck.runAndReadAll(`SELECT count(*)::INT FROM ${db}.public.edge`)).getRowsJS()[0][0]
+      expect(await count('csv')).toBe(await count('app'))
+    } finally {
+      duck.closeSync()
+      instance.closeSync()
+    }
+    // One warning per column with refused values, with the same counts: NaN in a DECIMAL and a
+    // timestamp past DuckDB's end; NULLs that were NULL in Postgres are not reported.
+    const summary = (ws: string[]) => ws.map((w) => /^(\S+): (\d+) value/.exec(w)!.slice(1).join(' ')).sort()
+    expect(summary(warnings.csv)).toEqual(summary(warnings.appender))
+    expect(summary(warnings.csv)).toEqual(['public.edge.n12 27', 'public.edge.ts 1'])
+    expect(warnings.csv.find((w) => w.includes('.n12'))).toContain('NaN cannot be stored in a DECIMAL column')
+  }, 300_000)
+})
