@@ -1,5 +1,7 @@
 // Flags shared by the commands, defined once. Values are validated again by zod in config.ts,
-// which reports every problem at once.
+// which reports every problem at once. oclif only tokenizes the command line: types, options,
+// `default:` (still shown by --help), `required` and `exclusive` are applied by config-sources.ts
+// after merging in PGREP_* variables and the --config file.
 import {Flags} from '@oclif/core'
 
 export const connectionFlags = {
