@@ -149,7 +149,11 @@ export class StreamApplier {
           if (item.kind === 'keepalive') {
             this.onKeepalive(item.walEnd, stream)
           } else {
-            await this.onMessage(this.decoder.decode(item.data), item.data)
+            const data = item.data
+            if (!this.inStreamBlock || !this.holdStreamed(data)) {
+              const pending = this.onMessage(this.decoder.decode(data), data)
+              if (pending) await pending
+            }
           }
           if (this.done) break
         }
@@ -214,7 +218,21 @@ export class StreamApplier {
     }
   }
 
-  private async onMessage(msg: PgoutputMessage, raw: Uint8Array): Promise<void> {
+  /**
+   * A change of an in-progress (streamed) transaction is held as received, without decoding it
+   * twice: only its kind and xid (the first field inside a streamed block) are read here; it is
+   * decoded, and checked, when the transaction commits. False for anything else.
+   */
+  private holdStreamed(data: Uint8Array): boolean {
+    const kind = data[0]
+    if (data.length < 5 || !(kind === 0x49 || kind === 0x55 || kind === 0x44 || kind === 0x52 || kind === 0x59 || kind === 0x54)) return false // I U D R Y T
+    const xid = ((data[1] << 24) | (data[2] << 16) | (data[3] << 8) | data[4]) >>> 0
+    this.streamed.add(this.streamXid, xid, data)
+    return true
+  }
+
+  /** Not async: returns a promise only when the message needs the sink (or the catalog). */
+  private onMessage(msg: PgoutputMessage, raw: Uint8Array): Promise<void> | undefined {
     if (this.inStreamBlock && msg.tag !== 'stream-stop' && msg.tag !== 'stream-start') {
       // Changes of an in-progress transaction: held until it commits or aborts.
       const xid = 'xid' in msg && msg.xid !== undefined ? msg.xid : this.streamXid
@@ -227,8 +245,7 @@ export class StreamApplier {
         this.beginTxn(msg.xid, msg.finalLsn, msg.commitTime)
         return
       case 'commit':
-        await this.commitTxn(msg.commitLsn, msg.endLsn, msg.commitTime)
-        return
+        return this.commitTxn(msg.commitLsn, msg.endLsn, msg.commitTime)
       case 'stream-start':
         this.inStreamBlock = true
         this.streamXid = msg.xid
@@ -240,8 +257,7 @@ export class StreamApplier {
         this.streamed.abort(msg.xid, msg.subXid)
         return
       case 'stream-commit':
-        await this.replayStreamed(msg.xid, msg.commitLsn, msg.endLsn, msg.commitTime)
-        return
+        return this.replayStreamed(msg.xid, msg.commitLsn, msg.endLsn, msg.commitTime)
       case 'message':
         if (!msg.transactional) return this.onNonTransactionalMessage(msg)
         return this.onChange(msg, raw.length)
@@ -267,53 +283,62 @@ export class StreamApplier {
     this.txn = {xid, commitLsnHint: finalLsn, commitTime, seq: 0, skip, events: [], partiallyWritten: false}
   }
 
-  private async onChange(msg: PgoutputMessage, bytes: number): Promise<void> {
+  /**
+   * One change of the open transaction. Not async: a row change returns a promise only when the
+   * transaction's events are handed to the sink, so most rows cost no await.
+   */
+  private onChange(msg: PgoutputMessage, bytes: number): Promise<void> | undefined {
     const txn = this.txn
     if (!txn) throw new PgrepError('protocol', `"${msg.tag}" message outside a transaction`)
-    if (msg.tag === 'relation') {
-      const {table, changed} = await this.opts.relations.update(msg)
-      // Schema events are not row changes: they take the next row's seq without consuming it.
-      if (changed && !txn.skip) {
-        txn.events.push({op: 'schema', table, commitLsn: txn.commitLsnHint, seq: txn.seq, xid: txn.xid, commitTime: txn.commitTime})
-        this.batchBytes += bytes
-      }
-      return
-    }
+    if (msg.tag === 'relation') return this.onRelation(txn, msg, bytes)
     if (txn.skip) return
-    const base = {commitLsn: txn.commitLsnHint, seq: 0, xid: txn.xid, commitTime: txn.commitTime}
+    // Event objects are written out whole, field by field in one order, so each kind keeps one shape.
     switch (msg.tag) {
       case 'insert': {
         const table = this.opts.relations.get(msg.relationId)
-        if (this.gated(table, txn)) return
-        this.pushEvent(txn, {...base, op: 'insert', table, new: msg.new}, bytes)
+        if (this.opts.tableGate && this.gated(table, txn)) return
+        this.pushEvent(txn, {op: 'insert', table, commitLsn: txn.commitLsnHint, seq: 0, xid: txn.xid, commitTime: txn.commitTime, new: msg.new}, bytes)
         break
       }
       case 'update': {
         const table = this.opts.relations.get(msg.relationId)
-        if (this.gated(table, txn)) return
-        this.pushEvent(txn, {...base, op: 'update', table, new: msg.new, old: msg.old ?? null, oldKind: msg.oldKind ?? null}, bytes)
+        if (this.opts.tableGate && this.gated(table, txn)) return
+        const ev: ChangeEvent = {op: 'update', table, commitLsn: txn.commitLsnHint, seq: 0, xid: txn.xid, commitTime: txn.commitTime, new: msg.new, old: msg.old ?? null, oldKind: msg.oldKind ?? null}
+        this.pushEvent(txn, ev, bytes)
         break
       }
       case 'delete': {
         const table = this.opts.relations.get(msg.relationId)
-        if (this.gated(table, txn)) return
-        this.pushEvent(txn, {...base, op: 'delete', table, old: msg.old, oldKind: msg.oldKind}, bytes)
+        if (this.opts.tableGate && this.gated(table, txn)) return
+        this.pushEvent(txn, {op: 'delete', table, commitLsn: txn.commitLsnHint, seq: 0, xid: txn.xid, commitTime: txn.commitTime, old: msg.old, oldKind: msg.oldKind}, bytes)
         break
       }
       case 'truncate': {
+        const base = {commitLsn: txn.commitLsnHint, seq: 0, xid: txn.xid, commitTime: txn.commitTime}
         const tables = msg.relationIds.map((id) => this.opts.relations.get(id)).filter((t) => !this.gated(t, txn))
         if (tables.length === 0) return
         const ev: TruncateEvent = {...base, op: 'truncate', tables, cascade: msg.cascade, restartIdentity: msg.restartIdentity}
         this.pushEvent(txn, ev, bytes)
         break
       }
-      case 'message':
+      case 'message': {
+        const base = {commitLsn: txn.commitLsnHint, seq: 0, xid: txn.xid, commitTime: txn.commitTime}
         this.pushEvent(txn, {...base, op: 'message', transactional: true, prefix: msg.prefix, content: msg.content, lsn: msg.lsn}, bytes)
         break
+      }
       default:
         break
     }
-    if (txn.events.length >= this.txnChunkRows) await this.spillTxn(txn)
+    if (txn.events.length >= this.txnChunkRows) return this.spillTxn(txn)
+  }
+
+  private async onRelation(txn: OpenTxn, msg: Extract<PgoutputMessage, {tag: 'relation'}>, bytes: number): Promise<void> {
+    const {table, changed} = await this.opts.relations.update(msg)
+    // Schema events are not row changes: they take the next row's seq without consuming it.
+    if (changed && !txn.skip) {
+      txn.events.push({op: 'schema', table, commitLsn: txn.commitLsnHint, seq: txn.seq, xid: txn.xid, commitTime: txn.commitTime})
+      this.batchBytes += bytes
+    }
   }
 
   private gated(table: TableSchema, txn: OpenTxn): boolean {
@@ -442,8 +467,8 @@ export class StreamApplier {
     const replay = new PgoutputDecoder()
     replay.decode(streamStartBytes(xid)) // put the replay decoder in streamed-block state (messages carry an xid)
     for (const raw of this.streamed.take(xid)) {
-      const msg = replay.decode(raw)
-      await this.onChange(msg, raw.length)
+      const pending = this.onChange(replay.decode(raw), raw.length)
+      if (pending) await pending
     }
     await this.commitTxn(commitLsn, endLsn, commitTime)
   }
