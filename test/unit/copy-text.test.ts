@@ -89,6 +89,14 @@ describe('CopyTextParser', () => {
     expect(CopyTextParser.parseAll(Buffer.alloc(0), 3)).toEqual([])
   })
 
+  it('tells lines with escapes from lines without in one chunk', () => {
+    // Plain lines take a faster path; the escape of a later line must not leak into them.
+    const text = 'a\tü\nb\\tc\t\\N\nd\te\n\\N\t\\x41\nf\tg\n'
+    expect(CopyTextParser.parseAll(Buffer.from(text), 2)).toEqual([['a', 'ü'], ['b\tc', null], ['d', 'e'], [null, 'A'], ['f', 'g']])
+    expect(() => CopyTextParser.parseAll(Buffer.from('a\tb\nc\td\te\tf\n'), 2)).toThrow(/row 2 has 3 columns, expected 2/)
+    expect(() => CopyTextParser.parseAll(Buffer.from('a\tb\nc\n'), 2)).toThrow(/row 2 has 1 column, expected 2/)
+  })
+
   it('stops at the end-of-data marker', () => {
     expect(CopyTextParser.parseAll(Buffer.from('a\n\\.\n'), 1)).toEqual([['a']])
     expect(() => CopyTextParser.parseAll(Buffer.from('a\n\\.\nb\n'), 1)).toThrow(PgrepError)
