@@ -94,7 +94,15 @@ export function formatEvent(e: ChangeEvent): string | undefined {
   }
 }
 
+// Every row of a copy has the same snapshot LSN: formatted once, not per row.
+let readLsn: bigint | undefined
+let readLsnText = ''
+
 export function formatRead(e: ReadEvent): string {
   const enc = encodersFor(e.table)
-  return `{"op":"read",${enc.prefix},"snapshot_lsn":"${formatLsn(e.snapshotLsn)}","new":${enc.all(e.new)}}`
+  if (e.snapshotLsn !== readLsn) {
+    readLsn = e.snapshotLsn
+    readLsnText = formatLsn(e.snapshotLsn)
+  }
+  return `{"op":"read",${enc.prefix},"snapshot_lsn":"${readLsnText}","new":${enc.all(e.new)}}`
 }
