@@ -73,13 +73,40 @@ const relations = new RelationCache(async (oid: number, typmod: number) => built
 let sink
 if (sinkName === 'duckdb') {
   const {DuckDbSink} = await load('sinks/duckdb/index.js')
-  sink = new DuckDbSink({path: '/tmp/p7/micro.duckdb'})
+  const {rmSync} = await import('node:fs')
+  rmSync('/tmp/p7/micro.duckdb', {force: true})
+  rmSync('/tmp/p7/micro.duckdb.wal', {force: true})
+  // P7_DUCK_CONFIG='{"memory_limit":"128MB"}' tries DuckDB settings.
+  const config = process.env.P7_DUCK_CONFIG ? JSON.parse(process.env.P7_DUCK_CONFIG) : undefined
+  const {DuckDBInstance} = await import('@duckdb/node-api')
+  const instance = config ? await DuckDBInstance.create('/tmp/p7/micro.duckdb', config) : undefined
+  sink = new DuckDbSink({path: '/tmp/p7/micro.duckdb', instance})
 } else sink = new StdoutSink({})
+if (process.env.P7_PHASES) {
+  // Memory around each sink call of the big batch: where the native (DuckDB) memory goes.
+  const mb = () => `rss ${Math.round(process.memoryUsage().rss / 1e6)} MB`
+  for (const name of ['beginBatch', 'commitBatch']) {
+    const orig = sink[name].bind(sink)
+    sink[name] = async (...args: unknown[]) => {
+      process.stderr.write(`${name} start: ${mb()}\n`)
+      const r = await orig(...args)
+      process.stderr.write(`${name} end: ${mb()}\n`)
+      return r
+    }
+  }
+}
 const ac = new AbortController()
 const t0 = process.hrtime.bigint()
 const c0 = process.cpuUsage()
 let peak = 0
-const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50)
+let peakAt = ''
+const timer = setInterval(() => {
+  const m = process.memoryUsage()
+  if (m.rss > peak) {
+    peak = m.rss
+    peakAt = `heap ${Math.round(m.heapTotal / 1e6)} MB (used ${Math.round(m.heapUsed / 1e6)}), external ${Math.round(m.external / 1e6)} MB, arrayBuffers ${Math.round(m.arrayBuffers / 1e6)} MB`
+  }
+}, 50)
 const stream = await ReplicationStream.start(client, {slot: 's', publications: ['p'], startLsn: 0n, protoVersion: 4, streaming: true, messages: true})
 const applier = new StreamApplier({sink, relations, skipThroughLsn: null, stopAtLsn: STOP, signal: ac.signal, log: silentLogger})
 await sink.open()
@@ -88,5 +115,5 @@ clearInterval(timer)
 const secs = Number(process.hrtime.bigint() - t0) / 1e9
 const cpu = process.cpuUsage(c0)
 const events = n + n / 2 + n / 10
-process.stderr.write(`${events} events in ${secs.toFixed(2)} s: ${Math.round(events / secs).toLocaleString('en-US')} events/s, cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s, peak rss ${Math.round(process.resourceUsage().maxRSS / 1024)} MB\n`)
+process.stderr.write(`${events} events in ${secs.toFixed(2)} s: ${Math.round(events / secs).toLocaleString('en-US')} events/s, cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s, peak rss ${Math.round(process.resourceUsage().maxRSS / 1024)} MB; sampled peak ${Math.round(peak / 1e6)} MB: ${peakAt}; input ${Math.round(all.length / 1e6)} MB\n`)
 process.exit(0)
