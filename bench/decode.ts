@@ -12,7 +12,7 @@ export async function decode(ctx: BenchContext): Promise<WorkloadResult> {
   const started = Date.now()
   if (!ctx.recording) {
     const data = await prepareStream(ctx, () => createSlot(ctx, 'bench_record'))
-    ctx.recording = await recordFor(ctx, 'bench_record', data.end)
+    ctx.recording = {...(await recordFor(ctx, 'bench_record', data.end)), rows: data.inserts + data.updates + data.deletes}
   }
   const rec = ctx.recording
   const rounds = Math.max(3, ctx.runs)
@@ -25,6 +25,7 @@ export async function decode(ctx: BenchContext): Promise<WorkloadResult> {
       const out = path.join(ctx.tmp, `decode-${c.which}.json`)
       const r = await run(process.execPath, [path.join(ctx.root, 'bench/lib/decode-child.mjs'), c.which, rec.file, String(rounds), dist], {env: process.env, stdout: {file: out}}, c.name)
       const res = JSON.parse(readFileSync(out, 'utf8')) as {messages: number; rows: number; seconds: number[]; rssMb: number}
+      if (res.rows !== rec.rows) throw new Error(`decoded ${res.rows} row changes from the recording, the stream wrote ${rec.rows}`)
       c.count = res.messages
       for (const s of res.seconds) c.runs.push({seconds: s, rssMb: r.rssMb ?? res.rssMb})
       ctx.log(`decode: ${c.name}: ${(res.messages / Math.min(...res.seconds) / 1e6).toFixed(2)}M messages/s at best (${res.rows} row changes a pass)`)

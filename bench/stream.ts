@@ -151,7 +151,7 @@ export async function stream(ctx: BenchContext, opts: {record: boolean}): Promis
       return r
     })
   }
-  if (opts.record) ctx.recording = await recordFor(ctx, 'bench_record', data.end)
+  if (opts.record) ctx.recording = {...(await recordFor(ctx, 'bench_record', data.end)), rows: events}
   await dropSlots(ctx)
 
   const rv = rate(recv)

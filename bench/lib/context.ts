@@ -19,7 +19,7 @@ export interface BenchContext {
   tools: Tools
   log(message: string): void
   /** Set by the stream workload when the decode workload runs too: its recorded payloads. */
-  recording?: {file: string; messages: number}
+  recording?: {file: string; messages: number; rows: number}
   /** Epoch ms by which each workload should be done (--budget-minutes); none: no limit. */
   deadlines?: Record<string, number>
 }

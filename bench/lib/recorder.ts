@@ -41,12 +41,14 @@ export async function recordStream(config: pg.ClientConfig, slot: string, public
     }
     conn.on('copyData', ({chunk}: {chunk: Buffer}) => {
       if (finished) return
-      const header = Buffer.alloc(4)
-      header.writeUInt32BE(chunk.length)
+      // A copy: pg's chunk is a view into its read buffer, which is reused for later data while
+      // the file write may still be pending.
+      const framed = Buffer.allocUnsafe(4 + chunk.length)
+      framed.writeUInt32BE(chunk.length, 0)
+      chunk.copy(framed, 4)
       messages++
       bytes += chunk.length
-      out.write(header)
-      if (!out.write(chunk) && !paused) {
+      if (!out.write(framed) && !paused) {
         // The file is behind: stop reading the socket until it drains (TCP pushes back on the walsender).
         paused = true
         conn.stream.pause()
