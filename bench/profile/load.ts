@@ -2,7 +2,8 @@
 // table bench.t (8 columns), publication bench_pub, a template slot created before the writes
 // (runs copy it: pg_copy_logical_replication_slot), a `pgrep sync` state (DuckDB file + slot) made
 // before the writes, then 1,000,000 inserts in one transaction, 500,000 updates, 100,000 deletes.
-// Writes END (the WAL position after the writes) to $P7_DIR/end.txt.
+// Writes END (the WAL insert position after the writes: with synchronous_commit=off the write
+// position may still be before the last commit) to $P7_DIR/end.txt.
 // usage: P7_DIR=/tmp/p7 PGREP_DIST=/tmp/p7/base tsx bench/profile/load.ts
 import {execFileSync} from 'node:child_process'
 import {readFileSync, rmSync, writeFileSync} from 'node:fs'
@@ -31,7 +32,7 @@ const t0 = Date.now()
 await db.query(`INSERT INTO t SELECT g, g % 100000, 'row number ' || g || ' of the benchmark', (g % 1000000) / 7.0, '2024-01-01 00:00:00+00'::timestamptz + g * interval '1 second', g % 2 = 0, jsonb_build_object('k', g, 'tag', 'abc'), md5(g::text)::uuid FROM generate_series(1, ${rows}) g`)
 await db.query(`UPDATE t SET i = i + 1, s = s || '!' WHERE id <= ${rows / 2}`)
 await db.query(`DELETE FROM t WHERE id > ${rows - rows / 10}`)
-const end = (await db.query('SELECT pg_current_wal_lsn() AS lsn')).rows[0].lsn
+const end = (await db.query('SELECT pg_current_wal_insert_lsn() AS lsn')).rows[0].lsn
 writeFileSync(path.join(dir, 'end.txt'), end)
 console.log(`writes done in ${Date.now() - t0} ms, END ${end}, events ${rows + rows / 2 + rows / 10}`)
 await db.end()
