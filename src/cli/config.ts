@@ -14,7 +14,7 @@ import type {DebeziumFormatOptions} from '../sinks/stdout/debezium.js'
 export type SinkConfig =
   | {kind: 'stdout'; format: 'json'}
   | {kind: 'stdout'; format: 'debezium'; debezium: DebeziumFormatOptions}
-  | {kind: 'duckdb'; path: string}
+  | {kind: 'duckdb'; path: string; memoryLimit: string}
   | {kind: 'bigquery'; projectId: string; dataset: string; location?: string; keyFile?: string; apiEndpoint?: string}
 
 const lsnText = z.string().refine((s) => {
@@ -170,10 +170,18 @@ function sinkFrom(flags: Flags, needsResume: boolean, problems: string[]): SinkC
   if (flags.sink === 'duckdb') {
     const path = (flags['duckdb-path'] as string | undefined) ?? 'pgrep.duckdb'
     if (needsResume && path === ':memory:') problems.push('--duckdb-path: ":memory:" cannot keep the checkpoint this command resumes from; give a file path')
-    return {kind: 'duckdb', path}
+    const memoryLimit = (flags['duckdb-memory-limit'] as string | undefined) ?? DUCKDB_MEMORY_LIMIT
+    if (!/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.test(memoryLimit)) problems.push('--duckdb-memory-limit: must be a size like 256MB or 2GB')
+    return {kind: 'duckdb', path, memoryLimit}
   }
   return formatted ?? {kind: 'stdout', format: 'json'}
 }
+
+/**
+ * DuckDB's own default takes 80% of RAM; a replicator living next to other services should not.
+ * Measured in bench/RESULTS.md (peak RSS of copy-table and sync into DuckDB).
+ */
+const DUCKDB_MEMORY_LIMIT = '256MB'
 
 /** --format and its Debezium options: only for --sink stdout. `source.db` is filled in with the connection. */
 function formatFrom(flags: Flags, sink: string, problems: string[]): SinkConfig | undefined {
@@ -196,11 +204,14 @@ function withDatabase(sink: SinkConfig, connection: ResolvedConnection | undefin
   return sink.kind === 'stdout' && sink.format === 'debezium' && connection ? {...sink, debezium: {...sink.debezium, database: connection.database}} : sink
 }
 
-/** Batch defaults per sink: BigQuery's quotas want fewer, larger batches. */
+/**
+ * Batch defaults per sink. stdout and DuckDB also commit as soon as the input runs dry (low
+ * latency at low rates); BigQuery's quotas want fewer, larger batches, so it waits for a limit.
+ */
 const BATCH_DEFAULTS: Record<SinkConfig['kind'], BatchLimits> = {
-  stdout: {maxRows: 50_000, maxBytes: 64 * 1024 * 1024, maxDelayMs: 1000},
-  duckdb: {maxRows: 50_000, maxBytes: 64 * 1024 * 1024, maxDelayMs: 1000},
-  bigquery: {maxRows: 500_000, maxBytes: 256 * 1024 * 1024, maxDelayMs: 30_000},
+  stdout: {maxRows: 50_000, maxBytes: 64 * 1024 * 1024, maxDelayMs: 1000, commitWhenIdle: true},
+  duckdb: {maxRows: 50_000, maxBytes: 64 * 1024 * 1024, maxDelayMs: 1000, commitWhenIdle: true},
+  bigquery: {maxRows: 500_000, maxBytes: 256 * 1024 * 1024, maxDelayMs: 30_000, commitWhenIdle: false},
 }
 
 function batchFrom(flags: Flags, sink: SinkConfig): BatchLimits {
@@ -209,6 +220,7 @@ function batchFrom(flags: Flags, sink: SinkConfig): BatchLimits {
     maxRows: (flags['batch-max-rows'] as number | undefined) ?? d.maxRows,
     maxBytes: (flags['batch-max-bytes'] as number | undefined) ?? d.maxBytes,
     maxDelayMs: (flags['batch-max-delay'] as number | undefined) ?? d.maxDelayMs,
+    commitWhenIdle: d.commitWhenIdle,
   }
 }
 

@@ -31,10 +31,17 @@ export interface BatchLimits {
   maxBytes: number
   /** ...or once its first transaction has waited this long. */
   maxDelayMs: number
+  /**
+   * ...or as soon as everything the server has sent so far is applied (group commit): at low
+   * rates a change is visible after one sink commit instead of after `maxDelayMs`; under load the
+   * input never runs dry and batches grow towards the limits. Default true; off for sinks whose
+   * commits are metered (BigQuery's DML quotas).
+   */
+  commitWhenIdle?: boolean
 }
 
-/** 50,000 rows, 64 MiB or 1 s: the CLI's defaults for stdout and DuckDB. */
-export const DEFAULT_BATCH_LIMITS: BatchLimits = {maxRows: 50_000, maxBytes: 64 * 1024 * 1024, maxDelayMs: 1000}
+/** 50,000 rows, 64 MiB or 1 s, committed early when idle: the CLI's defaults for stdout and DuckDB. */
+export const DEFAULT_BATCH_LIMITS: BatchLimits = {maxRows: 50_000, maxBytes: 64 * 1024 * 1024, maxDelayMs: 1000, commitWhenIdle: true}
 
 export interface StreamApplyOptions {
   sink: Sink
@@ -158,6 +165,11 @@ export class StreamApplier {
           if (this.done) break
         }
         if (this.batchOpen && !this.txn && Date.now() - this.batchStartedAt >= this.limits.maxDelayMs) await this.commitBatch()
+        else if (this.batchOpen && !this.txn && this.limits.commitWhenIdle !== false && stream.pendingItems === 0) {
+          // Let the socket's pending reads land first: "idle" means nothing more has arrived.
+          await new Promise<void>((resolve) => setImmediate(resolve))
+          if (this.batchOpen && !this.txn && stream.pendingItems === 0) await this.commitBatch()
+        }
         if (this.opts.onPeriodic && !this.txn && !this.inStreamBlock && Date.now() - this.lastPeriodic >= (this.opts.periodicMs ?? 10_000)) {
           await this.commitBatch()
           await this.opts.onPeriodic()

@@ -156,6 +156,11 @@ export class ReplicationStream {
    * one. An empty array means nothing arrived in time; null means the stream ended cleanly.
    * Throws the error that ended the stream.
    */
+  /** Items received and not read yet. */
+  get pendingItems(): number {
+    return this.queue.length - this.queueHead
+  }
+
   async read(maxWaitMs: number, max = 4096): Promise<StreamItem[] | null> {
     if (this.queueHead >= this.queue.length) {
       if (this.ended) {

@@ -85,7 +85,7 @@ export interface BigQuerySinkOptions {
  * at most keeps a pipeline at ≤ 2,880 load jobs and 2,880 query jobs a day (quota: 100,000 load
  * jobs per project per day), and each MERGE's full scan of its table rarer.
  */
-export const BIGQUERY_BATCH_DEFAULTS: BatchLimits = {maxRows: 500_000, maxBytes: 256 * 1024 * 1024, maxDelayMs: 30_000}
+export const BIGQUERY_BATCH_DEFAULTS: BatchLimits = {maxRows: 500_000, maxBytes: 256 * 1024 * 1024, maxDelayMs: 30_000, commitWhenIdle: false}
 
 /** A transaction may mutate at most 100 tables: the state tables and this many targets. */
 const MAX_TABLES_PER_TRANSACTION = 98
