@@ -49,6 +49,10 @@ export function sinkFlags(defaultSink: 'stdout' | 'duckdb') {
       default: 'pgrep.duckdb',
       helpGroup: 'SINK',
     }),
+    'duckdb-memory-limit': Flags.string({
+      summary: "DuckDB's memory limit for --sink duckdb (e.g. 256MB, 2GB); past it DuckDB spills to temporary files. Default 256MB.",
+      helpGroup: 'SINK',
+    }),
     'bq-project': Flags.string({summary: 'BigQuery project that holds the dataset and runs the jobs (--sink bigquery).', helpGroup: 'SINK'}),
     'bq-dataset': Flags.string({summary: 'BigQuery dataset for the tables; created when missing (--sink bigquery).', helpGroup: 'SINK'}),
     'bq-location': Flags.string({summary: 'Location of a dataset pgrep creates (US, EU, europe-west1, ...).', helpGroup: 'SINK'}),

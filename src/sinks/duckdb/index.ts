@@ -31,6 +31,12 @@ export interface DuckDbSinkOptions {
   instance?: DuckDBInstance
   /** Receives the sink's own messages (e.g. a value DuckDB cannot hold, stored as NULL). */
   log?: (level: 'debug' | 'info' | 'warn', msg: string, fields?: object) => void
+  /**
+   * DuckDB's memory_limit for an instance the sink opens (e.g. '256MB'); beyond it DuckDB spills
+   * to temporary files. Default: DuckDB's own (80% of RAM), which a long-running replicator
+   * should not claim.
+   */
+  memoryLimit?: string
 }
 
 /**
@@ -44,6 +50,7 @@ export class DuckDbSink implements Sink {
   private readonly log: SinkLog
   private instance: DuckDBInstance | undefined
   private readonly ownsInstance: boolean
+  private readonly memoryLimit: string | undefined
   private conn: DuckDBConnection | undefined
   /** The database (catalog) name tables are qualified with. */
   private db = ''
@@ -61,13 +68,14 @@ export class DuckDbSink implements Sink {
     this.instance = options.instance
     this.ownsInstance = !options.instance
     this.log = options.log ?? (() => {})
+    this.memoryLimit = options.memoryLimit
   }
 
   async open(): Promise<ResumeState> {
     if (!this.instance) {
       if (this.path !== ':memory:') mkdirSync(path.dirname(path.resolve(this.path)), {recursive: true})
       try {
-        this.instance = await DuckDBInstance.create(this.path)
+        this.instance = await DuckDBInstance.create(this.path, this.memoryLimit ? {memory_limit: this.memoryLimit} : undefined)
       } catch (err) {
         const msg = err instanceof Error ? err.message : String(err)
         throw new PgrepError('sink', `cannot open DuckDB file ${this.path}: ${msg.split('\n')[0]}`, {
