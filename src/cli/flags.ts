@@ -50,7 +50,7 @@ export function sinkFlags(defaultSink: 'stdout' | 'duckdb') {
       helpGroup: 'SINK',
     }),
     'duckdb-memory-limit': Flags.string({
-      summary: "DuckDB's memory limit for --sink duckdb (e.g. 256MB, 2GB); past it DuckDB spills to temporary files. Default 256MB.",
+      summary: "DuckDB's memory limit for --sink duckdb (e.g. 256MB, 2GB); past it DuckDB spills to temporary files, and a batch that cannot fit fails (exit 8, nothing committed). Default: DuckDB's own, 80% of RAM.",
       helpGroup: 'SINK',
     }),
     'bq-project': Flags.string({summary: 'BigQuery project that holds the dataset and runs the jobs (--sink bigquery).', helpGroup: 'SINK'}),

@@ -35,7 +35,9 @@ export async function query<T = Record<string, unknown>>(conn: DuckDBConnection,
 export function sinkError(doing: string, err: unknown, hint?: string): PgrepError {
   if (err instanceof PgrepError) return err
   const msg = err instanceof Error ? err.message : String(err)
-  return new PgrepError('sink', `DuckDB: could not ${doing}: ${msg.split('\n')[0]}`, {cause: err, hint})
+  // Nothing was committed: the batch rolls back and a rerun with more memory resumes from the checkpoint.
+  const oom = /Out of Memory/i.test(msg) ? 'DuckDB reached its memory limit: raise --duckdb-memory-limit (or give DuckDB more memory) and run again; nothing of this batch was committed' : undefined
+  return new PgrepError('sink', `DuckDB: could not ${doing}: ${msg.split('\n')[0]}`, {cause: err, hint: hint ?? oom})
 }
 
 /** A promise chain that runs one task at a time. */
