@@ -82,7 +82,7 @@ describe.each(pgServers())('status lag in time on PostgreSQL $major', (server) =
 
     const human = await runCli(['status', '--publication', 'lag_pub', ...sinkArgs], env)
     expect(human.stdout).toContain(`last applied commit: ${commitTime} (`)
-    expect(human.stdout).toMatch(/lag: \d+(\.\d)? (B|kB) pending, at most \d/)
+    expect(human.stdout).toMatch(/lag: \d+(\.\d)? (B|kB|MB|GB) pending, at most \d/)
 
     // Applied again: the checkpoint moves to the newer transaction's commit time.
     expect((await runCli(['cdc', '--publication', 'lag_pub', ...sinkArgs, '--once'], env)).code).toBe(0)
