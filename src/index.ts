@@ -33,6 +33,7 @@ export type {SslMode} from './core/postgres/connection.js'
 export {DEFAULT_BATCH_LIMITS, type BatchLimits} from './core/pipeline/stream-apply.js'
 export type {ReconnectPolicy} from './core/pipeline/stream-runner.js'
 export type {SlotMonitorOptions} from './core/pipeline/slot-monitor.js'
+export type {BatchCommittedEvent, PipelineObserver, SlotStatusEvent, TableOpCount} from './core/pipeline/observer.js'
 export type {TableProgress} from './core/pipeline/copy.js'
 
 // ---- Sinks ----

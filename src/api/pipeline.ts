@@ -11,6 +11,7 @@ import type {Sink} from '../core/pipeline/sink.js'
 import type {BatchLimits} from '../core/pipeline/stream-apply.js'
 import type {ReconnectPolicy} from '../core/pipeline/stream-runner.js'
 import type {SlotMonitorOptions} from '../core/pipeline/slot-monitor.js'
+import type {PipelineObserver} from '../core/pipeline/observer.js'
 import {runSync} from '../core/pipeline/sync.js'
 import {PostgresSource} from '../core/postgres/source.js'
 import type {TableName} from '../core/schema/types.js'
@@ -76,6 +77,12 @@ export interface PipelineOptions {
   heartbeatIntervalMs?: number
   /** Create the slot with failover enabled, or enable it on the existing slot (PostgreSQL 17+; kind `source-config` before). */
   failoverSlot?: boolean
+  /**
+   * Hooks a `cdc` or `sync` run reports through (batches with per-table counts, slot readings,
+   * streaming, reconnects, copy progress, errors): what the CLI's Prometheus metrics are built on.
+   * They run on the replication path: return quickly.
+   */
+  observer?: PipelineObserver
 }
 
 /** A table the run copied. */
@@ -224,6 +231,7 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
         slotMonitor: opts.slotMonitor,
         heartbeatIntervalMs: opts.heartbeatIntervalMs,
         failoverSlot: opts.failoverSlot,
+        observer: opts.observer,
       }
       switch (this.mode) {
         case 'cdc': {

@@ -14,6 +14,7 @@ import {
   runPipeline,
   TransformSink,
   type BatchCommitted,
+  type BatchCommittedEvent,
   type ChangeEvent,
   type Checkpoint,
   type PipelineWarning,
@@ -138,8 +139,19 @@ describe(`Pipeline on PostgreSQL ${server.major}`, () => {
     await db.query(`UPDATE items SET name = 'changed' WHERE id <= 3`)
     const {rows} = await db.query(`SELECT pg_current_wal_insert_lsn()::text AS lsn`)
     const batches: BatchCommitted[] = []
-    const first = await runPipeline({source: {...source(), publication: 'items_pub', slot}, sink, mode: 'cdc', untilLsn: rows[0].lsn, onBatch: (b) => batches.push(b)})
+    const observed: BatchCommittedEvent[] = []
+    const first = await runPipeline({
+      source: {...source(), publication: 'items_pub', slot},
+      sink,
+      mode: 'cdc',
+      untilLsn: rows[0].lsn,
+      onBatch: (b) => batches.push(b),
+      observer: {onBatchCommitted: (e) => observed.push(e)},
+    })
     expect(first.end).toBe('stop-lsn')
+    // The observer sees the same batches, counted per table and operation.
+    expect(observed.flatMap((e) => e.byTable)).toEqual([{table: {schema: 'public', name: 'items'}, op: 'update', count: 3}])
+    expect(observed.at(-1)!.commitTime).not.toBeNull()
     expect(sink.lines.map((l) => JSON.parse(l).op)).toEqual(['update', 'update', 'update'])
     expect(batches.reduce((n, b) => n + b.rows, 0)).toBe(3)
     expect(batches.reduce((n, b) => n + b.transactions, 0)).toBe(1)
