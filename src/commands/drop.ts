@@ -1,3 +1,4 @@
+import {existsSync} from 'node:fs'
 import {createInterface} from 'node:readline/promises'
 import {Flags} from '@oclif/core'
 import {PgrepCommand} from '../cli/base-command.js'
@@ -55,7 +56,10 @@ ${EXIT_CODE_HELP}`
     } finally {
       await client.end().catch(() => {})
     }
-    if (flags['sink-state']) {
+    if (flags['sink-state'] && !existsSync(flags['duckdb-path'])) {
+      // Opening it would create an empty database file.
+      log.info({file: flags['duckdb-path']}, `${flags['duckdb-path']} does not exist: no sink state to drop`)
+    } else if (flags['sink-state']) {
       const {DuckDBInstance} = await import('@duckdb/node-api')
       const instance = await DuckDBInstance.create(flags['duckdb-path']).catch((err: Error) => {
         throw new PgrepError('sink', `cannot open DuckDB file ${flags['duckdb-path']}: ${err.message.split('\n')[0]}`, {hint: 'stop the pgrep process using it first'})

@@ -1,4 +1,5 @@
 // `pgrep status` and `pgrep drop` against a real server.
+import {existsSync} from 'node:fs'
 import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
@@ -71,5 +72,11 @@ describe.each(pgServers())('status and drop on PostgreSQL $major', (server) => {
     expect((await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'drop_slot'`)).rowCount).toBe(0)
     // Idempotent for scripts.
     expect((await runCli(['drop', '--slot', 'drop_slot', '--yes'], env)).code).toBe(0)
+    // --sink-state on a file that does not exist: nothing to drop, and no file created.
+    const missing = path.join(dir, 'never.duckdb')
+    const noFile = await runCli(['drop', '--slot', 'drop_slot', '--yes', '--sink-state', '--duckdb-path', missing], env)
+    expect(noFile.code, noFile.stderr).toBe(0)
+    expect(noFile.stderr).toMatch(/does not exist: no sink state to drop/)
+    expect(existsSync(missing)).toBe(false)
   })
 })

@@ -16,6 +16,7 @@ import type {Checkpoint, ResumeState, Sink, TableCopyWriter, TableState} from '.
 import {tableKey, type TableSchema} from '../../core/schema/types.js'
 import {BatchApplier, type TableCatalog} from './apply.js'
 import {DuckDbCopyWriter} from './copy.js'
+import {createDatabaseFile} from './create-file.js'
 import type {TableShape} from './ddl.js'
 import {Issues, type SinkLog} from './issues.js'
 import {exec, ident, Mutex, query, sinkError} from './sql.js'
@@ -73,8 +74,11 @@ export class DuckDbSink implements Sink {
 
   async open(): Promise<ResumeState> {
     if (!this.instance) {
-      if (this.path !== ':memory:') mkdirSync(path.dirname(path.resolve(this.path)), {recursive: true})
       try {
+        if (this.path !== ':memory:') {
+          mkdirSync(path.dirname(path.resolve(this.path)), {recursive: true})
+          await createDatabaseFile(this.path)
+        }
         this.instance = await DuckDBInstance.create(this.path, this.memoryLimit ? {memory_limit: this.memoryLimit} : undefined)
       } catch (err) {
         const msg = err instanceof Error ? err.message : String(err)
