@@ -57,7 +57,7 @@ for (const w of which) {
     rmSync(file, {force: true})
     rmSync(`${file}.wal`, {force: true})
     copyFileSync(path.join(dir, 'sync_tmpl.duckdb'), file)
-    timed('pgrep sync -> duckdb', `node ${nodeFlags.join(' ')} ${dist}/bin/run.js sync --publication bench_pub --slot ${slot} --duckdb-path ${file} --until-lsn ${end} --log-level warn`)
+    timed('pgrep sync -> duckdb', `node ${nodeFlags.join(' ')} ${dist}/bin/run.js sync --publication bench_pub --slot ${slot} --duckdb-path ${file} --until-lsn ${end} --log-level warn ${process.env.P7_SYNC_ARGS ?? ""}`)
     const count = execFileSync(process.execPath, ['-e', `import('@duckdb/node-api').then(async ({DuckDBInstance}) => { const i = await DuckDBInstance.create('${file}'); const c = await i.connect(); const r = await c.runAndReadAll('select count(*)::int, sum(i)::bigint from public.t'); console.log(JSON.stringify(r.getRows().map(x => x.map(String)))) })`], {encoding: 'utf8'}).trim()
     console.log(`  duckdb rows: ${count}`)
     await dropSlot(slot)

@@ -77,6 +77,13 @@ interface Segment {
   runs: Run[]
 }
 
+/**
+ * A table's staged rows are applied once this many are staged, inside the batch's transaction
+ * (the order of changes is kept: applying a prefix of a batch, then the rest, gives the same rows).
+ * Bounds the staging table, which DuckDB keeps in memory, for a transaction of any size.
+ */
+export const staging = {flushRows: 100_000}
+
 /** Longest run of updates before it is cut anyway (bounds the hash set). */
 const MAX_RUN_HASHES = 100_000
 
@@ -117,6 +124,7 @@ export class BatchApplier {
           if (seg.arrayCols.length > 0 && e.op !== 'delete') seg = await this.fitArrays(seg, e)
           this.last = seg
           if (!this.stageRow(seg, e)) await this.stageKeyChangeWithToast(seg, e as UpdateEvent)
+          if (seg.rows >= staging.flushRows && this.segments.get(seg.key) === seg) await this.flushSegment(seg.key)
           break
         }
         case 'schema':
