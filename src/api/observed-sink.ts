@@ -38,6 +38,11 @@ export class ObservedSink implements Sink {
     return this.inner.exactlyOnce
   }
 
+  /** The inner sink's. */
+  get partialTransactions(): boolean | undefined {
+    return this.inner.partialTransactions
+  }
+
   open(): Promise<ResumeState> {
     this.opened = true
     return this.inner.open()

@@ -68,6 +68,11 @@ export class TransformSink implements Sink {
     return this.inner.exactlyOnce
   }
 
+  /** The inner sink's. */
+  get partialTransactions(): boolean | undefined {
+    return this.inner.partialTransactions
+  }
+
   open(): Promise<ResumeState> {
     return this.inner.open()
   }

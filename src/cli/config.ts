@@ -37,6 +37,7 @@ const flagsSchema = z.object({
   'batch-max-rows': z.number().int().positive().optional(),
   'batch-max-bytes': z.number().int().min(1024).optional(),
   'batch-max-delay': z.number().int().positive().optional(),
+  'txn-split-rows': z.number().int().min(0).optional(),
   'metrics-port': z.number().int().min(0, 'must be 0 (any free port) to 65535').max(65535, 'must be 0 (any free port) to 65535').optional(),
   'metrics-host': z.string().min(1, 'must not be empty').optional(),
 })
@@ -219,6 +220,7 @@ function batchFrom(flags: Flags, sink: SinkConfig): BatchLimits {
     maxBytes: (flags['batch-max-bytes'] as number | undefined) ?? d.maxBytes,
     maxDelayMs: (flags['batch-max-delay'] as number | undefined) ?? d.maxDelayMs,
     commitWhenIdle: d.commitWhenIdle,
+    ...(flags['txn-split-rows'] === undefined ? {} : {txnSplitRows: flags['txn-split-rows'] as number}),
   }
 }
 

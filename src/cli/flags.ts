@@ -87,6 +87,11 @@ export const batchFlags = {
   'batch-max-rows': Flags.integer({summary: 'Commit a batch once it holds this many row changes (default 50000; bigquery 500000).', min: 1, helpGroup: 'BATCHING'}),
   'batch-max-bytes': Flags.integer({summary: 'Commit a batch once it holds this many bytes of changes (default 64 MiB; bigquery 256 MiB).', min: 1024, helpGroup: 'BATCHING'}),
   'batch-max-delay': Flags.integer({summary: 'Commit a batch at the latest this many milliseconds after its first change (default 1000; bigquery 30000).', min: 1, helpGroup: 'BATCHING'}),
+  'txn-split-rows': Flags.integer({
+    summary: 'DuckDB: commit a transaction larger than this many row changes in pieces, so memory stays bounded (default 200000; 0: only whole transactions, readers never see part of one).',
+    min: 0,
+    helpGroup: 'BATCHING',
+  }),
 }
 
 export const EXIT_CODE_HELP = `EXIT CODES

@@ -76,7 +76,7 @@ describe('DuckDB state format', () => {
     const sink = new DuckDbSink({path: file})
     const resume = await sink.open()
     expect(resume).toEqual({
-      checkpoint: {commitLsn: 0x1a2b3c8n, endLsn: 0x1a2b3f0n, commitTime: null},
+      checkpoint: {commitLsn: 0x1a2b3c8n, endLsn: 0x1a2b3f0n, commitTime: null, partial: null},
       tables: [{schema: 'app', name: 'items', status: 'ready', snapshotLsn: 0x1000000n}],
     })
 
@@ -89,7 +89,7 @@ describe('DuckDB state format', () => {
     await sink.close()
 
     const again = new DuckDbSink({path: file})
-    expect((await again.open()).checkpoint).toEqual({commitLsn: 0x1a2b500n, endLsn: 0x1a2b540n, commitTime})
+    expect((await again.open()).checkpoint).toEqual({commitLsn: 0x1a2b500n, endLsn: 0x1a2b540n, commitTime, partial: null})
     await again.close()
 
     expect(
@@ -98,27 +98,33 @@ describe('DuckDB state format', () => {
                 strftime(commit_time AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%f'), commit_lsn, end_lsn
            FROM _pgrep.checkpoint`,
       ]),
-    ).toEqual([['2', '2026-11-25T09:30:01.234567', '0/1A2B500', '0/1A2B540']])
+    ).toEqual([['3', '2026-11-25T09:30:01.234567', '0/1A2B500', '0/1A2B540']])
     expect(await sql(file, [`SELECT id, v FROM app.items ORDER BY id`])).toEqual([
       [1, 'one'],
       [2, 'TWO'],
     ])
   })
 
-  it('a new file gets format 2; a checkpoint without commit time stores null', async () => {
+  it('a new file gets format 3; a checkpoint without commit time stores null; a partial transaction round-trips and is cleared by the next whole one', async () => {
     const file = path.join(dir, 'new.duckdb')
     const sink = new DuckDbSink({path: file})
     expect(await sink.open()).toEqual({checkpoint: null, tables: []})
     await sink.beginBatch()
     await sink.commitBatch({commitLsn: 0x100n, endLsn: 0x140n})
-    expect((await sink.open()).checkpoint).toEqual({commitLsn: 0x100n, endLsn: 0x140n, commitTime: null})
+    expect((await sink.open()).checkpoint).toEqual({commitLsn: 0x100n, endLsn: 0x140n, commitTime: null, partial: null})
+    await sink.beginBatch()
+    await sink.commitBatch({commitLsn: 0x100n, endLsn: 0x140n, partial: {commitLsn: 0x2_0000_0300n, changes: 400_000}})
+    expect((await sink.open()).checkpoint).toEqual({commitLsn: 0x100n, endLsn: 0x140n, commitTime: null, partial: {commitLsn: 0x2_0000_0300n, changes: 400_000}})
+    await sink.beginBatch()
+    await sink.commitBatch({commitLsn: 0x2_0000_0300n, endLsn: 0x2_0000_0340n})
+    expect((await sink.open()).checkpoint).toEqual({commitLsn: 0x2_0000_0300n, endLsn: 0x2_0000_0340n, commitTime: null, partial: null})
     await sink.close()
-    expect(await sql(file, [`SELECT value FROM _pgrep.meta WHERE key = 'state_format'`])).toEqual([['2']])
+    expect(await sql(file, [`SELECT value FROM _pgrep.meta WHERE key = 'state_format'`])).toEqual([['3']])
   })
 
   it('refuses a file written by a newer pgrep, and leaves it as it is', async () => {
     const file = path.join(dir, 'newer.duckdb')
-    await sql(file, [...FORMAT_1.slice(0, 6), `UPDATE _pgrep.meta SET value = '3'`])
+    await sql(file, [...FORMAT_1.slice(0, 6), `UPDATE _pgrep.meta SET value = '4'`])
     const sink = new DuckDbSink({path: file})
     const err = await sink.open().then(
       () => undefined,
@@ -127,7 +133,7 @@ describe('DuckDB state format', () => {
     await sink.close()
     expect(err).toBeInstanceOf(PgrepError)
     expect((err as PgrepError).kind).toBe('sink')
-    expect((err as PgrepError).message).toMatch(/state format 3; this pgrep reads format 2 and older/)
+    expect((err as PgrepError).message).toMatch(/state format 4; this pgrep reads format 3 and older/)
     // The migration ran in the refused transaction and was rolled back with it.
     expect(await sql(file, [`SELECT count(*)::INT FROM duckdb_columns() WHERE schema_name = '_pgrep' AND table_name = 'checkpoint' AND column_name = 'commit_time'`])).toEqual([[0]])
   })

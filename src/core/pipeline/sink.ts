@@ -26,6 +26,21 @@ export interface Checkpoint {
    * lag in time; null or absent when unknown (a state written by an older pgrep, a custom sink).
    */
   commitTime?: PgTimestamp | null
+  /**
+   * Set when the sink holds the first `changes` row changes of the next transaction, the one
+   * committed at `commitLsn`: a transaction larger than the split size is committed in pieces
+   * (only to sinks with {@link Sink.partialTransactions}). `commitLsn`/`endLsn` are then still
+   * those of the last whole transaction, and a restart skips the changes already applied.
+   */
+  partial?: PartialTransaction | null
+}
+
+/** How much of one transaction a sink holds; see {@link Checkpoint.partial}. */
+export interface PartialTransaction {
+  /** Commit LSN of the transaction applied in part. */
+  commitLsn: Lsn
+  /** Row changes (insert, update, delete, truncate, transactional message) of it applied, in stream order. */
+  changes: number
 }
 
 /** A table's copy: `pending` (to copy), `copying`, `ready` (copied; stream changes after its snapshot apply). */
@@ -80,6 +95,13 @@ export interface Sink {
   readonly name: string
   /** True when commitBatch() stores data and checkpoint atomically (exactly-once). */
   readonly exactlyOnce: boolean
+  /**
+   * True when the sink stores {@link Checkpoint.partial} and returns it from open(): a transaction
+   * larger than the split size (`txnSplitRows`) is then committed in several batches, so that the
+   * sink never holds more than that of one transaction uncommitted. Readers see such a
+   * transaction in pieces. Absent: transactions are only committed whole.
+   */
+  readonly partialTransactions?: boolean
   /** Prepare the target and return what it remembers (null checkpoint on a fresh sink). */
   open(): Promise<ResumeState>
   /** Start copying a table read in the snapshot at `snapshotLsn` (modes `sync` and `copy` only). */

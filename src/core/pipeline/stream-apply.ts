@@ -10,6 +10,11 @@
 //   so an idle publication does not hold WAL back.
 // - Transactions whose commit LSN is at or before `skipThroughLsn` (the sink's checkpoint) are
 //   dropped: that is how a restart after a crash applies nothing twice.
+// - A sink with `partialTransactions` gets a transaction larger than `txnSplitRows` in several
+//   batches: each piece is committed with a checkpoint that still names the last whole transaction
+//   plus how many changes of this one are applied (Checkpoint.partial). The server sends the whole
+//   transaction again after a crash, in the same order, and those changes are skipped. The flush
+//   position never moves for a piece: the transaction's WAL stays on the server until it is whole.
 import type {ChangeEvent, MessageEvent, TruncateEvent} from '../changes.js'
 import {PgrepError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
@@ -38,7 +43,18 @@ export interface BatchLimits {
    * commits are metered (BigQuery's DML quotas).
    */
   commitWhenIdle?: boolean
+  /**
+   * For a sink with `partialTransactions` (DuckDB): once one transaction has put this many row
+   * changes into the open batch, the batch is committed with a partial checkpoint, so the sink
+   * never holds more than that of one transaction uncommitted (readers may then see the
+   * transaction in pieces). Default {@link DEFAULT_TXN_SPLIT_ROWS}; 0: transactions are committed
+   * whole, whatever their size.
+   */
+  txnSplitRows?: number
 }
+
+/** See {@link BatchLimits.txnSplitRows}. */
+export const DEFAULT_TXN_SPLIT_ROWS = 200_000
 
 /** 50,000 rows, 64 MiB or 1 s, committed early when idle: the CLI's defaults for stdout and DuckDB. */
 export const DEFAULT_BATCH_LIMITS: BatchLimits = {maxRows: 50_000, maxBytes: 64 * 1024 * 1024, maxDelayMs: 1000, commitWhenIdle: true}
@@ -83,7 +99,13 @@ interface OpenTxn {
   events: ChangeEvent[]
   /** Some of this transaction's events are already in the sink's open batch. */
   partiallyWritten: boolean
+  /** Row changes received (before any table gate): the position a partial checkpoint records. */
+  changes: number
+  /** Row changes the sink already holds (from a partial checkpoint): skipped. */
+  skipChanges: number
 }
+
+
 
 export type StreamEnd = 'signal' | 'stop-lsn'
 
@@ -91,6 +113,7 @@ export class StreamApplier {
   private readonly sink: Sink
   private readonly limits: BatchLimits
   private readonly txnChunkRows: number
+  private readonly txnSplitRows: number
   private readonly log: Logger
   private skipThrough: Lsn | null
   /** Last committed (durable) transaction. */
@@ -125,6 +148,7 @@ export class StreamApplier {
     this.sink = opts.sink
     this.limits = {...DEFAULT_BATCH_LIMITS, ...opts.batch}
     this.txnChunkRows = opts.txnChunkRows ?? 2_000
+    this.txnSplitRows = opts.sink.partialTransactions ? (this.limits.txnSplitRows ?? DEFAULT_TXN_SPLIT_ROWS) : 0
     this.log = opts.log
     this.skipThrough = opts.skipThroughLsn
     this.stopAt = opts.stopAtLsn ?? null
@@ -291,8 +315,13 @@ export class StreamApplier {
   }
 
   private beginTxn(xid: number, finalLsn: Lsn, commitTime: PgTimestamp): void {
-    const skip = this.skipThrough !== null && finalLsn <= this.skipThrough
-    this.txn = {xid, commitLsnHint: finalLsn, commitTime, seq: 0, skip, events: [], partiallyWritten: false}
+    // Past the stop position: not applied (commitTxn ends the run); nothing of it is written, not
+    // even the pieces of a large one.
+    const skip = (this.skipThrough !== null && finalLsn <= this.skipThrough) || (this.stopAt !== null && finalLsn > this.stopAt)
+    const partial = this.durable?.partial
+    const skipChanges = partial && partial.commitLsn === finalLsn ? partial.changes : 0
+    if (skipChanges > 0) this.log.info({commitLsn: formatLsn(finalLsn), changes: skipChanges}, 'resuming a transaction the sink holds in part: skipping the changes it has')
+    this.txn = {xid, commitLsnHint: finalLsn, commitTime, seq: 0, skip, events: [], partiallyWritten: false, changes: 0, skipChanges}
   }
 
   /**
@@ -304,6 +333,8 @@ export class StreamApplier {
     if (!txn) throw new PgrepError('protocol', `"${msg.tag}" message outside a transaction`)
     if (msg.tag === 'relation') return this.onRelation(txn, msg, bytes)
     if (txn.skip) return
+    // Counted before any gate, so the count means the same after a restart.
+    if (++txn.changes <= txn.skipChanges) return
     // Event objects are written out whole, field by field in one order, so each kind keeps one shape.
     switch (msg.tag) {
       case 'insert': {
@@ -381,6 +412,33 @@ export class StreamApplier {
     this.batchRows += events.length
     if (this.batchCounts) this.countEvents(events)
     await this.sink.write(events)
+    if (this.txnSplitRows > 0 && this.batchRows >= this.txnSplitRows) await this.commitPiece(txn)
+  }
+
+  /**
+   * Commits what the open batch holds of a large transaction (all of its changes so far: the batch
+   * holds nothing else) with a partial checkpoint, and opens the next batch for the rest.
+   */
+  private async commitPiece(txn: OpenTxn): Promise<void> {
+    const whole = this.durable
+    const checkpoint: Checkpoint = {
+      commitLsn: whole?.commitLsn ?? 0n,
+      endLsn: whole?.endLsn ?? 0n,
+      commitTime: whole?.commitTime ?? null,
+      partial: {commitLsn: txn.commitLsnHint, changes: txn.changes},
+    }
+    const started = Date.now()
+    await this.sink.commitBatch(checkpoint)
+    this.durable = checkpoint
+    this.batchOpen = false
+    const now = Date.now()
+    this.log.debug({commitLsn: formatLsn(txn.commitLsnHint), changes: txn.changes, ms: now - started}, 'committed a piece of a large transaction')
+    this.opts.onBatchCommitted?.({checkpoint, rows: this.batchRows, transactions: 0, ms: now - started})
+    if (this.opts.observer?.onBatchCommitted) this.reportBatch(now, now - started, null)
+    this.batchRows = 0
+    this.batchBytes = 0
+    this.batchTxns = 0
+    await this.openBatch()
   }
 
   /** Per-table, per-op counts for the observer: one map lookup per change, none per value. */

@@ -47,6 +47,8 @@ export interface DuckDbSinkOptions {
 export class DuckDbSink implements Sink {
   readonly name: string
   readonly exactlyOnce = true
+  /** A large transaction is committed in pieces (Checkpoint.partial in _pgrep.checkpoint). */
+  readonly partialTransactions = true
   private readonly path: string
   private readonly log: SinkLog
   private instance: DuckDBInstance | undefined

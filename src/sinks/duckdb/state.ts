@@ -1,11 +1,14 @@
 // pgrep's own state inside the DuckDB file, in schema `_pgrep`:
 //
-//   _pgrep.meta           (key VARCHAR PRIMARY KEY, value VARCHAR)      state_format = '2'
+//   _pgrep.meta           (key VARCHAR PRIMARY KEY, value VARCHAR)      state_format = '3'
 //   _pgrep.checkpoint     (id INTEGER PRIMARY KEY = 1, commit_lsn VARCHAR 'X/Y', end_lsn VARCHAR 'X/Y',
 //                          commit_lsn_int UBIGINT, end_lsn_int UBIGINT, updated_at TIMESTAMPTZ,
-//                          commit_time TIMESTAMPTZ NULL)
+//                          commit_time TIMESTAMPTZ NULL, partial_commit_lsn VARCHAR NULL,
+//                          partial_changes UBIGINT NULL)
 //                         one row, written in the same transaction as the batch it closes;
-//                         commit_time (format 2) is the last applied transaction's, for lag in time
+//                         commit_time (format 2) is the last applied transaction's, for lag in time;
+//                         partial_* (format 3): the file holds that many changes of the transaction
+//                         committed at partial_commit_lsn, one too large to commit whole
 //   _pgrep.tables         (schema VARCHAR, name VARCHAR, status VARCHAR pending|copying|ready,
 //                          snapshot_lsn VARCHAR 'X/Y' NULL, updated_at TIMESTAMPTZ, PRIMARY KEY (schema, name))
 //                         the copy states the pipeline reads back on open()
@@ -26,8 +29,10 @@ export const STATE_SCHEMA = '_pgrep'
  * 1: the first release. 2: `_pgrep.checkpoint.commit_time`; a format-1 file is migrated on open
  * (the column added, null until the next batch), and a format-1 pgrep refuses the migrated file
  * rather than fail on its column-count-dependent INSERT.
+ * 3: `partial_commit_lsn`, `partial_changes` (a large transaction committed in pieces); a format-2
+ * pgrep would apply such a transaction's first pieces twice, so it refuses the file.
  */
-export const STATE_FORMAT = 2
+export const STATE_FORMAT = 3
 
 /** A Postgres column as recorded in _pgrep.table_columns. */
 export interface StoredColumn {
@@ -60,6 +65,8 @@ export async function ensureState(conn: DuckDBConnection, db: string): Promise<v
     )
     // Format 1 files lack it; always asked (cheap), so a file whose meta row went missing is mended too.
     await exec(conn, `ALTER TABLE ${st(db, 'checkpoint')} ADD COLUMN IF NOT EXISTS commit_time TIMESTAMPTZ`)
+    await exec(conn, `ALTER TABLE ${st(db, 'checkpoint')} ADD COLUMN IF NOT EXISTS partial_commit_lsn VARCHAR`)
+    await exec(conn, `ALTER TABLE ${st(db, 'checkpoint')} ADD COLUMN IF NOT EXISTS partial_changes UBIGINT`)
     await exec(
       conn,
       `CREATE TABLE IF NOT EXISTS ${st(db, 'tables')} (
@@ -91,9 +98,10 @@ export async function ensureState(conn: DuckDBConnection, db: string): Promise<v
 
 export async function readResume(conn: DuckDBConnection, db: string): Promise<ResumeState> {
   // Microseconds as text: exact, whatever JS type DuckDB would hand back for a BIGINT.
-  const cp = await query<{commit_lsn: string; end_lsn: string; commit_us: string | null}>(
+  const cp = await query<{commit_lsn: string; end_lsn: string; commit_us: string | null; partial_lsn: string | null; partial_changes: string | null}>(
     conn,
-    `SELECT commit_lsn, end_lsn, epoch_us(commit_time)::VARCHAR AS commit_us FROM ${st(db, 'checkpoint')} WHERE id = 1`,
+    `SELECT commit_lsn, end_lsn, epoch_us(commit_time)::VARCHAR AS commit_us, partial_commit_lsn AS partial_lsn, partial_changes::VARCHAR AS partial_changes
+     FROM ${st(db, 'checkpoint')} WHERE id = 1`,
   )
   const checkpoint: Checkpoint | null =
     cp.length === 0
@@ -102,6 +110,7 @@ export async function readResume(conn: DuckDBConnection, db: string): Promise<Re
           commitLsn: parseLsn(cp[0].commit_lsn),
           endLsn: parseLsn(cp[0].end_lsn),
           commitTime: cp[0].commit_us === null ? null : BigInt(cp[0].commit_us) - PG_EPOCH_UNIX_MICROS,
+          partial: cp[0].partial_lsn === null || cp[0].partial_changes === null ? null : {commitLsn: parseLsn(cp[0].partial_lsn), changes: Number(cp[0].partial_changes)},
         }
   const rows = await query<{schema: string; name: string; status: string; snapshot_lsn: string | null}>(
     conn,
@@ -119,11 +128,11 @@ export async function readResume(conn: DuckDBConnection, db: string): Promise<Re
 export async function writeCheckpoint(conn: DuckDBConnection, db: string, cp: Checkpoint): Promise<void> {
   await exec(
     conn,
-    `INSERT INTO ${st(db, 'checkpoint')} (id, commit_lsn, end_lsn, commit_lsn_int, end_lsn_int, updated_at, commit_time)
-     VALUES (1, $1, $2, $3::UBIGINT, $4::UBIGINT, $5::TIMESTAMPTZ, $6::TIMESTAMPTZ)
+    `INSERT INTO ${st(db, 'checkpoint')} (id, commit_lsn, end_lsn, commit_lsn_int, end_lsn_int, updated_at, commit_time, partial_commit_lsn, partial_changes)
+     VALUES (1, $1, $2, $3::UBIGINT, $4::UBIGINT, $5::TIMESTAMPTZ, $6::TIMESTAMPTZ, $7, $8::UBIGINT)
      ON CONFLICT (id) DO UPDATE SET commit_lsn = excluded.commit_lsn, end_lsn = excluded.end_lsn,
        commit_lsn_int = excluded.commit_lsn_int, end_lsn_int = excluded.end_lsn_int, updated_at = excluded.updated_at,
-       commit_time = excluded.commit_time`,
+       commit_time = excluded.commit_time, partial_commit_lsn = excluded.partial_commit_lsn, partial_changes = excluded.partial_changes`,
     [
       formatLsn(cp.commitLsn),
       formatLsn(cp.endLsn),
@@ -131,6 +140,8 @@ export async function writeCheckpoint(conn: DuckDBConnection, db: string, cp: Ch
       cp.endLsn.toString(),
       new Date().toISOString(),
       cp.commitTime === undefined || cp.commitTime === null ? null : pgTimestampToIso(cp.commitTime),
+      cp.partial ? formatLsn(cp.partial.commitLsn) : null,
+      cp.partial ? String(cp.partial.changes) : null,
     ],
   )
 }
