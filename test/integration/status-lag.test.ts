@@ -142,7 +142,7 @@ describe.each(pgServers())('status lag in time on PostgreSQL $major', (server) =
     instance.closeSync()
     const r = await runCli(['status', '--slot', 'lag_slot', '--sink', 'duckdb', '--duckdb-path', file, '--json'], env)
     const report = JSON.parse(r.stdout)
-    expect(report.sink.checkpoint).toEqual({commitLsn: '0/10', endLsn: '0/40', commitTime: null})
+    expect(report.sink.checkpoint).toEqual({commitLsn: '0/10', endLsn: '0/40', commitTime: null, partial: null})
     expect(report.lag.lastCommitTime).toBeNull()
     const human = await runCli(['status', '--slot', 'lag_slot', '--sink', 'duckdb', '--duckdb-path', file], env)
     expect(human.stdout).toMatch(/last applied commit: time not recorded yet/)

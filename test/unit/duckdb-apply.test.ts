@@ -554,7 +554,7 @@ describe('batches and the checkpoint', () => {
       {schema: 'app', name: 'b', status: 'ready', snapshotLsn: 0x16b374d848n},
     ])
     expect(await rows(`SELECT snapshot_lsn FROM _pgrep.tables WHERE name = 'b'`)).toEqual([['16/B374D848']])
-    expect(await rows(`SELECT value FROM _pgrep.meta WHERE key = 'state_format'`)).toEqual([['2']])
+    expect(await rows(`SELECT value FROM _pgrep.meta WHERE key = 'state_format'`)).toEqual([['3']])
   })
 })
 

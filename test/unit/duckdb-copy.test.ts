@@ -274,7 +274,7 @@ describe('opening', () => {
     const conn = await inst.connect()
     const cols = (await conn.runAndReadAll(`SELECT table_name, list(column_name ORDER BY column_index) FROM duckdb_columns() WHERE schema_name = '_pgrep' GROUP BY 1 ORDER BY 1`)).getRowsJS()
     expect(cols).toEqual([
-      ['checkpoint', ['id', 'commit_lsn', 'end_lsn', 'commit_lsn_int', 'end_lsn_int', 'updated_at', 'commit_time']],
+      ['checkpoint', ['id', 'commit_lsn', 'end_lsn', 'commit_lsn_int', 'end_lsn_int', 'updated_at', 'commit_time', 'partial_commit_lsn', 'partial_changes']],
       ['meta', ['key', 'value']],
       ['table_columns', ['schema', 'name', 'columns', 'updated_at']],
       ['tables', ['schema', 'name', 'status', 'snapshot_lsn', 'updated_at']],

@@ -76,7 +76,7 @@ describe('DuckDB state format', () => {
     const sink = new DuckDbSink({path: file})
     const resume = await sink.open()
     expect(resume).toEqual({
-      checkpoint: {commitLsn: 0x1a2b3c8n, endLsn: 0x1a2b3f0n, commitTime: null, partial: null},
+      checkpoint: {commitLsn: 0x1a2b3c8n, endLsn: 0x1a2b3f0n, commitTime: null},
       tables: [{schema: 'app', name: 'items', status: 'ready', snapshotLsn: 0x1000000n}],
     })
 
@@ -89,7 +89,7 @@ describe('DuckDB state format', () => {
     await sink.close()
 
     const again = new DuckDbSink({path: file})
-    expect((await again.open()).checkpoint).toEqual({commitLsn: 0x1a2b500n, endLsn: 0x1a2b540n, commitTime, partial: null})
+    expect((await again.open()).checkpoint).toEqual({commitLsn: 0x1a2b500n, endLsn: 0x1a2b540n, commitTime})
     await again.close()
 
     expect(
@@ -111,13 +111,13 @@ describe('DuckDB state format', () => {
     expect(await sink.open()).toEqual({checkpoint: null, tables: []})
     await sink.beginBatch()
     await sink.commitBatch({commitLsn: 0x100n, endLsn: 0x140n})
-    expect((await sink.open()).checkpoint).toEqual({commitLsn: 0x100n, endLsn: 0x140n, commitTime: null, partial: null})
+    expect((await sink.open()).checkpoint).toEqual({commitLsn: 0x100n, endLsn: 0x140n, commitTime: null})
     await sink.beginBatch()
     await sink.commitBatch({commitLsn: 0x100n, endLsn: 0x140n, partial: {commitLsn: 0x2_0000_0300n, changes: 400_000}})
     expect((await sink.open()).checkpoint).toEqual({commitLsn: 0x100n, endLsn: 0x140n, commitTime: null, partial: {commitLsn: 0x2_0000_0300n, changes: 400_000}})
     await sink.beginBatch()
     await sink.commitBatch({commitLsn: 0x2_0000_0300n, endLsn: 0x2_0000_0340n})
-    expect((await sink.open()).checkpoint).toEqual({commitLsn: 0x2_0000_0300n, endLsn: 0x2_0000_0340n, commitTime: null, partial: null})
+    expect((await sink.open()).checkpoint).toEqual({commitLsn: 0x2_0000_0300n, endLsn: 0x2_0000_0340n, commitTime: null})
     await sink.close()
     expect(await sql(file, [`SELECT value FROM _pgrep.meta WHERE key = 'state_format'`])).toEqual([['3']])
   })

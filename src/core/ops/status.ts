@@ -32,7 +32,13 @@ export interface StatusReport {
   publication: null | {name: string; tables: {schema: string; name: string; replicaIdentity: string; replicatesUpdatesAndDeletes: boolean}[]}
   sink: null | {
     /** `commitTime`: of the last applied transaction, null when not recorded (a state from an older pgrep, until the next batch). */
-    checkpoint: {commitLsn: string; endLsn: string; commitTime: string | null} | null
+    checkpoint: {
+      commitLsn: string
+      endLsn: string
+      commitTime: string | null
+      /** The sink holds the first `changes` row changes of the transaction committed at `commitLsn` (a large one, committed in pieces). */
+      partial: {commitLsn: string; changes: number} | null
+    } | null
     /** Bytes of WAL between the sink's checkpoint and the server's current position. */
     lagBytes: number | null
     tables: {schema: string; name: string; status: string; snapshotLsn: string | null}[]
@@ -165,7 +171,14 @@ export async function collectStatus(opts: {
   const cp = opts.sinkState?.checkpoint ?? null
   if (opts.sinkState) {
     sink = {
-      checkpoint: cp ? {commitLsn: formatLsn(cp.commitLsn), endLsn: formatLsn(cp.endLsn), commitTime: cp.commitTime == null ? null : pgTimestampToIso(cp.commitTime)} : null,
+      checkpoint: cp
+        ? {
+            commitLsn: formatLsn(cp.commitLsn),
+            endLsn: formatLsn(cp.endLsn),
+            commitTime: cp.commitTime == null ? null : pgTimestampToIso(cp.commitTime),
+            partial: cp.partial ? {commitLsn: formatLsn(cp.partial.commitLsn), changes: cp.partial.changes} : null,
+          }
+        : null,
       lagBytes: cp ? Number(current > cp.endLsn ? current - cp.endLsn : 0n) : null,
       tables: opts.sinkState.tables.map((t) => ({schema: t.schema, name: t.name, status: t.status, snapshotLsn: t.snapshotLsn === null ? null : formatLsn(t.snapshotLsn)})),
     }
@@ -235,6 +248,8 @@ export function formatStatus(r: StatusReport): string {
   }
   if (r.sink) {
     lines.push(`sink checkpoint: ${r.sink.checkpoint ? `commit ${r.sink.checkpoint.commitLsn}, end ${r.sink.checkpoint.endLsn}, ${bytes(r.sink.lagBytes)} behind` : 'none yet'}`)
+  const partial = r.sink.checkpoint?.partial
+  if (partial) lines.push(`  holds ${partial.changes} row changes of the large transaction committed at ${partial.commitLsn} (applied in pieces; the rest follows)`)
     for (const t of r.sink.tables) lines.push(`  ${t.schema}.${t.name}  ${t.status}${t.snapshotLsn ? ` at ${t.snapshotLsn}` : ''}`)
   }
   const l = r.lag

@@ -110,7 +110,8 @@ export async function readResume(conn: DuckDBConnection, db: string): Promise<Re
           commitLsn: parseLsn(cp[0].commit_lsn),
           endLsn: parseLsn(cp[0].end_lsn),
           commitTime: cp[0].commit_us === null ? null : BigInt(cp[0].commit_us) - PG_EPOCH_UNIX_MICROS,
-          partial: cp[0].partial_lsn === null || cp[0].partial_changes === null ? null : {commitLsn: parseLsn(cp[0].partial_lsn), changes: Number(cp[0].partial_changes)},
+          // Present only while a transaction is held in part.
+          ...(cp[0].partial_lsn === null || cp[0].partial_changes === null ? {} : {partial: {commitLsn: parseLsn(cp[0].partial_lsn), changes: Number(cp[0].partial_changes)}}),
         }
   const rows = await query<{schema: string; name: string; status: string; snapshot_lsn: string | null}>(
     conn,
