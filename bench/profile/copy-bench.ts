@@ -63,7 +63,7 @@ async function run(names: string[]): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'pgrep-copy-bench-'))
   const extra = process.env.BENCH_PGREP_ARGS ?? ''
   const nodeArgs = process.env.BENCH_NODE_ARGS ?? ''
-  const bin = `node ${nodeArgs} ${path.join(root, 'bin/run.js')}`
+  const bin = `node ${nodeArgs} ${path.join(process.env.PGREP_DIST ?? root, 'bin/run.js')}`
   const results: Record<string, Timed & {note?: string}> = {}
   try {
     for (const name of names) {

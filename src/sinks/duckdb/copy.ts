@@ -131,7 +131,8 @@ export class DuckDbCopyWriter implements TableCopyWriter {
       this.done = true
       this.host.copied(this.table, this.shape!)
       this.issues.flush(this.host.log)
-      this.host.log('debug', `copied ${display(this.table)}: ${this.rows} rows`, {table: display(this.table), rows: this.rows})
+      // Rows loaded from CSV files are counted by the caller (which logs the table's total).
+      if (!this.loadCsvFile) this.host.log('debug', `copied ${display(this.table)}: ${this.rows} rows`, {table: display(this.table), rows: this.rows})
     } catch (err) {
       await this.abort().catch(() => {})
       throw sinkError(`commit the copy of ${display(this.table)}`, err, 'the table keeps its previous contents; run the copy again')
