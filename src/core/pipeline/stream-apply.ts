@@ -15,6 +15,10 @@
 //   plus how many changes of this one are applied (Checkpoint.partial). The server sends the whole
 //   transaction again after a crash, in the same order, and those changes are skipped. The flush
 //   position never moves for a piece: the transaction's WAL stays on the server until it is whole.
+// - A committed streamed transaction is replayed into the sink while the stream goes on being
+//   read, as long as what arrives is more streamed (held) changes: the walsender decodes the next
+//   large transaction instead of waiting. Anything else waits for the replay to finish, so the
+//   sink still sees transactions one at a time, in commit order.
 import type {ChangeEvent, MessageEvent, TruncateEvent} from '../changes.js'
 import {PgrepError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
@@ -143,6 +147,9 @@ export class StreamApplier {
   private lastPeriodic = Date.now()
   /** Position of the last heartbeat/watermark received with nothing pending (see confirmProgress). */
   private ownMessageLsn: Lsn = 0n
+  /** A streamed transaction being replayed into the sink (see the header). */
+  private replaying: Promise<void> | undefined
+  private replayFailure: {err: unknown} | undefined
 
   constructor(private readonly opts: StreamApplyOptions) {
     this.sink = opts.sink
@@ -174,20 +181,28 @@ export class StreamApplier {
     this.resetConnectionState()
     try {
       while (!this.opts.signal.aborted && !this.done) {
+        if (this.replayFailure) await this.replayDone()
         const items = await stream.read(this.waitMs())
         if (items === null) throw new PgrepError('connection', 'the server ended the replication stream')
         for (const item of items) {
           if (item.kind === 'keepalive') {
-            this.onKeepalive(item.walEnd, stream)
+            // During a replay the position is not idle; the stream answers reply requests itself.
+            if (!this.replaying) this.onKeepalive(item.walEnd, stream)
           } else {
             const data = item.data
             if (!this.inStreamBlock || !this.holdStreamed(data)) {
+              // Stream Start/Stop only switch the held-changes mode; anything else is ordered after the replay.
+              if (this.replaying && data[0] !== 0x53 && data[0] !== 0x45) {
+                await this.replayDone()
+                if (this.done) break
+              }
               const pending = this.onMessage(this.decoder.decode(data), data)
               if (pending) await pending
             }
           }
           if (this.done) break
         }
+        if (this.replaying) continue // batch limits and confirmations once it is applied
         if (this.batchOpen && !this.txn && Date.now() - this.batchStartedAt >= this.limits.maxDelayMs) await this.commitBatch()
         else if (this.batchOpen && !this.txn && this.limits.commitWhenIdle !== false && stream.pendingItems === 0) {
           // Let the socket's pending reads land first: "idle" means nothing more has arrived.
@@ -201,13 +216,25 @@ export class StreamApplier {
         }
         this.confirmProgress(stream)
       }
+      await this.replayDone()
       await this.settle()
       this.confirmProgress(stream, true)
       return this.done ? 'stop-lsn' : 'signal'
     } catch (err) {
+      // The sink is used by one caller at a time: a replay still running finishes first.
+      await this.replaying
+      this.replayFailure = undefined
       await this.settle().catch((e) => this.log.warn({err: e}, 'could not settle the open batch after a stream error'))
       throw err
     }
+  }
+
+  /** Waits for a running replay; throws its error. */
+  private async replayDone(): Promise<void> {
+    if (this.replaying) await this.replaying
+    const failure = this.replayFailure
+    this.replayFailure = undefined
+    if (failure) throw failure.err
   }
 
   private waitMs(): number {
@@ -239,7 +266,7 @@ export class StreamApplier {
   }
 
   private isIdle(): boolean {
-    return !this.batchOpen && !this.txn && this.streamed.pendingCount === 0 && !this.inStreamBlock
+    return !this.batchOpen && !this.txn && this.streamed.pendingCount === 0 && !this.inStreamBlock && !this.replaying
   }
 
   private confirmProgress(stream: ReplicationStream, sendNow = false): void {
@@ -292,8 +319,18 @@ export class StreamApplier {
       case 'stream-abort':
         this.streamed.abort(msg.xid, msg.subXid)
         return
-      case 'stream-commit':
-        return this.replayStreamed(msg.xid, msg.commitLsn, msg.endLsn, msg.commitTime)
+      case 'stream-commit': {
+        // Not awaited: see the header. Failures are kept for replayDone().
+        const replay: Promise<void> = this.replayStreamed(msg.xid, msg.commitLsn, msg.endLsn, msg.commitTime)
+          .catch((err: unknown) => {
+            this.replayFailure = {err}
+          })
+          .finally(() => {
+            if (this.replaying === replay) this.replaying = undefined
+          })
+        this.replaying = replay
+        return
+      }
       case 'message':
         if (!msg.transactional) return this.onNonTransactionalMessage(msg)
         return this.onChange(msg, raw.length)
