@@ -109,8 +109,6 @@ interface OpenTxn {
   skipChanges: number
 }
 
-
-
 export type StreamEnd = 'signal' | 'stop-lsn'
 
 export class StreamApplier {
@@ -238,6 +236,8 @@ export class StreamApplier {
   }
 
   private waitMs(): number {
+    // During a replay the batch is the replay's: wake up now and then, not every millisecond.
+    if (this.replaying) return 50
     if (!this.batchOpen) return 500
     const left = this.limits.maxDelayMs - (Date.now() - this.batchStartedAt)
     return Math.max(1, Math.min(500, left))
