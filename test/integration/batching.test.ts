@@ -108,6 +108,8 @@ describe.each(pgServers())('batching on PostgreSQL $major', (server) => {
         expect(rows).toBe(partial)
         const status = await runCli(['status', '--publication', `${name}_pub`, '--slot', name, '--sink', 'duckdb', '--duckdb-path', file, '--json'], env)
         expect(JSON.parse(status.stdout).sink.checkpoint.partial).toEqual({commitLsn: expect.stringMatching(/^[0-9A-F]+\/[0-9A-F]+$/), changes: partial})
+        const human = await runCli(['status', '--publication', `${name}_pub`, '--slot', name, '--sink', 'duckdb', '--duckdb-path', file], env)
+        expect(human.stdout).toContain(`holds ${partial} row changes of the large transaction committed at`)
 
         const rest = await runCli(sync(['--once']), env)
         expect(rest.code, rest.stderr).toBe(0)
