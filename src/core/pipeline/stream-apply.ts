@@ -458,23 +458,14 @@ export class StreamApplier {
    */
   private async commitPiece(txn: OpenTxn): Promise<void> {
     const whole = this.durable
-    const checkpoint: Checkpoint = {
+    const started = Date.now()
+    await this.commitBatch({
       commitLsn: whole?.commitLsn ?? 0n,
       endLsn: whole?.endLsn ?? 0n,
       commitTime: whole?.commitTime ?? null,
       partial: {commitLsn: txn.commitLsnHint, changes: txn.changes},
-    }
-    const started = Date.now()
-    await this.sink.commitBatch(checkpoint)
-    this.durable = checkpoint
-    this.batchOpen = false
-    const now = Date.now()
-    this.log.debug({commitLsn: formatLsn(txn.commitLsnHint), changes: txn.changes, ms: now - started}, 'committed a piece of a large transaction')
-    this.opts.onBatchCommitted?.({checkpoint, rows: this.batchRows, transactions: 0, ms: now - started})
-    if (this.opts.observer?.onBatchCommitted) this.reportBatch(now, now - started, null)
-    this.batchRows = 0
-    this.batchBytes = 0
-    this.batchTxns = 0
+    })
+    this.log.debug({commitLsn: formatLsn(txn.commitLsnHint), changes: txn.changes, ms: Date.now() - started}, 'committed a piece of a large transaction')
     await this.openBatch()
   }
 
@@ -580,10 +571,11 @@ export class StreamApplier {
     await this.commitTxn(commitLsn, endLsn, commitTime)
   }
 
-  private async commitBatch(): Promise<void> {
+  /** `piece`: the partial checkpoint of a large transaction's piece (commitPiece), instead of the batch's last transaction. */
+  private async commitBatch(piece?: Checkpoint): Promise<void> {
     if (!this.batchOpen) return
     const started = Date.now()
-    const last = this.batchLast
+    const last = piece ?? this.batchLast
     if (!last) {
       // Only non-transactional messages: nothing to checkpoint beyond what is durable.
       await this.sink.commitBatch(this.durable ?? {commitLsn: 0n, endLsn: 0n})
@@ -594,7 +586,8 @@ export class StreamApplier {
     this.batchOpen = false
     const now = Date.now()
     this.opts.onBatchCommitted?.({checkpoint: this.durable ?? {commitLsn: 0n, endLsn: 0n}, rows: this.batchRows, transactions: this.batchTxns, ms: now - started})
-    if (this.opts.observer?.onBatchCommitted) this.reportBatch(now, now - started, last?.commitTime ?? null)
+    // A piece completes no transaction: no commit time to report.
+    if (this.opts.observer?.onBatchCommitted) this.reportBatch(now, now - started, piece ? null : (last?.commitTime ?? null))
     this.batchRows = 0
     this.batchBytes = 0
     this.batchTxns = 0
