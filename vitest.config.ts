@@ -4,7 +4,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/helpers/global-setup.ts'],
-    testTimeout: 120_000,
+    // Generous: a loaded 2-core machine (CI, parallel work) makes every real-server step several times slower.
+    testTimeout: 300_000,
     hookTimeout: 120_000,
     pool: 'forks',
     // Two cores: more workers only make the servers and the tests fight for CPU.

@@ -42,7 +42,7 @@ export function spawnCli(args: string[], env: Record<string, string>): ChildProc
   return Object.assign(child, {result, stdoutText: () => stdout, stderrText: () => stderr})
 }
 
-export async function runCli(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<CliResult> {
+export async function runCli(args: string[], env: Record<string, string>, timeoutMs = 180_000): Promise<CliResult> {
   const child = spawnCli(args, env)
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
   const r = await child.result
@@ -57,7 +57,7 @@ export function jsonLines(text: string): any[] {
     .map((l) => JSON.parse(l))
 }
 
-export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 30_000, what = 'condition'): Promise<void> {
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 90_000, what = 'condition'): Promise<void> {
   const end = Date.now() + timeoutMs
   while (Date.now() < end) {
     if (await cond()) return
