@@ -28,9 +28,16 @@ describe('translatePgError: reaching the server', () => {
     ['ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:5432'],
     ['EHOSTUNREACH', 'connect EHOSTUNREACH 10.0.0.1:5432'],
     ['ENETUNREACH', 'connect ENETUNREACH 10.0.0.1:5432'],
-    ['ECONNRESET', 'read ECONNRESET'],
   ])('%s', (code, message) => {
     const e = check(nodeErr(code, message), 'connection', /^cannot reach PostgreSQL at repl@db\.example:5432\/app: /, /Is it running.*--source.*PGHOST \/ PGPORT/)
+    expect(e.message).toContain(message)
+  })
+
+  it.each([
+    ['ECONNRESET', 'read ECONNRESET'],
+    ['EPIPE', 'write EPIPE'],
+  ])('%s: an established connection was cut, with a hint', (code, message) => {
+    const e = check(nodeErr(code, message), 'connection', /^the connection to PostgreSQL at repl@db\.example:5432\/app was lost/, /restarted.*proxy/)
     expect(e.message).toContain(message)
   })
 
