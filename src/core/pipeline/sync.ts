@@ -138,6 +138,7 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
     }
 
     const dropCreatedSlot = async (failure: unknown): Promise<unknown> => {
+      await guard?.stop() // it would report the slot as gone
       try {
         await source.run(sql, `SELECT pg_drop_replication_slot($1)`, [opts.slot], {slot: opts.slot, operation: 'drop the replication slot'})
         if (sink.exactlyOnce) {
