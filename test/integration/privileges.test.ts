@@ -32,8 +32,8 @@ describe.each(pgServers())('privileges and failed first copies on PostgreSQL $ma
     `)
   })
   afterAll(async () => {
-    await db.close()
     await db.query(`DROP OWNED BY ${role}; DROP ROLE IF EXISTS ${role}`).catch(() => {})
+    await db.close()
     await rm(dir, {recursive: true, force: true})
   })
 

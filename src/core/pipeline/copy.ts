@@ -510,7 +510,9 @@ async function planTable(source: PostgresSource, client: pg.Client, table: Table
   const partitioned = rows.length !== 1 || rows[0].rel !== root
   const plain = rows.every((r) => r.kind === 'r' && r.readable)
   const units: Omit<Unit, 'plan'>[] = []
-  if (partitioned && !plain) {
+  if (rows.length === 0) {
+    units.push({relation: {sql: root, resumable: false}}) // a partitioned table without partitions
+  } else if (partitioned && !plain) {
     log.info({table: root}, `reading the partitioned table ${root} through its root in one piece: the role may not read its partitions directly (or some are not plain tables)`)
     units.push({relation: {sql: root, resumable: false}})
   } else {
@@ -528,5 +530,6 @@ async function planTable(source: PostgresSource, client: pg.Client, table: Table
     }
   }
   const estimatedRows = rows.reduce((n, r) => n + Number(r.est), 0)
+  if (partitioned) log.info({table: root, partitions: rows.length, units: units.length, estimatedRows}, `${root} is partitioned: ${rows.length} partition(s) read in ${units.length} unit(s)`)
   return {table, estimatedRows, units, remaining: units.length, rows: 0, snapshotLsn, writeChain: Promise.resolve(), committed: false}
 }
