@@ -129,7 +129,7 @@ interface TablePlan {
  * large enough that each COPY's start-up is noise. PGREP_COPY_SPLIT_BYTES (hidden) lets tests
  * split small tables.
  */
-const DEFAULT_SPLIT_BYTES = 128 * 1024 * 1024
+export const DEFAULT_SPLIT_BYTES = 128 * 1024 * 1024
 
 function splitBytesFrom(option: number | undefined): number {
   const env = Number(process.env.PGREP_COPY_SPLIT_BYTES)
