@@ -160,9 +160,6 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
   let holder: pg.Client | null = null
   let fresh: HeldSnapshot | undefined
   try {
-    await coordinator.query(COPY_SETTINGS).catch((err) => {
-      throw source.translate(err, {operation: 'start the copy'})
-    })
     await source.run(coordinator, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
     let snapshotName = opts.snapshot.name
     let snapshotLsn = opts.snapshot.lsn
@@ -184,6 +181,8 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
     const splitBytes = splitBytesFrom(opts.splitBytes)
     for (const s of schemas) plans.push(await planTable(source, coordinator, s, splitBytes, firstLsn, log))
 
+    // (After the catalog queries, which the settings would slow down.)
+    if (!holder) await source.run(coordinator, COPY_SETTINGS, [], {operation: 'start the copy'})
     let snapshot = {name: snapshotName, lsn: firstLsn}
     let spare: pg.Client | null = holder ? null : coordinator
     for (let round = 0; ; round++) {
@@ -279,6 +278,10 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
               break
             }
             const kept = requeue(unit, progress, queue)
+            if (kept.cannotResume) {
+              failed ??= new PgrepError('connection', `${e.message}; the copy of ${qualifiedName(unit.plan.table)} cannot go on where it stopped (its rows did not come in ctid order)`, {hint: e.hint, cause: e})
+              break
+            }
             const where = `${qualifiedName(unit.plan.table)}${unit.relation.sql === qualifiedName(unit.plan.table) ? '' : ` (${unit.relation.sql})`}${unit.range ? ` pages ${unit.range[0]}-${unit.range[1] ?? 'end'}` : ''}`
             log.warn(
               {table: qualifiedName(unit.plan.table), relation: unit.relation.sql, range: unit.range, rowsRecopied: kept.recopied, rowsKept: progress.accepted, restartedTable: kept.restartedTable},
@@ -340,7 +343,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
       }
 
       /** Puts a cut unit back at the front of the queue; what of it the sink keeps is not read again. */
-      const requeue = (unit: Unit, progress: CopyOutProgress, q: Unit[]): {recopied: number; restartedTable?: Promise<void>} => {
+      const requeue = (unit: Unit, progress: CopyOutProgress, q: Unit[]): {recopied: number; restartedTable?: Promise<void>; cannotResume?: boolean} => {
         const plan = unit.plan
         if (progress.accepted === 0) {
           q.unshift(unit)
@@ -350,9 +353,10 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
           q.unshift({...unit, after: progress.lastCtid})
           return {recopied: progress.received - progress.accepted}
         }
-        // Rows of this unit are in the writer and cannot be told apart (this should not happen for
-        // a table: only a partitioned table read through its root is not resumable, and it is one
-        // unit): the table starts over with a new writer.
+        // Rows of this unit are in the writer and cannot be told apart: only a partitioned table
+        // read through its root is not resumable, and it is one unit: it starts over with a new
+        // writer. Rows out of ctid order in a range (COPY_SETTINGS rule it out) end the copy.
+        if (plan.units.length > 1) return {recopied: 0, cannotResume: true}
         const old = plan.writer
         plan.writer = undefined
         plan.rows = 0

@@ -148,7 +148,9 @@ export async function copyOut(
           else reject(lost)
         },
       )
-      wire.query(sql)
+      // A connection cut while idle (between two COPYs) is already closed: no event will come.
+      if (wire.socket.destroyed) reject(lostDuringCopy(undefined, undefined))
+      else wire.query(sql)
     })
   } finally {
     if (!wire.socket.destroyed) {
@@ -245,7 +247,10 @@ export async function copyOutToFile(client: pg.Client, sql: string, file: string
           reject(failure ?? lostDuringCopy(serverError, err))
         },
       )
-      wire.query(sql)
+      if (wire.socket.destroyed) {
+        signal?.removeEventListener('abort', onAbort)
+        reject(lostDuringCopy(undefined, undefined))
+      } else wire.query(sql)
     })
   } finally {
     closeSync(fd)
