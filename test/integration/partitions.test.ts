@@ -80,6 +80,8 @@ describe.each(pgServers())('partitioned tables on PostgreSQL $major', (server) =
     const writes = startWrites(db)
     try {
       const child = spawnCli(['sync', '--publication', 'pub_root', '--slot', 'part_root', '--duckdb-path', file, '--parallel', '2', '--log-format', 'json', '--batch-max-delay', '200'], env)
+      // The copy is committed (a SIGTERM before would interrupt it), and the stream has begun.
+      await waitFor(() => /copied \\"public\\".\\"measure\\"/.test(child.stderrText()), 120_000, 'copy committed')
       await waitFor(async () => (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'part_root' AND active`)).rowCount === 1, 90_000, 'streaming started')
       await writes.stop()
       child.kill('SIGTERM')
