@@ -28,9 +28,16 @@ describe('translatePgError: reaching the server', () => {
     ['ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:5432'],
     ['EHOSTUNREACH', 'connect EHOSTUNREACH 10.0.0.1:5432'],
     ['ENETUNREACH', 'connect ENETUNREACH 10.0.0.1:5432'],
-    ['ECONNRESET', 'read ECONNRESET'],
   ])('%s', (code, message) => {
     const e = check(nodeErr(code, message), 'connection', /^cannot reach PostgreSQL at repl@db\.example:5432\/app: /, /Is it running.*--source.*PGHOST \/ PGPORT/)
+    expect(e.message).toContain(message)
+  })
+
+  it.each([
+    ['ECONNRESET', 'read ECONNRESET'],
+    ['EPIPE', 'write EPIPE'],
+  ])('%s: an established connection was cut, with a hint', (code, message) => {
+    const e = check(nodeErr(code, message), 'connection', /^the connection to PostgreSQL at repl@db\.example:5432\/app was lost/, /restarted.*proxy/)
     expect(e.message).toContain(message)
   })
 
@@ -144,6 +151,8 @@ describe('translatePgError: privileges', () => {
 
   it('table, schema and database privileges get their own GRANT', () => {
     check(pgErr('42501', 'permission denied for table orders'), 'permission', /permission denied on .*: permission denied for table orders/, /GRANT SELECT ON orders TO repl;/)
+    // During a COPY the table being read is known: the GRANT names it schema-qualified.
+    check(pgErr('42501', 'permission denied for table Orders'), 'permission', /permission denied for table Orders/, /GRANT SELECT ON "sales"\."Orders" TO repl;/, {...ctx, table: '"sales"."Orders"'})
     check(pgErr('42501', 'permission denied for schema sales'), 'permission', /schema sales/, /GRANT USAGE ON SCHEMA sales TO repl/)
     check(pgErr('42501', 'permission denied for database app'), 'permission', /database app/, /GRANT CREATE ON DATABASE app TO repl/)
     check(pgErr('42501', 'must be superuser to create FOR ALL TABLES publication'), 'permission', /FOR ALL TABLES/, /superuser/)

@@ -1,7 +1,19 @@
 // The copy phase: every table read from ONE snapshot, several tables at once and big tables split
-// into ctid ranges, over at most `parallel` connections that all imported the same exported
-// snapshot. Each table reaches the sink through one writer whose commit replaces the table
-// atomically, so a failure or an interrupt leaves the previous data of unfinished tables intact.
+// into ctid ranges (a partitioned table: each leaf partition, split the same way), over at most
+// `parallel` connections that all imported the same exported snapshot. Each table reaches the sink
+// through one writer whose commit replaces the table atomically, so a failure or an interrupt
+// leaves the previous data of unfinished tables intact.
+//
+// Lost connections (a server restart, a proxy cutting idle or long connections, pg_terminate_backend):
+// - A copy connection that is cut is opened again (backoff with jitter, reset by rows copied) and
+//   imports the same snapshot; the range it was reading goes on after the last row the sink
+//   accepted (rows come in ctid order: see COPY_SETTINGS), or, for a range staged as a file, is
+//   read again. A cut costs at most one range, never the table.
+// - The snapshot lives as long as the connection that exported it (the replication connection that
+//   created the slot, a temporary slot's, or the one that ran pg_export_snapshot). Once it is gone,
+//   the connections still open finish what they can; when none is left, the tables not yet
+//   committed are copied again, whole, from a fresh snapshot (`freshSnapshot`): each table's
+//   result carries the LSN of the snapshot it was read in, for sync's per-table hand-off.
 import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
@@ -9,7 +21,7 @@ import type pg from 'pg'
 import {PgrepError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {formatLsn, parseLsn, type Lsn} from '../lsn.js'
-import {copyOut, copyOutToFile} from '../postgres/copy-out.js'
+import {copyOut, copyOutToFile, newCopyOutProgress, type CopyOutProgress} from '../postgres/copy-out.js'
 import type {PostgresSource} from '../postgres/source.js'
 import {TypeCatalog} from '../schema/catalog.js'
 import {qualifiedName, quoteIdent, tableKey, type TableName, type TableSchema} from '../schema/types.js'
@@ -20,6 +32,13 @@ export interface CopySnapshot {
   name: string | null
   /** The LSN the snapshot corresponds to (the slot's consistent point); null: the current WAL position. */
   lsn: Lsn | null
+}
+
+/** A snapshot held open by a connection of the caller's, released once the copy no longer needs it. */
+export interface HeldSnapshot {
+  name: string
+  lsn: Lsn
+  release(): Promise<void>
 }
 
 /** Progress of one table's copy. */
@@ -33,6 +52,16 @@ export interface TableProgress {
   done: boolean
 }
 
+/** How a lost copy connection is retried. */
+export interface CopyRetryPolicy {
+  initialDelayMs: number
+  maxDelayMs: number
+  /** Attempts in a row without a row copied in between, before the copy fails. */
+  maxAttempts: number
+}
+
+export const DEFAULT_COPY_RETRY: CopyRetryPolicy = {initialDelayMs: 250, maxDelayMs: 15_000, maxAttempts: 12}
+
 export interface CopyOptions {
   source: PostgresSource
   sink: Sink
@@ -40,9 +69,15 @@ export interface CopyOptions {
   /** When copying a publication: its column lists and row filters (PG15+) are honoured. */
   publication?: string
   snapshot: CopySnapshot
+  /**
+   * A new snapshot when the one in use is gone (its exporting connection was lost), with its LSN.
+   * Default: one exported by a new connection at the current WAL position.
+   */
+  freshSnapshot?: () => Promise<HeldSnapshot>
   parallel: number
-  /** Tables larger than this many bytes are split into ctid ranges read in parallel. */
+  /** Ranges of at most about this many bytes: a bigger table (or partition) is split into ctid ranges. */
   splitBytes?: number
+  retry?: Partial<CopyRetryPolicy>
   signal: AbortSignal
   log: Logger
   onProgress?: (p: TableProgress) => void
@@ -53,129 +88,382 @@ export interface CopyOptions {
 }
 
 export interface CopyResult {
+  /** LSN of the snapshot the copy started in. */
   snapshotLsn: Lsn
-  tables: {table: TableSchema; rows: number}[]
+  /** Each table with the LSN of the snapshot it was read in (a later one when the first was lost). */
+  tables: {table: TableSchema; rows: number; snapshotLsn: Lsn}[]
+}
+
+/** Where a unit's rows come from: the table itself, or one leaf partition of a partitioned table. */
+interface Relation {
+  /** Quoted, schema-qualified. */
+  sql: string
+  /** A plain table (or leaf) read with FROM ONLY: its rows come in ctid order, so a cut copy can go on after the last row kept. */
+  resumable: boolean
 }
 
 interface Unit {
-  table: TableSchema
-  /** The SELECT of this unit's rows, for COPY (...) TO STDOUT. */
-  select: string
+  plan: TablePlan
+  relation: Relation
+  /** Pages [start, end) of a ctid range; end null: to the end. Absent: the whole relation. */
   range?: [number, number | null]
+  /** Rows up to this ctid are already in the sink (a range going on after a cut). */
+  after?: string
 }
 
 interface TablePlan {
-  table: TableSchema
+  table: TableSchema & {rowFilter?: string}
   estimatedRows: number
-  units: Unit[]
+  units: Omit<Unit, 'plan'>[]
+  // The state of the current attempt at the table, reset when it starts over in a fresh snapshot:
   remaining: number
   rows: number
+  snapshotLsn: Lsn
   writer?: Promise<TableCopyWriter>
   writeChain: Promise<void>
+  committed: boolean
 }
 
-const DEFAULT_SPLIT_BYTES = 256 * 1024 * 1024
+/**
+ * Range size: small enough that a cut connection costs little and ranges spread over connections,
+ * large enough that each COPY's start-up is noise. PGREP_COPY_SPLIT_BYTES (hidden) lets tests
+ * split small tables.
+ */
+export const DEFAULT_SPLIT_BYTES = 128 * 1024 * 1024
+
+function splitBytesFrom(option: number | undefined): number {
+  const env = Number(process.env.PGREP_COPY_SPLIT_BYTES)
+  return option ?? (Number.isFinite(env) && env > 0 ? env : DEFAULT_SPLIT_BYTES)
+}
+
+/**
+ * Session settings of every copy connection. The scan of a table, a leaf or a ctid range must
+ * return its rows in ctid order every time it is run in the same snapshot, for a cut range to go
+ * on after its last row: no synchronized scan (it starts where another scan is), no parallel
+ * workers (they interleave), no index scan (index order). Bitmap, TID-range and plain heap
+ * scans read in physical order. copyOut checks the order and a cut unordered unit starts over.
+ */
+const COPY_SETTINGS = 'SET synchronize_seqscans = off; SET max_parallel_workers_per_gather = 0; SET enable_indexscan = off; SET enable_indexonlyscan = off'
+
+/** The exported snapshot is gone: its exporting connection has ended. */
+class SnapshotGone extends Error {}
 
 export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
   const {source, log} = opts
   const parallel = Math.max(1, opts.parallel)
+  const retry = {...DEFAULT_COPY_RETRY, ...opts.retry}
   const coordinator = await source.sql('start the copy')
-  const workers: pg.Client[] = []
   const plans: TablePlan[] = []
   let tempDir: string | undefined
+  let fileCount = 0
+  // The connection holding the current snapshot when this copy exported it (null: the caller holds it).
+  let holder: pg.Client | null = null
+  let fresh: HeldSnapshot | undefined
   try {
     await source.run(coordinator, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
     let snapshotName = opts.snapshot.name
     let snapshotLsn = opts.snapshot.lsn
     if (snapshotName) {
-      await source.run(coordinator, `SET TRANSACTION SNAPSHOT '${snapshotName.replaceAll("'", "''")}'`, [], {operation: 'import the snapshot'})
+      await source.run(coordinator, `SET TRANSACTION SNAPSHOT ${literal(snapshotName)}`, [], {operation: 'import the snapshot'})
     } else {
       const {rows} = await source.run(coordinator, 'SELECT pg_export_snapshot() AS name, pg_current_wal_lsn()::text AS lsn')
       snapshotName = rows[0].name as string
       snapshotLsn ??= parseLsn(rows[0].lsn)
+      // The exporting transaction must stay open and idle for the snapshot to stay importable:
+      // it reads no rows, so a cut copy connection never takes the snapshot with it.
+      holder = coordinator
     }
-    const lsn = snapshotLsn ?? 0n
+    const firstLsn = snapshotLsn ?? 0n
 
     const catalog = new TypeCatalog((text, params) => source.run(coordinator, text, params))
     const schemas = await describeForCopy(source, coordinator, catalog, opts.tables, opts.publication)
-    for (const s of schemas) plans.push(await planTable(source, coordinator, s, parallel, opts.splitBytes ?? DEFAULT_SPLIT_BYTES))
-    const unitCount = plans.reduce((n, p) => n + p.units.length, 0)
+    await source.checkSelectPrivileges(coordinator, schemas)
+    const splitBytes = splitBytesFrom(opts.splitBytes)
+    for (const s of schemas) plans.push(await planTable(source, coordinator, s, splitBytes, firstLsn, log))
 
-    // Every worker imports the snapshot before any copying starts: an exported replication-slot
-    // snapshot disappears as soon as its connection runs another command.
-    const workerCount = Math.max(1, Math.min(parallel, unitCount))
-    for (let i = 0; i < workerCount - 1; i++) {
-      const w = await source.sql('open a copy connection')
-      workers.push(w)
-      await source.run(w, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
-      await source.run(w, `SET TRANSACTION SNAPSHOT '${snapshotName.replaceAll("'", "''")}'`, [], {operation: 'import the snapshot'})
-    }
-    workers.push(coordinator)
-    opts.onSnapshotImported?.()
-    log.info({tables: plans.length, connections: workers.length, snapshotLsn: formatLsn(lsn)}, `copying ${plans.length} table(s) over ${workers.length} connection(s)`)
-
-    const queue: {plan: TablePlan; unit: Unit}[] = plans.flatMap((plan) => plan.units.map((unit) => ({plan, unit})))
-    let failed: unknown
-    let fileCount = 0
-    const work = async (client: pg.Client) => {
-      for (;;) {
-        if (failed || opts.signal.aborted) return
-        const next = queue.shift()
-        if (!next) return
-        const {plan, unit} = next
-        try {
-          plan.writer ??= opts.sink.startTableCopy(plan.table, lsn)
-          const writer = await plan.writer
-          if (writer.loadCsvFile) {
-            // The sink parses CSV itself: the bytes go to a file untouched; while the sink loads
-            // one range, other connections read theirs.
-            tempDir ??= mkdtempSync(path.join(opts.tempDir ?? tmpdir(), 'pgrep-copy-'))
-            const file = path.join(tempDir, `${fileCount++}.csv`)
-            const {rows, maxRowBytes} = await copyOutToFile(client, `COPY (${unit.select}) TO STDOUT (FORMAT csv)`, file, opts.signal)
-            const load = plan.writeChain.then(() => writer.loadCsvFile!(file, maxRowBytes))
-            plan.writeChain = load.catch(() => {})
-            try {
-              await load
-            } finally {
-              rmSync(file, {force: true})
-            }
-            plan.rows += rows
-            opts.onProgress?.({table: plan.table, rows: plan.rows, estimatedRows: plan.estimatedRows, done: false})
-          } else {
-          const columns = plan.table.columns.length
-          await copyOut(client, `COPY (${unit.select}) TO STDOUT`, columns, async (rows) => {
-            if (opts.signal.aborted) throw interrupted()
-            // Ranges of one table share one writer: their writes are serialized.
-            const write = plan.writeChain.then(() => writer.write(rows))
-            plan.writeChain = write.catch(() => {})
-            await write
-            plan.rows += rows.length
-            opts.onProgress?.({table: plan.table, rows: plan.rows, estimatedRows: plan.estimatedRows, done: false})
-          })
-          }
-          plan.remaining--
-          if (plan.remaining === 0) {
-            await plan.writeChain
-            await writer.commit()
-            log.info({table: `${plan.table.schema}.${plan.table.name}`, rows: plan.rows}, `copied ${qualifiedName(plan.table)}: ${plan.rows} rows`)
-            opts.onProgress?.({table: plan.table, rows: plan.rows, estimatedRows: plan.estimatedRows, done: true})
-          }
-        } catch (err) {
-          failed ??= err
-          return
+    // (After the catalog queries, which the settings would slow down.)
+    if (!holder) await source.run(coordinator, COPY_SETTINGS, [], {operation: 'start the copy'})
+    let snapshot = {name: snapshotName, lsn: firstLsn}
+    let spare: pg.Client | null = holder ? null : coordinator
+    for (let round = 0; ; round++) {
+      const todo = plans.filter((p) => !p.committed)
+      if (todo.length === 0) break
+      if (round > 0) {
+        // The snapshot is gone and no connection holding it is left: start the unfinished tables
+        // over in a new one. Their rows staged so far came from the old snapshot and are dropped.
+        await Promise.all(todo.map(async (p) => (p.writer ? (await p.writer).abort().catch(() => {}) : undefined)))
+        if (holder) await holder.end().catch(() => {})
+        holder = null
+        await fresh?.release().catch(() => {})
+        fresh = undefined
+        if (opts.freshSnapshot) {
+          fresh = await opts.freshSnapshot()
+        } else {
+          const exported = await exportSnapshot(source)
+          holder = exported.client
+          fresh = {name: exported.name, lsn: exported.lsn, release: async () => {}}
+        }
+        snapshot = {name: fresh.name, lsn: fresh.lsn}
+        log.warn(
+          {tables: todo.map((p) => qualifiedName(p.table)), snapshotLsn: formatLsn(snapshot.lsn)},
+          `the copy's snapshot is gone (the connection that exported it was lost): copying ${todo.length} unfinished table(s) again from a new snapshot`,
+        )
+        for (const p of todo) {
+          p.remaining = p.units.length
+          p.rows = 0
+          p.snapshotLsn = snapshot.lsn
+          p.writer = undefined
+          p.writeChain = Promise.resolve()
         }
       }
+      const queue: Unit[] = todo.flatMap((plan) => plan.units.map((u) => ({...u, plan})))
+      const workerCount = Math.max(1, Math.min(parallel, queue.length))
+      const workers: (pg.Client | null)[] = [spare]
+      spare = null
+      // Every worker imports the snapshot before any copying starts: an exported replication-slot
+      // snapshot disappears as soon as its connection runs another command.
+      // (A connection that fails here is opened again by its worker, with the retries.)
+      while (workers.length < workerCount) workers.push(await openCopyConnection(source, snapshot.name).catch(() => null))
+      if (round === 0) {
+        opts.onSnapshotImported?.()
+        log.info({tables: todo.length, connections: workerCount, snapshotLsn: formatLsn(snapshot.lsn)}, `copying ${todo.length} table(s) over ${workerCount} connection(s)`)
+      }
+
+      let failed: unknown
+      const work = async (initial: pg.Client | null) => {
+        let client = initial
+        let attempts = 0
+        const lose = async (err: PgrepError, what: string, progressed: boolean): Promise<boolean> => {
+          await client?.end().catch(() => {})
+          client = null
+          if (progressed) attempts = 0
+          attempts++
+          if (attempts > retry.maxAttempts) {
+            failed ??= new PgrepError('connection', `${err.message} (${retry.maxAttempts} attempts in a row without progress)`, {
+              hint: `${err.hint ?? ''} Tables whose copy committed are kept: run the command again to copy the others.`.trim(),
+              cause: err,
+            })
+            return false
+          }
+          const delay = backoff(retry, attempts)
+          log.warn({err: err.message, attempt: attempts, delayMs: delay}, `${what}; reconnecting in ${delay} ms`)
+          await sleep(delay, opts.signal)
+          return true
+        }
+        for (;;) {
+          if (failed || opts.signal.aborted || queue.length === 0) break
+          if (!client) {
+            try {
+              client = await openCopyConnection(source, snapshot.name)
+            } catch (err) {
+              if (err instanceof SnapshotGone) {
+                log.warn({}, 'a copy connection cannot import the snapshot any more: its exporting connection is gone; the copy goes on with the connections left')
+                break
+              }
+              const e = source.translate(err, {operation: 'open a copy connection'})
+              if (e.kind === 'connection' && (await lose(e, 'cannot open a copy connection', false))) continue
+              failed ??= e
+              break
+            }
+          }
+          const unit = queue.shift()
+          if (!unit) break
+          const progress = newCopyOutProgress()
+          try {
+            await copyUnit(client, unit, progress)
+          } catch (err) {
+            const e = copyError(source, err, unit)
+            if (e.kind !== 'connection' || opts.signal.aborted || failed) {
+              failed ??= e
+              break
+            }
+            const kept = requeue(unit, progress, queue)
+            if (kept.cannotResume) {
+              failed ??= new PgrepError('connection', `${e.message}; the copy of ${qualifiedName(unit.plan.table)} cannot go on where it stopped (its rows did not come in ctid order)`, {hint: e.hint, cause: e})
+              break
+            }
+            const where = `${qualifiedName(unit.plan.table)}${unit.relation.sql === qualifiedName(unit.plan.table) ? '' : ` (${unit.relation.sql})`}${unit.range ? ` pages ${unit.range[0]}-${unit.range[1] ?? 'end'}` : ''}`
+            log.warn(
+              {table: qualifiedName(unit.plan.table), relation: unit.relation.sql, range: unit.range, rowsRecopied: kept.recopied, rowsKept: progress.accepted, restartedTable: kept.restartedTable},
+              `copy connection lost while copying ${where}: ${kept.restartedTable ? 'the table starts over' : `${kept.recopied} row(s) of it will be read again`}`,
+            )
+            if (kept.restartedTable) await kept.restartedTable
+            if (!(await lose(e, 'copy connection lost', progress.accepted > 0))) break
+          }
+        }
+        if (client && client !== holder) await client.end().catch(() => {})
+      }
+
+      const copyUnit = async (client: pg.Client, unit: Unit, progress: CopyOutProgress) => {
+        const plan = unit.plan
+        plan.writer ??= opts.sink.startTableCopy(plan.table, plan.snapshotLsn)
+        const writer = await plan.writer
+        if (writer.loadCsvFile) {
+          // The sink parses CSV itself: the bytes go to a file untouched; while the sink loads
+          // one range, other connections read theirs. A cut while reading drops the file.
+            tempDir ??= mkdtempSync(path.join(opts.tempDir ?? tmpdir(), 'pgrep-copy-'))
+          const file = path.join(tempDir, `${fileCount++}.csv`)
+          try {
+            const {rows, maxRowBytes} = await copyOutToFile(client, `COPY (${selectOf(unit, false)}) TO STDOUT (FORMAT csv)`, file, opts.signal, progress)
+            const load = plan.writeChain.then(() => writer.loadCsvFile!(file, maxRowBytes))
+            plan.writeChain = load.catch(() => {})
+            await load
+            plan.rows += rows
+          } finally {
+            rmSync(file, {force: true})
+          }
+          opts.onProgress?.({table: plan.table, rows: plan.rows, estimatedRows: plan.estimatedRows, done: false})
+        } else {
+          const columns = plan.table.columns.length
+          const withCtid = unit.relation.resumable
+          await copyOut(
+            client,
+            `COPY (${selectOf(unit, withCtid)}) TO STDOUT`,
+            columns,
+            async (rows) => {
+              if (opts.signal.aborted) throw interrupted()
+              // Ranges of one table share one writer: their writes are serialized.
+              const write = plan.writeChain.then(() => writer.write(rows))
+              plan.writeChain = write.catch(() => {})
+              await write
+              plan.rows += rows.length
+              opts.onProgress?.({table: plan.table, rows: plan.rows, estimatedRows: plan.estimatedRows, done: false})
+            },
+            {withCtid, progress},
+          )
+        }
+        plan.remaining--
+        if (plan.remaining === 0) {
+          await plan.writeChain
+          await writer.commit()
+          plan.committed = true
+          log.info({table: `${plan.table.schema}.${plan.table.name}`, rows: plan.rows}, `copied ${qualifiedName(plan.table)}: ${plan.rows} rows`)
+          opts.onProgress?.({table: plan.table, rows: plan.rows, estimatedRows: plan.estimatedRows, done: true})
+        }
+      }
+
+      /** Puts a cut unit back at the front of the queue; what of it the sink keeps is not read again. */
+      const requeue = (unit: Unit, progress: CopyOutProgress, q: Unit[]): {recopied: number; restartedTable?: Promise<void>; cannotResume?: boolean} => {
+        const plan = unit.plan
+        if (progress.accepted === 0) {
+          q.unshift(unit)
+          return {recopied: progress.received}
+        }
+        if (unit.relation.resumable && progress.ordered && progress.lastCtid) {
+          q.unshift({...unit, after: progress.lastCtid})
+          return {recopied: progress.received - progress.accepted}
+        }
+        // Rows of this unit are in the writer and cannot be told apart: only a partitioned table
+        // read through its root is not resumable, and it is one unit: it starts over with a new
+        // writer. Rows out of ctid order in a range (COPY_SETTINGS rule it out) end the copy.
+        if (plan.units.length > 1) return {recopied: 0, cannotResume: true}
+        const old = plan.writer
+        plan.writer = undefined
+        plan.rows = 0
+        plan.remaining = plan.units.length
+        plan.writeChain = Promise.resolve()
+        for (let i = q.length - 1; i >= 0; i--) if (q[i].plan === plan) q.splice(i, 1)
+        q.unshift(...plan.units.map((u) => ({...u, plan})))
+        return {recopied: progress.accepted, restartedTable: old?.then((w) => w.abort()).catch(() => {})}
+      }
+
+      await Promise.all(workers.map((w) => work(w)))
+      if (failed || opts.signal.aborted) {
+        await Promise.all(plans.filter((p) => !p.committed && p.writer).map(async (p) => (await p.writer!).abort().catch(() => {})))
+        throw opts.signal.aborted ? interrupted() : failed
+      }
     }
-    await Promise.all(workers.map((w) => work(w)))
-    if (failed || opts.signal.aborted) {
-      await Promise.all(plans.filter((p) => p.remaining > 0 && p.writer).map(async (p) => (await p.writer!).abort().catch(() => {})))
-      throw opts.signal.aborted ? interrupted() : failed
-    }
-    return {snapshotLsn: lsn, tables: plans.map((p) => ({table: p.table, rows: p.rows}))}
+    return {snapshotLsn: firstLsn, tables: plans.map((p) => ({table: p.table, rows: p.rows, snapshotLsn: p.snapshotLsn}))}
   } finally {
     if (tempDir) rmSync(tempDir, {recursive: true, force: true})
-    await Promise.all(workers.concat(workers.includes(coordinator) ? [] : [coordinator]).map((c) => c.end().catch(() => {})))
+    await fresh?.release().catch(() => {})
+    if (holder && holder !== coordinator) await holder.end().catch(() => {})
+    await coordinator.end().catch(() => {})
   }
+}
+
+/** A new connection in a transaction on `snapshot`; SnapshotGone when it cannot be imported any more. */
+async function openCopyConnection(source: PostgresSource, snapshot: string): Promise<pg.Client> {
+  const client = await source.sql('open a copy connection')
+  try {
+    await client.query(COPY_SETTINGS)
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+    await client.query(`SET TRANSACTION SNAPSHOT ${literal(snapshot)}`)
+    return client
+  } catch (err) {
+    await client.end().catch(() => {})
+    // The exporter is gone: 42704 'snapshot "..." does not exist' (22023 "invalid snapshot
+    // identifier" for a malformed name).
+    const code = (err as {code?: string}).code
+    if ((code === '42704' || code === '22023') && /snapshot/i.test((err as Error).message)) throw new SnapshotGone()
+    throw source.translate(err, {operation: 'import the snapshot'})
+  }
+}
+
+/** A connection in a transaction that exported a snapshot of now, kept open (and idle) by the caller. */
+async function exportSnapshot(source: PostgresSource): Promise<{client: pg.Client; name: string; lsn: Lsn}> {
+  const client = await source.sql('export a new snapshot')
+  try {
+    await source.run(client, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+    const {rows} = await source.run(client, 'SELECT pg_export_snapshot() AS name, pg_current_wal_lsn()::text AS lsn')
+    return {client, name: rows[0].name, lsn: parseLsn(rows[0].lsn)}
+  } catch (err) {
+    await client.end().catch(() => {})
+    throw err
+  }
+}
+
+/** Whatever a unit's COPY threw, as a PgrepError: a lost connection is kind `connection` with a hint. */
+function copyError(source: PostgresSource, err: unknown, unit: Unit): PgrepError {
+  const table = qualifiedName(unit.plan.table)
+  const e = source.translate(err, {operation: `copy ${table}`, table: unit.relation.sql})
+  if (e.kind === 'connection' && !e.hint) {
+    return new PgrepError('connection', `the connection to PostgreSQL at ${source.display} was lost while copying ${table}`, {
+      hint: 'The server may have restarted, or a proxy, firewall or idle timeout cut the connection; the server log says why.',
+      cause: err,
+    })
+  }
+  return e
+}
+
+function selectOf(unit: Unit, withCtid: boolean): string {
+  const t = unit.plan.table
+  const columns = t.columns.map((c) => quoteIdent(c.name)).join(', ')
+  const where: string[] = []
+  if (t.rowFilter) where.push(`(${t.rowFilter})`)
+  // TID range scans (PG14+) read exactly these pages; the last range is open-ended.
+  if (unit.range) {
+    const [start, end] = unit.range
+    where.push(`ctid >= '(${start},0)'::tid`)
+    if (end !== null) where.push(`ctid < '(${end},0)'::tid`)
+  }
+  if (unit.after) where.push(`ctid > ${literal(unit.after)}::tid`)
+  const list = [withCtid ? 'ctid' : '', columns || (withCtid ? '' : 'NULL')].filter(Boolean).join(', ')
+  const from = unit.relation.resumable ? `ONLY ${unit.relation.sql}` : unit.relation.sql
+  return `SELECT ${list} FROM ${from}${where.length ? ` WHERE ${where.join(' AND ')}` : ''}`
+}
+
+function backoff(policy: CopyRetryPolicy, attempt: number): number {
+  const base = Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** Math.min(attempt - 1, 16))
+  // Jitter: connections cut together do not come back together.
+  return Math.round(base * (0.5 + Math.random() * 0.5))
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve()
+    const done = () => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    signal.addEventListener('abort', done, {once: true})
+  })
+}
+
+function literal(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`
 }
 
 function interrupted(): PgrepError {
@@ -203,35 +491,49 @@ async function describeForCopy(source: PostgresSource, client: pg.Client, catalo
   })
 }
 
-async function planTable(source: PostgresSource, client: pg.Client, table: TableSchema & {rowFilter?: string}, parallel: number, splitBytes: number): Promise<TablePlan> {
+/**
+ * A table's units: ctid ranges of about `splitBytes`. A partitioned table (published via its root,
+ * or named with --table) has no pages of its own: each leaf partition is read on its own, split
+ * the same way, into the root's sink table. Reading a leaf directly needs SELECT on it (a grant
+ * on the root covers only reads through the root): without it the table is read through its root
+ * in one unit, as before.
+ */
+async function planTable(source: PostgresSource, client: pg.Client, table: TableSchema & {rowFilter?: string}, splitBytes: number, snapshotLsn: Lsn, log: Logger): Promise<TablePlan> {
   const {rows} = await source.run(
     client,
-    `SELECT pg_relation_size(c.oid) AS bytes, GREATEST(c.reltuples, 0)::bigint AS est, current_setting('block_size')::int AS block
-       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`,
+    `SELECT format('%I.%I', n.nspname, c.relname) AS rel, c.relkind::text AS kind, pg_relation_size(c.oid) AS bytes,
+            GREATEST(c.reltuples, 0)::bigint AS est, has_table_privilege(c.oid, 'SELECT') AS readable, current_setting('block_size')::int AS block
+       FROM pg_class r JOIN pg_namespace rn ON rn.oid = r.relnamespace
+       CROSS JOIN LATERAL (SELECT r.oid WHERE r.relkind <> 'p' UNION ALL SELECT relid FROM pg_partition_tree(r.oid) WHERE r.relkind = 'p' AND isleaf) AS leaf(oid)
+       JOIN pg_class c ON c.oid = leaf.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE rn.nspname = $1 AND r.relname = $2
+      ORDER BY pg_relation_size(c.oid) DESC`,
     [table.schema, table.name],
   )
-  const bytes = Number(rows[0]?.bytes ?? 0)
-  const block = Number(rows[0]?.block ?? 8192)
-  const columns = table.columns.map((c) => quoteIdent(c.name)).join(', ')
-  const from = `${qualifiedName(table)}`
-  const filter = table.rowFilter ? `(${table.rowFilter})` : ''
-  const select = (extra: string) => {
-    const where = [filter, extra].filter(Boolean).join(' AND ')
-    return `SELECT ${columns || 'NULL'} FROM ${from}${where ? ` WHERE ${where}` : ''}`
-  }
-  const units: Unit[] = []
-  const pieces = parallel > 1 && bytes > splitBytes ? Math.min(parallel * 2, Math.ceil(bytes / splitBytes)) : 1
-  if (pieces <= 1) {
-    units.push({table, select: select('')})
+  const root = qualifiedName(table)
+  const partitioned = rows.length !== 1 || rows[0].rel !== root
+  const plain = rows.every((r) => r.kind === 'r' && r.readable)
+  const units: Omit<Unit, 'plan'>[] = []
+  if (rows.length === 0) {
+    units.push({relation: {sql: root, resumable: false}}) // a partitioned table without partitions
+  } else if (partitioned && !plain) {
+    log.info({table: root}, `reading the partitioned table ${root} through its root in one piece: the role may not read its partitions directly (or some are not plain tables)`)
+    units.push({relation: {sql: root, resumable: false}})
   } else {
-    const pages = Math.ceil(bytes / block)
-    const step = Math.ceil(pages / pieces)
-    for (let start = 0; start < pages; start += step) {
-      const end = start + step >= pages ? null : start + step
-      // TID range scans (PG14+) read exactly these pages; the last range is open-ended.
-      const cond = `ctid >= '(${start},0)'::tid${end === null ? '' : ` AND ctid < '(${end},0)'::tid`}`
-      units.push({table, select: select(cond), range: [start, end]})
+    for (const r of rows) {
+      const relation = {sql: r.rel as string, resumable: true}
+      const bytes = Number(r.bytes)
+      const pieces = bytes > splitBytes ? Math.ceil(bytes / splitBytes) : 1
+      if (pieces <= 1) {
+        units.push({relation})
+        continue
+      }
+      const pages = Math.ceil(bytes / Number(r.block))
+      const step = Math.ceil(pages / pieces)
+      for (let start = 0; start < pages; start += step) units.push({relation, range: [start, start + step >= pages ? null : start + step]})
     }
   }
-  return {table, estimatedRows: Number(rows[0]?.est ?? 0), units, remaining: units.length, rows: 0, writeChain: Promise.resolve()}
+  const estimatedRows = rows.reduce((n, r) => n + Number(r.est), 0)
+  if (partitioned) log.info({table: root, partitions: rows.length, units: units.length, estimatedRows}, `${root} is partitioned: ${rows.length} partition(s) read in ${units.length} unit(s)`)
+  return {table, estimatedRows, units, remaining: units.length, rows: 0, snapshotLsn, writeChain: Promise.resolve(), committed: false}
 }

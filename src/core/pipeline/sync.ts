@@ -21,7 +21,7 @@ import type {Lsn} from '../lsn.js'
 import {checkFailoverSupport, type PostgresSource} from '../postgres/source.js'
 import {qualifiedName, tableKey, type TableName, type TableSchema} from '../schema/types.js'
 import {reportError, resolveStopLsn, streamPhase, type RunResult, type StopCondition} from './cdc.js'
-import {copyTables, type TableProgress} from './copy.js'
+import {copyTables, type HeldSnapshot, type TableProgress} from './copy.js'
 import type {PipelineObserver} from './observer.js'
 import type {Sink, TableState} from './sink.js'
 import {SlotGuard, type SlotMonitorOptions} from './slot-monitor.js'
@@ -55,6 +55,7 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
   const {source, sink, log} = opts
   const sql = await source.sql()
   let repl: pg.Client | undefined
+  let replLost = false
   let guard: SlotGuard | undefined
   try {
     const {major} = await source.checkServer(sql)
@@ -63,6 +64,8 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
     source.warnAboutReplicaIdentity(published)
     const resume = await sink.open()
     const states = new Map<string, TableState>(resume.tables.map((t) => [tableKey(t), t]))
+    // Before the slot exists: a table the role cannot read would fail the copy halfway.
+    await source.checkSelectPrivileges(sql, published.filter((t) => states.get(tableKey(t))?.status !== 'ready'))
 
     let slotSnapshot: {name: string | null; lsn: Lsn} | null = null
     const existing = await source.checkSlot(sql, opts.slot, source.conn.database)
@@ -70,6 +73,8 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
       repl = await source.replication()
       const created = await source.createSlot(repl, opts.slot, {exportSnapshot: true, failover: opts.failoverSlot})
       slotSnapshot = {name: created.snapshotName, lsn: created.consistentPoint}
+      // Cut during the copy, it is of no use to the stream (which then opens its own).
+      repl.once('end', () => (replLost = true))
     } else if (opts.failoverSlot && existing.failover === false) {
       repl = await source.replication()
       await source.enableFailover(repl, opts.slot)
@@ -91,20 +96,24 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
             observed(p)
           }
         : (observed ?? opts.onCopyProgress)
+    // A fresh consistent snapshot with a known LSN: a temporary slot's, dropped with its connection.
+    const tempSlotSnapshot = async (): Promise<HeldSnapshot> => {
+      const temp = await source.replication()
+      try {
+        const name = `pgrep_tmp_${process.pid}_${Date.now().toString(36)}`.slice(0, 63)
+        const created = await source.createSlot(temp, name, {exportSnapshot: true, temporary: true})
+        return {name: created.snapshotName!, lsn: created.consistentPoint, release: () => temp.end().catch(() => {})}
+      } catch (err) {
+        await temp.end().catch(() => {})
+        throw err
+      }
+    }
     const copy = async (tables: TableName[]) => {
       if (tables.length === 0) return
       const pending = tables.map((t) => ({schema: t.schema, name: t.name, status: 'pending' as const, snapshotLsn: null}))
       await sink.setTableStates(pending)
-      let snapshot = slotSnapshot
-      let temp: pg.Client | undefined
-      if (!snapshot) {
-        // A fresh consistent snapshot with a known LSN: a temporary slot, dropped with its connection.
-        temp = await source.replication()
-        const name = `pgrep_tmp_${process.pid}_${Date.now().toString(36)}`.slice(0, 63)
-        const created = await source.createSlot(temp, name, {exportSnapshot: true, temporary: true})
-        snapshot = {name: created.snapshotName, lsn: created.consistentPoint}
-      }
       // The slot's exported snapshot can be used once: later copies take a temporary slot's.
+      const held = slotSnapshot ? {...slotSnapshot, release: async () => {}} : await tempSlotSnapshot()
       slotSnapshot = null
       try {
         const result = await copyTables({
@@ -112,15 +121,39 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
           sink,
           tables,
           publication: opts.publication,
-          snapshot,
+          snapshot: held,
+          // When the snapshot's connection is lost mid-copy, the unfinished tables are copied again
+          // in a temporary slot's snapshot and their changes apply from its consistent point on,
+          // like the tables of a resumed copy (see the top of this file).
+          freshSnapshot: tempSlotSnapshot,
           parallel: opts.parallel,
           signal: runSignal,
           log,
           onProgress: copyProgress,
         })
-        for (const t of result.tables) states.set(tableKey(t.table), {schema: t.table.schema, name: t.table.name, status: 'ready', snapshotLsn: result.snapshotLsn})
+        for (const t of result.tables) states.set(tableKey(t.table), {schema: t.table.schema, name: t.table.name, status: 'ready', snapshotLsn: t.snapshotLsn})
       } finally {
-        await temp?.end().catch(() => {})
+        await held.release()
+      }
+    }
+
+    const dropCreatedSlot = async (failure: unknown): Promise<unknown> => {
+      await guard?.stop() // it would report the slot as gone
+      try {
+        await source.run(sql, `SELECT pg_drop_replication_slot($1)`, [opts.slot], {slot: opts.slot, operation: 'drop the replication slot'})
+        if (sink.exactlyOnce) {
+          await sink
+            .setTableStates(toCopy.map((t) => ({schema: t.schema, name: t.name, status: 'pending' as const, snapshotLsn: null})))
+            .catch((e) => log.warn({err: (e as Error).message}, 'could not mark the copied tables pending again: drop the sink state (pgrep drop --sink-state) before the next run'))
+        }
+        log.warn({slot: opts.slot}, `dropped replication slot "${opts.slot}" created by this run: the copy did not finish, the next run creates it again and copies every table`)
+        return failure
+      } catch (dropErr) {
+        // The slot stays: say so in the error, with how to drop it.
+        log.warn({err: (dropErr as Error).message}, `could not drop slot "${opts.slot}" after the failed copy`)
+        const e = failure instanceof PgrepError ? failure : source.translate(failure)
+        const drop = `The replication slot "${opts.slot}" created by this run could not be dropped and holds WAL on the server: drop it with pgrep drop --slot ${opts.slot} --sink-state --yes and the same sink flags (or SELECT pg_drop_replication_slot('${opts.slot}');) unless you run sync again soon.`
+        return new PgrepError(e.kind, e.message, {hint: [e.hint, drop].filter(Boolean).join(' '), details: e.details, cause: e.cause ?? failure})
       }
     }
 
@@ -130,15 +163,24 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
         await copy(toCopy)
         if (opts.signal.aborted && !sink.exactlyOnce && !existing) throw new PgrepError('interrupted', 'the copy was interrupted')
       } catch (err) {
-        // A sink that keeps no table states cannot tell a later run that the copy is incomplete,
-        // and that run would see the slot and skip the copy: drop the slot created by this run.
-        if (!sink.exactlyOnce && !existing) {
+        const failure = guard.failure ?? err
+        // The slot this run created and never confirmed holds WAL from now on, for a run that may
+        // never come. It is dropped on any error; then the tables this run copied are marked
+        // pending again, since their snapshot's changes are gone with the slot (a later run
+        // copies everything again, from the new slot's snapshot). An exactly-once sink
+        // interrupted by a signal keeps both: the next run resumes the copy. A sink that keeps
+        // no table states always drops it: a later run would see the slot and skip the copy.
+        const interrupted = failure instanceof PgrepError && failure.kind === 'interrupted'
+        if (!existing && (!sink.exactlyOnce || !interrupted)) {
           await repl?.end().catch(() => {})
           repl = undefined
-          await source.run(sql, `SELECT pg_drop_replication_slot($1)`, [opts.slot]).catch((e) => log.warn({err: (e as Error).message}, `could not drop slot "${opts.slot}" after the failed copy`))
-          log.warn({slot: opts.slot}, `dropped slot "${opts.slot}": the copy did not finish, the next run copies again`)
+          throw await dropCreatedSlot(failure)
         }
-        throw guard.failure ?? err
+        throw failure
+      }
+      if (replLost) {
+        await repl?.end().catch(() => {})
+        repl = undefined
       }
     }
     if (opts.signal.aborted) return {end: 'signal', commitLsn: resume.checkpoint?.commitLsn ?? null}

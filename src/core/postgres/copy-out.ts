@@ -12,15 +12,56 @@ export interface CopyOutResult {
   rows: number
 }
 
-/** Runs `sql` (a COPY ... TO STDOUT in text format) and delivers its rows in chunks. */
+/**
+ * What a COPY got through before it ended, read by the caller when the connection is lost to
+ * resume the rows after `lastCtid` (or to count the rows read again).
+ */
+export interface CopyOutProgress {
+  /** Rows received from the server so far (accepted by `onRows` or not). */
+  received: number
+  /** Rows accepted by `onRows` (copyOut) or written to the file (copyOutToFile). */
+  accepted: number
+  /** With `withCtid`: the ctid of the last row accepted by `onRows`, as Postgres prints it ('(12,3)'). */
+  lastCtid: string | null
+  /** With `withCtid`: false once a row came with a ctid not above the one before it. */
+  ordered: boolean
+}
+
+export function newCopyOutProgress(): CopyOutProgress {
+  return {received: 0, accepted: 0, lastCtid: null, ordered: true}
+}
+
+/** '(block,offset)' → a number ordered like the tid (block < 2^32, offset < 2^16: exact in a double). */
+function tidOrder(tid: string | null): number {
+  const m = tid === null ? null : /^\((\d+),(\d+)\)$/.exec(tid)
+  if (!m) throw new PgrepError('protocol', `COPY sent "${tid}" where a ctid was expected`)
+  return Number(m[1]) * 65536 + Number(m[2])
+}
+
+/** The rejection for a connection that ended in the middle of a COPY: the server's reason when it sent one. */
+function lostDuringCopy(serverError: Error | undefined, err: Error | undefined): Error {
+  return serverError ?? err ?? new PgrepError('connection', 'the connection to PostgreSQL was closed during COPY')
+}
+
+/**
+ * Runs `sql` (a COPY ... TO STDOUT in text format) and delivers its rows in chunks. With
+ * `withCtid`, the query's first column is the row's ctid: it is removed from the rows handed to
+ * `onRows` and tracked in `progress`, so that a copy cut short can go on after the last row kept.
+ */
 export async function copyOut(
   client: pg.Client,
   sql: string,
   columnCount: number,
   onRows: (rows: (string | null)[][]) => Promise<void>,
+  options: {withCtid?: boolean; progress?: CopyOutProgress} = {},
 ): Promise<CopyOutResult> {
   const wire = new WireSession(client)
-  const parser = new CopyTextParser(columnCount)
+  const withCtid = options.withCtid ?? false
+  const progress = options.progress ?? newCopyOutProgress()
+  const parser = new CopyTextParser(columnCount + (withCtid ? 1 : 0))
+  let lastSeen = -1
+  /** The connection ended before the COPY finished: no more rows are handed on. */
+  let ended = false
   let total = 0
   let pending: (string | null)[][] = []
   let busy: Promise<void> | undefined
@@ -34,11 +75,23 @@ export async function copyOut(
         const rows = pending
         pending = []
         total += rows.length
+        let batchCtid: string | null = null
+        if (withCtid) {
+          for (let i = 0; i < rows.length; i++) {
+            const tid = rows[i].shift() ?? null
+            const order = tidOrder(tid)
+            if (order <= lastSeen) progress.ordered = false
+            lastSeen = order
+            batchCtid = tid
+          }
+        }
         wire.socket.pause()
         busy = onRows(rows).then(
           () => {
             busy = undefined
-            if (failure) return
+            progress.accepted += rows.length
+            if (withCtid) progress.lastCtid = batchCtid
+            if (failure || ended) return
             wire.socket.resume()
             drain()
             maybeDone()
@@ -64,6 +117,7 @@ export async function copyOut(
           switch (frame.code) {
             case BackendCode.CopyData: {
               const rows = parser.push(frame.body)
+              progress.received += rows.length
               for (const r of rows) pending.push(r)
               if (pending.length >= 2000) drain()
               return
@@ -85,10 +139,18 @@ export async function copyOut(
           }
         },
         (err) => {
-          if (!finished) reject(failure ?? err ?? new PgrepError('connection', 'connection closed during COPY'))
+          if (finished) return
+          ended = true
+          // Rows handed to onRows are either accepted or not: wait for it, so that `progress`
+          // says exactly which rows the caller keeps when it goes on after a cut.
+          const lost = failure ?? lostDuringCopy(serverError, err)
+          if (busy) busy.then(() => reject(failure ?? lost))
+          else reject(lost)
         },
       )
-      wire.query(sql)
+      // A connection cut while idle (between two COPYs) is already closed: no event will come.
+      if (wire.socket.destroyed) reject(lostDuringCopy(undefined, undefined))
+      else wire.query(sql)
     })
   } finally {
     if (!wire.socket.destroyed) {
@@ -112,7 +174,7 @@ export interface CopyToFileResult {
  * reads the format itself. Writes are synchronous and batched in 1 MB: a slow disk slows the
  * socket down, and memory stays at one buffer.
  */
-export async function copyOutToFile(client: pg.Client, sql: string, file: string, signal?: AbortSignal): Promise<CopyToFileResult> {
+export async function copyOutToFile(client: pg.Client, sql: string, file: string, signal?: AbortSignal, progress: CopyOutProgress = newCopyOutProgress()): Promise<CopyToFileResult> {
   const wire = new WireSession(client)
   const fd = openSync(file, 'w')
   const buffer = Buffer.allocUnsafe(1024 * 1024)
@@ -143,6 +205,7 @@ export async function copyOutToFile(client: pg.Client, sql: string, file: string
             switch (frame.code) {
               case BackendCode.CopyData: {
                 const body = frame.body
+                progress.received++
                 if (body.length > maxRowBytes) maxRowBytes = body.length
                 if (used + body.length > buffer.length) flush()
                 if (body.length > buffer.length) {
@@ -167,7 +230,10 @@ export async function copyOutToFile(client: pg.Client, sql: string, file: string
                 signal?.removeEventListener('abort', onAbort)
                 flush()
                 if (serverError) reject(serverError)
-                else resolve()
+                else {
+                  progress.accepted = rows
+                  resolve()
+                }
                 return
               default:
                 return
@@ -178,10 +244,13 @@ export async function copyOutToFile(client: pg.Client, sql: string, file: string
         },
         (err) => {
           signal?.removeEventListener('abort', onAbort)
-          reject(failure ?? err ?? new PgrepError('connection', 'connection closed during COPY'))
+          reject(failure ?? lostDuringCopy(serverError, err))
         },
       )
-      wire.query(sql)
+      if (wire.socket.destroyed) {
+        signal?.removeEventListener('abort', onAbort)
+        reject(lostDuringCopy(undefined, undefined))
+      } else wire.query(sql)
     })
   } finally {
     closeSync(fd)

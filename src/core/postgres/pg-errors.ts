@@ -14,6 +14,8 @@ export interface PgErrorContext {
   user?: string
   slot?: string
   publication?: string
+  /** The table being read, schema-qualified and quoted as SQL (for the GRANT in a permission hint). */
+  table?: string
   /** What pgrep was doing, as a verb phrase: 'create the replication slot'. */
   operation?: string
   /** Where the password came from ('PGPASSWORD', '/home/me/.pgpass line 3'), for auth failures. */
@@ -202,6 +204,14 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
       `Is it running, with unix_socket_directories pointing there? ${checkAddress}`,
     )
   }
+  if (d.nodeCode === 'ECONNRESET' || d.nodeCode === 'EPIPE' || d.nodeCode === 'ECONNABORTED') {
+    // An established connection cut under us (or during the handshake): not an address problem.
+    return make(
+      'connection',
+      `the connection to PostgreSQL at ${display} was lost (${msg})`,
+      'The server may have restarted, or a proxy, firewall or idle timeout cut the connection; the server log says why.',
+    )
+  }
   if (d.nodeCode && NETWORK_CODES.has(d.nodeCode)) {
     return make('connection', `cannot reach PostgreSQL at ${display}: ${msg}`, `Is it running, and listening on that address (listen_addresses)? ${checkAddress}`)
   }
@@ -350,7 +360,7 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
     const schema = quoted(/permission denied for schema (\S+)/i, msg)
     const database = quoted(/permission denied for database (\S+)/i, msg)
     let hint: string
-    if (table) hint = `Grant read access: GRANT SELECT ON ${table} TO ${ident(user)};`
+    if (table) hint = `Grant read access: GRANT SELECT ON ${context.table ?? table} TO ${ident(user)};`
     else if (schema) hint = `Grant access to the schema: GRANT USAGE ON SCHEMA ${schema} TO ${ident(user)}; and SELECT on its tables: GRANT SELECT ON ALL TABLES IN SCHEMA ${schema} TO ${ident(user)};`
     else if (database) hint = `Let the role create publications there: GRANT CREATE ON DATABASE ${database} TO ${ident(user)};`
     else if (/FOR ALL TABLES/i.test(msg)) hint = 'A publication FOR ALL TABLES needs a superuser: have one create it, or publish a list of tables (FOR TABLE ...).'

@@ -5,7 +5,7 @@ import type pg from 'pg'
 import {PgrepError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {parseLsn, type Lsn} from '../lsn.js'
-import {qualifiedName, type TableName} from '../schema/types.js'
+import {qualifiedName, quoteIdent, type TableName} from '../schema/types.js'
 import {parseArrayLiteral} from '../values/array-literal.js'
 import {connectClient, type ResolvedConnection} from './connection.js'
 import {invalidatedSlotHint, translatePgError} from './pg-errors.js'
@@ -74,7 +74,7 @@ export class PostgresSource {
   }
 
   /** Turns whatever a connection threw into a PgrepError that names the server, never the password. */
-  translate(err: unknown, context: {slot?: string; publication?: string; operation?: string} = {}): PgrepError {
+  translate(err: unknown, context: {slot?: string; publication?: string; operation?: string; table?: string} = {}): PgrepError {
     return err instanceof PgrepError ? err : translatePgError(err, {display: this.conn.display, ...context})
   }
 
@@ -122,6 +122,35 @@ export class PostgresSource {
       {publication},
     )
     return rows.map((r) => ({schema: r.schema, name: r.name, replicaIdentity: r.ident, hasPrimaryKey: r.has_pk}))
+  }
+
+  /**
+   * A permission error (exit 5) naming every table the role cannot read, with the GRANT that fixes
+   * it, before anything is created or copied: otherwise the COPY fails halfway through the run.
+   */
+  async checkSelectPrivileges(client: pg.Client, tables: TableName[]): Promise<void> {
+    if (tables.length === 0) return
+    const {rows} = await this.run(
+      client,
+      `SELECT t.schema, t.name, current_user AS role,
+              has_schema_privilege(n.oid, 'USAGE') AS usage, has_table_privilege(c.oid, 'SELECT') AS can_select
+         FROM unnest($1::text[], $2::text[]) AS t(schema, name)
+         JOIN pg_namespace n ON n.nspname = t.schema
+         JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.name`,
+      [tables.map((t) => t.schema), tables.map((t) => t.name)],
+      {operation: 'check the privileges on the tables'},
+    )
+    const denied = rows.filter((r) => !r.usage || !r.can_select)
+    if (denied.length === 0) return
+    const role = quoteRole(rows[0].role)
+    const grants = denied.map((r) => {
+      const schema = quoteIdent(r.schema)
+      return [...(r.usage ? [] : [`GRANT USAGE ON SCHEMA ${schema} TO ${role};`]), `GRANT SELECT ON ${qualifiedName(r)} TO ${role};`].join(' ')
+    })
+    const names = denied.map((r) => qualifiedName(r)).join(', ')
+    throw new PgrepError('permission', `the role ${role} may not read ${denied.length === 1 ? 'the table' : `${denied.length} tables:`} ${names} on ${this.display}`, {
+      hint: `as the table owner or a superuser, run: ${grants.join(' ')}`,
+    })
   }
 
   /** Warns about published tables whose updates and deletes Postgres cannot replicate. */
@@ -242,6 +271,11 @@ export class PostgresSource {
     const {rows} = await this.run(client, `SELECT pg_logical_emit_message(false, 'pgrep.watermark', $1)::text AS lsn`, [content])
     return parseLsn(rows[0].lsn)
   }
+}
+
+/** A role name as SQL: bare when it is a plain lower-case identifier, else double-quoted. */
+function quoteRole(role: string): string {
+  return /^[a-z_][a-z0-9_$]*$/.test(role) ? role : `"${role.replaceAll('"', '""')}"`
 }
 
 /** Why the server invalidated a slot, from pg_replication_slots.invalidation_reason (PG17+). */
