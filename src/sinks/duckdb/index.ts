@@ -18,7 +18,7 @@ import {BatchApplier, type TableCatalog} from './apply.js'
 import {DuckDbCopyWriter} from './copy.js'
 import {createDatabaseFile} from './create-file.js'
 import type {TableShape} from './ddl.js'
-import {Issues, type SinkLog} from './issues.js'
+import {Issues, isFileLockError, type SinkLog} from './issues.js'
 import {exec, ident, Mutex, query, sinkError} from './sql.js'
 import {ensureState, readResume, STATE_SCHEMA, writeCheckpoint, writeTableState} from './state.js'
 
@@ -86,7 +86,7 @@ export class DuckDbSink implements Sink {
         const msg = err instanceof Error ? err.message : String(err)
         throw new PgrepError('sink', `cannot open DuckDB file ${this.path}: ${msg.split('\n')[0]}`, {
           cause: err,
-          hint: /lock/i.test(msg)
+          hint: isFileLockError(msg)
             ? 'another process has the file open (DuckDB allows one writing process): stop it, or replicate into another file'
             : 'check that the path is a DuckDB database file and that it is writable',
         })
