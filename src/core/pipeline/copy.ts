@@ -98,6 +98,8 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
 
     const catalog = new TypeCatalog((text, params) => source.run(coordinator, text, params))
     const schemas = await describeForCopy(source, coordinator, catalog, opts.tables, opts.publication)
+    // Before any table is copied: parallel copies would otherwise collide inside the sink.
+    opts.sink.checkTables?.(schemas)
     for (const s of schemas) plans.push(await planTable(source, coordinator, s, parallel, opts.splitBytes ?? DEFAULT_SPLIT_BYTES))
     const unitCount = plans.reduce((n, p) => n + p.units.length, 0)
 
