@@ -10,7 +10,7 @@ import {PgrepError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {formatLsn, parseLsn, type Lsn} from '../lsn.js'
 import {copyOut, copyOutToFile} from '../postgres/copy-out.js'
-import type {PostgresSource} from '../postgres/source.js'
+import {CURRENT_WAL_LSN_SQL, type PostgresSource} from '../postgres/source.js'
 import {TypeCatalog} from '../schema/catalog.js'
 import {qualifiedName, quoteIdent, tableKey, type TableName, type TableSchema} from '../schema/types.js'
 import type {Sink, TableCopyWriter} from './sink.js'
@@ -90,7 +90,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
     if (snapshotName) {
       await source.run(coordinator, `SET TRANSACTION SNAPSHOT '${snapshotName.replaceAll("'", "''")}'`, [], {operation: 'import the snapshot'})
     } else {
-      const {rows} = await source.run(coordinator, 'SELECT pg_export_snapshot() AS name, pg_current_wal_lsn()::text AS lsn')
+      const {rows} = await source.run(coordinator, `SELECT pg_export_snapshot() AS name, ${CURRENT_WAL_LSN_SQL}::text AS lsn`)
       snapshotName = rows[0].name as string
       snapshotLsn ??= parseLsn(rows[0].lsn)
     }
