@@ -30,7 +30,7 @@ export const logFlags = {
     helpGroup: 'OUTPUT',
   }),
   'log-format': Flags.string({
-    summary: 'Log format: json, or pretty (the default on a terminal).',
+    summary: 'Log format: json (a fatal error is then a JSON line too), or pretty (the default on a terminal).',
     options: ['json', 'pretty'],
     helpGroup: 'OUTPUT',
   }),
