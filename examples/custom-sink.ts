@@ -8,7 +8,7 @@
 // unconfirmed changes again, so the receiver should ignore a change whose (commit_lsn, seq) it
 // has already seen.
 import {setTimeout as sleep} from 'node:timers/promises'
-import {changeToJson, Pipeline, readToJson, type ChangeEvent, type Lsn, type Sink, type TableCopyWriter, type TableSchema} from 'pgrep'
+import {changeToJson, Pipeline, readToJson, type ChangeEvent, type Lsn, type Sink, type TableCopyWriter, type TableSchema} from 'pg-replicate'
 
 /** Each request's body is a JSON array of the objects `pgrep cdc` prints (README "Output format"). */
 class WebhookSink implements Sink {

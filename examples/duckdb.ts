@@ -6,8 +6,8 @@
 // it. Each batch commits in one DuckDB transaction together with its checkpoint, so a later run
 // (even after kill -9) resumes exactly where this one stopped: nothing missed, nothing twice.
 import {DuckDBInstance} from '@duckdb/node-api' // pgrep's DuckDB client; list it in your package.json to import it yourself
-import {Pipeline} from 'pgrep'
-import {DuckDbSink} from 'pgrep/duckdb' // a subpath: `import 'pgrep'` alone never loads DuckDB
+import {Pipeline} from 'pg-replicate'
+import {DuckDbSink} from 'pg-replicate/duckdb' // a subpath: `import 'pgrep'` alone never loads DuckDB
 
 const path = process.env.PGREP_DUCKDB ?? 'pgrep.duckdb'
 const stop = new AbortController()

@@ -5,7 +5,7 @@
 // Connection settings come from PGREP_SOURCE (a postgres:// URI or "host=... dbname=..."), then
 // the usual PG* variables and ~/.pgpass, as with psql. Ctrl-C stops it cleanly: the open batch is
 // written and confirmed to Postgres, so the next run starts right after it.
-import {formatLsn, Pipeline, StdoutSink} from 'pgrep'
+import {formatLsn, Pipeline, StdoutSink} from 'pg-replicate'
 
 const stop = new AbortController()
 process.once('SIGINT', () => stop.abort())

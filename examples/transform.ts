@@ -5,7 +5,7 @@
 //
 // TransformSink wraps any sink (DuckDbSink, BigQuerySink, your own) and applies the same rules to
 // the copy and to the stream, so the sink only ever sees the transformed tables.
-import {Pipeline, StdoutSink, TransformSink} from 'pgrep'
+import {Pipeline, StdoutSink, TransformSink} from 'pg-replicate'
 
 const sink = new TransformSink(new StdoutSink(), {
   // Leave out a table (still better: leave it out of the publication, then it is not even read).

@@ -1,10 +1,10 @@
 /**
- * `pgrep/bigquery`: the BigQuery sink. A subpath of its own so that `import 'pgrep'` does not load
+ * `pg-replicate/bigquery`: the BigQuery sink. A subpath of its own so that `import 'pg-replicate'` does not load
  * the Google Cloud client: only programs that import this module do.
  *
  * ```ts
- * import {Pipeline} from 'pgrep'
- * import {BigQuerySink, BIGQUERY_BATCH_DEFAULTS} from 'pgrep/bigquery'
+ * import {Pipeline} from 'pg-replicate'
+ * import {BigQuerySink, BIGQUERY_BATCH_DEFAULTS} from 'pg-replicate/bigquery'
  *
  * await new Pipeline({
  *   source: {publication: 'shop_pub'},

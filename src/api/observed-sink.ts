@@ -52,6 +52,10 @@ export class ObservedSink implements Sink {
     return this.inner.startTableCopy(table, snapshotLsn)
   }
 
+  checkTables(tables: readonly TableSchema[]): void {
+    this.inner.checkTables?.(tables)
+  }
+
   setTableStates(states: TableState[]): Promise<void> {
     return this.inner.setTableStates(states)
   }

@@ -133,7 +133,7 @@ export interface PipelineEvents {
  *
  * @example
  * ```ts
- * import {Pipeline, StdoutSink} from 'pgrep'
+ * import {Pipeline, StdoutSink} from 'pg-replicate'
  *
  * const pipeline = new Pipeline({
  *   source: {connectionString: 'postgres://replicator@db/shop', publication: 'shop_pub'},

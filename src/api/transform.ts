@@ -77,6 +77,10 @@ export class TransformSink implements Sink {
     return this.inner.open()
   }
 
+  checkTables(tables: readonly TableSchema[]): void {
+    this.inner.checkTables?.(tables.filter((t) => this.keepsTable(t)).map((t) => this.project(t).table))
+  }
+
   setTableStates(states: TableState[]): Promise<void> {
     return this.inner.setTableStates(states)
   }

@@ -6,6 +6,7 @@ import type {Logger} from '../core/log/logger.js'
 import {redact} from '../core/postgres/connection.js'
 import {configFlag, envName, forCommandLine, resolveFlags, type FlagDefs, type Resolved} from './config-sources.js'
 import {createLogger, type LogFormat, type LogLevel} from './logger.js'
+import {StdoutClosed} from '../sinks/stdout/index.js'
 
 type Output = {[name: string]: any}
 
@@ -77,22 +78,63 @@ export abstract class PgrepCommand extends Command {
   }
 
   protected override async catch(err: Error & {exitCode?: number}): Promise<any> {
+    if (err instanceof StdoutClosed) {
+      // The reader of a pipe has what it wanted (`cdc | head -1`): a normal end. Lines not
+      // written were not confirmed, so the next run sends them again (at least once).
+      this.logger?.debug({}, err.message)
+      process.exitCode = EXIT_CODES.ok
+      return
+    }
     if (err instanceof PgrepError) {
-      const lines = [`pgrep: error: ${redact(err.message)}`]
-      for (const d of err.details) lines.push(`  - ${redact(d)}`)
-      if (err.hint) lines.push(`  hint: ${redact(err.hint)}`)
-      if (err.kind === 'internal' && err.cause) lines.push(`  cause: ${redact(String((err.cause as Error).message ?? err.cause))}`)
-      process.stderr.write(`${lines.join('\n')}\n`)
-      process.exitCode = err.exitCode
+      this.fatal(err.exitCode, err.kind, err.message, {hint: err.hint, details: err.details, cause: err.kind === 'internal' ? causeText(err.cause) : undefined})
       return
     }
     // oclif's own parse errors (unknown flag, missing value) keep their message; exit code 2.
     if (err instanceof Errors.CLIError || (err as {oclif?: unknown}).oclif) {
-      process.stderr.write(`pgrep: error: ${redact(err.message)}\n  hint: see --help\n`)
-      process.exitCode = EXIT_CODES.usage
+      this.fatal(EXIT_CODES.usage, 'usage', err.message, {hint: 'see --help'})
       return
     }
-    process.stderr.write(`pgrep: internal error: ${redact(err.message)}\n${redact(err.stack ?? '')}\n  please report this with the command you ran\n`)
-    process.exitCode = EXIT_CODES.internal
+    this.fatal(EXIT_CODES.internal, 'internal', err.message, {stack: err.stack ?? '', hint: 'please report this with the command you ran'})
   }
+
+  /** The one message of a failed run on stderr: a JSON line with --log-format json, else text. */
+  private fatal(exitCode: number, kind: string, message: string, more: {hint?: string; details?: string[]; cause?: string; stack?: string}): void {
+    process.exitCode = exitCode
+    if (this.jsonLogs()) {
+      const line: Record<string, unknown> = {level: 'fatal', time: Date.now(), exitCode, kind, msg: redact(message)}
+      if (more.details && more.details.length > 0) line.details = more.details.map(redact)
+      if (more.hint) line.hint = redact(more.hint)
+      if (more.cause) line.cause = redact(more.cause)
+      if (more.stack) line.stack = redact(more.stack)
+      process.stderr.write(`${JSON.stringify(line)}\n`)
+      return
+    }
+    if (kind === 'internal' && more.stack !== undefined) {
+      process.stderr.write(`pgrep: internal error: ${redact(message)}\n${redact(more.stack)}\n  ${more.hint}\n`)
+      return
+    }
+    const lines = [`pgrep: error: ${redact(message)}`]
+    for (const d of more.details ?? []) lines.push(`  - ${redact(d)}`)
+    if (more.hint) lines.push(`  hint: ${redact(more.hint)}`)
+    if (more.cause) lines.push(`  cause: ${redact(more.cause)}`)
+    process.stderr.write(`${lines.join('\n')}\n`)
+  }
+
+  /**
+   * Whether JSON logs were asked for (flag, PGREP_LOG_FORMAT or config file). When parsing
+   * itself failed, the command line and the environment are read directly.
+   */
+  private jsonLogs(): boolean {
+    const resolved = this.resolved?.flags['log-format']
+    if (resolved !== undefined) return resolved === 'json'
+    const i = this.argv.lastIndexOf('--log-format')
+    if (i >= 0 && this.argv[i + 1] !== undefined) return this.argv[i + 1] === 'json'
+    if (this.argv.includes('--log-format=json')) return true
+    return process.env[envName('log-format')] === 'json'
+  }
+}
+
+function causeText(cause: unknown): string | undefined {
+  if (cause === undefined) return undefined
+  return String((cause as Error).message ?? cause)
 }

@@ -30,7 +30,7 @@ export const logFlags = {
     helpGroup: 'OUTPUT',
   }),
   'log-format': Flags.string({
-    summary: 'Log format: json, or pretty (the default on a terminal).',
+    summary: 'Log format: json (a fatal error is then a JSON line too), or pretty (the default on a terminal).',
     options: ['json', 'pretty'],
     helpGroup: 'OUTPUT',
   }),
@@ -95,7 +95,8 @@ export const batchFlags = {
 }
 
 export const EXIT_CODE_HELP = `EXIT CODES
-  0    success (also after SIGINT/SIGTERM: what was received is made durable first)
+  0    success (also after SIGINT/SIGTERM: what was received is made durable first;
+       and when the reader closes stdout, e.g. | head -1)
   1    internal error (a bug: please report it)
   2    usage: a wrong flag or configuration value
   3    connection: server unreachable, authentication or TLS failed
@@ -103,7 +104,7 @@ export const EXIT_CODE_HELP = `EXIT CODES
   5    permission: missing REPLICATION or SELECT privilege
   6    the replication slot is in use by another process
   7    the replication slot was invalidated (WAL removed): re-sync needed
-  8    sink error (DuckDB file, stdout closed, ...)
+  8    sink error (DuckDB file locked or damaged, BigQuery job failed, ...)
   9    protocol error: the server sent data pgrep cannot decode
   130  interrupted twice (second Ctrl-C): exited at once`
 

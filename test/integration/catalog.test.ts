@@ -254,9 +254,10 @@ describe.each(pgServers())('catalog on PostgreSQL $major', (server) => {
       'table "public"."no_such_table" does not exist',
       '"public"."a_view" is a view, not a table',
       '"public"."a_seq" is a sequence, not a table',
-      'table "PUBLIC"."ri_full" does not exist',
+      'table "PUBLIC"."ri_full" does not exist, but "public"."ri_full" does: write it as --table ri_full',
     ])
-    await expect(catalog.describeTables([{schema: 'public', name: 'RI_FULL'}])).rejects.toThrow('table "public"."RI_FULL" does not exist')
+    await expect(catalog.describeTables([{schema: 'public', name: 'RI_FULL'}])).rejects.toThrow('table "public"."RI_FULL" does not exist, but "public"."ri_full" does')
+    await expect(catalog.describeTables([{schema: 'public', name: 'no_such_table'}])).rejects.toThrow(/^table "public"."no_such_table" does not exist$/)
     expect(await catalog.describeTables([])).toEqual([])
   })
 })

@@ -214,7 +214,7 @@ describe('the runtime layout, built without Docker', () => {
   it('runs the ENTRYPOINT: --version and --help', () => {
     const version = run(['--version'])
     expect(version.status, version.stderr).toBe(0)
-    expect(version.stdout).toMatch(new RegExp(`^pgrep/${pkg.version.replaceAll('.', '\\.')} ${process.platform}-${process.arch} node-v\\d+`))
+    expect(version.stdout).toMatch(new RegExp(`^${pkg.name}/${pkg.version.replaceAll('.', '\\.')} ${process.platform}-${process.arch} node-v\\d+`))
     const help = run(['--help'])
     expect(help.status, help.stderr).toBe(0)
     for (const cmd of ['cdc', 'copy-table', 'drop', 'status', 'sync']) expect(help.stdout).toMatch(new RegExp(`^  ${cmd}\\s`, 'm'))

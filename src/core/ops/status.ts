@@ -4,7 +4,7 @@
 import type pg from 'pg'
 import {formatLsn, parseLsn, type Lsn} from '../lsn.js'
 import {PG_EPOCH_UNIX_MICROS, pgTimestampToIso, type PgTimestamp} from '../protocol/messages.js'
-import type {PostgresSource} from '../postgres/source.js'
+import {CURRENT_WAL_LSN_SQL, type PostgresSource} from '../postgres/source.js'
 import type {ResumeState} from '../pipeline/sink.js'
 
 export type Health = 'healthy' | 'lagging' | 'broken'
@@ -110,7 +110,7 @@ export async function collectStatus(opts: {
   // The clock in microseconds as text (exact), read with the WAL position.
   const {rows: srv} = await source.run(
     client,
-    `SELECT current_setting('server_version') AS v, pg_current_wal_lsn()::text AS lsn, current_setting('server_version_num')::int AS num,
+    `SELECT current_setting('server_version') AS v, ${CURRENT_WAL_LSN_SQL}::text AS lsn, current_setting('server_version_num')::int AS num,
             (extract(epoch FROM clock_timestamp()) * 1000000)::bigint::text AS now_us`,
   )
   const current = parseLsn(srv[0].lsn)

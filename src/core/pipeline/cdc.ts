@@ -4,7 +4,7 @@ import type pg from 'pg'
 import {PgrepError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {formatLsn, parseLsn, type Lsn} from '../lsn.js'
-import {checkFailoverSupport, type PostgresSource} from '../postgres/source.js'
+import {checkFailoverSupport, CURRENT_WAL_LSN_SQL, type PostgresSource} from '../postgres/source.js'
 import {TypeCatalog} from '../schema/catalog.js'
 import {RelationCache} from './relations.js'
 import type {PipelineObserver} from './observer.js'
@@ -50,6 +50,12 @@ export interface RunResult {
  * now: every transaction committed before the command started comes before it in the stream.
  */
 export async function resolveStopLsn(source: PostgresSource, sql: pg.Client, stop: StopCondition): Promise<Lsn | null> {
+  if (stop.once || stop.untilLsn !== undefined) {
+    // A standby cannot write a watermark: --once stops at what it has replayed now (the
+    // walsender's keepalives report reaching it), --until-lsn at the given position.
+    const {rows} = await source.run(sql, `SELECT pg_is_in_recovery() AS standby, ${CURRENT_WAL_LSN_SQL}::text AS lsn`)
+    if (rows[0].standby === true) return stop.once ? parseLsn(rows[0].lsn) : stop.untilLsn!
+  }
   if (stop.once) return source.emitWatermark(sql, 'once')
   if (stop.untilLsn !== undefined) {
     const {rows} = await source.run(sql, `SELECT pg_current_wal_insert_lsn()::text AS lsn`)

@@ -22,7 +22,7 @@ import {PgrepError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {formatLsn, parseLsn, type Lsn} from '../lsn.js'
 import {copyOut, copyOutToFile, newCopyOutProgress, type CopyOutProgress} from '../postgres/copy-out.js'
-import type {PostgresSource} from '../postgres/source.js'
+import {CURRENT_WAL_LSN_SQL, type PostgresSource} from '../postgres/source.js'
 import {TypeCatalog} from '../schema/catalog.js'
 import {qualifiedName, quoteIdent, tableKey, type TableName, type TableSchema} from '../schema/types.js'
 import type {Sink, TableCopyWriter} from './sink.js'
@@ -166,7 +166,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
     if (snapshotName) {
       await source.run(coordinator, `SET TRANSACTION SNAPSHOT ${literal(snapshotName)}`, [], {operation: 'import the snapshot'})
     } else {
-      const {rows} = await source.run(coordinator, 'SELECT pg_export_snapshot() AS name, pg_current_wal_lsn()::text AS lsn')
+      const {rows} = await source.run(coordinator, `SELECT pg_export_snapshot() AS name, ${CURRENT_WAL_LSN_SQL}::text AS lsn`)
       snapshotName = rows[0].name as string
       snapshotLsn ??= parseLsn(rows[0].lsn)
       // The exporting transaction must stay open and idle for the snapshot to stay importable:
@@ -178,6 +178,8 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
     const catalog = new TypeCatalog((text, params) => source.run(coordinator, text, params))
     const schemas = await describeForCopy(source, coordinator, catalog, opts.tables, opts.publication)
     await source.checkSelectPrivileges(coordinator, schemas)
+    // Before any table is copied: parallel copies would otherwise collide inside the sink.
+    opts.sink.checkTables?.(schemas)
     const splitBytes = splitBytesFrom(opts.splitBytes)
     for (const s of schemas) plans.push(await planTable(source, coordinator, s, splitBytes, firstLsn, log))
 
@@ -405,7 +407,7 @@ async function exportSnapshot(source: PostgresSource): Promise<{client: pg.Clien
   const client = await source.sql('export a new snapshot')
   try {
     await source.run(client, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
-    const {rows} = await source.run(client, 'SELECT pg_export_snapshot() AS name, pg_current_wal_lsn()::text AS lsn')
+    const {rows} = await source.run(client, `SELECT pg_export_snapshot() AS name, ${CURRENT_WAL_LSN_SQL}::text AS lsn`)
     return {client, name: rows[0].name, lsn: parseLsn(rows[0].lsn)}
   } catch (err) {
     await client.end().catch(() => {})

@@ -106,6 +106,11 @@ export interface Sink {
   open(): Promise<ResumeState>
   /** Start copying a table read in the snapshot at `snapshotLsn` (modes `sync` and `copy` only). */
   startTableCopy(table: TableSchema, snapshotLsn: Lsn): Promise<TableCopyWriter>
+  /**
+   * Optional: every table of a copy, before any of them is copied, so that what the sink cannot
+   * hold (e.g. DuckDB: names equal but for case) fails before anything is written. Throws.
+   */
+  checkTables?(tables: readonly TableSchema[]): void
   /** Record per-table copy states (e.g. `pending` for tables found in the publication). */
   setTableStates(states: TableState[]): Promise<void>
   /** Open a batch; it ends with commitBatch() or abortBatch(). */

@@ -26,6 +26,12 @@ export interface SlotInfo {
   failover: boolean | null
 }
 
+/**
+ * The server's current WAL position as SQL: pg_current_wal_lsn() on a primary; on a hot standby
+ * (where that function fails) what it has replayed, which is as far as its slots can decode.
+ */
+export const CURRENT_WAL_LSN_SQL = `(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)`
+
 export interface PublicationTable extends TableName {
   /** Replica identity of the table: d (default), n (nothing), f (full), i (index). */
   replicaIdentity: 'd' | 'n' | 'f' | 'i'
@@ -87,18 +93,24 @@ export class PostgresSource {
   }
 
   /** Major version, and a clear error unless wal_level is logical. */
-  async checkServer(client: pg.Client): Promise<{major: number}> {
-    const {rows} = await this.run(client, `SELECT current_setting('server_version_num')::int AS num, current_setting('wal_level') AS wal_level`)
+  async checkServer(client: pg.Client): Promise<{major: number; standby: boolean}> {
+    const {rows} = await this.run(client, `SELECT current_setting('server_version_num')::int AS num, current_setting('wal_level') AS wal_level, pg_is_in_recovery() AS standby`)
     const major = Math.floor(rows[0].num / 10000)
+    const standby = rows[0].standby === true
     if (major < 14) {
       throw new PgrepError('source-config', `PostgreSQL ${major} is not supported (server ${this.display})`, {hint: 'pgrep supports PostgreSQL 14 to 18'})
+    }
+    if (standby && major < 16) {
+      throw new PgrepError('source-config', `${this.display} is a standby (in recovery), and logical decoding on a standby needs PostgreSQL 16 or later (this is ${major})`, {
+        hint: 'connect pgrep to the primary, or use a standby of PostgreSQL 16+ (copy-table alone works from any standby)',
+      })
     }
     if (rows[0].wal_level !== 'logical') {
       throw new PgrepError('source-config', `wal_level is "${rows[0].wal_level}" on ${this.display}; logical replication needs "logical"`, {
         hint: "run ALTER SYSTEM SET wal_level = 'logical'; then restart PostgreSQL",
       })
     }
-    return {major}
+    return {major, standby}
   }
 
   /** The publication's tables; an error when the publication does not exist. */

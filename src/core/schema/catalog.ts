@@ -4,7 +4,7 @@
 // once and cached. All names travel as query parameters (a JSON document), never spliced into SQL.
 import {PgrepError} from '../errors.js'
 import {builtinType} from './pg-types.js'
-import {qualifiedName, type ColumnSchema, type PgType, type TableName, type TableSchema} from './types.js'
+import {qualifiedName, quoteIdent, type ColumnSchema, type PgType, type TableName, type TableSchema} from './types.js'
 import type {ReplicaIdentity} from '../protocol/messages.js'
 
 /** Runs one parameterised query ($1, $2...): a pg.Client / pg.Pool `query` fits. */
@@ -63,6 +63,14 @@ FROM pg_catalog.json_to_recordset($1::json) AS w(i int4, s text, r text)
 LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = w.s
 LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = w.r`
 
+// For a table not found: tables whose names differ only in case (an unquoted name was folded).
+const OTHER_CASE_SQL = `
+SELECT w.i, n.nspname::text AS nspname, c.relname::text AS relname
+FROM pg_catalog.json_to_recordset($1::json) AS w(i int4, s text, r text)
+JOIN pg_catalog.pg_namespace n ON lower(n.nspname) = lower(w.s)
+JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND lower(c.relname) = lower(w.r) AND c.relkind IN ('r', 'p')
+ORDER BY w.i, n.nspname, c.relname`
+
 const COLUMNS_SQL = `
 SELECT a.attrelid::int8 AS relid,
        a.attnum::int4 AS attnum,
@@ -108,8 +116,18 @@ function typeKey(oid: number, typmod: number): string {
 /** Resolves type OIDs to PgType (cached) and describes tables. */
 export class TypeCatalog {
   private readonly cache = new Map<string, Promise<PgType>>()
+  private readonly query: CatalogQuery
+  private tail: Promise<unknown> = Promise.resolve()
 
-  constructor(private readonly query: CatalogQuery) {}
+  constructor(query: CatalogQuery) {
+    // One query at a time: concurrent resolves (the columns of a Relation message) would
+    // otherwise queue on the client, which pg deprecates ("already executing a query").
+    this.query = (sql, params) => {
+      const result = this.tail.then(() => query(sql, params))
+      this.tail = result.catch(() => {})
+      return result
+    }
+  }
 
   /** The PgType of `oid` as declared with `typmod` (-1: none). */
   async resolve(oid: number, typmod = -1): Promise<PgType> {
@@ -204,9 +222,19 @@ export class TypeCatalog {
     for (const row of rels) relByIndex.set(Number(row.i), row)
     const problems: string[] = []
     const relids: number[] = []
+    const missing = tables.map((t, i) => ({i, s: t.schema, r: t.name})).filter(({i}) => relByIndex.get(i)?.relid == null)
+    const otherCase = new Map<number, TableName>()
+    if (missing.length > 0) {
+      for (const row of (await this.query(OTHER_CASE_SQL, [JSON.stringify(missing)])).rows) {
+        if (!otherCase.has(Number(row.i))) otherCase.set(Number(row.i), {schema: String(row.nspname), name: String(row.relname)})
+      }
+    }
     tables.forEach((t, i) => {
       const row = relByIndex.get(i)
-      if (!row || row.relid === null || row.relid === undefined) {
+      const other = otherCase.get(i)
+      if (other) {
+        problems.push(`table ${qualifiedName(t)} does not exist, but ${qualifiedName(other)} does: write it as --table ${shellQuote(tableArgument(other))}`)
+      } else if (!row || row.relid === null || row.relid === undefined) {
         problems.push(`table ${qualifiedName(t)} does not exist`)
       } else if (row.relkind !== 'r' && row.relkind !== 'p') {
         problems.push(`${qualifiedName(t)} is ${RELKIND_NAMES[row.relkind] ?? `a relation of kind '${row.relkind}'`}, not a table`)
@@ -217,7 +245,11 @@ export class TypeCatalog {
     if (problems.length > 0) {
       throw new PgrepError('source-config', problems.length === 1 ? problems[0] : `${problems.length} tables cannot be replicated`, {
         details: problems.length === 1 ? [] : problems,
-        hint: 'Names are case-sensitive and unquoted: schema "public", table "MyTable".',
+        // An unquoted --table name is folded to lower case, as Postgres does (names.ts).
+        hint:
+          otherCase.size > 0
+            ? 'unquoted names are folded to lower case, as in SQL: double-quote a name that has capitals, inside shell quotes'
+            : 'unquoted names are folded to lower case, as in SQL: write --table \'"MyTable"\' for a table created as "MyTable"; check the schema (default: public)',
       })
     }
     const {rows: cols} = await this.query(COLUMNS_SQL, [JSON.stringify([...new Set(relids)]), options.includeGenerated === true])
@@ -242,6 +274,16 @@ export class TypeCatalog {
       }
     })
   }
+}
+
+/** The --table spelling of a stored name: quoted where folding would change it, no default schema. */
+function tableArgument(t: TableName): string {
+  const part = (p: string) => (/^[a-z_][a-z0-9_$]*$/.test(p) ? p : quoteIdent(p))
+  return t.schema === 'public' ? part(t.name) : `${part(t.schema)}.${part(t.name)}`
+}
+
+function shellQuote(text: string): string {
+  return /^[\w.$]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`
 }
 
 function toTypeRow(raw: any): TypeRow {

@@ -45,3 +45,18 @@ export function parseTableName(text: string): TableName {
   if (parts.length === 2) return {schema: parts[0], name: parts[1]}
   throw bad('too many dots (use quotes for names that contain dots)')
 }
+
+/**
+ * The first two tables whose names are equal but for case (schema and name compared lower-cased),
+ * for destinations whose identifiers are case-insensitive; undefined when there are none.
+ */
+export function caseCollision<T extends TableName>(tables: readonly T[]): [T, T] | undefined {
+  const seen = new Map<string, T>()
+  for (const t of tables) {
+    const key = JSON.stringify([t.schema.toLowerCase(), t.name.toLowerCase()])
+    const other = seen.get(key)
+    if (other && (other.schema !== t.schema || other.name !== t.name)) return [other, t]
+    if (!other) seen.set(key, t)
+  }
+  return undefined
+}

@@ -10,6 +10,7 @@
 // | Postgres | BigQuery | values |
 // |---|---|---|
 // | smallint, integer, bigint, oid/xid/cid | INT64 | exact |
+// | xid8 | NUMERIC | exact (unsigned 64-bit does not fit INT64) |
 // | real, double precision | FLOAT64 | NaN, Infinity, -Infinity kept |
 // | numeric(p,s), p-s <= 29 and s <= 9 | NUMERIC | exact; NaN → NULL |
 // | numeric(p,s), p-s <= 38 and s <= 38 | BIGNUMERIC | exact; NaN → NULL |
@@ -27,7 +28,7 @@
 import {PgrepError} from '../../core/errors.js'
 import {arrayLiteralToJson} from '../../core/values/array-literal.js'
 import {dateTextToIso, embedJson, isJsonNumber, jsonString, timestampTextToIso} from '../../core/values/json.js'
-import {arrayDelimiter} from '../../core/schema/pg-types.js'
+import {arrayDelimiter, OID} from '../../core/schema/pg-types.js'
 import type {PgType} from '../../core/schema/types.js'
 
 export type BqType = 'INT64' | 'FLOAT64' | 'NUMERIC' | 'BIGNUMERIC' | 'BOOL' | 'STRING' | 'BYTES' | 'DATE' | 'TIME' | 'DATETIME' | 'TIMESTAMP' | 'INTERVAL' | 'JSON'
@@ -47,9 +48,11 @@ export const LOSS_DESCRIPTIONS: Record<LossKind, string> = {
 /** The BigQuery column type for a Postgres type. */
 export function bigQueryType(t: PgType): BqType {
   switch (t.kind) {
+    case 'int8':
+      // xid8 is unsigned 64-bit: 2^63 and above do not fit INT64; NUMERIC holds 29 integer digits.
+      return (t.baseOid ?? t.oid) === OID.xid8 ? 'NUMERIC' : 'INT64'
     case 'int2':
     case 'int4':
-    case 'int8':
     case 'oid':
       return 'INT64'
     case 'float4':

@@ -60,6 +60,8 @@ export class DuckDbCopyWriter implements TableCopyWriter {
    * One INSERT ... SELECT FROM read_csv: DuckDB parses and casts in C++ on its own threads, with
    * the same casts the appender applies to text. Values it refuses become NULL (TRY_CAST); only
    * when a column that may refuse values gained NULLs is the file read again to count and report them.
+   * Rows with a json document DuckDB's parser refuses are read back and appended (as the stream
+   * stores them), so that every path keeps the same values.
    */
   private async loadCsv(plan: CsvColumn[], file: string, maxRowBytes: number): Promise<void> {
     if (this.done) throw new PgrepError('internal', `copy of ${display(this.table)} already finished`)
@@ -68,29 +70,51 @@ export class DuckDbCopyWriter implements TableCopyWriter {
       if (!this.begun) await this.begin([])
       const conn = this.conn!
       const source = csvSource(file, plan.length, maxRowBytes)
-      await exec(conn, `INSERT INTO ${qualified(this.host.db, t)} SELECT ${plan.map((c, i) => c.expr(`c${i}`)).join(', ')} FROM ${source}`)
-      const checked = plan.flatMap((c, i) => (c.refused ? [i] : []))
-      if (checked.length === 0) return
-      const counts = await query<Record<string, bigint>>(
-        conn,
-        `SELECT ${checked.map((i) => `count(*) - count(${ident(t.columns[i].name)}) AS n${i}`).join(', ')} FROM ${qualified(this.host.db, t)}`,
-      )
-      for (const i of checked) {
-        const nulls = BigInt(counts[0][`n${i}`])
-        const before = this.nullsSeen.get(i) ?? 0n
-        this.nullsSeen.set(i, nulls)
-        if (nulls === before) continue
-        const v = `c${i}`
-        const rows = await query<{reason: string; n: bigint; sample: string}>(
-          conn,
-          `SELECT reason, count(*) AS n, any_value(${v}) AS sample FROM (SELECT ${v}, ${plan[i].refused!(v)} AS reason FROM ${source} WHERE ${v} IS NOT NULL AND ${plan[i].expr(v)} IS NULL) GROUP BY reason`,
-        )
-        const report = this.issues.reporter(display(t), t.columns[i].name)
-        for (const r of rows) for (let k = 0n; k < BigInt(r.n); k++) report(r.reason, r.sample)
+      const parsable = plan.flatMap((c, i) => (c.json ? [`(c${i} IS NULL OR json_valid(c${i}))`] : [])).join(' AND ')
+      await exec(conn, `INSERT INTO ${qualified(this.host.db, t)} SELECT ${plan.map((c, i) => c.expr(`c${i}`)).join(', ')} FROM ${source}${parsable ? ` WHERE ${parsable}` : ''}`)
+      await this.reportRefused(plan, source, parsable)
+      if (parsable) {
+        const rest = await query<Record<string, string | null>>(conn, `SELECT ${plan.map((_, i) => `c${i}`).join(', ')} FROM ${source} WHERE NOT (${parsable})`)
+        if (rest.length > 0) {
+          await this.write(rest.map((r) => plan.map((_, i) => r[`c${i}`] ?? null)))
+          this.appender?.closeSync()
+          this.appender = undefined
+          // The column writers reported what they refused in these rows: counting starts after them.
+          await this.reportRefused(plan, source, parsable, false)
+        }
       }
     } catch (err) {
       await this.abort().catch(() => {})
       throw sinkError(`load rows into ${display(t)}`, err)
+    }
+  }
+
+  /**
+   * Reports the values a cast refused: NULLs that were not NULL in the file, counted per column.
+   * `loaded` is the SQL condition of the file's rows the INSERT took; `reportNew: false` only
+   * records the counts (rows appended after the INSERT were reported by the column writers).
+   */
+  private async reportRefused(plan: CsvColumn[], source: string, loaded: string, reportNew = true): Promise<void> {
+    const t = this.table
+    const conn = this.conn!
+    const checked = plan.flatMap((c, i) => (c.refused ? [i] : []))
+    if (checked.length === 0) return
+    const counts = await query<Record<string, bigint>>(
+      conn,
+      `SELECT ${checked.map((i) => `count(*) - count(${ident(t.columns[i].name)}) AS n${i}`).join(', ')} FROM ${qualified(this.host.db, t)}`,
+    )
+    for (const i of checked) {
+      const nulls = BigInt(counts[0][`n${i}`])
+      const before = this.nullsSeen.get(i) ?? 0n
+      this.nullsSeen.set(i, nulls)
+      if (nulls === before || !reportNew) continue
+      const v = `c${i}`
+      const rows = await query<{reason: string; n: bigint; sample: string}>(
+        conn,
+        `SELECT reason, count(*) AS n, any_value(${v}) AS sample FROM (SELECT ${v}, ${plan[i].refused!(v)} AS reason FROM ${source} WHERE ${v} IS NOT NULL AND ${plan[i].expr(v)} IS NULL${loaded ? ` AND ${loaded}` : ''}) GROUP BY reason`,
+      )
+      const report = this.issues.reporter(display(t), t.columns[i].name)
+      for (const r of rows) for (let k = 0n; k < BigInt(r.n); k++) report(r.reason, r.sample)
     }
   }
 
@@ -197,6 +221,8 @@ interface CsvColumn {
   expr: (v: string) => string
   /** For a cast that may refuse a value (stored as NULL): the SQL giving the reason reported. */
   refused?: (v: string) => string
+  /** A JSON column: rows whose document DuckDB's parser refuses are appended instead. */
+  json?: boolean
 }
 
 /**
@@ -218,6 +244,7 @@ export function csvColumns(table: TableSchema): CsvColumn[] | undefined {
       case 'INTEGER':
       case 'BIGINT':
       case 'UINTEGER':
+      case 'UBIGINT':
       case 'FLOAT':
       case 'DOUBLE':
       case 'UUID':
@@ -227,7 +254,10 @@ export function csvColumns(table: TableSchema): CsvColumn[] | undefined {
         out.push({expr: (v) => `CAST(${v} AS ${duck})`})
         break
       case 'JSON':
-        out.push({expr: (v) => `TRY_CAST(${v} AS JSON)`, refused: () => `'a JSON document DuckDB cannot parse'`})
+        // Only documents DuckDB parses go through SQL (loadCsv); the others, which Postgres's
+        // json accepts (a lone surrogate escape "\ud800"), go through the appender, which stores
+        // the text as the stream does.
+        out.push({expr: (v) => `CAST(${v} AS JSON)`, json: true})
         break
       case 'DECIMAL':
         out.push({

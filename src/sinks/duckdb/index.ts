@@ -13,12 +13,13 @@ import type {ChangeEvent} from '../../core/changes.js'
 import {PgrepError} from '../../core/errors.js'
 import type {Lsn} from '../../core/lsn.js'
 import type {Checkpoint, ResumeState, Sink, TableCopyWriter, TableState} from '../../core/pipeline/sink.js'
-import {tableKey, type TableSchema} from '../../core/schema/types.js'
+import {caseCollision} from '../../core/schema/names.js'
+import {qualifiedName, tableKey, type TableSchema} from '../../core/schema/types.js'
 import {BatchApplier, type TableCatalog} from './apply.js'
 import {DuckDbCopyWriter} from './copy.js'
 import {createDatabaseFile} from './create-file.js'
-import type {TableShape} from './ddl.js'
-import {Issues, type SinkLog} from './issues.js'
+import {checkTableNames, type TableShape} from './ddl.js'
+import {Issues, isFileLockError, type SinkLog} from './issues.js'
 import {exec, ident, Mutex, query, sinkError} from './sql.js'
 import {ensureState, readResume, STATE_SCHEMA, writeCheckpoint, writeTableState} from './state.js'
 
@@ -86,7 +87,7 @@ export class DuckDbSink implements Sink {
         const msg = err instanceof Error ? err.message : String(err)
         throw new PgrepError('sink', `cannot open DuckDB file ${this.path}: ${msg.split('\n')[0]}`, {
           cause: err,
-          hint: /lock/i.test(msg)
+          hint: isFileLockError(msg)
             ? 'another process has the file open (DuckDB allows one writing process): stop it, or replicate into another file'
             : 'check that the path is a DuckDB database file and that it is writable',
         })
@@ -119,6 +120,18 @@ export class DuckDbSink implements Sink {
     )
     this.copies.add(writer)
     return writer
+  }
+
+  /** Refuses, before any copy, tables DuckDB cannot hold (checkTableNames) or not side by side. */
+  checkTables(tables: readonly TableSchema[]): void {
+    for (const t of tables) checkTableNames(t)
+    const pair = caseCollision(tables)
+    if (pair) {
+      const [a, b] = pair.map(qualifiedName)
+      throw new PgrepError('sink', `cannot replicate tables ${a} and ${b} into one DuckDB file: they differ only in case, and DuckDB identifiers are case-insensitive`, {
+        hint: 'rename one of them in Postgres, leave one of them out of the publication, or replicate them into separate DuckDB files',
+      })
+    }
   }
 
   async setTableStates(states: TableState[]): Promise<void> {

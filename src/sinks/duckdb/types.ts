@@ -2,8 +2,9 @@
 //
 // | Postgres                                   | DuckDB                      | Notes                                                          |
 // |--------------------------------------------|-----------------------------|----------------------------------------------------------------|
-// | smallint / integer / bigint (xid8)         | SMALLINT / INTEGER / BIGINT |                                                                |
+// | smallint / integer / bigint                | SMALLINT / INTEGER / BIGINT |                                                                |
 // | oid, xid, cid                              | UINTEGER                    |                                                                |
+// | xid8                                       | UBIGINT                     | unsigned 64-bit: values of 2^63 and above kept                 |
 // | real / double precision                    | FLOAT / DOUBLE              | NaN, Infinity, -Infinity and -0 kept                           |
 // | numeric(p,s), p ≤ 38                       | DECIMAL(p,s)                | negative scale s: DECIMAL(p-s,0); s > p: DECIMAL(s,s). NaN: NULL + warning (see below) |
 // | numeric, numeric(p,s) with p > 38          | VARCHAR                     | Postgres's exact digits, NaN and ±Infinity as text             |
@@ -32,6 +33,7 @@
 // table created by a copy takes each array column's depth from the first non-empty value of the
 // first rows (2-D → T[][]); a table created by the stream takes depth 1. A value of another depth
 // than its column's is stored as NULL with a warning.
+import {OID} from '../../core/schema/pg-types.js'
 import type {PgType} from '../../core/schema/types.js'
 
 /** DuckDB's largest DECIMAL width. */
@@ -54,7 +56,8 @@ export function duckDbType(type: PgType, depth = 1): string {
     case 'int4':
       return 'INTEGER'
     case 'int8':
-      return 'BIGINT'
+      // xid8 is unsigned: 2^63 and above do not fit a BIGINT.
+      return (type.baseOid ?? type.oid) === OID.xid8 ? 'UBIGINT' : 'BIGINT'
     case 'oid':
       return 'UINTEGER'
     case 'float4':

@@ -20,6 +20,17 @@ export interface StdoutSinkOptions {
   debezium?: DebeziumFormatOptions
 }
 
+/**
+ * The reader closed stdout (EPIPE), as `pgrep cdc | head -1` does: a normal end of a pipe, which
+ * the CLI ends with exit 0. Only batches fully written were committed, so the slot was confirmed
+ * up to them and the rest comes again on the next run.
+ */
+export class StdoutClosed extends PgrepError {
+  constructor(cause: unknown) {
+    super('sink', 'stdout was closed by the reader', {cause, hint: 'the events not read were not confirmed; they are sent again on the next run'})
+  }
+}
+
 const FLUSH_AT = 256 * 1024
 const CHUNK_BYTES = 1024 * 1024
 
@@ -51,10 +62,7 @@ export class StdoutSink implements Sink {
       this.debezium = new DebeziumFormatter(options.debezium)
     }
     this.out.on('error', (err: NodeJS.ErrnoException) => {
-      this.failed =
-        err.code === 'EPIPE'
-          ? new PgrepError('sink', 'stdout was closed by the reader', {hint: 'the events not read were not confirmed; they are sent again on the next run'})
-          : new PgrepError('sink', `cannot write to stdout: ${err.message}`, {cause: err})
+      this.failed = err.code === 'EPIPE' ? new StdoutClosed(err) : new PgrepError('sink', `cannot write to stdout: ${err.message}`, {cause: err})
     })
   }
 
@@ -97,6 +105,8 @@ export class StdoutSink implements Sink {
   }
 
   async abortBatch(): Promise<void> {
+    // Nobody reads any more: nothing to hand over, and the batch is not confirmed.
+    if (this.failed instanceof StdoutClosed) return
     // Lines already written cannot be taken back: at-least-once.
     await this.flush()
   }
