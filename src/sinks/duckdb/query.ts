@@ -72,13 +72,16 @@ export class QueryService {
       await assertReadOnly(run.conn, sql)
       await run.conn.run('BEGIN TRANSACTION READ ONLY')
       run.inTransaction = true
+      if (run.cancelled) throw cancelled()
       const result = await run.conn.stream(sql)
+      if (run.cancelled) throw cancelled()
       const columns = result.columnNames().map((name, i) => ({name, type: result.columnType(i).toString()}))
       run.idle = true
       return {columns, rows: this.chunks(run, result, opts.values ?? 'json'), cancel: () => run.cancel()}
     } catch (err) {
+      const wasCancelled = run.cancelled
       await run.finish()
-      throw run.cancelled ? cancelled() : sqlError(err)
+      throw wasCancelled ? cancelled() : sqlError(err)
     }
   }
 
@@ -170,6 +173,7 @@ class Running {
   readonly done: Promise<void>
   private resolveDone!: () => void
   private finished = false
+  private repeat: NodeJS.Timeout | undefined
   private readonly onAbort = () => this.cancel()
 
   constructor(private readonly signal: AbortSignal | undefined) {
@@ -180,13 +184,20 @@ class Running {
   cancel(): void {
     if (this.finished) return
     this.cancelled = true
+    this.interrupt()
+    // interrupt() stops only what runs at that moment: one that lands between two DuckDB calls
+    // would be lost, so it is repeated until the query has let go.
+    if (!this.repeat) this.repeat = setInterval(() => this.interrupt(), 100)
+    // A result nobody reads any more (a consumer that stopped iterating) is closed here.
+    if (this.idle) void this.finish()
+  }
+
+  private interrupt(): void {
     try {
       this.conn?.interrupt()
     } catch {
       // not running anything
     }
-    // A result nobody reads any more (a consumer that stopped iterating) is closed here.
-    if (this.idle) void this.finish()
   }
 
   /** Ends the transaction (nothing was written: ROLLBACK) and closes the connection. */
@@ -204,6 +215,7 @@ class Running {
 
   release(): void {
     this.finished = true
+    clearInterval(this.repeat)
     this.signal?.removeEventListener('abort', this.onAbort)
     this.resolveDone()
   }

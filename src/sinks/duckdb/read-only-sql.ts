@@ -2,14 +2,13 @@
 //
 // Not regexes over the text: DuckDB itself parses the statement. Three layers, each enough for
 // the common cases and together closing the corners:
-// 1. extractStatements(): exactly one statement; prepare() gives its StatementType, and only
-//    SELECT (SHOW, DESCRIBE, SUMMARIZE, FROM-first and VALUES are SELECTs too) and EXPLAIN pass.
-//    INSERT, UPDATE, DELETE, MERGE, CREATE, DROP, ALTER, COPY, ATTACH, DETACH, INSTALL, LOAD, SET,
-//    RESET, PRAGMA, CALL, CHECKPOINT, EXPORT, VACUUM, BEGIN, PREPARE... all have other types.
-// 2. json_serialize_sql() gives the parsed tree of a SELECT: every table function in it must be
-//    one known to only read (side-effecting ones like checkpoint(), enable_logging() and
-//    query('<sql>'), which would hide a statement from this check, are refused). A function not
-//    on the list (a newer DuckDB's, a macro) is refused too: unknown means no.
+// 1. json_serialize_sql() parses (without binding anything) and serializes SELECT statements
+//    only (SHOW, DESCRIBE, SUMMARIZE, FROM-first and VALUES are SELECTs too): anything else, and
+//    more than one statement, is refused. Every table function in the tree must be one known to
+//    only read (side-effecting ones like checkpoint(), enable_logging() and query('<sql>'), which
+//    would hide a statement from this check, are refused); a function not on the list (a newer
+//    DuckDB's, a macro) is refused too: unknown means no. EXPLAIN is checked as what it explains.
+// 2. prepare() then binds the statement, and DuckDB's StatementType must say SELECT.
 // 3. The statement runs in a READ ONLY transaction (query.ts), so anything that still tries to
 //    write the database (nextval() on a sequence, EXPLAIN ANALYZE of a write) fails in DuckDB.
 import {StatementType, type DuckDBConnection} from '@duckdb/node-api'
@@ -138,34 +137,46 @@ export function sqlError(err: unknown): PgrepError {
  * parse (nothing runs; DuckDB may resolve names, so a missing table is reported here).
  */
 export async function assertReadOnly(conn: DuckDBConnection, sql: string): Promise<void> {
-  let count: number
+  // EXPLAIN ANALYZE runs what it explains: the explained statement passes the same checks.
+  if (EXPLAIN_PREFIX.test(sql)) return assertReadOnly(conn, sql.replace(EXPLAIN_PREFIX, ''))
+  // Parsed only, never bound: binding some statements acts (EXPORT DATABASE creates its directory,
+  // CREATE SECRET installs an extension), so nothing but a SELECT is ever prepared.
+  const reader = await conn.runAndReadAll(`SELECT json_serialize_sql(${literal(sql)})::VARCHAR AS tree`).catch((err) => {
+    throw sqlError(err)
+  })
+  const tree = JSON.parse(String(reader.getRowsJS()[0][0])) as {error?: boolean; error_message?: string; statements?: unknown[]}
+  if (tree.error || !tree.statements) {
+    if (tree.error_message && !/Only SELECT statements/i.test(tree.error_message)) throw sqlError(new Error(tree.error_message))
+    throw refused(statementName(sql))
+  }
+  if (tree.statements.length !== 1) throw refused(tree.statements.length === 0 ? 'no statement given' : `${tree.statements.length} statements; send one at a time`)
+  for (const name of tableFunctions(tree.statements)) {
+    if (!READING_TABLE_FUNCTIONS.has(name.toLowerCase())) throw refused(`table function ${name}() (not known to only read)`)
+  }
+  // The statement DuckDB will run is the one checked (and a SELECT by DuckDB's own account).
   let type: number
   try {
     const extracted = await conn.extractStatements(sql)
-    count = extracted.count
-    if (count !== 1) throw refused(count === 0 ? 'no statement given' : `${count} statements; send one at a time`)
+    if (extracted.count !== 1) throw refused(`${extracted.count} statements; send one at a time`)
     const prepared = await extracted.prepare(0)
     type = prepared.statementType
     prepared.destroySync()
   } catch (err) {
     throw sqlError(err)
   }
-  if (type === StatementType.EXPLAIN) {
-    // EXPLAIN ANALYZE runs what it explains: the explained statement passes the same checks.
-    const inner = sql.replace(EXPLAIN_PREFIX, '')
-    if (inner === sql) throw refused('an EXPLAIN this check cannot read')
-    return assertReadOnly(conn, inner)
-  }
   if (type !== StatementType.SELECT) throw refused(TYPE_NAMES[type] ?? `a statement of type ${StatementType[type] ?? type}`)
-  // PRAGMA table_info('t') prepares as a SELECT but is no SELECT in the text: the tree says so.
-  const reader = await conn.runAndReadAll(`SELECT json_serialize_sql(${literal(sql)})::VARCHAR AS tree`).catch((err) => {
-    throw sqlError(err)
-  })
-  const tree = JSON.parse(String(reader.getRowsJS()[0][0])) as {error?: boolean; statements?: unknown[]}
-  if (tree.error || !tree.statements) throw refused('a statement other than SELECT (PRAGMA? use SELECT * FROM pragma_table_info(...) or DESCRIBE)')
-  for (const name of tableFunctions(tree.statements)) {
-    if (!READING_TABLE_FUNCTIONS.has(name.toLowerCase())) throw refused(`table function ${name}() (not known to only read)`)
-  }
+}
+
+/** For the message only (the decision is DuckDB's parser's): the statement's first words. */
+function statementName(sql: string): string {
+  const words = sql
+    .replace(/--[^\n]*|\/\*[\s\S]*?\*\//g, ' ')
+    .trim()
+    .split(/\s+/)
+    .slice(0, 2)
+    .join(' ')
+    .toUpperCase()
+  return words === '' ? 'no statement given' : `${words.replace(/[^A-Z_ ].*$/, '')}... (not a SELECT)`
 }
 
 /** Names of every table function anywhere in a json_serialize_sql tree. */
@@ -175,8 +186,7 @@ function tableFunctions(node: unknown, out: string[] = []): string[] {
   } else if (node && typeof node === 'object') {
     const o = node as Record<string, unknown>
     if (o.type === 'TABLE_FUNCTION' && o.function && typeof o.function === 'object') {
-      const f = o.function as {function_name?: unknown; schema?: unknown}
-      out.push(String(f.function_name))
+      out.push(String((o.function as {function_name?: unknown}).function_name))
     }
     for (const v of Object.values(o)) tableFunctions(v, out)
   }
