@@ -15,7 +15,7 @@ OUTPUT
   table on a terminal, csv when piped (--format to choose). csv and table print DuckDB's text form of each value, NULL as an empty field (csv), \\N (tsv), NULL (table); json and jsonl print JSON values (BIGINT and DECIMAL as strings). --output FILE writes the result as Parquet instead (DuckDB's writer, exact types), written by the process that runs the query through a temporary file renamed into place.
 
 QUERY EXIT CODES
-  12   the query failed (DuckDB's message), was refused (not a read), or the file is busy (4 queries at once)
+  12   the query failed (DuckDB's message), was refused (not a read), or the file is busy (the limit of queries at once: UV_THREADPOOL_SIZE - 2, so 2 by default)
   130  cancelled (Ctrl-C): the query is interrupted where it runs
 
 ${EXIT_CODE_HELP}`

@@ -106,8 +106,14 @@ export class ControlServer {
   /** Stops accepting, ends every connection (their work is cancelled through reply.signal), removes the socket file. */
   async close(): Promise<void> {
     const closed = new Promise<void>((r) => this.server.close(() => r()))
-    for (const s of this.sockets) s.destroy()
+    // end(), not destroy(): a last frame (the error telling a client why) still gets out; a
+    // client that does not let go within a second is cut off.
+    for (const s of this.sockets) s.end()
+    const cutOff = setTimeout(() => {
+      for (const s of this.sockets) s.destroy()
+    }, 1000)
     await closed
+    clearTimeout(cutOff)
     try {
       unlinkSync(this.path)
     } catch {

@@ -24,7 +24,7 @@ import {createDatabaseFile} from './create-file.js'
 import type {TableShape} from './ddl.js'
 import {createWaitingForLock, DEFAULT_LOCK_TIMEOUT_MS, isLockConflict, lockHolderPid} from './file-lock.js'
 import {Issues, type SinkLog} from './issues.js'
-import {DEFAULT_MAX_CONCURRENT_QUERIES, QueryService, type QueryOptions, type QueryResult} from './query.js'
+import {defaultMaxConcurrentQueries, QueryService, type QueryOptions, type QueryResult} from './query.js'
 import {inspectFile, serveReads} from './reader.js'
 import {exec, ident, Mutex, query, sinkError} from './sql.js'
 import {ensureState, readResume, STATE_SCHEMA, writeCheckpoint, writeTableState} from './state.js'
@@ -57,7 +57,11 @@ export interface DuckDbSinkOptions {
    * opens itself, false for `:memory:` and a given `instance`.
    */
   controlSocket?: boolean
-  /** Read queries at once (query() and the socket together); one more is refused as busy. Default 4. */
+  /**
+   * Read queries at once (query() and the socket together); one more is refused as busy. Default:
+   * UV_THREADPOOL_SIZE - 2 (2 with Node's default pool of 4): each running query holds a thread of
+   * libuv's pool, which the batches being applied need too. Raise both together.
+   */
   maxConcurrentQueries?: number
 }
 
@@ -101,7 +105,7 @@ export class DuckDbSink implements Sink {
     this.memoryLimit = options.memoryLimit
     this.lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS
     this.serveSocket = options.controlSocket ?? (!options.instance && options.path !== ':memory:')
-    this.maxConcurrentQueries = options.maxConcurrentQueries ?? DEFAULT_MAX_CONCURRENT_QUERIES
+    this.maxConcurrentQueries = options.maxConcurrentQueries ?? defaultMaxConcurrentQueries()
   }
 
   async open(): Promise<ResumeState> {
@@ -260,11 +264,12 @@ export class DuckDbSink implements Sink {
   }
 
   async close(): Promise<void> {
-    // Readers first: no new query, running ones interrupted and waited for, so the instance is
-    // never closed under one. They never hold up a commit (MVCC), so this comes after the batch.
+    // Readers first: no new query, running ones interrupted (their clients told why) and waited
+    // for, so the instance is never closed under one; then the socket goes. They never held up a
+    // commit (MVCC): by now the pipeline has committed what it received.
+    await this.queries?.close()
     await this.control?.close().catch(() => {})
     this.control = undefined
-    await this.queries?.close()
     this.queries = undefined
     for (const w of [...this.copies]) await w.abort().catch(() => {})
     if (this.batch) await this.abortBatch()

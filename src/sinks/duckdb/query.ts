@@ -49,8 +49,17 @@ export interface QueryResult {
   cancel(): void
 }
 
-/** Default limit of queries running at once on one file. */
-export const DEFAULT_MAX_CONCURRENT_QUERIES = 4
+/**
+ * Default limit of queries running at once: two fewer than libuv's thread pool (4 unless
+ * UV_THREADPOOL_SIZE is set when Node starts), at least 1. DuckDB's Node binding runs each call on
+ * a pool thread, and a query holds one for as long as DuckDB works before its first rows (an
+ * aggregate over a big table: the whole query); with every pool thread taken, the batches being
+ * applied, file reads and DNS would wait behind the queries.
+ */
+export function defaultMaxConcurrentQueries(): number {
+  const pool = Number(process.env.UV_THREADPOOL_SIZE)
+  return Math.max(1, (Number.isInteger(pool) && pool > 0 ? Math.min(pool, 1024) : 4) - 2)
+}
 
 export class QueryService {
   private readonly running = new Set<Running>()
@@ -58,7 +67,7 @@ export class QueryService {
 
   constructor(
     private readonly instance: DuckDBInstance,
-    private readonly maxConcurrent = DEFAULT_MAX_CONCURRENT_QUERIES,
+    private readonly maxConcurrent = defaultMaxConcurrentQueries(),
   ) {}
 
   get active(): number {
@@ -81,7 +90,7 @@ export class QueryService {
     } catch (err) {
       const wasCancelled = run.cancelled
       await run.finish()
-      throw wasCancelled ? cancelled() : sqlError(err)
+      throw wasCancelled ? cancelled(this.closed) : sqlError(err)
     }
   }
 
@@ -106,7 +115,7 @@ export class QueryService {
       return {rows}
     } catch (err) {
       await rm(tmp, {force: true}).catch(() => {})
-      throw run.cancelled ? cancelled() : sqlError(err)
+      throw run.cancelled ? cancelled(this.closed) : sqlError(err)
     } finally {
       await run.finish()
     }
@@ -144,7 +153,7 @@ export class QueryService {
   private async *chunks(run: Running, result: DuckDBResult, values: QueryValues): AsyncGenerator<unknown[][]> {
     try {
       for (;;) {
-        if (run.cancelled) throw cancelled()
+        if (run.cancelled) throw cancelled(this.closed)
         run.idle = false
         const chunk = await result.fetchChunk()
         run.idle = true
@@ -152,15 +161,17 @@ export class QueryService {
         yield values === 'json' ? chunk.convertRows(JsonDuckDBValueConverter) : chunk.getRows().map((row) => row.map((v) => (v === null ? null : String(v))))
       }
     } catch (err) {
-      throw run.cancelled ? cancelled() : sqlError(err)
+      throw run.cancelled ? cancelled(this.closed) : sqlError(err)
     } finally {
       await run.finish()
     }
   }
 }
 
-function cancelled(): PgrepError {
-  return new PgrepError('interrupted', 'the query was cancelled')
+function cancelled(closing = false): PgrepError {
+  return closing
+    ? new PgrepError('query', 'the query was stopped: the process that holds the DuckDB file is shutting down', {hint: 'run it again: the file is read by the next pgrep that holds it, or opened read-only when none does'})
+    : new PgrepError('interrupted', 'the query was cancelled')
 }
 
 /** One query's connection and its life. */

@@ -73,7 +73,9 @@ export async function queryFile(file: string, sql: string, opts: {values: QueryV
       const frames = controlRequest(socket, {type: 'query', sql, values: opts.values})
       const cancel = (): void => void socket.destroy()
       opts.signal?.addEventListener('abort', cancel, {once: true})
-      const first = await frames.next()
+      const first = await frames.next().catch((err: unknown) => {
+        throw opts.signal?.aborted ? new PgrepError('interrupted', 'the query was cancelled') : err
+      })
       if (first.done || first.value.type !== 'columns') throw new PgrepError('sink', 'the running pgrep answered the query without its columns')
       async function* rows(): AsyncGenerator<unknown[][]> {
         try {
