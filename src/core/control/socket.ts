@@ -66,6 +66,7 @@ export function errorFrame(err: unknown): ControlFrame {
 export class ControlServer {
   private readonly sockets = new Set<net.Socket>()
   private readonly handlers = new Map<string, ControlHandler>()
+  private readonly replies = new Set<Promise<void>>()
 
   private constructor(
     readonly path: string,
@@ -106,8 +107,11 @@ export class ControlServer {
   /** Stops accepting, ends every connection (their work is cancelled through reply.signal), removes the socket file. */
   async close(): Promise<void> {
     const closed = new Promise<void>((r) => this.server.close(() => r()))
-    // end(), not destroy(): a last frame (the error telling a client why) still gets out; a
-    // client that does not let go within a second is cut off.
+    // Answers being written finish first (the caller has already stopped the work behind them,
+    // so what is left is the error frame telling each client why), for up to two seconds.
+    await Promise.race([Promise.allSettled([...this.replies]), new Promise((r) => setTimeout(r, 2000).unref())])
+    // end(), not destroy(): what was written still gets out; a client that does not let go
+    // within a second is cut off.
     for (const s of this.sockets) s.end()
     const cutOff = setTimeout(() => {
       for (const s of this.sockets) s.destroy()
@@ -151,7 +155,9 @@ export class ControlServer {
       } catch {
         request = {type: 'malformed'}
       }
-      void this.reply(socket, abort.signal, request)
+      const replying = this.reply(socket, abort.signal, request)
+      this.replies.add(replying)
+      void replying.finally(() => this.replies.delete(replying))
     })
   }
 
