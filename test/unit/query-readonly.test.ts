@@ -1,7 +1,7 @@
 // The read path refuses every kind of write before it runs, on the writer's instance (what the
 // holder of the file runs for `pgrep query` over its socket) and on a read-only one (what `pgrep
 // query` opens itself), and leaves the file as it was.
-import {existsSync} from 'node:fs'
+import {existsSync, statSync} from 'node:fs'
 import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
@@ -141,4 +141,44 @@ it('a SQL error carries DuckDB message; a query past the limit is refused as bus
     await service.close()
     inst.closeSync()
   }
+})
+
+describe('DuckDbSink.query and the control socket (library)', () => {
+  it('reads the last committed state beside an open batch, in-process and from the socket', async () => {
+    const {DuckDbSink} = await import('../../src/sinks/duckdb/index.js')
+    const {inspectFile, queryFile} = await import('../../src/sinks/duckdb/reader.js')
+    const {controlSocketPath} = await import('../../src/core/control/socket.js')
+    const sinkFile = path.join(dir, 'lib.duckdb')
+    const sink = new DuckDbSink({path: sinkFile})
+    await sink.open()
+    try {
+      await sink.setTableStates([{schema: 'public', name: 'a', status: 'ready', snapshotLsn: 16n}])
+      await sink.beginBatch()
+      await sink.commitBatch({commitLsn: 100n, endLsn: 120n})
+      await sink.beginBatch() // open, uncommitted: readers do not wait for it
+      const result = await sink.query('SELECT commit_lsn_int::INT AS c FROM _pgrep.checkpoint')
+      const rows: unknown[][] = []
+      for await (const chunk of result.rows) rows.push(...chunk)
+      expect(rows).toEqual([[100]])
+      // Another process's view: through the socket, with live figures.
+      expect(statSync(controlSocketPath(sinkFile)).mode & 0o777).toBe(0o600)
+      const seen = await inspectFile(sinkFile)
+      expect(seen.checkpoint?.endLsn).toBe(120n)
+      expect(seen.tables).toEqual([{schema: 'public', name: 'a', status: 'ready', snapshotLsn: 16n}])
+      expect(seen.live).toMatchObject({pid: process.pid, batchesCommitted: 1, currentBatch: {changes: 0}})
+      const remote = await queryFile(sinkFile, 'SELECT name FROM _pgrep.tables', {values: 'json'})
+      expect(remote.via).toBe('socket')
+      const names: unknown[][] = []
+      for await (const chunk of remote.rows) names.push(...chunk)
+      expect(names).toEqual([['a']])
+      await sink.abortBatch()
+    } finally {
+      await sink.close()
+    }
+    expect(existsSync(controlSocketPath(sinkFile))).toBe(false)
+    // Nobody holds it now: read from the file.
+    const closed = await inspectFile(sinkFile)
+    expect(closed.live).toBeNull()
+    expect(closed.checkpoint?.commitLsn).toBe(100n)
+  })
 })
