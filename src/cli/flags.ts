@@ -109,6 +109,7 @@ export const EXIT_CODE_HELP = `EXIT CODES
   7    the replication slot was invalidated (WAL removed): re-sync needed
   8    sink error (DuckDB file, stdout closed, ...)
   9    protocol error: the server sent data pgrep cannot decode
+  12   query: the SQL failed, was refused (not a read), or the file is busy
   130  interrupted twice (second Ctrl-C): exited at once`
 
 export const parallelFlag = {
