@@ -4,7 +4,7 @@
 // opening the file themselves) hold it for a moment, so a `sync` from cron that starts then waits
 // for the lock, up to a bound, instead of failing.
 import {setTimeout as sleep} from 'node:timers/promises'
-import {DuckDBInstance} from '@duckdb/node-api'
+import type {DuckDBInstance} from '@duckdb/node-api'
 
 /** Default wait for the lock of `sync`/`cdc`/`copy-table` (`--duckdb-lock-timeout`). */
 export const DEFAULT_LOCK_TIMEOUT_MS = 30_000
@@ -32,6 +32,7 @@ export async function createWaitingForLock(
   timeoutMs: number,
   hooks: {onWait?: (err: unknown) => void; beforeRetry?: () => Promise<void>} = {},
 ): Promise<DuckDBInstance> {
+  const {DuckDBInstance} = await import('@duckdb/node-api')
   const deadline = Date.now() + timeoutMs
   let waited = false
   for (let pause = 50; ; pause = Math.min(pause * 2, 1000)) {

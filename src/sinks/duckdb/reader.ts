@@ -8,13 +8,15 @@
 import {existsSync} from 'node:fs'
 import type net from 'node:net'
 import {setTimeout as sleep} from 'node:timers/promises'
+// DuckDB's native library is loaded only when the file is opened here: a query answered through
+// the socket does not pay for it.
 import type {DuckDBInstance} from '@duckdb/node-api'
 import {connectControl, controlRequest, controlSocketPath, type ControlFrame, type ControlServer} from '../../core/control/socket.js'
 import {PgrepError} from '../../core/errors.js'
 import {formatLsn, parseLsn} from '../../core/lsn.js'
 import type {LiveFigures, ResumeState, SinkInspection} from '../../core/pipeline/sink.js'
 import {isLockConflict, lockHolderPid} from './file-lock.js'
-import {QueryService, type QueryColumn, type QueryResult, type QueryValues} from './query.js'
+import type {QueryColumn, QueryResult, QueryValues} from './query.js'
 import {query, sinkError} from './sql.js'
 import {readResume, STATE_SCHEMA} from './state.js'
 
@@ -27,7 +29,7 @@ export const READ_ONLY_OPTIONS = {access_mode: 'READ_ONLY', autoinstall_known_ex
 // ---- server side: what the holder answers ----
 
 /** Registers `query` and `status` on a holder's control server. */
-export function serveReads(server: ControlServer, queries: QueryService, state: () => Promise<ResumeState>, live: () => LiveFigures): void {
+export function serveReads(server: ControlServer, queries: import('./query.js').QueryService, state: () => Promise<ResumeState>, live: () => LiveFigures): void {
   server.handle('query', async (req, reply) => {
     const sql = typeof req.sql === 'string' ? req.sql : ''
     if (typeof req.parquet === 'string') {
@@ -89,6 +91,7 @@ export async function queryFile(file: string, sql: string, opts: {values: QueryV
       return {columns: first.value.columns as QueryColumn[], rows: rows(), via: 'socket' as const, cancel}
     },
     async (instance) => {
+      const {QueryService} = await import('./query.js')
       const service = new QueryService(instance, 1)
       const result: QueryResult = await service.query(sql, opts)
       async function* rows(): AsyncGenerator<unknown[][]> {
@@ -115,6 +118,7 @@ export async function queryFileToParquet(file: string, sql: string, out: string,
       return {rows, via: 'socket' as const}
     },
     async (instance) => {
+      const {QueryService} = await import('./query.js')
       const service = new QueryService(instance, 1)
       try {
         return {...(await service.copyToParquet(sql, out, opts)), via: 'file' as const}
