@@ -4,7 +4,7 @@
 import type {ChangeEvent} from '../core/changes.js'
 import {PgrepError} from '../core/errors.js'
 import type {Lsn} from '../core/lsn.js'
-import type {Checkpoint, ResumeState, Sink, TableCopyWriter, TableState} from '../core/pipeline/sink.js'
+import type {Checkpoint, ResumeState, Sink, SinkInspection, TableCopyWriter, TableState} from '../core/pipeline/sink.js'
 import type {TupleData} from '../core/protocol/messages.js'
 import {qualifiedName, type ColumnSchema, type TableName, type TableSchema} from '../core/schema/types.js'
 
@@ -79,6 +79,12 @@ export class TransformSink implements Sink {
 
   checkTables(tables: readonly TableSchema[]): void {
     this.inner.checkTables?.(tables.filter((t) => this.keepsTable(t)).map((t) => this.project(t).table))
+  }
+
+  /** The inner sink's (a transform changes rows, not what the sink remembers). */
+  inspect(): Promise<SinkInspection> {
+    if (!this.inner.inspect) return Promise.reject(new PgrepError('usage', `the sink ${this.inner.name} cannot be inspected (it has no inspect())`))
+    return this.inner.inspect()
   }
 
   setTableStates(states: TableState[]): Promise<void> {

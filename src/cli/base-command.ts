@@ -53,6 +53,12 @@ export abstract class PgrepCommand extends Command {
     return {...parsed, flags: resolved.flags as typeof parsed.flags}
   }
 
+  /** True when the flag was set (command line, PGREP_* variable or config file), not left to its default. */
+  protected given(flag: string): boolean {
+    const origin = this.resolved?.origins[flag]
+    return origin !== undefined && origin !== 'default'
+  }
+
   protected setupLogger(level: string | undefined, format: string | undefined): Logger {
     this.logger = createLogger((level ?? 'info') as LogLevel, format as LogFormat | undefined)
     if (this.resolved) {

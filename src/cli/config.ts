@@ -14,7 +14,7 @@ import type {DebeziumFormatOptions} from '../sinks/stdout/debezium.js'
 export type SinkConfig =
   | {kind: 'stdout'; format: 'json'}
   | {kind: 'stdout'; format: 'debezium'; debezium: DebeziumFormatOptions}
-  | {kind: 'duckdb'; path: string; memoryLimit?: string}
+  | {kind: 'duckdb'; path: string; memoryLimit?: string; lockTimeoutMs?: number}
   | {kind: 'bigquery'; projectId: string; dataset: string; location?: string; keyFile?: string; apiEndpoint?: string}
 
 const lsnText = z.string().refine((s) => {
@@ -176,11 +176,24 @@ function sinkFrom(flags: Flags, needsResume: boolean, problems: string[]): SinkC
     // fail the same batch on every restart. DuckDB's own default is 80% of RAM.
     const memoryLimit = flags['duckdb-memory-limit'] as string | undefined
     if (memoryLimit !== undefined && !/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.test(memoryLimit)) problems.push('--duckdb-memory-limit: must be a size like 256MB or 2GB')
-    return {kind: 'duckdb', path, memoryLimit}
+    const lockTimeoutMs = durationMs(flags['duckdb-lock-timeout'] as string | undefined, '--duckdb-lock-timeout', problems)
+    return {kind: 'duckdb', path, memoryLimit, ...(lockTimeoutMs === undefined ? {} : {lockTimeoutMs})}
   }
   return formatted ?? {kind: 'stdout', format: 'json'}
 }
 
+
+/** `30`, `30s`, `500ms`, `2m` as milliseconds (a bare number is seconds). */
+function durationMs(text: string | undefined, flag: string, problems: string[]): number | undefined {
+  if (text === undefined) return undefined
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$/i.exec(text)
+  if (!m) {
+    problems.push(`${flag}: "${text}" is not a duration (30, 30s, 500ms, 2m)`)
+    return undefined
+  }
+  const unit = (m[2] ?? 's').toLowerCase()
+  return Math.round(Number(m[1]) * (unit === 'ms' ? 1 : unit === 'm' ? 60_000 : 1000))
+}
 
 /** --format and its Debezium options: only for --sink stdout. `source.db` is filled in with the connection. */
 function formatFrom(flags: Flags, sink: string, problems: string[]): SinkConfig | undefined {

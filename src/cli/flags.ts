@@ -53,6 +53,10 @@ export function sinkFlags(defaultSink: 'stdout' | 'duckdb') {
       summary: "DuckDB's memory limit for --sink duckdb (e.g. 256MB, 2GB); past it DuckDB spills to temporary files, and a batch that cannot fit fails (exit 8, nothing committed). Default: DuckDB's own, 80% of RAM.",
       helpGroup: 'SINK',
     }),
+    'duckdb-lock-timeout': Flags.string({
+      summary: 'How long to wait while another process holds the DuckDB file (a pgrep query or status reading it): seconds, or with a unit (500ms, 30s, 2m); 0: fail at once (exit 8). Default 30s. A running pgrep that writes the file is not waited for.',
+      helpGroup: 'SINK',
+    }),
     'bq-project': Flags.string({summary: 'BigQuery project that holds the dataset and runs the jobs (--sink bigquery).', helpGroup: 'SINK'}),
     'bq-dataset': Flags.string({summary: 'BigQuery dataset for the tables; created when missing (--sink bigquery).', helpGroup: 'SINK'}),
     'bq-location': Flags.string({summary: 'Location of a dataset pgrep creates (US, EU, europe-west1, ...).', helpGroup: 'SINK'}),
@@ -106,6 +110,7 @@ export const EXIT_CODE_HELP = `EXIT CODES
   7    the replication slot was invalidated (WAL removed): re-sync needed
   8    sink error (DuckDB file locked or damaged, BigQuery job failed, ...)
   9    protocol error: the server sent data pgrep cannot decode
+  12   query: the SQL failed, was refused (not a read), or the file is busy
   130  interrupted twice (second Ctrl-C): exited at once`
 
 export const parallelFlag = {

@@ -8,7 +8,7 @@ import {PgrepError} from '../core/errors.js'
 import {parseByteSize} from '../core/bytes.js'
 import {DEFAULT_MAX_LAG_BYTES} from '../core/pipeline/slot-monitor.js'
 import {PostgresSource} from '../core/postgres/source.js'
-import type {ResumeState} from '../core/pipeline/sink.js'
+import type {SinkInspection} from '../core/pipeline/sink.js'
 import {defaultSlotName} from '../cli/config.js'
 
 /** Exit codes of `status` (documented in the README): 0 healthy, 10 lagging, 11 broken. */
@@ -17,6 +17,8 @@ const STATUS_EXIT = {healthy: 0, lagging: 10, broken: 11} as const
 export default class Status extends PgrepCommand {
   static override summary = "Show a pipeline's health: slot, WAL retained, lag in bytes and time, tables, sink checkpoint."
   static override description = `Reads the replication slot (active or not, restart_lsn, confirmed_flush_lsn, WAL retained, lag, wal_status and invalidation), the publication's tables with their replica identity, and, with --sink, the sink's checkpoint, per-table copy states and the commit time of the last applied transaction. Human-readable by default, --json for scripts.
+
+The sink is only read, never opened for writing: nothing is created, upgraded or cleaned up. A DuckDB file that a running sync/cdc/copy-table holds is asked through that process's control socket (which adds its live figures: batches and rows applied, the batch being applied, queries running); otherwise it is opened read-only for the moment of the read. --duckdb-path alone means --sink duckdb.
 
 LAG IN TIME (needs --sink duckdb or bigquery, which record commit times)
   0 when everything up to the server's current WAL position is applied; otherwise the server's
@@ -53,17 +55,22 @@ ${EXIT_CODE_HELP}`
     const log = this.setupLogger(flags['log-level'], flags['log-format'])
     const connection = connectionConfig(flags, (msg) => log.warn({}, msg))
     if (!flags.slot && !flags.publication) throw new PgrepError('usage', 'give --slot or --publication')
-    if (flags['max-lag-seconds'] !== undefined && flags.sink === 'stdout') {
+    // A DuckDB path given means that sink (it used to be ignored without --sink duckdb).
+    const sinkKind = this.given('duckdb-path') && !this.given('sink') ? 'duckdb' : flags.sink
+    if (this.given('duckdb-path') && sinkKind !== 'duckdb') throw new PgrepError('usage', `--duckdb-path: only used with --sink duckdb, not --sink ${sinkKind}`)
+    if (flags['max-lag-seconds'] !== undefined && sinkKind === 'stdout') {
       throw new PgrepError('usage', '--max-lag-seconds needs --sink duckdb or bigquery', {hint: 'the lag in time comes from the commit time the sink records with its checkpoint; stdout keeps none'})
     }
     const slot = flags.slot ?? defaultSlotName(flags.publication!)
     const maxLagBytes = statusMaxLagBytes(flags['max-lag-bytes'])
     const source = new PostgresSource(connection, log)
-    let sinkState: ResumeState | undefined
-    if (flags.sink !== 'stdout') {
-      const sink = await createSink(sinkConfigFrom(flags), log)
+    let sinkState: SinkInspection | undefined
+    if (sinkKind !== 'stdout') {
+      // inspect(), never open(): status creates, migrates and cleans up nothing, and takes no
+      // lock a running sync would need (DuckDB: the running pgrep answers over its socket).
+      const sink = await createSink(sinkConfigFrom({...flags, sink: sinkKind}), log)
       try {
-        sinkState = await sink.open()
+        sinkState = await sink.inspect!()
       } finally {
         await sink.close()
       }

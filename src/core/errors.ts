@@ -14,6 +14,7 @@ export type ErrorKind =
   | 'protocol' // the server sent bytes we cannot decode
   | 'internal' // a bug in pgrep
   | 'interrupted' // stopped by a signal before the work could finish
+  | 'query' // `pgrep query`: a SQL error (DuckDB's message), a statement refused (not a read), or too many queries at once
 
 /** Exit codes, documented in the README and in `--help`. */
 export const EXIT_CODES: Record<ErrorKind | 'ok', number> = {
@@ -27,6 +28,7 @@ export const EXIT_CODES: Record<ErrorKind | 'ok', number> = {
   'slot-invalidated': 7,
   sink: 8,
   protocol: 9,
+  query: 12,
   interrupted: 130,
 }
 

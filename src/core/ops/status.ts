@@ -5,7 +5,7 @@ import type pg from 'pg'
 import {formatLsn, parseLsn, type Lsn} from '../lsn.js'
 import {PG_EPOCH_UNIX_MICROS, pgTimestampToIso, type PgTimestamp} from '../protocol/messages.js'
 import {CURRENT_WAL_LSN_SQL, type PostgresSource} from '../postgres/source.js'
-import type {ResumeState} from '../pipeline/sink.js'
+import type {LiveFigures, ResumeState, SinkInspection} from '../pipeline/sink.js'
 
 export type Health = 'healthy' | 'lagging' | 'broken'
 
@@ -42,6 +42,8 @@ export interface StatusReport {
     /** Bytes of WAL between the sink's checkpoint and the server's current position. */
     lagBytes: number | null
     tables: {schema: string; name: string; status: string; snapshotLsn: string | null}[]
+    /** Reported by the pgrep process that holds the sink, when one runs (DuckDB: over its control socket); null otherwise. */
+    live: LiveFigures | null
   }
   lag: LagReport
 }
@@ -98,8 +100,8 @@ export async function collectStatus(opts: {
   client: pg.Client
   slot: string
   publication?: string
-  /** What the sink remembers (DuckDB, BigQuery), when a sink is given. */
-  sinkState?: ResumeState
+  /** What the sink remembers (DuckDB, BigQuery), when a sink is given: from Sink.inspect(), never open(). */
+  sinkState?: ResumeState | SinkInspection
   maxLagBytes: number
   /** Lag in time above which the pipeline counts as lagging (needs a sink that records commit times). */
   maxLagSeconds?: number
@@ -181,6 +183,7 @@ export async function collectStatus(opts: {
         : null,
       lagBytes: cp ? Number(current > cp.endLsn ? current - cp.endLsn : 0n) : null,
       tables: opts.sinkState.tables.map((t) => ({schema: t.schema, name: t.name, status: t.status, snapshotLsn: t.snapshotLsn === null ? null : formatLsn(t.snapshotLsn)})),
+      live: 'live' in opts.sinkState ? opts.sinkState.live : null,
     }
     const notReady = sink.tables.filter((t) => t.status !== 'ready')
     if (notReady.length > 0) problems.push(`${notReady.length} table(s) not copied yet: ${notReady.map((t) => `${t.schema}.${t.name} (${t.status})`).join(', ')}`)
@@ -251,6 +254,11 @@ export function formatStatus(r: StatusReport): string {
   const partial = r.sink.checkpoint?.partial
   if (partial) lines.push(`  holds ${partial.changes} row changes of the large transaction committed at ${partial.commitLsn} (applied in pieces; the rest follows)`)
     for (const t of r.sink.tables) lines.push(`  ${t.schema}.${t.name}  ${t.status}${t.snapshotLsn ? ` at ${t.snapshotLsn}` : ''}`)
+    const live = r.sink.live
+    if (live) {
+      lines.push(`running: pid ${live.pid} since ${live.since}: ${live.batchesCommitted} batches, ${live.changesApplied} row changes applied; last commit ${live.lastCommitAt ?? '-'}`)
+      lines.push(`  ${live.currentBatch ? `applying a batch of ${live.currentBatch.changes} row changes (opened ${live.currentBatch.openedAt})` : 'between batches'}, ${live.queriesRunning} queries running`)
+    }
   }
   const l = r.lag
   if (l.lastCommitTime !== null) lines.push(`last applied commit: ${l.lastCommitTime} (${duration(l.lastCommitAgeSeconds ?? 0)} ago)`)

@@ -61,6 +61,30 @@ export interface ResumeState {
   tables: TableState[]
 }
 
+/** What a process that is running a pipeline into the sink reports about it (see {@link Sink.inspect}). */
+export interface LiveFigures {
+  /** The process that holds the sink. */
+  pid: number
+  /** When it opened the sink (ISO 8601). */
+  since: string
+  /** Batches committed since then. */
+  batchesCommitted: number
+  /** Row changes committed since then. */
+  changesApplied: number
+  /** The batch being applied now (not visible to readers until it commits), or null between batches. */
+  currentBatch: {changes: number; openedAt: string} | null
+  /** When the last batch committed (ISO 8601), or null. */
+  lastCommitAt: string | null
+  /** Read queries running on the sink now. */
+  queriesRunning: number
+}
+
+/** What {@link Sink.inspect} returns: what the sink remembers, and live figures when a running process answered. */
+export interface SinkInspection extends ResumeState {
+  /** Present when the sink is held by a running pipeline that reported on itself; null otherwise. */
+  live: LiveFigures | null
+}
+
 /** Receives one table's copied rows, from {@link Sink.startTableCopy}. */
 export interface TableCopyWriter {
   /** Rows in the table's column order; may be called many times. Resolve when the rows are accepted (backpressure). */
@@ -104,6 +128,12 @@ export interface Sink {
   readonly partialTransactions?: boolean
   /** Prepare the target and return what it remembers (null checkpoint on a fresh sink). */
   open(): Promise<ResumeState>
+  /**
+   * What the sink remembers, read without changing anything: no DDL, no cleanup, no lock held
+   * longer than the read (what `pgrep status` calls, also while a pipeline is writing the sink).
+   * Called on a sink that was not opened. Optional: a sink without it cannot be inspected.
+   */
+  inspect?(): Promise<SinkInspection>
   /** Start copying a table read in the snapshot at `snapshotLsn` (modes `sync` and `copy` only). */
   startTableCopy(table: TableSchema, snapshotLsn: Lsn): Promise<TableCopyWriter>
   /**

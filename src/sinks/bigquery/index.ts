@@ -24,7 +24,7 @@ import type {TableMetadata} from '@google-cloud/bigquery'
 import type {ChangeEvent} from '../../core/changes.js'
 import {PgrepError} from '../../core/errors.js'
 import type {Lsn} from '../../core/lsn.js'
-import type {Checkpoint, ResumeState, Sink, TableCopyWriter, TableState} from '../../core/pipeline/sink.js'
+import type {Checkpoint, ResumeState, Sink, SinkInspection, TableCopyWriter, TableState} from '../../core/pipeline/sink.js'
 import type {BatchLimits} from '../../core/pipeline/stream-apply.js'
 import {tableKey, type ColumnSchema, type PgType, type TableSchema} from '../../core/schema/types.js'
 import {BatchCollapser, modeOf, type ColumnRef, type Mode, type Target} from './batch.js'
@@ -183,13 +183,39 @@ export class BigQuerySink implements Sink {
     // Read before altering: even an ALTER that changes nothing counts against the table's metadata update quota.
     const cpFields = (await this.client.getTable(CHECKPOINT_TABLE))?.schema?.fields ?? []
     if (!cpFields.some((f) => f.name === 'commit_time')) await this.query(checkpointMigrationSql(this.ds), 'migrate_checkpoint', CHECKPOINT_TABLE)
+    const stored = await this.readStoredState(true)
+    this.checkpoint = stored.checkpoint
+    this.state.clear()
+    this.targets.clear()
+    this.shapes.clear()
+    for (const row of stored.rows) this.state.set(tableKey({schema: row.pgSchema, name: row.pgName}), row)
+    // No cleanup of staging tables here: those in the dataset may belong to a sync that is
+    // running now. Each run drops its own (named with its nonce) in close(); those of a run that
+    // crashed expire by themselves after a day.
+    this.opened = true
+    return {checkpoint: this.checkpoint, tables: copyStates(this.state.values())}
+  }
+
+  /**
+   * What the dataset holds (checkpoint, table states), read only: no dataset or table is
+   * created, migrated or dropped, so `pgrep status` can run beside a sync.
+   */
+  async inspect(): Promise<SinkInspection> {
+    const cp = await this.client.getTable(CHECKPOINT_TABLE)
+    if (!cp || !(await this.client.getTable(TABLES_TABLE))) return {checkpoint: null, tables: [], live: null}
+    const stored = await this.readStoredState((cp.schema?.fields ?? []).some((f) => f.name === 'commit_time'))
+    return {checkpoint: stored.checkpoint, tables: copyStates(stored.rows), live: null}
+  }
+
+  /** The checkpoint and the rows of the tables' state table. */
+  private async readStoredState(hasCommitTime: boolean): Promise<{checkpoint: Checkpoint | null; rows: StateRow[]}> {
     // The commit time as text: the REST API hands TIMESTAMPs back as float seconds, which lose microseconds.
     const cps = await this.query(
-      `SELECT commit_lsn, end_lsn, CAST(commit_time AS STRING) AS commit_time FROM ${tableRef(this.ds, CHECKPOINT_TABLE)} WHERE id = 1`,
+      `SELECT commit_lsn, end_lsn, ${hasCommitTime ? 'CAST(commit_time AS STRING)' : 'CAST(NULL AS STRING)'} AS commit_time FROM ${tableRef(this.ds, CHECKPOINT_TABLE)} WHERE id = 1`,
       'read_checkpoint',
       `${CHECKPOINT_TABLE}`,
     )
-    this.checkpoint =
+    const checkpoint: Checkpoint | null =
       cps.length > 0 && cps[0].commit_lsn
         ? {
             commitLsn: lsnFromKey(String(cps[0].commit_lsn)),
@@ -202,11 +228,9 @@ export class BigQuerySink implements Sink {
       'read_tables',
       TABLES_TABLE,
     )
-    this.state.clear()
-    this.targets.clear()
-    this.shapes.clear()
+    const out: StateRow[] = []
     for (const r of rows) {
-      const row: StateRow = {
+      out.push({
         pgSchema: String(r.pg_schema),
         pgName: String(r.pg_name),
         bqTable: String(r.bq_table),
@@ -214,23 +238,17 @@ export class BigQuerySink implements Sink {
         snapshotLsn: r.snapshot_lsn ? lsnFromKey(String(r.snapshot_lsn)) : null,
         appliedLsn: r.applied_lsn ? lsnFromKey(String(r.applied_lsn)) : null,
         shape: parseShape(r.columns),
-      }
-      this.state.set(tableKey({schema: row.pgSchema, name: row.pgName}), row)
+      })
     }
-    await this.dropLeftoverStages()
-    this.opened = true
-    const tables: TableState[] = []
-    for (const r of this.state.values()) {
-      if (r.status && COPY_STATUSES.has(r.status)) tables.push({schema: r.pgSchema, name: r.pgName, status: r.status as TableState['status'], snapshotLsn: r.snapshotLsn})
-    }
-    return {checkpoint: this.checkpoint, tables}
+    return {checkpoint, rows: out}
   }
 
-  /** Staging tables of earlier runs (they also expire by themselves after a day). */
-  private async dropLeftoverStages(): Promise<void> {
+  /** This run's staging tables that are still there (a failed batch or copy, an interrupted run). */
+  private async dropOwnStages(): Promise<void> {
+    const mine = `_${this.nonce}_`
     const names = await this.client.listTables()
     for (const n of names) {
-      if (n.startsWith(STAGE_PREFIX) || n.startsWith(COPY_PREFIX)) await this.client.deleteTable(n).catch(() => {})
+      if ((n.startsWith(STAGE_PREFIX) || n.startsWith(COPY_PREFIX)) && n.includes(mine)) await this.client.deleteTable(n).catch(() => {})
     }
   }
 
@@ -726,7 +744,17 @@ export class BigQuerySink implements Sink {
   async close(): Promise<void> {
     if (this.batch) await this.abortBatch()
     await this.serial.catch(() => {})
+    if (this.opened) await this.dropOwnStages().catch(() => {})
   }
+}
+
+/** The copy states a pipeline resumes from (rows without one are tables known only by name). */
+function copyStates(rows: Iterable<StateRow>): TableState[] {
+  const tables: TableState[] = []
+  for (const r of rows) {
+    if (r.status && COPY_STATUSES.has(r.status)) tables.push({schema: r.pgSchema, name: r.pgName, status: r.status as TableState['status'], snapshotLsn: r.snapshotLsn})
+  }
+  return tables
 }
 
 function formatLsnText(lsn: Lsn): string {

@@ -6,20 +6,27 @@
 // - Copy: one transaction per table on a connection of its own (copy.ts); concurrent copies of
 //   different tables do not conflict.
 // - State: schema `_pgrep` (state.ts). Types: types.ts. Schema changes: ddl.ts.
+// - Reads while it writes: query.ts runs read-only queries on connections of the same instance;
+//   a control socket (core/control/socket.ts, reader.ts) lets `pgrep query` and `pgrep status`
+//   of other processes use them, since DuckDB lets no other process open the file meanwhile.
 import {mkdirSync} from 'node:fs'
 import path from 'node:path'
 import {DuckDBInstance, type DuckDBConnection} from '@duckdb/node-api'
 import type {ChangeEvent} from '../../core/changes.js'
+import {connectControl, ControlServer, controlSocketPath} from '../../core/control/socket.js'
 import {PgrepError} from '../../core/errors.js'
 import type {Lsn} from '../../core/lsn.js'
-import type {Checkpoint, ResumeState, Sink, TableCopyWriter, TableState} from '../../core/pipeline/sink.js'
+import type {Checkpoint, LiveFigures, ResumeState, Sink, SinkInspection, TableCopyWriter, TableState} from '../../core/pipeline/sink.js'
 import {caseCollision} from '../../core/schema/names.js'
 import {qualifiedName, tableKey, type TableSchema} from '../../core/schema/types.js'
 import {BatchApplier, type TableCatalog} from './apply.js'
 import {DuckDbCopyWriter} from './copy.js'
 import {createDatabaseFile} from './create-file.js'
 import {checkTableNames, type TableShape} from './ddl.js'
-import {Issues, isFileLockError, type SinkLog} from './issues.js'
+import {createWaitingForLock, DEFAULT_LOCK_TIMEOUT_MS, isLockConflict, lockHolderPid} from './file-lock.js'
+import {Issues, type SinkLog} from './issues.js'
+import {defaultMaxConcurrentQueries, QueryService, type QueryOptions, type QueryResult} from './query.js'
+import {inspectFile, serveReads} from './reader.js'
 import {exec, ident, Mutex, query, sinkError} from './sql.js'
 import {ensureState, readResume, STATE_SCHEMA, writeCheckpoint, writeTableState} from './state.js'
 
@@ -39,6 +46,24 @@ export interface DuckDbSinkOptions {
    * should not claim.
    */
   memoryLimit?: string
+  /**
+   * How long open() waits while another process holds the file's lock (a `pgrep query` or
+   * `status` reading it for a moment), in milliseconds; 0: fail at once. Default 30000. A
+   * running pgrep that writes the file is not waited for.
+   */
+  lockTimeoutMs?: number
+  /**
+   * Serve `pgrep query` and `pgrep status` of other processes over a control socket while the
+   * sink is open (README "Read the replica while it runs"). Default: true for a file the sink
+   * opens itself, false for `:memory:` and a given `instance`.
+   */
+  controlSocket?: boolean
+  /**
+   * Read queries at once (query() and the socket together); one more is refused as busy. Default:
+   * UV_THREADPOOL_SIZE - 2 (2 with Node's default pool of 4): each running query holds a thread of
+   * libuv's pool, which the batches being applied need too. Raise both together.
+   */
+  maxConcurrentQueries?: number
 }
 
 /**
@@ -65,6 +90,12 @@ export class DuckDbSink implements Sink {
   private readonly schemaLock = new Mutex()
   private readonly schemasCreated = new Set<string>()
   private readonly copies = new Set<DuckDbCopyWriter>()
+  private readonly lockTimeoutMs: number
+  private readonly serveSocket: boolean
+  private readonly maxConcurrentQueries: number
+  private queries: QueryService | undefined
+  private control: ControlServer | undefined
+  private readonly live = {since: '', batchesCommitted: 0, changesApplied: 0, batchChanges: 0, batchOpenedAt: null as string | null, lastCommitAt: null as string | null}
 
   constructor(options: DuckDbSinkOptions) {
     this.path = options.path
@@ -73,6 +104,9 @@ export class DuckDbSink implements Sink {
     this.ownsInstance = !options.instance
     this.log = options.log ?? (() => {})
     this.memoryLimit = options.memoryLimit
+    this.lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS
+    this.serveSocket = options.controlSocket ?? (!options.instance && options.path !== ':memory:')
+    this.maxConcurrentQueries = options.maxConcurrentQueries ?? defaultMaxConcurrentQueries()
   }
 
   async open(): Promise<ResumeState> {
@@ -82,17 +116,27 @@ export class DuckDbSink implements Sink {
           mkdirSync(path.dirname(path.resolve(this.path)), {recursive: true})
           await createDatabaseFile(this.path)
         }
-        this.instance = await DuckDBInstance.create(this.path, this.memoryLimit ? {memory_limit: this.memoryLimit} : undefined)
+        // No extension downloads: a read query must not make this process write ~/.duckdb
+        // (json, parquet and icu are built in).
+        const options: Record<string, string> = {autoinstall_known_extensions: 'false', ...(this.memoryLimit ? {memory_limit: this.memoryLimit} : {})}
+        this.instance = await createWaitingForLock(this.path, options, this.lockTimeoutMs, {
+          onWait: (err) => this.log('info', `waiting up to ${Math.round(this.lockTimeoutMs / 1000)} s for the lock on ${this.path} (held by${lockHolderPid(err) ? ` PID ${lockHolderPid(err)}` : ' another process'})`),
+          beforeRetry: () => this.refuseIfPgrepWrites(),
+        })
       } catch (err) {
+        if (err instanceof PgrepError) throw err
         const msg = err instanceof Error ? err.message : String(err)
         throw new PgrepError('sink', `cannot open DuckDB file ${this.path}: ${msg.split('\n')[0]}`, {
           cause: err,
-          hint: isFileLockError(msg)
-            ? 'another process has the file open (DuckDB allows one writing process): stop it, or replicate into another file'
+          hint: isLockConflict(err)
+            ? `another process still held the file after ${Math.round(this.lockTimeoutMs / 1000)} s (--duckdb-lock-timeout; DuckDB allows one writing process): stop it, or replicate into another file`
             : 'check that the path is a DuckDB database file and that it is writable',
         })
       }
     }
+    this.live.since = new Date().toISOString()
+    if (!this.queries) this.queries = new QueryService(this.instance, this.maxConcurrentQueries)
+    if (this.serveSocket && !this.control) await this.startControl(this.instance)
     if (!this.conn) this.conn = await this.instance.connect()
     try {
       const rows = await query<{db: string}>(this.conn, 'SELECT current_database() AS db')
@@ -157,10 +201,13 @@ export class DuckDbSink implements Sink {
     }
     this.batch = new BatchApplier(conn, this.db, this.catalog, this.issues, this.log)
     this.batchFailed = undefined
+    this.live.batchChanges = 0
+    this.live.batchOpenedAt = new Date().toISOString()
   }
 
   async write(events: readonly ChangeEvent[]): Promise<void> {
     const batch = this.openBatch()
+    for (const e of events) if (e.op === 'insert' || e.op === 'update' || e.op === 'delete' || e.op === 'truncate') this.live.batchChanges++
     try {
       await batch.write(events)
     } catch (err) {
@@ -182,6 +229,11 @@ export class DuckDbSink implements Sink {
     for (const [k, v] of batch.schemas) this.catalog.schemas.set(k, v)
     this.batch = undefined
     this.issues.flush(this.log)
+    this.live.batchesCommitted++
+    this.live.changesApplied += this.live.batchChanges
+    this.live.batchChanges = 0
+    this.live.batchOpenedAt = null
+    this.live.lastCommitAt = new Date().toISOString()
   }
 
   async abortBatch(): Promise<void> {
@@ -194,10 +246,44 @@ export class DuckDbSink implements Sink {
     this.batchFailed = undefined
     batch.discard()
     this.issues.clear()
+    this.live.batchOpenedAt = null
     await exec(this.conn!, 'ROLLBACK').catch(() => {})
   }
 
+  /**
+   * Runs one read-only SQL statement on a connection of its own, beside the batches being
+   * applied: it sees the last committed batch (whole transactions, except the pieces of one
+   * larger than txnSplitRows). Writes are refused before they run (kind `query`), as are more than
+   * `maxConcurrentQueries` at once. Iterate `rows` to the end or call `cancel()`:
+   *
+   * ```ts
+   * const result = await sink.query('SELECT count(*) AS n FROM public.orders')
+   * for await (const chunk of result.rows) console.log(chunk)
+   * ```
+   */
+  async query(sql: string, options: QueryOptions = {}): Promise<QueryResult> {
+    if (!this.queries) throw new PgrepError('internal', 'the DuckDB sink is not open (call open() first)')
+    return this.queries.query(sql, options)
+  }
+
+  /**
+   * What the file holds (checkpoint, table states), read-only. On an open sink, from this
+   * process; otherwise from the pgrep that holds the file (with its live figures) through its
+   * control socket, or from the file opened read-only for the moment of the read.
+   */
+  async inspect(): Promise<SinkInspection> {
+    if (this.instance && this.conn) return {...(await this.readState(this.instance)), live: this.liveFigures()}
+    return inspectFile(this.path)
+  }
+
   async close(): Promise<void> {
+    // Readers first: no new query, running ones interrupted (their clients told why) and waited
+    // for, so the instance is never closed under one; then the socket goes. They never held up a
+    // commit (MVCC): by now the pipeline has committed what it received.
+    await this.queries?.close()
+    await this.control?.close().catch(() => {})
+    this.control = undefined
+    this.queries = undefined
     for (const w of [...this.copies]) await w.abort().catch(() => {})
     if (this.batch) await this.abortBatch()
     if (this.conn) {
@@ -219,6 +305,52 @@ export class DuckDbSink implements Sink {
   }
 
   // ---- internals ----
+
+  private async startControl(instance: DuckDBInstance): Promise<void> {
+    const socketPath = controlSocketPath(this.path)
+    try {
+      const control = await ControlServer.listen(socketPath)
+      serveReads(control, this.queries!, () => this.readState(instance), () => this.liveFigures())
+      this.control = control
+      this.log('debug', `serving queries on ${socketPath}`)
+    } catch (err) {
+      // Replication goes on; only reads from other processes are unavailable.
+      this.log('warn', `cannot serve pgrep query/status on ${socketPath}: ${err instanceof Error ? err.message : String(err)}`)
+    }
+  }
+
+  /** The last committed state, on a connection of its own (not the batch's, which may be mid-transaction). */
+  private async readState(instance: DuckDBInstance): Promise<ResumeState> {
+    const conn = await instance.connect()
+    try {
+      return await readResume(conn, this.db)
+    } finally {
+      conn.closeSync()
+    }
+  }
+
+  private liveFigures(): LiveFigures {
+    const l = this.live
+    return {
+      pid: process.pid,
+      since: l.since,
+      batchesCommitted: l.batchesCommitted,
+      changesApplied: l.changesApplied,
+      currentBatch: l.batchOpenedAt ? {changes: l.batchChanges, openedAt: l.batchOpenedAt} : null,
+      lastCommitAt: l.lastCommitAt,
+      queriesRunning: this.queries?.active ?? 0,
+    }
+  }
+
+  /** While waiting for the lock: a pgrep that writes the file answers on its socket, and will not let go soon. */
+  private async refuseIfPgrepWrites(): Promise<void> {
+    const socket = await connectControl(controlSocketPath(this.path)).catch(() => null)
+    if (!socket) return
+    socket.destroy()
+    throw new PgrepError('sink', `another pgrep is writing ${this.path}`, {
+      hint: 'DuckDB allows one writing process: stop the other sync/cdc/copy-table, or replicate into another file; read the file meanwhile with pgrep query',
+    })
+  }
 
   private requireOpen(): {instance: DuckDBInstance; conn: DuckDBConnection} {
     if (!this.instance || !this.conn) throw new PgrepError('internal', 'the DuckDB sink is not open (call open() first)')

@@ -46,12 +46,3 @@ export class Issues {
     this.byKey.clear()
   }
 }
-
-/**
- * Whether DuckDB refused to open a file because another process holds its lock. DuckDB says
- * 'Could not set lock on file "...": Conflicting lock is held in ... (PID n)'; a loose /lock/
- * would also match "block" in a corrupt file's "... in block at location 0".
- */
-export function isFileLockError(message: string): boolean {
-  return /Could not set lock on file|Conflicting lock is held/i.test(message)
-}

@@ -97,10 +97,17 @@ export async function ensureState(conn: DuckDBConnection, db: string): Promise<v
 }
 
 export async function readResume(conn: DuckDBConnection, db: string): Promise<ResumeState> {
+  // Columns of later formats read as NULL when missing: `status` reads an older pgrep's file
+  // read-only, without upgrading it (open() has added them by the time it reads).
+  const present = new Set(
+    (await query<{c: string}>(conn, `SELECT column_name AS c FROM duckdb_columns() WHERE database_name = $1 AND schema_name = $2 AND table_name = 'checkpoint'`, [db, STATE_SCHEMA])).map((r) => r.c),
+  )
+  const col = (name: string, expr: string) => (present.has(name) ? expr : 'NULL')
   // Microseconds as text: exact, whatever JS type DuckDB would hand back for a BIGINT.
   const cp = await query<{commit_lsn: string; end_lsn: string; commit_us: string | null; partial_lsn: string | null; partial_changes: string | null}>(
     conn,
-    `SELECT commit_lsn, end_lsn, epoch_us(commit_time)::VARCHAR AS commit_us, partial_commit_lsn AS partial_lsn, partial_changes::VARCHAR AS partial_changes
+    `SELECT commit_lsn, end_lsn, ${col('commit_time', 'epoch_us(commit_time)::VARCHAR')} AS commit_us, ${col('partial_commit_lsn', 'partial_commit_lsn')} AS partial_lsn,
+       ${col('partial_changes', 'partial_changes::VARCHAR')} AS partial_changes
      FROM ${st(db, 'checkpoint')} WHERE id = 1`,
   )
   const checkpoint: Checkpoint | null =
@@ -113,10 +120,10 @@ export async function readResume(conn: DuckDBConnection, db: string): Promise<Re
           // Present only while a transaction is held in part.
           ...(cp[0].partial_lsn === null || cp[0].partial_changes === null ? {} : {partial: {commitLsn: parseLsn(cp[0].partial_lsn), changes: Number(cp[0].partial_changes)}}),
         }
-  const rows = await query<{schema: string; name: string; status: string; snapshot_lsn: string | null}>(
-    conn,
-    `SELECT "schema", name, status, snapshot_lsn FROM ${st(db, 'tables')} ORDER BY "schema", name`,
-  )
+  const hasTables = (await query(conn, `SELECT 1 FROM duckdb_tables() WHERE database_name = $1 AND schema_name = $2 AND table_name = 'tables'`, [db, STATE_SCHEMA])).length > 0
+  const rows = hasTables
+    ? await query<{schema: string; name: string; status: string; snapshot_lsn: string | null}>(conn, `SELECT "schema", name, status, snapshot_lsn FROM ${st(db, 'tables')} ORDER BY "schema", name`)
+    : []
   const tables: TableState[] = rows.map((r) => ({
     schema: r.schema,
     name: r.name,

@@ -6,7 +6,7 @@ import {PgrepError} from '../../core/errors.js'
 import type {Lsn} from '../../core/lsn.js'
 import type {TupleData} from '../../core/protocol/messages.js'
 import type {TableSchema} from '../../core/schema/types.js'
-import type {Checkpoint, ResumeState, Sink, TableCopyWriter, TableState} from '../../core/pipeline/sink.js'
+import type {Checkpoint, ResumeState, SinkInspection, Sink, TableCopyWriter, TableState} from '../../core/pipeline/sink.js'
 import {DebeziumFormatter, type DebeziumFormatOptions} from './debezium.js'
 import {formatEvent, formatRead} from './format.js'
 
@@ -69,6 +69,10 @@ export class StdoutSink implements Sink {
   async open(): Promise<ResumeState> {
     // The slot's confirmed position is stdout's only memory.
     return {checkpoint: null, tables: []}
+  }
+
+  async inspect(): Promise<SinkInspection> {
+    return {checkpoint: null, tables: [], live: null}
   }
 
   async setTableStates(_states: TableState[]): Promise<void> {}
