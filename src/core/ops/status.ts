@@ -42,6 +42,8 @@ export interface StatusReport {
     /** Bytes of WAL between the sink's checkpoint and the server's current position. */
     lagBytes: number | null
     tables: {schema: string; name: string; status: string; snapshotLsn: string | null}[]
+    /** Tables being copied again (copied before, now pending), and re-syncs completed (counted by DuckDB; 0 for a sink that does not count them). */
+    resyncs: {inProgress: string[]; done: number}
   }
   lag: LagReport
 }
@@ -181,6 +183,10 @@ export async function collectStatus(opts: {
         : null,
       lagBytes: cp ? Number(current > cp.endLsn ? current - cp.endLsn : 0n) : null,
       tables: opts.sinkState.tables.map((t) => ({schema: t.schema, name: t.name, status: t.status, snapshotLsn: t.snapshotLsn === null ? null : formatLsn(t.snapshotLsn)})),
+      resyncs: {
+        inProgress: opts.sinkState.tables.filter((t) => t.status !== 'ready' && t.snapshotLsn !== null).map((t) => `${t.schema}.${t.name}`),
+        done: opts.sinkState.resyncsDone ?? 0,
+      },
     }
     const notReady = sink.tables.filter((t) => t.status !== 'ready')
     if (notReady.length > 0) problems.push(`${notReady.length} table(s) not copied yet: ${notReady.map((t) => `${t.schema}.${t.name} (${t.status})`).join(', ')}`)
@@ -251,6 +257,7 @@ export function formatStatus(r: StatusReport): string {
   const partial = r.sink.checkpoint?.partial
   if (partial) lines.push(`  holds ${partial.changes} row changes of the large transaction committed at ${partial.commitLsn} (applied in pieces; the rest follows)`)
     for (const t of r.sink.tables) lines.push(`  ${t.schema}.${t.name}  ${t.status}${t.snapshotLsn ? ` at ${t.snapshotLsn}` : ''}`)
+    lines.push(`re-syncs: ${r.sink.resyncs.inProgress.length > 0 ? `in progress ${r.sink.resyncs.inProgress.join(', ')}` : 'none in progress'}, ${r.sink.resyncs.done} done`)
   }
   const l = r.lag
   if (l.lastCommitTime !== null) lines.push(`last applied commit: ${l.lastCommitTime} (${duration(l.lastCommitAgeSeconds ?? 0)} ago)`)

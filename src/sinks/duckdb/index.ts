@@ -20,7 +20,7 @@ import {createDatabaseFile} from './create-file.js'
 import type {TableShape} from './ddl.js'
 import {Issues, type SinkLog} from './issues.js'
 import {exec, ident, Mutex, query, sinkError} from './sql.js'
-import {ensureState, readResume, STATE_SCHEMA, writeCheckpoint, writeTableState} from './state.js'
+import {addResyncsDone, ensureState, readResume, readResyncsDone, STATE_SCHEMA, writeCheckpoint, writeTableState} from './state.js'
 
 export {duckDbType} from './types.js'
 
@@ -38,6 +38,8 @@ export interface DuckDbSinkOptions {
    * should not claim.
    */
   memoryLimit?: string
+  /** Replace a table of the same name that pgrep did not create, instead of failing (--replace-foreign-tables). */
+  replaceForeignTables?: boolean
 }
 
 /**
@@ -54,6 +56,7 @@ export class DuckDbSink implements Sink {
   private instance: DuckDBInstance | undefined
   private readonly ownsInstance: boolean
   private readonly memoryLimit: string | undefined
+  private readonly replaceForeignTables: boolean
   private conn: DuckDBConnection | undefined
   /** The database (catalog) name tables are qualified with. */
   private db = ''
@@ -72,6 +75,7 @@ export class DuckDbSink implements Sink {
     this.ownsInstance = !options.instance
     this.log = options.log ?? (() => {})
     this.memoryLimit = options.memoryLimit
+    this.replaceForeignTables = options.replaceForeignTables ?? false
   }
 
   async open(): Promise<ResumeState> {
@@ -97,7 +101,9 @@ export class DuckDbSink implements Sink {
       const rows = await query<{db: string}>(this.conn, 'SELECT current_database() AS db')
       this.db = rows[0].db
       await ensureState(this.conn, this.db)
-      return await readResume(this.conn, this.db)
+      const resume = await readResume(this.conn, this.db)
+      const resyncs = await readResyncsDone(this.conn, this.db)
+      return resyncs > 0 ? {...resume, resyncsDone: resyncs} : resume
     } catch (err) {
       throw sinkError(`read pgrep's state from ${this.path}`, err)
     }
@@ -113,6 +119,7 @@ export class DuckDbSink implements Sink {
         ensureSchema: (conn, schema) => this.ensureSchema(conn, schema),
         copied: (t, shape) => this.copied(t, shape),
         released: (w) => this.copies.delete(w),
+        replaceForeignTables: this.replaceForeignTables,
       },
       table,
       snapshotLsn,
@@ -134,6 +141,16 @@ export class DuckDbSink implements Sink {
     }
   }
 
+  async recordResyncs(count: number): Promise<void> {
+    const {conn} = this.requireOpen()
+    if (this.batch) throw new PgrepError('internal', 'recordResyncs() while a batch is open')
+    try {
+      await addResyncsDone(conn, this.db, count)
+    } catch (err) {
+      throw sinkError('count re-syncs', err)
+    }
+  }
+
   async beginBatch(): Promise<void> {
     const {conn} = this.requireOpen()
     if (this.batch) throw new PgrepError('internal', 'beginBatch() while a batch is open')
@@ -142,7 +159,7 @@ export class DuckDbSink implements Sink {
     } catch (err) {
       throw sinkError('begin a transaction', err)
     }
-    this.batch = new BatchApplier(conn, this.db, this.catalog, this.issues, this.log)
+    this.batch = new BatchApplier(conn, this.db, this.catalog, this.issues, this.log, this.replaceForeignTables)
     this.batchFailed = undefined
   }
 
