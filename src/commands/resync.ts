@@ -1,3 +1,4 @@
+import {existsSync} from 'node:fs'
 import {Flags} from '@oclif/core'
 import {PgrepCommand} from '../cli/base-command.js'
 import {sinkConfigFrom} from '../cli/config.js'
@@ -35,6 +36,8 @@ ${EXIT_CODE_HELP}`
     const tables: TableName[] = texts.map((t) => parseTableName(t))
     const config = sinkConfigFrom(flags)
     if (config.kind === 'stdout') throw new PgrepError('usage', 'resync needs a sink that keeps table states: --sink duckdb or --sink bigquery')
+    // Opening a missing file would create an empty database.
+    if (config.kind === 'duckdb' && !existsSync(config.path)) throw new PgrepError('usage', `${config.path} does not exist`, {hint: 'give --duckdb-path the file sync writes to'})
     const sink = await createSink(config, log)
     try {
       const marked = await markForResync({sink, tables, all: flags.all})

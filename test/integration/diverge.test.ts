@@ -167,7 +167,7 @@ describe.each(pgServers())('sync never silently diverges, PostgreSQL $major', (s
     // Four re-syncs counted (t_type, t_vol, m twice), shown by status.
     const st = await runCli(['status', '--slot', 'div_root', '--sink', 'duckdb', '--duckdb-path', rootFile, '--json'], env)
     expect(JSON.parse(st.stdout).sink.resyncs).toEqual({inProgress: [], done: 4})
-  })
+  }, 400_000)
 
   it.runIf(server.major === newest)('with --no-auto-resync, says plainly that the table differs, and pgrep resync mends it', async () => {
     await db.query(`CREATE TABLE off_t (id int PRIMARY KEY, c int); INSERT INTO off_t SELECT g, g FROM generate_series(1, 100) g; CREATE PUBLICATION pub_off FOR TABLE off_t`)
@@ -202,7 +202,7 @@ describe.each(pgServers())('sync never silently diverges, PostgreSQL $major', (s
       await load.stop()
     }
     expect(await compareWithDuckDb(db, file, [table('off_t', ['id', 'c'])])).toEqual([])
-  })
+  }, 300_000)
 
   it('leaves a DuckDB table it did not create alone (exit 8), unless --replace-foreign-tables', async () => {
     await db.query(`CREATE TABLE mine (id int PRIMARY KEY, x text); INSERT INTO mine VALUES (1, 'pg'); CREATE PUBLICATION pub_mine FOR TABLE mine`)
@@ -276,6 +276,6 @@ describe.each(pgServers())('sync never silently diverges, PostgreSQL $major', (s
       expect(refused.code).toBe(8)
       expect(refused.stderr).toContain('was not created by pgrep')
       expect(canon(await standIn.sql(`SELECT * FROM "${dataset}"."public_bq_other"`))).toEqual([JSON.stringify(['users'])])
-    })
+    }, 400_000)
   })
 })

@@ -11,9 +11,10 @@
 // What is watched, per published table:
 // - its leaf partitions (a plain table is its own leaf): a different set means a partition was
 //   attached or detached (checked with the publication, every publicationPollMs);
-// - the relfilenode of each leaf, compared when a Relation message changes the table's columns:
-//   a new one means Postgres rewrote the table (a column retyped, a volatile default), so the
-//   stored rows no longer match what the stream says about them;
+// - the relfilenode of each leaf, compared when a Relation message adds a column: a new one means
+//   Postgres rewrote the table (a volatile default), so the stored rows no longer match what the
+//   stream says about them; and the added column's default: one that the catalog does not keep
+//   as the value existing rows read as (atthasmissing) was written into every row;
 // - the type of each column kept by a Relation message: a retype re-syncs even without a rewrite.
 // The fingerprint is read before each copy's snapshot is taken, so a change between the two
 // errs on the side of one more re-sync, never of a missed one. Changes made while sync is not
@@ -43,6 +44,22 @@ LEFT JOIN LATERAL (
   UNION ALL SELECT c.oid WHERE c.relkind <> 'p'
 ) l ON true
 GROUP BY w.s, w.r`
+
+/**
+ * Added columns whose existing rows hold values the stream never sent: a default that Postgres
+ * wrote into every row (volatile, or constant but rewritten since: then the catalog no longer
+ * keeps it as the "missing" value the sink fills in). Checked on every leaf partition.
+ */
+const WRITTEN_DEFAULTS_SQL = `
+SELECT count(*)::int AS n
+FROM pg_catalog.pg_namespace n
+JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = $2
+CROSS JOIN LATERAL (
+  SELECT p.relid::oid AS oid FROM pg_catalog.pg_partition_tree(c.oid) p WHERE p.isleaf AND c.relkind = 'p'
+  UNION ALL SELECT c.oid WHERE c.relkind <> 'p'
+) l
+JOIN pg_catalog.pg_attribute a ON a.attrelid = l.oid AND a.attname = ANY ($3::text[]) AND NOT a.attisdropped
+WHERE n.nspname = $1 AND a.atthasdef AND NOT a.atthasmissing`
 
 /** A re-sync request: which table and why (logged). */
 export interface ResyncReason {
@@ -107,15 +124,20 @@ export class DivergenceWatch {
     if (!before) return undefined
     for (const [name, type] of now) {
       const was = before.get(name)
-      if (was !== undefined && was !== type) return `column "${name}" changed type (${was} → ${type}): Postgres rewrote its values, and the rewrite is not in the stream`
+      if (was !== undefined && was !== type) return `column "${name}" changed type (${was} → ${type}): the values Postgres converted are not in the stream`
     }
     // A column added with a constant default is carried (the sink fills existing rows in); one
-    // added with a volatile default made Postgres rewrite every row: its file changed.
-    if (![...now.keys()].some((n) => !before.has(n))) return undefined
+    // added with a volatile default made Postgres rewrite every row: its file changed, and the
+    // catalog keeps no "missing" value for it (also true of a constant default whose rows a later
+    // rewrite filled in). Before the first Relation of a table in this process nothing is compared.
+    const added = [...now.keys()].filter((n) => !before.has(n))
+    if (added.length === 0) return undefined
+    const rewritten = 'Postgres rewrote the table (an added column with a volatile default, or another rewrite): the rewritten rows are not in the stream'
     const print = this.prints.get(key)
-    if (!print) return undefined
-    const after = (await this.read([table])).get(key)
-    if (after && after.files !== print.files) return 'Postgres rewrote the table (an added column with a volatile default, or another rewrite): the rewritten rows are not in the stream'
+    const after = print && (await this.read([table])).get(key)
+    if (print && after && after.files !== print.files) return rewritten
+    const {rows} = await this.source.run(this.sql, WRITTEN_DEFAULTS_SQL, [table.schema, table.name, added])
+    if (Number(rows[0]?.n ?? 0) > 0) return `column(s) ${added.map((n) => `"${n}"`).join(', ')} added with a default Postgres wrote into every row (volatile, or rewritten since): those values are not in the stream`
     return undefined
   }
 }

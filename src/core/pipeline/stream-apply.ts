@@ -547,6 +547,13 @@ export class StreamApplier {
       await this.commitBatch()
       await this.opts.onUnknownTables?.(tables)
     }
+    // Also here, between two transactions: under a steady load a read rarely ends between two,
+    // and the check in run() would wait for one that does.
+    if (this.opts.onPeriodic && !this.inStreamBlock && Date.now() - this.lastPeriodic >= (this.opts.periodicMs ?? 10_000)) {
+      this.lastPeriodic = Date.now()
+      await this.commitBatch()
+      await this.opts.onPeriodic()
+    }
   }
 
   private async onNonTransactionalMessage(msg: Extract<PgoutputMessage, {tag: 'message'}>): Promise<void> {

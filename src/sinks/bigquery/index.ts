@@ -495,8 +495,13 @@ export class BigQuerySink implements Sink {
    * A BigQuery table pgrep did not create (no columns recorded for it in _pgrep_tables) is never
    * replaced: a sink error, unless --replace-foreign-tables, which deletes it (true: it is gone).
    */
-  private async foreign(table: {schema: string; name: string}, bq: string, meta: TableMetadata | undefined): Promise<boolean> {
+  private async foreign(table: TableSchema, bq: string, meta: TableMetadata | undefined): Promise<boolean> {
     if (!meta || this.state.get(tableKey(table))?.shape) return false
+    // A table the stream created, whose state row did not commit yet (a crash, a failed batch):
+    // it has exactly the columns pgrep gives this table.
+    const fields = meta.schema?.fields ?? []
+    const own = this.freshColumns(table)
+    if (fields.length === own.length && fields.every((f, i) => String(f.name) === own[i].bq && normalizeType(String(f.type)) === own[i].type)) return false
     if (!this.replaceForeignTables) {
       throw new PgrepError('sink', `BigQuery table ${bq} (for "${table.schema}"."${table.name}") exists and was not created by pgrep: it is left as it is`, {
         hint: 'drop or rename that table, or replicate into another dataset; --replace-foreign-tables lets pgrep replace it (its rows are lost)',
