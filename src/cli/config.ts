@@ -14,8 +14,8 @@ import type {DebeziumFormatOptions} from '../sinks/stdout/debezium.js'
 export type SinkConfig =
   | {kind: 'stdout'; format: 'json'}
   | {kind: 'stdout'; format: 'debezium'; debezium: DebeziumFormatOptions}
-  | {kind: 'duckdb'; path: string; memoryLimit?: string; lockTimeoutMs?: number}
-  | {kind: 'bigquery'; projectId: string; dataset: string; location?: string; keyFile?: string; apiEndpoint?: string}
+  | {kind: 'duckdb'; path: string; memoryLimit?: string; lockTimeoutMs?: number; replaceForeignTables?: boolean}
+  | {kind: 'bigquery'; projectId: string; dataset: string; location?: string; keyFile?: string; apiEndpoint?: string; replaceForeignTables?: boolean}
 
 const lsnText = z.string().refine((s) => {
   try {
@@ -166,6 +166,7 @@ function sinkFrom(flags: Flags, needsResume: boolean, problems: string[]): SinkC
       keyFile: flags['bq-key-file'] as string | undefined,
       // For a local stand-in of the BigQuery API (tests); not a flag.
       apiEndpoint: process.env.PGREP_BIGQUERY_API_ENDPOINT || undefined,
+      replaceForeignTables: Boolean(flags['replace-foreign-tables']),
     }
   }
   if (flags.sink === 'duckdb') {
@@ -177,7 +178,7 @@ function sinkFrom(flags: Flags, needsResume: boolean, problems: string[]): SinkC
     const memoryLimit = flags['duckdb-memory-limit'] as string | undefined
     if (memoryLimit !== undefined && !/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.test(memoryLimit)) problems.push('--duckdb-memory-limit: must be a size like 256MB or 2GB')
     const lockTimeoutMs = durationMs(flags['duckdb-lock-timeout'] as string | undefined, '--duckdb-lock-timeout', problems)
-    return {kind: 'duckdb', path, memoryLimit, ...(lockTimeoutMs === undefined ? {} : {lockTimeoutMs})}
+    return {kind: 'duckdb', path, memoryLimit, replaceForeignTables: Boolean(flags['replace-foreign-tables']), ...(lockTimeoutMs === undefined ? {} : {lockTimeoutMs})}
   }
   return formatted ?? {kind: 'stdout', format: 'json'}
 }
@@ -315,6 +316,8 @@ export function copyConfig(flags: Flags, warn: (msg: string) => void): CopyConfi
 
 export interface SyncConfig extends StreamConfig {
   parallel: number
+  /** Copy a table again when the stream cannot carry one of its changes (--no-auto-resync turns it off). */
+  autoResync: boolean
 }
 
 export function syncConfig(flags: Flags, warn: (msg: string) => void): SyncConfig {
@@ -329,5 +332,5 @@ export function syncConfig(flags: Flags, warn: (msg: string) => void): SyncConfi
   }
   if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) problems.push('--parallel: must be a whole number from 1 to 64')
   if (problems.length > 0 || !base) fail(problems)
-  return {...base, parallel}
+  return {...base, parallel, autoResync: !flags['no-auto-resync']}
 }

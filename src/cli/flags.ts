@@ -177,3 +177,20 @@ export const protectionFlags = {
     helpGroup: 'SLOT PROTECTION',
   }),
 }
+
+// Issue 14: pgrep never replaces a sink table it did not create, and re-copies a table whose
+// change the stream cannot carry. No oclif `default:` here: both are off unless given.
+export const foreignTablesFlag = {
+  'replace-foreign-tables': Flags.boolean({
+    summary: 'Replace a DuckDB or BigQuery table of the same name that pgrep did not create (its rows are lost). Without it such a table is left alone and the run fails (exit 8).',
+    helpGroup: 'SINK',
+  }),
+}
+
+export const autoResyncFlag = {
+  'no-auto-resync': Flags.boolean({
+    summary:
+      'Do not copy a table again when the stream cannot carry one of its changes (a column retyped, a table rewrite, a partition attached or detached); a warning then says the sink differs from Postgres until `pgrep resync --table T`.',
+    helpGroup: 'REPLICATION',
+  }),
+}

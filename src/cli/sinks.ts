@@ -13,7 +13,7 @@ export async function createSink(config: SinkConfig, log: Logger): Promise<Sink>
     case 'duckdb': {
       const {DuckDbSink} = await import('../sinks/duckdb/index.js')
       const sinkLog = log.child({sink: 'duckdb'})
-      return new DuckDbSink({path: config.path, memoryLimit: config.memoryLimit, lockTimeoutMs: config.lockTimeoutMs, log: (level: 'debug' | 'info' | 'warn', msg: string, fields?: object) => sinkLog[level](fields ?? {}, msg)})
+      return new DuckDbSink({path: config.path, memoryLimit: config.memoryLimit, lockTimeoutMs: config.lockTimeoutMs, replaceForeignTables: config.replaceForeignTables, log: (level: 'debug' | 'info' | 'warn', msg: string, fields?: object) => sinkLog[level](fields ?? {}, msg)})
     }
     case 'bigquery': {
       const {BigQuerySink} = await import('../sinks/bigquery/index.js')
@@ -24,6 +24,7 @@ export async function createSink(config: SinkConfig, log: Logger): Promise<Sink>
         location: config.location,
         keyFile: config.keyFile,
         apiEndpoint: config.apiEndpoint,
+        replaceForeignTables: config.replaceForeignTables,
         log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: object) => sinkLog[level](fields ?? {}, msg),
       })
     }

@@ -1,6 +1,7 @@
 import {PgrepCommand} from '../cli/base-command.js'
 import {streamConfig} from '../cli/config.js'
 import {batchFlags, connectionFlags, EXIT_CODE_HELP, formatFlags, logFlags, metricsFlags, protectionFlags, sinkFlags, slotFlags, stopFlags} from '../cli/flags.js'
+import {foreignTablesFlag} from '../cli/flags.js'
 import {startObservability} from '../cli/metrics-server.js'
 import {createSink} from '../cli/sinks.js'
 import {runCdc} from '../core/pipeline/cdc.js'
@@ -23,6 +24,7 @@ ${EXIT_CODE_HELP}`
     ...connectionFlags,
     ...slotFlags,
     ...stopFlags,
+    ...foreignTablesFlag,
     ...sinkFlags('stdout'),
     ...formatFlags,
     ...batchFlags,

@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 import {PgrepCommand} from '../cli/base-command.js'
 import {copyConfig} from '../cli/config.js'
 import {connectionFlags, EXIT_CODE_HELP, formatFlags, logFlags, parallelFlag, sinkFlags} from '../cli/flags.js'
+import {foreignTablesFlag} from '../cli/flags.js'
 import {CopyProgressReporter} from '../cli/progress.js'
 import {createSink} from '../cli/sinks.js'
 import {copyTables} from '../core/pipeline/copy.js'
@@ -25,6 +26,7 @@ ${EXIT_CODE_HELP}`
     table: Flags.string({summary: 'Table to copy, as schema.name (repeatable; quote parts with double quotes).', multiple: true, helpGroup: 'COPY'}),
     publication: Flags.string({summary: 'Copy every table of this publication (honours its column lists and row filters).', helpGroup: 'COPY'}),
     ...parallelFlag,
+    ...foreignTablesFlag,
     ...sinkFlags('duckdb'),
     ...formatFlags,
     ...logFlags,

@@ -1,6 +1,7 @@
 import {PgrepCommand} from '../cli/base-command.js'
 import {syncConfig} from '../cli/config.js'
 import {batchFlags, connectionFlags, EXIT_CODE_HELP, formatFlags, logFlags, metricsFlags, protectionFlags, parallelFlag, sinkFlags, slotFlags, stopFlags} from '../cli/flags.js'
+import {foreignTablesFlag, autoResyncFlag} from '../cli/flags.js'
 import {CopyProgressReporter} from '../cli/progress.js'
 import {startObservability} from '../cli/metrics-server.js'
 import {createSink} from '../cli/sinks.js'
@@ -25,6 +26,8 @@ ${EXIT_CODE_HELP}`
     ...slotFlags,
     ...stopFlags,
     ...parallelFlag,
+    ...foreignTablesFlag,
+    ...autoResyncFlag,
     ...sinkFlags('duckdb'),
     ...formatFlags,
     ...batchFlags,
@@ -57,6 +60,7 @@ ${EXIT_CODE_HELP}`
           log,
           observer: obs?.observer,
           ...config.protection,
+          autoResync: config.autoResync,
           onCopyProgress: progress.update,
         })
         progress.finish()

@@ -44,6 +44,8 @@ export interface StatusReport {
     tables: {schema: string; name: string; status: string; snapshotLsn: string | null}[]
     /** Reported by the pgrep process that holds the sink, when one runs (DuckDB: over its control socket); null otherwise. */
     live: LiveFigures | null
+    /** Tables being copied again (copied before, now pending), and re-syncs completed (counted by DuckDB; 0 for a sink that does not count them). */
+    resyncs: {inProgress: string[]; done: number}
   }
   lag: LagReport
 }
@@ -184,6 +186,10 @@ export async function collectStatus(opts: {
       lagBytes: cp ? Number(current > cp.endLsn ? current - cp.endLsn : 0n) : null,
       tables: opts.sinkState.tables.map((t) => ({schema: t.schema, name: t.name, status: t.status, snapshotLsn: t.snapshotLsn === null ? null : formatLsn(t.snapshotLsn)})),
       live: 'live' in opts.sinkState ? opts.sinkState.live : null,
+      resyncs: {
+        inProgress: opts.sinkState.tables.filter((t) => t.status !== 'ready' && t.snapshotLsn !== null).map((t) => `${t.schema}.${t.name}`),
+        done: opts.sinkState.resyncsDone ?? 0,
+      },
     }
     const notReady = sink.tables.filter((t) => t.status !== 'ready')
     if (notReady.length > 0) problems.push(`${notReady.length} table(s) not copied yet: ${notReady.map((t) => `${t.schema}.${t.name} (${t.status})`).join(', ')}`)
@@ -259,6 +265,7 @@ export function formatStatus(r: StatusReport): string {
       lines.push(`running: pid ${live.pid} since ${live.since}: ${live.batchesCommitted} batches, ${live.changesApplied} row changes applied; last commit ${live.lastCommitAt ?? '-'}`)
       lines.push(`  ${live.currentBatch ? `applying a batch of ${live.currentBatch.changes} row changes (opened ${live.currentBatch.openedAt})` : 'between batches'}, ${live.queriesRunning} queries running`)
     }
+    lines.push(`re-syncs: ${r.sink.resyncs.inProgress.length > 0 ? `in progress ${r.sink.resyncs.inProgress.join(', ')}` : 'none in progress'}, ${r.sink.resyncs.done} done`)
   }
   const l = r.lag
   if (l.lastCommitTime !== null) lines.push(`last applied commit: ${l.lastCommitTime} (${duration(l.lastCommitAgeSeconds ?? 0)} ago)`)

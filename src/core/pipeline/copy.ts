@@ -485,11 +485,14 @@ async function describeForCopy(source: PostgresSource, client: pg.Client, catalo
     {publication},
   )
   const byKey = new Map(rows.map((r) => [tableKey({schema: r.schema, name: r.name}), r]))
-  return described.map((t) => {
+  // attnames lists the columns the stream carries, generated ones included when the publication
+  // publishes them (PG18 publish_generated_columns): the copy takes exactly those.
+  const full = rows.some((r) => r.attnames) ? await catalog.describeTables(tables, {includeGenerated: true}) : described
+  return described.map((t, i) => {
     const r = byKey.get(tableKey(t))
     if (!r) return t
     const allowed = r.attnames ? new Set<string>(r.attnames) : null
-    return {...t, columns: allowed ? t.columns.filter((c) => allowed.has(c.name)) : t.columns, rowFilter: r.rowfilter ?? undefined}
+    return {...t, columns: allowed ? full[i].columns.filter((c) => allowed.has(c.name)) : t.columns, rowFilter: r.rowfilter ?? undefined}
   })
 }
 

@@ -59,6 +59,8 @@ export interface ResumeState {
   checkpoint: Checkpoint | null
   /** The copy state of each table the sink knows; `sync` copies the publication's tables that are not `ready`. */
   tables: TableState[]
+  /** Re-syncs completed so far (a table copied again), for sinks that count them ({@link Sink.recordResyncs}). */
+  resyncsDone?: number
 }
 
 /** What a process that is running a pipeline into the sink reports about it (see {@link Sink.inspect}). */
@@ -151,6 +153,8 @@ export interface Sink {
   commitBatch(checkpoint: Checkpoint): Promise<void>
   /** Discard the open batch (the connection dropped in the middle of a transaction, or shutdown). */
   abortBatch(): Promise<void>
+  /** Optional: counts `count` re-syncs completed (tables copied again), returned later as {@link ResumeState.resyncsDone}. */
+  recordResyncs?(count: number): Promise<void>
   /** Release connections and files; called once at the end of a run that opened the sink. */
   close(): Promise<void>
 }

@@ -73,6 +73,12 @@ export interface StreamApplyOptions {
    * the copy that onUnknownTables makes once the transaction is over, so the copy includes it).
    */
   tableGate?: (table: TableSchema, commitLsn: Lsn) => boolean | 'unknown'
+  /**
+   * A Relation message changed a table's shape (sync's re-sync watch): true when the table is
+   * to be copied again, so the change is not applied to the sink (the gate then says 'unknown'
+   * for its rows, and onUnknownTables copies it after the transaction).
+   */
+  onRelationChanged?: (table: TableSchema, commitLsn: Lsn) => Promise<boolean>
   /** Copies tables first seen in the stream; called between transactions, with no batch open. */
   onUnknownTables?: (tables: TableSchema[]) => Promise<void>
   /** Called between transactions at most every `periodicMs`, with no batch open (sync polls the publication here). */
@@ -415,7 +421,7 @@ export class StreamApplier {
   private async onRelation(txn: OpenTxn, msg: Extract<PgoutputMessage, {tag: 'relation'}>, bytes: number): Promise<void> {
     const {table, changed} = await this.opts.relations.update(msg)
     // Schema events are not row changes: they take the next row's seq without consuming it.
-    if (changed && !txn.skip) {
+    if (changed && !txn.skip && !(this.opts.onRelationChanged && (await this.opts.onRelationChanged(table, txn.commitLsnHint)))) {
       txn.events.push({op: 'schema', table, commitLsn: txn.commitLsnHint, seq: txn.seq, xid: txn.xid, commitTime: txn.commitTime})
       this.batchBytes += bytes
     }
@@ -540,6 +546,13 @@ export class StreamApplier {
       this.unknownTables.clear()
       await this.commitBatch()
       await this.opts.onUnknownTables?.(tables)
+    }
+    // Also here, between two transactions: under a steady load a read rarely ends between two,
+    // and the check in run() would wait for one that does.
+    if (this.opts.onPeriodic && !this.inStreamBlock && Date.now() - this.lastPeriodic >= (this.opts.periodicMs ?? 10_000)) {
+      this.lastPeriodic = Date.now()
+      await this.commitBatch()
+      await this.opts.onPeriodic()
     }
   }
 

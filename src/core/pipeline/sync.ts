@@ -22,6 +22,7 @@ import {checkFailoverSupport, type PostgresSource} from '../postgres/source.js'
 import {qualifiedName, tableKey, type TableName, type TableSchema} from '../schema/types.js'
 import {reportError, resolveStopLsn, streamPhase, type RunResult, type StopCondition} from './cdc.js'
 import {copyTables, type HeldSnapshot, type TableProgress} from './copy.js'
+import {DivergenceWatch, divergedMessage, logResync, type ResyncReason, type SyncControl} from './resync.js'
 import type {PipelineObserver} from './observer.js'
 import type {Sink, TableState} from './sink.js'
 import {SlotGuard, type SlotMonitorOptions} from './slot-monitor.js'
@@ -49,6 +50,13 @@ export interface SyncOptions extends StopCondition {
   heartbeatIntervalMs?: number
   /** Create the slot with failover enabled, or enable it on the existing slot (PostgreSQL 17+). */
   failoverSlot?: boolean
+  /**
+   * Copy a table again when the stream cannot carry one of its changes (resync.ts); default true.
+   * false: a warning says the sink differs from Postgres for that table.
+   */
+  autoResync?: boolean
+  /** Re-sync requests from outside (a control socket), honoured between two transactions. */
+  control?: SyncControl
 }
 
 export async function runSync(opts: SyncOptions): Promise<RunResult> {
@@ -62,6 +70,9 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
     if (opts.failoverSlot) checkFailoverSupport(major, source.display)
     const published = await source.publicationTables(sql, opts.publication)
     source.warnAboutReplicaIdentity(published)
+    // Read before any snapshot is taken: a change in between means one re-sync more, never one less.
+    const watch = new DivergenceWatch(source, sql)
+    await watch.remember(published)
     const resume = await sink.open()
     const states = new Map<string, TableState>(resume.tables.map((t) => [tableKey(t), t]))
     // Before the slot exists: a table the role cannot read would fail the copy halfway.
@@ -110,7 +121,8 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
     }
     const copy = async (tables: TableName[]) => {
       if (tables.length === 0) return
-      const pending = tables.map((t) => ({schema: t.schema, name: t.name, status: 'pending' as const, snapshotLsn: null}))
+      // A table copied before keeps its old snapshot LSN while pending: the mark of a re-sync (status).
+      const pending = tables.map((t) => ({schema: t.schema, name: t.name, status: 'pending' as const, snapshotLsn: states.get(tableKey(t))?.snapshotLsn ?? null}))
       await sink.setTableStates(pending)
       // The slot's exported snapshot can be used once: later copies take a temporary slot's.
       const held = slotSnapshot ? {...slotSnapshot, release: async () => {}} : await tempSlotSnapshot()
@@ -131,7 +143,10 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
           log,
           onProgress: copyProgress,
         })
-        for (const t of result.tables) states.set(tableKey(t.table), {schema: t.table.schema, name: t.table.name, status: 'ready', snapshotLsn: t.snapshotLsn})
+        for (const t of result.tables) {
+          states.set(tableKey(t.table), {schema: t.table.schema, name: t.table.name, status: 'ready', snapshotLsn: t.snapshotLsn})
+          watch.copiedWith(t.table)
+        }
       } finally {
         await held.release()
       }
@@ -159,8 +174,12 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
 
     if (toCopy.length > 0) {
       log.info({tables: toCopy.length}, `copying ${toCopy.length} table(s) of publication "${opts.publication}"`)
+      // Copied before and pending again: marked by `pgrep resync`, or a re-sync cut short.
+      const again = toCopy.filter((t) => states.get(tableKey(t))?.snapshotLsn != null)
+      for (const table of again) logResync(log, {table, reason: 'marked for a re-sync'})
       try {
         await copy(toCopy)
+        if (again.length > 0) await sink.recordResyncs?.(again.length)
         if (opts.signal.aborted && !sink.exactlyOnce && !existing) throw new PgrepError('interrupted', 'the copy was interrupted')
       } catch (err) {
         const failure = guard.failure ?? err
@@ -185,6 +204,36 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
     }
     if (opts.signal.aborted) return {end: 'signal', commitLsn: resume.checkpoint?.commitLsn ?? null}
 
+    // Re-sync: the table is marked pending (the gate then skips its rows as 'unknown', and
+    // onUnknownTables or onPeriodic copies it after the transaction), its fingerprint read first.
+    const autoResync = opts.autoResync !== false
+    const warned = new Set<string>()
+    const resync = (reasons: ResyncReason[], requested: boolean): boolean => {
+      let any = false
+      for (const r of reasons) {
+        const key = tableKey(r.table)
+        const st = states.get(key)
+        if (!st || st.status !== 'ready') continue
+        if (!requested && !autoResync) {
+          if (!warned.has(key + r.reason)) log.warn({table: `${r.table.schema}.${r.table.name}`, reason: r.reason}, divergedMessage(r))
+          warned.add(key + r.reason)
+          continue
+        }
+        logResync(log, r)
+        states.set(key, {...st, status: 'pending'})
+        any = true
+      }
+      return any
+    }
+    const copyAgain = async (tables: TableName[]) => {
+      // Tables copied before (a snapshot LSN kept while pending) are re-syncs; the others are new.
+      const again = tables.filter((t) => states.get(tableKey(t))?.snapshotLsn != null).length
+      await watch.remember(tables)
+      await copy(tables)
+      if (again > 0) await sink.recordResyncs?.(again)
+    }
+    opts.control?.attach((tables) => resync(tables.map((table) => ({table, reason: 'requested'})), true))
+
     const stopAt = await resolveStopLsn(source, sql, opts)
     const result = await streamPhase({
       source,
@@ -204,19 +253,30 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
               if (!st || st.status !== 'ready') return 'unknown'
               return st.snapshotLsn === null || commitLsn >= st.snapshotLsn
             },
+        onRelationChanged: stateless
+          ? undefined
+          : async (table, commitLsn) => {
+              const st = states.get(tableKey(table))
+              // Only a shape the sink would apply: older ones (before the table's copy) are skipped anyway.
+              if (!st || st.status !== 'ready' || (st.snapshotLsn !== null && commitLsn < st.snapshotLsn)) return false
+              const reason = await watch.onRelation(table)
+              return reason !== undefined && resync([{table, reason}], false)
+            },
         onUnknownTables: async (tables) => {
-          log.info({tables: tables.map((t) => `${t.schema}.${t.name}`)}, 'new table(s) in the stream: copying them')
-          await copy(tables)
+          if (tables.some((t) => states.get(tableKey(t))?.snapshotLsn == null)) log.info({tables: tables.map((t) => `${t.schema}.${t.name}`)}, 'new table(s) in the stream: copying them')
+          await copyAgain(tables)
         },
         periodicMs: opts.publicationPollMs ?? 10_000,
         onPeriodic: stateless
           ? undefined
           : async () => {
               const now = await source.publicationTables(sql, opts.publication)
+              resync(await watch.partitionsChanged(now), false)
               const added = now.filter((t) => states.get(tableKey(t))?.status !== 'ready')
               if (added.length > 0) {
-                log.info({tables: added.map((t) => qualifiedName(t))}, 'table(s) added to the publication: copying them')
-                await copy(added)
+                const fresh = added.filter((t) => states.get(tableKey(t))?.snapshotLsn == null)
+                if (fresh.length > 0) log.info({tables: fresh.map((t) => qualifiedName(t))}, 'table(s) added to the publication: copying them')
+                await copyAgain(added)
               }
             },
       },
@@ -227,6 +287,7 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
     reportError(opts.observer, err)
     throw err
   } finally {
+    opts.control?.detach()
     await guard?.stop()
     if (repl) await repl.end().catch(() => {})
     await sql.end().catch(() => {})

@@ -17,8 +17,9 @@ export interface TypeRef {
 
 export interface DescribeOptions {
   /**
-   * Include generated columns. Off by default: pgoutput does not send them (before PG18's
-   * publish_generated_columns) and COPY of a table leaves them out, so both paths agree.
+   * Include generated columns. Off by default: pgoutput sends them only when the publication
+   * publishes them (PG18's publish_generated_columns = stored, or a column list naming them); the
+   * copy of a publication's table then asks for them and keeps the columns the publication lists.
    */
   includeGenerated?: boolean
 }

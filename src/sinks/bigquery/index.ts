@@ -78,6 +78,8 @@ export interface BigQuerySinkOptions {
   pollMs?: number
   /** Receives the sink's own messages. */
   log?: SinkLog
+  /** Replace a table of the same name that pgrep did not create, instead of failing (--replace-foreign-tables). */
+  replaceForeignTables?: boolean
 }
 
 /**
@@ -154,6 +156,7 @@ export class BigQuerySink implements Sink {
   private jobs = 0
   private serial: Promise<unknown> = Promise.resolve()
   private opened = false
+  private readonly replaceForeignTables: boolean
 
   constructor(opts: BigQuerySinkOptions) {
     this.name = `bigquery:${opts.projectId}.${opts.dataset}`
@@ -163,6 +166,7 @@ export class BigQuerySink implements Sink {
     this.segmentBytes = opts.segmentBytes ?? 256 * 1024 * 1024
     this.loadChunkBytes = opts.loadChunkBytes ?? 1024 * 1024 * 1024
     this.tempDir = opts.tempDir
+    this.replaceForeignTables = opts.replaceForeignTables ?? false
     this.client = new BigQueryClient({
       projectId: opts.projectId,
       dataset: opts.dataset,
@@ -364,6 +368,7 @@ export class BigQuerySink implements Sink {
       this.clusters.set(target, clustering)
       return target
     }
+    if (await this.foreign(schema, bq, meta)) return this.loadTarget(schema)
     // The table exists: its columns as BigQuery has them, named back to Postgres by the stored mapping.
     const byBq = new Map((row?.shape?.columns ?? []).map((c) => [c.bq.toLowerCase(), c.pg]))
     const bySchema = new Map(schema.columns.map((c) => [c.name, c]))
@@ -504,6 +509,27 @@ export class BigQuerySink implements Sink {
     this.pks.set(t, wantKey)
   }
 
+  /**
+   * A BigQuery table pgrep did not create (no columns recorded for it in _pgrep_tables) is never
+   * replaced: a sink error, unless --replace-foreign-tables, which deletes it (true: it is gone).
+   */
+  private async foreign(table: TableSchema, bq: string, meta: TableMetadata | undefined): Promise<boolean> {
+    if (!meta || this.state.get(tableKey(table))?.shape) return false
+    // A table the stream created, whose state row did not commit yet (a crash, a failed batch):
+    // it has exactly the columns pgrep gives this table.
+    const fields = meta.schema?.fields ?? []
+    const own = this.freshColumns(table)
+    if (fields.length === own.length && fields.every((f, i) => String(f.name) === own[i].bq && normalizeType(String(f.type)) === own[i].type)) return false
+    if (!this.replaceForeignTables) {
+      throw new PgrepError('sink', `BigQuery table ${bq} (for "${table.schema}"."${table.name}") exists and was not created by pgrep: it is left as it is`, {
+        hint: 'drop or rename that table, or replicate into another dataset; --replace-foreign-tables lets pgrep replace it (its rows are lost)',
+      })
+    }
+    this.log('warn', `replacing BigQuery table ${bq}, which pgrep did not create (--replace-foreign-tables)`, {table: `${table.schema}.${table.name}`})
+    await this.client.deleteTable(bq)
+    return true
+  }
+
   // ---- table states ----
 
   async setTableStates(states: TableState[]): Promise<void> {
@@ -526,6 +552,7 @@ export class BigQuerySink implements Sink {
     this.ensureOpen()
     if (table.columns.length === 0) throw new PgrepError('sink', `"${table.schema}"."${table.name}" has no columns: BigQuery tables need at least one`)
     const bq = this.tableName(table)
+    await this.foreign(table, bq, await this.client.getTable(bq))
     const row = this.state.get(tableKey(table))
     const existing = this.targets.get(tableKey(table))
     const names = new Map((existing?.columns ?? row?.shape?.columns ?? []).map((c) => [c.pg, c.bq]))

@@ -28,7 +28,7 @@ import type {ChangeEvent, DeleteEvent, InsertEvent, UpdateEvent} from '../../cor
 import {PgrepError} from '../../core/errors.js'
 import {UNCHANGED_TOAST, type ColumnValue, type TupleData} from '../../core/protocol/messages.js'
 import {tableKey, type TableSchema} from '../../core/schema/types.js'
-import {deepenListColumn, literalDepth, loadShape, primaryKeyOf, reconcileTable, type TableShape} from './ddl.js'
+import {claimTable, deepenListColumn, literalDepth, primaryKeyOf, reconcileTable, type TableShape} from './ddl.js'
 import type {Issues, SinkLog} from './issues.js'
 import {display, exec, ident, qualified} from './sql.js'
 import {splitListType} from './types.js'
@@ -110,6 +110,8 @@ export class BatchApplier {
     private readonly catalog: TableCatalog,
     private readonly issues: Issues,
     private readonly log: SinkLog,
+    /** Replace a table of the same name that pgrep did not create (otherwise: a sink error). */
+    private readonly replaceForeign = false,
   ) {}
 
   async write(events: readonly ChangeEvent[]): Promise<void> {
@@ -176,7 +178,7 @@ export class BatchApplier {
     }
     // New or changed: apply what was staged with the old shape, then change the table.
     await this.flushSegment(key)
-    if (!shape) shape = await loadShape(this.conn, this.db, t)
+    if (!shape) shape = await claimTable(this.conn, this.db, t, this.replaceForeign, (msg, fields) => this.log('warn', msg, fields))
     shape = await reconcileTable(this.conn, this.db, t, shape, {warn: (msg, fields) => this.log('warn', msg, fields), dirty: this.dirty.has(key)})
     this.shapes.set(key, shape)
     this.schemas.set(key, t)

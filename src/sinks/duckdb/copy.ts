@@ -12,7 +12,7 @@ import type {Lsn} from '../../core/lsn.js'
 import type {TableCopyWriter} from '../../core/pipeline/sink.js'
 import {UNCHANGED_TOAST, type TupleData} from '../../core/protocol/messages.js'
 import type {TableSchema} from '../../core/schema/types.js'
-import {checkTableNames, createTableSql, declaredKey, literalDepth, loadShape, storedColumn, type TableShape} from './ddl.js'
+import {checkTableNames, claimTable, createTableSql, declaredKey, literalDepth, storedColumn, type TableShape} from './ddl.js'
 import {Issues, type SinkLog} from './issues.js'
 import {display, exec, ident, literal, qualified, query, sinkError} from './sql.js'
 import {writeColumns, writeTableState} from './state.js'
@@ -29,6 +29,8 @@ export interface CopyHost {
   /** Called after the copy committed, with the table's new shape. */
   copied(table: TableSchema, shape: TableShape): void
   released(writer: DuckDbCopyWriter): void
+  /** Replace a table of the same name that pgrep did not create (otherwise: a sink error). */
+  replaceForeignTables?: boolean
 }
 
 export class DuckDbCopyWriter implements TableCopyWriter {
@@ -206,7 +208,8 @@ export class DuckDbCopyWriter implements TableCopyWriter {
     await this.host.ensureSchema(conn, t.schema)
     await exec(conn, 'BEGIN TRANSACTION')
     this.inTransaction = true
-    await loadShape(conn, this.host.db, t) // refuses a table whose name differs only in case
+    // Refuses a table whose name differs only in case, and one that pgrep did not create.
+    await claimTable(conn, this.host.db, t, this.host.replaceForeignTables ?? false, (msg, fields) => this.host.log('warn', msg, fields))
     const columns = t.columns.map((c, i) => ({name: c.name, duckType: duckDbType(c.type, c.type.kind === 'array' ? arrayDepthOf(firstRows, i) : 1), pg: storedColumn(c)}))
     const primaryKey = declaredKey(t, columns)
     await exec(conn, createTableSql(this.host.db, t, columns, primaryKey).replace(/^CREATE TABLE/, 'CREATE OR REPLACE TABLE'))

@@ -26,7 +26,7 @@
 import type {DuckDBConnection} from '@duckdb/node-api'
 import {PgrepError} from '../../core/errors.js'
 import type {ColumnSchema, TableName, TableSchema} from '../../core/schema/types.js'
-import {STATE_SCHEMA, readColumns, writeColumns, type StoredColumn} from './state.js'
+import {STATE_SCHEMA, isOwnedTable, readColumns, writeColumns, type StoredColumn} from './state.js'
 import {display, exec, ident, literal, qualified, query} from './sql.js'
 import {scalarPreparer} from './values.js'
 import {duckDbType, normalizeDuckType, splitListType} from './types.js'
@@ -136,6 +136,25 @@ export async function loadShape(conn: DuckDBConnection, db: string, t: TableName
     columns: cols.map((c) => ({name: c.column_name, duckType: c.data_type, pg: stored.get(c.column_name)})),
     primaryKey: pk.length > 0 ? [...pk[0].names] : [],
   }
+}
+
+/**
+ * The DuckDB table `t` as it is now (undefined when missing), once it is known that pgrep may
+ * write to it. A table pgrep did not create (a user's own, under the same name) is refused with a
+ * sink error, unless `replaceForeign`: it is then dropped, in the caller's transaction, and
+ * undefined returned (the caller creates pgrep's table).
+ */
+export async function claimTable(conn: DuckDBConnection, db: string, t: TableName, replaceForeign: boolean, log?: Warn): Promise<TableShape | undefined> {
+  const shape = await loadShape(conn, db, t)
+  if (!shape || (await isOwnedTable(conn, db, t))) return shape
+  if (!replaceForeign) {
+    throw new PgrepError('sink', `DuckDB table ${display(t)} exists and was not created by pgrep: it is left as it is`, {
+      hint: 'drop or rename that table in the DuckDB file, or replicate into another file; --replace-foreign-tables lets pgrep replace it (its rows are lost)',
+    })
+  }
+  log?.(`replacing DuckDB table ${display(t)}, which pgrep did not create (--replace-foreign-tables)`, {table: display(t)})
+  await exec(conn, `DROP TABLE ${qualified(db, t)}`)
+  return undefined
 }
 
 export interface ReconcileOptions {

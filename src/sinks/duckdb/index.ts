@@ -28,7 +28,7 @@ import {Issues, type SinkLog} from './issues.js'
 import {defaultMaxConcurrentQueries, QueryService, type QueryOptions, type QueryResult} from './query.js'
 import {inspectFile, serveReads} from './reader.js'
 import {exec, ident, Mutex, query, sinkError} from './sql.js'
-import {ensureState, readResume, STATE_SCHEMA, writeCheckpoint, writeTableState} from './state.js'
+import {addResyncsDone, ensureState, readResume, readResyncsDone, STATE_SCHEMA, writeCheckpoint, writeTableState} from './state.js'
 
 export {duckDbType} from './types.js'
 
@@ -64,6 +64,8 @@ export interface DuckDbSinkOptions {
    * libuv's pool, which the batches being applied need too. Raise both together.
    */
   maxConcurrentQueries?: number
+  /** Replace a table of the same name that pgrep did not create, instead of failing (--replace-foreign-tables). */
+  replaceForeignTables?: boolean
 }
 
 /**
@@ -80,6 +82,7 @@ export class DuckDbSink implements Sink {
   private instance: DuckDBInstance | undefined
   private readonly ownsInstance: boolean
   private readonly memoryLimit: string | undefined
+  private readonly replaceForeignTables: boolean
   private conn: DuckDBConnection | undefined
   /** The database (catalog) name tables are qualified with. */
   private db = ''
@@ -107,6 +110,7 @@ export class DuckDbSink implements Sink {
     this.lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS
     this.serveSocket = options.controlSocket ?? (!options.instance && options.path !== ':memory:')
     this.maxConcurrentQueries = options.maxConcurrentQueries ?? defaultMaxConcurrentQueries()
+    this.replaceForeignTables = options.replaceForeignTables ?? false
   }
 
   async open(): Promise<ResumeState> {
@@ -142,7 +146,9 @@ export class DuckDbSink implements Sink {
       const rows = await query<{db: string}>(this.conn, 'SELECT current_database() AS db')
       this.db = rows[0].db
       await ensureState(this.conn, this.db)
-      return await readResume(this.conn, this.db)
+      const resume = await readResume(this.conn, this.db)
+      const resyncs = await readResyncsDone(this.conn, this.db)
+      return resyncs > 0 ? {...resume, resyncsDone: resyncs} : resume
     } catch (err) {
       throw sinkError(`read pgrep's state from ${this.path}`, err)
     }
@@ -158,6 +164,7 @@ export class DuckDbSink implements Sink {
         ensureSchema: (conn, schema) => this.ensureSchema(conn, schema),
         copied: (t, shape) => this.copied(t, shape),
         released: (w) => this.copies.delete(w),
+        replaceForeignTables: this.replaceForeignTables,
       },
       table,
       snapshotLsn,
@@ -191,6 +198,16 @@ export class DuckDbSink implements Sink {
     }
   }
 
+  async recordResyncs(count: number): Promise<void> {
+    const {conn} = this.requireOpen()
+    if (this.batch) throw new PgrepError('internal', 'recordResyncs() while a batch is open')
+    try {
+      await addResyncsDone(conn, this.db, count)
+    } catch (err) {
+      throw sinkError('count re-syncs', err)
+    }
+  }
+
   async beginBatch(): Promise<void> {
     const {conn} = this.requireOpen()
     if (this.batch) throw new PgrepError('internal', 'beginBatch() while a batch is open')
@@ -199,7 +216,7 @@ export class DuckDbSink implements Sink {
     } catch (err) {
       throw sinkError('begin a transaction', err)
     }
-    this.batch = new BatchApplier(conn, this.db, this.catalog, this.issues, this.log)
+    this.batch = new BatchApplier(conn, this.db, this.catalog, this.issues, this.log, this.replaceForeignTables)
     this.batchFailed = undefined
     this.live.batchChanges = 0
     this.live.batchOpenedAt = new Date().toISOString()

@@ -185,3 +185,29 @@ export async function readColumns(conn: DuckDBConnection, db: string, t: TableNa
     return undefined
   }
 }
+
+/**
+ * True when pgrep made `t` in this file: its columns are recorded (every copy and every table the
+ * stream creates writes them), or an older pgrep recorded it as copied. A table that exists in the
+ * file without either is a user's own, never replaced (see claimTable in ddl.ts).
+ */
+export async function isOwnedTable(conn: DuckDBConnection, db: string, t: TableName): Promise<boolean> {
+  const rows = await query<{n: bigint}>(
+    conn,
+    `SELECT (SELECT count(*) FROM ${st(db, 'table_columns')} WHERE "schema" = $1 AND name = $2)
+          + (SELECT count(*) FROM ${st(db, 'tables')} WHERE "schema" = $1 AND name = $2 AND (status <> 'pending' OR snapshot_lsn IS NOT NULL)) AS n`,
+    [t.schema, t.name],
+  )
+  return Number(rows[0].n) > 0
+}
+
+/** Re-syncs completed (tables copied again by sync), kept in _pgrep.meta: older pgreps ignore the key. */
+export async function readResyncsDone(conn: DuckDBConnection, db: string): Promise<number> {
+  const rows = await query<{value: string}>(conn, `SELECT value FROM ${st(db, 'meta')} WHERE key = 'resyncs_done'`)
+  return rows.length === 0 ? 0 : Number(rows[0].value) || 0
+}
+
+export async function addResyncsDone(conn: DuckDBConnection, db: string, count: number): Promise<void> {
+  const now = await readResyncsDone(conn, db)
+  await exec(conn, `INSERT INTO ${st(db, 'meta')} VALUES ('resyncs_done', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [String(now + count)])
+}

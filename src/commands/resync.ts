@@ -1,0 +1,50 @@
+import {existsSync} from 'node:fs'
+import {Flags} from '@oclif/core'
+import {PgrepCommand} from '../cli/base-command.js'
+import {sinkConfigFrom} from '../cli/config.js'
+import {EXIT_CODE_HELP, logFlags, sinkFlags} from '../cli/flags.js'
+import {createSink} from '../cli/sinks.js'
+import {PgrepError} from '../core/errors.js'
+import {markForResync} from '../core/ops/resync.js'
+import {parseTableName} from '../core/schema/names.js'
+import {qualifiedName, type TableName} from '../core/schema/types.js'
+
+export default class Resync extends PgrepCommand {
+  static override summary = 'Mark tables of a sink to be copied again: the next sync re-copies them from a fresh snapshot while the others stream.'
+  static override description = `Sets the tables' copy state to pending in the sink (DuckDB's _pgrep.tables, BigQuery's _pgrep_tables). The next \`pgrep sync\` copies them from a fresh snapshot and applies their changes from that snapshot's position on: nothing missed, nothing applied twice; every other table keeps streaming. The tables keep their rows until the new copy replaces them atomically. Run it with sync stopped: a DuckDB file held by a running sync is refused (exit 8).
+
+${EXIT_CODE_HELP}`
+
+  static override examples = [
+    {description: 'Copy one table again at the next sync', command: '<%= config.bin %> resync --table public.orders --duckdb-path shop.duckdb'},
+    {description: 'Every table the sink holds', command: '<%= config.bin %> resync --all --sink bigquery --bq-project p --bq-dataset shop'},
+  ]
+
+  static override flags = {
+    table: Flags.string({summary: 'Table to copy again, as schema.name (repeatable; quote parts with double quotes).', multiple: true, helpGroup: 'RESYNC'}),
+    all: Flags.boolean({summary: 'Every table the sink holds.', helpGroup: 'RESYNC'}),
+    ...sinkFlags('duckdb'),
+    ...logFlags,
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(Resync)
+    const log = this.setupLogger(flags['log-level'], flags['log-format'])
+    const texts = (flags.table as string[] | undefined) ?? []
+    if (texts.length === 0 && !flags.all) throw new PgrepError('usage', 'name the tables to copy again: --table schema.name (repeatable), or --all')
+    if (texts.length > 0 && flags.all) throw new PgrepError('usage', '--table and --all: give one or the other')
+    const tables: TableName[] = texts.map((t) => parseTableName(t))
+    const config = sinkConfigFrom(flags)
+    if (config.kind === 'stdout') throw new PgrepError('usage', 'resync needs a sink that keeps table states: --sink duckdb or --sink bigquery')
+    // Opening a missing file would create an empty database.
+    if (config.kind === 'duckdb' && !existsSync(config.path)) throw new PgrepError('usage', `${config.path} does not exist`, {hint: 'give --duckdb-path the file sync writes to'})
+    const sink = await createSink(config, log)
+    try {
+      const marked = await markForResync({sink, tables, all: flags.all})
+      for (const t of marked) log.info({table: `${t.schema}.${t.name}`}, `${qualifiedName(t)} marked: the next sync copies it again`)
+      if (marked.length === 0) log.info({}, 'the sink holds no tables: nothing to mark')
+    } finally {
+      await sink.close()
+    }
+  }
+}

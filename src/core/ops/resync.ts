@@ -1,0 +1,46 @@
+// `pgrep resync`: marks tables of a sink to be copied again by the next `sync`.
+//
+// The mark is the table's copy state set to `pending` while it keeps the snapshot LSN of its last
+// copy (a table never copied has none): `sync` copies every table that is not `ready`, from a
+// fresh snapshot, and applies its stream from that snapshot's LSN on, as after a crash during a
+// copy. The table keeps its rows until the new copy replaces them atomically.
+//
+// A running sync holds a DuckDB file (one writing process): the request then needs a channel to
+// that process (SyncControl.requestResync, for a control socket); without one this says so.
+import {PgrepError} from '../errors.js'
+import type {Sink, TableState} from '../pipeline/sink.js'
+import {qualifiedName, tableKey, type TableName} from '../schema/types.js'
+
+export interface ResyncRequest {
+  sink: Sink
+  /** Tables to copy again; or every table the sink knows with `all`. */
+  tables: TableName[]
+  all?: boolean
+}
+
+/** Marks the tables; returns their states as written. The sink is opened and left open (the caller closes it). */
+export async function markForResync(req: ResyncRequest): Promise<TableState[]> {
+  let resume
+  try {
+    resume = await req.sink.open()
+  } catch (err) {
+    if (err instanceof PgrepError && /another process has the file open/.test(err.hint ?? '')) {
+      throw new PgrepError('sink', `${err.message}: a running sync holds it`, {
+        cause: err,
+        hint: 'stop that sync, run resync, then start sync again (a resync of a running sync needs its control socket, which this version does not have yet)',
+      })
+    }
+    throw err
+  }
+  const known = new Map(resume.tables.map((t) => [tableKey(t), t]))
+  const missing = req.tables.filter((t) => !known.has(tableKey(t)))
+  if (missing.length > 0) {
+    throw new PgrepError('usage', `${missing.map(qualifiedName).join(', ')}: not replicated into ${req.sink.name}`, {
+      hint: `resync names tables this sink already holds (see pgrep status); ${resume.tables.length === 0 ? 'it holds none yet' : `it holds ${resume.tables.map(qualifiedName).join(', ')}`}`,
+    })
+  }
+  const chosen = req.all ? resume.tables : req.tables.map((t) => known.get(tableKey(t))!)
+  const marked: TableState[] = chosen.map((t) => ({schema: t.schema, name: t.name, status: 'pending', snapshotLsn: t.snapshotLsn}))
+  if (marked.length > 0) await req.sink.setTableStates(marked)
+  return marked
+}
