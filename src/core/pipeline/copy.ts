@@ -54,7 +54,8 @@ export interface CopyOptions {
 
 export interface CopyResult {
   snapshotLsn: Lsn
-  tables: {table: TableSchema; rows: number}[]
+  /** `bytes`: COPY data read from Postgres; `ms`: from the table's first read to its commit in the sink. */
+  tables: {table: TableSchema; rows: number; bytes: number; ms: number}[]
 }
 
 interface Unit {
@@ -70,6 +71,10 @@ interface TablePlan {
   units: Unit[]
   remaining: number
   rows: number
+  bytes: number
+  /** When its first unit started, and how long until its commit (ms). */
+  startedAt?: number
+  ms: number
   writer?: Promise<TableCopyWriter>
   writeChain: Promise<void>
 }
@@ -123,6 +128,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
         const next = queue.shift()
         if (!next) return
         const {plan, unit} = next
+        plan.startedAt ??= Date.now()
         try {
           plan.writer ??= opts.sink.startTableCopy(plan.table, lsn)
           const writer = await plan.writer
@@ -131,7 +137,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
             // one range, other connections read theirs.
             tempDir ??= mkdtempSync(path.join(opts.tempDir ?? tmpdir(), 'pgrep-copy-'))
             const file = path.join(tempDir, `${fileCount++}.csv`)
-            const {rows, maxRowBytes} = await copyOutToFile(client, `COPY (${unit.select}) TO STDOUT (FORMAT csv)`, file, opts.signal)
+            const {rows, maxRowBytes, bytes} = await copyOutToFile(client, `COPY (${unit.select}) TO STDOUT (FORMAT csv)`, file, opts.signal)
             const load = plan.writeChain.then(() => writer.loadCsvFile!(file, maxRowBytes))
             plan.writeChain = load.catch(() => {})
             try {
@@ -140,10 +146,11 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
               rmSync(file, {force: true})
             }
             plan.rows += rows
+            plan.bytes += bytes
             opts.onProgress?.({table: plan.table, rows: plan.rows, estimatedRows: plan.estimatedRows, done: false})
           } else {
           const columns = plan.table.columns.length
-          await copyOut(client, `COPY (${unit.select}) TO STDOUT`, columns, async (rows) => {
+          const read = await copyOut(client, `COPY (${unit.select}) TO STDOUT`, columns, async (rows) => {
             if (opts.signal.aborted) throw interrupted()
             // Ranges of one table share one writer: their writes are serialized.
             const write = plan.writeChain.then(() => writer.write(rows))
@@ -152,11 +159,13 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
             plan.rows += rows.length
             opts.onProgress?.({table: plan.table, rows: plan.rows, estimatedRows: plan.estimatedRows, done: false})
           })
+          plan.bytes += read.bytes
           }
           plan.remaining--
           if (plan.remaining === 0) {
             await plan.writeChain
             await writer.commit()
+            plan.ms = Date.now() - plan.startedAt
             log.info({table: `${plan.table.schema}.${plan.table.name}`, rows: plan.rows}, `copied ${qualifiedName(plan.table)}: ${plan.rows} rows`)
             opts.onProgress?.({table: plan.table, rows: plan.rows, estimatedRows: plan.estimatedRows, done: true})
           }
@@ -171,7 +180,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
       await Promise.all(plans.filter((p) => p.remaining > 0 && p.writer).map(async (p) => (await p.writer!).abort().catch(() => {})))
       throw opts.signal.aborted ? interrupted() : failed
     }
-    return {snapshotLsn: lsn, tables: plans.map((p) => ({table: p.table, rows: p.rows}))}
+    return {snapshotLsn: lsn, tables: plans.map((p) => ({table: p.table, rows: p.rows, bytes: p.bytes, ms: p.ms}))}
   } finally {
     if (tempDir) rmSync(tempDir, {recursive: true, force: true})
     await Promise.all(workers.concat(workers.includes(coordinator) ? [] : [coordinator]).map((c) => c.end().catch(() => {})))
@@ -233,5 +242,5 @@ async function planTable(source: PostgresSource, client: pg.Client, table: Table
       units.push({table, select: select(cond), range: [start, end]})
     }
   }
-  return {table, estimatedRows: Number(rows[0]?.est ?? 0), units, remaining: units.length, rows: 0, writeChain: Promise.resolve()}
+  return {table, estimatedRows: Number(rows[0]?.est ?? 0), units, remaining: units.length, rows: 0, bytes: 0, ms: 0, writeChain: Promise.resolve()}
 }

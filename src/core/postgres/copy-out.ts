@@ -10,6 +10,8 @@ import {BackendCode, serverErrorFrom, WireSession} from './wire.js'
 
 export interface CopyOutResult {
   rows: number
+  /** Bytes of COPY data received (the rows in COPY's text format). */
+  bytes: number
 }
 
 /** Runs `sql` (a COPY ... TO STDOUT in text format) and delivers its rows in chunks. */
@@ -22,6 +24,7 @@ export async function copyOut(
   const wire = new WireSession(client)
   const parser = new CopyTextParser(columnCount)
   let total = 0
+  let bytes = 0
   let pending: (string | null)[][] = []
   let busy: Promise<void> | undefined
   let failure: Error | undefined
@@ -63,6 +66,7 @@ export async function copyOut(
         (frame) => {
           switch (frame.code) {
             case BackendCode.CopyData: {
+              bytes += frame.body.length
               const rows = parser.push(frame.body)
               for (const r of rows) pending.push(r)
               if (pending.length >= 2000) drain()
@@ -98,13 +102,15 @@ export async function copyOut(
       wire.detach()
     }
   }
-  return {rows: total}
+  return {rows: total, bytes}
 }
 
 export interface CopyToFileResult {
   rows: number
   /** Bytes of the longest row (one CopyData message per row). */
   maxRowBytes: number
+  /** Bytes written to the file. */
+  bytes: number
 }
 
 /**
@@ -119,6 +125,7 @@ export async function copyOutToFile(client: pg.Client, sql: string, file: string
   let used = 0
   let rows = 0
   let maxRowBytes = 0
+  let bytes = 0
   const flush = () => {
     for (let off = 0; off < used; ) off += writeSync(fd, buffer, off, used - off)
     used = 0
@@ -143,6 +150,7 @@ export async function copyOutToFile(client: pg.Client, sql: string, file: string
             switch (frame.code) {
               case BackendCode.CopyData: {
                 const body = frame.body
+                bytes += body.length
                 if (body.length > maxRowBytes) maxRowBytes = body.length
                 if (used + body.length > buffer.length) flush()
                 if (body.length > buffer.length) {
@@ -188,5 +196,5 @@ export async function copyOutToFile(client: pg.Client, sql: string, file: string
     if (!wire.socket.destroyed) wire.release()
     else wire.detach()
   }
-  return {rows, maxRowBytes}
+  return {rows, maxRowBytes, bytes}
 }
