@@ -138,6 +138,8 @@ export class CopyProgressReporter {
   update = (p: TableProgress): void => {
     if (!this.enabled) return
     this.tables.set(`${p.table.schema}.${p.table.name}`, p)
+    // The copy announces every table with 0 rows before reading: nothing to show yet.
+    if (p.rows === 0 && !p.done) return
     const now = Date.now()
     if (now - this.lastDraw < (this.terminal ? 200 : this.intervalMs) && !p.done) return
     this.lastDraw = now
@@ -152,6 +154,9 @@ export class CopyProgressReporter {
     }
     if (this.terminal) {
       stderrStatus.show((columns) => renderProgressLine(figures, columns))
+      // Copy over (sync streams next, or copies tables added later on a new line): the last
+      // state stays on screen, and log lines go below it.
+      if (figures.tablesDone === figures.tables) stderrStatus.done()
     } else {
       const pct = figures.estimate > 0 ? Math.min(100, (rows / figures.estimate) * 100) : 0
       const eta = figures.rowsPerSecond > 0 && figures.estimate > rows ? Math.round((figures.estimate - rows) / figures.rowsPerSecond) : 0

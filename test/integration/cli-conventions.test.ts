@@ -211,6 +211,9 @@ describe.skipIf(!hasScript).each(pgServers())('the progress line in a terminal, 
       expect(wide.code, wide.output).toBe(0)
       const wideBars = segments(wide.output).filter((s) => /\d+\.\d% /.test(s))
       expect(wideBars.at(-1)).toMatch(/^\[#{30}\] 100\.0% 40,000 rows [\d,]+ rows\/s ETA 0s tables 2\/2$/)
+      // Both tables are known from the start: half way, the first one is done.
+      expect(wideBars[0]).toMatch(/ tables 0\/2$/)
+      expect(wideBars.filter((b) => / 20,000 rows .* tables 1\/2$/.test(b)).length).toBeGreaterThan(0)
 
       const off = await inTerminal(`${copy} --no-progress`, 40, e)
       expect(off.code, off.output).toBe(0)

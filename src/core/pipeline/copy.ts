@@ -118,6 +118,8 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
     workers.push(coordinator)
     opts.onSnapshotImported?.()
     log.info({tables: plans.length, connections: workers.length, snapshotLsn: formatLsn(lsn)}, `copying ${plans.length} table(s) over ${workers.length} connection(s)`)
+    // Every table once before any row: a progress display knows the whole run's size from the start.
+    for (const p of plans) opts.onProgress?.({table: p.table, rows: 0, estimatedRows: p.estimatedRows, done: false})
 
     const queue: {plan: TablePlan; unit: Unit}[] = plans.flatMap((plan) => plan.units.map((unit) => ({plan, unit})))
     let failed: unknown
