@@ -8,7 +8,7 @@ import path from 'node:path'
 import {DuckDBInstance} from '@duckdb/node-api'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {parseLsn} from '../../src/core/lsn.js'
-import {pgEnv, runCli} from '../helpers/cli.js'
+import {pgEnv, runCli, spawnCli, waitFor} from '../helpers/cli.js'
 import {compareWithDuckDb, ORACLE_PUBLICATION_TABLES, ORACLE_SCHEMA, runWorkload} from '../helpers/oracle.js'
 import {createTestDb, freePort, type TestDb} from '../helpers/postgres.js'
 import {pgServers} from '../helpers/servers.js'
@@ -310,6 +310,28 @@ describe.each(pgServers())('--json on PostgreSQL $major', (server) => {
       const unconfirmed = await runCli(['drop', '--slot', 'json_drop', '--json'], env)
       expect(unconfirmed.code).toBe(2)
       expect(parseStdout(unconfirmed).error).toMatchObject({kind: 'usage', exitCode: 2, hint: 'pass --yes in scripts'})
+    })
+
+    it('names the process --force terminated, and reports an active slot without --force as exit 6', async () => {
+      const env = pgEnv(db)
+      const holder = spawnCli(['cdc', '--publication', 'dpub', '--slot', 'json_held', '--sink', 'duckdb', '--duckdb-path', path.join(dir, `held-${server.major}.duckdb`)], env)
+      try {
+        let pid: number | undefined
+        await waitFor(async () => {
+          pid = (await db.query(`SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'json_held' AND active`)).rows[0]?.active_pid
+          return pid !== undefined
+        }, 60_000, 'the slot to be active')
+        const refused = await runCli(['drop', '--slot', 'json_held', '--yes', '--json'], env)
+        expect(refused.code).toBe(6)
+        expect(parseStdout(refused).error).toMatchObject({kind: 'slot-in-use', exitCode: 6})
+        const forced = await runCli(['drop', '--slot', 'json_held', '--yes', '--force', '--json'], env)
+        expect(forced.code, forced.stderr).toBe(0)
+        expect(parseStdout(forced).slot).toEqual({name: 'json_held', existed: true, dropped: true, terminatedPid: pid})
+        expect((await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'json_held'`)).rowCount).toBe(0)
+      } finally {
+        holder.kill('SIGKILL')
+        await holder.result
+      }
     })
   })
 })
