@@ -7,6 +7,7 @@ import {redact} from '../core/postgres/connection.js'
 import {configFlag, envName, forCommandLine, resolveFlags, type FlagDefs, type Resolved} from './config-sources.js'
 import {createLogger, type LogFormat, type LogLevel} from './logger.js'
 import {StdoutClosed} from '../sinks/stdout/index.js'
+import {errorResult} from './results.js'
 
 type Output = {[name: string]: any}
 
@@ -80,7 +81,24 @@ export abstract class PgrepCommand extends Command {
   protected override async finally(err: Error | undefined): Promise<any> {
     process.off('SIGINT', this.onSignal)
     process.off('SIGTERM', this.onSignal)
+    if (err) this.printJsonError(err)
     return super.finally(err)
+  }
+
+  // --json (src/cli/results.ts). oclif's own check reads only the command line; the flag can also
+  // come from PGREP_JSON or the config file, so once the flags are resolved their value decides.
+  override jsonEnabled(): boolean {
+    if (!Object.hasOwn(this.ctor.flags ?? {}, 'json')) return false
+    const resolved = this.resolved?.flags.json
+    if (typeof resolved === 'boolean') return resolved
+    const end = this.argv.indexOf('--')
+    return this.argv.slice(0, end === -1 ? undefined : end).includes('--json') || /^(1|true|yes)$/i.test(process.env.PGREP_JSON?.trim() ?? '')
+  }
+
+  /** With --json, a failure is one JSON document on stdout too, with the exit code catch() chose (after its message on stderr). */
+  private printJsonError(err: Error): void {
+    if (!this.jsonEnabled()) return
+    this.logJson(errorResult(err, Number(process.exitCode ?? EXIT_CODES.internal)))
   }
 
   protected override async catch(err: Error & {exitCode?: number}): Promise<any> {

@@ -36,6 +36,24 @@ export const logFlags = {
   }),
 }
 
+// --json: commands set oclif's `enableJsonFlag`, which prints what run() returns (results.ts);
+// declared here too so that PGREP_JSON and the config file can set it like any flag.
+export const jsonFlag = {
+  json: Flags.boolean({
+    summary: 'Print the result as one JSON document on stdout when the command ends, or {"error": ...} when it fails (logs stay on stderr). Shapes: README "Scripting pgrep".',
+    helpGroup: 'OUTPUT',
+  }),
+}
+
+export const progressFlag = {
+  progress: Flags.boolean({
+    summary: 'Copy progress on stderr: a status line on a terminal, a log line every 10 s otherwise. --no-progress turns it off.',
+    allowNo: true,
+    default: true,
+    helpGroup: 'OUTPUT',
+  }),
+}
+
 export function sinkFlags(defaultSink: 'stdout' | 'duckdb') {
   return {
     sink: Flags.string({

@@ -4,11 +4,20 @@ import {Writable} from 'node:stream'
 import pino from 'pino'
 import type {Logger} from '../core/log/logger.js'
 import {redact} from '../core/postgres/connection.js'
+import {stderrStatus} from './progress.js'
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent'
 export type LogFormat = 'json' | 'pretty'
 
 const LEVEL_NAMES: Record<number, string> = {10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL'}
+
+/** JSON lines on a terminal: written above the progress bar (see progress.ts). */
+class JsonStderr extends Writable {
+  override _write(chunk: Buffer, _enc: string, cb: () => void): void {
+    stderrStatus.writeLine(chunk.toString('utf8'))
+    cb()
+  }
+}
 
 /** Renders pino's JSON lines as `12:00:01 INFO message key=value`. */
 class PrettyStderr extends Writable {
@@ -21,9 +30,9 @@ class PrettyStderr extends Writable {
         const fields = Object.entries(rest)
           .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
           .join(' ')
-        process.stderr.write(`${t} ${(LEVEL_NAMES[level] ?? level).padEnd(5)} ${msg ?? ''}${fields ? `  ${fields}` : ''}\n`)
+        stderrStatus.writeLine(`${t} ${(LEVEL_NAMES[level] ?? level).padEnd(5)} ${msg ?? ''}${fields ? `  ${fields}` : ''}\n`)
       } catch {
-        process.stderr.write(`${line}\n`)
+        stderrStatus.writeLine(`${line}\n`)
       }
     }
     cb()
@@ -31,7 +40,7 @@ class PrettyStderr extends Writable {
 }
 
 export function createLogger(level: LogLevel, format: LogFormat = process.stderr.isTTY ? 'pretty' : 'json'): Logger {
-  const destination = format === 'pretty' ? new PrettyStderr() : pino.destination({fd: 2, sync: true})
+  const destination = format === 'pretty' ? new PrettyStderr() : process.stderr.isTTY ? new JsonStderr() : pino.destination({fd: 2, sync: true})
   return pino(
     {
       level,

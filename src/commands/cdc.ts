@@ -1,6 +1,7 @@
 import {PgrepCommand} from '../cli/base-command.js'
 import {streamConfig} from '../cli/config.js'
-import {batchFlags, connectionFlags, EXIT_CODE_HELP, formatFlags, logFlags, metricsFlags, protectionFlags, sinkFlags, slotFlags, stopFlags} from '../cli/flags.js'
+import {batchFlags, connectionFlags, EXIT_CODE_HELP, formatFlags, jsonFlag, logFlags, metricsFlags, protectionFlags, sinkFlags, slotFlags, stopFlags} from '../cli/flags.js'
+import {refuseJsonOnStdout, RunTally, type StreamRunResult} from '../cli/results.js'
 import {foreignTablesFlag} from '../cli/flags.js'
 import {startObservability} from '../cli/metrics-server.js'
 import {createSink} from '../cli/sinks.js'
@@ -18,7 +19,10 @@ ${EXIT_CODE_HELP}`
     {description: 'Cron: emit what was committed since the last run, then exit', command: '<%= config.bin %> cdc --publication shop_pub --slot shop_cdc --once >> changes.jsonl'},
     {description: 'Script: everything up to a known LSN', command: '<%= config.bin %> cdc --publication shop_pub --until-lsn 0/1A2B3C4D > changes.jsonl'},
     {description: 'Settings from the environment (a container, a systemd unit)', command: 'PGREP_SOURCE=postgres://app@db/shop PGREP_PUBLICATION=shop_pub <%= config.bin %> cdc'},
+    {description: 'Script: apply to DuckDB up to now, the result as JSON (not with --sink stdout: stdout carries the changes)', command: '<%= config.bin %> cdc --publication shop_pub --sink duckdb --duckdb-path shop.duckdb --once --json > result.json'},
   ]
+
+  static override enableJsonFlag = true
 
   static override flags = {
     ...connectionFlags,
@@ -31,17 +35,21 @@ ${EXIT_CODE_HELP}`
     ...logFlags,
     ...metricsFlags,
     ...protectionFlags,
+    ...jsonFlag,
   }
 
-  async run(): Promise<void> {
+  async run(): Promise<StreamRunResult | undefined> {
     const {flags} = await this.parse(Cdc)
     const log = this.setupLogger(flags['log-level'], flags['log-format'])
     const config = streamConfig(flags, (msg) => log.warn({}, msg))
+    refuseJsonOnStdout(flags.json, config.sink.kind)
     // Bound before anything is created: a port in use is a usage error with nothing to undo.
     const obs = await startObservability(config.metrics, {command: 'cdc', slot: config.slot, publication: config.publication, version: this.config.version, signal: this.abort.signal}, log)
     try {
       this.listenForSignals()
       const sink = await createSink(config.sink, log)
+      // Per-table counts cost a little on every batch: only for --json.
+      const tally = flags.json ? new RunTally(obs?.observer) : undefined
       try {
         const result = await runCdc({
           source: new PostgresSource(config.connection, log),
@@ -53,10 +61,11 @@ ${EXIT_CODE_HELP}`
           batch: config.batch,
           signal: this.abort.signal,
           log,
-          observer: obs?.observer,
+          observer: tally?.observer ?? obs?.observer,
           ...config.protection,
         })
         log.info({end: result.end}, result.end === 'signal' ? 'stopped' : 'reached the stop position')
+        return tally?.result({command: 'cdc', sink: config.sink.kind, slot: config.slot, publication: config.publication, untilLsn: config.untilLsn, ...result})
       } finally {
         await sink.close()
       }

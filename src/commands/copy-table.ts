@@ -1,9 +1,10 @@
 import {Flags} from '@oclif/core'
 import {PgrepCommand} from '../cli/base-command.js'
 import {copyConfig} from '../cli/config.js'
-import {connectionFlags, EXIT_CODE_HELP, formatFlags, logFlags, parallelFlag, sinkFlags} from '../cli/flags.js'
+import {connectionFlags, EXIT_CODE_HELP, formatFlags, jsonFlag, logFlags, parallelFlag, progressFlag, sinkFlags} from '../cli/flags.js'
 import {foreignTablesFlag} from '../cli/flags.js'
 import {CopyProgressReporter} from '../cli/progress.js'
+import {copyTableResult, refuseJsonOnStdout, type CopyTableResult} from '../cli/results.js'
 import {createSink} from '../cli/sinks.js'
 import {copyTables} from '../core/pipeline/copy.js'
 import {PostgresSource} from '../core/postgres/source.js'
@@ -19,7 +20,10 @@ ${EXIT_CODE_HELP}`
     {description: "Cron: refresh every table of a publication each night", command: '0 2 * * * <%= config.bin %> copy-table --publication shop_pub --duckdb-path /data/shop.duckdb --log-format json'},
     {description: 'Rows as JSON lines', command: "<%= config.bin %> copy-table --table '\"Sales\".\"Order Items\"' --sink stdout | jq -c .new"},
     {description: 'Script: tables from the environment (comma-separated, or a JSON array)', command: 'PGREP_TABLE=public.orders,public.customers <%= config.bin %> copy-table --config shop.yaml || exit 1'},
+    {description: 'Script: rows copied per table, as JSON', command: "<%= config.bin %> copy-table --publication shop_pub --duckdb-path shop.duckdb --json | jq -r '.tables[] | \"\\(.table) \\(.rows)\"'"},
   ]
+
+  static override enableJsonFlag = true
 
   static override flags = {
     ...connectionFlags,
@@ -30,12 +34,16 @@ ${EXIT_CODE_HELP}`
     ...sinkFlags('duckdb'),
     ...formatFlags,
     ...logFlags,
+    ...progressFlag,
+    ...jsonFlag,
   }
 
-  async run(): Promise<void> {
+  async run(): Promise<CopyTableResult> {
     const {flags} = await this.parse(CopyTable)
     const log = this.setupLogger(flags['log-level'], flags['log-format'])
     const config = copyConfig(flags, (msg) => log.warn({}, msg))
+    refuseJsonOnStdout(flags.json, config.sink.kind)
+    const started = Date.now()
     this.listenForSignals()
     const source = new PostgresSource(config.connection, log)
     let tables = config.tables
@@ -48,7 +56,7 @@ ${EXIT_CODE_HELP}`
       }
     }
     const sink = await createSink(config.sink, log)
-    const progress = new CopyProgressReporter(log)
+    const progress = new CopyProgressReporter(log, {enabled: flags.progress})
     try {
       await sink.open()
       const result = await copyTables({
@@ -65,6 +73,7 @@ ${EXIT_CODE_HELP}`
       progress.finish()
       const rows = result.tables.reduce((n, t) => n + t.rows, 0)
       log.info({tables: result.tables.length, rows}, `copied ${result.tables.length} table(s), ${rows} rows`)
+      return copyTableResult(config.sink.kind, result, Date.now() - started)
     } finally {
       progress.finish()
       await sink.close()

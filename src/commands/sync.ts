@@ -1,8 +1,9 @@
 import {PgrepCommand} from '../cli/base-command.js'
 import {syncConfig} from '../cli/config.js'
-import {batchFlags, connectionFlags, EXIT_CODE_HELP, formatFlags, logFlags, metricsFlags, protectionFlags, parallelFlag, sinkFlags, slotFlags, stopFlags} from '../cli/flags.js'
+import {batchFlags, connectionFlags, EXIT_CODE_HELP, formatFlags, jsonFlag, logFlags, metricsFlags, protectionFlags, parallelFlag, progressFlag, sinkFlags, slotFlags, stopFlags} from '../cli/flags.js'
 import {foreignTablesFlag, autoResyncFlag} from '../cli/flags.js'
 import {CopyProgressReporter} from '../cli/progress.js'
+import {refuseJsonOnStdout, RunTally, type StreamRunResult} from '../cli/results.js'
 import {startObservability} from '../cli/metrics-server.js'
 import {createSink} from '../cli/sinks.js'
 import {runSync} from '../core/pipeline/sync.js'
@@ -19,7 +20,10 @@ ${EXIT_CODE_HELP}`
     {description: 'Cron, every 5 minutes: catch up and exit', command: '*/5 * * * * <%= config.bin %> sync --publication shop_pub --slot shop_sync --once --duckdb-path /data/shop.duckdb'},
     {description: 'Copy rows then changes as JSON lines', command: '<%= config.bin %> sync --publication shop_pub --sink stdout > changes.jsonl'},
     {description: 'Settings from a config file shared with status and drop; flags override it', command: '<%= config.bin %> sync --config /etc/pgrep/shop.yaml --log-level debug'},
+    {description: 'Script: catch up, then read what was applied', command: "<%= config.bin %> sync --config /etc/pgrep/shop.yaml --once --json | jq '{commitLsn, transactions, rows}'"},
   ]
+
+  static override enableJsonFlag = true
 
   static override flags = {
     ...connectionFlags,
@@ -34,18 +38,23 @@ ${EXIT_CODE_HELP}`
     ...logFlags,
     ...metricsFlags,
     ...protectionFlags,
+    ...progressFlag,
+    ...jsonFlag,
   }
 
-  async run(): Promise<void> {
+  async run(): Promise<StreamRunResult | undefined> {
     const {flags} = await this.parse(Sync)
     const log = this.setupLogger(flags['log-level'], flags['log-format'])
     const config = syncConfig(flags, (msg) => log.warn({}, msg))
+    refuseJsonOnStdout(flags.json, config.sink.kind)
     // Bound before anything is created: a port in use is a usage error with nothing to undo.
     const obs = await startObservability(config.metrics, {command: 'sync', slot: config.slot, publication: config.publication, version: this.config.version, signal: this.abort.signal}, log)
     try {
       this.listenForSignals()
       const sink = await createSink(config.sink, log)
-      const progress = new CopyProgressReporter(log)
+      const progress = new CopyProgressReporter(log, {enabled: flags.progress})
+      // Per-table counts cost a little on every batch: only for --json.
+      const tally = flags.json ? new RunTally(obs?.observer) : undefined
       try {
         const result = await runSync({
           source: new PostgresSource(config.connection, log),
@@ -58,13 +67,14 @@ ${EXIT_CODE_HELP}`
           batch: config.batch,
           signal: this.abort.signal,
           log,
-          observer: obs?.observer,
+          observer: tally?.observer ?? obs?.observer,
           ...config.protection,
           autoResync: config.autoResync,
           onCopyProgress: progress.update,
         })
         progress.finish()
         log.info({end: result.end}, result.end === 'signal' ? 'stopped' : 'reached the stop position')
+        return tally?.result({command: 'sync', sink: config.sink.kind, slot: config.slot, publication: config.publication, untilLsn: config.untilLsn, ...result})
       } finally {
         progress.finish()
         await sink.close()

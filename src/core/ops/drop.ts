@@ -5,10 +5,17 @@ import {PgrepError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import type {PostgresSource} from '../postgres/source.js'
 
-export async function dropSlot(opts: {source: PostgresSource; client: pg.Client; slot: string; force: boolean; log: Logger}): Promise<'dropped' | 'missing'> {
+/** What dropSlot did: `missing` when there was no such slot; `terminatedPid`: the walsender --force ended. */
+export interface DropSlotResult {
+  outcome: 'dropped' | 'missing'
+  terminatedPid: number | null
+}
+
+export async function dropSlot(opts: {source: PostgresSource; client: pg.Client; slot: string; force: boolean; log: Logger}): Promise<DropSlotResult> {
   const {source, client, slot, log} = opts
   const info = await source.slotInfo(client, slot)
-  if (!info) return 'missing'
+  if (!info) return {outcome: 'missing', terminatedPid: null}
+  let terminatedPid: number | null = null
   if (info.active) {
     if (!opts.force) {
       throw new PgrepError('slot-in-use', `replication slot "${slot}" is in use by another process (PID ${info.activePid})`, {
@@ -17,6 +24,7 @@ export async function dropSlot(opts: {source: PostgresSource; client: pg.Client;
     }
     log.warn({slot, pid: info.activePid}, `terminating the walsender (PID ${info.activePid}) that holds slot "${slot}"`)
     await source.run(client, `SELECT pg_terminate_backend($1)`, [info.activePid], {slot})
+    terminatedPid = info.activePid
     const deadline = Date.now() + 10_000
     while ((await source.slotInfo(client, slot))?.active) {
       if (Date.now() > deadline) throw new PgrepError('slot-in-use', `replication slot "${slot}" is still active after terminating PID ${info.activePid}`)
@@ -25,5 +33,5 @@ export async function dropSlot(opts: {source: PostgresSource; client: pg.Client;
   }
   await source.run(client, `SELECT pg_drop_replication_slot($1)`, [slot], {slot, operation: 'drop the replication slot'})
   log.info({slot}, `dropped replication slot "${slot}"`)
-  return 'dropped'
+  return {outcome: 'dropped', terminatedPid}
 }

@@ -91,7 +91,11 @@ export interface CopyResult {
   /** LSN of the snapshot the copy started in. */
   snapshotLsn: Lsn
   /** Each table with the LSN of the snapshot it was read in (a later one when the first was lost). */
-  tables: {table: TableSchema; rows: number; snapshotLsn: Lsn}[]
+  /**
+   * `bytes`: COPY data of the reads that completed (a read cut short is not counted); `ms`: from
+   * the table's first read to its commit in the sink.
+   */
+  tables: {table: TableSchema; rows: number; bytes: number; ms: number; snapshotLsn: Lsn}[]
 }
 
 /** Where a unit's rows come from: the table itself, or one leaf partition of a partitioned table. */
@@ -118,6 +122,10 @@ interface TablePlan {
   // The state of the current attempt at the table, reset when it starts over in a fresh snapshot:
   remaining: number
   rows: number
+  bytes: number
+  /** When its first unit started (ms since the epoch), and how long until its commit. */
+  startedAt?: number
+  ms: number
   snapshotLsn: Lsn
   writer?: Promise<TableCopyWriter>
   writeChain: Promise<void>
@@ -213,6 +221,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
         for (const p of todo) {
           p.remaining = p.units.length
           p.rows = 0
+          p.bytes = 0
           p.snapshotLsn = snapshot.lsn
           p.writer = undefined
           p.writeChain = Promise.resolve()
@@ -229,6 +238,8 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
       if (round === 0) {
         opts.onSnapshotImported?.()
         log.info({tables: todo.length, connections: workerCount, snapshotLsn: formatLsn(snapshot.lsn)}, `copying ${todo.length} table(s) over ${workerCount} connection(s)`)
+        // Every table once before any row: a progress display knows the whole run's size from the start.
+        for (const p of todo) opts.onProgress?.({table: p.table, rows: 0, estimatedRows: p.estimatedRows, done: false})
       }
 
       let failed: unknown
@@ -298,6 +309,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
 
       const copyUnit = async (client: pg.Client, unit: Unit, progress: CopyOutProgress) => {
         const plan = unit.plan
+        plan.startedAt ??= Date.now()
         plan.writer ??= opts.sink.startTableCopy(plan.table, plan.snapshotLsn)
         const writer = await plan.writer
         if (writer.loadCsvFile) {
@@ -306,11 +318,12 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
             tempDir ??= mkdtempSync(path.join(opts.tempDir ?? tmpdir(), 'pgrep-copy-'))
           const file = path.join(tempDir, `${fileCount++}.csv`)
           try {
-            const {rows, maxRowBytes} = await copyOutToFile(client, `COPY (${selectOf(unit, false)}) TO STDOUT (FORMAT csv)`, file, opts.signal, progress)
+            const {rows, maxRowBytes, bytes} = await copyOutToFile(client, `COPY (${selectOf(unit, false)}) TO STDOUT (FORMAT csv)`, file, opts.signal, progress)
             const load = plan.writeChain.then(() => writer.loadCsvFile!(file, maxRowBytes))
             plan.writeChain = load.catch(() => {})
             await load
             plan.rows += rows
+            plan.bytes += bytes
           } finally {
             rmSync(file, {force: true})
           }
@@ -318,7 +331,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
         } else {
           const columns = plan.table.columns.length
           const withCtid = unit.relation.resumable
-          await copyOut(
+          const read = await copyOut(
             client,
             `COPY (${selectOf(unit, withCtid)}) TO STDOUT`,
             columns,
@@ -333,12 +346,14 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
             },
             {withCtid, progress},
           )
+          plan.bytes += read.bytes
         }
         plan.remaining--
         if (plan.remaining === 0) {
           await plan.writeChain
           await writer.commit()
           plan.committed = true
+          plan.ms = Date.now() - (plan.startedAt ?? Date.now())
           log.info({table: `${plan.table.schema}.${plan.table.name}`, rows: plan.rows}, `copied ${qualifiedName(plan.table)}: ${plan.rows} rows`)
           opts.onProgress?.({table: plan.table, rows: plan.rows, estimatedRows: plan.estimatedRows, done: true})
         }
@@ -362,6 +377,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
         const old = plan.writer
         plan.writer = undefined
         plan.rows = 0
+        plan.bytes = 0
         plan.remaining = plan.units.length
         plan.writeChain = Promise.resolve()
         for (let i = q.length - 1; i >= 0; i--) if (q[i].plan === plan) q.splice(i, 1)
@@ -375,7 +391,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
         throw opts.signal.aborted ? interrupted() : failed
       }
     }
-    return {snapshotLsn: firstLsn, tables: plans.map((p) => ({table: p.table, rows: p.rows, snapshotLsn: p.snapshotLsn}))}
+    return {snapshotLsn: firstLsn, tables: plans.map((p) => ({table: p.table, rows: p.rows, bytes: p.bytes, ms: p.ms, snapshotLsn: p.snapshotLsn}))}
   } finally {
     if (tempDir) rmSync(tempDir, {recursive: true, force: true})
     await fresh?.release().catch(() => {})
@@ -540,5 +556,5 @@ async function planTable(source: PostgresSource, client: pg.Client, table: Table
   }
   const estimatedRows = rows.reduce((n, r) => n + Number(r.est), 0)
   if (partitioned) log.info({table: root, partitions: rows.length, units: units.length, estimatedRows}, `${root} is partitioned: ${rows.length} partition(s) read in ${units.length} unit(s)`)
-  return {table, estimatedRows, units, remaining: units.length, rows: 0, snapshotLsn, writeChain: Promise.resolve(), committed: false}
+  return {table, estimatedRows, units, remaining: units.length, rows: 0, bytes: 0, ms: 0, snapshotLsn, writeChain: Promise.resolve(), committed: false}
 }

@@ -10,6 +10,8 @@ import {BackendCode, serverErrorFrom, WireSession} from './wire.js'
 
 export interface CopyOutResult {
   rows: number
+  /** Bytes of COPY data received (the rows in COPY's text format). */
+  bytes: number
 }
 
 /**
@@ -63,6 +65,7 @@ export async function copyOut(
   /** The connection ended before the COPY finished: no more rows are handed on. */
   let ended = false
   let total = 0
+  let bytes = 0
   let pending: (string | null)[][] = []
   let busy: Promise<void> | undefined
   let failure: Error | undefined
@@ -116,6 +119,7 @@ export async function copyOut(
         (frame) => {
           switch (frame.code) {
             case BackendCode.CopyData: {
+              bytes += frame.body.length
               const rows = parser.push(frame.body)
               progress.received += rows.length
               for (const r of rows) pending.push(r)
@@ -160,13 +164,15 @@ export async function copyOut(
       wire.detach()
     }
   }
-  return {rows: total}
+  return {rows: total, bytes}
 }
 
 export interface CopyToFileResult {
   rows: number
   /** Bytes of the longest row (one CopyData message per row). */
   maxRowBytes: number
+  /** Bytes written to the file. */
+  bytes: number
 }
 
 /**
@@ -181,6 +187,7 @@ export async function copyOutToFile(client: pg.Client, sql: string, file: string
   let used = 0
   let rows = 0
   let maxRowBytes = 0
+  let bytes = 0
   const flush = () => {
     for (let off = 0; off < used; ) off += writeSync(fd, buffer, off, used - off)
     used = 0
@@ -205,6 +212,7 @@ export async function copyOutToFile(client: pg.Client, sql: string, file: string
             switch (frame.code) {
               case BackendCode.CopyData: {
                 const body = frame.body
+                bytes += body.length
                 progress.received++
                 if (body.length > maxRowBytes) maxRowBytes = body.length
                 if (used + body.length > buffer.length) flush()
@@ -257,5 +265,5 @@ export async function copyOutToFile(client: pg.Client, sql: string, file: string
     if (!wire.socket.destroyed) wire.release()
     else wire.detach()
   }
-  return {rows, maxRowBytes}
+  return {rows, maxRowBytes, bytes}
 }
