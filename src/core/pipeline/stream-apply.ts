@@ -21,6 +21,7 @@
 //   sink still sees transactions one at a time, in commit order.
 import type {ChangeEvent, MessageEvent, TruncateEvent} from '../changes.js'
 import {PgrepError} from '../errors.js'
+import {failpoint} from '../failpoints.js'
 import type {Logger} from '../log/logger.js'
 import {formatLsn, type Lsn} from '../lsn.js'
 import {PG_EPOCH_UNIX_MICROS, type PgoutputMessage, type PgTimestamp} from '../protocol/messages.js'
@@ -465,6 +466,9 @@ export class StreamApplier {
       commitTime: whole?.commitTime ?? null,
       partial: {commitLsn: txn.commitLsnHint, changes: txn.changes},
     })
+    // Crash window: a piece is durable, the rest of the transaction is not; a restart skips the
+    // changes the partial checkpoint counts.
+    failpoint('between-txn-pieces')
     this.log.debug({commitLsn: formatLsn(txn.commitLsnHint), changes: txn.changes, ms: Date.now() - started}, 'committed a piece of a large transaction')
     await this.openBatch()
   }
@@ -582,6 +586,9 @@ export class StreamApplier {
     } else {
       await this.sink.commitBatch(last)
       this.durable = last
+      // Crash window: the sink has the batch, the server has not been told (confirmProgress runs
+      // later). A restart gets these transactions again and skips them by the sink's checkpoint.
+      if (!piece) failpoint('after-commit-before-flush')
     }
     this.batchOpen = false
     const now = Date.now()
