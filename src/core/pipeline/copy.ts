@@ -2,8 +2,8 @@
 // into ctid ranges, over at most `parallel` connections that all imported the same exported
 // snapshot. Each table reaches the sink through one writer whose commit replaces the table
 // atomically, so a failure or an interrupt leaves the previous data of unfinished tables intact.
-import {mkdtempSync, rmSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {rmSync} from 'node:fs'
+import {makeTempDir} from '../temp-dirs.js'
 import path from 'node:path'
 import type pg from 'pg'
 import {PgrepError} from '../errors.js'
@@ -129,7 +129,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
           if (writer.loadCsvFile) {
             // The sink parses CSV itself: the bytes go to a file untouched; while the sink loads
             // one range, other connections read theirs.
-            tempDir ??= mkdtempSync(path.join(opts.tempDir ?? tmpdir(), 'pgrep-copy-'))
+            tempDir ??= makeTempDir('copy', opts.tempDir)
             const file = path.join(tempDir, `${fileCount++}.csv`)
             const {rows, maxRowBytes} = await copyOutToFile(client, `COPY (${unit.select}) TO STDOUT (FORMAT csv)`, file, opts.signal)
             const load = plan.writeChain.then(() => writer.loadCsvFile!(file, maxRowBytes))

@@ -123,6 +123,10 @@ export class StreamApplier {
   durable: Checkpoint | null = null
   /** Highest position confirmed to the server. */
   private confirmed: Lsn = 0n
+  /** Batches committed in the sink so far (the runner resets its backoff when this moves). */
+  batchesCommitted = 0
+  /** Last sign of progress: a batch committed, or a keepalive found everything applied (the runner's --max-stall watchdog). */
+  lastProgressAt = Date.now()
 
   // Per-connection state.
   private decoder = new PgoutputDecoder()
@@ -258,6 +262,7 @@ export class StreamApplier {
       this.done = true
     }
     if (this.isIdle()) {
+      this.lastProgressAt = Date.now()
       if (walEnd > this.confirmed) {
         this.confirmed = walEnd
         stream.confirm(walEnd)
@@ -592,6 +597,8 @@ export class StreamApplier {
     }
     this.batchOpen = false
     const now = Date.now()
+    this.batchesCommitted++
+    this.lastProgressAt = now
     this.opts.onBatchCommitted?.({checkpoint: this.durable ?? {commitLsn: 0n, endLsn: 0n}, rows: this.batchRows, transactions: this.batchTxns, ms: now - started})
     // A piece completes no transaction: no commit time to report.
     if (this.opts.observer?.onBatchCommitted) this.reportBatch(now, now - started, piece ? null : (last?.commitTime ?? null))

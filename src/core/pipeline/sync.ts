@@ -15,10 +15,12 @@
 // Tables that appear in the stream or in the publication later are copied the same way, between
 // two transactions.
 import type pg from 'pg'
-import {PgrepError} from '../errors.js'
+import {diskFullError, PgrepError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import type {Lsn} from '../lsn.js'
 import {checkFailoverSupport, type PostgresSource} from '../postgres/source.js'
+import {SqlConnection} from '../postgres/sql-connection.js'
+import {removeOrphanTempDirs} from '../temp-dirs.js'
 import {qualifiedName, tableKey, type TableName, type TableSchema} from '../schema/types.js'
 import {reportError, resolveStopLsn, streamPhase, type RunResult, type StopCondition} from './cdc.js'
 import {copyTables, type TableProgress} from './copy.js'
@@ -49,11 +51,19 @@ export interface SyncOptions extends StopCondition {
   heartbeatIntervalMs?: number
   /** Create the slot with failover enabled, or enable it on the existing slot (PostgreSQL 17+). */
   failoverSlot?: boolean
+  /** The watchdog: end with a 'stalled' error (exit 75) after this long without progress while streaming; 0: off. Default 10 min. */
+  maxStallMs?: number
 }
 
 export async function runSync(opts: SyncOptions): Promise<RunResult> {
   const {source, sink, log} = opts
+  // Spill and staging directories of runs killed with SIGKILL.
+  removeOrphanTempDirs()
   const sql = await source.sql()
+  // The same connection, reopened after a loss: the slot monitor, heartbeats, the publication poll
+  // and catalog lookups go through it while streaming (issue 18: a dead one made sync reconnect
+  // forever after a server restart).
+  const session = new SqlConnection(source, sql)
   let repl: pg.Client | undefined
   let guard: SlotGuard | undefined
   try {
@@ -75,7 +85,7 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
       await source.enableFailover(repl, opts.slot)
     }
     // The slot retains WAL from now on, during a long copy too: watch it from here.
-    guard = SlotGuard.start({source, sql, slot: opts.slot, log, observer: opts.observer, monitor: opts.slotMonitor, heartbeatMs: opts.heartbeatIntervalMs, signal: opts.signal})
+    guard = SlotGuard.start({source, sql: session, slot: opts.slot, log, observer: opts.observer, monitor: opts.slotMonitor, heartbeatMs: opts.heartbeatIntervalMs, signal: opts.signal})
     const runSignal = guard.signal
 
     // A sink that remembers no tables (stdout) resuming an existing slot: the copy was emitted by
@@ -143,15 +153,18 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
     }
     if (opts.signal.aborted) return {end: 'signal', commitLsn: resume.checkpoint?.commitLsn ?? null}
 
-    const stopAt = await resolveStopLsn(source, sql, opts)
+    const stopAt = await resolveStopLsn(source, await session.client(), opts)
+    // The stream phase owns the replication connection from here, and closes it.
+    const replication = repl
+    repl = undefined
     const result = await streamPhase({
       source,
-      sql,
+      sql: session,
       sink,
       resume,
       stopAt,
       major,
-      replication: repl,
+      replication,
       options: opts,
       guard,
       extra: {
@@ -170,7 +183,7 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
         onPeriodic: stateless
           ? undefined
           : async () => {
-              const now = await source.publicationTables(sql, opts.publication)
+              const now = await source.publicationTables(await session.client(), opts.publication)
               const added = now.filter((t) => states.get(tableKey(t))?.status !== 'ready')
               if (added.length > 0) {
                 log.info({tables: added.map((t) => qualifiedName(t))}, 'table(s) added to the publication: copying them')
@@ -179,14 +192,15 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
             },
       },
     })
-    repl = undefined
     return result
-  } catch (err) {
+  } catch (caught) {
+    // A full disk (spill files, the DuckDB file) gets a hint wherever it happened.
+    const err = diskFullError(caught) ?? caught
     reportError(opts.observer, err)
     throw err
   } finally {
     await guard?.stop()
     if (repl) await repl.end().catch(() => {})
-    await sql.end().catch(() => {})
+    await session.end()
   }
 }
