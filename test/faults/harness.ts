@@ -32,14 +32,18 @@ export async function waitStreaming(db: TestDb, slot: string, timeoutMs = 120_00
   await waitFor(async () => (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active`, [slot])).rowCount === 1, timeoutMs, `slot ${slot} active`)
 }
 
-/** Waits until the slot is confirmed past a transaction committed now: the sink has everything before it. */
+/**
+ * Waits until the slot is confirmed past a change committed now: the sink has everything before
+ * it. The change is a row of the oracle's `events` table (so it is compared too): an empty
+ * transaction would do, but PostgreSQL 15+ does not send those, and only a keepalive confirms it.
+ */
 export async function waitCaughtUp(db: TestDb, slot: string, timeoutMs = 180_000): Promise<number> {
   const started = Date.now()
   const c = await db.client()
   let lsn: string
   try {
     await c.query('BEGIN')
-    await c.query(`SELECT txid_current()`)
+    await c.query(`INSERT INTO public.events VALUES ('caught-up marker', 0, NULL)`)
     lsn = (await c.query(`SELECT pg_current_wal_insert_lsn()::text AS lsn`)).rows[0].lsn
     await c.query('COMMIT')
   } finally {
@@ -102,6 +106,20 @@ export function backgroundLoad(db: TestDb, seed: number, workers = 2): {stop(): 
       return {transactions, failures}
     },
   }
+}
+
+/** Milliseconds from `since` to the first "streaming from slot" line logged after it (a JSON log); undefined if none. */
+export function streamingAgainAfter(stderr: string, since: number): number | undefined {
+  for (const line of stderr.split('\n')) {
+    if (!line.includes('streaming from slot')) continue
+    try {
+      const t = Number(JSON.parse(line).time)
+      if (t >= since) return t - since
+    } catch {
+      // a non-JSON line
+    }
+  }
+  return undefined
 }
 
 /** Reconnects the child logged, and the highest attempt number (the backoff grows with it). */
