@@ -11,6 +11,17 @@ import {createTestDb, type TestDb} from '../helpers/postgres.js'
 
 export type SyncChild = ReturnType<typeof spawnCli>
 
+const children = new Set<SyncChild>()
+
+/** Kills every sync a scenario started and left running (a failed assertion): for afterEach. */
+export async function killChildren(): Promise<void> {
+  for (const c of children) {
+    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
+    await c.result
+  }
+  children.clear()
+}
+
 export async function oracleDb(server: {major: number; port: number}, prefix: string): Promise<TestDb> {
   const db = await createTestDb(server, prefix)
   await db.query(ORACLE_SCHEMA)
@@ -25,6 +36,7 @@ export function startSync(db: TestDb, slot: string, file: string, opts: {port?: 
   // PGREP_FAULTS_LOG_DIR=dir keeps each child's log (the figures in the README come from them).
   const logDir = process.env.PGREP_FAULTS_LOG_DIR
   if (logDir) child.stderr!.pipe(createWriteStream(path.join(logDir, `${slot}-${db.major}-${child.pid}.log`)))
+  children.add(child)
   return child
 }
 

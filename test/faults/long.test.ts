@@ -9,12 +9,12 @@ import {appendFileSync} from 'node:fs'
 import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 import {waitFor} from '../helpers/cli.js'
 import {runWorkload} from '../helpers/oracle.js'
 import {startPostgres, testMajors, type RunningPostgres} from '../helpers/postgres.js'
 import {startTcpProxy} from '../helpers/tcp-proxy.js'
-import {backgroundLoad, expectSameProcessCaughtUpAndEqual, oracleDb, reconnectStats, startSync, streamingAgainAfter, waitCaughtUp, waitServer, waitStreaming} from './harness.js'
+import {backgroundLoad, expectSameProcessCaughtUpAndEqual, killChildren, oracleDb, reconnectStats, startSync, streamingAgainAfter, waitCaughtUp, waitServer, waitStreaming} from './harness.js'
 
 const CUT_SECONDS = Number(process.env.PGREP_FAULTS_CUT_SECONDS ?? 120)
 
@@ -33,6 +33,7 @@ describe.each(testMajors())('long faults on a dedicated PostgreSQL %i', (major) 
     server = await startPostgres(major)
     dir = await mkdtemp(path.join(tmpdir(), 'pgrep-faults-long-'))
   })
+  afterEach(killChildren)
   afterAll(async () => {
     await server?.stop()
     await rm(dir, {recursive: true, force: true})

@@ -7,18 +7,19 @@ import {mkdir, mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 import {pgEnv, runCli, spawnCli, waitFor} from '../helpers/cli.js'
 import {compareWithDuckDb, runWorkload} from '../helpers/oracle.js'
 import {startPostgres, testMajors, type RunningPostgres} from '../helpers/postgres.js'
 import {pgServers} from '../helpers/servers.js'
 import {startTcpProxy} from '../helpers/tcp-proxy.js'
-import {backgroundLoad, expectSameProcessCaughtUpAndEqual, oracleDb, reconnectStats, startSync, waitCaughtUp, waitServer, waitStreaming} from '../faults/harness.js'
+import {backgroundLoad, expectSameProcessCaughtUpAndEqual, killChildren, oracleDb, reconnectStats, startSync, waitCaughtUp, waitServer, waitStreaming} from '../faults/harness.js'
 
 let dir: string
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'pgrep-faults-'))
 })
+afterEach(killChildren)
 afterAll(async () => {
   await rm(dir, {recursive: true, force: true})
 })

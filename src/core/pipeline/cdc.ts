@@ -120,6 +120,8 @@ export interface StreamPhaseInput {
   guard?: SlotGuard
   /** What sync adds: the per-table gate and new-table handling. */
   extra?: Partial<StreamApplyOptions>
+  /** Progress made outside the stream (sync's copy of a table added while streaming), for the --max-stall watchdog. */
+  progressAt?: () => number
 }
 
 /** The stream phase shared by cdc and sync: relations, applier, and the reconnecting runner. */
@@ -146,7 +148,7 @@ async function runStreamPhase(p: StreamPhaseInput, signal: AbortSignal): Promise
     sink: p.sink,
     relations: new RelationCache(
       (oid, typmod) => catalog.resolve(oid, typmod),
-      async (schema, table) => source.existingRowsValues(await sql.client(), schema, table),
+      (schema, table) => sql.use((c) => source.existingRowsValues(c, schema, table)),
     ),
     skipThroughLsn: p.resume.checkpoint?.commitLsn ?? null,
     stopAtLsn: p.stopAt,
@@ -168,6 +170,7 @@ async function runStreamPhase(p: StreamPhaseInput, signal: AbortSignal): Promise
     log: o.log,
     reconnect: o.reconnect,
     maxStallMs: o.maxStallMs,
+    progressAt: p.progressAt,
     replication: p.replication,
     observer: o.observer,
   })

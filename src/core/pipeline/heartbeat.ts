@@ -47,7 +47,7 @@ export class Heartbeat {
 
   async beat(): Promise<Lsn | null> {
     try {
-      const {rows} = await (await this.sql.client()).query(`SELECT pg_logical_emit_message(false, $1, '')::text AS lsn`, [HEARTBEAT_PREFIX])
+      const {rows} = await this.sql.use((c) => c.query(`SELECT pg_logical_emit_message(false, $1, '')::text AS lsn`, [HEARTBEAT_PREFIX]))
       this.lastLsn = parseLsn(rows[0].lsn)
       this.log.debug({lsn: formatLsn(this.lastLsn)}, `heartbeat written at ${formatLsn(this.lastLsn)}`)
       return this.lastLsn

@@ -125,7 +125,11 @@ export class StreamApplier {
   private confirmed: Lsn = 0n
   /** Batches committed in the sink so far (the runner resets its backoff when this moves). */
   batchesCommitted = 0
-  /** Last sign of progress: a batch committed, or a keepalive found everything applied (the runner's --max-stall watchdog). */
+  /**
+   * Last sign of progress, for the runner's --max-stall watchdog: a batch committed, a keepalive
+   * that found everything applied, or a block of a large transaction received or written (one
+   * that takes longer than the limit to arrive is not a stall).
+   */
   lastProgressAt = Date.now()
 
   // Per-connection state.
@@ -321,6 +325,7 @@ export class StreamApplier {
         return
       case 'stream-stop':
         this.inStreamBlock = false
+        this.lastProgressAt = Date.now()
         return
       case 'stream-abort':
         this.streamed.abort(msg.xid, msg.subXid)
@@ -452,6 +457,7 @@ export class StreamApplier {
     }
     const events = txn.events
     txn.events = []
+    this.lastProgressAt = Date.now()
     this.batchRows += events.length
     if (this.batchCounts) this.countEvents(events)
     await this.sink.write(events)

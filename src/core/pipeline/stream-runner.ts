@@ -59,6 +59,8 @@ export interface StreamRunOptions {
    * a query that never returns). 0: off. Default {@link DEFAULT_MAX_STALL_MS}.
    */
   maxStallMs?: number
+  /** Progress made outside the applier (sync copying a table added while streaming): a time, like the applier's lastProgressAt. */
+  progressAt?: () => number
   /** An already open replication connection (e.g. the one that created the slot); closed by the runner whatever happens. */
   replication?: pg.Client
   onReconnect?: () => void
@@ -103,12 +105,12 @@ class Watchdog {
   lastError: string | undefined
   private timer: NodeJS.Timeout | undefined
 
-  constructor(applier: StreamApplier, maxStallMs: number) {
+  constructor(applier: StreamApplier, maxStallMs: number, progressAt: () => number = () => 0) {
     this.fired = new Promise<never>((_, reject) => {
       if (maxStallMs <= 0) return
       this.timer = setInterval(
         () => {
-          if (Date.now() - applier.lastProgressAt < maxStallMs) return
+          if (Date.now() - Math.max(applier.lastProgressAt, progressAt()) < maxStallMs) return
           clearInterval(this.timer)
           reject(stalledError(maxStallMs, this.lastError))
         },
@@ -134,7 +136,7 @@ export async function runStream(opts: StreamRunOptions): Promise<StreamEnd> {
   const applier = opts.applier
   // The watchdog counts from now: time spent before (sync's copy) is not a stall.
   applier.lastProgressAt = Date.now()
-  const watchdog = new Watchdog(applier, opts.maxStallMs ?? DEFAULT_MAX_STALL_MS)
+  const watchdog = new Watchdog(applier, opts.maxStallMs ?? DEFAULT_MAX_STALL_MS, opts.progressAt)
   let repl = opts.replication
   let failures = 0
   let everStreamed = false

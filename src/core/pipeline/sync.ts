@@ -94,13 +94,19 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
     const toCopy = stateless ? [] : published.filter((t) => states.get(tableKey(t))?.status !== 'ready')
 
     const observed = opts.observer?.onCopyProgress?.bind(opts.observer)
-    const copyProgress =
+    const reportCopyProgress =
       observed && opts.onCopyProgress
         ? (p: TableProgress) => {
             opts.onCopyProgress!(p)
             observed(p)
           }
         : (observed ?? opts.onCopyProgress)
+    // A table added while streaming may take longer to copy than --max-stall: its progress counts.
+    let copyProgressAt = 0
+    const copyProgress = (p: TableProgress) => {
+      copyProgressAt = Date.now()
+      reportCopyProgress?.(p)
+    }
     const copy = async (tables: TableName[]) => {
       if (tables.length === 0) return
       const pending = tables.map((t) => ({schema: t.schema, name: t.name, status: 'pending' as const, snapshotLsn: null}))
@@ -167,6 +173,7 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
       replication,
       options: opts,
       guard,
+      progressAt: () => copyProgressAt,
       extra: {
         tableGate: stateless
           ? undefined
@@ -183,7 +190,7 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
         onPeriodic: stateless
           ? undefined
           : async () => {
-              const now = await source.publicationTables(await session.client(), opts.publication)
+              const now = await session.use((c) => source.publicationTables(c, opts.publication))
               const added = now.filter((t) => states.get(tableKey(t))?.status !== 'ready')
               if (added.length > 0) {
                 log.info({tables: added.map((t) => qualifiedName(t))}, 'table(s) added to the publication: copying them')

@@ -2,9 +2,18 @@
 // lookups, the publication poll, slot readings, heartbeats. A server restart or a proxy cut kills
 // it like any other connection; it is then reopened on its next use, so a stream that reconnects
 // does not fail again at once on a dead client (issue 18: sync looped forever on "attempt 1").
+//
+// A connection whose packets are dropped without a reset (a blackhole) shows no error for many
+// minutes (TCP keepalives), and a query on it never returns; the stream would wait in a catalog
+// lookup or the publication poll meanwhile. So every query through use()/run() has a deadline:
+// past it the socket is destroyed, the query fails as a lost connection, and the next use reopens.
 import type pg from 'pg'
 import {PgrepError} from '../errors.js'
+import {destroyClient} from './connection.js'
 import type {PostgresSource} from './source.js'
+
+/** Deadline of one use of the connection; pgrep's queries on it are short catalog reads. */
+export const DEFAULT_SQL_DEADLINE_MS = 60_000
 
 type Context = {slot?: string; publication?: string; operation?: string}
 
@@ -20,6 +29,7 @@ export class SqlConnection {
   constructor(
     private readonly source: PostgresSource,
     client?: pg.Client,
+    private readonly deadlineMs = DEFAULT_SQL_DEADLINE_MS,
   ) {
     if (client) this.adopt(client)
   }
@@ -54,15 +64,30 @@ export class SqlConnection {
     return this.opening
   }
 
-  /** source.run() on the current client; a lost connection marks it for reopening. */
-  async run<T extends pg.QueryResultRow = any>(text: string, params: unknown[] = [], context: Context = {}): Promise<pg.QueryResult<T>> {
+  /**
+   * Runs `fn` with the current client, within the deadline: past it the client's socket is
+   * destroyed (the pending query then fails as a lost connection). A lost connection marks the
+   * client for reopening.
+   */
+  async use<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
     const client = await this.client()
+    const timer = setTimeout(() => {
+      if (this.current === client) this.broken = true
+      destroyClient(client)
+    }, this.deadlineMs)
     try {
-      return await this.source.run<T>(client, text, params, context)
+      return await fn(client)
     } catch (err) {
-      if (err instanceof PgrepError && err.kind === 'connection' && this.current === client) this.broken = true
+      if (this.current === client && (err instanceof PgrepError ? err.kind === 'connection' : !(err as {code?: unknown})?.code)) this.broken = true
       throw err
+    } finally {
+      clearTimeout(timer)
     }
+  }
+
+  /** source.run() on the current client, within the deadline. */
+  async run<T extends pg.QueryResultRow = any>(text: string, params: unknown[] = [], context: Context = {}): Promise<pg.QueryResult<T>> {
+    return this.use((client) => this.source.run<T>(client, text, params, context))
   }
 
   /** Ends the current client and every dead one (their sockets may still be half-open). */
