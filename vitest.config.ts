@@ -2,9 +2,9 @@ import {configDefaults, defineConfig} from 'vitest/config'
 
 export default defineConfig({
   test: {
+    // test/faults: minutes of restarts and cuts, run by `npm run test:faults` (vitest.faults.config.ts).
     include: ['test/**/*.test.ts'],
-    // The long fault runs (minutes of cuts, millions of rows) only with npm run test:faults.
-    exclude: process.env.PGREP_FAULTS ? configDefaults.exclude : [...configDefaults.exclude, 'test/faults/**'],
+    exclude: ['test/faults/**', '**/node_modules/**'],
     globalSetup: ['test/helpers/global-setup.ts'],
     // Generous: a loaded 2-core machine (CI, parallel work) makes every real-server step several times slower.
     testTimeout: 300_000,

@@ -61,8 +61,10 @@ export interface PipelineOptions {
   signal?: AbortSignal
   /** Connections used by the copy (several tables at once, big tables split in ranges). Default 4. */
   parallel?: number
-  /** Backoff when the replication connection is lost. Default: 0.5 s doubling to 30 s, forever. */
+  /** Backoff when the replication connection is lost. Default: 0.5 s doubling to 30 s (with jitter), until `maxStallMs`. */
   reconnect?: Partial<ReconnectPolicy>
+  /** The watchdog (`sync` and `cdc`): run() rejects with kind `stalled` after this long without progress (no batch committed, never caught up). Default 10 min; 0: off. */
+  maxStallMs?: number
   /** Receives pgrep's log records (pino and most structured loggers fit). Default: none. */
   logger?: Logger
   /** Close the sink when the run ends (default true). */
@@ -231,6 +233,7 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
         slotMonitor: opts.slotMonitor,
         heartbeatIntervalMs: opts.heartbeatIntervalMs,
         failoverSlot: opts.failoverSlot,
+        maxStallMs: opts.maxStallMs,
         observer: opts.observer,
       }
       switch (this.mode) {

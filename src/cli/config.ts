@@ -7,6 +7,8 @@ import {defaultSlotName, validateSlotName} from '../core/postgres/source.js'
 import type {BatchLimits} from '../core/pipeline/stream-apply.js'
 import {DEFAULT_MAX_LAG_BYTES, DEFAULT_SLOT_CHECK_INTERVAL_MS, type SlotMonitorOptions} from '../core/pipeline/slot-monitor.js'
 import {parseByteSize} from '../core/bytes.js'
+import {parseDuration} from '../core/duration.js'
+import {DEFAULT_MAX_STALL_MS} from '../core/pipeline/stream-runner.js'
 import {parseTableName} from '../core/schema/names.js'
 import type {TableName} from '../core/schema/types.js'
 import type {DebeziumFormatOptions} from '../sinks/stdout/debezium.js'
@@ -68,6 +70,8 @@ export interface ProtectionConfig {
   slotMonitor: SlotMonitorOptions
   heartbeatIntervalMs: number
   failoverSlot: boolean
+  /** --max-stall in ms; 0: off. */
+  maxStallMs: number
 }
 
 function protectionFrom(flags: Flags, problems: string[]): ProtectionConfig {
@@ -90,7 +94,17 @@ function protectionFrom(flags: Flags, problems: string[]): ProtectionConfig {
       problems.push(`--max-lag-bytes: ${(err as Error).message}`)
     }
   }
+  let maxStallMs = DEFAULT_MAX_STALL_MS
+  const rawStall = flags['max-stall']
+  if (rawStall !== undefined) {
+    try {
+      maxStallMs = parseDuration(String(rawStall))
+    } catch (err) {
+      problems.push(`--max-stall: ${(err as Error).message}`)
+    }
+  }
   return {
+    maxStallMs,
     slotMonitor: {maxLagBytes, intervalMs: seconds('slot-check-interval', DEFAULT_SLOT_CHECK_INTERVAL_MS / 1000, 0.001)},
     // Off by default: a heartbeat writes WAL on the source every interval (with archive_timeout, a
     // whole segment archived per interval on an idle server) and fails on a standby; keepalives

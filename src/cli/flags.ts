@@ -129,6 +129,7 @@ export const EXIT_CODE_HELP = `EXIT CODES
   8    sink error (DuckDB file locked or damaged, BigQuery job failed, ...)
   9    protocol error: the server sent data pgrep cannot decode
   12   query: the SQL failed, was refused (not a read), or the file is busy
+  75   stalled: no progress for --max-stall (server down, connection cut): restart later
   130  interrupted twice (second Ctrl-C): exited at once`
 
 export const parallelFlag = {
@@ -188,6 +189,11 @@ export const protectionFlags = {
   'heartbeat-interval': Flags.string({
     summary:
       'Seconds between two heartbeat messages (pg_logical_emit_message) written on the source, so the slot of an idle publication in a busy database advances. Default 0: off.',
+    helpGroup: 'SLOT PROTECTION',
+  }),
+  'max-stall': Flags.string({
+    summary:
+      'Exit with code 75 when the stream makes no progress (no batch committed, never caught up) for this long, e.g. while reconnecting to a server that stays down, so a supervisor can act: 90s, 10m, 1h. Default 10m; 0 or off: never.',
     helpGroup: 'SLOT PROTECTION',
   }),
   'failover-slot': Flags.boolean({

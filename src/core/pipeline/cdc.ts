@@ -1,10 +1,13 @@
 // `cdc`: stream every committed change of a publication's tables into a sink, from a slot that
 // is created on first use. No copy: the stream starts at the slot's position.
 import type pg from 'pg'
-import {PgrepError} from '../errors.js'
+import {diskFullError, PgrepError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {formatLsn, parseLsn, type Lsn} from '../lsn.js'
+import {destroyClient} from '../postgres/connection.js'
 import {checkFailoverSupport, CURRENT_WAL_LSN_SQL, type PostgresSource} from '../postgres/source.js'
+import {SqlConnection} from '../postgres/sql-connection.js'
+import {removeOrphanTempDirs} from '../temp-dirs.js'
 import {TypeCatalog} from '../schema/catalog.js'
 import {RelationCache} from './relations.js'
 import type {PipelineObserver} from './observer.js'
@@ -37,6 +40,8 @@ export interface CdcOptions extends StopCondition {
   heartbeatIntervalMs?: number
   /** Create the slot with failover enabled, or enable it on the existing slot (PostgreSQL 17+). */
   failoverSlot?: boolean
+  /** The watchdog: end with a 'stalled' error (exit 75) after this long without progress while streaming; 0: off. Default 10 min. */
+  maxStallMs?: number
 }
 
 export interface RunResult {
@@ -69,7 +74,11 @@ export async function resolveStopLsn(source: PostgresSource, sql: pg.Client, sto
 
 export async function runCdc(opts: CdcOptions): Promise<RunResult> {
   const {source, sink, log} = opts
+  // Spill directories of runs killed with SIGKILL.
+  removeOrphanTempDirs()
   const sql = await source.sql()
+  // The same connection, reopened after a loss while streaming.
+  const session = new SqlConnection(source, sql)
   let repl: pg.Client | undefined
   try {
     const {major} = await source.checkServer(sql)
@@ -87,33 +96,38 @@ export async function runCdc(opts: CdcOptions): Promise<RunResult> {
       await source.enableFailover(repl, opts.slot)
     }
     const stopAt = await resolveStopLsn(source, sql, opts)
-    const result = await streamPhase({source, sql, sink, resume, stopAt, major, replication: repl, options: opts})
+    // The stream phase owns the replication connection from here, and closes it.
+    const replication = repl
     repl = undefined
-    return result
-  } catch (err) {
+    return await streamPhase({source, sql: session, sink, resume, stopAt, major, replication, options: opts})
+  } catch (caught) {
+    // A full disk (spill files, the DuckDB file) gets a hint wherever it happened.
+    const err = diskFullError(caught) ?? caught
     reportError(opts.observer, err)
     throw err
   } finally {
     if (repl) await repl.end().catch(() => {})
-    await sql.end().catch(() => {})
+    await session.end()
   }
 }
 
 export interface StreamPhaseInput {
   source: PostgresSource
-  /** The SQL connection used for catalog lookups while streaming. */
-  sql: pg.Client
+  /** The SQL connection used for catalog lookups while streaming (reopened after a loss). */
+  sql: SqlConnection
   sink: Sink
   resume: ResumeState
   stopAt: Lsn | null
   major: number
   /** An open replication connection to reuse (the one that created the slot). */
   replication?: pg.Client
-  options: Pick<CdcOptions, 'slot' | 'publication' | 'batch' | 'reconnect' | 'signal' | 'log' | 'observer' | 'slotMonitor' | 'heartbeatIntervalMs'>
+  options: Pick<CdcOptions, 'slot' | 'publication' | 'batch' | 'reconnect' | 'signal' | 'log' | 'observer' | 'slotMonitor' | 'heartbeatIntervalMs' | 'maxStallMs'>
   /** A slot guard started earlier (sync starts it before its copy); otherwise one is started here. */
   guard?: SlotGuard
   /** What sync adds: the per-table gate and new-table handling. */
   extra?: Partial<StreamApplyOptions>
+  /** Progress made outside the stream (sync's copy of a table added while streaming), for the --max-stall watchdog. */
+  progressAt?: () => number
 }
 
 /** The stream phase shared by cdc and sync: relations, applier, and the reconnecting runner. */
@@ -122,6 +136,7 @@ export async function streamPhase(p: StreamPhaseInput): Promise<RunResult> {
   const guard = p.guard ?? SlotGuard.start({source, sql, slot: o.slot, log: o.log, observer: o.observer, monitor: o.slotMonitor, heartbeatMs: o.heartbeatIntervalMs, signal: o.signal})
   let result: RunResult
   try {
+    if (guard.failure && p.replication) destroyClient(p.replication)
     guard.throwIfFailed()
     result = await runStreamPhase(p, guard.signal)
   } finally {
@@ -134,12 +149,12 @@ export async function streamPhase(p: StreamPhaseInput): Promise<RunResult> {
 
 async function runStreamPhase(p: StreamPhaseInput, signal: AbortSignal): Promise<RunResult> {
   const {source, sql, options: o} = p
-  const catalog = new TypeCatalog((text, params) => source.run(sql, text, params))
+  const catalog = new TypeCatalog((text, params) => sql.run(text, params))
   const applier = new StreamApplier({
     sink: p.sink,
     relations: new RelationCache(
       (oid, typmod) => catalog.resolve(oid, typmod),
-      (schema, table) => source.existingRowsValues(sql, schema, table),
+      (schema, table) => sql.use((c) => source.existingRowsValues(c, schema, table)),
     ),
     skipThroughLsn: p.resume.checkpoint?.commitLsn ?? null,
     stopAtLsn: p.stopAt,
@@ -151,7 +166,20 @@ async function runStreamPhase(p: StreamPhaseInput, signal: AbortSignal): Promise
     ...p.extra,
   })
   if (p.resume.checkpoint) applier.durable = p.resume.checkpoint
-  const end = await runStream({source, slot: o.slot, publications: [o.publication], major: p.major, applier, signal, log: o.log, reconnect: o.reconnect, replication: p.replication, observer: o.observer})
+  const end = await runStream({
+    source,
+    slot: o.slot,
+    publications: [o.publication],
+    major: p.major,
+    applier,
+    signal,
+    log: o.log,
+    reconnect: o.reconnect,
+    maxStallMs: o.maxStallMs,
+    progressAt: p.progressAt,
+    replication: p.replication,
+    observer: o.observer,
+  })
   return {end, commitLsn: applier.durable?.commitLsn ?? null}
 }
 

@@ -14,8 +14,8 @@
 //   the connections still open finish what they can; when none is left, the tables not yet
 //   committed are copied again, whole, from a fresh snapshot (`freshSnapshot`): each table's
 //   result carries the LSN of the snapshot it was read in, for sync's per-table hand-off.
-import {mkdtempSync, rmSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {rmSync} from 'node:fs'
+import {makeTempDir} from '../temp-dirs.js'
 import path from 'node:path'
 import type pg from 'pg'
 import {PgrepError} from '../errors.js'
@@ -315,7 +315,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
         if (writer.loadCsvFile) {
           // The sink parses CSV itself: the bytes go to a file untouched; while the sink loads
           // one range, other connections read theirs. A cut while reading drops the file.
-            tempDir ??= mkdtempSync(path.join(opts.tempDir ?? tmpdir(), 'pgrep-copy-'))
+          tempDir ??= makeTempDir('copy', opts.tempDir)
           const file = path.join(tempDir, `${fileCount++}.csv`)
           try {
             const {rows, maxRowBytes, bytes} = await copyOutToFile(client, `COPY (${selectOf(unit, false)}) TO STDOUT (FORMAT csv)`, file, opts.signal, progress)

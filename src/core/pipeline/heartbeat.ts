@@ -3,7 +3,7 @@
 // have nothing of ours to send and no reason to send a keepalive, so the confirmed position (and
 // with it the WAL the slot retains) would not move; the heartbeat is something in the stream
 // whose position the applier can confirm once nothing is pending. It never reaches the sink.
-import type pg from 'pg'
+import type {SqlConnection} from '../postgres/sql-connection.js'
 import type {Logger} from '../log/logger.js'
 import {formatLsn, parseLsn, type Lsn} from '../lsn.js'
 
@@ -18,7 +18,7 @@ export class Heartbeat {
   lastLsn: Lsn | null = null
 
   constructor(
-    private readonly sql: pg.Client,
+    private readonly sql: SqlConnection,
     private readonly intervalMs: number,
     private readonly log: Logger,
   ) {}
@@ -47,7 +47,7 @@ export class Heartbeat {
 
   async beat(): Promise<Lsn | null> {
     try {
-      const {rows} = await this.sql.query(`SELECT pg_logical_emit_message(false, $1, '')::text AS lsn`, [HEARTBEAT_PREFIX])
+      const {rows} = await this.sql.use((c) => c.query(`SELECT pg_logical_emit_message(false, $1, '')::text AS lsn`, [HEARTBEAT_PREFIX]))
       this.lastLsn = parseLsn(rows[0].lsn)
       this.log.debug({lsn: formatLsn(this.lastLsn)}, `heartbeat written at ${formatLsn(this.lastLsn)}`)
       return this.lastLsn

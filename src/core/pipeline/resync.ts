@@ -22,6 +22,7 @@
 import type pg from 'pg'
 import type {Logger} from '../log/logger.js'
 import type {PostgresSource} from '../postgres/source.js'
+import type {SqlConnection} from '../postgres/sql-connection.js'
 import {qualifiedName, tableKey, type TableName, type TableSchema} from '../schema/types.js'
 
 /** Leaf partitions and their files, as the catalog shows them now. */
@@ -74,13 +75,13 @@ export class DivergenceWatch {
 
   constructor(
     private readonly source: PostgresSource,
-    private readonly sql: pg.Client,
+    private readonly sql: SqlConnection,
   ) {}
 
   async read(tables: TableName[]): Promise<Map<string, Fingerprint>> {
     const out = new Map<string, Fingerprint>()
     if (tables.length === 0) return out
-    const {rows} = await this.source.run(this.sql, FINGERPRINT_SQL, [JSON.stringify(tables.map((t) => ({s: t.schema, r: t.name})))])
+    const {rows} = await this.sql.run(FINGERPRINT_SQL, [JSON.stringify(tables.map((t) => ({s: t.schema, r: t.name})))])
     for (const r of rows) out.set(tableKey({schema: r.schema, name: r.name}), {leaves: r.leaves ?? '', files: r.files ?? ''})
     return out
   }
@@ -136,7 +137,7 @@ export class DivergenceWatch {
     const print = this.prints.get(key)
     const after = print && (await this.read([table])).get(key)
     if (print && after && after.files !== print.files) return rewritten
-    const {rows} = await this.source.run(this.sql, WRITTEN_DEFAULTS_SQL, [table.schema, table.name, added])
+    const {rows} = await this.sql.run(WRITTEN_DEFAULTS_SQL, [table.schema, table.name, added])
     if (Number(rows[0]?.n ?? 0) > 0) return `column(s) ${added.map((n) => `"${n}"`).join(', ')} added with a default Postgres wrote into every row (volatile, or rewritten since): those values are not in the stream`
     return undefined
   }

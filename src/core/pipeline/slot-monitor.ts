@@ -6,13 +6,14 @@
 //
 // Polls run on the pipeline's SQL connection, which the stream also uses for catalog lookups;
 // pg.Client queues queries, so a poll delays a lookup by one short query at most, and the replication
-// connection (the hot path) is never touched.
-import type pg from 'pg'
+// connection (the hot path) is never touched. The connection is reopened after a loss (a poll
+// during an outage just fails and is skipped), so the monitor keeps working after a server restart.
 import {formatBytes} from '../bytes.js'
 import type {PgrepError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {parseLsn} from '../lsn.js'
 import {slotInvalidated, type PostgresSource} from '../postgres/source.js'
+import type {SqlConnection} from '../postgres/sql-connection.js'
 import {Heartbeat} from './heartbeat.js'
 import type {PipelineObserver, SlotStatusEvent} from './observer.js'
 
@@ -32,7 +33,7 @@ export const DEFAULT_LAG_WARNING_REPEAT_MS = 5 * 60_000
 
 export interface SlotMonitorInput {
   source: PostgresSource
-  sql: pg.Client
+  sql: SqlConnection
   slot: string
   log: Logger
   observer?: PipelineObserver
@@ -100,10 +101,10 @@ export class SlotMonitor {
 
   /** Reads the slot once and acts on it; errors of the query are logged, not thrown. */
   async poll(): Promise<SlotReading | undefined> {
-    const {source, sql, slot, log} = this.input
+    const {sql, slot, log} = this.input
     let reading: SlotReading | undefined
     try {
-      reading = await readSlot(source, sql, slot)
+      reading = await readSlot(sql, slot)
     } catch (err) {
       // A lost SQL connection is the stream's business; the monitor just skips this reading.
       log.debug({slot, err: (err as Error).message}, 'could not read the replication slot')
@@ -164,8 +165,8 @@ export class SlotMonitor {
 }
 
 /** The slot as the server sees it now; undefined when it does not exist. */
-export async function readSlot(source: PostgresSource, sql: pg.Client, slot: string): Promise<SlotReading | undefined> {
-  const {rows} = await source.run(sql, SLOT_QUERY, [slot], {slot, operation: 'read the replication slot'})
+export async function readSlot(sql: SqlConnection, slot: string): Promise<SlotReading | undefined> {
+  const {rows} = await sql.run(SLOT_QUERY, [slot], {slot, operation: 'read the replication slot'})
   const r = rows[0]
   if (!r) return undefined
   const current = r.current_lsn ? parseLsn(r.current_lsn) : null
@@ -187,7 +188,7 @@ export async function readSlot(source: PostgresSource, sql: pg.Client, slot: str
 
 export interface SlotGuardInput {
   source: PostgresSource
-  sql: pg.Client
+  sql: SqlConnection
   slot: string
   log: Logger
   observer?: PipelineObserver

@@ -21,6 +21,7 @@
 //   sink still sees transactions one at a time, in commit order.
 import type {ChangeEvent, MessageEvent, TruncateEvent} from '../changes.js'
 import {PgrepError} from '../errors.js'
+import {failpoint} from '../failpoints.js'
 import type {Logger} from '../log/logger.js'
 import {formatLsn, type Lsn} from '../lsn.js'
 import {PG_EPOCH_UNIX_MICROS, type PgoutputMessage, type PgTimestamp} from '../protocol/messages.js'
@@ -128,6 +129,14 @@ export class StreamApplier {
   durable: Checkpoint | null = null
   /** Highest position confirmed to the server. */
   private confirmed: Lsn = 0n
+  /** Batches committed in the sink so far (the runner resets its backoff when this moves). */
+  batchesCommitted = 0
+  /**
+   * Last sign of progress, for the runner's --max-stall watchdog: a batch committed, a keepalive
+   * that found everything applied, or a block of a large transaction received or written (one
+   * that takes longer than the limit to arrive is not a stall).
+   */
+  lastProgressAt = Date.now()
 
   // Per-connection state.
   private decoder = new PgoutputDecoder()
@@ -263,6 +272,7 @@ export class StreamApplier {
       this.done = true
     }
     if (this.isIdle()) {
+      this.lastProgressAt = Date.now()
       if (walEnd > this.confirmed) {
         this.confirmed = walEnd
         stream.confirm(walEnd)
@@ -321,6 +331,7 @@ export class StreamApplier {
         return
       case 'stream-stop':
         this.inStreamBlock = false
+        this.lastProgressAt = Date.now()
         return
       case 'stream-abort':
         this.streamed.abort(msg.xid, msg.subXid)
@@ -452,6 +463,7 @@ export class StreamApplier {
     }
     const events = txn.events
     txn.events = []
+    this.lastProgressAt = Date.now()
     this.batchRows += events.length
     if (this.batchCounts) this.countEvents(events)
     await this.sink.write(events)
@@ -471,6 +483,9 @@ export class StreamApplier {
       commitTime: whole?.commitTime ?? null,
       partial: {commitLsn: txn.commitLsnHint, changes: txn.changes},
     })
+    // Crash window: a piece is durable, the rest of the transaction is not; a restart skips the
+    // changes the partial checkpoint counts.
+    failpoint('between-txn-pieces')
     this.log.debug({commitLsn: formatLsn(txn.commitLsnHint), changes: txn.changes, ms: Date.now() - started}, 'committed a piece of a large transaction')
     await this.openBatch()
   }
@@ -595,9 +610,14 @@ export class StreamApplier {
     } else {
       await this.sink.commitBatch(last)
       this.durable = last
+      // Crash window: the sink has the batch, the server has not been told (confirmProgress runs
+      // later). A restart gets these transactions again and skips them by the sink's checkpoint.
+      if (!piece) failpoint('after-commit-before-flush')
     }
     this.batchOpen = false
     const now = Date.now()
+    this.batchesCommitted++
+    this.lastProgressAt = now
     this.opts.onBatchCommitted?.({checkpoint: this.durable ?? {commitLsn: 0n, endLsn: 0n}, rows: this.batchRows, transactions: this.batchTxns, ms: now - started})
     // A piece completes no transaction: no commit time to report.
     if (this.opts.observer?.onBatchCommitted) this.reportBatch(now, now - started, piece ? null : (last?.commitTime ?? null))

@@ -11,9 +11,10 @@
 // Truncating at a subtransaction's first change is correct because a ROLLBACK TO aborts the
 // subtransaction and everything that started after it inside the same top-level transaction;
 // Postgres's own apply worker relies on the same property.
-import {closeSync, openSync, readSync, ftruncateSync, writeSync, mkdtempSync, rmSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {closeSync, openSync, readSync, ftruncateSync, writeSync, rmSync} from 'node:fs'
 import path from 'node:path'
+import {diskFullError} from '../errors.js'
+import {makeTempDir} from '../temp-dirs.js'
 
 const SEGMENT_BYTES = 1 << 20
 
@@ -78,12 +79,16 @@ export class StreamedTransactions {
   private closeSegment(xid: number, h: Held, seg: Segment): void {
     h.open = false
     if (this.totalMemory <= this.memoryLimitBytes) return
-    if (h.fd === undefined) {
-      this.dir ??= mkdtempSync(path.join(tmpdir(), 'pgrep-stream-'))
-      h.filePath = path.join(this.dir, `xid-${xid}`)
-      h.fd = openSync(h.filePath, 'w+', 0o600)
+    try {
+      if (h.fd === undefined) {
+        this.dir ??= makeTempDir('stream')
+        h.filePath = path.join(this.dir, `xid-${xid}`)
+        h.fd = openSync(h.filePath, 'w+', 0o600)
+      }
+      writeSync(h.fd, seg.buf!, 0, seg.used, h.fileBytes)
+    } catch (err) {
+      throw diskFullError(err, `spilling a large in-progress transaction to ${this.dir ?? 'the temporary directory'}`) ?? err
     }
-    writeSync(h.fd, seg.buf!, 0, seg.used, h.fileBytes)
     seg.fileOffset = h.fileBytes
     h.fileBytes += seg.used
     this.totalMemory -= seg.buf!.length

@@ -15,10 +15,12 @@
 // Tables that appear in the stream or in the publication later are copied the same way, between
 // two transactions.
 import type pg from 'pg'
-import {PgrepError} from '../errors.js'
+import {diskFullError, PgrepError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import type {Lsn} from '../lsn.js'
 import {checkFailoverSupport, type PostgresSource} from '../postgres/source.js'
+import {SqlConnection} from '../postgres/sql-connection.js'
+import {removeOrphanTempDirs} from '../temp-dirs.js'
 import {qualifiedName, tableKey, type TableName, type TableSchema} from '../schema/types.js'
 import {reportError, resolveStopLsn, streamPhase, type RunResult, type StopCondition} from './cdc.js'
 import {copyTables, type HeldSnapshot, type TableProgress} from './copy.js'
@@ -57,11 +59,19 @@ export interface SyncOptions extends StopCondition {
   autoResync?: boolean
   /** Re-sync requests from outside (a control socket), honoured between two transactions. */
   control?: SyncControl
+  /** The watchdog: end with a 'stalled' error (exit 75) after this long without progress while streaming; 0: off. Default 10 min. */
+  maxStallMs?: number
 }
 
 export async function runSync(opts: SyncOptions): Promise<RunResult> {
   const {source, sink, log} = opts
+  // Spill and staging directories of runs killed with SIGKILL.
+  removeOrphanTempDirs()
   const sql = await source.sql()
+  // The same connection, reopened after a loss: the slot monitor, heartbeats, the publication poll
+  // and catalog lookups go through it while streaming (issue 18: a dead one made sync reconnect
+  // forever after a server restart).
+  const session = new SqlConnection(source, sql)
   let repl: pg.Client | undefined
   let replLost = false
   let guard: SlotGuard | undefined
@@ -71,7 +81,7 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
     const published = await source.publicationTables(sql, opts.publication)
     source.warnAboutReplicaIdentity(published)
     // Read before any snapshot is taken: a change in between means one re-sync more, never one less.
-    const watch = new DivergenceWatch(source, sql)
+    const watch = new DivergenceWatch(source, session)
     await watch.remember(published)
     const resume = await sink.open()
     const states = new Map<string, TableState>(resume.tables.map((t) => [tableKey(t), t]))
@@ -91,7 +101,7 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
       await source.enableFailover(repl, opts.slot)
     }
     // The slot retains WAL from now on, during a long copy too: watch it from here.
-    guard = SlotGuard.start({source, sql, slot: opts.slot, log, observer: opts.observer, monitor: opts.slotMonitor, heartbeatMs: opts.heartbeatIntervalMs, signal: opts.signal})
+    guard = SlotGuard.start({source, sql: session, slot: opts.slot, log, observer: opts.observer, monitor: opts.slotMonitor, heartbeatMs: opts.heartbeatIntervalMs, signal: opts.signal})
     const runSignal = guard.signal
 
     // A sink that remembers no tables (stdout) resuming an existing slot: the copy was emitted by
@@ -100,13 +110,19 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
     const toCopy = stateless ? [] : published.filter((t) => states.get(tableKey(t))?.status !== 'ready')
 
     const observed = opts.observer?.onCopyProgress?.bind(opts.observer)
-    const copyProgress =
+    const reportCopyProgress =
       observed && opts.onCopyProgress
         ? (p: TableProgress) => {
             opts.onCopyProgress!(p)
             observed(p)
           }
         : (observed ?? opts.onCopyProgress)
+    // A table added while streaming may take longer to copy than --max-stall: its progress counts.
+    let copyProgressAt = 0
+    const copyProgress = (p: TableProgress) => {
+      copyProgressAt = Date.now()
+      reportCopyProgress?.(p)
+    }
     // A fresh consistent snapshot with a known LSN: a temporary slot's, dropped with its connection.
     const tempSlotSnapshot = async (): Promise<HeldSnapshot> => {
       const temp = await source.replication()
@@ -155,7 +171,7 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
     const dropCreatedSlot = async (failure: unknown): Promise<unknown> => {
       await guard?.stop() // it would report the slot as gone
       try {
-        await source.run(sql, `SELECT pg_drop_replication_slot($1)`, [opts.slot], {slot: opts.slot, operation: 'drop the replication slot'})
+        await session.run(`SELECT pg_drop_replication_slot($1)`, [opts.slot], {slot: opts.slot, operation: 'drop the replication slot'})
         if (sink.exactlyOnce) {
           await sink
             .setTableStates(toCopy.map((t) => ({schema: t.schema, name: t.name, status: 'pending' as const, snapshotLsn: null})))
@@ -234,17 +250,21 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
     }
     opts.control?.attach((tables) => resync(tables.map((table) => ({table, reason: 'requested'})), true))
 
-    const stopAt = await resolveStopLsn(source, sql, opts)
+    const stopAt = await resolveStopLsn(source, await session.client(), opts)
+    // The stream phase owns the replication connection from here, and closes it.
+    const replication = repl
+    repl = undefined
     const result = await streamPhase({
       source,
-      sql,
+      sql: session,
       sink,
       resume,
       stopAt,
       major,
-      replication: repl,
+      replication,
       options: opts,
       guard,
+      progressAt: () => copyProgressAt,
       extra: {
         tableGate: stateless
           ? undefined
@@ -270,7 +290,7 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
         onPeriodic: stateless
           ? undefined
           : async () => {
-              const now = await source.publicationTables(sql, opts.publication)
+              const now = await session.use((c) => source.publicationTables(c, opts.publication))
               resync(await watch.partitionsChanged(now), false)
               const added = now.filter((t) => states.get(tableKey(t))?.status !== 'ready')
               if (added.length > 0) {
@@ -281,15 +301,16 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
             },
       },
     })
-    repl = undefined
     return result
-  } catch (err) {
+  } catch (caught) {
+    // A full disk (spill files, the DuckDB file) gets a hint wherever it happened.
+    const err = diskFullError(caught) ?? caught
     reportError(opts.observer, err)
     throw err
   } finally {
     opts.control?.detach()
     await guard?.stop()
     if (repl) await repl.end().catch(() => {})
-    await sql.end().catch(() => {})
+    await session.end()
   }
 }

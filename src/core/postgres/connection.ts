@@ -751,8 +751,12 @@ export function pgClientConfig(conn: ResolvedConnection, extra: ClientExtra = {}
   return buildConfig(conn, extra, conn.sslMode !== 'disable' && conn.sslMode !== 'allow')
 }
 
-/** Close a client whose connect() failed, so a half-open socket does not linger. */
-function discard(client: pg.Client): void {
+/**
+ * Closes a client's socket at once, without a goodbye: for a client whose connect() failed, or
+ * whose socket a raw session took over (replication), where end() could wait on a reply that never
+ * comes. An open socket keeps Node running: every error path must close what it opened.
+ */
+export function destroyClient(client: pg.Client): void {
   const internals = client as unknown as {connection?: {stream?: {destroy(): void}}}
   internals.connection?.stream?.destroy()
 }
@@ -763,7 +767,7 @@ async function attempt(config: PgClientConfig): Promise<pg.Client> {
     await client.connect()
     return client
   } catch (err) {
-    discard(client)
+    destroyClient(client)
     throw err
   }
 }

@@ -6,6 +6,13 @@
 // once the consumer has drained it. Status updates keep flowing from a timer while paused, so a
 // slow sink never trips wal_sender_timeout.
 //
+// Liveness: a walsender with nothing to send may stay silent for long, and a connection cut by
+// a firewall or a NAT that drops packets (a blackhole) shows no error for minutes. So when nothing
+// has arrived for `pingAfterMs`, a status update asks the server to reply (it answers with a
+// keepalive), and when nothing at all has arrived for `receiveTimeoutMs` the stream ends with a
+// 'connection' error, which the runner treats like any lost connection. While the socket is paused
+// (the consumer is behind) silence is ours, not the server's, and does not count.
+//
 // Positions: `flushed` is only ever what the caller confirmed as durable (confirm()); the server
 // may recycle WAL up to it, so it must never run ahead of the sink.
 import type pg from 'pg'
@@ -29,7 +36,13 @@ export interface StartReplicationOptions {
   twoPhase?: boolean
   statusIntervalMs?: number
   highWaterBytes?: number
+  /** Ask the server for a keepalive after this long without a message. Default 10 s. */
+  pingAfterMs?: number
+  /** End the stream with a 'connection' error after this long without any message. Default 60 s; 0: never. */
+  receiveTimeoutMs?: number
 }
+
+export const DEFAULT_RECEIVE_TIMEOUT_MS = 60_000
 
 export type StreamItem =
   | {kind: 'data'; walStart: Lsn; walEnd: Lsn; data: Uint8Array}
@@ -54,6 +67,10 @@ export class ReplicationStream {
   flushed: Lsn
   private lastStatusAt = 0
   private lastSentFlushed: Lsn = -1n
+  /** When the last message of any kind arrived (or the socket was last paused). */
+  private lastHeardAt = Date.now()
+  private lastPingAt = 0
+  private started = false
 
   private constructor(wire: WireSession, startLsn: Lsn, opts: StartReplicationOptions) {
     this.wire = wire
@@ -61,9 +78,30 @@ export class ReplicationStream {
     this.flushed = startLsn
     this.highWater = opts.highWaterBytes ?? DEFAULT_HIGH_WATER
     const interval = opts.statusIntervalMs ?? 10_000
+    const pingAfter = opts.pingAfterMs ?? 10_000
+    const receiveTimeout = opts.receiveTimeoutMs ?? DEFAULT_RECEIVE_TIMEOUT_MS
     this.timer = setInterval(() => {
-      if (this.flushed !== this.lastSentFlushed || Date.now() - this.lastStatusAt >= interval) this.sendStatus(false)
-    }, Math.min(interval, 1000))
+      // Nothing goes out before CopyBoth: START_REPLICATION's own answer bounds that wait.
+      if (!this.started) return
+      const now = Date.now()
+      if (this.paused) this.lastHeardAt = now
+      const silent = now - this.lastHeardAt
+      if (receiveTimeout > 0 && silent >= receiveTimeout) {
+        this.finish(
+          new PgrepError('connection', `no message from PostgreSQL on the replication connection for ${Math.round(silent / 1000)} s`, {
+            hint: 'A firewall, NAT or proxy may have dropped the connection without closing it; pgrep reconnects.',
+          }),
+        )
+        this.wire.socket.destroy()
+        return
+      }
+      if (silent >= pingAfter && now - this.lastPingAt >= pingAfter) {
+        this.lastPingAt = now
+        this.sendStatus(true)
+      } else if (this.flushed !== this.lastSentFlushed || now - this.lastStatusAt >= interval) {
+        this.sendStatus(false)
+      }
+    }, Math.min(interval, pingAfter, 1000))
     this.timer.unref()
   }
 
@@ -78,6 +116,8 @@ export class ReplicationStream {
           if (!started) {
             if (frame.code === BackendCode.CopyBothResponse) {
               started = true
+              stream.started = true
+              stream.lastHeardAt = Date.now()
               resolve()
             } else if (frame.code === BackendCode.ErrorResponse) {
               stream.finish(serverErrorFrom(frame))
@@ -98,6 +138,7 @@ export class ReplicationStream {
   }
 
   private onFrame(frame: Frame): void {
+    this.lastHeardAt = Date.now()
     switch (frame.code) {
       case BackendCode.CopyData: {
         const msg = decodeReplicationMessage(frame.body)

@@ -270,6 +270,9 @@ export class PostgresSource {
       }
       return out
     } catch (err) {
+      // A lost connection is retried by the caller: going on without the values would write NULLs.
+      const translated = this.translate(err)
+      if (translated.kind === 'connection') throw translated
       this.log.warn({table: `${schema}.${table}`, err: (err as Error).message}, 'cannot read the default values of added columns; rows that existed before them keep NULL in the sink')
       return new Map()
     }

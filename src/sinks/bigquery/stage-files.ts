@@ -1,7 +1,7 @@
 // Newline-delimited JSON files on local disk, cut into chunks of at most `chunkBytes` (one load job
 // each). Lines are collected in memory and written out on drain().
-import {mkdtemp, open, rm, type FileHandle} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {open, rm, type FileHandle} from 'node:fs/promises'
+import {makeTempDir} from '../../core/temp-dirs.js'
 import {join} from 'node:path'
 
 export class StageFiles {
@@ -35,7 +35,7 @@ export class StageFiles {
     const completed: string[] = []
     while (this.pending.length > 0) {
       if (!this.current) {
-        this.dir ??= await mkdtemp(join(this.baseDir ?? tmpdir(), 'pgrep-bq-'))
+        this.dir ??= makeTempDir('bq', this.baseDir)
         const path = join(this.dir, `chunk-${this.count++}.ndjson`)
         this.current = {path, fh: await open(path, 'w'), bytes: 0}
       }

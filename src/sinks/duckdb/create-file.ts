@@ -6,9 +6,10 @@
 // under a temporary name in the same directory, closed, and linked into place: the path either
 // does not exist or is a complete database. link() (not rename) never replaces a file another
 // process created meanwhile.
-import {existsSync, linkSync, readdirSync, rmSync, statSync} from 'node:fs'
+import {existsSync, linkSync, rmSync, statSync} from 'node:fs'
 import path from 'node:path'
 import {DuckDBInstance} from '@duckdb/node-api'
+import {removeOrphans} from '../../core/temp-dirs.js'
 
 const MARK = '.pgrep-new-'
 let created = 0
@@ -39,28 +40,7 @@ export async function createDatabaseFile(file: string): Promise<void> {
 
 /** Temporary files of creators killed before they finished (their process is gone). */
 function removeStale(file: string): void {
-  const dir = path.dirname(file)
-  const prefix = `${path.basename(file)}${MARK}`
-  let names: string[]
-  try {
-    names = readdirSync(dir)
-  } catch {
-    return
-  }
-  for (const name of names) {
-    if (!name.startsWith(prefix)) continue
-    const pid = Number(name.slice(prefix.length).split('-')[0])
-    if (Number.isInteger(pid) && pid > 0 && !alive(pid)) rmSync(path.join(dir, name), {force: true})
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
+  removeOrphans(path.dirname(file), `${path.basename(file)}${MARK}`)
 }
 
 function removeFiles(tmp: string): void {
