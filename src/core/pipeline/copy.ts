@@ -22,6 +22,7 @@ import {PgrepError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {formatLsn, parseLsn, type Lsn} from '../lsn.js'
 import {copyOut, copyOutToFile, newCopyOutProgress, type CopyOutProgress} from '../postgres/copy-out.js'
+import {LOST_CONNECTION_HINT} from '../postgres/pg-errors.js'
 import {CURRENT_WAL_LSN_SQL, type PostgresSource} from '../postgres/source.js'
 import {TypeCatalog} from '../schema/catalog.js'
 import {qualifiedName, quoteIdent, tableKey, type TableName, type TableSchema} from '../schema/types.js'
@@ -437,7 +438,7 @@ function copyError(source: PostgresSource, err: unknown, unit: Unit): PgrepError
   const e = source.translate(err, {operation: `copy ${table}`, table: unit.relation.sql})
   if (e.kind === 'connection' && !e.hint) {
     return new PgrepError('connection', `the connection to PostgreSQL at ${source.display} was lost while copying ${table}`, {
-      hint: 'The server may have restarted, or a proxy, firewall or idle timeout cut the connection; the server log says why.',
+      hint: LOST_CONNECTION_HINT,
       cause: err,
     })
   }

@@ -93,6 +93,9 @@ function describe(err: unknown): Described {
   }
 }
 
+/** Why an established connection may have been cut, for every "connection lost" error. */
+export const LOST_CONNECTION_HINT = 'The server may have restarted, or a proxy, firewall or idle timeout cut the connection; the server log says why.'
+
 /** user@host:port/db → user (a user name may contain '@'; a host cannot). */
 function userOf(ctx: PgErrorContext): string {
   if (ctx.user) return ctx.user
@@ -209,7 +212,7 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
     return make(
       'connection',
       `the connection to PostgreSQL at ${display} was lost (${msg})`,
-      'The server may have restarted, or a proxy, firewall or idle timeout cut the connection; the server log says why.',
+      LOST_CONNECTION_HINT,
     )
   }
   if (d.nodeCode && NETWORK_CODES.has(d.nodeCode)) {
