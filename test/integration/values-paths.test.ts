@@ -53,7 +53,6 @@ describe.each(pgServers())('values across the copy paths and the stream, Postgre
       await waitFor(async () => (await db.query(`SELECT confirmed_flush_lsn >= $1::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = 'vals_slot'`, [rows[0].lsn])).rows[0]?.ok === true, 60_000, 'applied')
     } finally {
       child.kill('SIGTERM')
-      if (process.env.DEBUG_VP) console.log(child.stderrText())
     }
     const r = await child.result
     expect(r.code, r.stderr).toBe(0)
