@@ -101,7 +101,7 @@ export async function queryLoad(ctx: BenchContext): Promise<WorkloadResult> {
     title: 'Reading the replica while sync streams',
     setup: [
       `Table \`public.${TABLE}\` (the backfill's shape), ${rows.toLocaleString('en-US')} inserts then ${rows.toLocaleString('en-US')} updates, in transactions of ${TXN_ROWS.toLocaleString('en-US')} rows, written after the slots were created; each sync run stops at END (a logical decoding message after them).`,
-      `"queried": while sync streams, a loop runs \`pgrep query\` (a new process each time, so Node's start and DuckDB's load are in every query) with a full scan of the table, one per second; the sync answers them over its control socket on connections of its own. Queries answered per run: ${answered.join(', ') || 'none'}${failed.length > 0 ? `; failed: ${failed.length} (first: ${failed[0]})` : ''}.`,
+      `"queried": while sync streams, a loop runs \`pgrep query\` (a new process each time, so Node's start is in every query; through the socket it does not load DuckDB) with a full scan of the table, one per second; the sync answers them over its control socket on connections of its own. Queries answered per run: ${answered.join(', ') || 'none'}${failed.length > 0 ? `; failed: ${failed.length} (first: ${failed[0]})` : ''}.`,
       ...(rounds < ctx.runs ? [`**${rounds} of ${ctx.runs} rounds**: the others would not have fitted in the time budget (--budget-minutes).`] : []),
     ],
     contenders: [alone, queried],
