@@ -11,7 +11,7 @@ import {qualifiedName, type TableName} from '../core/schema/types.js'
 
 export default class Resync extends PgrepCommand {
   static override summary = 'Mark tables of a sink to be copied again: the next sync re-copies them from a fresh snapshot while the others stream.'
-  static override description = `Sets the tables' copy state to pending in the sink (DuckDB's _pgrep.tables, BigQuery's _pgrep_tables). The next \`pgrep sync\` copies them from a fresh snapshot and applies their changes from that snapshot's position on: nothing missed, nothing applied twice; every other table keeps streaming. The tables keep their rows until the new copy replaces them atomically. Run it with sync stopped: a DuckDB file held by a running sync is refused (exit 8).
+  static override description = `Sets the tables' copy state to pending in the sink (DuckDB's _pgrep.tables, BigQuery's _pgrep_tables). The next \`pgrep sync\` copies them from a fresh snapshot and applies their changes from that snapshot's position on: nothing missed, nothing applied twice; every other table keeps streaming. The tables keep their rows until the new copy replaces them atomically. With a DuckDB file that a running sync holds, the request goes to that sync over the file's control socket (the one pgrep query uses), and it re-copies the tables between two transactions at its next publication check (within about 10 s), without a restart. A running BigQuery sync sees the mark only when it starts again.
 
 ${EXIT_CODE_HELP}`
 
@@ -38,6 +38,15 @@ ${EXIT_CODE_HELP}`
     if (config.kind === 'stdout') throw new PgrepError('usage', 'resync needs a sink that keeps table states: --sink duckdb or --sink bigquery')
     // Opening a missing file would create an empty database.
     if (config.kind === 'duckdb' && !existsSync(config.path)) throw new PgrepError('usage', `${config.path} does not exist`, {hint: 'give --duckdb-path the file sync writes to'})
+    if (config.kind === 'duckdb') {
+      const {requestResync} = await import('../sinks/duckdb/reader.js')
+      const live = await requestResync(config.path, tables, Boolean(flags.all))
+      if (live) {
+        for (const t of live) log.info({table: `${t.schema}.${t.name}`}, `${qualifiedName(t)}: the running sync copies it again`)
+        if (live.length === 0) log.info({}, 'the sink holds no tables: nothing to copy again')
+        return
+      }
+    }
     const sink = await createSink(config, log)
     try {
       const marked = await markForResync({sink, tables, all: flags.all})

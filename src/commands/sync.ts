@@ -6,7 +6,9 @@ import {CopyProgressReporter} from '../cli/progress.js'
 import {refuseJsonOnStdout, RunTally, type StreamRunResult} from '../cli/results.js'
 import {startObservability} from '../cli/metrics-server.js'
 import {createSink} from '../cli/sinks.js'
+import {SyncControl} from '../core/pipeline/resync.js'
 import {runSync} from '../core/pipeline/sync.js'
+import {serveResync} from '../cli/resync-control.js'
 import {PostgresSource} from '../core/postgres/source.js'
 
 export default class Sync extends PgrepCommand {
@@ -55,6 +57,9 @@ ${EXIT_CODE_HELP}`
       const progress = new CopyProgressReporter(log, {enabled: flags.progress})
       // Per-table counts cost a little on every batch: only for --json.
       const tally = flags.json ? new RunTally(obs?.observer) : undefined
+      // `pgrep resync` of this running sync arrives over the DuckDB file's control socket.
+      const control = new SyncControl()
+      serveResync(sink, control)
       try {
         const result = await runSync({
           source: new PostgresSource(config.connection, log),
@@ -70,6 +75,7 @@ ${EXIT_CODE_HELP}`
           observer: tally?.observer ?? obs?.observer,
           ...config.protection,
           autoResync: config.autoResync,
+          control,
           onCopyProgress: progress.update,
         })
         progress.finish()

@@ -181,10 +181,19 @@ describe.each(pgServers())('sync never silently diverges, PostgreSQL $major', (s
       await db.query(`ALTER TABLE off_t ALTER COLUMN c TYPE bigint USING c * 1000`)
       await waitFor(() => child.stderrText().includes('now differs from Postgres'), 90_000, 'divergence warning')
       expect(child.stderrText()).toContain('pgrep resync --table public.off_t')
-      // A resync while sync holds the file: refused, saying why.
-      const busy = await runCli(['resync', '--table', 'public.off_t', '--duckdb-path', file], env)
-      expect(busy.code).toBe(8)
-      expect(busy.stderr).toContain('a running sync holds it')
+      // While sync runs: the request reaches it over the file's control socket, and it copies the
+      // table again without a restart (a first copy, then the re-sync).
+      const copiedLines = () => count(child.stderrText(), '"table":"public.off_t","rows":')
+      expect(copiedLines()).toBe(1)
+      const live = await runCli(['resync', '--table', 'public.off_t', '--duckdb-path', file], env)
+      expect(live.code, live.stderr).toBe(0)
+      expect(live.stderr).toContain('the running sync copies it again')
+      await waitFor(() => child.stderrText().includes('"reason":"requested"'), 90_000, 'live re-sync requested')
+      await waitFor(() => copiedLines() === 2, 90_000, 'live re-sync copied')
+      // A table the sync does not replicate: a usage error from the running sync.
+      const unknown = await runCli(['resync', '--table', 'public.nope', '--duckdb-path', file], env)
+      expect(unknown.code).toBe(2)
+      expect(unknown.stderr).toContain('not replicated by this sync')
       child.kill('SIGTERM')
       expect((await child.result).code).toBe(0)
       // During the load: marked, then the next sync copies it again while the writes go on.

@@ -5,8 +5,8 @@
 // fresh snapshot, and applies its stream from that snapshot's LSN on, as after a crash during a
 // copy. The table keeps its rows until the new copy replaces them atomically.
 //
-// A running sync holds a DuckDB file (one writing process): the request then needs a channel to
-// that process (SyncControl.requestResync, for a control socket); without one this says so.
+// A running sync holds a DuckDB file (one writing process): `pgrep resync` then reaches it over the
+// file's control socket (src/cli/resync-control.ts → SyncControl.requestResync) instead.
 import {PgrepError} from '../errors.js'
 import type {Sink, TableState} from '../pipeline/sink.js'
 import {qualifiedName, tableKey, type TableName} from '../schema/types.js'
@@ -24,12 +24,8 @@ export async function markForResync(req: ResyncRequest): Promise<TableState[]> {
   try {
     resume = await req.sink.open()
   } catch (err) {
-    if (err instanceof PgrepError && /another process has the file open/.test(err.hint ?? '')) {
-      throw new PgrepError('sink', `${err.message}: a running sync holds it`, {
-        cause: err,
-        hint: 'stop that sync, run resync, then start sync again (a resync of a running sync needs its control socket, which this version does not have yet)',
-      })
-    }
+    // (A running pgrep sync is reached over the control socket before this; one that holds the
+    // file here answers no socket: an older pgrep, or another program.)
     throw err
   }
   const known = new Map(resume.tables.map((t) => [tableKey(t), t]))

@@ -13,7 +13,7 @@ import {mkdirSync} from 'node:fs'
 import path from 'node:path'
 import {DuckDBInstance, type DuckDBConnection} from '@duckdb/node-api'
 import type {ChangeEvent} from '../../core/changes.js'
-import {connectControl, ControlServer, controlSocketPath} from '../../core/control/socket.js'
+import {connectControl, ControlServer, controlSocketPath, type ControlHandler} from '../../core/control/socket.js'
 import {PgrepError} from '../../core/errors.js'
 import type {Lsn} from '../../core/lsn.js'
 import type {Checkpoint, LiveFigures, ResumeState, Sink, SinkInspection, TableCopyWriter, TableState} from '../../core/pipeline/sink.js'
@@ -98,6 +98,8 @@ export class DuckDbSink implements Sink {
   private readonly maxConcurrentQueries: number
   private queries: QueryService | undefined
   private control: ControlServer | undefined
+  /** Requests other than reads (`resync` of a running sync), registered by the program that runs the sink. */
+  private readonly controlHandlers = new Map<string, ControlHandler>()
   private readonly live = {since: '', batchesCommitted: 0, changesApplied: 0, batchChanges: 0, batchOpenedAt: null as string | null, lastCommitAt: null as string | null}
 
   constructor(options: DuckDbSinkOptions) {
@@ -321,6 +323,15 @@ export class DuckDbSink implements Sink {
     }
   }
 
+  /**
+   * Answers requests of `type` on the control socket while the sink is open (e.g. `resync`, which
+   * `sync` registers so that `pgrep resync` reaches it). Call before open() or after: both work.
+   */
+  handleControl(type: string, handler: ControlHandler): void {
+    this.controlHandlers.set(type, handler)
+    this.control?.handle(type, handler)
+  }
+
   // ---- internals ----
 
   private async startControl(instance: DuckDBInstance): Promise<void> {
@@ -328,6 +339,7 @@ export class DuckDbSink implements Sink {
     try {
       const control = await ControlServer.listen(socketPath)
       serveReads(control, this.queries!, () => this.readState(instance), () => this.liveFigures())
+      for (const [type, handler] of this.controlHandlers) control.handle(type, handler)
       this.control = control
       this.log('debug', `serving queries on ${socketPath}`)
     } catch (err) {

@@ -15,6 +15,7 @@ import {connectControl, controlRequest, controlSocketPath, type ControlFrame, ty
 import {PgrepError} from '../../core/errors.js'
 import {formatLsn, parseLsn} from '../../core/lsn.js'
 import type {LiveFigures, ResumeState, SinkInspection} from '../../core/pipeline/sink.js'
+import type {TableName} from '../../core/schema/types.js'
 import {isLockConflict, lockHolderPid} from './file-lock.js'
 import type {QueryColumn, QueryResult, QueryValues} from './query.js'
 import {query, sinkError} from './sql.js'
@@ -128,6 +129,30 @@ export async function queryFileToParquet(file: string, sql: string, out: string,
       }
     },
   )
+}
+
+/**
+ * Asks the pgrep that holds a DuckDB file to copy tables again (`pgrep resync` of a running sync).
+ * Returns the tables it accepted, or null when no pgrep holds the file (the caller marks them in
+ * the file instead).
+ */
+export async function requestResync(file: string, tables: TableName[], all: boolean): Promise<TableName[] | null> {
+  const socket = await connectControl(controlSocketPath(file))
+  if (!socket) return null
+  try {
+    for await (const f of controlRequest(socket, {type: 'resync', tables: tables.map((t) => ({schema: t.schema, name: t.name})), all})) {
+      if (f.type === 'resync') return (f.tables as TableName[]).map((t) => ({schema: t.schema, name: t.name}))
+    }
+  } catch (err) {
+    // A cdc or copy-table holds the file: it has no tables to copy again.
+    if (err instanceof PgrepError && /does not understand a "resync" request/.test(err.message)) {
+      throw new PgrepError('usage', `the pgrep that holds ${file} is not a sync: it cannot copy tables again`, {hint: 'resync works with a running `pgrep sync`, or with no pgrep running on the file'})
+    }
+    throw err
+  } finally {
+    socket.destroy()
+  }
+  throw new PgrepError('sink', 'the running sync did not answer the resync request', {hint: 'check its log; run the command again'})
 }
 
 /** What `status` shows of a DuckDB file: from its holder (with live figures), or read from the file. */
