@@ -137,7 +137,7 @@ describe('help, did you mean, completion', () => {
       symlinkSync(path.join(root, 'node_modules'), path.join(pkg, 'node_modules'))
       execFileSync(process.execPath, [path.join(root, 'node_modules/oclif/bin/run.js'), 'manifest'], {cwd: pkg, stdio: 'ignore'})
       const manifest = JSON.parse(readFileSync(path.join(pkg, 'oclif.manifest.json'), 'utf8'))
-      expect(Object.keys(manifest.commands).sort()).toEqual(['autocomplete:fish', 'cdc', 'copy-table', 'drop', 'status', 'sync'])
+      expect(Object.keys(manifest.commands).sort()).toEqual(['autocomplete:fish', 'cdc', 'copy-table', 'drop', 'query', 'resync', 'status', 'sync'])
       expect(Object.keys(manifest.commands['copy-table'].flags)).toEqual(expect.arrayContaining(['json', 'progress', 'table', 'config']))
       // Start-up reads the manifest instead of loading every command file: a command whose file
       // is gone is still listed.

@@ -138,7 +138,7 @@ describe.each(pgServers())('errors on the command line, PostgreSQL $major', (ser
     const env = pgEnv(db)
     const child = spawnCli(['sync', '--publication', 'typed_pub', '--slot', slot, '--duckdb-path', file, '--batch-max-delay', '100', '--log-format', 'json', '--log-level', 'debug'], env)
     try {
-      await waitFor(async () => (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active`, [slot])).rowCount === 1, 60_000, 'streaming started')
+      await waitFor(() => child.stderrText().includes('streaming from slot'), 120_000, 'streaming started') // (a slot is already 'active' while being created, before the copy)
       await db.query(`INSERT INTO public.typed VALUES (2, 'happy', '{ok}', 4, '{3}', '{sad}', '(2,z)', '{"(3,w)"}', '[2,3)', '{"[3,4)"}')`)
       // The Relation message of the stream resolves every column's type again, in another catalog.
       await waitFor(() => logLines(child.stderrText()).some((l) => l.msg === 'batch committed' && l.rows >= 1), 60_000, 'the insert applied')

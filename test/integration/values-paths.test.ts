@@ -47,7 +47,7 @@ describe.each(pgServers())('values across the copy paths and the stream, Postgre
     const file = path.join(dir, `vals-${server.major}.duckdb`)
     const child = spawnCli(['sync', '--publication', 'vals_pub', '--slot', 'vals_slot', '--duckdb-path', file, '--batch-max-delay', '100', '--log-format', 'json', '--log-level', 'debug'], pgEnv(db))
     try {
-      await waitFor(async () => (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'vals_slot' AND active`)).rowCount === 1, 60_000, 'streaming started')
+      await waitFor(() => child.stderrText().includes('streaming from slot'), 120_000, 'streaming started') // (a slot is already 'active' while being created, before the copy)
       await db.query(`INSERT INTO via_csv VALUES ${STREAMED}; INSERT INTO via_appender (id, j, x) VALUES ${STREAMED}`)
       const {rows} = await db.query(`SELECT pg_current_wal_insert_lsn()::text AS lsn`)
       await waitFor(async () => (await db.query(`SELECT confirmed_flush_lsn >= $1::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = 'vals_slot'`, [rows[0].lsn])).rows[0]?.ok === true, 60_000, 'applied')

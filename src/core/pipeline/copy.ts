@@ -524,7 +524,8 @@ async function planTable(source: PostgresSource, client: pg.Client, table: Table
   const {rows} = await source.run(
     client,
     `SELECT format('%I.%I', n.nspname, c.relname) AS rel, c.relkind::text AS kind, pg_relation_size(c.oid) AS bytes,
-            GREATEST(c.reltuples, 0)::bigint AS est, has_table_privilege(c.oid, 'SELECT') AS readable, current_setting('block_size')::int AS block
+            GREATEST(c.reltuples, 0)::bigint AS est, has_table_privilege(c.oid, 'SELECT') AS readable, current_setting('block_size')::int AS block,
+            c.oid = r.oid AS self
        FROM pg_class r JOIN pg_namespace rn ON rn.oid = r.relnamespace
        CROSS JOIN LATERAL (SELECT r.oid WHERE r.relkind <> 'p' UNION ALL SELECT relid FROM pg_partition_tree(r.oid) WHERE r.relkind = 'p' AND isleaf) AS leaf(oid)
        JOIN pg_class c ON c.oid = leaf.oid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -533,7 +534,8 @@ async function planTable(source: PostgresSource, client: pg.Client, table: Table
     [table.schema, table.name],
   )
   const root = qualifiedName(table)
-  const partitioned = rows.length !== 1 || rows[0].rel !== root
+  // (format('%I.%I') and qualifiedName quote differently: compare the relation, not its name.)
+  const partitioned = !(rows.length === 1 && rows[0].self === true)
   const plain = rows.every((r) => r.kind === 'r' && r.readable)
   const units: Omit<Unit, 'plan'>[] = []
   if (rows.length === 0) {

@@ -26,7 +26,7 @@
 import type {DuckDBConnection} from '@duckdb/node-api'
 import {PgrepError} from '../../core/errors.js'
 import type {ColumnSchema, TableName, TableSchema} from '../../core/schema/types.js'
-import {STATE_SCHEMA, isOwnedTable, readColumns, writeColumns, type StoredColumn} from './state.js'
+import {OWNED_TABLE_COMMENT, STATE_SCHEMA, isOwnedTable, readColumns, writeColumns, type StoredColumn} from './state.js'
 import {display, exec, ident, literal, qualified, query} from './sql.js'
 import {scalarPreparer} from './values.js'
 import {duckDbType, normalizeDuckType, splitListType} from './types.js'
@@ -92,13 +92,14 @@ export function checkTableNames(t: TableSchema): void {
   }
 }
 
+/** CREATE TABLE, and the ownership comment (it stays through RENAME and ALTER). */
 export function createTableSql(db: string, t: TableName, columns: {name: string; duckType: string}[], primaryKey: string[]): string {
   if (columns.length === 0) {
     throw new PgrepError('sink', `cannot replicate ${display(t)}: DuckDB tables need at least one column`, {hint: 'leave column-less tables out of the publication'})
   }
   const cols = columns.map((c) => `${ident(c.name)} ${c.duckType}`)
   if (primaryKey.length > 0) cols.push(`PRIMARY KEY (${primaryKey.map(ident).join(', ')})`)
-  return `CREATE TABLE ${qualified(db, t)} (${cols.join(', ')})`
+  return `CREATE TABLE ${qualified(db, t)} (${cols.join(', ')}); COMMENT ON TABLE ${qualified(db, t)} IS '${OWNED_TABLE_COMMENT}'`
 }
 
 /** The DuckDB table as it is now (in the connection's transaction), or undefined when missing. */

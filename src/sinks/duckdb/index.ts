@@ -28,7 +28,7 @@ import {Issues, type SinkLog} from './issues.js'
 import {defaultMaxConcurrentQueries, QueryService, type QueryOptions, type QueryResult} from './query.js'
 import {inspectFile, serveReads} from './reader.js'
 import {exec, ident, Mutex, query, sinkError} from './sql.js'
-import {addResyncsDone, ensureState, readResume, readResyncsDone, STATE_SCHEMA, writeCheckpoint, writeTableState} from './state.js'
+import {addResyncsDone, ensureState, readResume, STATE_SCHEMA, writeCheckpoint, writeTableState} from './state.js'
 
 export {duckDbType} from './types.js'
 
@@ -148,9 +148,7 @@ export class DuckDbSink implements Sink {
       const rows = await query<{db: string}>(this.conn, 'SELECT current_database() AS db')
       this.db = rows[0].db
       await ensureState(this.conn, this.db)
-      const resume = await readResume(this.conn, this.db)
-      const resyncs = await readResyncsDone(this.conn, this.db)
-      return resyncs > 0 ? {...resume, resyncsDone: resyncs} : resume
+      return await readResume(this.conn, this.db)
     } catch (err) {
       throw sinkError(`read pgrep's state from ${this.path}`, err)
     }

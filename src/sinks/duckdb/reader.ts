@@ -237,6 +237,7 @@ async function withReader<T>(file: string, remote: (socket: net.Socket) => Promi
 interface ResumeJson {
   checkpoint: null | {commitLsn: string; endLsn: string; commitTime: string | null; partial: {commitLsn: string; changes: number} | null}
   tables: {schema: string; name: string; status: string; snapshotLsn: string | null}[]
+  resyncsDone?: number
 }
 
 function resumeToJson(s: ResumeState): ResumeJson {
@@ -251,6 +252,7 @@ function resumeToJson(s: ResumeState): ResumeJson {
         }
       : null,
     tables: s.tables.map((t) => ({schema: t.schema, name: t.name, status: t.status, snapshotLsn: t.snapshotLsn === null ? null : formatLsn(t.snapshotLsn)})),
+    ...(s.resyncsDone ? {resyncsDone: s.resyncsDone} : {}),
   }
 }
 
@@ -271,6 +273,7 @@ function resumeFromJson(j: ResumeJson): ResumeState {
       status: t.status as ResumeState['tables'][number]['status'],
       snapshotLsn: t.snapshotLsn === null ? null : parseLsn(t.snapshotLsn),
     })),
+    ...(j.resyncsDone ? {resyncsDone: j.resyncsDone} : {}),
   }
 }
 

@@ -130,7 +130,9 @@ export async function readResume(conn: DuckDBConnection, db: string): Promise<Re
     status: STATUSES.includes(r.status as TableCopyStatus) ? (r.status as TableCopyStatus) : 'pending',
     snapshotLsn: r.snapshot_lsn === null ? null : parseLsn(r.snapshot_lsn),
   }))
-  return {checkpoint, tables}
+  const hasMeta = (await query(conn, `SELECT 1 FROM duckdb_tables() WHERE database_name = $1 AND schema_name = $2 AND table_name = 'meta'`, [db, STATE_SCHEMA])).length > 0
+  const resyncs = hasMeta ? await readResyncsDone(conn, db) : 0
+  return resyncs > 0 ? {checkpoint, tables, resyncsDone: resyncs} : {checkpoint, tables}
 }
 
 export async function writeCheckpoint(conn: DuckDBConnection, db: string, cp: Checkpoint): Promise<void> {
@@ -187,16 +189,25 @@ export async function readColumns(conn: DuckDBConnection, db: string, t: TableNa
 }
 
 /**
- * True when pgrep made `t` in this file: its columns are recorded (every copy and every table the
+ * The comment on every table pgrep creates: the mark of ownership that stays with the table when
+ * the state schema is dropped (`pgrep drop --sink-state`, the fix for an invalidated slot), so the
+ * next sync may replace it; a user's table of the same name has none and is left alone.
+ */
+export const OWNED_TABLE_COMMENT = 'replicated by pgrep'
+
+/**
+ * True when pgrep made `t` in this file: it carries the ownership comment, its columns are recorded (every copy and every table the
  * stream creates writes them), or an older pgrep recorded it as copied. A table that exists in the
- * file without either is a user's own, never replaced (see claimTable in ddl.ts).
+ * file without either (nor the ownership comment) is a user's own, never replaced (see claimTable
+ * in ddl.ts).
  */
 export async function isOwnedTable(conn: DuckDBConnection, db: string, t: TableName): Promise<boolean> {
   const rows = await query<{n: bigint}>(
     conn,
     `SELECT (SELECT count(*) FROM ${st(db, 'table_columns')} WHERE "schema" = $1 AND name = $2)
-          + (SELECT count(*) FROM ${st(db, 'tables')} WHERE "schema" = $1 AND name = $2 AND (status <> 'pending' OR snapshot_lsn IS NOT NULL)) AS n`,
-    [t.schema, t.name],
+          + (SELECT count(*) FROM ${st(db, 'tables')} WHERE "schema" = $1 AND name = $2 AND (status <> 'pending' OR snapshot_lsn IS NOT NULL))
+          + (SELECT count(*) FROM duckdb_tables() WHERE database_name = $3 AND schema_name = $1 AND table_name = $2 AND comment = $4) AS n`,
+    [t.schema, t.name, db, OWNED_TABLE_COMMENT],
   )
   return Number(rows[0].n) > 0
 }
