@@ -2,6 +2,7 @@
 // of those tables between Postgres and a DuckDB file.
 import {DuckDBInstance} from '@duckdb/node-api'
 import {seededRandom} from './byte-writer.js'
+import {waitFor} from './cli.js'
 import type {TestDb} from './postgres.js'
 
 export const ORACLE_SCHEMA = `
@@ -143,4 +144,28 @@ function multisetMinus(a: string[], b: string[]): string[] {
     else out.push(x)
   }
   return out
+}
+
+/** Rows of a query on a DuckDB file, opened for the query (nothing else may hold it). */
+export async function duckQuery(file: string, sql: string): Promise<Record<string, unknown>[]> {
+  const instance = await DuckDBInstance.create(file)
+  const conn = await instance.connect()
+  try {
+    return (await conn.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[]
+  } finally {
+    conn.closeSync()
+    instance.closeSync()
+  }
+}
+
+/** Waits until the slot is confirmed past a transaction committed now (so the sink has it). */
+export async function waitApplied(db: TestDb, slot: string): Promise<void> {
+  const c = await db.client()
+  await c.query('BEGIN')
+  await c.query(`SELECT txid_current()`)
+  const {rows} = await c.query(`SELECT pg_current_wal_insert_lsn()::text AS lsn`)
+  await c.query('COMMIT')
+  await c.end()
+  // An empty transaction is still decoded (BEGIN/COMMIT) and confirmed once passed.
+  await waitFor(async () => (await db.query(`SELECT confirmed_flush_lsn > $1::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = $2`, [rows[0].lsn, slot])).rows[0]?.ok === true, 120_000, 'applied')
 }

@@ -11,7 +11,7 @@ import path from 'node:path'
 import {DuckDBInstance} from '@duckdb/node-api'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {pgEnv, runCli, spawnCli, waitFor} from '../helpers/cli.js'
-import {compareWithDuckDb} from '../helpers/oracle.js'
+import {compareWithDuckDb, duckQuery, waitApplied} from '../helpers/oracle.js'
 import {createTestDb, type TestDb} from '../helpers/postgres.js'
 import {pgServers} from '../helpers/servers.js'
 import {startStandIn, type StandIn} from '../helpers/bigquery-standin/index.js'
@@ -19,27 +19,7 @@ import {startStandIn, type StandIn} from '../helpers/bigquery-standin/index.js'
 const col = (c: string) => ({pg: `"${c}"::text`, duck: `CAST("${c}" AS VARCHAR)`})
 const table = (name: string, columns: string[]) => ({schema: 'public', name, keyed: true, columns: columns.map(col)})
 
-async function duckQuery(file: string, sql: string): Promise<Record<string, unknown>[]> {
-  const instance = await DuckDBInstance.create(file)
-  const conn = await instance.connect()
-  try {
-    return (await conn.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[]
-  } finally {
-    conn.closeSync()
-    instance.closeSync()
-  }
-}
 
-/** Waits until the slot is confirmed past everything committed so far (the sink has it all). */
-async function waitApplied(db: TestDb, slot: string): Promise<void> {
-  const c = await db.client()
-  await c.query('BEGIN')
-  await c.query(`SELECT txid_current()`)
-  const {rows} = await c.query(`SELECT pg_current_wal_insert_lsn()::text AS lsn`)
-  await c.query('COMMIT')
-  await c.end()
-  await waitFor(async () => (await db.query(`SELECT confirmed_flush_lsn > $1::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = $2`, [rows[0].lsn, slot])).rows[0]?.ok === true, 120_000, 'applied')
-}
 
 /** Small transactions on `sqls` (one chosen per transaction, `$1` a counter) until stopped. */
 function writer(db: TestDb, sqls: string[]): {stop: () => Promise<number>} {

@@ -3,35 +3,13 @@
 import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
-import {DuckDBInstance} from '@duckdb/node-api'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {jsonLines, pgEnv, runCli, spawnCli, waitFor} from '../helpers/cli.js'
-import {compareWithDuckDb, ORACLE_PUBLICATION_TABLES, ORACLE_SCHEMA, rng, runWorkload} from '../helpers/oracle.js'
+import {compareWithDuckDb, duckQuery, ORACLE_PUBLICATION_TABLES, ORACLE_SCHEMA, rng, runWorkload, waitApplied} from '../helpers/oracle.js'
 import {createTestDb, type TestDb} from '../helpers/postgres.js'
 import {pgServers} from '../helpers/servers.js'
 
-async function duckQuery(file: string, sql: string): Promise<Record<string, unknown>[]> {
-  const instance = await DuckDBInstance.create(file)
-  const conn = await instance.connect()
-  try {
-    return (await conn.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[]
-  } finally {
-    conn.closeSync()
-    instance.closeSync()
-  }
-}
 
-/** Waits until the slot is confirmed past a transaction committed now (so the sink has it). */
-async function waitApplied(db: TestDb, slot: string): Promise<void> {
-  const c = await db.client()
-  await c.query('BEGIN')
-  await c.query(`SELECT txid_current()`)
-  const {rows} = await c.query(`SELECT pg_current_wal_insert_lsn()::text AS lsn`)
-  await c.query('COMMIT')
-  await c.end()
-  // An empty transaction is still decoded (BEGIN/COMMIT) and confirmed once passed.
-  await waitFor(async () => (await db.query(`SELECT confirmed_flush_lsn > $1::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = $2`, [rows[0].lsn, slot])).rows[0]?.ok === true, 60_000, 'applied')
-}
 
 describe.each(pgServers())('sync into DuckDB on PostgreSQL $major', (server) => {
   let dir: string
