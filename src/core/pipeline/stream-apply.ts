@@ -535,7 +535,8 @@ export class StreamApplier {
     if (txn.skip) return
     // Events carry the begin message's final LSN, which is the commit LSN; keep them exact anyway.
     if (txn.commitLsnHint !== commitLsn) for (const e of txn.events) e.commitLsn = commitLsn
-    if (txn.events.length > 0 || txn.partiallyWritten) {
+    const wrote = txn.events.length > 0 || txn.partiallyWritten
+    if (wrote) {
       await this.openBatch()
       if (txn.events.length > 0) {
         this.batchRows += txn.events.length
@@ -544,7 +545,9 @@ export class StreamApplier {
       }
     }
     if (this.batchOpen) {
-      this.batchTxns++
+      // A transaction with nothing for the sink (PostgreSQL 14 sends empty ones, e.g. an
+      // autoanalyze's) moves the checkpoint but is not counted as applied.
+      if (wrote) this.batchTxns++
       this.batchLast = {commitLsn, endLsn, commitTime}
       if (this.batchRows >= this.limits.maxRows || this.batchBytes >= this.limits.maxBytes || Date.now() - this.batchStartedAt >= this.limits.maxDelayMs || txn.partiallyWritten) {
         await this.commitBatch()
