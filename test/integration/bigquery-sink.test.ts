@@ -1,5 +1,5 @@
 // The BigQuery sink against the local stand-in: open, copy, stream batches, types, names, errors.
-import {writeFile} from 'node:fs/promises'
+import {rm, writeFile} from 'node:fs/promises'
 import {generateKeyPairSync} from 'node:crypto'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -64,6 +64,7 @@ describe('open', () => {
     await writeFile(keyFile, JSON.stringify({...good, private_key: privateKey.export({type: 'pkcs8', format: 'pem'})}))
     const sink = makeSink(s, nextDataset(), {keyFile})
     const err = (await sink.open().catch((e: unknown) => e)) as PgrepError
+    await rm(keyFile, {force: true})
     expect(err).toBeInstanceOf(PgrepError)
     expect(err.kind).toBe('permission')
     expect(err.message).toMatch(/credentials/)
