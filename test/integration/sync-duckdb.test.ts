@@ -88,6 +88,27 @@ describe.each(pgServers())('sync into DuckDB on PostgreSQL $major', (server) => 
     }
   })
 
+  it('a slot dropped by hand: the next sync copies the tables again instead of missing the changes in between', async () => {
+    const db = await freshDb('noslot')
+    const file = path.join(dir, `noslot-${server.major}.duckdb`)
+    try {
+      await runWorkload(db, 11, 30)
+      const env = pgEnv(db)
+      const args = ['sync', '--publication', 'pub', '--slot', 'noslot_slot', '--duckdb-path', file, '--once']
+      const first = await runCli(args, env)
+      expect(first.code, first.stderr).toBe(0)
+      await db.query(`SELECT pg_drop_replication_slot('noslot_slot')`)
+      // Changes that no slot holds any more: only a new copy brings them to the sink.
+      await runWorkload(db, 12, 30)
+      const second = await runCli(args, env)
+      expect(second.code, second.stderr).toBe(0)
+      expect(second.stderr).toMatch(/does not exist but the sink holds 3 table\(s\) copied with an earlier one/)
+      expect(await compareWithDuckDb(db, file)).toEqual([])
+    } finally {
+      await db.close()
+    }
+  })
+
   it('copies a table added to the publication while sync runs, and follows schema changes', async () => {
     const db = await freshDb('added')
     const file = path.join(dir, `added-${server.major}.duckdb`)

@@ -85,11 +85,19 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
     await watch.remember(published)
     const resume = await sink.open()
     const states = new Map<string, TableState>(resume.tables.map((t) => [tableKey(t), t]))
+    const existing = await source.checkSlot(sql, opts.slot, source.conn.database)
+    // No slot, yet the sink holds tables copied by an earlier run (the slot was dropped by hand, or
+    // on another server): the changes after those copies went with the old slot. The tables are
+    // copied again from the new slot's snapshot; otherwise they would miss them without a word.
+    const stale = existing ? [] : published.filter((t) => states.get(tableKey(t))?.status === 'ready')
+    if (stale.length > 0) {
+      log.warn({slot: opts.slot, tables: stale.map((t) => qualifiedName(t))}, `slot "${opts.slot}" does not exist but the sink holds ${stale.length} table(s) copied with an earlier one: copying them again, since the changes in between are not in any slot`)
+      for (const t of stale) states.set(tableKey(t), {...states.get(tableKey(t))!, status: 'pending'})
+    }
     // Before the slot exists: a table the role cannot read would fail the copy halfway.
     await source.checkSelectPrivileges(sql, published.filter((t) => states.get(tableKey(t))?.status !== 'ready'))
 
     let slotSnapshot: {name: string | null; lsn: Lsn} | null = null
-    const existing = await source.checkSlot(sql, opts.slot, source.conn.database)
     if (!existing) {
       repl = await source.replication()
       const created = await source.createSlot(repl, opts.slot, {exportSnapshot: true, failover: opts.failoverSlot})
