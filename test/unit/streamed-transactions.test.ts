@@ -1,4 +1,4 @@
-import {describe, expect, it} from 'vitest'
+import {afterEach, describe, expect, it} from 'vitest'
 import {StreamedTransactions} from '../../src/core/pipeline/streamed-transactions.js'
 
 const msg = (s: string) => new Uint8Array(Buffer.from(s))
@@ -9,8 +9,14 @@ describe.each([
   ['spilled to disk', 8],
   ['half in memory, half on disk', 20],
 ])('streamed transactions held %s', (_name, limit) => {
+  // Each test's spill directory is removed at its end, as the pipeline does when it stops.
+  const made: StreamedTransactions[] = []
+  afterEach(() => {
+    for (const st of made.splice(0)) st.clear()
+  })
   it('replays a committed transaction in order and forgets it', () => {
     const st = new StreamedTransactions(limit)
+    made.push(st)
     st.add(7, 7, msg('a1'))
     st.add(8, 8, msg('b1'))
     st.add(7, 7, msg('a2-longer-message'))
@@ -24,6 +30,7 @@ describe.each([
 
   it('drops an aborted subtransaction and everything after it, keeping what came before', () => {
     const st = new StreamedTransactions(limit)
+    made.push(st)
     st.add(10, 10, msg('top-1'))
     st.add(10, 11, msg('sub11-1'))
     st.add(10, 11, msg('sub11-2'))
@@ -38,6 +45,7 @@ describe.each([
 
   it('keeps order across many segments, big messages and an abort back into an earlier segment', () => {
     const st = new StreamedTransactions(limit)
+    made.push(st)
     const expected: string[] = []
     for (let i = 0; i < 50; i++) {
       const m = `m${i}-${'x'.repeat(i % 7 === 0 ? 40 : i % 5)}`
@@ -55,6 +63,7 @@ describe.each([
 
   it('drops a whole aborted transaction', () => {
     const st = new StreamedTransactions(limit)
+    made.push(st)
     st.add(20, 20, msg('x'))
     st.add(20, 21, msg('y'))
     st.abort(20, 20)
