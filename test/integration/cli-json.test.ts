@@ -5,26 +5,14 @@ import {existsSync} from 'node:fs'
 import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
-import {DuckDBInstance} from '@duckdb/node-api'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {parseLsn} from '../../src/core/lsn.js'
 import {pgEnv, runCli, spawnCli, waitFor} from '../helpers/cli.js'
-import {compareWithDuckDb, ORACLE_PUBLICATION_TABLES, ORACLE_SCHEMA, runWorkload} from '../helpers/oracle.js'
+import {compareWithDuckDb, duckQuery, ORACLE_PUBLICATION_TABLES, ORACLE_SCHEMA, runWorkload} from '../helpers/oracle.js'
 import {createTestDb, freePort, type TestDb} from '../helpers/postgres.js'
 import {pgServers} from '../helpers/servers.js'
 
 const LSN = /^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/
-
-async function duckRows(file: string, sql: string): Promise<Record<string, unknown>[]> {
-  const instance = await DuckDBInstance.create(file)
-  const conn = await instance.connect()
-  try {
-    return (await conn.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[]
-  } finally {
-    conn.closeSync()
-    instance.closeSync()
-  }
-}
 
 /** stdout must be exactly one JSON document. */
 function parseStdout(r: {stdout: string; stderr: string}): any {
@@ -87,7 +75,7 @@ describe.each(pgServers())('--json on PostgreSQL $major', (server) => {
       for (const e of expected) {
         const t = out.tables.find((x: any) => x.table === e.table)
         const pg = (await db.query(`SELECT count(*)::int AS n, sum(${e.bytes})::int AS bytes FROM ${e.pg}`)).rows[0]
-        const duck = await duckRows(file, `SELECT count(*)::INTEGER AS n FROM ${e.duck}`)
+        const duck = await duckQuery(file, `SELECT count(*)::INTEGER AS n FROM ${e.duck}`)
         expect(t).toMatchObject({schema: e.schema, name: e.name, rows: pg.n, bytes: pg.bytes, snapshotLsn: out.snapshotLsn})
         expect(duck[0]!.n).toBe(pg.n)
         expect(t.seconds).toBeGreaterThanOrEqual(0)
@@ -286,7 +274,7 @@ describe.each(pgServers())('--json on PostgreSQL $major', (server) => {
       const env = pgEnv(db)
       const synced = await runCli(['sync', '--publication', 'dpub', '--slot', 'json_drop', '--duckdb-path', file, '--once'], env)
       expect(synced.code, synced.stderr).toBe(0)
-      expect((await duckRows(file, `SELECT count(*)::INTEGER AS n FROM information_schema.schemata WHERE schema_name = '_pgrep'`))[0]!.n).toBe(1)
+      expect((await duckQuery(file, `SELECT count(*)::INTEGER AS n FROM information_schema.schemata WHERE schema_name = '_pgrep'`))[0]!.n).toBe(1)
 
       const r = await runCli(['drop', '--slot', 'json_drop', '--sink-state', '--duckdb-path', file, '--yes', '--json'], env)
       expect(r.code, r.stderr).toBe(0)
@@ -296,7 +284,7 @@ describe.each(pgServers())('--json on PostgreSQL $major', (server) => {
         sinkState: {file, existed: true, dropped: true},
       })
       expect((await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'json_drop'`)).rowCount).toBe(0)
-      expect((await duckRows(file, `SELECT count(*)::INTEGER AS n FROM information_schema.schemata WHERE schema_name = '_pgrep'`))[0]!.n).toBe(0)
+      expect((await duckQuery(file, `SELECT count(*)::INTEGER AS n FROM information_schema.schemata WHERE schema_name = '_pgrep'`))[0]!.n).toBe(0)
 
       const again = await runCli(['drop', '--slot', 'json_drop', '--sink-state', '--duckdb-path', file, '--yes', '--json'], env)
       expect(again.code, again.stderr).toBe(0)

@@ -4,22 +4,11 @@
 import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
-import {DuckDBInstance} from '@duckdb/node-api'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {pgEnv, runCli, spawnCli, waitFor} from '../helpers/cli.js'
 import {createTestDb, type TestDb} from '../helpers/postgres.js'
+import {duckQuery} from '../helpers/oracle.js'
 import {pgServers} from '../helpers/servers.js'
-
-async function duckRows(file: string, sql: string): Promise<Record<string, unknown>[]> {
-  const instance = await DuckDBInstance.create(file)
-  const conn = await instance.connect()
-  try {
-    return (await conn.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[]
-  } finally {
-    conn.closeSync()
-    instance.closeSync()
-  }
-}
 
 const VALUES = `(1, '"\\ud800"', '18446744073709551615'), (2, '{"a": "\\udc00x"}', '9223372036854775808'), (3, '[1, 2]', '0')`
 const STREAMED = `(11, '"\\ud800"', '18446744073709551615'), (12, '{"a": "\\udc00x"}', '9223372036854775808'), (13, '[1, 2]', '0')`
@@ -59,9 +48,9 @@ describe.each(pgServers())('values across the copy paths and the stream, Postgre
     expect(r.stderr).not.toMatch(/stored as NULL/)
     const pg = (await db.query(`SELECT id, j::text AS j, x::text AS x FROM via_csv ORDER BY id`)).rows
     for (const table of ['via_csv', 'via_appender']) {
-      const types = await duckRows(file, `SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = '${table}' AND column_name = 'x'`)
+      const types = await duckQuery(file, `SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = '${table}' AND column_name = 'x'`)
       expect(types).toEqual([{column_name: 'x', data_type: 'UBIGINT'}])
-      const duck = await duckRows(file, `SELECT id, CAST(j AS VARCHAR) AS j, CAST(x AS VARCHAR) AS x FROM public.${table} ORDER BY id`)
+      const duck = await duckQuery(file, `SELECT id, CAST(j AS VARCHAR) AS j, CAST(x AS VARCHAR) AS x FROM public.${table} ORDER BY id`)
       expect(duck, table).toEqual(pg.map((row) => ({id: row.id, j: row.j, x: row.x})))
     }
   })
@@ -75,7 +64,7 @@ describe.each(pgServers())('values across the copy paths and the stream, Postgre
     const r = await runCli(['copy-table', '--table', 'arrays', '--duckdb-path', file], pgEnv(db))
     expect(r.code, r.stderr).toBe(0)
     // The first value read is 1-dimensional: the column is INTEGER[].
-    expect(await duckRows(file, `SELECT id, CAST(a AS VARCHAR) AS a FROM public.arrays ORDER BY id`)).toEqual([
+    expect(await duckQuery(file, `SELECT id, CAST(a AS VARCHAR) AS a FROM public.arrays ORDER BY id`)).toEqual([
       {id: 1, a: '[1, 2]'},
       {id: 2, a: null},
       {id: 3, a: '[5]'},
