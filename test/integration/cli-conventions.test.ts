@@ -6,6 +6,7 @@ import {cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlin
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
+import {stripVTControlCharacters} from 'node:util'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {BIN, pgEnv, runCli} from '../helpers/cli.js'
 import {createTestDb, type TestDb} from '../helpers/postgres.js'
@@ -71,8 +72,10 @@ describe('help, did you mean, completion', () => {
   it('a mistyped command: exit 127, and on a terminal the closest command is offered', async () => {
     const r = await runCli(['syn'], env())
     expect(r.code).toBe(127)
-    expect(r.stderr).toContain('syn is not a pgrep command')
-    expect(r.stderr).toContain('pgrep help')
+    // oclif colours these words when FORCE_COLOR is set (as some CI runners do), even on a pipe.
+    const stderr = stripVTControlCharacters(r.stderr)
+    expect(stderr).toContain('syn is not a pgrep command')
+    expect(stderr).toContain('pgrep help')
     if (!hasScript) return
     // Declined: nothing runs.
     const tty = await inTerminal(`exec node ${shellQuote(BIN)} copy-tabel`, 100, env({NO_COLOR: '1'}), 'n\n')
