@@ -23,6 +23,8 @@ export interface FlagDef {
   exclusive?: string[]
   env?: string
   parse?: (input: any, context: any, opts: any) => Promise<unknown>
+  /** The check and conversion of a setting's text (src/core/settings.ts), attached by flags.ts's `setting()`. */
+  value?: z.ZodType<unknown, string>
   [key: string]: unknown
 }
 
@@ -45,7 +47,8 @@ const INTEGER_PARSE = Flags.integer().parse
 
 type Kind = 'boolean' | 'integer' | 'string'
 
-function kindOf(def: FlagDef): Kind {
+/** What a flag's values are: boolean, integer (Flags.integer) or text. */
+export function kindOf(def: FlagDef): Kind {
   if (def.type === 'boolean') return 'boolean'
   return def.parse === INTEGER_PARSE ? 'integer' : 'string'
 }
@@ -325,7 +328,11 @@ async function readConfigFile(input: ResolveInput, file: string, problems: strin
   return out
 }
 
-/** Each value through its flag's schema; the good ones are kept, so one bad value hides no other problem. */
+/**
+ * Each value through its flag's schema, then the setting's own check (an LSN, a byte size: see
+ * src/core/settings.ts) without converting it: commands get the converted value (typedFlags).
+ * The good ones are kept, so one bad value hides no other problem.
+ */
 function checkEach(
   defs: FlagDefs,
   raw: Record<string, unknown>,
@@ -335,9 +342,38 @@ function checkEach(
 ): Map<string, unknown> {
   const out = new Map<string, unknown>()
   for (const [name, value] of Object.entries(raw)) {
-    const parsed = fieldSchema(defs[name]!, mode).safeParse(value)
-    if (parsed.success) out.set(name, parsed.data)
-    else for (const issue of parsed.error.issues) problems.push(`${label([name, ...issue.path])}: ${issue.message}`)
+    const def = defs[name]!
+    const parsed = fieldSchema(def, mode).safeParse(value)
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) problems.push(`${label([name, ...issue.path])}: ${issue.message}`)
+      continue
+    }
+    const bad = def.value ? settingProblems(def.value, parsed.data) : []
+    for (const message of bad) problems.push(`${label([name])}: ${message}`)
+    if (bad.length === 0) out.set(name, parsed.data)
+  }
+  return out
+}
+
+function settingProblems(schema: z.ZodType<unknown, string>, value: unknown): string[] {
+  const items = Array.isArray(value) ? value : [value]
+  return items.flatMap((item) => {
+    const checked = schema.safeParse(item)
+    return checked.success ? [] : checked.error.issues.map((i) => i.message)
+  })
+}
+
+/**
+ * The resolved flags with each setting's text converted by its schema (until-lsn to an Lsn,
+ * max-lag-bytes to a number, table to TableNames, ...): what commands read. Defaults are already
+ * in the converted form; resolveFlags has checked everything else.
+ */
+export function typedFlags(defs: FlagDefs, resolved: Resolved): Record<string, unknown> {
+  const out = {...resolved.flags}
+  for (const [name, def] of Object.entries(defs)) {
+    const value = out[name]
+    if (!def.value || value === undefined || resolved.origins[name] === 'default') continue
+    out[name] = Array.isArray(value) ? value.map((v) => def.value!.parse(v)) : def.value.parse(value)
   }
   return out
 }
