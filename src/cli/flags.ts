@@ -81,7 +81,7 @@ export const logFlags = {
 // declared here too so that PGREP_JSON and the config file can set it like any flag.
 export const jsonFlag = {
   json: Flags.boolean({
-    summary: 'Print the result as one JSON document on stdout when the command ends, or {"error": ...} when it fails (logs stay on stderr). Shapes: README "Scripting pgrep".',
+    summary: 'Print the result as one JSON document on stdout when the command ends, or {"error": ...} when it fails (logs stay on stderr). Shapes: docs/scripting.md.',
     helpGroup: 'OUTPUT',
   }),
 }
