@@ -306,25 +306,23 @@ export function tableFlag(summary: string, helpGroup: string) {
   return {table: setting(Flags.string({summary, multiple: true, helpGroup}), tableSetting)}
 }
 
-// Every shared flag, only to type what config.ts reads (SettingValues): a flag added to one of the
-// groups above is in it; a group of new flags is added here once.
-const everyFlag = {
-  ...connectionFlags,
-  ...logFlags,
-  ...jsonFlag,
-  ...progressFlag,
-  ...sinkFlags('stdout'),
-  ...slotFlags,
-  ...stopFlags,
-  ...batchFlags,
-  ...parallelFlag,
-  ...metricsFlags,
-  ...formatFlags,
-  ...protectionFlags,
-  ...foreignTablesFlag,
-  ...autoResyncFlag,
-  ...tableFlag('', ''),
-}
+// Every shared flag group, only to type what config.ts reads (SettingValues): a flag added to one
+// of the groups above is in it; a new group is added here once.
+type EveryFlag = typeof connectionFlags &
+  typeof logFlags &
+  typeof jsonFlag &
+  typeof progressFlag &
+  ReturnType<typeof sinkFlags> &
+  typeof slotFlags &
+  typeof stopFlags &
+  typeof batchFlags &
+  typeof parallelFlag &
+  typeof metricsFlags &
+  typeof formatFlags &
+  typeof protectionFlags &
+  typeof foreignTablesFlag &
+  typeof autoResyncFlag &
+  ReturnType<typeof tableFlag>
 
 /** The values of the shared flags as commands receive them: merged, checked, converted. */
-export type SettingValues = Partial<Interfaces.InferredFlags<typeof everyFlag>>
+export type SettingValues = Partial<Interfaces.InferredFlags<EveryFlag>>
