@@ -20,7 +20,10 @@ export default tseslint.config(
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-misused-promises': ['error', {checksVoidReturn: {arguments: false, attributes: false}}],
       '@typescript-eslint/await-thenable': 'error',
-      '@typescript-eslint/no-unused-vars': ['error', {argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_', caughtErrors: 'none'}],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        {argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_', caughtErrors: 'none'},
+      ],
       // Protocol and driver boundaries (pg, DuckDB rows, oclif's parse) are typed loosely on purpose.
       '@typescript-eslint/no-explicit-any': 'off',
       // `catch {}` with a comment is how a safe-to-ignore failure is written here.
@@ -38,7 +41,10 @@ export default tseslint.config(
     // files are edited by many hands at once, and the lead's formatting pass clears them.
     files: ['test/**/*.ts'],
     rules: {
-      '@typescript-eslint/no-unused-vars': ['warn', {argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none'}],
+      '@typescript-eslint/no-unused-vars': [
+        'warn',
+        {argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none'},
+      ],
       'prefer-const': 'warn',
     },
   },

@@ -60,7 +60,9 @@ export const slotSetting = z.string().superRefine((name, ctx) => {
 export const tableSetting: z.ZodType<TableName, string> = fromParser(parseTableName)
 
 /** A byte size (`1GB`, `512MB`, `1073741824`); `off` is null (`0` stays 0: its meaning is the caller's). */
-export const byteSizeSetting: z.ZodType<number | null, string> = fromParser((text) => (text.trim().toLowerCase() === 'off' ? null : parseByteSize(text)))
+export const byteSizeSetting: z.ZodType<number | null, string> = fromParser((text) =>
+  text.trim().toLowerCase() === 'off' ? null : parseByteSize(text),
+)
 
 /** A duration as milliseconds: `90s`, `10m`, `1h30m`, a bare number of seconds; `0` / `off`: 0. */
 export const durationSetting: z.ZodType<number, string> = fromParser(parseDuration)
@@ -85,19 +87,27 @@ export const shortDurationSetting: z.ZodType<number, string> = fromParser((text)
 })
 
 /** DuckDB's memory_limit: a size with a unit. */
-export const memoryLimitSetting = z.string().regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'must be a size like 256MB or 2GB')
+export const memoryLimitSetting = z
+  .string()
+  .regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'must be a size like 256MB or 2GB')
 
 /** A BigQuery dataset id. */
 export const datasetSetting = z.string().regex(/^[A-Za-z0-9_]{1,1024}$/, 'letters, digits and underscores only')
 
 /** Debezium's topic.prefix, as Debezium allows it. */
-export const topicPrefixSetting = z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only (as Debezium allows)')
+export const topicPrefixSetting = z
+  .string()
+  .regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only (as Debezium allows)')
 
 /** Text that must not be empty (publication, host names). */
 export const nonEmptySetting = z.string().min(1, 'must not be empty')
 
 /** Connections a copy uses: 1 to MAX_PARALLEL. */
-export const parallelSetting = z.number().int('must be a whole number').min(1, 'must be at least 1').max(MAX_PARALLEL, `must be at most ${MAX_PARALLEL}`)
+export const parallelSetting = z
+  .number()
+  .int('must be a whole number')
+  .min(1, 'must be at least 1')
+  .max(MAX_PARALLEL, `must be at most ${MAX_PARALLEL}`)
 
 /** The first problem a schema finds in a value, or undefined: for callers that label it themselves. */
 export function problemOf<T>(schema: z.ZodType<T, any>, value: unknown): {value?: T; problem?: string} {

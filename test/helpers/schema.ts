@@ -22,7 +22,12 @@ export function numeric(precision: number, scale: number): PgType {
  * A table with these columns, the first `keys` of them (default 1) the replica identity key.
  * Columns are `[name, type]` pairs.
  */
-export function tableSchema(schema: string, name: string, columns: [string, PgType][], opts: {keys?: number; relationId?: number} = {}): TableSchema {
+export function tableSchema(
+  schema: string,
+  name: string,
+  columns: [string, PgType][],
+  opts: {keys?: number; relationId?: number} = {},
+): TableSchema {
   const keys = opts.keys ?? 1
   return {
     relationId: opts.relationId ?? 1,

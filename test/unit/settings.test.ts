@@ -13,9 +13,20 @@ import {BIGQUERY_BATCH_DEFAULTS} from '../../src/sinks/bigquery/index.js'
 
 const defsOf = (c: {flags: unknown; baseFlags: unknown}) => ({...(c.baseFlags as FlagDefs), ...(c.flags as FlagDefs)})
 
-async function typed(command: {flags: unknown; baseFlags: unknown}, argv: Record<string, unknown>, env: Record<string, string> = {}, file?: string) {
+async function typed(
+  command: {flags: unknown; baseFlags: unknown},
+  argv: Record<string, unknown>,
+  env: Record<string, string> = {},
+  file?: string,
+) {
   const defs = defsOf(command)
-  const resolved = await resolveFlags({command: 'x', defs, argv: file === undefined ? argv : {...argv, config: 'p.yaml'}, env, readFile: () => file ?? ''})
+  const resolved = await resolveFlags({
+    command: 'x',
+    defs,
+    argv: file === undefined ? argv : {...argv, config: 'p.yaml'},
+    env,
+    readFile: () => file ?? '',
+  })
   return typedFlags(defs, resolved)
 }
 
@@ -31,8 +42,19 @@ async function problems(p: Promise<unknown>): Promise<string[]> {
 
 describe('settings', () => {
   it('converts checked flags for the command, from any source', async () => {
-    const flags = await typed(Cdc, {publication: 'p', 'until-lsn': '1/10'}, {PGREP_MAX_LAG_BYTES: '2GB', PGREP_MAX_STALL: '90s'}, 'heartbeat-interval: 2.5\nslot-check-interval: 1\n')
-    expect(flags).toMatchObject({'until-lsn': (1n << 32n) | 0x10n, 'max-lag-bytes': 2 * 1024 ** 3, 'max-stall': 90_000, 'heartbeat-interval': 2500, 'slot-check-interval': 1000})
+    const flags = await typed(
+      Cdc,
+      {publication: 'p', 'until-lsn': '1/10'},
+      {PGREP_MAX_LAG_BYTES: '2GB', PGREP_MAX_STALL: '90s'},
+      'heartbeat-interval: 2.5\nslot-check-interval: 1\n',
+    )
+    expect(flags).toMatchObject({
+      'until-lsn': (1n << 32n) | 0x10n,
+      'max-lag-bytes': 2 * 1024 ** 3,
+      'max-stall': 90_000,
+      'heartbeat-interval': 2500,
+      'slot-check-interval': 1000,
+    })
     expect((await typed(Cdc, {publication: 'p', 'max-lag-bytes': 'off'}))['max-lag-bytes']).toBeNull()
     expect((await typed(CopyTable, {table: ['a', '"Sales"."Order Items"']})).table).toEqual([
       {schema: 'public', name: 'a'},
@@ -42,7 +64,12 @@ describe('settings', () => {
 
   it('reports a bad value under the name it was given by, all at once', async () => {
     const found = await problems(
-      typed(Cdc, {publication: 'p', 'until-lsn': 'nope'}, {PGREP_MAX_LAG_BYTES: 'lots', PGREP_SLOT: 'Bad-Slot'}, 'max-stall: soon\nduckdb-memory-limit: huge\n'),
+      typed(
+        Cdc,
+        {publication: 'p', 'until-lsn': 'nope'},
+        {PGREP_MAX_LAG_BYTES: 'lots', PGREP_SLOT: 'Bad-Slot'},
+        'max-stall: soon\nduckdb-memory-limit: huge\n',
+      ),
     )
     expect(found.sort()).toEqual([
       '--until-lsn: invalid LSN "nope": must be an LSN like 16/B374D848',
@@ -55,13 +82,18 @@ describe('settings', () => {
 
   it('status reads --max-lag-bytes with the same check as cdc', async () => {
     expect((await typed(Status, {slot: 's', 'max-lag-bytes': '512MB'}))['max-lag-bytes']).toBe(512 * 1024 ** 2)
-    expect(await problems(typed(Status, {slot: 's', 'max-lag-bytes': '10 parsecs'}))).toEqual([expect.stringMatching(/^--max-lag-bytes: "10 parsecs" is not a byte size/)])
+    expect(await problems(typed(Status, {slot: 's', 'max-lag-bytes': '10 parsecs'}))).toEqual([
+      expect.stringMatching(/^--max-lag-bytes: "10 parsecs" is not a byte size/),
+    ])
   })
 
   it('batch defaults: one table per sink, the same the library exports', async () => {
     expect(SINK_BATCH_DEFAULTS.bigquery).toEqual(BIGQUERY_BATCH_DEFAULTS)
     expect(SINK_BATCH_DEFAULTS.duckdb).toEqual(DEFAULT_BATCH_LIMITS)
-    const config = streamConfig(await typed(Cdc, {publication: 'p', sink: 'bigquery', 'bq-project': 'x', 'bq-dataset': 'd', 'db-host': '/tmp'}), () => {})
+    const config = streamConfig(
+      await typed(Cdc, {publication: 'p', sink: 'bigquery', 'bq-project': 'x', 'bq-dataset': 'd', 'db-host': '/tmp'}),
+      () => {},
+    )
     expect(config.batch).toEqual(BIGQUERY_BATCH_DEFAULTS)
     // --help says the same numbers.
     const summary = String((Cdc.flags['batch-max-rows'] as {summary?: string}).summary)
