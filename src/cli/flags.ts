@@ -12,6 +12,8 @@ import {Flags, type Interfaces} from '@oclif/core'
 import type {z} from 'zod'
 import {DEFAULT_MAX_LAG_BYTES, DEFAULT_SLOT_CHECK_INTERVAL_MS} from '../core/pipeline/slot-monitor.js'
 import {DEFAULT_MAX_STALL_MS} from '../core/pipeline/stream-runner.js'
+import {DEFAULT_TXN_SPLIT_ROWS} from '../core/pipeline/stream-apply.js'
+import {DEFAULT_LOCK_TIMEOUT_MS} from '../sinks/duckdb/file-lock.js'
 import {
   byteSizeSetting,
   datasetSetting,
@@ -117,7 +119,7 @@ export function sinkFlags(defaultSink: 'stdout' | 'duckdb') {
     ),
     'duckdb-lock-timeout': setting(
       Flags.string({
-        summary: 'How long to wait while another process holds the DuckDB file (a pgrep query or status reading it): seconds, or with a unit (500ms, 30s, 2m); 0: fail at once (exit 8). Default 30s. A running pgrep that writes the file is not waited for.',
+        summary: `How long to wait while another process holds the DuckDB file (a pgrep query or status reading it): seconds, or with a unit (500ms, 30s, 2m); 0: fail at once (exit 8). Default ${DEFAULT_LOCK_TIMEOUT_MS / 1000}s. A running pgrep that writes the file is not waited for.`,
         helpGroup: 'SINK',
       }),
       shortDurationSetting,
@@ -175,7 +177,7 @@ export const batchFlags = {
     helpGroup: 'BATCHING',
   }),
   'txn-split-rows': Flags.integer({
-    summary: 'DuckDB: commit a transaction larger than this many row changes in pieces, so memory stays bounded (default 200000; 0: only whole transactions, readers never see part of one).',
+    summary: `DuckDB: commit a transaction larger than this many row changes in pieces, so memory stays bounded (default ${DEFAULT_TXN_SPLIT_ROWS}; 0: only whole transactions, readers never see part of one).`,
     min: 0,
     helpGroup: 'BATCHING',
   }),
