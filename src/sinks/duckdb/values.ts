@@ -13,6 +13,7 @@ import {PgrepError} from '../../core/errors.js'
 import {UNCHANGED_TOAST, type ColumnValue} from '../../core/protocol/messages.js'
 import {parseArrayLiteral, type ArrayValue} from '../../core/values/array-literal.js'
 import {byteaToBytes} from '../../core/values/bytea.js'
+import {parseTimestamptz} from '../../core/values/datetime.js'
 import {parseInterval} from '../../core/values/interval.js'
 import type {PgType, ScalarKind} from '../../core/schema/types.js'
 import {splitListType} from './types.js'
@@ -165,8 +166,9 @@ export function scalarPreparer(kind: ScalarKind | 'array'): (s: string) => strin
   switch (kind) {
     case 'date':
     case 'timestamp':
-    case 'timestamptz':
       return prepareDateTime
+    case 'timestamptz':
+      return prepareTimestamptz
     default:
       return identity
   }
@@ -184,6 +186,21 @@ export function prepareDateTime(s: string): string {
   const astronomical = 1 - year // 1 BC → 0, 2 BC → -1
   const y = astronomical === 0 ? '0000' : `-${String(-astronomical).padStart(4, '0')}`
   return y + s.slice(dash, -3)
+}
+
+/**
+ * pgrep's sessions print timestamptz in UTC (`+00`), which DuckDB reads as it is. DuckDB's
+ * appender does not apply any other offset (it reads `01:00:00.5+01` as 01:00:00.5 UTC), so a
+ * value with one is written from its parsed UTC instant.
+ */
+export function prepareTimestamptz(s: string): string {
+  const end = s.endsWith(' BC') ? s.length - 3 : s.length
+  if (s.startsWith('+00', end - 3)) return prepareDateTime(s)
+  const t = parseTimestamptz(s)
+  if (t === undefined || typeof t === 'string') return s
+  const year = t.year < 0 ? `-${String(-t.year).padStart(4, '0')}` : String(t.year).padStart(4, '0')
+  const p2 = (n: number) => String(n).padStart(2, '0')
+  return `${year}-${p2(t.month)}-${p2(t.day)} ${p2(t.hour)}:${p2(t.minute)}:${p2(t.second)}.${String(t.micros).padStart(6, '0')}+00`
 }
 
 /**
