@@ -69,16 +69,11 @@ export function epochMicros(t: CivilTimestamp): bigint {
 }
 
 // ---- text ----
+// Hand-written scanners rather than regular expressions: timestamps are in most rows, and these
+// run once per value. Helpers return -1 for "not this form" and leave the index after what they
+// read in `next` (module state instead of a tuple per call: this is a hot path).
 
-function digitsAt(s: string, i: number, n: number): number {
-  let v = 0
-  for (let k = i; k < i + n; k++) {
-    const c = s.charCodeAt(k) - 0x30
-    if (!(c >= 0 && c <= 9)) return -1
-    v = v * 10 + c
-  }
-  return v
-}
+let next = 0
 
 /** Index after the leading year digits (at least 4), or -1. */
 function yearEnd(s: string): number {
@@ -91,9 +86,10 @@ function yearEnd(s: string): number {
   return i >= 4 ? i : -1
 }
 
-/** `.f{1,6}` at i: [micros, index after]; no fraction: [0, i]; a bad one: [-1, i]. */
-function fractionAt(s: string, i: number): [number, number] {
-  if (s.charCodeAt(i) !== 0x2e) return [0, i]
+/** `.f{1,6}` at i as microseconds (0 when there is none), or -1; sets `next`. */
+function fractionAt(s: string, i: number): number {
+  next = i
+  if (s.charCodeAt(i) !== 0x2e) return 0
   let k = i + 1
   let v = 0
   while (k - i <= 7) {
@@ -103,104 +99,123 @@ function fractionAt(s: string, i: number): [number, number] {
     k++
   }
   const n = k - i - 1
-  if (n < 1 || n > 6) return [-1, i]
+  if (n < 1 || n > 6) return -1
   for (let j = n; j < 6; j++) v *= 10
-  return [v, k]
+  next = k
+  return v
 }
 
-/** `±HH[:MM[:SS]]` at i: [seconds east of UTC, index after], or undefined. */
-function offsetAt(s: string, i: number): [number, number] | undefined {
+/** `±HH[:MM[:SS]]` at i as seconds east of UTC, or NaN; sets `next`. */
+function offsetAt(s: string, i: number): number {
   const sign = s.charCodeAt(i)
-  if (sign !== 0x2b && sign !== 0x2d) return undefined
-  const h = digitsAt(s, i + 1, 2)
-  if (h < 0) return undefined
+  if (sign !== 0x2b && sign !== 0x2d) return NaN
+  const h = twoAt(s, i + 1)
+  if (h < 0) return NaN
   let k = i + 3
   let m = 0
   let sec = 0
   if (s.charCodeAt(k) === 0x3a) {
-    m = digitsAt(s, k + 1, 2)
-    if (m < 0) return undefined
+    m = twoAt(s, k + 1)
+    if (m < 0) return NaN
     k += 3
     if (s.charCodeAt(k) === 0x3a) {
-      sec = digitsAt(s, k + 1, 2)
-      if (sec < 0) return undefined
+      sec = twoAt(s, k + 1)
+      if (sec < 0) return NaN
       k += 3
     }
   }
+  next = k
   const offset = h * 3600 + m * 60 + sec
-  return [sign === 0x2d ? -offset : offset, k]
+  return sign === 0x2d ? -offset : offset
 }
 
-/** True when the text from i on is ` BC`; false when it is empty; undefined for anything else. */
-function bcAt(s: string, i: number): boolean | undefined {
-  if (i === s.length) return false
-  return s.length - i === 3 && s.endsWith(' BC') ? true : undefined
+/** 1 when the text from i on is ` BC`, 0 when it is empty, -1 for anything else. */
+function bcAt(s: string, i: number): number {
+  if (i === s.length) return 0
+  return s.length - i === 3 && s.endsWith(' BC') ? 1 : -1
 }
 
-/** `YYYY-MM-DD` at 0 (four or more year digits): the date with the year as printed, and the index after it. */
-function dateAt(s: string): [CivilDate, number] | undefined {
-  const y = yearEnd(s)
-  if (y < 0 || s.charCodeAt(y) !== 0x2d || s.charCodeAt(y + 3) !== 0x2d) return undefined
-  const month = digitsAt(s, y + 1, 2)
-  const day = digitsAt(s, y + 4, 2)
-  if (month < 1 || month > 12 || day < 1 || day > 31) return undefined
-  return [{year: y === 4 ? digitsAt(s, 0, 4) : Number(s.slice(0, y)), month, day}, y + 6]
-}
-
-/** `HH:MM:SS[.f]` at i: [micros past midnight, index after], or undefined. Allows 24:00:00 (time's maximum). */
-function timeAt(s: string, i: number): [number, number] | undefined {
-  if (s.charCodeAt(i + 2) !== 0x3a || s.charCodeAt(i + 5) !== 0x3a) return undefined
-  const h = digitsAt(s, i, 2)
-  const m = digitsAt(s, i + 3, 2)
-  const sec = digitsAt(s, i + 6, 2)
-  if (h < 0 || h > 24 || m < 0 || m > 59 || sec < 0 || sec > 59) return undefined
-  const [frac, end] = fractionAt(s, i + 8)
-  if (frac < 0) return undefined
+/** `HH:MM:SS[.f]` at i as microseconds past midnight (24:00:00 allowed: time's maximum), or -1; sets `next`. */
+function timeAt(s: string, i: number): number {
+  if (s.charCodeAt(i + 2) !== 0x3a || s.charCodeAt(i + 5) !== 0x3a) return -1
+  const h = twoAt(s, i)
+  const m = twoAt(s, i + 3)
+  const sec = twoAt(s, i + 6)
+  if (h < 0 || h > 24 || m < 0 || m > 59 || sec < 0 || sec > 59) return -1
+  const frac = fractionAt(s, i + 8)
+  if (frac < 0) return -1
   const micros = ((h * 60 + m) * 60 + sec) * 1e6 + frac
-  if (micros > 86_400_000_000) return undefined
-  return [micros, end]
+  return micros > 86_400_000_000 ? -1 : micros
+}
+
+/** Two digits at i as a number, or a negative number when either is not a digit. */
+function twoAt(s: string, i: number): number {
+  const a = s.charCodeAt(i) - 0x30
+  const b = s.charCodeAt(i + 1) - 0x30
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1
+}
+
+/** `YYYY-MM-DD` at 0 (four or more year digits) as year * 10000 + month * 100 + day with the year as printed, or -1; sets `next`. */
+function dateAt(s: string): number {
+  if (s.charCodeAt(4) === 0x2d && s.charCodeAt(7) === 0x2d) {
+    // A four-digit year, the common case: fixed positions.
+    const hi = twoAt(s, 0)
+    const lo = twoAt(s, 2)
+    const month = twoAt(s, 5)
+    const day = twoAt(s, 8)
+    if (hi < 0 || lo < 0 || month < 1 || month > 12 || day < 1 || day > 31) return -1
+    next = 10
+    return (hi * 100 + lo) * 10000 + month * 100 + day
+  }
+  const y = yearEnd(s)
+  if (y < 0 || s.charCodeAt(y) !== 0x2d || s.charCodeAt(y + 3) !== 0x2d) return -1
+  const month = twoAt(s, y + 1)
+  const day = twoAt(s, y + 4)
+  if (month < 1 || month > 12 || day < 1 || day > 31) return -1
+  next = y + 6
+  return Number(s.slice(0, y)) * 10000 + month * 100 + day
 }
 
 /** A date (`2024-02-29`, `0044-03-15 BC`, `infinity`); undefined when the text is not of that form. */
 export function parseDate(text: string): CivilDate | PgInfinity | undefined {
   if (text === 'infinity' || text === '-infinity') return text
-  const d = dateAt(text)
-  if (!d) return undefined
-  const bc = bcAt(text, d[1])
-  if (bc === undefined) return undefined
-  if (bc) d[0].year = 1 - d[0].year
-  return d[0]
+  const ymd = dateAt(text)
+  if (ymd < 0) return undefined
+  const bc = bcAt(text, next)
+  if (bc < 0) return undefined
+  const year = Math.floor(ymd / 10000)
+  return {year: bc ? 1 - year : year, month: Math.floor(ymd / 100) % 100, day: ymd % 100}
 }
 
 function timestampAt(text: string, withZone: boolean): CivilTimestamp | PgInfinity | undefined {
   if (text === 'infinity' || text === '-infinity') return text
-  const d = dateAt(text)
-  if (!d) return undefined
-  const [date, at] = d
-  const sep = text.charCodeAt(at)
+  const ymd = dateAt(text)
+  if (ymd < 0) return undefined
+  const sep = text.charCodeAt(next)
   if (sep !== 0x20 && sep !== 0x54) return undefined
-  const t = timeAt(text, at + 1)
-  if (!t || t[0] >= 86_400_000_000) return undefined
-  let end = t[1]
+  const t = timeAt(text, next + 1)
+  if (t < 0 || t >= 86_400_000_000) return undefined
   let offset = 0
   if (withZone) {
-    const z = offsetAt(text, end)
-    if (!z) return undefined
-    ;[offset, end] = z
+    offset = offsetAt(text, next)
+    if (Number.isNaN(offset)) return undefined
   }
-  const bc = bcAt(text, end)
-  if (bc === undefined) return undefined
-  const year = bc ? 1 - date.year : date.year
-  const micros = t[0] % 1e6
-  let secs = (t[0] - micros) / 1e6
+  const bc = bcAt(text, next)
+  if (bc < 0) return undefined
+  const printedYear = Math.floor(ymd / 10000)
+  const year = bc ? 1 - printedYear : printedYear
+  const month = Math.floor(ymd / 100) % 100
+  const day = ymd % 100
+  const micros = t % 1e6
+  let secs = (t - micros) / 1e6
   if (offset === 0) {
     const second = secs % 60
     const minutes = (secs - second) / 60
-    return {year, month: date.month, day: date.day, hour: Math.floor(minutes / 60), minute: minutes % 60, second, micros}
+    return {year, month, day, hour: Math.floor(minutes / 60), minute: minutes % 60, second, micros}
   }
   // To UTC: the wall-clock time minus the offset, carried across days.
   secs -= offset
-  let days = daysFromCivil(year, date.month, date.day)
+  let days = daysFromCivil(year, month, day)
   const shift = Math.floor(secs / 86400)
   days += shift
   secs -= shift * 86400
@@ -221,13 +236,28 @@ export function parseTimestamptz(text: string): CivilTimestamp | PgInfinity | un
 /** A time (`12:34:56.789`, `24:00:00`) as microseconds past midnight; undefined when not of that form. */
 export function parseTime(text: string): number | undefined {
   const t = timeAt(text, 0)
-  return t && t[1] === text.length ? t[0] : undefined
+  return t >= 0 && next === text.length ? t : undefined
 }
 
 /** A timetz (`12:00:00+05:30`, `00:00:00.5-01`); undefined when not of that form. */
 export function parseTimetz(text: string): ZonedTime | undefined {
   const t = timeAt(text, 0)
-  const z = t && offsetAt(text, t[1])
-  if (!t || !z || z[1] !== text.length) return undefined
-  return {micros: t[0], offsetSeconds: z[0]}
+  if (t < 0) return undefined
+  const offset = offsetAt(text, next)
+  if (Number.isNaN(offset) || next !== text.length) return undefined
+  return {micros: t, offsetSeconds: offset}
+}
+
+// ---- for the sinks' formatters ----
+
+const TWO_DIGITS = Array.from({length: 100}, (_, i) => (i < 10 ? `0${i}` : String(i)))
+
+/** 0..99 as two digits (`07`): month, day, hour, minute, second. */
+export function twoDigits(n: number): string {
+  return TWO_DIGITS[n] ?? String(n).padStart(2, '0')
+}
+
+/** 0..999999 as six digits (`000500`): a fraction of a second in microseconds. */
+export function sixDigits(micros: number): string {
+  return micros === 0 ? '000000' : String(1_000_000 + micros).slice(1)
 }

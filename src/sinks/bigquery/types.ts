@@ -28,7 +28,7 @@
 import {PgrepError} from '../../core/errors.js'
 import {arrayLiteralToJson} from '../../core/values/array-literal.js'
 import {byteaToHex} from '../../core/values/bytea.js'
-import {parseDate, parseTime, parseTimestamp, parseTimestamptz, type CivilDate, type CivilTimestamp} from '../../core/values/datetime.js'
+import {parseDate, parseTime, parseTimestamp, parseTimestamptz, sixDigits, twoDigits, type CivilDate, type CivilTimestamp} from '../../core/values/datetime.js'
 import {parseInterval, type PgInfinity} from '../../core/values/interval.js'
 import {dateTextToIso, embedJson, isJsonNumber, jsonString, timestampTextToIso} from '../../core/values/json.js'
 import {numericSpecial} from '../../core/values/numeric.js'
@@ -203,8 +203,8 @@ function yearOutside(v: CivilDate | PgInfinity): number {
   return v.year < 1 ? -1 : v.year > 9999 ? 1 : 0
 }
 
-function pad(n: number, width: number): string {
-  return String(n).padStart(width, '0')
+function yearText(year: number): string {
+  return year >= 1000 ? String(year) : String(year).padStart(4, '0')
 }
 
 function dateToBigQuery(s: string, onLoss: (kind: LossKind) => void): string {
@@ -215,7 +215,7 @@ function dateToBigQuery(s: string, onLoss: (kind: LossKind) => void): string {
   if (outside > 0) return MAX_DATE
   if (outside < 0) return MIN_DATE
   const c = d as CivilDate
-  return `${pad(c.year, 4)}-${pad(c.month, 2)}-${pad(c.day, 2)}`
+  return `${yearText(c.year)}-${twoDigits(c.month)}-${twoDigits(c.day)}`
 }
 
 /** `YYYY-MM-DD HH:MM:SS.ffffff` (DATETIME) or `... +00:00` (TIMESTAMP, UTC), clamped to years 1..9999. */
@@ -226,7 +226,7 @@ function timestampToBigQuery(t: CivilTimestamp | PgInfinity | undefined, s: stri
   if (outside > 0) return `${MAX_DATE} 23:59:59.999999${zone}`
   if (outside < 0) return `${MIN_DATE} 00:00:00${zone}`
   const c = t as CivilTimestamp
-  return `${pad(c.year, 4)}-${pad(c.month, 2)}-${pad(c.day, 2)} ${pad(c.hour, 2)}:${pad(c.minute, 2)}:${pad(c.second, 2)}.${pad(c.micros, 6)}${zone}`
+  return `${yearText(c.year)}-${twoDigits(c.month)}-${twoDigits(c.day)} ${twoDigits(c.hour)}:${twoDigits(c.minute)}:${twoDigits(c.second)}.${sixDigits(c.micros)}${zone}`
 }
 
 // ---- intervals ----

@@ -9,7 +9,18 @@ import {arrayDelimiter} from '../../core/schema/pg-types.js'
 import type {ColumnSchema, PgType} from '../../core/schema/types.js'
 import {arrayLiteralToJson} from '../../core/values/array-literal.js'
 import {byteaToBytes} from '../../core/values/bytea.js'
-import {epochSeconds, parseDate, parseTime, parseTimestamp, parseTimestamptz, parseTimetz, daysFromCivil, type CivilTimestamp} from '../../core/values/datetime.js'
+import {
+  daysFromCivil,
+  epochSeconds,
+  parseDate,
+  parseTime,
+  parseTimestamp,
+  parseTimestamptz,
+  parseTimetz,
+  sixDigits,
+  twoDigits,
+  type CivilTimestamp,
+} from '../../core/values/datetime.js'
 import {parseInterval, type PgInterval} from '../../core/values/interval.js'
 import {isJsonNumber, jsonString} from '../../core/values/json.js'
 import {parseMoney, parseNumeric, decimalText, unscaledAt, type Decimal} from '../../core/values/numeric.js'
@@ -144,18 +155,14 @@ function javaYear(y: number): string {
 /** `.5`, `.123456` or nothing: java.time prints as few fraction digits as the value needs. */
 function javaFraction(micros: number): string {
   if (micros === 0) return ''
-  return `.${String(micros).padStart(6, '0').replace(/0+$/, '')}`
-}
-
-function pad2(n: number): string {
-  return n < 10 ? `0${n}` : String(n)
+  return `.${sixDigits(micros).replace(/0+$/, '')}`
 }
 
 /** TIMESTAMPTZ → io.debezium.time.ZonedTimestamp: ISO 8601 in UTC (`2024-02-29T18:59:59.999999Z`). */
 function encodeTimestamptz(s: string): string {
   const t = parseTimestamptz(s)
   if (t === undefined || typeof t === 'string') return jsonString(s)
-  return `"${javaYear(t.year)}-${pad2(t.month)}-${pad2(t.day)}T${pad2(t.hour)}:${pad2(t.minute)}:${pad2(t.second)}${javaFraction(t.micros)}Z"`
+  return `"${javaYear(t.year)}-${twoDigits(t.month)}-${twoDigits(t.day)}T${twoDigits(t.hour)}:${twoDigits(t.minute)}:${twoDigits(t.second)}${javaFraction(t.micros)}Z"`
 }
 
 /** DATE → io.debezium.time.Date: days since the epoch. */
@@ -183,7 +190,7 @@ function encodeTimetz(s: string): string {
   const day = 86400e6
   const utc = (((t.micros - t.offsetSeconds * 1e6) % day) + day) % day
   const secs = Math.floor(utc / 1e6)
-  return `"${pad2(Math.floor(secs / 3600))}:${pad2(Math.floor(secs / 60) % 60)}:${pad2(secs % 60)}${javaFraction(utc % 1e6)}Z"`
+  return `"${twoDigits(Math.floor(secs / 3600))}:${twoDigits(Math.floor(secs / 60) % 60)}:${twoDigits(secs % 60)}${javaFraction(utc % 1e6)}Z"`
 }
 
 const MICROS_PER_MONTH = 2_629_800_000_000n // 365.25 / 12 days, Debezium's MicroDuration average
