@@ -155,7 +155,10 @@ export function twoDigitsAt(s: string, i: number): number {
   return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1
 }
 
-/** `YYYY-MM-DD` at 0 (four or more year digits) as year * 10000 + month * 100 + day with the year as printed, or -1; sets `next`. */
+/**
+ * `YYYY-MM-DD` at 0 (four or more year digits) as year * 10000 + month * 100 + day, the year as
+ * printed; -1 when not of that form. Sets `next`.
+ */
 function dateAt(s: string): number {
   if (s.charCodeAt(4) === 0x2d && s.charCodeAt(7) === 0x2d) {
     // A four-digit year, the common case: fixed positions.
@@ -220,7 +223,8 @@ function timestampAt(text: string, withZone: boolean): CivilTimestamp | PgInfini
   days += shift
   secs -= shift * 86400
   const c = civilFromDays(days)
-  return {year: c.year, month: c.month, day: c.day, hour: Math.floor(secs / 3600), minute: Math.floor(secs / 60) % 60, second: secs % 60, micros}
+  const hour = Math.floor(secs / 3600)
+  return {year: c.year, month: c.month, day: c.day, hour, minute: Math.floor(secs / 60) % 60, second: secs % 60, micros}
 }
 
 /** A timestamp (`2024-01-01 12:00:00.5`, `... BC`, `infinity`); undefined when not of that form. */
@@ -255,6 +259,16 @@ const TWO_DIGITS = Array.from({length: 100}, (_, i) => (i < 10 ? `0${i}` : Strin
 /** 0..99 as two digits (`07`): month, day, hour, minute, second. */
 export function twoDigits(n: number): string {
   return TWO_DIGITS[n] ?? String(n).padStart(2, '0')
+}
+
+/** `MM-DD` of a date. */
+export function monthDayText(d: CivilDate): string {
+  return `${twoDigits(d.month)}-${twoDigits(d.day)}`
+}
+
+/** `HH:MM:SS` of a timestamp (the fraction is left to each format). */
+export function clockText(t: CivilTimestamp): string {
+  return `${twoDigits(t.hour)}:${twoDigits(t.minute)}:${twoDigits(t.second)}`
 }
 
 /** 0..999999 as six digits (`000500`): a fraction of a second in microseconds. */
