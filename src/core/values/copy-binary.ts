@@ -190,17 +190,23 @@ export function numericScaled(buf: Buffer, off: number, scale: number): bigint |
 
 /**
  * The same as a float when the result has at most 15 digits (exact in a double), else undefined:
- * the fast path for DECIMAL widths up to 15.
+ * the fast path for DECIMAL widths up to 15. (A division whose exact result is an integer below
+ * 2^53 is exact in floating point.)
  */
 export function numericScaledSmall(buf: Buffer, off: number, scale: number): number | undefined {
   const ndigits = buf.readInt16BE(off)
   const weight = buf.readInt16BE(off + 2)
   const sign = buf.readUInt16BE(off + 4)
   const exp = 4 * (weight - ndigits + 1) + scale
-  if (exp < 0 || exp > 15) return undefined
+  if (exp > 15 || exp < -15 || ndigits > 5) return undefined
   let v = 0
   for (let i = 0; i < ndigits; i++) v = v * 10000 + buf.readInt16BE(off + 8 + 2 * i)
-  v *= 10 ** exp
+  if (exp >= 0) v *= 10 ** exp
+  else {
+    const d = 10 ** -exp
+    if (v % d !== 0) return undefined
+    v /= d
+  }
   if (v > 999_999_999_999_999) return undefined
   return sign === NUMERIC_NEG && v !== 0 ? -v : v
 }

@@ -228,7 +228,7 @@ const TIMETZ_MAX_OFFSET = 16 * 60 * 60 - 1
 function bytesEncoder(skip: number): Encoder {
   return {
     set: (vector, r, buf, off, len) => {
-      duckdb.vector_assign_string_element_len(vector, r, buf.subarray(off + skip, off + len))
+      duckdb.vector_assign_string_element_len(vector, r, new Uint8Array(buf.buffer, buf.byteOffset + off + skip, len - skip))
       return true
     },
   }

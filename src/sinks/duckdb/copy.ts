@@ -36,7 +36,7 @@ export interface CopyHost {
 }
 
 /** Bytes appended between two flushes of the appender (its buffer is otherwise flushed by rows only). */
-const APPENDER_FLUSH_BYTES = 64 * 1024 * 1024
+const APPENDER_FLUSH_BYTES = 16 * 1024 * 1024
 
 export class DuckDbCopyWriter implements TableCopyWriter {
   private conn: DuckDBConnection | undefined
