@@ -68,7 +68,7 @@ export function sinkFlags(defaultSink: 'stdout' | 'duckdb') {
       helpGroup: 'SINK',
     }),
     'duckdb-memory-limit': Flags.string({
-      summary: "DuckDB's memory limit for --sink duckdb (e.g. 256MB, 2GB); past it DuckDB spills to temporary files, and a batch that cannot fit fails (exit 8, nothing committed). Default: 256MB.",
+      summary: "DuckDB's memory limit for --sink duckdb (e.g. 256MB, 2GB); past it DuckDB spills to temporary files, and a batch that cannot fit fails (exit 8, nothing committed). Default: 384MB.",
       helpGroup: 'SINK',
     }),
     'duckdb-lock-timeout': Flags.string({
