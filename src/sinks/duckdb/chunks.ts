@@ -47,6 +47,8 @@ const OID_OIDS = new Set<number>([OID.oid, OID.xid, OID.cid])
  * undefined when a column cannot take this path (arrays: the table uses write()).
  */
 export function copyForms(columns: readonly {type: PgType; duckType: string}[]): CopyForm[] | undefined {
+  // (A table without columns is read as `SELECT NULL`: the row path handles it as before.)
+  if (columns.length === 0) return undefined
   const out: CopyForm[] = []
   for (const c of columns) {
     const form = copyForm(c.type, c.duckType)
