@@ -134,9 +134,7 @@ function sinkFrom(flags: Flags, needsResume: boolean, problems: string[]): SinkC
   if (sink === 'duckdb') {
     const path = flags['duckdb-path'] ?? DEFAULT_DUCKDB_PATH
     if (needsResume && path === ':memory:') problems.push('--duckdb-path: ":memory:" cannot keep the checkpoint this command resumes from; give a file path')
-    // No default memory cap: DuckDB needs memory in proportion to the largest transaction it
-    // applies (a 1M-row transaction failed under 256MB in bench/RESULTS.md's run), and a cap too
-    // low would fail the same batch on every restart. DuckDB's own default is 80% of RAM.
+    // Unset, the sink applies DEFAULT_DUCKDB_MEMORY_LIMIT (core/settings.ts explains the figure).
     const lockTimeoutMs = flags['duckdb-lock-timeout']
     return {kind: 'duckdb', path, memoryLimit: flags['duckdb-memory-limit'], replaceForeignTables, ...(lockTimeoutMs === undefined ? {} : {lockTimeoutMs})}
   }
