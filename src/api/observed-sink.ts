@@ -20,7 +20,10 @@ export interface BatchCommitted {
  * The user's observer (if any) with `onBatch` added to its onBatchCommitted: one report of each
  * batch feeds both.
  */
-export function withBatchListener(user: PipelineObserver | undefined, onBatch: (info: BatchCommitted) => void): PipelineObserver {
+export function withBatchListener(
+  user: PipelineObserver | undefined,
+  onBatch: (info: BatchCommitted) => void,
+): PipelineObserver {
   const observer: PipelineObserver = {}
   // Only the hooks the user set: the pipeline skips the work behind a hook nobody set.
   if (user?.onStreaming) observer.onStreaming = user.onStreaming.bind(user)

@@ -150,8 +150,8 @@ export class BatchController {
     this.committed++
     this.committedAt = now
     const checkpoint = this.flush.durable ?? {commitLsn: 0n, endLsn: 0n}
-    const fields = {rows: this.rows, transactions: this.transactions, ms: now - started, commitLsn: formatLsn(checkpoint.commitLsn)}
-    this.log.debug(fields, 'batch committed')
+    const ms = now - started
+    this.log.debug({rows: this.rows, transactions: this.transactions, ms, commitLsn: formatLsn(checkpoint.commitLsn)}, 'batch committed')
     // A piece completes no transaction: no commit time to report.
     if (this.counts) this.report(checkpoint, now, now - started, piece ? null : (last?.commitTime ?? null))
   }
@@ -172,7 +172,8 @@ export class BatchController {
     // Crash window: a piece is durable, the rest of the transaction is not; a restart skips the
     // changes the partial checkpoint counts.
     failpoint('between-txn-pieces')
-    this.log.debug({commitLsn: formatLsn(commitLsn), changes, ms: Date.now() - started}, 'committed a piece of a large transaction')
+    const ms = Date.now() - started
+    this.log.debug({commitLsn: formatLsn(commitLsn), changes, ms}, 'committed a piece of a large transaction')
     await this.begin()
   }
 
@@ -208,7 +209,8 @@ export class BatchController {
     const byTable: TableOpCount[] = []
     let rows = 0
     for (const [table, c] of this.counts!) {
-      for (let i = 0; i < 4; i++) if (c[i] > 0) byTable.push({table: {schema: table.schema, name: table.name}, op: OPS[i], count: c[i]})
+      const name = {schema: table.schema, name: table.name}
+      for (let i = 0; i < 4; i++) if (c[i] > 0) byTable.push({table: name, op: OPS[i], count: c[i]})
       rows += c[0] + c[1] + c[2]
     }
     this.counts!.clear()

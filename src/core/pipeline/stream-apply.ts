@@ -254,7 +254,8 @@ export class StreamApplier {
 
   /** Nothing pending: no open batch or transaction, nothing streamed held or being replayed. */
   private isIdle(): boolean {
-    return !this.batch.isOpen && !this.txn && this.streamed.pendingCount === 0 && !this.decoder.inStreamBlock && !this.replaying
+    if (this.batch.isOpen || this.txn || this.replaying) return false
+    return this.streamed.pendingCount === 0 && !this.decoder.inStreamBlock
   }
 
   /** Not async: returns a promise only when the message needs the sink (or the catalog). */
@@ -315,11 +316,13 @@ export class StreamApplier {
   private beginTxn(xid: number, finalLsn: Lsn, commitTime: PgTimestamp): void {
     // Past the stop position: not applied (commitTxn ends the run); nothing of it is written, not
     // even the pieces of a large one.
-    const skip = (this.skipThrough !== null && finalLsn <= this.skipThrough) || (this.stopAt !== null && finalLsn > this.stopAt)
+    const skip =
+      (this.skipThrough !== null && finalLsn <= this.skipThrough) || (this.stopAt !== null && finalLsn > this.stopAt)
     const partial = this.flush.durable?.partial
     const skipChanges = partial && partial.commitLsn === finalLsn ? partial.changes : 0
     if (skipChanges > 0) {
-      this.log.info({commitLsn: formatLsn(finalLsn), changes: skipChanges}, 'resuming a transaction the sink holds in part: skipping the changes it has')
+      const fields = {commitLsn: formatLsn(finalLsn), changes: skipChanges}
+      this.log.info(fields, 'resuming a transaction the sink holds in part: skipping the changes it has')
     }
     this.assembler.begin(xid, finalLsn, commitTime, skip, skipChanges)
   }
@@ -345,7 +348,8 @@ export class StreamApplier {
     const {events, bytes} = this.assembler.take(txn)
     this.progressAt = Date.now()
     await this.batch.write(events, bytes)
-    if (this.batch.txnSplitRows > 0 && this.batch.size >= this.batch.txnSplitRows) await this.batch.commitPiece(txn.commitLsnHint, txn.changes)
+    const split = this.batch.txnSplitRows
+    if (split > 0 && this.batch.size >= split) await this.batch.commitPiece(txn.commitLsnHint, txn.changes)
   }
 
   private async commitTxn(commitLsn: Lsn, endLsn: Lsn, commitTime: PgTimestamp): Promise<void> {

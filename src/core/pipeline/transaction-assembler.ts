@@ -48,7 +48,18 @@ export class TransactionAssembler {
 
   /** `skip`: the whole transaction is dropped; `skipChanges`: its first changes are. */
   begin(xid: number, finalLsn: Lsn, commitTime: PgTimestamp, skip: boolean, skipChanges: number): void {
-    this.txn = {xid, commitLsnHint: finalLsn, commitTime, seq: 0, skip, events: [], bytes: 0, partiallyWritten: false, changes: 0, skipChanges}
+    this.txn = {
+      xid,
+      commitLsnHint: finalLsn,
+      commitTime,
+      seq: 0,
+      skip,
+      events: [],
+      bytes: 0,
+      partiallyWritten: false,
+      changes: 0,
+      skipChanges,
+    }
   }
 
   /** Ends the open transaction and returns it. */
@@ -85,7 +96,15 @@ export class TransactionAssembler {
       case 'insert': {
         const table = relations.get(msg.relationId)
         if (gate && this.gated(table, txn)) return
-        const ev: ChangeEvent = {op: 'insert', table, commitLsn: txn.commitLsnHint, seq: 0, xid: txn.xid, commitTime: txn.commitTime, new: msg.new}
+        const ev: ChangeEvent = {
+          op: 'insert',
+          table,
+          commitLsn: txn.commitLsnHint,
+          seq: 0,
+          xid: txn.xid,
+          commitTime: txn.commitTime,
+          new: msg.new,
+        }
         this.push(txn, ev, bytes)
         return
       }
@@ -126,13 +145,15 @@ export class TransactionAssembler {
         const base = {commitLsn: txn.commitLsnHint, seq: 0, xid: txn.xid, commitTime: txn.commitTime}
         const tables = msg.relationIds.map((id) => relations.get(id)).filter((t) => !this.gated(t, txn))
         if (tables.length === 0) return
-        const ev: TruncateEvent = {...base, op: 'truncate', tables, cascade: msg.cascade, restartIdentity: msg.restartIdentity}
+        const {cascade, restartIdentity} = msg
+        const ev: TruncateEvent = {...base, op: 'truncate', tables, cascade, restartIdentity}
         this.push(txn, ev, bytes)
         return
       }
       case 'message': {
         const base = {commitLsn: txn.commitLsnHint, seq: 0, xid: txn.xid, commitTime: txn.commitTime}
-        this.push(txn, {...base, op: 'message', transactional: true, prefix: msg.prefix, content: msg.content, lsn: msg.lsn}, bytes)
+        const {prefix, content, lsn} = msg
+        this.push(txn, {...base, op: 'message', transactional: true, prefix, content, lsn}, bytes)
         return
       }
       default:
@@ -145,7 +166,8 @@ export class TransactionAssembler {
     if (!changed || txn.skip) return
     if (this.opts.onRelationChanged && (await this.opts.onRelationChanged(table, txn.commitLsnHint))) return
     // Schema events are not row changes: they take the next row's seq without consuming it.
-    txn.events.push({op: 'schema', table, commitLsn: txn.commitLsnHint, seq: txn.seq, xid: txn.xid, commitTime: txn.commitTime})
+    const {commitLsnHint: commitLsn, seq, xid, commitTime} = txn
+    txn.events.push({op: 'schema', table, commitLsn, seq, xid, commitTime})
     txn.bytes += bytes
   }
 

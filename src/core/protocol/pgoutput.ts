@@ -106,7 +106,8 @@ export class PgoutputDecoder {
   streamedChangeXid(data: Uint8Array): number | undefined {
     if (!this.inStream || data.length < 5) return undefined
     const kind = data[0]
-    if (kind !== INSERT && kind !== UPDATE && kind !== DELETE && kind !== RELATION && kind !== TYPE && kind !== TRUNCATE) return undefined
+    const held = kind === INSERT || kind === UPDATE || kind === DELETE || kind === RELATION || kind === TYPE || kind === TRUNCATE
+    if (!held) return undefined
     return ((data[1] << 24) | (data[2] << 16) | (data[3] << 8) | data[4]) >>> 0
   }
 
