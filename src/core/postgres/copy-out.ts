@@ -298,7 +298,7 @@ export async function copyOutBinary(
           if (finished) return
           ended = true
           const lost = failure ?? lostDuringCopy(serverError, err)
-          if (busy) busy.then(() => reject(failure ?? lost))
+          if (busy) busy.then(() => reject(failure ?? lost), () => reject(failure ?? lost))
           else reject(lost)
         },
       )
