@@ -12,6 +12,7 @@ import {DEFAULT_MAX_STALL_MS} from '../core/pipeline/stream-runner.js'
 import {parseTableName} from '../core/schema/names.js'
 import type {TableName} from '../core/schema/types.js'
 import type {DebeziumFormatOptions} from '../sinks/stdout/debezium.js'
+import {sqlEndpointFrom, type SqlEndpointConfig} from '../sql-endpoint/config.js'
 
 export type SinkConfig =
   | {kind: 'stdout'; format: 'json'}
@@ -63,6 +64,8 @@ export interface StreamConfig extends CommonConfig {
   untilLsn?: Lsn
   metrics: MetricsConfig | null
   protection: ProtectionConfig
+  /** --sql-listen (docs/sql-endpoint.md); null when not asked for. */
+  sqlEndpoint: SqlEndpointConfig | null
 }
 
 /** Slot protection while cdc and sync run; the field names are those of runCdc / runSync's options. */
@@ -282,6 +285,8 @@ export function streamConfig(flags: Flags, warn: (msg: string) => void): StreamC
   const sink = withDatabase(sinkFrom(flags, true, problems), connection)
   const metrics = metricsFrom(flags, problems)
   const protection = protectionFrom(flags, problems)
+  const sqlEndpoint = sqlEndpointFrom(flags, problems)
+  if (sqlEndpoint && sink.kind !== 'duckdb') problems.push(`--sql-listen: serves the DuckDB file; it needs --sink duckdb (not ${sink.kind})`)
   if (problems.length > 0 || !connection) fail(problems)
   const untilText = flags['until-lsn'] as string | undefined
   return {
@@ -294,6 +299,7 @@ export function streamConfig(flags: Flags, warn: (msg: string) => void): StreamC
     batch: batchFrom(flags, sink),
     metrics,
     protection,
+    sqlEndpoint,
   }
 }
 
