@@ -5,7 +5,7 @@ import type {ErrorFields} from './wire.js'
 
 /** DuckDB's error classes ("Parser Error: ...") and the SQLSTATE closest to each. */
 const DUCKDB_CLASSES: [RegExp, string][] = [
-  [/^Parser Error/, '42601'],
+  [/^Parser Error|^syntax error/, '42601'],
   [/^Catalog Error: Table (with name )?.* does not exist/, '42P01'],
   [/^Catalog Error: (Scalar |Table |Aggregate )?Function .* does not exist/, '42883'],
   [/^Catalog Error: Schema .* does not exist|No catalog \+ schema named/, '3F000'],
