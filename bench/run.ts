@@ -18,10 +18,11 @@ import {SERVER_SETTINGS, startBenchServer} from './lib/server.js'
 import {ensureTools} from './lib/tools.js'
 import {smallTxns} from './small-txns.js'
 import {queryLoad} from './query-load.js'
+import {sqlLoad} from './sql-load.js'
 import {stream} from './stream.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const WORKLOADS = ['backfill', 'stream', 'decode', 'small-txns', 'query-load'] as const
+const WORKLOADS = ['backfill', 'stream', 'decode', 'small-txns', 'query-load', 'sql-load'] as const
 type WorkloadId = (typeof WORKLOADS)[number]
 
 const {values} = parseArgs({
@@ -110,6 +111,7 @@ try {
     decode: () => decode(ctx),
     'small-txns': () => smallTxns(ctx),
     'query-load': () => queryLoad(ctx),
+    'sql-load': () => sqlLoad(ctx),
   }
   for (const w of WORKLOADS) {
     if (!only.includes(w)) continue
