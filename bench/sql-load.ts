@@ -91,9 +91,10 @@ export async function sqlLoad(ctx: BenchContext): Promise<WorkloadResult> {
       let stop = false
       let answered = 0
       const client = async (k: number) => {
-        const cl = new pg.Client({host: '127.0.0.1', port, user: 'bench', password: PASSWORD, database: 'replica'})
-        // The endpoint listens as soon as sync starts; the replica answers once it is open.
+        // The endpoint listens once sync has started (a client cannot be reused after a failed connect).
+        let cl: pg.Client
         for (;;) {
+          cl = new pg.Client({host: '127.0.0.1', port, user: 'bench', password: PASSWORD, database: 'replica'})
           try {
             await cl.connect()
             break

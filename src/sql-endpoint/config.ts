@@ -45,12 +45,9 @@ export function sqlEndpointFrom(flags: Record<string, unknown>, problems: string
   const cert = flags['sql-tls-cert'] as string | undefined
   const key = flags['sql-tls-key'] as string | undefined
   const max = (flags['sql-max-connections'] as number | undefined) ?? DEFAULT_SQL_MAX_CONNECTIONS
-  if (listen === undefined) {
-    for (const f of ['sql-password', 'sql-trust', 'sql-tls-cert', 'sql-tls-key', 'sql-max-connections']) {
-      if (flags[f] !== undefined && flags[f] !== false) problems.push(`--${f}: only used with --sql-listen`)
-    }
-    return null
-  }
+  // The other --sql-* values alone are not an error: PGREP_SQL_PASSWORD or a shared config file
+  // may set them for every run, and only the runs with --sql-listen serve.
+  if (listen === undefined) return null
   const at = parseListen(listen)
   if (!at) {
     problems.push(`--sql-listen: "${listen}" is not HOST:PORT or PORT (e.g. 127.0.0.1:6432)`)

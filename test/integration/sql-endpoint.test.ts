@@ -310,5 +310,24 @@ describe.skipIf(!existsSync(PSQL)).each(pgServers())('sync --sql-listen on Postg
     const r = await sync.result
     expect(r.code, r.stderr).toBe(0)
     expect(r.stderr).not.toContain(PASSWORD)
+
+    // The same file once no pgrep writes it: `pgrep serve`, without a password on loopback.
+    const port = await freePort()
+    const file = path.join(dir, 'r.duckdb')
+    const refused = spawnCli(['serve', '--duckdb-path', file, '--sql-listen', `0.0.0.0:${port}`, '--sql-trust'], pgEnv(db))
+    const rr = await refused.result
+    expect(rr.code).toBe(2)
+    expect(stripVTControlCharacters(rr.stderr)).toContain('--sql-trust: only allowed on a loopback address')
+    const serve = spawnCli(['serve', '--duckdb-path', file, '--sql-listen', `127.0.0.1:${port}`, '--sql-trust'], pgEnv(db))
+    try {
+      await waitFor(() => serve.stderrText().includes('serving read-only SQL') || serve.exitCode !== null, 120_000, 'serve listening')
+      const sum = await psql(port, ['-At', '-c', 'SELECT sum(balance) FROM accounts'], '')
+      expect(sum.stderr).toBe('')
+      expect(sum.stdout.trim()).toBe(String(TOTAL))
+    } finally {
+      serve.kill('SIGTERM')
+      const sr = await serve.result
+      expect(sr.code, sr.stderr).toBe(0)
+    }
   }, 240_000)
 })
