@@ -114,7 +114,9 @@ export async function sqlLoad(ctx: BenchContext): Promise<WorkloadResult> {
               if (answered++ === 0) firstAt = Date.now()
             } catch (err) {
               const code = (err as {code?: string}).code
-              if (!stop && failed.length < 5 && code !== '57P03' && code !== '57P01') failed.push((err as Error).message)
+              // The session ended because sync reached END: this client is done.
+              if (code === '57P01' || /not queryable|terminated/.test((err as Error).message)) break
+              if (!stop && failed.length < 5 && code !== '57P03') failed.push((err as Error).message)
               if (!stop) await sleep(20)
             }
             id = 1 + ((id * 7919) % rows)
