@@ -19,10 +19,11 @@ import {ensureTools} from './lib/tools.js'
 import {smallTxns} from './small-txns.js'
 import {largeValues} from './large-values.js'
 import {queryLoad} from './query-load.js'
+import {sqlLoad} from './sql-load.js'
 import {stream} from './stream.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const WORKLOADS = ['backfill', 'stream', 'decode', 'small-txns', 'query-load', 'large-values'] as const
+const WORKLOADS = ['backfill', 'stream', 'decode', 'small-txns', 'query-load', 'large-values', 'sql-load'] as const
 type WorkloadId = (typeof WORKLOADS)[number]
 
 const {values} = parseArgs({
@@ -112,6 +113,7 @@ try {
     'small-txns': () => smallTxns(ctx),
     'query-load': () => queryLoad(ctx),
     'large-values': () => largeValues(ctx),
+    'sql-load': () => sqlLoad(ctx),
   }
   for (const w of WORKLOADS) {
     if (!only.includes(w)) continue
