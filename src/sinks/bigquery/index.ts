@@ -211,6 +211,22 @@ export class BigQuerySink implements Sink {
     return {checkpoint: stored.checkpoint, tables: copyStates(stored.rows), live: null}
   }
 
+  /**
+   * Deletes pgrep's state tables (`_pgrep_checkpoint`, `_pgrep_tables`) on a sink that is not
+   * open; the replicated tables stay. Staging tables are left alone: one may belong to a run that
+   * is still going, and those of a run that crashed expire by themselves within a day.
+   */
+  async dropState(): Promise<string[]> {
+    if (this.opened) throw new PgrepError('internal', 'dropState() on an open BigQuery sink: close it first')
+    const removed: string[] = []
+    for (const name of [CHECKPOINT_TABLE, TABLES_TABLE]) {
+      if (!(await this.client.getTable(name))) continue
+      await this.client.deleteTable(name)
+      removed.push(`BigQuery table ${this.ds.projectId}.${this.ds.dataset}.${name}`)
+    }
+    return removed
+  }
+
   /** The checkpoint and the rows of the tables' state table. */
   private async readStoredState(hasCommitTime: boolean): Promise<{checkpoint: Checkpoint | null; rows: StateRow[]}> {
     // The commit time as text: the REST API hands TIMESTAMPs back as float seconds, which lose microseconds.

@@ -9,7 +9,7 @@
 // - Reads while it writes: query.ts runs read-only queries on connections of the same instance;
 //   a control socket (core/control/socket.ts, reader.ts) lets `pgrep query` and `pgrep status`
 //   of other processes use them, since DuckDB lets no other process open the file meanwhile.
-import {mkdirSync} from 'node:fs'
+import {existsSync, mkdirSync} from 'node:fs'
 import path from 'node:path'
 import {DuckDBInstance, type DuckDBConnection} from '@duckdb/node-api'
 import type {ChangeEvent} from '../../core/changes.js'
@@ -28,7 +28,7 @@ import {Issues, type SinkLog} from './issues.js'
 import {defaultMaxConcurrentQueries, QueryService, type QueryOptions, type QueryResult} from './query.js'
 import {inspectFile, serveReads} from './reader.js'
 import {exec, ident, Mutex, query, sinkError} from './sql.js'
-import {addResyncsDone, ensureState, readResume, STATE_SCHEMA, writeCheckpoint, writeTableState} from './state.js'
+import {addResyncsDone, dropStateSchema, ensureState, readResume, STATE_SCHEMA, writeCheckpoint, writeTableState} from './state.js'
 
 export {duckDbType} from './types.js'
 
@@ -117,28 +117,15 @@ export class DuckDbSink implements Sink {
 
   async open(): Promise<ResumeState> {
     if (!this.instance) {
-      try {
-        if (this.path !== ':memory:') {
+      if (this.path !== ':memory:') {
+        try {
           mkdirSync(path.dirname(path.resolve(this.path)), {recursive: true})
           await createDatabaseFile(this.path)
+        } catch (err) {
+          throw this.openError(err)
         }
-        // No extension downloads: a read query must not make this process write ~/.duckdb
-        // (json, parquet and icu are built in).
-        const options: Record<string, string> = {autoinstall_known_extensions: 'false', ...(this.memoryLimit ? {memory_limit: this.memoryLimit} : {})}
-        this.instance = await createWaitingForLock(this.path, options, this.lockTimeoutMs, {
-          onWait: (err) => this.log('info', `waiting up to ${Math.round(this.lockTimeoutMs / 1000)} s for the lock on ${this.path} (held by${lockHolderPid(err) ? ` PID ${lockHolderPid(err)}` : ' another process'})`),
-          beforeRetry: () => this.refuseIfPgrepWrites(),
-        })
-      } catch (err) {
-        if (err instanceof PgrepError) throw err
-        const msg = err instanceof Error ? err.message : String(err)
-        throw new PgrepError('sink', `cannot open DuckDB file ${this.path}: ${msg.split('\n')[0]}`, {
-          cause: err,
-          hint: isLockConflict(err)
-            ? `another process still held the file after ${Math.round(this.lockTimeoutMs / 1000)} s (--duckdb-lock-timeout; DuckDB allows one writing process): stop it, or replicate into another file`
-            : 'check that the path is a DuckDB database file and that it is writable',
-        })
       }
+      this.instance = await this.openFile()
     }
     this.live.since = new Date().toISOString()
     if (!this.queries) this.queries = new QueryService(this.instance, this.maxConcurrentQueries)
@@ -293,6 +280,33 @@ export class DuckDbSink implements Sink {
     return inspectFile(this.path)
   }
 
+  /**
+   * Drops the file's `_pgrep` state schema (checkpoint, table states, recorded columns), on a sink
+   * that is not open; the replicated tables stay. A file that does not exist is not created.
+   */
+  async dropState(): Promise<string[]> {
+    if (this.instance) throw new PgrepError('internal', 'dropState() on an open DuckDB sink: close it first')
+    if (this.path === ':memory:') return []
+    if (!existsSync(this.path)) {
+      this.log('info', `${this.path} does not exist: no sink state to drop`)
+      return []
+    }
+    const instance = await this.openFile()
+    try {
+      const conn = await instance.connect()
+      try {
+        const db = (await query<{db: string}>(conn, 'SELECT current_database() AS db'))[0].db
+        return await dropStateSchema(conn, db, this.path)
+      } catch (err) {
+        throw sinkError(`drop pgrep's state in ${this.path}`, err)
+      } finally {
+        conn.closeSync()
+      }
+    } finally {
+      instance.closeSync()
+    }
+  }
+
   async close(): Promise<void> {
     // Readers first: no new query, running ones interrupted (their clients told why) and waited
     // for, so the instance is never closed under one; then the socket goes. They never held up a
@@ -376,6 +390,32 @@ export class DuckDbSink implements Sink {
     socket.destroy()
     throw new PgrepError('sink', `another pgrep is writing ${this.path}`, {
       hint: 'DuckDB allows one writing process: stop the other sync/cdc/copy-table, or replicate into another file; read the file meanwhile with pgrep query',
+    })
+  }
+
+  /** Opens the instance, waiting up to lockTimeoutMs for a short reader's lock (never for a pgrep that writes). */
+  private async openFile(): Promise<DuckDBInstance> {
+    // No extension downloads: a read query must not make this process write ~/.duckdb
+    // (json, parquet and icu are built in).
+    const options: Record<string, string> = {autoinstall_known_extensions: 'false', ...(this.memoryLimit ? {memory_limit: this.memoryLimit} : {})}
+    try {
+      return await createWaitingForLock(this.path, options, this.lockTimeoutMs, {
+        onWait: (err) => this.log('info', `waiting up to ${Math.round(this.lockTimeoutMs / 1000)} s for the lock on ${this.path} (held by${lockHolderPid(err) ? ` PID ${lockHolderPid(err)}` : ' another process'})`),
+        beforeRetry: () => this.refuseIfPgrepWrites(),
+      })
+    } catch (err) {
+      throw this.openError(err)
+    }
+  }
+
+  private openError(err: unknown): PgrepError {
+    if (err instanceof PgrepError) return err
+    const msg = err instanceof Error ? err.message : String(err)
+    return new PgrepError('sink', `cannot open DuckDB file ${this.path}: ${msg.split('\n')[0]}`, {
+      cause: err,
+      hint: isLockConflict(err)
+        ? `another process still held the file after ${Math.round(this.lockTimeoutMs / 1000)} s (--duckdb-lock-timeout; DuckDB allows one writing process): stop it, or replicate into another file`
+        : 'check that the path is a DuckDB database file and that it is writable',
     })
   }
 

@@ -222,3 +222,16 @@ export async function addResyncsDone(conn: DuckDBConnection, db: string, count: 
   const now = await readResyncsDone(conn, db)
   await exec(conn, `INSERT INTO ${st(db, 'meta')} VALUES ('resyncs_done', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [String(now + count)])
 }
+
+/**
+ * Drops the state schema with everything in it (`pgrep drop --sink-state`); the replicated
+ * tables stay, marked as pgrep's by their comment. Returns what was removed (nothing: no schema).
+ */
+export async function dropStateSchema(conn: DuckDBConnection, db: string, file: string): Promise<string[]> {
+  const tables = await query<{t: string}>(conn, `SELECT table_name AS t FROM duckdb_tables() WHERE database_name = $1 AND schema_name = $2 ORDER BY 1`, [db, STATE_SCHEMA])
+  const schemas = await query(conn, `SELECT 1 FROM duckdb_schemas() WHERE database_name = $1 AND schema_name = $2`, [db, STATE_SCHEMA])
+  if (schemas.length === 0) return []
+  await exec(conn, `DROP SCHEMA IF EXISTS ${ident(db)}.${STATE_SCHEMA} CASCADE`)
+  const what = tables.length > 0 ? ` (tables ${tables.map((r) => r.t).join(', ')})` : ''
+  return [`the ${STATE_SCHEMA} state schema of ${file}${what}`]
+}
