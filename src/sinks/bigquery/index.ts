@@ -151,6 +151,11 @@ export class BigQuerySink implements Sink {
   private readonly lossWarned = new Set<string>()
   private checkpoint: Checkpoint | null = null
   private batch: OpenBatch | undefined
+  /**
+   * Columns whose DROP failed when their batch was aborted: still in BigQuery, so their names
+   * stay reserved, and the drop is tried again before the next batch.
+   */
+  private readonly pendingDrops: {target: Target; column: ColumnRef}[] = []
   private lastCommit = 0
   private copies = 0
   private jobs = 0
@@ -268,7 +273,9 @@ export class BigQuerySink implements Sink {
     const mine = `_${this.nonce}_`
     const names = await this.client.listTables()
     for (const n of names) {
-      if ((n.startsWith(STAGE_PREFIX) || n.startsWith(COPY_PREFIX)) && n.includes(mine)) await this.client.deleteTable(n).catch(() => {})
+      if (!(n.startsWith(STAGE_PREFIX) || n.startsWith(COPY_PREFIX)) || !n.includes(mine)) continue
+      // Not fatal: a staging table left behind expires by itself (STAGE_EXPIRATION_MS).
+      await this.client.deleteTable(n).catch((err) => this.log('warn', `could not delete staging table ${n}: ${errorText(err)}`))
     }
   }
 
@@ -285,6 +292,7 @@ export class BigQuerySink implements Sink {
   /** State-changing jobs run one at a time (concurrent DML on _pgrep_tables would conflict). */
   private serialized<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.serial.then(fn, fn)
+    // The chain only orders the jobs: each caller gets its own job's error through `run`.
     this.serial = run.catch(() => {})
     return run
   }
@@ -427,7 +435,7 @@ export class BigQuerySink implements Sink {
     }
     // BigQuery names at each position: kept columns keep theirs; renamed and added columns get
     // fresh ones, avoiding the kept columns and those whose drop waits for the batch's commit.
-    const waiting = (this.batch?.deferredDrops ?? []).filter((d) => d.target === t).map((d) => d.column.bq)
+    const waiting = [...(this.batch?.deferredDrops ?? []), ...this.pendingDrops].filter((d) => d.target === t).map((d) => d.column.bq)
     const names = assignColumnNames(
       schema.columns.map((c) => c.name),
       keep,
@@ -623,6 +631,7 @@ export class BigQuerySink implements Sink {
   async beginBatch(): Promise<void> {
     this.ensureOpen()
     if (this.batch) await this.abortBatch()
+    await this.retryPendingDrops()
     const files = new StageFiles(this.tempDir, this.loadChunkBytes)
     const collapser = new BatchCollapser((row) => files.add(JSON.stringify(row)), this.segmentBytes)
     this.batch = {collapser, files, deferredDrops: [], loaded: false, partsDone: 0, generation: 0}
@@ -693,7 +702,8 @@ export class BigQuerySink implements Sink {
       // not all finish (an earlier call failed) is not trusted: the rows go to a new one.
       const stagedRows = batch.collapser.stagedRows
       if (stagedRows > 0 && !batch.loaded) {
-        if (batch.stage) await this.client.deleteTable(batch.stage).catch(() => {})
+        // Not trusted, not needed: a table left behind expires by itself (STAGE_EXPIRATION_MS).
+        if (batch.stage) await this.client.deleteTable(batch.stage).catch((err) => this.log('warn', `could not delete staging table ${batch.stage}: ${errorText(err)}`))
         const width = Math.max(0, ...tables.flatMap((tb) => tb.segments.map((s) => s.columns.length)))
         const keys = Math.max(0, ...tables.flatMap((tb) => tb.segments.map((s) => s.keyIdx.length)))
         const fields = stagingSchema(width, keys)
@@ -768,26 +778,47 @@ export class BigQuerySink implements Sink {
   private async finishBatch(batch: OpenBatch): Promise<void> {
     if (this.batch === batch) this.batch = undefined
     await batch.files.discard()
-    if (batch.stage) await this.client.deleteTable(batch.stage).catch((err) => this.log('warn', `could not delete staging table ${batch.stage}: ${String(err)}`))
+    if (batch.stage) await this.client.deleteTable(batch.stage).catch((err) => this.log('warn', `could not delete staging table ${batch.stage}: ${errorText(err)}`))
   }
 
   async abortBatch(): Promise<void> {
     const batch = this.batch
     if (!batch) return
     this.batch = undefined
-    // Columns whose drop waited for this batch go now: the batch's rows are discarded.
+    // Columns whose drop waited for this batch go now: the batch's rows are discarded. A drop that
+    // fails (the connection that ended the batch may be down too) is kept and tried again before
+    // the next batch: until then the column is still there, and its name taken.
     for (const d of batch.deferredDrops) {
-      await this.query(`ALTER TABLE ${tableRef(this.ds, d.target.bq)} DROP COLUMN IF EXISTS ${ident(d.column.bq)}`, 'drop', `table ${d.target.bq}`).catch(() => {})
-      d.column.dropped = true
+      try {
+        await this.dropColumn(d)
+      } catch (err) {
+        this.log('warn', `could not drop column ${d.column.bq} of BigQuery table ${d.target.bq} (dropped in Postgres); trying again before the next batch: ${errorText(err)}`)
+        this.pendingDrops.push(d)
+      }
     }
     await batch.files.discard()
-    if (batch.stage) await this.client.deleteTable(batch.stage).catch(() => {})
+    // A staging table left behind expires by itself (STAGE_EXPIRATION_MS) and is dropped by close().
+    if (batch.stage) await this.client.deleteTable(batch.stage).catch((err) => this.log('warn', `could not delete staging table ${batch.stage}: ${errorText(err)}`))
+  }
+
+  private async dropColumn(d: {target: Target; column: ColumnRef}): Promise<void> {
+    await this.query(`ALTER TABLE ${tableRef(this.ds, d.target.bq)} DROP COLUMN IF EXISTS ${ident(d.column.bq)}`, 'drop', `table ${d.target.bq}`)
+    d.column.dropped = true
+  }
+
+  /** The drops abortBatch() could not make; throws when one fails again (the batch cannot start). */
+  private async retryPendingDrops(): Promise<void> {
+    while (this.pendingDrops.length > 0) {
+      await this.dropColumn(this.pendingDrops[0])
+      this.pendingDrops.shift()
+    }
   }
 
   async close(): Promise<void> {
     if (this.batch) await this.abortBatch()
-    await this.serial.catch(() => {})
-    if (this.opened) await this.dropOwnStages().catch(() => {})
+    await this.serial // never rejects (see serialized())
+    // Not fatal: this run's staging tables left behind expire by themselves (STAGE_EXPIRATION_MS).
+    if (this.opened) await this.dropOwnStages().catch((err) => this.log('warn', `could not list this run's staging tables to delete them: ${errorText(err)}`))
   }
 }
 
@@ -798,6 +829,10 @@ function copyStates(rows: Iterable<StateRow>): TableState[] {
     if (r.status && COPY_STATUSES.has(r.status)) tables.push({schema: r.pgSchema, name: r.pgName, status: r.status as TableState['status'], snapshotLsn: r.snapshotLsn})
   }
   return tables
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
 }
 
 function formatLsnText(lsn: Lsn): string {

@@ -180,6 +180,7 @@ export class DuckDbSink implements Sink {
       for (const s of states) await writeTableState(conn, this.db, s, s.status, s.snapshotLsn)
       if (own) await exec(conn, 'COMMIT')
     } catch (err) {
+      // The error to report is the one above; DuckDB may have ended the transaction already.
       if (own) await exec(conn, 'ROLLBACK').catch(() => {})
       throw sinkError('record table states', err)
     }
@@ -251,6 +252,7 @@ export class DuckDbSink implements Sink {
     batch.discard()
     this.issues.clear()
     this.live.batchOpenedAt = null
+    // Fails only when no transaction is left to roll back (DuckDB ended it on an error).
     await exec(this.conn!, 'ROLLBACK').catch(() => {})
   }
 
@@ -312,9 +314,11 @@ export class DuckDbSink implements Sink {
     // for, so the instance is never closed under one; then the socket goes. They never held up a
     // commit (MVCC): by now the pipeline has committed what it received.
     await this.queries?.close()
+    // Closing: a socket that fails to close goes with the process; the file is what matters.
     await this.control?.close().catch(() => {})
     this.control = undefined
     this.queries = undefined
+    // A copy not committed is discarded with its connection anyway; abort() only says so early.
     for (const w of [...this.copies]) await w.abort().catch(() => {})
     if (this.batch) await this.abortBatch()
     if (this.conn) {
@@ -385,6 +389,7 @@ export class DuckDbSink implements Sink {
 
   /** While waiting for the lock: a pgrep that writes the file answers on its socket, and will not let go soon. */
   private async refuseIfPgrepWrites(): Promise<void> {
+    // No socket answering (none, or a stale one): the holder is not a pgrep that writes.
     const socket = await connectControl(controlSocketPath(this.path)).catch(() => null)
     if (!socket) return
     socket.destroy()
@@ -437,6 +442,7 @@ export class DuckDbSink implements Sink {
     const batch = this.batch
     if (batch) {
       batch.discard()
+      // `wrapped` is the error to report; DuckDB may have ended the transaction already.
       await exec(this.conn!, 'ROLLBACK').catch(() => {})
       this.batch = undefined
     }

@@ -91,6 +91,7 @@ export async function ensureState(conn: DuckDBConnection, db: string): Promise<v
     }
     await exec(conn, 'COMMIT')
   } catch (err) {
+    // `err` is the error to report; DuckDB may have ended the transaction already.
     await exec(conn, 'ROLLBACK').catch(() => {})
     throw err
   }
