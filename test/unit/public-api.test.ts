@@ -46,6 +46,7 @@ const ENTRIES: Record<string, string> = {
   'pg-replicate': 'src/index.ts',
   'pg-replicate/duckdb': 'src/api/duckdb.ts',
   'pg-replicate/bigquery': 'src/api/bigquery.ts',
+  'pg-replicate/testing': 'src/api/testing.ts',
 }
 
 interface Compiled {
