@@ -56,7 +56,7 @@ export {redact}
 /** libpq's sslmode: whether TLS is used and what of the server's certificate is verified (README "Connection settings"). */
 export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full'
 
-export const SSL_MODES: readonly SslMode[] = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']
+const SSL_MODES: readonly SslMode[] = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']
 
 /** What the user gave: flags, and a --source connection string. */
 export interface ConnectionInput {
@@ -119,8 +119,8 @@ export interface ClientExtra {
 /** `pg.ClientConfig` plus the startup parameters `pg` supports but its types do not list. */
 export type PgClientConfig = pg.ClientConfig & {replication?: 'database'}
 
-export const DEFAULT_APPLICATION_NAME = 'pgrep'
-export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000
+const DEFAULT_APPLICATION_NAME = 'pgrep'
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000
 
 // ---------------------------------------------------------------------------------------------
 // Resolving
@@ -151,7 +151,7 @@ function displayHost(host: string): string {
   return host.includes(':') && !isSocketPath(host) ? `[${host}]` : host
 }
 
-export function connectionDisplay(user: string, host: string, port: number, database: string): string {
+function connectionDisplay(user: string, host: string, port: number, database: string): string {
   return `${user}@${displayHost(host)}:${port}/${database}`
 }
 

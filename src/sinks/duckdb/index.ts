@@ -66,6 +66,11 @@ export interface DuckDbSinkOptions {
   maxConcurrentQueries?: number
   /** Replace a table of the same name that pgrep did not create, instead of failing (--replace-foreign-tables). */
   replaceForeignTables?: boolean
+  /**
+   * Rows of one table staged in a batch before they are applied, still inside the batch's
+   * transaction: bounds the staging table DuckDB keeps in memory. Default 100,000.
+   */
+  stagedFlushRows?: number
 }
 
 /**
@@ -83,6 +88,7 @@ export class DuckDbSink implements Sink {
   private readonly ownsInstance: boolean
   private readonly memoryLimit: string | undefined
   private readonly replaceForeignTables: boolean
+  private readonly stagedFlushRows: number | undefined
   private conn: DuckDBConnection | undefined
   /** The database (catalog) name tables are qualified with. */
   private db = ''
@@ -113,6 +119,7 @@ export class DuckDbSink implements Sink {
     this.serveSocket = options.controlSocket ?? (!options.instance && options.path !== ':memory:')
     this.maxConcurrentQueries = options.maxConcurrentQueries ?? defaultMaxConcurrentQueries()
     this.replaceForeignTables = options.replaceForeignTables ?? false
+    this.stagedFlushRows = options.stagedFlushRows
   }
 
   async open(): Promise<ResumeState> {
@@ -204,7 +211,7 @@ export class DuckDbSink implements Sink {
     } catch (err) {
       throw sinkError('begin a transaction', err)
     }
-    this.batch = new BatchApplier(conn, this.db, this.catalog, this.issues, this.log, this.replaceForeignTables)
+    this.batch = new BatchApplier(conn, this.db, this.catalog, this.issues, this.log, this.replaceForeignTables, this.stagedFlushRows)
     this.batchFailed = undefined
     this.live.batchChanges = 0
     this.live.batchOpenedAt = new Date().toISOString()

@@ -32,7 +32,7 @@ export const STATE_SCHEMA = '_pgrep'
  * 3: `partial_commit_lsn`, `partial_changes` (a large transaction committed in pieces); a format-2
  * pgrep would apply such a transaction's first pieces twice, so it refuses the file.
  */
-export const STATE_FORMAT = 3
+const STATE_FORMAT = 3
 
 /** A Postgres column as recorded in _pgrep.table_columns. */
 export interface StoredColumn {
@@ -214,7 +214,7 @@ export async function isOwnedTable(conn: DuckDBConnection, db: string, t: TableN
 }
 
 /** Re-syncs completed (tables copied again by sync), kept in _pgrep.meta: older pgreps ignore the key. */
-export async function readResyncsDone(conn: DuckDBConnection, db: string): Promise<number> {
+async function readResyncsDone(conn: DuckDBConnection, db: string): Promise<number> {
   const rows = await query<{value: string}>(conn, `SELECT value FROM ${st(db, 'meta')} WHERE key = 'resyncs_done'`)
   return rows.length === 0 ? 0 : Number(rows[0].value) || 0
 }
