@@ -388,7 +388,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
 
       await Promise.all(workers.map((w) => work(w)))
       if (failed || opts.signal.aborted) {
-        await Promise.all(plans.filter((p) => !p.committed && p.writer).map(async (p) => (await p.writer!).abort().catch(() => {})))
+        await Promise.all(plans.filter((p) => !p.committed && p.writer !== undefined).map(async (p) => (await p.writer!).abort().catch(() => {})))
         throw opts.signal.aborted ? interrupted() : failed
       }
     }

@@ -148,7 +148,7 @@ export async function copyOut(
           // Rows handed to onRows are either accepted or not: wait for it, so that `progress`
           // says exactly which rows the caller keeps when it goes on after a cut.
           const lost = failure ?? lostDuringCopy(serverError, err)
-          if (busy) busy.then(() => reject(failure ?? lost))
+          if (busy) busy.then(() => reject(failure ?? lost), () => reject(failure ?? lost))
           else reject(lost)
         },
       )

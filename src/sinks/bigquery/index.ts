@@ -23,7 +23,7 @@
 import {randomBytes} from 'node:crypto'
 import type {ChangeEvent} from '../../core/changes.js'
 import {PgrepError} from '../../core/errors.js'
-import type {Lsn} from '../../core/lsn.js'
+import {formatLsn, type Lsn} from '../../core/lsn.js'
 import type {Checkpoint, ResumeState, Sink, SinkInspection, TableCopyWriter, TableState} from '../../core/pipeline/sink.js'
 import type {BatchLimits} from '../../core/pipeline/stream-apply.js'
 import {tableKey, type TableSchema} from '../../core/schema/types.js'
@@ -374,7 +374,7 @@ export class BigQuerySink implements Sink {
       const lsnKeyText = checkpoint.commitLsn.toString(16).toUpperCase().padStart(16, '0')
       const gen = batch.generation++
       const batchKey = `pgrep_${this.nonce}_b${lsnKeyText}_g${gen}`
-      const what = (names: string[]) => `the batch ending at commit LSN ${formatLsnText(checkpoint.commitLsn)} (tables ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', ...' : ''})`
+      const what = (names: string[]) => `the batch ending at commit LSN ${formatLsn(checkpoint.commitLsn)} (tables ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', ...' : ''})`
       const allNames = tables.map((tb) => tb.target.bq)
 
       // 1. Stage: one staging table, one load job per chunk file. A staging table whose loads did
@@ -449,7 +449,7 @@ export class BigQuerySink implements Sink {
           this.log('warn', `"${tb.target.pgSchema}"."${tb.target.pgName}": ${tb.skipped} update(s)/delete(s) skipped: the table has no replica identity to match rows by`, {table: tb.target.bq})
         }
       }
-      this.log('debug', 'BigQuery batch committed', {commitLsn: formatLsnText(checkpoint.commitLsn), tables: tables.length, stagedRows, transactions: parts.length, ms: Date.now() - started})
+      this.log('debug', 'BigQuery batch committed', {commitLsn: formatLsn(checkpoint.commitLsn), tables: tables.length, stagedRows, transactions: parts.length, ms: Date.now() - started})
       await this.finishBatch(batch)
     })
   }
@@ -501,13 +501,8 @@ export class BigQuerySink implements Sink {
   }
 }
 
-
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err)
-}
-
-function formatLsnText(lsn: Lsn): string {
-  return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`
 }
 
 

@@ -5,7 +5,7 @@
 // Measured (1M rows of 8 mixed columns, 2 cores): appending straight into the new table, DuckDB
 // casting each text value, ~3.0 s; appending text to an all-VARCHAR staging table and converting
 // with one INSERT ... SELECT CAST(...) ~4.5 s. Loading a staging table and swapping it in gives
-// the same atomicity with two copies of the data instead of one. See duckdb-throughput.test.ts.
+// the same atomicity with two copies of the data instead of one. See bench/duckdb-sink.test.ts.
 import type {DuckDBAppender, DuckDBConnection, DuckDBInstance} from '@duckdb/node-api'
 import {PgrepError} from '../../core/errors.js'
 import type {Lsn} from '../../core/lsn.js'
