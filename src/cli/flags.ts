@@ -17,6 +17,7 @@ import {DEFAULT_LOCK_TIMEOUT_MS} from '../sinks/duckdb/file-lock.js'
 import {
   byteSizeSetting,
   datasetSetting,
+  DEFAULT_DUCKDB_MEMORY_LIMIT,
   DEFAULT_DUCKDB_PATH,
   DEFAULT_PARALLEL,
   durationSetting,
@@ -112,7 +113,7 @@ export function sinkFlags(defaultSink: 'stdout' | 'duckdb') {
     }),
     'duckdb-memory-limit': setting(
       Flags.string({
-        summary: "DuckDB's memory limit for --sink duckdb (e.g. 256MB, 2GB); past it DuckDB spills to temporary files, and a batch that cannot fit fails (exit 8, nothing committed). Default: DuckDB's own, 80% of RAM.",
+        summary: `DuckDB's memory limit for --sink duckdb (e.g. 256MB, 2GB); past it DuckDB spills to temporary files, and a batch that cannot fit fails (exit 8, nothing committed). Default: ${DEFAULT_DUCKDB_MEMORY_LIMIT} for a file.`,
         helpGroup: 'SINK',
       }),
       memoryLimitSetting,

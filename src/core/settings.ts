@@ -14,6 +14,14 @@ import type {TableName} from './schema/types.js'
 /** The DuckDB file of --sink duckdb, pgrep query, drop --sink-state. */
 export const DEFAULT_DUCKDB_PATH = 'pgrep.duckdb'
 
+/**
+ * The memory limit of a DuckDB file the sink opens, unless set. The 3,000,000-row transaction
+ * through sync completes with 256MB (committed in pieces, spilling past the limit); a row with a
+ * 50 MB text and a 20 MB bytea through sync needs more than 256MB (a 70 MB block on top of what
+ * the batch holds) and completes with 384MB. See docs/backfill.md.
+ */
+export const DEFAULT_DUCKDB_MEMORY_LIMIT = '384MB'
+
 /** Connections a copy uses. */
 export const DEFAULT_PARALLEL = 4
 export const MAX_PARALLEL = 64
