@@ -87,6 +87,12 @@ export class TransformSink implements Sink {
     return this.inner.inspect()
   }
 
+  /** The inner sink's (what it remembers is its own). */
+  dropState(): Promise<string[]> {
+    if (!this.inner.dropState) return Promise.reject(new PgrepError('usage', `the sink ${this.inner.name} cannot drop its state (it has no dropState())`))
+    return this.inner.dropState()
+  }
+
   setTableStates(states: TableState[]): Promise<void> {
     return this.inner.setTableStates(states)
   }

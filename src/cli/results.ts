@@ -72,8 +72,11 @@ export interface StreamRunResult {
 export interface DropResult {
   command: 'drop'
   slot: {name: string; existed: boolean | null; dropped: boolean; terminatedPid: number | null}
-  /** Null without --sink-state. */
-  sinkState: {file: string; existed: boolean | null; dropped: boolean} | null
+  /**
+   * Null without --sink-state. `sink`: duckdb, bigquery or stdout; `file`: the DuckDB file;
+   * `removed`: what was removed, one description per item (Sink.dropState()).
+   */
+  sinkState: {sink: string; file?: string; existed: boolean | null; dropped: boolean; removed: string[]} | null
 }
 
 /** The error object of a failed command with --json; the exit code is the documented one. */

@@ -75,7 +75,8 @@ ${EXIT_CODE_HELP}`
       // lock a running sync would need (DuckDB: the running pgrep answers over its socket).
       const sink = await createSink(sinkConfigFrom({...flags, sink: sinkKind}), log)
       try {
-        sinkState = await sink.inspect!()
+        if (!sink.inspect) throw new PgrepError('usage', `the sink ${sink.name} cannot be inspected (it has no inspect())`)
+        sinkState = await sink.inspect()
       } finally {
         await sink.close()
       }
@@ -86,6 +87,7 @@ ${EXIT_CODE_HELP}`
       process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatStatus(report)}\n`)
       process.exitCode = STATUS_EXIT[report.health]
     } finally {
+      // The report is written; an error ending this read-only connection changes nothing.
       await client.end().catch(() => {})
     }
   }

@@ -167,6 +167,47 @@ describe('key columns', () => {
   })
 })
 
+describe('a column drop that fails', () => {
+  it('when its batch is aborted, is made again before the next batch (not recorded as done)', async () => {
+    const ds = nextDataset()
+    const v1 = table('public', 'k3', [
+      ['id', OID.int4, true],
+      ['code', OID.text],
+      ['v', OID.text],
+    ])
+    const v2 = table('public', 'k3', [
+      ['code', OID.text, true],
+      ['v', OID.text],
+    ])
+    // `id` comes back as text: were the INT64 column still there, ADD COLUMN IF NOT EXISTS would keep it.
+    const v3 = table('public', 'k3', [
+      ['code', OID.text, true],
+      ['v', OID.text],
+      ['id', OID.text],
+    ])
+    const sink = makeSink(s, ds)
+    await sink.open()
+    const log = new EventLog()
+    await applyBatch(sink, [log.txn((x) => x.schema(v1).insert(v1, ['1', 'a', 'x']))])
+    await sink.beginBatch()
+    await sink.write(log.txn((x) => x.update(v1, ['1', 'a', 'y'])).events)
+    await sink.write(log.txn((x) => x.schema(v2).update(v2, ['a', 'w'])).events)
+    // The batch still needs `id` as the key of its first rows: the drop waits for its end.
+    expect(fields(ds, 'public_k3')).toEqual(['id INTEGER', 'code STRING', 'v STRING'])
+    s.inject({op: 'jobs.insert', kind: 'job-invalid', when: (r) => !!r.sql?.includes('DROP COLUMN'), times: 1})
+    await sink.abortBatch()
+    expect(fields(ds, 'public_k3')).toEqual(['id INTEGER', 'code STRING', 'v STRING'])
+
+    await applyBatch(sink, [log.txn((x) => x.schema(v3).insert(v3, ['b', 'z', 'abc']))])
+    expect(fields(ds, 'public_k3').filter((f) => f.startsWith('id'))).toEqual(['id STRING'])
+    expect(await s.sql(`SELECT code, v, id FROM "${ds}"."public_k3" ORDER BY code`)).toEqual([
+      {code: 'a', v: 'x', id: null},
+      {code: 'b', v: 'z', id: 'abc'},
+    ])
+    await sink.close()
+  })
+})
+
 describe('segments and big batches', () => {
   it('a batch larger than the memory budget is applied segment by segment', async () => {
     const ds = nextDataset()

@@ -281,7 +281,7 @@ describe.each(pgServers())('--json on PostgreSQL $major', (server) => {
       expect(parseStdout(r)).toEqual({
         command: 'drop',
         slot: {name: 'json_drop', existed: true, dropped: true, terminatedPid: null},
-        sinkState: {file, existed: true, dropped: true},
+        sinkState: {sink: 'duckdb', file, existed: true, dropped: true, removed: [`the _pgrep state schema of ${file} (tables checkpoint, meta, table_columns, tables)`]},
       })
       expect((await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'json_drop'`)).rowCount).toBe(0)
       expect((await duckQuery(file, `SELECT count(*)::INTEGER AS n FROM information_schema.schemata WHERE schema_name = '_pgrep'`))[0]!.n).toBe(0)
@@ -292,7 +292,7 @@ describe.each(pgServers())('--json on PostgreSQL $major', (server) => {
 
       const nofile = path.join(dir, `absent-${server.major}.duckdb`)
       const absent = await runCli(['drop', '--slot', 'json_drop', '--sink-state', '--duckdb-path', nofile, '--yes', '--json'], env)
-      expect(parseStdout(absent).sinkState).toEqual({file: nofile, existed: false, dropped: false})
+      expect(parseStdout(absent).sinkState).toEqual({sink: 'duckdb', file: nofile, existed: false, dropped: false, removed: []})
       expect(existsSync(nofile)).toBe(false)
 
       const unconfirmed = await runCli(['drop', '--slot', 'json_drop', '--json'], env)

@@ -1,13 +1,7 @@
 // Every stream-apply test of duckdb-apply.test.ts again, with a table's staged rows applied after
 // every 1, 2 or 3 rows inside the batch (in production: every 100,000, which bounds the staging
 // table of a huge transaction). Applying a batch in pieces must give exactly the same rows.
-import {afterAll, beforeAll, describe} from 'vitest'
-import {staging} from '../../src/sinks/duckdb/apply.js'
-
-const saved = staging.flushRows
-afterAll(() => {
-  staging.flushRows = saved
-})
+import {describe} from 'vitest'
 
 // Literal specifiers (Vite resolves no variable ones); the query makes each import a new module.
 const suites: [number, () => Promise<unknown>][] = [
@@ -19,10 +13,14 @@ const suites: [number, () => Promise<unknown>][] = [
   [3, () => import('./duckdb-apply.test.ts?every=3')],
 ]
 for (const [n, load] of suites) {
+  // The imported file reads STAGED_FLUSH_ROWS when it is evaluated (each import is a new module)
+  // and passes it as DuckDbSinkOptions.stagedFlushRows.
   describe(`staged rows applied every ${n} row(s)`, async () => {
-    beforeAll(() => {
-      staging.flushRows = n
-    })
-    await load()
+    process.env.STAGED_FLUSH_ROWS = String(n)
+    try {
+      await load()
+    } finally {
+      delete process.env.STAGED_FLUSH_ROWS
+    }
   })
 }

@@ -13,6 +13,12 @@ import {UNCHANGED_TOAST, type ColumnValue, type ReplicaIdentity, type TupleData}
 import type {PgType, TableSchema} from '../../src/core/schema/types.js'
 import {DuckDbSink} from '../../src/sinks/duckdb/index.js'
 
+// duckdb-apply-staged.test.ts imports this file again with STAGED_FLUSH_ROWS set: staged rows are
+// then applied every N rows inside each batch (DuckDbSinkOptions.stagedFlushRows). Read once, when
+// this module is evaluated.
+const every = Number(process.env.STAGED_FLUSH_ROWS)
+const stagedFlushRows = every > 0 ? every : undefined
+
 const INT4: PgType = {oid: 23, sqlName: 'integer', kind: 'int4'}
 const INT8: PgType = {oid: 20, sqlName: 'bigint', kind: 'int8'}
 const TEXT: PgType = {oid: 25, sqlName: 'text', kind: 'text'}
@@ -66,7 +72,7 @@ beforeEach(async () => {
   instance = await DuckDBInstance.create(file)
   reader = await instance.connect()
   logs.length = 0
-  sink = new DuckDbSink({path: file, instance, log: (level, msg, fields) => logs.push({level, msg, fields})})
+  sink = new DuckDbSink({path: file, instance, stagedFlushRows, log: (level, msg, fields) => logs.push({level, msg, fields})})
   await sink.open()
 })
 

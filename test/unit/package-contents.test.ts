@@ -26,6 +26,8 @@ describe('the npm package', () => {
       if (typeof target === 'string') needed.push(target.replace(/^\.\//, ''))
       else needed.push(target.types.replace(/^\.\//, ''), target.import.replace(/^\.\//, ''))
     }
+    // The sink conformance checks are a subpath of their own (docs/custom-sinks.md).
+    expect(Object.keys(pkg.exports)).toEqual(expect.arrayContaining(['.', './duckdb', './bigquery', './testing']))
     expect(needed.filter((f) => !files.has(f))).toEqual([])
     expect([...files].filter((f) => /^(src|test|bench|scripts)\//.test(f))).toEqual([])
   })

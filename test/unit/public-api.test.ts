@@ -46,6 +46,7 @@ const ENTRIES: Record<string, string> = {
   'pg-replicate': 'src/index.ts',
   'pg-replicate/duckdb': 'src/api/duckdb.ts',
   'pg-replicate/bigquery': 'src/api/bigquery.ts',
+  'pg-replicate/testing': 'src/api/testing.ts',
 }
 
 interface Compiled {
@@ -234,7 +235,7 @@ expectTypeOf<Extract<ChangeEvent, {op: 'insert'}>['commitLsn']>().toEqualTypeOf<
 
 // The Sink interface: exactly these members, and the built-in sinks implement it.
 expectTypeOf<keyof Sink>().toEqualTypeOf<
-  'name' | 'exactlyOnce' | 'partialTransactions' | 'open' | 'inspect' | 'checkTables' | 'startTableCopy' | 'setTableStates' | 'beginBatch' | 'write' | 'commitBatch' | 'abortBatch' | 'recordResyncs' | 'close'
+  'name' | 'exactlyOnce' | 'partialTransactions' | 'open' | 'inspect' | 'dropState' | 'checkTables' | 'startTableCopy' | 'setTableStates' | 'beginBatch' | 'write' | 'commitBatch' | 'abortBatch' | 'recordResyncs' | 'close'
 >()
 expectTypeOf<Sink['open']>().returns.resolves.toEqualTypeOf<ResumeState>()
 expectTypeOf<Sink['commitBatch']>().parameters.toEqualTypeOf<[checkpoint: Checkpoint]>()

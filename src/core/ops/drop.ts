@@ -1,8 +1,9 @@
-// `pgrep drop`: removes what pgrep created for a pipeline on the source: its replication slot
-// (which otherwise keeps WAL on the server's disk forever).
+// `pgrep drop`: removes what pgrep created for a pipeline: its replication slot on the source
+// (which otherwise keeps WAL on the server's disk forever) and, when asked, the sink's state.
 import type pg from 'pg'
 import {PgrepError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
+import type {Sink} from '../pipeline/sink.js'
 import type {PostgresSource} from '../postgres/source.js'
 
 /** What dropSlot did: `missing` when there was no such slot; `terminatedPid`: the walsender --force ended. */
@@ -34,4 +35,19 @@ export async function dropSlot(opts: {source: PostgresSource; client: pg.Client;
   await source.run(client, `SELECT pg_drop_replication_slot($1)`, [slot], {slot, operation: 'drop the replication slot'})
   log.info({slot}, `dropped replication slot "${slot}"`)
   return {outcome: 'dropped', terminatedPid}
+}
+
+/**
+ * Removes what a sink keeps as pgrep state (Sink.dropState), on a sink that is not open, and
+ * releases it. Returns one description per item removed; empty when there was nothing.
+ */
+export async function dropSinkState(sink: Sink): Promise<string[]> {
+  try {
+    if (!sink.dropState) {
+      throw new PgrepError('usage', `the sink ${sink.name} cannot drop its state (it has no dropState())`, {hint: 'remove its state by hand'})
+    }
+    return await sink.dropState()
+  } finally {
+    await sink.close()
+  }
 }

@@ -5,7 +5,7 @@ import type pg from 'pg'
 import {formatLsn, parseLsn, type Lsn} from '../lsn.js'
 import {PG_EPOCH_UNIX_MICROS, pgTimestampToIso, type PgTimestamp} from '../protocol/messages.js'
 import {CURRENT_WAL_LSN_SQL, type PostgresSource} from '../postgres/source.js'
-import type {LiveFigures, ResumeState, SinkInspection} from '../pipeline/sink.js'
+import type {LiveFigures, SinkInspection} from '../pipeline/sink.js'
 
 export type Health = 'healthy' | 'lagging' | 'broken'
 
@@ -103,7 +103,7 @@ export async function collectStatus(opts: {
   slot: string
   publication?: string
   /** What the sink remembers (DuckDB, BigQuery), when a sink is given: from Sink.inspect(), never open(). */
-  sinkState?: ResumeState | SinkInspection
+  sinkState?: SinkInspection
   maxLagBytes: number
   /** Lag in time above which the pipeline counts as lagging (needs a sink that records commit times). */
   maxLagSeconds?: number
@@ -185,7 +185,7 @@ export async function collectStatus(opts: {
         : null,
       lagBytes: cp ? Number(current > cp.endLsn ? current - cp.endLsn : 0n) : null,
       tables: opts.sinkState.tables.map((t) => ({schema: t.schema, name: t.name, status: t.status, snapshotLsn: t.snapshotLsn === null ? null : formatLsn(t.snapshotLsn)})),
-      live: 'live' in opts.sinkState ? opts.sinkState.live : null,
+      live: opts.sinkState.live,
       resyncs: {
         inProgress: opts.sinkState.tables.filter((t) => t.status !== 'ready' && t.snapshotLsn !== null).map((t) => `${t.schema}.${t.name}`),
         done: opts.sinkState.resyncsDone ?? 0,

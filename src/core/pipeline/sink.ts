@@ -151,6 +151,15 @@ export interface Sink {
    * Called on a sink that was not opened. Optional: a sink without it cannot be inspected.
    */
   inspect?(): Promise<SinkInspection>
+  /**
+   * Removes everything the sink keeps as pgrep state (checkpoint, table copy states; not the
+   * replicated data), so that the next `sync` copies every table again: what
+   * `pgrep drop --sink-state` calls after dropping the slot. Returns what was removed, one human
+   * description per item (empty: there was nothing to remove). Called on a sink that was not
+   * opened, and never while a pipeline runs into it. Optional: a sink without it keeps no state
+   * pgrep can drop.
+   */
+  dropState?(): Promise<string[]>
   /** Start copying a table read in the snapshot at `snapshotLsn` (modes `sync` and `copy` only). */
   startTableCopy(table: TableSchema, snapshotLsn: Lsn): Promise<TableCopyWriter>
   /**

@@ -56,7 +56,7 @@ export interface Target {
 }
 
 /** Not sent by the server (unchanged TOAST): taken from the table at the segment's source key. */
-export const UNRESOLVED: unique symbol = Symbol('unresolved')
+const UNRESOLVED: unique symbol = Symbol('unresolved')
 export type Staged = string | null | typeof UNRESOLVED
 
 interface KeyEntry {
@@ -339,7 +339,7 @@ function display(t: Target): string {
 }
 
 /** A tuple's values as staging text, in the columns' order. */
-export function encodeRow(target: Target, columns: ColumnRef[], tuple: TupleData, allowToast: boolean): Staged[] {
+function encodeRow(target: Target, columns: ColumnRef[], tuple: TupleData, allowToast: boolean): Staged[] {
   if (tuple.length !== columns.length) {
     throw new PgrepError('protocol', `${display(target)}: a row has ${tuple.length} values for ${columns.length} columns`)
   }

@@ -89,7 +89,7 @@ export function classify(err: unknown): Verdict {
   return 'fatal'
 }
 
-export function errorMessage(err: unknown): string {
+function errorMessage(err: unknown): string {
   const e = (err ?? {}) as ApiErrorLike
   return String(e.message ?? err)
 }

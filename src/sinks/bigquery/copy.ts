@@ -98,6 +98,7 @@ export class BigQueryCopyWriter implements TableCopyWriter {
       await this.host.commitCopy(this.table, this.columns, this.stage, this.snapshotLsn)
       this.finished = true
     } catch (err) {
+      // The commit's error is the one to report; abort() only cleans up (see cleanup()).
       await this.abort().catch(() => {})
       throw err
     }
@@ -106,6 +107,7 @@ export class BigQueryCopyWriter implements TableCopyWriter {
 
   async abort(): Promise<void> {
     this.finished = true
+    // Only waits for the load in flight to settle: its failure is already this.failed.
     await this.inflight.catch(() => {})
     await this.cleanup()
   }
@@ -114,6 +116,7 @@ export class BigQueryCopyWriter implements TableCopyWriter {
     await this.files.discard()
     if (this.stageCreated) {
       this.stageCreated = false
+      // Not fatal: a staging table left behind expires by itself, and close() drops the run's own.
       await this.host.dropStage(this.stage).catch(() => {})
     }
   }

@@ -86,6 +86,8 @@ export class StageFiles {
   async discard(): Promise<void> {
     this.pending = []
     this.pendingBytes = 0
+    // Discarding after a failure: the files' contents are not wanted, and a directory that
+    // cannot be removed now is swept by the next run (core/temp-dirs.ts, by dead owner PID).
     if (this.current) await this.current.fh.close().catch(() => {})
     this.current = undefined
     if (this.dir) await rm(this.dir, {recursive: true, force: true}).catch(() => {})

@@ -37,7 +37,7 @@ export interface TableCatalog {
  * (the order of changes is kept: applying a prefix of a batch, then the rest, gives the same rows).
  * Bounds the staging table, which DuckDB keeps in memory, for a transaction of any size.
  */
-export const staging = {flushRows: 100_000}
+export const DEFAULT_STAGED_FLUSH_ROWS = 100_000
 
 let stageCounter = 0
 
@@ -64,6 +64,8 @@ export class BatchApplier {
     private readonly log: SinkLog,
     /** Replace a table of the same name that pgrep did not create (otherwise: a sink error). */
     private readonly replaceForeign = false,
+    /** DuckDbSinkOptions.stagedFlushRows. */
+    private readonly flushRows = DEFAULT_STAGED_FLUSH_ROWS,
   ) {}
 
   async write(events: readonly ChangeEvent[]): Promise<void> {
@@ -78,7 +80,7 @@ export class BatchApplier {
           if (seg.arrayCols.length > 0 && e.op !== 'delete') seg = await this.fitArrays(seg, e)
           this.last = seg
           if (!this.stageRow(seg, e)) await this.stageKeyChangeWithToast(seg, e as UpdateEvent)
-          if (seg.rows >= staging.flushRows && this.segments.get(seg.key) === seg) await this.flushSegment(seg.key)
+          if (seg.rows >= this.flushRows && this.segments.get(seg.key) === seg) await this.flushSegment(seg.key)
           break
         }
         case 'schema':

@@ -9,7 +9,7 @@
 // - Reads while it writes: query.ts runs read-only queries on connections of the same instance;
 //   a control socket (core/control/socket.ts, reader.ts) lets `pgrep query` and `pgrep status`
 //   of other processes use them, since DuckDB lets no other process open the file meanwhile.
-import {mkdirSync} from 'node:fs'
+import {existsSync, mkdirSync} from 'node:fs'
 import path from 'node:path'
 import {DuckDBInstance, type DuckDBConnection} from '@duckdb/node-api'
 import type {ChangeEvent} from '../../core/changes.js'
@@ -29,7 +29,7 @@ import {Issues, type SinkLog} from './issues.js'
 import {defaultMaxConcurrentQueries, QueryService, type QueryOptions, type QueryResult} from './query.js'
 import {inspectFile, serveReads} from './reader.js'
 import {exec, ident, Mutex, query, sinkError} from './sql.js'
-import {addResyncsDone, ensureState, readResume, STATE_SCHEMA, writeCheckpoint, writeTableState} from './state.js'
+import {addResyncsDone, dropStateSchema, ensureState, readResume, STATE_SCHEMA, writeCheckpoint, writeTableState} from './state.js'
 
 export {duckDbType} from './types.js'
 
@@ -68,6 +68,11 @@ export interface DuckDbSinkOptions {
   maxConcurrentQueries?: number
   /** Replace a table of the same name that pgrep did not create, instead of failing (--replace-foreign-tables). */
   replaceForeignTables?: boolean
+  /**
+   * Rows of one table staged in a batch before they are applied, still inside the batch's
+   * transaction: bounds the staging table DuckDB keeps in memory. Default 100,000.
+   */
+  stagedFlushRows?: number
 }
 
 /**
@@ -87,6 +92,7 @@ export class DuckDbSink implements Sink {
   private readonly ownsInstance: boolean
   private readonly memoryLimit: string | undefined
   private readonly replaceForeignTables: boolean
+  private readonly stagedFlushRows: number | undefined
   private conn: DuckDBConnection | undefined
   /** The database (catalog) name tables are qualified with. */
   private db = ''
@@ -117,32 +123,20 @@ export class DuckDbSink implements Sink {
     this.serveSocket = options.controlSocket ?? (!options.instance && options.path !== ':memory:')
     this.maxConcurrentQueries = options.maxConcurrentQueries ?? defaultMaxConcurrentQueries()
     this.replaceForeignTables = options.replaceForeignTables ?? false
+    this.stagedFlushRows = options.stagedFlushRows
   }
 
   async open(): Promise<ResumeState> {
     if (!this.instance) {
-      try {
-        if (this.path !== ':memory:') {
+      if (this.path !== ':memory:') {
+        try {
           mkdirSync(path.dirname(path.resolve(this.path)), {recursive: true})
           await createDatabaseFile(this.path)
+        } catch (err) {
+          throw this.openError(err)
         }
-        // No extension downloads: a read query must not make this process write ~/.duckdb
-        // (json, parquet and icu are built in).
-        const options: Record<string, string> = {autoinstall_known_extensions: 'false', ...(this.memoryLimit ? {memory_limit: this.memoryLimit} : {})}
-        this.instance = await createWaitingForLock(this.path, options, this.lockTimeoutMs, {
-          onWait: (err) => this.log('info', `waiting up to ${Math.round(this.lockTimeoutMs / 1000)} s for the lock on ${this.path} (held by${lockHolderPid(err) ? ` PID ${lockHolderPid(err)}` : ' another process'})`),
-          beforeRetry: () => this.refuseIfPgrepWrites(),
-        })
-      } catch (err) {
-        if (err instanceof PgrepError) throw err
-        const msg = err instanceof Error ? err.message : String(err)
-        throw new PgrepError('sink', `cannot open DuckDB file ${this.path}: ${msg.split('\n')[0]}`, {
-          cause: err,
-          hint: isLockConflict(err)
-            ? `another process still held the file after ${Math.round(this.lockTimeoutMs / 1000)} s (--duckdb-lock-timeout; DuckDB allows one writing process): stop it, or replicate into another file`
-            : 'check that the path is a DuckDB database file and that it is writable',
-        })
       }
+      this.instance = await this.openFile()
     }
     this.live.since = new Date().toISOString()
     if (!this.queries) this.queries = new QueryService(this.instance, this.maxConcurrentQueries)
@@ -197,6 +191,7 @@ export class DuckDbSink implements Sink {
       for (const s of states) await writeTableState(conn, this.db, s, s.status, s.snapshotLsn)
       if (own) await exec(conn, 'COMMIT')
     } catch (err) {
+      // The error to report is the one above; DuckDB may have ended the transaction already.
       if (own) await exec(conn, 'ROLLBACK').catch(() => {})
       throw sinkError('record table states', err)
     }
@@ -220,7 +215,7 @@ export class DuckDbSink implements Sink {
     } catch (err) {
       throw sinkError('begin a transaction', err)
     }
-    this.batch = new BatchApplier(conn, this.db, this.catalog, this.issues, this.log, this.replaceForeignTables)
+    this.batch = new BatchApplier(conn, this.db, this.catalog, this.issues, this.log, this.replaceForeignTables, this.stagedFlushRows)
     this.batchFailed = undefined
     this.live.batchChanges = 0
     this.live.batchOpenedAt = new Date().toISOString()
@@ -268,6 +263,7 @@ export class DuckDbSink implements Sink {
     batch.discard()
     this.issues.clear()
     this.live.batchOpenedAt = null
+    // Fails only when no transaction is left to roll back (DuckDB ended it on an error).
     await exec(this.conn!, 'ROLLBACK').catch(() => {})
   }
 
@@ -302,14 +298,43 @@ export class DuckDbSink implements Sink {
     return inspectFile(this.path)
   }
 
+  /**
+   * Drops the file's `_pgrep` state schema (checkpoint, table states, recorded columns), on a sink
+   * that is not open; the replicated tables stay. A file that does not exist is not created.
+   */
+  async dropState(): Promise<string[]> {
+    if (this.instance) throw new PgrepError('internal', 'dropState() on an open DuckDB sink: close it first')
+    if (this.path === ':memory:') return []
+    if (!existsSync(this.path)) {
+      this.log('info', `${this.path} does not exist: no sink state to drop`)
+      return []
+    }
+    const instance = await this.openFile()
+    try {
+      const conn = await instance.connect()
+      try {
+        const db = (await query<{db: string}>(conn, 'SELECT current_database() AS db'))[0].db
+        return await dropStateSchema(conn, db, this.path)
+      } catch (err) {
+        throw sinkError(`drop pgrep's state in ${this.path}`, err)
+      } finally {
+        conn.closeSync()
+      }
+    } finally {
+      instance.closeSync()
+    }
+  }
+
   async close(): Promise<void> {
     // Readers first: no new query, running ones interrupted (their clients told why) and waited
     // for, so the instance is never closed under one; then the socket goes. They never held up a
     // commit (MVCC): by now the pipeline has committed what it received.
     await this.queries?.close()
+    // Closing: a socket that fails to close goes with the process; the file is what matters.
     await this.control?.close().catch(() => {})
     this.control = undefined
     this.queries = undefined
+    // A copy not committed is discarded with its connection anyway; abort() only says so early.
     for (const w of [...this.copies]) await w.abort().catch(() => {})
     if (this.batch) await this.abortBatch()
     if (this.conn) {
@@ -380,11 +405,38 @@ export class DuckDbSink implements Sink {
 
   /** While waiting for the lock: a pgrep that writes the file answers on its socket, and will not let go soon. */
   private async refuseIfPgrepWrites(): Promise<void> {
+    // No socket answering (none, or a stale one): the holder is not a pgrep that writes.
     const socket = await connectControl(controlSocketPath(this.path)).catch(() => null)
     if (!socket) return
     socket.destroy()
     throw new PgrepError('sink', `another pgrep is writing ${this.path}`, {
       hint: 'DuckDB allows one writing process: stop the other sync/cdc/copy-table, or replicate into another file; read the file meanwhile with pgrep query',
+    })
+  }
+
+  /** Opens the instance, waiting up to lockTimeoutMs for a short reader's lock (never for a pgrep that writes). */
+  private async openFile(): Promise<DuckDBInstance> {
+    // No extension downloads: a read query must not make this process write ~/.duckdb
+    // (json, parquet and icu are built in).
+    const options: Record<string, string> = {autoinstall_known_extensions: 'false', ...(this.memoryLimit ? {memory_limit: this.memoryLimit} : {})}
+    try {
+      return await createWaitingForLock(this.path, options, this.lockTimeoutMs, {
+        onWait: (err) => this.log('info', `waiting up to ${Math.round(this.lockTimeoutMs / 1000)} s for the lock on ${this.path} (held by${lockHolderPid(err) ? ` PID ${lockHolderPid(err)}` : ' another process'})`),
+        beforeRetry: () => this.refuseIfPgrepWrites(),
+      })
+    } catch (err) {
+      throw this.openError(err)
+    }
+  }
+
+  private openError(err: unknown): PgrepError {
+    if (err instanceof PgrepError) return err
+    const msg = err instanceof Error ? err.message : String(err)
+    return new PgrepError('sink', `cannot open DuckDB file ${this.path}: ${msg.split('\n')[0]}`, {
+      cause: err,
+      hint: isLockConflict(err)
+        ? `another process still held the file after ${Math.round(this.lockTimeoutMs / 1000)} s (--duckdb-lock-timeout; DuckDB allows one writing process): stop it, or replicate into another file`
+        : 'check that the path is a DuckDB database file and that it is writable',
     })
   }
 
@@ -406,6 +458,7 @@ export class DuckDbSink implements Sink {
     const batch = this.batch
     if (batch) {
       batch.discard()
+      // `wrapped` is the error to report; DuckDB may have ended the transaction already.
       await exec(this.conn!, 'ROLLBACK').catch(() => {})
       this.batch = undefined
     }

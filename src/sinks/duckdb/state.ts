@@ -32,7 +32,7 @@ export const STATE_SCHEMA = '_pgrep'
  * 3: `partial_commit_lsn`, `partial_changes` (a large transaction committed in pieces); a format-2
  * pgrep would apply such a transaction's first pieces twice, so it refuses the file.
  */
-export const STATE_FORMAT = 3
+const STATE_FORMAT = 3
 
 /** A Postgres column as recorded in _pgrep.table_columns. */
 export interface StoredColumn {
@@ -91,6 +91,7 @@ export async function ensureState(conn: DuckDBConnection, db: string): Promise<v
     }
     await exec(conn, 'COMMIT')
   } catch (err) {
+    // `err` is the error to report; DuckDB may have ended the transaction already.
     await exec(conn, 'ROLLBACK').catch(() => {})
     throw err
   }
@@ -213,7 +214,7 @@ export async function isOwnedTable(conn: DuckDBConnection, db: string, t: TableN
 }
 
 /** Re-syncs completed (tables copied again by sync), kept in _pgrep.meta: older pgreps ignore the key. */
-export async function readResyncsDone(conn: DuckDBConnection, db: string): Promise<number> {
+async function readResyncsDone(conn: DuckDBConnection, db: string): Promise<number> {
   const rows = await query<{value: string}>(conn, `SELECT value FROM ${st(db, 'meta')} WHERE key = 'resyncs_done'`)
   return rows.length === 0 ? 0 : Number(rows[0].value) || 0
 }
@@ -221,4 +222,17 @@ export async function readResyncsDone(conn: DuckDBConnection, db: string): Promi
 export async function addResyncsDone(conn: DuckDBConnection, db: string, count: number): Promise<void> {
   const now = await readResyncsDone(conn, db)
   await exec(conn, `INSERT INTO ${st(db, 'meta')} VALUES ('resyncs_done', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [String(now + count)])
+}
+
+/**
+ * Drops the state schema with everything in it (`pgrep drop --sink-state`); the replicated
+ * tables stay, marked as pgrep's by their comment. Returns what was removed (nothing: no schema).
+ */
+export async function dropStateSchema(conn: DuckDBConnection, db: string, file: string): Promise<string[]> {
+  const tables = await query<{t: string}>(conn, `SELECT table_name AS t FROM duckdb_tables() WHERE database_name = $1 AND schema_name = $2 ORDER BY 1`, [db, STATE_SCHEMA])
+  const schemas = await query(conn, `SELECT 1 FROM duckdb_schemas() WHERE database_name = $1 AND schema_name = $2`, [db, STATE_SCHEMA])
+  if (schemas.length === 0) return []
+  await exec(conn, `DROP SCHEMA IF EXISTS ${ident(db)}.${STATE_SCHEMA} CASCADE`)
+  const what = tables.length > 0 ? ` (tables ${tables.map((r) => r.t).join(', ')})` : ''
+  return [`the ${STATE_SCHEMA} state schema of ${file}${what}`]
 }

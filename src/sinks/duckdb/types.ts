@@ -143,7 +143,3 @@ export function splitListType(type: string): {base: string; depth: number} {
   }
   return {base, depth}
 }
-
-export function sameDuckType(a: string, b: string): boolean {
-  return normalizeDuckType(a) === normalizeDuckType(b)
-}

@@ -75,6 +75,11 @@ export class StdoutSink implements Sink {
     return {checkpoint: null, tables: [], live: null}
   }
 
+  /** Nothing to remove: stdout keeps no state (the slot's confirmed position is its memory). */
+  async dropState(): Promise<string[]> {
+    return []
+  }
+
   async setTableStates(_states: TableState[]): Promise<void> {}
 
   async startTableCopy(table: TableSchema, snapshotLsn: Lsn): Promise<TableCopyWriter> {
