@@ -1,10 +1,11 @@
-import {configDefaults, defineConfig} from 'vitest/config'
+import {defineConfig} from 'vitest/config'
 
 export default defineConfig({
   test: {
-    // test/faults: minutes of restarts and cuts, run by `npm run test:faults` (vitest.faults.config.ts).
+    // test/faults: minutes of restarts and cuts, run by `npm run test:faults` (vitest.faults.config.ts);
+    // test/package: the installed package and the Docker layout, `npm run test:package` (network).
     include: ['test/**/*.test.ts'],
-    exclude: ['test/faults/**', '**/node_modules/**'],
+    exclude: ['test/faults/**', 'test/package/**', '**/node_modules/**'],
     globalSetup: ['test/helpers/global-setup.ts'],
     // Generous: a loaded 2-core machine (CI, parallel work) makes every real-server step several times slower.
     testTimeout: 300_000,

@@ -37,7 +37,8 @@ export type {BatchCommittedEvent, PipelineObserver, SlotStatusEvent, TableOpCoun
 export type {TableProgress} from './core/pipeline/copy.js'
 
 // ---- Sinks ----
-export type {Checkpoint, LiveFigures, PartialTransaction, ResumeState, Sink, SinkInspection, TableCopyStatus, TableCopyWriter, TableState} from './core/pipeline/sink.js'
+export type {Checkpoint, CopyForm, LiveFigures, PartialTransaction, ResumeState, Sink, SinkInspection, TableCopyStatus, TableCopyWriter, TableState} from './core/pipeline/sink.js'
+export type {BinaryRowBatch} from './core/values/copy-binary.js'
 export {StdoutSink, type StdoutSinkOptions} from './sinks/stdout/index.js'
 export {DEBEZIUM_UNAVAILABLE_VALUE, type DebeziumFormatOptions, type DecimalHandlingMode} from './sinks/stdout/debezium.js'
 export {TransformSink, type TransformOptions} from './api/transform.js'

@@ -34,7 +34,7 @@ export function scaled(ctx: BenchContext, n: number): number {
 }
 
 /** Workload weights for sharing the time budget (roughly their share of a full run). */
-const WEIGHTS: Record<string, number> = {backfill: 4, stream: 4, decode: 0.5, 'small-txns': 2.5, 'query-load': 2}
+const WEIGHTS: Record<string, number> = {backfill: 4, stream: 4, decode: 0.5, 'small-txns': 2.5, 'query-load': 2, 'large-values': 1}
 
 /** When each selected workload should be done for the whole run to fit in `minutes`. */
 export function budgetDeadlines(selected: readonly string[], startMs: number, minutes: number): Record<string, number> {

@@ -13,6 +13,8 @@ export interface RunResult {
   signal: NodeJS.Signals | null
   /** Peak resident set size in MB; null when GNU time is missing. */
   rssMb: number | null
+  /** CPU time of the process and its waited-for children, user + system, in seconds; null without GNU time. */
+  cpuSeconds: number | null
   stderrTail: string
 }
 
@@ -43,7 +45,7 @@ export function hasCommand(name: string): boolean {
 export function start(cmd: string, args: string[], opts: SpawnOptions): Running {
   const timed = existsSync(GNU_TIME)
   const rssFile = path.join(tmpdir(), `pgrep-bench-rss-${process.pid}-${rssCounter++}`)
-  const argv = timed ? ['-f', '%M', '-o', rssFile, cmd, ...args] : args
+  const argv = timed ? ['-f', '%M %U %S', '-o', rssFile, cmd, ...args] : args
   const exe = timed ? GNU_TIME : cmd
   let stdoutFd: number | undefined
   let stdio: ('ignore' | 'pipe' | number)[]
@@ -70,14 +72,16 @@ export function start(cmd: string, args: string[], opts: SpawnOptions): Running 
     child.on('close', (code, signal) => {
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9
       let rssMb: number | null = null
+      let cpuSeconds: number | null = null
       if (timed && existsSync(rssFile)) {
-        // GNU time writes "Command exited with non-zero status N" before the figure when the child fails.
+        // GNU time writes "Command exited with non-zero status N" before the figures when the child fails.
         const lines = readFileSync(rssFile, 'utf8').trim().split('\n')
-        const kb = Number(lines[lines.length - 1])
+        const [kb, user, sys] = lines[lines.length - 1].split(' ').map(Number)
         if (Number.isFinite(kb)) rssMb = kb / 1024
+        if (Number.isFinite(user) && Number.isFinite(sys)) cpuSeconds = user + sys
         rmSync(rssFile, {force: true})
       }
-      resolve({seconds, code, signal, rssMb, stderrTail: tail})
+      resolve({seconds, code, signal, rssMb, cpuSeconds, stderrTail: tail})
     })
   })
   return {

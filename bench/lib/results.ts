@@ -7,6 +7,8 @@ import {max, median, min} from './stats.js'
 export interface Run {
   seconds: number
   rssMb: number | null
+  /** User + system CPU seconds (GNU time); null or absent when not measured. */
+  cpuSeconds?: number | null
 }
 
 export interface Contender {
@@ -19,6 +21,8 @@ export interface Contender {
   runs: Run[]
   /** A pgrep run: its peak RSS counts against the memory target. */
   pgrep: boolean
+  /** A pgrep run whose peak RSS has its own target in its workload (large values), not the general one. */
+  ownRssTarget?: boolean
   /** Why it did not run (a missing tool), or why a run failed. */
   skipped?: string
   failed?: string
@@ -49,6 +53,12 @@ export function medianSeconds(c: Contender | undefined): number {
 
 export function rate(c: Contender | undefined): number {
   return c && c.count > 0 ? c.count / medianSeconds(c) : Number.NaN
+}
+
+/** Median CPU seconds (user + system) per million of the contender's rows or events; NaN when not measured. */
+export function cpuPerMillion(c: Contender): number {
+  const xs = c.runs.map((r) => r.cpuSeconds).filter((x): x is number => typeof x === 'number')
+  return xs.length > 0 && c.count > 0 ? (median(xs) / c.count) * 1e6 : Number.NaN
 }
 
 export function peakRss(c: Contender): number | null {
@@ -109,16 +119,16 @@ function fmtS(x: number): string {
 }
 
 function contenderTable(cs: Contender[]): string[] {
-  const out = ['| contender | runs | median s | min-max s | rate (median) | peak RSS MB |', '|---|---|---|---|---|---|']
+  const out = ['| contender | runs | median s | min-max s | rate (median) | CPU s per million (user+sys, median) | peak RSS MB |', '|---|---|---|---|---|---|---|']
   for (const c of cs) {
     if (c.skipped && c.runs.length === 0) {
-      out.push(`| ${cell(c.name)} | 0 | skipped: ${cell(c.skipped)} | | | |`)
+      out.push(`| ${cell(c.name)} | 0 | skipped: ${cell(c.skipped)} | | | | |`)
       continue
     }
     const secs = c.runs.map((r) => r.seconds)
     const rss = peakRss(c)
     out.push(
-      `| ${cell(c.name)} | ${c.runs.length}${c.failed ? ' (failed: see below)' : ''} | ${fmtS(median(secs))} | ${fmtS(min(secs))}-${fmtS(max(secs))} | ${c.count > 0 ? `${fmtRate(rate(c))} ${c.unit}` : 'n/a'} | ${rss === null ? 'n/a' : rss.toFixed(0)} |`,
+      `| ${cell(c.name)} | ${c.runs.length}${c.failed ? ' (failed: see below)' : ''} | ${fmtS(median(secs))} | ${fmtS(min(secs))}-${fmtS(max(secs))} | ${c.count > 0 ? `${fmtRate(rate(c))} ${c.unit}` : 'n/a'} | ${fmtS(cpuPerMillion(c))} | ${rss === null ? 'n/a' : rss.toFixed(0)} |`,
     )
   }
   out.push('', 'Commands:', '')
@@ -189,16 +199,20 @@ export function renderResults(input: ReportInput): string {
   return lines.join('\n')
 }
 
-/** Peak RSS of every pgrep run at most 250 MB. */
+/** The issue's limit on the peak RSS of every pgrep run of the bench, with defaults. */
+export const PEAK_RSS_LIMIT_MB = 300
+
+/** Peak RSS of every pgrep run at most PEAK_RSS_LIMIT_MB. */
 function memoryTargets(workloads: WorkloadResult[]): Target[] {
   const worst: {name: string; rss: number}[] = []
   for (const w of workloads) {
     for (const c of w.contenders) {
-      const r = c.pgrep ? peakRss(c) : null
+      const r = c.pgrep && !c.ownRssTarget ? peakRss(c) : null
       if (r !== null) worst.push({name: `${w.id}: ${c.name}`, rss: r})
     }
   }
-  if (worst.length === 0) return [{text: 'peak RSS of every pgrep run at most 250 MB', measured: 'n/a', pass: null}]
+  const text = `peak RSS of every pgrep run at most ${PEAK_RSS_LIMIT_MB} MB`
+  if (worst.length === 0) return [{text, measured: 'n/a', pass: null}]
   worst.sort((a, b) => b.rss - a.rss)
-  return [{text: 'peak RSS of every pgrep run at most 250 MB', measured: `highest ${worst[0].rss.toFixed(0)} MB (${worst[0].name})`, pass: worst[0].rss <= 250}]
+  return [{text, measured: `highest ${worst[0].rss.toFixed(0)} MB (${worst[0].name})`, pass: worst[0].rss <= PEAK_RSS_LIMIT_MB}]
 }

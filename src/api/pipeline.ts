@@ -4,7 +4,7 @@
 import {EventEmitter} from 'node:events'
 import {PgrepError} from '../core/errors.js'
 import {silentLogger, type Logger} from '../core/log/logger.js'
-import {parseLsn, type Lsn} from '../core/lsn.js'
+import type {Lsn} from '../core/lsn.js'
 import {runCdc} from '../core/pipeline/cdc.js'
 import {copyTables, type TableProgress} from '../core/pipeline/copy.js'
 import type {Sink} from '../core/pipeline/sink.js'
@@ -16,7 +16,8 @@ import {runSync} from '../core/pipeline/sync.js'
 import {PostgresSource} from '../core/postgres/source.js'
 import type {TableName} from '../core/schema/types.js'
 import {ObservedSink, type BatchCommitted} from './observed-sink.js'
-import {resolvePostgresConnection, slotFor, tablesFor, throwProblems, type PostgresSourceOptions} from './source.js'
+import {parallelFor, resolvePostgresConnection, slotFor, tablesFor, throwProblems, untilLsnFor, type PostgresSourceOptions} from './source.js'
+import {DEFAULT_PARALLEL} from '../core/settings.js'
 
 /**
  * What a pipeline does, named after the CLI command that does the same:
@@ -59,7 +60,7 @@ export interface PipelineOptions {
    * {@link PgrepError} of kind `interrupted`.
    */
   signal?: AbortSignal
-  /** Connections used by the copy (several tables at once, big tables split in ranges). Default 4. */
+  /** Connections used by the copy (several tables at once, big tables split in ranges), 1 to 64. Default 4. */
   parallel?: number
   /** Backoff when the replication connection is lost. Default: 0.5 s doubling to 30 s (with jitter), until `maxStallMs`. */
   reconnect?: Partial<ReconnectPolicy>
@@ -176,16 +177,8 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
       if (!source.publication) problems.push(`source.publication: required in ${this.mode} mode`)
       if (this.tables) problems.push(`source.tables: only for copy mode (${this.mode} replicates the publication's tables)`)
     }
-    if (typeof options.untilLsn === 'string') {
-      try {
-        this.untilLsn = parseLsn(options.untilLsn)
-      } catch (err) {
-        problems.push(`untilLsn: ${(err as Error).message}`)
-      }
-    } else {
-      this.untilLsn = options.untilLsn
-    }
-    if (options.parallel !== undefined && !(Number.isInteger(options.parallel) && options.parallel >= 1)) problems.push('parallel: must be a positive integer')
+    this.untilLsn = untilLsnFor(options.untilLsn, problems)
+    parallelFor(options.parallel, problems)
     throwProblems(problems)
     this.options = options
   }
@@ -242,7 +235,7 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
           return {end: r.end, commitLsn: r.commitLsn, copied}
         }
         case 'sync': {
-          const r = await runSync({...common, publication: publication!, slot: this.slot!, parallel: opts.parallel ?? 4, onCopyProgress: onProgress})
+          const r = await runSync({...common, publication: publication!, slot: this.slot!, parallel: opts.parallel ?? DEFAULT_PARALLEL, onCopyProgress: onProgress})
           return {end: r.end, commitLsn: r.commitLsn, copied}
         }
         case 'copy': {
@@ -254,7 +247,7 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
             tables,
             publication: this.tables && this.tables.length > 0 ? undefined : publication,
             snapshot: {name: null, lsn: null},
-            parallel: opts.parallel ?? 4,
+            parallel: opts.parallel ?? DEFAULT_PARALLEL,
             signal,
             log,
             onProgress,

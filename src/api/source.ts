@@ -1,11 +1,13 @@
 // The Postgres side of a library pipeline: connection settings given the libpq way (a connection
 // string and/or fields, then PG* variables, then ~/.pgpass and libpq's defaults), the publication,
 // the slot, and the tables of a copy. Resolution itself is core's resolveConnection(), the same
-// code the CLI's --source / --db-* flags go through.
+// code the CLI's --source / --db-* flags go through; names, LSNs and counts are checked by the
+// schemas of src/core/settings.ts, the same as the CLI's flags.
 import {PgrepError} from '../core/errors.js'
 import {resolveConnection, type ResolvedConnection, type SslMode} from '../core/postgres/connection.js'
-import {defaultSlotName, validateSlotName} from '../core/postgres/source.js'
-import {parseTableName} from '../core/schema/names.js'
+import {defaultSlotName} from '../core/postgres/source.js'
+import {lsnSetting, MAX_PARALLEL, parallelSetting, problemOf, slotSetting, tableSetting} from '../core/settings.js'
+import type {Lsn} from '../core/lsn.js'
 import type {TableName} from '../core/schema/types.js'
 
 /**
@@ -81,7 +83,7 @@ export function defaultSlotFor(publication: string): string {
 /** Slot name after the default, or a usage problem. */
 export function slotFor(source: PostgresSourceOptions, problems: string[]): string | undefined {
   if (source.slot === undefined) return source.publication ? defaultSlotFor(source.publication) : undefined
-  const problem = validateSlotName(source.slot)
+  const {problem} = problemOf(slotSetting, source.slot)
   if (problem) problems.push(`source.slot: ${problem}`)
   return source.slot
 }
@@ -95,13 +97,25 @@ export function tablesFor(source: PostgresSourceOptions, problems: string[]): Ta
       out.push({schema: t.schema, name: t.name})
       continue
     }
-    try {
-      out.push(parseTableName(t))
-    } catch (err) {
-      problems.push(`source.tables: ${err instanceof Error ? err.message : String(err)}`)
-    }
+    const {value, problem} = problemOf(tableSetting, t)
+    if (value) out.push(value)
+    else problems.push(`source.tables: ${problem}`)
   }
   return out
+}
+
+/** untilLsn as an Lsn (text is parsed), or a usage problem. */
+export function untilLsnFor(untilLsn: Lsn | string | undefined, problems: string[]): Lsn | undefined {
+  if (typeof untilLsn !== 'string') return untilLsn
+  const {value, problem} = problemOf(lsnSetting, untilLsn)
+  if (problem) problems.push(`untilLsn: ${problem}`)
+  return value
+}
+
+/** The copy's connection count: a positive integer (the CLI's --parallel has the same bounds). */
+export function parallelFor(parallel: number | undefined, problems: string[]): void {
+  if (parallel === undefined || parallelSetting.safeParse(parallel).success) return
+  problems.push(Number.isInteger(parallel) && parallel > MAX_PARALLEL ? `parallel: must be at most ${MAX_PARALLEL}` : 'parallel: must be a positive integer')
 }
 
 /**

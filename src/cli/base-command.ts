@@ -4,7 +4,7 @@ import {Command, Errors, type Interfaces} from '@oclif/core'
 import {EXIT_CODES, PgrepError} from '../core/errors.js'
 import type {Logger} from '../core/log/logger.js'
 import {redact} from '../core/postgres/connection.js'
-import {configFlag, envName, forCommandLine, resolveFlags, type FlagDefs, type Resolved} from './config-sources.js'
+import {configFlag, envName, forCommandLine, resolveFlags, typedFlags, type FlagDefs, type Resolved} from './config-sources.js'
 import {createLogger, type LogFormat, type LogLevel} from './logger.js'
 import {StdoutClosed} from '../sinks/stdout/index.js'
 import {errorResult} from './results.js'
@@ -33,7 +33,8 @@ export abstract class PgrepCommand extends Command {
 
   /**
    * oclif only reads the command line; values then merge with PGREP_* variables, the --config
-   * file and the defaults (config-sources.ts), so commands get one checked flags object.
+   * file and the defaults (config-sources.ts), so commands get one checked flags object, with
+   * each setting's text converted (an Lsn for --until-lsn, TableNames for --table: flags.ts).
    */
   protected override async parse<F extends Output, B extends Output, A extends Output>(
     options?: Interfaces.Input<F, B, A>,
@@ -51,7 +52,7 @@ export abstract class PgrepCommand extends Command {
       context: this,
     })
     this.resolved = resolved
-    return {...parsed, flags: resolved.flags as typeof parsed.flags}
+    return {...parsed, flags: typedFlags(defs, resolved) as typeof parsed.flags}
   }
 
   /** True when the flag was set (command line, PGREP_* variable or config file), not left to its default. */

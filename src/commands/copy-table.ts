@@ -1,7 +1,8 @@
 import {Flags} from '@oclif/core'
+import {nonEmptySetting} from '../core/settings.js'
 import {PgrepCommand} from '../cli/base-command.js'
 import {copyConfig} from '../cli/config.js'
-import {connectionFlags, EXIT_CODE_HELP, formatFlags, jsonFlag, logFlags, parallelFlag, progressFlag, sinkFlags} from '../cli/flags.js'
+import {connectionFlags, EXIT_CODE_HELP, formatFlags, jsonFlag, logFlags, parallelFlag, progressFlag, setting, sinkFlags, tableFlag} from '../cli/flags.js'
 import {foreignTablesFlag} from '../cli/flags.js'
 import {CopyProgressReporter} from '../cli/progress.js'
 import {copyTableResult, refuseJsonOnStdout, type CopyTableResult} from '../cli/results.js'
@@ -27,8 +28,8 @@ ${EXIT_CODE_HELP}`
 
   static override flags = {
     ...connectionFlags,
-    table: Flags.string({summary: 'Table to copy, as schema.name (repeatable; quote parts with double quotes).', multiple: true, helpGroup: 'COPY'}),
-    publication: Flags.string({summary: 'Copy every table of this publication (honours its column lists and row filters).', helpGroup: 'COPY'}),
+    ...tableFlag('Table to copy, as schema.name (repeatable; quote parts with double quotes).', 'COPY'),
+    publication: setting(Flags.string({summary: 'Copy every table of this publication (honours its column lists and row filters).', helpGroup: 'COPY'}), nonEmptySetting),
     ...parallelFlag,
     ...foreignTablesFlag,
     ...sinkFlags('duckdb'),

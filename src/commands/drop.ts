@@ -4,6 +4,7 @@ import {Flags} from '@oclif/core'
 import {PgrepCommand} from '../cli/base-command.js'
 import {connectionConfig, defaultSlotName} from '../cli/config.js'
 import {connectionFlags, EXIT_CODE_HELP, jsonFlag, logFlags} from '../cli/flags.js'
+import {DEFAULT_DUCKDB_PATH} from '../core/settings.js'
 import type {DropResult} from '../cli/results.js'
 import {PgrepError} from '../core/errors.js'
 import {dropSlot} from '../core/ops/drop.js'
@@ -29,7 +30,7 @@ ${EXIT_CODE_HELP}`
     slot: Flags.string({summary: 'Replication slot to drop. Default: pgrep_<publication>.', helpGroup: 'REPLICATION'}),
     publication: Flags.string({summary: 'Only to derive the default slot name.', helpGroup: 'REPLICATION'}),
     'sink-state': Flags.boolean({summary: "Also drop the DuckDB file's _pgrep state schema (the replicated tables stay)."}),
-    'duckdb-path': Flags.string({summary: 'DuckDB file for --sink-state.', default: 'pgrep.duckdb'}),
+    'duckdb-path': Flags.string({summary: 'DuckDB file for --sink-state.', default: DEFAULT_DUCKDB_PATH}),
     yes: Flags.boolean({char: 'y', summary: 'Do not ask for confirmation.'}),
     force: Flags.boolean({summary: 'Terminate the process holding an active slot, then drop it.'}),
     ...logFlags,

@@ -4,6 +4,7 @@ import {PgrepCommand} from '../cli/base-command.js'
 import {EXIT_CODE_HELP, logFlags} from '../cli/flags.js'
 import {QUERY_FORMATS, valuesFor, writeRows, type QueryFormat} from '../cli/query-output.js'
 import {PgrepError} from '../core/errors.js'
+import {DEFAULT_DUCKDB_PATH} from '../core/settings.js'
 
 export default class Query extends PgrepCommand {
   static override summary = 'Run a read-only SQL query on a DuckDB file that pgrep writes, also while sync runs.'
@@ -31,7 +32,7 @@ ${EXIT_CODE_HELP}`
   }
 
   static override flags = {
-    'duckdb-path': Flags.string({summary: 'The DuckDB file (the one sync writes).', default: 'pgrep.duckdb', helpGroup: 'QUERY'}),
+    'duckdb-path': Flags.string({summary: 'The DuckDB file (the one sync writes).', default: DEFAULT_DUCKDB_PATH, helpGroup: 'QUERY'}),
     file: Flags.string({char: 'f', summary: 'Read the SQL from this file.', helpGroup: 'QUERY'}),
     format: Flags.string({summary: 'Output format: table (default on a terminal), csv (default when piped), tsv, json, jsonl.', options: [...QUERY_FORMATS], helpGroup: 'QUERY'}),
     output: Flags.string({summary: 'Write the result to this Parquet file instead of stdout.', helpGroup: 'QUERY'}),

@@ -2,11 +2,10 @@ import {existsSync} from 'node:fs'
 import {Flags} from '@oclif/core'
 import {PgrepCommand} from '../cli/base-command.js'
 import {sinkConfigFrom} from '../cli/config.js'
-import {EXIT_CODE_HELP, logFlags, sinkFlags} from '../cli/flags.js'
+import {EXIT_CODE_HELP, logFlags, sinkFlags, tableFlag} from '../cli/flags.js'
 import {createSink} from '../cli/sinks.js'
 import {PgrepError} from '../core/errors.js'
 import {markForResync} from '../core/ops/resync.js'
-import {parseTableName} from '../core/schema/names.js'
 import {qualifiedName, type TableName} from '../core/schema/types.js'
 
 export default class Resync extends PgrepCommand {
@@ -21,7 +20,7 @@ ${EXIT_CODE_HELP}`
   ]
 
   static override flags = {
-    table: Flags.string({summary: 'Table to copy again, as schema.name (repeatable; quote parts with double quotes).', multiple: true, helpGroup: 'RESYNC'}),
+    ...tableFlag('Table to copy again, as schema.name (repeatable; quote parts with double quotes).', 'RESYNC'),
     all: Flags.boolean({summary: 'Every table the sink holds.', helpGroup: 'RESYNC'}),
     ...sinkFlags('duckdb'),
     ...logFlags,
@@ -30,10 +29,9 @@ ${EXIT_CODE_HELP}`
   async run(): Promise<void> {
     const {flags} = await this.parse(Resync)
     const log = this.setupLogger(flags['log-level'], flags['log-format'])
-    const texts = (flags.table as string[] | undefined) ?? []
-    if (texts.length === 0 && !flags.all) throw new PgrepError('usage', 'name the tables to copy again: --table schema.name (repeatable), or --all')
-    if (texts.length > 0 && flags.all) throw new PgrepError('usage', '--table and --all: give one or the other')
-    const tables: TableName[] = texts.map((t) => parseTableName(t))
+    const tables: TableName[] = flags.table ?? []
+    if (tables.length === 0 && !flags.all) throw new PgrepError('usage', 'name the tables to copy again: --table schema.name (repeatable), or --all')
+    if (tables.length > 0 && flags.all) throw new PgrepError('usage', '--table and --all: give one or the other')
     const config = sinkConfigFrom(flags)
     if (config.kind === 'stdout') throw new PgrepError('usage', 'resync needs a sink that keeps table states: --sink duckdb or --sink bigquery')
     // Opening a missing file would create an empty database.

@@ -1,11 +1,11 @@
 import {Flags} from '@oclif/core'
 import {PgrepCommand} from '../cli/base-command.js'
 import {connectionConfig, sinkConfigFrom} from '../cli/config.js'
-import {connectionFlags, EXIT_CODE_HELP, logFlags, sinkFlags} from '../cli/flags.js'
+import {connectionFlags, EXIT_CODE_HELP, logFlags, setting, sinkFlags} from '../cli/flags.js'
+import {byteSizeSetting} from '../core/settings.js'
 import {createSink} from '../cli/sinks.js'
 import {collectStatus, formatStatus} from '../core/ops/status.js'
 import {PgrepError} from '../core/errors.js'
-import {parseByteSize} from '../core/bytes.js'
 import {DEFAULT_MAX_LAG_BYTES} from '../core/pipeline/slot-monitor.js'
 import {PostgresSource} from '../core/postgres/source.js'
 import type {SinkInspection} from '../core/pipeline/sink.js'
@@ -43,7 +43,10 @@ ${EXIT_CODE_HELP}`
     ...connectionFlags,
     publication: Flags.string({summary: 'Publication to check (its tables and their replica identity).', helpGroup: 'REPLICATION'}),
     slot: Flags.string({summary: 'Replication slot to check. Default: pgrep_<publication>.', helpGroup: 'REPLICATION'}),
-    'max-lag-bytes': Flags.string({summary: 'WAL retained by the slot above which the pipeline counts as lagging: bytes, or with a unit (512MB, 10GB). Default 1GB; off: never.'}),
+    'max-lag-bytes': setting(
+      Flags.string({summary: `WAL retained by the slot above which the pipeline counts as lagging: bytes, or with a unit (512MB, 10GB). Default ${DEFAULT_MAX_LAG_BYTES / 1024 ** 3}GB; off: never.`}),
+      byteSizeSetting,
+    ),
     'max-lag-seconds': Flags.integer({summary: 'Lag in time above which the pipeline counts as lagging (needs --sink duckdb or bigquery). Default: not checked.', min: 0}),
     json: Flags.boolean({summary: 'Print the report as JSON.'}),
     ...sinkFlags('stdout'),
@@ -62,7 +65,9 @@ ${EXIT_CODE_HELP}`
       throw new PgrepError('usage', '--max-lag-seconds needs --sink duckdb or bigquery', {hint: 'the lag in time comes from the commit time the sink records with its checkpoint; stdout keeps none'})
     }
     const slot = flags.slot ?? defaultSlotName(flags.publication!)
-    const maxLagBytes = statusMaxLagBytes(flags['max-lag-bytes'])
+    // off: no byte threshold; 0 still means any retained WAL (unlike cdc and sync's warning).
+    const lag = flags['max-lag-bytes']
+    const maxLagBytes = lag === undefined ? DEFAULT_MAX_LAG_BYTES : (lag ?? Number.MAX_SAFE_INTEGER)
     const source = new PostgresSource(connection, log)
     let sinkState: SinkInspection | undefined
     if (sinkKind !== 'stdout') {
@@ -83,16 +88,5 @@ ${EXIT_CODE_HELP}`
     } finally {
       await client.end().catch(() => {})
     }
-  }
-}
-
-/** The same sizes as cdc and sync's --max-lag-bytes; here `off` means no byte threshold (0 still means any retained WAL). */
-function statusMaxLagBytes(text: string | undefined): number {
-  if (text === undefined) return DEFAULT_MAX_LAG_BYTES
-  if (text.trim().toLowerCase() === 'off') return Number.MAX_SAFE_INTEGER
-  try {
-    return parseByteSize(text)
-  } catch (err) {
-    throw new PgrepError('usage', `invalid option: --max-lag-bytes: ${(err as Error).message}`, {hint: 'see --help for every option'})
   }
 }

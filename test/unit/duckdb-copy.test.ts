@@ -12,22 +12,10 @@ import type {ChangeEvent} from '../../src/core/changes.js'
 import type {TupleData} from '../../src/core/protocol/messages.js'
 import type {PgType, TableSchema} from '../../src/core/schema/types.js'
 import {DuckDbSink} from '../../src/sinks/duckdb/index.js'
-
-const INT4: PgType = {oid: 23, sqlName: 'integer', kind: 'int4'}
-const TEXT: PgType = {oid: 25, sqlName: 'text', kind: 'text'}
+import {INT4, tableSchema, TEXT} from '../helpers/schema.js'
 
 function tbl(name: string, schema = 'app', extra: string[] = []): TableSchema {
-  return {
-    relationId: 1,
-    schema,
-    name,
-    replicaIdentity: 'default',
-    columns: [
-      {name: 'id', type: INT4, typeModifier: -1, isKey: true},
-      {name: 'v', type: TEXT, typeModifier: -1, isKey: false},
-      ...extra.map((n) => ({name: n, type: TEXT, typeModifier: -1, isKey: false})),
-    ],
-  }
+  return tableSchema(schema, name, [['id', INT4], ['v', TEXT], ...extra.map((n): [string, PgType] => [n, TEXT])])
 }
 
 const rowsFor = (from: number, n: number, tag: string): TupleData[] => Array.from({length: n}, (_, i) => [String(from + i), `${tag}-${from + i}`])

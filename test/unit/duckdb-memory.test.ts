@@ -6,26 +6,16 @@ import path from 'node:path'
 import {DuckDBInstance} from '@duckdb/node-api'
 import {afterAll, beforeAll, expect, it} from 'vitest'
 import type {ChangeEvent} from '../../src/core/changes.js'
-import type {PgType, TableSchema} from '../../src/core/schema/types.js'
+import type {TableSchema} from '../../src/core/schema/types.js'
 import {DuckDbSink} from '../../src/sinks/duckdb/index.js'
+import {INT8, numeric, tableSchema, TEXT, TIMESTAMPTZ} from '../helpers/schema.js'
 
-const INT8: PgType = {oid: 20, sqlName: 'bigint', kind: 'int8'}
-const TEXT: PgType = {oid: 25, sqlName: 'text', kind: 'text'}
-const NUM: PgType = {oid: 1700, sqlName: 'numeric(12,2)', kind: 'numeric', precision: 12, scale: 2}
-const TSTZ: PgType = {oid: 1184, sqlName: 'timestamp with time zone', kind: 'timestamptz'}
-
-const t: TableSchema = {
-  relationId: 1,
-  schema: 'app',
-  name: 'big',
-  replicaIdentity: 'default',
-  columns: [
-    {name: 'id', type: INT8, typeModifier: -1, isKey: true},
-    {name: 'name', type: TEXT, typeModifier: -1, isKey: false},
-    {name: 'amount', type: NUM, typeModifier: -1, isKey: false},
-    {name: 'at', type: TSTZ, typeModifier: -1, isKey: false},
-  ],
-}
+const t: TableSchema = tableSchema('app', 'big', [
+  ['id', INT8],
+  ['name', TEXT],
+  ['amount', numeric(12, 2)],
+  ['at', TIMESTAMPTZ],
+])
 
 let dir: string
 beforeAll(() => {

@@ -9,21 +9,14 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import type {ChangeEvent} from '../../src/core/changes.js'
 import {PgrepError} from '../../src/core/errors.js'
 import {pgTimestampFromDate} from '../../src/core/protocol/messages.js'
-import type {PgType, TableSchema} from '../../src/core/schema/types.js'
+import type {TableSchema} from '../../src/core/schema/types.js'
 import {DuckDbSink} from '../../src/sinks/duckdb/index.js'
+import {INT4, tableSchema, TEXT} from '../helpers/schema.js'
 
-const INT4: PgType = {oid: 23, sqlName: 'integer', kind: 'int4'}
-const TEXT: PgType = {oid: 25, sqlName: 'text', kind: 'text'}
-const items: TableSchema = {
-  relationId: 1,
-  schema: 'app',
-  name: 'items',
-  replicaIdentity: 'default',
-  columns: [
-    {name: 'id', type: INT4, typeModifier: -1, isKey: true},
-    {name: 'v', type: TEXT, typeModifier: -1, isKey: false},
-  ],
-}
+const items: TableSchema = tableSchema('app', 'items', [
+  ['id', INT4],
+  ['v', TEXT],
+])
 
 /** The `_pgrep` schema exactly as the first release created it, with one checkpoint and one ready table. */
 const FORMAT_1 = [

@@ -21,12 +21,12 @@ import type pg from 'pg'
 import {PgrepError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {formatLsn, parseLsn, type Lsn} from '../lsn.js'
-import {copyOut, copyOutToFile, newCopyOutProgress, type CopyOutProgress} from '../postgres/copy-out.js'
+import {copyOut, copyOutBinary, copyOutToFile, newCopyOutProgress, type CopyOutProgress} from '../postgres/copy-out.js'
 import {LOST_CONNECTION_HINT} from '../postgres/pg-errors.js'
 import {CURRENT_WAL_LSN_SQL, type PostgresSource} from '../postgres/source.js'
 import {TypeCatalog} from '../schema/catalog.js'
 import {qualifiedName, quoteIdent, tableKey, type TableName, type TableSchema} from '../schema/types.js'
-import type {Sink, TableCopyWriter} from './sink.js'
+import type {CopyForm, Sink, TableCopyWriter} from './sink.js'
 
 export interface CopySnapshot {
   /** An exported snapshot to import (from CREATE_REPLICATION_SLOT ... EXPORT_SNAPSHOT); null: export one now. */
@@ -313,7 +313,28 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
         plan.startedAt ??= Date.now()
         plan.writer ??= opts.sink.startTableCopy(plan.table, plan.snapshotLsn)
         const writer = await plan.writer
-        if (writer.loadCsvFile) {
+        if (writer.writeBinary && writer.copyForms) {
+          // Binary COPY decoded by the sink into its own column layout: no text parsed. While the
+          // sink appends one batch, this connection's socket is paused and the others read on.
+          const withCtid = unit.relation.resumable
+          const forms = writer.copyForms
+          const read = await copyOutBinary(
+            client,
+            `COPY (${selectOf(unit, withCtid, forms)}) TO STDOUT (FORMAT binary)`,
+            plan.table.columns.length,
+            async (batch, ctidField) => {
+              if (opts.signal.aborted) throw interrupted()
+              // Ranges of one table share one writer: their writes are serialized.
+              const write = plan.writeChain.then(() => writer.writeBinary!(batch, ctidField ? 1 : 0))
+              plan.writeChain = write.catch(() => {})
+              await write
+              plan.rows += batch.rows
+              opts.onProgress?.({table: plan.table, rows: plan.rows, estimatedRows: plan.estimatedRows, done: false})
+            },
+            {withCtid, progress},
+          )
+          plan.bytes += read.bytes
+        } else if (writer.loadCsvFile) {
           // The sink parses CSV itself: the bytes go to a file untouched; while the sink loads
           // one range, other connections read theirs. A cut while reading drops the file.
           tempDir ??= makeTempDir('copy', opts.tempDir)
@@ -388,7 +409,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
 
       await Promise.all(workers.map((w) => work(w)))
       if (failed || opts.signal.aborted) {
-        await Promise.all(plans.filter((p) => !p.committed && p.writer).map(async (p) => (await p.writer!).abort().catch(() => {})))
+        await Promise.all(plans.filter((p) => !p.committed && p.writer !== undefined).map(async (p) => (await p.writer!).abort().catch(() => {})))
         throw opts.signal.aborted ? interrupted() : failed
       }
     }
@@ -445,9 +466,19 @@ function copyError(source: PostgresSource, err: unknown, unit: Unit): PgrepError
   return e
 }
 
-function selectOf(unit: Unit, withCtid: boolean): string {
+/**
+ * The unit's rows. With `forms`, a column read as 'text' is converted by its type's output
+ * function (format's %s; a cast to text is not always the same: bool, inet, char(n)). NULL is
+ * tested with num_nulls: `IS NULL` is also true for a composite whose fields are all NULL.
+ */
+function selectOf(unit: Unit, withCtid: boolean, forms?: readonly CopyForm[]): string {
   const t = unit.plan.table
-  const columns = t.columns.map((c) => quoteIdent(c.name)).join(', ')
+  const columns = t.columns
+    .map((c, i) => {
+      const q = quoteIdent(c.name)
+      return forms?.[i] === 'text' ? `CASE WHEN num_nulls(${q}) = 1 THEN NULL ELSE format('%s', ${q}) END AS ${q}` : q
+    })
+    .join(', ')
   const where: string[] = []
   if (t.rowFilter) where.push(`(${t.rowFilter})`)
   // TID range scans (PG14+) read exactly these pages; the last range is open-ended.

@@ -14,6 +14,13 @@ import type {ChangeEvent} from '../changes.js'
 import type {Lsn} from '../lsn.js'
 import type {PgTimestamp, TupleData} from '../protocol/messages.js'
 import type {TableName, TableSchema} from '../schema/types.js'
+import type {BinaryRowBatch} from '../values/copy-binary.js'
+
+/**
+ * How the copy reads a column for {@link TableCopyWriter.writeBinary}: `binary`, the bytes of the
+ * type's send function (COPY's binary format); `text`, the bytes of its text output (UTF-8).
+ */
+export type CopyForm = 'binary' | 'text'
 
 /** The position a sink has applied up to, stored with the data by an exactly-once sink. */
 export interface Checkpoint {
@@ -98,6 +105,14 @@ export interface TableCopyWriter {
    * `maxRowBytes` is the longest row in the file.
    */
   loadCsvFile?(file: string, maxRowBytes: number): Promise<void>
+  /**
+   * Optional bulk path, used instead of write() and loadCsvFile() when present together with
+   * `copyForms` (one form per column): rows read with `COPY ... (FORMAT binary)`, each column in
+   * its form. Field `firstField + c` of each row of the batch is column c. The batch's bytes are
+   * only valid until the returned promise resolves.
+   */
+  writeBinary?(batch: BinaryRowBatch, firstField: number): Promise<void>
+  copyForms?: readonly CopyForm[]
   /** Atomically replace the table's data and mark it ready at snapshotLsn. */
   commit(): Promise<void>
   /** Discard what was written; the previous data stays untouched. */

@@ -5,6 +5,7 @@
 import {closeSync, openSync, writeSync} from 'node:fs'
 import type pg from 'pg'
 import {PgrepError} from '../errors.js'
+import {BinaryCopyParser, BinaryRowBatch, tidOrder as binaryTidOrder, tidText} from '../values/copy-binary.js'
 import {CopyTextParser} from '../values/copy-text.js'
 import {BackendCode, serverErrorFrom, WireSession} from './wire.js'
 
@@ -148,11 +149,159 @@ export async function copyOut(
           // Rows handed to onRows are either accepted or not: wait for it, so that `progress`
           // says exactly which rows the caller keeps when it goes on after a cut.
           const lost = failure ?? lostDuringCopy(serverError, err)
-          if (busy) busy.then(() => reject(failure ?? lost))
+          if (busy) busy.then(() => reject(failure ?? lost), () => reject(failure ?? lost))
           else reject(lost)
         },
       )
       // A connection cut while idle (between two COPYs) is already closed: no event will come.
+      if (wire.socket.destroyed) reject(lostDuringCopy(undefined, undefined))
+      else wire.query(sql)
+    })
+  } finally {
+    if (!wire.socket.destroyed) {
+      wire.release()
+      wire.socket.resume()
+    } else {
+      wire.detach()
+    }
+  }
+  return {rows: total, bytes}
+}
+
+/** Rows per batch of {@link copyOutBinary} (DuckDB's vector size: one batch fills one data chunk). */
+export const BINARY_BATCH_ROWS = 2048
+/** A batch is handed on early once its rows hold this many bytes: memory stays bounded for wide rows. */
+export const BINARY_BATCH_BYTES = 8 * 1024 * 1024
+
+/**
+ * Runs `sql` (a COPY ... TO STDOUT (FORMAT binary)) and delivers its rows in batches of views
+ * into the received messages (see BinaryRowBatch). With `withCtid`, the query's first column is
+ * the row's ctid, tracked in `progress` and not part of the batch's fields (field 0 of the batch
+ * is then column 1 of the COPY; `columnCount` counts the table's columns only). While `onBatch`
+ * runs, the socket is paused (backpressure) and the next batch fills from what was already
+ * received, so that decoding overlaps with the sink's work only as far as one batch.
+ */
+export async function copyOutBinary(
+  client: pg.Client,
+  sql: string,
+  columnCount: number,
+  onBatch: (batch: BinaryRowBatch, ctidField: boolean) => Promise<void>,
+  options: {withCtid?: boolean; progress?: CopyOutProgress; batchRows?: number} = {},
+): Promise<CopyOutResult> {
+  const wire = new WireSession(client)
+  const withCtid = options.withCtid ?? false
+  const progress = options.progress ?? newCopyOutProgress()
+  const fields = columnCount + (withCtid ? 1 : 0)
+  const capacity = options.batchRows ?? BINARY_BATCH_ROWS
+  const parser = new BinaryCopyParser(fields)
+  let batch = new BinaryRowBatch(fields, capacity)
+  let batchBytes = 0
+  let lastSeen = -1
+  let ended = false
+  let total = 0
+  let bytes = 0
+  /** Batches completed while the sink is busy (few: the socket pauses, only the frames of the chunk at hand go on). */
+  const queued: BinaryRowBatch[] = []
+  let busy: Promise<void> | undefined
+  let failure: Error | undefined
+  let serverError: Error | undefined
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let finished = false
+      const maybeDone = () => {
+        if (finished && !busy && queued.length === 0 && batch.rows === 0) {
+          if (serverError) reject(serverError)
+          else resolve()
+        }
+      }
+      /** Hands `b` to the sink; the socket stays paused until it is accepted. */
+      const deliver = (b: BinaryRowBatch) => {
+        total += b.rows
+        let batchCtid: string | null = null
+        if (withCtid) {
+          for (let r = 0; r < b.rows; r++) {
+            const order = binaryTidOrder(b.bytes[r], b.offsets[r * fields])
+            if (order <= lastSeen) progress.ordered = false
+            lastSeen = order
+          }
+          if (b.rows > 0) batchCtid = tidText(b.bytes[b.rows - 1], b.offsets[(b.rows - 1) * fields])
+        }
+        wire.socket.pause()
+        busy = onBatch(b, withCtid).then(
+          () => {
+            busy = undefined
+            progress.accepted += b.rows
+            if (withCtid && batchCtid) progress.lastCtid = batchCtid
+            if (failure || ended) return
+            const next = queued.shift()
+            if (next) return deliver(next)
+            wire.socket.resume()
+            maybeDone()
+          },
+          (err) => {
+            busy = undefined
+            failure = err
+            // Stop the server's COPY: closing the connection is the only way out of COPY OUT.
+            wire.socket.destroy()
+            reject(err)
+          },
+        )
+      }
+      /** The current batch is complete: deliver it, or queue it while the sink is busy. */
+      const flush = () => {
+        if (batch.rows === 0) return
+        const b = batch
+        batch = new BinaryRowBatch(fields, capacity)
+        batchBytes = 0
+        if (busy) {
+          queued.push(b)
+          wire.socket.pause()
+        } else deliver(b)
+      }
+      wire.handle(
+        (frame) => {
+          if (failure) return
+          try {
+            switch (frame.code) {
+              case BackendCode.CopyData: {
+                const body = frame.body
+                bytes += body.length
+                const before = batch.rows
+                parser.push(body, batch)
+                progress.received += batch.rows - before
+                batchBytes += body.length
+                if (batch.rows >= capacity || batchBytes >= BINARY_BATCH_BYTES) flush()
+                return
+              }
+              case BackendCode.CopyDone:
+                flush()
+                return
+              case BackendCode.ErrorResponse:
+                serverError = serverErrorFrom(frame)
+                return
+              case BackendCode.ReadyForQuery:
+                finished = true
+                flush()
+                maybeDone()
+                return
+              default:
+                return
+            }
+          } catch (err) {
+            failure = err instanceof Error ? err : new Error(String(err))
+            wire.socket.destroy()
+            reject(failure)
+          }
+        },
+        (err) => {
+          if (finished) return
+          ended = true
+          const lost = failure ?? lostDuringCopy(serverError, err)
+          if (busy) busy.then(() => reject(failure ?? lost))
+          else reject(lost)
+        },
+      )
       if (wire.socket.destroyed) reject(lostDuringCopy(undefined, undefined))
       else wire.query(sql)
     })

@@ -109,17 +109,17 @@ function fractionAt(s: string, i: number): number {
 function offsetAt(s: string, i: number): number {
   const sign = s.charCodeAt(i)
   if (sign !== 0x2b && sign !== 0x2d) return NaN
-  const h = twoAt(s, i + 1)
+  const h = twoDigitsAt(s, i + 1)
   if (h < 0) return NaN
   let k = i + 3
   let m = 0
   let sec = 0
   if (s.charCodeAt(k) === 0x3a) {
-    m = twoAt(s, k + 1)
+    m = twoDigitsAt(s, k + 1)
     if (m < 0) return NaN
     k += 3
     if (s.charCodeAt(k) === 0x3a) {
-      sec = twoAt(s, k + 1)
+      sec = twoDigitsAt(s, k + 1)
       if (sec < 0) return NaN
       k += 3
     }
@@ -138,9 +138,9 @@ function bcAt(s: string, i: number): number {
 /** `HH:MM:SS[.f]` at i as microseconds past midnight (24:00:00 allowed: time's maximum), or -1; sets `next`. */
 function timeAt(s: string, i: number): number {
   if (s.charCodeAt(i + 2) !== 0x3a || s.charCodeAt(i + 5) !== 0x3a) return -1
-  const h = twoAt(s, i)
-  const m = twoAt(s, i + 3)
-  const sec = twoAt(s, i + 6)
+  const h = twoDigitsAt(s, i)
+  const m = twoDigitsAt(s, i + 3)
+  const sec = twoDigitsAt(s, i + 6)
   if (h < 0 || h > 24 || m < 0 || m > 59 || sec < 0 || sec > 59) return -1
   const frac = fractionAt(s, i + 8)
   if (frac < 0) return -1
@@ -148,29 +148,32 @@ function timeAt(s: string, i: number): number {
   return micros > 86_400_000_000 ? -1 : micros
 }
 
-/** Two digits at i as a number, or a negative number when either is not a digit. */
-function twoAt(s: string, i: number): number {
+/** Two digits at i as a number, or -1 when either is not a digit. */
+export function twoDigitsAt(s: string, i: number): number {
   const a = s.charCodeAt(i) - 0x30
   const b = s.charCodeAt(i + 1) - 0x30
   return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1
 }
 
-/** `YYYY-MM-DD` at 0 (four or more year digits) as year * 10000 + month * 100 + day with the year as printed, or -1; sets `next`. */
+/**
+ * `YYYY-MM-DD` at 0 (four or more year digits) as year * 10000 + month * 100 + day, the year as
+ * printed; -1 when not of that form. Sets `next`.
+ */
 function dateAt(s: string): number {
   if (s.charCodeAt(4) === 0x2d && s.charCodeAt(7) === 0x2d) {
     // A four-digit year, the common case: fixed positions.
-    const hi = twoAt(s, 0)
-    const lo = twoAt(s, 2)
-    const month = twoAt(s, 5)
-    const day = twoAt(s, 8)
+    const hi = twoDigitsAt(s, 0)
+    const lo = twoDigitsAt(s, 2)
+    const month = twoDigitsAt(s, 5)
+    const day = twoDigitsAt(s, 8)
     if (hi < 0 || lo < 0 || month < 1 || month > 12 || day < 1 || day > 31) return -1
     next = 10
     return (hi * 100 + lo) * 10000 + month * 100 + day
   }
   const y = yearEnd(s)
   if (y < 0 || s.charCodeAt(y) !== 0x2d || s.charCodeAt(y + 3) !== 0x2d) return -1
-  const month = twoAt(s, y + 1)
-  const day = twoAt(s, y + 4)
+  const month = twoDigitsAt(s, y + 1)
+  const day = twoDigitsAt(s, y + 4)
   if (month < 1 || month > 12 || day < 1 || day > 31) return -1
   next = y + 6
   return Number(s.slice(0, y)) * 10000 + month * 100 + day
@@ -220,7 +223,8 @@ function timestampAt(text: string, withZone: boolean): CivilTimestamp | PgInfini
   days += shift
   secs -= shift * 86400
   const c = civilFromDays(days)
-  return {year: c.year, month: c.month, day: c.day, hour: Math.floor(secs / 3600), minute: Math.floor(secs / 60) % 60, second: secs % 60, micros}
+  const hour = Math.floor(secs / 3600)
+  return {year: c.year, month: c.month, day: c.day, hour, minute: Math.floor(secs / 60) % 60, second: secs % 60, micros}
 }
 
 /** A timestamp (`2024-01-01 12:00:00.5`, `... BC`, `infinity`); undefined when not of that form. */
@@ -255,6 +259,16 @@ const TWO_DIGITS = Array.from({length: 100}, (_, i) => (i < 10 ? `0${i}` : Strin
 /** 0..99 as two digits (`07`): month, day, hour, minute, second. */
 export function twoDigits(n: number): string {
   return TWO_DIGITS[n] ?? String(n).padStart(2, '0')
+}
+
+/** `MM-DD` of a date. */
+export function monthDayText(d: CivilDate): string {
+  return `${twoDigits(d.month)}-${twoDigits(d.day)}`
+}
+
+/** `HH:MM:SS` of a timestamp (the fraction is left to each format). */
+export function clockText(t: CivilTimestamp): string {
+  return `${twoDigits(t.hour)}:${twoDigits(t.minute)}:${twoDigits(t.second)}`
 }
 
 /** 0..999999 as six digits (`000500`): a fraction of a second in microseconds. */

@@ -65,7 +65,8 @@ export function parseInterval(text: string): PgInterval | PgInfinity | undefined
     if (time) {
       if (i !== parts.length - 1) return undefined
       const [, sign, h, m, s, frac] = time
-      const us = BigInt(h) * MICROS_PER_HOUR + BigInt(Number(m) * 60 + Number(s)) * 1_000_000n + BigInt(frac ? frac.padEnd(6, '0') : 0)
+      const seconds = Number(m) * 60 + Number(s)
+      const us = BigInt(h) * MICROS_PER_HOUR + BigInt(seconds) * 1_000_000n + BigInt(frac ? frac.padEnd(6, '0') : 0)
       micros = sign === '-' ? -us : us
       break
     }

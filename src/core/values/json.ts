@@ -33,7 +33,17 @@ import {UNCHANGED_TOAST, type TupleData} from '../protocol/messages.js'
 import {arrayDelimiter} from '../schema/pg-types.js'
 import type {ColumnSchema, PgType} from '../schema/types.js'
 import {arrayLiteralToJson} from './array-literal.js'
-import {parseDate, parseTimestamp, parseTimestamptz, sixDigits, twoDigits, type CivilDate, type CivilTimestamp} from './datetime.js'
+import {
+  clockText,
+  monthDayText,
+  parseDate,
+  parseTimestamp,
+  parseTimestamptz,
+  sixDigits,
+  twoDigitsAt,
+  type CivilDate,
+  type CivilTimestamp,
+} from './datetime.js'
 
 /** Encodes one non-NULL value's text form into a JSON fragment. */
 export type JsonEncoder = (text: string) => string
@@ -168,18 +178,12 @@ function formatYear(y: number): string {
 
 function isoDate(d: CivilDate): string {
   const y = d.year >= 1000 && d.year <= 9999 ? String(d.year) : formatYear(d.year)
-  return `${y}-${twoDigits(d.month)}-${twoDigits(d.day)}`
+  return `${y}-${monthDayText(d)}`
 }
 
 /** ISO 8601 with six fractional digits: `2024-01-01T12:00:00.500000`. */
 function isoTimestamp(t: CivilTimestamp): string {
-  return `${isoDate(t)}T${twoDigits(t.hour)}:${twoDigits(t.minute)}:${twoDigits(t.second)}.${sixDigits(t.micros)}`
-}
-
-function twoAt(s: string, i: number): number {
-  const a = s.charCodeAt(i) - 0x30
-  const b = s.charCodeAt(i + 1) - 0x30
-  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1
+  return `${isoDate(t)}T${clockText(t)}.${sixDigits(t.micros)}`
 }
 
 /**
@@ -191,14 +195,16 @@ function twoAt(s: string, i: number): number {
  */
 function commonTimestampToIso(s: string, withZone: boolean): string | undefined {
   const end = withZone ? s.length - 3 : s.length
-  if (end < 19 || end > 26 || s.charCodeAt(4) !== 0x2d || s.charCodeAt(7) !== 0x2d || s.charCodeAt(10) !== 0x20) return undefined
+  if (end < 19 || end > 26 || s.charCodeAt(4) !== 0x2d || s.charCodeAt(7) !== 0x2d) return undefined
+  if (s.charCodeAt(10) !== 0x20) return undefined
   if (s.charCodeAt(13) !== 0x3a || s.charCodeAt(16) !== 0x3a || (withZone && !s.endsWith('+00'))) return undefined
-  const month = twoAt(s, 5)
-  const day = twoAt(s, 8)
-  if (twoAt(s, 0) < 10 || twoAt(s, 2) < 0 || month < 1 || month > 12 || day < 1 || day > 31) return undefined
-  const h = twoAt(s, 11)
-  const mi = twoAt(s, 14)
-  const se = twoAt(s, 17)
+  const month = twoDigitsAt(s, 5)
+  const day = twoDigitsAt(s, 8)
+  if (twoDigitsAt(s, 0) < 10 || twoDigitsAt(s, 2) < 0) return undefined
+  if (month < 1 || month > 12 || day < 1 || day > 31) return undefined
+  const h = twoDigitsAt(s, 11)
+  const mi = twoDigitsAt(s, 14)
+  const se = twoDigitsAt(s, 17)
   if (h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 59) return undefined
   let frac = '000000'
   if (end > 19) {

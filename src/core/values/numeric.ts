@@ -6,7 +6,7 @@
 /** numeric's values that are not numbers. */
 export type NumericSpecial = 'NaN' | 'Infinity' | '-Infinity'
 
-/** An exact decimal: value = unscaled × 10^-scale. `unscaled` is integer text without leading zeros (`-1234500`, `0`). */
+/** An exact decimal: unscaled × 10^-scale; `unscaled` is integer text without leading zeros (`-1234500`, `0`). */
 export interface Decimal {
   unscaled: string
   scale: number

@@ -28,7 +28,17 @@
 import {PgrepError} from '../../core/errors.js'
 import {arrayLiteralToJson} from '../../core/values/array-literal.js'
 import {byteaToHex} from '../../core/values/bytea.js'
-import {parseDate, parseTime, parseTimestamp, parseTimestamptz, sixDigits, twoDigits, type CivilDate, type CivilTimestamp} from '../../core/values/datetime.js'
+import {
+  clockText,
+  monthDayText,
+  parseDate,
+  parseTime,
+  parseTimestamp,
+  parseTimestamptz,
+  sixDigits,
+  type CivilDate,
+  type CivilTimestamp,
+} from '../../core/values/datetime.js'
 import {parseInterval, type PgInfinity} from '../../core/values/interval.js'
 import {dateTextToIso, embedJson, isJsonNumber, jsonString, timestampTextToIso} from '../../core/values/json.js'
 import {numericSpecial} from '../../core/values/numeric.js'
@@ -207,7 +217,9 @@ function yearText(year: number): string {
   return year >= 1000 ? String(year) : String(year).padStart(4, '0')
 }
 
-function dateToBigQuery(s: string, onLoss: (kind: LossKind) => void): string {
+type OnLoss = (kind: LossKind) => void
+
+function dateToBigQuery(s: string, onLoss: OnLoss): string {
   const d = parseDate(s)
   if (d === undefined) return s
   const outside = yearOutside(d)
@@ -215,18 +227,18 @@ function dateToBigQuery(s: string, onLoss: (kind: LossKind) => void): string {
   if (outside > 0) return MAX_DATE
   if (outside < 0) return MIN_DATE
   const c = d as CivilDate
-  return `${yearText(c.year)}-${twoDigits(c.month)}-${twoDigits(c.day)}`
+  return `${yearText(c.year)}-${monthDayText(c)}`
 }
 
 /** `YYYY-MM-DD HH:MM:SS.ffffff` (DATETIME) or `... +00:00` (TIMESTAMP, UTC), clamped to years 1..9999. */
-function timestampToBigQuery(t: CivilTimestamp | PgInfinity | undefined, s: string, zone: string, onLoss: (kind: LossKind) => void): string {
+function timestampToBigQuery(t: CivilTimestamp | PgInfinity | undefined, s: string, zone: string, onLoss: OnLoss) {
   if (t === undefined) return s
   const outside = yearOutside(t)
   if (outside !== 0) onLoss('date-clamped')
   if (outside > 0) return `${MAX_DATE} 23:59:59.999999${zone}`
   if (outside < 0) return `${MIN_DATE} 00:00:00${zone}`
   const c = t as CivilTimestamp
-  return `${yearText(c.year)}-${twoDigits(c.month)}-${twoDigits(c.day)} ${twoDigits(c.hour)}:${twoDigits(c.minute)}:${twoDigits(c.second)}.${sixDigits(c.micros)}${zone}`
+  return `${yearText(c.year)}-${monthDayText(c)} ${clockText(c)}.${sixDigits(c.micros)}${zone}`
 }
 
 // ---- intervals ----
@@ -264,14 +276,19 @@ export function formatBigQueryInterval(months: bigint, days: bigint, micros: big
 function intervalToBigQuery(s: string, onLoss: (kind: LossKind) => void): string {
   const iv = parseInterval(s)
   if (iv === undefined) {
-    throw new PgrepError('sink', `cannot read the interval value ${JSON.stringify(s)}`, {hint: 'pgrep expects IntervalStyle postgres on its source connections'})
+    throw new PgrepError('sink', `cannot read the interval value ${JSON.stringify(s)}`, {
+      hint: 'pgrep expects IntervalStyle postgres on its source connections',
+    })
   }
   if (typeof iv === 'string') {
     onLoss('interval-clamped')
-    return iv === 'infinity' ? formatBigQueryInterval(MAX_MONTHS, MAX_DAYS, MAX_MICROS) : formatBigQueryInterval(-MAX_MONTHS, -MAX_DAYS, -MAX_MICROS)
+    const sign = iv === 'infinity' ? 1n : -1n
+    return formatBigQueryInterval(sign * MAX_MONTHS, sign * MAX_DAYS, sign * MAX_MICROS)
   }
   const loss = () => onLoss('interval-clamped')
-  return formatBigQueryInterval(clampBig(BigInt(iv.months), MAX_MONTHS, loss), clampBig(BigInt(iv.days), MAX_DAYS, loss), clampBig(iv.micros, MAX_MICROS, loss))
+  const months = clampBig(BigInt(iv.months), MAX_MONTHS, loss)
+  const days = clampBig(BigInt(iv.days), MAX_DAYS, loss)
+  return formatBigQueryInterval(months, days, clampBig(iv.micros, MAX_MICROS, loss))
 }
 
 // ---- arrays ----

@@ -5,16 +5,18 @@
 // Measured (1M rows of 8 mixed columns, 2 cores): appending straight into the new table, DuckDB
 // casting each text value, ~3.0 s; appending text to an all-VARCHAR staging table and converting
 // with one INSERT ... SELECT CAST(...) ~4.5 s. Loading a staging table and swapping it in gives
-// the same atomicity with two copies of the data instead of one. See duckdb-throughput.test.ts.
+// the same atomicity with two copies of the data instead of one. See bench/duckdb-sink.test.ts.
 import type {DuckDBAppender, DuckDBConnection, DuckDBInstance} from '@duckdb/node-api'
 import {PgrepError} from '../../core/errors.js'
 import type {Lsn} from '../../core/lsn.js'
-import type {TableCopyWriter} from '../../core/pipeline/sink.js'
+import type {CopyForm, TableCopyWriter} from '../../core/pipeline/sink.js'
 import {UNCHANGED_TOAST, type TupleData} from '../../core/protocol/messages.js'
 import type {TableSchema} from '../../core/schema/types.js'
+import type {BinaryRowBatch} from '../../core/values/copy-binary.js'
+import {ChunkAppender, copyForms} from './chunks.js'
 import {checkTableNames, claimTable, createTableSql, declaredKey, literalDepth, storedColumn, type TableShape} from './ddl.js'
 import {Issues, type SinkLog} from './issues.js'
-import {display, exec, ident, literal, qualified, query, sinkError} from './sql.js'
+import {display, exec, sinkError} from './sql.js'
 import {writeColumns, writeTableState} from './state.js'
 import {duckDbType} from './types.js'
 import {columnWriter, type ColumnWriter} from './values.js'
@@ -33,6 +35,9 @@ export interface CopyHost {
   replaceForeignTables?: boolean
 }
 
+/** Bytes appended between two flushes of the appender (its buffer is otherwise flushed by rows only). */
+const APPENDER_FLUSH_BYTES = 16 * 1024 * 1024
+
 export class DuckDbCopyWriter implements TableCopyWriter {
   private conn: DuckDBConnection | undefined
   private appender: DuckDBAppender | undefined
@@ -43,10 +48,11 @@ export class DuckDbCopyWriter implements TableCopyWriter {
   private done = false
   private rows = 0
   private readonly issues = new Issues()
-  /** NULLs counted so far in each column whose cast may fail, to tell a refused value from a NULL. */
-  private readonly nullsSeen = new Map<number, bigint>()
-  /** Present when DuckDB can read every column of the table from CSV itself (see csvColumns). */
-  loadCsvFile?: (file: string, maxRowBytes: number) => Promise<void>
+  private chunks: ChunkAppender | undefined
+  private unflushedBytes = 0
+  /** Present when every column can be read from a binary COPY (see copyForms: not for arrays). */
+  readonly copyForms?: readonly CopyForm[]
+  writeBinary?: (batch: BinaryRowBatch, firstField: number) => Promise<void>
 
   constructor(
     private readonly host: CopyHost,
@@ -54,69 +60,39 @@ export class DuckDbCopyWriter implements TableCopyWriter {
     private readonly snapshotLsn: Lsn,
   ) {
     checkTableNames(table)
-    const plan = csvColumns(table)
-    if (plan) this.loadCsvFile = (file, maxRowBytes) => this.loadCsv(plan, file, maxRowBytes)
+    this.copyForms = copyForms(table.columns.map((c) => ({type: c.type, duckType: duckDbType(c.type)})))
+    if (this.copyForms) this.writeBinary = (batch, firstField) => this.appendBinary(batch, firstField)
   }
 
   /**
-   * One INSERT ... SELECT FROM read_csv: DuckDB parses and casts in C++ on its own threads, with
-   * the same casts the appender applies to text. Values it refuses become NULL (TRY_CAST); only
-   * when a column that may refuse values gained NULLs is the file read again to count and report them.
-   * Rows with a json document DuckDB's parser refuses are read back and appended (as the stream
-   * stores them), so that every path keeps the same values.
+   * Rows of a binary COPY, appended to the new table a data chunk at a time (chunks.ts): no
+   * text is parsed and no JS value is made per field. Values DuckDB cannot hold are NULL and
+   * reported per column, as by write().
    */
-  private async loadCsv(plan: CsvColumn[], file: string, maxRowBytes: number): Promise<void> {
+  private async appendBinary(batch: BinaryRowBatch, firstField: number): Promise<void> {
     if (this.done) throw new PgrepError('internal', `copy of ${display(this.table)} already finished`)
     const t = this.table
     try {
       if (!this.begun) await this.begin([])
-      const conn = this.conn!
-      const source = csvSource(file, plan.length, maxRowBytes)
-      const parsable = plan.flatMap((c, i) => (c.json ? [`(c${i} IS NULL OR json_valid(c${i}))`] : [])).join(' AND ')
-      await exec(conn, `INSERT INTO ${qualified(this.host.db, t)} SELECT ${plan.map((c, i) => c.expr(`c${i}`)).join(', ')} FROM ${source}${parsable ? ` WHERE ${parsable}` : ''}`)
-      await this.reportRefused(plan, source, parsable)
-      if (parsable) {
-        const rest = await query<Record<string, string | null>>(conn, `SELECT ${plan.map((_, i) => `c${i}`).join(', ')} FROM ${source} WHERE NOT (${parsable})`)
-        if (rest.length > 0) {
-          await this.write(rest.map((r) => plan.map((_, i) => r[`c${i}`] ?? null)))
-          this.appender?.closeSync()
-          this.appender = undefined
-          // The column writers reported what they refused in these rows: counting starts after them.
-          await this.reportRefused(plan, source, parsable, false)
-        }
+      this.appender ??= await this.conn!.createAppender(t.name, t.schema, this.host.db)
+      this.chunks ??= new ChunkAppender(
+        this.appender,
+        t.columns.map((c, i) => ({type: c.type, duckType: this.shape!.columns[i].duckType})),
+        this.copyForms!,
+        t.columns.map((c) => this.issues.reporter(display(t), c.name)),
+      )
+      this.chunks.append(batch, firstField)
+      this.rows += batch.rows
+      // The appender holds what it was given until it flushes: flush by size, so that a table of
+      // wide rows is not held whole in memory.
+      this.unflushedBytes += batch.byteSize()
+      if (this.unflushedBytes >= APPENDER_FLUSH_BYTES) {
+        this.appender.flushSync()
+        this.unflushedBytes = 0
       }
     } catch (err) {
       await this.abort().catch(() => {})
-      throw sinkError(`load rows into ${display(t)}`, err)
-    }
-  }
-
-  /**
-   * Reports the values a cast refused: NULLs that were not NULL in the file, counted per column.
-   * `loaded` is the SQL condition of the file's rows the INSERT took; `reportNew: false` only
-   * records the counts (rows appended after the INSERT were reported by the column writers).
-   */
-  private async reportRefused(plan: CsvColumn[], source: string, loaded: string, reportNew = true): Promise<void> {
-    const t = this.table
-    const conn = this.conn!
-    const checked = plan.flatMap((c, i) => (c.refused ? [i] : []))
-    if (checked.length === 0) return
-    const counts = await query<Record<string, bigint>>(
-      conn,
-      `SELECT ${checked.map((i) => `count(*) - count(${ident(t.columns[i].name)}) AS n${i}`).join(', ')} FROM ${qualified(this.host.db, t)}`,
-    )
-    for (const i of checked) {
-      const nulls = BigInt(counts[0][`n${i}`])
-      const before = this.nullsSeen.get(i) ?? 0n
-      this.nullsSeen.set(i, nulls)
-      if (nulls === before || !reportNew) continue
-      const v = `c${i}`
-      const rows = await query<{reason: string; n: bigint; sample: string}>(
-        conn,
-        `SELECT reason, count(*) AS n, any_value(${v}) AS sample FROM (SELECT ${v}, ${plan[i].refused!(v)} AS reason FROM ${source} WHERE ${v} IS NOT NULL AND ${plan[i].expr(v)} IS NULL${loaded ? ` AND ${loaded}` : ''}) GROUP BY reason`,
-      )
-      const report = this.issues.reporter(display(t), t.columns[i].name)
-      for (const r of rows) for (let k = 0n; k < BigInt(r.n); k++) report(r.reason, r.sample)
+      throw sinkError(`copy rows into ${display(t)}`, err)
     }
   }
 
@@ -157,8 +133,7 @@ export class DuckDbCopyWriter implements TableCopyWriter {
       this.done = true
       this.host.copied(this.table, this.shape!)
       this.issues.flush(this.host.log)
-      // Rows loaded from CSV files are counted by the caller (which logs the table's total).
-      if (!this.loadCsvFile) this.host.log('debug', `copied ${display(this.table)}: ${this.rows} rows`, {table: display(this.table), rows: this.rows})
+      this.host.log('debug', `copied ${display(this.table)}: ${this.rows} rows`, {table: display(this.table), rows: this.rows})
     } catch (err) {
       await this.abort().catch(() => {})
       throw sinkError(`commit the copy of ${display(this.table)}`, err, 'the table keeps its previous contents; run the copy again')
@@ -217,82 +192,6 @@ export class DuckDbCopyWriter implements TableCopyWriter {
     this.writers = t.columns.map((c, i) => columnWriter(c.type, columns[i].duckType, this.issues.reporter(display(t), c.name)))
     this.begun = true
   }
-}
-
-interface CsvColumn {
-  /** The SQL giving the column's value from the CSV text column `v` (VARCHAR, NULL for NULL). */
-  expr: (v: string) => string
-  /** For a cast that may refuse a value (stored as NULL): the SQL giving the reason reported. */
-  refused?: (v: string) => string
-  /** A JSON column: rows whose document DuckDB's parser refuses are appended instead. */
-  json?: boolean
-}
-
-/**
- * How DuckDB reads each column of `table` from Postgres's CSV text, or undefined when a column
- * needs pgrep's own decoding (arrays, intervals, bytea): the table is then loaded by the appender.
- */
-export function csvColumns(table: TableSchema): CsvColumn[] | undefined {
-  const out: CsvColumn[] = []
-  for (const c of table.columns) {
-    if (c.type.kind === 'array') return undefined
-    const duck = duckDbType(c.type)
-    const base = duck.replace(/\(.*$/, '')
-    switch (base) {
-      case 'VARCHAR':
-        out.push({expr: (v) => v})
-        break
-      case 'BOOLEAN':
-      case 'SMALLINT':
-      case 'INTEGER':
-      case 'BIGINT':
-      case 'UINTEGER':
-      case 'UBIGINT':
-      case 'FLOAT':
-      case 'DOUBLE':
-      case 'UUID':
-      case 'TIME':
-      case 'TIMETZ':
-        // Postgres's text of these always parses: a failure is an error, not a silent NULL.
-        out.push({expr: (v) => `CAST(${v} AS ${duck})`})
-        break
-      case 'JSON':
-        // Only documents DuckDB parses go through SQL (loadCsv); the others, which Postgres's
-        // json accepts (a lone surrogate escape "\ud800"), go through the appender, which stores
-        // the text as the stream does.
-        out.push({expr: (v) => `CAST(${v} AS JSON)`, json: true})
-        break
-      case 'DECIMAL':
-        out.push({
-          expr: (v) => `TRY_CAST(${v} AS ${duck})`,
-          refused: (v) => `CASE WHEN ${v} = 'NaN' THEN 'NaN cannot be stored in a DECIMAL column' ELSE 'a value outside ${duck}' END`,
-        })
-        break
-      case 'DATE':
-      case 'TIMESTAMP':
-      case 'TIMESTAMPTZ':
-        out.push({expr: (v) => `TRY_CAST(${astronomicalYear(v)} AS ${duck})`, refused: () => `'a value outside DuckDB''s ${duck} range'`})
-        break
-      default:
-        return undefined
-    }
-  }
-  return out
-}
-
-/** SQL of prepareDateTime (values.ts): `0044-03-15 ... BC` → `-0043-03-15 ...`. */
-function astronomicalYear(v: string): string {
-  const year = `CAST(split_part(${v}, '-', 1) AS INTEGER)`
-  return `CASE WHEN ends_with(${v}, ' BC') AND strpos(${v}, '-') > 1 THEN (CASE WHEN ${year} = 1 THEN '0000' ELSE '-' || lpad(CAST(${year} - 1 AS VARCHAR), 4, '0') END) || substr(${v}, strpos(${v}, '-'), length(${v}) - strpos(${v}, '-') - 2) ELSE ${v} END`
-}
-
-/** read_csv of Postgres's CSV output: every column as VARCHAR, `""` an empty string, nothing NULL. */
-function csvSource(file: string, columns: number, maxRowBytes: number): string {
-  const cols = Array.from({length: columns}, (_, i) => `'c${i}': 'VARCHAR'`).join(', ')
-  // DuckDB refuses rows longer than max_line_size (2 MB by default); its buffers must hold one.
-  const line = Math.max(2 * 1024 * 1024, maxRowBytes + 1024)
-  const sizes = line > 2 * 1024 * 1024 ? `, max_line_size = ${line}, buffer_size = ${line * 2}` : ''
-  return `read_csv(${literal(file)}, header = false, auto_detect = false, delim = ',', quote = '"', escape = '"', nullstr = '', allow_quoted_nulls = false, encoding = 'utf-8'${sizes}, columns = {${cols}})`
 }
 
 /** Dimensions of the first non-empty array literal in column i (1 when none). */

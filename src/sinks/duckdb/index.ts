@@ -18,6 +18,7 @@ import {PgrepError} from '../../core/errors.js'
 import type {Lsn} from '../../core/lsn.js'
 import type {Checkpoint, LiveFigures, ResumeState, Sink, SinkInspection, TableCopyWriter, TableState} from '../../core/pipeline/sink.js'
 import {caseCollision} from '../../core/schema/names.js'
+import {DEFAULT_DUCKDB_MEMORY_LIMIT} from '../../core/settings.js'
 import {qualifiedName, tableKey, type TableSchema} from '../../core/schema/types.js'
 import {BatchApplier, type TableCatalog} from './apply.js'
 import {DuckDbCopyWriter} from './copy.js'
@@ -42,8 +43,9 @@ export interface DuckDbSinkOptions {
   log?: (level: 'debug' | 'info' | 'warn', msg: string, fields?: object) => void
   /**
    * DuckDB's memory_limit for an instance the sink opens (e.g. '256MB'); beyond it DuckDB spills
-   * to temporary files. Default: DuckDB's own (80% of RAM), which a long-running replicator
-   * should not claim.
+   * to temporary files. Default for a database file: {@link DEFAULT_DUCKDB_MEMORY_LIMIT} (DuckDB's
+   * own is 80% of RAM, which a replicator running next to a database should not claim); none
+   * for `:memory:`, which has nowhere to spill.
    */
   memoryLimit?: string
   /**
@@ -72,6 +74,8 @@ export interface DuckDbSinkOptions {
  * Exactly-once into a DuckDB file: each batch commits in one DuckDB transaction with its
  * checkpoint; tables, types and schema changes as README "The DuckDB sink" describes.
  */
+export {DEFAULT_DUCKDB_MEMORY_LIMIT}
+
 export class DuckDbSink implements Sink {
   readonly name: string
   readonly exactlyOnce = true
@@ -108,7 +112,7 @@ export class DuckDbSink implements Sink {
     this.instance = options.instance
     this.ownsInstance = !options.instance
     this.log = options.log ?? (() => {})
-    this.memoryLimit = options.memoryLimit
+    this.memoryLimit = options.memoryLimit ?? (options.path === ':memory:' ? undefined : DEFAULT_DUCKDB_MEMORY_LIMIT)
     this.lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS
     this.serveSocket = options.controlSocket ?? (!options.instance && options.path !== ':memory:')
     this.maxConcurrentQueries = options.maxConcurrentQueries ?? defaultMaxConcurrentQueries()

@@ -140,7 +140,7 @@ export class QueryService {
     // Counted before the await: two queries arriving together cannot both take the last place.
     const run = new Running(signal)
     this.running.add(run)
-    run.done.then(() => this.running.delete(run))
+    void run.done.then(() => this.running.delete(run))
     try {
       run.conn = await this.instance.connect()
     } catch (err) {

@@ -13,7 +13,7 @@ import {PgrepError} from '../../core/errors.js'
 import {UNCHANGED_TOAST, type ColumnValue} from '../../core/protocol/messages.js'
 import {parseArrayLiteral, type ArrayValue} from '../../core/values/array-literal.js'
 import {byteaToBytes} from '../../core/values/bytea.js'
-import {parseTimestamptz, sixDigits, twoDigits} from '../../core/values/datetime.js'
+import {clockText, monthDayText, parseTimestamptz, sixDigits} from '../../core/values/datetime.js'
 import {parseInterval} from '../../core/values/interval.js'
 import type {PgType, ScalarKind} from '../../core/schema/types.js'
 import {splitListType} from './types.js'
@@ -199,7 +199,7 @@ export function prepareTimestamptz(s: string): string {
   const t = parseTimestamptz(s)
   if (t === undefined || typeof t === 'string') return s
   const year = t.year < 0 ? `-${String(-t.year).padStart(4, '0')}` : String(t.year).padStart(4, '0')
-  return `${year}-${twoDigits(t.month)}-${twoDigits(t.day)} ${twoDigits(t.hour)}:${twoDigits(t.minute)}:${twoDigits(t.second)}.${sixDigits(t.micros)}+00`
+  return `${year}-${monthDayText(t)} ${clockText(t)}.${sixDigits(t.micros)}+00`
 }
 
 /**

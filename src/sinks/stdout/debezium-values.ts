@@ -17,6 +17,8 @@ import {
   parseTimestamp,
   parseTimestamptz,
   parseTimetz,
+  clockText,
+  monthDayText,
   sixDigits,
   twoDigits,
   type CivilTimestamp,
@@ -162,7 +164,7 @@ function javaFraction(micros: number): string {
 function encodeTimestamptz(s: string): string {
   const t = parseTimestamptz(s)
   if (t === undefined || typeof t === 'string') return jsonString(s)
-  return `"${javaYear(t.year)}-${twoDigits(t.month)}-${twoDigits(t.day)}T${twoDigits(t.hour)}:${twoDigits(t.minute)}:${twoDigits(t.second)}${javaFraction(t.micros)}Z"`
+  return `"${javaYear(t.year)}-${monthDayText(t)}T${clockText(t)}${javaFraction(t.micros)}Z"`
 }
 
 /** DATE → io.debezium.time.Date: days since the epoch. */
@@ -190,7 +192,8 @@ function encodeTimetz(s: string): string {
   const day = 86400e6
   const utc = (((t.micros - t.offsetSeconds * 1e6) % day) + day) % day
   const secs = Math.floor(utc / 1e6)
-  return `"${twoDigits(Math.floor(secs / 3600))}:${twoDigits(Math.floor(secs / 60) % 60)}:${twoDigits(secs % 60)}${javaFraction(utc % 1e6)}Z"`
+  const hms = `${twoDigits(Math.floor(secs / 3600))}:${twoDigits(Math.floor(secs / 60) % 60)}:${twoDigits(secs % 60)}`
+  return `"${hms}${javaFraction(utc % 1e6)}Z"`
 }
 
 const MICROS_PER_MONTH = 2_629_800_000_000n // 365.25 / 12 days, Debezium's MicroDuration average
@@ -230,6 +233,10 @@ function encodeBytea(s: string): string {
 
 const BIT_OID = 1560
 
+function encodeBit1(s: string): string {
+  return s === '1' ? 'true' : s === '0' ? 'false' : jsonString(s)
+}
+
 function makeEncoder(type: PgType, typmod: number, decimal: DecimalHandlingMode): Encoder {
   switch (type.kind) {
     case 'int2':
@@ -267,7 +274,7 @@ function makeEncoder(type: PgType, typmod: number, decimal: DecimalHandlingMode)
     }
     case 'other':
       // BIT(1) is a BOOLEAN in Debezium; other bit strings stay text here.
-      if ((type.baseOid ?? type.oid) === BIT_OID && typmod === 1) return (s) => (s === '1' ? 'true' : s === '0' ? 'false' : jsonString(s))
+      if ((type.baseOid ?? type.oid) === BIT_OID && typmod === 1) return encodeBit1
       return jsonString
     default:
       // text, uuid, json, jsonb (io.debezium.data.Json: a string), enum: the text as a string
@@ -294,7 +301,8 @@ export function compileDebeziumRow(columns: ColumnSchema[], decimal: DecimalHand
   const placeholders = columns.map((c) => placeholderFor(c.type))
   return (values) => {
     if (values.length !== n) {
-      throw new PgrepError('protocol', `a row has ${values.length} values for ${n} columns (${columns.map((c) => c.name).join(', ')})`)
+      const names = columns.map((c) => c.name).join(', ')
+      throw new PgrepError('protocol', `a row has ${values.length} values for ${n} columns (${names})`)
     }
     let out = '{'
     for (let i = 0; i < n; i++) {

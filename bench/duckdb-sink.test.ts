@@ -1,5 +1,4 @@
-// Throughput of the DuckDB sink (skipped unless PGREP_DUCKDB_BENCH=1):
-//   PGREP_DUCKDB_BENCH=1 PGREP_TEST_PG_MAJORS=none npx vitest run test/unit/duckdb-throughput.test.ts
+// Throughput of the DuckDB sink alone, no Postgres (a benchmark, not a test: npm run bench:duckdb-sink).
 // Copy: 1M rows of 8 mixed columns through one copy writer (chunks of 10k rows, as the COPY
 // reader hands them over). Stream: a 1M-row batch of inserts, then a 1M-row batch of updates of
 // the same keys. Row generation is not timed.
@@ -8,29 +7,23 @@ import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {DuckDBInstance} from '@duckdb/node-api'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import type {ChangeEvent} from '../../src/core/changes.js'
-import {UNCHANGED_TOAST, type TupleData} from '../../src/core/protocol/messages.js'
-import type {PgType, TableSchema} from '../../src/core/schema/types.js'
-import {DuckDbSink} from '../../src/sinks/duckdb/index.js'
+import type {ChangeEvent} from '../src/core/changes.js'
+import {UNCHANGED_TOAST, type TupleData} from '../src/core/protocol/messages.js'
+import type {PgType, TableSchema} from '../src/core/schema/types.js'
+import {DuckDbSink} from '../src/sinks/duckdb/index.js'
+import {BOOL, FLOAT8, INT4, INT8, JSONB, numeric, tableSchema, TEXT, TIMESTAMPTZ} from '../test/helpers/schema.js'
 
-const type = (oid: number, sqlName: string, kind: PgType['kind'], extra: Partial<PgType> = {}): PgType => ({oid, sqlName, kind, ...extra})
 const COLUMNS: [string, PgType][] = [
-  ['id', type(20, 'bigint', 'int8')],
-  ['qty', type(23, 'integer', 'int4')],
-  ['name', type(25, 'text', 'text')],
-  ['price', type(1700, 'numeric(12,2)', 'numeric', {precision: 12, scale: 2})],
-  ['created_at', type(1184, 'timestamp with time zone', 'timestamptz')],
-  ['active', type(16, 'boolean', 'bool')],
-  ['score', type(701, 'double precision', 'float8')],
-  ['doc', type(3802, 'jsonb', 'jsonb')],
+  ['id', INT8],
+  ['qty', INT4],
+  ['name', TEXT],
+  ['price', numeric(12, 2)],
+  ['created_at', TIMESTAMPTZ],
+  ['active', BOOL],
+  ['score', FLOAT8],
+  ['doc', JSONB],
 ]
-const table = (name: string): TableSchema => ({
-  relationId: 1,
-  schema: 'bench',
-  name,
-  replicaIdentity: 'default',
-  columns: COLUMNS.map(([n, t], i) => ({name: n, type: t, typeModifier: -1, isKey: i === 0})),
-})
+const table = (name: string): TableSchema => tableSchema('bench', name, COLUMNS)
 
 function row(i: number, v = 0): TupleData {
   return [
@@ -48,7 +41,7 @@ function row(i: number, v = 0): TupleData {
 const N = 1_000_000
 const CHUNK = 10_000
 
-describe.skipIf(!process.env.PGREP_DUCKDB_BENCH)('DuckDB sink throughput', () => {
+describe('DuckDB sink throughput', () => {
   let dir: string
   let instance: DuckDBInstance
   let sink: DuckDbSink

@@ -3,7 +3,7 @@
 // runtime stage's layout is built in a temporary directory the way the stage builds it (its own
 // `npm ci` command, dist/ and bin/, the /usr/local/bin links) and its ENTRYPOINT is run.
 // Not verified here: the base image itself, `docker build` as such, and anything at image run time
-// beyond what this layout reproduces (README "Docker").
+// beyond what this layout reproduces (docs/operations.md "Docker").
 import {execFileSync, spawnSync} from 'node:child_process'
 import {cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync} from 'node:fs'
 import {tmpdir} from 'node:os'
