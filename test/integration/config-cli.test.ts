@@ -32,7 +32,7 @@ describe('a bad configuration', () => {
       [
         'publicaton: shop_pub',
         'batch-max-rows: -1',
-        'sink: parquet',
+        'sink: kafka',
         'once: maybe',
         'db-password: {secret: 123456789}',
         'db-port: "5432"',
