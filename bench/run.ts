@@ -1,7 +1,7 @@
 // `npm run bench`: starts an embedded PostgreSQL 18, runs the workloads (each contender several
 // times in turn), and writes bench/RESULTS.md. See bench/README.md.
 //
-//   tsx bench/run.ts [--only backfill,stream,decode,small-txns,query-load,large-values,parquet] [--runs N] [--rows SCALE]
+//   tsx bench/run.ts [--only backfill,stream,decode,small-txns,query-load,large-values,sql-load,parquet] [--runs N] [--rows SCALE]
 //                    [--pgbench-seconds S] [--budget-minutes M] [--out FILE] [--pgrep path/to/bin/run.js]
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {readFileSync} from 'node:fs'
@@ -20,10 +20,11 @@ import {smallTxns} from './small-txns.js'
 import {largeValues} from './large-values.js'
 import {queryLoad} from './query-load.js'
 import {parquet} from './parquet.js'
+import {sqlLoad} from './sql-load.js'
 import {stream} from './stream.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const WORKLOADS = ['backfill', 'stream', 'decode', 'small-txns', 'query-load', 'large-values', 'parquet'] as const
+const WORKLOADS = ['backfill', 'stream', 'decode', 'small-txns', 'query-load', 'large-values', 'sql-load', 'parquet'] as const
 type WorkloadId = (typeof WORKLOADS)[number]
 
 const {values} = parseArgs({
@@ -113,6 +114,7 @@ try {
     'small-txns': () => smallTxns(ctx),
     'query-load': () => queryLoad(ctx),
     'large-values': () => largeValues(ctx),
+    'sql-load': () => sqlLoad(ctx),
     parquet: () => parquet(ctx),
   }
   for (const w of WORKLOADS) {

@@ -1,10 +1,8 @@
-// A pass-through sink the Pipeline puts around the user's sink: it measures each committed batch
-// for the `batch` event and remembers whether open() was called (the pipeline closes only a sink
-// it opened). It changes nothing that reaches the inner sink.
-import type {ChangeEvent} from '../core/changes.js'
-import type {Lsn} from '../core/lsn.js'
-import type {Checkpoint, ResumeState, Sink, TableCopyWriter, TableState} from '../core/pipeline/sink.js'
-import type {TableSchema} from '../core/schema/types.js'
+// What the Pipeline observes of a run: its `batch` event, derived from the one report of a
+// committed batch (PipelineObserver.onBatchCommitted, sent by the stream's batch controller), and
+// whether the sink was opened (the pipeline closes only a sink it opened).
+import type {PipelineObserver} from '../core/pipeline/observer.js'
+import type {Checkpoint, ResumeState, Sink} from '../core/pipeline/sink.js'
 
 /** What the `batch` event of a {@link Pipeline} reports. */
 export interface BatchCommitted {
@@ -12,84 +10,52 @@ export interface BatchCommitted {
   checkpoint: Checkpoint
   /** Row changes (inserts, updates, deletes) in the batch. */
   rows: number
-  /** Transactions with at least one event in the batch. */
+  /** Transactions the batch completes (a piece of a large transaction completes none). */
   transactions: number
-  /** Milliseconds from the batch's beginBatch() to its commitBatch() resolving. */
+  /** Milliseconds from the batch's first change to its commit in the sink. */
   ms: number
 }
 
-export class ObservedSink implements Sink {
-  opened = false
-  private started = 0
-  private rows = 0
-  private transactions = 0
-  private lastCommit: Lsn | undefined
-
-  constructor(
-    readonly inner: Sink,
-    private readonly onBatch: (info: BatchCommitted) => void,
-  ) {}
-
-  get name(): string {
-    return this.inner.name
+/**
+ * The user's observer (if any) with `onBatch` added to its onBatchCommitted: one report of each
+ * batch feeds both.
+ */
+export function withBatchListener(
+  user: PipelineObserver | undefined,
+  onBatch: (info: BatchCommitted) => void,
+): PipelineObserver {
+  const observer: PipelineObserver = {}
+  // Only the hooks the user set: the pipeline skips the work behind a hook nobody set.
+  if (user?.onStreaming) observer.onStreaming = user.onStreaming.bind(user)
+  if (user?.onSlotStatus) observer.onSlotStatus = user.onSlotStatus.bind(user)
+  if (user?.onCopyProgress) observer.onCopyProgress = user.onCopyProgress.bind(user)
+  if (user?.onCaughtUp) observer.onCaughtUp = user.onCaughtUp.bind(user)
+  if (user?.onReconnect) observer.onReconnect = user.onReconnect.bind(user)
+  if (user?.onError) observer.onError = user.onError.bind(user)
+  observer.onBatchCommitted = (e) => {
+    user?.onBatchCommitted?.(e)
+    onBatch({checkpoint: e.checkpoint, rows: e.rows, transactions: e.transactions, ms: e.ms})
   }
+  return observer
+}
 
-  get exactlyOnce(): boolean {
-    return this.inner.exactlyOnce
+/**
+ * The sink as the pipeline hands it on: every property and method is the sink's own (whatever
+ * the contract holds now or later), except open(), which is recorded in `opened`.
+ */
+export function trackOpen(sink: Sink): {sink: Sink; opened: () => boolean} {
+  let opened = false
+  const open = (): Promise<ResumeState> => {
+    opened = true
+    return sink.open()
   }
-
-  /** The inner sink's. */
-  get partialTransactions(): boolean | undefined {
-    return this.inner.partialTransactions
-  }
-
-  open(): Promise<ResumeState> {
-    this.opened = true
-    return this.inner.open()
-  }
-
-  startTableCopy(table: TableSchema, snapshotLsn: Lsn): Promise<TableCopyWriter> {
-    return this.inner.startTableCopy(table, snapshotLsn)
-  }
-
-  checkTables(tables: readonly TableSchema[]): void {
-    this.inner.checkTables?.(tables)
-  }
-
-  setTableStates(states: TableState[]): Promise<void> {
-    return this.inner.setTableStates(states)
-  }
-
-  async beginBatch(): Promise<void> {
-    this.started = Date.now()
-    this.rows = 0
-    this.transactions = 0
-    this.lastCommit = undefined
-    await this.inner.beginBatch()
-  }
-
-  write(events: readonly ChangeEvent[]): Promise<void> {
-    for (const e of events) {
-      if (e.op === 'insert' || e.op === 'update' || e.op === 'delete') this.rows++
-      if (e.op === 'message' && !e.transactional) continue
-      if (e.commitLsn !== this.lastCommit) {
-        this.transactions++
-        this.lastCommit = e.commitLsn
-      }
-    }
-    return this.inner.write(events)
-  }
-
-  async commitBatch(checkpoint: Checkpoint): Promise<void> {
-    await this.inner.commitBatch(checkpoint)
-    this.onBatch({checkpoint, rows: this.rows, transactions: this.transactions, ms: Date.now() - this.started})
-  }
-
-  abortBatch(): Promise<void> {
-    return this.inner.abortBatch()
-  }
-
-  close(): Promise<void> {
-    return this.inner.close()
-  }
+  const tracked = new Proxy(sink, {
+    get(target, prop) {
+      if (prop === 'open') return open
+      const value: unknown = Reflect.get(target, prop, target)
+      // Bound to the sink itself: its methods may use private fields, which a proxy does not have.
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+  return {sink: tracked, opened: () => opened}
 }

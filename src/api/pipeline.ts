@@ -15,7 +15,7 @@ import type {PipelineObserver} from '../core/pipeline/observer.js'
 import {runSync} from '../core/pipeline/sync.js'
 import {PostgresSource} from '../core/postgres/source.js'
 import type {TableName} from '../core/schema/types.js'
-import {ObservedSink, type BatchCommitted} from './observed-sink.js'
+import {trackOpen, withBatchListener, type BatchCommitted} from './observed-sink.js'
 import {parallelFor, resolvePostgresConnection, slotFor, tablesFor, throwProblems, untilLsnFor, type PostgresSourceOptions} from './source.js'
 import {DEFAULT_PARALLEL} from '../core/settings.js'
 
@@ -204,7 +204,8 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     else outer?.addEventListener('abort', onOuterAbort, {once: true})
     const signal = this.controller.signal
     const log = emittingLogger(opts.logger ?? silentLogger, (w) => this.emit('warning', w))
-    const sink = new ObservedSink(opts.sink, (info) => this.emit('batch', info))
+    const {sink, opened} = trackOpen(opts.sink)
+    const observer = withBatchListener(opts.observer, (info) => this.emit('batch', info))
     const copied: CopiedTable[] = []
     const onProgress = (p: TableProgress) => {
       if (p.done) copied.push({table: {schema: p.table.schema, name: p.table.name}, rows: p.rows})
@@ -227,7 +228,7 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
         heartbeatIntervalMs: opts.heartbeatIntervalMs,
         failoverSlot: opts.failoverSlot,
         maxStallMs: opts.maxStallMs,
-        observer: opts.observer,
+        observer,
       }
       switch (this.mode) {
         case 'cdc': {
@@ -262,7 +263,7 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
       throw err
     } finally {
       outer?.removeEventListener('abort', onOuterAbort)
-      if (sink.opened && opts.closeSink !== false) await sink.close()
+      if (opened() && opts.closeSink !== false) await sink.close()
     }
   }
 }

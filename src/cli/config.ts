@@ -12,6 +12,7 @@ import {DEFAULT_MAX_STALL_MS} from '../core/pipeline/stream-runner.js'
 import {DEFAULT_DUCKDB_PATH, DEFAULT_PARALLEL, SINK_BATCH_DEFAULTS} from '../core/settings.js'
 import type {TableName} from '../core/schema/types.js'
 import type {DebeziumFormatOptions} from '../sinks/stdout/debezium.js'
+import {sqlEndpointFrom, type SqlEndpointConfig} from '../sql-endpoint/config.js'
 import type {SettingValues} from './flags.js'
 
 export type SinkConfig =
@@ -40,6 +41,8 @@ export interface StreamConfig extends CommonConfig {
   untilLsn?: Lsn
   metrics: MetricsConfig | null
   protection: ProtectionConfig
+  /** --sql-listen (docs/sql-endpoint.md); null when not asked for. */
+  sqlEndpoint: SqlEndpointConfig | null
 }
 
 /** Slot protection while cdc and sync run; the field names are those of runCdc / runSync's options. */
@@ -211,6 +214,8 @@ export function streamConfig(flags: Flags, warn: (msg: string) => void): StreamC
   if (!publication) problems.push('--publication: required')
   const sink = withDatabase(sinkFrom(flags, true, problems), connection)
   const metrics = metricsFrom(flags, problems)
+  const sqlEndpoint = sqlEndpointFrom(flags, problems)
+  if (sqlEndpoint && sink.kind !== 'duckdb') problems.push(`--sql-listen: serves the DuckDB file; it needs --sink duckdb (not ${sink.kind})`)
   if (problems.length > 0 || !connection) fail(problems)
   return {
     connection,
@@ -222,6 +227,7 @@ export function streamConfig(flags: Flags, warn: (msg: string) => void): StreamC
     batch: batchFrom(flags, sink),
     metrics,
     protection: protectionFrom(flags),
+    sqlEndpoint,
   }
 }
 

@@ -320,6 +320,30 @@ export const autoResyncFlag = {
   }),
 }
 
+// Issue 12: read-only SQL over the Postgres protocol (docs/sql-endpoint.md). Off unless
+// --sql-listen is given; rules and defaults in src/sql-endpoint/config.ts.
+export const sqlEndpointFlags = {
+  'sql-listen': Flags.string({
+    summary: 'Serve read-only SQL over the Postgres protocol (psql, drivers, BI tools) on HOST:PORT or PORT (host 127.0.0.1 unless given). Off by default. See docs/sql-endpoint.md.',
+    helpGroup: 'SQL ENDPOINT',
+  }),
+  'sql-password': Flags.string({
+    summary: 'Password clients give (SCRAM-SHA-256; any user name). Required unless --sql-trust. Prefer PGREP_SQL_PASSWORD or the config file: flags show up in process lists.',
+    helpGroup: 'SQL ENDPOINT',
+  }),
+  'sql-trust': Flags.boolean({
+    summary: 'Accept connections without a password; only on a loopback address (127.0.0.1, ::1).',
+    helpGroup: 'SQL ENDPOINT',
+  }),
+  'sql-tls-cert': Flags.string({summary: 'PEM certificate (chain) for TLS on the SQL endpoint; with --sql-tls-key.', helpGroup: 'SQL ENDPOINT'}),
+  'sql-tls-key': Flags.string({summary: 'PEM private key of --sql-tls-cert.', helpGroup: 'SQL ENDPOINT'}),
+  'sql-max-connections': Flags.integer({
+    summary: 'Clients connected at once (default 20); one more is refused with SQLSTATE 53300 (too_many_connections).',
+    min: 1,
+    helpGroup: 'SQL ENDPOINT',
+  }),
+}
+
 /** Tables named on the command line (copy-table, resync). */
 export function tableFlag(summary: string, helpGroup: string) {
   return {table: setting(Flags.string({summary, multiple: true, helpGroup}), tableSetting)}
@@ -341,6 +365,7 @@ type EveryFlag = typeof connectionFlags &
   typeof protectionFlags &
   typeof foreignTablesFlag &
   typeof autoResyncFlag &
+  typeof sqlEndpointFlags &
   ReturnType<typeof tableFlag>
 
 /** The values of the shared flags as commands receive them: merged, checked, converted. */

@@ -6,6 +6,7 @@ import {EXIT_CODES} from '../core/errors.js'
 import type {TableProgress} from '../core/pipeline/copy.js'
 import type {BatchCommittedEvent, PipelineObserver, SlotStatusEvent} from '../core/pipeline/observer.js'
 import {redact} from '../core/postgres/connection.js'
+import type {SqlEndpointObserver} from '../sql-endpoint/server.js'
 
 /** Where the run is, for the readiness probe. */
 export type RunState = 'starting' | 'copying' | 'streaming' | 'reconnecting' | 'stopping' | 'failed'
@@ -120,6 +121,35 @@ export class PipelineMetrics implements PipelineObserver {
     this.errors = new Counter({name: 'pgrep_errors_total', help: "Errors by kind (the exit-code kinds): lost replication connections (kind connection, retried) and the error that ends a run.", labelNames: ['kind'], registers})
     // Every kind a running pipeline can end with starts at 0, so increase() sees the first one.
     for (const kind of Object.keys(EXIT_CODES)) if (!['ok', 'usage', 'interrupted'].includes(kind)) this.errors.inc({kind}, 0)
+  }
+
+  /**
+   * Metrics of the --sql-listen endpoint, registered on first call (absent when the endpoint is
+   * off). Errors are labelled by SQLSTATE class (two characters: 42 syntax/undefined, 25
+   * read-only, 57 cancelled, ...), a bounded set.
+   */
+  sqlEndpointObserver(): SqlEndpointObserver {
+    const registers = [this.registry]
+    const open = new Gauge({name: 'pgrep_sql_connections', help: 'Clients connected to the SQL endpoint now.', registers})
+    const conns = new Counter({name: 'pgrep_sql_connections_total', help: 'Connections to the SQL endpoint by outcome: accepted, refused (--sql-max-connections), auth_failed.', labelNames: ['result'], registers})
+    const queries = new Counter({name: 'pgrep_sql_queries_total', help: 'Statements the SQL endpoint completed.', registers})
+    const errors = new Counter({name: 'pgrep_sql_query_errors_total', help: 'Statements that ended in an error, by SQLSTATE class.', labelNames: ['sqlstate_class'], registers})
+    const seconds = new Histogram({name: 'pgrep_sql_query_duration_seconds', help: 'Time from the first row fetched to the last row sent, per statement.', buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120], registers})
+    for (const result of ['accepted', 'refused', 'auth_failed']) conns.inc({result}, 0)
+    return {
+      connected: () => {
+        open.inc()
+        conns.inc({result: 'accepted'})
+      },
+      disconnected: () => open.dec(),
+      refused: () => conns.inc({result: 'refused'}),
+      authFailed: () => conns.inc({result: 'auth_failed'}),
+      queryDone: (s) => {
+        queries.inc()
+        seconds.observe(s)
+      },
+      queryFailed: (code) => errors.inc({sqlstate_class: code.slice(0, 2)}),
+    }
   }
 
   /** Scrape text in Prometheus's exposition format. */

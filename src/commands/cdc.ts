@@ -4,6 +4,8 @@ import {batchFlags, connectionFlags, EXIT_CODE_HELP, formatFlags, jsonFlag, logF
 import {refuseJsonOnStdout, RunTally, type StreamRunResult} from '../cli/results.js'
 import {foreignTablesFlag} from '../cli/flags.js'
 import {startObservability} from '../cli/metrics-server.js'
+import {sqlEndpointFlags} from '../cli/flags.js'
+import {readPathOf, startSqlEndpoint} from '../sql-endpoint/config.js'
 import {createSink} from '../cli/sinks.js'
 import {runCdc} from '../core/pipeline/cdc.js'
 import {PostgresSource} from '../core/postgres/source.js'
@@ -34,6 +36,7 @@ ${EXIT_CODE_HELP}`
     ...batchFlags,
     ...logFlags,
     ...metricsFlags,
+    ...sqlEndpointFlags,
     ...protectionFlags,
     ...jsonFlag,
   }
@@ -48,6 +51,11 @@ ${EXIT_CODE_HELP}`
     try {
       this.listenForSignals()
       const sink = await createSink(config.sink, log)
+      // --sql-listen: bound before the sink opens (a port in use fails here); answers 57P03 until it is open.
+      const sqlLog = log.child({component: 'sql-endpoint'})
+      const sql = config.sqlEndpoint
+        ? await startSqlEndpoint(config.sqlEndpoint, readPathOf(sink), {version: this.config.version, observer: obs?.observer.sqlEndpointObserver(), log: (level, msg, fields) => sqlLog[level](fields ?? {}, msg)})
+        : undefined
       // Per-table counts cost a little on every batch: only for --json.
       const tally = flags.json ? new RunTally(obs?.observer) : undefined
       try {
@@ -67,6 +75,7 @@ ${EXIT_CODE_HELP}`
         log.info({end: result.end}, result.end === 'signal' ? 'stopped' : 'reached the stop position')
         return tally?.result({command: 'cdc', sink: config.sink.kind, slot: config.slot, publication: config.publication, untilLsn: config.untilLsn, ...result})
       } finally {
+        await sql?.close()
         await sink.close()
       }
     } finally {

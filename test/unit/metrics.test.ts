@@ -12,7 +12,7 @@ async function series(m: PipelineMetrics, name: string): Promise<string[]> {
 }
 
 function batch(commitTime: Date | null, extra: Partial<BatchCommittedEvent> = {}): BatchCommittedEvent {
-  return {commitLsn: 1n, commitTime, rows: 1, transactions: 1, ms: 20, commitMs: 5, byTable: [], ...extra}
+  return {checkpoint: {commitLsn: 1n, endLsn: 2n}, commitLsn: 1n, commitTime, rows: 1, transactions: 1, ms: 20, commitMs: 5, byTable: [], ...extra}
 }
 
 describe('PipelineMetrics', () => {

@@ -71,3 +71,36 @@ describe.each([
     expect(text(st.take(20))).toEqual([])
   })
 })
+
+describe('streamed transactions: a message larger than a segment', () => {
+  it('is held as received (no second copy in memory) and replayed in order; an abort at it drops it', () => {
+    const st = new StreamedTransactions(64 << 20)
+    const big = new Uint8Array(3 << 20).fill(0x61)
+    const bigSub = new Uint8Array(2 << 20).fill(0x62)
+    st.add(5, 5, msg('before'))
+    st.add(5, 5, big)
+    st.add(5, 5, msg('between'))
+    st.add(5, 6, bigSub) // subtransaction 6 starts with a big message
+    st.add(5, 6, msg('sub-after'))
+    st.abort(5, 6)
+    st.add(5, 5, msg('after'))
+    const out = [...st.take(5)]
+    expect(out).toHaveLength(4)
+    expect(out[1]).toBe(big)
+    expect(text([out[0], out[2], out[3]])).toEqual(['before', 'between', 'after'])
+    st.clear()
+  })
+
+  it('is spilled whole past the memory limit and read back once', () => {
+    const st = new StreamedTransactions(1 << 20)
+    const big = new Uint8Array(3 << 20).fill(0x63)
+    st.add(9, 9, msg('a'))
+    st.add(9, 9, big)
+    st.add(9, 9, msg('b'))
+    const out = [...st.take(9)]
+    expect(out.map((b) => b.length)).toEqual([1, big.length, 1])
+    expect(out[1]).not.toBe(big)
+    expect(Buffer.compare(Buffer.from(out[1]), Buffer.from(big))).toBe(0)
+    st.clear()
+  })
+})

@@ -161,7 +161,6 @@ async function runStreamPhase(p: StreamPhaseInput, signal: AbortSignal): Promise
     batch: o.batch,
     signal,
     log: o.log,
-    onBatchCommitted: (b) => o.log.debug({rows: b.rows, transactions: b.transactions, ms: b.ms, commitLsn: formatLsn(b.checkpoint.commitLsn)}, 'batch committed'),
     observer: o.observer,
     ...p.extra,
   })

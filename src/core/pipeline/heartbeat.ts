@@ -6,9 +6,18 @@
 import type {SqlConnection} from '../postgres/sql-connection.js'
 import type {Logger} from '../log/logger.js'
 import {formatLsn, parseLsn, type Lsn} from '../lsn.js'
+import {WATERMARK_PREFIX} from '../postgres/source.js'
 
 /** Prefix of heartbeat messages; the applier recognises (and never delivers) it. */
 export const HEARTBEAT_PREFIX = 'pgrep.heartbeat'
+
+/**
+ * A heartbeat or watermark of pgrep's own: never delivered to the sink. Exact names only: a
+ * user's message whose prefix merely starts with "pgrep" (say `pgrepx`) is the user's.
+ */
+export function isOwnMessage(prefix: string): boolean {
+  return prefix === HEARTBEAT_PREFIX || prefix === WATERMARK_PREFIX
+}
 
 export class Heartbeat {
   private timer: NodeJS.Timeout | undefined

@@ -4,6 +4,7 @@
 import type {Lsn} from '../lsn.js'
 import type {TableName} from '../schema/types.js'
 import type {TableProgress} from './copy.js'
+import type {Checkpoint} from './sink.js'
 
 /** Row changes of one committed batch, per table and operation. */
 export interface TableOpCount {
@@ -14,11 +15,15 @@ export interface TableOpCount {
 
 /** One batch made durable in the sink. */
 export interface BatchCommittedEvent {
+  /** The checkpoint committed with the batch; its `endLsn` is confirmed to Postgres next. */
+  checkpoint: Checkpoint
   /** Commit LSN of the last transaction in the batch (the sink's new checkpoint). */
   commitLsn: Lsn
   /** Commit time of that transaction, from its Begin message; null when unknown. */
   commitTime: Date | null
+  /** Row changes (inserts, updates, deletes) in the batch. */
   rows: number
+  /** Transactions the batch completes (a piece of a large transaction completes none). */
   transactions: number
   /** Wall time from the batch's first change to its commit in the sink. */
   ms: number

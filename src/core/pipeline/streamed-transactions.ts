@@ -6,7 +6,8 @@
 //
 // Messages are packed, each behind a 4-byte length, into segments of up to 1 MiB: one copy per
 // message, no object per message, and one write (spill) or read (replay) system call per segment
-// rather than two per message.
+// rather than two per message. A message larger than a segment (a row with a huge value) is its
+// own segment, held as received: never a second copy of it in memory.
 //
 // Truncating at a subtransaction's first change is correct because a ROLLBACK TO aborts the
 // subtransaction and everything that started after it inside the same top-level transaction;
@@ -20,7 +21,9 @@ const SEGMENT_BYTES = 1 << 20
 
 interface Segment {
   /** The packed messages while in memory; undefined once written to the spill file. */
-  buf: Buffer | undefined
+  buf: Uint8Array | undefined
+  /** One message as received, without a length in front (see the header). */
+  single: boolean
   /** Bytes of `buf` (or of the file from `fileOffset`) in use. */
   used: number
   fileOffset: number
@@ -61,15 +64,25 @@ export class StreamedTransactions {
     }
     const need = 4 + data.length
     let seg = h.open ? h.segments[h.segments.length - 1] : undefined
+    if (need > this.segmentBytes) {
+      // Held as received (the caller hands over a buffer nothing else writes to).
+      if (seg !== undefined) this.closeSegment(xid, h, seg)
+      if (subXid !== xid && !h.subxacts.has(subXid)) h.subxacts.set(subXid, {seg: h.segments.length, pos: 0})
+      seg = {buf: data, single: true, used: data.length, fileOffset: 0}
+      this.totalMemory += data.length
+      h.segments.push(seg)
+      this.closeSegment(xid, h, seg)
+      return
+    }
     if (seg === undefined || seg.buf!.length - seg.used < need) {
       if (seg !== undefined) this.closeSegment(xid, h, seg)
-      seg = {buf: Buffer.allocUnsafe(Math.max(this.segmentBytes, need)), used: 0, fileOffset: 0}
+      seg = {buf: Buffer.allocUnsafe(this.segmentBytes), single: false, used: 0, fileOffset: 0}
       this.totalMemory += seg.buf!.length
       h.segments.push(seg)
       h.open = true
     }
     if (subXid !== xid && !h.subxacts.has(subXid)) h.subxacts.set(subXid, {seg: h.segments.length - 1, pos: seg.used})
-    const buf = seg.buf!
+    const buf = seg.buf as Buffer
     buf.writeUInt32BE(data.length, seg.used)
     buf.set(data, seg.used + 4)
     seg.used += need
@@ -108,7 +121,12 @@ export class StreamedTransactions {
     for (const s of h.segments.splice(mark.seg + 1)) if (s.buf) this.totalMemory -= s.buf.length
     const seg = h.segments[mark.seg]
     seg.used = mark.pos
-    h.open = seg.buf !== undefined
+    h.open = seg.buf !== undefined && !seg.single
+    if (seg.single) {
+      // The subtransaction starts with this message: nothing of the segment stays.
+      if (seg.buf) this.totalMemory -= seg.buf.length
+      h.segments.pop()
+    }
     if (h.fd !== undefined) {
       let fileEnd = 0
       for (const s of h.segments) if (s.buf === undefined) fileEnd = s.fileOffset + s.used
@@ -130,8 +148,15 @@ export class StreamedTransactions {
     try {
       for (const seg of h.segments) {
         const buf = seg.buf ?? readSegment(h.fd!, seg)
+        if (seg.single) {
+          // Held for this replay only: the consumer's copy is the only one.
+          if (seg.buf) this.totalMemory -= seg.buf.length
+          seg.buf = undefined
+          yield buf
+          continue
+        }
         for (let p = 0; p < seg.used; ) {
-          const len = buf.readUInt32BE(p)
+          const len = (buf as Buffer).readUInt32BE(p)
           yield buf.subarray(p + 4, p + 4 + len)
           p += 4 + len
         }

@@ -283,10 +283,13 @@ export class PostgresSource {
    * committed before it is in the stream before it. Used for --once and heartbeats.
    */
   async emitWatermark(client: pg.Client, content: string): Promise<Lsn> {
-    const {rows} = await this.run(client, `SELECT pg_logical_emit_message(false, 'pgrep.watermark', $1)::text AS lsn`, [content])
+    const {rows} = await this.run(client, `SELECT pg_logical_emit_message(false, $1, $2)::text AS lsn`, [WATERMARK_PREFIX, content])
     return parseLsn(rows[0].lsn)
   }
 }
+
+/** Prefix of the watermark messages emitWatermark() writes; the applier never delivers them. */
+export const WATERMARK_PREFIX = 'pgrep.watermark'
 
 /** A role name as SQL: bare when it is a plain lower-case identifier, else double-quoted. */
 function quoteRole(role: string): string {

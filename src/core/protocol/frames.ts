@@ -54,11 +54,13 @@ export class BackendFramer {
   private readonly head = Buffer.alloc(5)
   private headHave = 0
 
-  /** A body cut by a chunk boundary: views of its pieces so far (copied together once complete). */
+  /**
+   * A body cut by a chunk boundary, copied into its own buffer as the pieces arrive: one copy of
+   * a large message (a row with a huge value), and no socket chunk kept alive for it.
+   */
   private partCode = -1
-  private partLength = 0
   private partHave = 0
-  private parts: Buffer[] = []
+  private part: Buffer = EMPTY
 
   push(chunk: Buffer): void {
     if (this.pos < this.cur.length) {
@@ -110,7 +112,7 @@ export class BackendFramer {
     this.consumed = 0
     this.headHave = 0
     this.partCode = -1
-    this.parts = []
+    this.part = EMPTY
     this.partHave = 0
   }
 
@@ -140,31 +142,29 @@ export class BackendFramer {
 
   private startBody(code: number, length: number, first: Buffer): void {
     this.partCode = code
-    this.partLength = length
-    this.partHave = first.length
-    this.parts = first.length > 0 ? [first] : []
+    this.part = Buffer.allocUnsafe(length)
+    this.partHave = first.copy(this.part, 0)
   }
 
   private continueBody(): Frame | undefined {
     const cur = this.cur
-    const need = this.partLength - this.partHave
+    const part = this.part
+    const need = part.length - this.partHave
     const avail = cur.length - this.pos
     if (avail < need) {
       if (avail > 0) {
-        this.parts.push(cur.subarray(this.pos))
-        this.partHave += avail
+        this.partHave += cur.copy(part, this.partHave, this.pos)
         this.pos = cur.length
       }
       return undefined
     }
-    this.parts.push(cur.subarray(this.pos, this.pos + need))
+    cur.copy(part, this.partHave, this.pos, this.pos + need)
     this.pos += need
-    const body = Buffer.concat(this.parts, this.partLength)
     const code = this.partCode
     this.partCode = -1
-    this.parts = []
+    this.part = EMPTY
     this.partHave = 0
-    return {code, body}
+    return {code, body: part}
   }
 
   private badLength(length: number, at: number): ProtocolError {

@@ -4,6 +4,9 @@
 // The decoder is stateful in one respect: between Stream Start and Stream Stop, the change
 // messages (Relation, Type, Insert, Update, Delete, Truncate, Message) carry the xid of the
 // streamed transaction as an extra first field. Call reset() when the stream restarts.
+// Changes of a streamed transaction can be held as bytes and decoded when it commits:
+// streamedChangeXid() reads only the xid they carry, and forStreamedChanges() makes a decoder that
+// decodes them later, outside the stream's block structure.
 //
 // Speed: one Reader is reused for every message, the input is never copied (only binary column
 // values and message contents are, so nothing decoded keeps the input alive), and each message
@@ -81,6 +84,31 @@ export class PgoutputDecoder {
   /** Forgets the streamed-block state (after a reconnect). */
   reset(): void {
     this.inStream = false
+  }
+
+  /**
+   * A decoder for the changes of a streamed transaction held (as received) until its Stream
+   * Commit: each carries its xid, as inside a streamed block.
+   */
+  static forStreamedChanges(): PgoutputDecoder {
+    const d = new PgoutputDecoder()
+    d.inStream = true
+    return d
+  }
+
+  /**
+   * Inside a streamed block: the xid a row or schema change (Relation, Type, Insert, Update,
+   * Delete, Truncate) carries as its first field, read without decoding the rest, so it can be
+   * held as bytes and decoded (and checked) when its transaction commits. undefined outside a
+   * block and for every other message (logical decoding messages, which may be non-transactional,
+   * and Stream Start/Stop); those go through decode(), which also rejects what is malformed.
+   */
+  streamedChangeXid(data: Uint8Array): number | undefined {
+    if (!this.inStream || data.length < 5) return undefined
+    const kind = data[0]
+    const held = kind === INSERT || kind === UPDATE || kind === DELETE || kind === RELATION || kind === TYPE || kind === TRUNCATE
+    if (!held) return undefined
+    return ((data[1] << 24) | (data[2] << 16) | (data[3] << 8) | data[4]) >>> 0
   }
 
   /**
@@ -167,6 +195,11 @@ export class PgoutputDecoder {
   private xid(r: Reader): number | undefined {
     return this.inStream ? r.uint32() : undefined
   }
+}
+
+/** Stream Start or Stream Stop: a message that only opens or closes a streamed block. */
+export function isStreamBlockBoundary(data: Uint8Array): boolean {
+  return data[0] === STREAM_START || data[0] === STREAM_STOP
 }
 
 // ---- transaction framing ----

@@ -2,79 +2,34 @@
 //
 // Rows are never applied one by one. Each table's changes are appended (DuckDB appender, values
 // cast to the table's column types on the way in) to a temporary staging table, together with
-// their position in the batch; the staging table is applied to the real table with a few
-// statements when the batch commits, or earlier when something has to happen in between (a
-// schema change or a truncate of that table). Nothing of the batch is kept in JS memory.
+// their position in the batch (a segment, stage.ts); the staging table is applied to the real
+// table with a few statements when the batch commits, or earlier when something has to happen in
+// between (a schema change or a truncate of that table). Nothing of the batch is kept in JS memory.
 //
-// Tables with a key (replica identity default/index):
-//   every change becomes an upsert or a delete of one key; a key-changing update is a delete of
-//   the old key plus an upsert of the new one. Per key, the last change wins: the keys whose last
-//   change is a delete are deleted (DELETE ... USING), the others upserted (INSERT ... ON CONFLICT
-//   through the primary key; where DuckDB has no index on the key, or the upsert would change a
-//   value, delete every staged key and insert the upserts).
-//   UNCHANGED_TOAST: such a column takes the latest value staged for that key in this batch, else
-//   the value the table holds (for a key-changing update, the value of the old key's row: the
-//   staging is applied first, so the old row is in the table when it is read).
-// Tables with REPLICA IDENTITY FULL (no key):
-//   changes are applied in stream order, in runs of one kind: an insert run is one INSERT; a
-//   delete or update run matches each old tuple to one row, NULL-safe on every column, numbering
-//   duplicates so n identical deletes remove exactly n rows (by rowid). A run of updates is cut
-//   when an update's old tuple may be a row an earlier update of the run produced.
-// Tables with REPLICA IDENTITY NOTHING, or no key: inserts are appended; updates and deletes
+// How a segment is staged and applied depends on how rows are identified:
+// - tables with a key (replica identity default/index): apply-keyed.ts;
+// - tables with REPLICA IDENTITY FULL (no key): apply-full.ts;
+// - tables with REPLICA IDENTITY NOTHING, or no key: inserts are appended; updates and deletes
 //   cannot be matched and are skipped with a warning (Postgres refuses them on a published table
 //   anyway, unless the identity changes).
 import type {DuckDBAppender, DuckDBConnection} from '@duckdb/node-api'
 import type {ChangeEvent, DeleteEvent, InsertEvent, UpdateEvent} from '../../core/changes.js'
 import {PgrepError} from '../../core/errors.js'
-import {UNCHANGED_TOAST, type ColumnValue, type TupleData} from '../../core/protocol/messages.js'
+import {UNCHANGED_TOAST, type TupleData} from '../../core/protocol/messages.js'
 import {tableKey, type TableSchema} from '../../core/schema/types.js'
+import {applyFull, stageFull} from './apply-full.js'
+import {applyKeyed, keyChanged, resolveKeyToast, stageDelete, stageUpsert} from './apply-keyed.js'
 import {claimTable, deepenListColumn, literalDepth, primaryKeyOf, reconcileTable, type TableShape} from './ddl.js'
 import type {Issues, SinkLog} from './issues.js'
-import {display, exec, ident, qualified} from './sql.js'
+import {display, exec, qualified} from './sql.js'
+import type {Mode, Segment} from './stage.js'
 import {splitListType} from './types.js'
-import {columnWriter, type ColumnWriter} from './values.js'
+import {columnWriter} from './values.js'
 
 /** What the sink knows about its tables (committed), shared with the copy writers. */
 export interface TableCatalog {
   shapes: Map<string, TableShape>
   schemas: Map<string, TableSchema>
-}
-
-type Mode = 'key' | 'full' | 'append'
-
-const OP_DELETE = 0
-const OP_UPSERT = 1 // key mode; in full mode: insert
-const OP_UPDATE = 2 // full mode only
-
-interface Run {
-  op: number
-  from: number
-  to: number
-  /** Hashes of the new tuples of an update run. */
-  produced?: Set<number>
-}
-
-interface Segment {
-  key: string
-  table: TableSchema
-  shape: TableShape
-  mode: Mode
-  /** Temporary staging table (key and full modes). */
-  stage?: string
-  appender: DuckDBAppender
-  writers: ColumnWriter[]
-  keyIdx: number[]
-  isKey: boolean[]
-  /** The DuckDB table has the key as its PRIMARY KEY. */
-  indexed: boolean
-  /** Array columns stored as LISTs, with their depth. */
-  arrayCols: {index: number; depth: number}[]
-  rows: number
-  /** Deletes staged (key mode): none, no DELETE statement. */
-  deletes: number
-  toastCols: Set<number>
-  hasFallbackKey: boolean
-  runs: Run[]
 }
 
 /**
@@ -83,9 +38,6 @@ interface Segment {
  * Bounds the staging table, which DuckDB keeps in memory, for a transaction of any size.
  */
 export const staging = {flushRows: 100_000}
-
-/** Longest run of updates before it is cut anyway (bounds the hash set). */
-const MAX_RUN_HASHES = 100_000
 
 let stageCounter = 0
 
@@ -290,21 +242,21 @@ export class BatchApplier {
         }
         return true
       case 'key':
-        if (e.op === 'insert') this.stageUpsert(seg, seq, e.new, null)
-        else if (e.op === 'delete') this.stageDelete(seg, seq, e.old, e)
+        if (e.op === 'insert') stageUpsert(seg, seq, e.new, null)
+        else if (e.op === 'delete') stageDelete(seg, seq, e.old, e)
         else {
-          const neu = this.resolveKeyToast(seg, e)
+          const neu = resolveKeyToast(seg, e)
           if (e.old && keyChanged(seg.keyIdx, e.old, neu)) {
             if (neu.includes(UNCHANGED_TOAST)) return false
-            this.stageDelete(seg, this.seq++, e.old, e)
-            this.stageUpsert(seg, this.seq++, neu, null)
+            stageDelete(seg, this.seq++, e.old, e)
+            stageUpsert(seg, this.seq++, neu, null)
           } else {
-            this.stageUpsert(seg, seq, neu, null)
+            stageUpsert(seg, seq, neu, null)
           }
         }
         return true
       case 'full':
-        this.stageFull(seg, seq, e)
+        stageFull(seg, seq, e, this.log)
         return true
     }
   }
@@ -317,9 +269,9 @@ export class BatchApplier {
     await this.flushSegment(seg.key)
     const fresh = await this.segmentFor(e.table)
     this.last = fresh
-    const neu = this.resolveKeyToast(fresh, e)
-    this.stageDelete(fresh, this.seq++, e.old!, e)
-    this.stageUpsert(fresh, this.seq++, neu, e.old)
+    const neu = resolveKeyToast(fresh, e)
+    stageDelete(fresh, this.seq++, e.old!, e)
+    stageUpsert(fresh, this.seq++, neu, e.old)
   }
 
   private appendRow(seg: Segment, values: TupleData): void {
@@ -333,131 +285,6 @@ export class BatchApplier {
     seg.rows++
   }
 
-  private resolveKeyToast(seg: Segment, e: UpdateEvent): TupleData {
-    let neu = e.new
-    for (const k of seg.keyIdx) {
-      if (neu[k] !== UNCHANGED_TOAST) continue
-      const v = e.old?.[k]
-      if (v === undefined || v === UNCHANGED_TOAST) throw new PgrepError('protocol', `${display(seg.table)}: update without a value for key column "${seg.table.columns[k].name}"`)
-      if (neu === e.new) neu = [...e.new]
-      neu[k] = v
-    }
-    return neu
-  }
-
-  private stageUpsert(seg: Segment, seq: number, values: TupleData, fallbackKey: TupleData | null): void {
-    const ap = seg.appender
-    const n = seg.writers.length
-    ap.appendBigInt(BigInt(seq))
-    ap.appendUTinyInt(OP_UPSERT)
-    let toast: number[] | undefined
-    for (let i = 0; i < n; i++) {
-      const v = values[i]
-      if (v === UNCHANGED_TOAST) {
-        ;(toast ??= []).push(i)
-        seg.toastCols.add(i)
-        ap.appendNull()
-      } else {
-        seg.writers[i](ap, v)
-      }
-    }
-    for (const k of seg.keyIdx) {
-      if (fallbackKey) seg.writers[k](ap, fallbackKey[k])
-      else ap.appendNull()
-    }
-    if (fallbackKey) seg.hasFallbackKey = true
-    if (toast) ap.appendVarchar(mask(n, toast))
-    else ap.appendNull()
-    ap.endRow()
-    seg.rows++
-  }
-
-  private stageDelete(seg: Segment, seq: number, old: TupleData, e: UpdateEvent | DeleteEvent): void {
-    for (const k of seg.keyIdx) {
-      const v = old[k]
-      if (v === null || v === undefined || v === UNCHANGED_TOAST) {
-        throw new PgrepError('protocol', `${display(seg.table)}: ${e.op} without a value for key column "${seg.table.columns[k].name}"`)
-      }
-    }
-    const ap = seg.appender
-    ap.appendBigInt(BigInt(seq))
-    ap.appendUTinyInt(OP_DELETE)
-    for (let i = 0; i < seg.writers.length; i++) {
-      if (seg.isKey[i]) seg.writers[i](ap, old[i])
-      else ap.appendNull()
-    }
-    for (let m = 0; m < seg.keyIdx.length; m++) ap.appendNull()
-    ap.appendNull()
-    ap.endRow()
-    seg.rows++
-    seg.deletes++
-  }
-
-  private stageFull(seg: Segment, seq: number, e: InsertEvent | UpdateEvent | DeleteEvent): void {
-    const n = seg.writers.length
-    let op: number
-    let neu: TupleData | null = null
-    let old: TupleData | null = null
-    if (e.op === 'insert') {
-      op = OP_UPSERT
-      neu = e.new
-    } else if (e.op === 'delete') {
-      op = OP_DELETE
-      old = e.old
-    } else {
-      op = OP_UPDATE
-      old = e.old
-      neu = e.new
-    }
-    if (old && (old.length < n || old.includes(UNCHANGED_TOAST))) old = null
-    if (op !== OP_UPSERT && !old) {
-      this.log('warn', `${display(seg.table)}: ${e.op} without the old row (REPLICA IDENTITY FULL expected): skipped`, {table: display(seg.table)})
-      return
-    }
-    if (neu && neu.includes(UNCHANGED_TOAST)) {
-      if (op === OP_UPSERT) throw new PgrepError('protocol', `${display(seg.table)}: an insert with an unchanged TOAST value`)
-      // The old row of a FULL identity holds every value: take the unchanged ones from it.
-      neu = neu.map((v, i) => (v === UNCHANGED_TOAST ? old![i] : v))
-    }
-    // Runs: consecutive changes of one kind; an update run is cut when this update's old tuple may
-    // have been produced by an earlier update of the run.
-    let run = seg.runs[seg.runs.length - 1]
-    const oldHash = op === OP_UPDATE ? hashTuple(old!) : 0
-    if (!run || run.op !== op || (op === OP_UPDATE && (run.produced!.has(oldHash) || run.produced!.size >= MAX_RUN_HASHES))) {
-      run = {op, from: seq, to: seq, produced: op === OP_UPDATE ? new Set() : undefined}
-      seg.runs.push(run)
-    }
-    run.to = seq
-    if (op === OP_UPDATE) run.produced!.add(hashTuple(neu!))
-
-    const ap = seg.appender
-    ap.appendBigInt(BigInt(seq))
-    ap.appendUTinyInt(op)
-    let toast: number[] | undefined
-    for (let i = 0; i < n; i++) {
-      if (!neu) {
-        ap.appendNull()
-        continue
-      }
-      const v = neu[i]
-      if (v === UNCHANGED_TOAST) {
-        ;(toast ??= []).push(i)
-        seg.toastCols.add(i)
-        ap.appendNull()
-      } else {
-        seg.writers[i](ap, v)
-      }
-    }
-    for (let i = 0; i < n; i++) {
-      if (old) seg.writers[i](ap, old[i])
-      else ap.appendNull()
-    }
-    if (toast) ap.appendVarchar(mask(n, toast))
-    else ap.appendNull()
-    ap.endRow()
-    seg.rows++
-  }
-
   // ---- applying a segment ----
 
   private async flushSegment(key: string): Promise<void> {
@@ -467,8 +294,8 @@ export class BatchApplier {
     seg.appender.closeSync()
     if (seg.rows > 0) this.dirty.add(key)
     try {
-      if (seg.rows > 0 && seg.mode === 'key') await this.applyKeyed(seg)
-      else if (seg.rows > 0 && seg.mode === 'full') await this.applyFull(seg)
+      if (seg.rows > 0 && seg.mode === 'key') await applyKeyed(this.conn, this.db, seg)
+      else if (seg.rows > 0 && seg.mode === 'full') await applyFull(this.conn, this.db, seg)
     } finally {
       if (seg.stage) this.dropLater.push(seg.stage)
       // After a failure the transaction is aborted and the drop fails too: the rollback drops them.
@@ -482,143 +309,6 @@ export class BatchApplier {
     for (const s of drop) await exec(this.conn, `DROP TABLE IF EXISTS temp.main.${s}`)
   }
 
-  private async applyKeyed(seg: Segment): Promise<void> {
-    const stage = `temp.main.${seg.stage}`
-    const fin = `${seg.stage}_final`
-    const target = qualified(this.db, seg.table)
-    const cols = seg.shape.columns.map((c) => ident(c.name))
-    const keys = seg.keyIdx.map((k) => `c${k}`).join(', ')
-    const toast = [...seg.toastCols]
-    // The last change of each key wins. Values are never passed through an aggregate (DuckDB
-    // normalizes -0 in some of them): the winning staged row is found by its _seq.
-    let source: string
-    if (toast.length === 0) {
-      // Inline in the statements below: measured 40% faster than materializing it first.
-      source = `(SELECT * FROM ${stage} WHERE _seq IN (SELECT max(_seq) FROM ${stage} GROUP BY ${keys}))`
-    } else {
-      // An unchanged TOAST column takes the latest value staged for the key (from an upsert whose
-      // column is not unchanged), else the table's value: for a chain that starts with a
-      // key-changing update, the old key's row. Materialized before the table changes.
-      const live = (i: number) => `_op = ${OP_UPSERT} AND (_u IS NULL OR substr(_u, ${i + 1}, 1) <> '1')`
-      const agg = ['max(_seq) AS last_seq', 'min(_seq) AS first_seq', ...toast.map((i) => `max(_seq) FILTER (WHERE ${live(i)}) AS s${i}`)]
-      const sel = ['s._seq', 's._op', ...cols.map((_, i) => (seg.toastCols.has(i) ? `CASE WHEN g.s${i} IS NOT NULL THEN x${i}.c${i} ELSE t.${cols[i]} END AS c${i}` : `s.c${i}`))]
-      const joins = [`JOIN ${stage} s ON s._seq = g.last_seq`, ...toast.map((i) => `LEFT JOIN ${stage} x${i} ON x${i}._seq = g.s${i}`)]
-      let on = seg.keyIdx.map((k) => `t.${cols[k]} = s.c${k}`)
-      if (seg.hasFallbackKey) {
-        joins.push(`JOIN ${stage} fs ON fs._seq = g.first_seq`)
-        on = seg.keyIdx.map((k, m) => `t.${cols[k]} = CASE WHEN fs.f0 IS NULL THEN s.c${k} ELSE fs.f${m} END`)
-      }
-      joins.push(`LEFT JOIN ${target} t ON ${on.join(' AND ')}`)
-      await exec(this.conn, `CREATE TEMP TABLE ${fin} AS SELECT ${sel.join(', ')} FROM (SELECT ${agg.join(', ')} FROM ${stage} GROUP BY ${keys}) g ${joins.join(' ')}`)
-      source = `temp.main.${fin}`
-    }
-    try {
-      // Keys whose last change is a delete are deleted (DELETE ... USING, a hash join on the key:
-      // a correlated EXISTS measured 100x slower on a 10M-row table); the others are upserted
-      // (INSERT ... ON CONFLICT DO UPDATE finds existing keys through the primary key's index:
-      // measured 2.5x faster than deleting every staged key and inserting again, whose index
-      // upkeep at COMMIT dominates). Without an index on the key, or when the upsert would turn
-      // -0 into 0 inside a FLOAT/DOUBLE list, every staged key is deleted and inserted again.
-      const match = seg.keyIdx.map((k) => `tgt.${cols[k]} = f.c${k}`).join(' AND ')
-      const values = cols.map((_, i) => `c${i}`).join(', ')
-      if (!seg.indexed || seg.shape.columns.some((c) => /^(FLOAT|DOUBLE|REAL|FLOAT4|FLOAT8)(\[\])+$/i.test(c.duckType))) {
-        await exec(this.conn, `DELETE FROM ${target} AS tgt USING (SELECT DISTINCT ${keys} FROM ${stage}) f WHERE ${match}`)
-        await exec(this.conn, `INSERT INTO ${target} (${cols.join(', ')}) SELECT ${values} FROM ${source} WHERE _op = ${OP_UPSERT}`)
-      } else {
-        if (seg.deletes > 0) await exec(this.conn, `DELETE FROM ${target} AS tgt USING (SELECT ${keys} FROM ${source} WHERE _op = ${OP_DELETE}) f WHERE ${match}`)
-        // The conflict target is named: a unique index a user added to the table does not get in the way.
-        const set = cols.filter((_, i) => !seg.isKey[i]).map((c) => `${c} = excluded.${c}`)
-        const onConflict = `ON CONFLICT (${seg.keyIdx.map((k) => cols[k]).join(', ')}) ${set.length > 0 ? `DO UPDATE SET ${set.join(', ')}` : 'DO NOTHING'}`
-        await exec(this.conn, `INSERT INTO ${target} (${cols.join(', ')}) SELECT ${values} FROM ${source} WHERE _op = ${OP_UPSERT} ${onConflict}`)
-      }
-    } finally {
-      if (toast.length > 0) await exec(this.conn, `DROP TABLE IF EXISTS temp.main.${fin}`).catch(() => {})
-    }
-  }
-
-  private async applyFull(seg: Segment): Promise<void> {
-    const stage = `temp.main.${seg.stage}`
-    const target = qualified(this.db, seg.table)
-    const cols = seg.shape.columns.map((c) => ident(c.name))
-    const list = (f: (i: number) => string) => cols.map((_, i) => f(i)).join(', ')
-    const notDistinct = (a: (i: number) => string, b: (i: number) => string) => cols.map((_, i) => `${a(i)} IS NOT DISTINCT FROM ${b(i)}`).join(' AND ')
-    // Values compared as they are stored: DuckDB's equality calls 1 month and 30 days, -0 and 0,
-    // 12:00+01 and 11:00+00 equal, and would pick a row that holds the other one.
-    const inexact = seg.shape.columns.map((c) => /^(INTERVAL|FLOAT|DOUBLE|REAL|FLOAT4|FLOAT8|TIME WITH TIME ZONE|TIMETZ)(\[\])*$/i.test(c.duckType.trim()))
-    const exact = (i: number, e: string) => (inexact[i] ? `CAST(${e} AS VARCHAR)` : e)
-    // Each old tuple of the run is paired with one row of the table holding it: the k-th change
-    // of a value takes the k-th such row (by rowid). Yields (rid, _seq) pairs.
-    const pairs = (where: string) => `
-      WITH d AS (
-        SELECT _seq, ${list((i) => `${exact(i, `o${i}`)} AS o${i}`)}, row_number() OVER (PARTITION BY ${list((i) => exact(i, `o${i}`))} ORDER BY _seq) AS rn
-          FROM ${stage} WHERE ${where}),
-      k AS (SELECT DISTINCT ${list((i) => `o${i}`)} FROM d),
-      m AS (
-        SELECT t.rowid AS rid, ${list((i) => `${exact(i, `t.${cols[i]}`)} AS v${i}`)},
-               row_number() OVER (PARTITION BY ${list((i) => exact(i, `t.${cols[i]}`))} ORDER BY t.rowid) AS rn
-          FROM ${target} t SEMI JOIN k ON ${notDistinct((i) => exact(i, `t.${cols[i]}`), (i) => `k.o${i}`)})
-      SELECT m.rid, d._seq FROM m JOIN d ON ${notDistinct((i) => `m.v${i}`, (i) => `d.o${i}`)} AND m.rn = d.rn`
-    for (const run of seg.runs) {
-      const where = `_seq BETWEEN ${run.from} AND ${run.to}`
-      if (run.op === OP_UPSERT) {
-        await exec(this.conn, `INSERT INTO ${target} (${cols.join(', ')}) SELECT ${list((i) => `c${i}`)} FROM ${stage} WHERE ${where}`)
-      } else if (run.op === OP_DELETE) {
-        await exec(this.conn, `DELETE FROM ${target} WHERE rowid IN (SELECT rid FROM (${pairs(where)}))`)
-      } else {
-        const upd = `${seg.stage}_upd`
-        const toast = seg.toastCols.size > 0
-        const values = list((i) => (seg.toastCols.has(i) ? `CASE WHEN s._u IS NOT NULL AND substr(s._u, ${i + 1}, 1) = '1' THEN t.${cols[i]} ELSE s.c${i} END AS c${i}` : `s.c${i}`))
-        await exec(
-          this.conn,
-          `CREATE TEMP TABLE ${upd} AS SELECT p.rid, ${values} FROM (${pairs(where)}) p JOIN ${stage} s ON s._seq = p._seq` +
-            (toast ? ` JOIN ${target} t ON t.rowid = p.rid` : ''),
-        )
-        try {
-          await exec(this.conn, `DELETE FROM ${target} WHERE rowid IN (SELECT rid FROM temp.main.${upd})`)
-          await exec(this.conn, `INSERT INTO ${target} (${cols.join(', ')}) SELECT ${list((i) => `c${i}`)} FROM temp.main.${upd}`)
-        } finally {
-          await exec(this.conn, `DROP TABLE IF EXISTS temp.main.${upd}`).catch(() => {})
-        }
-      }
-    }
-  }
-}
-
-function mask(n: number, positions: number[]): string {
-  const chars = new Array<string>(n).fill('0')
-  for (const i of positions) chars[i] = '1'
-  return chars.join('')
-}
-
-function keyChanged(keyIdx: number[], old: TupleData, neu: TupleData): boolean {
-  for (const k of keyIdx) {
-    const o = old[k]
-    if (o === null || o === undefined || o === UNCHANGED_TOAST) continue // not sent: unchanged
-    if (!sameValue(o, neu[k])) return true
-  }
-  return false
-}
-
-function sameValue(a: ColumnValue, b: ColumnValue): boolean {
-  if (typeof a === 'string' || typeof b === 'string') return a === b
-  if (a instanceof Uint8Array && b instanceof Uint8Array) return Buffer.compare(a, b) === 0
-  return a === b
-}
-
-/** FNV-1a over a tuple's values; collisions only cut a run early, which is always correct. */
-function hashTuple(t: TupleData): number {
-  let h = 0x811c9dc5
-  for (const v of t) {
-    if (v === null) h = Math.imul(h ^ 0x4e, 0x01000193)
-    else if (typeof v === 'string') {
-      for (let i = 0; i < v.length; i++) h = Math.imul(h ^ v.charCodeAt(i), 0x01000193)
-      h = Math.imul(h ^ 0x1f, 0x01000193)
-    } else if (v instanceof Uint8Array) {
-      for (const b of v) h = Math.imul(h ^ b, 0x01000193)
-      h = Math.imul(h ^ 0x1e, 0x01000193)
-    }
-  }
-  return h >>> 0
 }
 
 /** Same table shape as the one the DuckDB table was built from (relations.ts compares the same way). */

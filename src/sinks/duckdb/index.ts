@@ -287,6 +287,11 @@ export class DuckDbSink implements Sink {
     return this.queries.query(sql, options)
   }
 
+  /** The read path other front-ends use (the Postgres-wire endpoint); undefined until open() and after close(). */
+  get queryService(): QueryService | undefined {
+    return this.queries
+  }
+
   /**
    * What the file holds (checkpoint, table states), read-only. On an open sink, from this
    * process; otherwise from the pgrep that holds the file (with its live figures) through its

@@ -14,12 +14,12 @@
 //   waits for them, so the instance is never closed under a running query.
 import {rename, rm} from 'node:fs/promises'
 import path from 'node:path'
-import {JsonDuckDBValueConverter, type DuckDBConnection, type DuckDBInstance, type DuckDBResult} from '@duckdb/node-api'
+import {DuckDBTypeId, JsonDuckDBValueConverter, VARCHAR, type DuckDBConnection, type DuckDBInstance, type DuckDBResult, type DuckDBType} from '@duckdb/node-api'
 import {PgrepError} from '../../core/errors.js'
 import {assertReadOnly, sqlError} from './read-only-sql.js'
 import {literal} from './sql.js'
 
-/** A result column: its name and DuckDB type (`BIGINT`, `DECIMAL(10,2)`, `VARCHAR[]`, ...). */
+/** A result column: its name and DuckDB type (`BIGINT`, `DECIMAL(10,2)`, `VARCHAR[]`, `JSON`, ...). */
 export interface QueryColumn {
   name: string
   type: string
@@ -29,15 +29,27 @@ export interface QueryColumn {
  * How values are handed out. `json`: JSON values (numbers for small integers, doubles and
  * booleans; strings for BIGINT, DECIMAL, dates and times; arrays for LISTs, objects for STRUCTs,
  * MAPs and INTERVALs). `text`: DuckDB's own text form of each value (as DuckDB's CLI prints it).
- * NULL is null in both.
+ * `raw`: @duckdb/node-api's own values (DuckDBDateValue, DuckDBListValue, ...), for a front-end
+ * with its own text forms (the Postgres-wire endpoint). NULL is null in all three.
  */
-export type QueryValues = 'json' | 'text'
+export type QueryValues = 'json' | 'text' | 'raw'
 
 export interface QueryOptions {
   /** Default `json`. */
   values?: QueryValues
   /** Aborting it interrupts the query in DuckDB. */
   signal?: AbortSignal
+  /** Values of `$1`, `$2`, ... as text (DuckDB casts them where the statement needs another type); null is NULL. */
+  params?: (string | null)[]
+  /** DuckDB's search_path for this query (`public,main`): where unqualified table names are looked up. */
+  searchPath?: string
+}
+
+/** What a statement returns and takes, without running it. */
+export interface QueryDescription {
+  columns: QueryColumn[]
+  /** DuckDB's type of each `$n` parameter (`INTEGER`; `UNKNOWN` when the statement does not fix it). */
+  parameters: string[]
 }
 
 /** A running query: its columns, then its rows in chunks. Iterate `rows` to the end, or call cancel(). */
@@ -78,19 +90,42 @@ export class QueryService {
   async query(sql: string, opts: QueryOptions = {}): Promise<QueryResult> {
     const run = await this.start(opts.signal)
     try {
+      if (opts.searchPath !== undefined) await setSearchPath(run.conn, opts.searchPath)
       await assertReadOnly(run.conn, sql)
       await run.conn.run('BEGIN TRANSACTION READ ONLY')
       run.inTransaction = true
       if (run.cancelled) throw cancelled()
-      const result = await run.conn.stream(sql)
+      const params = opts.params ?? []
+      const result = await run.conn.stream(sql, params.length > 0 ? params : undefined, params.length > 0 ? params.map(() => VARCHAR) : undefined)
       if (run.cancelled) throw cancelled()
-      const columns = result.columnNames().map((name, i) => ({name, type: result.columnType(i).toString()}))
+      const columns = result.columnNames().map((name, i) => ({name, type: typeText(result.columnType(i))}))
       run.idle = true
       return {columns, rows: this.chunks(run, result, opts.values ?? 'json'), cancel: () => run.cancel()}
     } catch (err) {
       const wasCancelled = run.cancelled
       await run.finish()
       throw wasCancelled ? cancelled(this.closed) : sqlError(err)
+    }
+  }
+
+  /** The columns and parameter types of a read-only statement, prepared but not run. */
+  async describe(sql: string, opts: {searchPath?: string} = {}): Promise<QueryDescription> {
+    const run = await this.start(undefined)
+    try {
+      if (opts.searchPath !== undefined) await setSearchPath(run.conn, opts.searchPath)
+      await assertReadOnly(run.conn, sql)
+      const prepared = await run.conn.prepare(sql)
+      try {
+        const columns = Array.from({length: prepared.columnCount}, (_, i) => ({name: prepared.columnName(i), type: typeText(prepared.columnType(i))}))
+        const parameters = Array.from({length: prepared.parameterCount}, (_, i) => prepared.parameterType(i + 1).toString())
+        return {columns, parameters}
+      } finally {
+        prepared.destroySync()
+      }
+    } catch (err) {
+      throw sqlError(err)
+    } finally {
+      await run.finish()
     }
   }
 
@@ -158,7 +193,8 @@ export class QueryService {
         const chunk = await result.fetchChunk()
         run.idle = true
         if (!chunk || chunk.rowCount === 0) break
-        yield values === 'json' ? chunk.convertRows(JsonDuckDBValueConverter) : chunk.getRows().map((row) => row.map((v) => (v === null ? null : String(v))))
+        if (values === 'raw') yield chunk.getRows()
+        else yield values === 'json' ? chunk.convertRows(JsonDuckDBValueConverter) : chunk.getRows().map((row) => row.map((v) => (v === null ? null : String(v))))
       }
     } catch (err) {
       throw run.cancelled ? cancelled(this.closed) : sqlError(err)
@@ -166,6 +202,26 @@ export class QueryService {
       await run.finish()
     }
   }
+}
+
+/** DuckDB refuses a search_path that names a schema the file does not have: those are left out. */
+async function setSearchPath(conn: DuckDBConnection, searchPath: string): Promise<void> {
+  try {
+    await conn.run(`SET search_path = ${literal(searchPath)}`)
+  } catch {
+    const reader = await conn.runAndReadAll('SELECT schema_name FROM duckdb_schemas() WHERE database_name = current_database()')
+    const have = new Set(reader.getRowsJS().map((r) => String(r[0]).toLowerCase()))
+    const kept = searchPath.split(',').map((s) => s.trim()).filter((s) => have.has(s.replace(/^"|"$/g, '').toLowerCase()))
+    if (kept.length > 0) await conn.run(`SET search_path = ${literal(kept.join(','))}`)
+  }
+}
+
+/** A type's name with its alias (`JSON`, which DuckDB stores as an aliased VARCHAR), lists and arrays included. */
+function typeText(t: DuckDBType): string {
+  if (t.alias) return t.alias.toUpperCase()
+  if (t.typeId === DuckDBTypeId.LIST) return `${typeText(t.valueType)}[]`
+  if (t.typeId === DuckDBTypeId.ARRAY) return `${typeText(t.valueType)}[${t.length}]`
+  return t.toString()
 }
 
 function cancelled(closing = false): PgrepError {

@@ -1,7 +1,7 @@
 import {describe, expect, it} from 'vitest'
 import {ProtocolError} from '../../../src/core/protocol/errors.js'
 import {UNCHANGED_TOAST, type ColumnValue, type PgoutputMessage} from '../../../src/core/protocol/messages.js'
-import {PgoutputDecoder} from '../../../src/core/protocol/pgoutput.js'
+import {isStreamBlockBoundary, PgoutputDecoder} from '../../../src/core/protocol/pgoutput.js'
 import {pgo, w, writeTuple} from '../../helpers/byte-writer.js'
 
 const MAX_U64 = (1n << 64n) - 1n
@@ -229,6 +229,41 @@ describe('pgoutput: streamed transactions', () => {
     // Outside the block the same bytes are read without an xid, so they no longer fit.
     protocolError(() => d.decode(pgo.insert({xid, relationId: 3, new: ['1']})))
     expect(d.decode(pgo.insert({relationId: 3, new: ['1']}))).toEqual({tag: 'insert', relationId: 3, new: ['1']})
+  })
+
+  it('streamedChangeXid: the xid of a row or schema change inside a block, nothing for other messages', () => {
+    const d = new PgoutputDecoder()
+    const rel = {relationId: 3, schema: 'public', name: 't', replicaIdentity: 'default' as const, columns: []}
+    const changes = (xid: number) => [
+      pgo.relation({...rel, xid}),
+      pgo.type({xid, typeOid: 5, schema: 's', name: 'n'}),
+      pgo.insert({xid, relationId: 3, new: ['1']}),
+      pgo.update({xid, relationId: 3, new: ['2']}),
+      pgo.delete({xid, relationId: 3, oldKind: 'key', old: ['2']}),
+      pgo.truncate({xid, cascade: false, restartIdentity: false, relationIds: [3]}),
+    ]
+    // Outside a block the first bytes are no xid.
+    for (const m of changes(701)) expect(d.streamedChangeXid(m)).toBeUndefined()
+    d.decode(pgo.streamStart({xid: 700, firstSegment: true}))
+    for (const m of changes(0xfffffff0)) expect(d.streamedChangeXid(m)).toBe(0xfffffff0)
+    // Messages may be non-transactional: decode() decides; so does it for Stream Stop and anything too short.
+    expect(d.streamedChangeXid(pgo.message({xid: 701, transactional: true, lsn: 9n, prefix: 'x', content: new Uint8Array()}))).toBeUndefined()
+    expect(d.streamedChangeXid(pgo.streamStop())).toBeUndefined()
+    expect(d.streamedChangeXid(Buffer.from([0x49, 0, 0]))).toBeUndefined()
+  })
+
+  it('forStreamedChanges: a decoder for held changes, which carry their xid', () => {
+    const d = PgoutputDecoder.forStreamedChanges()
+    expect(d.inStreamBlock).toBe(true)
+    expect(d.decode(pgo.insert({xid: 701, relationId: 3, new: ['1']}))).toEqual({tag: 'insert', xid: 701, relationId: 3, new: ['1']})
+    protocolError(() => d.decode(pgo.insert({relationId: 3, new: ['1']})))
+  })
+
+  it('isStreamBlockBoundary: Stream Start and Stop only', () => {
+    expect(isStreamBlockBoundary(pgo.streamStart({xid: 1, firstSegment: true}))).toBe(true)
+    expect(isStreamBlockBoundary(pgo.streamStop())).toBe(true)
+    expect(isStreamBlockBoundary(pgo.streamCommit({xid: 1, flags: 0, commitLsn: 1n, endLsn: 2n, commitTime: 0n}))).toBe(false)
+    expect(isStreamBlockBoundary(pgo.insert({relationId: 3, new: ['1']}))).toBe(false)
   })
 
   it('xid 0xffffffff is read unsigned', () => {
