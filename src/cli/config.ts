@@ -20,6 +20,7 @@ export type SinkConfig =
   | {kind: 'stdout'; format: 'debezium'; debezium: DebeziumFormatOptions}
   | {kind: 'duckdb'; path: string; memoryLimit?: string; lockTimeoutMs?: number; replaceForeignTables?: boolean}
   | {kind: 'bigquery'; projectId: string; dataset: string; location?: string; keyFile?: string; apiEndpoint?: string; replaceForeignTables?: boolean}
+  | {kind: 'parquet'; dir: string; s3Endpoint?: string; fileSizeBytes?: number; rollIntervalMs?: number}
 
 export interface CommonConfig {
   connection: ResolvedConnection
@@ -141,7 +142,21 @@ function sinkFrom(flags: Flags, needsResume: boolean, problems: string[]): SinkC
     const lockTimeoutMs = flags['duckdb-lock-timeout']
     return {kind: 'duckdb', path, memoryLimit: flags['duckdb-memory-limit'], replaceForeignTables, ...(lockTimeoutMs === undefined ? {} : {lockTimeoutMs})}
   }
+  if (sink === 'parquet') return parquetSinkFrom(flags, problems)
   return formatted ?? {kind: 'stdout', format: 'json'}
+}
+
+function parquetSinkFrom(flags: Flags, problems: string[]): SinkConfig {
+  const dir = flags['parquet-dir']
+  if (!dir) problems.push('--parquet-dir: required with --sink parquet (a directory or s3://bucket/prefix)')
+  else if (/^s3:/i.test(dir) && !/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/.test(dir)) problems.push(`--parquet-dir: "${dir}" is not s3://bucket/prefix (a lowercase bucket name)`)
+  const fileSize = flags['parquet-file-size']
+  if (fileSize !== undefined && (fileSize === null || fileSize < 1024)) problems.push('--parquet-file-size: at least 1KB')
+  const rollIntervalMs = flags['parquet-roll-interval']
+  if (rollIntervalMs === 0) problems.push('--parquet-roll-interval: must be greater than 0')
+  const s3Endpoint = flags['s3-endpoint']
+  if (s3Endpoint !== undefined && !/^https?:\/\/\S+$/.test(s3Endpoint)) problems.push(`--s3-endpoint: "${s3Endpoint}" is not an http(s):// URL`)
+  return {kind: 'parquet', dir: dir ?? '', s3Endpoint, fileSizeBytes: fileSize ?? undefined, rollIntervalMs}
 }
 
 /** --format and its Debezium options: only for --sink stdout. `source.db` is filled in with the connection. */
@@ -167,7 +182,7 @@ function batchFrom(flags: Flags, sink: SinkConfig): BatchLimits {
   return {
     maxRows: flags['batch-max-rows'] ?? d.maxRows,
     maxBytes: flags['batch-max-bytes'] ?? d.maxBytes,
-    maxDelayMs: flags['batch-max-delay'] ?? d.maxDelayMs,
+    maxDelayMs: flags['batch-max-delay'] ?? (sink.kind === 'parquet' ? sink.rollIntervalMs : undefined) ?? d.maxDelayMs,
     commitWhenIdle: d.commitWhenIdle,
     ...(flags['txn-split-rows'] === undefined ? {} : {txnSplitRows: flags['txn-split-rows']}),
   }

@@ -35,6 +35,9 @@ export const SINK_BATCH_DEFAULTS = {
   stdout: DEFAULT_BATCH_LIMITS,
   duckdb: DEFAULT_BATCH_LIMITS,
   bigquery: {maxRows: 500_000, maxBytes: 256 * 1024 * 1024, maxDelayMs: 30_000, commitWhenIdle: false},
+  // One batch per --parquet-roll-interval (60 s): its files are per batch and table, so fewer,
+  // larger batches make fewer, larger files; rows and bytes only bound one batch's local staging.
+  parquet: {maxRows: 5_000_000, maxBytes: 1024 * 1024 * 1024, maxDelayMs: 60_000, commitWhenIdle: false},
 } as const satisfies Record<string, BatchLimits>
 
 /** A zod schema from a function that throws an Error whose message says what is wrong. */

@@ -32,7 +32,7 @@ describe('a bad configuration', () => {
       [
         'publicaton: shop_pub',
         'batch-max-rows: -1',
-        'sink: parquet',
+        'sink: kafka',
         'once: maybe',
         'db-password: {secret: 123456789}',
         'db-port: "5432"',
@@ -51,7 +51,7 @@ describe('a bad configuration', () => {
       'PGREP_BATCH_MAX_DELAY: expected an integer',
       `${file}: publicaton: unknown key (did you mean publication?)`,
       `${file}: batch-max-rows: must be at least 1`,
-      `${file}: sink: expected one of stdout, duckdb, bigquery`,
+      `${file}: sink: expected one of stdout, duckdb, bigquery, parquet`,
       `${file}: once: expected true or false, got a string`,
       `${file}: db-password: expected a string, got a mapping`,
       `${file}: db-port: expected an integer, got a string`,

@@ -133,7 +133,7 @@ describe('every problem at once', () => {
         'pgrep.yaml: publicaton: unknown key (did you mean publication?)',
         'pgrep.yaml: batch-max-rows: must be at least 1',
         'pgrep.yaml: batch-max-bytes: expected a whole number',
-        'pgrep.yaml: sink: expected one of stdout, duckdb, bigquery',
+        'pgrep.yaml: sink: expected one of stdout, duckdb, bigquery, parquet',
         'pgrep.yaml: once: expected true or false, got a string',
         'pgrep.yaml: db-port: expected an integer, got a string',
         'pgrep.yaml: slot: expected a string, got a list',
