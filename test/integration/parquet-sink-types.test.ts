@@ -10,7 +10,7 @@ import pg from 'pg'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {sessionOptions} from '../../src/core/postgres/session.js'
 import {parseArrayLiteral} from '../../src/core/values/array-literal.js'
-import {sameDuckType} from '../../src/sinks/duckdb/types.js'
+import {normalizeDuckType} from '../../src/sinks/duckdb/types.js'
 import {readManifest, openStorage} from '../../src/sinks/parquet/storage.js'
 import {pgEnv, runCli} from '../helpers/cli.js'
 import {createTestDb, testMajors, type TestDb} from '../helpers/postgres.js'
@@ -168,7 +168,7 @@ describe.each(servers)('the Parquet log and PostgreSQL $major: every type', (ser
     try {
       await duck.run(`CREATE VIEW edge AS SELECT * FROM read_parquet([${files.map((f) => `'${f}'`).join(', ')}])`)
       const types = new Map((await duck.runAndReadAll(`SELECT column_name, column_type AS data_type FROM (DESCRIBE edge)`)).getRowObjectsJS().map((r) => [String(r.column_name), String(r.data_type)]))
-      for (const c of cols) expect(sameDuckType(types.get(c.name) ?? '?', c.duckType), `${c.name}: ${types.get(c.name)}`).toBe(true)
+      for (const c of cols) expect(normalizeDuckType(types.get(c.name) ?? '?'), `${c.name}: ${types.get(c.name)}`).toBe(normalizeDuckType(c.duckType))
       const ops = (await duck.runAndReadAll(`SELECT _op, count(*) AS n FROM edge GROUP BY _op ORDER BY _op`)).getRowsJS().map((r) => `${r[0]}:${r[1]}`)
       expect(ops).toEqual([`insert:${data.length}`, `read:${data.length}`])
       for (const c of cols) {
