@@ -18,6 +18,7 @@ export type SinkConfig =
   | {kind: 'stdout'; format: 'debezium'; debezium: DebeziumFormatOptions}
   | {kind: 'duckdb'; path: string; memoryLimit?: string; lockTimeoutMs?: number; replaceForeignTables?: boolean}
   | {kind: 'bigquery'; projectId: string; dataset: string; location?: string; keyFile?: string; apiEndpoint?: string; replaceForeignTables?: boolean}
+  | {kind: 'parquet'; dir: string; s3Endpoint?: string; fileSizeBytes?: number; rollIntervalMs?: number}
 
 const lsnText = z.string().refine((s) => {
   try {
@@ -31,7 +32,7 @@ const lsnText = z.string().refine((s) => {
 const flagsSchema = z.object({
   publication: z.string().min(1, 'must not be empty').optional(),
   slot: z.string().optional(),
-  sink: z.enum(['stdout', 'duckdb', 'bigquery']).optional(),
+  sink: z.enum(['stdout', 'duckdb', 'bigquery', 'parquet']).optional(),
   'bq-dataset': z.string().regex(/^[A-Za-z0-9_]{1,1024}$/, 'letters, digits and underscores only').optional(),
   'duckdb-path': z.string().min(1).optional(),
   once: z.boolean().optional(),
@@ -194,7 +195,29 @@ function sinkFrom(flags: Flags, needsResume: boolean, problems: string[]): SinkC
     const lockTimeoutMs = durationMs(flags['duckdb-lock-timeout'] as string | undefined, '--duckdb-lock-timeout', problems)
     return {kind: 'duckdb', path, memoryLimit, replaceForeignTables: Boolean(flags['replace-foreign-tables']), ...(lockTimeoutMs === undefined ? {} : {lockTimeoutMs})}
   }
+  if (flags.sink === 'parquet') return parquetSinkFrom(flags, problems)
   return formatted ?? {kind: 'stdout', format: 'json'}
+}
+
+function parquetSinkFrom(flags: Flags, problems: string[]): SinkConfig {
+  const dir = flags['parquet-dir'] as string | undefined
+  if (!dir) problems.push('--parquet-dir: required with --sink parquet (a directory or s3://bucket/prefix)')
+  else if (/^s3:/i.test(dir) && !/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/.test(dir)) problems.push(`--parquet-dir: "${dir}" is not s3://bucket/prefix (a lowercase bucket name)`)
+  let fileSizeBytes: number | undefined
+  const size = flags['parquet-file-size'] as string | undefined
+  if (size !== undefined) {
+    try {
+      fileSizeBytes = parseByteSize(size)
+      if (fileSizeBytes < 1024) problems.push('--parquet-file-size: at least 1KB')
+    } catch (err) {
+      problems.push(`--parquet-file-size: ${(err as Error).message}`)
+    }
+  }
+  const rollIntervalMs = durationMs(flags['parquet-roll-interval'] as string | undefined, '--parquet-roll-interval', problems)
+  if (rollIntervalMs === 0) problems.push('--parquet-roll-interval: must be greater than 0')
+  const s3Endpoint = flags['s3-endpoint'] as string | undefined
+  if (s3Endpoint !== undefined && !/^https?:\/\/[^\s]+$/.test(s3Endpoint)) problems.push(`--s3-endpoint: "${s3Endpoint}" is not an http(s):// URL`)
+  return {kind: 'parquet', dir: dir ?? '', s3Endpoint, fileSizeBytes, rollIntervalMs}
 }
 
 
@@ -239,6 +262,8 @@ const BATCH_DEFAULTS: Record<SinkConfig['kind'], BatchLimits> = {
   stdout: {maxRows: 50_000, maxBytes: 64 * 1024 * 1024, maxDelayMs: 1000, commitWhenIdle: true},
   duckdb: {maxRows: 50_000, maxBytes: 64 * 1024 * 1024, maxDelayMs: 1000, commitWhenIdle: true},
   bigquery: {maxRows: 500_000, maxBytes: 256 * 1024 * 1024, maxDelayMs: 30_000, commitWhenIdle: false},
+  // One batch per --parquet-roll-interval: files are per batch and table (sinks/parquet/index.ts).
+  parquet: {maxRows: 5_000_000, maxBytes: 1024 * 1024 * 1024, maxDelayMs: 60_000, commitWhenIdle: false},
 }
 
 function batchFrom(flags: Flags, sink: SinkConfig): BatchLimits {
@@ -246,7 +271,7 @@ function batchFrom(flags: Flags, sink: SinkConfig): BatchLimits {
   return {
     maxRows: (flags['batch-max-rows'] as number | undefined) ?? d.maxRows,
     maxBytes: (flags['batch-max-bytes'] as number | undefined) ?? d.maxBytes,
-    maxDelayMs: (flags['batch-max-delay'] as number | undefined) ?? d.maxDelayMs,
+    maxDelayMs: (flags['batch-max-delay'] as number | undefined) ?? (sink.kind === 'parquet' ? sink.rollIntervalMs : undefined) ?? d.maxDelayMs,
     commitWhenIdle: d.commitWhenIdle,
     ...(flags['txn-split-rows'] === undefined ? {} : {txnSplitRows: flags['txn-split-rows'] as number}),
   }

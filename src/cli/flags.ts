@@ -58,7 +58,7 @@ export function sinkFlags(defaultSink: 'stdout' | 'duckdb') {
   return {
     sink: Flags.string({
       summary: `Where the data goes (default: ${defaultSink}).`,
-      options: ['stdout', 'duckdb', 'bigquery'],
+      options: ['stdout', 'duckdb', 'bigquery', 'parquet'],
       default: defaultSink,
       helpGroup: 'SINK',
     }),
@@ -82,6 +82,16 @@ export function sinkFlags(defaultSink: 'stdout' | 'duckdb') {
       summary: 'Service account key file; default: Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud).',
       helpGroup: 'SINK',
     }),
+    'parquet-dir': Flags.string({summary: 'Directory or s3://bucket/prefix of the change log, for --sink parquet (docs/parquet.md).', helpGroup: 'SINK'}),
+    'parquet-file-size': Flags.string({
+      summary: "--sink parquet: a table's file is closed once this much row data (Postgres text form) is staged, e.g. 64MB. Default 128MB; Parquet files come out several times smaller.",
+      helpGroup: 'SINK',
+    }),
+    'parquet-roll-interval': Flags.string({
+      summary: '--sink parquet: every file is closed and the manifest written (the position confirmed to Postgres) at least this often: seconds, or with a unit (500ms, 30s, 2m). Default 60s.',
+      helpGroup: 'SINK',
+    }),
+    's3-endpoint': Flags.string({summary: 'S3-compatible endpoint for an s3:// --parquet-dir (MinIO, R2, GCS), e.g. http://localhost:9000. Credentials: the AWS SDK\'s usual chain.', helpGroup: 'SINK'}),
   }
 }
 

@@ -28,5 +28,10 @@ export async function createSink(config: SinkConfig, log: Logger): Promise<Sink>
         log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: object) => sinkLog[level](fields ?? {}, msg),
       })
     }
+    case 'parquet': {
+      const {ParquetSink} = await import('../sinks/parquet/index.js')
+      const sinkLog = log.child({sink: 'parquet'})
+      return new ParquetSink({dir: config.dir, s3Endpoint: config.s3Endpoint, fileSizeBytes: config.fileSizeBytes, log: (level, msg, fields) => sinkLog[level](fields ?? {}, msg)})
+    }
   }
 }

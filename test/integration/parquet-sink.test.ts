@@ -1,0 +1,89 @@
+// `--sink parquet` end to end on real PostgreSQL, into a local directory and a local S3 server:
+// a copy and the stream, resumed from the manifest, give a log whose changes, applied in order,
+// equal Postgres row by row (parquet-sink-oracle.ts). The SIGKILL runs: parquet-sink-faults.test.ts.
+import {existsSync} from 'node:fs'
+import {mkdtemp, rm} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
+import {stripVTControlCharacters} from 'node:util'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {parseDataFileName} from '../../src/sinks/parquet/format.js'
+import {listTempFiles} from '../../src/sinks/parquet/storage.js'
+import {pgEnv, runCli} from '../helpers/cli.js'
+import {ORACLE_PUBLICATION_TABLES, ORACLE_SCHEMA, runWorkload} from '../helpers/oracle.js'
+import {createTestDb, testMajors} from '../helpers/postgres.js'
+import {startS3Server, type S3TestServer} from '../helpers/s3-server.js'
+import {pgServers} from '../helpers/servers.js'
+import {checkLogAgainstPostgres} from './parquet-sink-oracle.js'
+
+let scratch: string
+let s3: S3TestServer
+beforeAll(async () => {
+  scratch = await mkdtemp(path.join(tmpdir(), 'pgrep-parquet-'))
+  s3 = await startS3Server()
+  // For the checks made in this process (the CLI gets them through its environment).
+  Object.assign(process.env, s3.env)
+})
+afterAll(async () => {
+  await s3?.close()
+  await rm(scratch, {recursive: true, force: true})
+})
+
+const server = pgServers().find((s) => s.major === Math.max(...testMajors()))!
+
+describe.each(['local', 's3'] as const)(`sync --sink parquet into a %s log (PostgreSQL ${server.major})`, (kind) => {
+  it('copies, streams and resumes from the manifest: the log applied in order equals Postgres', async () => {
+    const db = await createTestDb(server, `pq${kind}`)
+    await db.query(ORACLE_SCHEMA)
+    await db.query(`CREATE PUBLICATION pub FOR TABLE ${ORACLE_PUBLICATION_TABLES}`)
+    const dir = kind === 'local' ? path.join(scratch, 'log-local') : `s3://${s3.bucket}/logs/${db.database}`
+    const env = pgEnv(db, kind === 's3' ? s3.env : {})
+    const args = ['sync', '--publication', 'pub', '--slot', `pq_${kind}`, '--sink', 'parquet', '--parquet-dir', dir, '--parquet-roll-interval', '200ms', '--once', '--no-progress']
+    if (kind === 's3') args.push('--s3-endpoint', s3.endpoint)
+    try {
+      await runWorkload(db, 1, 40, {truncates: true})
+      const first = await runCli(args, env)
+      expect(first.code, first.stderr.slice(-3000)).toBe(0)
+      let check = await checkLogAgainstPostgres(db, dir, s3.endpoint)
+      expect(check.problems).toEqual([])
+      expect(check.manifest.tables.every((t) => t.status === 'ready' && t.snapshotLsn)).toBe(true)
+      // Changes after the copy: the stream, resumed from the manifest's position.
+      await runWorkload(db, 2, 60, {truncates: true})
+      await db.query(`UPDATE public.accounts SET n = n + 1 WHERE id IN (SELECT id FROM public.accounts ORDER BY id LIMIT 3)`)
+      const second = await runCli(args, env)
+      expect(second.code, second.stderr.slice(-3000)).toBe(0)
+      check = await checkLogAgainstPostgres(db, dir, s3.endpoint)
+      expect(check.problems).toEqual([])
+      expect(check.manifest.position).not.toBeNull()
+      expect(check.rows).toBeGreaterThan(100)
+      const kinds = new Set(check.manifest.files.map((f) => f.kind))
+      expect([...kinds].sort()).toEqual(['copy', 'stream'])
+      for (const f of check.manifest.files) expect(parseDataFileName(f.path), f.path).not.toBeNull()
+      if (kind === 'local') expect(listTempFiles(dir)).toEqual([])
+      // status reads the manifest without Postgres's help.
+      const status = await runCli(['status', '--slot', `pq_${kind}`, '--sink', 'parquet', '--parquet-dir', dir, '--json', ...(kind === 's3' ? ['--s3-endpoint', s3.endpoint] : [])], env)
+      expect(status.code, status.stderr).toBe(0)
+      expect(stripVTControlCharacters(status.stdout)).toContain(check.manifest.position!.endLsn)
+    } finally {
+      await db.close()
+    }
+  })
+})
+
+describe('--sink parquet flags', () => {
+  it('refuses a missing --parquet-dir and a malformed s3:// location', async () => {
+    const db = await createTestDb(server, 'pqflags')
+    try {
+      const env = pgEnv(db)
+      const missing = await runCli(['cdc', '--publication', 'p', '--sink', 'parquet'], env)
+      expect(missing.code).toBe(2)
+      expect(stripVTControlCharacters(missing.stderr)).toMatch(/--parquet-dir: required with --sink parquet/)
+      const bad = await runCli(['cdc', '--publication', 'p', '--sink', 'parquet', '--parquet-dir', 's3://Bad_Bucket'], env)
+      expect(bad.code).toBe(2)
+      expect(stripVTControlCharacters(bad.stderr)).toMatch(/not s3:\/\/bucket\/prefix/)
+      expect(existsSync('s3:')).toBe(false)
+    } finally {
+      await db.close()
+    }
+  })
+})
