@@ -5,7 +5,8 @@ import {replayConfig, replayResult, type ReplayRunResult} from '../cli/replay-co
 import {refuseJsonOnStdout, RunTally} from '../cli/results.js'
 import {createSink} from '../cli/sinks.js'
 
-const {sink: _sink, ...targetFlags} = sinkFlags('duckdb')
+// The target sinks' flags; the Parquet sink's own are not for replay (its --s3-endpoint is redefined below for --from).
+const {sink: _sink, 'parquet-dir': _dir, 'parquet-file-size': _size, 'parquet-roll-interval': _roll, 's3-endpoint': _endpoint, ...targetFlags} = sinkFlags('duckdb')
 
 export default class Replay extends PgrepCommand {
   static override summary = 'Apply a Parquet change log (written by --sink parquet) to DuckDB, BigQuery or stdout.'

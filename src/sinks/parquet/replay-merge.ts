@@ -146,11 +146,15 @@ class Heap<R extends MergeRow> {
   }
 }
 
-/** A file DuckDB cannot read as the log's Parquet (damaged, truncated, another layout). */
 function unreadable(file: MergeFile<MergeRow>, err: unknown): PgrepError {
+  return unreadableFile(file.describe(), err)
+}
+
+/** A file DuckDB cannot read as the log's Parquet (damaged, truncated, another layout). */
+export function unreadableFile(where: string, err: unknown): PgrepError {
   if (err instanceof PgrepError) return err
   const msg = (err instanceof Error ? err.message : String(err)).split('\n')[0]
-  return new PgrepError('protocol', `${file.describe()}: not a readable file of the log: ${msg}`, {
+  return new PgrepError('protocol', `${where}: not a readable file of the log: ${msg}`, {
     cause: err,
     hint: 'the file is damaged or was replaced by something pgrep did not write: restore it from a backup',
   })

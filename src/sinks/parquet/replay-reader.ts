@@ -34,7 +34,7 @@ import {
   type TableShape,
 } from './format.js'
 import type {ReplayItem, ReplaySource, ReplayStart} from './replay-apply.js'
-import {mergeFiles, type MergeFile, type MergeRow} from './replay-merge.js'
+import {mergeFiles, unreadableFile, type MergeFile, type MergeRow} from './replay-merge.js'
 import {textConverter, type TextConverter} from './replay-values.js'
 import {makeStagingDir, openStorage, parseLogLocation, type LogStorage, type StorageOptions} from './storage.js'
 
@@ -51,8 +51,6 @@ export interface ParquetReplayOptions {
 
 /** Rows of one transaction handed over at once (a larger one comes in parts). */
 const CHANGES_PER_ITEM = 2000
-/** Rows of a copy handed to the copy writer at once. */
-const COPY_ROWS_PER_CHUNK = 2000
 const MAX_LSN = (1n << 64n) - 1n
 
 interface LogRow extends MergeRow {
@@ -62,6 +60,13 @@ interface LogRow extends MergeRow {
   shape: Shape
   values: TupleData
   old: TupleData | null
+}
+
+/** The files of one table's copy at one snapshot LSN. */
+interface CopyGroup {
+  snapshotLsn: Lsn
+  shape: Shape
+  files: ManifestFile[]
 }
 
 /** A file shape, with what replay needs of it built once. */
@@ -120,16 +125,17 @@ export class ParquetReplaySource implements ReplaySource {
     const instance = await DuckDBInstance.create(':memory:', {threads: '2'})
     try {
       let after = start.afterLsn
-      const copiesDone = new Set<string>()
+      const copiesSeen = new Set<string>()
       let generation = -1
       for (;;) {
         if (this.manifest.generation !== generation) {
           generation = this.manifest.generation
           const through = this.position
-          const files = this.pick(after, through, start, copiesDone)
-          if (files.length > 0) {
-            this.opts.log.debug({files: files.length, after: after === null ? null : formatLsn(after), through: through === null ? null : formatLsn(through)}, 'reading log files')
-            yield* this.items(mergeFiles(instance, files), signal)
+          const copies = this.pickCopies(after, start, copiesSeen)
+          const files = this.pickStreamFiles(after, through)
+          if (files.length > 0 || copies.length > 0) {
+            this.opts.log.debug({files: files.length, copies: copies.length, after: after === null ? null : formatLsn(after), through: through === null ? null : formatLsn(through)}, 'reading log files')
+            yield* this.items(instance, mergeFiles(instance, files), copies, signal)
           }
           if (signal.aborted) return
           if (through !== null && (after === null || through > after)) after = through
@@ -147,22 +153,38 @@ export class ParquetReplaySource implements ReplaySource {
     }
   }
 
-  /** The files of one round, as merge inputs. */
-  private pick(after: Lsn | null, through: Lsn | null, start: ReplayStart, copiesDone: Set<string>): MergeFile<LogRow>[] {
-    const out: MergeFile<LogRow>[] = []
+  /**
+   * Copies to hand over, by snapshot LSN: those not handed before in this run, not at or before
+   * the start position, and not held by the target already.
+   */
+  private pickCopies(after: Lsn | null, start: ReplayStart, seen: Set<string>): CopyGroup[] {
+    const groups = new Map<string, CopyGroup>()
     for (const f of this.manifest.files) {
+      if (f.kind !== 'copy') continue
+      const snapshotLsn = lsnFromText(f.firstLsn)
+      const shape = this.shape(f)
+      const id = `${shape.key}\u0000${snapshotLsn}`
+      if (seen.has(id) && !groups.has(id)) continue
+      seen.add(id)
+      const held = start.copied.get(shape.key)
+      if ((after !== null && snapshotLsn <= after) || (held !== undefined && held >= snapshotLsn)) continue
+      let g = groups.get(id)
+      if (!g) groups.set(id, (g = {snapshotLsn, shape, files: []}))
+      g.files.push(f)
+    }
+    return [...groups.values()].sort((a, b) => (a.snapshotLsn !== b.snapshotLsn ? (a.snapshotLsn < b.snapshotLsn ? -1 : 1) : a.shape.key < b.shape.key ? -1 : a.shape.key > b.shape.key ? 1 : 0))
+  }
+
+  /** Stream files holding changes committed after `after` and at or before `through`. */
+  private pickStreamFiles(after: Lsn | null, through: Lsn | null): MergeFile<LogRow>[] {
+    const out: MergeFile<LogRow>[] = []
+    if (through === null) return out
+    for (const f of this.manifest.files) {
+      if (f.kind !== 'stream') continue
       const first = lsnFromText(f.firstLsn)
       const last = lsnFromText(f.lastLsn)
-      if (f.kind === 'copy') {
-        if (copiesDone.has(f.path)) continue
-        copiesDone.add(f.path)
-        const held = start.copied.get(tableKey({schema: f.schema, name: f.table}))
-        if ((after !== null && first <= after) || (held !== undefined && held >= first)) continue
-        out.push(this.mergeFile(f, first, null, MAX_LSN))
-      } else {
-        if (through === null || first > through || (after !== null && last <= after)) continue
-        out.push(this.mergeFile(f, first, after, through))
-      }
+      if (first > through || (after !== null && last <= after)) continue
+      out.push(this.mergeFile(f, first, after, through))
     }
     return out
   }
@@ -216,44 +238,30 @@ export class ParquetReplaySource implements ReplaySource {
     return s
   }
 
-  /** Rows in merge order → copies and transactions. */
-  private async *items(rows: AsyncGenerator<LogRow>, signal: AbortSignal): AsyncGenerator<ReplayItem> {
+  /** Copies and transactions in commit order: a copy at S comes before the transactions committed at or after S. */
+  private async *items(instance: DuckDBInstance, rows: AsyncGenerator<LogRow>, copies: CopyGroup[], signal: AbortSignal): AsyncGenerator<ReplayItem> {
     const it = rows[Symbol.asyncIterator]()
-    let peek = await it.next()
+    let c = 0
     try {
-      while (!peek.done) {
-        const row = peek.value
-        if (row.op === 'read') {
-          const {commitLsn: snapshotLsn, shape} = row
-          const inGroup = (r: LogRow) => r.op === 'read' && r.commitLsn === snapshotLsn && r.shape.key === shape.key
-          const chunks = async function* (): AsyncGenerator<TupleData[]> {
-            let chunk: TupleData[] = []
-            while (!peek.done && inGroup(peek.value)) {
-              chunk.push(peek.value.values)
-              peek = await it.next()
-              if (chunk.length >= COPY_ROWS_PER_CHUNK) {
-                yield chunk
-                chunk = []
-              }
-            }
-            if (chunk.length > 0) yield chunk
-          }
-          yield {kind: 'copy', table: shape.table, snapshotLsn, rows: chunks()}
-          // The consumer reads a copy to its end; what it left (an error) is skipped here.
-          while (!peek.done && inGroup(peek.value)) peek = await it.next()
+      let peek = await it.next()
+      while (!peek.done || c < copies.length) {
+        if (c < copies.length && (peek.done || copies[c].snapshotLsn <= peek.value.commitLsn)) {
+          const group = copies[c++]
+          yield {kind: 'copy', table: group.shape.table, snapshotLsn: group.snapshotLsn, rows: this.copyRows(instance, group)}
+          if (signal.aborted) return
           continue
         }
-        const commitLsn = row.commitLsn
-        const commitTime = row.commitTime
+        if (peek.done) break
+        const {commitLsn, commitTime} = peek.value
         let events: (RowChangeEvent | TruncateEvent)[] = []
-        while (!peek.done && peek.value.op !== 'read' && peek.value.commitLsn === commitLsn) {
+        while (!peek.done && peek.value.commitLsn === commitLsn) {
           const r = peek.value
           peek = await it.next()
           const prev = events[events.length - 1]
           // One TRUNCATE of several tables is one row per table with the same _seq: one event again.
           if (r.op === 'truncate' && prev?.op === 'truncate' && prev.seq === r.seq) prev.tables.push(r.shape.table)
           else events.push(toEvent(r))
-          if (events.length >= CHANGES_PER_ITEM && !peek.done && peek.value.op !== 'read' && peek.value.commitLsn === commitLsn) {
+          if (events.length >= CHANGES_PER_ITEM && !peek.done && peek.value.commitLsn === commitLsn) {
             yield {kind: 'changes', commitLsn, commitTime, events, last: false}
             events = []
             if (signal.aborted) return
@@ -263,6 +271,36 @@ export class ParquetReplaySource implements ReplaySource {
       }
     } finally {
       await it.return?.(undefined)
+    }
+  }
+
+  /** A copy's rows, file after file (a copy's rows have no order to keep), in chunks. */
+  private async *copyRows(instance: DuckDBInstance, group: CopyGroup): AsyncGenerator<TupleData[]> {
+    for (const f of group.files) {
+      const file = this.mergeFile(f, group.snapshotLsn, null, MAX_LSN)
+      const local = await file.open()
+      const conn = await instance.connect()
+      try {
+        let result
+        try {
+          result = await conn.stream(`SELECT ${group.shape.columns} FROM read_parquet('${local.replaceAll("'", "''")}') WHERE _op = 'read'`)
+        } catch (err) {
+          throw unreadableFile(file.describe(), err)
+        }
+        for (;;) {
+          let chunk
+          try {
+            chunk = await result.fetchChunk()
+          } catch (err) {
+            throw unreadableFile(file.describe(), err)
+          }
+          if (!chunk || chunk.rowCount === 0) break
+          yield chunk.getRows().map((v) => toLogRow(group.shape, v).values)
+        }
+      } finally {
+        conn.closeSync()
+        await file.release()
+      }
     }
   }
 }
