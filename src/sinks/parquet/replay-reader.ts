@@ -11,6 +11,7 @@
 // With --follow, the manifest is read again every interval; a new position or new copy files
 // start another round after the previous position.
 import {access, rm} from 'node:fs/promises'
+import path from 'node:path'
 import {DuckDBInstance, DuckDBListValue, DuckDBStructValue, DuckDBTimestampTZValue, type DuckDBValue} from '@duckdb/node-api'
 import type {RowChangeEvent, TruncateEvent} from '../../core/changes.js'
 import {PgrepError} from '../../core/errors.js'
@@ -80,8 +81,8 @@ interface Shape {
 
 export class ParquetReplaySource implements ReplaySource {
   private readonly shapes = new Map<number, Shape>()
-  /** S3 files are downloaded here for DuckDB (no httpfs in this build), each removed once read. */
-  private downloadDir: string | undefined
+  /** DuckDB's spill files, and S3 files downloaded for DuckDB (no httpfs in this build), each removed once read. */
+  private workDir: string | undefined
   private readonly local: boolean
 
   private constructor(
@@ -116,13 +117,15 @@ export class ParquetReplaySource implements ReplaySource {
 
   async close(): Promise<void> {
     await this.storage.close()
-    if (this.downloadDir) await rm(this.downloadDir, {recursive: true, force: true}).catch(() => {})
-    this.downloadDir = undefined
+    if (this.workDir) await rm(this.workDir, {recursive: true, force: true}).catch(() => {})
+    this.workDir = undefined
   }
 
   async *read(start: ReplayStart, signal: AbortSignal): AsyncGenerator<ReplayItem> {
-    // Sorting spills to DuckDB's temporary directory; a few threads are plenty for a merge.
-    const instance = await DuckDBInstance.create(':memory:', {threads: '2'})
+    // Sorting a file larger than memory spills to a private temporary directory (removed by
+    // close(), or by the next run when this one is killed); a few threads are plenty for a merge.
+    this.workDir ??= makeStagingDir()
+    const instance = await DuckDBInstance.create(':memory:', {threads: '2', temp_directory: path.join(this.workDir, 'duckdb')})
     try {
       let after = start.afterLsn
       const copiesSeen = new Set<string>()
@@ -204,8 +207,8 @@ export class ParquetReplaySource implements ReplaySource {
             local = await this.storage.fetch(f.path, '')
             await access(local)
           } else {
-            this.downloadDir ??= makeStagingDir()
-            local = await this.storage.fetch(f.path, this.downloadDir)
+            this.workDir ??= makeStagingDir()
+            local = await this.storage.fetch(f.path, this.workDir)
             downloaded = true
           }
         } catch (err) {
