@@ -10,10 +10,11 @@ import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {dataFileKey, lsnFromText, MANIFEST_KEY, type Manifest} from '../../src/sinks/parquet/format.js'
 import {pgEnv, runCli, spawnCli, waitFor} from '../helpers/cli.js'
-import {compareWithDuckDb, duckQuery, ORACLE_PUBLICATION_TABLES, ORACLE_SCHEMA, ORACLE_TABLES, runWorkload} from '../helpers/oracle.js'
+import {compareWithDuckDb, ORACLE_PUBLICATION_TABLES, ORACLE_SCHEMA, ORACLE_TABLES, runWorkload} from '../helpers/oracle.js'
 import {createTestDb, testMajors, type TestDb} from '../helpers/postgres.js'
 import {startS3Server, type S3TestServer} from '../helpers/s3-server.js'
 import {pgServers} from '../helpers/servers.js'
+import {compareDuckDbFiles} from './parquet-replay-compare.js'
 
 let scratch: string
 let s3: S3TestServer
@@ -25,31 +26,6 @@ afterAll(async () => {
   await s3?.close()
   await rm(scratch, {recursive: true, force: true})
 })
-
-const q = (s: string) => `"${s.replaceAll('"', '""')}"`
-
-/** Every user table of two DuckDB files, row by row with every column as text: differences as lines. */
-export async function compareDuckDbFiles(a: string, b: string): Promise<string[]> {
-  const tablesSql = `SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name NOT IN ('_pgrep') AND NOT internal ORDER BY 1, 2`
-  const [ta, tb] = [await duckQuery(a, tablesSql), await duckQuery(b, tablesSql)]
-  const problems: string[] = []
-  if (JSON.stringify(ta) !== JSON.stringify(tb)) problems.push(`tables differ: ${JSON.stringify(ta)} vs ${JSON.stringify(tb)}`)
-  for (const t of ta) {
-    const name = `${q(String(t.schema_name))}.${q(String(t.table_name))}`
-    const colsSql = `SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = '${String(t.schema_name).replaceAll("'", "''")}' AND table_name = '${String(t.table_name).replaceAll("'", "''")}' ORDER BY column_index`
-    const [ca, cb] = [await duckQuery(a, colsSql), await duckQuery(b, colsSql)]
-    if (JSON.stringify(ca) !== JSON.stringify(cb)) problems.push(`${name}: columns differ: ${JSON.stringify(ca)} vs ${JSON.stringify(cb)}`)
-    const select = `SELECT ${ca.map((c) => `CAST(${q(String(c.column_name))} AS VARCHAR) AS ${q(String(c.column_name))}`).join(', ')} FROM ${name}`
-    const rows = async (f: string) => (await duckQuery(f, select)).map((r) => JSON.stringify(r)).sort()
-    const [ra, rb] = [await rows(a), await rows(b)]
-    const onlyA = ra.filter((r) => !rb.includes(r))
-    const onlyB = rb.filter((r) => !ra.includes(r))
-    if (ra.length !== rb.length || onlyA.length || onlyB.length) {
-      problems.push(`${name}: ${ra.length} vs ${rb.length} rows; only in the first: ${onlyA.slice(0, 3).join(' ')}; only in the second: ${onlyB.slice(0, 3).join(' ')}`)
-    }
-  }
-  return problems
-}
 
 const server = pgServers().find((s) => s.major === Math.max(...testMajors()))!
 
