@@ -129,13 +129,13 @@ async function applyLog(conn: Awaited<ReturnType<DuckDBInstance['connect']>>, t:
   for (const r of unique) {
     switch (r.op) {
       case 'read':
-        if (snapshot !== r.lsn) {
+      case 'insert':
+        // A copy (read rows of one snapshot) starts the table afresh; its rows insert like inserts.
+        if (r.op === 'read' && snapshot !== r.lsn) {
           keyed.clear()
           bag = []
           snapshot = r.lsn
         }
-      // falls through: a read row is an insert into the copy's fresh table
-      case 'insert':
         if (t.keyed) keyed.set(keyOf(r.values), r.values)
         else bag.push(r.values)
         break

@@ -13,8 +13,9 @@ import {PG_EPOCH_UNIX_MICROS, UNCHANGED_TOAST, type PgTimestamp, type TupleData}
 import type {TableSchema} from '../../core/schema/types.js'
 import type {Issues} from '../duckdb/issues.js'
 import {exec, ident, literal} from '../duckdb/sql.js'
-import {columnWriter, type ColumnWriter} from '../duckdb/values.js'
+import type {ColumnWriter} from '../duckdb/values.js'
 import {METADATA_COLUMNS, OLD_COLUMN, type LogOp, type TableShape} from './format.js'
+import {parquetColumnWriter} from './types.js'
 
 const UNCHANGED_LIST = LIST(VARCHAR)
 /** Rough bytes per row besides its values (metadata columns), for the file-size estimate. */
@@ -51,7 +52,7 @@ export class TableBuffer {
   ) {
     this.stage = `pgrep_parquet_stage_${process.pid}_${++stageCounter}`
     const display = `${table.schema}.${table.name}`
-    this.writers = shape.columns.map((c) => columnWriter(c.type, c.duckType, issues.reporter(display, c.name)))
+    this.writers = shape.columns.map((c) => parquetColumnWriter(c.type, c.duckType, issues.reporter(display, c.name)))
   }
 
   /** A buffer on `conn` (a connection of its own per writer: temporary tables are per connection). */

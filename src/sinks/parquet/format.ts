@@ -20,7 +20,9 @@
 //   before it is in a file that the manifest names.
 //
 // Columns of every data file: the table's columns (typed as in the DuckDB sink's type table,
-// sinks/duckdb/types.ts), then the metadata columns of METADATA_COLUMNS below, then `_old`.
+// sinks/duckdb/types.ts, except interval: STRUCT(months, days, micros), see types.ts), then the
+// metadata columns of METADATA_COLUMNS below, then `_old`. Each file's column types are in the
+// manifest (FileColumn.duckType).
 import {z} from 'zod'
 import {formatLsn, parseLsn, type Lsn} from '../../core/lsn.js'
 import type {PgType, TableName, TableSchema} from '../../core/schema/types.js'

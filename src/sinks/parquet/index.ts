@@ -24,7 +24,6 @@ import type {TupleData} from '../../core/protocol/messages.js'
 import {qualifiedName, tableKey, type TableName, type TableSchema} from '../../core/schema/types.js'
 import {Issues, type SinkLog} from '../duckdb/issues.js'
 import {Mutex, sinkError} from '../duckdb/sql.js'
-import {duckDbType} from '../duckdb/types.js'
 import {TableBuffer, type RowMeta} from './buffer.js'
 import {
   dataFileKey,
@@ -39,6 +38,7 @@ import {
   type ManifestFile,
   type TableShape,
 } from './format.js'
+import {parquetColumnType} from './types.js'
 import {LocalStorage, makeStagingDir, openStorage, readManifest, type LogStorage} from './storage.js'
 
 /** A table's file rolls once this much row data (Postgres text form) is staged: 128 MiB. Parquet is usually several times smaller. */
@@ -271,7 +271,7 @@ export class ParquetSink implements Sink {
 
   /** The shape (registered in the manifest's shapes) a table's rows are written with now. */
   shapeFor(table: TableSchema): TableShape {
-    const duckTypes = table.columns.map((c) => duckDbType(c.type))
+    const duckTypes = table.columns.map((c) => parquetColumnType(c.type))
     const candidate = tableSchemaToShape(0, table, duckTypes)
     const same = JSON.stringify({...candidate, id: 0})
     const found = this.manifest.shapes.find((s) => JSON.stringify({...s, id: 0}) === same)
