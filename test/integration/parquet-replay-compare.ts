@@ -22,7 +22,14 @@ export async function compareDuckDbFiles(a: string, b: string): Promise<string[]
     const onlyA = ra.filter((r) => !rb.includes(r))
     const onlyB = rb.filter((r) => !ra.includes(r))
     if (ra.length !== rb.length || onlyA.length || onlyB.length) {
-      problems.push(`${name}: ${ra.length} vs ${rb.length} rows; only in the first: ${onlyA.slice(0, 3).join(' ')}; only in the second: ${onlyB.slice(0, 3).join(' ')}`)
+      // The columns that differ, when rows pair up in order (same keys): easier to read than whole rows.
+      const cols = new Set<string>()
+      onlyA.forEach((r, i) => {
+        const x = JSON.parse(r) as Record<string, unknown>
+        const y = onlyB[i] === undefined ? {} : (JSON.parse(onlyB[i]) as Record<string, unknown>)
+        for (const k of Object.keys(x)) if (x[k] !== y[k]) cols.add(`${k}: ${JSON.stringify(x[k])} vs ${JSON.stringify(y[k])}`)
+      })
+      problems.push(`${name}: ${ra.length} vs ${rb.length} rows; differing values: ${[...cols].slice(0, 20).join('; ')}`)
     }
   }
   return problems

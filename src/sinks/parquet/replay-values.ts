@@ -12,6 +12,7 @@ import {
   DuckDBIntervalValue,
   DuckDBListValue,
   DuckDBArrayValue,
+  DuckDBStructValue,
   DuckDBTimestampTZValue,
   DuckDBTimestampValue,
   DuckDBTimeTZValue,
@@ -59,6 +60,11 @@ export function pgText(type: PgType, v: DuckDBValue): string {
   if (v instanceof DuckDBTimestampTZValue) return timestampText(v.micros, '+00')
   if (v instanceof DuckDBTimestampValue) return timestampText(v.micros, '')
   if (v instanceof DuckDBIntervalValue) return intervalText(v.months, v.days, v.micros)
+  if (v instanceof DuckDBStructValue && type.kind === 'interval') {
+    // The log's interval: STRUCT(months, days, micros) (Parquet's own INTERVAL is unsigned milliseconds).
+    const {months, days, micros} = v.entries
+    return intervalText(Number(months), Number(days), BigInt(micros as bigint | number))
+  }
   throw new PgrepError('protocol', `a Parquet value of an unexpected kind (${(v as object | null)?.constructor?.name ?? typeof v}) in a column of type ${type.sqlName}`, {
     hint: 'the log was written by another program or pgrep version; replay reads logs written by pgrep --sink parquet',
   })
