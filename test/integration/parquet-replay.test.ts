@@ -150,6 +150,26 @@ describe(`replay of a log written under load with SIGKILLs (PostgreSQL ${server.
     expect(await compareDuckDbFiles(file, direct())).toEqual([])
   })
 
+  it('--follow applies new files as the manifest names them, and exits 0 on SIGTERM', async () => {
+    const file = path.join(scratch, 'replayed-follow.duckdb')
+    const child = spawnCli(['replay', '--from', log, '--duckdb-path', file, '--follow', '--follow-interval', '200ms', '--log-level', 'debug', '--log-format', 'json'], env)
+    const committed = (lsn: string) => child.stderrText().split('\n').some((l) => l.includes('"committed a batch"') && l.includes(`"commitLsn":"${lsn}"`))
+    try {
+      await waitFor(() => committed(readManifest(log).position!.commitLsn) || child.exitCode !== null, 120_000, 'the log replayed')
+      expect(child.exitCode).toBeNull()
+      await runWorkload(db, 41, 30, {truncates: true})
+      await sync(db, ['--slot', 'pq', '--sink', 'parquet', '--parquet-dir', log, '--parquet-roll-interval', '100ms'])
+      const position = readManifest(log).position!.commitLsn
+      await waitFor(() => committed(position) || child.exitCode !== null, 120_000, 'the new files replayed')
+      child.kill('SIGTERM')
+    } finally {
+      child.kill('SIGTERM')
+    }
+    const r = await child.result
+    expect(r.code, r.stderr.slice(-2000)).toBe(0)
+    expect(await compareWithDuckDb(db, file)).toEqual([])
+  })
+
   it('replays from a local S3 server (the files downloaded to a temporary directory that is removed)', async () => {
     const dir = `s3://${s3.bucket}/replay/${db.database}`
     const s3env = {...env, ...s3.env}
