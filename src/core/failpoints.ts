@@ -10,6 +10,8 @@
 // Names in use (grep for `failpoint('`):
 // - after-commit-before-flush: a batch is committed in the sink, the server not yet told.
 // - between-txn-pieces: a piece of a large transaction is committed, the rest not yet written.
+// - parquet-before-publish, parquet-mid-upload, parquet-before-manifest: the Parquet sink's
+//   windows (sinks/parquet/index.ts, s3-storage.ts).
 
 const armed: Map<string, number> = parse(process.env.PGREP_FAILPOINT)
 

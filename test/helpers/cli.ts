@@ -33,7 +33,9 @@ export function pgEnv(db: TestDb, extra: Record<string, string> = {}): Record<st
 }
 
 export function spawnCli(args: string[], env: Record<string, string>): ChildProcess & {result: Promise<CliResult>; stdoutText(): string; stderrText(): string} {
-  const child = spawn(process.execPath, [BIN, ...args], {env, stdio: ['ignore', 'pipe', 'pipe']})
+  // As on a pipe without FORCE_COLOR, which CI runners set and oclif honours (help headings in bold).
+  const {FORCE_COLOR: _forced, ...plain} = env
+  const child = spawn(process.execPath, [BIN, ...args], {env: plain, stdio: ['ignore', 'pipe', 'pipe']})
   let stdout = ''
   let stderr = ''
   child.stdout!.setEncoding('utf8').on('data', (d) => (stdout += d))

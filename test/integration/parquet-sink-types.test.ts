@@ -119,7 +119,10 @@ function rows(major: number): Record<string, string | null>[] {
   return r
 }
 
-describe.each(pgServers().filter((s) => s.major === Math.min(...testMajors()) || s.major === Math.max(...testMajors())))('the Parquet log and PostgreSQL $major: every type', (server) => {
+// npm test: the highest major; `npm run test:parquet` (PGREP_TEST_PARQUET=1): every major tested.
+const servers = pgServers().filter((s) => process.env.PGREP_TEST_PARQUET === '1' || s.major === Math.max(...testMajors()))
+
+describe.each(servers)('the Parquet log and PostgreSQL $major: every type', (server) => {
   let db: TestDb
   let dir: string
   beforeAll(async () => {

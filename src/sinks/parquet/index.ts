@@ -17,6 +17,7 @@ import {rm} from 'node:fs/promises'
 import {DuckDBInstance, type DuckDBConnection} from '@duckdb/node-api'
 import type {ChangeEvent} from '../../core/changes.js'
 import {PgrepError} from '../../core/errors.js'
+import {failpoint} from '../../core/failpoints.js'
 import type {Lsn} from '../../core/lsn.js'
 import type {BatchLimits} from '../../core/pipeline/stream-apply.js'
 import type {Checkpoint, ResumeState, Sink, SinkInspection, TableCopyWriter, TableState} from '../../core/pipeline/sink.js'
@@ -230,6 +231,8 @@ export class ParquetSink implements Sink {
       batch.buffers.clear()
       const published = await this.publish(batch.files)
       batch.files = []
+      // Files complete and visible, not named: a crash here leaves them unnamed; the batch comes again.
+      if (published.length > 0) failpoint('parquet-before-manifest')
       await this.commitManifest((m) => {
         m.position = {commitLsn: lsnToText(checkpoint.commitLsn), endLsn: lsnToText(checkpoint.endLsn), commitTime: checkpoint.commitTime == null ? null : String(checkpoint.commitTime)}
       }, published)
@@ -303,6 +306,8 @@ export class ParquetSink implements Sink {
   async publish(files: readonly StagedFile[]): Promise<ManifestFile[]> {
     const out: ManifestFile[] = []
     for (const f of files) {
+      // A staged file, complete under its temporary name: a crash here leaves it unpublished.
+      failpoint('parquet-before-publish')
       const bytes = await this.storage!.publish(f.staging, f.key)
       out.push({
         path: f.key,

@@ -15,6 +15,7 @@ import {
 } from '@aws-sdk/client-s3'
 import {Upload} from '@aws-sdk/lib-storage'
 import {PgrepError} from '../../core/errors.js'
+import {failpoint} from '../../core/failpoints.js'
 import {makeStagingDir, storageError, streamToFile, type LogStorage, type StorageOptions, type StoredObject} from './storage.js'
 
 /** Parts of a multipart upload (S3's minimum is 5 MiB); a smaller file is one PUT. */
@@ -105,6 +106,10 @@ export class S3Storage implements LogStorage {
         partSize: PART_SIZE,
         queueSize: 2,
         leavePartsOnError: false,
+      })
+      // Parts uploaded, the upload not completed: the object does not exist yet (a crash leaves it so).
+      upload.on('httpUploadProgress', (p) => {
+        if (p.loaded !== undefined && p.loaded > 0 && p.loaded < size) failpoint('parquet-mid-upload')
       })
       await upload.done()
       await rm(stagingFile, {force: true})
