@@ -16,11 +16,10 @@
 //   pieces with Checkpoint.partial (the changes of it applied); the next run skips those changes,
 //   counted in the same order (the log's order is deterministic).
 import type {ChangeEvent, RowChangeEvent, TruncateEvent} from '../../core/changes.js'
-import {PgrepError} from '../../core/errors.js'
 import type {Logger} from '../../core/log/logger.js'
 import {formatLsn, type Lsn} from '../../core/lsn.js'
 import type {PipelineObserver, TableOpCount} from '../../core/pipeline/observer.js'
-import type {Checkpoint, Sink, TableState} from '../../core/pipeline/sink.js'
+import type {Checkpoint, Sink} from '../../core/pipeline/sink.js'
 import {DEFAULT_TXN_SPLIT_ROWS} from '../../core/pipeline/stream-apply.js'
 import {PG_EPOCH_UNIX_MICROS, type PgTimestamp, type TupleData} from '../../core/protocol/messages.js'
 import {tableKey, type TableName, type TableSchema} from '../../core/schema/types.js'
@@ -73,6 +72,9 @@ export interface ReplayResult {
 
 const DEFAULT_MAX_ROWS = 50_000
 
+/** A copy left unfinished because of a signal: a clean stop, not a failure. */
+class CopyInterrupted extends Error {}
+
 export async function runReplay(opts: ReplayOptions): Promise<ReplayResult> {
   const {sink, log, signal} = opts
   const resume = await sink.open()
@@ -113,7 +115,9 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayResult> {
     }
   } catch (err) {
     await applier.abortBatch().catch((e) => log.warn({err: (e as Error).message}, 'could not discard the open batch'))
-    throw err
+    // A signal in the middle of a copy: the target keeps its previous table, the next run copies it again.
+    if (!(err instanceof CopyInterrupted)) throw err
+    end = 'signal'
   } finally {
     signal.removeEventListener('abort', stop)
     reading.abort()
@@ -160,7 +164,7 @@ class ReplayApplier {
     let rows = 0
     try {
       for await (const chunk of item.rows) {
-        if (this.opts.signal.aborted) throw new PgrepError('interrupted', `the copy of ${table.schema}.${table.name} was interrupted`)
+        if (this.opts.signal.aborted) throw new CopyInterrupted()
         await writer.write(chunk)
         rows += chunk.length
       }
@@ -202,7 +206,7 @@ class ReplayApplier {
       await this.openBatch()
       await this.opts.sink.write(events)
       this.batchRows += events.length
-      this.rows += item.events.length
+      for (const e of item.events) if (e.op !== 'truncate') this.rows++
     }
     if (!item.last) {
       // A large transaction: committed in pieces when the sink can resume one.
@@ -288,11 +292,4 @@ class ReplayApplier {
     this.batchCounts.clear()
     await this.opts.sink.abortBatch()
   }
-}
-
-/** Tables the target holds as copied, for the reader's start position. */
-export function copiedTables(states: readonly TableState[]): Map<string, Lsn> {
-  const m = new Map<string, Lsn>()
-  for (const t of states) if (t.status === 'ready' && t.snapshotLsn !== null) m.set(tableKey(t), t.snapshotLsn)
-  return m
 }
