@@ -7,7 +7,8 @@ import {PgrepError} from '../../src/core/errors.js'
 import {PG_EPOCH_UNIX_MICROS, UNCHANGED_TOAST, type TupleData} from '../../src/core/protocol/messages.js'
 import {builtinType, OID} from '../../src/core/schema/pg-types.js'
 import type {ColumnSchema, PgType, TableSchema} from '../../src/core/schema/types.js'
-import {DebeziumFormatter, DEBEZIUM_UNAVAILABLE_VALUE, intervalToMicros, unscaledToBase64, type DebeziumFormatOptions} from '../../src/sinks/stdout/debezium.js'
+import {intervalToMicros, unscaledToBase64} from '../../src/sinks/stdout/debezium-values.js'
+import {DebeziumFormatter, DEBEZIUM_UNAVAILABLE_VALUE, type DebeziumFormatOptions} from '../../src/sinks/stdout/debezium.js'
 import {StdoutSink} from '../../src/sinks/stdout/index.js'
 
 // ---- The envelope as Debezium documents it ----

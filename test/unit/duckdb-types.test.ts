@@ -10,7 +10,7 @@ import type {ChangeEvent} from '../../src/core/changes.js'
 import type {TupleData} from '../../src/core/protocol/messages.js'
 import type {PgType, TableSchema} from '../../src/core/schema/types.js'
 import {duckDbType, DuckDbSink} from '../../src/sinks/duckdb/index.js'
-import {parseInterval, prepareDateTime} from '../../src/sinks/duckdb/values.js'
+import {intervalForDuckDb, prepareDateTime} from '../../src/sinks/duckdb/values.js'
 
 const P = {
   bool: {oid: 16, sqlName: 'boolean', kind: 'bool'},
@@ -275,7 +275,7 @@ describe('duckDbType', () => {
     expect(prepareDateTime('0001-01-01 00:00:00+00 BC')).toBe('0000-01-01 00:00:00+00')
     expect(prepareDateTime('2024-01-01')).toBe('2024-01-01')
     const iv = (s: string) => {
-      const v = parseInterval(s)
+      const v = intervalForDuckDb(s)
       return v && {months: v.months, days: v.days, micros: v.micros}
     }
     expect(iv('-1 years -2 mons +3 days -04:05:06.789')).toEqual({months: -14, days: 3, micros: -14706789000n})

@@ -33,6 +33,7 @@ import {UNCHANGED_TOAST, type TupleData} from '../protocol/messages.js'
 import {arrayDelimiter} from '../schema/pg-types.js'
 import type {ColumnSchema, PgType} from '../schema/types.js'
 import {arrayLiteralToJson} from './array-literal.js'
+import {parseDate, parseTimestamp, parseTimestamptz, sixDigits, twoDigits, type CivilDate, type CivilTimestamp} from './datetime.js'
 
 /** Encodes one non-NULL value's text form into a JSON fragment. */
 export type JsonEncoder = (text: string) => string
@@ -165,42 +166,48 @@ function formatYear(y: number): string {
   return (y < 0 ? '-' : '+') + pad(Math.abs(y), 6)
 }
 
-/** Days since 1970-01-01 of a proleptic Gregorian date (astronomical year). */
-function daysFromCivil(y: number, m: number, d: number): number {
-  y -= m <= 2 ? 1 : 0
-  const era = Math.floor(y / 400)
-  const yoe = y - era * 400
-  const doy = Math.floor((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1
-  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy
-  return era * 146097 + doe - 719468
+function isoDate(d: CivilDate): string {
+  const y = d.year >= 1000 && d.year <= 9999 ? String(d.year) : formatYear(d.year)
+  return `${y}-${twoDigits(d.month)}-${twoDigits(d.day)}`
 }
 
-function civilFromDays(z: number): [number, number, number] {
-  z += 719468
-  const era = Math.floor(z / 146097)
-  const doe = z - era * 146097
-  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365)
-  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100))
-  const mp = Math.floor((5 * doy + 2) / 153)
-  const d = doy - Math.floor((153 * mp + 2) / 5) + 1
-  const m = mp + (mp < 10 ? 3 : -9)
-  return [era * 400 + yoe + (m <= 2 ? 1 : 0), m, d]
+/** ISO 8601 with six fractional digits: `2024-01-01T12:00:00.500000`. */
+function isoTimestamp(t: CivilTimestamp): string {
+  return `${isoDate(t)}T${twoDigits(t.hour)}:${twoDigits(t.minute)}:${twoDigits(t.second)}.${sixDigits(t.micros)}`
 }
 
-function twoDigits(s: string, i: number): number {
+function twoAt(s: string, i: number): number {
   const a = s.charCodeAt(i) - 0x30
   const b = s.charCodeAt(i + 1) - 0x30
   return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1
 }
 
-/** Reads the year digits at the start; returns the index after them (at least 4 digits), or -1. */
-function yearEnd(s: string): number {
-  let i = 0
-  while (i < s.length && isDigit(s.charCodeAt(i))) i++
-  return i >= 4 ? i : -1
+/**
+ * The ISO form of a timestamp in the layout pgrep's UTC sessions print for years 1000-9999
+ * (`2024-01-01 12:00:00[.f]`, `+00` for timestamptz), re-punctuated without reading it into
+ * fields: stdout writes a timestamp in most rows, and this is about half the CPU of parsing and
+ * printing it again. Undefined for any other text, which then goes through core/values/datetime.
+ * test/unit/values-agree.test.ts checks that both ways give the same output.
+ */
+function commonTimestampToIso(s: string, withZone: boolean): string | undefined {
+  const end = withZone ? s.length - 3 : s.length
+  if (end < 19 || end > 26 || s.charCodeAt(4) !== 0x2d || s.charCodeAt(7) !== 0x2d || s.charCodeAt(10) !== 0x20) return undefined
+  if (s.charCodeAt(13) !== 0x3a || s.charCodeAt(16) !== 0x3a || (withZone && !s.endsWith('+00'))) return undefined
+  const month = twoAt(s, 5)
+  const day = twoAt(s, 8)
+  if (twoAt(s, 0) < 10 || twoAt(s, 2) < 0 || month < 1 || month > 12 || day < 1 || day > 31) return undefined
+  const h = twoAt(s, 11)
+  const mi = twoAt(s, 14)
+  const se = twoAt(s, 17)
+  if (h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 59) return undefined
+  let frac = '000000'
+  if (end > 19) {
+    if (s.charCodeAt(19) !== 0x2e || end === 20) return undefined
+    for (let i = 20; i < end; i++) if (!isDigit(s.charCodeAt(i))) return undefined
+    frac = s.slice(20, end) + '000000'.slice(end - 20)
+  }
+  return `${s.slice(0, 10)}T${s.slice(11, 19)}.${frac}${withZone ? 'Z' : ''}`
 }
-
-const BC = ' BC'
 
 /**
  * A timestamp's text form (`2024-01-01 12:00:00.5`, `... +05:30`, `... BC`, `infinity`) as ISO 8601
@@ -208,87 +215,17 @@ const BC = ' BC'
  * does not have that form.
  */
 export function timestampTextToIso(s: string, withZone: boolean): string | undefined {
-  if (s === 'infinity' || s === '-infinity') return s
-  const y = yearEnd(s)
-  if (y < 0) return undefined
-  // YYYY-MM-DD HH:MM:SS
-  if (s.charCodeAt(y) !== 0x2d || s.charCodeAt(y + 3) !== 0x2d) return undefined
-  const sep = s.charCodeAt(y + 6)
-  if (sep !== 0x20 && sep !== 0x54) return undefined
-  if (s.charCodeAt(y + 9) !== 0x3a || s.charCodeAt(y + 12) !== 0x3a) return undefined
-  const month = twoDigits(s, y + 1)
-  const day = twoDigits(s, y + 4)
-  const hour = twoDigits(s, y + 7)
-  const minute = twoDigits(s, y + 10)
-  const second = twoDigits(s, y + 13)
-  if (month < 0 || day < 0 || hour < 0 || minute < 0 || second < 0) return undefined
-  let i = y + 15
-  let frac = '000000'
-  if (s.charCodeAt(i) === 0x2e) {
-    const start = ++i
-    while (i < s.length && isDigit(s.charCodeAt(i))) i++
-    const digits = i - start
-    if (digits === 0 || digits > 6) return undefined
-    frac = digits === 6 ? s.slice(start, i) : s.slice(start, i) + '000000'.slice(digits)
-  }
-  let offset = 0 // seconds east of UTC
-  if (withZone) {
-    const sign = s.charCodeAt(i)
-    if (sign !== 0x2b && sign !== 0x2d) return undefined
-    const oh = twoDigits(s, i + 1)
-    if (oh < 0) return undefined
-    i += 3
-    let om = 0
-    let os = 0
-    if (s.charCodeAt(i) === 0x3a) {
-      om = twoDigits(s, i + 1)
-      if (om < 0) return undefined
-      i += 3
-      if (s.charCodeAt(i) === 0x3a) {
-        os = twoDigits(s, i + 1)
-        if (os < 0) return undefined
-        i += 3
-      }
-    }
-    offset = (sign === 0x2d ? -1 : 1) * (oh * 3600 + om * 60 + os)
-  }
-  let bc = false
-  if (i < s.length) {
-    if (s.length - i !== 3 || !s.endsWith(BC)) return undefined
-    bc = true
-  }
-  const suffix = withZone ? 'Z' : ''
-  if (!bc && offset === 0 && y === 4) {
-    // The common case: the text already has every digit we print.
-    return `${s.slice(0, 10)}T${s.slice(11, 19)}.${frac}${suffix}`
-  }
-  let year = Number(s.slice(0, y))
-  if (bc) year = 1 - year
-  if (offset === 0) {
-    return `${formatYear(year)}-${s.slice(y + 1, y + 6)}T${s.slice(y + 7, y + 15)}.${frac}${suffix}`
-  }
-  let secs = hour * 3600 + minute * 60 + second - offset
-  let days = daysFromCivil(year, month, day)
-  const dayShift = Math.floor(secs / 86400)
-  days += dayShift
-  secs -= dayShift * 86400
-  const [yy, mm, dd] = civilFromDays(days)
-  const hh = Math.floor(secs / 3600)
-  const mi = Math.floor((secs % 3600) / 60)
-  const ss = secs % 60
-  return `${formatYear(yy)}-${pad(mm, 2)}-${pad(dd, 2)}T${pad(hh, 2)}:${pad(mi, 2)}:${pad(ss, 2)}.${frac}${suffix}`
+  const fast = commonTimestampToIso(s, withZone)
+  if (fast !== undefined) return fast
+  const t = withZone ? parseTimestamptz(s) : parseTimestamp(s)
+  if (t === undefined || typeof t === 'string') return t
+  return withZone ? `${isoTimestamp(t)}Z` : isoTimestamp(t)
 }
 
 /** A date's text form (`2024-01-01`, `0044-03-15 BC`, `infinity`) as ISO 8601; undefined when not of that form. */
 export function dateTextToIso(s: string): string | undefined {
-  if (s === 'infinity' || s === '-infinity') return s
-  const y = yearEnd(s)
-  if (y < 0 || s.charCodeAt(y) !== 0x2d || s.charCodeAt(y + 3) !== 0x2d) return undefined
-  if (twoDigits(s, y + 1) < 0 || twoDigits(s, y + 4) < 0) return undefined
-  const end = y + 6
-  if (s.length === end) return y === 4 ? s : `${formatYear(Number(s.slice(0, y)))}${s.slice(y)}`
-  if (s.length !== end + 3 || !s.endsWith(BC)) return undefined
-  return `${formatYear(1 - Number(s.slice(0, y)))}${s.slice(y, end)}`
+  const d = parseDate(s)
+  return d === undefined || typeof d === 'string' ? d : isoDate(d)
 }
 
 function encodeTimestamp(s: string): string {

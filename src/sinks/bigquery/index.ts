@@ -23,7 +23,7 @@ import {randomBytes} from 'node:crypto'
 import type {TableMetadata} from '@google-cloud/bigquery'
 import type {ChangeEvent} from '../../core/changes.js'
 import {PgrepError} from '../../core/errors.js'
-import type {Lsn} from '../../core/lsn.js'
+import {formatLsn, type Lsn} from '../../core/lsn.js'
 import type {Checkpoint, ResumeState, Sink, SinkInspection, TableCopyWriter, TableState} from '../../core/pipeline/sink.js'
 import type {BatchLimits} from '../../core/pipeline/stream-apply.js'
 import {tableKey, type ColumnSchema, type PgType, type TableSchema} from '../../core/schema/types.js'
@@ -670,7 +670,7 @@ export class BigQuerySink implements Sink {
       const lsnKeyText = checkpoint.commitLsn.toString(16).toUpperCase().padStart(16, '0')
       const gen = batch.generation++
       const batchKey = `pgrep_${this.nonce}_b${lsnKeyText}_g${gen}`
-      const what = (names: string[]) => `the batch ending at commit LSN ${formatLsnText(checkpoint.commitLsn)} (tables ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', ...' : ''})`
+      const what = (names: string[]) => `the batch ending at commit LSN ${formatLsn(checkpoint.commitLsn)} (tables ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', ...' : ''})`
       const allNames = tables.map((tb) => tb.target.bq)
 
       // 1. Stage: one staging table, one load job per chunk file. A staging table whose loads did
@@ -744,7 +744,7 @@ export class BigQuerySink implements Sink {
           this.log('warn', `"${tb.target.pgSchema}"."${tb.target.pgName}": ${tb.skipped} update(s)/delete(s) skipped: the table has no replica identity to match rows by`, {table: tb.target.bq})
         }
       }
-      this.log('debug', 'BigQuery batch committed', {commitLsn: formatLsnText(checkpoint.commitLsn), tables: tables.length, stagedRows, transactions: parts.length, ms: Date.now() - started})
+      this.log('debug', 'BigQuery batch committed', {commitLsn: formatLsn(checkpoint.commitLsn), tables: tables.length, stagedRows, transactions: parts.length, ms: Date.now() - started})
       await this.finishBatch(batch)
     })
   }
@@ -782,10 +782,6 @@ function copyStates(rows: Iterable<StateRow>): TableState[] {
     if (r.status && COPY_STATUSES.has(r.status)) tables.push({schema: r.pgSchema, name: r.pgName, status: r.status as TableState['status'], snapshotLsn: r.snapshotLsn})
   }
   return tables
-}
-
-function formatLsnText(lsn: Lsn): string {
-  return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`
 }
 
 const signatures = new WeakMap<TableSchema, string>()

@@ -27,7 +27,11 @@
 // | arrays (any type, any dimensions) | JSON | nested JSON arrays, NULL elements kept |
 import {PgrepError} from '../../core/errors.js'
 import {arrayLiteralToJson} from '../../core/values/array-literal.js'
+import {byteaToHex} from '../../core/values/bytea.js'
+import {parseDate, parseTime, parseTimestamp, parseTimestamptz, sixDigits, twoDigits, type CivilDate, type CivilTimestamp} from '../../core/values/datetime.js'
+import {parseInterval, type PgInfinity} from '../../core/values/interval.js'
 import {dateTextToIso, embedJson, isJsonNumber, jsonString, timestampTextToIso} from '../../core/values/json.js'
+import {numericSpecial} from '../../core/values/numeric.js'
 import {arrayDelimiter, OID} from '../../core/schema/pg-types.js'
 import type {PgType} from '../../core/schema/types.js'
 
@@ -132,6 +136,8 @@ export function canWiden(from: BqType, to: BqType): boolean {
 }
 
 // ---- values ----
+// Postgres's text forms are read by core/values (one parser per form); this part only clamps to
+// BigQuery's ranges and writes what BigQuery's CAST reads.
 
 /** Text form → staging text (null: write NULL). */
 export type StagingEncoder = (text: string) => string | null
@@ -144,28 +150,24 @@ export function stagingEncoder(t: PgType, onLoss: (kind: LossKind) => void = () 
     case 'numeric':
       if (bq === 'STRING') return identity
       return (s) => {
-        if (s === 'NaN' || s === 'Infinity' || s === '-Infinity') {
-          onLoss('numeric-special')
-          return null
-        }
-        return s
+        if (numericSpecial(s) === undefined) return s
+        onLoss('numeric-special')
+        return null
       }
     case 'bytea':
-      return (s) => (s.startsWith('\\x') ? s.slice(2) : Buffer.from(s, 'utf8').toString('hex'))
+      return byteaToHex
     case 'date':
-      return (s) => clampDate(s, onLoss)
+      return (s) => dateToBigQuery(s, onLoss)
     case 'time':
       return (s) => {
-        if (s.startsWith('24:')) {
-          onLoss('time-24')
-          return '23:59:59.999999'
-        }
-        return s
+        if (parseTime(s) !== MICROS_PER_DAY) return s
+        onLoss('time-24')
+        return '23:59:59.999999'
       }
     case 'timestamp':
-      return (s) => clampTimestamp(s, false, onLoss)
+      return (s) => timestampToBigQuery(parseTimestamp(s), s, '', onLoss)
     case 'timestamptz':
-      return (s) => clampTimestamp(s, true, onLoss)
+      return (s) => timestampToBigQuery(parseTimestamptz(s), s, '+00:00', onLoss)
     case 'interval':
       return (s) => intervalToBigQuery(s, onLoss)
     case 'array':
@@ -190,38 +192,41 @@ export function binaryToStaging(t: PgType, bytes: Uint8Array, column: string): s
 
 // ---- dates and times ----
 
+const MICROS_PER_DAY = 86_400_000_000
 const MIN_DATE = '0001-01-01'
 const MAX_DATE = '9999-12-31'
 
-function clampDate(s: string, onLoss: (kind: LossKind) => void): string {
-  if (s.length === 10 && s.charCodeAt(4) === 0x2d) return s // YYYY-MM-DD, the common case
-  const iso = dateTextToIso(s)
-  if (iso === 'infinity' || (iso !== undefined && iso.startsWith('+'))) {
-    onLoss('date-clamped')
-    return MAX_DATE
-  }
-  if (iso === '-infinity' || (iso !== undefined && (iso.startsWith('-') || iso.startsWith('0000')))) {
-    onLoss('date-clamped')
-    return MIN_DATE
-  }
-  return iso ?? s
+/** -1 before year 1, 1 after year 9999, 0 inside BigQuery's range. */
+function yearOutside(v: CivilDate | PgInfinity): number {
+  if (v === 'infinity') return 1
+  if (v === '-infinity') return -1
+  return v.year < 1 ? -1 : v.year > 9999 ? 1 : 0
 }
 
-/** `YYYY-MM-DD HH:MM:SS.ffffff` (DATETIME) or `... +00:00` (TIMESTAMP), clamped to years 1..9999. */
-function clampTimestamp(s: string, withZone: boolean, onLoss: (kind: LossKind) => void): string {
-  const zone = withZone ? '+00:00' : ''
-  const iso = timestampTextToIso(s, withZone)
-  if (iso === undefined) return s
-  if (iso === 'infinity' || iso.startsWith('+')) {
-    onLoss('date-clamped')
-    return `${MAX_DATE} 23:59:59.999999${zone}`
-  }
-  if (iso === '-infinity' || iso.startsWith('-') || iso.startsWith('0000')) {
-    onLoss('date-clamped')
-    return `${MIN_DATE} 00:00:00${zone}`
-  }
-  // 2024-01-01T12:00:00.123456[Z]
-  return `${iso.slice(0, 10)} ${iso.slice(11, 26)}${zone}`
+function yearText(year: number): string {
+  return year >= 1000 ? String(year) : String(year).padStart(4, '0')
+}
+
+function dateToBigQuery(s: string, onLoss: (kind: LossKind) => void): string {
+  const d = parseDate(s)
+  if (d === undefined) return s
+  const outside = yearOutside(d)
+  if (outside !== 0) onLoss('date-clamped')
+  if (outside > 0) return MAX_DATE
+  if (outside < 0) return MIN_DATE
+  const c = d as CivilDate
+  return `${yearText(c.year)}-${twoDigits(c.month)}-${twoDigits(c.day)}`
+}
+
+/** `YYYY-MM-DD HH:MM:SS.ffffff` (DATETIME) or `... +00:00` (TIMESTAMP, UTC), clamped to years 1..9999. */
+function timestampToBigQuery(t: CivilTimestamp | PgInfinity | undefined, s: string, zone: string, onLoss: (kind: LossKind) => void): string {
+  if (t === undefined) return s
+  const outside = yearOutside(t)
+  if (outside !== 0) onLoss('date-clamped')
+  if (outside > 0) return `${MAX_DATE} 23:59:59.999999${zone}`
+  if (outside < 0) return `${MIN_DATE} 00:00:00${zone}`
+  const c = t as CivilTimestamp
+  return `${yearText(c.year)}-${twoDigits(c.month)}-${twoDigits(c.day)} ${twoDigits(c.hour)}:${twoDigits(c.minute)}:${twoDigits(c.second)}.${sixDigits(c.micros)}${zone}`
 }
 
 // ---- intervals ----
@@ -229,38 +234,6 @@ function clampTimestamp(s: string, withZone: boolean, onLoss: (kind: LossKind) =
 const MAX_MONTHS = 120_000n // 10,000 years
 const MAX_DAYS = 3_660_000n
 const MAX_MICROS = 87_840_000n * 3_600_000_000n // 87,840,000 hours
-
-const UNIT_MONTHS: Record<string, bigint> = {year: 12n, years: 12n, mon: 1n, mons: 1n}
-const UNIT_DAYS: Record<string, bigint> = {day: 1n, days: 1n}
-const TIME_PART = /^([+-]?)(\d+):(\d{2}):(\d{2})(?:\.(\d{1,6}))?$/
-
-/** An interval's months, days and microseconds from its `postgres`-style text, or undefined. */
-export function parsePgInterval(s: string): {months: bigint; days: bigint; micros: bigint} | undefined {
-  const parts = s.trim().split(/\s+/)
-  let months = 0n
-  let days = 0n
-  let micros = 0n
-  let i = 0
-  while (i < parts.length) {
-    const p = parts[i]
-    const time = TIME_PART.exec(p)
-    if (time) {
-      const [, sign, h, m, sec, frac] = time
-      const us = BigInt(h) * 3_600_000_000n + BigInt(m) * 60_000_000n + BigInt(sec) * 1_000_000n + BigInt((frac ?? '').padEnd(6, '0') || '0')
-      micros += sign === '-' ? -us : us
-      i++
-      continue
-    }
-    if (!/^[+-]?\d+$/.test(p) || i + 1 >= parts.length) return undefined
-    const n = BigInt(p)
-    const unit = parts[i + 1]
-    if (UNIT_MONTHS[unit] !== undefined) months += n * UNIT_MONTHS[unit]
-    else if (UNIT_DAYS[unit] !== undefined) days += n * UNIT_DAYS[unit]
-    else return undefined
-    i += 2
-  }
-  return {months, days, micros}
-}
 
 function clampBig(v: bigint, max: bigint, onLoss: () => void): bigint {
   if (v > max) {
@@ -289,16 +262,16 @@ export function formatBigQueryInterval(months: bigint, days: bigint, micros: big
 }
 
 function intervalToBigQuery(s: string, onLoss: (kind: LossKind) => void): string {
-  if (s === 'infinity' || s === '-infinity') {
-    onLoss('interval-clamped')
-    return s === 'infinity' ? formatBigQueryInterval(MAX_MONTHS, MAX_DAYS, MAX_MICROS) : formatBigQueryInterval(-MAX_MONTHS, -MAX_DAYS, -MAX_MICROS)
-  }
-  const parsed = parsePgInterval(s)
-  if (!parsed) {
+  const iv = parseInterval(s)
+  if (iv === undefined) {
     throw new PgrepError('sink', `cannot read the interval value ${JSON.stringify(s)}`, {hint: 'pgrep expects IntervalStyle postgres on its source connections'})
   }
+  if (typeof iv === 'string') {
+    onLoss('interval-clamped')
+    return iv === 'infinity' ? formatBigQueryInterval(MAX_MONTHS, MAX_DAYS, MAX_MICROS) : formatBigQueryInterval(-MAX_MONTHS, -MAX_DAYS, -MAX_MICROS)
+  }
   const loss = () => onLoss('interval-clamped')
-  return formatBigQueryInterval(clampBig(parsed.months, MAX_MONTHS, loss), clampBig(parsed.days, MAX_DAYS, loss), clampBig(parsed.micros, MAX_MICROS, loss))
+  return formatBigQueryInterval(clampBig(BigInt(iv.months), MAX_MONTHS, loss), clampBig(BigInt(iv.days), MAX_DAYS, loss), clampBig(iv.micros, MAX_MICROS, loss))
 }
 
 // ---- arrays ----

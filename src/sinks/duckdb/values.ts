@@ -4,13 +4,17 @@
 // code as CAST(... AS type), per value, in C++. Most Postgres text forms are what DuckDB parses, so
 // most columns hand the text over untouched; the few forms DuckDB does not read are rewritten here
 // first (BC dates), and two types are decoded here because the appender has no VARCHAR cast for
-// them or reads another format (interval → months/days/micros, hex bytea → bytes). A value DuckDB still
+// them or reads another format (interval → months/days/micros, hex bytea → bytes; both read by
+// core/values, which holds every parser of Postgres's text forms). A value DuckDB still
 // refuses (a NaN in a DECIMAL column, a timestamp past DuckDB's range, an array of another depth
 // than its column) is stored as NULL and reported, so the caller can log a warning per column.
 import {blobValue, BLOB, INTERVAL, intervalValue, LIST, listValue, VARCHAR, type DuckDBAppender, type DuckDBIntervalValue, type DuckDBValue} from '@duckdb/node-api'
 import {PgrepError} from '../../core/errors.js'
 import {UNCHANGED_TOAST, type ColumnValue} from '../../core/protocol/messages.js'
 import {parseArrayLiteral, type ArrayValue} from '../../core/values/array-literal.js'
+import {byteaToBytes} from '../../core/values/bytea.js'
+import {parseTimestamptz, sixDigits, twoDigits} from '../../core/values/datetime.js'
+import {parseInterval} from '../../core/values/interval.js'
 import type {PgType, ScalarKind} from '../../core/schema/types.js'
 import {splitListType} from './types.js'
 
@@ -51,7 +55,7 @@ export function columnWriter(type: PgType, duckType: string, report: Report): Co
     ? (s) => blobValue(byteaToBytes(s))
     : intervalElements
       ? (s) => {
-          const iv = parseInterval(s)
+          const iv = intervalForDuckDb(s)
           if (!iv) report('an interval DuckDB cannot hold (the element is NULL)', s)
           return iv ?? null
         }
@@ -129,7 +133,7 @@ function scalarWriter(type: PgType, target: string, report: Report): ColumnWrite
     return (ap, v) => {
       if (v === null) return ap.appendNull()
       const text = textOf(type, v)
-      const iv = parseInterval(text)
+      const iv = intervalForDuckDb(text)
       if (iv) return ap.appendInterval(iv)
       report('an interval DuckDB cannot hold', text)
       ap.appendNull()
@@ -162,8 +166,9 @@ export function scalarPreparer(kind: ScalarKind | 'array'): (s: string) => strin
   switch (kind) {
     case 'date':
     case 'timestamp':
-    case 'timestamptz':
       return prepareDateTime
+    case 'timestamptz':
+      return prepareTimestamptz
     default:
       return identity
   }
@@ -183,58 +188,27 @@ export function prepareDateTime(s: string): string {
   return y + s.slice(dash, -3)
 }
 
-const INT32_MIN = -2147483648
-const INT32_MAX = 2147483647
-const INT64_MIN = -(2n ** 63n)
-const INT64_MAX = 2n ** 63n - 1n
-
 /**
- * An interval in Postgres's `postgres` IntervalStyle (`1 year 2 mons -3 days +04:05:06.789`) as
- * DuckDB's months/days/microseconds; undefined for what DuckDB cannot hold (PG17 ±infinity).
+ * pgrep's sessions print timestamptz in UTC (`+00`), which DuckDB reads as it is. DuckDB's
+ * appender does not apply any other offset (it reads `01:00:00.5+01` as 01:00:00.5 UTC), so a
+ * value with one is written from its parsed UTC instant.
  */
-export function parseInterval(s: string): DuckDBIntervalValue | undefined {
-  let months = 0
-  let days = 0
-  let micros = 0n
-  const parts = s.trim().split(/\s+/)
-  for (let i = 0; i < parts.length; i++) {
-    const p = parts[i]
-    if (p.includes(':')) {
-      const m = /^([-+]?)(\d+):(\d+)(?::(\d+)(?:\.(\d{1,6}))?)?$/.exec(p)
-      if (!m) return undefined
-      const us = BigInt(m[2]) * 3_600_000_000n + BigInt(m[3]) * 60_000_000n + BigInt(m[4] ?? '0') * 1_000_000n + BigInt((m[5] ?? '').padEnd(6, '0'))
-      micros += m[1] === '-' ? -us : us
-      continue
-    }
-    const n = Number(p)
-    const unit = parts[++i]
-    if (!Number.isInteger(n) || unit === undefined) return undefined
-    if (unit.startsWith('year')) months += n * 12
-    else if (unit.startsWith('mon')) months += n
-    else if (unit.startsWith('day')) days += n
-    else return undefined
-  }
-  if (months < INT32_MIN || months > INT32_MAX || days < INT32_MIN || days > INT32_MAX || micros < INT64_MIN || micros > INT64_MAX) return undefined
-  return intervalValue(months, days, micros)
+export function prepareTimestamptz(s: string): string {
+  const end = s.endsWith(' BC') ? s.length - 3 : s.length
+  if (s.startsWith('+00', end - 3)) return prepareDateTime(s)
+  const t = parseTimestamptz(s)
+  if (t === undefined || typeof t === 'string') return s
+  const year = t.year < 0 ? `-${String(-t.year).padStart(4, '0')}` : String(t.year).padStart(4, '0')
+  return `${year}-${twoDigits(t.month)}-${twoDigits(t.day)} ${twoDigits(t.hour)}:${twoDigits(t.minute)}:${twoDigits(t.second)}.${sixDigits(t.micros)}+00`
 }
 
-/** `\x0102ff` (hex output) or the escape format (`a\000\\`) → bytes. */
-export function byteaToBytes(s: string): Uint8Array {
-  if (s.startsWith('\\x')) return Buffer.from(s.slice(2), 'hex')
-  const out: number[] = []
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i)
-    if (c !== 0x5c) {
-      out.push(c)
-    } else if (s[i + 1] === '\\') {
-      out.push(0x5c)
-      i++
-    } else {
-      out.push(Number.parseInt(s.slice(i + 1, i + 4), 8))
-      i += 3
-    }
-  }
-  return Uint8Array.from(out)
+/**
+ * An interval as DuckDB's months/days/microseconds (the same three fields as Postgres's, read by
+ * core/values/interval.ts); undefined for what DuckDB cannot hold (PG17's ±infinity) or cannot read.
+ */
+export function intervalForDuckDb(text: string): DuckDBIntervalValue | undefined {
+  const iv = parseInterval(text)
+  return iv === undefined || typeof iv === 'string' ? undefined : intervalValue(iv.months, iv.days, iv.micros)
 }
 
 /** The text form of a value; binary values are only understood for bytea. */
