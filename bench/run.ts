@@ -1,7 +1,7 @@
 // `npm run bench`: starts an embedded PostgreSQL 18, runs the workloads (each contender several
 // times in turn), and writes bench/RESULTS.md. See bench/README.md.
 //
-//   tsx bench/run.ts [--only backfill,stream,decode,small-txns,query-load] [--runs N] [--rows SCALE]
+//   tsx bench/run.ts [--only backfill,stream,decode,small-txns,query-load,parquet] [--runs N] [--rows SCALE]
 //                    [--pgbench-seconds S] [--budget-minutes M] [--out FILE] [--pgrep path/to/bin/run.js]
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {readFileSync} from 'node:fs'
@@ -18,10 +18,11 @@ import {SERVER_SETTINGS, startBenchServer} from './lib/server.js'
 import {ensureTools} from './lib/tools.js'
 import {smallTxns} from './small-txns.js'
 import {queryLoad} from './query-load.js'
+import {parquet} from './parquet.js'
 import {stream} from './stream.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const WORKLOADS = ['backfill', 'stream', 'decode', 'small-txns', 'query-load'] as const
+const WORKLOADS = ['backfill', 'stream', 'decode', 'small-txns', 'query-load', 'parquet'] as const
 type WorkloadId = (typeof WORKLOADS)[number]
 
 const {values} = parseArgs({
@@ -110,6 +111,7 @@ try {
     decode: () => decode(ctx),
     'small-txns': () => smallTxns(ctx),
     'query-load': () => queryLoad(ctx),
+    parquet: () => parquet(ctx),
   }
   for (const w of WORKLOADS) {
     if (!only.includes(w)) continue

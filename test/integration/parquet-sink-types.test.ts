@@ -159,7 +159,8 @@ describe.each(servers)('the Parquet log and PostgreSQL $major: every type', (ser
     const manifest = (await readManifest(storage))!
     await storage.close()
     const files = manifest.files.map((f) => path.join(logDir, f.path))
-    expect(manifest.files.map((f) => f.kind).sort()).toEqual(['copy', 'stream'])
+    // One copy file; the stream's inserts in one file per batch (how many depends on timing).
+    expect([...new Set(manifest.files.map((f) => f.kind))].sort()).toEqual(['copy', 'stream'])
     const instance = await DuckDBInstance.create(':memory:')
     const duck = await instance.connect()
     const client = new pg.Client({host: '127.0.0.1', port: db.port, user: db.user, password: db.password, database: db.database, options: sessionOptions()})

@@ -10,7 +10,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {parseDataFileName} from '../../src/sinks/parquet/format.js'
 import {listTempFiles} from '../../src/sinks/parquet/storage.js'
 import {pgEnv, runCli} from '../helpers/cli.js'
-import {ORACLE_PUBLICATION_TABLES, ORACLE_SCHEMA, runWorkload} from '../helpers/oracle.js'
+import {ORACLE_PUBLICATION_TABLES, ORACLE_SCHEMA, ORACLE_TABLES, runWorkload} from '../helpers/oracle.js'
 import {createTestDb, testMajors} from '../helpers/postgres.js'
 import {startS3Server, type S3TestServer} from '../helpers/s3-server.js'
 import {pgServers} from '../helpers/servers.js'
@@ -67,6 +67,14 @@ describe.each(kinds)(`sync --sink parquet into a %s log (PostgreSQL ${server.maj
       const status = await runCli(['status', '--slot', `pq_${kind}`, '--sink', 'parquet', '--parquet-dir', dir, '--json', ...(kind === 's3' ? ['--s3-endpoint', s3.endpoint] : [])], env)
       expect(status.code, status.stderr).toBe(0)
       expect(stripVTControlCharacters(status.stdout)).toContain(check.manifest.position!.endLsn)
+      // copy-table: one table's rows as a copy (op read at the snapshot LSN), its state ready.
+      const copyDir = kind === 'local' ? path.join(scratch, 'copy-local') : `s3://${s3.bucket}/copies/${db.database}`
+      const copy = await runCli(['copy-table', '--table', 'public.accounts', '--sink', 'parquet', '--parquet-dir', copyDir, '--no-progress', ...(kind === 's3' ? ['--s3-endpoint', s3.endpoint] : [])], env)
+      expect(copy.code, copy.stderr.slice(-3000)).toBe(0)
+      const copied = await checkLogAgainstPostgres(db, copyDir, s3.endpoint, ORACLE_TABLES.filter((t) => t.name === 'accounts'))
+      expect(copied.problems).toEqual([])
+      expect(copied.manifest.files.every((f) => f.kind === 'copy' && f.firstLsn === f.lastLsn)).toBe(true)
+      expect(copied.manifest.tables).toEqual([{schema: 'public', name: 'accounts', status: 'ready', snapshotLsn: copied.manifest.files[0].firstLsn}])
     } finally {
       await db.close()
     }

@@ -13,7 +13,8 @@ import {BIGINT, INTEGER, STRUCT, type DuckDBAppender} from '@duckdb/node-api'
 import {UNCHANGED_TOAST, type ColumnValue} from '../../core/protocol/messages.js'
 import type {PgType} from '../../core/schema/types.js'
 import {duckDbType} from '../duckdb/types.js'
-import {columnWriter, parseInterval, type ColumnWriter, type Report} from '../duckdb/values.js'
+import {parseInterval} from '../../core/values/interval.js'
+import {columnWriter, type ColumnWriter, type Report} from '../duckdb/values.js'
 
 /** The Parquet form of an interval. */
 export const INTERVAL_STRUCT = 'STRUCT("months" INTEGER, "days" INTEGER, micros BIGINT)'
@@ -34,7 +35,7 @@ export function parquetColumnWriter(type: PgType, columnType: string, report: Re
       if (v === null) return ap.appendNull()
       const text = typeof v === 'string' ? v : String(v === UNCHANGED_TOAST ? '' : v)
       const iv = parseInterval(text)
-      if (!iv) {
+      if (iv === undefined || typeof iv === 'string') {
         report('an interval Parquet cannot hold (PG17 infinity)', text)
         return ap.appendNull()
       }
