@@ -82,7 +82,9 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayResult> {
   for (const t of resume.tables) if (t.status === 'ready' && t.snapshotLsn !== null) copied.set(tableKey(t), t.snapshotLsn)
   const applier = new ReplayApplier(opts, resume.checkpoint)
   const start: ReplayStart = {afterLsn: resume.checkpoint?.commitLsn ?? null, copied}
-  if (resume.checkpoint) log.info({commitLsn: formatLsn(resume.checkpoint.commitLsn)}, 'the sink holds the log up to this position: resuming after it')
+  if (resume.checkpoint) {
+    log.info({commitLsn: formatLsn(resume.checkpoint.commitLsn)}, 'the sink holds the log up to this position: resuming after it')
+  }
   let end: ReplayResult['end'] = 'end'
   const reading = new AbortController()
   const stop = () => reading.abort()
@@ -122,8 +124,9 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayResult> {
     signal.removeEventListener('abort', stop)
     reading.abort()
   }
-  if (opts.untilLsn !== undefined && end === 'end' && applier.durable !== null && applier.durable.commitLsn >= opts.untilLsn) end = 'until-lsn'
-  return {end, commitLsn: applier.durable?.commitLsn ?? null, transactions: applier.transactions, rows: applier.rows, copied: applier.copiedTables}
+  const durable = applier.durable?.commitLsn ?? null
+  if (opts.untilLsn !== undefined && end === 'end' && durable !== null && durable >= opts.untilLsn) end = 'until-lsn'
+  return {end, commitLsn: durable, transactions: applier.transactions, rows: applier.rows, copied: applier.copiedTables}
 }
 
 /** The batch state of one replay run. */
@@ -176,14 +179,18 @@ class ReplayApplier {
     this.shapes.set(tableKey(table), table)
     this.copiedTables.push({table: {schema: table.schema, name: table.name}, rows, snapshotLsn})
     this.opts.observer?.onCopyProgress?.({table: {schema: table.schema, name: table.name}, rows, estimatedRows: rows, done: true})
-    this.opts.log.info({table: `${table.schema}.${table.name}`, rows, snapshotLsn: formatLsn(snapshotLsn), ms: Date.now() - started}, 'copied a table from the log')
+    const fields = {table: `${table.schema}.${table.name}`, rows, snapshotLsn: formatLsn(snapshotLsn), ms: Date.now() - started}
+    this.opts.log.info(fields, 'copied a table from the log')
   }
 
   async changes(item: Extract<ReplayItem, {kind: 'changes'}>): Promise<void> {
     if (!this.txn || this.txn.commitLsn !== item.commitLsn) {
       const partial = this.durable?.partial
       const skip = partial && partial.commitLsn === item.commitLsn ? partial.changes : 0
-      if (skip > 0) this.opts.log.info({commitLsn: formatLsn(item.commitLsn), changes: skip}, 'resuming a transaction the sink holds in part: skipping the changes it has')
+      if (skip > 0) {
+        const fields = {commitLsn: formatLsn(item.commitLsn), changes: skip}
+        this.opts.log.info(fields, 'resuming a transaction the sink holds in part: skipping the changes it has')
+      }
       this.txn = {commitLsn: item.commitLsn, changes: 0, skip, seq: 0}
       this.inTransaction = true
     }
@@ -263,12 +270,15 @@ class ReplayApplier {
     if (last) this.durable = last
     this.batchOpen = false
     const now = Date.now()
-    this.opts.log.debug({commitLsn: last ? formatLsn(last.partial?.commitLsn ?? last.commitLsn) : null, changes: this.batchRows, ms: now - started}, piece ? 'committed a piece of a large transaction' : 'committed a batch')
+    const lsn = last ? formatLsn(last.partial?.commitLsn ?? last.commitLsn) : null
+    this.opts.log.debug({commitLsn: lsn, changes: this.batchRows, ms: now - started}, piece ? 'committed a piece of a large transaction' : 'committed a batch')
     const observer = this.opts.observer
     if (observer?.onBatchCommitted) {
       const byTable: TableOpCount[] = []
       const ops = ['insert', 'update', 'delete', 'truncate'] as const
-      for (const {table, counts} of this.batchCounts.values()) for (let i = 0; i < 4; i++) if (counts[i] > 0) byTable.push({table, op: ops[i], count: counts[i]})
+      for (const {table, counts} of this.batchCounts.values()) {
+        for (let i = 0; i < 4; i++) if (counts[i] > 0) byTable.push({table, op: ops[i], count: counts[i]})
+      }
       this.batchCounts.clear()
       const t = piece ? null : (last?.commitTime ?? null)
       observer.onBatchCommitted({

@@ -100,7 +100,9 @@ export class ParquetReplaySource implements ReplaySource {
       const manifest = await loadManifest(storage)
       if (!manifest) {
         throw new PgrepError('source-config', `${opts.from} holds no Parquet change log: ${MANIFEST_KEY} is missing`, {
-          hint: 'give the directory or s3://bucket/prefix that pgrep sync/cdc --sink parquet --parquet-dir wrote (its manifest is written with the first committed file)',
+          hint:
+            'give the directory or s3://bucket/prefix that pgrep sync/cdc --sink parquet --parquet-dir wrote ' +
+            '(its manifest is written with the first committed file)',
         })
       }
       return new ParquetReplaySource(opts, storage, manifest)
@@ -137,7 +139,8 @@ export class ParquetReplaySource implements ReplaySource {
           const copies = this.pickCopies(after, start, copiesSeen)
           const files = this.pickStreamFiles(after, through)
           if (files.length > 0 || copies.length > 0) {
-            this.opts.log.debug({files: files.length, copies: copies.length, after: after === null ? null : formatLsn(after), through: through === null ? null : formatLsn(through)}, 'reading log files')
+            const range = {after: after === null ? null : formatLsn(after), through: through === null ? null : formatLsn(through)}
+            this.opts.log.debug({files: files.length, copies: copies.length, ...range}, 'reading log files')
             yield* this.items(instance, mergeFiles(instance, files), copies, signal)
           }
           if (signal.aborted) return
@@ -148,7 +151,11 @@ export class ParquetReplaySource implements ReplaySource {
         await sleep(this.opts.followIntervalMs ?? 1000, signal)
         if (signal.aborted) return
         const next = await loadManifest(this.storage)
-        if (!next) throw new PgrepError('source-config', `${this.opts.from}: the manifest disappeared while following the log`, {hint: 'was the log removed or moved? replay resumes from the sink checkpoint when run again'})
+        if (!next) {
+          throw new PgrepError('source-config', `${this.opts.from}: the manifest disappeared while following the log`, {
+            hint: 'was the log removed or moved? replay resumes from the sink checkpoint when run again',
+          })
+        }
         this.manifest = next
       }
     } finally {
@@ -175,7 +182,11 @@ export class ParquetReplaySource implements ReplaySource {
       if (!g) groups.set(id, (g = {snapshotLsn, shape, files: []}))
       g.files.push(f)
     }
-    return [...groups.values()].sort((a, b) => (a.snapshotLsn !== b.snapshotLsn ? (a.snapshotLsn < b.snapshotLsn ? -1 : 1) : a.shape.key < b.shape.key ? -1 : a.shape.key > b.shape.key ? 1 : 0))
+    const order = (a: CopyGroup, b: CopyGroup): number => {
+      if (a.snapshotLsn !== b.snapshotLsn) return a.snapshotLsn < b.snapshotLsn ? -1 : 1
+      return a.shape.key < b.shape.key ? -1 : a.shape.key > b.shape.key ? 1 : 0
+    }
+    return [...groups.values()].sort(order)
   }
 
   /** Stream files holding changes committed after `after` and at or before `through`. */
@@ -242,7 +253,12 @@ export class ParquetReplaySource implements ReplaySource {
   }
 
   /** Copies and transactions in commit order: a copy at S comes before the transactions committed at or after S. */
-  private async *items(instance: DuckDBInstance, rows: AsyncGenerator<LogRow>, copies: CopyGroup[], signal: AbortSignal): AsyncGenerator<ReplayItem> {
+  private async *items(
+    instance: DuckDBInstance,
+    rows: AsyncGenerator<LogRow>,
+    copies: CopyGroup[],
+    signal: AbortSignal,
+  ): AsyncGenerator<ReplayItem> {
     const it = rows[Symbol.asyncIterator]()
     let c = 0
     try {
@@ -286,7 +302,8 @@ export class ParquetReplaySource implements ReplaySource {
       try {
         let result
         try {
-          result = await conn.stream(`SELECT ${group.shape.columns} FROM read_parquet('${local.replaceAll("'", "''")}') WHERE _op = 'read'`)
+          const file = `'${local.replaceAll("'", "''")}'`
+          result = await conn.stream(`SELECT ${group.shape.columns} FROM read_parquet(${file}) WHERE _op = 'read'`)
         } catch (err) {
           throw unreadableFile(file.describe(), err)
         }
@@ -318,7 +335,8 @@ async function loadManifest(storage: LogStorage): Promise<Manifest | null> {
     // parseManifest says what is wrong.
   }
   if (raw && raw.format === MANIFEST_FORMAT && typeof raw.version === 'number' && raw.version > MANIFEST_VERSION) {
-    throw new PgrepError('protocol', `${storage.location}: the log was written in format version ${raw.version}; this pgrep reads version ${MANIFEST_VERSION}`, {
+    const message = `${storage.location}: the log was written in format version ${raw.version}; this pgrep reads version ${MANIFEST_VERSION}`
+    throw new PgrepError('protocol', message, {
       hint: 'replay it with the pgrep version that wrote it, or a newer one (npm install -g pg-replicate@latest)',
     })
   }
@@ -332,7 +350,9 @@ async function loadManifest(storage: LogStorage): Promise<Manifest | null> {
 
 function corrupt(location: string, message: string): PgrepError {
   return new PgrepError('protocol', `${location}: ${message}`, {
-    hint: `${MANIFEST_KEY} is damaged or was not written by pgrep: restore it from a backup, or write the log again (pgrep sync --sink parquet into an empty location)`,
+    hint:
+      `${MANIFEST_KEY} is damaged or was not written by pgrep: restore it from a backup, ` +
+      'or write the log again (pgrep sync --sink parquet into an empty location)',
   })
 }
 
@@ -343,10 +363,13 @@ function missingFile(location: string, f: ManifestFile, err: unknown): PgrepErro
   if (code === 'ENOENT' || name === 'NoSuchKey' || name === 'NotFound') {
     return new PgrepError('source-config', `${location}: the manifest names ${f.path}, which is missing`, {
       cause: err,
-      hint: 'a file of the log was removed or not copied along with the manifest: restore it; without it the changes it holds cannot be replayed',
+      hint:
+        'a file of the log was removed or not copied along with the manifest: restore it; ' +
+        'without it the changes it holds cannot be replayed',
     })
   }
-  return err instanceof PgrepError ? err : new PgrepError('sink', `cannot read ${location}/${f.path}: ${(err as Error).message}`, {cause: err})
+  if (err instanceof PgrepError) return err
+  return new PgrepError('sink', `cannot read ${location}/${f.path}: ${(err as Error).message}`, {cause: err})
 }
 
 function quote(name: string): string {
