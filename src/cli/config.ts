@@ -12,6 +12,7 @@ import {DEFAULT_MAX_STALL_MS} from '../core/pipeline/stream-runner.js'
 import {parseTableName} from '../core/schema/names.js'
 import type {TableName} from '../core/schema/types.js'
 import type {DebeziumFormatOptions} from '../sinks/stdout/debezium.js'
+import {PARQUET_BATCH_DEFAULTS} from '../sinks/parquet/defaults.js'
 
 export type SinkConfig =
   | {kind: 'stdout'; format: 'json'}
@@ -263,7 +264,7 @@ const BATCH_DEFAULTS: Record<SinkConfig['kind'], BatchLimits> = {
   duckdb: {maxRows: 50_000, maxBytes: 64 * 1024 * 1024, maxDelayMs: 1000, commitWhenIdle: true},
   bigquery: {maxRows: 500_000, maxBytes: 256 * 1024 * 1024, maxDelayMs: 30_000, commitWhenIdle: false},
   // One batch per --parquet-roll-interval: files are per batch and table (sinks/parquet/index.ts).
-  parquet: {maxRows: 5_000_000, maxBytes: 1024 * 1024 * 1024, maxDelayMs: 60_000, commitWhenIdle: false},
+  parquet: PARQUET_BATCH_DEFAULTS,
 }
 
 function batchFrom(flags: Flags, sink: SinkConfig): BatchLimits {

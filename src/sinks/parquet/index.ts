@@ -19,13 +19,13 @@ import type {ChangeEvent} from '../../core/changes.js'
 import {PgrepError} from '../../core/errors.js'
 import {failpoint} from '../../core/failpoints.js'
 import type {Lsn} from '../../core/lsn.js'
-import type {BatchLimits} from '../../core/pipeline/stream-apply.js'
 import type {Checkpoint, ResumeState, Sink, SinkInspection, TableCopyWriter, TableState} from '../../core/pipeline/sink.js'
 import type {TupleData} from '../../core/protocol/messages.js'
 import {qualifiedName, tableKey, type TableName, type TableSchema} from '../../core/schema/types.js'
 import {Issues, type SinkLog} from '../duckdb/issues.js'
 import {Mutex, sinkError} from '../duckdb/sql.js'
 import {TableBuffer, type RowMeta} from './buffer.js'
+import {DEFAULT_PARQUET_FILE_SIZE} from './defaults.js'
 import {
   dataFileKey,
   emptyManifest,
@@ -42,16 +42,7 @@ import {
 import {parquetColumnType} from './types.js'
 import {LocalStorage, makeStagingDir, openStorage, readManifest, type LogStorage} from './storage.js'
 
-/** A table's file rolls once this much row data (Postgres text form) is staged: 128 MiB. Parquet is usually several times smaller. */
-export const DEFAULT_PARQUET_FILE_SIZE = 128 * 1024 * 1024
-/** A batch (and so every table's current file) closes after this long: 60 s. */
-export const DEFAULT_PARQUET_ROLL_INTERVAL_MS = 60_000
-/**
- * Batch limits for the Parquet sink: one batch per roll interval (files are per batch and per
- * table, so fewer, larger batches make fewer, larger files). Rows and bytes only bound the local
- * staging of one batch; a large transaction still closes its batch only at its end.
- */
-export const PARQUET_BATCH_DEFAULTS: BatchLimits = {maxRows: 5_000_000, maxBytes: 1024 * 1024 * 1024, maxDelayMs: DEFAULT_PARQUET_ROLL_INTERVAL_MS, commitWhenIdle: false}
+export {DEFAULT_PARQUET_FILE_SIZE, DEFAULT_PARQUET_ROLL_INTERVAL_MS, PARQUET_BATCH_DEFAULTS} from './defaults.js'
 
 /** Options of {@link ParquetSink}. */
 export interface ParquetSinkOptions {
