@@ -108,7 +108,7 @@ describe('help, did you mean, completion', () => {
       expect(fish.code, fish.stderr).toBe(0)
       expect(fish.stdout).toContain(`complete -c pgrep -n __fish_use_subcommand -f -a copy-table -d 'Copy tables (a backfill) from one consistent snapshot into a sink.'`)
       expect(fish.stdout).toContain(`complete -c pgrep -n '__fish_seen_subcommand_from copy-table' -l no-progress`)
-      expect(fish.stdout).toMatch(/complete -c pgrep -n '__fish_seen_subcommand_from sync' -l sink -r -f -a 'stdout duckdb bigquery'/)
+      expect(fish.stdout).toMatch(/complete -c pgrep -n '__fish_seen_subcommand_from sync' -l sink -r -f -a 'stdout duckdb bigquery parquet'/)
       // fish itself completes with it, when installed.
       let fishInstalled = true
       try {
@@ -123,7 +123,7 @@ describe('help, did you mean, completion', () => {
         const complete = (line: string) => execFileSync('fish', ['--no-config', '-c', `source ${path.join(home, 'fish/completions/pgrep.fish')}; complete -C ${shellQuote(line)}`], {encoding: 'utf8', env: e})
         expect(complete('pgrep cop')).toMatch(/^copy-table\tCopy tables/)
         expect(complete('pgrep copy-table --no-p')).toMatch(/^--no-progress\t/)
-        expect(complete('pgrep sync --sink ').split('\n').map((l) => l.split('\t')[0]).filter(Boolean).sort()).toEqual(['bigquery', 'duckdb', 'stdout'])
+        expect(complete('pgrep sync --sink ').split('\n').map((l) => l.split('\t')[0]).filter(Boolean).sort()).toEqual(['bigquery', 'duckdb', 'parquet', 'stdout'])
       }
     } finally {
       rmSync(cache, {recursive: true, force: true})
@@ -140,7 +140,7 @@ describe('help, did you mean, completion', () => {
       symlinkSync(path.join(root, 'node_modules'), path.join(pkg, 'node_modules'))
       execFileSync(process.execPath, [path.join(root, 'node_modules/oclif/bin/run.js'), 'manifest'], {cwd: pkg, stdio: 'ignore'})
       const manifest = JSON.parse(readFileSync(path.join(pkg, 'oclif.manifest.json'), 'utf8'))
-      expect(Object.keys(manifest.commands).sort()).toEqual(['autocomplete:fish', 'cdc', 'copy-table', 'drop', 'query', 'resync', 'status', 'sync'])
+      expect(Object.keys(manifest.commands).sort()).toEqual(['autocomplete:fish', 'cdc', 'copy-table', 'drop', 'query', 'replay', 'resync', 'serve', 'status', 'sync'])
       expect(Object.keys(manifest.commands['copy-table'].flags)).toEqual(expect.arrayContaining(['json', 'progress', 'table', 'config']))
       // Start-up reads the manifest instead of loading every command file: a command whose file
       // is gone is still listed.
