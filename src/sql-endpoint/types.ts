@@ -24,6 +24,7 @@
 import type {DuckDBValue} from '@duckdb/node-api'
 import {builtinArrayOid, OID} from '../core/schema/pg-types.js'
 import type {FieldDescription} from './wire.js'
+import {civilFromDays} from '../core/values/datetime.js'
 
 type Kind =
   | 'bool'
@@ -222,24 +223,12 @@ const DATE_INFINITY = 2147483647
 const TIMESTAMP_INFINITY = 9223372036854775807n
 const MICROS_PER_DAY = 86_400_000_000n
 
-/** Proleptic Gregorian civil date of a day number (days since 1970-01-01); year 0 is 1 BC. */
-function civil(days: number): {y: number; m: number; d: number} {
-  const z = days + 719468
-  const era = Math.floor(z / 146097)
-  const doe = z - era * 146097
-  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365)
-  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100))
-  const mp = Math.floor((5 * doy + 2) / 153)
-  const d = doy - Math.floor((153 * mp + 2) / 5) + 1
-  const m = mp < 10 ? mp + 3 : mp - 9
-  return {y: yoe + era * 400 + (m <= 2 ? 1 : 0), m, d}
-}
 
 const pad = (n: number | bigint, w = 2) => String(n).padStart(w, '0')
 
 /** `2024-01-02`, or `0044-03-15` plus the era suffix ' BC' to append at the very end. */
 function ymd(days: number): {text: string; bc: boolean} {
-  const {y, m, d} = civil(days)
+  const {year: y, month: m, day: d} = civilFromDays(days)
   const bc = y <= 0
   return {text: `${pad(bc ? 1 - y : y, 4)}-${pad(m)}-${pad(d)}`, bc}
 }

@@ -22,6 +22,7 @@ import {
 } from '@duckdb/node-api'
 import {PgrepError} from '../../core/errors.js'
 import type {PgType} from '../../core/schema/types.js'
+import {civilFromDays} from '../../core/values/datetime.js'
 
 const BOX_OID = 603
 const DATE_INFINITY = 2 ** 31 - 1
@@ -124,24 +125,12 @@ function decimalText(value: bigint, scale: number): string {
   return `${negative ? '-' : ''}${padded.slice(0, -scale)}.${padded.slice(-scale)}`
 }
 
-/** Proleptic Gregorian y-m-d of a day count since 1970-01-01 (H. Hinnant's civil_from_days). */
-function civil(days: number): {y: number; m: number; d: number} {
-  const z = days + 719468
-  const era = Math.floor(z / 146097)
-  const doe = z - era * 146097
-  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365)
-  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100))
-  const mp = Math.floor((5 * doy + 2) / 153)
-  const d = doy - Math.floor((153 * mp + 2) / 5) + 1
-  const m = mp < 10 ? mp + 3 : mp - 9
-  return {y: era * 400 + yoe + (m <= 2 ? 1 : 0), m, d}
-}
 
 const pad2 = (n: number) => String(n).padStart(2, '0')
 
 /** `YYYY-MM-DD` and whether it is BC (astronomical year 0 is 1 BC). */
 function ymd(days: number): {text: string; bc: boolean} {
-  const {y, m, d} = civil(days)
+  const {year: y, month: m, day: d} = civilFromDays(days)
   const bc = y <= 0
   const year = bc ? 1 - y : y
   return {text: `${String(year).padStart(4, '0')}-${pad2(m)}-${pad2(d)}`, bc}
