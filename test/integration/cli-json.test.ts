@@ -1,18 +1,29 @@
 // `--json` on copy-table, sync, cdc, drop and resync (replay's is in parquet-replay-log.test.ts):
 // one JSON document on stdout (logs on stderr), its figures checked against what Postgres and the
 // DuckDB file hold; errors as a JSON object with the documented exit code.
-import {existsSync} from 'node:fs'
+import {execFileSync, spawnSync} from 'node:child_process'
+import {existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync} from 'node:fs'
 import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
+import {fileURLToPath} from 'node:url'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {parseLsn} from '../../src/core/lsn.js'
-import {pgEnv, runCli, spawnCli, waitFor} from '../helpers/cli.js'
+import {BIN, pgEnv, runCli, spawnCli, waitFor} from '../helpers/cli.js'
 import {compareWithDuckDb, duckQuery, ORACLE_PUBLICATION_TABLES, ORACLE_SCHEMA, runWorkload} from '../helpers/oracle.js'
 import {createTestDb, freePort, type TestDb} from '../helpers/postgres.js'
 import {pgServers} from '../helpers/servers.js'
 
 const LSN = /^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+const hasJq = (() => {
+  try {
+    execFileSync('jq', ['--version'], {stdio: 'ignore'})
+    return true
+  } catch {
+    return false
+  }
+})()
 
 /** stdout must be exactly one JSON document. */
 function parseStdout(r: {stdout: string; stderr: string}): any {
@@ -436,5 +447,65 @@ describe.each(pgServers())('--json on PostgreSQL $major', (server) => {
         await holder.result
       }
     })
+  })
+})
+
+// docs/scripting.md's cron job, run as written (the config file, the log file and `alert` are the
+// only substitutions), on the first server: the jq line on success, silence on a retryable code,
+// an alert with the JSON error's message otherwise.
+describe.runIf(hasJq)('the cron example of docs/scripting.md', () => {
+  const server = pgServers()[0]!
+  let db: TestDb
+  let dir: string
+  let script: string
+  beforeAll(async () => {
+    db = await createTestDb(server, 'jcron')
+    await db.query(`CREATE TABLE public.orders (id int PRIMARY KEY, total numeric); CREATE PUBLICATION cron_pub FOR TABLE public.orders`)
+    dir = await mkdtemp(path.join(tmpdir(), 'pgrep-cron-'))
+    const doc = readFileSync(path.join(root, 'docs/scripting.md'), 'utf8')
+    const block = /## A cron job\n+```sh\n([\s\S]*?)```/.exec(doc)?.[1]
+    if (!block) throw new Error('docs/scripting.md has no cron example')
+    script = path.join(dir, 'shop-sync')
+    writeFileSync(
+      script,
+      block
+        .replace('#!/bin/sh\n', `#!/bin/sh\nalert() { echo "ALERT: $*"; }\n`)
+        .replaceAll('/etc/pgrep/shop.yaml', path.join(dir, 'shop.yaml'))
+        .replaceAll('/var/log/pgrep/shop.log', path.join(dir, 'shop.log')),
+    )
+    // As installed: pg-replicate on the PATH.
+    mkdirSync(path.join(dir, 'bin'))
+    symlinkSync(BIN, path.join(dir, 'bin/pg-replicate'))
+  })
+  afterAll(async () => {
+    await db.close()
+    await rm(dir, {recursive: true, force: true})
+  })
+
+  function cron(config: string, env: Record<string, string>): {code: number | null; stdout: string} {
+    writeFileSync(path.join(dir, 'shop.yaml'), config)
+    const r = spawnSync('sh', [script], {env: {...env, PATH: `${path.join(dir, 'bin')}:${env.PATH ?? process.env.PATH}`}, encoding: 'utf8', timeout: 180_000})
+    return {code: r.status, stdout: r.stdout}
+  }
+
+  it('prints what was applied, stays quiet when the server is down, alerts with the message otherwise', async () => {
+    const config = `publication: cron_pub\nslot: cron_sync\nduckdb-path: ${path.join(dir, 'shop.duckdb')}\n`
+    expect(cron(config, pgEnv(db))).toEqual({code: 0, stdout: 'applied 0 transactions, 0 rows, up to null\n'})
+    const ins = await db.query(`INSERT INTO public.orders SELECT g, g * 1.5 FROM generate_series(1, 3) g`)
+    const before = await walLsn(db)
+    const second = cron(config, pgEnv(db))
+    expect(second.code).toBe(0)
+    const m = /^applied 1 transactions, (\d+) rows, up to ([0-9A-F]+\/[0-9A-F]+)\n$/.exec(second.stdout)
+    expect(m, second.stdout).not.toBeNull()
+    expect(Number(m![1])).toBe(ins.rowCount)
+    expect(parseLsn(m![2]!)).toBeLessThanOrEqual(before)
+
+    // Exit 3: next time. The message is in the log file.
+    expect(cron(config, pgEnv(db, {PGPORT: String(await freePort())}))).toEqual({code: 0, stdout: ''})
+    expect(readFileSync(path.join(dir, 'shop.log'), 'utf8')).toContain('cannot reach PostgreSQL')
+    // Exit 4: an alert that carries the JSON error's message.
+    const missing = cron(config.replace('cron_pub', 'no_such_pub'), pgEnv(db))
+    expect(missing.code).toBe(0)
+    expect(missing.stdout).toMatch(/^ALERT: pgrep failed \(4\): publication "no_such_pub" does not exist/)
   })
 })
