@@ -26,6 +26,7 @@ import {PgrepError} from '../../core/errors.js'
 import {formatLsn, type Lsn} from '../../core/lsn.js'
 import type {Checkpoint, ResumeState, Sink, SinkInspection, TableCopyWriter, TableState} from '../../core/pipeline/sink.js'
 import type {BatchLimits} from '../../core/pipeline/stream-apply.js'
+import {SINK_BATCH_DEFAULTS} from '../../core/settings.js'
 import {tableKey, type TableSchema} from '../../core/schema/types.js'
 import {BatchCollapser, modeOf, type ColumnRef, type Target} from './batch.js'
 import {BigQueryClient, DEFAULT_RETRY, type FieldSchema, type RetryPolicy, type SinkLog} from './client.js'
@@ -82,11 +83,10 @@ export interface BigQuerySinkOptions {
 }
 
 /**
- * Batch limits suited to BigQuery (the CLI's defaults for --sink bigquery): one batch every 30 s
- * at most keeps a pipeline at ≤ 2,880 load jobs and 2,880 query jobs a day (quota: 100,000 load
- * jobs per project per day), and each MERGE's full scan of its table rarer.
+ * Batch limits suited to BigQuery (the CLI's defaults for --sink bigquery): at most one batch every
+ * 30 s, for the load-job quota. They live, with the reasoning, in core/settings.ts.
  */
-export const BIGQUERY_BATCH_DEFAULTS: BatchLimits = {maxRows: 500_000, maxBytes: 256 * 1024 * 1024, maxDelayMs: 30_000, commitWhenIdle: false}
+export const BIGQUERY_BATCH_DEFAULTS: BatchLimits = SINK_BATCH_DEFAULTS.bigquery
 
 /** A transaction may mutate at most 100 tables: the state tables and this many targets. */
 const MAX_TABLES_PER_TRANSACTION = 98
