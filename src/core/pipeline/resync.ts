@@ -18,7 +18,7 @@
 // - the type of each column kept by a Relation message: a retype re-syncs even without a rewrite.
 // The fingerprint is read before each copy's snapshot is taken, so a change between the two
 // errs on the side of one more re-sync, never of a missed one. Changes made while sync is not
-// running are seen only as far as the catalog still shows them (see README "Limits").
+// running are seen only as far as the catalog still shows them (see docs/operations.md "Limits").
 import type {Logger} from '../log/logger.js'
 import type {PostgresSource} from '../postgres/source.js'
 import type {SqlConnection} from '../postgres/sql-connection.js'

@@ -56,7 +56,7 @@ export interface DuckDbSinkOptions {
   lockTimeoutMs?: number
   /**
    * Serve `pgrep query` and `pgrep status` of other processes over a control socket while the
-   * sink is open (README "Read the replica while it runs"). Default: true for a file the sink
+   * sink is open (docs/duckdb.md). Default: true for a file the sink
    * opens itself, false for `:memory:` and a given `instance`.
    */
   controlSocket?: boolean
@@ -77,7 +77,7 @@ export interface DuckDbSinkOptions {
 
 /**
  * Exactly-once into a DuckDB file: each batch commits in one DuckDB transaction with its
- * checkpoint; tables, types and schema changes as README "The DuckDB sink" describes.
+ * checkpoint; tables, types and schema changes as docs/duckdb.md describes.
  */
 export {DEFAULT_DUCKDB_MEMORY_LIMIT}
 
