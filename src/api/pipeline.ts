@@ -18,6 +18,7 @@ import type {TableName} from '../core/schema/types.js'
 import {trackOpen, withBatchListener, type BatchCommitted} from './observed-sink.js'
 import {parallelFor, resolvePostgresConnection, slotFor, tablesFor, throwProblems, untilLsnFor, type PostgresSourceOptions} from './source.js'
 import {DEFAULT_PARALLEL} from '../core/settings.js'
+import {closeQuietly} from '../core/quietly.js'
 
 /**
  * What a pipeline does, named after the CLI command that does the same:
@@ -295,7 +296,8 @@ async function publicationTables(source: PostgresSource, publication: string): P
   try {
     return (await source.publicationTables(sql, publication)).map((t) => ({schema: t.schema, name: t.name}))
   } finally {
-    await sql.end().catch(() => {})
+    // The list is read (or its error is the one to report): ending the connection changes neither.
+    await closeQuietly('end the catalog connection', () => sql.end())
   }
 }
 

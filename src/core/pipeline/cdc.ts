@@ -15,6 +15,7 @@ import type {ResumeState, Sink} from './sink.js'
 import {SlotGuard, type SlotMonitorOptions} from './slot-monitor.js'
 import {StreamApplier, type BatchLimits, type StreamApplyOptions, type StreamEnd} from './stream-apply.js'
 import {runStream, type ReconnectPolicy} from './stream-runner.js'
+import {closeQuietly} from '../quietly.js'
 
 export interface StopCondition {
   /** Stop once everything committed before the run started is applied. */
@@ -106,7 +107,8 @@ export async function runCdc(opts: CdcOptions): Promise<RunResult> {
     reportError(opts.observer, err)
     throw err
   } finally {
-    if (repl) await repl.end().catch(() => {})
+    // The run's outcome is decided; the replication connection may already be broken.
+    if (repl) await closeQuietly('end the replication connection', () => repl!.end(), log)
     await session.end()
   }
 }

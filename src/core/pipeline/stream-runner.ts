@@ -12,6 +12,7 @@ import {destroyClient} from '../postgres/connection.js'
 import type {PostgresSource} from '../postgres/source.js'
 import type {PipelineObserver} from './observer.js'
 import type {StreamApplier, StreamEnd} from './stream-apply.js'
+import {settled} from '../quietly.js'
 
 /**
  * How a lost replication connection is retried: exponential backoff with jitter from the durable
@@ -119,7 +120,7 @@ class Watchdog {
       this.timer.unref()
     })
     // Only ever observed through race(): never an unhandled rejection.
-    this.fired.catch(() => {})
+    void settled(this.fired)
   }
 
   race<T>(p: Promise<T>): Promise<T> {

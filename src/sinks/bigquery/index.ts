@@ -49,6 +49,7 @@ import {
 } from './sql.js'
 import {TargetCatalog, sameShape, shapeSignature, type DeferredDrop} from './schema.js'
 import {copyStates, dropStateTables, readStoredState, type StoredShape} from './state-store.js'
+import {settled} from '../../core/quietly.js'
 
 export type {SinkLog, RetryPolicy}
 
@@ -233,7 +234,7 @@ export class BigQuerySink implements Sink {
   private serialized<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.serial.then(fn, fn)
     // The chain only orders the jobs: each caller gets its own job's error through `run`.
-    this.serial = run.catch(() => {})
+    this.serial = settled(run)
     return run
   }
 

@@ -30,6 +30,7 @@ import {defaultMaxConcurrentQueries, QueryService, type QueryOptions, type Query
 import {inspectFile, serveReads} from './reader.js'
 import {exec, ident, Mutex, query, sinkError} from './sql.js'
 import {addResyncsDone, dropStateSchema, ensureState, readResume, STATE_SCHEMA, writeCheckpoint, writeTableState} from './state.js'
+import {closeQuietly} from '../../core/quietly.js'
 
 export {duckDbType} from './types.js'
 
@@ -192,7 +193,7 @@ export class DuckDbSink implements Sink {
       if (own) await exec(conn, 'COMMIT')
     } catch (err) {
       // The error to report is the one above; DuckDB may have ended the transaction already.
-      if (own) await exec(conn, 'ROLLBACK').catch(() => {})
+      if (own) await closeQuietly('roll back', () => exec(conn, 'ROLLBACK'))
       throw sinkError('record table states', err)
     }
   }
@@ -264,7 +265,7 @@ export class DuckDbSink implements Sink {
     this.issues.clear()
     this.live.batchOpenedAt = null
     // Fails only when no transaction is left to roll back (DuckDB ended it on an error).
-    await exec(this.conn!, 'ROLLBACK').catch(() => {})
+    await closeQuietly('roll back', () => exec(this.conn!, 'ROLLBACK'))
   }
 
   /**
@@ -331,11 +332,11 @@ export class DuckDbSink implements Sink {
     // commit (MVCC): by now the pipeline has committed what it received.
     await this.queries?.close()
     // Closing: a socket that fails to close goes with the process; the file is what matters.
-    await this.control?.close().catch(() => {})
+    await closeQuietly('close the control socket', () => this.control?.close())
     this.control = undefined
     this.queries = undefined
     // A copy not committed is discarded with its connection anyway; abort() only says so early.
-    for (const w of [...this.copies]) await w.abort().catch(() => {})
+    for (const w of [...this.copies]) await closeQuietly('abort a table copy', () => w.abort())
     if (this.batch) await this.abortBatch()
     if (this.conn) {
       try {
@@ -459,7 +460,7 @@ export class DuckDbSink implements Sink {
     if (batch) {
       batch.discard()
       // `wrapped` is the error to report; DuckDB may have ended the transaction already.
-      await exec(this.conn!, 'ROLLBACK').catch(() => {})
+      await closeQuietly('roll back', () => exec(this.conn!, 'ROLLBACK'))
       this.batch = undefined
     }
     this.issues.clear()

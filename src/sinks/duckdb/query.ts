@@ -18,6 +18,7 @@ import {DuckDBTypeId, JsonDuckDBValueConverter, VARCHAR, type DuckDBConnection, 
 import {PgrepError} from '../../core/errors.js'
 import {assertReadOnly, sqlError} from './read-only-sql.js'
 import {literal} from './sql.js'
+import {closeQuietly} from '../../core/quietly.js'
 
 /** A result column: its name and DuckDB type (`BIGINT`, `DECIMAL(10,2)`, `VARCHAR[]`, `JSON`, ...). */
 export interface QueryColumn {
@@ -149,7 +150,8 @@ export class QueryService {
       await rename(tmp, target)
       return {rows}
     } catch (err) {
-      await rm(tmp, {force: true}).catch(() => {})
+      // The query's error is the one to report; the hidden partial file is only in the way.
+      await closeQuietly('remove a partly written export', () => rm(tmp, {force: true}))
       throw run.cancelled ? cancelled(this.closed) : sqlError(err)
     } finally {
       await run.finish()
@@ -271,7 +273,8 @@ class Running {
   async finish(): Promise<void> {
     if (this.finished) return
     this.finished = true
-    if (this.inTransaction) await this.conn.run('ROLLBACK').catch(() => {})
+    // A read-only transaction: nothing to undo, and DuckDB may have ended it on an error.
+    if (this.inTransaction) await closeQuietly('roll back a read-only query', () => this.conn.run('ROLLBACK'))
     try {
       this.conn?.closeSync()
     } catch {

@@ -23,6 +23,7 @@ import type {Checkpoint, ResumeState, TableCopyStatus, TableState} from '../../c
 import {PG_EPOCH_UNIX_MICROS, pgTimestampToIso} from '../../core/protocol/messages.js'
 import type {TableName} from '../../core/schema/types.js'
 import {exec, ident, query} from './sql.js'
+import {closeQuietly} from '../../core/quietly.js'
 
 export const STATE_SCHEMA = '_pgrep'
 /**
@@ -92,7 +93,7 @@ export async function ensureState(conn: DuckDBConnection, db: string): Promise<v
     await exec(conn, 'COMMIT')
   } catch (err) {
     // `err` is the error to report; DuckDB may have ended the transaction already.
-    await exec(conn, 'ROLLBACK').catch(() => {})
+    await closeQuietly('roll back', () => exec(conn, 'ROLLBACK'))
     throw err
   }
 }

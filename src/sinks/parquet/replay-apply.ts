@@ -24,6 +24,7 @@ import type {PipelineObserver} from '../../core/pipeline/observer.js'
 import type {Checkpoint, Sink} from '../../core/pipeline/sink.js'
 import type {PgTimestamp, TupleData} from '../../core/protocol/messages.js'
 import {tableKey, type TableName, type TableSchema} from '../../core/schema/types.js'
+import {closeQuietly} from '../../core/quietly.js'
 
 /** What the reader hands over, in replay order. */
 export type ReplayItem =
@@ -181,7 +182,8 @@ class ReplayApplier {
       }
       await writer.commit()
     } catch (err) {
-      await writer.abort().catch(() => {})
+      // `err` is the error to report; the target keeps its previous table.
+      await closeQuietly('abort the copy', () => writer.abort())
       throw err
     }
     this.shapes.set(tableKey(table), table)
