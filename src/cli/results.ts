@@ -20,7 +20,10 @@ export interface CopyTableResult {
 }
 
 export interface CopiedTableResult {
-  /** schema.name for people: `public.orders`, `"Sales"."Order Lines"` (quoted when not plain lower case); `schema` and `name` are exact. */
+  /**
+   * schema.name for people: `public.orders`, `"Sales"."Order Lines"` (quoted when not plain lower
+   * case); `schema` and `name` are exact.
+   */
   table: string
   schema: string
   name: string

@@ -37,11 +37,17 @@ export interface CdcOptions extends StopCondition {
   observer?: PipelineObserver
   /** Watching the slot while running: retained-WAL warnings, ending the run when it is invalidated. */
   slotMonitor?: SlotMonitorOptions
-  /** Write a heartbeat message this often (ms), so the slot of an idle publication in a busy database advances. 0 (default): off. */
+  /**
+   * Write a heartbeat message this often (ms), so the slot of an idle publication in a busy
+   * database advances. 0 (default): off.
+   */
   heartbeatIntervalMs?: number
   /** Create the slot with failover enabled, or enable it on the existing slot (PostgreSQL 17+). */
   failoverSlot?: boolean
-  /** The watchdog: end with a 'stalled' error (exit 75) after this long without progress while streaming; 0: off. Default 10 min. */
+  /**
+   * The watchdog: end with a 'stalled' error (exit 75) after this long without progress while
+   * streaming; 0: off. Default 10 min.
+   */
   maxStallMs?: number
 }
 

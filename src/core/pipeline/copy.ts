@@ -83,7 +83,10 @@ export interface CopyOptions {
   signal: AbortSignal
   log: Logger
   onProgress?: (p: TableProgress) => void
-  /** Where rows for a sink that loads files ({@link TableCopyWriter.loadCsvFile}) are staged; default the OS temp directory. */
+  /**
+   * Where rows for a sink that loads files ({@link TableCopyWriter.loadCsvFile}) are staged;
+   * default the OS temp directory.
+   */
   tempDir?: string
   /** Called once the snapshot is imported by every worker (the exporting connection may then be reused). */
   onSnapshotImported?: () => void
@@ -104,7 +107,10 @@ export interface CopyResult {
 interface Relation {
   /** Quoted, schema-qualified. */
   sql: string
-  /** A plain table (or leaf) read with FROM ONLY: its rows come in ctid order, so a cut copy can go on after the last row kept. */
+  /**
+   * A plain table (or leaf) read with FROM ONLY: its rows come in ctid order, so a cut copy can go
+   * on after the last row kept.
+   */
   resumable: boolean
 }
 

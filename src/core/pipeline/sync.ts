@@ -60,7 +60,10 @@ export interface SyncOptions extends StopCondition {
   autoResync?: boolean
   /** Re-sync requests from outside (a control socket), honoured between two transactions. */
   control?: SyncControl
-  /** The watchdog: end with a 'stalled' error (exit 75) after this long without progress while streaming; 0: off. Default 10 min. */
+  /**
+   * The watchdog: end with a 'stalled' error (exit 75) after this long without progress while
+   * streaming; 0: off. Default 10 min.
+   */
   maxStallMs?: number
 }
 

@@ -45,7 +45,10 @@ export class SqlConnection {
     client.on('end', mark)
   }
 
-  /** The open client; a new one when the last one died. Throws a 'connection' PgrepError while the server is unreachable. */
+  /**
+   * The open client; a new one when the last one died. Throws a 'connection' PgrepError while the
+   * server is unreachable.
+   */
   async client(): Promise<pg.Client> {
     if (this.closed) throw new PgrepError('connection', 'the SQL connection is closed')
     if (this.current && !this.broken) return this.current

@@ -61,7 +61,10 @@ export interface BigQuerySinkOptions {
   dataset: string
   /** Location for a dataset pgrep creates (default: BigQuery's default, US); must match an existing dataset's. */
   location?: string
-  /** Service account key file; without it Application Default Credentials are used (GOOGLE_APPLICATION_CREDENTIALS, gcloud, metadata server). */
+  /**
+   * Service account key file; without it Application Default Credentials are used
+   * (GOOGLE_APPLICATION_CREDENTIALS, gcloud, metadata server).
+   */
   keyFile?: string
   /** API root instead of https://bigquery.googleapis.com (the tests' stand-in). */
   apiEndpoint?: string
@@ -394,7 +397,8 @@ export class BigQuerySink implements Sink {
         batch.loaded = true
       }
 
-      // 2. Apply: transactions of at most MAX_TABLES_PER_TRANSACTION tables and MAX_SCRIPT_CHARS characters; the last one writes the checkpoint.
+      // 2. Apply: transactions of at most MAX_TABLES_PER_TRANSACTION tables and MAX_SCRIPT_CHARS
+      // characters; the last one writes the checkpoint.
       const ctx: ApplyContext = {ds: this.ds, stage: batch.stage ?? '', lsn: checkpoint.commitLsn}
       const parts: {tables: typeof tables; statements: string[]}[] = []
       let part: {tables: typeof tables; statements: string[]; size: number} = {tables: [], statements: [], size: 0}

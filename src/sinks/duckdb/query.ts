@@ -87,7 +87,10 @@ export class QueryService {
     return this.running.size
   }
 
-  /** Starts a read-only query; rejects with a `query` PgrepError when refused, busy, or when DuckDB reports an error. */
+  /**
+   * Starts a read-only query; rejects with a `query` PgrepError when refused, busy, or when DuckDB
+   * reports an error.
+   */
   async query(sql: string, opts: QueryOptions = {}): Promise<QueryResult> {
     const run = await this.start(opts.signal)
     try {

@@ -12,7 +12,8 @@
 //   _pgrep.tables         (schema VARCHAR, name VARCHAR, status VARCHAR pending|copying|ready,
 //                          snapshot_lsn VARCHAR 'X/Y' NULL, updated_at TIMESTAMPTZ, PRIMARY KEY (schema, name))
 //                         the copy states the pipeline reads back on open()
-//   _pgrep.table_columns  (schema VARCHAR, name VARCHAR, columns JSON, updated_at TIMESTAMPTZ, PRIMARY KEY (schema, name))
+// _pgrep.table_columns  (schema VARCHAR, name VARCHAR, columns JSON, updated_at TIMESTAMPTZ,
+// PRIMARY KEY (schema, name))
 //                         the Postgres columns (name, type, oid) each replicated table was last built
 //                         from: tells a column rename from a drop + add, and a Postgres retype from a
 //                         column kept as VARCHAR on purpose
@@ -198,10 +199,10 @@ export async function readColumns(conn: DuckDBConnection, db: string, t: TableNa
 export const OWNED_TABLE_COMMENT = 'replicated by pgrep'
 
 /**
- * True when pgrep made `t` in this file: it carries the ownership comment, its columns are recorded (every copy and every table the
- * stream creates writes them), or an older pgrep recorded it as copied. A table that exists in the
- * file without either (nor the ownership comment) is a user's own, never replaced (see claimTable
- * in ddl.ts).
+ * True when pgrep made `t` in this file: it carries the ownership comment, its columns are
+ * recorded (every copy and every table the stream creates writes them), or an older pgrep recorded
+ * it as copied. A table that exists in the file without either (nor the ownership comment) is a
+ * user's own, never replaced (see claimTable in ddl.ts).
  */
 export async function isOwnedTable(conn: DuckDBConnection, db: string, t: TableName): Promise<boolean> {
   const rows = await query<{n: bigint}>(
