@@ -98,7 +98,10 @@ export abstract class PgrepCommand extends Command {
     return this.argv.slice(0, end === -1 ? undefined : end).includes('--json') || /^(1|true|yes)$/i.test(process.env.PGREP_JSON?.trim() ?? '')
   }
 
-  /** With --json, a failure is one JSON document on stdout too, with the exit code catch() chose (after its message on stderr). */
+  /**
+   * With --json, a failure is one JSON document on stdout too, with the exit code catch() chose
+   * (after its message on stderr).
+   */
   private printJsonError(err: Error): void {
     if (!this.jsonEnabled()) return
     this.logJson(errorResult(err, Number(process.exitCode ?? EXIT_CODES.internal)))

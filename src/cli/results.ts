@@ -1,6 +1,6 @@
 // What the commands print with --json: one JSON document on stdout when the command ends (oclif's
 // enableJsonFlag prints what run() returns), or an error object when it fails. The shapes are
-// documented in the README ("Scripting pgrep"); LSNs are text (X/Y), never bigints.
+// documented in docs/scripting.md; LSNs are text (X/Y), never bigints.
 import {Errors} from '@oclif/core'
 import {EXIT_CODES, PgrepError, type ErrorKind} from '../core/errors.js'
 import {formatLsn, type Lsn} from '../core/lsn.js'
@@ -20,7 +20,10 @@ export interface CopyTableResult {
 }
 
 export interface CopiedTableResult {
-  /** schema.name for people: `public.orders`, `"Sales"."Order Lines"` (quoted when not plain lower case); `schema` and `name` are exact. */
+  /**
+   * schema.name for people: `public.orders`, `"Sales"."Order Lines"` (quoted when not plain lower
+   * case); `schema` and `name` are exact.
+   */
   table: string
   schema: string
   name: string
