@@ -67,7 +67,10 @@ export interface TableState extends TableName {
   columns?: readonly {name: string; type: string}[]
 }
 
-/** What a sink remembers, returned by {@link Sink.open}. A sink without memory returns `{checkpoint: null, tables: []}`. */
+/**
+ * What a sink remembers, returned by {@link Sink.open}. A sink without memory returns
+ * `{checkpoint: null, tables: []}`.
+ */
 export interface ResumeState {
   /** The last checkpoint committed, or null: the stream then resumes from the slot's confirmed position. */
   checkpoint: Checkpoint | null
@@ -180,7 +183,10 @@ export interface Sink {
   beginBatch(): Promise<void>
   /** Events of the open batch, in commit order. Resolve when accepted (backpressure: the stream waits). */
   write(events: readonly ChangeEvent[]): Promise<void>
-  /** Make the batch durable (with the checkpoint, for an exactly-once sink); only then is its end LSN confirmed to Postgres. */
+  /**
+   * Make the batch durable (with the checkpoint, for an exactly-once sink); only then is its end
+   * LSN confirmed to Postgres.
+   */
   commitBatch(checkpoint: Checkpoint): Promise<void>
   /** Discard the open batch (the connection dropped in the middle of a transaction, or shutdown). */
   abortBatch(): Promise<void>
@@ -190,7 +196,10 @@ export interface Sink {
    * `sync` then copies the table again. Absent: the sink handles added columns itself.
    */
   fillsAddedColumn?(column: ColumnSchema): boolean
-  /** Optional: counts `count` re-syncs completed (tables copied again), returned later as {@link ResumeState.resyncsDone}. */
+  /**
+   * Optional: counts `count` re-syncs completed (tables copied again), returned later as
+   * {@link ResumeState.resyncsDone}.
+   */
   recordResyncs?(count: number): Promise<void>
   /** Release connections and files; called once at the end of a run that opened the sink. */
   close(): Promise<void>

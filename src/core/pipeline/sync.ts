@@ -30,6 +30,7 @@ import type {Sink, TableState} from './sink.js'
 import {SlotGuard, type SlotMonitorOptions} from './slot-monitor.js'
 import type {BatchLimits} from './stream-apply.js'
 import type {ReconnectPolicy} from './stream-runner.js'
+import {closeQuietly} from '../quietly.js'
 
 export interface SyncOptions extends StopCondition {
   source: PostgresSource
@@ -59,7 +60,10 @@ export interface SyncOptions extends StopCondition {
   autoResync?: boolean
   /** Re-sync requests from outside (a control socket), honoured between two transactions. */
   control?: SyncControl
-  /** The watchdog: end with a 'stalled' error (exit 75) after this long without progress while streaming; 0: off. Default 10 min. */
+  /**
+   * The watchdog: end with a 'stalled' error (exit 75) after this long without progress while
+   * streaming; 0: off. Default 10 min.
+   */
   maxStallMs?: number
 }
 
@@ -140,9 +144,9 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
       try {
         const name = `pgrep_tmp_${process.pid}_${Date.now().toString(36)}`.slice(0, 63)
         const created = await source.createSlot(temp, name, {exportSnapshot: true, temporary: true})
-        return {name: created.snapshotName!, lsn: created.consistentPoint, release: () => temp.end().catch(() => {})}
+        return {name: created.snapshotName!, lsn: created.consistentPoint, release: () => closeQuietly('end the temporary slot connection', () => temp.end(), log)}
       } catch (err) {
-        await temp.end().catch(() => {})
+        await closeQuietly('end the temporary slot connection', () => temp.end(), log)
         throw err
       }
     }
@@ -218,14 +222,16 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
         // no table states always drops it: a later run would see the slot and skip the copy.
         const interrupted = failure instanceof PgrepError && failure.kind === 'interrupted'
         if (!existing && (!sink.exactlyOnce || !interrupted)) {
-          await repl?.end().catch(() => {})
+          // `failure` is the error to report; the slot is dropped over another connection.
+          await closeQuietly('end the replication connection', () => repl?.end(), log)
           repl = undefined
           throw await dropCreatedSlot(failure)
         }
         throw failure
       }
       if (replLost) {
-        await repl?.end().catch(() => {})
+        // Lost already: ending it only frees the socket.
+        await closeQuietly('end the lost replication connection', () => repl?.end(), log)
         repl = undefined
       }
     }
@@ -321,7 +327,8 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
   } finally {
     opts.control?.detach()
     await guard?.stop()
-    if (repl) await repl.end().catch(() => {})
+    // The run's outcome is decided; the replication connection may already be broken.
+    if (repl) await closeQuietly('end the replication connection', () => repl!.end(), log)
     await session.end()
   }
 }

@@ -168,7 +168,8 @@ export class TargetCatalog {
     const byPg = new Map(old.map((c) => [c.pg, c]))
     const newNames = new Set(schema.columns.map((c) => c.name))
     const removed = new Set(old.filter((c) => !newNames.has(c.pg)))
-    // A column missing under its old name, at the same position and with the same BigQuery type as a new name: a rename.
+    // A column missing under its old name, at the same position and with the same BigQuery type as
+    // a new name: a rename.
     const renamed = new Map<number, ColumnRef>()
     schema.columns.forEach((c, i) => {
       const candidate = old[i]

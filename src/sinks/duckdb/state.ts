@@ -12,7 +12,8 @@
 //   _pgrep.tables         (schema VARCHAR, name VARCHAR, status VARCHAR pending|copying|ready,
 //                          snapshot_lsn VARCHAR 'X/Y' NULL, updated_at TIMESTAMPTZ, PRIMARY KEY (schema, name))
 //                         the copy states the pipeline reads back on open()
-//   _pgrep.table_columns  (schema VARCHAR, name VARCHAR, columns JSON, updated_at TIMESTAMPTZ, PRIMARY KEY (schema, name))
+// _pgrep.table_columns  (schema VARCHAR, name VARCHAR, columns JSON, updated_at TIMESTAMPTZ,
+// PRIMARY KEY (schema, name))
 //                         the Postgres columns (name, type, oid) each replicated table was last built
 //                         from: tells a column rename from a drop + add, and a Postgres retype from a
 //                         column kept as VARCHAR on purpose
@@ -23,6 +24,7 @@ import type {Checkpoint, ResumeState, TableCopyStatus, TableState} from '../../c
 import {PG_EPOCH_UNIX_MICROS, pgTimestampToIso} from '../../core/protocol/messages.js'
 import type {TableName} from '../../core/schema/types.js'
 import {exec, ident, query} from './sql.js'
+import {closeQuietly} from '../../core/quietly.js'
 
 export const STATE_SCHEMA = '_pgrep'
 /**
@@ -92,7 +94,7 @@ export async function ensureState(conn: DuckDBConnection, db: string): Promise<v
     await exec(conn, 'COMMIT')
   } catch (err) {
     // `err` is the error to report; DuckDB may have ended the transaction already.
-    await exec(conn, 'ROLLBACK').catch(() => {})
+    await closeQuietly('roll back', () => exec(conn, 'ROLLBACK'))
     throw err
   }
 }
@@ -213,10 +215,10 @@ function parseColumns(json: string): StoredColumn[] | undefined {
 export const OWNED_TABLE_COMMENT = 'replicated by pgrep'
 
 /**
- * True when pgrep made `t` in this file: it carries the ownership comment, its columns are recorded (every copy and every table the
- * stream creates writes them), or an older pgrep recorded it as copied. A table that exists in the
- * file without either (nor the ownership comment) is a user's own, never replaced (see claimTable
- * in ddl.ts).
+ * True when pgrep made `t` in this file: it carries the ownership comment, its columns are
+ * recorded (every copy and every table the stream creates writes them), or an older pgrep recorded
+ * it as copied. A table that exists in the file without either (nor the ownership comment) is a
+ * user's own, never replaced (see claimTable in ddl.ts).
  */
 export async function isOwnedTable(conn: DuckDBConnection, db: string, t: TableName): Promise<boolean> {
   const rows = await query<{n: bigint}>(
