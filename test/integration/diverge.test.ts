@@ -211,7 +211,7 @@ describe.each(pgServers())('sync never silently diverges, PostgreSQL $major', (s
     expect(JSON.parse(st.stdout).sink.resyncs.inProgress.sort()).toEqual(['public.s_iv', 'public.s_type', 'public.s_vol'])
     const fourth = await runCli(args, env)
     expect(fourth.code, fourth.stderr).toBe(0)
-    expect(count(fourth.stderr, 'marked for a re-sync')).toBe(3)
+    expect(count(fourth.stderr, '"reason":"marked for a re-sync"')).toBe(3)
     expect(await compareWithDuckDb(db, file, tables)).toEqual([])
   }, 300_000)
 
