@@ -90,9 +90,10 @@ export interface ResyncResult {
   file?: string
   /**
    * `running-sync`: the sync that holds the DuckDB file copies them now; `next-sync`: marked,
-   * the next sync copies them.
+   * the next sync copies them; `next-check` (BigQuery): marked, a sync running now copies them at
+   * its next check of the marks (within about 30 s), else the next sync does.
    */
-  copiedBy: 'running-sync' | 'next-sync'
+  copiedBy: 'running-sync' | 'next-sync' | 'next-check'
   /** In the order the sink lists them; empty when the sink holds no tables. */
   tables: {table: string; schema: string; name: string}[]
 }

@@ -11,7 +11,7 @@ import {qualifiedName, type TableName} from '../core/schema/types.js'
 
 export default class Resync extends PgrepCommand {
   static override summary = 'Mark tables of a sink to be copied again: the next sync re-copies them from a fresh snapshot while the others stream.'
-  static override description = `Sets the tables' copy state to pending in the sink (DuckDB's _pgrep.tables, BigQuery's _pgrep_tables). The next \`pgrep sync\` copies them from a fresh snapshot and applies their changes from that snapshot's position on: nothing missed, nothing applied twice; every other table keeps streaming. The tables keep their rows until the new copy replaces them atomically. With a DuckDB file that a running sync holds, the request goes to that sync over the file's control socket (the one pgrep query uses), and it re-copies the tables between two transactions at its next publication check (within about 10 s), without a restart. A running BigQuery sync sees the mark only when it starts again.
+  static override description = `Sets the tables' copy state to pending in the sink (DuckDB's _pgrep.tables, BigQuery's _pgrep_tables). The next \`pgrep sync\` copies them from a fresh snapshot and applies their changes from that snapshot's position on: nothing missed, nothing applied twice; every other table keeps streaming. The tables keep their rows until the new copy replaces them atomically. With a DuckDB file that a running sync holds, the request goes to that sync over the file's control socket (the one pgrep query uses), and it re-copies the tables between two transactions at its next publication check (within about 10 s), without a restart. A running BigQuery sync (no socket reaches it) reads the marks itself at its publication check, at most every 30 s, and copies the tables again without a restart.
 
 ${EXIT_CODE_HELP}`
 
@@ -56,9 +56,12 @@ ${EXIT_CODE_HELP}`
     const sink = await createSink(config, log)
     try {
       const marked = await markForResync({sink, tables, all: flags.all})
-      for (const t of marked) log.info({table: `${t.schema}.${t.name}`}, `${qualifiedName(t)} marked: the next sync copies it again`)
+      // A BigQuery sync reads the marks while it runs (Sink.pendingResyncs); whether one runs is not known here.
+      const by = sink.pendingResyncs ? 'next-check' : 'next-sync'
+      const who = by === 'next-check' ? 'a running sync copies it again within about 30 s, else the next sync' : 'the next sync copies it again'
+      for (const t of marked) log.info({table: `${t.schema}.${t.name}`}, `${qualifiedName(t)} marked: ${who}`)
       if (marked.length === 0) log.info({}, 'the sink holds no tables: nothing to mark')
-      return resyncResult(config, 'next-sync', marked)
+      return resyncResult(config, by, marked)
     } finally {
       await sink.close()
     }

@@ -1,6 +1,6 @@
 // The commit time in BigQuery's `_pgrep_checkpoint`, against the stand-in: written in the batch's
 // transaction, read back to the microsecond, and a checkpoint table of the first release (no
-// commit_time column) migrated on open with nothing lost.
+// commit_time column) migrated on open with nothing lost. The re-syncs counted in the same row.
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {pgTimestampFromDate} from '../../src/core/protocol/messages.js'
 import {OID} from '../../src/core/schema/pg-types.js'
@@ -74,8 +74,36 @@ describe('BigQuery checkpoint commit time', () => {
       'end_lsn_text',
       'updated_at',
       'commit_time',
+      'resyncs_done',
     ])
-    expect(alters(ds)).toBe(1)
+    expect(alters(ds)).toBe(2)
+    expect((await makeSink(s, ds).inspect()).resyncsDone).toBe(0)
+  })
+
+  it('counts re-syncs done beside the checkpoint, and lists tables marked pending by another process', async () => {
+    const ds = 'cp_resyncs'
+    const sink = makeSink(s, ds)
+    expect((await sink.open()).resyncsDone).toBe(0)
+    // Before any batch: the count alone, no checkpoint.
+    await sink.recordResyncs(2)
+    expect(await makeSink(s, ds).inspect()).toMatchObject({checkpoint: null, resyncsDone: 2})
+    const log = new EventLog(0x3000n)
+    const t = log.txn((b) => b.schema(users).insert(users, ['1', 'ann']))
+    await sink.beginBatch()
+    await sink.write(t.events)
+    await sink.commitBatch({commitLsn: t.commitLsn, endLsn: t.endLsn, commitTime: null})
+    await sink.recordResyncs(1)
+    await sink.setTableStates([{schema: 'public', name: 'users', status: 'ready', snapshotLsn: 0x2f00n}])
+    expect(await sink.pendingResyncs()).toEqual([])
+    // `pgrep resync` from another process marks the table; the running sink sees the mark.
+    const other = makeSink(s, ds)
+    expect(await other.open()).toMatchObject({checkpoint: {commitLsn: t.commitLsn}, resyncsDone: 3})
+    await other.setTableStates([{schema: 'public', name: 'users', status: 'pending', snapshotLsn: 0x2f00n}])
+    await other.close()
+    expect(await sink.pendingResyncs()).toEqual([{schema: 'public', name: 'users'}])
+    await sink.close()
+    expect(await makeSink(s, ds).inspect()).toMatchObject({checkpoint: {commitLsn: t.commitLsn, endLsn: t.endLsn}, resyncsDone: 3})
+    expect(alters(ds)).toBe(0)
   })
 
   it('reads the text forms BigQuery gives a TIMESTAMP', () => {

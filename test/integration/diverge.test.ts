@@ -304,14 +304,43 @@ describe.each(pgServers())('sync never silently diverges, PostgreSQL $major', (s
       const pgRows = async () => (await db.query(`SELECT id, c FROM bq_t`)).rows.map((r) => JSON.stringify([String(r.id), String(r.c)])).sort()
       const bqRows = async () => canon(await standIn.sql(`SELECT id, c FROM "${dataset}"."public_bq_t"`))
 
+      const status = async () => {
+        const st = await runCli(['status', '--slot', 'div_bq', ...sinkArgs, '--json'], env)
+        expect(st.code, st.stderr).toBe(0)
+        return JSON.parse(st.stdout).sink.resyncs as {inProgress: string[]; done: number}
+      }
+
       const load = writer(db, [`INSERT INTO bq_t VALUES ($1 + 1000, $1)`, `UPDATE bq_t SET c = c + 1 WHERE id = $1 % 100 + 1`])
       try {
         const first = await runCli([...args, '--once'], env, 120_000)
         expect(first.code, first.stderr).toBe(0)
         // The dataset diverges behind pgrep's back; resync is how a user mends it.
         await standIn.sql(`DELETE FROM "${dataset}"."public_bq_t" WHERE id <= 50`)
+        // While a sync runs under the load: no socket reaches it, it reads the mark from the
+        // dataset itself (PGREP_RESYNC_POLL_MS: sooner than the 30 s default) and copies the
+        // table again, without a restart.
+        const live = spawnCli([...args, '--log-format', 'json'], {...env, PGREP_RESYNC_POLL_MS: '500'})
+        try {
+          await waitFor(() => live.stderrText().includes('streaming from slot'), 120_000, 'BigQuery sync streaming')
+          const marked = await runCli(['resync', '--table', 'public.bq_t', ...sinkArgs, '--json'], env)
+          expect(marked.code, marked.stderr).toBe(0)
+          expect(JSON.parse(marked.stdout).copiedBy).toBe('next-check')
+          await waitFor(() => live.stderrText().includes('marked for a re-sync'), 120_000, 'the running sync saw the mark')
+          await waitFor(async () => (await status()).done === 1, 120_000, 'the running sync re-synced bq_t')
+          expect(live.exitCode).toBeNull() // the same process, still streaming
+          expect(await status()).toEqual({inProgress: [], done: 1})
+          await db.query(`INSERT INTO bq_t VALUES (-1, -1)`) // streamed after the re-sync
+          await waitApplied(db, 'div_bq')
+          expect(await bqRows()).toContain(JSON.stringify(['-1', '-1']))
+        } finally {
+          live.kill('SIGTERM')
+          expect((await live.result).code).toBe(0)
+        }
+        // With no sync running: marked, and the next sync copies it again at its start.
+        await standIn.sql(`DELETE FROM "${dataset}"."public_bq_t" WHERE id <= 50`)
         const marked = await runCli(['resync', '--table', 'public.bq_t', ...sinkArgs], env)
         expect(marked.code, marked.stderr).toBe(0)
+        expect((await status()).inProgress).toEqual(['public.bq_t'])
         const second = await runCli([...args, '--once'], env, 120_000)
         expect(second.code, second.stderr).toBe(0)
         expect(second.stderr).toContain('marked for a re-sync')
@@ -321,6 +350,7 @@ describe.each(pgServers())('sync never silently diverges, PostgreSQL $major', (s
       const last = await runCli([...args, '--once'], env, 120_000)
       expect(last.code, last.stderr).toBe(0)
       expect(await bqRows()).toEqual(await pgRows())
+      expect(await status()).toEqual({inProgress: [], done: 2})
 
       // While stopped: a retype BigQuery takes as is (INT64 both) and a column whose default
       // BigQuery would leave NULL on the rows it holds. Seen in the next run's first shape of the

@@ -196,6 +196,16 @@ export class SyncControl {
   }
 }
 
+/**
+ * How often a running sync asks the sink for tables `pgrep resync` marked (Sink.pendingResyncs):
+ * 30 s, since each ask is a query on a sink such as BigQuery. PGREP_RESYNC_POLL_MS (hidden) lets
+ * tests ask sooner; the check still runs only with the publication check (publicationPollMs).
+ */
+export function resyncMarkPollMs(): number {
+  const env = Number(process.env.PGREP_RESYNC_POLL_MS)
+  return Number.isFinite(env) && env > 0 ? env : 30_000
+}
+
 /** Logs a re-sync decision the same way wherever it is taken. */
 export function logResync(log: Logger, r: ResyncReason): void {
   log.info({table: `${r.table.schema}.${r.table.name}`, reason: r.reason}, `re-syncing ${qualifiedName(r.table)}: ${r.reason}`)

@@ -201,6 +201,13 @@ export interface Sink {
    * {@link ResumeState.resyncsDone}.
    */
   recordResyncs?(count: number): Promise<void>
+  /**
+   * Optional, for a sink that no control socket reaches (BigQuery): the tables whose copy state is
+   * `pending` in the sink now, such as those `pgrep resync` marked while this process streams.
+   * `sync` asks with its publication check, at most every 30 s (a query may cost money), and
+   * re-syncs those it streams as ready. Absent: marks made while `sync` runs wait for its next start.
+   */
+  pendingResyncs?(): Promise<TableName[]>
   /** Release connections and files; called once at the end of a run that opened the sink. */
   close(): Promise<void>
 }

@@ -24,7 +24,7 @@ import {removeOrphanTempDirs} from '../temp-dirs.js'
 import {qualifiedName, tableKey, type TableName, type TableSchema} from '../schema/types.js'
 import {reportError, resolveStopLsn, streamPhase, type RunResult, type StopCondition} from './cdc.js'
 import {copyTables, type HeldSnapshot, type TableProgress} from './copy.js'
-import {DivergenceWatch, divergedMessage, logResync, type ResyncReason, type SyncControl} from './resync.js'
+import {DivergenceWatch, divergedMessage, logResync, resyncMarkPollMs, type ResyncReason, type SyncControl} from './resync.js'
 import type {PipelineObserver} from './observer.js'
 import type {Sink, TableState} from './sink.js'
 import {SlotGuard, type SlotMonitorOptions} from './slot-monitor.js'
@@ -266,6 +266,14 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
       if (again > 0) await sink.recordResyncs?.(again)
     }
     opts.control?.attach((tables) => resync(tables.map((table) => ({table, reason: 'requested'})), true))
+    // No socket reaches a BigQuery sync: it reads `pgrep resync`'s marks from the sink itself.
+    const markPollMs = resyncMarkPollMs()
+    let marksAskedAt = Date.now()
+    const readMarks = async () => {
+      if (!sink.pendingResyncs || Date.now() - marksAskedAt < markPollMs) return
+      marksAskedAt = Date.now()
+      resync((await sink.pendingResyncs()).map((table) => ({table, reason: 'marked for a re-sync'})), true)
+    }
 
     const stopAt = await resolveStopLsn(source, await session.client(), opts)
     // The stream phase owns the replication connection from here, and closes it.
@@ -307,6 +315,7 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
         onPeriodic: stateless
           ? undefined
           : async () => {
+              await readMarks()
               const now = await session.use((c) => source.publicationTables(c, opts.publication))
               resync(await watch.partitionsChanged(now), false)
               const added = now.filter((t) => states.get(tableKey(t))?.status !== 'ready')

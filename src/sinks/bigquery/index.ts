@@ -27,7 +27,7 @@ import {formatLsn, type Lsn} from '../../core/lsn.js'
 import type {Checkpoint, ResumeState, Sink, SinkInspection, TableCopyWriter, TableState} from '../../core/pipeline/sink.js'
 import type {BatchLimits} from '../../core/pipeline/stream-apply.js'
 import {SINK_BATCH_DEFAULTS} from '../../core/settings.js'
-import {tableKey, type TableSchema} from '../../core/schema/types.js'
+import {tableKey, type TableName, type TableSchema} from '../../core/schema/types.js'
 import {BatchCollapser, modeOf, type ColumnRef, type Target} from './batch.js'
 import {BigQueryClient, DEFAULT_RETRY, type FieldSchema, type RetryPolicy, type SinkLog} from './client.js'
 import {BigQueryCopyWriter, type CopyHost} from './copy.js'
@@ -36,10 +36,12 @@ import {CHECKPOINT_TABLE, COPY_PREFIX, STAGE_PREFIX, TABLES_TABLE} from './namin
 import {StageFiles} from './stage-files.js'
 import {
   checkpointMergeSql,
+  CHECKPOINT_ADDED_COLUMNS,
   checkpointMigrationSql,
   clusterColumns,
   ident,
   primaryKeyAllowed,
+  resyncsDoneSql,
   stateTablesDdl,
   tableRef,
   tableStatesMergeSql,
@@ -177,9 +179,12 @@ export class BigQuerySink implements Sink {
     await this.client.ensureDataset()
     await this.query(stateTablesDdl(this.ds), 'init', "pgrep's state tables")
     // Read before altering: even an ALTER that changes nothing counts against the table's metadata update quota.
-    const cpFields = (await this.client.getTable(CHECKPOINT_TABLE))?.schema?.fields ?? []
-    if (!cpFields.some((f) => f.name === 'commit_time')) await this.query(checkpointMigrationSql(this.ds), 'migrate_checkpoint', CHECKPOINT_TABLE)
-    const stored = await readStoredState((sql, label, what) => this.query(sql, label, what), this.ds, true)
+    const cpFields = new Set(((await this.client.getTable(CHECKPOINT_TABLE))?.schema?.fields ?? []).map((f) => f.name ?? ''))
+    for (const column of Object.keys(CHECKPOINT_ADDED_COLUMNS) as (keyof typeof CHECKPOINT_ADDED_COLUMNS)[]) {
+      if (!cpFields.has(column)) await this.query(checkpointMigrationSql(this.ds, column), 'migrate_checkpoint', CHECKPOINT_TABLE)
+      cpFields.add(column)
+    }
+    const stored = await readStoredState((sql, label, what) => this.query(sql, label, what), this.ds, cpFields)
     this.checkpoint = stored.checkpoint
     this.catalog.state.clear()
     this.catalog.targets.clear()
@@ -189,7 +194,7 @@ export class BigQuerySink implements Sink {
     // running now. Each run drops its own (named with its nonce) in close(); those of a run that
     // crashed expire by themselves after a day.
     this.opened = true
-    return {checkpoint: this.checkpoint, tables: copyStates(this.catalog.state.values())}
+    return {checkpoint: this.checkpoint, tables: copyStates(this.catalog.state.values()), resyncsDone: stored.resyncsDone}
   }
 
   /**
@@ -199,8 +204,9 @@ export class BigQuerySink implements Sink {
   async inspect(): Promise<SinkInspection> {
     const cp = await this.client.getTable(CHECKPOINT_TABLE)
     if (!cp || !(await this.client.getTable(TABLES_TABLE))) return {checkpoint: null, tables: [], live: null}
-    const stored = await readStoredState((sql, label, what) => this.query(sql, label, what), this.ds, (cp.schema?.fields ?? []).some((f) => f.name === 'commit_time'))
-    return {checkpoint: stored.checkpoint, tables: copyStates(stored.rows), live: null}
+    const fields = new Set((cp.schema?.fields ?? []).map((f) => f.name ?? ''))
+    const stored = await readStoredState((sql, label, what) => this.query(sql, label, what), this.ds, fields)
+    return {checkpoint: stored.checkpoint, tables: copyStates(stored.rows), resyncsDone: stored.resyncsDone, live: null}
   }
 
   /**
@@ -260,6 +266,23 @@ export class BigQuerySink implements Sink {
       row.status = s.status
       row.snapshotLsn = s.snapshotLsn
     }
+  }
+
+  /**
+   * Tables pending in `_pgrep_tables` now: marked by `pgrep resync` while this sync runs (no
+   * socket reaches a BigQuery sync). One small query; sync asks at most every 30 s.
+   */
+  async pendingResyncs(): Promise<TableName[]> {
+    this.ensureOpen()
+    const rows = await this.query(`SELECT pg_schema, pg_name FROM ${tableRef(this.ds, TABLES_TABLE)} WHERE status = 'pending'`, 'marks', TABLES_TABLE)
+    return rows.map((r) => ({schema: String(r.pg_schema), name: String(r.pg_name)}))
+  }
+
+  /** Re-syncs done, in `_pgrep_checkpoint.resyncs_done` (what `pgrep status` shows). */
+  async recordResyncs(count: number): Promise<void> {
+    this.ensureOpen()
+    if (count <= 0) return
+    await this.serialized(() => this.query(resyncsDoneSql(this.ds, count), 'resyncs_done', CHECKPOINT_TABLE))
   }
 
   // ---- copy ----

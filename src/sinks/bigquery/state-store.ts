@@ -1,5 +1,5 @@
 // pgrep's state in the dataset: `_pgrep_checkpoint` (one row: the last batch's commit and end
-// LSN, and its commit time) and `_pgrep_tables` (per table: BigQuery name, copy status, snapshot
+// LSN, its commit time, and the re-syncs done so far) and `_pgrep_tables` (per table: BigQuery name, copy status, snapshot
 // LSN, applied LSN, column mapping). Reading it back, and dropping it (`pgrep drop --sink-state`).
 import type {Lsn} from '../../core/lsn.js'
 import type {Checkpoint, TableState} from '../../core/pipeline/sink.js'
@@ -34,10 +34,17 @@ export type StateQuery = (sql: string, label: string, what: string) => Promise<R
 const COPY_STATUSES = new Set(['pending', 'copying', 'ready'])
 
 /** The checkpoint and the rows of the tables' state table. */
-export async function readStoredState(query: StateQuery, ds: DatasetRef, hasCommitTime: boolean): Promise<{checkpoint: Checkpoint | null; rows: StateRow[]}> {
+export async function readStoredState(
+  query: StateQuery,
+  ds: DatasetRef,
+  /** The columns `_pgrep_checkpoint` has (one written by an older pgrep may lack the added ones). */
+  has: ReadonlySet<string>,
+): Promise<{checkpoint: Checkpoint | null; rows: StateRow[]; resyncsDone: number}> {
   // The commit time as text: the REST API hands TIMESTAMPs back as float seconds, which lose microseconds.
+  const time = has.has('commit_time') ? 'CAST(commit_time AS STRING)' : 'CAST(NULL AS STRING)'
+  const done = has.has('resyncs_done') ? 'resyncs_done' : 'CAST(NULL AS INT64)'
   const cps = await query(
-    `SELECT commit_lsn, end_lsn, ${hasCommitTime ? 'CAST(commit_time AS STRING)' : 'CAST(NULL AS STRING)'} AS commit_time FROM ${tableRef(ds, CHECKPOINT_TABLE)} WHERE id = 1`,
+    `SELECT commit_lsn, end_lsn, ${time} AS commit_time, ${done} AS resyncs_done FROM ${tableRef(ds, CHECKPOINT_TABLE)} WHERE id = 1`,
     'read_checkpoint',
     `${CHECKPOINT_TABLE}`,
   )
@@ -66,7 +73,7 @@ export async function readStoredState(query: StateQuery, ds: DatasetRef, hasComm
       shape: parseShape(r.columns),
     })
   }
-  return {checkpoint, rows: out}
+  return {checkpoint, rows: out, resyncsDone: Number(cps[0]?.resyncs_done ?? 0) || 0}
 }
 
 /**
