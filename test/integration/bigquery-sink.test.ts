@@ -38,7 +38,7 @@ describe('open', () => {
     const ds = nextDataset()
     const sink = makeSink(s, ds)
     const resume = await sink.open()
-    expect(resume).toEqual({checkpoint: null, tables: []})
+    expect(resume).toEqual({checkpoint: null, tables: [], resyncsDone: 0})
     expect(s.tableNames(ds)).toEqual(['_pgrep_checkpoint', '_pgrep_tables'])
     expect(sink.exactlyOnce).toBe(true)
     expect(sink.name).toBe(`bigquery:${s.projectId}.${ds}`)
@@ -129,7 +129,9 @@ describe('copy and stream', () => {
     const again = makeSink(s, ds)
     const resume = await again.open()
     expect(resume.checkpoint).toEqual({commitLsn: txns[1].commitLsn, endLsn: txns[1].endLsn, commitTime: null})
-    expect(resume.tables).toEqual([{schema: 'public', name: 'users', status: 'ready', snapshotLsn: 0x1000n}])
+    // With the Postgres columns the table was built from (sync's re-sync watch compares them).
+    const built = [{name: 'id', type: 'integer'}, {name: 'name', type: 'text'}, {name: 'score', type: 'double precision'}]
+    expect(resume.tables).toEqual([{schema: 'public', name: 'users', status: 'ready', snapshotLsn: 0x1000n, columns: built}])
     await again.close()
   })
 
@@ -344,7 +346,8 @@ describe('copy', () => {
     await w.abort()
     expect((await s.sql(`SELECT COUNT(*) AS n FROM "${ds}"."public_items" WHERE v LIKE 'second%'`))[0].n).toBe('300')
     expect(s.tableNames(ds).filter((x) => x.startsWith('_pgrep_copy_'))).toEqual([])
-    expect((await makeSink(s, ds).open()).tables).toEqual([{schema: 'public', name: 'items', status: 'ready', snapshotLsn: 0x20n}])
+    const built = [{name: 'id', type: 'integer'}, {name: 'v', type: 'text'}]
+    expect((await makeSink(s, ds).open()).tables).toEqual([{schema: 'public', name: 'items', status: 'ready', snapshotLsn: 0x20n, columns: built}])
   })
 
   it('a copy of a reshaped table replaces it with CREATE OR REPLACE TABLE', async () => {
