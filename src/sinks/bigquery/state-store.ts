@@ -53,7 +53,10 @@ export async function readStoredState(
       ? {
           commitLsn: lsnFromKey(String(cps[0].commit_lsn)),
           endLsn: lsnFromKey(String(cps[0].end_lsn)),
-          commitTime: cps[0].commit_time === null || cps[0].commit_time === undefined ? null : (parseTimestampText(String(cps[0].commit_time)) ?? null),
+          commitTime:
+            cps[0].commit_time === null || cps[0].commit_time === undefined
+              ? null
+              : (parseTimestampText(String(cps[0].commit_time)) ?? null),
         }
       : null
   const rows = await query(
@@ -99,7 +102,13 @@ export function copyStates(rows: Iterable<StateRow>): TableState[] {
     const cols = r.shape?.columns
     // The Postgres columns the table was built from, when every one is known (sync's re-sync watch).
     const built = cols && cols.every((c) => c.pgType) ? {columns: cols.map((c) => ({name: c.pg, type: c.pgType!}))} : {}
-    tables.push({schema: r.pgSchema, name: r.pgName, status: r.status as TableState['status'], snapshotLsn: r.snapshotLsn, ...built})
+    tables.push({
+      schema: r.pgSchema,
+      name: r.pgName,
+      status: r.status as TableState['status'],
+      snapshotLsn: r.snapshotLsn,
+      ...built,
+    })
   }
   return tables
 }
