@@ -3,43 +3,24 @@
 // of the replicated table every second (answered by the sync over its control socket, on a
 // connection of its own). Goal: at least 0.8x the rate without queries.
 import {setTimeout as sleep} from 'node:timers/promises'
-import path from 'node:path'
 import {rmSync} from 'node:fs'
 import {anotherRound, scaled, startPgrep, type BenchContext} from './lib/context.js'
-import {createTableSql, insertRows} from './lib/data.js'
-import {run, start} from './lib/proc.js'
-import {rate, ratioTarget, type Contender, type Run, type WorkloadResult} from './lib/results.js'
+import {start} from './lib/proc.js'
+import {rate, ratioTarget, type Contender, type WorkloadResult} from './lib/results.js'
+import {attempter, loadFile, prepareStreamLoad, TXN_ROWS} from './lib/stream-load.js'
 
 const DB = 'bench_query'
 const TABLE = 'q'
 const PUB = 'bench_query_pub'
-const TXN_ROWS = 10_000
 const SCAN_SQL = `SELECT count(*), sum(qty), max(price) FROM public."${TABLE}"`
 
 export async function queryLoad(ctx: BenchContext): Promise<WorkloadResult> {
   const started = Date.now()
   const env = ctx.server.env(DB)
   const rows = scaled(ctx, 500_000)
-  const file = (kind: string, r: number) => path.join(ctx.tmp, `query-${kind}-${r}.duckdb`)
-  await ctx.server.createDatabase(DB)
-  const c = await ctx.server.client(DB)
-  let end: string
-  try {
-    await c.query(createTableSql(TABLE))
-    await c.query(`CREATE PUBLICATION "${PUB}" FOR TABLE public."${TABLE}"`)
-    // Slots and DuckDB files (table copied, empty) before the writes, as in the stream workload.
-    for (let r = 1; r <= ctx.runs; r++) {
-      for (const kind of ['alone', 'queried']) {
-        await run(process.execPath, [ctx.pgrepBin, 'sync', '--publication', PUB, '--slot', `bench_q_${kind}_${r}`, '--duckdb-path', file(kind, r), '--once', '--log-level', 'warn'], {env}, 'pgrep sync --once')
-      }
-    }
-    ctx.log(`query-load: writing ${rows} inserts in transactions of ${TXN_ROWS}, then as many updates`)
-    for (let lo = 1; lo <= rows; lo += TXN_ROWS) await insertRows(c, TABLE, lo, Math.min(rows, lo + TXN_ROWS - 1))
-    for (let lo = 1; lo <= rows; lo += TXN_ROWS) await c.query(`UPDATE public."${TABLE}" SET qty = qty + 1 WHERE id BETWEEN $1 AND $2`, [lo, Math.min(rows, lo + TXN_ROWS - 1)])
-    end = (await c.query(`SELECT pg_logical_emit_message(false, 'bench_end', 'end')::text AS lsn`)).rows[0].lsn
-  } finally {
-    await c.end()
-  }
+  const file = loadFile(ctx, 'query')
+  const slot = (kind: string, r: number) => `bench_q_${kind}_${r}`
+  const end = await prepareStreamLoad(ctx, {workload: 'query-load', db: DB, table: TABLE, pub: PUB, env, rows, slot}, file)
   const events = rows * 2
   const mk = (name: string, command: string): Contender => ({name, command, count: events, unit: 'events/s', runs: [], pgrep: true})
   const alone = mk('pgrep sync (stream phase) into DuckDB, no reader', `pgrep sync --publication ${PUB} --slot SLOT --duckdb-path FILE --until-lsn END`)
@@ -47,17 +28,7 @@ export async function queryLoad(ctx: BenchContext): Promise<WorkloadResult> {
   const answered: number[] = []
   const failed: string[] = []
 
-  const attempt = async (ct: Contender, body: () => Promise<Run>) => {
-    if (ct.failed) return
-    try {
-      const r = await body()
-      ct.runs.push(r)
-      ctx.log(`query-load: ${ct.name}: ${r.seconds.toFixed(2)} s (${(events / r.seconds / 1000).toFixed(1)}k events/s)`)
-    } catch (err) {
-      ct.failed = (err as Error).message
-      ctx.log(`query-load: ${ct.name} failed: ${ct.failed}`)
-    }
-  }
+  const attempt = attempter(ctx, 'query-load', events)
   const syncRun = (kind: string, r: number) => startPgrep(ctx, ['sync', '--publication', PUB, '--slot', `bench_q_${kind}_${r}`, '--duckdb-path', file(kind, r), '--until-lsn', end, '--log-level', 'warn'], {env})
 
   const loopStart = Date.now()
