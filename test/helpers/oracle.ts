@@ -103,7 +103,8 @@ export async function runWorkload(db: TestDb, seed: number, transactions: number
   }
 }
 
-async function pgRows(db: TestDb, t: OracleTable): Promise<string[]> {
+/** A table's rows in Postgres, each as the JSON text of its oracle columns, sorted. */
+export async function pgRows(db: TestDb, t: OracleTable): Promise<string[]> {
   const {rows} = await db.query(`SELECT ${t.columns.map((c, i) => `${c.pg} AS c${i}`).join(', ')} FROM ${q(t.schema)}.${q(t.name)}`)
   return rows.map((row) => JSON.stringify(t.columns.map((_, i) => row[`c${i}`] ?? null))).sort()
 }
@@ -134,7 +135,8 @@ export async function compareWithDuckDb(db: TestDb, duckdbPath: string, tables =
   return problems
 }
 
-function multisetMinus(a: string[], b: string[]): string[] {
+/** The rows of `a` not in `b`, counting duplicates. */
+export function multisetMinus(a: string[], b: string[]): string[] {
   const counts = new Map<string, number>()
   for (const x of b) counts.set(x, (counts.get(x) ?? 0) + 1)
   const out: string[] = []

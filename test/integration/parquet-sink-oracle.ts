@@ -9,11 +9,10 @@ import path from 'node:path'
 import {DuckDBInstance} from '@duckdb/node-api'
 import {filesOfTable, shapeOfFile, type Manifest} from '../../src/sinks/parquet/format.js'
 import {openStorage, readManifest, type LogStorage} from '../../src/sinks/parquet/storage.js'
-import {ORACLE_TABLES} from '../helpers/oracle.js'
+import {multisetMinus, ORACLE_TABLES, pgRows} from '../helpers/oracle.js'
 import type {TestDb} from '../helpers/postgres.js'
 
 type OracleTable = (typeof ORACLE_TABLES)[number]
-const q = (s: string) => `"${s.replaceAll('"', '""')}"`
 const lit = (s: string) => `'${s.replaceAll("'", "''")}'`
 
 export interface LogCheck {
@@ -171,21 +170,4 @@ async function applyLog(conn: Awaited<ReturnType<DuckDBInstance['connect']>>, t:
   }
   const state = (t.keyed ? [...keyed.values()] : bag).map((v) => JSON.stringify(v)).sort()
   return {state, rows: rows.length, duplicates, problems}
-}
-
-async function pgRows(db: TestDb, t: OracleTable): Promise<string[]> {
-  const {rows} = await db.query(`SELECT ${t.columns.map((c, i) => `${c.pg} AS c${i}`).join(', ')} FROM ${q(t.schema)}.${q(t.name)}`)
-  return rows.map((row) => JSON.stringify(t.columns.map((_, i) => row[`c${i}`] ?? null))).sort()
-}
-
-function multisetMinus(a: string[], b: string[]): string[] {
-  const counts = new Map<string, number>()
-  for (const x of b) counts.set(x, (counts.get(x) ?? 0) + 1)
-  const out: string[] = []
-  for (const x of a) {
-    const n = counts.get(x) ?? 0
-    if (n > 0) counts.set(x, n - 1)
-    else out.push(x)
-  }
-  return out
 }
