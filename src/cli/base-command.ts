@@ -7,6 +7,7 @@ import {redact} from '../core/postgres/connection.js'
 import {configFlag, envName, forCommandLine, resolveFlags, typedFlags, type FlagDefs, type Resolved} from './config-sources.js'
 import {createLogger, type LogFormat, type LogLevel} from './logger.js'
 import {StdoutClosed} from '../sinks/stdout/index.js'
+import {stderrStatus} from './progress.js'
 import {errorResult} from './results.js'
 
 type Output = {[name: string]: any}
@@ -26,7 +27,8 @@ export abstract class PgrepCommand extends Command {
       this.logger?.info({signal}, 'stopping: finishing what was received (send the signal again to exit at once)')
       this.abort.abort()
     } else {
-      process.stderr.write(`pgrep: second ${signal}, exiting at once\n`)
+      // Above the progress line, if one is drawn.
+      stderrStatus.writeLine(`pgrep: second ${signal}, exiting at once\n`)
       process.exit(EXIT_CODES.interrupted)
     }
   }

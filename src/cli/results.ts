@@ -82,6 +82,18 @@ export interface DropResult {
   sinkState: {sink: string; file?: string; existed: boolean | null; dropped: boolean; removed: string[]} | null
 }
 
+/** `resync --json`: the tables to be copied again, and who copies them. */
+export interface ResyncResult {
+  command: 'resync'
+  sink: string
+  /** The DuckDB file (--sink duckdb only). */
+  file?: string
+  /** `running-sync`: the sync that holds the DuckDB file copies them now; `next-sync`: marked, the next sync copies them. */
+  copiedBy: 'running-sync' | 'next-sync'
+  /** In the order the sink lists them; empty when the sink holds no tables. */
+  tables: {table: string; schema: string; name: string}[]
+}
+
 /** The error object of a failed command with --json; the exit code is the documented one. */
 export interface ErrorResult {
   error: {kind: ErrorKind; exitCode: number; message: string; hint: string | null; details: string[]}
@@ -180,11 +192,15 @@ export class RunTally {
   }
 }
 
+export function resyncResult(sink: {kind: string; path?: string}, copiedBy: ResyncResult['copiedBy'], tables: TableName[]): ResyncResult {
+  return {command: 'resync', sink: sink.kind, ...(sink.kind === 'duckdb' ? {file: sink.path} : {}), copiedBy, tables: tables.map(names)}
+}
+
 /** With --sink stdout, stdout carries the data: a JSON result there would be mixed into it. */
 export function refuseJsonOnStdout(json: boolean | undefined, sink: string): void {
   if (json && sink === 'stdout') {
     throw new PgrepError('usage', '--json needs a sink other than stdout: with --sink stdout the rows and changes are written to stdout', {
-      hint: 'use --sink duckdb or --sink bigquery, or leave out --json (the log on stderr reports the end position)',
+      hint: 'use --sink duckdb, bigquery or parquet, or leave out --json (the log on stderr reports the end position)',
     })
   }
 }

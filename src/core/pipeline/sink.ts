@@ -13,7 +13,7 @@
 import type {ChangeEvent} from '../changes.js'
 import type {Lsn} from '../lsn.js'
 import type {PgTimestamp, TupleData} from '../protocol/messages.js'
-import type {TableName, TableSchema} from '../schema/types.js'
+import type {ColumnSchema, TableName, TableSchema} from '../schema/types.js'
 import type {BinaryRowBatch} from '../values/copy-binary.js'
 
 /**
@@ -58,6 +58,13 @@ export interface TableState extends TableName {
   status: TableCopyStatus
   /** LSN of the snapshot the table was copied in; stream changes committed at or before it are skipped. */
   snapshotLsn: Lsn | null
+  /**
+   * Optional, returned by open(): the Postgres columns (name, type as format_type() spells it) the
+   * sink's table was last built from. `sync` compares the stream's first shape of the table with
+   * it, so a column retyped or added while it was stopped is re-synced, not cast. Ignored by
+   * setTableStates().
+   */
+  columns?: readonly {name: string; type: string}[]
 }
 
 /**
@@ -183,6 +190,12 @@ export interface Sink {
   commitBatch(checkpoint: Checkpoint): Promise<void>
   /** Discard the open batch (the connection dropped in the middle of a transaction, or shutdown). */
   abortBatch(): Promise<void>
+  /**
+   * Optional: false when the sink cannot set `column.existingRowsValue` (the value Postgres gives
+   * the rows that existed before an `ADD COLUMN ... DEFAULT <constant>`) on the rows it holds;
+   * `sync` then copies the table again. Absent: the sink handles added columns itself.
+   */
+  fillsAddedColumn?(column: ColumnSchema): boolean
   /**
    * Optional: counts `count` re-syncs completed (tables copied again), returned later as
    * {@link ResumeState.resyncsDone}.

@@ -85,9 +85,12 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
     const published = await source.publicationTables(sql, opts.publication)
     source.warnAboutReplicaIdentity(published)
     // Read before any snapshot is taken: a change in between means one re-sync more, never one less.
-    const watch = new DivergenceWatch(source, session)
+    const watch = new DivergenceWatch(source, session, sink.fillsAddedColumn?.bind(sink))
     await watch.remember(published)
     const resume = await sink.open()
+    // What the sink's tables were built from: a retype or an added column since then (while sync
+    // was stopped, or before a crash) is then seen in the stream's first shape of the table.
+    watch.builtWith(resume.tables)
     const states = new Map<string, TableState>(resume.tables.map((t) => [tableKey(t), t]))
     const existing = await source.checkSlot(sql, opts.slot, source.conn.database)
     // No slot, yet the sink holds tables copied by an earlier run (the slot was dropped by hand, or

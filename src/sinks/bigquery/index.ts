@@ -243,6 +243,11 @@ export class BigQuerySink implements Sink {
 
   // ---- table states ----
 
+  /** An added column's existing rows keep NULL in BigQuery (no UPDATE of the whole table): sync re-syncs the table. */
+  fillsAddedColumn(): boolean {
+    return false
+  }
+
   async setTableStates(states: TableState[]): Promise<void> {
     this.ensureOpen()
     if (states.length === 0) return

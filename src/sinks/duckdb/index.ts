@@ -19,11 +19,11 @@ import type {Lsn} from '../../core/lsn.js'
 import type {Checkpoint, LiveFigures, ResumeState, Sink, SinkInspection, TableCopyWriter, TableState} from '../../core/pipeline/sink.js'
 import {caseCollision} from '../../core/schema/names.js'
 import {DEFAULT_DUCKDB_MEMORY_LIMIT} from '../../core/settings.js'
-import {qualifiedName, tableKey, type TableSchema} from '../../core/schema/types.js'
+import {qualifiedName, tableKey, type ColumnSchema, type TableSchema} from '../../core/schema/types.js'
 import {BatchApplier, type TableCatalog} from './apply.js'
 import {DuckDbCopyWriter} from './copy.js'
 import {createDatabaseFile} from './create-file.js'
-import {checkTableNames, type TableShape} from './ddl.js'
+import {checkTableNames, fillsExistingRows, type TableShape} from './ddl.js'
 import {createWaitingForLock, DEFAULT_LOCK_TIMEOUT_MS, isLockConflict, lockHolderPid} from './file-lock.js'
 import {Issues, type SinkLog} from './issues.js'
 import {defaultMaxConcurrentQueries, QueryService, type QueryOptions, type QueryResult} from './query.js'
@@ -196,6 +196,11 @@ export class DuckDbSink implements Sink {
       if (own) await closeQuietly('roll back', () => exec(conn, 'ROLLBACK'))
       throw sinkError('record table states', err)
     }
+  }
+
+  /** Added columns of some types keep NULL on existing rows (ddl.ts fillExistingRows): sync re-syncs those. */
+  fillsAddedColumn(column: ColumnSchema): boolean {
+    return fillsExistingRows(column)
   }
 
   async recordResyncs(count: number): Promise<void> {

@@ -127,12 +127,25 @@ export async function readResume(conn: DuckDBConnection, db: string): Promise<Re
   const rows = hasTables
     ? await query<{schema: string; name: string; status: string; snapshot_lsn: string | null}>(conn, `SELECT "schema", name, status, snapshot_lsn FROM ${st(db, 'tables')} ORDER BY "schema", name`)
     : []
-  const tables: TableState[] = rows.map((r) => ({
-    schema: r.schema,
-    name: r.name,
-    status: STATUSES.includes(r.status as TableCopyStatus) ? (r.status as TableCopyStatus) : 'pending',
-    snapshotLsn: r.snapshot_lsn === null ? null : parseLsn(r.snapshot_lsn),
-  }))
+  // The columns each table was built from (sync compares the stream's shapes with them).
+  const hasColumns = (await query(conn, `SELECT 1 FROM duckdb_tables() WHERE database_name = $1 AND schema_name = $2 AND table_name = 'table_columns'`, [db, STATE_SCHEMA])).length > 0
+  const built = new Map<string, StoredColumn[]>()
+  if (hasColumns) {
+    for (const r of await query<{schema: string; name: string; columns: string}>(conn, `SELECT "schema", name, columns::VARCHAR AS columns FROM ${st(db, 'table_columns')}`)) {
+      const parsed = parseColumns(r.columns)
+      if (parsed) built.set(JSON.stringify([r.schema, r.name]), parsed)
+    }
+  }
+  const tables: TableState[] = rows.map((r) => {
+    const columns = built.get(JSON.stringify([r.schema, r.name]))
+    return {
+      schema: r.schema,
+      name: r.name,
+      status: STATUSES.includes(r.status as TableCopyStatus) ? (r.status as TableCopyStatus) : 'pending',
+      snapshotLsn: r.snapshot_lsn === null ? null : parseLsn(r.snapshot_lsn),
+      ...(columns ? {columns: columns.map((c) => ({name: c.name, type: c.type}))} : {}),
+    }
+  })
   const hasMeta = (await query(conn, `SELECT 1 FROM duckdb_tables() WHERE database_name = $1 AND schema_name = $2 AND table_name = 'meta'`, [db, STATE_SCHEMA])).length > 0
   const resyncs = hasMeta ? await readResyncsDone(conn, db) : 0
   return resyncs > 0 ? {checkpoint, tables, resyncsDone: resyncs} : {checkpoint, tables}
@@ -182,9 +195,12 @@ export async function readColumns(conn: DuckDBConnection, db: string, t: TableNa
     t.schema,
     t.name,
   ])
-  if (rows.length === 0) return undefined
+  return rows.length === 0 ? undefined : parseColumns(rows[0].columns)
+}
+
+function parseColumns(json: string): StoredColumn[] | undefined {
   try {
-    const parsed = JSON.parse(rows[0].columns) as StoredColumn[]
+    const parsed = JSON.parse(json) as StoredColumn[]
     return Array.isArray(parsed) ? parsed : undefined
   } catch {
     return undefined

@@ -156,12 +156,14 @@ export class StdoutSink implements Sink {
     this.pending = []
     this.pendingBytes = 0
     if (parts.length === 0) return
-    const chunk = parts.length === 1 ? parts[0] : Buffer.concat(parts)
+    // Part by part, not joined: a line holding a huge value would be copied once more.
     await new Promise<void>((resolve, reject) => {
-      this.out.write(chunk, (err) => {
-        if (err) reject(this.failed ?? new PgrepError('sink', `cannot write to stdout: ${err.message}`, {cause: err}))
-        else resolve()
-      })
+      parts.forEach((part, i) =>
+        this.out.write(part, (err) => {
+          if (err) reject(this.failed ?? new PgrepError('sink', `cannot write to stdout: ${err.message}`, {cause: err}))
+          else if (i === parts.length - 1) resolve()
+        }),
+      )
     })
     if (this.failed) throw this.failed
   }
