@@ -13,6 +13,7 @@ export interface ServedFile {
 }
 
 export async function openServedFile(file: string): Promise<ServedFile> {
+  // No socket answering (none, or a stale one): no pgrep writes the file.
   const socket = await connectControl(controlSocketPath(file)).catch(() => null)
   if (socket) {
     socket.destroy()
