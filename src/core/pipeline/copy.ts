@@ -27,6 +27,7 @@ import {CURRENT_WAL_LSN_SQL, type PostgresSource} from '../postgres/source.js'
 import {TypeCatalog} from '../schema/catalog.js'
 import {qualifiedName, quoteIdent, tableKey, type TableName, type TableSchema} from '../schema/types.js'
 import type {CopyForm, Sink, TableCopyWriter} from './sink.js'
+import {closeQuietly, settled} from '../quietly.js'
 
 export interface CopySnapshot {
   /** An exported snapshot to import (from CREATE_REPLICATION_SLOT ... EXPORT_SNAPSHOT); null: export one now. */
@@ -82,7 +83,10 @@ export interface CopyOptions {
   signal: AbortSignal
   log: Logger
   onProgress?: (p: TableProgress) => void
-  /** Where rows for a sink that loads files ({@link TableCopyWriter.loadCsvFile}) are staged; default the OS temp directory. */
+  /**
+   * Where rows for a sink that loads files ({@link TableCopyWriter.loadCsvFile}) are staged;
+   * default the OS temp directory.
+   */
   tempDir?: string
   /** Called once the snapshot is imported by every worker (the exporting connection may then be reused). */
   onSnapshotImported?: () => void
@@ -103,7 +107,10 @@ export interface CopyResult {
 interface Relation {
   /** Quoted, schema-qualified. */
   sql: string
-  /** A plain table (or leaf) read with FROM ONLY: its rows come in ctid order, so a cut copy can go on after the last row kept. */
+  /**
+   * A plain table (or leaf) read with FROM ONLY: its rows come in ctid order, so a cut copy can go
+   * on after the last row kept.
+   */
   resumable: boolean
 }
 
@@ -202,10 +209,17 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
       if (round > 0) {
         // The snapshot is gone and no connection holding it is left: start the unfinished tables
         // over in a new one. Their rows staged so far came from the old snapshot and are dropped.
-        await Promise.all(todo.map(async (p) => (p.writer ? (await p.writer).abort().catch(() => {}) : undefined)))
-        if (holder) await holder.end().catch(() => {})
+        await Promise.all(
+          todo.map(async (p) => {
+            if (!p.writer) return
+            const w = await p.writer
+            await closeQuietly('abort a copy from the lost snapshot', () => w.abort(), log)
+          }),
+        )
+        // The snapshot these held is gone: nothing of theirs is needed any more.
+        if (holder) await closeQuietly('end the connection of the lost snapshot', () => holder!.end(), log)
         holder = null
-        await fresh?.release().catch(() => {})
+        await closeQuietly('release the lost snapshot', () => fresh?.release(), log)
         fresh = undefined
         if (opts.freshSnapshot) {
           fresh = await opts.freshSnapshot()
@@ -248,7 +262,8 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
         let client = initial
         let attempts = 0
         const lose = async (err: PgrepError, what: string, progressed: boolean): Promise<boolean> => {
-          await client?.end().catch(() => {})
+          // The connection is already lost: ending it only frees the socket.
+          await closeQuietly('end a lost copy connection', () => client?.end(), log)
           client = null
           if (progressed) attempts = 0
           attempts++
@@ -305,7 +320,8 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
             if (!(await lose(e, 'copy connection lost', progress.accepted > 0))) break
           }
         }
-        if (client && client !== holder) await client.end().catch(() => {})
+        // Its work is done (or failed, and `failed` has the error to report).
+        if (client && client !== holder) await closeQuietly('end a copy connection', () => client!.end(), log)
       }
 
       const copyUnit = async (client: pg.Client, unit: Unit, progress: CopyOutProgress) => {
@@ -326,7 +342,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
               if (opts.signal.aborted) throw interrupted()
               // Ranges of one table share one writer: their writes are serialized.
               const write = plan.writeChain.then(() => writer.writeBinary!(batch, ctidField ? 1 : 0))
-              plan.writeChain = write.catch(() => {})
+              plan.writeChain = settled(write)
               await write
               plan.rows += batch.rows
               opts.onProgress?.({table: plan.table, rows: plan.rows, estimatedRows: plan.estimatedRows, done: false})
@@ -342,7 +358,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
           try {
             const {rows, maxRowBytes, bytes} = await copyOutToFile(client, `COPY (${selectOf(unit, false)}) TO STDOUT (FORMAT csv)`, file, opts.signal, progress)
             const load = plan.writeChain.then(() => writer.loadCsvFile!(file, maxRowBytes))
-            plan.writeChain = load.catch(() => {})
+            plan.writeChain = settled(load)
             await load
             plan.rows += rows
             plan.bytes += bytes
@@ -361,7 +377,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
               if (opts.signal.aborted) throw interrupted()
               // Ranges of one table share one writer: their writes are serialized.
               const write = plan.writeChain.then(() => writer.write(rows))
-              plan.writeChain = write.catch(() => {})
+              plan.writeChain = settled(write)
               await write
               plan.rows += rows.length
               opts.onProgress?.({table: plan.table, rows: plan.rows, estimatedRows: plan.estimatedRows, done: false})
@@ -404,21 +420,31 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
         plan.writeChain = Promise.resolve()
         for (let i = q.length - 1; i >= 0; i--) if (q[i].plan === plan) q.splice(i, 1)
         q.unshift(...plan.units.map((u) => ({...u, plan})))
-        return {recopied: progress.accepted, restartedTable: old?.then((w) => w.abort()).catch(() => {})}
+        // The old writer's rows are unwanted: the table starts over with a new one.
+        const restartedTable = old && closeQuietly('abort a restarted table copy', async () => (await old).abort(), log)
+        return {recopied: progress.accepted, restartedTable}
       }
 
       await Promise.all(workers.map((w) => work(w)))
       if (failed || opts.signal.aborted) {
-        await Promise.all(plans.filter((p) => !p.committed && p.writer !== undefined).map(async (p) => (await p.writer!).abort().catch(() => {})))
+        // `failed` (or the signal) is the error to report; the unfinished copies are discarded.
+        const unfinished = plans.filter((p) => !p.committed && p.writer !== undefined)
+        await Promise.all(
+          unfinished.map(async (p) => {
+            const w = await p.writer!
+            await closeQuietly('abort an unfinished table copy', () => w.abort(), log)
+          }),
+        )
         throw opts.signal.aborted ? interrupted() : failed
       }
     }
     return {snapshotLsn: firstLsn, tables: plans.map((p) => ({table: p.table, rows: p.rows, bytes: p.bytes, ms: p.ms, snapshotLsn: p.snapshotLsn}))}
   } finally {
     if (tempDir) rmSync(tempDir, {recursive: true, force: true})
-    await fresh?.release().catch(() => {})
-    if (holder && holder !== coordinator) await holder.end().catch(() => {})
-    await coordinator.end().catch(() => {})
+    // The copy's result (or its error) is decided: these connections only held its snapshot.
+    await closeQuietly('release the copy snapshot', () => fresh?.release(), log)
+    if (holder && holder !== coordinator) await closeQuietly('end the snapshot connection', () => holder!.end(), log)
+    await closeQuietly('end the copy coordinator connection', () => coordinator.end(), log)
   }
 }
 
@@ -431,7 +457,8 @@ async function openCopyConnection(source: PostgresSource, snapshot: string): Pro
     await client.query(`SET TRANSACTION SNAPSHOT ${literal(snapshot)}`)
     return client
   } catch (err) {
-    await client.end().catch(() => {})
+    // The import's error is the one to report.
+    await closeQuietly('end a copy connection', () => client.end())
     // The exporter is gone: 42704 'snapshot "..." does not exist' (22023 "invalid snapshot
     // identifier" for a malformed name).
     const code = (err as {code?: string}).code
@@ -448,7 +475,8 @@ async function exportSnapshot(source: PostgresSource): Promise<{client: pg.Clien
     const {rows} = await source.run(client, `SELECT pg_export_snapshot() AS name, ${CURRENT_WAL_LSN_SQL}::text AS lsn`)
     return {client, name: rows[0].name, lsn: parseLsn(rows[0].lsn)}
   } catch (err) {
-    await client.end().catch(() => {})
+    // The export's error is the one to report.
+    await closeQuietly('end the snapshot connection', () => client.end())
     throw err
   }
 }

@@ -14,7 +14,7 @@ import {formatEvent, formatRead} from './format.js'
 export interface StdoutSinkOptions {
   /** Defaults to process.stdout. */
   out?: Writable
-  /** `json` (README "Output format", the default) or `debezium` (Debezium's change-event values; needs `debezium`). */
+  /** `json` (docs/output-formats.md, the default) or `debezium` (Debezium's change-event values; needs `debezium`). */
   format?: 'json' | 'debezium'
   /** For `format: 'debezium'`: `source.db`, `source.name` and the numeric representation. */
   debezium?: DebeziumFormatOptions
@@ -35,7 +35,7 @@ const FLUSH_AT = 256 * 1024
 const CHUNK_BYTES = 1024 * 1024
 
 /**
- * Writes each change as one JSON line (README "Output format"), at least once: a batch is
+ * Writes each change as one JSON line (docs/output-formats.md), at least once: a batch is
  * committed once its lines are handed to the OS. Keeps no state; the slot remembers the position.
  */
 export class StdoutSink implements Sink {
