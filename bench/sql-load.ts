@@ -34,16 +34,45 @@ export async function sqlLoad(ctx: BenchContext): Promise<WorkloadResult> {
   const rows = scaled(ctx, 500_000)
   const file = loadFile(ctx, 'sql')
   const slot = (kind: string, r: number) => `bench_s_${kind}_${r}`
-  const end = await prepareStreamLoad(ctx, {workload: 'sql-load', db: DB, table: TABLE, pub: PUB, env, rows, slot}, file)
+  const end = await prepareStreamLoad(
+    ctx,
+    {workload: 'sql-load', db: DB, table: TABLE, pub: PUB, env, rows, slot},
+    file,
+  )
   const events = rows * 2
-  const mk = (name: string, command: string): Contender => ({name, command, count: events, unit: 'events/s', runs: [], pgrep: true})
-  const alone = mk('pgrep sync (stream phase) into DuckDB, no reader', `pgrep sync --publication ${PUB} --slot SLOT --duckdb-path FILE --until-lsn END`)
-  const queried = mk(`the same with --sql-listen, ${CLIENTS} clients sending point selects`, `... --sql-listen 127.0.0.1:PORT & ${CLIENTS} pg clients: ${POINT_SQL}`)
+  const mk = (name: string, command: string): Contender => ({
+    name,
+    command,
+    count: events,
+    unit: 'events/s',
+    runs: [],
+    pgrep: true,
+  })
+  const alone = mk(
+    'pgrep sync (stream phase) into DuckDB, no reader',
+    `pgrep sync --publication ${PUB} --slot SLOT --duckdb-path FILE --until-lsn END`,
+  )
+  const queried = mk(
+    `the same with --sql-listen, ${CLIENTS} clients sending point selects`,
+    `... --sql-listen 127.0.0.1:PORT & ${CLIENTS} pg clients: ${POINT_SQL}`,
+  )
   const qps: string[] = []
   const failed: string[] = []
 
   const attempt = attempter(ctx, 'sql-load', events)
-  const syncArgs = (kind: string, r: number) => ['sync', '--publication', PUB, '--slot', `bench_s_${kind}_${r}`, '--duckdb-path', file(kind, r), '--until-lsn', end, '--log-level', 'warn']
+  const syncArgs = (kind: string, r: number) => [
+    'sync',
+    '--publication',
+    PUB,
+    '--slot',
+    `bench_s_${kind}_${r}`,
+    '--duckdb-path',
+    file(kind, r),
+    '--until-lsn',
+    end,
+    '--log-level',
+    'warn',
+  ]
 
   const loopStart = Date.now()
   let rounds = 0
@@ -104,10 +133,15 @@ export async function sqlLoad(ctx: BenchContext): Promise<WorkloadResult> {
       if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderrTail.slice(-1000)}`)
       return r
     })
-    for (const kind of ['alone', 'queried']) for (const f of [file(kind, round), `${file(kind, round)}.wal`]) rmSync(f, {force: true})
+    for (const kind of ['alone', 'queried'])
+      for (const f of [file(kind, round), `${file(kind, round)}.wal`]) rmSync(f, {force: true})
   }
   const cl = await ctx.server.client(DB)
-  await cl.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database() AND NOT active`).catch(() => {})
+  await cl
+    .query(
+      `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database() AND NOT active`,
+    )
+    .catch(() => {})
   await cl.end()
 
   return {
@@ -116,11 +150,22 @@ export async function sqlLoad(ctx: BenchContext): Promise<WorkloadResult> {
     setup: [
       `Table \`public.${TABLE}\`, ${rows.toLocaleString('en-US')} inserts then ${rows.toLocaleString('en-US')} updates in transactions of ${TXN_ROWS.toLocaleString('en-US')} rows; each sync run stops at END.`,
       `"with --sql-listen": ${CLIENTS} \`pg\` clients (in the bench process) send \`${POINT_SQL}\` (DuckDB has no index: each is a scan) back to back over the extended protocol for the whole run. Queries answered per second, per run: ${qps.join(', ') || 'none'}${failed.length > 0 ? `; errors: ${failed.length} (first: ${failed[0]})` : ''}.`,
-      ...(rounds < ctx.runs ? [`**${rounds} of ${ctx.runs} rounds**: the others would not have fitted in the time budget (--budget-minutes).`] : []),
+      ...(rounds < ctx.runs
+        ? [
+            `**${rounds} of ${ctx.runs} rounds**: the others would not have fitted in the time budget (--budget-minutes).`,
+          ]
+        : []),
     ],
     contenders: [alone, queried],
     extra: [],
-    targets: [ratioTarget(`sync stream phase with ${CLIENTS} SQL clients reading back to back: at least 0.8x the rate without readers`, rate(queried) / rate(alone), 0.8, 'at-least')],
+    targets: [
+      ratioTarget(
+        `sync stream phase with ${CLIENTS} SQL clients reading back to back: at least 0.8x the rate without readers`,
+        rate(queried) / rate(alone),
+        0.8,
+        'at-least',
+      ),
+    ],
     seconds: (Date.now() - started) / 1000,
   }
 }

@@ -14,7 +14,18 @@ import {waitFor} from '../helpers/cli.js'
 import {runWorkload} from '../helpers/oracle.js'
 import {startPostgres, testMajors, type RunningPostgres} from '../helpers/postgres.js'
 import {startTcpProxy} from '../helpers/tcp-proxy.js'
-import {backgroundLoad, expectSameProcessCaughtUpAndEqual, killChildren, oracleDb, reconnectStats, startSync, streamingAgainAfter, waitCaughtUp, waitServer, waitStreaming} from './harness.js'
+import {
+  backgroundLoad,
+  expectSameProcessCaughtUpAndEqual,
+  killChildren,
+  oracleDb,
+  reconnectStats,
+  startSync,
+  streamingAgainAfter,
+  waitCaughtUp,
+  waitServer,
+  waitStreaming,
+} from './harness.js'
 
 const CUT_SECONDS = Number(process.env.PGREP_FAULTS_CUT_SECONDS ?? 120)
 
@@ -43,7 +54,9 @@ describe.each(testMajors())('long faults on a dedicated PostgreSQL %i', (major) 
     const db = await oracleDb(server, 'restarts')
     const file = path.join(dir, 'restarts.duckdb')
     try {
-      await db.query(`INSERT INTO public.events SELECT 'seed', g, jsonb_build_object('g', g) FROM generate_series(1, 200000) g`)
+      await db.query(
+        `INSERT INTO public.events SELECT 'seed', g, jsonb_build_object('g', g) FROM generate_series(1, 200000) g`,
+      )
       await runWorkload(db, 1, 100)
       const child = startSync(db, 'restarts_slot', file)
       await waitStreaming(db, 'restarts_slot')
@@ -55,7 +68,11 @@ describe.each(testMajors())('long faults on a dedicated PostgreSQL %i', (major) 
         await server.restart(mode)
         const upAt = Date.now()
         await waitServer(db)
-        await waitFor(() => streamingAgainAfter(child.stderrText(), restartAt) !== undefined, 180_000, 'streaming again')
+        await waitFor(
+          () => streamingAgainAfter(child.stderrText(), restartAt) !== undefined,
+          180_000,
+          'streaming again',
+        )
         const {transactions, failures} = await load.stop()
         const caughtUpMs = await waitCaughtUp(db, 'restarts_slot')
         const stats = reconnectStats(child.stderrText())
@@ -99,7 +116,19 @@ describe.each(testMajors())('long faults on a dedicated PostgreSQL %i', (major) 
       const {transactions, failures} = await load.stop()
       const caughtUpMs = await waitCaughtUp(db, 'cuts_slot')
       const stats = reconnectStats(child.stderrText())
-      report({major, scenario: 'cuts', seconds: CUT_SECONDS, cuts, reconnects: stats.reconnects, maxAttempt: stats.maxAttempt, caughtUpAfterCutsMs: Date.now() - stoppedAt, caughtUpWaitMs: caughtUpMs, loadTransactions: transactions, loadFailures: failures, proxyConnections: proxy.accepted})
+      report({
+        major,
+        scenario: 'cuts',
+        seconds: CUT_SECONDS,
+        cuts,
+        reconnects: stats.reconnects,
+        maxAttempt: stats.maxAttempt,
+        caughtUpAfterCutsMs: Date.now() - stoppedAt,
+        caughtUpWaitMs: caughtUpMs,
+        loadTransactions: transactions,
+        loadFailures: failures,
+        proxyConnections: proxy.accepted,
+      })
       expect(cuts).toBeGreaterThan(CUT_SECONDS / 6)
       await expectSameProcessCaughtUpAndEqual(child, db, 'cuts_slot', file)
     } finally {
@@ -129,7 +158,15 @@ describe.each(testMajors())('long faults on a dedicated PostgreSQL %i', (major) 
       const {transactions} = await load.stop()
       await waitCaughtUp(db, 'hole_slot')
       const stats = reconnectStats(child.stderrText())
-      report({major, scenario: 'blackhole', reconnects: stats.reconnects, maxAttempt: stats.maxAttempt, noticedAfterMs: noticedAt - holeAt, caughtUpAfterLiftMs: Date.now() - liftedAt, loadTransactions: transactions})
+      report({
+        major,
+        scenario: 'blackhole',
+        reconnects: stats.reconnects,
+        maxAttempt: stats.maxAttempt,
+        noticedAfterMs: noticedAt - holeAt,
+        caughtUpAfterLiftMs: Date.now() - liftedAt,
+        loadTransactions: transactions,
+      })
       await expectSameProcessCaughtUpAndEqual(child, db, 'hole_slot', file)
     } finally {
       await proxy.close()

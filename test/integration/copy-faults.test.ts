@@ -19,7 +19,12 @@ const text = (c: string) => ({pg: `${c}::text`, duck: `CAST(${c} AS VARCHAR)`})
 // (a cut range goes on after its last row kept).
 const TABLES = [
   {schema: 'public', name: 'plain', keyed: true, columns: [text('id'), text('v'), text('n')]},
-  {schema: 'public', name: 'arr', keyed: true, columns: [text('id'), {pg: `array_to_json(tags)::text`, duck: `CAST(to_json(tags) AS VARCHAR)`}, text('v')]},
+  {
+    schema: 'public',
+    name: 'arr',
+    keyed: true,
+    columns: [text('id'), {pg: `array_to_json(tags)::text`, duck: `CAST(to_json(tags) AS VARCHAR)`}, text('v')],
+  },
 ]
 
 describe.each(pgServers())('a copy survives cut connections on PostgreSQL $major', (server) => {
@@ -67,7 +72,10 @@ describe.each(pgServers())('a copy survives cut connections on PostgreSQL $major
     const file = path.join(dir, `copy-${server.major}.duckdb`)
     try {
       const env = pgEnv(db, {PGREP_COPY_SPLIT_BYTES: String(SPLIT)})
-      const child = spawnCli(['copy-table', '--publication', 'pub', '--duckdb-path', file, '--parallel', '2', '--log-format', 'json'], env)
+      const child = spawnCli(
+        ['copy-table', '--publication', 'pub', '--duckdb-path', file, '--parallel', '2', '--log-format', 'json'],
+        env,
+      )
       const cuts = await cutCopies(db, child, {cuts: 3})
       const r = await child.result
       expect(r.code, r.stderr).toBe(0)
@@ -83,7 +91,10 @@ describe.each(pgServers())('a copy survives cut connections on PostgreSQL $major
     const file = path.join(dir, `exporter-${server.major}.duckdb`)
     try {
       const env = pgEnv(db, {PGREP_COPY_SPLIT_BYTES: String(SPLIT)})
-      const child = spawnCli(['copy-table', '--publication', 'pub', '--duckdb-path', file, '--parallel', '2', '--log-format', 'json'], env)
+      const child = spawnCli(
+        ['copy-table', '--publication', 'pub', '--duckdb-path', file, '--parallel', '2', '--log-format', 'json'],
+        env,
+      )
       const cuts = await cutCopies(db, child, {cuts: 1, killExporter: true})
       const r = await child.result
       expect(cuts).toBe(1)
@@ -119,7 +130,23 @@ describe.each(pgServers())('a copy survives cut connections on PostgreSQL $major
     })()
     try {
       const env = pgEnv(db, {PGREP_COPY_SPLIT_BYTES: String(SPLIT)})
-      const child = spawnCli(['sync', '--publication', 'pub', '--slot', slot, '--duckdb-path', file, '--parallel', '2', '--once', '--log-format', 'json'], env)
+      const child = spawnCli(
+        [
+          'sync',
+          '--publication',
+          'pub',
+          '--slot',
+          slot,
+          '--duckdb-path',
+          file,
+          '--parallel',
+          '2',
+          '--once',
+          '--log-format',
+          'json',
+        ],
+        env,
+      )
       const cuts = await cutCopies(db, child, {cuts: wanted, killExporter})
       const r = await child.result
       writing = false
@@ -135,7 +162,16 @@ describe.each(pgServers())('a copy survives cut connections on PostgreSQL $major
       const last = await runCli(['sync', '--publication', 'pub', '--slot', slot, '--duckdb-path', file, '--once'], env)
       expect(last.code, last.stderr).toBe(0)
       expect(await compareWithDuckDb(db, file, TABLES)).toEqual([])
-      await waitFor(async () => (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE 'pgrep_tmp_%' AND database = current_database()`)).rowCount === 0, 30_000, 'temporary slots gone')
+      await waitFor(
+        async () =>
+          (
+            await db.query(
+              `SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE 'pgrep_tmp_%' AND database = current_database()`,
+            )
+          ).rowCount === 0,
+        30_000,
+        'temporary slots gone',
+      )
     } finally {
       writing = false
       await writer.catch(() => {})
