@@ -8,7 +8,12 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/pg-replicate-pack-XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 cd "$root"
 npm run build >/dev/null
+# What npm's prepack makes on publish (scripts are skipped here): the command manifest, so that
+# start-up does not load every command file. Removed again at the end, as postpack does.
+trap 'rm -rf "$work" "$root/oclif.manifest.json"' EXIT
+npx oclif manifest >/dev/null
 tgz="$(npm pack --ignore-scripts --pack-destination "$work" 2>/dev/null | tail -1)"
+tar -tzf "$work/$tgz" | grep -qx 'package/oclif.manifest.json'
 # A clean HOME and cache: nothing of this checkout's node_modules can be picked up.
 HOME="$work/home" npm install -g --prefix "$work/prefix" --cache "$work/cache" --no-audit --no-fund --ignore-scripts "$work/$tgz" >/dev/null
 "$work/prefix/bin/pgrep" --help | grep -q 'copy-table'
@@ -22,4 +27,4 @@ HOME="$work/home" npm install -g --prefix "$work/prefix" --cache "$work/cache" -
   await sink.open()
   await sink.close()
 ")
-echo "ok: $tgz installs; pgrep --help, pg-replicate --version and pg-replicate/duckdb work"
+echo "ok: $tgz (with oclif.manifest.json) installs; pgrep --help, pg-replicate --version and pg-replicate/duckdb work"

@@ -6,7 +6,8 @@
  * import {Pipeline} from 'pg-replicate'
  * import {DuckDbSink} from 'pg-replicate/duckdb'
  *
- * await new Pipeline({source: {publication: 'shop_pub'}, sink: new DuckDbSink({path: 'shop.duckdb'}), once: true}).run()
+ * const sink = new DuckDbSink({path: 'shop.duckdb'})
+ * await new Pipeline({source: {publication: 'shop_pub'}, sink, once: true}).run()
  * ```
  *
  * Reading the file while a pipeline writes it: `sink.query(sql)` in the same process, or

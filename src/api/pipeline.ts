@@ -18,6 +18,7 @@ import type {TableName} from '../core/schema/types.js'
 import {trackOpen, withBatchListener, type BatchCommitted} from './observed-sink.js'
 import {parallelFor, resolvePostgresConnection, slotFor, tablesFor, throwProblems, untilLsnFor, type PostgresSourceOptions} from './source.js'
 import {DEFAULT_PARALLEL} from '../core/settings.js'
+import {closeQuietly} from '../core/quietly.js'
 
 /**
  * What a pipeline does, named after the CLI command that does the same:
@@ -62,9 +63,15 @@ export interface PipelineOptions {
   signal?: AbortSignal
   /** Connections used by the copy (several tables at once, big tables split in ranges), 1 to 64. Default 4. */
   parallel?: number
-  /** Backoff when the replication connection is lost. Default: 0.5 s doubling to 30 s (with jitter), until `maxStallMs`. */
+  /**
+   * Backoff when the replication connection is lost. Default: 0.5 s doubling to 30 s (with jitter),
+   * until `maxStallMs`.
+   */
   reconnect?: Partial<ReconnectPolicy>
-  /** The watchdog (`sync` and `cdc`): run() rejects with kind `stalled` after this long without progress (no batch committed, never caught up). Default 10 min; 0: off. */
+  /**
+   * The watchdog (`sync` and `cdc`): run() rejects with kind `stalled` after this long without
+   * progress (no batch committed, never caught up). Default 10 min; 0: off.
+   */
   maxStallMs?: number
   /** Receives pgrep's log records (pino and most structured loggers fit). Default: none. */
   logger?: Logger
@@ -76,9 +83,15 @@ export interface PipelineOptions {
    * 10 s); an invalidated slot rejects run() with a {@link PgrepError} of kind `slot-invalidated`.
    */
   slotMonitor?: SlotMonitorOptions
-  /** Write a heartbeat message on the source this often (ms), so an idle publication's slot advances in a busy database. Default 0: off. */
+  /**
+   * Write a heartbeat message on the source this often (ms), so an idle publication's slot advances
+   * in a busy database. Default 0: off.
+   */
   heartbeatIntervalMs?: number
-  /** Create the slot with failover enabled, or enable it on the existing slot (PostgreSQL 17+; kind `source-config` before). */
+  /**
+   * Create the slot with failover enabled, or enable it on the existing slot (PostgreSQL 17+; kind
+   * `source-config` before).
+   */
   failoverSlot?: boolean
   /**
    * Hooks a `cdc` or `sync` run reports through (batches with per-table counts, slot readings,
@@ -295,7 +308,8 @@ async function publicationTables(source: PostgresSource, publication: string): P
   try {
     return (await source.publicationTables(sql, publication)).map((t) => ({schema: t.schema, name: t.name}))
   } finally {
-    await sql.end().catch(() => {})
+    // The list is read (or its error is the one to report): ending the connection changes neither.
+    await closeQuietly('end the catalog connection', () => sql.end())
   }
 }
 

@@ -7,6 +7,7 @@ import {redact} from '../core/postgres/connection.js'
 import {configFlag, envName, forCommandLine, resolveFlags, typedFlags, type FlagDefs, type Resolved} from './config-sources.js'
 import {createLogger, type LogFormat, type LogLevel} from './logger.js'
 import {StdoutClosed} from '../sinks/stdout/index.js'
+import {stderrStatus} from './progress.js'
 import {errorResult} from './results.js'
 
 type Output = {[name: string]: any}
@@ -26,7 +27,8 @@ export abstract class PgrepCommand extends Command {
       this.logger?.info({signal}, 'stopping: finishing what was received (send the signal again to exit at once)')
       this.abort.abort()
     } else {
-      process.stderr.write(`pgrep: second ${signal}, exiting at once\n`)
+      // Above the progress line, if one is drawn.
+      stderrStatus.writeLine(`pgrep: second ${signal}, exiting at once\n`)
       process.exit(EXIT_CODES.interrupted)
     }
   }
@@ -96,7 +98,10 @@ export abstract class PgrepCommand extends Command {
     return this.argv.slice(0, end === -1 ? undefined : end).includes('--json') || /^(1|true|yes)$/i.test(process.env.PGREP_JSON?.trim() ?? '')
   }
 
-  /** With --json, a failure is one JSON document on stdout too, with the exit code catch() chose (after its message on stderr). */
+  /**
+   * With --json, a failure is one JSON document on stdout too, with the exit code catch() chose
+   * (after its message on stderr).
+   */
   private printJsonError(err: Error): void {
     if (!this.jsonEnabled()) return
     this.logJson(errorResult(err, Number(process.exitCode ?? EXIT_CODES.internal)))

@@ -103,7 +103,7 @@ export class PipelineMetrics implements PipelineObserver {
     this.lastCommit = new Gauge({name: 'pgrep_last_commit_timestamp_seconds', help: 'Source commit time of the last transaction made durable in the sink (Unix seconds); 0 before the first.', registers})
     new Gauge({
       name: 'pgrep_lag_seconds',
-      help: 'Seconds the sink is behind the source: now minus the source commit time of the last applied transaction while changes may be pending; 0 once caught up (see README).',
+      help: 'Seconds the sink is behind the source: now minus the source commit time of the last applied transaction while changes may be pending; 0 once caught up (see docs/operations.md).',
       registers,
       collect() {
         this.set(self.lagSeconds())

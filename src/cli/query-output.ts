@@ -55,7 +55,8 @@ export async function writeRows(format: QueryFormat, columns: QueryColumn[], chu
 }
 
 async function writeTable(columns: QueryColumn[], chunks: AsyncIterable<unknown[][]>, write: Write): Promise<number> {
-  const text = (v: unknown) => (v === null ? 'NULL' : String(v).replace(/\n/g, '\\n'))
+  // Control characters escaped: a raw tab or newline would break the columns.
+  const text = (v: unknown) => (v === null ? 'NULL' : String(v).replace(/\n/g, '\\n').replace(/\r/g, '\\r').replace(/\t/g, '\\t'))
   const right = columns.map((c) => /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|U\w*INT|FLOAT|DOUBLE|DECIMAL|REAL)/i.test(c.type))
   const widths = columns.map((c) => c.name.length)
   let sample: string[][] = []

@@ -1,6 +1,6 @@
 // What the commands print with --json: one JSON document on stdout when the command ends (oclif's
 // enableJsonFlag prints what run() returns), or an error object when it fails. The shapes are
-// documented in the README ("Scripting pgrep"); LSNs are text (X/Y), never bigints.
+// documented in docs/scripting.md; LSNs are text (X/Y), never bigints.
 import {Errors} from '@oclif/core'
 import {EXIT_CODES, PgrepError, type ErrorKind} from '../core/errors.js'
 import {formatLsn, type Lsn} from '../core/lsn.js'
@@ -20,7 +20,10 @@ export interface CopyTableResult {
 }
 
 export interface CopiedTableResult {
-  /** schema.name for people: `public.orders`, `"Sales"."Order Lines"` (quoted when not plain lower case); `schema` and `name` are exact. */
+  /**
+   * schema.name for people: `public.orders`, `"Sales"."Order Lines"` (quoted when not plain lower
+   * case); `schema` and `name` are exact.
+   */
   table: string
   schema: string
   name: string
@@ -77,6 +80,18 @@ export interface DropResult {
    * `removed`: what was removed, one description per item (Sink.dropState()).
    */
   sinkState: {sink: string; file?: string; existed: boolean | null; dropped: boolean; removed: string[]} | null
+}
+
+/** `resync --json`: the tables to be copied again, and who copies them. */
+export interface ResyncResult {
+  command: 'resync'
+  sink: string
+  /** The DuckDB file (--sink duckdb only). */
+  file?: string
+  /** `running-sync`: the sync that holds the DuckDB file copies them now; `next-sync`: marked, the next sync copies them. */
+  copiedBy: 'running-sync' | 'next-sync'
+  /** In the order the sink lists them; empty when the sink holds no tables. */
+  tables: {table: string; schema: string; name: string}[]
 }
 
 /** The error object of a failed command with --json; the exit code is the documented one. */
@@ -177,11 +192,15 @@ export class RunTally {
   }
 }
 
+export function resyncResult(sink: {kind: string; path?: string}, copiedBy: ResyncResult['copiedBy'], tables: TableName[]): ResyncResult {
+  return {command: 'resync', sink: sink.kind, ...(sink.kind === 'duckdb' ? {file: sink.path} : {}), copiedBy, tables: tables.map(names)}
+}
+
 /** With --sink stdout, stdout carries the data: a JSON result there would be mixed into it. */
 export function refuseJsonOnStdout(json: boolean | undefined, sink: string): void {
   if (json && sink === 'stdout') {
     throw new PgrepError('usage', '--json needs a sink other than stdout: with --sink stdout the rows and changes are written to stdout', {
-      hint: 'use --sink duckdb or --sink bigquery, or leave out --json (the log on stderr reports the end position)',
+      hint: 'use --sink duckdb, bigquery or parquet, or leave out --json (the log on stderr reports the end position)',
     })
   }
 }

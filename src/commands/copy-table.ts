@@ -9,6 +9,7 @@ import {copyTableResult, refuseJsonOnStdout, type CopyTableResult} from '../cli/
 import {createSink} from '../cli/sinks.js'
 import {copyTables} from '../core/pipeline/copy.js'
 import {PostgresSource} from '../core/postgres/source.js'
+import {closeQuietly} from '../core/quietly.js'
 
 export default class CopyTable extends PgrepCommand {
   static override summary = 'Copy tables (a backfill) from one consistent snapshot into a sink.'
@@ -53,7 +54,8 @@ ${EXIT_CODE_HELP}`
       try {
         tables = await source.publicationTables(sql, config.publication)
       } finally {
-        await sql.end().catch(() => {})
+        // The list is read (or its error is the one to report): ending the connection changes neither.
+        await closeQuietly('end the catalog connection', () => sql.end())
       }
     }
     const sink = await createSink(config.sink, log)

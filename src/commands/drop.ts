@@ -8,6 +8,7 @@ import {createSink} from '../cli/sinks.js'
 import {PgrepError} from '../core/errors.js'
 import {dropSinkState, dropSlot} from '../core/ops/drop.js'
 import {PostgresSource} from '../core/postgres/source.js'
+import {closeQuietly} from '../core/quietly.js'
 
 export default class Drop extends PgrepCommand {
   static override summary = 'Remove what pgrep created for a pipeline: the replication slot, and optionally the sink state.'
@@ -71,7 +72,7 @@ ${EXIT_CODE_HELP}`
       if (dropped.outcome === 'missing') log.info({slot}, `replication slot "${slot}" does not exist: nothing to drop`)
     } finally {
       // The slot's outcome is known; an error ending this connection changes nothing of it.
-      await client.end().catch(() => {})
+      await closeQuietly('end the connection', () => client.end())
     }
     if (sinkConfig && result.sinkState) {
       const removed = await dropSinkState(await createSink(sinkConfig, log))

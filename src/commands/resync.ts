@@ -2,7 +2,8 @@ import {existsSync} from 'node:fs'
 import {Flags} from '@oclif/core'
 import {PgrepCommand} from '../cli/base-command.js'
 import {sinkConfigFrom} from '../cli/config.js'
-import {EXIT_CODE_HELP, logFlags, sinkFlags, tableFlag} from '../cli/flags.js'
+import {EXIT_CODE_HELP, jsonFlag, logFlags, sinkFlags, tableFlag} from '../cli/flags.js'
+import {resyncResult, type ResyncResult} from '../cli/results.js'
 import {createSink} from '../cli/sinks.js'
 import {PgrepError} from '../core/errors.js'
 import {markForResync} from '../core/ops/resync.js'
@@ -17,16 +18,20 @@ ${EXIT_CODE_HELP}`
   static override examples = [
     {description: 'Copy one table again at the next sync', command: '<%= config.bin %> resync --table public.orders --duckdb-path shop.duckdb'},
     {description: 'Every table the sink holds', command: '<%= config.bin %> resync --all --sink bigquery --bq-project p --bq-dataset shop'},
+    {description: 'Script: which tables, as JSON', command: "<%= config.bin %> resync --all --duckdb-path shop.duckdb --json | jq -r '.tables[].table'"},
   ]
+
+  static override enableJsonFlag = true
 
   static override flags = {
     ...tableFlag('Table to copy again, as schema.name (repeatable; quote parts with double quotes).', 'RESYNC'),
     all: Flags.boolean({summary: 'Every table the sink holds.', helpGroup: 'RESYNC'}),
     ...sinkFlags('duckdb'),
     ...logFlags,
+    ...jsonFlag,
   }
 
-  async run(): Promise<void> {
+  async run(): Promise<ResyncResult> {
     const {flags} = await this.parse(Resync)
     const log = this.setupLogger(flags['log-level'], flags['log-format'])
     const tables: TableName[] = flags.table ?? []
@@ -42,7 +47,7 @@ ${EXIT_CODE_HELP}`
       if (live) {
         for (const t of live) log.info({table: `${t.schema}.${t.name}`}, `${qualifiedName(t)}: the running sync copies it again`)
         if (live.length === 0) log.info({}, 'the sink holds no tables: nothing to copy again')
-        return
+        return resyncResult(config, 'running-sync', live)
       }
     }
     const sink = await createSink(config, log)
@@ -50,6 +55,7 @@ ${EXIT_CODE_HELP}`
       const marked = await markForResync({sink, tables, all: flags.all})
       for (const t of marked) log.info({table: `${t.schema}.${t.name}`}, `${qualifiedName(t)} marked: the next sync copies it again`)
       if (marked.length === 0) log.info({}, 'the sink holds no tables: nothing to mark')
+      return resyncResult(config, 'next-sync', marked)
     } finally {
       await sink.close()
     }

@@ -10,6 +10,7 @@ import {DEFAULT_MAX_LAG_BYTES} from '../core/pipeline/slot-monitor.js'
 import {PostgresSource} from '../core/postgres/source.js'
 import type {SinkInspection} from '../core/pipeline/sink.js'
 import {defaultSlotName} from '../cli/config.js'
+import {closeQuietly} from '../core/quietly.js'
 
 /** Exit codes of `status` (documented in the README): 0 healthy, 10 lagging, 11 broken. */
 const STATUS_EXIT = {healthy: 0, lagging: 10, broken: 11} as const
@@ -88,7 +89,7 @@ ${EXIT_CODE_HELP}`
       process.exitCode = STATUS_EXIT[report.health]
     } finally {
       // The report is written; an error ending this read-only connection changes nothing.
-      await client.end().catch(() => {})
+      await closeQuietly('end the connection', () => client.end())
     }
   }
 }

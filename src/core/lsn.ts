@@ -1,7 +1,10 @@
 // Log sequence numbers: exact 64-bit values inside (bigint), `X/Y` hex strings outside.
 import {PgrepError} from './errors.js'
 
-/** A WAL position (log sequence number): an exact 64-bit bigint; `X/Y` text via {@link formatLsn} / {@link parseLsn}. */
+/**
+ * A WAL position (log sequence number): an exact 64-bit bigint; `X/Y` text via {@link formatLsn} /
+ * {@link parseLsn}.
+ */
 export type Lsn = bigint
 
 const LSN_TEXT = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/

@@ -27,13 +27,15 @@ export const DEFAULT_PARALLEL = 4
 export const MAX_PARALLEL = 64
 
 /**
- * Batch limits per sink. stdout and DuckDB also commit as soon as the input runs dry (low latency
- * at low rates); BigQuery's quotas want fewer, larger batches, so it waits for a limit (the
- * reasoning is next to BIGQUERY_BATCH_DEFAULTS, which the library exports with the same values).
+ * Batch limits per sink, the one home of each (the library exports BigQuery's and Parquet's from
+ * their sinks as these same objects). stdout and DuckDB also commit as soon as the input runs dry
+ * (low latency at low rates); BigQuery's quotas want fewer, larger batches, so it waits for a limit.
  */
 export const SINK_BATCH_DEFAULTS = {
   stdout: DEFAULT_BATCH_LIMITS,
   duckdb: DEFAULT_BATCH_LIMITS,
+  // One batch every 30 s at most keeps a pipeline at ≤ 2,880 load jobs and 2,880 query jobs a day
+  // (quota: 100,000 load jobs per project per day), and each MERGE's full scan of its table rarer.
   bigquery: {maxRows: 500_000, maxBytes: 256 * 1024 * 1024, maxDelayMs: 30_000, commitWhenIdle: false},
   // One batch per --parquet-roll-interval (60 s): its files are per batch and table, so fewer,
   // larger batches make fewer, larger files; rows and bytes only bound one batch's local staging.

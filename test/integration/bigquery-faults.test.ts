@@ -47,8 +47,7 @@ async function run(dataset: string, w: Workload): Promise<Outcome> {
       }
     }
   }
-  let {sink, from} = await start()
-  let i = from
+  let {sink, from: i} = await start()
   while (i < w.txns.length) {
     const slice = w.txns.slice(i, i + BATCH)
     const last = slice[slice.length - 1]

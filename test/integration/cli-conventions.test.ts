@@ -1,6 +1,6 @@
 // The small conventions of a CLI: -h and `help <command>`, "did you mean" for a mistyped command,
-// shell completion scripts, a shipped oclif manifest, and a progress line that fits the terminal
-// (run in a pseudo-terminal made by util-linux `script`).
+// shell completion scripts, a shipped oclif manifest, NO_COLOR and TERM=dumb, and a progress line
+// that fits the terminal (run in a pseudo-terminal made by util-linux `script`).
 import {execFileSync, spawn, spawnSync} from 'node:child_process'
 import {cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -29,9 +29,9 @@ function env(extra: Record<string, string> = {}): Record<string, string> {
 }
 
 /** Runs `command` in a pseudo-terminal `columns` wide; resolves with everything the terminal received. */
-function inTerminal(command: string, columns: number, environment: Record<string, string>, input = ''): Promise<{code: number | null; output: string}> {
+function inTerminal(command: string, columns: number, environment: Record<string, string>, input = '', term = 'xterm'): Promise<{code: number | null; output: string}> {
   return new Promise((resolve) => {
-    const child = spawn('script', ['-qec', `stty cols ${columns} rows 30; ${command}`, '/dev/null'], {env: {...environment, TERM: 'xterm'}, stdio: ['pipe', 'pipe', 'pipe']})
+    const child = spawn('script', ['-qec', `stty cols ${columns} rows 30; ${command}`, '/dev/null'], {env: {...environment, TERM: term}, stdio: ['pipe', 'pipe', 'pipe']})
     let output = ''
     child.stdout.setEncoding('utf8').on('data', (d) => (output += d))
     child.stderr.setEncoding('utf8').on('data', (d) => (output += d))
@@ -45,6 +45,9 @@ function inTerminal(command: string, columns: number, environment: Record<string
 }
 
 const shellQuote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`
+
+/** A colour or text attribute (SGR); the prompt's cursor moves are not. */
+const SGR = /\x1b\[[\d;]*m/
 
 describe('help, did you mean, completion', () => {
   it('-h prints the help, on the root and on a command', async () => {
@@ -81,6 +84,22 @@ describe('help, did you mean, completion', () => {
     const tty = await inTerminal(`exec node ${shellQuote(BIN)} copy-tabel`, 100, env({NO_COLOR: '1'}), 'n\n')
     expect(tty.output).toContain('Did you mean copy-table?')
     expect(tty.code).toBe(127)
+    expect(tty.output).not.toMatch(SGR)
+  })
+
+  it.skipIf(!hasScript)('on a terminal, help and the prompt use colour and bold, but not with NO_COLOR or TERM=dumb', async () => {
+    // FORCE_COLOR (set by CI runners) would override TERM=dumb.
+    const {FORCE_COLOR: _forced, ...plain} = env()
+    const help = `exec node ${shellQuote(BIN)} cdc -h`
+    const styled = await inTerminal(help, 100, plain)
+    expect(styled.code, styled.output).toBe(0)
+    expect(styled.output).toMatch(SGR)
+    const noColor = await inTerminal(help, 100, {...plain, NO_COLOR: '1'})
+    expect(stripVTControlCharacters(noColor.output)).toContain('USAGE')
+    expect(noColor.output).not.toMatch(SGR)
+    const dumb = await inTerminal(`exec node ${shellQuote(BIN)} copy-tabel`, 100, plain, 'n\n', 'dumb')
+    expect(dumb.output).toContain('Did you mean copy-table?')
+    expect(dumb.output).not.toMatch(SGR)
   })
 
   it('generates completion scripts for bash, zsh and powershell, and fish', async () => {
@@ -222,6 +241,14 @@ describe.skipIf(!hasScript).each(pgServers())('the progress line in a terminal, 
       expect(off.code, off.output).toBe(0)
       expect(off.output).toContain('copied 2 table(s), 40000 rows')
       expect(segments(off.output).filter((s) => /\d+\.\d% /.test(s))).toEqual([])
+
+      // TERM=dumb: no status line and no colour; progress comes as log lines, as on a pipe.
+      const {FORCE_COLOR: _forced, ...plain} = e
+      const dumb = await inTerminal(copy, 40, plain, '', 'dumb')
+      expect(dumb.code, dumb.output).toBe(0)
+      expect(dumb.output).toMatch(/\d\d:\d\d:\d\d INFO {2}copy progress {2}rows=/)
+      expect(dumb.output).toContain('copied 2 table(s), 40000 rows')
+      expect(dumb.output).not.toMatch(/\x1b\[/)
     } finally {
       rmSync(dir, {recursive: true, force: true})
     }

@@ -1,18 +1,29 @@
-// `--json` on copy-table, sync, cdc and drop: one JSON document on stdout (logs on stderr), its
-// figures checked against what Postgres and the DuckDB file hold; errors as a JSON object with the
-// documented exit code.
-import {existsSync} from 'node:fs'
+// `--json` on copy-table, sync, cdc, drop and resync (replay's is in parquet-replay-log.test.ts):
+// one JSON document on stdout (logs on stderr), its figures checked against what Postgres and the
+// DuckDB file hold; errors as a JSON object with the documented exit code.
+import {execFileSync, spawnSync} from 'node:child_process'
+import {existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync} from 'node:fs'
 import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
+import {fileURLToPath} from 'node:url'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {parseLsn} from '../../src/core/lsn.js'
-import {pgEnv, runCli, spawnCli, waitFor} from '../helpers/cli.js'
+import {BIN, pgEnv, runCli, spawnCli, waitFor} from '../helpers/cli.js'
 import {compareWithDuckDb, duckQuery, ORACLE_PUBLICATION_TABLES, ORACLE_SCHEMA, runWorkload} from '../helpers/oracle.js'
 import {createTestDb, freePort, type TestDb} from '../helpers/postgres.js'
 import {pgServers} from '../helpers/servers.js'
 
 const LSN = /^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+const hasJq = (() => {
+  try {
+    execFileSync('jq', ['--version'], {stdio: 'ignore'})
+    return true
+  } catch {
+    return false
+  }
+})()
 
 /** stdout must be exactly one JSON document. */
 function parseStdout(r: {stdout: string; stderr: string}): any {
@@ -63,6 +74,9 @@ describe.each(pgServers())('--json on PostgreSQL $major', (server) => {
       const out = parseStdout(r)
       // Logs stayed on stderr.
       expect(r.stderr).toContain('copied 2 table(s)')
+      // stderr is a pipe: progress comes as log lines, never as a status line (\r, erase-line).
+      expect(r.stderr).toContain('"msg":"copy progress"')
+      expect(r.stderr).not.toMatch(/\r|\x1b\[/)
       expect(out).toMatchObject({command: 'copy-table', sink: 'duckdb'})
       expect(out.snapshotLsn).toMatch(LSN)
       expect(parseLsn(out.snapshotLsn)).toBeGreaterThanOrEqual(before)
@@ -116,6 +130,11 @@ describe.each(pgServers())('--json on PostgreSQL $major', (server) => {
       expect(err).toMatchObject({kind: 'connection', exitCode: 3})
       expect(typeof err.hint).toBe('string')
       expect(refused.stdout).not.toContain(db.password)
+
+      // status has a --json of its own (its report); a failure is the same error object.
+      const status = await runCli(['status', '--slot', 'nope', '--json'], pgEnv(db, {PGPORT: String(port)}))
+      expect(status.code, status.stderr).toBe(3)
+      expect(parseStdout(status).error).toMatchObject({kind: 'connection', exitCode: 3})
 
       // oclif's own parse errors too.
       const bad = await runCli(['copy-table', '--bogus', '--json'], pgEnv(db))
@@ -260,6 +279,110 @@ describe.each(pgServers())('--json on PostgreSQL $major', (server) => {
       expect(stdout.stderr).toContain('--json needs a sink other than stdout')
       // Refused before anything ran: the slot did not move.
     })
+
+    it('sync --json into a Parquet log reports the same figures', async () => {
+      const logDir = path.join(dir, `log-${server.major}`)
+      const env = pgEnv(db)
+      const args = ['sync', '--publication', 'pub', '--slot', 'json_parquet', '--sink', 'parquet', '--parquet-dir', logDir, '--once', '--json']
+      const first = await runCli(args, env)
+      expect(first.code, first.stderr).toBe(0)
+      const out1 = parseStdout(first)
+      expect(out1).toMatchObject({command: 'sync', sink: 'parquet', slot: 'json_parquet', stopped: 'once', transactions: 0, rows: 0, tables: []})
+      const counts = await db.query(`SELECT (SELECT count(*) FROM public.accounts)::int AS a, (SELECT count(*) FROM "Mixed Case"."Ledger ""Lines""")::int AS l, (SELECT count(*) FROM public.events)::int AS e`)
+      const copied = Object.fromEntries(out1.copied.map((t: any) => [t.table, t.rows]))
+      expect(copied).toEqual({'public.accounts': counts.rows[0].a, '"Mixed Case"."Ledger ""Lines"""': counts.rows[0].l, 'public.events': counts.rows[0].e})
+
+      // The rows an earlier test added (none when this test runs alone: a DELETE of no row sends nothing).
+      const deleted = (await db.query(`DELETE FROM public.accounts WHERE id > 900000`)).rowCount!
+      const ledgerDeleted = (await db.query(`DELETE FROM "Mixed Case"."Ledger ""Lines""" WHERE "Id" > 900000`)).rowCount!
+      const want = await changes()
+      const second = await runCli(args, env)
+      expect(second.code, second.stderr).toBe(0)
+      const out = parseStdout(second)
+      expect(out).toMatchObject({sink: 'parquet', stopped: 'once', copied: []})
+      const ledger = '"Mixed Case"."Ledger ""Lines"""'
+      expectApplied(out, {
+        ...want,
+        deletes: {'public.accounts': want.deletes['public.accounts']! + deleted, ...(ledgerDeleted > 0 ? {[ledger]: ledgerDeleted} : {})},
+        transactions: want.transactions + (deleted > 0 ? 1 : 0) + (ledgerDeleted > 0 ? 1 : 0),
+      })
+      expect(parseLsn(out.commitLsn)).toBeGreaterThanOrEqual(want.lastBefore)
+      expect(parseLsn(out.commitLsn)).toBeLessThanOrEqual(await walLsn(db))
+    })
+  })
+
+  describe('resync, and a sync stopped by a signal', () => {
+    let db: TestDb
+    beforeAll(async () => {
+      db = await createTestDb(server, 'jresync')
+      await db.query(`
+        CREATE TABLE public.t (id int PRIMARY KEY, v text);
+        INSERT INTO public.t SELECT g, 'v' || g FROM generate_series(1, 300) g;
+        CREATE TABLE public.u (id int PRIMARY KEY);
+        INSERT INTO public.u SELECT generate_series(1, 20);
+        CREATE PUBLICATION rpub FOR TABLE public.t, public.u;
+      `)
+    })
+    afterAll(async () => {
+      await db.close()
+    })
+
+    const TABLES = [
+      {schema: 'public', name: 't', keyed: true, columns: [{pg: 'id::text', duck: 'CAST(id AS VARCHAR)'}, {pg: 'v', duck: 'v'}]},
+      {schema: 'public', name: 'u', keyed: true, columns: [{pg: 'id::text', duck: 'CAST(id AS VARCHAR)'}]},
+    ]
+
+    it('resync --json names the tables and who copies them; a sync stopped by SIGTERM reports what it copied and applied', async () => {
+      const file = path.join(dir, `resync-${server.major}.duckdb`)
+      const env = pgEnv(db)
+      const synced = await runCli(['sync', '--publication', 'rpub', '--slot', 'json_resync', '--duckdb-path', file, '--once'], env)
+      expect(synced.code, synced.stderr).toBe(0)
+      const states = async () => Object.fromEntries((await duckQuery(file, `SELECT name, status FROM _pgrep.tables`)).map((r) => [r.name, r.status]))
+
+      // No sync running: marked for the next one.
+      const marked = await runCli(['resync', '--table', 'public.u', '--duckdb-path', file, '--json'], env)
+      expect(marked.code, marked.stderr).toBe(0)
+      expect(parseStdout(marked)).toEqual({command: 'resync', sink: 'duckdb', file, copiedBy: 'next-sync', tables: [{table: 'public.u', schema: 'public', name: 'u'}]})
+      expect(await states()).toEqual({t: 'ready', u: 'pending'})
+      const all = await runCli(['resync', '--all', '--duckdb-path', file, '--json'], env)
+      expect(all.code, all.stderr).toBe(0)
+      expect(parseStdout(all).tables.map((t: any) => t.table).sort()).toEqual(['public.t', 'public.u'])
+      expect(await states()).toEqual({t: 'pending', u: 'pending'})
+
+      // A running sync copies the pending tables, then streams; SIGTERM ends it with its result.
+      const sync = spawnCli(['sync', '--publication', 'rpub', '--slot', 'json_resync', '--duckdb-path', file, '--json'], env)
+      try {
+        await waitFor(() => sync.stderrText().includes('streaming from slot'), 120_000, 'the sync to stream')
+        const ins = await db.query(`INSERT INTO public.t SELECT g, 'new' FROM generate_series(1001, 1004) g`)
+        const after = await walLsn(db)
+        await waitFor(async () => {
+          const r = await db.query(`SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = 'json_resync'`)
+          return r.rows[0]?.lsn != null && parseLsn(r.rows[0].lsn) >= after
+        }, 120_000, 'the insert to be applied')
+        // The request goes to the running sync over the file's control socket (its re-copy is
+        // diverge.test.ts's subject; here only the answer).
+        const live = await runCli(['resync', '--table', 'public.t', '--duckdb-path', file, '--json'], env)
+        expect(live.code, live.stderr).toBe(0)
+        expect(parseStdout(live)).toEqual({command: 'resync', sink: 'duckdb', file, copiedBy: 'running-sync', tables: [{table: 'public.t', schema: 'public', name: 't'}]})
+        sync.kill('SIGTERM')
+        const r = await sync.result
+        expect(r.code, r.stderr).toBe(0)
+        const out = parseStdout(r)
+        expect(out).toMatchObject({command: 'sync', stopped: 'signal', untilLsn: null, transactions: 1, rows: ins.rowCount})
+        expect(out.tables).toEqual([{table: 'public.t', schema: 'public', name: 't', inserts: ins.rowCount, updates: 0, deletes: 0, truncates: 0}])
+        // Both pending tables, copied when it started; then public.t again if the requested
+        // re-copy ran before the signal.
+        const copied = out.copied.map((c: any) => `${c.table} ${c.rows}`)
+        expect(copied.slice(0, 2).sort()).toEqual(['public.t 300', 'public.u 20'])
+        expect(copied.slice(2).every((c: string) => c === 'public.t 304'), copied.join(', ')).toBe(true)
+        expect(parseLsn(out.commitLsn)).toBeLessThanOrEqual(after)
+        expect(parseLsn(out.commitLsn)).toBeGreaterThan(0n)
+        expect(await compareWithDuckDb(db, file, TABLES)).toEqual([])
+      } finally {
+        sync.kill('SIGKILL')
+        await sync.result
+      }
+    })
   })
 
   describe('drop', () => {
@@ -324,5 +447,65 @@ describe.each(pgServers())('--json on PostgreSQL $major', (server) => {
         await holder.result
       }
     })
+  })
+})
+
+// docs/scripting.md's cron job, run as written (the config file, the log file and `alert` are the
+// only substitutions), on the first server: the jq line on success, silence on a retryable code,
+// an alert with the JSON error's message otherwise.
+describe.runIf(hasJq)('the cron example of docs/scripting.md', () => {
+  const server = pgServers()[0]!
+  let db: TestDb
+  let dir: string
+  let script: string
+  beforeAll(async () => {
+    db = await createTestDb(server, 'jcron')
+    await db.query(`CREATE TABLE public.orders (id int PRIMARY KEY, total numeric); CREATE PUBLICATION cron_pub FOR TABLE public.orders`)
+    dir = await mkdtemp(path.join(tmpdir(), 'pgrep-cron-'))
+    const doc = readFileSync(path.join(root, 'docs/scripting.md'), 'utf8')
+    const block = /## A cron job\n+```sh\n([\s\S]*?)```/.exec(doc)?.[1]
+    if (!block) throw new Error('docs/scripting.md has no cron example')
+    script = path.join(dir, 'shop-sync')
+    writeFileSync(
+      script,
+      block
+        .replace('#!/bin/sh\n', `#!/bin/sh\nalert() { echo "ALERT: $*"; }\n`)
+        .replaceAll('/etc/pgrep/shop.yaml', path.join(dir, 'shop.yaml'))
+        .replaceAll('/var/log/pgrep/shop.log', path.join(dir, 'shop.log')),
+    )
+    // As installed: pg-replicate on the PATH.
+    mkdirSync(path.join(dir, 'bin'))
+    symlinkSync(BIN, path.join(dir, 'bin/pg-replicate'))
+  })
+  afterAll(async () => {
+    await db.close()
+    await rm(dir, {recursive: true, force: true})
+  })
+
+  function cron(config: string, env: Record<string, string>): {code: number | null; stdout: string} {
+    writeFileSync(path.join(dir, 'shop.yaml'), config)
+    const r = spawnSync('sh', [script], {env: {...env, PATH: `${path.join(dir, 'bin')}:${env.PATH ?? process.env.PATH}`}, encoding: 'utf8', timeout: 180_000})
+    return {code: r.status, stdout: r.stdout}
+  }
+
+  it('prints what was applied, stays quiet when the server is down, alerts with the message otherwise', async () => {
+    const config = `publication: cron_pub\nslot: cron_sync\nduckdb-path: ${path.join(dir, 'shop.duckdb')}\n`
+    expect(cron(config, pgEnv(db))).toEqual({code: 0, stdout: 'applied 0 transactions, 0 rows, up to null\n'})
+    const ins = await db.query(`INSERT INTO public.orders SELECT g, g * 1.5 FROM generate_series(1, 3) g`)
+    const before = await walLsn(db)
+    const second = cron(config, pgEnv(db))
+    expect(second.code).toBe(0)
+    const m = /^applied 1 transactions, (\d+) rows, up to ([0-9A-F]+\/[0-9A-F]+)\n$/.exec(second.stdout)
+    expect(m, second.stdout).not.toBeNull()
+    expect(Number(m![1])).toBe(ins.rowCount)
+    expect(parseLsn(m![2]!)).toBeLessThanOrEqual(before)
+
+    // Exit 3: next time. The message is in the log file.
+    expect(cron(config, pgEnv(db, {PGPORT: String(await freePort())}))).toEqual({code: 0, stdout: ''})
+    expect(readFileSync(path.join(dir, 'shop.log'), 'utf8')).toContain('cannot reach PostgreSQL')
+    // Exit 4: an alert that carries the JSON error's message.
+    const missing = cron(config.replace('cron_pub', 'no_such_pub'), pgEnv(db))
+    expect(missing.code).toBe(0)
+    expect(missing.stdout).toMatch(/^ALERT: pgrep failed \(4\): publication "no_such_pub" does not exist/)
   })
 })

@@ -107,9 +107,9 @@ describe.each(pgServers())('sync never silently diverges, PostgreSQL $major', (s
       `INSERT INTO g (id, a) VALUES ($1 + 1000, $1)`,
     ])
     try {
-      for (const slot of ['div_root', 'div_leaf']) {
-        await waitFor(async () => (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active`, [slot])).rowCount === 1, 90_000, `${slot} streaming`)
-      }
+      // (a slot is already 'active' while being created, before the copy)
+      await waitFor(() => root.stderrText().includes('streaming from slot'), 120_000, 'div_root streaming')
+      await waitFor(() => leaf.stderrText().includes('streaming from slot'), 120_000, 'div_leaf streaming')
       await waitApplied(db, 'div_root')
       // The stream cannot carry these: each is re-synced, with a log line naming the table and why.
       await db.query(`ALTER TABLE t_type ALTER COLUMN c TYPE bigint USING c * 1000`)
@@ -148,6 +148,52 @@ describe.each(pgServers())('sync never silently diverges, PostgreSQL $major', (s
     const st = await runCli(['status', '--slot', 'div_root', '--sink', 'duckdb', '--duckdb-path', rootFile, '--json'], env)
     expect(JSON.parse(st.stdout).sink.resyncs).toEqual({inProgress: [], done: 4})
   }, 400_000)
+
+  it('re-syncs what changed while sync was stopped (a retype, a volatile default, a default DuckDB cannot set); a plain restart copies nothing', async () => {
+    await db.query(`
+      CREATE TABLE s_type (id int PRIMARY KEY, c int);
+      CREATE TABLE s_vol (id int PRIMARY KEY, v text);
+      CREATE TABLE s_iv (id int PRIMARY KEY, v text);
+      INSERT INTO s_type SELECT g, g FROM generate_series(1, 200) g;
+      INSERT INTO s_vol SELECT g, 'v' || g FROM generate_series(1, 200) g;
+      INSERT INTO s_iv SELECT g, 'i' || g FROM generate_series(1, 200) g;
+      CREATE PUBLICATION pub_stop FOR TABLE s_type, s_vol, s_iv`)
+    const file = path.join(dir, `stopped-${server.major}.duckdb`)
+    const env = pgEnv(db)
+    const args = ['sync', '--publication', 'pub_stop', '--slot', 'div_stop', '--duckdb-path', file, '--batch-max-delay', '200', '--log-format', 'json', '--once']
+    const first = await runCli(args, env)
+    expect(first.code, first.stderr).toBe(0)
+    // While stopped: Postgres rewrites s_type and s_vol, and s_iv gets an interval default that
+    // the DuckDB sink cannot set on the rows it holds. Then writes, so each table's new shape is
+    // in the stream.
+    await db.query(`
+      ALTER TABLE s_type ALTER COLUMN c TYPE bigint USING c * 1000;
+      ALTER TABLE s_vol ADD COLUMN r int DEFAULT (random() * 1000)::int;
+      ALTER TABLE s_iv ADD COLUMN d interval DEFAULT '1 day 2 hours';
+      INSERT INTO s_type VALUES (0, 0); UPDATE s_vol SET v = 'x' WHERE id = 1; UPDATE s_iv SET v = 'x' WHERE id = 1`)
+    const load = writer(db, [
+      `INSERT INTO s_type VALUES ($1 + 1000, $1)`,
+      `UPDATE s_type SET c = c + 1 WHERE id = $1 % 200 + 1`,
+      `INSERT INTO s_vol (id, v) VALUES ($1 + 1000, 'w')`,
+      `UPDATE s_iv SET v = 'u' || $1 WHERE id = $1 % 200 + 1`,
+    ])
+    let second
+    try {
+      second = await runCli(args, env)
+    } finally {
+      await load.stop()
+    }
+    expect(second.code, second.stderr).toBe(0)
+    expect(second.stderr).toMatch(/re-syncing \\"public\\".\\"s_type\\": column \\"c\\" changed type \(integer → bigint\)/)
+    expect(second.stderr).toMatch(/re-syncing \\"public\\".\\"s_vol\\": column\(s\) \\"r\\" added with a default Postgres wrote into every row/)
+    expect(second.stderr).toMatch(/re-syncing \\"public\\".\\"s_iv\\": column\(s\) \\"d\\" added with a default that the sink cannot set/)
+    // Catching up after the load: the shapes now match what the sink was built from.
+    const third = await runCli(args, env)
+    expect(third.code, third.stderr).toBe(0)
+    expect(third.stderr).not.toContain('re-syncing')
+    const tables = [table('s_type', ['id', 'c']), table('s_vol', ['id', 'v', 'r']), {schema: 'public', name: 's_iv', keyed: true, columns: [col('id'), col('v'), {pg: `extract(epoch from d)::bigint::text`, duck: `CAST(CAST(epoch(d) AS BIGINT) AS VARCHAR)`}]}]
+    expect(await compareWithDuckDb(db, file, tables)).toEqual([])
+  }, 300_000)
 
   it.runIf(server.major === newest)('with --no-auto-resync, says plainly that the table differs, and pgrep resync mends it', async () => {
     await db.query(`CREATE TABLE off_t (id int PRIMARY KEY, c int); INSERT INTO off_t SELECT g, g FROM generate_series(1, 100) g; CREATE PUBLICATION pub_off FOR TABLE off_t`)
@@ -255,6 +301,16 @@ describe.each(pgServers())('sync never silently diverges, PostgreSQL $major', (s
       const last = await runCli([...args, '--once'], env, 120_000)
       expect(last.code, last.stderr).toBe(0)
       expect(await bqRows()).toEqual(await pgRows())
+
+      // While stopped: a retype BigQuery takes as is (INT64 both) and a column whose default
+      // BigQuery would leave NULL on the rows it holds. Seen in the next run's first shape of the
+      // table (compared with the Postgres types _pgrep_tables records), and re-synced.
+      await db.query(`ALTER TABLE bq_t ALTER COLUMN c TYPE bigint USING c * 1000; ALTER TABLE bq_t ADD COLUMN k int DEFAULT 7; UPDATE bq_t SET c = c + 1 WHERE id = 1`)
+      const retyped = await runCli([...args, '--once'], env, 120_000)
+      expect(retyped.code, retyped.stderr).toBe(0)
+      expect(retyped.stderr).toContain('column \\"c\\" changed type (integer → bigint)')
+      const pgAll = async () => (await db.query(`SELECT id, c, k FROM bq_t`)).rows.map((r) => JSON.stringify([String(r.id), String(r.c), String(r.k)])).sort()
+      expect(canon(await standIn.sql(`SELECT id, c, k FROM "${dataset}"."public_bq_t"`))).toEqual(await pgAll())
 
       // A BigQuery table pgrep did not create, where a newly published table would go.
       const now = Date.now()

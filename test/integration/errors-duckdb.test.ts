@@ -63,5 +63,7 @@ describe.each(pgServers())('DuckDB names that differ only in case, PostgreSQL $m
     expect(r.code, r.stderr).toBe(8)
     expect(r.stderr).toContain(`cannot replicate tables "S"."t" and "s"."t" into one DuckDB file`)
     expect(await duckTables(file)).toEqual([])
+    // The slot created for the copy's snapshot is not left behind holding WAL.
+    expect((await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'case_slot'`)).rowCount).toBe(0)
   })
 })

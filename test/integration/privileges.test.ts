@@ -4,9 +4,10 @@
 import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
+import {DuckDBInstance} from '@duckdb/node-api'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {pgEnv, runCli} from '../helpers/cli.js'
-import {compareWithDuckDb} from '../helpers/oracle.js'
+import {compareWithDuckDb, duckQuery} from '../helpers/oracle.js'
 import {createTestDb, type TestDb} from '../helpers/postgres.js'
 import {pgServers} from '../helpers/servers.js'
 
@@ -87,8 +88,9 @@ describe.each(pgServers())('privileges and failed first copies on PostgreSQL $ma
     expect(r.stderr).toMatch(/dropped replication slot \W*clash_slot\W* created by this run/)
     expect((await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'clash_slot'`)).rowCount).toBe(0)
 
-    // "Case".t was copied first (committed), then "case".t failed. Fixed by publishing one of them: the slot is created again and the table copied again from
-    // its snapshot (the rows written in between included), then streamed.
+    // The names are checked before any table is copied, but after the slot was created (its
+    // snapshot is the one the schemas are read in). Fixed by publishing one of them: the slot is
+    // created again and the table copied from its snapshot (the row written in between included), then streamed.
     await db.query(`ALTER PUBLICATION clash DROP TABLE "case".t; INSERT INTO "Case".t VALUES (51, 'between')`)
     const again = await runCli(['sync', '--publication', 'clash', '--slot', 'clash_slot', '--once', '--parallel', '1', '--duckdb-path', file], env)
     expect(again.code, again.stderr).toBe(0)
@@ -98,4 +100,48 @@ describe.each(pgServers())('privileges and failed first copies on PostgreSQL $ma
     expect(await compareWithDuckDb(db, file, [{schema: 'Case', name: 't', keyed: true, columns: [text('id'), text('v')]}])).toEqual([])
     await db.query(`SELECT pg_drop_replication_slot('clash_slot')`).catch(() => {})
   })
+
+  it('a first sync whose sink fails after one table was copied drops the slot; the next run copies every table', async () => {
+    // The DuckDB file holds a table of its own named like the second published table: the sink
+    // refuses to replace it when that table's copy starts, after the first one has committed.
+    await db.query(`
+      CREATE TABLE public.a_first (id int PRIMARY KEY, v text);
+      CREATE TABLE public.b_taken (id int PRIMARY KEY, v text);
+      INSERT INTO public.a_first SELECT g, 'a' || g FROM generate_series(1, 300) g;
+      INSERT INTO public.b_taken SELECT g, 'b' || g FROM generate_series(1, 30) g;
+      CREATE PUBLICATION mid_pub FOR TABLE public.a_first, public.b_taken;
+    `)
+    const file = path.join(dir, `mid-${server.major}.duckdb`)
+    await duckExec(file, `CREATE SCHEMA public; CREATE TABLE public.b_taken (mine int); INSERT INTO public.b_taken VALUES (42)`)
+    const env = pgEnv(db)
+    const args = ['sync', '--publication', 'mid_pub', '--slot', 'mid_slot', '--once', '--parallel', '1', '--duckdb-path', file]
+    const r = await runCli(args, env)
+    expect(r.code, r.stderr).toBe(8)
+    expect(r.stderr).toMatch(/copied \W*public\W*a_first\W*: 300 rows/)
+    expect(r.stderr).toMatch(/b_taken\W* exists and was not created by pgrep/)
+    expect(r.stderr).toMatch(/dropped replication slot \W*mid_slot\W* created by this run/)
+    expect((await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'mid_slot'`)).rowCount).toBe(0)
+    // The user's table is left as it was.
+    expect(await duckQuery(file, `SELECT mine FROM public.b_taken`)).toEqual([{mine: 42}])
+
+    await duckExec(file, `DROP TABLE public.b_taken`)
+    await db.query(`INSERT INTO public.a_first VALUES (301, 'between'); UPDATE public.b_taken SET v = 'between' WHERE id = 1`)
+    const again = await runCli(args, env)
+    expect(again.code, again.stderr).toBe(0)
+    const tables = ['a_first', 'b_taken'].map((name) => ({schema: 'public', name, keyed: true, columns: [text('id'), text('v')]}))
+    expect(await compareWithDuckDb(db, file, tables)).toEqual([])
+    await db.query(`SELECT pg_drop_replication_slot('mid_slot')`)
+  })
 })
+
+/** Runs statements on a DuckDB file (no process holds it). */
+async function duckExec(file: string, sql: string): Promise<void> {
+  const instance = await DuckDBInstance.create(file)
+  const conn = await instance.connect()
+  try {
+    await conn.run(sql)
+  } finally {
+    conn.closeSync()
+    instance.closeSync()
+  }
+}

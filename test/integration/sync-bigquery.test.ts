@@ -2,7 +2,7 @@
 // for BigQuery's REST API (which executes the sink's SQL on DuckDB): the consistency oracle under
 // a random workload with SIGKILL crashes.
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {pgEnv, runCli, spawnCli, waitFor} from '../helpers/cli.js'
+import {pgEnv, runCli, spawnCli} from '../helpers/cli.js'
 import {ORACLE_PUBLICATION_TABLES, ORACLE_SCHEMA, runWorkload} from '../helpers/oracle.js'
 import {createTestDb, type TestDb} from '../helpers/postgres.js'
 import {pgServers} from '../helpers/servers.js'

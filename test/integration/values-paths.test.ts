@@ -1,6 +1,7 @@
 // The same Postgres value must land as the same DuckDB value whichever way it travels: the copy's
-// bulk CSV path (tables without arrays), the copy's appender path (tables with arrays), and the
-// stream. Values that once differed between them: a json lone surrogate escape, xid8 ≥ 2^63.
+// binary chunk path (tables without arrays; a CSV path before it, where these values differed),
+// the copy's appender path (tables with arrays), and the stream. Values that once differed
+// between them: a json lone surrogate escape, xid8 ≥ 2^63.
 import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
@@ -20,11 +21,11 @@ describe.each(pgServers())('values across the copy paths and the stream, Postgre
     db = await createTestDb(server, 'valpaths')
     dir = await mkdtemp(path.join(tmpdir(), 'pgrep-valpaths-'))
     await db.query(`
-      CREATE TABLE via_csv (id int PRIMARY KEY, j json, x xid8);
+      CREATE TABLE via_binary (id int PRIMARY KEY, j json, x xid8);
       CREATE TABLE via_appender (id int PRIMARY KEY, j json, x xid8, a int[]);
-      INSERT INTO via_csv VALUES ${VALUES};
+      INSERT INTO via_binary VALUES ${VALUES};
       INSERT INTO via_appender (id, j, x) VALUES ${VALUES};
-      CREATE PUBLICATION vals_pub FOR TABLE via_csv, via_appender;
+      CREATE PUBLICATION vals_pub FOR TABLE via_binary, via_appender;
     `)
   })
   afterAll(async () => {
@@ -37,7 +38,7 @@ describe.each(pgServers())('values across the copy paths and the stream, Postgre
     const child = spawnCli(['sync', '--publication', 'vals_pub', '--slot', 'vals_slot', '--duckdb-path', file, '--batch-max-delay', '100', '--log-format', 'json', '--log-level', 'debug'], pgEnv(db))
     try {
       await waitFor(() => child.stderrText().includes('streaming from slot'), 120_000, 'streaming started') // (a slot is already 'active' while being created, before the copy)
-      await db.query(`INSERT INTO via_csv VALUES ${STREAMED}; INSERT INTO via_appender (id, j, x) VALUES ${STREAMED}`)
+      await db.query(`INSERT INTO via_binary VALUES ${STREAMED}; INSERT INTO via_appender (id, j, x) VALUES ${STREAMED}`)
       const {rows} = await db.query(`SELECT pg_current_wal_insert_lsn()::text AS lsn`)
       await waitFor(async () => (await db.query(`SELECT confirmed_flush_lsn >= $1::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = 'vals_slot'`, [rows[0].lsn])).rows[0]?.ok === true, 60_000, 'applied')
     } finally {
@@ -46,8 +47,8 @@ describe.each(pgServers())('values across the copy paths and the stream, Postgre
     const r = await child.result
     expect(r.code, r.stderr).toBe(0)
     expect(r.stderr).not.toMatch(/stored as NULL/)
-    const pg = (await db.query(`SELECT id, j::text AS j, x::text AS x FROM via_csv ORDER BY id`)).rows
-    for (const table of ['via_csv', 'via_appender']) {
+    const pg = (await db.query(`SELECT id, j::text AS j, x::text AS x FROM via_binary ORDER BY id`)).rows
+    for (const table of ['via_binary', 'via_appender']) {
       const types = await duckQuery(file, `SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = '${table}' AND column_name = 'x'`)
       expect(types).toEqual([{column_name: 'x', data_type: 'UBIGINT'}])
       const duck = await duckQuery(file, `SELECT id, CAST(j AS VARCHAR) AS j, CAST(x AS VARCHAR) AS x FROM public.${table} ORDER BY id`)

@@ -18,6 +18,12 @@ function tbl(name: string, schema = 'app', extra: string[] = []): TableSchema {
   return tableSchema(schema, name, [['id', INT4], ['v', TEXT], ...extra.map((n): [string, PgType] => [n, TEXT])])
 }
 
+// The Postgres columns each copied table was built from, returned by open() (sync's re-sync watch).
+const BUILT = [
+  {name: 'id', type: 'integer'},
+  {name: 'v', type: 'text'},
+]
+
 const rowsFor = (from: number, n: number, tag: string): TupleData[] => Array.from({length: n}, (_, i) => [String(from + i), `${tag}-${from + i}`])
 
 let dir: string
@@ -68,7 +74,7 @@ describe('copy writers', () => {
     expect(await count('SELECT count(*) FROM app.t')).toBe(10000)
     expect(await count(`SELECT count(*) FROM app.t WHERE v LIKE 'old-%'`)).toBe(0)
     const state = await sink.open()
-    expect(state.tables).toEqual([{schema: 'app', name: 't', status: 'ready', snapshotLsn: 20n}])
+    expect(state.tables).toEqual([{schema: 'app', name: 't', status: 'ready', snapshotLsn: 20n, columns: BUILT}])
   })
 
   it('abort and failures keep the previous data and state', async () => {
@@ -90,7 +96,7 @@ describe('copy writers', () => {
     await expect(failing.commit()).rejects.toThrow(/keeps its previous contents|Duplicate|constraint/i)
     await failing.abort()
     expect(await count(`SELECT count(*) FROM app.t WHERE v LIKE 'old-%'`)).toBe(10)
-    expect((await sink.open()).tables).toEqual([{schema: 'app', name: 't', status: 'ready', snapshotLsn: 10n}])
+    expect((await sink.open()).tables).toEqual([{schema: 'app', name: 't', status: 'ready', snapshotLsn: 10n, columns: BUILT}])
 
     // pgrep's own schema is refused.
     await expect(sink.startTableCopy(tbl('x', '_pgrep'), 1n)).rejects.toThrow(/_pgrep/)
@@ -251,7 +257,7 @@ describe('opening', () => {
     const w = await sink.startTableCopy(tbl('m'), 3n)
     await w.write(rowsFor(0, 3, 'm'))
     await w.commit()
-    expect((await sink.open()).tables).toEqual([{schema: 'app', name: 'm', status: 'ready', snapshotLsn: 3n}])
+    expect((await sink.open()).tables).toEqual([{schema: 'app', name: 'm', status: 'ready', snapshotLsn: 3n, columns: BUILT}])
     await sink.close()
 
     const file = path.join(dir, 'state.duckdb')

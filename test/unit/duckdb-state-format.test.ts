@@ -70,7 +70,7 @@ describe('DuckDB state format', () => {
     const resume = await sink.open()
     expect(resume).toEqual({
       checkpoint: {commitLsn: 0x1a2b3c8n, endLsn: 0x1a2b3f0n, commitTime: null},
-      tables: [{schema: 'app', name: 'items', status: 'ready', snapshotLsn: 0x1000000n}],
+      tables: [{schema: 'app', name: 'items', status: 'ready', snapshotLsn: 0x1000000n, columns: [{name: 'id', type: 'integer'}, {name: 'v', type: 'text'}]}],
     })
 
     // The next batch records the commit time, to the microsecond, with the data.

@@ -235,7 +235,7 @@ expectTypeOf<Extract<ChangeEvent, {op: 'insert'}>['commitLsn']>().toEqualTypeOf<
 
 // The Sink interface: exactly these members, and the built-in sinks implement it.
 expectTypeOf<keyof Sink>().toEqualTypeOf<
-  'name' | 'exactlyOnce' | 'partialTransactions' | 'open' | 'inspect' | 'dropState' | 'checkTables' | 'startTableCopy' | 'setTableStates' | 'beginBatch' | 'write' | 'commitBatch' | 'abortBatch' | 'recordResyncs' | 'close'
+  'name' | 'exactlyOnce' | 'partialTransactions' | 'open' | 'inspect' | 'dropState' | 'checkTables' | 'startTableCopy' | 'setTableStates' | 'beginBatch' | 'write' | 'commitBatch' | 'abortBatch' | 'fillsAddedColumn' | 'recordResyncs' | 'close'
 >()
 expectTypeOf<Sink['open']>().returns.resolves.toEqualTypeOf<ResumeState>()
 expectTypeOf<Sink['commitBatch']>().parameters.toEqualTypeOf<[checkpoint: Checkpoint]>()

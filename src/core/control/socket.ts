@@ -24,6 +24,7 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import {PgrepError, type ErrorKind} from '../errors.js'
+import {closeQuietly} from '../quietly.js'
 
 export const CONTROL_PROTOCOL_VERSION = 1
 
@@ -187,7 +188,8 @@ export class ControlServer {
       }
       await handler(request, {send, signal})
     } catch (err) {
-      if (!socket.destroyed) await send(errorFrame(err)).catch(() => {})
+      // The client may be gone; the error was for it alone, and the server keeps serving others.
+      if (!socket.destroyed) await closeQuietly('send an error to a control client', () => send(errorFrame(err)))
     }
     socket.end()
   }

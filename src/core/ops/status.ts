@@ -31,20 +31,32 @@ export interface StatusReport {
       }
   publication: null | {name: string; tables: {schema: string; name: string; replicaIdentity: string; replicatesUpdatesAndDeletes: boolean}[]}
   sink: null | {
-    /** `commitTime`: of the last applied transaction, null when not recorded (a state from an older pgrep, until the next batch). */
+    /**
+     * `commitTime`: of the last applied transaction, null when not recorded (a state from an older
+     * pgrep, until the next batch).
+     */
     checkpoint: {
       commitLsn: string
       endLsn: string
       commitTime: string | null
-      /** The sink holds the first `changes` row changes of the transaction committed at `commitLsn` (a large one, committed in pieces). */
+      /**
+       * The sink holds the first `changes` row changes of the transaction committed at `commitLsn`
+       * (a large one, committed in pieces).
+       */
       partial: {commitLsn: string; changes: number} | null
     } | null
     /** Bytes of WAL between the sink's checkpoint and the server's current position. */
     lagBytes: number | null
     tables: {schema: string; name: string; status: string; snapshotLsn: string | null}[]
-    /** Reported by the pgrep process that holds the sink, when one runs (DuckDB: over its control socket); null otherwise. */
+    /**
+     * Reported by the pgrep process that holds the sink, when one runs (DuckDB: over its control
+     * socket); null otherwise.
+     */
     live: LiveFigures | null
-    /** Tables being copied again (copied before, now pending), and re-syncs completed (counted by DuckDB; 0 for a sink that does not count them). */
+    /**
+     * Tables being copied again (copied before, now pending), and re-syncs completed (counted by
+     * DuckDB; 0 for a sink that does not count them).
+     */
     resyncs: {inProgress: string[]; done: number}
   }
   lag: LagReport

@@ -15,6 +15,7 @@ import type {ResumeState, Sink} from './sink.js'
 import {SlotGuard, type SlotMonitorOptions} from './slot-monitor.js'
 import {StreamApplier, type BatchLimits, type StreamApplyOptions, type StreamEnd} from './stream-apply.js'
 import {runStream, type ReconnectPolicy} from './stream-runner.js'
+import {closeQuietly} from '../quietly.js'
 
 export interface StopCondition {
   /** Stop once everything committed before the run started is applied. */
@@ -36,11 +37,17 @@ export interface CdcOptions extends StopCondition {
   observer?: PipelineObserver
   /** Watching the slot while running: retained-WAL warnings, ending the run when it is invalidated. */
   slotMonitor?: SlotMonitorOptions
-  /** Write a heartbeat message this often (ms), so the slot of an idle publication in a busy database advances. 0 (default): off. */
+  /**
+   * Write a heartbeat message this often (ms), so the slot of an idle publication in a busy
+   * database advances. 0 (default): off.
+   */
   heartbeatIntervalMs?: number
   /** Create the slot with failover enabled, or enable it on the existing slot (PostgreSQL 17+). */
   failoverSlot?: boolean
-  /** The watchdog: end with a 'stalled' error (exit 75) after this long without progress while streaming; 0: off. Default 10 min. */
+  /**
+   * The watchdog: end with a 'stalled' error (exit 75) after this long without progress while
+   * streaming; 0: off. Default 10 min.
+   */
   maxStallMs?: number
 }
 
@@ -106,7 +113,8 @@ export async function runCdc(opts: CdcOptions): Promise<RunResult> {
     reportError(opts.observer, err)
     throw err
   } finally {
-    if (repl) await repl.end().catch(() => {})
+    // The run's outcome is decided; the replication connection may already be broken.
+    if (repl) await closeQuietly('end the replication connection', () => repl!.end(), log)
     await session.end()
   }
 }

@@ -30,6 +30,7 @@ import {TypeCatalog} from '../schema/catalog.js'
 import {qualifiedName, quoteIdent, tableKey, type TableName, type TableSchema} from '../schema/types.js'
 import type {CopyForm, Sink, TableCopyWriter} from './sink.js'
 import {stalledError} from './stream-runner.js'
+import {closeQuietly, settled} from '../quietly.js'
 
 export interface CopySnapshot {
   /** An exported snapshot to import (from CREATE_REPLICATION_SLOT ... EXPORT_SNAPSHOT); null: export one now. */
@@ -85,7 +86,10 @@ export interface CopyOptions {
   signal: AbortSignal
   log: Logger
   onProgress?: (p: TableProgress) => void
-  /** Where rows for a sink that loads files ({@link TableCopyWriter.loadCsvFile}) are staged; default the OS temp directory. */
+  /**
+   * Where rows for a sink that loads files ({@link TableCopyWriter.loadCsvFile}) are staged;
+   * default the OS temp directory.
+   */
   tempDir?: string
   /** Called once the snapshot is imported by every worker (the exporting connection may then be reused). */
   onSnapshotImported?: () => void
@@ -115,7 +119,10 @@ export interface CopyResult {
 interface Relation {
   /** Quoted, schema-qualified. */
   sql: string
-  /** A plain table (or leaf) read with FROM ONLY: its rows come in ctid order, so a cut copy can go on after the last row kept. */
+  /**
+   * A plain table (or leaf) read with FROM ONLY: its rows come in ctid order, so a cut copy can go
+   * on after the last row kept.
+   */
   resumable: boolean
 }
 
@@ -199,7 +206,8 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
         if (e.kind !== 'connection' || attempt >= retry.maxAttempts || opts.signal.aborted) throw e
         stall.lastError = e.message
         const delay = backoff(retry, attempt)
-        log.warn({err: e.message, attempt, delayMs: delay}, `cannot take a new snapshot for the copy; retrying in ${delay} ms`)
+        const message = `cannot take a new snapshot for the copy; retrying in ${delay} ms`
+        log.warn({err: e.message, attempt, delayMs: delay}, message)
         await sleep(delay, opts.signal)
       }
     }
@@ -238,10 +246,17 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
       if (round > 0) {
         // The snapshot is gone and no connection holding it is left: start the unfinished tables
         // over in a new one. Their rows staged so far came from the old snapshot and are dropped.
-        await Promise.all(todo.map(async (p) => (p.writer ? (await p.writer).abort().catch(() => {}) : undefined)))
-        if (holder) await holder.end().catch(() => {})
+        await Promise.all(
+          todo.map(async (p) => {
+            if (!p.writer) return
+            const w = await p.writer
+            await closeQuietly('abort a copy from the lost snapshot', () => w.abort(), log)
+          }),
+        )
+        // The snapshot these held is gone: nothing of theirs is needed any more.
+        if (holder) await closeQuietly('end the connection of the lost snapshot', () => holder!.end(), log)
         holder = null
-        await fresh?.release().catch(() => {})
+        await closeQuietly('release the lost snapshot', () => fresh?.release(), log)
         fresh = undefined
         fresh = await newSnapshot()
         snapshot = {name: fresh.name, lsn: fresh.lsn}
@@ -265,7 +280,9 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
       // Every worker imports the snapshot before any copying starts: an exported replication-slot
       // snapshot disappears as soon as its connection runs another command.
       // (A connection that fails here is opened again by its worker, with the retries.)
-      while (workers.length < workerCount) workers.push(await openCopyConnection(source, snapshot.name, stall).catch(() => null))
+      while (workers.length < workerCount) {
+        workers.push(await openCopyConnection(source, snapshot.name, stall).catch(() => null))
+      }
       if (round === 0) {
         opts.onSnapshotImported?.()
         log.info({tables: todo.length, connections: workerCount, snapshotLsn: formatLsn(snapshot.lsn)}, `copying ${todo.length} table(s) over ${workerCount} connection(s)`)
@@ -279,7 +296,8 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
         let client = initial
         let attempts = 0
         const lose = async (err: PgrepError, what: string, progressed: boolean): Promise<boolean> => {
-          await client?.end().catch(() => {})
+          // The connection is already lost: ending it only frees the socket.
+          await closeQuietly('end a lost copy connection', () => client?.end(), log)
           client = null
           if (progressed) attempts = 0
           attempts++
@@ -340,7 +358,8 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
             if (!(await lose(e, 'copy connection lost', progress.accepted > 0))) break
           }
         }
-        if (client && client !== holder) await client.end().catch(() => {})
+        // Its work is done (or failed, and `failed` has the error to report).
+        if (client && client !== holder) await closeQuietly('end a copy connection', () => client!.end(), log)
       }
 
       const copyUnit = async (client: pg.Client, unit: Unit, progress: CopyOutProgress) => {
@@ -361,7 +380,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
               if (opts.signal.aborted) throw interrupted()
               // Ranges of one table share one writer: their writes are serialized.
               const write = plan.writeChain.then(() => writer.writeBinary!(batch, ctidField ? 1 : 0))
-              plan.writeChain = write.catch(() => {})
+              plan.writeChain = settled(write)
               await write
               plan.rows += batch.rows
               stall.progressed()
@@ -378,7 +397,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
           try {
             const {rows, maxRowBytes, bytes} = await copyOutToFile(client, `COPY (${selectOf(unit, false)}) TO STDOUT (FORMAT csv)`, file, opts.signal, progress)
             const load = plan.writeChain.then(() => writer.loadCsvFile!(file, maxRowBytes))
-            plan.writeChain = load.catch(() => {})
+            plan.writeChain = settled(load)
             await load
             plan.rows += rows
             plan.bytes += bytes
@@ -398,7 +417,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
               if (opts.signal.aborted) throw interrupted()
               // Ranges of one table share one writer: their writes are serialized.
               const write = plan.writeChain.then(() => writer.write(rows))
-              plan.writeChain = write.catch(() => {})
+              plan.writeChain = settled(write)
               await write
               plan.rows += rows.length
               stall.progressed()
@@ -446,12 +465,21 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
         plan.writeChain = Promise.resolve()
         for (let i = q.length - 1; i >= 0; i--) if (q[i].plan === plan) q.splice(i, 1)
         q.unshift(...plan.units.map((u) => ({...u, plan})))
-        return {recopied: progress.accepted, restartedTable: old?.then((w) => w.abort()).catch(() => {})}
+        // The old writer's rows are unwanted: the table starts over with a new one.
+        const restartedTable = old && closeQuietly('abort a restarted table copy', async () => (await old).abort(), log)
+        return {recopied: progress.accepted, restartedTable}
       }
 
       await Promise.all(workers.map((w) => work(w)))
       if (failed || stall.error || opts.signal.aborted) {
-        await Promise.all(plans.filter((p) => !p.committed && p.writer !== undefined).map(async (p) => (await p.writer!).abort().catch(() => {})))
+        // `failed` (or the signal, or the watchdog) is the error to report; the unfinished copies are discarded.
+        const unfinished = plans.filter((p) => !p.committed && p.writer !== undefined)
+        await Promise.all(
+          unfinished.map(async (p) => {
+            const w = await p.writer!
+            await closeQuietly('abort an unfinished table copy', () => w.abort(), log)
+          }),
+        )
         throw opts.signal.aborted ? interrupted() : (stall.error ?? failed)
       }
     }
@@ -459,9 +487,10 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
   } finally {
     stall.stop()
     if (tempDir) rmSync(tempDir, {recursive: true, force: true})
-    await fresh?.release().catch(() => {})
-    if (holder && holder !== coordinator) await holder.end().catch(() => {})
-    await coordinator.end().catch(() => {})
+    // The copy's result (or its error) is decided: these connections only held its snapshot.
+    await closeQuietly('release the copy snapshot', () => fresh?.release(), log)
+    if (holder && holder !== coordinator) await closeQuietly('end the snapshot connection', () => holder!.end(), log)
+    await closeQuietly('end the copy coordinator connection', () => coordinator.end(), log)
   }
 }
 
@@ -475,7 +504,8 @@ async function openCopyConnection(source: PostgresSource, snapshot: string, stal
     await client.query(`SET TRANSACTION SNAPSHOT ${literal(snapshot)}`)
     return client
   } catch (err) {
-    await client.end().catch(() => {})
+    // The import's error is the one to report.
+    await closeQuietly('end a copy connection', () => client.end())
     // The exporter is gone: 42704 'snapshot "..." does not exist' (22023 "invalid snapshot
     // identifier" for a malformed name).
     const code = (err as {code?: string}).code
@@ -485,7 +515,10 @@ async function openCopyConnection(source: PostgresSource, snapshot: string, stal
 }
 
 /** A connection in a transaction that exported a snapshot of now, kept open (and idle) by the caller. */
-async function exportSnapshot(source: PostgresSource, stall: CopyWatchdog): Promise<{client: pg.Client; name: string; lsn: Lsn}> {
+async function exportSnapshot(
+  source: PostgresSource,
+  stall: CopyWatchdog,
+): Promise<{client: pg.Client; name: string; lsn: Lsn}> {
   const client = await source.sql('export a new snapshot')
   stall.watch(client)
   try {
@@ -493,7 +526,8 @@ async function exportSnapshot(source: PostgresSource, stall: CopyWatchdog): Prom
     const {rows} = await source.run(client, `SELECT pg_export_snapshot() AS name, ${CURRENT_WAL_LSN_SQL}::text AS lsn`)
     return {client, name: rows[0].name, lsn: parseLsn(rows[0].lsn)}
   } catch (err) {
-    await client.end().catch(() => {})
+    // The export's error is the one to report.
+    await closeQuietly('end the snapshot connection', () => client.end())
     throw err
   }
 }
@@ -555,7 +589,7 @@ class CopyWatchdog {
 
   constructor(maxStallMs: number) {
     this.fired = new Promise<never>((_, reject) => (this.fire = reject))
-    this.fired.catch(() => {}) // only observed through race()
+    void settled(this.fired) // only observed through race()
     if (maxStallMs <= 0) return
     this.timer = setInterval(
       () => {

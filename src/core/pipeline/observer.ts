@@ -42,7 +42,10 @@ export interface SlotStatusEvent {
   lagBytes: bigint | null
   /** pg_replication_slots.wal_status: reserved, extended, unreserved or lost. */
   walStatus: string | null
-  /** pg_replication_slots.safe_wal_size: bytes that can still be written before the slot is at risk; null when unlimited. */
+  /**
+   * pg_replication_slots.safe_wal_size: bytes that can still be written before the slot is at risk;
+   * null when unlimited.
+   */
   safeWalBytes: bigint | null
 }
 

@@ -16,13 +16,19 @@
 //   stream says about them; and the added column's default: one that the catalog does not keep
 //   as the value existing rows read as (atthasmissing) was written into every row;
 // - the type of each column kept by a Relation message: a retype re-syncs even without a rewrite.
+// - a column added with a constant default whose value the sink cannot set on the rows it holds
+//   (Sink.fillsAddedColumn: BigQuery never, DuckDB not for every type).
 // The fingerprint is read before each copy's snapshot is taken, so a change between the two
-// errs on the side of one more re-sync, never of a missed one. Changes made while sync is not
-// running are seen only as far as the catalog still shows them (see README "Limits").
+// errs on the side of one more re-sync, never of a missed one. The columns a table is compared
+// with come from the sink (TableState.columns: what its table was last built from), so a change
+// made while sync was stopped, or before a crash, is seen in the stream's first Relation message
+// after the restart. Attached or detached partitions and rewrites that keep every column are
+// seen only while sync runs (see docs/operations.md "Limits").
 import type {Logger} from '../log/logger.js'
 import type {PostgresSource} from '../postgres/source.js'
 import type {SqlConnection} from '../postgres/sql-connection.js'
-import {qualifiedName, tableKey, type TableName, type TableSchema} from '../schema/types.js'
+import {qualifiedName, tableKey, type ColumnSchema, type TableName, type TableSchema} from '../schema/types.js'
+import type {TableState} from './sink.js'
 
 /** Leaf partitions and their files, as the catalog shows them now. */
 export interface Fingerprint {
@@ -75,7 +81,16 @@ export class DivergenceWatch {
   constructor(
     private readonly source: PostgresSource,
     private readonly sql: SqlConnection,
+    /** Sink.fillsAddedColumn; absent: every added column's existing rows are filled by the sink. */
+    private readonly fills: (column: ColumnSchema) => boolean = () => true,
   ) {}
+
+  /** The columns the sink's tables were built from (open()'s TableState.columns), for the ready ones. */
+  builtWith(states: readonly TableState[]): void {
+    for (const st of states) {
+      if (st.status === 'ready' && st.columns) this.columns.set(tableKey(st), new Map(st.columns.map((c) => [c.name, c.type])))
+    }
+  }
 
   async read(tables: TableName[]): Promise<Map<string, Fingerprint>> {
     const out = new Map<string, Fingerprint>()
@@ -137,7 +152,10 @@ export class DivergenceWatch {
     const after = print && (await this.read([table])).get(key)
     if (print && after && after.files !== print.files) return rewritten
     const {rows} = await this.sql.run(WRITTEN_DEFAULTS_SQL, [table.schema, table.name, added])
-    if (Number(rows[0]?.n ?? 0) > 0) return `column(s) ${added.map((n) => `"${n}"`).join(', ')} added with a default Postgres wrote into every row (volatile, or rewritten since): those values are not in the stream`
+    const names = (cs: string[]) => cs.map((n) => `"${n}"`).join(', ')
+    if (Number(rows[0]?.n ?? 0) > 0) return `column(s) ${names(added)} added with a default Postgres wrote into every row (volatile, or rewritten since): those values are not in the stream`
+    const unfilled = table.columns.filter((c) => added.includes(c.name) && c.existingRowsValue !== undefined && !this.fills(c))
+    if (unfilled.length > 0) return `column(s) ${names(unfilled.map((c) => c.name))} added with a default that the sink cannot set on the rows it holds`
     return undefined
   }
 }

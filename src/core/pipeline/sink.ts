@@ -13,7 +13,7 @@
 import type {ChangeEvent} from '../changes.js'
 import type {Lsn} from '../lsn.js'
 import type {PgTimestamp, TupleData} from '../protocol/messages.js'
-import type {TableName, TableSchema} from '../schema/types.js'
+import type {ColumnSchema, TableName, TableSchema} from '../schema/types.js'
 import type {BinaryRowBatch} from '../values/copy-binary.js'
 
 /**
@@ -58,9 +58,19 @@ export interface TableState extends TableName {
   status: TableCopyStatus
   /** LSN of the snapshot the table was copied in; stream changes committed at or before it are skipped. */
   snapshotLsn: Lsn | null
+  /**
+   * Optional, returned by open(): the Postgres columns (name, type as format_type() spells it) the
+   * sink's table was last built from. `sync` compares the stream's first shape of the table with
+   * it, so a column retyped or added while it was stopped is re-synced, not cast. Ignored by
+   * setTableStates().
+   */
+  columns?: readonly {name: string; type: string}[]
 }
 
-/** What a sink remembers, returned by {@link Sink.open}. A sink without memory returns `{checkpoint: null, tables: []}`. */
+/**
+ * What a sink remembers, returned by {@link Sink.open}. A sink without memory returns
+ * `{checkpoint: null, tables: []}`.
+ */
 export interface ResumeState {
   /** The last checkpoint committed, or null: the stream then resumes from the slot's confirmed position. */
   checkpoint: Checkpoint | null
@@ -173,11 +183,23 @@ export interface Sink {
   beginBatch(): Promise<void>
   /** Events of the open batch, in commit order. Resolve when accepted (backpressure: the stream waits). */
   write(events: readonly ChangeEvent[]): Promise<void>
-  /** Make the batch durable (with the checkpoint, for an exactly-once sink); only then is its end LSN confirmed to Postgres. */
+  /**
+   * Make the batch durable (with the checkpoint, for an exactly-once sink); only then is its end
+   * LSN confirmed to Postgres.
+   */
   commitBatch(checkpoint: Checkpoint): Promise<void>
   /** Discard the open batch (the connection dropped in the middle of a transaction, or shutdown). */
   abortBatch(): Promise<void>
-  /** Optional: counts `count` re-syncs completed (tables copied again), returned later as {@link ResumeState.resyncsDone}. */
+  /**
+   * Optional: false when the sink cannot set `column.existingRowsValue` (the value Postgres gives
+   * the rows that existed before an `ADD COLUMN ... DEFAULT <constant>`) on the rows it holds;
+   * `sync` then copies the table again. Absent: the sink handles added columns itself.
+   */
+  fillsAddedColumn?(column: ColumnSchema): boolean
+  /**
+   * Optional: counts `count` re-syncs completed (tables copied again), returned later as
+   * {@link ResumeState.resyncsDone}.
+   */
   recordResyncs?(count: number): Promise<void>
   /** Release connections and files; called once at the end of a run that opened the sink. */
   close(): Promise<void>

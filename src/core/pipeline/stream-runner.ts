@@ -12,6 +12,7 @@ import {destroyClient} from '../postgres/connection.js'
 import type {PostgresSource} from '../postgres/source.js'
 import type {PipelineObserver} from './observer.js'
 import type {StreamApplier, StreamEnd} from './stream-apply.js'
+import {settled} from '../quietly.js'
 
 /**
  * How a lost replication connection is retried: exponential backoff with jitter from the durable
@@ -26,7 +27,10 @@ export interface ReconnectPolicy {
   maxDelayMs: number
   /** Give up after this many consecutive failed attempts (Infinity: never). */
   maxAttempts: number
-  /** End the replication connection after this long without any message from the server (a blackholed connection). Default 60 s; 0: never. */
+  /**
+   * End the replication connection after this long without any message from the server (a
+   * blackholed connection). Default 60 s; 0: never.
+   */
   receiveTimeoutMs?: number
 }
 
@@ -59,9 +63,15 @@ export interface StreamRunOptions {
    * a query that never returns). 0: off. Default {@link DEFAULT_MAX_STALL_MS}.
    */
   maxStallMs?: number
-  /** Progress made outside the applier (sync copying a table added while streaming): a time, like the applier's lastProgressAt. */
+  /**
+   * Progress made outside the applier (sync copying a table added while streaming): a time, like
+   * the applier's lastProgressAt.
+   */
   progressAt?: () => number
-  /** An already open replication connection (e.g. the one that created the slot); closed by the runner whatever happens. */
+  /**
+   * An already open replication connection (e.g. the one that created the slot); closed by the
+   * runner whatever happens.
+   */
   replication?: pg.Client
   onReconnect?: () => void
   /** Told when streaming starts (after each connect) and when the connection is lost. */
@@ -83,13 +93,20 @@ function isRetryable(err: unknown): boolean {
   )
 }
 
-/** The delay before attempt `failures` (1-based): doubling, capped, with "equal jitter" so that many clients cut at once do not come back in step. */
+/**
+ * The delay before attempt `failures` (1-based): doubling, capped, with "equal jitter" so that many
+ * clients cut at once do not come back in step.
+ */
 export function backoffDelay(policy: ReconnectPolicy, failures: number, random = Math.random): number {
   const base = Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** Math.min(failures - 1, 16))
   return Math.round(base / 2 + (random() * base) / 2)
 }
 
-export function stalledError(maxStallMs: number, lastError: string | undefined, what = 'no batch committed, never caught up with the server'): PgrepError {
+export function stalledError(
+  maxStallMs: number,
+  lastError: string | undefined,
+  what = 'no batch committed, never caught up with the server',
+): PgrepError {
   const why = lastError ? `; last error: ${lastError}` : ''
   return new PgrepError('stalled', `no progress for ${formatDuration(maxStallMs)} (${what})${why}`, {
     hint: 'pgrep exits so that a supervisor (systemd Restart=, a Kubernetes restart, the next cron run) can act; check that PostgreSQL is reachable and the sink accepts writes. --max-stall sets the limit (0: off).',
@@ -119,7 +136,7 @@ class Watchdog {
       this.timer.unref()
     })
     // Only ever observed through race(): never an unhandled rejection.
-    this.fired.catch(() => {})
+    void settled(this.fired)
   }
 
   race<T>(p: Promise<T>): Promise<T> {

@@ -30,6 +30,7 @@ import type {Sink, TableState} from './sink.js'
 import {SlotGuard, type SlotMonitorOptions} from './slot-monitor.js'
 import type {BatchLimits} from './stream-apply.js'
 import type {ReconnectPolicy} from './stream-runner.js'
+import {closeQuietly} from '../quietly.js'
 
 export interface SyncOptions extends StopCondition {
   source: PostgresSource
@@ -59,7 +60,10 @@ export interface SyncOptions extends StopCondition {
   autoResync?: boolean
   /** Re-sync requests from outside (a control socket), honoured between two transactions. */
   control?: SyncControl
-  /** The watchdog: end with a 'stalled' error (exit 75) after this long without progress (copying or streaming); 0: off. Default 10 min. */
+  /**
+   * The watchdog: end with a 'stalled' error (exit 75) after this long without progress (copying
+   * or streaming); 0: off. Default 10 min.
+   */
   maxStallMs?: number
 }
 
@@ -81,9 +85,12 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
     const published = await source.publicationTables(sql, opts.publication)
     source.warnAboutReplicaIdentity(published)
     // Read before any snapshot is taken: a change in between means one re-sync more, never one less.
-    const watch = new DivergenceWatch(source, session)
+    const watch = new DivergenceWatch(source, session, sink.fillsAddedColumn?.bind(sink))
     await watch.remember(published)
     const resume = await sink.open()
+    // What the sink's tables were built from: a retype or an added column since then (while sync
+    // was stopped, or before a crash) is then seen in the stream's first shape of the table.
+    watch.builtWith(resume.tables)
     const states = new Map<string, TableState>(resume.tables.map((t) => [tableKey(t), t]))
     const existing = await source.checkSlot(sql, opts.slot, source.conn.database)
     // No slot, yet the sink holds tables copied by an earlier run (the slot was dropped by hand, or
@@ -137,9 +144,9 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
       try {
         const name = `pgrep_tmp_${process.pid}_${Date.now().toString(36)}`.slice(0, 63)
         const created = await source.createSlot(temp, name, {exportSnapshot: true, temporary: true})
-        return {name: created.snapshotName!, lsn: created.consistentPoint, release: () => temp.end().catch(() => {})}
+        return {name: created.snapshotName!, lsn: created.consistentPoint, release: () => closeQuietly('end the temporary slot connection', () => temp.end(), log)}
       } catch (err) {
-        await temp.end().catch(() => {})
+        await closeQuietly('end the temporary slot connection', () => temp.end(), log)
         throw err
       }
     }
@@ -216,14 +223,16 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
         // no table states always drops it: a later run would see the slot and skip the copy.
         const interrupted = failure instanceof PgrepError && failure.kind === 'interrupted'
         if (!existing && (!sink.exactlyOnce || !interrupted)) {
-          await repl?.end().catch(() => {})
+          // `failure` is the error to report; the slot is dropped over another connection.
+          await closeQuietly('end the replication connection', () => repl?.end(), log)
           repl = undefined
           throw await dropCreatedSlot(failure)
         }
         throw failure
       }
       if (replLost) {
-        await repl?.end().catch(() => {})
+        // Lost already: ending it only frees the socket.
+        await closeQuietly('end the lost replication connection', () => repl?.end(), log)
         repl = undefined
       }
     }
@@ -319,7 +328,8 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
   } finally {
     opts.control?.detach()
     await guard?.stop()
-    if (repl) await repl.end().catch(() => {})
+    // The run's outcome is decided; the replication connection may already be broken.
+    if (repl) await closeQuietly('end the replication connection', () => repl!.end(), log)
     await session.end()
   }
 }

@@ -53,7 +53,10 @@ export {parseConnectionUri, parseKeyValueString, parseSource, type ParsedSource}
 export {connectClient, destroyClient, pgClientConfig, type EarlierAttempt} from './connect.js'
 export {redact}
 
-/** libpq's sslmode: whether TLS is used and what of the server's certificate is verified (README "Connection settings"). */
+/**
+ * libpq's sslmode: whether TLS is used and what of the server's certificate is verified
+ * (docs/configuration.md "Connection settings").
+ */
 export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full'
 
 const SSL_MODES: readonly SslMode[] = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']

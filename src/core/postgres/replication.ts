@@ -232,6 +232,11 @@ export class ReplicationStream {
     if (this.queueHead >= this.queue.length) {
       this.queue = []
       this.queueHead = 0
+    } else if (this.queueHead >= 1024 && this.queueHead * 2 >= this.queue.length) {
+      // Items read must not stay referenced: under steady load the queue never runs empty, and
+      // the array would keep every message received since it last did (hundreds of MB).
+      this.queue = this.queue.slice(this.queueHead)
+      this.queueHead = 0
     }
     for (const item of out) this.queuedBytes -= item.kind === 'data' ? item.data.length + 64 : 64
     if (this.paused && this.queuedBytes < this.highWater / 2 && !this.ended) {

@@ -11,6 +11,7 @@ import type pg from 'pg'
 import {PgrepError} from '../errors.js'
 import {destroyClient} from './connection.js'
 import type {PostgresSource} from './source.js'
+import {closeQuietly, settled} from '../quietly.js'
 
 /** Deadline of one use of the connection; pgrep's queries on it are short catalog reads. */
 export const DEFAULT_SQL_DEADLINE_MS = 60_000
@@ -44,7 +45,10 @@ export class SqlConnection {
     client.on('end', mark)
   }
 
-  /** The open client; a new one when the last one died. Throws a 'connection' PgrepError while the server is unreachable. */
+  /**
+   * The open client; a new one when the last one died. Throws a 'connection' PgrepError while the
+   * server is unreachable.
+   */
   async client(): Promise<pg.Client> {
     if (this.closed) throw new PgrepError('connection', 'the SQL connection is closed')
     if (this.current && !this.broken) return this.current
@@ -53,7 +57,8 @@ export class SqlConnection {
       this.current = undefined
       const fresh = await this.source.sql('reconnect')
       if (this.closed) {
-        await fresh.end().catch(() => {})
+        // Closed while it was opening: the new client is not wanted.
+        await closeQuietly('end an unwanted connection', () => fresh.end())
         throw new PgrepError('connection', 'the SQL connection is closed')
       }
       this.adopt(fresh)
@@ -93,10 +98,12 @@ export class SqlConnection {
   /** Ends the current client and every dead one (their sockets may still be half-open). */
   async end(): Promise<void> {
     this.closed = true
-    await this.opening?.catch(() => {})
+    // Its outcome is its caller's: here it is only waited for, so that its client is ended too.
+    await settled(this.opening)
     const all = [...this.dead, ...(this.current ? [this.current] : [])]
     this.dead.length = 0
     this.current = undefined
-    await Promise.all(all.map((c) => c.end().catch(() => {})))
+    // Closing: a dead client's socket may already be gone; ending it only frees it.
+    await Promise.all(all.map((c) => closeQuietly('end a SQL connection', () => c.end())))
   }
 }

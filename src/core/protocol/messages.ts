@@ -47,7 +47,10 @@ export interface StandbyStatusUpdate {
 
 // ---- pgoutput ----
 
-/** A table's REPLICA IDENTITY: which old values Postgres sends for updates and deletes (primary key, none, whole row, an index's columns). */
+/**
+ * A table's REPLICA IDENTITY: which old values Postgres sends for updates and deletes (primary key,
+ * none, whole row, an index's columns).
+ */
 export type ReplicaIdentity = 'default' | 'nothing' | 'full' | 'index'
 
 export interface RelationColumn {
@@ -109,7 +112,10 @@ export interface UpdateMessage {
   tag: 'update'
   xid?: number
   relationId: number
-  /** `key` when the old tuple holds only replica-identity columns (K), `full` for the whole old row (O), absent when not sent. */
+  /**
+   * `key` when the old tuple holds only replica-identity columns (K), `full` for the whole old row
+   * (O), absent when not sent.
+   */
   oldKind?: 'key' | 'full'
   old?: TupleData
   new: TupleData

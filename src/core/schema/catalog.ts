@@ -6,6 +6,7 @@ import {PgrepError} from '../errors.js'
 import {builtinType} from './pg-types.js'
 import {qualifiedName, quoteIdent, type ColumnSchema, type PgType, type TableName, type TableSchema} from './types.js'
 import type {ReplicaIdentity} from '../protocol/messages.js'
+import {settled} from '../quietly.js'
 
 /** Runs one parameterised query ($1, $2...): a pg.Client / pg.Pool `query` fits. */
 export type CatalogQuery = (sql: string, params: unknown[]) => Promise<{rows: any[]}>
@@ -125,7 +126,8 @@ export class TypeCatalog {
     // otherwise queue on the client, which pg deprecates ("already executing a query").
     this.query = (sql, params) => {
       const result = this.tail.then(() => query(sql, params))
-      this.tail = result.catch(() => {})
+      // The tail only orders the queries: each caller gets its own query's error through `result`.
+      this.tail = settled(result)
       return result
     }
   }

@@ -177,7 +177,10 @@ export function arrayDelimiter(elementOid: number): string {
   return elementOid === OID.box ? ';' : ','
 }
 
-/** Postgres's numeric typmod layout: ((precision << 16) | (scale & 0x7ff)) + 4; scale is 11-bit signed (negative on PG15+). */
+/**
+ * Postgres's numeric typmod layout: ((precision << 16) | (scale & 0x7ff)) + 4; scale is 11-bit
+ * signed (negative on PG15+).
+ */
 export function numericTypmod(typmod: number): {precision: number; scale: number} | undefined {
   if (typmod < 4) return undefined
   const t = typmod - 4

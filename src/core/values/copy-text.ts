@@ -26,7 +26,10 @@ export class CopyTextParser {
     if (!Number.isInteger(ncols) || ncols < 0) throw new PgrepError('internal', `CopyTextParser: bad column count ${ncols}`)
   }
 
-  /** Feeds the next chunk; returns the rows completed by it (possibly none). The chunk is not kept beyond its incomplete last line. */
+  /**
+   * Feeds the next chunk; returns the rows completed by it (possibly none). The chunk is not kept
+   * beyond its incomplete last line.
+   */
   push(chunk: Uint8Array): CopyRow[] {
     const rows: CopyRow[] = []
     if (chunk.length === 0) return rows

@@ -31,7 +31,10 @@ export function modeOf(t: TableSchema): Mode {
   return 'append'
 }
 
-/** A column of a replicated table as BigQuery has it; the object lives as long as the column (renames and widenings update it). */
+/**
+ * A column of a replicated table as BigQuery has it; the object lives as long as the column
+ * (renames and widenings update it).
+ */
 export interface ColumnRef {
   pg: string
   bq: string

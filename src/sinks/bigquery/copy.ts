@@ -10,6 +10,7 @@ import type {ColumnRef} from './batch.js'
 import type {FieldSchema} from './client.js'
 import {StageFiles} from './stage-files.js'
 import {binaryToStaging} from './types.js'
+import {closeQuietly, settled} from '../../core/quietly.js'
 
 export interface CopyHost {
   /** Creates the staging table (STRING columns c0..). */
@@ -99,7 +100,7 @@ export class BigQueryCopyWriter implements TableCopyWriter {
       this.finished = true
     } catch (err) {
       // The commit's error is the one to report; abort() only cleans up (see cleanup()).
-      await this.abort().catch(() => {})
+      await closeQuietly('abort the copy', () => this.abort())
       throw err
     }
     await this.cleanup()
@@ -108,7 +109,7 @@ export class BigQueryCopyWriter implements TableCopyWriter {
   async abort(): Promise<void> {
     this.finished = true
     // Only waits for the load in flight to settle: its failure is already this.failed.
-    await this.inflight.catch(() => {})
+    await settled(this.inflight)
     await this.cleanup()
   }
 
@@ -117,7 +118,7 @@ export class BigQueryCopyWriter implements TableCopyWriter {
     if (this.stageCreated) {
       this.stageCreated = false
       // Not fatal: a staging table left behind expires by itself, and close() drops the run's own.
-      await this.host.dropStage(this.stage).catch(() => {})
+      await closeQuietly('drop a staging table', () => this.host.dropStage(this.stage))
     }
   }
 }

@@ -8,7 +8,10 @@ import {TABLES_TABLE} from './naming.js'
 import {ident, lsnKey, str, tableRef, type DatasetRef} from './sql.js'
 import {castFromStaging, comparable, type BqType} from './types.js'
 
-/** Staging table layout: `_t` table, `_s` segment, `_i` row, `_o` op, `_n` count, `_u` TOAST mask, `c<i>` values, `k<j>` source key. */
+/**
+ * Staging table layout: `_t` table, `_s` segment, `_i` row, `_o` op, `_n` count, `_u` TOAST mask,
+ * `c<i>` values, `k<j>` source key.
+ */
 export function stagingSchema(columns: number, keys: number): {name: string; type: 'STRING' | 'INTEGER'}[] {
   const fields: {name: string; type: 'STRING' | 'INTEGER'}[] = [
     {name: '_t', type: 'INTEGER'},

@@ -89,7 +89,9 @@ export class TargetCatalog {
 
   storedShape(t: Target): string {
     const live = t.columns
-    const shape: StoredShape = {v: 1, mode: t.mode, columns: live.map((c) => ({pg: c.pg, bq: c.bq, type: c.type})), key: t.keyIdx.map((i) => live[i].pg)}
+    // pgType: unknown (oid 0) for a column BigQuery has that the Postgres shape does not name.
+    const columns = live.map((c) => ({pg: c.pg, bq: c.bq, type: c.type, ...(c.pgType.oid !== 0 ? {pgType: c.pgType.sqlName} : {})}))
+    const shape: StoredShape = {v: 1, mode: t.mode, columns, key: t.keyIdx.map((i) => live[i].pg)}
     return JSON.stringify(shape)
   }
 
@@ -166,7 +168,8 @@ export class TargetCatalog {
     const byPg = new Map(old.map((c) => [c.pg, c]))
     const newNames = new Set(schema.columns.map((c) => c.name))
     const removed = new Set(old.filter((c) => !newNames.has(c.pg)))
-    // A column missing under its old name, at the same position and with the same BigQuery type as a new name: a rename.
+    // A column missing under its old name, at the same position and with the same BigQuery type as
+    // a new name: a rename.
     const renamed = new Map<number, ColumnRef>()
     schema.columns.forEach((c, i) => {
       const candidate = old[i]

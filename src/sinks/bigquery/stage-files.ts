@@ -3,6 +3,7 @@
 import {open, rm, type FileHandle} from 'node:fs/promises'
 import {makeTempDir} from '../../core/temp-dirs.js'
 import {join} from 'node:path'
+import {closeQuietly} from '../../core/quietly.js'
 
 export class StageFiles {
   private dir: string | undefined
@@ -88,9 +89,11 @@ export class StageFiles {
     this.pendingBytes = 0
     // Discarding after a failure: the files' contents are not wanted, and a directory that
     // cannot be removed now is swept by the next run (core/temp-dirs.ts, by dead owner PID).
-    if (this.current) await this.current.fh.close().catch(() => {})
+    const current = this.current
+    if (current) await closeQuietly('close a load file', () => current.fh.close())
     this.current = undefined
-    if (this.dir) await rm(this.dir, {recursive: true, force: true}).catch(() => {})
+    const dir = this.dir
+    if (dir) await closeQuietly('remove the load file directory', () => rm(dir, {recursive: true, force: true}))
     this.dir = undefined
   }
 }

@@ -13,7 +13,8 @@ import type {BqType} from './types.js'
 export interface StoredShape {
   v: 1
   mode: Mode
-  columns: {pg: string; bq: string; type: BqType}[]
+  /** pgType: the Postgres type (format_type spelling) the column was built from; absent in older states. */
+  columns: {pg: string; bq: string; type: BqType; pgType?: string}[]
   key: string[]
 }
 
@@ -87,7 +88,11 @@ export async function dropStateTables(client: BigQueryClient, ds: DatasetRef): P
 export function copyStates(rows: Iterable<StateRow>): TableState[] {
   const tables: TableState[] = []
   for (const r of rows) {
-    if (r.status && COPY_STATUSES.has(r.status)) tables.push({schema: r.pgSchema, name: r.pgName, status: r.status as TableState['status'], snapshotLsn: r.snapshotLsn})
+    if (!r.status || !COPY_STATUSES.has(r.status)) continue
+    const cols = r.shape?.columns
+    // The Postgres columns the table was built from, when every one is known (sync's re-sync watch).
+    const built = cols && cols.every((c) => c.pgType) ? {columns: cols.map((c) => ({name: c.pg, type: c.pgType!}))} : {}
+    tables.push({schema: r.pgSchema, name: r.pgName, status: r.status as TableState['status'], snapshotLsn: r.snapshotLsn, ...built})
   }
   return tables
 }

@@ -11,6 +11,7 @@ import {UNCHANGED_TOAST, type TupleData} from '../../core/protocol/messages.js'
 import type {SinkLog} from './issues.js'
 import {display, exec, ident, qualified} from './sql.js'
 import {mask, OP_DELETE, OP_UPDATE, OP_UPSERT, type Segment} from './stage.js'
+import {closeQuietly} from '../../core/quietly.js'
 
 /** Longest run of updates before it is cut anyway (bounds the hash set). */
 const MAX_RUN_HASHES = 100_000
@@ -123,7 +124,8 @@ export async function applyFull(conn: DuckDBConnection, db: string, seg: Segment
         await exec(conn, `DELETE FROM ${target} WHERE rowid IN (SELECT rid FROM temp.main.${upd})`)
         await exec(conn, `INSERT INTO ${target} (${cols.join(', ')}) SELECT ${list((i) => `c${i}`)} FROM temp.main.${upd}`)
       } finally {
-        await exec(conn, `DROP TABLE IF EXISTS temp.main.${upd}`).catch(() => {})
+        // After a failure the transaction is aborted and the drop fails too: the rollback drops it.
+        await closeQuietly('drop a staging table', () => exec(conn, `DROP TABLE IF EXISTS temp.main.${upd}`))
       }
     }
   }

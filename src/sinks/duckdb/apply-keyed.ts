@@ -14,6 +14,7 @@ import {PgrepError} from '../../core/errors.js'
 import {UNCHANGED_TOAST, type ColumnValue, type TupleData} from '../../core/protocol/messages.js'
 import {display, exec, ident, qualified} from './sql.js'
 import {mask, OP_DELETE, OP_UPSERT, type Segment} from './stage.js'
+import {closeQuietly} from '../../core/quietly.js'
 
 /** The update's new tuple with unchanged TOAST key columns taken from its old key. */
 export function resolveKeyToast(seg: Segment, e: UpdateEvent): TupleData {
@@ -129,7 +130,8 @@ export async function applyKeyed(conn: DuckDBConnection, db: string, seg: Segmen
       await exec(conn, `INSERT INTO ${target} (${cols.join(', ')}) SELECT ${values} FROM ${source} WHERE _op = ${OP_UPSERT} ${onConflict}`)
     }
   } finally {
-    if (toast.length > 0) await exec(conn, `DROP TABLE IF EXISTS temp.main.${fin}`).catch(() => {})
+    // After a failure the transaction is aborted and the drop fails too: the rollback drops it.
+    if (toast.length > 0) await closeQuietly('drop a staging table', () => exec(conn, `DROP TABLE IF EXISTS temp.main.${fin}`))
   }
 }
 

@@ -25,6 +25,7 @@ import {display, exec, qualified} from './sql.js'
 import type {Mode, Segment} from './stage.js'
 import {splitListType} from './types.js'
 import {columnWriter} from './values.js'
+import {closeQuietly} from '../../core/quietly.js'
 
 /** What the sink knows about its tables (committed), shared with the copy writers. */
 export interface TableCatalog {
@@ -301,7 +302,7 @@ export class BatchApplier {
     } finally {
       if (seg.stage) this.dropLater.push(seg.stage)
       // After a failure the transaction is aborted and the drop fails too: the rollback drops them.
-      await this.dropStaged().catch(() => {})
+      await closeQuietly('drop staging tables', () => this.dropStaged())
     }
   }
 

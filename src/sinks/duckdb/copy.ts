@@ -20,6 +20,7 @@ import {display, exec, sinkError} from './sql.js'
 import {writeColumns, writeTableState} from './state.js'
 import {duckDbType} from './types.js'
 import {columnWriter, type ColumnWriter} from './values.js'
+import {closeQuietly} from '../../core/quietly.js'
 
 export interface CopyHost {
   instance: DuckDBInstance
@@ -91,7 +92,8 @@ export class DuckDbCopyWriter implements TableCopyWriter {
         this.unflushedBytes = 0
       }
     } catch (err) {
-      await this.abort().catch(() => {})
+      // `err` is the error to report; abort() only discards the copy.
+      await closeQuietly('abort the copy', () => this.abort())
       throw sinkError(`copy rows into ${display(t)}`, err)
     }
   }
@@ -114,7 +116,8 @@ export class DuckDbCopyWriter implements TableCopyWriter {
       }
       this.rows += rows.length
     } catch (err) {
-      await this.abort().catch(() => {})
+      // `err` is the error to report; abort() only discards the copy.
+      await closeQuietly('abort the copy', () => this.abort())
       throw sinkError(`copy rows into ${display(this.table)}`, err)
     }
   }
@@ -135,7 +138,8 @@ export class DuckDbCopyWriter implements TableCopyWriter {
       this.issues.flush(this.host.log)
       this.host.log('debug', `copied ${display(this.table)}: ${this.rows} rows`, {table: display(this.table), rows: this.rows})
     } catch (err) {
-      await this.abort().catch(() => {})
+      // `err` is the error to report; abort() only discards the copy.
+      await closeQuietly('abort the copy', () => this.abort())
       throw sinkError(`commit the copy of ${display(this.table)}`, err, 'the table keeps its previous contents; run the copy again')
     } finally {
       this.release()

@@ -231,6 +231,12 @@ export async function reconcileTable(conn: DuckDBConnection, db: string, t: Tabl
   return {schema: t.schema, name: t.name, columns: desired, primaryKey}
 }
 
+/** Whether fillExistingRows can set an added column's default on existing rows (not for every type). */
+export function fillsExistingRows(column: ColumnSchema): boolean {
+  const kind = column.type.kind
+  return kind !== 'interval' && kind !== 'bytea' && kind !== 'array'
+}
+
 /**
  * A column added in Postgres with a constant default reads as that value in the rows that
  * existed before it, which Postgres does not rewrite (so no change for them is decoded): set it.
@@ -241,7 +247,7 @@ async function fillExistingRows(conn: DuckDBConnection, db: string, t: TableSche
     if (value === undefined) continue
     const col = t.columns[j]
     const kind = col.type.kind
-    if (kind === 'interval' || kind === 'bytea' || kind === 'array') {
+    if (!fillsExistingRows(col)) {
       warn(`${display(t)}.${col.name}: rows that existed before the column was added keep NULL (its default is not set on them for this type)`, {table: display(t), column: col.name})
       continue
     }

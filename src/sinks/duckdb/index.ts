@@ -19,17 +19,18 @@ import type {Lsn} from '../../core/lsn.js'
 import type {Checkpoint, LiveFigures, ResumeState, Sink, SinkInspection, TableCopyWriter, TableState} from '../../core/pipeline/sink.js'
 import {caseCollision} from '../../core/schema/names.js'
 import {DEFAULT_DUCKDB_MEMORY_LIMIT} from '../../core/settings.js'
-import {qualifiedName, tableKey, type TableSchema} from '../../core/schema/types.js'
+import {qualifiedName, tableKey, type ColumnSchema, type TableSchema} from '../../core/schema/types.js'
 import {BatchApplier, type TableCatalog} from './apply.js'
 import {DuckDbCopyWriter} from './copy.js'
 import {createDatabaseFile} from './create-file.js'
-import {checkTableNames, type TableShape} from './ddl.js'
+import {checkTableNames, fillsExistingRows, type TableShape} from './ddl.js'
 import {createWaitingForLock, DEFAULT_LOCK_TIMEOUT_MS, isLockConflict, lockHolderPid} from './file-lock.js'
 import {Issues, type SinkLog} from './issues.js'
 import {defaultMaxConcurrentQueries, QueryService, type QueryOptions, type QueryResult} from './query.js'
 import {inspectFile, serveReads} from './reader.js'
 import {exec, ident, Mutex, query, sinkError} from './sql.js'
 import {addResyncsDone, dropStateSchema, ensureState, readResume, STATE_SCHEMA, writeCheckpoint, writeTableState} from './state.js'
+import {closeQuietly} from '../../core/quietly.js'
 
 export {duckDbType} from './types.js'
 
@@ -56,7 +57,7 @@ export interface DuckDbSinkOptions {
   lockTimeoutMs?: number
   /**
    * Serve `pgrep query` and `pgrep status` of other processes over a control socket while the
-   * sink is open (README "Read the replica while it runs"). Default: true for a file the sink
+   * sink is open (docs/duckdb.md). Default: true for a file the sink
    * opens itself, false for `:memory:` and a given `instance`.
    */
   controlSocket?: boolean
@@ -77,7 +78,7 @@ export interface DuckDbSinkOptions {
 
 /**
  * Exactly-once into a DuckDB file: each batch commits in one DuckDB transaction with its
- * checkpoint; tables, types and schema changes as README "The DuckDB sink" describes.
+ * checkpoint; tables, types and schema changes as docs/duckdb.md describes.
  */
 export {DEFAULT_DUCKDB_MEMORY_LIMIT}
 
@@ -192,9 +193,14 @@ export class DuckDbSink implements Sink {
       if (own) await exec(conn, 'COMMIT')
     } catch (err) {
       // The error to report is the one above; DuckDB may have ended the transaction already.
-      if (own) await exec(conn, 'ROLLBACK').catch(() => {})
+      if (own) await closeQuietly('roll back', () => exec(conn, 'ROLLBACK'))
       throw sinkError('record table states', err)
     }
+  }
+
+  /** Added columns of some types keep NULL on existing rows (ddl.ts fillExistingRows): sync re-syncs those. */
+  fillsAddedColumn(column: ColumnSchema): boolean {
+    return fillsExistingRows(column)
   }
 
   async recordResyncs(count: number): Promise<void> {
@@ -264,7 +270,7 @@ export class DuckDbSink implements Sink {
     this.issues.clear()
     this.live.batchOpenedAt = null
     // Fails only when no transaction is left to roll back (DuckDB ended it on an error).
-    await exec(this.conn!, 'ROLLBACK').catch(() => {})
+    await closeQuietly('roll back', () => exec(this.conn!, 'ROLLBACK'))
   }
 
   /**
@@ -331,11 +337,11 @@ export class DuckDbSink implements Sink {
     // commit (MVCC): by now the pipeline has committed what it received.
     await this.queries?.close()
     // Closing: a socket that fails to close goes with the process; the file is what matters.
-    await this.control?.close().catch(() => {})
+    await closeQuietly('close the control socket', () => this.control?.close())
     this.control = undefined
     this.queries = undefined
     // A copy not committed is discarded with its connection anyway; abort() only says so early.
-    for (const w of [...this.copies]) await w.abort().catch(() => {})
+    for (const w of [...this.copies]) await closeQuietly('abort a table copy', () => w.abort())
     if (this.batch) await this.abortBatch()
     if (this.conn) {
       try {
@@ -459,7 +465,7 @@ export class DuckDbSink implements Sink {
     if (batch) {
       batch.discard()
       // `wrapped` is the error to report; DuckDB may have ended the transaction already.
-      await exec(this.conn!, 'ROLLBACK').catch(() => {})
+      await closeQuietly('roll back', () => exec(this.conn!, 'ROLLBACK'))
       this.batch = undefined
     }
     this.issues.clear()

@@ -18,6 +18,7 @@ import {DuckDBTypeId, JsonDuckDBValueConverter, VARCHAR, type DuckDBConnection, 
 import {PgrepError} from '../../core/errors.js'
 import {assertReadOnly, sqlError} from './read-only-sql.js'
 import {literal} from './sql.js'
+import {closeQuietly} from '../../core/quietly.js'
 
 /** A result column: its name and DuckDB type (`BIGINT`, `DECIMAL(10,2)`, `VARCHAR[]`, `JSON`, ...). */
 export interface QueryColumn {
@@ -86,7 +87,10 @@ export class QueryService {
     return this.running.size
   }
 
-  /** Starts a read-only query; rejects with a `query` PgrepError when refused, busy, or when DuckDB reports an error. */
+  /**
+   * Starts a read-only query; rejects with a `query` PgrepError when refused, busy, or when DuckDB
+   * reports an error.
+   */
   async query(sql: string, opts: QueryOptions = {}): Promise<QueryResult> {
     const run = await this.start(opts.signal)
     try {
@@ -149,7 +153,8 @@ export class QueryService {
       await rename(tmp, target)
       return {rows}
     } catch (err) {
-      await rm(tmp, {force: true}).catch(() => {})
+      // The query's error is the one to report; the hidden partial file is only in the way.
+      await closeQuietly('remove a partly written export', () => rm(tmp, {force: true}))
       throw run.cancelled ? cancelled(this.closed) : sqlError(err)
     } finally {
       await run.finish()
@@ -271,7 +276,8 @@ class Running {
   async finish(): Promise<void> {
     if (this.finished) return
     this.finished = true
-    if (this.inTransaction) await this.conn.run('ROLLBACK').catch(() => {})
+    // A read-only transaction: nothing to undo, and DuckDB may have ended it on an error.
+    if (this.inTransaction) await closeQuietly('roll back a read-only query', () => this.conn.run('ROLLBACK'))
     try {
       this.conn?.closeSync()
     } catch {

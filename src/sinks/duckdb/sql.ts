@@ -2,6 +2,7 @@
 import type {DuckDBConnection, DuckDBValue} from '@duckdb/node-api'
 import {PgrepError} from '../../core/errors.js'
 import {quoteIdent, type TableName} from '../../core/schema/types.js'
+import {settled} from '../../core/quietly.js'
 
 /** DuckDB quotes identifiers like Postgres: `"a ""b"""`. */
 export const ident = quoteIdent
@@ -46,7 +47,8 @@ export class Mutex {
 
   run<T>(task: () => Promise<T>): Promise<T> {
     const next = this.tail.then(task, task)
-    this.tail = next.catch(() => {})
+    // The tail only orders the tasks: each caller gets its own task's error through `next`.
+    this.tail = settled(next)
     return next
   }
 }

@@ -12,7 +12,8 @@
 //   _pgrep.tables         (schema VARCHAR, name VARCHAR, status VARCHAR pending|copying|ready,
 //                          snapshot_lsn VARCHAR 'X/Y' NULL, updated_at TIMESTAMPTZ, PRIMARY KEY (schema, name))
 //                         the copy states the pipeline reads back on open()
-//   _pgrep.table_columns  (schema VARCHAR, name VARCHAR, columns JSON, updated_at TIMESTAMPTZ, PRIMARY KEY (schema, name))
+// _pgrep.table_columns  (schema VARCHAR, name VARCHAR, columns JSON, updated_at TIMESTAMPTZ,
+// PRIMARY KEY (schema, name))
 //                         the Postgres columns (name, type, oid) each replicated table was last built
 //                         from: tells a column rename from a drop + add, and a Postgres retype from a
 //                         column kept as VARCHAR on purpose
@@ -23,6 +24,7 @@ import type {Checkpoint, ResumeState, TableCopyStatus, TableState} from '../../c
 import {PG_EPOCH_UNIX_MICROS, pgTimestampToIso} from '../../core/protocol/messages.js'
 import type {TableName} from '../../core/schema/types.js'
 import {exec, ident, query} from './sql.js'
+import {closeQuietly} from '../../core/quietly.js'
 
 export const STATE_SCHEMA = '_pgrep'
 /**
@@ -92,7 +94,7 @@ export async function ensureState(conn: DuckDBConnection, db: string): Promise<v
     await exec(conn, 'COMMIT')
   } catch (err) {
     // `err` is the error to report; DuckDB may have ended the transaction already.
-    await exec(conn, 'ROLLBACK').catch(() => {})
+    await closeQuietly('roll back', () => exec(conn, 'ROLLBACK'))
     throw err
   }
 }
@@ -125,12 +127,25 @@ export async function readResume(conn: DuckDBConnection, db: string): Promise<Re
   const rows = hasTables
     ? await query<{schema: string; name: string; status: string; snapshot_lsn: string | null}>(conn, `SELECT "schema", name, status, snapshot_lsn FROM ${st(db, 'tables')} ORDER BY "schema", name`)
     : []
-  const tables: TableState[] = rows.map((r) => ({
-    schema: r.schema,
-    name: r.name,
-    status: STATUSES.includes(r.status as TableCopyStatus) ? (r.status as TableCopyStatus) : 'pending',
-    snapshotLsn: r.snapshot_lsn === null ? null : parseLsn(r.snapshot_lsn),
-  }))
+  // The columns each table was built from (sync compares the stream's shapes with them).
+  const hasColumns = (await query(conn, `SELECT 1 FROM duckdb_tables() WHERE database_name = $1 AND schema_name = $2 AND table_name = 'table_columns'`, [db, STATE_SCHEMA])).length > 0
+  const built = new Map<string, StoredColumn[]>()
+  if (hasColumns) {
+    for (const r of await query<{schema: string; name: string; columns: string}>(conn, `SELECT "schema", name, columns::VARCHAR AS columns FROM ${st(db, 'table_columns')}`)) {
+      const parsed = parseColumns(r.columns)
+      if (parsed) built.set(JSON.stringify([r.schema, r.name]), parsed)
+    }
+  }
+  const tables: TableState[] = rows.map((r) => {
+    const columns = built.get(JSON.stringify([r.schema, r.name]))
+    return {
+      schema: r.schema,
+      name: r.name,
+      status: STATUSES.includes(r.status as TableCopyStatus) ? (r.status as TableCopyStatus) : 'pending',
+      snapshotLsn: r.snapshot_lsn === null ? null : parseLsn(r.snapshot_lsn),
+      ...(columns ? {columns: columns.map((c) => ({name: c.name, type: c.type}))} : {}),
+    }
+  })
   const hasMeta = (await query(conn, `SELECT 1 FROM duckdb_tables() WHERE database_name = $1 AND schema_name = $2 AND table_name = 'meta'`, [db, STATE_SCHEMA])).length > 0
   const resyncs = hasMeta ? await readResyncsDone(conn, db) : 0
   return resyncs > 0 ? {checkpoint, tables, resyncsDone: resyncs} : {checkpoint, tables}
@@ -180,9 +195,12 @@ export async function readColumns(conn: DuckDBConnection, db: string, t: TableNa
     t.schema,
     t.name,
   ])
-  if (rows.length === 0) return undefined
+  return rows.length === 0 ? undefined : parseColumns(rows[0].columns)
+}
+
+function parseColumns(json: string): StoredColumn[] | undefined {
   try {
-    const parsed = JSON.parse(rows[0].columns) as StoredColumn[]
+    const parsed = JSON.parse(json) as StoredColumn[]
     return Array.isArray(parsed) ? parsed : undefined
   } catch {
     return undefined
@@ -197,10 +215,10 @@ export async function readColumns(conn: DuckDBConnection, db: string, t: TableNa
 export const OWNED_TABLE_COMMENT = 'replicated by pgrep'
 
 /**
- * True when pgrep made `t` in this file: it carries the ownership comment, its columns are recorded (every copy and every table the
- * stream creates writes them), or an older pgrep recorded it as copied. A table that exists in the
- * file without either (nor the ownership comment) is a user's own, never replaced (see claimTable
- * in ddl.ts).
+ * True when pgrep made `t` in this file: it carries the ownership comment, its columns are
+ * recorded (every copy and every table the stream creates writes them), or an older pgrep recorded
+ * it as copied. A table that exists in the file without either (nor the ownership comment) is a
+ * user's own, never replaced (see claimTable in ddl.ts).
  */
 export async function isOwnedTable(conn: DuckDBConnection, db: string, t: TableName): Promise<boolean> {
   const rows = await query<{n: bigint}>(

@@ -1,4 +1,4 @@
-// Postgres → DuckDB column types. This table is the contract the README documents:
+// Postgres → DuckDB column types. This table is the contract docs/duckdb.md documents:
 //
 // | Postgres                                   | DuckDB                      | Notes                                                          |
 // |--------------------------------------------|-----------------------------|----------------------------------------------------------------|

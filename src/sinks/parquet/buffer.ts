@@ -16,6 +16,7 @@ import {exec, ident, literal} from '../duckdb/sql.js'
 import type {ColumnWriter} from '../duckdb/values.js'
 import {METADATA_COLUMNS, OLD_COLUMN, type LogOp, type TableShape} from './format.js'
 import {parquetColumnWriter} from './types.js'
+import {closeQuietly} from '../../core/quietly.js'
 
 const UNCHANGED_LIST = LIST(VARCHAR)
 /** Rough bytes per row besides its values (metadata columns), for the file-size estimate. */
@@ -125,7 +126,8 @@ export class TableBuffer {
   /** Drops the staging table. */
   async drop(): Promise<void> {
     this.closeAppender()
-    await exec(this.conn, `DROP TABLE IF EXISTS temp.main.${this.stage}`).catch(() => {})
+    // A temporary table: one that cannot be dropped now goes with the connection.
+    await closeQuietly('drop a staging table', () => exec(this.conn, `DROP TABLE IF EXISTS temp.main.${this.stage}`))
   }
 
   private async reset(): Promise<void> {

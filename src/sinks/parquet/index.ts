@@ -41,6 +41,7 @@ import {
 } from './format.js'
 import {parquetColumnType} from './types.js'
 import {LocalStorage, makeStagingDir, openStorage, readManifest, type LogStorage} from './storage.js'
+import {closeQuietly} from '../../core/quietly.js'
 
 export {DEFAULT_PARQUET_FILE_SIZE, DEFAULT_PARQUET_ROLL_INTERVAL_MS, PARQUET_BATCH_DEFAULTS} from './defaults.js'
 
@@ -245,7 +246,8 @@ export class ParquetSink implements Sink {
   }
 
   async close(): Promise<void> {
-    for (const w of [...this.copies]) await w.abort().catch(() => {})
+    // A copy not committed is discarded: its files stay staged and never reach the manifest.
+    for (const w of [...this.copies]) await closeQuietly('abort a table copy', () => w.abort())
     await this.abortBatch()
     try {
       this.conn?.closeSync()
@@ -257,7 +259,9 @@ export class ParquetSink implements Sink {
     this.instance = undefined
     await this.storage?.close()
     this.storage = undefined
-    if (this.stagingDir) await rm(this.stagingDir, {recursive: true, force: true}).catch(() => {})
+    // A pgrep-parquet- directory left behind is removed by the next run (makeStagingDir, by dead PID).
+    const stagingDir = this.stagingDir
+    if (stagingDir) await closeQuietly('remove the staging directory', () => rm(stagingDir, {recursive: true, force: true}))
     this.stagingDir = undefined
   }
 

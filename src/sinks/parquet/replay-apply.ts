@@ -18,11 +18,13 @@
 import type {ChangeEvent, RowChangeEvent, TruncateEvent} from '../../core/changes.js'
 import type {Logger} from '../../core/log/logger.js'
 import {formatLsn, type Lsn} from '../../core/lsn.js'
-import type {PipelineObserver, TableOpCount} from '../../core/pipeline/observer.js'
+import {BatchController, DEFAULT_BATCH_LIMITS} from '../../core/pipeline/batch-controller.js'
+import {FlushPosition} from '../../core/pipeline/flush-position.js'
+import type {PipelineObserver} from '../../core/pipeline/observer.js'
 import type {Checkpoint, Sink} from '../../core/pipeline/sink.js'
-import {DEFAULT_TXN_SPLIT_ROWS} from '../../core/pipeline/stream-apply.js'
-import {PG_EPOCH_UNIX_MICROS, type PgTimestamp, type TupleData} from '../../core/protocol/messages.js'
+import type {PgTimestamp, TupleData} from '../../core/protocol/messages.js'
 import {tableKey, type TableName, type TableSchema} from '../../core/schema/types.js'
+import {closeQuietly} from '../../core/quietly.js'
 
 /** What the reader hands over, in replay order. */
 export type ReplayItem =
@@ -69,8 +71,6 @@ export interface ReplayResult {
   rows: number
   copied: {table: TableName; rows: number; snapshotLsn: Lsn}[]
 }
-
-const DEFAULT_MAX_ROWS = 50_000
 
 /** A copy left unfinished because of a signal: a clean stop, not a failure. */
 class CopyInterrupted extends Error {}
@@ -129,21 +129,19 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayResult> {
   return {end, commitLsn: durable, transactions: applier.transactions, rows: applier.rows, copied: applier.copiedTables}
 }
 
-/** The batch state of one replay run. */
+/**
+ * The state of one replay run. Its batches are the stream's (BatchController: open, write, whole
+ * transactions, pieces of a large one, commit, the observer's `batch` report), limited by rows only:
+ * the log's commit times are in the past, so waiting means nothing, and there are no pgoutput bytes.
+ */
 class ReplayApplier {
-  durable: Checkpoint | null
   transactions = 0
   rows = 0
   readonly copiedTables: ReplayResult['copied'] = []
   inTransaction = false
-  private readonly maxRows: number
-  private readonly splitRows: number
-  private batchOpen = false
-  private batchRows = 0
-  private batchTxns = 0
-  private batchStarted = 0
-  private batchLast: Checkpoint | null = null
-  private readonly batchCounts = new Map<string, {table: TableName; counts: number[]}>()
+  /** Only its durable checkpoint is used: a replay has no server to confirm a position to. */
+  private readonly flush = new FlushPosition()
+  private readonly batch: BatchController
   /** The shape each table was last applied with in this run: a new or different one is a schema event first. */
   private readonly shapes = new Map<string, TableSchema>()
   /** The open transaction: row changes seen (the partial-checkpoint count) and to skip. */
@@ -153,9 +151,20 @@ class ReplayApplier {
     private readonly opts: ReplayOptions,
     checkpoint: Checkpoint | null,
   ) {
-    this.durable = checkpoint
-    this.maxRows = opts.maxRows ?? DEFAULT_MAX_ROWS
-    this.splitRows = opts.sink.partialTransactions ? (opts.txnSplitRows ?? DEFAULT_TXN_SPLIT_ROWS) : 0
+    this.flush.durable = checkpoint
+    const limits = {
+      maxRows: opts.maxRows ?? DEFAULT_BATCH_LIMITS.maxRows,
+      maxBytes: Infinity,
+      maxDelayMs: Infinity,
+      commitWhenIdle: false,
+      ...(opts.txnSplitRows === undefined ? {} : {txnSplitRows: opts.txnSplitRows}),
+    }
+    this.batch = new BatchController(opts.sink, limits, this.flush, opts.log, opts.observer)
+  }
+
+  /** The last checkpoint the target has committed (a whole transaction, or a piece of one). */
+  get durable(): Checkpoint | null {
+    return this.flush.durable
   }
 
   async copy(item: Extract<ReplayItem, {kind: 'copy'}>): Promise<void> {
@@ -173,7 +182,8 @@ class ReplayApplier {
       }
       await writer.commit()
     } catch (err) {
-      await writer.abort().catch(() => {})
+      // `err` is the error to report; the target keeps its previous table.
+      await closeQuietly('abort the copy', () => writer.abort())
       throw err
     }
     this.shapes.set(tableKey(table), table)
@@ -207,101 +217,41 @@ class ReplayApplier {
         events.push({op: 'schema', table: t, commitLsn: e.commitLsn, seq: e.seq, xid: e.xid, commitTime: e.commitTime})
       }
       events.push(e)
-      this.count(e)
     }
+    const batch = this.batch
     if (events.length > 0) {
-      await this.openBatch()
-      await this.opts.sink.write(events)
-      this.batchRows += events.length
+      await batch.begin()
+      await batch.write(events, 0)
       for (const e of item.events) if (e.op !== 'truncate') this.rows++
     }
     if (!item.last) {
       // A large transaction: committed in pieces when the sink can resume one.
-      if (this.splitRows > 0 && this.batchOpen && this.batchRows >= this.splitRows) {
-        const whole = this.durable
-        await this.commitBatch({
-          commitLsn: whole?.commitLsn ?? 0n,
-          endLsn: whole?.endLsn ?? 0n,
-          commitTime: whole?.commitTime ?? null,
-          partial: {commitLsn: txn.commitLsn, changes: txn.changes},
-        })
+      if (batch.txnSplitRows > 0 && batch.isOpen && batch.size >= batch.txnSplitRows) {
+        await batch.commitPiece(txn.commitLsn, txn.changes)
       }
       return
     }
     this.txn = null
     this.inTransaction = false
-    if (!this.batchOpen && this.durable?.partial?.commitLsn !== item.commitLsn) return
-    await this.openBatch()
-    this.batchTxns++
+    if (!batch.isOpen && this.durable?.partial?.commitLsn !== item.commitLsn) return
+    await batch.begin()
     this.transactions++
     // The log keeps commit LSNs, not the end LSN of each commit record: the checkpoint names the commit LSN for both.
-    this.batchLast = {commitLsn: item.commitLsn, endLsn: item.commitLsn, commitTime: item.commitTime}
-    if (this.batchRows >= this.maxRows) await this.commitBatch()
+    batch.transactionDone({commitLsn: item.commitLsn, endLsn: item.commitLsn, commitTime: item.commitTime}, true)
+    if (batch.full) await this.commitBatch()
   }
 
-  private count(e: RowChangeEvent | TruncateEvent): void {
-    if (!this.opts.observer?.onBatchCommitted) return
-    const op = e.op === 'insert' ? 0 : e.op === 'update' ? 1 : e.op === 'delete' ? 2 : 3
-    for (const t of e.op === 'truncate' ? e.tables : [e.table]) {
-      const key = tableKey(t)
-      let c = this.batchCounts.get(key)
-      if (!c) this.batchCounts.set(key, (c = {table: {schema: t.schema, name: t.name}, counts: [0, 0, 0, 0]}))
-      c.counts[op]++
-    }
-  }
-
-  private async openBatch(): Promise<void> {
-    if (this.batchOpen) return
-    await this.opts.sink.beginBatch()
-    this.batchOpen = true
-    this.batchRows = 0
-    this.batchTxns = 0
-    this.batchStarted = Date.now()
-    this.batchLast = null
-  }
-
-  /** `piece`: the partial checkpoint of a large transaction's piece instead of the last whole transaction's. */
-  async commitBatch(piece?: Checkpoint): Promise<void> {
-    if (!this.batchOpen) return
-    const last = piece ?? this.batchLast
+  /** Commits the open batch (whole transactions) and moves the target's checkpoint. */
+  async commitBatch(): Promise<void> {
+    if (!this.batch.isOpen) return
+    const changes = this.batch.size
     const started = Date.now()
-    // A batch always holds a transaction or a piece of one: `last` is set.
-    const committed = last ?? this.durable ?? {commitLsn: 0n, endLsn: 0n}
-    await this.opts.sink.commitBatch(committed)
-    if (last) this.durable = last
-    this.batchOpen = false
-    const now = Date.now()
-    const lsn = last ? formatLsn(last.partial?.commitLsn ?? last.commitLsn) : null
-    this.opts.log.debug({commitLsn: lsn, changes: this.batchRows, ms: now - started}, piece ? 'committed a piece of a large transaction' : 'committed a batch')
-    const observer = this.opts.observer
-    if (observer?.onBatchCommitted) {
-      const byTable: TableOpCount[] = []
-      const ops = ['insert', 'update', 'delete', 'truncate'] as const
-      for (const {table, counts} of this.batchCounts.values()) {
-        for (let i = 0; i < 4; i++) if (counts[i] > 0) byTable.push({table, op: ops[i], count: counts[i]})
-      }
-      this.batchCounts.clear()
-      const t = piece ? null : (last?.commitTime ?? null)
-      observer.onBatchCommitted({
-        checkpoint: committed,
-        commitLsn: this.durable?.commitLsn ?? 0n,
-        commitTime: t === null || t === undefined ? null : new Date(Number((t + PG_EPOCH_UNIX_MICROS) / 1000n)),
-        rows: byTable.reduce((n, c) => n + (c.op === 'truncate' ? 0 : c.count), 0),
-        transactions: this.batchTxns,
-        ms: now - this.batchStarted,
-        commitMs: now - started,
-        byTable,
-      })
-    }
-    this.batchRows = 0
-    this.batchTxns = 0
-    if (piece) await this.openBatch()
+    await this.batch.commit()
+    const lsn = this.durable ? formatLsn(this.durable.commitLsn) : null
+    this.opts.log.debug({commitLsn: lsn, changes, ms: Date.now() - started}, 'committed a batch')
   }
 
-  async abortBatch(): Promise<void> {
-    if (!this.batchOpen) return
-    this.batchOpen = false
-    this.batchCounts.clear()
-    await this.opts.sink.abortBatch()
+  abortBatch(): Promise<void> {
+    return this.batch.abort()
   }
 }

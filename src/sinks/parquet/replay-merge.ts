@@ -11,6 +11,7 @@
 import type {DuckDBConnection, DuckDBInstance, DuckDBResult, DuckDBValue} from '@duckdb/node-api'
 import {PgrepError} from '../../core/errors.js'
 import type {Lsn} from '../../core/lsn.js'
+import {closeQuietly} from '../../core/quietly.js'
 
 /** One row of the log, as the merge orders it. */
 export interface MergeRow {
@@ -185,6 +186,7 @@ export async function* mergeFiles<R extends MergeRow>(instance: DuckDBInstance, 
       else await top.close()
     }
   } finally {
-    for (const c of heap.all()) await c.close().catch(() => {})
+    // The merge ended, or failed with the error to report: a cursor only reads a local file.
+    for (const c of heap.all()) await closeQuietly('close a log file reader', () => c.close())
   }
 }

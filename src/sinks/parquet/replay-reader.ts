@@ -38,6 +38,7 @@ import type {ReplayItem, ReplaySource, ReplayStart} from './replay-apply.js'
 import {mergeFiles, unreadableFile, type MergeFile, type MergeRow} from './replay-merge.js'
 import {textConverter, type TextConverter} from './replay-values.js'
 import {makeStagingDir, openStorage, parseLogLocation, type LogStorage, type StorageOptions} from './storage.js'
+import {closeQuietly} from '../../core/quietly.js'
 
 export interface ParquetReplayOptions {
   /** A local directory or `s3://bucket/prefix`. */
@@ -119,7 +120,9 @@ export class ParquetReplaySource implements ReplaySource {
 
   async close(): Promise<void> {
     await this.storage.close()
-    if (this.workDir) await rm(this.workDir, {recursive: true, force: true}).catch(() => {})
+    // A pgrep-parquet- directory left behind is removed by the next run (makeStagingDir, by dead PID).
+    const workDir = this.workDir
+    if (workDir) await closeQuietly('remove the download directory', () => rm(workDir, {recursive: true, force: true}))
     this.workDir = undefined
   }
 
@@ -228,7 +231,8 @@ export class ParquetReplaySource implements ReplaySource {
         return local
       },
       release: async () => {
-        if (downloaded && local) await rm(local, {force: true}).catch(() => {})
+        // A copy left behind goes with the download directory at close().
+        if (downloaded && local) await closeQuietly('remove a downloaded file', () => rm(local!, {force: true}))
       },
       toRow: (v) => toLogRow(shape, v),
       describe: () => `${this.opts.from}/${f.path}`,

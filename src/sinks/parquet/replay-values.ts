@@ -86,7 +86,10 @@ function quoteElement(s: string, delimiter: string): string {
   return plain ? s : `"${s.replace(/["\\]/g, (c) => `\\${c}`)}"`
 }
 
-/** float4 / float8 as Postgres 12+ prints them: shortest exact digits, exponent past 10^-4 / 10^15 (10^6 for float4). */
+/**
+ * float4 / float8 as Postgres 12+ prints them: shortest exact digits, exponent past 10^-4 / 10^15
+ * (10^6 for float4).
+ */
 export function floatText(v: number, single: boolean): string {
   if (Number.isNaN(v)) return 'NaN'
   if (v === Infinity) return 'Infinity'

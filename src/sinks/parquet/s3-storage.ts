@@ -17,6 +17,7 @@ import {Upload} from '@aws-sdk/lib-storage'
 import {PgrepError} from '../../core/errors.js'
 import {failpoint} from '../../core/failpoints.js'
 import {makeStagingDir, storageError, streamToFile, type LogStorage, type StorageOptions, type StoredObject} from './storage.js'
+import {closeQuietly} from '../../core/quietly.js'
 
 /** Parts of a multipart upload (S3's minimum is 5 MiB); a smaller file is one PUT. */
 const PART_SIZE = 8 * 1024 * 1024
@@ -120,7 +121,8 @@ export class S3Storage implements LogStorage {
   }
 
   async discard(stagingFile: string): Promise<void> {
-    await rm(stagingFile, {force: true}).catch(() => {})
+    // Never uploaded: a file left behind goes with the staging directory.
+    await closeQuietly('remove a staged file', () => rm(stagingFile, {force: true}))
   }
 
   async fetch(key: string, dir: string): Promise<string> {
@@ -131,7 +133,8 @@ export class S3Storage implements LogStorage {
       await streamToFile(res.Body as Readable, file)
       return file
     } catch (err) {
-      await rm(file, {force: true}).catch(() => {})
+      // The download's error is the one to report; the partial file goes with its directory.
+      await closeQuietly('remove a partly downloaded file', () => rm(file, {force: true}))
       throw this.error(`download ${key}`, err)
     }
   }
@@ -153,7 +156,9 @@ export class S3Storage implements LogStorage {
 
   async close(): Promise<void> {
     this.client.destroy()
-    if (this.stagingDir) await rm(this.stagingDir, {recursive: true, force: true}).catch(() => {})
+    // A pgrep-parquet- directory left behind is removed by the next run (makeStagingDir, by dead PID).
+    const stagingDir = this.stagingDir
+    if (stagingDir) await closeQuietly('remove the staging directory', () => rm(stagingDir, {recursive: true, force: true}))
     this.stagingDir = undefined
   }
 

@@ -16,6 +16,7 @@ import type {Readable} from 'node:stream'
 import {PgrepError} from '../../core/errors.js'
 import {removeOrphans} from '../../core/temp-dirs.js'
 import {MANIFEST_KEY, ManifestError, parseManifest, type Manifest} from './format.js'
+import {closeQuietly} from '../../core/quietly.js'
 
 /** An object of the log: its key relative to DIR, and its size. */
 export interface StoredObject {
@@ -138,7 +139,8 @@ export class LocalStorage implements LogStorage {
       await rename(temp, file)
       await syncDir(path.dirname(file))
     } catch (err) {
-      await rm(temp, {force: true}).catch(() => {})
+      // The write's error is the one to report; a .tmp left behind is swept at the next open.
+      await closeQuietly('remove a partly written file', () => rm(temp, {force: true}))
       throw storageError(this.location, `write ${key}`, err)
     }
   }
@@ -198,7 +200,8 @@ export class LocalStorage implements LogStorage {
   }
 
   async discard(stagingFile: string): Promise<void> {
-    await rm(stagingFile, {force: true}).catch(() => {})
+    // Never published: a file left behind goes with the staging directory.
+    await closeQuietly('remove a staged file', () => rm(stagingFile, {force: true}))
   }
 
   async fetch(key: string): Promise<string> {
@@ -228,7 +231,8 @@ export class LocalStorage implements LogStorage {
       for (const e of entries) {
         if (e.isDirectory()) await walk(path.join(dir, e.name), `${rel}${e.name}/`)
         else if (e.name.endsWith('.tmp')) {
-          await rm(path.join(dir, e.name), {force: true}).catch(() => {})
+          // A .tmp file is never named by the manifest: one that stays is tried again next time.
+          await closeQuietly('remove a leftover .tmp file', () => rm(path.join(dir, e.name), {force: true}))
           removed.push(rel + e.name)
         }
       }

@@ -1,7 +1,7 @@
 // `--format debezium`, the envelope: each change as the value payload of the Debezium PostgreSQL
 // connector's change event (JsonConverter with schemas.enable=false), so consumers written for
 // Debezium can read pgrep's stdout. The column values inside `before`/`after` are
-// debezium-values.ts. README "Debezium format" lists every choice and every difference from
+// debezium-values.ts. docs/output-formats.md "Debezium format" lists every choice and every difference from
 // Debezium (no key, no schema, no tombstones, no heartbeats).
 import {createRequire} from 'node:module'
 import type {ChangeEvent, ReadEvent} from '../../core/changes.js'

@@ -1,5 +1,5 @@
 // The stdout JSON-lines format: one object per row change, in commit order.
-// See README "Output format" for the field list and the value encoding.
+// See docs/output-formats.md for the field list and the value encoding.
 import type {ChangeEvent, ReadEvent} from '../../core/changes.js'
 import {formatLsn} from '../../core/lsn.js'
 import {pgTimestampToIso, UNCHANGED_TOAST, type TupleData} from '../../core/protocol/messages.js'

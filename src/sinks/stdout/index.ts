@@ -14,7 +14,7 @@ import {formatEvent, formatRead} from './format.js'
 export interface StdoutSinkOptions {
   /** Defaults to process.stdout. */
   out?: Writable
-  /** `json` (README "Output format", the default) or `debezium` (Debezium's change-event values; needs `debezium`). */
+  /** `json` (docs/output-formats.md, the default) or `debezium` (Debezium's change-event values; needs `debezium`). */
   format?: 'json' | 'debezium'
   /** For `format: 'debezium'`: `source.db`, `source.name` and the numeric representation. */
   debezium?: DebeziumFormatOptions
@@ -35,7 +35,7 @@ const FLUSH_AT = 256 * 1024
 const CHUNK_BYTES = 1024 * 1024
 
 /**
- * Writes each change as one JSON line (README "Output format"), at least once: a batch is
+ * Writes each change as one JSON line (docs/output-formats.md), at least once: a batch is
  * committed once its lines are handed to the OS. Keeps no state; the slot remembers the position.
  */
 export class StdoutSink implements Sink {
@@ -156,12 +156,14 @@ export class StdoutSink implements Sink {
     this.pending = []
     this.pendingBytes = 0
     if (parts.length === 0) return
-    const chunk = parts.length === 1 ? parts[0] : Buffer.concat(parts)
+    // Part by part, not joined: a line holding a huge value would be copied once more.
     await new Promise<void>((resolve, reject) => {
-      this.out.write(chunk, (err) => {
-        if (err) reject(this.failed ?? new PgrepError('sink', `cannot write to stdout: ${err.message}`, {cause: err}))
-        else resolve()
-      })
+      parts.forEach((part, i) =>
+        this.out.write(part, (err) => {
+          if (err) reject(this.failed ?? new PgrepError('sink', `cannot write to stdout: ${err.message}`, {cause: err}))
+          else if (i === parts.length - 1) resolve()
+        }),
+      )
     })
     if (this.failed) throw this.failed
   }

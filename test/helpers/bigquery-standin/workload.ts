@@ -4,7 +4,7 @@
 // BigQuery must hold afterwards; a change applied twice or lost shows up in the comparison.
 import type {ChangeEvent} from '../../../src/core/changes.js'
 import type {Lsn} from '../../../src/core/lsn.js'
-import {UNCHANGED_TOAST, type TupleData} from '../../../src/core/protocol/messages.js'
+import {UNCHANGED_TOAST} from '../../../src/core/protocol/messages.js'
 import {OID} from '../../../src/core/schema/pg-types.js'
 import type {TableSchema} from '../../../src/core/schema/types.js'
 import {EventLog, table, TableModel} from './fixtures.js'
