@@ -1,6 +1,6 @@
 # pgrep production image: docker build -t pgrep . && docker run --rm pgrep --help
 # Not built on this project's development machines (no Docker engine there); what is checked
-# without one: test/unit/docker-layout.test.ts, and README "Docker".
+# without one: test/package/docker-layout.test.ts (npm run test:package), and docs/operations.md "Docker".
 
 # Build stage: TypeScript is a dev dependency, so it lives here only.
 FROM node:20-bookworm-slim AS build
@@ -11,6 +11,8 @@ COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY src ./src
 RUN npx tsc -p tsconfig.build.json
+# The command manifest (as `npm pack` ships it): oclif then loads commands without scanning dist/.
+RUN npx oclif manifest
 
 # Runtime stage: production dependencies and the compiled JavaScript, nothing else.
 # Debian (glibc), not Alpine: @duckdb/node-api's prebuilt binary for linux-x64/arm64 is glibc's.
@@ -23,6 +25,7 @@ COPY package.json package-lock.json ./
 # package (@duckdb/node-bindings-linux-*), installed without any script.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/oclif.manifest.json ./
 COPY bin ./bin
 # `pgrep` (and `pg-replicate`) on PATH, as `npm install -g` would link them; /data, owned by the
 # runtime user, is where a relative --duckdb-path lands (mount a volume there).

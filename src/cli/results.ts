@@ -88,7 +88,10 @@ export interface ResyncResult {
   sink: string
   /** The DuckDB file (--sink duckdb only). */
   file?: string
-  /** `running-sync`: the sync that holds the DuckDB file copies them now; `next-sync`: marked, the next sync copies them. */
+  /**
+   * `running-sync`: the sync that holds the DuckDB file copies them now; `next-sync`: marked,
+   * the next sync copies them.
+   */
   copiedBy: 'running-sync' | 'next-sync'
   /** In the order the sink lists them; empty when the sink holds no tables. */
   tables: {table: string; schema: string; name: string}[]
@@ -192,8 +195,13 @@ export class RunTally {
   }
 }
 
-export function resyncResult(sink: {kind: string; path?: string}, copiedBy: ResyncResult['copiedBy'], tables: TableName[]): ResyncResult {
-  return {command: 'resync', sink: sink.kind, ...(sink.kind === 'duckdb' ? {file: sink.path} : {}), copiedBy, tables: tables.map(names)}
+export function resyncResult(
+  sink: {kind: string; path?: string},
+  copiedBy: ResyncResult['copiedBy'],
+  tables: TableName[],
+): ResyncResult {
+  const file = sink.kind === 'duckdb' ? {file: sink.path} : {}
+  return {command: 'resync', sink: sink.kind, ...file, copiedBy, tables: tables.map(names)}
 }
 
 /** With --sink stdout, stdout carries the data: a JSON result there would be mixed into it. */

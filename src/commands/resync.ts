@@ -18,7 +18,10 @@ ${EXIT_CODE_HELP}`
   static override examples = [
     {description: 'Copy one table again at the next sync', command: '<%= config.bin %> resync --table public.orders --duckdb-path shop.duckdb'},
     {description: 'Every table the sink holds', command: '<%= config.bin %> resync --all --sink bigquery --bq-project p --bq-dataset shop'},
-    {description: 'Script: which tables, as JSON', command: "<%= config.bin %> resync --all --duckdb-path shop.duckdb --json | jq -r '.tables[].table'"},
+    {
+      description: 'Script: which tables, as JSON',
+      command: "<%= config.bin %> resync --all --duckdb-path shop.duckdb --json | jq -r '.tables[].table'",
+    },
   ]
 
   static override enableJsonFlag = true

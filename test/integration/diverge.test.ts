@@ -193,6 +193,26 @@ describe.each(pgServers())('sync never silently diverges, PostgreSQL $major', (s
     expect(third.stderr).not.toContain('re-syncing')
     const tables = [table('s_type', ['id', 'c']), table('s_vol', ['id', 'v', 'r']), {schema: 'public', name: 's_iv', keyed: true, columns: [col('id'), col('v'), {pg: `extract(epoch from d)::bigint::text`, duck: `CAST(CAST(epoch(d) AS BIGINT) AS VARCHAR)`}]}]
     expect(await compareWithDuckDb(db, file, tables)).toEqual([])
+
+    // pgrep resync --all with nothing running: every table marked, the next sync copies them.
+    const usage = async (extra: string[], text: string) => {
+      const r = await runCli(['resync', ...extra], env)
+      expect(r.code, r.stderr).toBe(2)
+      expect(r.stderr).toContain(text)
+    }
+    await usage(['--duckdb-path', file], 'name the tables to copy again')
+    await usage(['--all', '--table', 'public.s_type', '--duckdb-path', file], 'give one or the other')
+    await usage(['--all', '--sink', 'stdout'], 'needs a sink that keeps table states')
+    await usage(['--all', '--duckdb-path', path.join(dir, 'nowhere.duckdb')], 'does not exist')
+    const all = await runCli(['resync', '--all', '--duckdb-path', file], env)
+    expect(all.code, all.stderr).toBe(0)
+    expect(count(all.stderr, 'marked: the next sync copies it again')).toBe(3)
+    const st = await runCli(['status', '--slot', 'div_stop', '--sink', 'duckdb', '--duckdb-path', file, '--json'], env)
+    expect(JSON.parse(st.stdout).sink.resyncs.inProgress.sort()).toEqual(['public.s_iv', 'public.s_type', 'public.s_vol'])
+    const fourth = await runCli(args, env)
+    expect(fourth.code, fourth.stderr).toBe(0)
+    expect(count(fourth.stderr, '"reason":"marked for a re-sync"')).toBe(3)
+    expect(await compareWithDuckDb(db, file, tables)).toEqual([])
   }, 300_000)
 
   it.runIf(server.major === newest)('with --no-auto-resync, says plainly that the table differs, and pgrep resync mends it', async () => {

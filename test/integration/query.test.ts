@@ -8,7 +8,9 @@ import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {DuckDBInstance} from '@duckdb/node-api'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {DuckDbSink} from '../../src/api/duckdb.js'
 import {controlSocketPath} from '../../src/core/control/socket.js'
+import {Pipeline} from '../../src/index.js'
 import {pgEnv, runCli, spawnCli, waitFor} from '../helpers/cli.js'
 import {createTestDb, type TestDb} from '../helpers/postgres.js'
 import {pgServers} from '../helpers/servers.js'
@@ -41,6 +43,8 @@ describe.each(pgServers())('pgrep query on PostgreSQL $major', (server) => {
     await rm(dir, {recursive: true, force: true})
   })
 
+  /** Pair numbers go on from one load to the next: each pair has exactly two rows. */
+  let nextPair = 0
   /** Transfers in a loop, each one transaction, until stop(). */
   function startLoad(): {stop: () => Promise<number>} {
     let running = true
@@ -55,9 +59,10 @@ describe.each(pgServers())('pgrep query on PostgreSQL $major', (server) => {
           await c.query('BEGIN')
           await c.query('UPDATE public.accounts SET balance = balance - $1 WHERE id = $2', [amount, a])
           await c.query('UPDATE public.accounts SET balance = balance + $1 WHERE id = $2', [amount, b])
-          await c.query('INSERT INTO public.pairs (pair, side) VALUES ($1, 1), ($1, 2)', [n])
+          await c.query('INSERT INTO public.pairs (pair, side) VALUES ($1, 1), ($1, 2)', [nextPair])
           await c.query('COMMIT')
           n++
+          nextPair++
         }
       } finally {
         await c.end()
@@ -73,8 +78,9 @@ describe.each(pgServers())('pgrep query on PostgreSQL $major', (server) => {
   }
 
   const query = (file: string, sql: string, ...extra: string[]) => runCli(['query', '--duckdb-path', file, '--log-level', 'debug', '--log-format', 'json', ...extra, sql], env, 120_000)
-  const status = async (file: string, slot: string) => {
-    const r = await runCli(['status', '--publication', 'qpub', '--slot', slot, '--duckdb-path', file, '--json'], env, 120_000)
+  // --duckdb-path alone means --sink duckdb; `extra` may say it too.
+  const status = async (file: string, slot: string, ...extra: string[]) => {
+    const r = await runCli(['status', '--publication', 'qpub', '--slot', slot, '--duckdb-path', file, '--json', ...extra], env, 120_000)
     expect([0, 10], r.stderr).toContain(r.code)
     return JSON.parse(r.stdout)
   }
@@ -135,7 +141,7 @@ describe.each(pgServers())('pgrep query on PostgreSQL $major', (server) => {
       expect(statSync(socketPath).mode & 0o777).toBe(0o600)
 
       // status: no lock error, the live checkpoint and the running process's figures.
-      const report = await status(file, slot)
+      const report = await status(file, slot, '--sink', 'duckdb')
       expect(report.sink.checkpoint).not.toBeNull()
       expect(report.sink.tables.map((t: {status: string}) => t.status)).toEqual(['ready', 'ready'])
       expect(report.sink.live.pid).toBe(sync.pid)
@@ -180,6 +186,18 @@ describe.each(pgServers())('pgrep query on PostgreSQL $major', (server) => {
       const busy = await query(file, 'SELECT 1')
       expect(busy.code, busy.stderr).toBe(12)
       expect(busy.stderr).toMatch(/busy/)
+      // Long queries do not hold up replication: a batch commits while both still run.
+      const before = (await status(file, slot)).sink.live.changesApplied
+      await db.query(`INSERT INTO public.pairs (pair, side) VALUES (-2, 1), (-2, 2)`)
+      await waitFor(
+        async () => {
+          const live = (await status(file, slot)).sink.live
+          expect(live.queriesRunning).toBe(2)
+          return live.changesApplied >= before + 2
+        },
+        120_000,
+        'a batch committed beside the two long queries',
+      )
       for (const l of longs) l.kill('SIGINT')
       for (const l of longs) {
         const r = await l.result
@@ -208,7 +226,7 @@ describe.each(pgServers())('pgrep query on PostgreSQL $major', (server) => {
       const r = await sync.result
       expect(r.code, r.stderr).toBe(0)
     }
-    await db.query(`DELETE FROM public.pairs WHERE pair = -1`)
+    await db.query(`DELETE FROM public.pairs WHERE pair IN (-1, -2)`)
   }, 900_000)
 
   it('replaces a stale socket, falls back to the file; sync waits for a reader holding the lock', async () => {
@@ -247,5 +265,84 @@ describe.each(pgServers())('pgrep query on PostgreSQL $major', (server) => {
     // The sync served on the socket path and removed it when it exited.
     expect(existsSync(socketPath)).toBe(false)
     await expectEqual(file)
+  }, 900_000)
+  it('library: a program running a Pipeline reads the DuckDB file it writes, under load, each result at a commit boundary', async () => {
+    const file = path.join(dir, 'lib.duckdb')
+    const sink = new DuckDbSink({path: file})
+    const source = {connectionString: db.uri, sslMode: 'disable' as const, env: {}, publication: 'qpub', slot: 'q_lib'}
+    const pipeline = new Pipeline({source, sink, mode: 'sync', batch: {maxDelayMs: 100}})
+    const running = pipeline.run()
+    running.catch(() => {})
+    /** The invariant's row, or null before the copy has created both tables. */
+    const read = async (): Promise<{total: string; accounts: number; pairs: number; odd: number} | null> => {
+      let rows: unknown[][] = []
+      try {
+        const result = await sink.query(INVARIANT_SQL)
+        for await (const chunk of result.rows) rows = rows.concat(chunk)
+      } catch (err) {
+        expect(String(err)).toMatch(/not open|does not exist/)
+        return null
+      }
+      const [total, accounts, pairs, odd] = rows[0] as [string, number, number, number]
+      return {total, accounts, pairs, odd}
+    }
+    const load = startLoad()
+    let transfers = 0
+    try {
+      const seen = new Set<number>()
+      await waitFor(
+        async () => {
+          const row = await read()
+          if (!row) return false
+          expect(row).toMatchObject({total: String(TOTAL), accounts: ACCOUNTS, odd: 0})
+          expect(row.pairs % 2).toBe(0)
+          seen.add(row.pairs)
+          return seen.size >= 5
+        },
+        600_000,
+        'consistent answers from sink.query() while the pipeline streams',
+      )
+    } finally {
+      transfers = await load.stop()
+    }
+    expect(transfers).toBeGreaterThan(0)
+    // Every transfer arrives, and a read sees all of them.
+    const {rows} = await db.query('SELECT count(*)::int AS n FROM public.pairs')
+    await waitFor(async () => (await read())?.pairs === rows[0].n, 300_000, 'the pipeline caught up')
+    pipeline.stop()
+    expect((await running).end).toBe('signal')
+    await expectEqual(file)
+  }, 900_000)
+
+  it('a status loop beside repeated sync --once runs: none fails on the lock (the cron case)', async () => {
+    const file = path.join(dir, 'cron.duckdb')
+    const slot = 'q_cron'
+    const sync = () => runCli(['sync', '--publication', 'qpub', '--slot', slot, '--duckdb-path', file, '--once'], env)
+    const first = await sync()
+    expect(first.code, first.stderr).toBe(0)
+    let stop = false
+    const codes: number[] = []
+    const failures: string[] = []
+    const loop = (async () => {
+      while (!stop) {
+        const r = await runCli(['status', '--publication', 'qpub', '--slot', slot, '--duckdb-path', file, '--json'], env)
+        codes.push(r.code ?? -1)
+        if (r.code !== 0 && r.code !== 10) failures.push(r.stderr)
+      }
+    })()
+    try {
+      for (let i = 0; i < 3; i++) {
+        await db.query(`INSERT INTO public.pairs (pair, side) VALUES ($1, 1), ($1, 2)`, [-10 - i])
+        const r = await sync()
+        expect(r.code, r.stderr).toBe(0)
+      }
+    } finally {
+      stop = true
+      await loop
+    }
+    expect(failures).toEqual([])
+    expect(codes.length).toBeGreaterThan(0)
+    await expectEqual(file)
+    await db.query(`DELETE FROM public.pairs WHERE pair BETWEEN -12 AND -10`)
   }, 900_000)
 })

@@ -138,9 +138,14 @@ describe('Dockerfile', () => {
   it('copies the compiled output from the build stage, where tsc writes it', () => {
     const build = stages[0]
     const fromBuild = of(final, 'COPY').filter((c) => c.flags.from)
-    expect(fromBuild.map((c) => c.flags.from)).toEqual(['build'])
+    expect(fromBuild.map((c) => c.flags.from)).toEqual(['build', 'build'])
+    // The oclif manifest is made after the compile (it reads dist/commands) and copied next to package.json.
+    const manifest = build.instructions.findIndex((i) => i.cmd === 'RUN' && /\boclif manifest\b/.test(i.args))
+    expect(fromBuild[1].args).toBe(`${workdirAt(build, manifest)}/oclif.manifest.json ./`)
+    expect(workdirAt(final, final.instructions.indexOf(fromBuild[1]))).toBe('/app')
     const tsc = build.instructions.findIndex((i) => i.cmd === 'RUN' && /\btsc -p tsconfig\.build\.json\b/.test(i.args))
     expect(tsc).toBeGreaterThan(build.instructions.findIndex((i) => i.cmd === 'COPY' && /^src\b/.test(i.args)))
+    expect(manifest).toBeGreaterThan(tsc)
     const outDir = JSON.parse(readFileSync(path.join(root, 'tsconfig.build.json'), 'utf8')).compilerOptions.outDir
     const [src, dest] = fromBuild[0].args.split(/\s+/)
     expect(src).toBe(path.posix.join(workdirAt(build, tsc), outDir))
@@ -192,6 +197,8 @@ describe('the runtime layout, built without Docker', () => {
     // dist/ as the build stage makes it (the same `tsc -p tsconfig.build.json`, run by `npm run build`).
     cpSync(path.join(root, 'dist'), path.join(app, 'dist'), {recursive: true})
     cpSync(path.join(root, 'bin'), path.join(app, 'bin'), {recursive: true})
+    // The build stage's `npx oclif manifest`, run on this layout with the repository's oclif.
+    execFileSync(process.execPath, [path.join(root, 'node_modules/oclif/bin/run.js'), 'manifest'], {cwd: app, stdio: 'pipe'})
     symlinkSync(path.join(app, 'bin/run.js'), path.join(dir, 'usr/local/bin/pgrep'))
     env = {PATH: `${path.join(dir, 'usr/local/bin')}:${path.dirname(process.execPath)}`, HOME: dir, NODE_ENV: 'production'}
   }, 300_000)
@@ -209,6 +216,11 @@ describe('the runtime layout, built without Docker', () => {
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, path.join(data, 'check.duckdb')], {cwd: app, env, encoding: 'utf8'})
     expect(r.stderr).toBe('')
     expect(r.stdout.trim()).toBe('42')
+  })
+
+  it('holds the oclif manifest, listing every command', () => {
+    const manifest = JSON.parse(readFileSync(path.join(app, 'oclif.manifest.json'), 'utf8'))
+    for (const cmd of ['cdc', 'copy-table', 'drop', 'status', 'sync', 'query', 'resync']) expect(Object.keys(manifest.commands)).toContain(cmd)
   })
 
   it('runs the ENTRYPOINT: --version and --help', () => {

@@ -12,7 +12,7 @@ import {formatBytes} from '../bytes.js'
 import type {PgrepError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {parseLsn} from '../lsn.js'
-import {slotInvalidated, type PostgresSource} from '../postgres/source.js'
+import {CURRENT_WAL_LSN_SQL, slotInvalidated, type PostgresSource} from '../postgres/source.js'
 import type {SqlConnection} from '../postgres/sql-connection.js'
 import {Heartbeat} from './heartbeat.js'
 import type {PipelineObserver, SlotStatusEvent} from './observer.js'
@@ -43,7 +43,7 @@ export interface SlotMonitorInput {
 }
 
 const SLOT_QUERY = `
-SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text AS current_lsn,
+SELECT ${CURRENT_WAL_LSN_SQL}::text AS current_lsn,
        s.active, s.restart_lsn::text AS restart_lsn, s.confirmed_flush_lsn::text AS confirmed_lsn,
        s.wal_status, s.safe_wal_size::text AS safe_wal_size,
        to_jsonb(s) ->> 'invalidation_reason' AS invalidation_reason
