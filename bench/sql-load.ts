@@ -44,20 +44,54 @@ export async function sqlLoad(ctx: BenchContext): Promise<WorkloadResult> {
     await c.query(`CREATE PUBLICATION "${PUB}" FOR TABLE public."${TABLE}"`)
     for (let r = 1; r <= ctx.runs; r++) {
       for (const kind of ['alone', 'queried']) {
-        await run(process.execPath, [ctx.pgrepBin, 'sync', '--publication', PUB, '--slot', `bench_s_${kind}_${r}`, '--duckdb-path', file(kind, r), '--once', '--log-level', 'warn'], {env}, 'pgrep sync --once')
+        await run(
+          process.execPath,
+          [
+            ctx.pgrepBin,
+            'sync',
+            '--publication',
+            PUB,
+            '--slot',
+            `bench_s_${kind}_${r}`,
+            '--duckdb-path',
+            file(kind, r),
+            '--once',
+            '--log-level',
+            'warn',
+          ],
+          {env},
+          'pgrep sync --once',
+        )
       }
     }
     ctx.log(`sql-load: writing ${rows} inserts in transactions of ${TXN_ROWS}, then as many updates`)
     for (let lo = 1; lo <= rows; lo += TXN_ROWS) await insertRows(c, TABLE, lo, Math.min(rows, lo + TXN_ROWS - 1))
-    for (let lo = 1; lo <= rows; lo += TXN_ROWS) await c.query(`UPDATE public."${TABLE}" SET qty = qty + 1 WHERE id BETWEEN $1 AND $2`, [lo, Math.min(rows, lo + TXN_ROWS - 1)])
+    for (let lo = 1; lo <= rows; lo += TXN_ROWS)
+      await c.query(`UPDATE public."${TABLE}" SET qty = qty + 1 WHERE id BETWEEN $1 AND $2`, [
+        lo,
+        Math.min(rows, lo + TXN_ROWS - 1),
+      ])
     end = (await c.query(`SELECT pg_logical_emit_message(false, 'bench_end', 'end')::text AS lsn`)).rows[0].lsn
   } finally {
     await c.end()
   }
   const events = rows * 2
-  const mk = (name: string, command: string): Contender => ({name, command, count: events, unit: 'events/s', runs: [], pgrep: true})
-  const alone = mk('pgrep sync (stream phase) into DuckDB, no reader', `pgrep sync --publication ${PUB} --slot SLOT --duckdb-path FILE --until-lsn END`)
-  const queried = mk(`the same with --sql-listen, ${CLIENTS} clients sending point selects`, `... --sql-listen 127.0.0.1:PORT & ${CLIENTS} pg clients: ${POINT_SQL}`)
+  const mk = (name: string, command: string): Contender => ({
+    name,
+    command,
+    count: events,
+    unit: 'events/s',
+    runs: [],
+    pgrep: true,
+  })
+  const alone = mk(
+    'pgrep sync (stream phase) into DuckDB, no reader',
+    `pgrep sync --publication ${PUB} --slot SLOT --duckdb-path FILE --until-lsn END`,
+  )
+  const queried = mk(
+    `the same with --sql-listen, ${CLIENTS} clients sending point selects`,
+    `... --sql-listen 127.0.0.1:PORT & ${CLIENTS} pg clients: ${POINT_SQL}`,
+  )
   const qps: string[] = []
   const failed: string[] = []
 
@@ -72,7 +106,19 @@ export async function sqlLoad(ctx: BenchContext): Promise<WorkloadResult> {
       ctx.log(`sql-load: ${ct.name} failed: ${ct.failed}`)
     }
   }
-  const syncArgs = (kind: string, r: number) => ['sync', '--publication', PUB, '--slot', `bench_s_${kind}_${r}`, '--duckdb-path', file(kind, r), '--until-lsn', end, '--log-level', 'warn']
+  const syncArgs = (kind: string, r: number) => [
+    'sync',
+    '--publication',
+    PUB,
+    '--slot',
+    `bench_s_${kind}_${r}`,
+    '--duckdb-path',
+    file(kind, r),
+    '--until-lsn',
+    end,
+    '--log-level',
+    'warn',
+  ]
 
   const loopStart = Date.now()
   let rounds = 0
@@ -133,10 +179,15 @@ export async function sqlLoad(ctx: BenchContext): Promise<WorkloadResult> {
       if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderrTail.slice(-1000)}`)
       return r
     })
-    for (const kind of ['alone', 'queried']) for (const f of [file(kind, round), `${file(kind, round)}.wal`]) rmSync(f, {force: true})
+    for (const kind of ['alone', 'queried'])
+      for (const f of [file(kind, round), `${file(kind, round)}.wal`]) rmSync(f, {force: true})
   }
   const cl = await ctx.server.client(DB)
-  await cl.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database() AND NOT active`).catch(() => {})
+  await cl
+    .query(
+      `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database() AND NOT active`,
+    )
+    .catch(() => {})
   await cl.end()
 
   return {
@@ -145,11 +196,22 @@ export async function sqlLoad(ctx: BenchContext): Promise<WorkloadResult> {
     setup: [
       `Table \`public.${TABLE}\`, ${rows.toLocaleString('en-US')} inserts then ${rows.toLocaleString('en-US')} updates in transactions of ${TXN_ROWS.toLocaleString('en-US')} rows; each sync run stops at END.`,
       `"with --sql-listen": ${CLIENTS} \`pg\` clients (in the bench process) send \`${POINT_SQL}\` (DuckDB has no index: each is a scan) back to back over the extended protocol for the whole run. Queries answered per second, per run: ${qps.join(', ') || 'none'}${failed.length > 0 ? `; errors: ${failed.length} (first: ${failed[0]})` : ''}.`,
-      ...(rounds < ctx.runs ? [`**${rounds} of ${ctx.runs} rounds**: the others would not have fitted in the time budget (--budget-minutes).`] : []),
+      ...(rounds < ctx.runs
+        ? [
+            `**${rounds} of ${ctx.runs} rounds**: the others would not have fitted in the time budget (--budget-minutes).`,
+          ]
+        : []),
     ],
     contenders: [alone, queried],
     extra: [],
-    targets: [ratioTarget(`sync stream phase with ${CLIENTS} SQL clients reading back to back: at least 0.8x the rate without readers`, rate(queried) / rate(alone), 0.8, 'at-least')],
+    targets: [
+      ratioTarget(
+        `sync stream phase with ${CLIENTS} SQL clients reading back to back: at least 0.8x the rate without readers`,
+        rate(queried) / rate(alone),
+        0.8,
+        'at-least',
+      ),
+    ],
     seconds: (Date.now() - started) / 1000,
   }
 }

@@ -128,7 +128,12 @@ export function copyTableResult(sink: string, result: CopyResult, ms: number): C
     sink,
     snapshotLsn: formatLsn(result.snapshotLsn),
     tables,
-    totals: {tables: tables.length, rows: tables.reduce((n, t) => n + t.rows, 0), bytes: tables.reduce((n, t) => n + t.bytes, 0), seconds: seconds(ms)},
+    totals: {
+      tables: tables.length,
+      rows: tables.reduce((n, t) => n + t.rows, 0),
+      bytes: tables.reduce((n, t) => n + t.bytes, 0),
+      seconds: seconds(ms),
+    },
   }
 }
 
@@ -176,7 +181,15 @@ export class RunTally {
     }
   }
 
-  result(run: {command: 'sync' | 'cdc'; sink: string; slot: string; publication: string; end: 'signal' | 'stop-lsn'; untilLsn?: Lsn; commitLsn: Lsn | null}): StreamRunResult {
+  result(run: {
+    command: 'sync' | 'cdc'
+    sink: string
+    slot: string
+    publication: string
+    end: 'signal' | 'stop-lsn'
+    untilLsn?: Lsn
+    commitLsn: Lsn | null
+  }): StreamRunResult {
     const tables = [...this.applied.values()].sort((a, b) => (a.table < b.table ? -1 : a.table > b.table ? 1 : 0))
     return {
       command: run.command,
@@ -207,9 +220,13 @@ export function resyncResult(
 /** With --sink stdout, stdout carries the data: a JSON result there would be mixed into it. */
 export function refuseJsonOnStdout(json: boolean | undefined, sink: string): void {
   if (json && sink === 'stdout') {
-    throw new PgrepError('usage', '--json needs a sink other than stdout: with --sink stdout the rows and changes are written to stdout', {
-      hint: 'use --sink duckdb, bigquery or parquet, or leave out --json (the log on stderr reports the end position)',
-    })
+    throw new PgrepError(
+      'usage',
+      '--json needs a sink other than stdout: with --sink stdout the rows and changes are written to stdout',
+      {
+        hint: 'use --sink duckdb, bigquery or parquet, or leave out --json (the log on stderr reports the end position)',
+      },
+    )
   }
 }
 
@@ -221,7 +238,15 @@ const KIND_BY_CODE = new Map(Object.entries(EXIT_CODES).map(([kind, code]) => [c
  */
 export function errorResult(err: unknown, exitCode: number): ErrorResult {
   if (err instanceof PgrepError) {
-    return {error: {kind: err.kind, exitCode, message: redact(err.message), hint: err.hint === undefined ? null : redact(err.hint), details: err.details.map(redact)}}
+    return {
+      error: {
+        kind: err.kind,
+        exitCode,
+        message: redact(err.message),
+        hint: err.hint === undefined ? null : redact(err.hint),
+        details: err.details.map(redact),
+      },
+    }
   }
   const message = err instanceof Error ? err.message : String(err)
   const usage = err instanceof Errors.CLIError || (err as {oclif?: unknown})?.oclif !== undefined

@@ -31,9 +31,30 @@ export async function oracleDb(server: {major: number; port: number}, prefix: st
 }
 
 /** `pgrep sync` into `file`; `port` is where it connects (a proxy's, or the server's). */
-export function startSync(db: TestDb, slot: string, file: string, opts: {port?: number; args?: string[]; env?: Record<string, string>} = {}): SyncChild {
+export function startSync(
+  db: TestDb,
+  slot: string,
+  file: string,
+  opts: {port?: number; args?: string[]; env?: Record<string, string>} = {},
+): SyncChild {
   const env = pgEnv(db, {...(opts.port ? {PGPORT: String(opts.port)} : {}), ...opts.env})
-  const child = spawnCli(['sync', '--publication', 'pub', '--slot', slot, '--duckdb-path', file, '--batch-max-delay', '100', '--log-format', 'json', ...(opts.args ?? [])], env)
+  const child = spawnCli(
+    [
+      'sync',
+      '--publication',
+      'pub',
+      '--slot',
+      slot,
+      '--duckdb-path',
+      file,
+      '--batch-max-delay',
+      '100',
+      '--log-format',
+      'json',
+      ...(opts.args ?? []),
+    ],
+    env,
+  )
   // PGREP_FAULTS_LOG_DIR=dir keeps each child's log (the figures in the README come from them).
   const logDir = process.env.PGREP_FAULTS_LOG_DIR
   if (logDir) child.stderr!.pipe(createWriteStream(path.join(logDir, `${slot}-${db.major}-${child.pid}.log`)))
@@ -43,7 +64,11 @@ export function startSync(db: TestDb, slot: string, file: string, opts: {port?: 
 
 /** Waits until the child logs 'streaming from slot' (its copy, if any, is committed; the sink is open). */
 export async function waitStreaming(child: SyncChild, timeoutMs = 120_000): Promise<void> {
-  await waitFor(() => child.stderrText().includes('streaming from slot') || child.exitCode !== null, timeoutMs, 'streaming from slot')
+  await waitFor(
+    () => child.stderrText().includes('streaming from slot') || child.exitCode !== null,
+    timeoutMs,
+    'streaming from slot',
+  )
   expect(child.exitCode, child.stderrText().slice(-3000)).toBe(null)
 }
 
@@ -67,7 +92,14 @@ export async function waitCaughtUp(db: TestDb, slot: string, timeoutMs = 180_000
   await waitFor(
     async () => {
       try {
-        return (await db.query(`SELECT confirmed_flush_lsn > $1::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = $2`, [lsn, slot])).rows[0]?.ok === true
+        return (
+          (
+            await db.query(
+              `SELECT confirmed_flush_lsn > $1::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = $2`,
+              [lsn, slot],
+            )
+          ).rows[0]?.ok === true
+        )
       } catch {
         return false // the server is still restarting
       }
@@ -99,7 +131,11 @@ export async function waitServer(db: TestDb, timeoutMs = 120_000): Promise<void>
  * (the server restarting, a connection cut): a transaction either committed or not, and the end
  * check compares final states, so a failed one is simply not there.
  */
-export function backgroundLoad(db: TestDb, seed: number, workers = 2): {stop(): Promise<{transactions: number; failures: number}>} {
+export function backgroundLoad(
+  db: TestDb,
+  seed: number,
+  workers = 2,
+): {stop(): Promise<{transactions: number; failures: number}>} {
   let stopping = false
   let transactions = 0
   let failures = 0
@@ -157,7 +193,12 @@ export function reconnectStats(stderr: string): {reconnects: number; maxAttempt:
  * The end of every scenario: the same sync process is still running and caught up; then it is
  * stopped (exit 0) and DuckDB must equal Postgres row by row.
  */
-export async function expectSameProcessCaughtUpAndEqual(child: SyncChild, db: TestDb, slot: string, file: string): Promise<void> {
+export async function expectSameProcessCaughtUpAndEqual(
+  child: SyncChild,
+  db: TestDb,
+  slot: string,
+  file: string,
+): Promise<void> {
   await waitCaughtUp(db, slot)
   expect(child.exitCode, child.stderrText().slice(-3000)).toBe(null)
   child.kill('SIGTERM')
@@ -177,7 +218,14 @@ export const PGBENCH_TABLES = [
     schema: 'public',
     name: 'pgbench_history',
     keyed: false,
-    columns: [col('tid'), col('bid'), col('aid'), col('delta'), {pg: `(extract(epoch from mtime) * 1000000)::numeric(20,0)::text`, duck: `CAST(epoch_us(mtime) AS VARCHAR)`}, filler],
+    columns: [
+      col('tid'),
+      col('bid'),
+      col('aid'),
+      col('delta'),
+      {pg: `(extract(epoch from mtime) * 1000000)::numeric(20,0)::text`, duck: `CAST(epoch_us(mtime) AS VARCHAR)`},
+      filler,
+    ],
   },
 ]
 
@@ -203,7 +251,12 @@ export async function pgbenchInit(db: TestDb, scale: number): Promise<void> {
 }
 
 /** Counts of what the child logged about its copy: cut units, rows read again, snapshots lost. */
-export function copyCutStats(stderr: string): {unitsCut: number; rowsRecopied: number[]; snapshotsLost: number; snapshotRetries: number} {
+export function copyCutStats(stderr: string): {
+  unitsCut: number
+  rowsRecopied: number[]
+  snapshotsLost: number
+  snapshotRetries: number
+} {
   const rowsRecopied: number[] = []
   let snapshotsLost = 0
   let snapshotRetries = 0

@@ -15,7 +15,22 @@ import {waitFor} from '../helpers/cli.js'
 import {compareWithDuckDb, runWorkload} from '../helpers/oracle.js'
 import {startPostgres, testMajors, type RunningPostgres} from '../helpers/postgres.js'
 import {startTcpProxy} from '../helpers/tcp-proxy.js'
-import {backgroundLoad, copyCutStats, expectSameProcessCaughtUpAndEqual, killChildren, oracleDb, PGBENCH_TABLES, pgbench, pgbenchInit, reconnectStats, startSync, streamingAgainAfter, waitCaughtUp, waitServer, waitStreaming} from './harness.js'
+import {
+  backgroundLoad,
+  copyCutStats,
+  expectSameProcessCaughtUpAndEqual,
+  killChildren,
+  oracleDb,
+  PGBENCH_TABLES,
+  pgbench,
+  pgbenchInit,
+  reconnectStats,
+  startSync,
+  streamingAgainAfter,
+  waitCaughtUp,
+  waitServer,
+  waitStreaming,
+} from './harness.js'
 
 const CUT_SECONDS = Number(process.env.PGREP_FAULTS_CUT_SECONDS ?? 120)
 const PGBENCH_SCALE = Number(process.env.PGREP_FAULTS_PGBENCH_SCALE ?? 30)
@@ -45,7 +60,9 @@ describe.each(testMajors())('long faults on a dedicated PostgreSQL %i', (major) 
     const db = await oracleDb(server, 'restarts')
     const file = path.join(dir, 'restarts.duckdb')
     try {
-      await db.query(`INSERT INTO public.events SELECT 'seed', g, jsonb_build_object('g', g) FROM generate_series(1, 200000) g`)
+      await db.query(
+        `INSERT INTO public.events SELECT 'seed', g, jsonb_build_object('g', g) FROM generate_series(1, 200000) g`,
+      )
       await runWorkload(db, 1, 100)
       const child = startSync(db, 'restarts_slot', file)
       await waitStreaming(child)
@@ -57,7 +74,11 @@ describe.each(testMajors())('long faults on a dedicated PostgreSQL %i', (major) 
         await server.restart(mode)
         const upAt = Date.now()
         await waitServer(db)
-        await waitFor(() => streamingAgainAfter(child.stderrText(), restartAt) !== undefined, 180_000, 'streaming again')
+        await waitFor(
+          () => streamingAgainAfter(child.stderrText(), restartAt) !== undefined,
+          180_000,
+          'streaming again',
+        )
         const {transactions, failures} = await load.stop()
         const caughtUpMs = await waitCaughtUp(db, 'restarts_slot')
         const stats = reconnectStats(child.stderrText())
@@ -101,7 +122,19 @@ describe.each(testMajors())('long faults on a dedicated PostgreSQL %i', (major) 
       const {transactions, failures} = await load.stop()
       const caughtUpMs = await waitCaughtUp(db, 'cuts_slot')
       const stats = reconnectStats(child.stderrText())
-      report({major, scenario: 'cuts', seconds: CUT_SECONDS, cuts, reconnects: stats.reconnects, maxAttempt: stats.maxAttempt, caughtUpAfterCutsMs: Date.now() - stoppedAt, caughtUpWaitMs: caughtUpMs, loadTransactions: transactions, loadFailures: failures, proxyConnections: proxy.accepted})
+      report({
+        major,
+        scenario: 'cuts',
+        seconds: CUT_SECONDS,
+        cuts,
+        reconnects: stats.reconnects,
+        maxAttempt: stats.maxAttempt,
+        caughtUpAfterCutsMs: Date.now() - stoppedAt,
+        caughtUpWaitMs: caughtUpMs,
+        loadTransactions: transactions,
+        loadFailures: failures,
+        proxyConnections: proxy.accepted,
+      })
       expect(cuts).toBeGreaterThan(CUT_SECONDS / 6)
       await expectSameProcessCaughtUpAndEqual(child, db, 'cuts_slot', file)
     } finally {
@@ -123,7 +156,11 @@ describe.each(testMajors())('long faults on a dedicated PostgreSQL %i', (major) 
       const child = startSync(db, 'copycuts_slot', file, {port: proxy.port})
       // Cuts start once the copy is planned and its connections hold the snapshot (a cut while
       // planning, a moment of catalog reads on one connection, still ends the run: docs/operations.md).
-      await waitFor(() => / table\(s\) over \d+ connection/.test(child.stderrText()) || child.exitCode !== null, 300_000, 'the copy started')
+      await waitFor(
+        () => / table\(s\) over \d+ connection/.test(child.stderrText()) || child.exitCode !== null,
+        300_000,
+        'the copy started',
+      )
       const bench = pgbench(db, ['-n', '-c', '2', '-j', '1', '-R', '100', '-T', String(CUT_SECONDS)])
       const load = backgroundLoad(db, 400, 2)
       const startedAt = Date.now()
@@ -141,7 +178,10 @@ describe.each(testMajors())('long faults on a dedicated PostgreSQL %i', (major) 
       expect(benchResult.code, benchResult.output).toBe(0)
       // The copy ends once the cuts stop (or ended between two of them); then the stream catches up.
       await waitStreaming(child, 900_000)
-      const copyEndedAfterCutsMs = Math.max(0, (streamingAgainAfter(child.stderrText(), startedAt) ?? 0) - (stoppedAt - startedAt))
+      const copyEndedAfterCutsMs = Math.max(
+        0,
+        (streamingAgainAfter(child.stderrText(), startedAt) ?? 0) - (stoppedAt - startedAt),
+      )
       const caughtUpMs = await waitCaughtUp(db, 'copycuts_slot', 600_000)
       const copy = copyCutStats(child.stderrText())
       const stream = reconnectStats(child.stderrText())
@@ -193,7 +233,15 @@ describe.each(testMajors())('long faults on a dedicated PostgreSQL %i', (major) 
       const {transactions} = await load.stop()
       await waitCaughtUp(db, 'hole_slot')
       const stats = reconnectStats(child.stderrText())
-      report({major, scenario: 'blackhole', reconnects: stats.reconnects, maxAttempt: stats.maxAttempt, noticedAfterMs: noticedAt - holeAt, caughtUpAfterLiftMs: Date.now() - liftedAt, loadTransactions: transactions})
+      report({
+        major,
+        scenario: 'blackhole',
+        reconnects: stats.reconnects,
+        maxAttempt: stats.maxAttempt,
+        noticedAfterMs: noticedAt - holeAt,
+        caughtUpAfterLiftMs: Date.now() - liftedAt,
+        loadTransactions: transactions,
+      })
       await expectSameProcessCaughtUpAndEqual(child, db, 'hole_slot', file)
     } finally {
       await proxy.close()

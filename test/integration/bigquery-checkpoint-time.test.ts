@@ -10,7 +10,8 @@ import {startStandIn, type StandIn} from '../helpers/bigquery-standin/index.js'
 
 let s: StandIn
 /** The migration's ALTER statements sent for a dataset: only where the column is missing (even a no-op ALTER counts against BigQuery's metadata quota). */
-const alters = (ds: string) => s.requests.filter((r) => r.sql?.includes(`\`${ds}\`.\`_pgrep_checkpoint\` ADD COLUMN`)).length
+const alters = (ds: string) =>
+  s.requests.filter((r) => r.sql?.includes(`\`${ds}\`.\`_pgrep_checkpoint\` ADD COLUMN`)).length
 beforeAll(async () => {
   s = await startStandIn()
 })

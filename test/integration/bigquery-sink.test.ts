@@ -29,7 +29,9 @@ function insertEvent(t: TableSchema, row: (string | null)[]) {
 
 async function text(ds: string, tbl: string, columns: string[], orderBy: string): Promise<string[][]> {
   const expr = (c: string) => (/^\w+$/.test(c) ? `"${c}"` : c)
-  const rows = await s.sql(`SELECT ${columns.map((c, i) => `CAST(${expr(c)} AS VARCHAR) AS "c${i}"`).join(', ')} FROM "${ds}"."${tbl}" ORDER BY ${orderBy}`)
+  const rows = await s.sql(
+    `SELECT ${columns.map((c, i) => `CAST(${expr(c)} AS VARCHAR) AS "c${i}"`).join(', ')} FROM "${ds}"."${tbl}" ORDER BY ${orderBy}`,
+  )
   return rows.map((r) => Object.values(r).map((v) => (v === null ? 'NULL' : String(v))))
 }
 
@@ -60,7 +62,10 @@ describe('open', () => {
   it('credentials BigQuery rejects are reported as such', async () => {
     const {privateKey} = generateKeyPairSync('rsa', {modulusLength: 2048})
     const keyFile = join(tmpdir(), `pgrep-bq-wrong-key-${process.pid}.json`)
-    const good = JSON.parse(await import('node:fs/promises').then((fs) => fs.readFile(s.keyFile, 'utf8'))) as Record<string, string>
+    const good = JSON.parse(await import('node:fs/promises').then((fs) => fs.readFile(s.keyFile, 'utf8'))) as Record<
+      string,
+      string
+    >
     await writeFile(keyFile, JSON.stringify({...good, private_key: privateKey.export({type: 'pkcs8', format: 'pem'})}))
     const sink = makeSink(s, nextDataset(), {keyFile})
     const err = (await sink.open().catch((e: unknown) => e)) as PgrepError
@@ -98,7 +103,9 @@ describe('copy and stream', () => {
     const sink = makeSink(s, ds)
     await sink.open()
     await sink.setTableStates([{schema: 'public', name: 'users', status: 'pending', snapshotLsn: null}])
-    expect((await makeSink(s, ds).open()).tables).toEqual([{schema: 'public', name: 'users', status: 'pending', snapshotLsn: null}])
+    expect((await makeSink(s, ds).open()).tables).toEqual([
+      {schema: 'public', name: 'users', status: 'pending', snapshotLsn: null},
+    ])
     const w = await sink.startTableCopy(users, 0x1000n)
     const copied = [
       ['1', 'ann', '1.5'],
@@ -107,14 +114,23 @@ describe('copy and stream', () => {
     ]
     await w.write(copied)
     await w.commit()
-    expect(normalized(await s.rows(ds, 'public_users'), ['id', 'name', 'score'])).toEqual(['["1","ann","1.5"]', '["2","bob","NaN"]', '["3",null,null]'])
+    expect(normalized(await s.rows(ds, 'public_users'), ['id', 'name', 'score'])).toEqual([
+      '["1","ann","1.5"]',
+      '["2","bob","NaN"]',
+      '["3",null,null]',
+    ])
 
     const log = new EventLog(0x2000n)
     const model = new TableModel(users)
     for (const r of copied) model.apply(insertEvent(users, r))
     const txns = [
       log.txn((t) => t.schema(users).insert(users, ['4', 'dan', '2']).update(users, ['1', 'anne', '1.5'])),
-      log.txn((t) => t.update(users, ['4', 'dan', '3']).delete(users, ['2', null, null]).update(users, ['30', null, '-Infinity'], ['3', null, null])),
+      log.txn((t) =>
+        t
+          .update(users, ['4', 'dan', '3'])
+          .delete(users, ['2', null, null])
+          .update(users, ['30', null, '-Infinity'], ['3', null, null]),
+      ),
     ]
     for (const t of txns) for (const e of t.events) model.apply(e)
     const before = s.requests.length
@@ -158,8 +174,50 @@ describe('copy and stream', () => {
       ['inet', OID.inet],
     ])
     const rows = [
-      ['1', '-32768', '4294967295', 'Infinity', '1234567890.12', '123456789012345678901234567890.0123456789', '1e-1000'.replace('1e-1000', '0.' + '0'.repeat(50) + '1'), 't', 'héllo\n"x"', '0b5c1f1e-4f5a-4a41-9c0e-0d3f3b8f9a01', '\\x00ff', '2024-02-29', '23:59:59.999999', '12:00:00+05:30', '2024-01-01 12:00:00.5', '2024-01-01 12:00:00.123456+00', '1 year 2 mons 3 days 04:05:06.789', '{"a": [1, 2.5, null], "b": "x"}', '{1,NULL,3}', '10.0.0.1/8'],
-      ['2', null, null, 'NaN', 'NaN', '-1.5', 'NaN', 'f', '', null, '\\x', 'infinity', '24:00:00', null, '-infinity', '0044-03-15 12:00:00+00 BC', '-1 days +02:03:00', '"s"', '{}', null],
+      [
+        '1',
+        '-32768',
+        '4294967295',
+        'Infinity',
+        '1234567890.12',
+        '123456789012345678901234567890.0123456789',
+        '1e-1000'.replace('1e-1000', '0.' + '0'.repeat(50) + '1'),
+        't',
+        'héllo\n"x"',
+        '0b5c1f1e-4f5a-4a41-9c0e-0d3f3b8f9a01',
+        '\\x00ff',
+        '2024-02-29',
+        '23:59:59.999999',
+        '12:00:00+05:30',
+        '2024-01-01 12:00:00.5',
+        '2024-01-01 12:00:00.123456+00',
+        '1 year 2 mons 3 days 04:05:06.789',
+        '{"a": [1, 2.5, null], "b": "x"}',
+        '{1,NULL,3}',
+        '10.0.0.1/8',
+      ],
+      [
+        '2',
+        null,
+        null,
+        'NaN',
+        'NaN',
+        '-1.5',
+        'NaN',
+        'f',
+        '',
+        null,
+        '\\x',
+        'infinity',
+        '24:00:00',
+        null,
+        '-infinity',
+        '0044-03-15 12:00:00+00 BC',
+        '-1 days +02:03:00',
+        '"s"',
+        '{}',
+        null,
+      ],
     ]
     const sink = makeSink(s, ds)
     await sink.open()
@@ -191,13 +249,85 @@ describe('copy and stream', () => {
     })
     expect(meta.primaryKey).toEqual(['id'])
     expect(meta.clustering).toEqual(['id'])
-    const cols = ['id', 'i2', 'o', 'f4', 'n', 'bn', 'un', 'b', 'tx', 'u', 'hex("by")', 'd', 'tm', 'tz', 'ts', 'tstz', 'iv', 'j', 'arr', 'inet']
+    const cols = [
+      'id',
+      'i2',
+      'o',
+      'f4',
+      'n',
+      'bn',
+      'un',
+      'b',
+      'tx',
+      'u',
+      'hex("by")',
+      'd',
+      'tm',
+      'tz',
+      'ts',
+      'tstz',
+      'iv',
+      'j',
+      'arr',
+      'inet',
+    ]
     expect(await text(ds, 'public_types', cols, 'id')).toEqual([
-      ['1', '-32768', '4294967295', 'inf', '1234567890.120000000', '123456789012345678901234567890.0123456789', '0.' + '0'.repeat(50) + '1', 'true', 'héllo\n"x"', '0b5c1f1e-4f5a-4a41-9c0e-0d3f3b8f9a01', '00FF', '2024-02-29', '23:59:59.999999', '12:00:00+05:30', '2024-01-01 12:00:00.5', '2024-01-01 12:00:00.123456+00', '1 year 2 months 3 days 04:05:06.789', '{"a":[1,2.5,null],"b":"x"}', '[1,null,3]', '10.0.0.1/8'],
-      ['2', 'NULL', 'NULL', 'nan', 'NULL', '-1.5', 'NaN', 'false', '', 'NULL', '', '9999-12-31', '23:59:59.999999', 'NULL', '0001-01-01 00:00:00', '0001-01-01 00:00:00+00', '-1 day 02:03:00', '"s"', '[]', 'NULL'],
+      [
+        '1',
+        '-32768',
+        '4294967295',
+        'inf',
+        '1234567890.120000000',
+        '123456789012345678901234567890.0123456789',
+        '0.' + '0'.repeat(50) + '1',
+        'true',
+        'héllo\n"x"',
+        '0b5c1f1e-4f5a-4a41-9c0e-0d3f3b8f9a01',
+        '00FF',
+        '2024-02-29',
+        '23:59:59.999999',
+        '12:00:00+05:30',
+        '2024-01-01 12:00:00.5',
+        '2024-01-01 12:00:00.123456+00',
+        '1 year 2 months 3 days 04:05:06.789',
+        '{"a":[1,2.5,null],"b":"x"}',
+        '[1,null,3]',
+        '10.0.0.1/8',
+      ],
+      [
+        '2',
+        'NULL',
+        'NULL',
+        'nan',
+        'NULL',
+        '-1.5',
+        'NaN',
+        'false',
+        '',
+        'NULL',
+        '',
+        '9999-12-31',
+        '23:59:59.999999',
+        'NULL',
+        '0001-01-01 00:00:00',
+        '0001-01-01 00:00:00+00',
+        '-1 day 02:03:00',
+        '"s"',
+        '[]',
+        'NULL',
+      ],
     ])
     // The same values through a stream batch.
-    await applyBatch(sink, [new EventLog().txn((b) => b.schema(t).delete(t, ['1', ...Array(19).fill(null)]).delete(t, ['2', ...Array(19).fill(null)]).insert(t, rows[0]).insert(t, rows[1]))])
+    await applyBatch(sink, [
+      new EventLog().txn((b) =>
+        b
+          .schema(t)
+          .delete(t, ['1', ...Array(19).fill(null)])
+          .delete(t, ['2', ...Array(19).fill(null)])
+          .insert(t, rows[0])
+          .insert(t, rows[1]),
+      ),
+    ])
     const streamed = await text(ds, 'public_types', cols, 'id')
     expect(streamed[0][5]).toBe('123456789012345678901234567890.0123456789')
     expect(streamed[1][16]).toBe('-1 day 02:03:00')
@@ -222,10 +352,21 @@ describe('copy and stream', () => {
     ])
     await w.commit()
     const log = new EventLog()
-    await applyBatch(sink, [log.txn((b) => b.schema(t).update(t, ['1', UNCHANGED_TOAST, '1']).update(t, ['20', UNCHANGED_TOAST, '1'], ['2', null, null]))])
     await applyBatch(sink, [
-      log.txn((b) => b.update(t, ['20', UNCHANGED_TOAST, '2']).update(t, ['21', UNCHANGED_TOAST, '3'], ['20', null, null])),
-      log.txn((b) => b.update(t, ['3', 'new', '1']).update(t, ['3', UNCHANGED_TOAST, '2']).update(t, ['31', UNCHANGED_TOAST, '3'], ['3', null, null])),
+      log.txn((b) =>
+        b.schema(t).update(t, ['1', UNCHANGED_TOAST, '1']).update(t, ['20', UNCHANGED_TOAST, '1'], ['2', null, null]),
+      ),
+    ])
+    await applyBatch(sink, [
+      log.txn((b) =>
+        b.update(t, ['20', UNCHANGED_TOAST, '2']).update(t, ['21', UNCHANGED_TOAST, '3'], ['20', null, null]),
+      ),
+      log.txn((b) =>
+        b
+          .update(t, ['3', 'new', '1'])
+          .update(t, ['3', UNCHANGED_TOAST, '2'])
+          .update(t, ['31', UNCHANGED_TOAST, '3'], ['3', null, null]),
+      ),
     ])
     expect(await text(ds, 'public_docs', ['id', 'body', 'v'], 'id')).toEqual([
       ['1', `${big}1`, '1'],
@@ -244,7 +385,9 @@ describe('copy and stream', () => {
     const sink = makeSink(s, ds)
     await sink.open()
     const log = new EventLog()
-    await applyBatch(sink, [log.txn((x) => x.schema(a).schema(b).insert(a, ['1', 'one']).insert(a, ['2', 'two']).insert(b, ['1']))])
+    await applyBatch(sink, [
+      log.txn((x) => x.schema(a).schema(b).insert(a, ['1', 'one']).insert(a, ['2', 'two']).insert(b, ['1'])),
+    ])
     await applyBatch(sink, [
       log.txn((x) => x.insert(a, ['3', 'three']).update(a, ['1', 'uno'])),
       log.txn((x) => x.truncate(a, b)),
@@ -259,12 +402,17 @@ describe('copy and stream', () => {
 
   it('REPLICA IDENTITY FULL: identical rows, one row per delete, NULL-safe matching', async () => {
     const ds = nextDataset()
-    const t = table('public', 'events', [
-      ['kind', OID.text],
-      ['n', OID.int4],
-      ['f', OID.float8],
-      ['j', OID.jsonb],
-    ], 'full')
+    const t = table(
+      'public',
+      'events',
+      [
+        ['kind', OID.text],
+        ['n', OID.int4],
+        ['f', OID.float8],
+        ['j', OID.jsonb],
+      ],
+      'full',
+    )
     const sink = makeSink(s, ds)
     await sink.open()
     const w = await sink.startTableCopy(t, 0x10n)
@@ -319,7 +467,8 @@ describe('copy', () => {
     ])
     const sink = makeSink(s, ds, {loadChunkBytes: 2000})
     await sink.open()
-    const rows = (from: number, count: number, tag: string) => Array.from({length: count}, (_, i) => [String(from + i), `${tag} ${'y'.repeat(30)}`])
+    const rows = (from: number, count: number, tag: string) =>
+      Array.from({length: count}, (_, i) => [String(from + i), `${tag} ${'y'.repeat(30)}`])
     let w = await sink.startTableCopy(t, 0x10n)
     for (let i = 0; i < 5; i++) await w.write(rows(i * 100, 100, 'first'))
     await w.commit()
@@ -332,9 +481,14 @@ describe('copy', () => {
     for (let i = 0; i < 3; i++) await w.write(rows(i * 100, 100, 'second'))
     expect((await s.sql(`SELECT COUNT(*) AS n FROM "${ds}"."public_items" WHERE v LIKE 'first%'`))[0].n).toBe('500')
     await w.commit()
-    expect((await s.sql(`SELECT COUNT(*) AS n, MIN(v) AS v FROM "${ds}"."public_items"`))[0]).toEqual({n: '300', v: `second ${'y'.repeat(30)}`})
+    expect((await s.sql(`SELECT COUNT(*) AS n, MIN(v) AS v FROM "${ds}"."public_items"`))[0]).toEqual({
+      n: '300',
+      v: `second ${'y'.repeat(30)}`,
+    })
     // Same shape: one transaction (truncate, insert, state).
-    const copyTxn = s.requests.filter((r) => r.jobType === 'QUERY' && r.sql?.startsWith('BEGIN TRANSACTION') && r.sql.includes('TRUNCATE TABLE'))
+    const copyTxn = s.requests.filter(
+      (r) => r.jobType === 'QUERY' && r.sql?.startsWith('BEGIN TRANSACTION') && r.sql.includes('TRUNCATE TABLE'),
+    )
     expect(copyTxn).toHaveLength(1)
     expect(copyTxn[0].sql).toMatch(/_pgrep_tables/)
 
@@ -344,7 +498,9 @@ describe('copy', () => {
     await w.abort()
     expect((await s.sql(`SELECT COUNT(*) AS n FROM "${ds}"."public_items" WHERE v LIKE 'second%'`))[0].n).toBe('300')
     expect(s.tableNames(ds).filter((x) => x.startsWith('_pgrep_copy_'))).toEqual([])
-    expect((await makeSink(s, ds).open()).tables).toEqual([{schema: 'public', name: 'items', status: 'ready', snapshotLsn: 0x20n}])
+    expect((await makeSink(s, ds).open()).tables).toEqual([
+      {schema: 'public', name: 'items', status: 'ready', snapshotLsn: 0x20n},
+    ])
   })
 
   it('a copy of a reshaped table replaces it with CREATE OR REPLACE TABLE', async () => {
@@ -366,7 +522,11 @@ describe('copy', () => {
     w = await sink.startTableCopy(v2, 0x20n)
     await w.write([['1', 'ten', '2024-01-01']])
     await w.commit()
-    expect(s.engine.tables.get(`${ds}.public_p`)!.fields.map((f) => `${f.name} ${f.type}`)).toEqual(['id INTEGER', 'v STRING', 'w DATE'])
+    expect(s.engine.tables.get(`${ds}.public_p`)!.fields.map((f) => `${f.name} ${f.type}`)).toEqual([
+      'id INTEGER',
+      'v STRING',
+      'w DATE',
+    ])
     expect(s.engine.tables.get(`${ds}.public_p`)!.primaryKey).toEqual(['id'])
     expect(await text(ds, 'public_p', ['id', 'v', 'w'], 'id')).toEqual([['1', 'ten', '2024-01-01']])
     // The stream continues on the new shape.
@@ -390,9 +550,31 @@ describe('names', () => {
     const sink = makeSink(s, ds)
     await sink.open()
     const log = new EventLog()
-    await applyBatch(sink, [log.txn((b) => b.schema(weird).schema(x1).schema(x2).insert(weird, ['1', '2', 'a', 'b', 'c']).insert(x1, ['1']).insert(x2, ['2']))])
-    expect(s.tableNames(ds)).toEqual(['Sales_Dept_Order_Items', '_pgrep_checkpoint', '_pgrep_tables', 'a_b_c', 'a_b_c_2'])
-    expect(s.engine.tables.get(`${ds}.Sales_Dept_Order_Items`)!.fields.map((f) => f.name)).toEqual(['Item_ID', 'item_id_2', '_1st', 'c_PARTITIONTIME', '_berPreis'])
+    await applyBatch(sink, [
+      log.txn((b) =>
+        b
+          .schema(weird)
+          .schema(x1)
+          .schema(x2)
+          .insert(weird, ['1', '2', 'a', 'b', 'c'])
+          .insert(x1, ['1'])
+          .insert(x2, ['2']),
+      ),
+    ])
+    expect(s.tableNames(ds)).toEqual([
+      'Sales_Dept_Order_Items',
+      '_pgrep_checkpoint',
+      '_pgrep_tables',
+      'a_b_c',
+      'a_b_c_2',
+    ])
+    expect(s.engine.tables.get(`${ds}.Sales_Dept_Order_Items`)!.fields.map((f) => f.name)).toEqual([
+      'Item_ID',
+      'item_id_2',
+      '_1st',
+      'c_PARTITIONTIME',
+      '_berPreis',
+    ])
     expect(await s.rows(ds, 'a_b_c')).toEqual([{id: '1'}])
     expect(await s.rows(ds, 'a_b_c_2')).toEqual([{id: '2'}])
     await sink.close()
@@ -416,7 +598,9 @@ describe('quotas', () => {
     const started = Date.now()
     await applyBatch(sink, [log.txn((b) => tables.forEach((t) => b.schema(t).insert(t, ['1'])))])
     const before = s.requests.length
-    await applyBatch(sink, [log.txn((b) => tables.forEach((t) => b.insert(t, ['2']).update(t, ['2']).insert(t, ['3'])))])
+    await applyBatch(sink, [
+      log.txn((b) => tables.forEach((t) => b.insert(t, ['2']).update(t, ['2']).insert(t, ['3']))),
+    ])
     expect(Date.now() - started).toBeGreaterThanOrEqual(395) // timers may round down by a millisecond
     const batch = s.requests.slice(before)
     expect(batch.filter((r) => r.op === 'jobs.insert').map((r) => r.jobType)).toEqual(['LOAD', 'QUERY'])

@@ -20,7 +20,12 @@ const text = (c: string) => ({pg: `${c}::text`, duck: `CAST(${c} AS VARCHAR)`})
 // (a cut range goes on after its last row kept).
 const TABLES = [
   {schema: 'public', name: 'plain', keyed: true, columns: [text('id'), text('v'), text('n')]},
-  {schema: 'public', name: 'arr', keyed: true, columns: [text('id'), {pg: `array_to_json(tags)::text`, duck: `CAST(to_json(tags) AS VARCHAR)`}, text('v')]},
+  {
+    schema: 'public',
+    name: 'arr',
+    keyed: true,
+    columns: [text('id'), {pg: `array_to_json(tags)::text`, duck: `CAST(to_json(tags) AS VARCHAR)`}, text('v')],
+  },
 ]
 
 describe.each(pgServers())('a copy survives cut connections on PostgreSQL $major', (server) => {
@@ -68,7 +73,10 @@ describe.each(pgServers())('a copy survives cut connections on PostgreSQL $major
     const file = path.join(dir, `copy-${server.major}.duckdb`)
     try {
       const env = pgEnv(db, {PGREP_COPY_SPLIT_BYTES: String(SPLIT)})
-      const child = spawnCli(['copy-table', '--publication', 'pub', '--duckdb-path', file, '--parallel', '2', '--log-format', 'json'], env)
+      const child = spawnCli(
+        ['copy-table', '--publication', 'pub', '--duckdb-path', file, '--parallel', '2', '--log-format', 'json'],
+        env,
+      )
       const cuts = await cutCopies(db, child, {cuts: 3})
       const r = await child.result
       expect(r.code, r.stderr).toBe(0)
@@ -84,7 +92,10 @@ describe.each(pgServers())('a copy survives cut connections on PostgreSQL $major
     const file = path.join(dir, `exporter-${server.major}.duckdb`)
     try {
       const env = pgEnv(db, {PGREP_COPY_SPLIT_BYTES: String(SPLIT)})
-      const child = spawnCli(['copy-table', '--publication', 'pub', '--duckdb-path', file, '--parallel', '2', '--log-format', 'json'], env)
+      const child = spawnCli(
+        ['copy-table', '--publication', 'pub', '--duckdb-path', file, '--parallel', '2', '--log-format', 'json'],
+        env,
+      )
       const cuts = await cutCopies(db, child, {cuts: 1, killExporter: true})
       const r = await child.result
       expect(cuts).toBe(1)
@@ -120,7 +131,23 @@ describe.each(pgServers())('a copy survives cut connections on PostgreSQL $major
     })()
     try {
       const env = pgEnv(db, {PGREP_COPY_SPLIT_BYTES: String(SPLIT)})
-      const child = spawnCli(['sync', '--publication', 'pub', '--slot', slot, '--duckdb-path', file, '--parallel', '2', '--once', '--log-format', 'json'], env)
+      const child = spawnCli(
+        [
+          'sync',
+          '--publication',
+          'pub',
+          '--slot',
+          slot,
+          '--duckdb-path',
+          file,
+          '--parallel',
+          '2',
+          '--once',
+          '--log-format',
+          'json',
+        ],
+        env,
+      )
       const cuts = await cutCopies(db, child, {cuts: wanted, killExporter})
       const r = await child.result
       writing = false
@@ -136,7 +163,16 @@ describe.each(pgServers())('a copy survives cut connections on PostgreSQL $major
       const last = await runCli(['sync', '--publication', 'pub', '--slot', slot, '--duckdb-path', file, '--once'], env)
       expect(last.code, last.stderr).toBe(0)
       expect(await compareWithDuckDb(db, file, TABLES)).toEqual([])
-      await waitFor(async () => (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE 'pgrep_tmp_%' AND database = current_database()`)).rowCount === 0, 30_000, 'temporary slots gone')
+      await waitFor(
+        async () =>
+          (
+            await db.query(
+              `SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE 'pgrep_tmp_%' AND database = current_database()`,
+            )
+          ).rowCount === 0,
+        30_000,
+        'temporary slots gone',
+      )
     } finally {
       writing = false
       await writer.catch(() => {})
@@ -151,7 +187,24 @@ describe.each(pgServers())('a copy survives cut connections on PostgreSQL $major
     const file = path.join(dir, `stall-${server.major}.duckdb`)
     try {
       const env = pgEnv(db, {PGPORT: String(proxy.port), PGREP_COPY_SPLIT_BYTES: String(SPLIT)})
-      const child = spawnCli(['sync', '--publication', 'pub', '--slot', 'stall_slot', '--duckdb-path', file, '--parallel', '2', '--max-stall', '5s', '--log-format', 'json'], env)
+      const child = spawnCli(
+        [
+          'sync',
+          '--publication',
+          'pub',
+          '--slot',
+          'stall_slot',
+          '--duckdb-path',
+          file,
+          '--parallel',
+          '2',
+          '--max-stall',
+          '5s',
+          '--log-format',
+          'json',
+        ],
+        env,
+      )
       // Once the copy's connections hold the snapshot, nothing more is forwarded and nothing is
       // reset: without the watchdog its COPYs wait forever (TCP keepalives are answered).
       let holed = false
@@ -171,7 +224,13 @@ describe.each(pgServers())('a copy survives cut connections on PostgreSQL $major
       }
     } finally {
       await proxy.close()
-      await waitFor(async () => (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'stall_slot' AND active`)).rowCount === 0, 60_000, 'slot released')
+      await waitFor(
+        async () =>
+          (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'stall_slot' AND active`)).rowCount ===
+          0,
+        60_000,
+        'slot released',
+      )
       await db.query(`SELECT pg_drop_replication_slot('stall_slot')`)
       await db.close()
     }

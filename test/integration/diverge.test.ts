@@ -19,8 +19,6 @@ import {startStandIn, type StandIn} from '../helpers/bigquery-standin/index.js'
 const col = (c: string) => ({pg: `"${c}"::text`, duck: `CAST("${c}" AS VARCHAR)`})
 const table = (name: string, columns: string[]) => ({schema: 'public', name, keyed: true, columns: columns.map(col)})
 
-
-
 /** Small transactions on `sqls` (one chosen per transaction, `$1` a counter) until stopped. */
 function writer(db: TestDb, sqls: string[]): {stop: () => Promise<number>} {
   let running = true
@@ -85,13 +83,39 @@ describe.each(pgServers())('sync never silently diverges, PostgreSQL $major', (s
       INSERT INTO n4 SELECT g, 300 + g % 100, 'n4' FROM generate_series(1, 150) g;
       INSERT INTO g SELECT g, g FROM generate_series(1, 200) g;
     `)
-    await db.query(`CREATE PUBLICATION pub_root FOR TABLE t_type, t_vol, m, g WITH (publish_via_partition_root = true${pg18 ? ', publish_generated_columns = stored' : ''})`)
+    await db.query(
+      `CREATE PUBLICATION pub_root FOR TABLE t_type, t_vol, m, g WITH (publish_via_partition_root = true${pg18 ? ', publish_generated_columns = stored' : ''})`,
+    )
     await db.query(`CREATE PUBLICATION pub_leaf FOR TABLE n WITH (publish_via_partition_root = false)`)
     const rootFile = path.join(dir, `root-${server.major}.duckdb`)
     const leafFile = path.join(dir, `leaf-${server.major}.duckdb`)
     const env = pgEnv(db)
-    const rootArgs = ['sync', '--publication', 'pub_root', '--slot', 'div_root', '--duckdb-path', rootFile, '--batch-max-delay', '200', '--log-format', 'json']
-    const leafArgs = ['sync', '--publication', 'pub_leaf', '--slot', 'div_leaf', '--duckdb-path', leafFile, '--batch-max-delay', '200', '--log-format', 'json']
+    const rootArgs = [
+      'sync',
+      '--publication',
+      'pub_root',
+      '--slot',
+      'div_root',
+      '--duckdb-path',
+      rootFile,
+      '--batch-max-delay',
+      '200',
+      '--log-format',
+      'json',
+    ]
+    const leafArgs = [
+      'sync',
+      '--publication',
+      'pub_leaf',
+      '--slot',
+      'div_leaf',
+      '--duckdb-path',
+      leafFile,
+      '--batch-max-delay',
+      '200',
+      '--log-format',
+      'json',
+    ]
     const root = spawnCli(rootArgs, env)
     const leaf = spawnCli(leafArgs, env)
     const load = writer(db, [
@@ -113,15 +137,27 @@ describe.each(pgServers())('sync never silently diverges, PostgreSQL $major', (s
       await waitApplied(db, 'div_root')
       // The stream cannot carry these: each is re-synced, with a log line naming the table and why.
       await db.query(`ALTER TABLE t_type ALTER COLUMN c TYPE bigint USING c * 1000`)
-      await waitFor(() => root.stderrText().includes('re-syncing \\"public\\".\\"t_type\\"'), 90_000, 't_type re-synced')
+      await waitFor(
+        () => root.stderrText().includes('re-syncing \\"public\\".\\"t_type\\"'),
+        90_000,
+        't_type re-synced',
+      )
       await db.query(`ALTER TABLE t_vol ADD COLUMN r int DEFAULT (random() * 1000)::int`)
       await waitFor(() => root.stderrText().includes('re-syncing \\"public\\".\\"t_vol\\"'), 90_000, 't_vol re-synced')
       await db.query(`ALTER TABLE m ATTACH PARTITION m4 FOR VALUES FROM (300) TO (400)`)
       await db.query(`ALTER TABLE n ATTACH PARTITION n4 FOR VALUES FROM (300) TO (400)`)
-      await waitFor(() => count(root.stderrText(), 're-syncing \\"public\\".\\"m\\"') >= 1, 90_000, 'm re-synced after ATTACH')
+      await waitFor(
+        () => count(root.stderrText(), 're-syncing \\"public\\".\\"m\\"') >= 1,
+        90_000,
+        'm re-synced after ATTACH',
+      )
       await db.query(`ALTER TABLE m DETACH PARTITION m3`)
       await db.query(`ALTER TABLE n DETACH PARTITION n3`)
-      await waitFor(() => count(root.stderrText(), 're-syncing \\"public\\".\\"m\\"') >= 2, 90_000, 'm re-synced after DETACH')
+      await waitFor(
+        () => count(root.stderrText(), 're-syncing \\"public\\".\\"m\\"') >= 2,
+        90_000,
+        'm re-synced after DETACH',
+      )
       // Via the leaves: the attached partition is a table added to the publication, copied.
       await waitFor(() => leaf.stderrText().includes('added to the publication'), 90_000, 'n4 copied')
     } finally {
@@ -136,16 +172,39 @@ describe.each(pgServers())('sync never silently diverges, PostgreSQL $major', (s
     expect(r2.code, r2.stderr).toBe(0)
 
     const gColumns = pg18 ? ['id', 'a', 'b'] : ['id', 'a']
-    expect(await compareWithDuckDb(db, rootFile, [table('t_type', ['id', 'c']), table('t_vol', ['id', 'v', 'r']), table('m', ['id', 'k', 'v']), table('g', gColumns)])).toEqual([])
-    expect(await compareWithDuckDb(db, leafFile, [table('n1', ['id', 'k', 'v']), table('n2', ['id', 'k', 'v']), table('n3', ['id', 'k', 'v']), table('n4', ['id', 'k', 'v'])])).toEqual([])
+    expect(
+      await compareWithDuckDb(db, rootFile, [
+        table('t_type', ['id', 'c']),
+        table('t_vol', ['id', 'v', 'r']),
+        table('m', ['id', 'k', 'v']),
+        table('g', gColumns),
+      ]),
+    ).toEqual([])
+    expect(
+      await compareWithDuckDb(db, leafFile, [
+        table('n1', ['id', 'k', 'v']),
+        table('n2', ['id', 'k', 'v']),
+        table('n3', ['id', 'k', 'v']),
+        table('n4', ['id', 'k', 'v']),
+      ]),
+    ).toEqual([])
     // The retyped column holds Postgres's rewritten values, in its new type.
-    const t = await duckQuery(rootFile, `SELECT data_type FROM duckdb_columns() WHERE table_name = 't_type' AND column_name = 'c'`)
+    const t = await duckQuery(
+      rootFile,
+      `SELECT data_type FROM duckdb_columns() WHERE table_name = 't_type' AND column_name = 'c'`,
+    )
     expect(t).toEqual([{data_type: 'BIGINT'}])
     // Generated columns: in the sink exactly when the publication publishes them (PG18 stored).
-    const g = await duckQuery(rootFile, `SELECT column_name FROM duckdb_columns() WHERE table_name = 'g' ORDER BY column_index`)
+    const g = await duckQuery(
+      rootFile,
+      `SELECT column_name FROM duckdb_columns() WHERE table_name = 'g' ORDER BY column_index`,
+    )
     expect(g.map((r) => r.column_name)).toEqual(gColumns)
     // Four re-syncs counted (t_type, t_vol, m twice), shown by status.
-    const st = await runCli(['status', '--slot', 'div_root', '--sink', 'duckdb', '--duckdb-path', rootFile, '--json'], env)
+    const st = await runCli(
+      ['status', '--slot', 'div_root', '--sink', 'duckdb', '--duckdb-path', rootFile, '--json'],
+      env,
+    )
     expect(JSON.parse(st.stdout).sink.resyncs).toEqual({inProgress: [], done: 4})
   }, 400_000)
 
@@ -160,7 +219,20 @@ describe.each(pgServers())('sync never silently diverges, PostgreSQL $major', (s
       CREATE PUBLICATION pub_stop FOR TABLE s_type, s_vol, s_iv`)
     const file = path.join(dir, `stopped-${server.major}.duckdb`)
     const env = pgEnv(db)
-    const args = ['sync', '--publication', 'pub_stop', '--slot', 'div_stop', '--duckdb-path', file, '--batch-max-delay', '200', '--log-format', 'json', '--once']
+    const args = [
+      'sync',
+      '--publication',
+      'pub_stop',
+      '--slot',
+      'div_stop',
+      '--duckdb-path',
+      file,
+      '--batch-max-delay',
+      '200',
+      '--log-format',
+      'json',
+      '--once',
+    ]
     const first = await runCli(args, env)
     expect(first.code, first.stderr).toBe(0)
     // While stopped: Postgres rewrites s_type and s_vol, and s_iv gets an interval default that
@@ -184,14 +256,33 @@ describe.each(pgServers())('sync never silently diverges, PostgreSQL $major', (s
       await load.stop()
     }
     expect(second.code, second.stderr).toBe(0)
-    expect(second.stderr).toMatch(/re-syncing \\"public\\".\\"s_type\\": column \\"c\\" changed type \(integer → bigint\)/)
-    expect(second.stderr).toMatch(/re-syncing \\"public\\".\\"s_vol\\": column\(s\) \\"r\\" added with a default Postgres wrote into every row/)
-    expect(second.stderr).toMatch(/re-syncing \\"public\\".\\"s_iv\\": column\(s\) \\"d\\" added with a default that the sink cannot set/)
+    expect(second.stderr).toMatch(
+      /re-syncing \\"public\\".\\"s_type\\": column \\"c\\" changed type \(integer → bigint\)/,
+    )
+    expect(second.stderr).toMatch(
+      /re-syncing \\"public\\".\\"s_vol\\": column\(s\) \\"r\\" added with a default Postgres wrote into every row/,
+    )
+    expect(second.stderr).toMatch(
+      /re-syncing \\"public\\".\\"s_iv\\": column\(s\) \\"d\\" added with a default that the sink cannot set/,
+    )
     // Catching up after the load: the shapes now match what the sink was built from.
     const third = await runCli(args, env)
     expect(third.code, third.stderr).toBe(0)
     expect(third.stderr).not.toContain('re-syncing')
-    const tables = [table('s_type', ['id', 'c']), table('s_vol', ['id', 'v', 'r']), {schema: 'public', name: 's_iv', keyed: true, columns: [col('id'), col('v'), {pg: `extract(epoch from d)::bigint::text`, duck: `CAST(CAST(epoch(d) AS BIGINT) AS VARCHAR)`}]}]
+    const tables = [
+      table('s_type', ['id', 'c']),
+      table('s_vol', ['id', 'v', 'r']),
+      {
+        schema: 'public',
+        name: 's_iv',
+        keyed: true,
+        columns: [
+          col('id'),
+          col('v'),
+          {pg: `extract(epoch from d)::bigint::text`, duck: `CAST(CAST(epoch(d) AS BIGINT) AS VARCHAR)`},
+        ],
+      },
+    ]
     expect(await compareWithDuckDb(db, file, tables)).toEqual([])
 
     // pgrep resync --all with nothing running: every table marked, the next sync copies them.
@@ -208,63 +299,93 @@ describe.each(pgServers())('sync never silently diverges, PostgreSQL $major', (s
     expect(all.code, all.stderr).toBe(0)
     expect(count(all.stderr, 'marked: the next sync copies it again')).toBe(3)
     const st = await runCli(['status', '--slot', 'div_stop', '--sink', 'duckdb', '--duckdb-path', file, '--json'], env)
-    expect(JSON.parse(st.stdout).sink.resyncs.inProgress.sort()).toEqual(['public.s_iv', 'public.s_type', 'public.s_vol'])
+    expect(JSON.parse(st.stdout).sink.resyncs.inProgress.sort()).toEqual([
+      'public.s_iv',
+      'public.s_type',
+      'public.s_vol',
+    ])
     const fourth = await runCli(args, env)
     expect(fourth.code, fourth.stderr).toBe(0)
     expect(count(fourth.stderr, '"reason":"marked for a re-sync"')).toBe(3)
     expect(await compareWithDuckDb(db, file, tables)).toEqual([])
   }, 300_000)
 
-  it.runIf(server.major === newest)('with --no-auto-resync, says plainly that the table differs, and pgrep resync mends it', async () => {
-    await db.query(`CREATE TABLE off_t (id int PRIMARY KEY, c int); INSERT INTO off_t SELECT g, g FROM generate_series(1, 100) g; CREATE PUBLICATION pub_off FOR TABLE off_t`)
-    const file = path.join(dir, `off-${server.major}.duckdb`)
-    const env = pgEnv(db)
-    const args = ['sync', '--publication', 'pub_off', '--slot', 'div_off', '--duckdb-path', file, '--batch-max-delay', '200']
-    const child = spawnCli([...args, '--no-auto-resync'], env)
-    const load = writer(db, [`INSERT INTO off_t VALUES ($1 + 1000, $1)`, `UPDATE off_t SET c = c + 1 WHERE id = $1 % 100 + 1`])
-    try {
-      await waitFor(() => child.stderrText().includes('streaming from slot'), 120_000, 'streaming started') // (a slot is already 'active' while being created, before the copy)
-      await db.query(`ALTER TABLE off_t ALTER COLUMN c TYPE bigint USING c * 1000`)
-      await waitFor(() => child.stderrText().includes('now differs from Postgres'), 90_000, 'divergence warning')
-      expect(child.stderrText()).toContain('pgrep resync --table public.off_t')
-      // While sync runs: the request reaches it over the file's control socket, and it copies the
-      // table again without a restart (a first copy, then the re-sync).
-      const copiedLines = () => count(child.stderrText(), '"table":"public.off_t","rows":')
-      expect(copiedLines()).toBe(1)
-      const live = await runCli(['resync', '--table', 'public.off_t', '--duckdb-path', file], env)
-      expect(live.code, live.stderr).toBe(0)
-      expect(live.stderr).toContain('the running sync copies it again')
-      await waitFor(() => child.stderrText().includes('"reason":"requested"'), 90_000, 'live re-sync requested')
-      await waitFor(() => copiedLines() === 2, 90_000, 'live re-sync copied')
-      // A table the sync does not replicate: a usage error from the running sync.
-      const unknown = await runCli(['resync', '--table', 'public.nope', '--duckdb-path', file], env)
-      expect(unknown.code).toBe(2)
-      expect(unknown.stderr).toContain('not replicated by this sync')
-      child.kill('SIGTERM')
-      expect((await child.result).code).toBe(0)
-      // During the load: marked, then the next sync copies it again while the writes go on.
-      const marked = await runCli(['resync', '--table', 'public.off_t', '--duckdb-path', file], env)
-      expect(marked.code, marked.stderr).toBe(0)
-      const st = await runCli(['status', '--slot', 'div_off', '--sink', 'duckdb', '--duckdb-path', file, '--json'], env)
-      expect(JSON.parse(st.stdout).sink.resyncs.inProgress).toEqual(['public.off_t'])
-      const again = spawnCli(args, env)
-      await waitFor(() => again.stderrText().includes('marked for a re-sync'), 90_000, 're-sync started')
-      await load.stop()
-      await waitApplied(db, 'div_off')
-      again.kill('SIGTERM')
-      expect((await again.result).code).toBe(0)
-    } finally {
-      await load.stop()
-    }
-    expect(await compareWithDuckDb(db, file, [table('off_t', ['id', 'c'])])).toEqual([])
-  }, 300_000)
+  it.runIf(server.major === newest)(
+    'with --no-auto-resync, says plainly that the table differs, and pgrep resync mends it',
+    async () => {
+      await db.query(
+        `CREATE TABLE off_t (id int PRIMARY KEY, c int); INSERT INTO off_t SELECT g, g FROM generate_series(1, 100) g; CREATE PUBLICATION pub_off FOR TABLE off_t`,
+      )
+      const file = path.join(dir, `off-${server.major}.duckdb`)
+      const env = pgEnv(db)
+      const args = [
+        'sync',
+        '--publication',
+        'pub_off',
+        '--slot',
+        'div_off',
+        '--duckdb-path',
+        file,
+        '--batch-max-delay',
+        '200',
+      ]
+      const child = spawnCli([...args, '--no-auto-resync'], env)
+      const load = writer(db, [
+        `INSERT INTO off_t VALUES ($1 + 1000, $1)`,
+        `UPDATE off_t SET c = c + 1 WHERE id = $1 % 100 + 1`,
+      ])
+      try {
+        await waitFor(() => child.stderrText().includes('streaming from slot'), 120_000, 'streaming started') // (a slot is already 'active' while being created, before the copy)
+        await db.query(`ALTER TABLE off_t ALTER COLUMN c TYPE bigint USING c * 1000`)
+        await waitFor(() => child.stderrText().includes('now differs from Postgres'), 90_000, 'divergence warning')
+        expect(child.stderrText()).toContain('pgrep resync --table public.off_t')
+        // While sync runs: the request reaches it over the file's control socket, and it copies the
+        // table again without a restart (a first copy, then the re-sync).
+        const copiedLines = () => count(child.stderrText(), '"table":"public.off_t","rows":')
+        expect(copiedLines()).toBe(1)
+        const live = await runCli(['resync', '--table', 'public.off_t', '--duckdb-path', file], env)
+        expect(live.code, live.stderr).toBe(0)
+        expect(live.stderr).toContain('the running sync copies it again')
+        await waitFor(() => child.stderrText().includes('"reason":"requested"'), 90_000, 'live re-sync requested')
+        await waitFor(() => copiedLines() === 2, 90_000, 'live re-sync copied')
+        // A table the sync does not replicate: a usage error from the running sync.
+        const unknown = await runCli(['resync', '--table', 'public.nope', '--duckdb-path', file], env)
+        expect(unknown.code).toBe(2)
+        expect(unknown.stderr).toContain('not replicated by this sync')
+        child.kill('SIGTERM')
+        expect((await child.result).code).toBe(0)
+        // During the load: marked, then the next sync copies it again while the writes go on.
+        const marked = await runCli(['resync', '--table', 'public.off_t', '--duckdb-path', file], env)
+        expect(marked.code, marked.stderr).toBe(0)
+        const st = await runCli(
+          ['status', '--slot', 'div_off', '--sink', 'duckdb', '--duckdb-path', file, '--json'],
+          env,
+        )
+        expect(JSON.parse(st.stdout).sink.resyncs.inProgress).toEqual(['public.off_t'])
+        const again = spawnCli(args, env)
+        await waitFor(() => again.stderrText().includes('marked for a re-sync'), 90_000, 're-sync started')
+        await load.stop()
+        await waitApplied(db, 'div_off')
+        again.kill('SIGTERM')
+        expect((await again.result).code).toBe(0)
+      } finally {
+        await load.stop()
+      }
+      expect(await compareWithDuckDb(db, file, [table('off_t', ['id', 'c'])])).toEqual([])
+    },
+    300_000,
+  )
 
   it('leaves a DuckDB table it did not create alone (exit 8), unless --replace-foreign-tables', async () => {
-    await db.query(`CREATE TABLE mine (id int PRIMARY KEY, x text); INSERT INTO mine VALUES (1, 'pg'); CREATE PUBLICATION pub_mine FOR TABLE mine`)
+    await db.query(
+      `CREATE TABLE mine (id int PRIMARY KEY, x text); INSERT INTO mine VALUES (1, 'pg'); CREATE PUBLICATION pub_mine FOR TABLE mine`,
+    )
     const file = path.join(dir, `foreign-${server.major}.duckdb`)
     const instance = await DuckDBInstance.create(file)
     const conn = await instance.connect()
-    await conn.run(`CREATE SCHEMA public; CREATE TABLE public.mine (a varchar, b varchar); INSERT INTO public.mine VALUES ('users', 'rows')`)
+    await conn.run(
+      `CREATE SCHEMA public; CREATE TABLE public.mine (a varchar, b varchar); INSERT INTO public.mine VALUES ('users', 'rows')`,
+    )
     conn.closeSync()
     instance.closeSync()
     const env = pgEnv(db)
@@ -298,13 +419,27 @@ describe.each(pgServers())('sync never silently diverges, PostgreSQL $major', (s
         CREATE TABLE bq_other (id int PRIMARY KEY); CREATE PUBLICATION pub_bq FOR TABLE bq_t`)
       const dataset = `div_${server.major}`
       const env = pgEnv(db, {PGREP_BIGQUERY_API_ENDPOINT: standIn.url})
-      const sinkArgs = ['--sink', 'bigquery', '--bq-project', standIn.projectId, '--bq-dataset', dataset, '--bq-key-file', standIn.keyFile]
+      const sinkArgs = [
+        '--sink',
+        'bigquery',
+        '--bq-project',
+        standIn.projectId,
+        '--bq-dataset',
+        dataset,
+        '--bq-key-file',
+        standIn.keyFile,
+      ]
       const args = ['sync', '--publication', 'pub_bq', '--slot', 'div_bq', ...sinkArgs, '--batch-max-delay', '300']
-      const canon = (rows: Record<string, unknown>[]) => rows.map((r) => JSON.stringify(Object.values(r).map(String))).sort()
-      const pgRows = async () => (await db.query(`SELECT id, c FROM bq_t`)).rows.map((r) => JSON.stringify([String(r.id), String(r.c)])).sort()
+      const canon = (rows: Record<string, unknown>[]) =>
+        rows.map((r) => JSON.stringify(Object.values(r).map(String))).sort()
+      const pgRows = async () =>
+        (await db.query(`SELECT id, c FROM bq_t`)).rows.map((r) => JSON.stringify([String(r.id), String(r.c)])).sort()
       const bqRows = async () => canon(await standIn.sql(`SELECT id, c FROM "${dataset}"."public_bq_t"`))
 
-      const load = writer(db, [`INSERT INTO bq_t VALUES ($1 + 1000, $1)`, `UPDATE bq_t SET c = c + 1 WHERE id = $1 % 100 + 1`])
+      const load = writer(db, [
+        `INSERT INTO bq_t VALUES ($1 + 1000, $1)`,
+        `UPDATE bq_t SET c = c + 1 WHERE id = $1 % 100 + 1`,
+      ])
       try {
         const first = await runCli([...args, '--once'], env, 120_000)
         expect(first.code, first.stderr).toBe(0)
@@ -325,22 +460,39 @@ describe.each(pgServers())('sync never silently diverges, PostgreSQL $major', (s
       // While stopped: a retype BigQuery takes as is (INT64 both) and a column whose default
       // BigQuery would leave NULL on the rows it holds. Seen in the next run's first shape of the
       // table (compared with the Postgres types _pgrep_tables records), and re-synced.
-      await db.query(`ALTER TABLE bq_t ALTER COLUMN c TYPE bigint USING c * 1000; ALTER TABLE bq_t ADD COLUMN k int DEFAULT 7; UPDATE bq_t SET c = c + 1 WHERE id = 1`)
+      await db.query(
+        `ALTER TABLE bq_t ALTER COLUMN c TYPE bigint USING c * 1000; ALTER TABLE bq_t ADD COLUMN k int DEFAULT 7; UPDATE bq_t SET c = c + 1 WHERE id = 1`,
+      )
       const retyped = await runCli([...args, '--once'], env, 120_000)
       expect(retyped.code, retyped.stderr).toBe(0)
       expect(retyped.stderr).toContain('column \\"c\\" changed type (integer → bigint)')
-      const pgAll = async () => (await db.query(`SELECT id, c, k FROM bq_t`)).rows.map((r) => JSON.stringify([String(r.id), String(r.c), String(r.k)])).sort()
+      const pgAll = async () =>
+        (await db.query(`SELECT id, c, k FROM bq_t`)).rows
+          .map((r) => JSON.stringify([String(r.id), String(r.c), String(r.k)]))
+          .sort()
       expect(canon(await standIn.sql(`SELECT id, c, k FROM "${dataset}"."public_bq_t"`))).toEqual(await pgAll())
 
       // A BigQuery table pgrep did not create, where a newly published table would go.
       const now = Date.now()
-      await standIn.engine.exclusive(() => standIn.engine.createTable({dataset, table: 'public_bq_other', fields: [{name: 'note', type: 'STRING', mode: 'NULLABLE'}], primaryKey: [], clustering: [], creationTime: now, lastModifiedTime: now}))
+      await standIn.engine.exclusive(() =>
+        standIn.engine.createTable({
+          dataset,
+          table: 'public_bq_other',
+          fields: [{name: 'note', type: 'STRING', mode: 'NULLABLE'}],
+          primaryKey: [],
+          clustering: [],
+          creationTime: now,
+          lastModifiedTime: now,
+        }),
+      )
       await standIn.sql(`INSERT INTO "${dataset}"."public_bq_other" VALUES ('users')`)
       await db.query(`ALTER PUBLICATION pub_bq ADD TABLE bq_other`)
       const refused = await runCli([...args, '--once'], env, 120_000)
       expect(refused.code).toBe(8)
       expect(refused.stderr).toContain('was not created by pgrep')
-      expect(canon(await standIn.sql(`SELECT * FROM "${dataset}"."public_bq_other"`))).toEqual([JSON.stringify(['users'])])
+      expect(canon(await standIn.sql(`SELECT * FROM "${dataset}"."public_bq_other"`))).toEqual([
+        JSON.stringify(['users']),
+      ])
     }, 400_000)
   })
 })

@@ -57,17 +57,36 @@ interface Compiled {
 
 function compile(): Compiled {
   const configPath = path.join(root, 'tsconfig.build.json')
-  const config = ts.getParsedCommandLineOfConfigFile(configPath, {}, {...ts.sys, onUnRecoverableConfigFileDiagnostic: (d) => {
-    throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n'))
-  }})!
+  const config = ts.getParsedCommandLineOfConfigFile(
+    configPath,
+    {},
+    {
+      ...ts.sys,
+      onUnRecoverableConfigFileDiagnostic: (d) => {
+        throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n'))
+      },
+    },
+  )!
   // Declarations go to a directory that is never written: the files stay in memory.
   const outDir = path.join(root, '.api-report')
-  const options: ts.CompilerOptions = {...config.options, rootDir: root, outDir, declaration: true, emitDeclarationOnly: true, declarationMap: false, sourceMap: false, noEmit: false}
+  const options: ts.CompilerOptions = {
+    ...config.options,
+    rootDir: root,
+    outDir,
+    declaration: true,
+    emitDeclarationOnly: true,
+    declarationMap: false,
+    sourceMap: false,
+    noEmit: false,
+  }
   const rootNames = [...Object.values(ENTRIES).map((f) => path.join(root, f)), THIS_FILE]
   const program = ts.createProgram({rootNames, options})
   const typeErrors = ts
     .getPreEmitDiagnostics(program, program.getSourceFile(THIS_FILE))
-    .map((d) => `${d.file ? `line ${d.file.getLineAndCharacterOfPosition(d.start ?? 0).line + 1}: ` : ''}${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`)
+    .map(
+      (d) =>
+        `${d.file ? `line ${d.file.getLineAndCharacterOfPosition(d.start ?? 0).line + 1}: ` : ''}${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`,
+    )
   const emitted = new Map<string, string>()
   const result = program.emit(undefined, (file, text) => emitted.set(path.resolve(file), text), undefined, true)
   if (result.emitSkipped) throw new Error('declaration emit failed')
@@ -78,12 +97,17 @@ function compile(): Compiled {
   const getSourceFile = host.getSourceFile.bind(host)
   host.fileExists = (f) => emitted.has(path.resolve(f)) || ts.sys.fileExists(f)
   host.readFile = (f) => emitted.get(path.resolve(f)) ?? ts.sys.readFile(f)
-  host.directoryExists = (d) => path.resolve(d) === outDir || path.resolve(d).startsWith(outDir + path.sep) || ts.sys.directoryExists(d)
+  host.directoryExists = (d) =>
+    path.resolve(d) === outDir || path.resolve(d).startsWith(outDir + path.sep) || ts.sys.directoryExists(d)
   host.getSourceFile = (f, lang, onError, create) => {
     const text = emitted.get(path.resolve(f))
     return text !== undefined ? ts.createSourceFile(f, text, lang, true) : getSourceFile(f, lang, onError, create)
   }
-  const dtsProgram = ts.createProgram({rootNames: Object.values(ENTRIES).map(dts), options: {...options, noEmit: true}, host})
+  const dtsProgram = ts.createProgram({
+    rootNames: Object.values(ENTRIES).map(dts),
+    options: {...options, noEmit: true},
+    host,
+  })
   const checker = dtsProgram.getTypeChecker()
   const printer = ts.createPrinter({removeComments: true, newLine: ts.NewLineKind.LineFeed})
 
@@ -91,7 +115,9 @@ function compile(): Compiled {
   const entries = Object.entries(ENTRIES).map(([name, file]) => {
     const sf = dtsProgram.getSourceFile(dts(file))!
     const moduleSymbol = checker.getSymbolAtLocation(sf)!
-    const symbols = checker.getExportsOfModule(moduleSymbol).map((s) => ({name: s.name, target: s.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(s) : s}))
+    const symbols = checker
+      .getExportsOfModule(moduleSymbol)
+      .map((s) => ({name: s.name, target: s.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(s) : s}))
     for (const s of symbols) exported.add(s.target)
     return {name, symbols: symbols.sort((a, b) => a.name.localeCompare(b.name))}
   })
@@ -104,7 +130,11 @@ function compile(): Compiled {
       const text = decls.map((d) => printDeclaration(d, printer)).join('\n')
       for (const d of decls) {
         visitTypeReferences(d, checker, (ref) => {
-          if (!exported.has(ref) && (ref.declarations ?? []).some(ours) && !(ref.flags & ts.SymbolFlags.TypeParameter)) {
+          if (
+            !exported.has(ref) &&
+            (ref.declarations ?? []).some(ours) &&
+            !(ref.flags & ts.SymbolFlags.TypeParameter)
+          ) {
             if (!forgotten.has(ref.name)) forgotten.set(ref.name, new Set())
             forgotten.get(ref.name)!.add(`${name}:${exportName}`)
           }
@@ -117,7 +147,10 @@ function compile(): Compiled {
   const forgottenText =
     forgotten.size === 0
       ? 'None.\n'
-      : [...forgotten].sort(([a], [b]) => a.localeCompare(b)).map(([n, users]) => `- \`${n}\`, used by ${[...users].sort().join(', ')}`).join('\n') + '\n'
+      : [...forgotten]
+          .sort(([a], [b]) => a.localeCompare(b))
+          .map(([n, users]) => `- \`${n}\`, used by ${[...users].sort().join(', ')}`)
+          .join('\n') + '\n'
   const report = [
     '# API report of the pg-replicate package (CLI: pgrep)',
     '',
@@ -144,7 +177,14 @@ function printDeclaration(d: ts.Node, printer: ts.Printer): string {
   const sf = d.getSourceFile()
   let node: ts.Node = ts.isVariableDeclaration(d) ? d.parent.parent : d
   if (ts.isClassDeclaration(node)) {
-    node = ts.factory.updateClassDeclaration(node, node.modifiers, node.name, node.typeParameters, node.heritageClauses, node.members.filter((m) => !isPrivate(m)))
+    node = ts.factory.updateClassDeclaration(
+      node,
+      node.modifiers,
+      node.name,
+      node.typeParameters,
+      node.heritageClauses,
+      node.members.filter((m) => !isPrivate(m)),
+    )
   }
   return printer.printNode(ts.EmitHint.Unspecified, node, sf)
 }
@@ -206,11 +246,23 @@ register('data:text/javascript,' + encodeURIComponent(\`export async function re
 `,
       )
       const run = (file: string) =>
-        execFileSync(process.execPath, ['--import', 'tsx', '--import', hooks, '--input-type=module', '-e', `await import(${JSON.stringify(path.join(root, file))}); console.log('imported')`], {
-          cwd: root,
-          encoding: 'utf8',
-          stdio: ['ignore', 'pipe', 'pipe'],
-        })
+        execFileSync(
+          process.execPath,
+          [
+            '--import',
+            'tsx',
+            '--import',
+            hooks,
+            '--input-type=module',
+            '-e',
+            `await import(${JSON.stringify(path.join(root, file))}); console.log('imported')`,
+          ],
+          {
+            cwd: root,
+            encoding: 'utf8',
+            stdio: ['ignore', 'pipe', 'pipe'],
+          },
+        )
       expect(run('src/index.ts')).toBe('imported\n')
       // The hook does catch a heavy import: the DuckDB subpath trips it.
       expect(() => run('src/api/duckdb.ts')).toThrow(/loaded eagerly: .*@duckdb/)
@@ -235,7 +287,22 @@ expectTypeOf<Extract<ChangeEvent, {op: 'insert'}>['commitLsn']>().toEqualTypeOf<
 
 // The Sink interface: exactly these members, and the built-in sinks implement it.
 expectTypeOf<keyof Sink>().toEqualTypeOf<
-  'name' | 'exactlyOnce' | 'partialTransactions' | 'open' | 'inspect' | 'dropState' | 'checkTables' | 'startTableCopy' | 'setTableStates' | 'beginBatch' | 'write' | 'commitBatch' | 'abortBatch' | 'fillsAddedColumn' | 'recordResyncs' | 'close'
+  | 'name'
+  | 'exactlyOnce'
+  | 'partialTransactions'
+  | 'open'
+  | 'inspect'
+  | 'dropState'
+  | 'checkTables'
+  | 'startTableCopy'
+  | 'setTableStates'
+  | 'beginBatch'
+  | 'write'
+  | 'commitBatch'
+  | 'abortBatch'
+  | 'fillsAddedColumn'
+  | 'recordResyncs'
+  | 'close'
 >()
 expectTypeOf<Sink['open']>().returns.resolves.toEqualTypeOf<ResumeState>()
 expectTypeOf<Sink['commitBatch']>().parameters.toEqualTypeOf<[checkpoint: Checkpoint]>()

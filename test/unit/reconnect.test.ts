@@ -84,7 +84,9 @@ describe('temporary directories of dead processes', () => {
     const file = path.join(base, `shop.duckdb.pgrep-new-${dead}-1`)
     writeFileSync(file, '')
     writeFileSync(`${file}.wal`, '')
-    expect(removeOrphans(base, 'shop.duckdb.pgrep-new-').sort()).toEqual([path.basename(file), `${path.basename(file)}.wal`].sort())
+    expect(removeOrphans(base, 'shop.duckdb.pgrep-new-').sort()).toEqual(
+      [path.basename(file), `${path.basename(file)}.wal`].sort(),
+    )
   })
 })
 
@@ -96,7 +98,9 @@ describe('disk-full hint', () => {
     expect(spill.kind).toBe('sink')
     expect(spill.message).toMatch(/^disk full while spilling/)
     expect(spill.hint).toMatch(/TMPDIR/)
-    const duck = diskFullError(new PgrepError('sink', 'IO Error: Could not write file "x.duckdb.wal": No space left on device'))!
+    const duck = diskFullError(
+      new PgrepError('sink', 'IO Error: Could not write file "x.duckdb.wal": No space left on device'),
+    )!
     expect(duck.kind).toBe('sink')
     expect(duck.hint).toMatch(/resumes/)
     expect(diskFullError(new Error('ECONNRESET'))).toBeUndefined()

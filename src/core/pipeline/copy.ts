@@ -171,7 +171,8 @@ function splitBytesFrom(option: number | undefined): number {
  * workers (they interleave), no index scan (index order). Bitmap, TID-range and plain heap
  * scans read in physical order. copyOut checks the order and a cut unordered unit starts over.
  */
-const COPY_SETTINGS = 'SET synchronize_seqscans = off; SET max_parallel_workers_per_gather = 0; SET enable_indexscan = off; SET enable_indexonlyscan = off'
+const COPY_SETTINGS =
+  'SET synchronize_seqscans = off; SET max_parallel_workers_per_gather = 0; SET enable_indexscan = off; SET enable_indexonlyscan = off'
 
 /** The exported snapshot is gone: its exporting connection has ended. */
 class SnapshotGone extends Error {}
@@ -217,9 +218,14 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
     let snapshotName = opts.snapshot.name
     let snapshotLsn = opts.snapshot.lsn
     if (snapshotName) {
-      await source.run(coordinator, `SET TRANSACTION SNAPSHOT ${literal(snapshotName)}`, [], {operation: 'import the snapshot'})
+      await source.run(coordinator, `SET TRANSACTION SNAPSHOT ${literal(snapshotName)}`, [], {
+        operation: 'import the snapshot',
+      })
     } else {
-      const {rows} = await source.run(coordinator, `SELECT pg_export_snapshot() AS name, ${CURRENT_WAL_LSN_SQL}::text AS lsn`)
+      const {rows} = await source.run(
+        coordinator,
+        `SELECT pg_export_snapshot() AS name, ${CURRENT_WAL_LSN_SQL}::text AS lsn`,
+      )
       snapshotName = rows[0].name as string
       snapshotLsn ??= parseLsn(rows[0].lsn)
       // The exporting transaction must stay open and idle for the snapshot to stay importable:
@@ -285,7 +291,10 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
       }
       if (round === 0) {
         opts.onSnapshotImported?.()
-        log.info({tables: todo.length, connections: workerCount, snapshotLsn: formatLsn(snapshot.lsn)}, `copying ${todo.length} table(s) over ${workerCount} connection(s)`)
+        log.info(
+          {tables: todo.length, connections: workerCount, snapshotLsn: formatLsn(snapshot.lsn)},
+          `copying ${todo.length} table(s) over ${workerCount} connection(s)`,
+        )
         // Every table once before any row: a progress display knows the whole run's size from the start.
         for (const p of todo) opts.onProgress?.({table: p.table, rows: 0, estimatedRows: p.estimatedRows, done: false})
       }
@@ -304,10 +313,14 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
           stall.lastError = err.message
           if (stall.error) return false
           if (attempts > retry.maxAttempts) {
-            failed ??= new PgrepError('connection', `${err.message} (${retry.maxAttempts} attempts in a row without progress)`, {
-              hint: `${err.hint ?? ''} Tables whose copy committed are kept: run the command again to copy the others.`.trim(),
-              cause: err,
-            })
+            failed ??= new PgrepError(
+              'connection',
+              `${err.message} (${retry.maxAttempts} attempts in a row without progress)`,
+              {
+                hint: `${err.hint ?? ''} Tables whose copy committed are kept: run the command again to copy the others.`.trim(),
+                cause: err,
+              },
+            )
             return false
           }
           const delay = backoff(retry, attempts)
@@ -323,7 +336,10 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
             } catch (err) {
               if (stall.error) break
               if (err instanceof SnapshotGone) {
-                log.warn({}, 'a copy connection cannot import the snapshot any more: its exporting connection is gone; the copy goes on with the connections left')
+                log.warn(
+                  {},
+                  'a copy connection cannot import the snapshot any more: its exporting connection is gone; the copy goes on with the connections left',
+                )
                 break
               }
               const e = source.translate(err, {operation: 'open a copy connection'})
@@ -346,12 +362,23 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
             }
             const kept = requeue(unit, progress, queue)
             if (kept.cannotResume) {
-              failed ??= new PgrepError('connection', `${e.message}; the copy of ${qualifiedName(unit.plan.table)} cannot go on where it stopped (its rows did not come in ctid order)`, {hint: e.hint, cause: e})
+              failed ??= new PgrepError(
+                'connection',
+                `${e.message}; the copy of ${qualifiedName(unit.plan.table)} cannot go on where it stopped (its rows did not come in ctid order)`,
+                {hint: e.hint, cause: e},
+              )
               break
             }
             const where = `${qualifiedName(unit.plan.table)}${unit.relation.sql === qualifiedName(unit.plan.table) ? '' : ` (${unit.relation.sql})`}${unit.range ? ` pages ${unit.range[0]}-${unit.range[1] ?? 'end'}` : ''}`
             log.warn(
-              {table: qualifiedName(unit.plan.table), relation: unit.relation.sql, range: unit.range, rowsRecopied: kept.recopied, rowsKept: progress.accepted, restartedTable: kept.restartedTable},
+              {
+                table: qualifiedName(unit.plan.table),
+                relation: unit.relation.sql,
+                range: unit.range,
+                rowsRecopied: kept.recopied,
+                rowsKept: progress.accepted,
+                restartedTable: kept.restartedTable,
+              },
               `copy connection lost while copying ${where}: ${kept.restartedTable ? 'the table starts over' : `${kept.recopied} row(s) of it will be read again`}`,
             )
             if (kept.restartedTable) await kept.restartedTable
@@ -395,7 +422,13 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
           tempDir ??= makeTempDir('copy', opts.tempDir)
           const file = path.join(tempDir, `${fileCount++}.csv`)
           try {
-            const {rows, maxRowBytes, bytes} = await copyOutToFile(client, `COPY (${selectOf(unit, false)}) TO STDOUT (FORMAT csv)`, file, opts.signal, progress)
+            const {rows, maxRowBytes, bytes} = await copyOutToFile(
+              client,
+              `COPY (${selectOf(unit, false)}) TO STDOUT (FORMAT csv)`,
+              file,
+              opts.signal,
+              progress,
+            )
             const load = plan.writeChain.then(() => writer.loadCsvFile!(file, maxRowBytes))
             plan.writeChain = settled(load)
             await load
@@ -437,13 +470,20 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
           stall.progressed()
           plan.committed = true
           plan.ms = Date.now() - (plan.startedAt ?? Date.now())
-          log.info({table: `${plan.table.schema}.${plan.table.name}`, rows: plan.rows}, `copied ${qualifiedName(plan.table)}: ${plan.rows} rows`)
+          log.info(
+            {table: `${plan.table.schema}.${plan.table.name}`, rows: plan.rows},
+            `copied ${qualifiedName(plan.table)}: ${plan.rows} rows`,
+          )
           opts.onProgress?.({table: plan.table, rows: plan.rows, estimatedRows: plan.estimatedRows, done: true})
         }
       }
 
       /** Puts a cut unit back at the front of the queue; what of it the sink keeps is not read again. */
-      const requeue = (unit: Unit, progress: CopyOutProgress, q: Unit[]): {recopied: number; restartedTable?: Promise<void>; cannotResume?: boolean} => {
+      const requeue = (
+        unit: Unit,
+        progress: CopyOutProgress,
+        q: Unit[],
+      ): {recopied: number; restartedTable?: Promise<void>; cannotResume?: boolean} => {
         const plan = unit.plan
         if (progress.accepted === 0) {
           q.unshift(unit)
@@ -483,7 +523,10 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
         throw opts.signal.aborted ? interrupted() : (stall.error ?? failed)
       }
     }
-    return {snapshotLsn: firstLsn, tables: plans.map((p) => ({table: p.table, rows: p.rows, bytes: p.bytes, ms: p.ms, snapshotLsn: p.snapshotLsn}))}
+    return {
+      snapshotLsn: firstLsn,
+      tables: plans.map((p) => ({table: p.table, rows: p.rows, bytes: p.bytes, ms: p.ms, snapshotLsn: p.snapshotLsn})),
+    }
   } finally {
     stall.stop()
     if (tempDir) rmSync(tempDir, {recursive: true, force: true})
@@ -537,10 +580,14 @@ function copyError(source: PostgresSource, err: unknown, unit: Unit): PgrepError
   const table = qualifiedName(unit.plan.table)
   const e = source.translate(err, {operation: `copy ${table}`, table: unit.relation.sql})
   if (e.kind === 'connection' && !e.hint) {
-    return new PgrepError('connection', `the connection to PostgreSQL at ${source.display} was lost while copying ${table}`, {
-      hint: LOST_CONNECTION_HINT,
-      cause: err,
-    })
+    return new PgrepError(
+      'connection',
+      `the connection to PostgreSQL at ${source.display} was lost while copying ${table}`,
+      {
+        hint: LOST_CONNECTION_HINT,
+        cause: err,
+      },
+    )
   }
   return e
 }
@@ -649,11 +696,19 @@ function literal(text: string): string {
 }
 
 function interrupted(): PgrepError {
-  return new PgrepError('interrupted', 'the copy was interrupted: tables not finished keep their previous data', {hint: 'run the command again to copy them'})
+  return new PgrepError('interrupted', 'the copy was interrupted: tables not finished keep their previous data', {
+    hint: 'run the command again to copy them',
+  })
 }
 
 /** Table shapes as the stream will see them: no generated columns, publication column lists honoured. */
-async function describeForCopy(source: PostgresSource, client: pg.Client, catalog: TypeCatalog, tables: TableName[], publication?: string): Promise<(TableSchema & {rowFilter?: string})[]> {
+async function describeForCopy(
+  source: PostgresSource,
+  client: pg.Client,
+  catalog: TypeCatalog,
+  tables: TableName[],
+  publication?: string,
+): Promise<(TableSchema & {rowFilter?: string})[]> {
   const described = await catalog.describeTables(tables)
   if (!publication) return described
   const {rows: info} = await source.run(client, `SELECT current_setting('server_version_num')::int AS v`)
@@ -672,7 +727,11 @@ async function describeForCopy(source: PostgresSource, client: pg.Client, catalo
     const r = byKey.get(tableKey(t))
     if (!r) return t
     const allowed = r.attnames ? new Set<string>(r.attnames) : null
-    return {...t, columns: allowed ? full[i].columns.filter((c) => allowed.has(c.name)) : t.columns, rowFilter: r.rowfilter ?? undefined}
+    return {
+      ...t,
+      columns: allowed ? full[i].columns.filter((c) => allowed.has(c.name)) : t.columns,
+      rowFilter: r.rowfilter ?? undefined,
+    }
   })
 }
 
@@ -683,7 +742,14 @@ async function describeForCopy(source: PostgresSource, client: pg.Client, catalo
  * on the root covers only reads through the root): without it the table is read through its root
  * in one unit, as before.
  */
-async function planTable(source: PostgresSource, client: pg.Client, table: TableSchema & {rowFilter?: string}, splitBytes: number, snapshotLsn: Lsn, log: Logger): Promise<TablePlan> {
+async function planTable(
+  source: PostgresSource,
+  client: pg.Client,
+  table: TableSchema & {rowFilter?: string},
+  splitBytes: number,
+  snapshotLsn: Lsn,
+  log: Logger,
+): Promise<TablePlan> {
   const {rows} = await source.run(
     client,
     `SELECT format('%I.%I', n.nspname, c.relname) AS rel, c.relkind::text AS kind, pg_relation_size(c.oid) AS bytes,
@@ -704,7 +770,10 @@ async function planTable(source: PostgresSource, client: pg.Client, table: Table
   if (rows.length === 0) {
     units.push({relation: {sql: root, resumable: false}}) // a partitioned table without partitions
   } else if (partitioned && !plain) {
-    log.info({table: root}, `reading the partitioned table ${root} through its root in one piece: the role may not read its partitions directly (or some are not plain tables)`)
+    log.info(
+      {table: root},
+      `reading the partitioned table ${root} through its root in one piece: the role may not read its partitions directly (or some are not plain tables)`,
+    )
     units.push({relation: {sql: root, resumable: false}})
   } else {
     for (const r of rows) {
@@ -717,10 +786,26 @@ async function planTable(source: PostgresSource, client: pg.Client, table: Table
       }
       const pages = Math.ceil(bytes / Number(r.block))
       const step = Math.ceil(pages / pieces)
-      for (let start = 0; start < pages; start += step) units.push({relation, range: [start, start + step >= pages ? null : start + step]})
+      for (let start = 0; start < pages; start += step)
+        units.push({relation, range: [start, start + step >= pages ? null : start + step]})
     }
   }
   const estimatedRows = rows.reduce((n, r) => n + Number(r.est), 0)
-  if (partitioned) log.info({table: root, partitions: rows.length, units: units.length, estimatedRows}, `${root} is partitioned: ${rows.length} partition(s) read in ${units.length} unit(s)`)
-  return {table, estimatedRows, units, remaining: units.length, rows: 0, bytes: 0, ms: 0, snapshotLsn, writeChain: Promise.resolve(), committed: false}
+  if (partitioned)
+    log.info(
+      {table: root, partitions: rows.length, units: units.length, estimatedRows},
+      `${root} is partitioned: ${rows.length} partition(s) read in ${units.length} unit(s)`,
+    )
+  return {
+    table,
+    estimatedRows,
+    units,
+    remaining: units.length,
+    rows: 0,
+    bytes: 0,
+    ms: 0,
+    snapshotLsn,
+    writeChain: Promise.resolve(),
+    committed: false,
+  }
 }

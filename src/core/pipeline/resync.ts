@@ -88,7 +88,8 @@ export class DivergenceWatch {
   /** The columns the sink's tables were built from (open()'s TableState.columns), for the ready ones. */
   builtWith(states: readonly TableState[]): void {
     for (const st of states) {
-      if (st.status === 'ready' && st.columns) this.columns.set(tableKey(st), new Map(st.columns.map((c) => [c.name, c.type])))
+      if (st.status === 'ready' && st.columns)
+        this.columns.set(tableKey(st), new Map(st.columns.map((c) => [c.name, c.type])))
     }
   }
 
@@ -96,7 +97,8 @@ export class DivergenceWatch {
     const out = new Map<string, Fingerprint>()
     if (tables.length === 0) return out
     const {rows} = await this.sql.run(FINGERPRINT_SQL, [JSON.stringify(tables.map((t) => ({s: t.schema, r: t.name})))])
-    for (const r of rows) out.set(tableKey({schema: r.schema, name: r.name}), {leaves: r.leaves ?? '', files: r.files ?? ''})
+    for (const r of rows)
+      out.set(tableKey({schema: r.schema, name: r.name}), {leaves: r.leaves ?? '', files: r.files ?? ''})
     return out
   }
 
@@ -121,7 +123,10 @@ export class DivergenceWatch {
       const after = now.get(tableKey(t))
       if (after && after.leaves !== before.leaves) {
         const n = (s: string) => (s === '' ? 0 : s.split(',').length)
-        out.push({table: t, reason: `its partitions changed (${n(before.leaves)} → ${n(after.leaves)} leaf partitions): rows a partition brings or takes away are not in the stream`})
+        out.push({
+          table: t,
+          reason: `its partitions changed (${n(before.leaves)} → ${n(after.leaves)} leaf partitions): rows a partition brings or takes away are not in the stream`,
+        })
       }
     }
     return out
@@ -139,7 +144,8 @@ export class DivergenceWatch {
     if (!before) return undefined
     for (const [name, type] of now) {
       const was = before.get(name)
-      if (was !== undefined && was !== type) return `column "${name}" changed type (${was} → ${type}): the values Postgres converted are not in the stream`
+      if (was !== undefined && was !== type)
+        return `column "${name}" changed type (${was} → ${type}): the values Postgres converted are not in the stream`
     }
     // A column added with a constant default is carried (the sink fills existing rows in); one
     // added with a volatile default made Postgres rewrite every row: its file changed, and the
@@ -147,15 +153,20 @@ export class DivergenceWatch {
     // rewrite filled in). Before the first Relation of a table in this process nothing is compared.
     const added = [...now.keys()].filter((n) => !before.has(n))
     if (added.length === 0) return undefined
-    const rewritten = 'Postgres rewrote the table (an added column with a volatile default, or another rewrite): the rewritten rows are not in the stream'
+    const rewritten =
+      'Postgres rewrote the table (an added column with a volatile default, or another rewrite): the rewritten rows are not in the stream'
     const print = this.prints.get(key)
     const after = print && (await this.read([table])).get(key)
     if (print && after && after.files !== print.files) return rewritten
     const {rows} = await this.sql.run(WRITTEN_DEFAULTS_SQL, [table.schema, table.name, added])
     const names = (cs: string[]) => cs.map((n) => `"${n}"`).join(', ')
-    if (Number(rows[0]?.n ?? 0) > 0) return `column(s) ${names(added)} added with a default Postgres wrote into every row (volatile, or rewritten since): those values are not in the stream`
-    const unfilled = table.columns.filter((c) => added.includes(c.name) && c.existingRowsValue !== undefined && !this.fills(c))
-    if (unfilled.length > 0) return `column(s) ${names(unfilled.map((c) => c.name))} added with a default that the sink cannot set on the rows it holds`
+    if (Number(rows[0]?.n ?? 0) > 0)
+      return `column(s) ${names(added)} added with a default Postgres wrote into every row (volatile, or rewritten since): those values are not in the stream`
+    const unfilled = table.columns.filter(
+      (c) => added.includes(c.name) && c.existingRowsValue !== undefined && !this.fills(c),
+    )
+    if (unfilled.length > 0)
+      return `column(s) ${names(unfilled.map((c) => c.name))} added with a default that the sink cannot set on the rows it holds`
     return undefined
   }
 }
@@ -198,5 +209,8 @@ export class SyncControl {
 
 /** Logs a re-sync decision the same way wherever it is taken. */
 export function logResync(log: Logger, r: ResyncReason): void {
-  log.info({table: `${r.table.schema}.${r.table.name}`, reason: r.reason}, `re-syncing ${qualifiedName(r.table)}: ${r.reason}`)
+  log.info(
+    {table: `${r.table.schema}.${r.table.name}`, reason: r.reason},
+    `re-syncing ${qualifiedName(r.table)}: ${r.reason}`,
+  )
 }

@@ -98,11 +98,17 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
     // copied again from the new slot's snapshot; otherwise they would miss them without a word.
     const stale = existing ? [] : published.filter((t) => states.get(tableKey(t))?.status === 'ready')
     if (stale.length > 0) {
-      log.warn({slot: opts.slot, tables: stale.map((t) => qualifiedName(t))}, `slot "${opts.slot}" does not exist but the sink holds ${stale.length} table(s) copied with an earlier one: copying them again, since the changes in between are not in any slot`)
+      log.warn(
+        {slot: opts.slot, tables: stale.map((t) => qualifiedName(t))},
+        `slot "${opts.slot}" does not exist but the sink holds ${stale.length} table(s) copied with an earlier one: copying them again, since the changes in between are not in any slot`,
+      )
       for (const t of stale) states.set(tableKey(t), {...states.get(tableKey(t))!, status: 'pending'})
     }
     // Before the slot exists: a table the role cannot read would fail the copy halfway.
-    await source.checkSelectPrivileges(sql, published.filter((t) => states.get(tableKey(t))?.status !== 'ready'))
+    await source.checkSelectPrivileges(
+      sql,
+      published.filter((t) => states.get(tableKey(t))?.status !== 'ready'),
+    )
 
     let slotSnapshot: {name: string | null; lsn: Lsn} | null = null
     if (!existing) {
@@ -116,7 +122,16 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
       await source.enableFailover(repl, opts.slot)
     }
     // The slot retains WAL from now on, during a long copy too: watch it from here.
-    guard = SlotGuard.start({source, sql: session, slot: opts.slot, log, observer: opts.observer, monitor: opts.slotMonitor, heartbeatMs: opts.heartbeatIntervalMs, signal: opts.signal})
+    guard = SlotGuard.start({
+      source,
+      sql: session,
+      slot: opts.slot,
+      log,
+      observer: opts.observer,
+      monitor: opts.slotMonitor,
+      heartbeatMs: opts.heartbeatIntervalMs,
+      signal: opts.signal,
+    })
     const runSignal = guard.signal
 
     // A sink that remembers no tables (stdout) resuming an existing slot: the copy was emitted by
@@ -144,7 +159,11 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
       try {
         const name = `pgrep_tmp_${process.pid}_${Date.now().toString(36)}`.slice(0, 63)
         const created = await source.createSlot(temp, name, {exportSnapshot: true, temporary: true})
-        return {name: created.snapshotName!, lsn: created.consistentPoint, release: () => closeQuietly('end the temporary slot connection', () => temp.end(), log)}
+        return {
+          name: created.snapshotName!,
+          lsn: created.consistentPoint,
+          release: () => closeQuietly('end the temporary slot connection', () => temp.end(), log),
+        }
       } catch (err) {
         await closeQuietly('end the temporary slot connection', () => temp.end(), log)
         throw err
@@ -153,7 +172,12 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
     const copy = async (tables: TableName[]) => {
       if (tables.length === 0) return
       // A table copied before keeps its old snapshot LSN while pending: the mark of a re-sync (status).
-      const pending = tables.map((t) => ({schema: t.schema, name: t.name, status: 'pending' as const, snapshotLsn: states.get(tableKey(t))?.snapshotLsn ?? null}))
+      const pending = tables.map((t) => ({
+        schema: t.schema,
+        name: t.name,
+        status: 'pending' as const,
+        snapshotLsn: states.get(tableKey(t))?.snapshotLsn ?? null,
+      }))
       await sink.setTableStates(pending)
       // The slot's exported snapshot can be used once: later copies take a temporary slot's.
       const held = slotSnapshot ? {...slotSnapshot, release: async () => {}} : await tempSlotSnapshot()
@@ -176,7 +200,12 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
           maxStallMs: opts.maxStallMs,
         })
         for (const t of result.tables) {
-          states.set(tableKey(t.table), {schema: t.table.schema, name: t.table.name, status: 'ready', snapshotLsn: t.snapshotLsn})
+          states.set(tableKey(t.table), {
+            schema: t.table.schema,
+            name: t.table.name,
+            status: 'ready',
+            snapshotLsn: t.snapshotLsn,
+          })
           watch.copiedWith(t.table)
         }
       } finally {
@@ -187,20 +216,37 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
     const dropCreatedSlot = async (failure: unknown): Promise<unknown> => {
       await guard?.stop() // it would report the slot as gone
       try {
-        await session.run(`SELECT pg_drop_replication_slot($1)`, [opts.slot], {slot: opts.slot, operation: 'drop the replication slot'})
+        await session.run(`SELECT pg_drop_replication_slot($1)`, [opts.slot], {
+          slot: opts.slot,
+          operation: 'drop the replication slot',
+        })
         if (sink.exactlyOnce) {
           await sink
-            .setTableStates(toCopy.map((t) => ({schema: t.schema, name: t.name, status: 'pending' as const, snapshotLsn: null})))
-            .catch((e) => log.warn({err: (e as Error).message}, 'could not mark the copied tables pending again: drop the sink state (pgrep drop --sink-state) before the next run'))
+            .setTableStates(
+              toCopy.map((t) => ({schema: t.schema, name: t.name, status: 'pending' as const, snapshotLsn: null})),
+            )
+            .catch((e) =>
+              log.warn(
+                {err: (e as Error).message},
+                'could not mark the copied tables pending again: drop the sink state (pgrep drop --sink-state) before the next run',
+              ),
+            )
         }
-        log.warn({slot: opts.slot}, `dropped replication slot "${opts.slot}" created by this run: the copy did not finish, the next run creates it again and copies every table`)
+        log.warn(
+          {slot: opts.slot},
+          `dropped replication slot "${opts.slot}" created by this run: the copy did not finish, the next run creates it again and copies every table`,
+        )
         return failure
       } catch (dropErr) {
         // The slot stays: say so in the error, with how to drop it.
         log.warn({err: (dropErr as Error).message}, `could not drop slot "${opts.slot}" after the failed copy`)
         const e = failure instanceof PgrepError ? failure : source.translate(failure)
         const drop = `The replication slot "${opts.slot}" created by this run could not be dropped and holds WAL on the server: drop it with pgrep drop --slot ${opts.slot} --sink-state --yes and the same sink flags (or SELECT pg_drop_replication_slot('${opts.slot}');) unless you run sync again soon.`
-        return new PgrepError(e.kind, e.message, {hint: [e.hint, drop].filter(Boolean).join(' '), details: e.details, cause: e.cause ?? failure})
+        return new PgrepError(e.kind, e.message, {
+          hint: [e.hint, drop].filter(Boolean).join(' '),
+          details: e.details,
+          cause: e.cause ?? failure,
+        })
       }
     }
 
@@ -212,7 +258,8 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
       try {
         await copy(toCopy)
         if (again.length > 0) await sink.recordResyncs?.(again.length)
-        if (opts.signal.aborted && !sink.exactlyOnce && !existing) throw new PgrepError('interrupted', 'the copy was interrupted')
+        if (opts.signal.aborted && !sink.exactlyOnce && !existing)
+          throw new PgrepError('interrupted', 'the copy was interrupted')
       } catch (err) {
         const failure = guard.failure ?? err
         // The slot this run created and never confirmed holds WAL from now on, for a run that may
@@ -249,7 +296,8 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
         const st = states.get(key)
         if (!st || st.status !== 'ready') continue
         if (!requested && !autoResync) {
-          if (!warned.has(key + r.reason)) log.warn({table: `${r.table.schema}.${r.table.name}`, reason: r.reason}, divergedMessage(r))
+          if (!warned.has(key + r.reason))
+            log.warn({table: `${r.table.schema}.${r.table.name}`, reason: r.reason}, divergedMessage(r))
           warned.add(key + r.reason)
           continue
         }
@@ -266,7 +314,12 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
       await copy(tables)
       if (again > 0) await sink.recordResyncs?.(again)
     }
-    opts.control?.attach((tables) => resync(tables.map((table) => ({table, reason: 'requested'})), true))
+    opts.control?.attach((tables) =>
+      resync(
+        tables.map((table) => ({table, reason: 'requested'})),
+        true,
+      ),
+    )
 
     const stopAt = await resolveStopLsn(source, await session.client(), opts)
     // The stream phase owns the replication connection from here, and closes it.
@@ -301,7 +354,8 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
               return reason !== undefined && resync([{table, reason}], false)
             },
         onUnknownTables: async (tables) => {
-          if (tables.some((t) => states.get(tableKey(t))?.snapshotLsn == null)) log.info({tables: tables.map((t) => `${t.schema}.${t.name}`)}, 'new table(s) in the stream: copying them')
+          if (tables.some((t) => states.get(tableKey(t))?.snapshotLsn == null))
+            log.info({tables: tables.map((t) => `${t.schema}.${t.name}`)}, 'new table(s) in the stream: copying them')
           await copyAgain(tables)
         },
         periodicMs: opts.publicationPollMs ?? 10_000,
@@ -313,7 +367,11 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
               const added = now.filter((t) => states.get(tableKey(t))?.status !== 'ready')
               if (added.length > 0) {
                 const fresh = added.filter((t) => states.get(tableKey(t))?.snapshotLsn == null)
-                if (fresh.length > 0) log.info({tables: fresh.map((t) => qualifiedName(t))}, 'table(s) added to the publication: copying them')
+                if (fresh.length > 0)
+                  log.info(
+                    {tables: fresh.map((t) => qualifiedName(t))},
+                    'table(s) added to the publication: copying them',
+                  )
                 await copyAgain(added)
               }
             },

@@ -24,7 +24,14 @@ import {randomBytes} from 'node:crypto'
 import type {ChangeEvent} from '../../core/changes.js'
 import {PgrepError} from '../../core/errors.js'
 import {formatLsn, type Lsn} from '../../core/lsn.js'
-import type {Checkpoint, ResumeState, Sink, SinkInspection, TableCopyWriter, TableState} from '../../core/pipeline/sink.js'
+import type {
+  Checkpoint,
+  ResumeState,
+  Sink,
+  SinkInspection,
+  TableCopyWriter,
+  TableState,
+} from '../../core/pipeline/sink.js'
 import type {BatchLimits} from '../../core/pipeline/stream-apply.js'
 import {SINK_BATCH_DEFAULTS} from '../../core/settings.js'
 import {tableKey, type TableSchema} from '../../core/schema/types.js'
@@ -97,7 +104,6 @@ const MAX_TABLES_PER_TRANSACTION = 98
 /** BigQuery's query text limit is 1 MiB; leave room. */
 const MAX_SCRIPT_CHARS = 900 * 1024
 const STAGE_EXPIRATION_MS = 24 * 60 * 60 * 1000
-
 
 interface OpenBatch {
   collapser: BatchCollapser
@@ -178,7 +184,8 @@ export class BigQuerySink implements Sink {
     await this.query(stateTablesDdl(this.ds), 'init', "pgrep's state tables")
     // Read before altering: even an ALTER that changes nothing counts against the table's metadata update quota.
     const cpFields = (await this.client.getTable(CHECKPOINT_TABLE))?.schema?.fields ?? []
-    if (!cpFields.some((f) => f.name === 'commit_time')) await this.query(checkpointMigrationSql(this.ds), 'migrate_checkpoint', CHECKPOINT_TABLE)
+    if (!cpFields.some((f) => f.name === 'commit_time'))
+      await this.query(checkpointMigrationSql(this.ds), 'migrate_checkpoint', CHECKPOINT_TABLE)
     const stored = await readStoredState((sql, label, what) => this.query(sql, label, what), this.ds, true)
     this.checkpoint = stored.checkpoint
     this.catalog.state.clear()
@@ -199,7 +206,11 @@ export class BigQuerySink implements Sink {
   async inspect(): Promise<SinkInspection> {
     const cp = await this.client.getTable(CHECKPOINT_TABLE)
     if (!cp || !(await this.client.getTable(TABLES_TABLE))) return {checkpoint: null, tables: [], live: null}
-    const stored = await readStoredState((sql, label, what) => this.query(sql, label, what), this.ds, (cp.schema?.fields ?? []).some((f) => f.name === 'commit_time'))
+    const stored = await readStoredState(
+      (sql, label, what) => this.query(sql, label, what),
+      this.ds,
+      (cp.schema?.fields ?? []).some((f) => f.name === 'commit_time'),
+    )
     return {checkpoint: stored.checkpoint, tables: copyStates(stored.rows), live: null}
   }
 
@@ -219,7 +230,9 @@ export class BigQuerySink implements Sink {
     for (const n of names) {
       if (!(n.startsWith(STAGE_PREFIX) || n.startsWith(COPY_PREFIX)) || !n.includes(mine)) continue
       // Not fatal: a staging table left behind expires by itself (STAGE_EXPIRATION_MS).
-      await this.client.deleteTable(n).catch((err) => this.log('warn', `could not delete staging table ${n}: ${errorText(err)}`))
+      await this.client
+        .deleteTable(n)
+        .catch((err) => this.log('warn', `could not delete staging table ${n}: ${errorText(err)}`))
     }
   }
 
@@ -251,9 +264,16 @@ export class BigQuerySink implements Sink {
   async setTableStates(states: TableState[]): Promise<void> {
     this.ensureOpen()
     if (states.length === 0) return
-    const rows: TableStateRow[] = states.map((s) => ({pgSchema: s.schema, pgName: s.name, bqTable: this.catalog.tableName(s), status: s.status, snapshotLsn: s.snapshotLsn}))
+    const rows: TableStateRow[] = states.map((s) => ({
+      pgSchema: s.schema,
+      pgName: s.name,
+      bqTable: this.catalog.tableName(s),
+      status: s.status,
+      snapshotLsn: s.snapshotLsn,
+    }))
     await this.serialized(async () => {
-      for (const chunk of chunks(rows, 500)) await this.query(tableStatesMergeSql(this.ds, chunk, ['status', 'snapshot_lsn']), 'states', TABLES_TABLE)
+      for (const chunk of chunks(rows, 500))
+        await this.query(tableStatesMergeSql(this.ds, chunk, ['status', 'snapshot_lsn']), 'states', TABLES_TABLE)
     })
     for (const s of states) {
       const row = this.catalog.state.get(tableKey(s))!
@@ -266,7 +286,11 @@ export class BigQuerySink implements Sink {
 
   async startTableCopy(table: TableSchema, snapshotLsn: Lsn): Promise<TableCopyWriter> {
     this.ensureOpen()
-    if (table.columns.length === 0) throw new PgrepError('sink', `"${table.schema}"."${table.name}" has no columns: BigQuery tables need at least one`)
+    if (table.columns.length === 0)
+      throw new PgrepError(
+        'sink',
+        `"${table.schema}"."${table.name}" has no columns: BigQuery tables need at least one`,
+      )
     const bq = this.catalog.tableName(table)
     await this.catalog.foreign(table, bq, await this.client.getTable(bq))
     const row = this.catalog.state.get(tableKey(table))
@@ -294,28 +318,68 @@ export class BigQuerySink implements Sink {
     const defs = columns.map((c) => ({name: c.bq, type: c.type}))
     const keyNames = this.catalog.keyNames(target)
     const wantKey = keyNames.length > 0 && primaryKeyAllowed(defs, keyNames) ? keyNames : []
-    const select = copySelect(this.ds, stage, defs.map((d) => ({bq: d.name, type: d.type})))
-    const stateSql = tableStatesMergeSql(this.ds, [{pgSchema: table.schema, pgName: table.name, bqTable: bq, status: 'ready', snapshotLsn, appliedLsn: null, columns: this.catalog.storedShape(target)}], ['status', 'snapshot_lsn', 'applied_lsn', 'columns'])
+    const select = copySelect(
+      this.ds,
+      stage,
+      defs.map((d) => ({bq: d.name, type: d.type})),
+    )
+    const stateSql = tableStatesMergeSql(
+      this.ds,
+      [
+        {
+          pgSchema: table.schema,
+          pgName: table.name,
+          bqTable: bq,
+          status: 'ready',
+          snapshotLsn,
+          appliedLsn: null,
+          columns: this.catalog.storedShape(target),
+        },
+      ],
+      ['status', 'snapshot_lsn', 'applied_lsn', 'columns'],
+    )
     const what = `the copy of "${table.schema}"."${table.name}" (BigQuery table ${bq})`
     const meta = await this.client.getTable(bq)
     const ref = tableRef(this.ds, bq)
     if (meta && sameShape(meta, defs, wantKey)) {
       // Same shape: one transaction replaces the rows and records the state.
-      await this.query(transaction([`TRUNCATE TABLE ${ref}`, `INSERT INTO ${ref} (${defs.map((d) => ident(d.name)).join(', ')}) ${select}`, stateSql]), 'copy', what)
+      await this.query(
+        transaction([
+          `TRUNCATE TABLE ${ref}`,
+          `INSERT INTO ${ref} (${defs.map((d) => ident(d.name)).join(', ')}) ${select}`,
+          stateSql,
+        ]),
+        'copy',
+        what,
+      )
     } else {
       // New or reshaped table: one atomic CREATE OR REPLACE ... AS SELECT, then the state. Until
       // the state says ready, the table is copied again by the next run.
       const cluster = clusterColumns(defs, keyNames)
-      const statements = [`CREATE OR REPLACE TABLE ${ref}${cluster.length > 0 ? ` CLUSTER BY ${cluster.map(ident).join(', ')}` : ''} AS ${select}`]
-      if (wantKey.length > 0) statements.push(`ALTER TABLE ${ref} ADD PRIMARY KEY (${wantKey.map(ident).join(', ')}) NOT ENFORCED`)
+      const statements = [
+        `CREATE OR REPLACE TABLE ${ref}${cluster.length > 0 ? ` CLUSTER BY ${cluster.map(ident).join(', ')}` : ''} AS ${select}`,
+      ]
+      if (wantKey.length > 0)
+        statements.push(`ALTER TABLE ${ref} ADD PRIMARY KEY (${wantKey.map(ident).join(', ')}) NOT ENFORCED`)
       statements.push(stateSql)
       await this.query(statements.join(';\n'), 'copy', what)
     }
     this.catalog.targets.set(key, target)
     this.catalog.shapes.set(key, shapeSignature(table))
     this.catalog.pks.set(target, wantKey)
-    this.catalog.clusters.set(target, meta && sameShape(meta, defs, wantKey) ? (meta.clustering?.fields ?? []) : clusterColumns(defs, keyNames))
-    this.catalog.state.set(key, {pgSchema: table.schema, pgName: table.name, bqTable: bq, status: 'ready', snapshotLsn, appliedLsn: null, shape: JSON.parse(this.catalog.storedShape(target)) as StoredShape})
+    this.catalog.clusters.set(
+      target,
+      meta && sameShape(meta, defs, wantKey) ? (meta.clustering?.fields ?? []) : clusterColumns(defs, keyNames),
+    )
+    this.catalog.state.set(key, {
+      pgSchema: table.schema,
+      pgName: table.name,
+      bqTable: bq,
+      status: 'ready',
+      snapshotLsn,
+      appliedLsn: null,
+      shape: JSON.parse(this.catalog.storedShape(target)) as StoredShape,
+    })
   }
 
   // ---- stream batches ----
@@ -362,7 +426,6 @@ export class BigQuerySink implements Sink {
     await batch.files.drain()
   }
 
-
   async commitBatch(checkpoint: Checkpoint): Promise<void> {
     this.ensureOpen()
     const batch = this.batch
@@ -373,7 +436,10 @@ export class BigQuerySink implements Sink {
       await batch.files.finish()
       const tables = [...batch.collapser.tables.values()]
       // Nothing to apply and nothing new to record (a batch of non-transactional messages only).
-      if (tables.length === 0 && (checkpoint.commitLsn === 0n || (this.checkpoint !== null && checkpoint.commitLsn <= this.checkpoint.commitLsn))) {
+      if (
+        tables.length === 0 &&
+        (checkpoint.commitLsn === 0n || (this.checkpoint !== null && checkpoint.commitLsn <= this.checkpoint.commitLsn))
+      ) {
         await this.finishBatch(batch)
         return
       }
@@ -383,7 +449,8 @@ export class BigQuerySink implements Sink {
       const lsnKeyText = checkpoint.commitLsn.toString(16).toUpperCase().padStart(16, '0')
       const gen = batch.generation++
       const batchKey = `pgrep_${this.nonce}_b${lsnKeyText}_g${gen}`
-      const what = (names: string[]) => `the batch ending at commit LSN ${formatLsn(checkpoint.commitLsn)} (tables ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', ...' : ''})`
+      const what = (names: string[]) =>
+        `the batch ending at commit LSN ${formatLsn(checkpoint.commitLsn)} (tables ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', ...' : ''})`
       const allNames = tables.map((tb) => tb.target.bq)
 
       // 1. Stage: one staging table, one load job per chunk file. A staging table whose loads did
@@ -391,14 +458,21 @@ export class BigQuerySink implements Sink {
       const stagedRows = batch.collapser.stagedRows
       if (stagedRows > 0 && !batch.loaded) {
         // Not trusted, not needed: a table left behind expires by itself (STAGE_EXPIRATION_MS).
-        if (batch.stage) await this.client.deleteTable(batch.stage).catch((err) => this.log('warn', `could not delete staging table ${batch.stage}: ${errorText(err)}`))
+        if (batch.stage)
+          await this.client
+            .deleteTable(batch.stage)
+            .catch((err) => this.log('warn', `could not delete staging table ${batch.stage}: ${errorText(err)}`))
         const width = Math.max(0, ...tables.flatMap((tb) => tb.segments.map((s) => s.columns.length)))
         const keys = Math.max(0, ...tables.flatMap((tb) => tb.segments.map((s) => s.keyIdx.length)))
         const fields = stagingSchema(width, keys)
         batch.stage = `${STAGE_PREFIX}${lsnKeyText}_${this.nonce}_g${gen}`
-        await this.client.createTable(batch.stage, fields, {expirationMs: STAGE_EXPIRATION_MS, clustering: ['_t', '_s']})
+        await this.client.createTable(batch.stage, fields, {
+          expirationMs: STAGE_EXPIRATION_MS,
+          clustering: ['_t', '_s'],
+        })
         let n = 0
-        for (const file of batch.files.chunks) await this.client.load(batch.stage, file, fields, `${batchKey}_load${n++}`, what(allNames))
+        for (const file of batch.files.chunks)
+          await this.client.load(batch.stage, file, fields, `${batchKey}_load${n++}`, what(allNames))
         batch.loaded = true
       }
 
@@ -410,7 +484,10 @@ export class BigQuerySink implements Sink {
       for (const tb of tables) {
         const statements = tb.rows > 0 || tb.segments.some((s) => s.truncate) ? tableStatements(ctx, tb) : []
         const size = statements.reduce((n, s) => n + s.length, 0)
-        if (part.tables.length > 0 && (part.tables.length >= MAX_TABLES_PER_TRANSACTION || part.size + size > MAX_SCRIPT_CHARS)) {
+        if (
+          part.tables.length > 0 &&
+          (part.tables.length >= MAX_TABLES_PER_TRANSACTION || part.size + size > MAX_SCRIPT_CHARS)
+        ) {
           parts.push(part)
           part = {tables: [], statements: [], size: 0}
         }
@@ -430,7 +507,10 @@ export class BigQuerySink implements Sink {
         }))
         const script = [...statements]
         if (stateRows.length > 0) script.push(tableStatesMergeSql(this.ds, stateRows, ['applied_lsn', 'columns']))
-        if (p === parts.length - 1) script.push(checkpointMergeSql(this.ds, checkpoint.commitLsn, checkpoint.endLsn, checkpoint.commitTime ?? null))
+        if (p === parts.length - 1)
+          script.push(
+            checkpointMergeSql(this.ds, checkpoint.commitLsn, checkpoint.endLsn, checkpoint.commitTime ?? null),
+          )
         await this.client.query(transaction(script), `${batchKey}_p${p}`, what(partTables.map((tb) => tb.target.bq)))
         batch.partsDone = p + 1
         for (const tb of partTables) {
@@ -441,7 +521,15 @@ export class BigQuerySink implements Sink {
             row.appliedLsn = checkpoint.commitLsn
             row.bqTable = tb.target.bq
           } else {
-            this.catalog.state.set(key, {pgSchema: tb.target.pgSchema, pgName: tb.target.pgName, bqTable: tb.target.bq, status: 'streamed', snapshotLsn: null, appliedLsn: checkpoint.commitLsn, shape: null})
+            this.catalog.state.set(key, {
+              pgSchema: tb.target.pgSchema,
+              pgName: tb.target.pgName,
+              bqTable: tb.target.bq,
+              status: 'streamed',
+              snapshotLsn: null,
+              appliedLsn: checkpoint.commitLsn,
+              shape: null,
+            })
           }
         }
       }
@@ -450,16 +538,28 @@ export class BigQuerySink implements Sink {
       // 3. Columns dropped in Postgres that staged segments still needed as a key.
       const drops = batch.deferredDrops
       if (drops.length > 0) {
-        const ddl = drops.map((d) => `ALTER TABLE ${tableRef(this.ds, d.target.bq)} DROP COLUMN IF EXISTS ${ident(d.column.bq)}`)
+        const ddl = drops.map(
+          (d) => `ALTER TABLE ${tableRef(this.ds, d.target.bq)} DROP COLUMN IF EXISTS ${ident(d.column.bq)}`,
+        )
         await this.query(ddl.join(';\n'), 'drop', 'columns dropped in Postgres')
         for (const d of drops) d.column.dropped = true
       }
       for (const tb of tables) {
         if (tb.skipped > 0) {
-          this.log('warn', `"${tb.target.pgSchema}"."${tb.target.pgName}": ${tb.skipped} update(s)/delete(s) skipped: the table has no replica identity to match rows by`, {table: tb.target.bq})
+          this.log(
+            'warn',
+            `"${tb.target.pgSchema}"."${tb.target.pgName}": ${tb.skipped} update(s)/delete(s) skipped: the table has no replica identity to match rows by`,
+            {table: tb.target.bq},
+          )
         }
       }
-      this.log('debug', 'BigQuery batch committed', {commitLsn: formatLsn(checkpoint.commitLsn), tables: tables.length, stagedRows, transactions: parts.length, ms: Date.now() - started})
+      this.log('debug', 'BigQuery batch committed', {
+        commitLsn: formatLsn(checkpoint.commitLsn),
+        tables: tables.length,
+        stagedRows,
+        transactions: parts.length,
+        ms: Date.now() - started,
+      })
       await this.finishBatch(batch)
     })
   }
@@ -467,7 +567,10 @@ export class BigQuerySink implements Sink {
   private async finishBatch(batch: OpenBatch): Promise<void> {
     if (this.batch === batch) this.batch = undefined
     await batch.files.discard()
-    if (batch.stage) await this.client.deleteTable(batch.stage).catch((err) => this.log('warn', `could not delete staging table ${batch.stage}: ${errorText(err)}`))
+    if (batch.stage)
+      await this.client
+        .deleteTable(batch.stage)
+        .catch((err) => this.log('warn', `could not delete staging table ${batch.stage}: ${errorText(err)}`))
   }
 
   async abortBatch(): Promise<void> {
@@ -481,17 +584,27 @@ export class BigQuerySink implements Sink {
       try {
         await this.dropColumn(d)
       } catch (err) {
-        this.log('warn', `could not drop column ${d.column.bq} of BigQuery table ${d.target.bq} (dropped in Postgres); trying again before the next batch: ${errorText(err)}`)
+        this.log(
+          'warn',
+          `could not drop column ${d.column.bq} of BigQuery table ${d.target.bq} (dropped in Postgres); trying again before the next batch: ${errorText(err)}`,
+        )
         this.pendingDrops.push(d)
       }
     }
     await batch.files.discard()
     // A staging table left behind expires by itself (STAGE_EXPIRATION_MS) and is dropped by close().
-    if (batch.stage) await this.client.deleteTable(batch.stage).catch((err) => this.log('warn', `could not delete staging table ${batch.stage}: ${errorText(err)}`))
+    if (batch.stage)
+      await this.client
+        .deleteTable(batch.stage)
+        .catch((err) => this.log('warn', `could not delete staging table ${batch.stage}: ${errorText(err)}`))
   }
 
   private async dropColumn(d: {target: Target; column: ColumnRef}): Promise<void> {
-    await this.query(`ALTER TABLE ${tableRef(this.ds, d.target.bq)} DROP COLUMN IF EXISTS ${ident(d.column.bq)}`, 'drop', `table ${d.target.bq}`)
+    await this.query(
+      `ALTER TABLE ${tableRef(this.ds, d.target.bq)} DROP COLUMN IF EXISTS ${ident(d.column.bq)}`,
+      'drop',
+      `table ${d.target.bq}`,
+    )
     d.column.dropped = true
   }
 
@@ -507,21 +620,16 @@ export class BigQuerySink implements Sink {
     if (this.batch) await this.abortBatch()
     await this.serial // never rejects (see serialized())
     // Not fatal: this run's staging tables left behind expire by themselves (STAGE_EXPIRATION_MS).
-    if (this.opened) await this.dropOwnStages().catch((err) => this.log('warn', `could not list this run's staging tables to delete them: ${errorText(err)}`))
+    if (this.opened)
+      await this.dropOwnStages().catch((err) =>
+        this.log('warn', `could not list this run's staging tables to delete them: ${errorText(err)}`),
+      )
   }
 }
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err)
 }
-
-
-
-
-
-
-
-
 
 function chunks<T>(xs: T[], n: number): T[][] {
   const out: T[][] = []

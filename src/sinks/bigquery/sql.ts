@@ -84,7 +84,12 @@ export function checkpointMigrationSql(ds: DatasetRef): string {
   return `ALTER TABLE ${tableRef(ds, CHECKPOINT_TABLE)} ADD COLUMN IF NOT EXISTS commit_time TIMESTAMP`
 }
 
-export function checkpointMergeSql(ds: DatasetRef, commitLsn: Lsn, endLsn: Lsn, commitTime: PgTimestamp | null = null): string {
+export function checkpointMergeSql(
+  ds: DatasetRef,
+  commitLsn: Lsn,
+  endLsn: Lsn,
+  commitTime: PgTimestamp | null = null,
+): string {
   const time = commitTime === null ? 'CAST(NULL AS TIMESTAMP)' : `CAST(${str(timestampText(commitTime))} AS TIMESTAMP)`
   return (
     `MERGE INTO ${tableRef(ds, CHECKPOINT_TABLE)} AS T USING (SELECT 1 AS id, ${str(lsnKey(commitLsn))} AS commit_lsn, ${str(lsnKey(endLsn))} AS end_lsn, ` +
@@ -132,7 +137,9 @@ export function tableStatesMergeSql(ds: DatasetRef, rows: TableStateRow[], field
       case 'status':
         return r.status === undefined ? 'CAST(NULL AS STRING)' : str(r.status)
       case 'snapshot_lsn':
-        return r.snapshotLsn === undefined || r.snapshotLsn === null ? 'CAST(NULL AS STRING)' : str(lsnKey(r.snapshotLsn))
+        return r.snapshotLsn === undefined || r.snapshotLsn === null
+          ? 'CAST(NULL AS STRING)'
+          : str(lsnKey(r.snapshotLsn))
       case 'applied_lsn':
         return r.appliedLsn === undefined || r.appliedLsn === null ? 'CAST(NULL AS STRING)' : str(lsnKey(r.appliedLsn))
       case 'columns':
@@ -140,10 +147,12 @@ export function tableStatesMergeSql(ds: DatasetRef, rows: TableStateRow[], field
     }
   }
   const selects = rows.map(
-    (r) => `SELECT ${str(r.pgSchema)} AS pg_schema, ${str(r.pgName)} AS pg_name, ${str(r.bqTable)} AS bq_table${fields.map((f) => `, ${value(r, f)} AS ${f}`).join('')}`,
+    (r) =>
+      `SELECT ${str(r.pgSchema)} AS pg_schema, ${str(r.pgName)} AS pg_name, ${str(r.bqTable)} AS bq_table${fields.map((f) => `, ${value(r, f)} AS ${f}`).join('')}`,
   )
   const all: StateField[] = ['status', 'snapshot_lsn', 'applied_lsn', 'columns']
-  const insertValue = (f: StateField) => (fields.includes(f) ? `S.${f}` : f === 'status' ? "'streamed'" : 'CAST(NULL AS STRING)')
+  const insertValue = (f: StateField) =>
+    fields.includes(f) ? `S.${f}` : f === 'status' ? "'streamed'" : 'CAST(NULL AS STRING)'
   return (
     `MERGE INTO ${tableRef(ds, TABLES_TABLE)} AS T USING (${selects.join(' UNION ALL ')}) AS S ON T.pg_schema = S.pg_schema AND T.pg_name = S.pg_name ` +
     `WHEN MATCHED THEN UPDATE SET bq_table = S.bq_table, ${fields.map((f) => `${f} = S.${f}, `).join('')}updated_at = CURRENT_TIMESTAMP() ` +

@@ -34,7 +34,11 @@ export type StateQuery = (sql: string, label: string, what: string) => Promise<R
 const COPY_STATUSES = new Set(['pending', 'copying', 'ready'])
 
 /** The checkpoint and the rows of the tables' state table. */
-export async function readStoredState(query: StateQuery, ds: DatasetRef, hasCommitTime: boolean): Promise<{checkpoint: Checkpoint | null; rows: StateRow[]}> {
+export async function readStoredState(
+  query: StateQuery,
+  ds: DatasetRef,
+  hasCommitTime: boolean,
+): Promise<{checkpoint: Checkpoint | null; rows: StateRow[]}> {
   // The commit time as text: the REST API hands TIMESTAMPs back as float seconds, which lose microseconds.
   const cps = await query(
     `SELECT commit_lsn, end_lsn, ${hasCommitTime ? 'CAST(commit_time AS STRING)' : 'CAST(NULL AS STRING)'} AS commit_time FROM ${tableRef(ds, CHECKPOINT_TABLE)} WHERE id = 1`,
@@ -46,7 +50,10 @@ export async function readStoredState(query: StateQuery, ds: DatasetRef, hasComm
       ? {
           commitLsn: lsnFromKey(String(cps[0].commit_lsn)),
           endLsn: lsnFromKey(String(cps[0].end_lsn)),
-          commitTime: cps[0].commit_time === null || cps[0].commit_time === undefined ? null : (parseTimestampText(String(cps[0].commit_time)) ?? null),
+          commitTime:
+            cps[0].commit_time === null || cps[0].commit_time === undefined
+              ? null
+              : (parseTimestampText(String(cps[0].commit_time)) ?? null),
         }
       : null
   const rows = await query(
@@ -92,7 +99,13 @@ export function copyStates(rows: Iterable<StateRow>): TableState[] {
     const cols = r.shape?.columns
     // The Postgres columns the table was built from, when every one is known (sync's re-sync watch).
     const built = cols && cols.every((c) => c.pgType) ? {columns: cols.map((c) => ({name: c.pg, type: c.pgType!}))} : {}
-    tables.push({schema: r.pgSchema, name: r.pgName, status: r.status as TableState['status'], snapshotLsn: r.snapshotLsn, ...built})
+    tables.push({
+      schema: r.pgSchema,
+      name: r.pgName,
+      status: r.status as TableState['status'],
+      snapshotLsn: r.snapshotLsn,
+      ...built,
+    })
   }
   return tables
 }
