@@ -338,7 +338,7 @@ export const protectionFlags = {
   ),
   'max-stall': setting(
     Flags.string({
-      summary: `Exit with code 75 when the stream makes no progress (no batch committed, never caught up) for this long, e.g. while reconnecting to a server that stays down, so a supervisor can act: 90s, 10m, 1h. Default ${DEFAULT_MAX_STALL_MS / 60_000}m; 0 or off: never.`,
+      summary: `Exit with code 75 when the run makes no progress (no row copied, no batch committed, never caught up) for this long, e.g. while reconnecting to a server that stays down, so a supervisor can act: 90s, 10m, 1h. Default ${DEFAULT_MAX_STALL_MS / 60_000}m; 0 or off: never.`,
       helpGroup: 'SLOT PROTECTION',
     }),
     durationSetting,

@@ -12,6 +12,7 @@ import {cutCopies, cutReports} from '../helpers/copy-cuts.js'
 import {compareWithDuckDb} from '../helpers/oracle.js'
 import {createTestDb, type TestDb} from '../helpers/postgres.js'
 import {pgServers} from '../helpers/servers.js'
+import {startTcpProxy} from '../helpers/tcp-proxy.js'
 
 const SPLIT = 1024 * 1024
 const text = (c: string) => ({pg: `${c}::text`, duck: `CAST(${c} AS VARCHAR)`})
@@ -175,6 +176,62 @@ describe.each(pgServers())('a copy survives cut connections on PostgreSQL $major
     } finally {
       writing = false
       await writer.catch(() => {})
+      await db.close()
+    }
+  })
+  it('--max-stall bounds a copy whose connections go silent (a blackhole): exit 75 instead of waiting forever', async () => {
+    const {db} = await freshDb('stall_copy')
+    // An existing slot: the copy takes a temporary slot's snapshot, and a failed copy leaves the slot.
+    await db.query(`SELECT pg_create_logical_replication_slot('stall_slot', 'pgoutput')`)
+    const proxy = await startTcpProxy(server.port)
+    const file = path.join(dir, `stall-${server.major}.duckdb`)
+    try {
+      const env = pgEnv(db, {PGPORT: String(proxy.port), PGREP_COPY_SPLIT_BYTES: String(SPLIT)})
+      const child = spawnCli(
+        [
+          'sync',
+          '--publication',
+          'pub',
+          '--slot',
+          'stall_slot',
+          '--duckdb-path',
+          file,
+          '--parallel',
+          '2',
+          '--max-stall',
+          '5s',
+          '--log-format',
+          'json',
+        ],
+        env,
+      )
+      // Once the copy's connections hold the snapshot, nothing more is forwarded and nothing is
+      // reset: without the watchdog its COPYs wait forever (TCP keepalives are answered).
+      let holed = false
+      child.stderr!.on('data', () => {
+        if (!holed && / table\(s\) over \d+ connection/.test(child.stderrText())) {
+          holed = true
+          proxy.blackhole(true)
+        }
+      })
+      const r = await Promise.race([child.result, new Promise<'hung'>((res) => setTimeout(() => res('hung'), 120_000))])
+      if (r === 'hung') child.kill('SIGKILL')
+      expect(r).not.toBe('hung')
+      if (r !== 'hung') {
+        expect(holed, r.stderr.slice(-2000)).toBe(true)
+        expect(r.code, r.stderr.slice(-2000)).toBe(75)
+        expect(r.stderr).toMatch(/no progress for 5 s \(the copy: no row copied/)
+      }
+    } finally {
+      await proxy.close()
+      await waitFor(
+        async () =>
+          (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'stall_slot' AND active`)).rowCount ===
+          0,
+        60_000,
+        'slot released',
+      )
+      await db.query(`SELECT pg_drop_replication_slot('stall_slot')`)
       await db.close()
     }
   })

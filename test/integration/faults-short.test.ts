@@ -52,7 +52,7 @@ describe(`a sync through server restarts (dedicated PostgreSQL ${Math.max(...tes
       // A short publication poll: before the fix, the poll on the dead SQL connection failed at once
       // after every reconnect, and sync looped on "attempt 1" forever.
       const child = startSync(db, 'restart_slot', file)
-      await waitStreaming(db, 'restart_slot')
+      await waitStreaming(child)
       for (const [i, mode] of (['fast', 'immediate'] as const).entries()) {
         const load = backgroundLoad(db, 10 + i)
         await new Promise((r) => setTimeout(r, 1000))
@@ -91,7 +91,7 @@ describe.each(pgServers().filter((s) => s.major === Math.min(...testMajors())))(
       try {
         await runWorkload(db, 1, 30)
         const child = startSync(db, 'walsnd_slot', file)
-        await waitStreaming(db, 'walsnd_slot')
+        await waitStreaming(child)
         for (let round = 0; round < 2; round++) {
           await runWorkload(db, 2 + round, 30)
           const {rows} = await db.query(
@@ -123,7 +123,7 @@ describe.each(pgServers().filter((s) => s.major === Math.min(...testMajors())))(
       try {
         await runWorkload(db, 1, 30)
         const child = startSync(db, 'cuts_slot', file, {port: proxy.port})
-        await waitStreaming(db, 'cuts_slot')
+        await waitStreaming(child)
         const load = backgroundLoad(db, 3)
         const until = Date.now() + 20_000
         let cuts = 0
@@ -170,7 +170,13 @@ describe.each(pgServers().filter((s) => s.major === Math.min(...testMajors())))(
         holder
           .query(`START_REPLICATION SLOT second_slot LOGICAL 0/0 (proto_version '1', publication_names 'pub')`)
           .catch(() => {})
-        await waitStreaming(db, 'second_slot')
+        await waitFor(
+          async () =>
+            (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'second_slot' AND active`))
+              .rowCount === 1,
+          60_000,
+          'the slot taken',
+        )
         // Before the fix the process printed the error and stayed alive (its replication socket open).
         const r = await Promise.race([
           child.result,
@@ -195,19 +201,31 @@ describe.each(pgServers().filter((s) => s.major === Math.min(...testMajors())))(
       }
     })
 
-    it('failpoints: killed after a sink commit before the flush report, and between pieces of a large transaction, the next run loses and duplicates nothing', async () => {
+    it("failpoints: killed after a table's copy commit, after a sink commit before the flush report, and between pieces of a large transaction, the next run loses and duplicates nothing", async () => {
       const db = await oracleDb(server, 'failpt')
       const file = path.join(dir, `failpt-${server.major}.duckdb`)
       try {
         const env = pgEnv(db)
         await runWorkload(db, 1, 30)
+        // Killed once the first table's copy is committed in DuckDB (with its state), before the
+        // pipeline hears of it: the next run keeps that table and copies the other two.
+        const copying = startSync(db, 'failpt_slot', file, {
+          env: {PGREP_FAILPOINT: 'after-copy-commit'},
+          args: ['--parallel', '1'],
+        })
+        let r = await copying.result
+        expect(r.signal, r.stderr.slice(-2000)).toBe('SIGKILL')
+        expect(r.stderr).toMatch(/failpoint after-copy-commit/)
+        await runWorkload(db, 2, 30)
+
         const first = startSync(db, 'failpt_slot', file, {env: {PGREP_FAILPOINT: 'after-commit-before-flush:3'}})
-        await waitStreaming(db, 'failpt_slot')
+        await waitStreaming(first)
+        expect(first.stderrText()).toMatch(/copying 2 table\(s\) of publication/)
         // Writes until the third commit kills it: how many transactions one batch takes depends on
         // the machine's speed (group commit), so no fixed amount is enough.
         for (let round = 1000; first.exitCode === null && first.signalCode === null && round < 1500; round++)
           await runWorkload(db, round, 20)
-        let r = await first.result
+        r = await first.result
         expect(r.signal, r.stderr.slice(-2000)).toBe('SIGKILL')
         expect(r.stderr).toMatch(/failpoint after-commit-before-flush/)
 
@@ -216,7 +234,7 @@ describe.each(pgServers().filter((s) => s.major === Math.min(...testMajors())))(
           env: {PGREP_FAILPOINT: 'between-txn-pieces:2'},
           args: ['--txn-split-rows', '1000'],
         })
-        await waitStreaming(db, 'failpt_slot')
+        await waitStreaming(second)
         await db.query(
           `INSERT INTO public.events SELECT 'big', g, jsonb_build_object('g', g) FROM generate_series(1, 5000) g`,
         )
@@ -290,7 +308,7 @@ describe.each(pgServers().filter((s) => s.major === Math.min(...testMajors())))(
       const proxy = await startTcpProxy(server.port)
       try {
         const child = startSync(db, 'stall_slot', file, {port: proxy.port, args: ['--max-stall', '5s']})
-        await waitStreaming(db, 'stall_slot')
+        await waitStreaming(child)
         await waitFor(() => child.stderrText().includes('streaming from slot'), 60_000, 'streaming')
         // Every connection refused from now on (the proxy no longer listens).
         await proxy.close()

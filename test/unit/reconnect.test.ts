@@ -106,3 +106,17 @@ describe('disk-full hint', () => {
     expect(diskFullError(new Error('ECONNRESET'))).toBeUndefined()
   })
 })
+
+describe('a lost connection has a hint (issue 18: exit 3 "was closed" without one, exit 1 on "read ECONNRESET")', () => {
+  it('gives a closed or reset connection the kind connection (exit 3) and a hint naming the likely causes', async () => {
+    const {translatePgError} = await import('../../src/core/postgres/pg-errors.js')
+    const ctx = {display: 'app@db:5432/shop'}
+    const reset = Object.assign(new Error('read ECONNRESET'), {code: 'ECONNRESET'})
+    for (const err of [new Error('Connection terminated unexpectedly'), reset]) {
+      const e = translatePgError(err, ctx)
+      expect(e.kind).toBe('connection')
+      expect(EXIT_CODES[e.kind]).toBe(3)
+      expect(e.hint).toMatch(/restarted.*proxy/)
+    }
+  })
+})

@@ -15,7 +15,8 @@
 //   committed are copied again, whole, from a fresh snapshot (`freshSnapshot`): each table's
 //   result carries the LSN of the snapshot it was read in, for sync's per-table hand-off.
 import {rmSync} from 'node:fs'
-import {makeTempDir} from '../temp-dirs.js'
+import {failpoint} from '../failpoints.js'
+import {makeTempDir, removeOrphanTempDirs} from '../temp-dirs.js'
 import path from 'node:path'
 import type pg from 'pg'
 import {PgrepError} from '../errors.js'
@@ -23,10 +24,12 @@ import type {Logger} from '../log/logger.js'
 import {formatLsn, parseLsn, type Lsn} from '../lsn.js'
 import {copyOut, copyOutBinary, copyOutToFile, newCopyOutProgress, type CopyOutProgress} from '../postgres/copy-out.js'
 import {LOST_CONNECTION_HINT} from '../postgres/pg-errors.js'
+import {destroyClient} from '../postgres/connection.js'
 import {CURRENT_WAL_LSN_SQL, type PostgresSource} from '../postgres/source.js'
 import {TypeCatalog} from '../schema/catalog.js'
 import {qualifiedName, quoteIdent, tableKey, type TableName, type TableSchema} from '../schema/types.js'
 import type {CopyForm, Sink, TableCopyWriter} from './sink.js'
+import {stalledError} from './stream-runner.js'
 import {closeQuietly, settled} from '../quietly.js'
 
 export interface CopySnapshot {
@@ -90,7 +93,16 @@ export interface CopyOptions {
   tempDir?: string
   /** Called once the snapshot is imported by every worker (the exporting connection may then be reused). */
   onSnapshotImported?: () => void
+  /**
+   * The watchdog: fail with a 'stalled' error (exit 75) after this long without a row copied or a
+   * table committed, whatever the cause (a blackholed connection: a COPY that never answers). 0: off.
+   * Default {@link DEFAULT_COPY_MAX_STALL_MS}.
+   */
+  maxStallMs?: number
 }
+
+/** Default of the copy's watchdog (sync passes --max-stall). */
+export const DEFAULT_COPY_MAX_STALL_MS = 10 * 60_000
 
 export interface CopyResult {
   /** LSN of the snapshot the copy started in. */
@@ -169,13 +181,38 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
   const {source, log} = opts
   const parallel = Math.max(1, opts.parallel)
   const retry = {...DEFAULT_COPY_RETRY, ...opts.retry}
+  // Staging directories of runs killed with SIGKILL (copy-table starts here).
+  removeOrphanTempDirs()
   const coordinator = await source.sql('start the copy')
+  const stall = new CopyWatchdog(opts.maxStallMs ?? DEFAULT_COPY_MAX_STALL_MS)
+  stall.watch(coordinator)
   const plans: TablePlan[] = []
   let tempDir: string | undefined
   let fileCount = 0
   // The connection holding the current snapshot when this copy exported it (null: the caller holds it).
   let holder: pg.Client | null = null
   let fresh: HeldSnapshot | undefined
+  // A new snapshot once the old one is gone. Connections are cut again while it is taken (a
+  // flapping network): retried with the copy's backoff, within the watchdog's bound.
+  const newSnapshot = async (): Promise<HeldSnapshot> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if (opts.freshSnapshot) return await stall.race(opts.freshSnapshot())
+        const exported = await stall.race(exportSnapshot(source, stall))
+        holder = exported.client
+        return {name: exported.name, lsn: exported.lsn, release: async () => {}}
+      } catch (err) {
+        const e = source.translate(err, {operation: 'take a new snapshot for the copy'})
+        if (stall.error) throw stall.error
+        if (e.kind !== 'connection' || attempt >= retry.maxAttempts || opts.signal.aborted) throw e
+        stall.lastError = e.message
+        const delay = backoff(retry, attempt)
+        const message = `cannot take a new snapshot for the copy; retrying in ${delay} ms`
+        log.warn({err: e.message, attempt, delayMs: delay}, message)
+        await sleep(delay, opts.signal)
+      }
+    }
+  }
   try {
     await source.run(coordinator, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
     let snapshotName = opts.snapshot.name
@@ -227,13 +264,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
         holder = null
         await closeQuietly('release the lost snapshot', () => fresh?.release(), log)
         fresh = undefined
-        if (opts.freshSnapshot) {
-          fresh = await opts.freshSnapshot()
-        } else {
-          const exported = await exportSnapshot(source)
-          holder = exported.client
-          fresh = {name: exported.name, lsn: exported.lsn, release: async () => {}}
-        }
+        fresh = await newSnapshot()
         snapshot = {name: fresh.name, lsn: fresh.lsn}
         log.warn(
           {tables: todo.map((p) => qualifiedName(p.table)), snapshotLsn: formatLsn(snapshot.lsn)},
@@ -255,8 +286,9 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
       // Every worker imports the snapshot before any copying starts: an exported replication-slot
       // snapshot disappears as soon as its connection runs another command.
       // (A connection that fails here is opened again by its worker, with the retries.)
-      while (workers.length < workerCount)
-        workers.push(await openCopyConnection(source, snapshot.name).catch(() => null))
+      while (workers.length < workerCount) {
+        workers.push(await openCopyConnection(source, snapshot.name, stall).catch(() => null))
+      }
       if (round === 0) {
         opts.onSnapshotImported?.()
         log.info(
@@ -269,6 +301,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
 
       let failed: unknown
       const work = async (initial: pg.Client | null) => {
+        if (initial) stall.watch(initial)
         let client = initial
         let attempts = 0
         const lose = async (err: PgrepError, what: string, progressed: boolean): Promise<boolean> => {
@@ -277,6 +310,8 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
           client = null
           if (progressed) attempts = 0
           attempts++
+          stall.lastError = err.message
+          if (stall.error) return false
           if (attempts > retry.maxAttempts) {
             failed ??= new PgrepError(
               'connection',
@@ -294,11 +329,12 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
           return true
         }
         for (;;) {
-          if (failed || opts.signal.aborted || queue.length === 0) break
+          if (failed || stall.error || opts.signal.aborted || queue.length === 0) break
           if (!client) {
             try {
-              client = await openCopyConnection(source, snapshot.name)
+              client = await openCopyConnection(source, snapshot.name, stall)
             } catch (err) {
+              if (stall.error) break
               if (err instanceof SnapshotGone) {
                 log.warn(
                   {},
@@ -318,6 +354,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
           try {
             await copyUnit(client, unit, progress)
           } catch (err) {
+            if (stall.error) break
             const e = copyError(source, err, unit)
             if (e.kind !== 'connection' || opts.signal.aborted || failed) {
               failed ??= e
@@ -373,6 +410,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
               plan.writeChain = settled(write)
               await write
               plan.rows += batch.rows
+              stall.progressed()
               opts.onProgress?.({table: plan.table, rows: plan.rows, estimatedRows: plan.estimatedRows, done: false})
             },
             {withCtid, progress},
@@ -396,6 +434,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
             await load
             plan.rows += rows
             plan.bytes += bytes
+            stall.progressed()
           } finally {
             rmSync(file, {force: true})
           }
@@ -414,6 +453,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
               plan.writeChain = settled(write)
               await write
               plan.rows += rows.length
+              stall.progressed()
               opts.onProgress?.({table: plan.table, rows: plan.rows, estimatedRows: plan.estimatedRows, done: false})
             },
             {withCtid, progress},
@@ -424,6 +464,10 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
         if (plan.remaining === 0) {
           await plan.writeChain
           await writer.commit()
+          // Crash window: the table is committed in the sink (with its state, in one transaction),
+          // the caller not yet told; the next run must take it as copied.
+          failpoint('after-copy-commit')
+          stall.progressed()
           plan.committed = true
           plan.ms = Date.now() - (plan.startedAt ?? Date.now())
           log.info(
@@ -467,8 +511,8 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
       }
 
       await Promise.all(workers.map((w) => work(w)))
-      if (failed || opts.signal.aborted) {
-        // `failed` (or the signal) is the error to report; the unfinished copies are discarded.
+      if (failed || stall.error || opts.signal.aborted) {
+        // `failed` (or the signal, or the watchdog) is the error to report; the unfinished copies are discarded.
         const unfinished = plans.filter((p) => !p.committed && p.writer !== undefined)
         await Promise.all(
           unfinished.map(async (p) => {
@@ -476,7 +520,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
             await closeQuietly('abort an unfinished table copy', () => w.abort(), log)
           }),
         )
-        throw opts.signal.aborted ? interrupted() : failed
+        throw opts.signal.aborted ? interrupted() : (stall.error ?? failed)
       }
     }
     return {
@@ -484,6 +528,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
       tables: plans.map((p) => ({table: p.table, rows: p.rows, bytes: p.bytes, ms: p.ms, snapshotLsn: p.snapshotLsn})),
     }
   } finally {
+    stall.stop()
     if (tempDir) rmSync(tempDir, {recursive: true, force: true})
     // The copy's result (or its error) is decided: these connections only held its snapshot.
     await closeQuietly('release the copy snapshot', () => fresh?.release(), log)
@@ -493,8 +538,9 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
 }
 
 /** A new connection in a transaction on `snapshot`; SnapshotGone when it cannot be imported any more. */
-async function openCopyConnection(source: PostgresSource, snapshot: string): Promise<pg.Client> {
+async function openCopyConnection(source: PostgresSource, snapshot: string, stall: CopyWatchdog): Promise<pg.Client> {
   const client = await source.sql('open a copy connection')
+  stall.watch(client)
   try {
     await client.query(COPY_SETTINGS)
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
@@ -512,8 +558,12 @@ async function openCopyConnection(source: PostgresSource, snapshot: string): Pro
 }
 
 /** A connection in a transaction that exported a snapshot of now, kept open (and idle) by the caller. */
-async function exportSnapshot(source: PostgresSource): Promise<{client: pg.Client; name: string; lsn: Lsn}> {
+async function exportSnapshot(
+  source: PostgresSource,
+  stall: CopyWatchdog,
+): Promise<{client: pg.Client; name: string; lsn: Lsn}> {
   const client = await source.sql('export a new snapshot')
+  stall.watch(client)
   try {
     await source.run(client, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
     const {rows} = await source.run(client, `SELECT pg_export_snapshot() AS name, ${CURRENT_WAL_LSN_SQL}::text AS lsn`)
@@ -567,6 +617,59 @@ function selectOf(unit: Unit, withCtid: boolean, forms?: readonly CopyForm[]): s
   const list = [withCtid ? 'ctid' : '', columns || (withCtid ? '' : 'NULL')].filter(Boolean).join(', ')
   const from = unit.relation.resumable ? `ONLY ${unit.relation.sql}` : unit.relation.sql
   return `SELECT ${list} FROM ${from}${where.length ? ` WHERE ${where.join(' AND ')}` : ''}`
+}
+
+/**
+ * The copy's --max-stall: no row copied and no table committed for that long ends the copy with
+ * a 'stalled' error. Retries of lost connections are bounded by their attempts, but a COPY over a
+ * blackholed connection (packets dropped, no reset) waits forever: the watchdog destroys every
+ * connection the copy holds, which ends what waits on them.
+ */
+class CopyWatchdog {
+  error: PgrepError | undefined
+  lastError: string | undefined
+  private at = Date.now()
+  private readonly clients = new Set<pg.Client>()
+  private readonly timer: NodeJS.Timeout | undefined
+  private readonly fired: Promise<never>
+  private fire: (err: PgrepError) => void = () => {}
+
+  constructor(maxStallMs: number) {
+    this.fired = new Promise<never>((_, reject) => (this.fire = reject))
+    void settled(this.fired) // only observed through race()
+    if (maxStallMs <= 0) return
+    this.timer = setInterval(
+      () => {
+        if (Date.now() - this.at < maxStallMs) return
+        clearInterval(this.timer)
+        this.error = stalledError(maxStallMs, this.lastError, 'the copy: no row copied, no table committed')
+        for (const c of this.clients) destroyClient(c)
+        this.fire(this.error)
+      },
+      Math.max(10, Math.min(5000, Math.floor(maxStallMs / 10))),
+    )
+    this.timer.unref()
+  }
+
+  progressed(): void {
+    this.at = Date.now()
+  }
+
+  /** A connection to destroy when the copy stalls (ended connections are forgotten). */
+  watch(client: pg.Client): void {
+    if (this.error) destroyClient(client)
+    this.clients.add(client)
+    client.once('end', () => this.clients.delete(client))
+  }
+
+  race<T>(p: Promise<T>): Promise<T> {
+    return Promise.race([p, this.fired])
+  }
+
+  stop(): void {
+    clearInterval(this.timer)
+    this.clients.clear()
+  }
 }
 
 function backoff(policy: CopyRetryPolicy, attempt: number): number {

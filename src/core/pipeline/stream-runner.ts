@@ -102,15 +102,15 @@ export function backoffDelay(policy: ReconnectPolicy, failures: number, random =
   return Math.round(base / 2 + (random() * base) / 2)
 }
 
-export function stalledError(maxStallMs: number, lastError: string | undefined): PgrepError {
+export function stalledError(
+  maxStallMs: number,
+  lastError: string | undefined,
+  what = 'no batch committed, never caught up with the server',
+): PgrepError {
   const why = lastError ? `; last error: ${lastError}` : ''
-  return new PgrepError(
-    'stalled',
-    `no progress for ${formatDuration(maxStallMs)} (no batch committed, never caught up with the server)${why}`,
-    {
-      hint: 'pgrep exits so that a supervisor (systemd Restart=, a Kubernetes restart, the next cron run) can act; check that PostgreSQL is reachable and the sink accepts writes. --max-stall sets the limit (0: off).',
-    },
-  )
+  return new PgrepError('stalled', `no progress for ${formatDuration(maxStallMs)} (${what})${why}`, {
+    hint: 'pgrep exits so that a supervisor (systemd Restart=, a Kubernetes restart, the next cron run) can act; check that PostgreSQL is reachable and the sink accepts writes. --max-stall sets the limit (0: off).',
+  })
 }
 
 /**
