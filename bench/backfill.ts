@@ -41,11 +41,24 @@ async function readDuckSpec(file: string): Promise<{spec: DuckSpec; rows: number
   const instance = await DuckDBInstance.create(file)
   const conn = await instance.connect()
   try {
-    const t = (await conn.runAndReadAll(`SELECT sql FROM duckdb_tables() WHERE schema_name = 'public' AND table_name = '${TABLE}'`)).getRows()
-    const cols = (await conn.runAndReadAll(`SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = 'public' AND table_name = '${TABLE}' ORDER BY column_index`)).getRows()
+    const t = (
+      await conn.runAndReadAll(
+        `SELECT sql FROM duckdb_tables() WHERE schema_name = 'public' AND table_name = '${TABLE}'`,
+      )
+    ).getRows()
+    const cols = (
+      await conn.runAndReadAll(
+        `SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = 'public' AND table_name = '${TABLE}' ORDER BY column_index`,
+      )
+    ).getRows()
     const n = (await conn.runAndReadAll(`SELECT count(*) FROM "public"."${TABLE}"`)).getRows()
     return {
-      spec: {schema: 'public', table: TABLE, createSql: String(t[0][0]), columns: cols.map((r) => ({name: String(r[0]), type: String(r[1])}))},
+      spec: {
+        schema: 'public',
+        table: TABLE,
+        createSql: String(t[0][0]),
+        columns: cols.map((r) => ({name: String(r[0]), type: String(r[1])})),
+      },
       rows: Number(n[0][0]),
     }
   } finally {
@@ -78,14 +91,38 @@ export async function backfill(ctx: BenchContext): Promise<WorkloadResult> {
     await c.end()
   }
 
-  const mk = (name: string, command: string, pgrep: boolean): Contender => ({name, command, count: rows, unit: 'rows/s', runs: [], pgrep})
-  const duck = mk('pgrep copy-table --sink duckdb', `pgrep copy-table --table public.t --sink duckdb --duckdb-path FILE`, true)
-  const csv = mk('psql COPY csv > file, then DuckDB read_csv', `psql -c "COPY public.t TO STDOUT (FORMAT csv)" > t.csv; then in DuckDB (@duckdb/node-api): INSERT INTO public.t SELECT * FROM read_csv('t.csv', header = false, columns = {...})`, false)
-  const binary = mk('raw COPY (FORMAT binary) > /dev/null', `psql -c "COPY public.t TO STDOUT (FORMAT binary)" > /dev/null`, false)
-  const stdout = mk('pgrep copy-table --sink stdout > /dev/null', `pgrep copy-table --table public.t --sink stdout > /dev/null`, true)
+  const mk = (name: string, command: string, pgrep: boolean): Contender => ({
+    name,
+    command,
+    count: rows,
+    unit: 'rows/s',
+    runs: [],
+    pgrep,
+  })
+  const duck = mk(
+    'pgrep copy-table --sink duckdb',
+    `pgrep copy-table --table public.t --sink duckdb --duckdb-path FILE`,
+    true,
+  )
+  const csv = mk(
+    'psql COPY csv > file, then DuckDB read_csv',
+    `psql -c "COPY public.t TO STDOUT (FORMAT csv)" > t.csv; then in DuckDB (@duckdb/node-api): INSERT INTO public.t SELECT * FROM read_csv('t.csv', header = false, columns = {...})`,
+    false,
+  )
+  const binary = mk(
+    'raw COPY (FORMAT binary) > /dev/null',
+    `psql -c "COPY public.t TO STDOUT (FORMAT binary)" > /dev/null`,
+    false,
+  )
+  const stdout = mk(
+    'pgrep copy-table --sink stdout > /dev/null',
+    `pgrep copy-table --table public.t --sink stdout > /dev/null`,
+    true,
+  )
   if (!ctx.tools.psql) csv.skipped = binary.skipped = 'psql not installed'
 
-  const psql = (sql: string, out: 'null' | {file: string}) => run('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', sql], {env, stdout: out}, 'psql')
+  const psql = (sql: string, out: 'null' | {file: string}) =>
+    run('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', sql], {env, stdout: out}, 'psql')
   // Untimed warm-up: the table in shared buffers and the page cache for everyone alike.
   if (ctx.tools.psql) await psql(`COPY public."${TABLE}" TO STDOUT (FORMAT binary)`, 'null')
 
@@ -114,7 +151,21 @@ export async function backfill(ctx: BenchContext): Promise<WorkloadResult> {
     ctx.log(`backfill: round ${round}/${ctx.runs}`)
     await attempt(duck, async () => {
       removeDuck(duckFile)
-      const r = await startPgrep(ctx, ['copy-table', '--table', `public.${TABLE}`, '--sink', 'duckdb', '--duckdb-path', duckFile, '--log-level', 'warn'], {env}).done
+      const r = await startPgrep(
+        ctx,
+        [
+          'copy-table',
+          '--table',
+          `public.${TABLE}`,
+          '--sink',
+          'duckdb',
+          '--duckdb-path',
+          duckFile,
+          '--log-level',
+          'warn',
+        ],
+        {env},
+      ).done
       if (r.code !== 0) throw new Error(`exit ${r.code ?? r.signal}: ${r.stderrTail.slice(-2000)}`)
       if (!spec) {
         const got = await readDuckSpec(duckFile)
@@ -128,7 +179,12 @@ export async function backfill(ctx: BenchContext): Promise<WorkloadResult> {
       removeDuck(csvDuck)
       writeFileSync(specFile, JSON.stringify(spec ?? FALLBACK_SPEC))
       const a = await psql(`COPY public."${TABLE}" TO STDOUT (FORMAT csv)`, {file: csvFile})
-      const b = await run(process.execPath, [path.join(ctx.root, 'bench/lib/csv-load.mjs'), csvDuck, csvFile, specFile], {env}, 'DuckDB read_csv')
+      const b = await run(
+        process.execPath,
+        [path.join(ctx.root, 'bench/lib/csv-load.mjs'), csvDuck, csvFile, specFile],
+        {env},
+        'DuckDB read_csv',
+      )
       rmSync(csvFile, {force: true})
       removeDuck(csvDuck)
       return {
@@ -139,7 +195,11 @@ export async function backfill(ctx: BenchContext): Promise<WorkloadResult> {
     })
     await attempt(binary, () => psql(`COPY public."${TABLE}" TO STDOUT (FORMAT binary)`, 'null'))
     await attempt(stdout, async () => {
-      const r = await startPgrep(ctx, ['copy-table', '--table', `public.${TABLE}`, '--sink', 'stdout', '--log-level', 'warn'], {env}).done
+      const r = await startPgrep(
+        ctx,
+        ['copy-table', '--table', `public.${TABLE}`, '--sink', 'stdout', '--log-level', 'warn'],
+        {env},
+      ).done
       if (r.code !== 0) throw new Error(`exit ${r.code ?? r.signal}: ${r.stderrTail.slice(-2000)}`)
       return r
     })
@@ -150,7 +210,10 @@ export async function backfill(ctx: BenchContext): Promise<WorkloadResult> {
     `Each round runs the contenders in the order below; time is wall time from spawn to exit; peak RSS and CPU time (user + system) from GNU time (for the csv pipeline the larger RSS of psql's and the DuckDB loader's, and the sum of their CPU times). The raw binary COPY's CPU time is psql's only: the server's work is not counted for any contender.`,
     `The read_csv contender loads into the table definition pgrep created (read back from pgrep's DuckDB file: ${spec ? 'yes' : 'no, the hand-written equivalent'}), in a fresh DuckDB file, with @duckdb/node-api (no duckdb CLI is installed here; same DuckDB library as pgrep). pgrep runs with its defaults (--parallel 4: the table is split into ctid ranges read in parallel).`,
   ]
-  if (rounds < ctx.runs) setup.push(`**${rounds} of ${ctx.runs} rounds**: the others would not have fitted in the time budget (--budget-minutes).`)
+  if (rounds < ctx.runs)
+    setup.push(
+      `**${rounds} of ${ctx.runs} rounds**: the others would not have fitted in the time budget (--budget-minutes).`,
+    )
   const dm = medianSeconds(duck)
   return {
     id: 'backfill',
@@ -159,8 +222,18 @@ export async function backfill(ctx: BenchContext): Promise<WorkloadResult> {
     contenders: [duck, csv, binary, stdout],
     extra: [],
     targets: [
-      ratioTarget('copy-table to DuckDB: at most 0.6x the time of psql + read_csv', dm / medianSeconds(csv), 0.6, 'at-most'),
-      ratioTarget('copy-table to DuckDB: at most 1.5x the time of raw binary COPY', dm / medianSeconds(binary), 1.5, 'at-most'),
+      ratioTarget(
+        'copy-table to DuckDB: at most 0.6x the time of psql + read_csv',
+        dm / medianSeconds(csv),
+        0.6,
+        'at-most',
+      ),
+      ratioTarget(
+        'copy-table to DuckDB: at most 1.5x the time of raw binary COPY',
+        dm / medianSeconds(binary),
+        1.5,
+        'at-most',
+      ),
     ],
     seconds: (Date.now() - started) / 1000,
   }

@@ -12,23 +12,47 @@ export async function decode(ctx: BenchContext): Promise<WorkloadResult> {
   const started = Date.now()
   if (!ctx.recording) {
     const data = await prepareStream(ctx, () => createSlot(ctx, 'bench_record'))
-    ctx.recording = {...(await recordFor(ctx, 'bench_record', data.end)), rows: data.inserts + data.updates + data.deletes}
+    ctx.recording = {
+      ...(await recordFor(ctx, 'bench_record', data.end)),
+      rows: data.inserts + data.updates + data.deletes,
+    }
   }
   const rec = ctx.recording
   const rounds = Math.max(3, ctx.runs)
   const dist = path.join(path.dirname(ctx.pgrepBin), '..', 'dist')
-  const mk = (name: string, which: string): Contender & {which: string} => ({name, which, command: `node bench/lib/decode-child.mjs ${which} RECORDING ${rounds}`, count: 0, unit: 'messages/s', runs: [], pgrep: false})
+  const mk = (name: string, which: string): Contender & {which: string} => ({
+    name,
+    which,
+    command: `node bench/lib/decode-child.mjs ${which} RECORDING ${rounds}`,
+    count: 0,
+    unit: 'messages/s',
+    runs: [],
+    pgrep: false,
+  })
   const ours = mk('pgrep PgoutputDecoder (+ replication envelope)', 'pgrep')
-  const theirs = mk("pg-logical-replication PgoutputParser", 'plr')
+  const theirs = mk('pg-logical-replication PgoutputParser', 'plr')
   for (const c of [ours, theirs]) {
     try {
       const out = path.join(ctx.tmp, `decode-${c.which}.json`)
-      const r = await run(process.execPath, [path.join(ctx.root, 'bench/lib/decode-child.mjs'), c.which, rec.file, String(rounds), dist], {env: process.env, stdout: {file: out}}, c.name)
-      const res = JSON.parse(readFileSync(out, 'utf8')) as {messages: number; rows: number; seconds: number[]; rssMb: number}
-      if (res.rows !== rec.rows) throw new Error(`decoded ${res.rows} row changes from the recording, the stream wrote ${rec.rows}`)
+      const r = await run(
+        process.execPath,
+        [path.join(ctx.root, 'bench/lib/decode-child.mjs'), c.which, rec.file, String(rounds), dist],
+        {env: process.env, stdout: {file: out}},
+        c.name,
+      )
+      const res = JSON.parse(readFileSync(out, 'utf8')) as {
+        messages: number
+        rows: number
+        seconds: number[]
+        rssMb: number
+      }
+      if (res.rows !== rec.rows)
+        throw new Error(`decoded ${res.rows} row changes from the recording, the stream wrote ${rec.rows}`)
       c.count = res.messages
       for (const s of res.seconds) c.runs.push({seconds: s, rssMb: r.rssMb ?? res.rssMb})
-      ctx.log(`decode: ${c.name}: ${(res.messages / Math.min(...res.seconds) / 1e6).toFixed(2)}M messages/s at best (${res.rows} row changes a pass)`)
+      ctx.log(
+        `decode: ${c.name}: ${(res.messages / Math.min(...res.seconds) / 1e6).toFixed(2)}M messages/s at best (${res.rows} row changes a pass)`,
+      )
     } catch (err) {
       c.failed = (err as Error).message
       ctx.log(`decode: ${c.name} failed: ${c.failed}`)
@@ -44,7 +68,9 @@ export async function decode(ctx: BenchContext): Promise<WorkloadResult> {
     ],
     contenders: [ours, theirs],
     extra: [],
-    targets: [ratioTarget("decoder: at least 2x pg-logical-replication's messages/s", rate(ours) / rate(theirs), 2, 'at-least')],
+    targets: [
+      ratioTarget("decoder: at least 2x pg-logical-replication's messages/s", rate(ours) / rate(theirs), 2, 'at-least'),
+    ],
     seconds: (Date.now() - started) / 1000,
   }
 }

@@ -70,7 +70,9 @@ describe('DuckDB sink throughput', () => {
     await writer.commit()
     const commitMs = performance.now() - t0
     ms += commitMs
-    console.log(`copy: ${N} rows in ${Math.round(ms)} ms (commit ${Math.round(commitMs)} ms): ${Math.round(N / (ms / 1000))} rows/s`)
+    console.log(
+      `copy: ${N} rows in ${Math.round(ms)} ms (commit ${Math.round(commitMs)} ms): ${Math.round(N / (ms / 1000))} rows/s`,
+    )
     const c = await instance.connect()
     expect((await c.runAndReadAll('SELECT count(*)::INT FROM bench.copied')).getRowsJS()).toEqual([[N]])
     c.closeSync()
@@ -87,7 +89,17 @@ describe('DuckDB sink throughput', () => {
         const events: ChangeEvent[] = Array.from({length: CHUNK}, (_, k) =>
           phase === 'insert'
             ? {op: 'insert', table: t, new: row(from + k), commitLsn: 1n, seq: from + k, xid: 1, commitTime: 0n}
-            : {op: 'update', table: t, new: row(from + k, 1), old: null, oldKind: null, commitLsn: 2n, seq: from + k, xid: 2, commitTime: 0n},
+            : {
+                op: 'update',
+                table: t,
+                new: row(from + k, 1),
+                old: null,
+                oldKind: null,
+                commitLsn: 2n,
+                seq: from + k,
+                xid: 2,
+                commitTime: 0n,
+              },
         )
         t0 = performance.now()
         await sink.write(events)
@@ -97,7 +109,9 @@ describe('DuckDB sink throughput', () => {
       await sink.commitBatch({commitLsn: phase === 'insert' ? 1n : 2n, endLsn: 3n})
       const commitMs = performance.now() - t0
       ms += commitMs
-      console.log(`stream ${phase}s: ${N} rows in ${Math.round(ms)} ms (commit ${Math.round(commitMs)} ms): ${Math.round(N / (ms / 1000))} rows/s`)
+      console.log(
+        `stream ${phase}s: ${N} rows in ${Math.round(ms)} ms (commit ${Math.round(commitMs)} ms): ${Math.round(N / (ms / 1000))} rows/s`,
+      )
     }
     // Small batches against the 1M-row table: 5 updates (one with an unchanged TOAST value),
     // 3 deletes and 2 inserts each, as a busy OLTP source sends them.
@@ -112,11 +126,20 @@ describe('DuckDB sink throughput', () => {
         if (k === 0) r[7] = UNCHANGED_TOAST
         events.push({op: 'update', table: t, new: r, old: null, oldKind: null, ...base})
       }
-      for (let k = 0; k < 3; k++) events.push({op: 'delete', table: t, old: [String((b * 31 + k * 1000003) % N), null, null, null, null, null, null, null], oldKind: 'key', ...base})
+      for (let k = 0; k < 3; k++)
+        events.push({
+          op: 'delete',
+          table: t,
+          old: [String((b * 31 + k * 1000003) % N), null, null, null, null, null, null, null],
+          oldKind: 'key',
+          ...base,
+        })
       for (let k = 0; k < 2; k++) events.push({op: 'insert', table: t, new: row(N + b * 2 + k), ...base})
       await sink.write(events)
       await sink.commitBatch({commitLsn: 10n + BigInt(b), endLsn: 11n + BigInt(b)})
     }
-    console.log(`small batches on a 1M-row table: ${((performance.now() - started) / BATCHES).toFixed(1)} ms per batch of 10 changes`)
+    console.log(
+      `small batches on a 1M-row table: ${((performance.now() - started) / BATCHES).toFixed(1)} ms per batch of 10 changes`,
+    )
   }, 900_000)
 })

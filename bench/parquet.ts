@@ -26,11 +26,16 @@ export async function parquet(ctx: BenchContext): Promise<WorkloadResult> {
   try {
     await c.query(createTableSql(TABLE))
     await c.query(`CREATE PUBLICATION "${PUB}" FOR TABLE public."${TABLE}"`)
-    for (let r = 1; r <= ctx.runs; r++) for (const k of ['recv', 'cdc', 'pq']) await c.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [`bench_${k}_${r}`])
+    for (let r = 1; r <= ctx.runs; r++)
+      for (const k of ['recv', 'cdc', 'pq'])
+        await c.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [`bench_${k}_${r}`])
     ctx.log(`parquet: writing ${inserts} inserts (one transaction), ${updates} updates, ${deletes} deletes`)
     await insertRows(c, TABLE, 1, inserts)
     for (let lo = inserts - updates + 1; lo <= inserts; lo += CHUNK) {
-      await c.query(`UPDATE public."${TABLE}" SET qty = qty + 1, price = price + 1 WHERE id BETWEEN $1 AND $2`, [lo, Math.min(inserts, lo + CHUNK - 1)])
+      await c.query(`UPDATE public."${TABLE}" SET qty = qty + 1, price = price + 1 WHERE id BETWEEN $1 AND $2`, [
+        lo,
+        Math.min(inserts, lo + CHUNK - 1),
+      ])
     }
     for (let lo = 1; lo <= deletes; lo += CHUNK) {
       await c.query(`DELETE FROM public."${TABLE}" WHERE id BETWEEN $1 AND $2`, [lo, Math.min(deletes, lo + CHUNK - 1)])
@@ -40,10 +45,29 @@ export async function parquet(ctx: BenchContext): Promise<WorkloadResult> {
     await c.end()
   }
   const events = inserts + updates + deletes
-  const mk = (name: string, command: string, pgrep: boolean): Contender => ({name, command, count: events, unit: 'events/s', runs: [], pgrep})
-  const recv = mk('pg_recvlogical > /dev/null', `pg_recvlogical --slot SLOT --start --endpos END -o proto_version=4 -o publication_names=${PUB} -o streaming=on -f - > /dev/null`, false)
-  const cdc = mk('pgrep cdc --sink stdout > /dev/null', `pgrep cdc --publication ${PUB} --slot SLOT --until-lsn END > /dev/null`, true)
-  const pq = mk('pgrep cdc --sink parquet (local directory)', `pgrep cdc --publication ${PUB} --slot SLOT --sink parquet --parquet-dir DIR --until-lsn END`, true)
+  const mk = (name: string, command: string, pgrep: boolean): Contender => ({
+    name,
+    command,
+    count: events,
+    unit: 'events/s',
+    runs: [],
+    pgrep,
+  })
+  const recv = mk(
+    'pg_recvlogical > /dev/null',
+    `pg_recvlogical --slot SLOT --start --endpos END -o proto_version=4 -o publication_names=${PUB} -o streaming=on -f - > /dev/null`,
+    false,
+  )
+  const cdc = mk(
+    'pgrep cdc --sink stdout > /dev/null',
+    `pgrep cdc --publication ${PUB} --slot SLOT --until-lsn END > /dev/null`,
+    true,
+  )
+  const pq = mk(
+    'pgrep cdc --sink parquet (local directory)',
+    `pgrep cdc --publication ${PUB} --slot SLOT --sink parquet --parquet-dir DIR --until-lsn END`,
+    true,
+  )
   if (!ctx.tools.pgRecvlogical) recv.skipped = 'pg_recvlogical not installed'
   const checked = (r: {code: number | null; signal?: NodeJS.Signals | null; stderrTail: string} & Run) => {
     if (r.code !== 0) throw new Error(`exit ${r.code ?? r.signal}: ${r.stderrTail.slice(-2000)}`)
@@ -54,7 +78,9 @@ export async function parquet(ctx: BenchContext): Promise<WorkloadResult> {
     try {
       const r = await body()
       contender.runs.push(r)
-      ctx.log(`parquet: ${contender.name}: ${r.seconds.toFixed(2)} s (${(events / r.seconds / 1000).toFixed(0)}k events/s)`)
+      ctx.log(
+        `parquet: ${contender.name}: ${r.seconds.toFixed(2)} s (${(events / r.seconds / 1000).toFixed(0)}k events/s)`,
+      )
     } catch (err) {
       contender.failed = (err as Error).message
       ctx.log(`parquet: ${contender.name} failed: ${contender.failed}`)
@@ -64,12 +90,77 @@ export async function parquet(ctx: BenchContext): Promise<WorkloadResult> {
   const loopStart = Date.now()
   for (let round = 1; round <= ctx.runs; round++) {
     if (!anotherRound(ctx, 'parquet', loopStart, round - 1)) break
-    await attempt(recv, async () => checked(await start('pg_recvlogical', ['-d', ctx.server.conninfo(DB), `--slot=bench_recv_${round}`, '--start', `--endpos=${end}`, '--no-loop', '-o', 'proto_version=4', '-o', `publication_names=${PUB}`, '-o', 'streaming=on', '-f', '-'], {env}).done))
-    await attempt(cdc, async () => checked(await startPgrep(ctx, ['cdc', '--publication', PUB, '--slot', `bench_cdc_${round}`, '--sink', 'stdout', '--until-lsn', end, '--log-level', 'warn'], {env}).done))
+    await attempt(recv, async () =>
+      checked(
+        await start(
+          'pg_recvlogical',
+          [
+            '-d',
+            ctx.server.conninfo(DB),
+            `--slot=bench_recv_${round}`,
+            '--start',
+            `--endpos=${end}`,
+            '--no-loop',
+            '-o',
+            'proto_version=4',
+            '-o',
+            `publication_names=${PUB}`,
+            '-o',
+            'streaming=on',
+            '-f',
+            '-',
+          ],
+          {env},
+        ).done,
+      ),
+    )
+    await attempt(cdc, async () =>
+      checked(
+        await startPgrep(
+          ctx,
+          [
+            'cdc',
+            '--publication',
+            PUB,
+            '--slot',
+            `bench_cdc_${round}`,
+            '--sink',
+            'stdout',
+            '--until-lsn',
+            end,
+            '--log-level',
+            'warn',
+          ],
+          {env},
+        ).done,
+      ),
+    )
     await attempt(pq, async () => {
       const dir = path.join(ctx.tmp, `parquet-${round}`)
-      const r = checked(await startPgrep(ctx, ['cdc', '--publication', PUB, '--slot', `bench_pq_${round}`, '--sink', 'parquet', '--parquet-dir', dir, '--until-lsn', end, '--log-level', 'warn'], {env}).done)
-      const manifest = JSON.parse(readFileSync(path.join(dir, '_pgrep/manifest.json'), 'utf8')) as {files: {rows: number; bytes: number}[]}
+      const r = checked(
+        await startPgrep(
+          ctx,
+          [
+            'cdc',
+            '--publication',
+            PUB,
+            '--slot',
+            `bench_pq_${round}`,
+            '--sink',
+            'parquet',
+            '--parquet-dir',
+            dir,
+            '--until-lsn',
+            end,
+            '--log-level',
+            'warn',
+          ],
+          {env},
+        ).done,
+      )
+      const manifest = JSON.parse(readFileSync(path.join(dir, '_pgrep/manifest.json'), 'utf8')) as {
+        files: {rows: number; bytes: number}[]
+      }
       const rows = manifest.files.reduce((s, f) => s + f.rows, 0)
       if (rows !== events) throw new Error(`the manifest's files hold ${rows} rows, expected ${events}`)
       bytesPerChange.push(manifest.files.reduce((s, f) => s + f.bytes, 0) / events)
@@ -78,7 +169,11 @@ export async function parquet(ctx: BenchContext): Promise<WorkloadResult> {
     })
   }
   const c2 = await ctx.server.client(DB)
-  await c2.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database() AND NOT active`).catch(() => {})
+  await c2
+    .query(
+      `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database() AND NOT active`,
+    )
+    .catch(() => {})
   await c2.end()
   const bpc = bytesPerChange.length > 0 ? bytesPerChange[0] : Number.NaN
   return {
@@ -89,10 +184,17 @@ export async function parquet(ctx: BenchContext): Promise<WorkloadResult> {
       `\`--sink parquet\` writes a local directory with the defaults (zstd, files of 128MB of row data, one batch per 60 s or at the end); the run checks that the manifest's files hold every change.`,
     ],
     contenders: [pq, cdc, recv],
-    extra: [`Parquet bytes per change (zstd, this table's 6 columns + the log's metadata columns): **${bpc.toFixed(1)}**.`],
+    extra: [
+      `Parquet bytes per change (zstd, this table's 6 columns + the log's metadata columns): **${bpc.toFixed(1)}**.`,
+    ],
     targets: [
       ratioTarget("cdc --sink parquet: at least 0.5x cdc to stdout's events/s", rate(pq) / rate(cdc), 0.5, 'at-least'),
-      ratioTarget("cdc --sink parquet: at least 0.4x pg_recvlogical's events/s", rate(pq) / rate(recv), 0.4, 'at-least'),
+      ratioTarget(
+        "cdc --sink parquet: at least 0.4x pg_recvlogical's events/s",
+        rate(pq) / rate(recv),
+        0.4,
+        'at-least',
+      ),
     ],
     seconds: (Date.now() - started) / 1000,
   }

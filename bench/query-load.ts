@@ -3,62 +3,67 @@
 // of the replicated table every second (answered by the sync over its control socket, on a
 // connection of its own). Goal: at least 0.8x the rate without queries.
 import {setTimeout as sleep} from 'node:timers/promises'
-import path from 'node:path'
 import {rmSync} from 'node:fs'
 import {anotherRound, scaled, startPgrep, type BenchContext} from './lib/context.js'
-import {createTableSql, insertRows} from './lib/data.js'
-import {run, start} from './lib/proc.js'
-import {rate, ratioTarget, type Contender, type Run, type WorkloadResult} from './lib/results.js'
+import {start} from './lib/proc.js'
+import {rate, ratioTarget, type Contender, type WorkloadResult} from './lib/results.js'
+import {attempter, loadFile, prepareStreamLoad, TXN_ROWS} from './lib/stream-load.js'
 
 const DB = 'bench_query'
 const TABLE = 'q'
 const PUB = 'bench_query_pub'
-const TXN_ROWS = 10_000
 const SCAN_SQL = `SELECT count(*), sum(qty), max(price) FROM public."${TABLE}"`
 
 export async function queryLoad(ctx: BenchContext): Promise<WorkloadResult> {
   const started = Date.now()
   const env = ctx.server.env(DB)
   const rows = scaled(ctx, 500_000)
-  const file = (kind: string, r: number) => path.join(ctx.tmp, `query-${kind}-${r}.duckdb`)
-  await ctx.server.createDatabase(DB)
-  const c = await ctx.server.client(DB)
-  let end: string
-  try {
-    await c.query(createTableSql(TABLE))
-    await c.query(`CREATE PUBLICATION "${PUB}" FOR TABLE public."${TABLE}"`)
-    // Slots and DuckDB files (table copied, empty) before the writes, as in the stream workload.
-    for (let r = 1; r <= ctx.runs; r++) {
-      for (const kind of ['alone', 'queried']) {
-        await run(process.execPath, [ctx.pgrepBin, 'sync', '--publication', PUB, '--slot', `bench_q_${kind}_${r}`, '--duckdb-path', file(kind, r), '--once', '--log-level', 'warn'], {env}, 'pgrep sync --once')
-      }
-    }
-    ctx.log(`query-load: writing ${rows} inserts in transactions of ${TXN_ROWS}, then as many updates`)
-    for (let lo = 1; lo <= rows; lo += TXN_ROWS) await insertRows(c, TABLE, lo, Math.min(rows, lo + TXN_ROWS - 1))
-    for (let lo = 1; lo <= rows; lo += TXN_ROWS) await c.query(`UPDATE public."${TABLE}" SET qty = qty + 1 WHERE id BETWEEN $1 AND $2`, [lo, Math.min(rows, lo + TXN_ROWS - 1)])
-    end = (await c.query(`SELECT pg_logical_emit_message(false, 'bench_end', 'end')::text AS lsn`)).rows[0].lsn
-  } finally {
-    await c.end()
-  }
+  const file = loadFile(ctx, 'query')
+  const slot = (kind: string, r: number) => `bench_q_${kind}_${r}`
+  const end = await prepareStreamLoad(
+    ctx,
+    {workload: 'query-load', db: DB, table: TABLE, pub: PUB, env, rows, slot},
+    file,
+  )
   const events = rows * 2
-  const mk = (name: string, command: string): Contender => ({name, command, count: events, unit: 'events/s', runs: [], pgrep: true})
-  const alone = mk('pgrep sync (stream phase) into DuckDB, no reader', `pgrep sync --publication ${PUB} --slot SLOT --duckdb-path FILE --until-lsn END`)
-  const queried = mk('the same, pgrep query scanning the table every second', `... & while :; do pgrep query --duckdb-path FILE '${SCAN_SQL}'; sleep 1; done`)
+  const mk = (name: string, command: string): Contender => ({
+    name,
+    command,
+    count: events,
+    unit: 'events/s',
+    runs: [],
+    pgrep: true,
+  })
+  const alone = mk(
+    'pgrep sync (stream phase) into DuckDB, no reader',
+    `pgrep sync --publication ${PUB} --slot SLOT --duckdb-path FILE --until-lsn END`,
+  )
+  const queried = mk(
+    'the same, pgrep query scanning the table every second',
+    `... & while :; do pgrep query --duckdb-path FILE '${SCAN_SQL}'; sleep 1; done`,
+  )
   const answered: number[] = []
   const failed: string[] = []
 
-  const attempt = async (ct: Contender, body: () => Promise<Run>) => {
-    if (ct.failed) return
-    try {
-      const r = await body()
-      ct.runs.push(r)
-      ctx.log(`query-load: ${ct.name}: ${r.seconds.toFixed(2)} s (${(events / r.seconds / 1000).toFixed(1)}k events/s)`)
-    } catch (err) {
-      ct.failed = (err as Error).message
-      ctx.log(`query-load: ${ct.name} failed: ${ct.failed}`)
-    }
-  }
-  const syncRun = (kind: string, r: number) => startPgrep(ctx, ['sync', '--publication', PUB, '--slot', `bench_q_${kind}_${r}`, '--duckdb-path', file(kind, r), '--until-lsn', end, '--log-level', 'warn'], {env})
+  const attempt = attempter(ctx, 'query-load', events)
+  const syncRun = (kind: string, r: number) =>
+    startPgrep(
+      ctx,
+      [
+        'sync',
+        '--publication',
+        PUB,
+        '--slot',
+        `bench_q_${kind}_${r}`,
+        '--duckdb-path',
+        file(kind, r),
+        '--until-lsn',
+        end,
+        '--log-level',
+        'warn',
+      ],
+      {env},
+    )
 
   const loopStart = Date.now()
   let rounds = 0
@@ -77,7 +82,11 @@ export async function queryLoad(ctx: BenchContext): Promise<WorkloadResult> {
       const reader = (async () => {
         while (!stop) {
           const t = Date.now()
-          const q = await start(process.execPath, [ctx.pgrepBin, 'query', '--duckdb-path', file('queried', round), '--format', 'csv', SCAN_SQL], {env}).done
+          const q = await start(
+            process.execPath,
+            [ctx.pgrepBin, 'query', '--duckdb-path', file('queried', round), '--format', 'csv', SCAN_SQL],
+            {env},
+          ).done
           if (q.code === 0) n++
           else if (!stop) failed.push(q.stderrTail.split('\n')[0])
           await sleep(Math.max(0, 1000 - (Date.now() - t)))
@@ -90,10 +99,15 @@ export async function queryLoad(ctx: BenchContext): Promise<WorkloadResult> {
       if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderrTail.slice(-1000)}`)
       return r
     })
-    for (const kind of ['alone', 'queried']) for (const f of [file(kind, round), `${file(kind, round)}.wal`]) rmSync(f, {force: true})
+    for (const kind of ['alone', 'queried'])
+      for (const f of [file(kind, round), `${file(kind, round)}.wal`]) rmSync(f, {force: true})
   }
   const cl = await ctx.server.client(DB)
-  await cl.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database() AND NOT active`).catch(() => {})
+  await cl
+    .query(
+      `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database() AND NOT active`,
+    )
+    .catch(() => {})
   await cl.end()
 
   return {
@@ -102,11 +116,22 @@ export async function queryLoad(ctx: BenchContext): Promise<WorkloadResult> {
     setup: [
       `Table \`public.${TABLE}\` (the backfill's shape), ${rows.toLocaleString('en-US')} inserts then ${rows.toLocaleString('en-US')} updates, in transactions of ${TXN_ROWS.toLocaleString('en-US')} rows, written after the slots were created; each sync run stops at END (a logical decoding message after them).`,
       `"queried": while sync streams, a loop runs \`pgrep query\` (a new process each time, so Node's start is in every query; through the socket it does not load DuckDB) with a full scan of the table, one per second; the sync answers them over its control socket on connections of its own. Queries answered per run: ${answered.join(', ') || 'none'}${failed.length > 0 ? `; failed: ${failed.length} (first: ${failed[0]})` : ''}.`,
-      ...(rounds < ctx.runs ? [`**${rounds} of ${ctx.runs} rounds**: the others would not have fitted in the time budget (--budget-minutes).`] : []),
+      ...(rounds < ctx.runs
+        ? [
+            `**${rounds} of ${ctx.runs} rounds**: the others would not have fitted in the time budget (--budget-minutes).`,
+          ]
+        : []),
     ],
     contenders: [alone, queried],
     extra: [],
-    targets: [ratioTarget('sync stream phase with a scan every second: at least 0.8x the rate without readers', rate(queried) / rate(alone), 0.8, 'at-least')],
+    targets: [
+      ratioTarget(
+        'sync stream phase with a scan every second: at least 0.8x the rate without readers',
+        rate(queried) / rate(alone),
+        0.8,
+        'at-least',
+      ),
+    ],
     seconds: (Date.now() - started) / 1000,
   }
 }

@@ -24,7 +24,16 @@ import {sqlLoad} from './sql-load.js'
 import {stream} from './stream.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const WORKLOADS = ['backfill', 'stream', 'decode', 'small-txns', 'query-load', 'large-values', 'sql-load', 'parquet'] as const
+const WORKLOADS = [
+  'backfill',
+  'stream',
+  'decode',
+  'small-txns',
+  'query-load',
+  'large-values',
+  'sql-load',
+  'parquet',
+] as const
 type WorkloadId = (typeof WORKLOADS)[number]
 
 const {values} = parseArgs({
@@ -54,7 +63,10 @@ function positive(name: string, text: string): number {
   return n
 }
 
-const only = (values.only ?? WORKLOADS.join(',')).split(',').map((s) => s.trim()).filter(Boolean)
+const only = (values.only ?? WORKLOADS.join(','))
+  .split(',')
+  .map((s) => s.trim())
+  .filter(Boolean)
 for (const w of only) {
   if (!WORKLOADS.includes(w as WorkloadId)) {
     console.error(`bench: unknown workload "${w}" (choose from ${WORKLOADS.join(', ')})`)
@@ -89,7 +101,12 @@ if (!Number.isFinite(budget) || budget < 0) {
   console.error(`bench: --budget-minutes must be a number of minutes (0: no limit), got "${values['budget-minutes']}"`)
   process.exit(2)
 }
-if (budget > 0) ctx.deadlines = budgetDeadlines(WORKLOADS.filter((w) => only.includes(w)), t0, budget)
+if (budget > 0)
+  ctx.deadlines = budgetDeadlines(
+    WORKLOADS.filter((w) => only.includes(w)),
+    t0,
+    budget,
+  )
 
 let interrupted = false
 process.on('SIGINT', () => {
@@ -122,9 +139,20 @@ try {
     log(`workload ${w}`)
     results.push(await steps[w]())
   }
-  env.loadAfter = os.loadavg().map((x) => x.toFixed(2)).join(' ')
+  env.loadAfter = os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ')
   const options = `--only ${only.join(',')} --runs ${runs} --rows ${scale} --pgbench-seconds ${ctx.pgbenchSeconds} --budget-minutes ${budget}`
-  const text = renderResults({command: 'npm run bench', options, env: {...env, versions}, settings: SERVER_SETTINGS, workloads: results, totalSeconds: (Date.now() - t0) / 1000, quick: scale === 1 ? undefined : scale})
+  const text = renderResults({
+    command: 'npm run bench',
+    options,
+    env: {...env, versions},
+    settings: SERVER_SETTINGS,
+    workloads: results,
+    totalSeconds: (Date.now() - t0) / 1000,
+    quick: scale === 1 ? undefined : scale,
+  })
   writeFileSync(out, text)
   log(`wrote ${path.relative(process.cwd(), out)} in ${((Date.now() - t0) / 60000).toFixed(1)} minutes`)
 } finally {

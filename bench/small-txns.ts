@@ -48,7 +48,12 @@ function isoMicrosToMs(s: string): number {
 
 async function pgbench(ctx: BenchContext, args: string[]): Promise<number> {
   const out = path.join(ctx.tmp, 'pgbench.out')
-  await run('pgbench', ['-n', '-c', String(CLIENTS), '-j', '2', '-T', String(ctx.pgbenchSeconds), ...args], {env: ctx.server.env(DB), stdout: {file: out}}, 'pgbench')
+  await run(
+    'pgbench',
+    ['-n', '-c', String(CLIENTS), '-j', '2', '-T', String(ctx.pgbenchSeconds), ...args],
+    {env: ctx.server.env(DB), stdout: {file: out}},
+    'pgbench',
+  )
   const text = readFileSync(out, 'utf8')
   const m = /tps = ([\d.]+)/.exec(text)
   if (!m) throw new Error(`no tps in pgbench's output:\n${text}`)
@@ -65,9 +70,13 @@ async function catchUp(c: pg.Client, slot: string, timeoutMs = 300_000): Promise
   await c.query('COMMIT')
   const target = rows[0].lsn
   for (;;) {
-    const r = await c.query(`SELECT confirmed_flush_lsn >= $2::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = $1`, [slot, target])
+    const r = await c.query(
+      `SELECT confirmed_flush_lsn >= $2::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = $1`,
+      [slot, target],
+    )
     if (r.rows[0]?.ok) return (Date.now() - t0) / 1000
-    if (Date.now() - t0 > timeoutMs) throw new Error(`slot ${slot} did not confirm ${target} within ${timeoutMs / 1000} s`)
+    if (Date.now() - t0 > timeoutMs)
+      throw new Error(`slot ${slot} did not confirm ${target} within ${timeoutMs / 1000} s`)
     await new Promise((res) => setTimeout(res, 50))
   }
 }
@@ -90,11 +99,52 @@ async function runSink(ctx: BenchContext, sink: 'duckdb' | 'stdout', c: pg.Clien
   let args: string[]
   if (sink === 'duckdb') {
     ctx.log('small-txns: initial copy into DuckDB (pgrep sync --once)')
-    await run(process.execPath, [ctx.pgrepBin, 'sync', '--publication', PUB, '--slot', slot, '--duckdb-path', file, '--once', '--log-level', 'warn'], {env}, 'pgrep sync --once')
-    args = ['sync', '--publication', PUB, '--slot', slot, '--duckdb-path', file, '--log-level', 'debug', '--log-format', 'json']
+    await run(
+      process.execPath,
+      [
+        ctx.pgrepBin,
+        'sync',
+        '--publication',
+        PUB,
+        '--slot',
+        slot,
+        '--duckdb-path',
+        file,
+        '--once',
+        '--log-level',
+        'warn',
+      ],
+      {env},
+      'pgrep sync --once',
+    )
+    args = [
+      'sync',
+      '--publication',
+      PUB,
+      '--slot',
+      slot,
+      '--duckdb-path',
+      file,
+      '--log-level',
+      'debug',
+      '--log-format',
+      'json',
+    ]
   } else {
     await c.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot])
-    args = ['cdc', '--publication', PUB, '--slot', slot, '--sink', 'stdout', '--log-level', 'info', '--log-format', 'json']
+    args = [
+      'cdc',
+      '--publication',
+      PUB,
+      '--slot',
+      slot,
+      '--sink',
+      'stdout',
+      '--log-level',
+      'info',
+      '--log-format',
+      'json',
+    ]
   }
   const stderrLines: string[] = []
   const batches: {lsn: bigint; ms: number}[] = []
@@ -138,7 +188,10 @@ async function runSink(ctx: BenchContext, sink: 'duckdb' | 'stdout', c: pg.Clien
     let sampling = true
     const sampling$ = (async () => {
       while (sampling) {
-        const r = await sampler.query(`SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::float8 AS lag FROM pg_replication_slots WHERE slot_name = $1`, [slot])
+        const r = await sampler.query(
+          `SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::float8 AS lag FROM pg_replication_slots WHERE slot_name = $1`,
+          [slot],
+        )
         lags.push(Number(r.rows[0]?.lag ?? 0))
         await new Promise((res) => setTimeout(res, 500))
       }
@@ -149,7 +202,9 @@ async function runSink(ctx: BenchContext, sink: 'duckdb' | 'stdout', c: pg.Clien
     await sampler.end()
     const catchUpSeconds = await catchUp(c, slot)
     const keepsUp = catchUpSeconds <= Math.max(3, 0.1 * ctx.pgbenchSeconds)
-    ctx.log(`small-txns ${sink}: ${maxTps.toFixed(0)} tps, peak lag ${(max(lags) / 2 ** 20).toFixed(1)} MB, caught up ${catchUpSeconds.toFixed(1)} s after pgbench ended`)
+    ctx.log(
+      `small-txns ${sink}: ${maxTps.toFixed(0)} tps, peak lag ${(max(lags) / 2 ** 20).toFixed(1)} MB, caught up ${catchUpSeconds.toFixed(1)} s after pgbench ended`,
+    )
 
     // Phase 2: 1,000 transactions/s.
     ctx.log(`small-txns ${sink}: pgbench at 1000 tps for ${ctx.pgbenchSeconds} s`)
@@ -169,16 +224,37 @@ async function runSink(ctx: BenchContext, sink: 'duckdb' | 'stdout', c: pg.Clien
       latenciesMs = await duckLatencies(c, from, to, batches)
       if (batches.length === 0) note = 'no "batch committed" debug lines seen: latency not measured'
       // pgrep's own figure, to cross-check: the "ms" of its log line is the sink commit's duration.
-      else note = `${batches.length} batches; DuckDB commit per batch (pgrep's log) median ${percentile(batchMs, 50).toFixed(0)} ms, max ${max(batchMs).toFixed(0)} ms`
+      else
+        note = `${batches.length} batches; DuckDB commit per batch (pgrep's log) median ${percentile(batchMs, 50).toFixed(0)} ms, max ${max(batchMs).toFixed(0)} ms`
     }
-    ctx.log(`small-txns ${sink}: ${fixedTps.toFixed(0)} tps, commit-to-visible p50 ${percentile(latenciesMs, 50).toFixed(1)} ms, p99 ${percentile(latenciesMs, 99).toFixed(1)} ms (${latenciesMs.length} transactions)`)
+    ctx.log(
+      `small-txns ${sink}: ${fixedTps.toFixed(0)} tps, commit-to-visible p50 ${percentile(latenciesMs, 50).toFixed(1)} ms, p99 ${percentile(latenciesMs, 99).toFixed(1)} ms (${latenciesMs.length} transactions)`,
+    )
 
     child.signal('SIGINT')
     const r = await child.done
     if (r.code !== 0) throw new Error(`pgrep exited ${r.code ?? r.signal}: ${r.stderrTail.slice(-2000)}`)
-    const contender: Contender = {name: sink === 'duckdb' ? 'pgrep sync --sink duckdb (both phases)' : 'pgrep cdc --sink stdout (both phases)', command: `pgrep ${args.join(' ').replace(file, 'FILE')}`, count: 0, unit: '', runs: [{seconds: r.seconds, rssMb: r.rssMb}], pgrep: true}
+    const contender: Contender = {
+      name: sink === 'duckdb' ? 'pgrep sync --sink duckdb (both phases)' : 'pgrep cdc --sink stdout (both phases)',
+      command: `pgrep ${args.join(' ').replace(file, 'FILE')}`,
+      count: 0,
+      unit: '',
+      runs: [{seconds: r.seconds, rssMb: r.rssMb}],
+      pgrep: true,
+    }
     const mb = (x: number) => x / 2 ** 20
-    return {sink, maxTps, peakLagMb: mb(max(lags)), endLagMb: mb(lags[lags.length - 1] ?? 0), catchUpSeconds, keepsUp, fixedTps, latenciesMs, contender, note}
+    return {
+      sink,
+      maxTps,
+      peakLagMb: mb(max(lags)),
+      endLagMb: mb(lags[lags.length - 1] ?? 0),
+      catchUpSeconds,
+      keepsUp,
+      fixedTps,
+      latenciesMs,
+      contender,
+      note,
+    }
   } catch (err) {
     child.signal('SIGKILL')
     await child.done
@@ -187,7 +263,12 @@ async function runSink(ctx: BenchContext, sink: 'duckdb' | 'stdout', c: pg.Clien
 }
 
 /** Latency of each pgbench transaction in [from, to): its commit time (WAL) to the batch that made it visible. */
-async function duckLatencies(c: pg.Client, from: string, to: string, batches: {lsn: bigint; ms: number}[]): Promise<number[]> {
+async function duckLatencies(
+  c: pg.Client,
+  from: string,
+  to: string,
+  batches: {lsn: bigint; ms: number}[],
+): Promise<number[]> {
   const {rows} = await c.query(
     `SELECT r.start_lsn::text AS lsn, extract(epoch FROM split_part(r.description, ';', 1)::timestamptz)::float8 * 1000 AS ms
        FROM pg_get_wal_records_info($1::pg_lsn, $2::pg_lsn) r
@@ -216,7 +297,15 @@ export async function smallTxns(ctx: BenchContext): Promise<WorkloadResult> {
   const started = Date.now()
   const title = 'Many small transactions'
   if (!ctx.tools.pgbench) {
-    return {id: 'small-txns', title, setup: ['Skipped: pgbench is not installed.'], contenders: [], extra: [], targets: [], seconds: 0}
+    return {
+      id: 'small-txns',
+      title,
+      setup: ['Skipped: pgbench is not installed.'],
+      contenders: [],
+      extra: [],
+      targets: [],
+      seconds: 0,
+    }
   }
   const scale = Math.max(1, Math.round(10 * ctx.scale))
   await ctx.server.createDatabase(DB)
@@ -240,7 +329,9 @@ export async function smallTxns(ctx: BenchContext): Promise<WorkloadResult> {
         ctx.log(`small-txns ${sink} failed: ${(err as Error).message}`)
       }
     }
-    await c.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database() AND NOT active`)
+    await c.query(
+      `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database() AND NOT active`,
+    )
   } finally {
     await c.end()
   }
@@ -287,4 +378,3 @@ export async function smallTxns(ctx: BenchContext): Promise<WorkloadResult> {
     seconds: (Date.now() - started) / 1000,
   }
 }
-

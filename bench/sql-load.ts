@@ -4,18 +4,15 @@
 // are answered. Reported: the stream rate both ways and the queries answered per second.
 import {rmSync} from 'node:fs'
 import {createServer} from 'node:net'
-import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import pg from 'pg'
 import {anotherRound, scaled, startPgrep, type BenchContext} from './lib/context.js'
-import {createTableSql, insertRows} from './lib/data.js'
-import {run} from './lib/proc.js'
-import {rate, ratioTarget, type Contender, type Run, type WorkloadResult} from './lib/results.js'
+import {rate, ratioTarget, type Contender, type WorkloadResult} from './lib/results.js'
+import {attempter, loadFile, prepareStreamLoad, TXN_ROWS} from './lib/stream-load.js'
 
 const DB = 'bench_sql'
 const TABLE = 'q'
 const PUB = 'bench_sql_pub'
-const TXN_ROWS = 10_000
 const CLIENTS = 4
 const PASSWORD = 'bench-sql-load'
 const POINT_SQL = `SELECT id, qty, price FROM public."${TABLE}" WHERE id = $1`
@@ -35,44 +32,47 @@ export async function sqlLoad(ctx: BenchContext): Promise<WorkloadResult> {
   const started = Date.now()
   const env = {...ctx.server.env(DB), PGREP_SQL_PASSWORD: PASSWORD}
   const rows = scaled(ctx, 500_000)
-  const file = (kind: string, r: number) => path.join(ctx.tmp, `sql-${kind}-${r}.duckdb`)
-  await ctx.server.createDatabase(DB)
-  const c = await ctx.server.client(DB)
-  let end: string
-  try {
-    await c.query(createTableSql(TABLE))
-    await c.query(`CREATE PUBLICATION "${PUB}" FOR TABLE public."${TABLE}"`)
-    for (let r = 1; r <= ctx.runs; r++) {
-      for (const kind of ['alone', 'queried']) {
-        await run(process.execPath, [ctx.pgrepBin, 'sync', '--publication', PUB, '--slot', `bench_s_${kind}_${r}`, '--duckdb-path', file(kind, r), '--once', '--log-level', 'warn'], {env}, 'pgrep sync --once')
-      }
-    }
-    ctx.log(`sql-load: writing ${rows} inserts in transactions of ${TXN_ROWS}, then as many updates`)
-    for (let lo = 1; lo <= rows; lo += TXN_ROWS) await insertRows(c, TABLE, lo, Math.min(rows, lo + TXN_ROWS - 1))
-    for (let lo = 1; lo <= rows; lo += TXN_ROWS) await c.query(`UPDATE public."${TABLE}" SET qty = qty + 1 WHERE id BETWEEN $1 AND $2`, [lo, Math.min(rows, lo + TXN_ROWS - 1)])
-    end = (await c.query(`SELECT pg_logical_emit_message(false, 'bench_end', 'end')::text AS lsn`)).rows[0].lsn
-  } finally {
-    await c.end()
-  }
+  const file = loadFile(ctx, 'sql')
+  const slot = (kind: string, r: number) => `bench_s_${kind}_${r}`
+  const end = await prepareStreamLoad(
+    ctx,
+    {workload: 'sql-load', db: DB, table: TABLE, pub: PUB, env, rows, slot},
+    file,
+  )
   const events = rows * 2
-  const mk = (name: string, command: string): Contender => ({name, command, count: events, unit: 'events/s', runs: [], pgrep: true})
-  const alone = mk('pgrep sync (stream phase) into DuckDB, no reader', `pgrep sync --publication ${PUB} --slot SLOT --duckdb-path FILE --until-lsn END`)
-  const queried = mk(`the same with --sql-listen, ${CLIENTS} clients sending point selects`, `... --sql-listen 127.0.0.1:PORT & ${CLIENTS} pg clients: ${POINT_SQL}`)
+  const mk = (name: string, command: string): Contender => ({
+    name,
+    command,
+    count: events,
+    unit: 'events/s',
+    runs: [],
+    pgrep: true,
+  })
+  const alone = mk(
+    'pgrep sync (stream phase) into DuckDB, no reader',
+    `pgrep sync --publication ${PUB} --slot SLOT --duckdb-path FILE --until-lsn END`,
+  )
+  const queried = mk(
+    `the same with --sql-listen, ${CLIENTS} clients sending point selects`,
+    `... --sql-listen 127.0.0.1:PORT & ${CLIENTS} pg clients: ${POINT_SQL}`,
+  )
   const qps: string[] = []
   const failed: string[] = []
 
-  const attempt = async (ct: Contender, body: () => Promise<Run>) => {
-    if (ct.failed) return
-    try {
-      const r = await body()
-      ct.runs.push(r)
-      ctx.log(`sql-load: ${ct.name}: ${r.seconds.toFixed(2)} s (${(events / r.seconds / 1000).toFixed(1)}k events/s)`)
-    } catch (err) {
-      ct.failed = (err as Error).message
-      ctx.log(`sql-load: ${ct.name} failed: ${ct.failed}`)
-    }
-  }
-  const syncArgs = (kind: string, r: number) => ['sync', '--publication', PUB, '--slot', `bench_s_${kind}_${r}`, '--duckdb-path', file(kind, r), '--until-lsn', end, '--log-level', 'warn']
+  const attempt = attempter(ctx, 'sql-load', events)
+  const syncArgs = (kind: string, r: number) => [
+    'sync',
+    '--publication',
+    PUB,
+    '--slot',
+    `bench_s_${kind}_${r}`,
+    '--duckdb-path',
+    file(kind, r),
+    '--until-lsn',
+    end,
+    '--log-level',
+    'warn',
+  ]
 
   const loopStart = Date.now()
   let rounds = 0
@@ -133,10 +133,15 @@ export async function sqlLoad(ctx: BenchContext): Promise<WorkloadResult> {
       if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderrTail.slice(-1000)}`)
       return r
     })
-    for (const kind of ['alone', 'queried']) for (const f of [file(kind, round), `${file(kind, round)}.wal`]) rmSync(f, {force: true})
+    for (const kind of ['alone', 'queried'])
+      for (const f of [file(kind, round), `${file(kind, round)}.wal`]) rmSync(f, {force: true})
   }
   const cl = await ctx.server.client(DB)
-  await cl.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database() AND NOT active`).catch(() => {})
+  await cl
+    .query(
+      `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database() AND NOT active`,
+    )
+    .catch(() => {})
   await cl.end()
 
   return {
@@ -145,11 +150,22 @@ export async function sqlLoad(ctx: BenchContext): Promise<WorkloadResult> {
     setup: [
       `Table \`public.${TABLE}\`, ${rows.toLocaleString('en-US')} inserts then ${rows.toLocaleString('en-US')} updates in transactions of ${TXN_ROWS.toLocaleString('en-US')} rows; each sync run stops at END.`,
       `"with --sql-listen": ${CLIENTS} \`pg\` clients (in the bench process) send \`${POINT_SQL}\` (DuckDB has no index: each is a scan) back to back over the extended protocol for the whole run. Queries answered per second, per run: ${qps.join(', ') || 'none'}${failed.length > 0 ? `; errors: ${failed.length} (first: ${failed[0]})` : ''}.`,
-      ...(rounds < ctx.runs ? [`**${rounds} of ${ctx.runs} rounds**: the others would not have fitted in the time budget (--budget-minutes).`] : []),
+      ...(rounds < ctx.runs
+        ? [
+            `**${rounds} of ${ctx.runs} rounds**: the others would not have fitted in the time budget (--budget-minutes).`,
+          ]
+        : []),
     ],
     contenders: [alone, queried],
     extra: [],
-    targets: [ratioTarget(`sync stream phase with ${CLIENTS} SQL clients reading back to back: at least 0.8x the rate without readers`, rate(queried) / rate(alone), 0.8, 'at-least')],
+    targets: [
+      ratioTarget(
+        `sync stream phase with ${CLIENTS} SQL clients reading back to back: at least 0.8x the rate without readers`,
+        rate(queried) / rate(alone),
+        0.8,
+        'at-least',
+      ),
+    ],
     seconds: (Date.now() - started) / 1000,
   }
 }

@@ -8,7 +8,16 @@
 // unconfirmed changes again, so the receiver should ignore a change whose (commit_lsn, seq) it
 // has already seen.
 import {setTimeout as sleep} from 'node:timers/promises'
-import {changeToJson, Pipeline, readToJson, type ChangeEvent, type Lsn, type Sink, type TableCopyWriter, type TableSchema} from 'pg-replicate'
+import {
+  changeToJson,
+  Pipeline,
+  readToJson,
+  type ChangeEvent,
+  type Lsn,
+  type Sink,
+  type TableCopyWriter,
+  type TableSchema,
+} from 'pg-replicate'
 
 /** Each request's body is a JSON array of the objects `pgrep cdc` prints (README "Output format"). */
 class WebhookSink implements Sink {
@@ -27,7 +36,11 @@ class WebhookSink implements Sink {
   // Rows of a copy (modes 'sync' and 'copy'): posted chunk by chunk as they are read.
   async startTableCopy(table: TableSchema, snapshotLsn: Lsn): Promise<TableCopyWriter> {
     const post = (rows: string[]) => postWithRetries(this.url, rows)
-    return {write: (rows) => post(rows.map((row) => readToJson({op: 'read', table, new: row, snapshotLsn}))), commit: async () => {}, abort: async () => {}}
+    return {
+      write: (rows) => post(rows.map((row) => readToJson({op: 'read', table, new: row, snapshotLsn}))),
+      commit: async () => {},
+      abort: async () => {},
+    }
   }
   async beginBatch() {
     this.lines = []
@@ -60,12 +73,18 @@ async function postWithRetries(url: string, lines: string[], attempts = 8): Prom
   for (let attempt = 1; ; attempt++) {
     let problem: string
     try {
-      const res = await fetch(url, {method: 'POST', headers: {'content-type': 'application/json'}, body, signal: AbortSignal.timeout(30_000)})
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: {'content-type': 'application/json'},
+        body,
+        signal: AbortSignal.timeout(30_000),
+      })
       await res.body?.cancel()
       if (res.ok) return
       problem = `HTTP ${res.status}`
       // Any other 4xx: the endpoint rejects this batch, and will again; stop (the changes stay unconfirmed).
-      if (res.status < 500 && res.status !== 408 && res.status !== 429) throw new Error(`${url} rejected a batch: ${problem}`)
+      if (res.status < 500 && res.status !== 408 && res.status !== 429)
+        throw new Error(`${url} rejected a batch: ${problem}`)
     } catch (err) {
       if (err instanceof Error && err.message.includes('rejected a batch')) throw err
       problem = err instanceof Error ? err.message : String(err)
@@ -84,7 +103,11 @@ process.once('SIGINT', () => stop.abort())
 
 const result = await new Pipeline({
   mode: 'cdc', // changes from now on; 'sync' would first post every row of the tables as "op":"read"
-  source: {connectionString: process.env.PGREP_SOURCE, publication: process.env.PGREP_PUBLICATION ?? 'shop_pub', slot: process.env.PGREP_SLOT},
+  source: {
+    connectionString: process.env.PGREP_SOURCE,
+    publication: process.env.PGREP_PUBLICATION ?? 'shop_pub',
+    slot: process.env.PGREP_SLOT,
+  },
   sink: new WebhookSink(url),
   batch: {maxRows: 1000, maxBytes: 4 * 1024 * 1024, maxDelayMs: 500}, // at most ~1000 changes per request
   once: process.argv.includes('--once'),

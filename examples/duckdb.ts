@@ -17,8 +17,16 @@ process.once('SIGINT', () => stop.abort())
 const db = await DuckDBInstance.create(path)
 const pipeline = new Pipeline({
   mode: 'sync',
-  source: {connectionString: process.env.PGREP_SOURCE, publication: process.env.PGREP_PUBLICATION ?? 'shop_pub', slot: process.env.PGREP_SLOT},
-  sink: new DuckDbSink({path, instance: db, log: (level, msg) => level !== 'debug' && console.error(`duckdb: ${level}: ${msg}`)}),
+  source: {
+    connectionString: process.env.PGREP_SOURCE,
+    publication: process.env.PGREP_PUBLICATION ?? 'shop_pub',
+    slot: process.env.PGREP_SLOT,
+  },
+  sink: new DuckDbSink({
+    path,
+    instance: db,
+    log: (level, msg) => level !== 'debug' && console.error(`duckdb: ${level}: ${msg}`),
+  }),
   batch: {maxRows: 10_000, maxDelayMs: 1000},
   once: process.argv.includes('--once'),
   signal: stop.signal,
@@ -33,7 +41,9 @@ const tables = await conn.runAndReadAll(
   `SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name <> '_pgrep' ORDER BY 1, 2`,
 )
 for (const [schema, table] of tables.getRows()) {
-  const count = await conn.runAndReadAll(`SELECT count(*) FROM "${String(schema).replaceAll('"', '""')}"."${String(table).replaceAll('"', '""')}"`)
+  const count = await conn.runAndReadAll(
+    `SELECT count(*) FROM "${String(schema).replaceAll('"', '""')}"."${String(table).replaceAll('"', '""')}"`,
+  )
   console.log(`${schema}.${table}\t${count.getRows()[0][0]}`)
 }
 conn.closeSync()

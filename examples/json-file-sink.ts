@@ -67,7 +67,15 @@ export class JsonFileSink implements Sink {
   async setTableStates(states: TableState[]): Promise<void> {
     for (const s of states) {
       const others = this.state.tables.filter((t) => t.schema !== s.schema || t.name !== s.name)
-      this.state.tables = [...others, {schema: s.schema, name: s.name, status: s.status, snapshotLsn: s.snapshotLsn === null ? null : String(s.snapshotLsn)}]
+      this.state.tables = [
+        ...others,
+        {
+          schema: s.schema,
+          name: s.name,
+          status: s.status,
+          snapshotLsn: s.snapshotLsn === null ? null : String(s.snapshotLsn),
+        },
+      ]
     }
     this.save(this.state)
   }
@@ -114,7 +122,11 @@ export class JsonFileSink implements Sink {
   async commitBatch(checkpoint: Checkpoint): Promise<void> {
     if (!this.batch) throw new Error('commitBatch() outside a batch')
     // The rows and the checkpoint in one rename: exactly once.
-    const next = {...this.state, rows: this.batch, checkpoint: {commitLsn: String(checkpoint.commitLsn), endLsn: String(checkpoint.endLsn)}}
+    const next = {
+      ...this.state,
+      rows: this.batch,
+      checkpoint: {commitLsn: String(checkpoint.commitLsn), endLsn: String(checkpoint.endLsn)},
+    }
     this.save(next)
     this.state = next
     this.batch = undefined
@@ -132,12 +144,19 @@ export class JsonFileSink implements Sink {
     const cp = this.state.checkpoint
     return {
       checkpoint: cp ? {commitLsn: BigInt(cp.commitLsn), endLsn: BigInt(cp.endLsn)} : null,
-      tables: this.state.tables.map((t) => ({schema: t.schema, name: t.name, status: t.status, snapshotLsn: t.snapshotLsn === null ? null : BigInt(t.snapshotLsn)})),
+      tables: this.state.tables.map((t) => ({
+        schema: t.schema,
+        name: t.name,
+        status: t.status,
+        snapshotLsn: t.snapshotLsn === null ? null : BigInt(t.snapshotLsn),
+      })),
     }
   }
 
   private read(): FileState {
-    return existsSync(this.file) ? (JSON.parse(readFileSync(this.file, 'utf8')) as FileState) : {checkpoint: null, tables: [], rows: {}}
+    return existsSync(this.file)
+      ? (JSON.parse(readFileSync(this.file, 'utf8')) as FileState)
+      : {checkpoint: null, tables: [], rows: {}}
   }
 
   private save(state: FileState): void {
@@ -179,7 +198,11 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   process.once('SIGINT', () => stop.abort())
   const result = await new Pipeline({
     mode: 'sync', // copies the tables first (resumed from the file's table states), then streams
-    source: {connectionString: process.env.PGREP_SOURCE, publication: process.env.PGREP_PUBLICATION ?? 'shop_pub', slot: process.env.PGREP_SLOT},
+    source: {
+      connectionString: process.env.PGREP_SOURCE,
+      publication: process.env.PGREP_PUBLICATION ?? 'shop_pub',
+      slot: process.env.PGREP_SLOT,
+    },
     sink: new JsonFileSink(file),
     once: process.argv.includes('--once'),
     signal: stop.signal,

@@ -25,7 +25,11 @@ const pipeline = new Pipeline({
 })
 
 // Progress and warnings go to stderr; stdout carries only the data.
-pipeline.on('batch', (b) => console.error(`pgrep: ${b.rows} row change(s) in ${b.transactions} transaction(s) confirmed up to ${formatLsn(b.checkpoint.endLsn)}`))
+pipeline.on('batch', (b) =>
+  console.error(
+    `pgrep: ${b.rows} row change(s) in ${b.transactions} transaction(s) confirmed up to ${formatLsn(b.checkpoint.endLsn)}`,
+  ),
+)
 pipeline.on('warning', (w) => console.error(`pgrep: warning: ${w.message}`))
 
 const result = await pipeline.run()

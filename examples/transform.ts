@@ -14,16 +14,25 @@ const sink = new TransformSink(new StdoutSink(), {
   column: (_t, c) => c.name !== 'password_hash',
   // Rewrite values: ada@example.com → a***@example.com. Values are Postgres text forms (strings)
   // or null; an unchanged TOASTed value (the UNCHANGED_TOAST symbol) must be passed through as is.
-  row: (table, values) => values.map((v, i) => (table.columns[i].name === 'email' && typeof v === 'string' ? v.replace(/^(.).*@/, '$1***@') : v)),
+  row: (table, values) =>
+    values.map((v, i) =>
+      table.columns[i].name === 'email' && typeof v === 'string' ? v.replace(/^(.).*@/, '$1***@') : v,
+    ),
 })
 
 const stop = new AbortController()
 process.once('SIGINT', () => stop.abort())
 const result = await new Pipeline({
   mode: 'sync', // copy the tables (as "op":"read" lines), then stream their changes
-  source: {connectionString: process.env.PGREP_SOURCE, publication: process.env.PGREP_PUBLICATION ?? 'shop_pub', slot: process.env.PGREP_SLOT},
+  source: {
+    connectionString: process.env.PGREP_SOURCE,
+    publication: process.env.PGREP_PUBLICATION ?? 'shop_pub',
+    slot: process.env.PGREP_SLOT,
+  },
   sink,
   once: process.argv.includes('--once'),
   signal: stop.signal,
 }).run()
-console.error(`stopped (${result.end}); copied ${result.copied.map((c) => `${c.table.name} (${c.rows} rows)`).join(', ') || 'nothing'}`)
+console.error(
+  `stopped (${result.end}); copied ${result.copied.map((c) => `${c.table.name} (${c.rows} rows)`).join(', ') || 'nothing'}`,
+)

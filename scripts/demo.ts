@@ -53,7 +53,13 @@ async function main(): Promise<void> {
   const server = await startPostgres(18)
   const work = await mkdtemp(path.join(tmpdir(), 'pgrep-demo-'))
   const duckdbPath = path.join(work, 'demo.duckdb')
-  const conn = {host: '127.0.0.1', port: server.port, user: server.user, password: server.password, database: 'postgres'}
+  const conn = {
+    host: '127.0.0.1',
+    port: server.port,
+    user: server.user,
+    password: server.password,
+    database: 'postgres',
+  }
   const db = new pg.Client(conn)
   await db.connect()
   try {
@@ -61,8 +67,29 @@ async function main(): Promise<void> {
     await db.query(SCHEMA)
 
     say(`running: pgrep sync --publication demo_pub --duckdb-path ${duckdbPath}`)
-    const env = {...process.env, PGHOST: '127.0.0.1', PGPORT: String(server.port), PGUSER: server.user, PGPASSWORD: server.password, PGDATABASE: 'postgres', PGSSLMODE: 'disable'}
-    const sync = spawn(process.execPath, [path.join(root, 'bin/run.js'), 'sync', '--publication', 'demo_pub', '--duckdb-path', duckdbPath, '--log-format', 'pretty'], {env, stdio: ['ignore', 'inherit', 'inherit']})
+    const env = {
+      ...process.env,
+      PGHOST: '127.0.0.1',
+      PGPORT: String(server.port),
+      PGUSER: server.user,
+      PGPASSWORD: server.password,
+      PGDATABASE: 'postgres',
+      PGSSLMODE: 'disable',
+    }
+    const sync = spawn(
+      process.execPath,
+      [
+        path.join(root, 'bin/run.js'),
+        'sync',
+        '--publication',
+        'demo_pub',
+        '--duckdb-path',
+        duckdbPath,
+        '--log-format',
+        'pretty',
+      ],
+      {env, stdio: ['ignore', 'inherit', 'inherit']},
+    )
     const exited = new Promise<number | null>((resolve) => sync.on('exit', (code) => resolve(code)))
 
     say('generating live changes for 8 seconds (inserts, updates, deletes, a truncate-free mix)')
@@ -70,7 +97,10 @@ async function main(): Promise<void> {
     let n = 0
     while (Date.now() < until) {
       await db.query('BEGIN')
-      await db.query(`INSERT INTO orders (customer_id, total, details) VALUES (1 + $1 % 500, $1 * 1.5, '{"live": true}')`, [n])
+      await db.query(
+        `INSERT INTO orders (customer_id, total, details) VALUES (1 + $1 % 500, $1 * 1.5, '{"live": true}')`,
+        [n],
+      )
       await db.query(`UPDATE customers SET mood = 'happy', tags = tags || 'updated'::text WHERE id = 1 + $1 % 500`, [n])
       if (n % 5 === 0) await db.query(`DELETE FROM orders WHERE id = (SELECT min(id) FROM orders WHERE paid)`)
       await db.query(`INSERT INTO "Event Log" (kind, payload) VALUES ('tick', json_build_object('n', $1::int))`, [n])
@@ -87,11 +117,17 @@ async function main(): Promise<void> {
     say('what DuckDB holds now, next to Postgres:')
     const instance = await DuckDBInstance.create(duckdbPath)
     const duck = await instance.connect()
-    for (const [schema, table] of [['public', 'customers'], ['public', 'orders'], ['public', 'Event Log']]) {
+    for (const [schema, table] of [
+      ['public', 'customers'],
+      ['public', 'orders'],
+      ['public', 'Event Log'],
+    ]) {
       const q = `"${schema}"."${table.replaceAll('"', '""')}"`
       const pgCount = (await db.query(`SELECT count(*)::int AS n FROM ${q}`)).rows[0].n
       const duckCount = Number((await duck.runAndReadAll(`SELECT count(*) AS n FROM ${q}`)).getRowObjects()[0].n)
-      process.stdout.write(`   ${`${schema}.${table}`.padEnd(20)} postgres ${String(pgCount).padStart(6)} rows   duckdb ${String(duckCount).padStart(6)} rows ${pgCount === duckCount ? 'OK' : 'DIFFERENT'}\n`)
+      process.stdout.write(
+        `   ${`${schema}.${table}`.padEnd(20)} postgres ${String(pgCount).padStart(6)} rows   duckdb ${String(duckCount).padStart(6)} rows ${pgCount === duckCount ? 'OK' : 'DIFFERENT'}\n`,
+      )
     }
     const sample = await duck.runAndReadAll(`SELECT id, name, mood, tags FROM public.customers WHERE id = 1`)
     process.stdout.write(`   sample: ${JSON.stringify(sample.getRowObjectsJson()[0])}\n`)

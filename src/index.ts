@@ -37,10 +37,25 @@ export type {BatchCommittedEvent, PipelineObserver, SlotStatusEvent, TableOpCoun
 export type {TableProgress} from './core/pipeline/copy.js'
 
 // ---- Sinks ----
-export type {Checkpoint, CopyForm, LiveFigures, PartialTransaction, ResumeState, Sink, SinkInspection, TableCopyStatus, TableCopyWriter, TableState} from './core/pipeline/sink.js'
+export type {
+  Checkpoint,
+  CopyForm,
+  LiveFigures,
+  PartialTransaction,
+  ResumeState,
+  Sink,
+  SinkInspection,
+  TableCopyStatus,
+  TableCopyWriter,
+  TableState,
+} from './core/pipeline/sink.js'
 export type {BinaryRowBatch} from './core/values/copy-binary.js'
 export {StdoutSink, type StdoutSinkOptions} from './sinks/stdout/index.js'
-export {DEBEZIUM_UNAVAILABLE_VALUE, type DebeziumFormatOptions, type DecimalHandlingMode} from './sinks/stdout/debezium.js'
+export {
+  DEBEZIUM_UNAVAILABLE_VALUE,
+  type DebeziumFormatOptions,
+  type DecimalHandlingMode,
+} from './sinks/stdout/debezium.js'
 export {TransformSink, type TransformOptions} from './api/transform.js'
 export {changeToJson, readToJson} from './api/json.js'
 
@@ -56,8 +71,25 @@ export type {
   TruncateEvent,
   UpdateEvent,
 } from './core/changes.js'
-export {UNCHANGED_TOAST, pgTimestampToIso, type ColumnValue, type PgTimestamp, type ReplicaIdentity, type TupleData, type UnchangedToast} from './core/protocol/messages.js'
-export {qualifiedName, quoteIdent, tableKey, type ColumnSchema, type PgType, type ScalarKind, type TableName, type TableSchema} from './core/schema/types.js'
+export {
+  UNCHANGED_TOAST,
+  pgTimestampToIso,
+  type ColumnValue,
+  type PgTimestamp,
+  type ReplicaIdentity,
+  type TupleData,
+  type UnchangedToast,
+} from './core/protocol/messages.js'
+export {
+  qualifiedName,
+  quoteIdent,
+  tableKey,
+  type ColumnSchema,
+  type PgType,
+  type ScalarKind,
+  type TableName,
+  type TableSchema,
+} from './core/schema/types.js'
 export {formatLsn, parseLsn, ZERO_LSN, type Lsn} from './core/lsn.js'
 
 // ---- Errors and logging ----

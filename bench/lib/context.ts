@@ -34,7 +34,14 @@ export function scaled(ctx: BenchContext, n: number): number {
 }
 
 /** Workload weights for sharing the time budget (roughly their share of a full run). */
-const WEIGHTS: Record<string, number> = {backfill: 4, stream: 4, decode: 0.5, 'small-txns': 2.5, 'query-load': 2, 'large-values': 1}
+const WEIGHTS: Record<string, number> = {
+  backfill: 4,
+  stream: 4,
+  decode: 0.5,
+  'small-txns': 2.5,
+  'query-load': 2,
+  'large-values': 1,
+}
 
 /** When each selected workload should be done for the whole run to fit in `minutes`. */
 export function budgetDeadlines(selected: readonly string[], startMs: number, minutes: number): Record<string, number> {
@@ -57,6 +64,8 @@ export function anotherRound(ctx: BenchContext, workload: string, loopStartMs: n
   if (deadline === undefined || roundsDone === 0) return true
   const perRound = (Date.now() - loopStartMs) / roundsDone
   if (Date.now() + perRound <= deadline) return true
-  ctx.log(`${workload}: stopping after ${roundsDone} round(s): the next would not fit in the time budget (--budget-minutes)`)
+  ctx.log(
+    `${workload}: stopping after ${roundsDone} round(s): the next would not fit in the time budget (--budget-minutes)`,
+  )
   return false
 }

@@ -15,6 +15,8 @@ const conn = await instance.connect()
 await conn.run(`CREATE SCHEMA IF NOT EXISTS ${ident(spec.schema)}`)
 await conn.run(spec.createSql)
 const columns = `{${spec.columns.map((c) => `${literal(c.name)}: ${literal(c.type)}`).join(', ')}}`
-await conn.run(`INSERT INTO ${ident(spec.schema)}.${ident(spec.table)} SELECT * FROM read_csv(${literal(csvPath)}, header = false, columns = ${columns})`)
+await conn.run(
+  `INSERT INTO ${ident(spec.schema)}.${ident(spec.table)} SELECT * FROM read_csv(${literal(csvPath)}, header = false, columns = ${columns})`,
+)
 conn.closeSync()
 instance.closeSync()

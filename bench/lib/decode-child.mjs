@@ -13,7 +13,7 @@ const all = readFileSync(file)
 // Offsets of the XLogData payloads (keepalives are left out: neither decoder sees them).
 const starts = []
 const ends = []
-for (let off = 0; off < all.length; ) {
+for (let off = 0; off < all.length;) {
   const len = all.readUInt32BE(off)
   if (all[off + 4] === 0x77) {
     starts.push(off + 4)
@@ -25,7 +25,9 @@ const n = starts.length
 
 let pass
 if (which === 'pgrep') {
-  const {PgoutputDecoder, decodeReplicationMessage} = await import(pathToFileURL(path.join(dist, 'core/protocol/index.js')).href)
+  const {PgoutputDecoder, decodeReplicationMessage} = await import(
+    pathToFileURL(path.join(dist, 'core/protocol/index.js')).href
+  )
   pass = () => {
     const decoder = new PgoutputDecoder()
     let rows = 0

@@ -14,7 +14,13 @@ const lsnValue = (text) => {
 }
 const end = lsnValue(endText)
 const service = new LogicalReplicationService(
-  {host: process.env.PGHOST, port: Number(process.env.PGPORT), user: process.env.PGUSER, password: process.env.PGPASSWORD, database: process.env.PGDATABASE},
+  {
+    host: process.env.PGHOST,
+    port: Number(process.env.PGPORT),
+    user: process.env.PGUSER,
+    password: process.env.PGPASSWORD,
+    database: process.env.PGDATABASE,
+  },
   {acknowledge: {auto: true, timeoutSeconds: 10}},
 )
 const plugin = new PgoutputPlugin({protoVersion: 4, publicationNames: [publication], messages: true})

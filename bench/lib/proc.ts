@@ -114,13 +114,15 @@ function childPidOf(pid: number): number | undefined {
 /** Runs to completion; throws with the stderr tail when the command fails. */
 export async function run(cmd: string, args: string[], opts: SpawnOptions, what = cmd): Promise<RunResult> {
   const r = await start(cmd, args, opts).done
-  if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code ?? r.signal}):\n${r.stderrTail.split('\n').slice(-15).join('\n')}`)
+  if (r.code !== 0)
+    throw new Error(`${what} failed (exit ${r.code ?? r.signal}):\n${r.stderrTail.split('\n').slice(-15).join('\n')}`)
   return r
 }
 
 /** A short command's stdout (for versions and setup steps); throws on failure. */
 export function capture(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): string {
   const r = spawnSync(cmd, args, {env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024})
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (exit ${r.status}): ${(r.stderr ?? '').slice(-2000)}`)
+  if (r.status !== 0)
+    throw new Error(`${cmd} ${args.join(' ')} failed (exit ${r.status}): ${(r.stderr ?? '').slice(-2000)}`)
   return r.stdout
 }

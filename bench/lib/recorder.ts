@@ -10,7 +10,13 @@ export interface Recording {
   bytes: number
 }
 
-export async function recordStream(config: pg.ClientConfig, slot: string, publication: string, end: bigint, file: string): Promise<Recording> {
+export async function recordStream(
+  config: pg.ClientConfig,
+  slot: string,
+  publication: string,
+  end: bigint,
+  file: string,
+): Promise<Recording> {
   const client = new pg.Client({...config, replication: 'database'} as pg.ClientConfig)
   client.on('error', () => {})
   await client.connect()
@@ -62,9 +68,13 @@ export async function recordStream(config: pg.ClientConfig, slot: string, public
       if (chunk[0] === 0x6b && chunk[17] === 1) status()
       if (pos >= end) finish()
     })
-    client.query(`START_REPLICATION SLOT "${slot}" LOGICAL 0/0 (proto_version '4', publication_names '"${publication}"', messages 'true')`).catch((err) => {
-      if (!finished) reject(err)
-    })
+    client
+      .query(
+        `START_REPLICATION SLOT "${slot}" LOGICAL 0/0 (proto_version '4', publication_names '"${publication}"', messages 'true')`,
+      )
+      .catch((err) => {
+        if (!finished) reject(err)
+      })
   })
   await done
   return {file, messages, bytes}

@@ -100,13 +100,25 @@ export function machine(): Omit<Environment, 'versions'> {
   } catch {
     // Not Linux: os.cpus() is good enough.
   }
-  return {cpu, cores: os.cpus().length, memGb: os.totalmem() / 2 ** 30, loadBefore: os.loadavg().map((x) => x.toFixed(2)).join(' ')}
+  return {
+    cpu,
+    cores: os.cpus().length,
+    memGb: os.totalmem() / 2 ** 30,
+    loadBefore: os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' '),
+  }
 }
 
 export function gitCommit(cwd: string): string {
   const r = spawnSync('git', ['rev-parse', '--short', 'HEAD'], {cwd, encoding: 'utf8'})
   if (r.status !== 0) return 'unknown'
-  const dirty = spawnSync('git', ['status', '--porcelain', '--untracked-files=no', 'src'], {cwd, encoding: 'utf8'}).stdout.trim() !== ''
+  const dirty =
+    spawnSync('git', ['status', '--porcelain', '--untracked-files=no', 'src'], {
+      cwd,
+      encoding: 'utf8',
+    }).stdout.trim() !== ''
   return r.stdout.trim() + (dirty ? ' (with uncommitted changes in src/)' : '')
 }
 
@@ -119,7 +131,10 @@ function fmtS(x: number): string {
 }
 
 function contenderTable(cs: Contender[]): string[] {
-  const out = ['| contender | runs | median s | min-max s | rate (median) | CPU s per million (user+sys, median) | peak RSS MB |', '|---|---|---|---|---|---|---|']
+  const out = [
+    '| contender | runs | median s | min-max s | rate (median) | CPU s per million (user+sys, median) | peak RSS MB |',
+    '|---|---|---|---|---|---|---|',
+  ]
   for (const c of cs) {
     if (c.skipped && c.runs.length === 0) {
       out.push(`| ${cell(c.name)} | 0 | skipped: ${cell(c.skipped)} | | | | |`)
@@ -152,14 +167,27 @@ export function renderResults(input: ReportInput): string {
   const {env} = input
   const lines: string[] = []
   lines.push('# pgrep benchmark results', '')
-  lines.push(`Written by \`${input.command}\` (${input.options}) on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC; the whole run took ${(input.totalSeconds / 60).toFixed(1)} minutes.`)
-  lines.push('Speed is judged by ratios between programs measured in the same run on the same machine; absolute figures move with the load of the (shared) machine.', '')
-  if (input.quick) lines.push(`**A quick run (--rows ${input.quick}): the data sets are scaled down, so start-up times dominate and the ratios say little about the targets.**`, '')
+  lines.push(
+    `Written by \`${input.command}\` (${input.options}) on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC; the whole run took ${(input.totalSeconds / 60).toFixed(1)} minutes.`,
+  )
+  lines.push(
+    'Speed is judged by ratios between programs measured in the same run on the same machine; absolute figures move with the load of the (shared) machine.',
+    '',
+  )
+  if (input.quick)
+    lines.push(
+      `**A quick run (--rows ${input.quick}): the data sets are scaled down, so start-up times dominate and the ratios say little about the targets.**`,
+      '',
+    )
   lines.push('## Machine and versions', '')
   lines.push(`- CPU: ${env.cpu}, ${env.cores} cores; RAM ${env.memGb.toFixed(1)} GiB`)
   lines.push(`- Load average (1, 5, 15 min) before: ${env.loadBefore}; after: ${env.loadAfter ?? 'n/a'}`)
   for (const [k, v] of Object.entries(env.versions)) lines.push(`- ${k}: ${v}`)
-  lines.push(`- Server settings: ${Object.entries(input.settings).map(([k, v]) => `${k}=${v}`).join(', ')}; everything else at its default (logical_decoding_work_mem 64MB)`)
+  lines.push(
+    `- Server settings: ${Object.entries(input.settings)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(', ')}; everything else at its default (logical_decoding_work_mem 64MB)`,
+  )
   lines.push('')
 
   const allTargets: (Target & {workload: string})[] = []
@@ -169,7 +197,10 @@ export function renderResults(input: ReportInput): string {
 
   lines.push('## Targets', '')
   lines.push('| workload | target | measured | verdict |', '|---|---|---|---|')
-  for (const t of allTargets) lines.push(`| ${cell(t.workload)} | ${cell(t.text)} | ${cell(t.measured)} | ${t.pass === null ? 'not measured' : t.pass ? 'PASS' : '**MISS**'} |`)
+  for (const t of allTargets)
+    lines.push(
+      `| ${cell(t.workload)} | ${cell(t.text)} | ${cell(t.measured)} | ${t.pass === null ? 'not measured' : t.pass ? 'PASS' : '**MISS**'} |`,
+    )
   lines.push('')
 
   for (const w of input.workloads) {
@@ -194,7 +225,8 @@ export function renderResults(input: ReportInput): string {
   const misses = allTargets.filter((t) => t.pass === false)
   lines.push('## Gaps and plans', '')
   if (misses.length === 0) lines.push('Every measured target is met in this run.')
-  for (const t of misses) lines.push(`- **${t.workload}: ${t.text}** (measured ${t.measured}). Reason: TODO. Plan: TODO.`)
+  for (const t of misses)
+    lines.push(`- **${t.workload}: ${t.text}** (measured ${t.measured}). Reason: TODO. Plan: TODO.`)
   lines.push('')
   return lines.join('\n')
 }
@@ -214,5 +246,11 @@ function memoryTargets(workloads: WorkloadResult[]): Target[] {
   const text = `peak RSS of every pgrep run at most ${PEAK_RSS_LIMIT_MB} MB`
   if (worst.length === 0) return [{text, measured: 'n/a', pass: null}]
   worst.sort((a, b) => b.rss - a.rss)
-  return [{text, measured: `highest ${worst[0].rss.toFixed(0)} MB (${worst[0].name})`, pass: worst[0].rss <= PEAK_RSS_LIMIT_MB}]
+  return [
+    {
+      text,
+      measured: `highest ${worst[0].rss.toFixed(0)} MB (${worst[0].name})`,
+      pass: worst[0].rss <= PEAK_RSS_LIMIT_MB,
+    },
+  ]
 }

@@ -34,7 +34,13 @@ export interface BenchServer {
 export async function startBenchServer(): Promise<BenchServer> {
   const flags = Object.entries(SERVER_SETTINGS).flatMap(([k, v]) => ['-c', `${k}=${v}`])
   const server: RunningPostgres = await startPostgres(18, flags)
-  const conn = (database: string) => ({host: '127.0.0.1', port: server.port, user: TEST_USER, password: TEST_PASSWORD, database})
+  const conn = (database: string) => ({
+    host: '127.0.0.1',
+    port: server.port,
+    user: TEST_USER,
+    password: TEST_PASSWORD,
+    database,
+  })
   const client = async (database: string) => {
     const c = new pg.Client(conn(database))
     c.on('error', () => {})
@@ -47,7 +53,16 @@ export async function startBenchServer(): Promise<BenchServer> {
     env(database) {
       const env: NodeJS.ProcessEnv = {}
       for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PG')) env[k] = v
-      return {...env, PGHOST: '127.0.0.1', PGPORT: String(server.port), PGUSER: TEST_USER, PGPASSWORD: TEST_PASSWORD, PGDATABASE: database, PGSSLMODE: 'disable', NODE_ENV: 'production'}
+      return {
+        ...env,
+        PGHOST: '127.0.0.1',
+        PGPORT: String(server.port),
+        PGUSER: TEST_USER,
+        PGPASSWORD: TEST_PASSWORD,
+        PGDATABASE: database,
+        PGSSLMODE: 'disable',
+        NODE_ENV: 'production',
+      }
     },
     conninfo(database) {
       return `host=127.0.0.1 port=${server.port} user=${TEST_USER} dbname=${database} sslmode=disable`

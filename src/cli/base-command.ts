@@ -4,7 +4,15 @@ import {Command, Errors, type Interfaces} from '@oclif/core'
 import {EXIT_CODES, PgrepError} from '../core/errors.js'
 import type {Logger} from '../core/log/logger.js'
 import {redact} from '../core/postgres/connection.js'
-import {configFlag, envName, forCommandLine, resolveFlags, typedFlags, type FlagDefs, type Resolved} from './config-sources.js'
+import {
+  configFlag,
+  envName,
+  forCommandLine,
+  resolveFlags,
+  typedFlags,
+  type FlagDefs,
+  type Resolved,
+} from './config-sources.js'
 import {createLogger, type LogFormat, type LogLevel} from './logger.js'
 import {StdoutClosed} from '../sinks/stdout/index.js'
 import {stderrStatus} from './progress.js'
@@ -44,7 +52,10 @@ export abstract class PgrepCommand extends Command {
   ): Promise<Interfaces.ParserOutput<F, B, A>> {
     const input = options ?? (this.ctor as unknown as Interfaces.Input<F, B, A>)
     const defs = {...input.baseFlags, ...input.flags} as unknown as FlagDefs
-    const parsed = await super.parse<F, B, A>({...input, baseFlags: {} as typeof input.baseFlags, flags: forCommandLine(defs) as typeof input.flags}, argv)
+    const parsed = await super.parse<F, B, A>(
+      {...input, baseFlags: {} as typeof input.baseFlags, flags: forCommandLine(defs) as typeof input.flags},
+      argv,
+    )
     const resolved = await resolveFlags({
       command: this.id ?? '',
       defs,
@@ -68,7 +79,9 @@ export abstract class PgrepCommand extends Command {
     if (this.resolved) {
       const {configFile, origins, warnings} = this.resolved
       // Names only: values may be secrets.
-      const fromEnv = Object.keys(origins).filter((f) => origins[f] === 'env').map(envName)
+      const fromEnv = Object.keys(origins)
+        .filter((f) => origins[f] === 'env')
+        .map(envName)
       const fromFile = Object.keys(origins).filter((f) => origins[f] === 'file')
       this.logger.debug({configFile, fromEnv, fromFile}, 'flag values from the environment and the config file')
       for (const w of warnings) this.logger.warn({}, w)
@@ -95,7 +108,10 @@ export abstract class PgrepCommand extends Command {
     const resolved = this.resolved?.flags.json
     if (typeof resolved === 'boolean') return resolved
     const end = this.argv.indexOf('--')
-    return this.argv.slice(0, end === -1 ? undefined : end).includes('--json') || /^(1|true|yes)$/i.test(process.env.PGREP_JSON?.trim() ?? '')
+    return (
+      this.argv.slice(0, end === -1 ? undefined : end).includes('--json') ||
+      /^(1|true|yes)$/i.test(process.env.PGREP_JSON?.trim() ?? '')
+    )
   }
 
   /**
@@ -116,7 +132,11 @@ export abstract class PgrepCommand extends Command {
       return
     }
     if (err instanceof PgrepError) {
-      this.fatal(err.exitCode, err.kind, err.message, {hint: err.hint, details: err.details, cause: err.kind === 'internal' ? causeText(err.cause) : undefined})
+      this.fatal(err.exitCode, err.kind, err.message, {
+        hint: err.hint,
+        details: err.details,
+        cause: err.kind === 'internal' ? causeText(err.cause) : undefined,
+      })
       return
     }
     // oclif's own parse errors (unknown flag, missing value) keep their message; exit code 2.
@@ -124,11 +144,19 @@ export abstract class PgrepCommand extends Command {
       this.fatal(EXIT_CODES.usage, 'usage', err.message, {hint: 'see --help'})
       return
     }
-    this.fatal(EXIT_CODES.internal, 'internal', err.message, {stack: err.stack ?? '', hint: 'please report this with the command you ran'})
+    this.fatal(EXIT_CODES.internal, 'internal', err.message, {
+      stack: err.stack ?? '',
+      hint: 'please report this with the command you ran',
+    })
   }
 
   /** The one message of a failed run on stderr: a JSON line with --log-format json, else text. */
-  private fatal(exitCode: number, kind: string, message: string, more: {hint?: string; details?: string[]; cause?: string; stack?: string}): void {
+  private fatal(
+    exitCode: number,
+    kind: string,
+    message: string,
+    more: {hint?: string; details?: string[]; cause?: string; stack?: string},
+  ): void {
     process.exitCode = exitCode
     if (this.jsonLogs()) {
       const line: Record<string, unknown> = {level: 'fatal', time: Date.now(), exitCode, kind, msg: redact(message)}

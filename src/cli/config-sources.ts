@@ -8,9 +8,27 @@
 import {Flags} from '@oclif/core'
 import {PgrepError} from '../core/errors.js'
 import {readConfigFile, type FileValues} from './config-file.js'
-import {checkEach, CONFIG_ENV, CONFIG_FLAG, envName, kindOf, levenshtein, splitList, type FlagDefs} from './flag-values.js'
+import {
+  checkEach,
+  CONFIG_ENV,
+  CONFIG_FLAG,
+  envName,
+  kindOf,
+  levenshtein,
+  splitList,
+  type FlagDefs,
+} from './flag-values.js'
 
-export {closest, CONFIG_ENV, CONFIG_FLAG, envName, kindOf, splitList, type FlagDef, type FlagDefs} from './flag-values.js'
+export {
+  closest,
+  CONFIG_ENV,
+  CONFIG_FLAG,
+  envName,
+  kindOf,
+  splitList,
+  type FlagDef,
+  type FlagDefs,
+} from './flag-values.js'
 export type Origin = 'flag' | 'env' | 'file' | 'default'
 
 /** The --config flag every command takes (as oclif baseFlags). */
@@ -119,7 +137,14 @@ export async function resolveFlags(input: ResolveInput): Promise<Resolved> {
       .slice(1)
       .map((p) => `[${String(p)}]`)
       .join('')}`
-  for (const [k, v] of checkEach(defs, argvText, 'text', textLabel((f) => `--${f}`), problems)) argvValues.set(k, v)
+  for (const [k, v] of checkEach(
+    defs,
+    argvText,
+    'text',
+    textLabel((f) => `--${f}`),
+    problems,
+  ))
+    argvValues.set(k, v)
 
   // Environment: PGREP_<FLAG>; empty means unset.
   const envText: Record<string, unknown> = {}
@@ -137,7 +162,9 @@ export async function resolveFlags(input: ResolveInput): Promise<Resolved> {
   const fromArgv = input.argv[CONFIG_FLAG]
   const fromEnv = input.env[CONFIG_ENV]
   const configFile = typeof fromArgv === 'string' && fromArgv !== '' ? fromArgv : fromEnv ? fromEnv : undefined
-  const file: FileValues = configFile ? await readConfigFile(input, configFile, problems) : {values: new Map(), loaded: true}
+  const file: FileValues = configFile
+    ? await readConfigFile(input, configFile, problems)
+    : {values: new Map(), loaded: true}
 
   const flags: Record<string, unknown> = {}
   const origins: Record<string, Origin> = {}
@@ -147,7 +174,10 @@ export async function resolveFlags(input: ResolveInput): Promise<Resolved> {
     else if (envValues.has(name)) [flags[name], origins[name]] = [envValues.get(name), 'env']
     else if (file.values.has(name)) [flags[name], origins[name]] = [file.values.get(name)!.value, 'file']
     else if (def.default !== undefined) {
-      flags[name] = typeof def.default === 'function' ? await (def.default as (ctx: unknown) => unknown)({options: def, flags}) : def.default
+      flags[name] =
+        typeof def.default === 'function'
+          ? await (def.default as (ctx: unknown) => unknown)({options: def, flags})
+          : def.default
       origins[name] = 'default'
     }
   }
@@ -188,10 +218,14 @@ export async function resolveFlags(input: ResolveInput): Promise<Resolved> {
   if (problems.length > 0) {
     // A misspelt variable may be why a flag is missing: say so next to the problems.
     const notes = warnings.map((w) => `note: ${w}`)
-    throw new PgrepError('usage', problems.length === 1 ? `invalid option: ${problems[0]}` : `${problems.length} invalid options`, {
-      details: [...(problems.length === 1 ? [] : problems), ...notes],
-      hint: 'see --help; values come from flags, then PGREP_* variables, then the --config file',
-    })
+    throw new PgrepError(
+      'usage',
+      problems.length === 1 ? `invalid option: ${problems[0]}` : `${problems.length} invalid options`,
+      {
+        details: [...(problems.length === 1 ? [] : problems), ...notes],
+        hint: 'see --help; values come from flags, then PGREP_* variables, then the --config file',
+      },
+    )
   }
   return {flags, origins, configFile, warnings}
 }

@@ -7,7 +7,11 @@ import type {Lsn} from '../core/lsn.js'
 import {resolveConnection, type ResolvedConnection} from '../core/postgres/connection.js'
 import {defaultSlotName} from '../core/postgres/source.js'
 import type {BatchLimits} from '../core/pipeline/stream-apply.js'
-import {DEFAULT_MAX_LAG_BYTES, DEFAULT_SLOT_CHECK_INTERVAL_MS, type SlotMonitorOptions} from '../core/pipeline/slot-monitor.js'
+import {
+  DEFAULT_MAX_LAG_BYTES,
+  DEFAULT_SLOT_CHECK_INTERVAL_MS,
+  type SlotMonitorOptions,
+} from '../core/pipeline/slot-monitor.js'
 import {DEFAULT_MAX_STALL_MS} from '../core/pipeline/stream-runner.js'
 import {DEFAULT_DUCKDB_PATH, DEFAULT_PARALLEL, SINK_BATCH_DEFAULTS} from '../core/settings.js'
 import type {TableName} from '../core/schema/types.js'
@@ -19,7 +23,15 @@ export type SinkConfig =
   | {kind: 'stdout'; format: 'json'}
   | {kind: 'stdout'; format: 'debezium'; debezium: DebeziumFormatOptions}
   | {kind: 'duckdb'; path: string; memoryLimit?: string; lockTimeoutMs?: number; replaceForeignTables?: boolean}
-  | {kind: 'bigquery'; projectId: string; dataset: string; location?: string; keyFile?: string; apiEndpoint?: string; replaceForeignTables?: boolean}
+  | {
+      kind: 'bigquery'
+      projectId: string
+      dataset: string
+      location?: string
+      keyFile?: string
+      apiEndpoint?: string
+      replaceForeignTables?: boolean
+    }
   | {kind: 'parquet'; dir: string; s3Endpoint?: string; fileSizeBytes?: number; rollIntervalMs?: number}
 
 export interface CommonConfig {
@@ -59,7 +71,10 @@ function protectionFrom(flags: Flags): ProtectionConfig {
   return {
     maxStallMs: flags['max-stall'] ?? DEFAULT_MAX_STALL_MS,
     // off and 0 both mean never for the monitor.
-    slotMonitor: {maxLagBytes: lag === undefined ? DEFAULT_MAX_LAG_BYTES : (lag ?? 0), intervalMs: flags['slot-check-interval'] ?? DEFAULT_SLOT_CHECK_INTERVAL_MS},
+    slotMonitor: {
+      maxLagBytes: lag === undefined ? DEFAULT_MAX_LAG_BYTES : (lag ?? 0),
+      intervalMs: flags['slot-check-interval'] ?? DEFAULT_SLOT_CHECK_INTERVAL_MS,
+    },
     // Off by default: a heartbeat writes WAL on the source every interval (with archive_timeout, a
     // whole segment archived per interval on an idle server) and fails on a standby; keepalives
     // already advance an idle publication's slot in most setups.
@@ -109,10 +124,14 @@ function connectionFrom(flags: Flags, problems: string[], warn: (msg: string) =>
 }
 
 function fail(problems: string[]): never {
-  throw new PgrepError('usage', problems.length === 1 ? `invalid option: ${problems[0]}` : `${problems.length} invalid options`, {
-    details: problems.length === 1 ? [] : problems,
-    hint: 'see --help for every option',
-  })
+  throw new PgrepError(
+    'usage',
+    problems.length === 1 ? `invalid option: ${problems[0]}` : `${problems.length} invalid options`,
+    {
+      details: problems.length === 1 ? [] : problems,
+      hint: 'see --help for every option',
+    },
+  )
 }
 
 function sinkFrom(flags: Flags, needsResume: boolean, problems: string[]): SinkConfig {
@@ -137,10 +156,17 @@ function sinkFrom(flags: Flags, needsResume: boolean, problems: string[]): SinkC
   }
   if (sink === 'duckdb') {
     const path = flags['duckdb-path'] ?? DEFAULT_DUCKDB_PATH
-    if (needsResume && path === ':memory:') problems.push('--duckdb-path: ":memory:" cannot keep the checkpoint this command resumes from; give a file path')
+    if (needsResume && path === ':memory:')
+      problems.push('--duckdb-path: ":memory:" cannot keep the checkpoint this command resumes from; give a file path')
     // Unset, the sink applies DEFAULT_DUCKDB_MEMORY_LIMIT (core/settings.ts explains the figure).
     const lockTimeoutMs = flags['duckdb-lock-timeout']
-    return {kind: 'duckdb', path, memoryLimit: flags['duckdb-memory-limit'], replaceForeignTables, ...(lockTimeoutMs === undefined ? {} : {lockTimeoutMs})}
+    return {
+      kind: 'duckdb',
+      path,
+      memoryLimit: flags['duckdb-memory-limit'],
+      replaceForeignTables,
+      ...(lockTimeoutMs === undefined ? {} : {lockTimeoutMs}),
+    }
   }
   if (sink === 'parquet') return parquetSinkFrom(flags, problems)
   return formatted ?? {kind: 'stdout', format: 'json'}
@@ -149,13 +175,16 @@ function sinkFrom(flags: Flags, needsResume: boolean, problems: string[]): SinkC
 function parquetSinkFrom(flags: Flags, problems: string[]): SinkConfig {
   const dir = flags['parquet-dir']
   if (!dir) problems.push('--parquet-dir: required with --sink parquet (a directory or s3://bucket/prefix)')
-  else if (/^s3:/i.test(dir) && !/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/.test(dir)) problems.push(`--parquet-dir: "${dir}" is not s3://bucket/prefix (a lowercase bucket name)`)
+  else if (/^s3:/i.test(dir) && !/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/.test(dir))
+    problems.push(`--parquet-dir: "${dir}" is not s3://bucket/prefix (a lowercase bucket name)`)
   const fileSize = flags['parquet-file-size']
-  if (fileSize !== undefined && (fileSize === null || fileSize < 1024)) problems.push('--parquet-file-size: at least 1KB')
+  if (fileSize !== undefined && (fileSize === null || fileSize < 1024))
+    problems.push('--parquet-file-size: at least 1KB')
   const rollIntervalMs = flags['parquet-roll-interval']
   if (rollIntervalMs === 0) problems.push('--parquet-roll-interval: must be greater than 0')
   const s3Endpoint = flags['s3-endpoint']
-  if (s3Endpoint !== undefined && !/^https?:\/\/\S+$/.test(s3Endpoint)) problems.push(`--s3-endpoint: "${s3Endpoint}" is not an http(s):// URL`)
+  if (s3Endpoint !== undefined && !/^https?:\/\/\S+$/.test(s3Endpoint))
+    problems.push(`--s3-endpoint: "${s3Endpoint}" is not an http(s):// URL`)
   return {kind: 'parquet', dir: dir ?? '', s3Endpoint, fileSizeBytes: fileSize ?? undefined, rollIntervalMs}
 }
 
@@ -164,17 +193,24 @@ function formatFrom(flags: Flags, sink: string, problems: string[]): SinkConfig 
   const format = flags.format ?? 'json'
   const topicPrefix = flags['topic-prefix']
   const decimal = flags['decimal-handling-mode']
-  if (format === 'debezium' && sink !== 'stdout') problems.push(`--format: debezium is an output format of --sink stdout, not of --sink ${sink}`)
+  if (format === 'debezium' && sink !== 'stdout')
+    problems.push(`--format: debezium is an output format of --sink stdout, not of --sink ${sink}`)
   if (format !== 'debezium') {
     if (topicPrefix !== undefined) problems.push('--topic-prefix: only used with --format debezium')
     if (decimal !== undefined) problems.push('--decimal-handling-mode: only used with --format debezium')
     return undefined
   }
-  return {kind: 'stdout', format: 'debezium', debezium: {database: '', topicPrefix: topicPrefix ?? 'pgrep', decimalHandling: decimal ?? 'precise'}}
+  return {
+    kind: 'stdout',
+    format: 'debezium',
+    debezium: {database: '', topicPrefix: topicPrefix ?? 'pgrep', decimalHandling: decimal ?? 'precise'},
+  }
 }
 
 function withDatabase(sink: SinkConfig, connection: ResolvedConnection | undefined): SinkConfig {
-  return sink.kind === 'stdout' && sink.format === 'debezium' && connection ? {...sink, debezium: {...sink.debezium, database: connection.database}} : sink
+  return sink.kind === 'stdout' && sink.format === 'debezium' && connection
+    ? {...sink, debezium: {...sink.debezium, database: connection.database}}
+    : sink
 }
 
 function batchFrom(flags: Flags, sink: SinkConfig): BatchLimits {
@@ -213,7 +249,8 @@ export function streamConfig(flags: Flags, warn: (msg: string) => void): StreamC
   const sink = withDatabase(sinkFrom(flags, true, problems), connection)
   const metrics = metricsFrom(flags, problems)
   const sqlEndpoint = sqlEndpointFrom(flags, problems)
-  if (sqlEndpoint && sink.kind !== 'duckdb') problems.push(`--sql-listen: serves the DuckDB file; it needs --sink duckdb (not ${sink.kind})`)
+  if (sqlEndpoint && sink.kind !== 'duckdb')
+    problems.push(`--sql-listen: serves the DuckDB file; it needs --sink duckdb (not ${sink.kind})`)
   if (problems.length > 0 || !connection) fail(problems)
   return {
     connection,
@@ -245,7 +282,14 @@ export function copyConfig(flags: Flags, warn: (msg: string) => void): CopyConfi
   if (tables.length > 0 && publication) problems.push('--table and --publication: give one or the other')
   const sink = withDatabase(sinkFrom(flags, false, problems), connection)
   if (problems.length > 0 || !connection) fail(problems)
-  return {connection, tables, publication, parallel: flags.parallel ?? DEFAULT_PARALLEL, sink, batch: batchFrom(flags, sink)}
+  return {
+    connection,
+    tables,
+    publication,
+    parallel: flags.parallel ?? DEFAULT_PARALLEL,
+    sink,
+    batch: batchFrom(flags, sink),
+  }
 }
 
 export interface SyncConfig extends StreamConfig {
@@ -255,5 +299,9 @@ export interface SyncConfig extends StreamConfig {
 }
 
 export function syncConfig(flags: Flags, warn: (msg: string) => void): SyncConfig {
-  return {...streamConfig(flags, warn), parallel: flags.parallel ?? DEFAULT_PARALLEL, autoResync: !flags['no-auto-resync']}
+  return {
+    ...streamConfig(flags, warn),
+    parallel: flags.parallel ?? DEFAULT_PARALLEL,
+    autoResync: !flags['no-auto-resync'],
+  }
 }

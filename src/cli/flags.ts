@@ -38,8 +38,14 @@ import {
  * converted by `value` before the command reads it: `flags['until-lsn']` is an Lsn. No oclif
  * `default:` on these: the default is in the converted form, applied by config.ts.
  */
-export function setting<T>(flag: Interfaces.OptionFlag<string | undefined>, value: z.ZodType<T, string>): Interfaces.OptionFlag<T | undefined>
-export function setting<T>(flag: Interfaces.OptionFlag<string[] | undefined>, value: z.ZodType<T, string>): Interfaces.OptionFlag<T[] | undefined>
+export function setting<T>(
+  flag: Interfaces.OptionFlag<string | undefined>,
+  value: z.ZodType<T, string>,
+): Interfaces.OptionFlag<T | undefined>
+export function setting<T>(
+  flag: Interfaces.OptionFlag<string[] | undefined>,
+  value: z.ZodType<T, string>,
+): Interfaces.OptionFlag<T[] | undefined>
 export function setting(flag: object, value: z.ZodType<unknown, string>): unknown {
   return {...flag, value}
 }
@@ -50,20 +56,30 @@ const mib = (n: number) => `${n / 1024 / 1024} MiB`
 
 export const connectionFlags = {
   source: Flags.string({
-    summary: 'PostgreSQL connection URI (postgres://user@host:port/db?sslmode=...). PG* variables and ~/.pgpass also apply.',
+    summary:
+      'PostgreSQL connection URI (postgres://user@host:port/db?sslmode=...). PG* variables and ~/.pgpass also apply.',
     helpGroup: 'CONNECTION',
   }),
-  'db-host': Flags.string({summary: 'Host name or unix socket directory (overrides --source and PGHOST).', helpGroup: 'CONNECTION'}),
+  'db-host': Flags.string({
+    summary: 'Host name or unix socket directory (overrides --source and PGHOST).',
+    helpGroup: 'CONNECTION',
+  }),
   'db-port': Flags.integer({summary: 'Port (overrides --source and PGPORT).', helpGroup: 'CONNECTION'}),
   'db-name': Flags.string({summary: 'Database name (overrides --source and PGDATABASE).', helpGroup: 'CONNECTION'}),
   'db-username': Flags.string({summary: 'User name (overrides --source and PGUSER).', helpGroup: 'CONNECTION'}),
-  'db-password': Flags.string({summary: 'Password (prefer PGPASSWORD or ~/.pgpass: flags show up in process lists).', helpGroup: 'CONNECTION'}),
+  'db-password': Flags.string({
+    summary: 'Password (prefer PGPASSWORD or ~/.pgpass: flags show up in process lists).',
+    helpGroup: 'CONNECTION',
+  }),
   'ssl-mode': Flags.option({
     summary: 'TLS mode (overrides PGSSLMODE).',
     options: ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const,
     helpGroup: 'CONNECTION',
   })(),
-  'ssl-root-cert': Flags.string({summary: 'CA certificate file for verify-ca / verify-full (overrides PGSSLROOTCERT).', helpGroup: 'CONNECTION'}),
+  'ssl-root-cert': Flags.string({
+    summary: 'CA certificate file for verify-ca / verify-full (overrides PGSSLROOTCERT).',
+    helpGroup: 'CONNECTION',
+  }),
 }
 
 export const logFlags = {
@@ -84,14 +100,16 @@ export const logFlags = {
 // declared here too so that PGREP_JSON and the config file can set it like any flag.
 export const jsonFlag = {
   json: Flags.boolean({
-    summary: 'Print the result as one JSON document on stdout when the command ends, or {"error": ...} when it fails (logs stay on stderr). Shapes: docs/scripting.md.',
+    summary:
+      'Print the result as one JSON document on stdout when the command ends, or {"error": ...} when it fails (logs stay on stderr). Shapes: docs/scripting.md.',
     helpGroup: 'OUTPUT',
   }),
 }
 
 export const progressFlag = {
   progress: Flags.boolean({
-    summary: 'Copy progress on stderr: a status line on a terminal, a log line every 10 s otherwise. --no-progress turns it off.',
+    summary:
+      'Copy progress on stderr: a status line on a terminal, a log line every 10 s otherwise. --no-progress turns it off.',
     allowNo: true,
     default: true,
     helpGroup: 'OUTPUT',
@@ -125,17 +143,34 @@ export function sinkFlags(defaultSink: 'stdout' | 'duckdb') {
       }),
       shortDurationSetting,
     ),
-    'bq-project': Flags.string({summary: 'BigQuery project that holds the dataset and runs the jobs (--sink bigquery).', helpGroup: 'SINK'}),
-    'bq-dataset': setting(Flags.string({summary: 'BigQuery dataset for the tables; created when missing (--sink bigquery).', helpGroup: 'SINK'}), datasetSetting),
-    'bq-location': Flags.string({summary: 'Location of a dataset pgrep creates (US, EU, europe-west1, ...).', helpGroup: 'SINK'}),
-    'bq-key-file': Flags.string({
-      summary: 'Service account key file; default: Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud).',
+    'bq-project': Flags.string({
+      summary: 'BigQuery project that holds the dataset and runs the jobs (--sink bigquery).',
       helpGroup: 'SINK',
     }),
-    'parquet-dir': Flags.string({summary: 'Directory or s3://bucket/prefix of the change log, for --sink parquet (docs/parquet.md).', helpGroup: 'SINK'}),
+    'bq-dataset': setting(
+      Flags.string({
+        summary: 'BigQuery dataset for the tables; created when missing (--sink bigquery).',
+        helpGroup: 'SINK',
+      }),
+      datasetSetting,
+    ),
+    'bq-location': Flags.string({
+      summary: 'Location of a dataset pgrep creates (US, EU, europe-west1, ...).',
+      helpGroup: 'SINK',
+    }),
+    'bq-key-file': Flags.string({
+      summary:
+        'Service account key file; default: Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud).',
+      helpGroup: 'SINK',
+    }),
+    'parquet-dir': Flags.string({
+      summary: 'Directory or s3://bucket/prefix of the change log, for --sink parquet (docs/parquet.md).',
+      helpGroup: 'SINK',
+    }),
     'parquet-file-size': setting(
       Flags.string({
-        summary: "--sink parquet: a table's file is closed once this much row data (Postgres text form) is staged, e.g. 64MB. Default 128MB; Parquet files come out several times smaller.",
+        summary:
+          "--sink parquet: a table's file is closed once this much row data (Postgres text form) is staged, e.g. 64MB. Default 128MB; Parquet files come out several times smaller.",
         helpGroup: 'SINK',
       }),
       byteSizeSetting,
@@ -147,12 +182,19 @@ export function sinkFlags(defaultSink: 'stdout' | 'duckdb') {
       }),
       durationSetting,
     ),
-    's3-endpoint': Flags.string({summary: "S3-compatible endpoint for an s3:// --parquet-dir (MinIO, R2, GCS), e.g. http://localhost:9000. Credentials: the AWS SDK's usual chain.", helpGroup: 'SINK'}),
+    's3-endpoint': Flags.string({
+      summary:
+        "S3-compatible endpoint for an s3:// --parquet-dir (MinIO, R2, GCS), e.g. http://localhost:9000. Credentials: the AWS SDK's usual chain.",
+      helpGroup: 'SINK',
+    }),
   }
 }
 
 export const slotFlags = {
-  publication: setting(Flags.string({summary: 'Publication whose tables are replicated.', required: true, helpGroup: 'REPLICATION'}), nonEmptySetting),
+  publication: setting(
+    Flags.string({summary: 'Publication whose tables are replicated.', required: true, helpGroup: 'REPLICATION'}),
+    nonEmptySetting,
+  ),
   slot: setting(
     Flags.string({
       summary: 'Replication slot name (created when missing). Default: pgrep_<publication>.',
@@ -229,14 +271,16 @@ export const parallelFlag = {
 // No oclif `default:` here: defaults live in config.ts (metricsFrom) and the summaries.
 export const metricsFlags = {
   'metrics-port': Flags.integer({
-    summary: 'Serve Prometheus metrics (/metrics) and container probes (/health, /ready) on this HTTP port; 0 picks a free port (logged). Off by default.',
+    summary:
+      'Serve Prometheus metrics (/metrics) and container probes (/health, /ready) on this HTTP port; 0 picks a free port (logged). Off by default.',
     min: 0,
     max: 65535,
     helpGroup: 'OBSERVABILITY',
   }),
   'metrics-host': setting(
     Flags.string({
-      summary: 'Address the --metrics-port server listens on (default 0.0.0.0, every interface; 127.0.0.1 keeps it local).',
+      summary:
+        'Address the --metrics-port server listens on (default 0.0.0.0, every interface; 127.0.0.1 keeps it local).',
       helpGroup: 'OBSERVABILITY',
     }),
     nonEmptySetting,
@@ -247,7 +291,8 @@ export const metricsFlags = {
 // and the summaries.
 export const formatFlags = {
   format: Flags.option({
-    summary: "Output format of --sink stdout: json (pgrep's own, the default) or debezium (the Debezium PostgreSQL connector's change-event values).",
+    summary:
+      "Output format of --sink stdout: json (pgrep's own, the default) or debezium (the Debezium PostgreSQL connector's change-event values).",
     options: ['json', 'debezium'] as const,
     helpGroup: 'SINK',
   })(),
@@ -259,7 +304,8 @@ export const formatFlags = {
     topicPrefixSetting,
   ),
   'decimal-handling-mode': Flags.option({
-    summary: "For --format debezium: numeric and money as precise (base64 unscaled bytes, Debezium's default), string or double.",
+    summary:
+      "For --format debezium: numeric and money as precise (base64 unscaled bytes, Debezium's default), string or double.",
     options: ['precise', 'string', 'double'] as const,
     helpGroup: 'SINK',
   })(),
@@ -292,13 +338,14 @@ export const protectionFlags = {
   ),
   'max-stall': setting(
     Flags.string({
-      summary: `Exit with code 75 when the stream makes no progress (no batch committed, never caught up) for this long, e.g. while reconnecting to a server that stays down, so a supervisor can act: 90s, 10m, 1h. Default ${DEFAULT_MAX_STALL_MS / 60_000}m; 0 or off: never.`,
+      summary: `Exit with code 75 when the run makes no progress (no row copied, no batch committed, never caught up) for this long, e.g. while reconnecting to a server that stays down, so a supervisor can act: 90s, 10m, 1h. Default ${DEFAULT_MAX_STALL_MS / 60_000}m; 0 or off: never.`,
       helpGroup: 'SLOT PROTECTION',
     }),
     durationSetting,
   ),
   'failover-slot': Flags.boolean({
-    summary: 'Create the slot with failover enabled, or enable it on the existing slot, so a standby can take it over (PostgreSQL 17+).',
+    summary:
+      'Create the slot with failover enabled, or enable it on the existing slot, so a standby can take it over (PostgreSQL 17+).',
     helpGroup: 'SLOT PROTECTION',
   }),
 }
@@ -307,7 +354,8 @@ export const protectionFlags = {
 // change the stream cannot carry. No oclif `default:` here: both are off unless given.
 export const foreignTablesFlag = {
   'replace-foreign-tables': Flags.boolean({
-    summary: 'Replace a DuckDB or BigQuery table of the same name that pgrep did not create (its rows are lost). Without it such a table is left alone and the run fails (exit 8).',
+    summary:
+      'Replace a DuckDB or BigQuery table of the same name that pgrep did not create (its rows are lost). Without it such a table is left alone and the run fails (exit 8).',
     helpGroup: 'SINK',
   }),
 }
@@ -324,18 +372,23 @@ export const autoResyncFlag = {
 // --sql-listen is given; rules and defaults in src/sql-endpoint/config.ts.
 export const sqlEndpointFlags = {
   'sql-listen': Flags.string({
-    summary: 'Serve read-only SQL over the Postgres protocol (psql, drivers, BI tools) on HOST:PORT or PORT (host 127.0.0.1 unless given). Off by default. See docs/sql-endpoint.md.',
+    summary:
+      'Serve read-only SQL over the Postgres protocol (psql, drivers, BI tools) on HOST:PORT or PORT (host 127.0.0.1 unless given). Off by default. See docs/sql-endpoint.md.',
     helpGroup: 'SQL ENDPOINT',
   }),
   'sql-password': Flags.string({
-    summary: 'Password clients give (SCRAM-SHA-256; any user name). Required unless --sql-trust. Prefer PGREP_SQL_PASSWORD or the config file: flags show up in process lists.',
+    summary:
+      'Password clients give (SCRAM-SHA-256; any user name). Required unless --sql-trust. Prefer PGREP_SQL_PASSWORD or the config file: flags show up in process lists.',
     helpGroup: 'SQL ENDPOINT',
   }),
   'sql-trust': Flags.boolean({
     summary: 'Accept connections without a password; only on a loopback address (127.0.0.1, ::1).',
     helpGroup: 'SQL ENDPOINT',
   }),
-  'sql-tls-cert': Flags.string({summary: 'PEM certificate (chain) for TLS on the SQL endpoint; with --sql-tls-key.', helpGroup: 'SQL ENDPOINT'}),
+  'sql-tls-cert': Flags.string({
+    summary: 'PEM certificate (chain) for TLS on the SQL endpoint; with --sql-tls-key.',
+    helpGroup: 'SQL ENDPOINT',
+  }),
   'sql-tls-key': Flags.string({summary: 'PEM private key of --sql-tls-cert.', helpGroup: 'SQL ENDPOINT'}),
   'sql-max-connections': Flags.integer({
     summary: 'Clients connected at once (default 20); one more is refused with SQLSTATE 53300 (too_many_connections).',

@@ -10,7 +10,10 @@ const ROOT_EXAMPLES: [string, string][] = [
   ['Terminal: follow changes as JSON lines', 'pgrep cdc --source postgres://app@db/shop --publication shop_pub | jq .'],
   ['Keep a DuckDB file equal to a publication', 'pgrep sync --publication shop_pub --duckdb-path shop.duckdb'],
   ['Cron, every 5 minutes: catch up and exit', '*/5 * * * * pgrep sync --config /etc/pgrep/shop.yaml --once'],
-  ['Shell script: nightly backfill, then alert on lag', 'pgrep copy-table --publication shop_pub --duckdb-path shop.duckdb && pgrep status --slot shop_sync --json || alert "pgrep"'],
+  [
+    'Shell script: nightly backfill, then alert on lag',
+    'pgrep copy-table --publication shop_pub --duckdb-path shop.duckdb && pgrep status --slot shop_sync --json || alert "pgrep"',
+  ],
 ]
 
 export default class PgrepHelp extends Help {
@@ -18,7 +21,9 @@ export default class PgrepHelp extends Help {
     await super.showRootHelp()
     const bin = this.config.bin
     // Like oclif's command examples: no "$" before a crontab line.
-    const examples = ROOT_EXAMPLES.map(([what, cmd]) => `${what}\n  ${/^[\d*]/.test(cmd) ? '' : '$ '}${cmd.replaceAll('pgrep ', `${bin} `)}`).join('\n\n')
+    const examples = ROOT_EXAMPLES.map(
+      ([what, cmd]) => `${what}\n  ${/^[\d*]/.test(cmd) ? '' : '$ '}${cmd.replaceAll('pgrep ', `${bin} `)}`,
+    ).join('\n\n')
     this.log(this.section('EXAMPLES', examples))
     this.log('')
     this.log(this.section('CONFIGURATION', this.wrap(CONFIGURATION_HELP)))

@@ -30,7 +30,9 @@ class PrettyStderr extends Writable {
         const fields = Object.entries(rest)
           .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
           .join(' ')
-        stderrStatus.writeLine(`${t} ${(LEVEL_NAMES[level] ?? level).padEnd(5)} ${msg ?? ''}${fields ? `  ${fields}` : ''}\n`)
+        stderrStatus.writeLine(
+          `${t} ${(LEVEL_NAMES[level] ?? level).padEnd(5)} ${msg ?? ''}${fields ? `  ${fields}` : ''}\n`,
+        )
       } catch {
         stderrStatus.writeLine(`${line}\n`)
       }
@@ -40,7 +42,12 @@ class PrettyStderr extends Writable {
 }
 
 export function createLogger(level: LogLevel, format: LogFormat = process.stderr.isTTY ? 'pretty' : 'json'): Logger {
-  const destination = format === 'pretty' ? new PrettyStderr() : process.stderr.isTTY ? new JsonStderr() : pino.destination({fd: 2, sync: true})
+  const destination =
+    format === 'pretty'
+      ? new PrettyStderr()
+      : process.stderr.isTTY
+        ? new JsonStderr()
+        : pino.destination({fd: 2, sync: true})
   return pino(
     {
       level,
@@ -48,10 +55,7 @@ export function createLogger(level: LogLevel, format: LogFormat = process.stderr
       // A password must never reach a log line, whatever a message contains.
       hooks: {
         logMethod(args, method) {
-          method.apply(
-            this,
-            args.map((a) => (typeof a === 'string' ? redact(a) : a)) as Parameters<typeof method>,
-          )
+          method.apply(this, args.map((a) => (typeof a === 'string' ? redact(a) : a)) as Parameters<typeof method>)
         },
       },
       formatters: {level: (label, number) => ({level: format === 'pretty' ? number : label})},

@@ -17,7 +17,12 @@ export interface MetricsServer {
  * Binds host:port and serves the metrics. A port that cannot be bound (in use, not permitted) is a
  * usage error, thrown before the command creates anything.
  */
-export async function startMetricsServer(metrics: PipelineMetrics, host: string, port: number, log: Logger): Promise<MetricsServer> {
+export async function startMetricsServer(
+  metrics: PipelineMetrics,
+  host: string,
+  port: number,
+  log: Logger,
+): Promise<MetricsServer> {
   const server = createServer((req, res) => {
     handle(metrics, req, res).catch((err) => {
       log.warn({err: (err as Error).message, path: req.url}, 'metrics request failed')
@@ -47,10 +52,28 @@ function listen(server: Server, host: string, port: number): Promise<void> {
     const onError = (err: NodeJS.ErrnoException) => {
       server.off('listening', onListening)
       const where = `${host.includes(':') ? `[${host}]` : host}:${port}`
-      if (err.code === 'EADDRINUSE') reject(new PgrepError('usage', `--metrics-port: ${where} is already in use`, {hint: 'choose another port, or 0 for any free port', cause: err}))
-      else if (err.code === 'EACCES') reject(new PgrepError('usage', `--metrics-port: not permitted to listen on ${where}`, {hint: 'ports below 1024 need privileges; choose a port from 1024 up', cause: err}))
+      if (err.code === 'EADDRINUSE')
+        reject(
+          new PgrepError('usage', `--metrics-port: ${where} is already in use`, {
+            hint: 'choose another port, or 0 for any free port',
+            cause: err,
+          }),
+        )
+      else if (err.code === 'EACCES')
+        reject(
+          new PgrepError('usage', `--metrics-port: not permitted to listen on ${where}`, {
+            hint: 'ports below 1024 need privileges; choose a port from 1024 up',
+            cause: err,
+          }),
+        )
       else if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN')
-        reject(new PgrepError('usage', `--metrics-host: cannot listen on ${where} (${err.code}: not an address of this machine)`, {hint: 'use 0.0.0.0 (every interface), 127.0.0.1, or an address of this machine', cause: err}))
+        reject(
+          new PgrepError(
+            'usage',
+            `--metrics-host: cannot listen on ${where} (${err.code}: not an address of this machine)`,
+            {hint: 'use 0.0.0.0 (every interface), 127.0.0.1, or an address of this machine', cause: err},
+          ),
+        )
       else reject(new PgrepError('usage', `--metrics-port: cannot listen on ${where}: ${err.message}`, {cause: err}))
     }
     const onListening = () => {

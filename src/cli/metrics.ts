@@ -72,10 +72,12 @@ export class PipelineMetrics implements PipelineObserver {
     // Standard names (process_*, nodejs_*): existing Node.js dashboards and alerts work unchanged.
     if (opts.processMetrics !== false) collectDefaultMetrics({register: this.registry})
 
-    new Gauge({name: 'pgrep_info', help: 'Always 1; labels say what this process runs.', labelNames: ['version', 'command', 'slot', 'publication'], registers}).set(
-      {version: opts.version, command: opts.command, slot: opts.slot, publication: opts.publication},
-      1,
-    )
+    new Gauge({
+      name: 'pgrep_info',
+      help: 'Always 1; labels say what this process runs.',
+      labelNames: ['version', 'command', 'slot', 'publication'],
+      registers,
+    }).set({version: opts.version, command: opts.command, slot: opts.slot, publication: opts.publication}, 1)
     const self = this
     new Gauge({
       name: 'pgrep_ready',
@@ -85,8 +87,17 @@ export class PipelineMetrics implements PipelineObserver {
         this.set(self.state === 'streaming' ? 1 : 0)
       },
     })
-    this.changes = new Counter({name: 'pgrep_changes_applied_total', help: 'Row changes made durable in the sink, by table and operation (a truncate counts once per table).', labelNames: ['schema', 'table', 'op'], registers})
-    this.transactions = new Counter({name: 'pgrep_transactions_applied_total', help: 'Source transactions made durable in the sink.', registers})
+    this.changes = new Counter({
+      name: 'pgrep_changes_applied_total',
+      help: 'Row changes made durable in the sink, by table and operation (a truncate counts once per table).',
+      labelNames: ['schema', 'table', 'op'],
+      registers,
+    })
+    this.transactions = new Counter({
+      name: 'pgrep_transactions_applied_total',
+      help: 'Source transactions made durable in the sink.',
+      registers,
+    })
     this.batches = new Counter({name: 'pgrep_batches_total', help: 'Batches committed to the sink.', registers})
     this.batchDuration = new Histogram({
       name: 'pgrep_batch_duration_seconds',
@@ -96,11 +107,15 @@ export class PipelineMetrics implements PipelineObserver {
     })
     this.batchCommit = new Histogram({
       name: 'pgrep_batch_commit_seconds',
-      help: "Seconds the sink took to commit a batch (part of pgrep_batch_duration_seconds).",
+      help: 'Seconds the sink took to commit a batch (part of pgrep_batch_duration_seconds).',
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     })
-    this.lastCommit = new Gauge({name: 'pgrep_last_commit_timestamp_seconds', help: 'Source commit time of the last transaction made durable in the sink (Unix seconds); 0 before the first.', registers})
+    this.lastCommit = new Gauge({
+      name: 'pgrep_last_commit_timestamp_seconds',
+      help: 'Source commit time of the last transaction made durable in the sink (Unix seconds); 0 before the first.',
+      registers,
+    })
     new Gauge({
       name: 'pgrep_lag_seconds',
       help: 'Seconds the sink is behind the source: now minus the source commit time of the last applied transaction while changes may be pending; 0 once caught up (see docs/operations.md).',
@@ -109,18 +124,67 @@ export class PipelineMetrics implements PipelineObserver {
         this.set(self.lagSeconds())
       },
     })
-    this.lagBytes = new Gauge({name: 'pgrep_lag_bytes', help: "WAL bytes written since the slot's confirmed position (pg_current_wal_lsn() - confirmed_flush_lsn), from the last slot poll.", labelNames: ['slot'], registers})
-    this.retained = new Gauge({name: 'pgrep_slot_retained_wal_bytes', help: 'WAL bytes the server keeps for the slot (pg_current_wal_lsn() - restart_lsn), from the last slot poll.', labelNames: ['slot'], registers})
-    this.safeWal = new Gauge({name: 'pgrep_slot_safe_wal_bytes', help: 'Bytes of WAL that can still be written before the slot risks invalidation (safe_wal_size); absent when unlimited.', labelNames: ['slot'], registers})
-    this.slotActive = new Gauge({name: 'pgrep_slot_active', help: '1 when the slot is in use by a walsender, from the last slot poll.', labelNames: ['slot'], registers})
-    this.walStatus = new Gauge({name: 'pgrep_slot_wal_status', help: "1 for the slot's current wal_status (reserved, extended, unreserved, lost), 0 for the others.", labelNames: ['slot', 'wal_status'], registers})
-    this.copyRows = new Counter({name: 'pgrep_copy_rows_total', help: 'Rows copied into the sink by the copy phase, by table.', labelNames: ['schema', 'table'], registers})
-    this.copyEstimate = new Gauge({name: 'pgrep_copy_estimated_rows', help: "Postgres's estimate of a table's rows (pg_class.reltuples) when its copy started.", labelNames: ['schema', 'table'], registers})
-    this.copyTablesDone = new Gauge({name: 'pgrep_copy_tables_done', help: 'Tables whose copy is committed in the sink during this run.', registers})
-    this.reconnects = new Counter({name: 'pgrep_reconnects_total', help: 'Times the replication connection was lost and a reconnect scheduled.', registers})
-    this.errors = new Counter({name: 'pgrep_errors_total', help: "Errors by kind (the exit-code kinds): lost replication connections (kind connection, retried) and the error that ends a run.", labelNames: ['kind'], registers})
+    this.lagBytes = new Gauge({
+      name: 'pgrep_lag_bytes',
+      help: "WAL bytes written since the slot's confirmed position (pg_current_wal_lsn() - confirmed_flush_lsn), from the last slot poll.",
+      labelNames: ['slot'],
+      registers,
+    })
+    this.retained = new Gauge({
+      name: 'pgrep_slot_retained_wal_bytes',
+      help: 'WAL bytes the server keeps for the slot (pg_current_wal_lsn() - restart_lsn), from the last slot poll.',
+      labelNames: ['slot'],
+      registers,
+    })
+    this.safeWal = new Gauge({
+      name: 'pgrep_slot_safe_wal_bytes',
+      help: 'Bytes of WAL that can still be written before the slot risks invalidation (safe_wal_size); absent when unlimited.',
+      labelNames: ['slot'],
+      registers,
+    })
+    this.slotActive = new Gauge({
+      name: 'pgrep_slot_active',
+      help: '1 when the slot is in use by a walsender, from the last slot poll.',
+      labelNames: ['slot'],
+      registers,
+    })
+    this.walStatus = new Gauge({
+      name: 'pgrep_slot_wal_status',
+      help: "1 for the slot's current wal_status (reserved, extended, unreserved, lost), 0 for the others.",
+      labelNames: ['slot', 'wal_status'],
+      registers,
+    })
+    this.copyRows = new Counter({
+      name: 'pgrep_copy_rows_total',
+      help: 'Rows copied into the sink by the copy phase, by table.',
+      labelNames: ['schema', 'table'],
+      registers,
+    })
+    this.copyEstimate = new Gauge({
+      name: 'pgrep_copy_estimated_rows',
+      help: "Postgres's estimate of a table's rows (pg_class.reltuples) when its copy started.",
+      labelNames: ['schema', 'table'],
+      registers,
+    })
+    this.copyTablesDone = new Gauge({
+      name: 'pgrep_copy_tables_done',
+      help: 'Tables whose copy is committed in the sink during this run.',
+      registers,
+    })
+    this.reconnects = new Counter({
+      name: 'pgrep_reconnects_total',
+      help: 'Times the replication connection was lost and a reconnect scheduled.',
+      registers,
+    })
+    this.errors = new Counter({
+      name: 'pgrep_errors_total',
+      help: 'Errors by kind (the exit-code kinds): lost replication connections (kind connection, retried) and the error that ends a run.',
+      labelNames: ['kind'],
+      registers,
+    })
     // Every kind a running pipeline can end with starts at 0, so increase() sees the first one.
-    for (const kind of Object.keys(EXIT_CODES)) if (!['ok', 'usage', 'interrupted'].includes(kind)) this.errors.inc({kind}, 0)
+    for (const kind of Object.keys(EXIT_CODES))
+      if (!['ok', 'usage', 'interrupted'].includes(kind)) this.errors.inc({kind}, 0)
   }
 
   /**
@@ -130,11 +194,34 @@ export class PipelineMetrics implements PipelineObserver {
    */
   sqlEndpointObserver(): SqlEndpointObserver {
     const registers = [this.registry]
-    const open = new Gauge({name: 'pgrep_sql_connections', help: 'Clients connected to the SQL endpoint now.', registers})
-    const conns = new Counter({name: 'pgrep_sql_connections_total', help: 'Connections to the SQL endpoint by outcome: accepted, refused (--sql-max-connections), auth_failed.', labelNames: ['result'], registers})
-    const queries = new Counter({name: 'pgrep_sql_queries_total', help: 'Statements the SQL endpoint completed.', registers})
-    const errors = new Counter({name: 'pgrep_sql_query_errors_total', help: 'Statements that ended in an error, by SQLSTATE class.', labelNames: ['sqlstate_class'], registers})
-    const seconds = new Histogram({name: 'pgrep_sql_query_duration_seconds', help: 'Time from the first row fetched to the last row sent, per statement.', buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120], registers})
+    const open = new Gauge({
+      name: 'pgrep_sql_connections',
+      help: 'Clients connected to the SQL endpoint now.',
+      registers,
+    })
+    const conns = new Counter({
+      name: 'pgrep_sql_connections_total',
+      help: 'Connections to the SQL endpoint by outcome: accepted, refused (--sql-max-connections), auth_failed.',
+      labelNames: ['result'],
+      registers,
+    })
+    const queries = new Counter({
+      name: 'pgrep_sql_queries_total',
+      help: 'Statements the SQL endpoint completed.',
+      registers,
+    })
+    const errors = new Counter({
+      name: 'pgrep_sql_query_errors_total',
+      help: 'Statements that ended in an error, by SQLSTATE class.',
+      labelNames: ['sqlstate_class'],
+      registers,
+    })
+    const seconds = new Histogram({
+      name: 'pgrep_sql_query_duration_seconds',
+      help: 'Time from the first row fetched to the last row sent, per statement.',
+      buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
+      registers,
+    })
     for (const result of ['accepted', 'refused', 'auth_failed']) conns.inc({result}, 0)
     return {
       connected: () => {
@@ -163,14 +250,22 @@ export class PipelineMetrics implements PipelineObserver {
 
   /** Liveness: the process runs its pipeline (503 only once the run has failed). */
   health(): ProbeStatus {
-    if (this.state === 'failed') return {code: 503, body: {status: 'unavailable', state: this.state, reason: this.failureReason()}}
+    if (this.state === 'failed')
+      return {code: 503, body: {status: 'unavailable', state: this.state, reason: this.failureReason()}}
     return {code: 200, body: {status: 'ok', state: this.state}}
   }
 
   /** Readiness: 200 while streaming; 503 before, while reconnecting, stopping, or after a failure. */
   ready(): ProbeStatus {
     if (this.state === 'streaming') return {code: 200, body: {status: 'ok', state: this.state}}
-    return {code: 503, body: {status: 'unavailable', state: this.state, reason: this.state === 'failed' ? this.failureReason() : REASONS[this.state]}}
+    return {
+      code: 503,
+      body: {
+        status: 'unavailable',
+        state: this.state,
+        reason: this.state === 'failed' ? this.failureReason() : REASONS[this.state],
+      },
+    }
   }
 
   /** The command is stopping (first SIGINT/SIGTERM). */
@@ -212,7 +307,8 @@ export class PipelineMetrics implements PipelineObserver {
     setOrRemove(this.safeWal, slot, e.safeWalBytes)
     this.slotActive.set(slot, e.active ? 1 : 0)
     if (e.walStatus !== null) {
-      for (const s of new Set(['reserved', 'extended', 'unreserved', 'lost', e.walStatus])) this.walStatus.set({slot: e.slot, wal_status: s}, s === e.walStatus ? 1 : 0)
+      for (const s of new Set(['reserved', 'extended', 'unreserved', 'lost', e.walStatus]))
+        this.walStatus.set({slot: e.slot, wal_status: s}, s === e.walStatus ? 1 : 0)
     }
     // Nothing written since the confirmed position: nothing can be pending.
     if (e.lagBytes === 0n) this.caughtUp = true
@@ -254,7 +350,11 @@ export class PipelineMetrics implements PipelineObserver {
   }
 }
 
-function setOrRemove<L extends string>(gauge: Gauge<L>, labels: Partial<Record<L, string>>, value: bigint | null): void {
+function setOrRemove<L extends string>(
+  gauge: Gauge<L>,
+  labels: Partial<Record<L, string>>,
+  value: bigint | null,
+): void {
   if (value === null) gauge.remove(labels)
   else gauge.set(labels, Number(value))
 }

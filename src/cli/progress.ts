@@ -42,7 +42,11 @@ export function renderProgressLine(f: ProgressFigures, columns: number): string 
     tables: `tables ${f.tablesDone}/${f.tables}`,
   }
   const shown = new Set<keyof typeof parts>(['pct', 'rows', 'rate', 'eta', 'tables'])
-  const text = () => (['pct', 'rows', 'rate', 'eta', 'tables'] as const).filter((k) => shown.has(k)).map((k) => parts[k]).join(' ')
+  const text = () =>
+    (['pct', 'rows', 'rate', 'eta', 'tables'] as const)
+      .filter((k) => shown.has(k))
+      .map((k) => parts[k])
+      .join(' ')
   const barRoom = () => max - text().length - 3 // "[", "] "
   // Room for a bar of BAR_MIN: give up rows/s, then the table count.
   for (const drop of ['rate', 'tables'] as const) if (barRoom() < BAR_MIN) shown.delete(drop)
@@ -159,8 +163,20 @@ export class CopyProgressReporter {
       if (figures.tablesDone === figures.tables) stderrStatus.done()
     } else {
       const pct = figures.estimate > 0 ? Math.min(100, (rows / figures.estimate) * 100) : 0
-      const eta = figures.rowsPerSecond > 0 && figures.estimate > rows ? Math.round((figures.estimate - rows) / figures.rowsPerSecond) : 0
-      this.log.info({rows, rowsPerSecond: Math.round(figures.rowsPerSecond), percent: Number(pct.toFixed(1)), etaSeconds: eta, tablesDone: figures.tablesDone}, 'copy progress')
+      const eta =
+        figures.rowsPerSecond > 0 && figures.estimate > rows
+          ? Math.round((figures.estimate - rows) / figures.rowsPerSecond)
+          : 0
+      this.log.info(
+        {
+          rows,
+          rowsPerSecond: Math.round(figures.rowsPerSecond),
+          percent: Number(pct.toFixed(1)),
+          etaSeconds: eta,
+          tablesDone: figures.tablesDone,
+        },
+        'copy progress',
+      )
     }
   }
 

@@ -17,7 +17,12 @@ export function valuesFor(format: QueryFormat): 'json' | 'text' {
 type Write = (text: string) => Promise<void>
 
 /** Writes a whole result; returns the number of rows. */
-export async function writeRows(format: QueryFormat, columns: QueryColumn[], chunks: AsyncIterable<unknown[][]>, write: Write): Promise<number> {
+export async function writeRows(
+  format: QueryFormat,
+  columns: QueryColumn[],
+  chunks: AsyncIterable<unknown[][]>,
+  write: Write,
+): Promise<number> {
   const names = columns.map((c) => c.name)
   let n = 0
   switch (format) {
@@ -56,13 +61,20 @@ export async function writeRows(format: QueryFormat, columns: QueryColumn[], chu
 
 async function writeTable(columns: QueryColumn[], chunks: AsyncIterable<unknown[][]>, write: Write): Promise<number> {
   // Control characters escaped: a raw tab or newline would break the columns.
-  const text = (v: unknown) => (v === null ? 'NULL' : String(v).replace(/\n/g, '\\n').replace(/\r/g, '\\r').replace(/\t/g, '\\t'))
-  const right = columns.map((c) => /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|U\w*INT|FLOAT|DOUBLE|DECIMAL|REAL)/i.test(c.type))
+  const text = (v: unknown) =>
+    v === null ? 'NULL' : String(v).replace(/\n/g, '\\n').replace(/\r/g, '\\r').replace(/\t/g, '\\t')
+  const right = columns.map((c) =>
+    /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|U\w*INT|FLOAT|DOUBLE|DECIMAL|REAL)/i.test(c.type),
+  )
   const widths = columns.map((c) => c.name.length)
   let sample: string[][] = []
   let fixed = false
   let n = 0
-  const line = (cells: string[]) => `${cells.map((c, i) => (right[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | ').trimEnd()}\n`
+  const line = (cells: string[]) =>
+    `${cells
+      .map((c, i) => (right[i] ? c.padStart(widths[i]) : c.padEnd(widths[i])))
+      .join(' | ')
+      .trimEnd()}\n`
   const fix = async () => {
     fixed = true
     await write(line(columns.map((c) => c.name)))

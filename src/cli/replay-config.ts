@@ -32,7 +32,8 @@ export function replayConfig(flags: Flags): ReplayConfig {
     if (!(err instanceof PgrepError)) throw err
     problems.push(...(err.details.length > 0 ? err.details : [err.message.replace(/^invalid option: /, '')]))
   }
-  if (sink?.kind === 'duckdb' && sink.path === ':memory:') problems.push('--duckdb-path: ":memory:" cannot keep the checkpoint replay resumes from; give a file path')
+  if (sink?.kind === 'duckdb' && sink.path === ':memory:')
+    problems.push('--duckdb-path: ":memory:" cannot keep the checkpoint replay resumes from; give a file path')
   let untilLsn: Lsn | undefined
   const until = flags['until-lsn'] as string | undefined
   if (until !== undefined) {
@@ -53,16 +54,29 @@ export function replayConfig(flags: Flags): ReplayConfig {
     }
     if (!flags.follow) problems.push('--follow-interval: only used with --follow')
   }
-  if (flags.follow && untilLsn !== undefined) problems.push('--follow and --until-lsn: give one or the other (--follow runs until a signal)')
+  if (flags.follow && untilLsn !== undefined)
+    problems.push('--follow and --until-lsn: give one or the other (--follow runs until a signal)')
   if (problems.length > 0 || !sink) {
-    throw new PgrepError('usage', problems.length === 1 ? `invalid option: ${problems[0]}` : `${problems.length} invalid options`, {
-      details: problems.length === 1 ? [] : problems,
-      hint: 'see pgrep replay --help',
-    })
+    throw new PgrepError(
+      'usage',
+      problems.length === 1 ? `invalid option: ${problems[0]}` : `${problems.length} invalid options`,
+      {
+        details: problems.length === 1 ? [] : problems,
+        hint: 'see pgrep replay --help',
+      },
+    )
   }
   const maxRows = (flags['batch-max-rows'] as number | undefined) ?? (sink.kind === 'bigquery' ? 500_000 : 50_000)
   const txnSplitRows = flags['txn-split-rows'] as number | undefined
-  return {from, sink, untilLsn, follow: Boolean(flags.follow), followIntervalMs, maxRows, ...(txnSplitRows === undefined ? {} : {txnSplitRows})}
+  return {
+    from,
+    sink,
+    untilLsn,
+    follow: Boolean(flags.follow),
+    followIntervalMs,
+    maxRows,
+    ...(txnSplitRows === undefined ? {} : {txnSplitRows}),
+  }
 }
 
 /** `replay --json`. */
@@ -86,7 +100,11 @@ export interface ReplayRunResult {
   seconds: number
 }
 
-export function replayResult(config: ReplayConfig, result: ReplayResult, tally: Pick<StreamRunResult, 'tables' | 'copied' | 'seconds'>): ReplayRunResult {
+export function replayResult(
+  config: ReplayConfig,
+  result: ReplayResult,
+  tally: Pick<StreamRunResult, 'tables' | 'copied' | 'seconds'>,
+): ReplayRunResult {
   return {
     command: 'replay',
     sink: config.sink.kind,

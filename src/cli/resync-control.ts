@@ -22,7 +22,9 @@ export function serveResync(sink: Sink, control: SyncControl): void {
   sink.handleControl('resync', async (req, reply) => {
     const state = await sink.inspect!()
     const known = new Map(state.tables.map((t) => [tableKey(t), t]))
-    const asked = Array.isArray(req.tables) ? (req.tables as TableName[]).map((t) => ({schema: String(t.schema), name: String(t.name)})) : []
+    const asked = Array.isArray(req.tables)
+      ? (req.tables as TableName[]).map((t) => ({schema: String(t.schema), name: String(t.name)}))
+      : []
     const missing = asked.filter((t) => !known.has(tableKey(t)))
     if (missing.length > 0) {
       throw new PgrepError('usage', `${missing.map(qualifiedName).join(', ')}: not replicated by this sync`, {

@@ -13,7 +13,13 @@ export async function createSink(config: SinkConfig, log: Logger): Promise<Sink>
     case 'duckdb': {
       const {DuckDbSink} = await import('../sinks/duckdb/index.js')
       const sinkLog = log.child({sink: 'duckdb'})
-      return new DuckDbSink({path: config.path, memoryLimit: config.memoryLimit, lockTimeoutMs: config.lockTimeoutMs, replaceForeignTables: config.replaceForeignTables, log: (level: 'debug' | 'info' | 'warn', msg: string, fields?: object) => sinkLog[level](fields ?? {}, msg)})
+      return new DuckDbSink({
+        path: config.path,
+        memoryLimit: config.memoryLimit,
+        lockTimeoutMs: config.lockTimeoutMs,
+        replaceForeignTables: config.replaceForeignTables,
+        log: (level: 'debug' | 'info' | 'warn', msg: string, fields?: object) => sinkLog[level](fields ?? {}, msg),
+      })
     }
     case 'bigquery': {
       const {BigQuerySink} = await import('../sinks/bigquery/index.js')
@@ -25,13 +31,19 @@ export async function createSink(config: SinkConfig, log: Logger): Promise<Sink>
         keyFile: config.keyFile,
         apiEndpoint: config.apiEndpoint,
         replaceForeignTables: config.replaceForeignTables,
-        log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: object) => sinkLog[level](fields ?? {}, msg),
+        log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: object) =>
+          sinkLog[level](fields ?? {}, msg),
       })
     }
     case 'parquet': {
       const {ParquetSink} = await import('../sinks/parquet/index.js')
       const sinkLog = log.child({sink: 'parquet'})
-      return new ParquetSink({dir: config.dir, s3Endpoint: config.s3Endpoint, fileSizeBytes: config.fileSizeBytes, log: (level, msg, fields) => sinkLog[level](fields ?? {}, msg)})
+      return new ParquetSink({
+        dir: config.dir,
+        s3Endpoint: config.s3Endpoint,
+        fileSizeBytes: config.fileSizeBytes,
+        log: (level, msg, fields) => sinkLog[level](fields ?? {}, msg),
+      })
     }
   }
 }

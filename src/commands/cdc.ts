@@ -1,6 +1,18 @@
 import {PgrepCommand} from '../cli/base-command.js'
 import {streamConfig} from '../cli/config.js'
-import {batchFlags, connectionFlags, EXIT_CODE_HELP, formatFlags, jsonFlag, logFlags, metricsFlags, protectionFlags, sinkFlags, slotFlags, stopFlags} from '../cli/flags.js'
+import {
+  batchFlags,
+  connectionFlags,
+  EXIT_CODE_HELP,
+  formatFlags,
+  jsonFlag,
+  logFlags,
+  metricsFlags,
+  protectionFlags,
+  sinkFlags,
+  slotFlags,
+  stopFlags,
+} from '../cli/flags.js'
 import {refuseJsonOnStdout, RunTally, type StreamRunResult} from '../cli/results.js'
 import {foreignTablesFlag} from '../cli/flags.js'
 import {startObservability} from '../cli/metrics-server.js'
@@ -17,11 +29,28 @@ export default class Cdc extends PgrepCommand {
 ${EXIT_CODE_HELP}`
 
   static override examples = [
-    {description: 'Follow changes in a terminal, pretty-printed by jq', command: "<%= config.bin %> cdc --source postgres://app@db/shop --publication shop_pub | jq ."},
-    {description: 'Cron: emit what was committed since the last run, then exit', command: '<%= config.bin %> cdc --publication shop_pub --slot shop_cdc --once >> changes.jsonl'},
-    {description: 'Script: everything up to a known LSN', command: '<%= config.bin %> cdc --publication shop_pub --until-lsn 0/1A2B3C4D > changes.jsonl'},
-    {description: 'Settings from the environment (a container, a systemd unit)', command: 'PGREP_SOURCE=postgres://app@db/shop PGREP_PUBLICATION=shop_pub <%= config.bin %> cdc'},
-    {description: 'Script: apply to DuckDB up to now, the result as JSON (not with --sink stdout: stdout carries the changes)', command: '<%= config.bin %> cdc --publication shop_pub --sink duckdb --duckdb-path shop.duckdb --once --json > result.json'},
+    {
+      description: 'Follow changes in a terminal, pretty-printed by jq',
+      command: '<%= config.bin %> cdc --source postgres://app@db/shop --publication shop_pub | jq .',
+    },
+    {
+      description: 'Cron: emit what was committed since the last run, then exit',
+      command: '<%= config.bin %> cdc --publication shop_pub --slot shop_cdc --once >> changes.jsonl',
+    },
+    {
+      description: 'Script: everything up to a known LSN',
+      command: '<%= config.bin %> cdc --publication shop_pub --until-lsn 0/1A2B3C4D > changes.jsonl',
+    },
+    {
+      description: 'Settings from the environment (a container, a systemd unit)',
+      command: 'PGREP_SOURCE=postgres://app@db/shop PGREP_PUBLICATION=shop_pub <%= config.bin %> cdc',
+    },
+    {
+      description:
+        'Script: apply to DuckDB up to now, the result as JSON (not with --sink stdout: stdout carries the changes)',
+      command:
+        '<%= config.bin %> cdc --publication shop_pub --sink duckdb --duckdb-path shop.duckdb --once --json > result.json',
+    },
   ]
 
   static override enableJsonFlag = true
@@ -47,14 +76,28 @@ ${EXIT_CODE_HELP}`
     const config = streamConfig(flags, (msg) => log.warn({}, msg))
     refuseJsonOnStdout(flags.json, config.sink.kind)
     // Bound before anything is created: a port in use is a usage error with nothing to undo.
-    const obs = await startObservability(config.metrics, {command: 'cdc', slot: config.slot, publication: config.publication, version: this.config.version, signal: this.abort.signal}, log)
+    const obs = await startObservability(
+      config.metrics,
+      {
+        command: 'cdc',
+        slot: config.slot,
+        publication: config.publication,
+        version: this.config.version,
+        signal: this.abort.signal,
+      },
+      log,
+    )
     try {
       this.listenForSignals()
       const sink = await createSink(config.sink, log)
       // --sql-listen: bound before the sink opens (a port in use fails here); answers 57P03 until it is open.
       const sqlLog = log.child({component: 'sql-endpoint'})
       const sql = config.sqlEndpoint
-        ? await startSqlEndpoint(config.sqlEndpoint, readPathOf(sink), {version: this.config.version, observer: obs?.observer.sqlEndpointObserver(), log: (level, msg, fields) => sqlLog[level](fields ?? {}, msg)})
+        ? await startSqlEndpoint(config.sqlEndpoint, readPathOf(sink), {
+            version: this.config.version,
+            observer: obs?.observer.sqlEndpointObserver(),
+            log: (level, msg, fields) => sqlLog[level](fields ?? {}, msg),
+          })
         : undefined
       // Per-table counts cost a little on every batch: only for --json.
       const tally = flags.json ? new RunTally(obs?.observer) : undefined
@@ -73,7 +116,14 @@ ${EXIT_CODE_HELP}`
           ...config.protection,
         })
         log.info({end: result.end}, result.end === 'signal' ? 'stopped' : 'reached the stop position')
-        return tally?.result({command: 'cdc', sink: config.sink.kind, slot: config.slot, publication: config.publication, untilLsn: config.untilLsn, ...result})
+        return tally?.result({
+          command: 'cdc',
+          sink: config.sink.kind,
+          slot: config.slot,
+          publication: config.publication,
+          untilLsn: config.untilLsn,
+          ...result,
+        })
       } finally {
         await sql?.close()
         await sink.close()

@@ -2,7 +2,18 @@ import {Flags} from '@oclif/core'
 import {nonEmptySetting} from '../core/settings.js'
 import {PgrepCommand} from '../cli/base-command.js'
 import {copyConfig} from '../cli/config.js'
-import {connectionFlags, EXIT_CODE_HELP, formatFlags, jsonFlag, logFlags, parallelFlag, progressFlag, setting, sinkFlags, tableFlag} from '../cli/flags.js'
+import {
+  connectionFlags,
+  EXIT_CODE_HELP,
+  formatFlags,
+  jsonFlag,
+  logFlags,
+  parallelFlag,
+  progressFlag,
+  setting,
+  sinkFlags,
+  tableFlag,
+} from '../cli/flags.js'
 import {foreignTablesFlag} from '../cli/flags.js'
 import {CopyProgressReporter} from '../cli/progress.js'
 import {copyTableResult, refuseJsonOnStdout, type CopyTableResult} from '../cli/results.js'
@@ -18,11 +29,29 @@ export default class CopyTable extends PgrepCommand {
 ${EXIT_CODE_HELP}`
 
   static override examples = [
-    {description: 'Copy two tables into a DuckDB file', command: '<%= config.bin %> copy-table --source postgres://app@db/shop --table public.orders --table public.customers --duckdb-path shop.duckdb'},
-    {description: "Cron: refresh every table of a publication each night", command: '0 2 * * * <%= config.bin %> copy-table --publication shop_pub --duckdb-path /data/shop.duckdb --log-format json'},
-    {description: 'Rows as JSON lines', command: "<%= config.bin %> copy-table --table '\"Sales\".\"Order Items\"' --sink stdout | jq -c .new"},
-    {description: 'Script: tables from the environment (comma-separated, or a JSON array)', command: 'PGREP_TABLE=public.orders,public.customers <%= config.bin %> copy-table --config shop.yaml || exit 1'},
-    {description: 'Script: rows copied per table, as JSON', command: "<%= config.bin %> copy-table --publication shop_pub --duckdb-path shop.duckdb --json | jq -r '.tables[] | \"\\(.table) \\(.rows)\"'"},
+    {
+      description: 'Copy two tables into a DuckDB file',
+      command:
+        '<%= config.bin %> copy-table --source postgres://app@db/shop --table public.orders --table public.customers --duckdb-path shop.duckdb',
+    },
+    {
+      description: 'Cron: refresh every table of a publication each night',
+      command:
+        '0 2 * * * <%= config.bin %> copy-table --publication shop_pub --duckdb-path /data/shop.duckdb --log-format json',
+    },
+    {
+      description: 'Rows as JSON lines',
+      command: '<%= config.bin %> copy-table --table \'"Sales"."Order Items"\' --sink stdout | jq -c .new',
+    },
+    {
+      description: 'Script: tables from the environment (comma-separated, or a JSON array)',
+      command: 'PGREP_TABLE=public.orders,public.customers <%= config.bin %> copy-table --config shop.yaml || exit 1',
+    },
+    {
+      description: 'Script: rows copied per table, as JSON',
+      command:
+        '<%= config.bin %> copy-table --publication shop_pub --duckdb-path shop.duckdb --json | jq -r \'.tables[] | "\\(.table) \\(.rows)"\'',
+    },
   ]
 
   static override enableJsonFlag = true
@@ -30,7 +59,13 @@ ${EXIT_CODE_HELP}`
   static override flags = {
     ...connectionFlags,
     ...tableFlag('Table to copy, as schema.name (repeatable; quote parts with double quotes).', 'COPY'),
-    publication: setting(Flags.string({summary: 'Copy every table of this publication (honours its column lists and row filters).', helpGroup: 'COPY'}), nonEmptySetting),
+    publication: setting(
+      Flags.string({
+        summary: 'Copy every table of this publication (honours its column lists and row filters).',
+        helpGroup: 'COPY',
+      }),
+      nonEmptySetting,
+    ),
     ...parallelFlag,
     ...foreignTablesFlag,
     ...sinkFlags('duckdb'),

@@ -22,9 +22,18 @@ QUERY EXIT CODES
 ${EXIT_CODE_HELP}`
 
   static override examples = [
-    {description: 'While sync runs in another terminal', command: `<%= config.bin %> query --duckdb-path shop.duckdb "SELECT count(*) FROM public.orders"`},
-    {description: 'From a file, as JSON lines', command: '<%= config.bin %> query --duckdb-path shop.duckdb -f report.sql --format jsonl'},
-    {description: 'From stdin, to Parquet', command: `echo "SELECT * FROM public.orders WHERE total > 100" | <%= config.bin %> query --duckdb-path shop.duckdb --output big-orders.parquet`},
+    {
+      description: 'While sync runs in another terminal',
+      command: `<%= config.bin %> query --duckdb-path shop.duckdb "SELECT count(*) FROM public.orders"`,
+    },
+    {
+      description: 'From a file, as JSON lines',
+      command: '<%= config.bin %> query --duckdb-path shop.duckdb -f report.sql --format jsonl',
+    },
+    {
+      description: 'From stdin, to Parquet',
+      command: `echo "SELECT * FROM public.orders WHERE total > 100" | <%= config.bin %> query --duckdb-path shop.duckdb --output big-orders.parquet`,
+    },
   ]
 
   static override args = {
@@ -32,9 +41,17 @@ ${EXIT_CODE_HELP}`
   }
 
   static override flags = {
-    'duckdb-path': Flags.string({summary: 'The DuckDB file (the one sync writes).', default: DEFAULT_DUCKDB_PATH, helpGroup: 'QUERY'}),
+    'duckdb-path': Flags.string({
+      summary: 'The DuckDB file (the one sync writes).',
+      default: DEFAULT_DUCKDB_PATH,
+      helpGroup: 'QUERY',
+    }),
     file: Flags.string({char: 'f', summary: 'Read the SQL from this file.', helpGroup: 'QUERY'}),
-    format: Flags.string({summary: 'Output format: table (default on a terminal), csv (default when piped), tsv, json, jsonl.', options: [...QUERY_FORMATS], helpGroup: 'QUERY'}),
+    format: Flags.string({
+      summary: 'Output format: table (default on a terminal), csv (default when piped), tsv, json, jsonl.',
+      options: [...QUERY_FORMATS],
+      helpGroup: 'QUERY',
+    }),
     output: Flags.string({summary: 'Write the result to this Parquet file instead of stdout.', helpGroup: 'QUERY'}),
     ...logFlags,
   }
@@ -42,10 +59,15 @@ ${EXIT_CODE_HELP}`
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Query)
     this.setupLogger(flags['log-level'], flags['log-format'])
-    if (args.sql !== undefined && flags.file !== undefined) throw new PgrepError('usage', 'give the SQL as an argument or with -f, not both')
-    if (flags.output !== undefined && flags.format !== undefined) throw new PgrepError('usage', '--output writes Parquet: --format does not apply')
+    if (args.sql !== undefined && flags.file !== undefined)
+      throw new PgrepError('usage', 'give the SQL as an argument or with -f, not both')
+    if (flags.output !== undefined && flags.format !== undefined)
+      throw new PgrepError('usage', '--output writes Parquet: --format does not apply')
     const sql = args.sql ?? (flags.file !== undefined ? await readSqlFile(flags.file) : await readStdin())
-    if (sql.trim() === '') throw new PgrepError('usage', 'no SQL given', {hint: 'pgrep query --duckdb-path FILE "SELECT ..." (or -f FILE, or the SQL on stdin)'})
+    if (sql.trim() === '')
+      throw new PgrepError('usage', 'no SQL given', {
+        hint: 'pgrep query --duckdb-path FILE "SELECT ..." (or -f FILE, or the SQL on stdin)',
+      })
     const file = flags['duckdb-path']
     this.listenForSignals()
     const signal = this.abort.signal
@@ -78,7 +100,10 @@ async function readSqlFile(file: string): Promise<string> {
 }
 
 async function readStdin(): Promise<string> {
-  if (process.stdin.isTTY) throw new PgrepError('usage', 'no SQL given', {hint: 'pgrep query --duckdb-path FILE "SELECT ..." (or -f FILE, or the SQL on stdin)'})
+  if (process.stdin.isTTY)
+    throw new PgrepError('usage', 'no SQL given', {
+      hint: 'pgrep query --duckdb-path FILE "SELECT ..." (or -f FILE, or the SQL on stdin)',
+    })
   const parts: Buffer[] = []
   for await (const chunk of process.stdin) parts.push(chunk as Buffer)
   return Buffer.concat(parts).toString('utf8')

@@ -6,7 +6,14 @@ import {refuseJsonOnStdout, RunTally} from '../cli/results.js'
 import {createSink} from '../cli/sinks.js'
 
 // The target sinks' flags; the Parquet sink's own are not for replay (its --s3-endpoint is redefined below for --from).
-const {sink: _sink, 'parquet-dir': _dir, 'parquet-file-size': _size, 'parquet-roll-interval': _roll, 's3-endpoint': _endpoint, ...targetFlags} = sinkFlags('duckdb')
+const {
+  sink: _sink,
+  'parquet-dir': _dir,
+  'parquet-file-size': _size,
+  'parquet-roll-interval': _roll,
+  's3-endpoint': _endpoint,
+  ...targetFlags
+} = sinkFlags('duckdb')
 
 export default class Replay extends PgrepCommand {
   static override summary = 'Apply a Parquet change log (written by --sink parquet) to DuckDB, BigQuery or stdout.'
@@ -15,28 +22,71 @@ export default class Replay extends PgrepCommand {
 ${EXIT_CODE_HELP}`
 
   static override examples = [
-    {description: 'Rebuild a DuckDB file from a log directory', command: '<%= config.bin %> replay --from /data/shop-log --duckdb-path shop.duckdb'},
-    {description: 'From S3, up to a known position', command: '<%= config.bin %> replay --from s3://bucket/shop-log --duckdb-path shop.duckdb --until-lsn 0/1A2B3C4D'},
-    {description: 'Keep a BigQuery dataset following the log as it grows (Ctrl-C to stop)', command: '<%= config.bin %> replay --from s3://bucket/shop-log --sink bigquery --bq-project p --bq-dataset shop --follow'},
-    {description: 'The log as JSON lines', command: '<%= config.bin %> replay --from /data/shop-log --sink stdout | jq -c .'},
+    {
+      description: 'Rebuild a DuckDB file from a log directory',
+      command: '<%= config.bin %> replay --from /data/shop-log --duckdb-path shop.duckdb',
+    },
+    {
+      description: 'From S3, up to a known position',
+      command: '<%= config.bin %> replay --from s3://bucket/shop-log --duckdb-path shop.duckdb --until-lsn 0/1A2B3C4D',
+    },
+    {
+      description: 'Keep a BigQuery dataset following the log as it grows (Ctrl-C to stop)',
+      command:
+        '<%= config.bin %> replay --from s3://bucket/shop-log --sink bigquery --bq-project p --bq-dataset shop --follow',
+    },
+    {
+      description: 'The log as JSON lines',
+      command: '<%= config.bin %> replay --from /data/shop-log --sink stdout | jq -c .',
+    },
   ]
 
   static override enableJsonFlag = true
 
   static override flags = {
-    from: Flags.string({summary: 'The log: a directory or s3://bucket/prefix that --sink parquet wrote.', required: true, helpGroup: 'REPLAY'}),
-    'until-lsn': Flags.string({summary: 'Stop (exit 0) once every transaction committed at or before this LSN (X/Y) is applied.', helpGroup: 'REPLAY'}),
-    follow: Flags.boolean({summary: 'Keep applying new files as the manifest names them, until SIGINT/SIGTERM.', helpGroup: 'REPLAY'}),
-    'follow-interval': Flags.string({summary: 'With --follow: how often the manifest is read again (1s, 500ms, 1m). Default 1s.', helpGroup: 'REPLAY'}),
-    's3-endpoint': Flags.string({summary: 'S3-compatible endpoint for an s3:// log (MinIO, R2, GCS interoperability), e.g. http://localhost:9000.', helpGroup: 'REPLAY'}),
-    's3-region': Flags.string({summary: "Region of the log's bucket (default AWS_REGION, then us-east-1).", helpGroup: 'REPLAY'}),
-    sink: Flags.string({summary: 'Where the log is applied (default: duckdb).', options: ['stdout', 'duckdb', 'bigquery'], default: 'duckdb', helpGroup: 'SINK'}),
+    from: Flags.string({
+      summary: 'The log: a directory or s3://bucket/prefix that --sink parquet wrote.',
+      required: true,
+      helpGroup: 'REPLAY',
+    }),
+    'until-lsn': Flags.string({
+      summary: 'Stop (exit 0) once every transaction committed at or before this LSN (X/Y) is applied.',
+      helpGroup: 'REPLAY',
+    }),
+    follow: Flags.boolean({
+      summary: 'Keep applying new files as the manifest names them, until SIGINT/SIGTERM.',
+      helpGroup: 'REPLAY',
+    }),
+    'follow-interval': Flags.string({
+      summary: 'With --follow: how often the manifest is read again (1s, 500ms, 1m). Default 1s.',
+      helpGroup: 'REPLAY',
+    }),
+    's3-endpoint': Flags.string({
+      summary: 'S3-compatible endpoint for an s3:// log (MinIO, R2, GCS interoperability), e.g. http://localhost:9000.',
+      helpGroup: 'REPLAY',
+    }),
+    's3-region': Flags.string({
+      summary: "Region of the log's bucket (default AWS_REGION, then us-east-1).",
+      helpGroup: 'REPLAY',
+    }),
+    sink: Flags.string({
+      summary: 'Where the log is applied (default: duckdb).',
+      options: ['stdout', 'duckdb', 'bigquery'],
+      default: 'duckdb',
+      helpGroup: 'SINK',
+    }),
     ...targetFlags,
     ...foreignTablesFlag,
     ...formatFlags,
-    'batch-max-rows': Flags.integer({summary: 'Commit a batch once it holds this many row changes, whole transactions only (default 50000; bigquery 500000).', min: 1, helpGroup: 'BATCHING'}),
+    'batch-max-rows': Flags.integer({
+      summary:
+        'Commit a batch once it holds this many row changes, whole transactions only (default 50000; bigquery 500000).',
+      min: 1,
+      helpGroup: 'BATCHING',
+    }),
     'txn-split-rows': Flags.integer({
-      summary: 'DuckDB: commit a transaction larger than this many row changes in pieces (default 200000; 0: only whole transactions).',
+      summary:
+        'DuckDB: commit a transaction larger than this many row changes in pieces (default 200000; 0: only whole transactions).',
       min: 0,
       helpGroup: 'BATCHING',
     }),
@@ -73,9 +123,19 @@ ${EXIT_CODE_HELP}`
           log,
           observer: tally?.observer,
         })
-        log.info({end: result.end, transactions: result.transactions, copied: result.copied.length}, result.end === 'signal' ? 'stopped' : 'replayed the log')
+        log.info(
+          {end: result.end, transactions: result.transactions, copied: result.copied.length},
+          result.end === 'signal' ? 'stopped' : 'replayed the log',
+        )
         if (!tally) return undefined
-        const counts = tally.result({command: 'sync', sink: config.sink.kind, slot: '', publication: '', end: 'stop-lsn', commitLsn: result.commitLsn})
+        const counts = tally.result({
+          command: 'sync',
+          sink: config.sink.kind,
+          slot: '',
+          publication: '',
+          end: 'stop-lsn',
+          commitLsn: result.commitLsn,
+        })
         return replayResult(config, result, counts)
       } finally {
         await sink.close()

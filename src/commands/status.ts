@@ -16,7 +16,8 @@ import {closeQuietly} from '../core/quietly.js'
 const STATUS_EXIT = {healthy: 0, lagging: 10, broken: 11} as const
 
 export default class Status extends PgrepCommand {
-  static override summary = "Show a pipeline's health: slot, WAL retained, lag in bytes and time, tables, sink checkpoint."
+  static override summary =
+    "Show a pipeline's health: slot, WAL retained, lag in bytes and time, tables, sink checkpoint."
   static override description = `Reads the replication slot (active or not, restart_lsn, confirmed_flush_lsn, WAL retained, lag, wal_status and invalidation), the publication's tables with their replica identity, and, with --sink, the sink's checkpoint, per-table copy states and the commit time of the last applied transaction. Human-readable by default, --json for scripts.
 
 The sink is only read, never opened for writing: nothing is created, upgraded or cleaned up. A DuckDB file that a running sync/cdc/copy-table holds is asked through that process's control socket (which adds its live figures: batches and rows applied, the batch being applied, queries running); otherwise it is opened read-only for the moment of the read. --duckdb-path alone means --sink duckdb.
@@ -34,21 +35,44 @@ STATUS EXIT CODES
 ${EXIT_CODE_HELP}`
 
   static override examples = [
-    {description: 'In a terminal', command: '<%= config.bin %> status --publication shop_pub --sink duckdb --duckdb-path shop.duckdb'},
-    {description: 'Cron: alert when the slot holds more than 1 GB of WAL', command: '<%= config.bin %> status --slot shop_sync --max-lag-bytes 1073741824 --json > /dev/null || alert "pgrep lagging"'},
-    {description: 'Cron: alert when DuckDB is more than 5 minutes behind', command: '<%= config.bin %> status --publication shop_pub --sink duckdb --duckdb-path shop.duckdb --max-lag-seconds 300 > /dev/null || alert "pgrep lagging"'},
-    {description: 'Script: the settings file sync uses, the report as JSON', command: '<%= config.bin %> status --config /etc/pgrep/shop.yaml --json > status.json'},
+    {
+      description: 'In a terminal',
+      command: '<%= config.bin %> status --publication shop_pub --sink duckdb --duckdb-path shop.duckdb',
+    },
+    {
+      description: 'Cron: alert when the slot holds more than 1 GB of WAL',
+      command:
+        '<%= config.bin %> status --slot shop_sync --max-lag-bytes 1073741824 --json > /dev/null || alert "pgrep lagging"',
+    },
+    {
+      description: 'Cron: alert when DuckDB is more than 5 minutes behind',
+      command:
+        '<%= config.bin %> status --publication shop_pub --sink duckdb --duckdb-path shop.duckdb --max-lag-seconds 300 > /dev/null || alert "pgrep lagging"',
+    },
+    {
+      description: 'Script: the settings file sync uses, the report as JSON',
+      command: '<%= config.bin %> status --config /etc/pgrep/shop.yaml --json > status.json',
+    },
   ]
 
   static override flags = {
     ...connectionFlags,
-    publication: Flags.string({summary: 'Publication to check (its tables and their replica identity).', helpGroup: 'REPLICATION'}),
+    publication: Flags.string({
+      summary: 'Publication to check (its tables and their replica identity).',
+      helpGroup: 'REPLICATION',
+    }),
     slot: Flags.string({summary: 'Replication slot to check. Default: pgrep_<publication>.', helpGroup: 'REPLICATION'}),
     'max-lag-bytes': setting(
-      Flags.string({summary: `WAL retained by the slot above which the pipeline counts as lagging: bytes, or with a unit (512MB, 10GB). Default ${DEFAULT_MAX_LAG_BYTES / 1024 ** 3}GB; off: never.`}),
+      Flags.string({
+        summary: `WAL retained by the slot above which the pipeline counts as lagging: bytes, or with a unit (512MB, 10GB). Default ${DEFAULT_MAX_LAG_BYTES / 1024 ** 3}GB; off: never.`,
+      }),
       byteSizeSetting,
     ),
-    'max-lag-seconds': Flags.integer({summary: 'Lag in time above which the pipeline counts as lagging (needs --sink duckdb or bigquery). Default: not checked.', min: 0}),
+    'max-lag-seconds': Flags.integer({
+      summary:
+        'Lag in time above which the pipeline counts as lagging (needs --sink duckdb or bigquery). Default: not checked.',
+      min: 0,
+    }),
     json: Flags.boolean({summary: 'Print the report as JSON.'}),
     ...sinkFlags('stdout'),
     ...logFlags,
@@ -61,9 +85,12 @@ ${EXIT_CODE_HELP}`
     if (!flags.slot && !flags.publication) throw new PgrepError('usage', 'give --slot or --publication')
     // A DuckDB path given means that sink (it used to be ignored without --sink duckdb).
     const sinkKind = this.given('duckdb-path') && !this.given('sink') ? 'duckdb' : flags.sink
-    if (this.given('duckdb-path') && sinkKind !== 'duckdb') throw new PgrepError('usage', `--duckdb-path: only used with --sink duckdb, not --sink ${sinkKind}`)
+    if (this.given('duckdb-path') && sinkKind !== 'duckdb')
+      throw new PgrepError('usage', `--duckdb-path: only used with --sink duckdb, not --sink ${sinkKind}`)
     if (flags['max-lag-seconds'] !== undefined && sinkKind === 'stdout') {
-      throw new PgrepError('usage', '--max-lag-seconds needs --sink duckdb or bigquery', {hint: 'the lag in time comes from the commit time the sink records with its checkpoint; stdout keeps none'})
+      throw new PgrepError('usage', '--max-lag-seconds needs --sink duckdb or bigquery', {
+        hint: 'the lag in time comes from the commit time the sink records with its checkpoint; stdout keeps none',
+      })
     }
     const slot = flags.slot ?? defaultSlotName(flags.publication!)
     // off: no byte threshold; 0 still means any retained WAL (unlike cdc and sync's warning).
@@ -76,7 +103,8 @@ ${EXIT_CODE_HELP}`
       // lock a running sync would need (DuckDB: the running pgrep answers over its socket).
       const sink = await createSink(sinkConfigFrom({...flags, sink: sinkKind}), log)
       try {
-        if (!sink.inspect) throw new PgrepError('usage', `the sink ${sink.name} cannot be inspected (it has no inspect())`)
+        if (!sink.inspect)
+          throw new PgrepError('usage', `the sink ${sink.name} cannot be inspected (it has no inspect())`)
         sinkState = await sink.inspect()
       } finally {
         await sink.close()
@@ -84,7 +112,15 @@ ${EXIT_CODE_HELP}`
     }
     const client = await source.sql()
     try {
-      const report = await collectStatus({source, client, slot, publication: flags.publication, sinkState, maxLagBytes, maxLagSeconds: flags['max-lag-seconds']})
+      const report = await collectStatus({
+        source,
+        client,
+        slot,
+        publication: flags.publication,
+        sinkState,
+        maxLagBytes,
+        maxLagSeconds: flags['max-lag-seconds'],
+      })
       process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatStatus(report)}\n`)
       process.exitCode = STATUS_EXIT[report.health]
     } finally {

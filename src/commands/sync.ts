@@ -1,6 +1,20 @@
 import {PgrepCommand} from '../cli/base-command.js'
 import {syncConfig} from '../cli/config.js'
-import {batchFlags, connectionFlags, EXIT_CODE_HELP, formatFlags, jsonFlag, logFlags, metricsFlags, protectionFlags, parallelFlag, progressFlag, sinkFlags, slotFlags, stopFlags} from '../cli/flags.js'
+import {
+  batchFlags,
+  connectionFlags,
+  EXIT_CODE_HELP,
+  formatFlags,
+  jsonFlag,
+  logFlags,
+  metricsFlags,
+  protectionFlags,
+  parallelFlag,
+  progressFlag,
+  sinkFlags,
+  slotFlags,
+  stopFlags,
+} from '../cli/flags.js'
 import {foreignTablesFlag, autoResyncFlag} from '../cli/flags.js'
 import {CopyProgressReporter} from '../cli/progress.js'
 import {refuseJsonOnStdout, RunTally, type StreamRunResult} from '../cli/results.js'
@@ -20,11 +34,29 @@ export default class Sync extends PgrepCommand {
 ${EXIT_CODE_HELP}`
 
   static override examples = [
-    {description: 'Keep a DuckDB file equal to the publication (Ctrl-C to stop)', command: '<%= config.bin %> sync --source postgres://app@db/shop --publication shop_pub --duckdb-path shop.duckdb'},
-    {description: 'Cron, every 5 minutes: catch up and exit', command: '*/5 * * * * <%= config.bin %> sync --publication shop_pub --slot shop_sync --once --duckdb-path /data/shop.duckdb'},
-    {description: 'Copy rows then changes as JSON lines', command: '<%= config.bin %> sync --publication shop_pub --sink stdout > changes.jsonl'},
-    {description: 'Settings from a config file shared with status and drop; flags override it', command: '<%= config.bin %> sync --config /etc/pgrep/shop.yaml --log-level debug'},
-    {description: 'Script: catch up, then read what was applied', command: "<%= config.bin %> sync --config /etc/pgrep/shop.yaml --once --json | jq '{commitLsn, transactions, rows}'"},
+    {
+      description: 'Keep a DuckDB file equal to the publication (Ctrl-C to stop)',
+      command:
+        '<%= config.bin %> sync --source postgres://app@db/shop --publication shop_pub --duckdb-path shop.duckdb',
+    },
+    {
+      description: 'Cron, every 5 minutes: catch up and exit',
+      command:
+        '*/5 * * * * <%= config.bin %> sync --publication shop_pub --slot shop_sync --once --duckdb-path /data/shop.duckdb',
+    },
+    {
+      description: 'Copy rows then changes as JSON lines',
+      command: '<%= config.bin %> sync --publication shop_pub --sink stdout > changes.jsonl',
+    },
+    {
+      description: 'Settings from a config file shared with status and drop; flags override it',
+      command: '<%= config.bin %> sync --config /etc/pgrep/shop.yaml --log-level debug',
+    },
+    {
+      description: 'Script: catch up, then read what was applied',
+      command:
+        "<%= config.bin %> sync --config /etc/pgrep/shop.yaml --once --json | jq '{commitLsn, transactions, rows}'",
+    },
   ]
 
   static override enableJsonFlag = true
@@ -53,14 +85,28 @@ ${EXIT_CODE_HELP}`
     const config = syncConfig(flags, (msg) => log.warn({}, msg))
     refuseJsonOnStdout(flags.json, config.sink.kind)
     // Bound before anything is created: a port in use is a usage error with nothing to undo.
-    const obs = await startObservability(config.metrics, {command: 'sync', slot: config.slot, publication: config.publication, version: this.config.version, signal: this.abort.signal}, log)
+    const obs = await startObservability(
+      config.metrics,
+      {
+        command: 'sync',
+        slot: config.slot,
+        publication: config.publication,
+        version: this.config.version,
+        signal: this.abort.signal,
+      },
+      log,
+    )
     try {
       this.listenForSignals()
       const sink = await createSink(config.sink, log)
       // --sql-listen: bound before the sink opens (a port in use fails here); answers 57P03 until it is open.
       const sqlLog = log.child({component: 'sql-endpoint'})
       const sql = config.sqlEndpoint
-        ? await startSqlEndpoint(config.sqlEndpoint, readPathOf(sink), {version: this.config.version, observer: obs?.observer.sqlEndpointObserver(), log: (level, msg, fields) => sqlLog[level](fields ?? {}, msg)})
+        ? await startSqlEndpoint(config.sqlEndpoint, readPathOf(sink), {
+            version: this.config.version,
+            observer: obs?.observer.sqlEndpointObserver(),
+            log: (level, msg, fields) => sqlLog[level](fields ?? {}, msg),
+          })
         : undefined
       const progress = new CopyProgressReporter(log, {enabled: flags.progress})
       // Per-table counts cost a little on every batch: only for --json.
@@ -88,7 +134,14 @@ ${EXIT_CODE_HELP}`
         })
         progress.finish()
         log.info({end: result.end}, result.end === 'signal' ? 'stopped' : 'reached the stop position')
-        return tally?.result({command: 'sync', sink: config.sink.kind, slot: config.slot, publication: config.publication, untilLsn: config.untilLsn, ...result})
+        return tally?.result({
+          command: 'sync',
+          sink: config.sink.kind,
+          slot: config.slot,
+          publication: config.publication,
+          untilLsn: config.untilLsn,
+          ...result,
+        })
       } finally {
         progress.finish()
         // Clients first (their queries interrupted), then the file.

@@ -27,7 +27,10 @@ export function parseByteSize(text: string): number {
   if (s === 'off') return 0
   const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/.exec(s)
   const unit = m ? UNITS[m[2]] : undefined
-  if (!m || unit === undefined) throw new Error(`"${text}" is not a byte size: give bytes (1073741824) or a size with a unit (kB, MB, GB, TB), or off`)
+  if (!m || unit === undefined)
+    throw new Error(
+      `"${text}" is not a byte size: give bytes (1073741824) or a size with a unit (kB, MB, GB, TB), or off`,
+    )
   const n = Math.floor(Number(m[1]) * unit)
   if (!Number.isSafeInteger(n)) throw new Error(`"${text}" is too large`)
   return n

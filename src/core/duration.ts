@@ -9,7 +9,8 @@ export function parseDuration(text: string): number {
   if (s === 'off' || s === '0') return 0
   if (/^\d+(\.\d+)?$/.test(s)) return Math.round(Number(s) * 1000)
   const parts = /^(?:\d+(?:\.\d+)?(?:ms|min|s|m|h))+$/.test(s) ? s.match(/\d+(?:\.\d+)?(?:ms|min|s|m|h)/g) : null
-  if (!parts) throw new Error(`"${text}" is not a duration: give e.g. 90s, 10m, 1h30m (a bare number is seconds), or 0/off`)
+  if (!parts)
+    throw new Error(`"${text}" is not a duration: give e.g. 90s, 10m, 1h30m (a bare number is seconds), or 0/off`)
   let ms = 0
   for (const p of parts) {
     const [, n, unit] = /^(\d+(?:\.\d+)?)(ms|min|s|m|h)$/.exec(p)!

@@ -10,6 +10,8 @@
 // Names in use (grep for `failpoint('`):
 // - after-commit-before-flush: a batch is committed in the sink, the server not yet told.
 // - between-txn-pieces: a piece of a large transaction is committed, the rest not yet written.
+// - after-copy-commit: a copied table is committed in the sink (data and state), the pipeline
+//   not yet told (pipeline/copy.ts).
 // - parquet-before-publish, parquet-mid-upload, parquet-before-manifest: the Parquet sink's
 //   windows (sinks/parquet/index.ts, s3-storage.ts).
 

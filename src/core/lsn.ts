@@ -12,7 +12,10 @@ const LSN_TEXT = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/
 /** Parses `16/B374D848`; throws a PgrepError of kind `usage` on anything else. */
 export function parseLsn(text: string): Lsn {
   const m = LSN_TEXT.exec(text.trim())
-  if (!m) throw new PgrepError('usage', `invalid LSN "${text}"`, {hint: 'an LSN looks like 16/B374D848 (two hex numbers separated by a slash)'})
+  if (!m)
+    throw new PgrepError('usage', `invalid LSN "${text}"`, {
+      hint: 'an LSN looks like 16/B374D848 (two hex numbers separated by a slash)',
+    })
   return (BigInt(`0x${m[1]}`) << 32n) | BigInt(`0x${m[2]}`)
 }
 

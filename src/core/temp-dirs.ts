@@ -1,7 +1,7 @@
 // pgrep's temporary directories, and the cleanup that a crash skips.
 //
 // Spill files of large streamed transactions (pgrep-stream-), the copy's CSV staging
-// (pgrep-copy-) and BigQuery's load files (pgrep-bq-) live in directories named
+// (pgrep-copy-), BigQuery's load files (pgrep-bq-) and Parquet's staging (pgrep-parquet-) live in directories named
 // `pgrep-<kind>-<pid>-<random>`. A process killed with SIGKILL never removes its own (one test
 // left 190 MB behind), so every new directory is made after removing those whose owner is gone.
 // The same PID-in-the-name rule cleans up after DuckDB file creation (sinks/duckdb/create-file.ts).
@@ -56,7 +56,8 @@ function prefixOf(kind: TempDirKind): string {
 
 /** Removes the temporary directories of every kind left in `base` by processes that are gone. */
 export function removeOrphanTempDirs(base: string = tmpdir()): string[] {
-  return (['stream', 'copy', 'bq'] as const).flatMap((k) => removeOrphans(base, prefixOf(k)))
+  // pgrep-parquet-: the Parquet sink's staging (sinks/parquet/storage.ts), made there by the same rule.
+  return (['stream', 'copy', 'bq', 'parquet'] as const).flatMap((k) => removeOrphans(base, `pgrep-${k}-`))
 }
 
 /** A new private directory `<base>/pgrep-<kind>-<pid>-XXXXXX`, after removing dead processes' ones. */

@@ -54,12 +54,19 @@ export function sqlEndpointFrom(flags: Record<string, unknown>, problems: string
     return null
   }
   if (trust && password !== undefined) problems.push('--sql-trust and --sql-password: give one or the other')
-  else if (trust && !isLoopback(at.host)) problems.push(`--sql-trust: only allowed on a loopback address (127.0.0.1, ::1), not on ${at.host}; give --sql-password instead`)
+  else if (trust && !isLoopback(at.host))
+    problems.push(
+      `--sql-trust: only allowed on a loopback address (127.0.0.1, ::1), not on ${at.host}; give --sql-password instead`,
+    )
   else if (!trust && (password === undefined || password === '')) {
-    problems.push('--sql-password (or PGREP_SQL_PASSWORD): required with --sql-listen; on 127.0.0.1 --sql-trust allows connections without one')
+    problems.push(
+      '--sql-password (or PGREP_SQL_PASSWORD): required with --sql-listen; on 127.0.0.1 --sql-trust allows connections without one',
+    )
   }
-  if ((cert === undefined) !== (key === undefined)) problems.push('--sql-tls-cert and --sql-tls-key: give both (a PEM certificate and its key) or neither')
-  if (!Number.isInteger(max) || max < 1 || max > 10_000) problems.push('--sql-max-connections: a whole number from 1 to 10000')
+  if ((cert === undefined) !== (key === undefined))
+    problems.push('--sql-tls-cert and --sql-tls-key: give both (a PEM certificate and its key) or neither')
+  if (!Number.isInteger(max) || max < 1 || max > 10_000)
+    problems.push('--sql-max-connections: a whole number from 1 to 10000')
   return {
     ...at,
     auth: trust ? {method: 'trust'} : {method: 'scram-sha-256', password: password ?? ''},
@@ -77,7 +84,11 @@ export function readPathOf(sink: object): () => QueryService | undefined {
 export async function startSqlEndpoint(
   config: SqlEndpointConfig,
   queries: () => QueryService | undefined,
-  opts: {version: string; observer?: SqlEndpointObserver; log?: (level: 'debug' | 'info' | 'warn', msg: string, fields?: object) => void},
+  opts: {
+    version: string
+    observer?: SqlEndpointObserver
+    log?: (level: 'debug' | 'info' | 'warn', msg: string, fields?: object) => void
+  },
 ): Promise<SqlEndpoint> {
   let tls: {cert: Buffer; key: Buffer} | undefined
   if (config.tls) {
@@ -85,10 +96,15 @@ export async function startSqlEndpoint(
       try {
         return await readFile(file)
       } catch (err) {
-        throw new PgrepError('usage', `${flag}: cannot read ${file}: ${(err as Error).message}`, {hint: 'give a PEM file this process can read'})
+        throw new PgrepError('usage', `${flag}: cannot read ${file}: ${(err as Error).message}`, {
+          hint: 'give a PEM file this process can read',
+        })
       }
     }
-    tls = {cert: await read(config.tls.certFile, '--sql-tls-cert'), key: await read(config.tls.keyFile, '--sql-tls-key')}
+    tls = {
+      cert: await read(config.tls.certFile, '--sql-tls-cert'),
+      key: await read(config.tls.keyFile, '--sql-tls-key'),
+    }
   }
   const {SqlEndpoint} = await import('./server.js')
   try {
@@ -106,6 +122,9 @@ export async function startSqlEndpoint(
   } catch (err) {
     if (err instanceof PgrepError) throw err
     // A key that does not match its certificate, a file that is not PEM.
-    throw new PgrepError('usage', `--sql-tls-cert/--sql-tls-key: ${(err as Error).message}`, {hint: 'give a PEM certificate and its private key', cause: err})
+    throw new PgrepError('usage', `--sql-tls-cert/--sql-tls-key: ${(err as Error).message}`, {
+      hint: 'give a PEM certificate and its private key',
+      cause: err,
+    })
   }
 }

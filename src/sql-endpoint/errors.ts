@@ -26,12 +26,23 @@ export function errorFields(err: unknown): ErrorFields {
   const own = err as {sqlState?: string; hint?: string; message?: string}
   if (own?.sqlState) return {severity: 'ERROR', code: own.sqlState, message: String(own.message), hint: own.hint}
   if (err instanceof PgrepError) {
-    if (err.kind === 'interrupted') return {severity: 'ERROR', code: '57014', message: 'canceling statement due to user request'}
+    if (err.kind === 'interrupted')
+      return {severity: 'ERROR', code: '57014', message: 'canceling statement due to user request'}
     if (err.message.startsWith('refused: ')) {
-      return {severity: 'ERROR', code: '25006', message: `cannot execute ${err.message.slice(9).replace(/; pgrep query runs reads only$/, '').replace(/\.\.\. \(not a SELECT\)$/, '')} in a read-only transaction`, hint: 'the replica is read-only: pgrep writes it, clients read it'}
+      return {
+        severity: 'ERROR',
+        code: '25006',
+        message: `cannot execute ${err.message
+          .slice(9)
+          .replace(/; pgrep query runs reads only$/, '')
+          .replace(/\.\.\. \(not a SELECT\)$/, '')} in a read-only transaction`,
+        hint: 'the replica is read-only: pgrep writes it, clients read it',
+      }
     }
-    if (/shutting down|is closing/.test(err.message)) return {severity: 'ERROR', code: '57P01', message: err.message, hint: err.hint}
-    if (err.message.startsWith('busy: ')) return {severity: 'ERROR', code: '53000', message: err.message, hint: err.hint}
+    if (/shutting down|is closing/.test(err.message))
+      return {severity: 'ERROR', code: '57P01', message: err.message, hint: err.hint}
+    if (err.message.startsWith('busy: '))
+      return {severity: 'ERROR', code: '53000', message: err.message, hint: err.hint}
     return duckDbError(err.message, err.hint)
   }
   return {severity: 'ERROR', code: 'XX000', message: err instanceof Error ? err.message : String(err)}
@@ -41,5 +52,11 @@ function duckDbError(text: string, hint?: string): ErrorFields {
   const [first, ...rest] = text.split('\n')
   const code = DUCKDB_CLASSES.find(([re]) => re.test(first))?.[1] ?? 'XX000'
   const detail = rest.join('\n').trim()
-  return {severity: 'ERROR', code, message: first.replace(/^[\w ]+ Error: /, ''), ...(detail ? {detail} : {}), ...(hint ? {hint} : {})}
+  return {
+    severity: 'ERROR',
+    code,
+    message: first.replace(/^[\w ]+ Error: /, ''),
+    ...(detail ? {detail} : {}),
+    ...(hint ? {hint} : {}),
+  }
 }

@@ -13,12 +13,16 @@ export interface ServedFile {
 }
 
 export async function openServedFile(file: string): Promise<ServedFile> {
+  // No socket answering (none, or a stale one): no pgrep writes the file.
   const socket = await connectControl(controlSocketPath(file)).catch(() => null)
   if (socket) {
     socket.destroy()
-    throw new PgrepError('usage', `a running pgrep writes ${file}`, {hint: 'give that sync/cdc --sql-listen instead: only the process that writes a DuckDB file can read it meanwhile'})
+    throw new PgrepError('usage', `a running pgrep writes ${file}`, {
+      hint: 'give that sync/cdc --sql-listen instead: only the process that writes a DuckDB file can read it meanwhile',
+    })
   }
-  if (!existsSync(file)) throw new PgrepError('usage', `no DuckDB file at ${file}`, {hint: 'give the --duckdb-path that sync writes'})
+  if (!existsSync(file))
+    throw new PgrepError('usage', `no DuckDB file at ${file}`, {hint: 'give the --duckdb-path that sync writes'})
   const {DuckDBInstance} = await import('@duckdb/node-api')
   const {QueryService} = await import('../sinks/duckdb/query.js')
   let instance
@@ -28,7 +32,9 @@ export async function openServedFile(file: string): Promise<ServedFile> {
     const pid = lockHolderPid(err)
     throw new PgrepError('sink', `cannot open DuckDB file ${file}: ${(err as Error).message.split('\n')[0]}`, {
       cause: err,
-      hint: isLockConflict(err) ? `another process writes it${pid ? ` (PID ${pid})` : ''}: stop it, or serve the file after it has finished` : 'check that the path is a DuckDB database file',
+      hint: isLockConflict(err)
+        ? `another process writes it${pid ? ` (PID ${pid})` : ''}: stop it, or serve the file after it has finished`
+        : 'check that the path is a DuckDB database file',
     })
   }
   const queries = new QueryService(instance)

@@ -26,7 +26,11 @@ export interface SessionState {
 }
 
 /** The settings every session starts with; `server_version` etc. are filled in by the session. */
-export function initialSettings(opts: {serverVersion: string; user: string; applicationName: string}): Map<string, string> {
+export function initialSettings(opts: {
+  serverVersion: string
+  user: string
+  applicationName: string
+}): Map<string, string> {
   return new Map(
     Object.entries({
       server_version: opts.serverVersion,
@@ -63,7 +67,21 @@ function versionNum(v: string): string {
 }
 
 /** Settings whose value Postgres clients read from ParameterStatus: reported at startup and when changed. */
-export const REPORTED = ['server_version', 'server_encoding', 'client_encoding', 'application_name', 'default_transaction_read_only', 'in_hot_standby', 'is_superuser', 'session_authorization', 'DateStyle', 'IntervalStyle', 'TimeZone', 'integer_datetimes', 'standard_conforming_strings']
+export const REPORTED = [
+  'server_version',
+  'server_encoding',
+  'client_encoding',
+  'application_name',
+  'default_transaction_read_only',
+  'in_hot_standby',
+  'is_superuser',
+  'session_authorization',
+  'DateStyle',
+  'IntervalStyle',
+  'TimeZone',
+  'integer_datetimes',
+  'standard_conforming_strings',
+]
 
 /** Values that cannot change: the output formats are fixed (ISO dates, UTC, UTF8, hex bytea). */
 const FIXED: Record<string, RegExp> = {
@@ -80,7 +98,10 @@ const IGNORED_WITH_NOTICE: Record<string, string> = {
   intervalstyle: 'intervals are always printed in the postgres style',
 }
 
-const err = (code: string, message: string, hint?: string): Plan => ({kind: 'refuse', error: {severity: 'ERROR', code, message, hint}})
+const err = (code: string, message: string, hint?: string): Plan => ({
+  kind: 'refuse',
+  error: {severity: 'ERROR', code, message, hint},
+})
 
 export function plan(stmt: string, state: SessionState): Plan {
   const words = leadingWords(stmt, 3)
@@ -97,12 +118,14 @@ export function plan(stmt: string, state: SessionState): Plan {
       return planBegin(clean, words[0] === 'START' ? 'START TRANSACTION' : 'BEGIN', state)
     case 'COMMIT':
     case 'END':
-      if (state.txn === 'I') return {kind: 'command', tag: 'COMMIT', notice: warning('there is no transaction in progress')}
+      if (state.txn === 'I')
+        return {kind: 'command', tag: 'COMMIT', notice: warning('there is no transaction in progress')}
       return {kind: 'command', tag: state.txn === 'E' ? 'ROLLBACK' : 'COMMIT', apply: (s) => (s.txn = 'I')}
     case 'ROLLBACK':
     case 'ABORT':
       if (/\bTO\b/i.test(clean)) return {kind: 'command', tag: 'ROLLBACK', apply: (s) => s.txn === 'E' && (s.txn = 'T')}
-      if (state.txn === 'I') return {kind: 'command', tag: 'ROLLBACK', notice: warning('there is no transaction in progress')}
+      if (state.txn === 'I')
+        return {kind: 'command', tag: 'ROLLBACK', notice: warning('there is no transaction in progress')}
       return {kind: 'command', tag: 'ROLLBACK', apply: (s) => (s.txn = 'I')}
     case 'SAVEPOINT':
     case 'RELEASE':
@@ -121,7 +144,11 @@ export function plan(stmt: string, state: SessionState): Plan {
       return err('0A000', `${words[0]} is not supported by pgrep's endpoint`, 'the replica has no notifications')
     case 'PREPARE':
     case 'EXECUTE':
-      return err('0A000', `SQL-level ${words[0]} is not supported`, "use your driver's prepared statements (the extended query protocol)")
+      return err(
+        '0A000',
+        `SQL-level ${words[0]} is not supported`,
+        "use your driver's prepared statements (the extended query protocol)",
+      )
     case 'COPY':
       return planCopy(clean)
   }
@@ -150,16 +177,35 @@ function planSet(sql: string): Plan {
     .map((v) => v.replace(/^'(.*)'$/s, '$1').replace(/^"(.*)"$/s, '$1'))
     .join(', ')
   if (FIXED[name] && !FIXED[name].test(value) && !/^default$/i.test(value)) {
-    return err('22023', `${name} cannot be changed on pgrep's endpoint (it stays ${name === 'bytea_output' ? 'hex' : name.includes('encoding') ? 'UTF8' : 'on'})`)
+    return err(
+      '22023',
+      `${name} cannot be changed on pgrep's endpoint (it stays ${name === 'bytea_output' ? 'hex' : name.includes('encoding') ? 'UTF8' : 'on'})`,
+    )
   }
   if (/^(default_)?transaction_read_only$/.test(name) && /^(off|false|0|no)$/i.test(value)) {
-    return err('25006', 'cannot set transaction read-write mode: the replica is read-only', 'pgrep writes the replica; clients only read it')
+    return err(
+      '25006',
+      'cannot set transaction read-write mode: the replica is read-only',
+      'pgrep writes the replica; clients only read it',
+    )
   }
   if (IGNORED_WITH_NOTICE[name]) {
-    return {kind: 'command', tag: 'SET', notice: {severity: 'NOTICE', code: '00000', message: `SET ${name} is accepted without effect: ${IGNORED_WITH_NOTICE[name]}`}}
+    return {
+      kind: 'command',
+      tag: 'SET',
+      notice: {
+        severity: 'NOTICE',
+        code: '00000',
+        message: `SET ${name} is accepted without effect: ${IGNORED_WITH_NOTICE[name]}`,
+      },
+    }
   }
   if (FIXED[name]) return {kind: 'command', tag: 'SET'}
-  return {kind: 'command', tag: 'SET', apply: (s) => s.settings.set(name, /^default$/i.test(value) ? (s.settings.get(name) ?? '') : value)}
+  return {
+    kind: 'command',
+    tag: 'SET',
+    apply: (s) => s.settings.set(name, /^default$/i.test(value) ? (s.settings.get(name) ?? '') : value),
+  }
 }
 
 function planShow(sql: string, state: SessionState): Plan {
@@ -184,9 +230,18 @@ function planBegin(sql: string, tag: string, state: SessionState): Plan {
 }
 
 function transactionModes(sql: string, tag: string): Plan {
-  if (/\bREAD\s+WRITE\b/i.test(sql)) return err('25006', 'cannot start a read-write transaction: the replica is read-only', 'pgrep writes the replica; clients only read it')
+  if (/\bREAD\s+WRITE\b/i.test(sql))
+    return err(
+      '25006',
+      'cannot start a read-write transaction: the replica is read-only',
+      'pgrep writes the replica; clients only read it',
+    )
   if (/\bISOLATION\s+LEVEL\s+(REPEATABLE\s+READ|SERIALIZABLE)\b/i.test(sql)) {
-    return err('0A000', 'only READ COMMITTED transactions are supported: each statement sees the last committed batch', 'run the statements without REPEATABLE READ / SERIALIZABLE, or as one query')
+    return err(
+      '0A000',
+      'only READ COMMITTED transactions are supported: each statement sees the last committed batch',
+      'run the statements without REPEATABLE READ / SERIALIZABLE, or as one query',
+    )
   }
   return {kind: 'command', tag}
 }
@@ -209,8 +264,14 @@ function planCopy(sql: string): Plan {
   }
   const dir = /^(TO|FROM)\s+(STDOUT|STDIN|PROGRAM\b|'[^']*')\s*([\s\S]*)$/i.exec(rest)
   if (!dir) return err('42601', 'syntax error in COPY: expected TO STDOUT')
-  if (dir[1].toUpperCase() === 'FROM') return err('25006', 'cannot execute COPY FROM in a read-only transaction', 'the replica is written by pgrep alone')
-  if (dir[2].toUpperCase() !== 'STDOUT') return err('42501', 'COPY to a file or program is not allowed on pgrep\'s endpoint', "use COPY ... TO STDOUT (psql's \\copy writes a local file)")
+  if (dir[1].toUpperCase() === 'FROM')
+    return err('25006', 'cannot execute COPY FROM in a read-only transaction', 'the replica is written by pgrep alone')
+  if (dir[2].toUpperCase() !== 'STDOUT')
+    return err(
+      '42501',
+      "COPY to a file or program is not allowed on pgrep's endpoint",
+      "use COPY ... TO STDOUT (psql's \\copy writes a local file)",
+    )
   const opts = dir[3]
   if (/\bBINARY\b/i.test(opts)) return err('0A000', 'COPY in binary format is not supported', 'use FORMAT text or csv')
   const csv = /\bCSV\b/i.test(opts)

@@ -14,18 +14,29 @@ export function catalogQuery(sql: string, searchPath: string): string | undefine
   if (!/\bpg_catalog\./.test(sql)) return undefined
   const items = selectList(sql)
   if (!items) return undefined
-  const oid = /\b(?:c\.oid|a\.attrelid|[a-z]+\.?(?:relid|indrelid|conrelid|polrelid|stxrelid|prrelid|inhrelid|inhparent|tgrelid|attrelid)|i\.inhrelid)\s*=\s*'(\d+)'/.exec(sql)?.[1]
+  const oid =
+    /\b(?:c\.oid|a\.attrelid|[a-z]+\.?(?:relid|indrelid|conrelid|polrelid|stxrelid|prrelid|inhrelid|inhparent|tgrelid|attrelid)|i\.inhrelid)\s*=\s*'(\d+)'/.exec(
+      sql,
+    )?.[1]
   if (/pg_get_viewdef\s*\(\s*'(\d+)'/.test(sql)) {
     const v = /pg_get_viewdef\s*\(\s*'(\d+)'/.exec(sql)![1]
     return `SELECT sql AS pg_get_viewdef FROM duckdb_views() WHERE view_oid = ${v}`
   }
   if (/FROM pg_catalog\.pg_attribute a\b/.test(sql) && oid) return attributes(items, oid)
-  if (oid && /FROM pg_catalog\.pg_class c\b/.test(sql) && /\bc\.relkind\b/.test(sql) && !/pg_catalog\.pg_(index|inherits|constraint|trigger|policy|publication|statistic)/.test(sql)) {
+  if (
+    oid &&
+    /FROM pg_catalog\.pg_class c\b/.test(sql) &&
+    /\bc\.relkind\b/.test(sql) &&
+    !/pg_catalog\.pg_(index|inherits|constraint|trigger|policy|publication|statistic)/.test(sql)
+  ) {
     return relationDetails(items, oid)
   }
-  if (oid || /pg_catalog\.pg_(policy|statistic_ext|publication|inherits|trigger|rewrite)\b/.test(sql)) return empty(items.length)
-  if (/FROM pg_catalog\.pg_class c\b/.test(sql) && /\bc\.relkind\s+IN\s*\(/.test(sql)) return listRelations(sql, items, searchPath)
-  if (/FROM pg_catalog\.pg_class c\b/.test(sql) && /c\.relname OPERATOR\(pg_catalog\.~\)/.test(sql)) return lookup(sql, searchPath)
+  if (oid || /pg_catalog\.pg_(policy|statistic_ext|publication|inherits|trigger|rewrite)\b/.test(sql))
+    return empty(items.length)
+  if (/FROM pg_catalog\.pg_class c\b/.test(sql) && /\bc\.relkind\s+IN\s*\(/.test(sql))
+    return listRelations(sql, items, searchPath)
+  if (/FROM pg_catalog\.pg_class c\b/.test(sql) && /c\.relname OPERATOR\(pg_catalog\.~\)/.test(sql))
+    return lookup(sql, searchPath)
   if (/FROM pg_catalog\.pg_namespace n\b/.test(sql) && /AS "Name"/.test(sql)) return listSchemas(sql, items)
   return undefined
 }
@@ -64,7 +75,8 @@ function itemName(item: string): string {
   return col ? col[1] : ''
 }
 
-const empty = (columns: number): string => `SELECT ${Array.from({length: Math.max(1, columns)}, (_, i) => `NULL AS c${i + 1}`).join(', ')} WHERE false`
+const empty = (columns: number): string =>
+  `SELECT ${Array.from({length: Math.max(1, columns)}, (_, i) => `NULL AS c${i + 1}`).join(', ')} WHERE false`
 
 const q = (name: string) => `"${name.replace(/"/g, '""')}"`
 
@@ -78,12 +90,19 @@ function pattern(sql: string, column: string): string | undefined {
 function relations(kinds: Set<string>): string {
   const parts: string[] = []
   if (kinds.has('r') || kinds.has('p')) {
-    parts.push(`SELECT table_oid AS oid, schema_name AS nspname, table_name AS relname, 'r' AS relkind, estimated_size AS rows FROM duckdb_tables() WHERE database_name = current_database() AND NOT internal`)
+    parts.push(
+      `SELECT table_oid AS oid, schema_name AS nspname, table_name AS relname, 'r' AS relkind, estimated_size AS rows FROM duckdb_tables() WHERE database_name = current_database() AND NOT internal`,
+    )
   }
   if (kinds.has('v')) {
-    parts.push(`SELECT view_oid, schema_name, view_name, 'v', NULL FROM duckdb_views() WHERE database_name = current_database() AND NOT internal`)
+    parts.push(
+      `SELECT view_oid, schema_name, view_name, 'v', NULL FROM duckdb_views() WHERE database_name = current_database() AND NOT internal`,
+    )
   }
-  if (parts.length === 0) parts.push(`SELECT NULL::BIGINT AS oid, NULL AS nspname, NULL AS relname, NULL AS relkind, NULL AS rows WHERE false`)
+  if (parts.length === 0)
+    parts.push(
+      `SELECT NULL::BIGINT AS oid, NULL AS nspname, NULL AS relname, NULL AS relkind, NULL AS rows WHERE false`,
+    )
   return parts.join(' UNION ALL ')
 }
 
@@ -91,7 +110,10 @@ function visibility(sql: string, searchPath: string): string {
   const schema = pattern(sql, 'n.nspname')
   if (schema !== undefined) return `regexp_matches(nspname, ${literal(schema)})`
   if (!/pg_table_is_visible/.test(sql)) return 'true'
-  const schemas = searchPath.split(',').map((s) => s.trim().replace(/^"|"$/g, '')).filter(Boolean)
+  const schemas = searchPath
+    .split(',')
+    .map((s) => s.trim().replace(/^"|"$/g, ''))
+    .filter(Boolean)
   return `lower(nspname) IN (${schemas.map((s) => literal(s.toLowerCase())).join(', ') || "''"})`
 }
 
@@ -122,8 +144,13 @@ function lookup(sql: string, searchPath: string): string {
 
 function listSchemas(sql: string, items: string[]): string {
   const name = pattern(sql, 'n.nspname')
-  const cols = items.map((it) => itemName(it)).map((n) => `${n === 'Name' ? 'schema_name' : n === 'Owner' ? "'pgrep'" : 'NULL'} AS ${q(n)}`)
-  const filter = name === undefined ? "schema_name NOT IN ('pg_catalog', 'information_schema')" : `regexp_matches(schema_name, ${literal(name)})`
+  const cols = items
+    .map((it) => itemName(it))
+    .map((n) => `${n === 'Name' ? 'schema_name' : n === 'Owner' ? "'pgrep'" : 'NULL'} AS ${q(n)}`)
+  const filter =
+    name === undefined
+      ? "schema_name NOT IN ('pg_catalog', 'information_schema')"
+      : `regexp_matches(schema_name, ${literal(name)})`
   return `SELECT ${cols.join(', ')} FROM duckdb_schemas() WHERE database_name = current_database() AND NOT internal AND ${filter} ORDER BY 1`
 }
 
@@ -144,7 +171,9 @@ const DETAILS: Record<string, string> = {
 function relationDetails(items: string[], oid: string): string {
   const cols = items.map((it, i) => {
     const name = itemName(it)
-    const expr = DETAILS[name] ?? (/^rel(has|is|row|force)/.test(name) || name === 'relhasoids' ? 'false' : /^'.*'$/.test(it) ? it : "''")
+    const expr =
+      DETAILS[name] ??
+      (/^rel(has|is|row|force)/.test(name) || name === 'relhasoids' ? 'false' : /^'.*'$/.test(it) ? it : "''")
     return `${expr} AS c${i + 1}`
   })
   return `SELECT ${cols.join(', ')} FROM (${relations(new Set(['r', 'v']))}) r WHERE oid = ${oid}`

@@ -24,7 +24,12 @@ export function scramSecret(password: string): ScramSecret {
   // Postgres applies SASLprep to the password; for the ASCII passwords people type it is the
   // identity, and NFKC covers the common non-ASCII cases.
   const salted = pbkdf2Sync(password.normalize('NFKC'), salt, ITERATIONS, 32, 'sha256')
-  return {salt, iterations: ITERATIONS, storedKey: sha256(hmac(salted, 'Client Key')), serverKey: hmac(salted, 'Server Key')}
+  return {
+    salt,
+    iterations: ITERATIONS,
+    storedKey: sha256(hmac(salted, 'Client Key')),
+    serverKey: hmac(salted, 'Server Key'),
+  }
 }
 
 /** One client's exchange: firstMessage() answers client-first, finalMessage() checks the proof. */
@@ -47,7 +52,8 @@ export class ScramExchange {
     this.clientFirstBare = m[2]
     const attrs = parseAttributes(this.clientFirstBare)
     const clientNonce = attrs.get('r')
-    if (!clientNonce || !/^[\x21-\x2b\x2d-\x7e]+$/.test(clientNonce)) throw new ScramError('malformed SCRAM client nonce')
+    if (!clientNonce || !/^[\x21-\x2b\x2d-\x7e]+$/.test(clientNonce))
+      throw new ScramError('malformed SCRAM client nonce')
     this.nonce = clientNonce + randomBytes(18).toString('base64')
     this.serverFirst = `r=${this.nonce},s=${this.secret.salt.toString('base64')},i=${this.secret.iterations}`
     return this.serverFirst
@@ -59,7 +65,8 @@ export class ScramExchange {
     if (proofAt < 0) throw new ScramError('malformed SCRAM client-final-message')
     const withoutProof = clientFinal.slice(0, proofAt)
     const attrs = parseAttributes(withoutProof)
-    if (attrs.get('c') !== Buffer.from(this.gs2Header).toString('base64')) throw new ScramError('SCRAM channel binding does not match')
+    if (attrs.get('c') !== Buffer.from(this.gs2Header).toString('base64'))
+      throw new ScramError('SCRAM channel binding does not match')
     if (attrs.get('r') !== this.nonce) throw new ScramError('SCRAM nonce does not match')
     const proof = Buffer.from(clientFinal.slice(proofAt + 3), 'base64')
     if (proof.length !== 32) return null

@@ -12,7 +12,13 @@ import net from 'node:net'
 import {createSecureContext, type SecureContext} from 'node:tls'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {PgrepError} from '../core/errors.js'
-import {defaultMaxConcurrentQueries, type QueryDescription, type QueryOptions, type QueryResult, type QueryService} from '../sinks/duckdb/query.js'
+import {
+  defaultMaxConcurrentQueries,
+  type QueryDescription,
+  type QueryOptions,
+  type QueryResult,
+  type QueryService,
+} from '../sinks/duckdb/query.js'
 import {scramSecret, type ScramSecret} from './scram.js'
 import {Session} from './session.js'
 
@@ -71,7 +77,10 @@ export class SqlEndpoint implements EndpointContext {
   private server!: net.Server
 
   private constructor(private readonly opts: SqlEndpointOptions) {
-    this.auth = opts.auth.method === 'trust' ? {method: 'trust'} : {method: 'scram-sha-256', secret: scramSecret(opts.auth.password)}
+    this.auth =
+      opts.auth.method === 'trust'
+        ? {method: 'trust'}
+        : {method: 'scram-sha-256', secret: scramSecret(opts.auth.password)}
     this.tls = opts.tls ? createSecureContext({cert: opts.tls.cert, key: opts.tls.key}) : undefined
     this.serverVersion = opts.serverVersion ?? '15.0'
     this.maxConnections = opts.maxConnections
@@ -84,7 +93,11 @@ export class SqlEndpoint implements EndpointContext {
     const endpoint = new SqlEndpoint(opts)
     endpoint.server = net.createServer((socket) => endpoint.accept(socket))
     await listen(endpoint.server, opts.host, opts.port)
-    opts.log?.('info', `serving read-only SQL (Postgres protocol) on ${opts.host}:${endpoint.port}`, {auth: opts.auth.method, tls: Boolean(opts.tls), maxConnections: opts.maxConnections})
+    opts.log?.('info', `serving read-only SQL (Postgres protocol) on ${opts.host}:${endpoint.port}`, {
+      auth: opts.auth.method,
+      tls: Boolean(opts.tls),
+      maxConnections: opts.maxConnections,
+    })
     return endpoint
   }
 
@@ -100,7 +113,8 @@ export class SqlEndpoint implements EndpointContext {
   async close(): Promise<void> {
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve())
-      for (const s of this.sessions.values()) s.terminate({severity: 'FATAL', code: '57P01', message: 'terminating connection: pgrep is stopping'})
+      for (const s of this.sessions.values())
+        s.terminate({severity: 'FATAL', code: '57P01', message: 'terminating connection: pgrep is stopping'})
     })
     await Promise.all([...this.running])
   }
@@ -157,7 +171,11 @@ export class SqlEndpoint implements EndpointContext {
   private async withService<T>(fn: (s: QueryService) => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
     for (;;) {
       const service = this.opts.queries()
-      if (!service) throw Object.assign(new Error('the replica is not open yet: pgrep is starting'), {sqlState: '57P03', hint: 'connect again in a moment'})
+      if (!service)
+        throw Object.assign(new Error('the replica is not open yet: pgrep is starting'), {
+          sqlState: '57P03',
+          hint: 'connect again in a moment',
+        })
       try {
         return await fn(service)
       } catch (err) {
@@ -225,9 +243,27 @@ function listen(server: net.Server, host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
       const where = `${host.includes(':') ? `[${host}]` : host}:${port}`
-      if (err.code === 'EADDRINUSE') reject(new PgrepError('usage', `--sql-listen: ${where} is already in use`, {hint: 'choose another port (Postgres clients default to 5432; 6432 is common)', cause: err}))
-      else if (err.code === 'EACCES') reject(new PgrepError('usage', `--sql-listen: not permitted to listen on ${where}`, {hint: 'ports below 1024 need privileges', cause: err}))
-      else reject(new PgrepError('usage', `--sql-listen: cannot listen on ${where}: ${err.message}`, {hint: 'give an address of this machine, e.g. 127.0.0.1:6432', cause: err}))
+      if (err.code === 'EADDRINUSE')
+        reject(
+          new PgrepError('usage', `--sql-listen: ${where} is already in use`, {
+            hint: 'choose another port (Postgres clients default to 5432; 6432 is common)',
+            cause: err,
+          }),
+        )
+      else if (err.code === 'EACCES')
+        reject(
+          new PgrepError('usage', `--sql-listen: not permitted to listen on ${where}`, {
+            hint: 'ports below 1024 need privileges',
+            cause: err,
+          }),
+        )
+      else
+        reject(
+          new PgrepError('usage', `--sql-listen: cannot listen on ${where}: ${err.message}`, {
+            hint: 'give an address of this machine, e.g. 127.0.0.1:6432',
+            cause: err,
+          }),
+        )
     }
     server.once('error', onError)
     server.listen(port, host, () => {

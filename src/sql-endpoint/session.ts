@@ -43,7 +43,22 @@ interface Running {
 const OUT_FLUSH_BYTES = 64 * 1024
 
 /** Parameter types a client may name in Parse, as the DuckDB type their text is cast to. */
-const PARAM_CASTS: Record<number, string> = {16: 'BOOLEAN', 20: 'BIGINT', 21: 'SMALLINT', 23: 'INTEGER', 700: 'FLOAT', 701: 'DOUBLE', 1082: 'DATE', 1083: 'TIME', 1114: 'TIMESTAMP', 1184: 'TIMESTAMPTZ', 1186: 'INTERVAL', 2950: 'UUID', 114: 'JSON', 3802: 'JSON'}
+const PARAM_CASTS: Record<number, string> = {
+  16: 'BOOLEAN',
+  20: 'BIGINT',
+  21: 'SMALLINT',
+  23: 'INTEGER',
+  700: 'FLOAT',
+  701: 'DOUBLE',
+  1082: 'DATE',
+  1083: 'TIME',
+  1114: 'TIMESTAMP',
+  1184: 'TIMESTAMPTZ',
+  1186: 'INTERVAL',
+  2950: 'UUID',
+  114: 'JSON',
+  3802: 'JSON',
+}
 
 export class Session implements SessionState {
   readonly pid: number
@@ -102,7 +117,10 @@ export class Session implements SessionState {
       if (!(await this.startup())) return
       await this.loop()
     } catch (err) {
-      if (err instanceof wire.ProtocolViolation) this.socket.write(wire.errorResponse({severity: 'FATAL', code: '08P01', message: `protocol violation: ${err.message}`}))
+      if (err instanceof wire.ProtocolViolation)
+        this.socket.write(
+          wire.errorResponse({severity: 'FATAL', code: '08P01', message: `protocol violation: ${err.message}`}),
+        )
     } finally {
       this.closed = true
       this.forget(null)
@@ -115,7 +133,15 @@ export class Session implements SessionState {
 
   /** True once authenticated and ready for queries. */
   private async startup(): Promise<boolean> {
-    const deadline = setTimeout(() => this.terminate({severity: 'FATAL', code: '08006', message: 'startup took too long (no authentication within 60 s)'}), 60_000)
+    const deadline = setTimeout(
+      () =>
+        this.terminate({
+          severity: 'FATAL',
+          code: '08006',
+          message: 'startup took too long (no authentication within 60 s)',
+        }),
+      60_000,
+    )
     try {
       for (;;) {
         const msg = await this.reader.next(false)
@@ -155,7 +181,11 @@ export class Session implements SessionState {
           return false
         }
         if (!(await this.authenticate(user))) return false
-        this.settings = initialSettings({serverVersion: this.ctx.serverVersion, user, applicationName: params.get('application_name') ?? ''})
+        this.settings = initialSettings({
+          serverVersion: this.ctx.serverVersion,
+          user,
+          applicationName: params.get('application_name') ?? '',
+        })
         for (const name of REPORTED) this.write(wire.parameterStatus(name, this.settings.get(name.toLowerCase()) ?? ''))
         this.write(wire.backendKeyData(this.pid, this.secret))
         this.write(wire.readyForQuery('I'))
@@ -295,7 +325,14 @@ export class Session implements SessionState {
 
   private planFor(sql: string): Plan {
     if (this.txn === 'E' && !/^\s*(COMMIT|END|ROLLBACK|ABORT)\b/i.test(sql)) {
-      return {kind: 'refuse', error: {severity: 'ERROR', code: '25P02', message: 'current transaction is aborted, commands ignored until end of transaction block'}}
+      return {
+        kind: 'refuse',
+        error: {
+          severity: 'ERROR',
+          code: '25P02',
+          message: 'current transaction is aborted, commands ignored until end of transaction block',
+        },
+      }
     }
     return plan(sql, this)
   }
@@ -319,14 +356,16 @@ export class Session implements SessionState {
 
   /** A statement answered without DuckDB (SET, BEGIN, ...), or refused. */
   private command(p: Plan): void {
-    if (p.kind === 'refuse') throw Object.assign(new Error(p.error.message), {sqlState: p.error.code, hint: p.error.hint})
+    if (p.kind === 'refuse')
+      throw Object.assign(new Error(p.error.message), {sqlState: p.error.code, hint: p.error.hint})
     if (p.kind !== 'command') return
     if (p.notice) this.write(wire.noticeResponse(p.notice))
     const before = new Map(this.settings)
     p.apply?.(this)
     for (const name of REPORTED) {
       const key = name.toLowerCase()
-      if (this.settings.get(key) !== before.get(key)) this.write(wire.parameterStatus(name, this.settings.get(key) ?? ''))
+      if (this.settings.get(key) !== before.get(key))
+        this.write(wire.parameterStatus(name, this.settings.get(key) ?? ''))
     }
     this.ctx.observer?.queryDone?.(0)
     this.write(wire.commandComplete(p.tag))
@@ -335,7 +374,11 @@ export class Session implements SessionState {
   /** Runs a query or COPY's query on DuckDB; the columns are known when it returns. */
   private async start(p: Plan & {kind: 'query' | 'copy'}, params: (string | null)[]): Promise<Running> {
     const startedAt = performance.now()
-    const searchPath = (this.settings.get('search_path') ?? '').split(',').map((s) => s.trim()).filter(Boolean).join(',')
+    const searchPath = (this.settings.get('search_path') ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)
+      .join(',')
     const result = await this.ctx.query(p.sql, {params, searchPath, values: 'raw', signal: this.abort.signal})
     const types = result.columns.map((c: QueryColumn) => pgColumnType(c.type))
     return {result, types, iterator: result.rows[Symbol.asyncIterator](), pending: [], rows: 0, startedAt}
@@ -384,7 +427,8 @@ export class Session implements SessionState {
 
   private async copyOut(r: Running, p: Plan & {kind: 'copy'}): Promise<void> {
     const cell = p.csv ? (s: string) => csvCell(s, p.delimiter, p.nullText) : (s: string) => textCell(s, p.delimiter)
-    const line = (values: (string | null)[]) => `${values.map((v) => (v === null ? p.nullText : cell(v))).join(p.delimiter)}\n`
+    const line = (values: (string | null)[]) =>
+      `${values.map((v) => (v === null ? p.nullText : cell(v))).join(p.delimiter)}\n`
     this.write(wire.copyOutResponse(r.types.length))
     if (p.header) this.write(wire.copyData(line(r.result.columns.map((c) => c.name))))
     try {
@@ -413,7 +457,8 @@ export class Session implements SessionState {
     const paramOids = Array.from({length: n}, () => b.int32())
     const statements = splitStatements(sql)
     if (statements.length > 1) throw this.error('42601', 'cannot insert multiple commands into a prepared statement')
-    if (name !== '' && this.statements.has(name)) throw this.error('42P05', `prepared statement "${name}" already exists`)
+    if (name !== '' && this.statements.has(name))
+      throw this.error('42P05', `prepared statement "${name}" already exists`)
     const text = statements[0] ?? ''
     const casts = paramOids.map((o) => PARAM_CASTS[o])
     this.statements.set(name, {sql: castParameters(text, casts), plan: undefined, paramOids})
@@ -431,11 +476,21 @@ export class Session implements SessionState {
     for (let i = 0; i < n; i++) {
       const len = b.int32()
       const format = formats.length === 1 ? formats[0] : (formats[i] ?? 0)
-      if (format !== 0 && len >= 0) throw this.error('0A000', 'binary-format parameters are not supported', 'send parameters in text format (the default of most drivers)')
+      if (format !== 0 && len >= 0)
+        throw this.error(
+          '0A000',
+          'binary-format parameters are not supported',
+          'send parameters in text format (the default of most drivers)',
+        )
       params.push(len < 0 ? null : b.bytes(len).toString('utf8'))
     }
     const results = Array.from({length: b.int16()}, () => b.int16())
-    if (results.some((f) => f !== 0)) throw this.error('0A000', 'binary result format is not supported', 'ask for text results (the default of most drivers)')
+    if (results.some((f) => f !== 0))
+      throw this.error(
+        '0A000',
+        'binary result format is not supported',
+        'ask for text results (the default of most drivers)',
+      )
     this.portals.get(portalName)?.running?.result.cancel()
     this.portals.set(portalName, {prepared, params})
     this.write(wire.bindComplete())
@@ -455,11 +510,21 @@ export class Session implements SessionState {
       const p = this.planOf(prepared)
       if (p.kind === 'query') {
         const d = await this.ctx.describe(p.sql, (this.settings.get('search_path') ?? '').replace(/\s+/g, ''))
-        const oids = d.parameters.map((t, i) => prepared.paramOids[i] || (/UNKNOWN|ANY|NULL/.test(t) ? 25 : pgColumnType(t).field.typeOid))
+        const oids = d.parameters.map(
+          (t, i) => prepared.paramOids[i] || (/UNKNOWN|ANY|NULL/.test(t) ? 25 : pgColumnType(t).field.typeOid),
+        )
         this.write(wire.parameterDescription(oids))
-        this.write(d.columns.length > 0 ? wire.rowDescription(d.columns.map((c) => ({name: c.name, ...pgColumnType(c.type).field}))) : wire.noData())
+        this.write(
+          d.columns.length > 0
+            ? wire.rowDescription(d.columns.map((c) => ({name: c.name, ...pgColumnType(c.type).field})))
+            : wire.noData(),
+        )
       } else {
-        this.write(wire.parameterDescription(Array.from({length: parameterCount(prepared.sql)}, (_, i) => prepared.paramOids[i] || 25)))
+        this.write(
+          wire.parameterDescription(
+            Array.from({length: parameterCount(prepared.sql)}, (_, i) => prepared.paramOids[i] || 25),
+          ),
+        )
         this.write(wire.noData())
       }
       return
@@ -561,5 +626,7 @@ function textCell(s: string, delimiter: string): string {
 
 /** COPY's CSV format: quoted when needed; an empty string is "" so that it differs from NULL. */
 function csvCell(s: string, delimiter: string, nullText: string): string {
-  return s === '' || s === nullText || s.includes(delimiter) || /["\r\n]/.test(s) || s !== s.trim() ? `"${s.replace(/"/g, '""')}"` : s
+  return s === '' || s === nullText || s.includes(delimiter) || /["\r\n]/.test(s) || s !== s.trim()
+    ? `"${s.replace(/"/g, '""')}"`
+    : s
 }

@@ -95,7 +95,11 @@ export function stripComments(sql: string): string {
 
 /** The statement's first `n` words, upper-cased (`SET`, `SHOW`, `START TRANSACTION`). */
 export function leadingWords(sql: string, n: number): string[] {
-  return stripComments(sql).trim().split(/[\s(;]+/).slice(0, n).map((w) => w.toUpperCase())
+  return stripComments(sql)
+    .trim()
+    .split(/[\s(;]+/)
+    .slice(0, n)
+    .map((w) => w.toUpperCase())
 }
 
 /** Replaces `$n` with `CAST($n AS type)` where `types[n-1]` is given (a parameter type the client named). */

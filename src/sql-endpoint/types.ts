@@ -131,7 +131,12 @@ function split(type: string): {base: string; depth: number} {
 function kindOf(base: string): {kind: Kind; typmod: number; name?: string} {
   const upper = base.toUpperCase()
   const dec = /^DECIMAL\((\d+),\s*(\d+)\)$/.exec(upper)
-  if (dec) return {kind: 'numeric', typmod: ((Number(dec[1]) << 16) | Number(dec[2])) + 4, name: `numeric(${dec[1]},${dec[2]})`}
+  if (dec)
+    return {
+      kind: 'numeric',
+      typmod: ((Number(dec[1]) << 16) | Number(dec[2])) + 4,
+      name: `numeric(${dec[1]},${dec[2]})`,
+    }
   if (/^(STRUCT|MAP|UNION)\b/.test(upper)) return {kind: 'document', typmod: -1}
   return {kind: BASES[upper] ?? 'text', typmod: -1}
 }
@@ -141,7 +146,12 @@ export function pgColumnType(duckType: string): PgColumnType {
   const {kind, typmod, name} = kindOf(base)
   const info = KINDS[kind]
   const scalar = TEXT[kind]
-  if (depth === 0) return {field: {typeOid: info.oid, typeSize: info.size, typeModifier: typmod}, name: name ?? info.name, text: scalar}
+  if (depth === 0)
+    return {
+      field: {typeOid: info.oid, typeSize: info.size, typeModifier: typmod},
+      name: name ?? info.name,
+      text: scalar,
+    }
   return {
     field: {typeOid: builtinArrayOid(info.oid) || OID.text, typeSize: -1, typeModifier: typmod},
     name: `${name ?? info.name}[]`,
@@ -222,7 +232,6 @@ export function floatText(v: number, single: boolean): string {
 const DATE_INFINITY = 2147483647
 const TIMESTAMP_INFINITY = 9223372036854775807n
 const MICROS_PER_DAY = 86_400_000_000n
-
 
 const pad = (n: number | bigint, w = 2) => String(n).padStart(w, '0')
 
@@ -311,7 +320,10 @@ function toJson(v: DuckDBValue): unknown {
   if ('items' in o) return (o.items as DuckDBValue[]).map(toJson)
   if ('entries' in o) {
     const entries = o.entries
-    if (Array.isArray(entries)) return Object.fromEntries(entries.map((e: {key: DuckDBValue; value: DuckDBValue}) => [String(e.key), toJson(e.value)]))
+    if (Array.isArray(entries))
+      return Object.fromEntries(
+        entries.map((e: {key: DuckDBValue; value: DuckDBValue}) => [String(e.key), toJson(e.value)]),
+      )
     return Object.fromEntries(Object.entries(entries as Record<string, DuckDBValue>).map(([k, x]) => [k, toJson(x)]))
   }
   if ('tag' in o && 'value' in o) return {[String(o.tag)]: toJson(o.value as DuckDBValue)}

@@ -205,11 +205,14 @@ export const authSasl = (mechanisms: string[]): Buffer => {
   for (const m of mechanisms) w.cstring(m)
   return w.int8(0).message('R')
 }
-export const authSaslContinue = (data: string): Buffer => new BodyWriter().int32(11).bytes(Buffer.from(data)).message('R')
+export const authSaslContinue = (data: string): Buffer =>
+  new BodyWriter().int32(11).bytes(Buffer.from(data)).message('R')
 export const authSaslFinal = (data: string): Buffer => new BodyWriter().int32(12).bytes(Buffer.from(data)).message('R')
-export const parameterStatus = (name: string, value: string): Buffer => new BodyWriter().cstring(name).cstring(value).message('S')
+export const parameterStatus = (name: string, value: string): Buffer =>
+  new BodyWriter().cstring(name).cstring(value).message('S')
 export const backendKeyData = (pid: number, key: number): Buffer => new BodyWriter().int32(pid).int32(key).message('K')
-export const readyForQuery = (status: 'I' | 'T' | 'E'): Buffer => new BodyWriter().int8(status.charCodeAt(0)).message('Z')
+export const readyForQuery = (status: 'I' | 'T' | 'E'): Buffer =>
+  new BodyWriter().int8(status.charCodeAt(0)).message('Z')
 export const commandComplete = (tag: string): Buffer => new BodyWriter().cstring(tag).message('C')
 export const emptyQuery = (): Buffer => new BodyWriter().message('I')
 export const parseComplete = (): Buffer => new BodyWriter().message('1')
@@ -235,7 +238,8 @@ export interface FieldDescription {
 
 export const rowDescription = (fields: FieldDescription[]): Buffer => {
   const w = new BodyWriter().int16(fields.length)
-  for (const f of fields) w.cstring(f.name).int32(0).int16(0).int32(f.typeOid).int16(f.typeSize).int32(f.typeModifier).int16(0)
+  for (const f of fields)
+    w.cstring(f.name).int32(0).int16(0).int32(f.typeOid).int16(f.typeSize).int32(f.typeModifier).int16(0)
   return w.message('T')
 }
 

@@ -118,7 +118,11 @@ async function checkpointWithData(target: SinkTarget): Promise<void> {
   const resumed = await second.open()
   await second.close()
   if (second.exactlyOnce) {
-    expect(position(resumed.checkpoint), position(b), 'open() after a restart: the checkpoint of the last committed batch')
+    expect(
+      position(resumed.checkpoint),
+      position(b),
+      'open() after a restart: the checkpoint of the last committed batch',
+    )
     await expectRows(target, items, [['1', 'uno']], 'an aborted batch leaves no row')
   } else {
     // At least once: what an aborted batch wrote may stay (it comes again); what was committed is there.
@@ -150,7 +154,12 @@ async function replayAfterCrash(target: SinkTarget): Promise<void> {
   // sink keeps none: the slot resends what was not confirmed, i.e. after the last commit).
   const again = await target.sink()
   const state = await again.open()
-  if (again.exactlyOnce) expect(position(state.checkpoint), position(all[1]), 'open() after a crash: the checkpoint of the last committed batch')
+  if (again.exactlyOnce)
+    expect(
+      position(state.checkpoint),
+      position(all[1]),
+      'open() after a crash: the checkpoint of the last committed batch',
+    )
   const from = again.exactlyOnce ? (state.checkpoint?.commitLsn ?? 0n) : all[1].commitLsn
   await commit(
     again,
@@ -181,8 +190,18 @@ async function unchangedToast(target: SinkTarget): Promise<void> {
   const sink = await target.sink()
   await sink.open()
   // In the batch that inserts the row, and in later batches: the stored value stays.
-  await commit(sink, [log.txn((t) => t.schema(docs).insert(docs, ['1', big, '0']).update(docs, ['1', UNCHANGED_TOAST, '1']).insert(docs, ['2', other, '0']))])
-  await commit(sink, [log.txn((t) => t.update(docs, ['1', UNCHANGED_TOAST, '2']).update(docs, ['2', UNCHANGED_TOAST, '5']))])
+  await commit(sink, [
+    log.txn((t) =>
+      t
+        .schema(docs)
+        .insert(docs, ['1', big, '0'])
+        .update(docs, ['1', UNCHANGED_TOAST, '1'])
+        .insert(docs, ['2', other, '0']),
+    ),
+  ])
+  await commit(sink, [
+    log.txn((t) => t.update(docs, ['1', UNCHANGED_TOAST, '2']).update(docs, ['2', UNCHANGED_TOAST, '5'])),
+  ])
   await commit(sink, [log.txn((t) => t.update(docs, ['2', 'short', '6']).update(docs, ['2', UNCHANGED_TOAST, '7']))])
   await sink.close()
   await expectRows(
@@ -245,7 +264,10 @@ async function schemaChanges(target: SinkTarget): Promise<void> {
   await sink.open()
   await commit(sink, [log.txn((t) => t.schema(v1).insert(v1, ['1', 'x']))])
   // Added, then dropped, in one batch: each schema event comes before the rows that need it.
-  await commit(sink, [log.txn((t) => t.schema(v2).insert(v2, ['2', 'y', '7']).update(v2, ['1', 'x', '8'])), log.txn((t) => t.schema(v3).insert(v3, ['3', '9']))])
+  await commit(sink, [
+    log.txn((t) => t.schema(v2).insert(v2, ['2', 'y', '7']).update(v2, ['1', 'x', '8'])),
+    log.txn((t) => t.schema(v3).insert(v3, ['3', '9'])),
+  ])
   await sink.close()
   await expectRows(
     target,
@@ -300,11 +322,20 @@ async function partialTransactions(target: SinkTarget): Promise<void> {
   await sink.write(large.events.slice(0, 5)) // its schema event and 4 inserts
   await sink.commitBatch(firstPart)
   await sink.close()
-  await expectRows(target, rows, [['0', 'before'], ...[1, 2, 3, 4].map((i) => [String(i), `v${i}`])], 'the part committed')
+  await expectRows(
+    target,
+    rows,
+    [['0', 'before'], ...[1, 2, 3, 4].map((i) => [String(i), `v${i}`])],
+    'the part committed',
+  )
 
   const again = await target.sink()
   const state = await again.open()
-  expect(state.checkpoint?.partial ?? null, {commitLsn: large.commitLsn, changes: 4}, 'open() after a partial commit: the part held')
+  expect(
+    state.checkpoint?.partial ?? null,
+    {commitLsn: large.commitLsn, changes: 4},
+    'open() after a partial commit: the part held',
+  )
   // The rest, after the part the sink holds, then the whole transaction's checkpoint.
   await again.beginBatch()
   await again.write([large.events[0], ...large.events.slice(5)])
@@ -315,7 +346,12 @@ async function partialTransactions(target: SinkTarget): Promise<void> {
   await last.close()
   expect(position(done.checkpoint), position(large), 'the checkpoint after the rest')
   expect(done.checkpoint?.partial ?? null, null, 'no part held after the rest')
-  await expectRows(target, rows, [['0', 'before'], ...[1, 2, 3, 4, 5, 6].map((i) => [String(i), `v${i}`])], 'the whole transaction')
+  await expectRows(
+    target,
+    rows,
+    [['0', 'before'], ...[1, 2, 3, 4, 5, 6].map((i) => [String(i), `v${i}`])],
+    'the whole transaction',
+  )
 }
 
 async function inspectAndDrop(target: SinkTarget): Promise<void> {
@@ -336,7 +372,12 @@ async function inspectAndDrop(target: SinkTarget): Promise<void> {
     const seen = await reader.inspect()
     if (reader.exactlyOnce) expect(position(seen.checkpoint), position(a), 'inspect(): the checkpoint')
     const kept = seen.tables.find((t) => t.schema === items.schema && t.name === items.name)
-    if (reader.exactlyOnce) expect(kept ? {status: kept.status, snapshotLsn: kept.snapshotLsn} : null, {status: 'ready', snapshotLsn: 0x10n}, 'inspect(): the table state')
+    if (reader.exactlyOnce)
+      expect(
+        kept ? {status: kept.status, snapshotLsn: kept.snapshotLsn} : null,
+        {status: 'ready', snapshotLsn: 0x10n},
+        'inspect(): the table state',
+      )
   }
   await reader.close()
 
@@ -347,8 +388,10 @@ async function inspectAndDrop(target: SinkTarget): Promise<void> {
   }
   const removed = await dropper.dropState()
   await dropper.close()
-  if (dropper.exactlyOnce && removed.length === 0) throw new ConformanceError('dropState() on a sink holding a checkpoint: it says it removed nothing')
-  if (removed.some((r) => typeof r !== 'string' || r === '')) throw new ConformanceError('dropState(): every item removed is described by a non-empty string')
+  if (dropper.exactlyOnce && removed.length === 0)
+    throw new ConformanceError('dropState() on a sink holding a checkpoint: it says it removed nothing')
+  if (removed.some((r) => typeof r !== 'string' || r === ''))
+    throw new ConformanceError('dropState(): every item removed is described by a non-empty string')
   const again = await target.sink()
   const twice = again.dropState ? await again.dropState() : []
   await again.close()
@@ -356,7 +399,11 @@ async function inspectAndDrop(target: SinkTarget): Promise<void> {
   const after = await target.sink()
   const state = await after.open()
   await after.close()
-  expect({checkpoint: state.checkpoint, tables: state.tables}, {checkpoint: null, tables: []}, 'open() after dropState(): nothing remembered')
+  expect(
+    {checkpoint: state.checkpoint, tables: state.tables},
+    {checkpoint: null, tables: []},
+    'open() after dropState(): nothing remembered',
+  )
   await expectRows(target, items, [['1', 'one']], 'dropState() keeps the replicated rows')
 }
 
@@ -372,7 +419,10 @@ interface Txn {
 let relationIds = 900_000
 
 function tableOf(name: string, columns: [string, number, boolean?][]): TableSchema {
-  return withColumns({relationId: relationIds++, schema: 'conformance', name, replicaIdentity: 'default', columns: []}, columns)
+  return withColumns(
+    {relationId: relationIds++, schema: 'conformance', name, replicaIdentity: 'default', columns: []},
+    columns,
+  )
 }
 
 /** The same table (relation id) with other columns: what a Relation message after an ALTER TABLE carries. */
@@ -455,7 +505,13 @@ function position(x: {commitLsn: Lsn; endLsn: Lsn} | null | undefined): {commitL
 }
 
 function show(v: unknown): string {
-  return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? `0x${x.toString(16)}` : typeof x === 'string' && x.length > 40 ? `${x.slice(0, 12)}…(${x.length} chars)` : x))
+  return JSON.stringify(v, (_k, x: unknown) =>
+    typeof x === 'bigint'
+      ? `0x${x.toString(16)}`
+      : typeof x === 'string' && x.length > 40
+        ? `${x.slice(0, 12)}…(${x.length} chars)`
+        : x,
+  )
 }
 
 function expect(actual: unknown, expected: unknown, what: string): void {
@@ -469,10 +525,21 @@ function big(_k: string, x: unknown): unknown {
 }
 
 /** `exact`: these rows and no other; `at-least`: these rows among others. */
-async function expectRows(target: SinkTarget, table: TableSchema, expected: ConformanceRow[], what: string, mode: 'exact' | 'at-least' = 'exact'): Promise<void> {
+async function expectRows(
+  target: SinkTarget,
+  table: TableSchema,
+  expected: ConformanceRow[],
+  what: string,
+  mode: 'exact' | 'at-least' = 'exact',
+): Promise<void> {
   const order = (rows: ConformanceRow[]) => rows.map((r) => JSON.stringify(r)).sort()
   const got = order(await target.rows(table))
   const want = order(expected)
-  if (mode === 'at-least') expect(want.filter((r) => !got.includes(r)), [], `${table.schema}.${table.name} ${what}: rows missing`)
+  if (mode === 'at-least')
+    expect(
+      want.filter((r) => !got.includes(r)),
+      [],
+      `${table.schema}.${table.name} ${what}: rows missing`,
+    )
   else expect(got, want, `${table.schema}.${table.name} ${what}`)
 }

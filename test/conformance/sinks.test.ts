@@ -32,7 +32,8 @@ function textColumns(table: TableSchema): string {
   return table.columns.map((c, i) => `CAST("${c.name.replaceAll('"', '""')}" AS VARCHAR) AS c${i}`).join(', ')
 }
 
-const asRows = (rows: Record<string, unknown>[]): ConformanceRow[] => rows.map((r) => Object.values(r).map((v) => (v === null ? null : String(v))))
+const asRows = (rows: Record<string, unknown>[]): ConformanceRow[] =>
+  rows.map((r) => Object.values(r).map((v) => (v === null ? null : String(v))))
 
 describe('DuckDB', () => {
   const checks = sinkConformance({
@@ -41,7 +42,10 @@ describe('DuckDB', () => {
       return {
         sink: () => new DuckDbSink({path: file, controlSocket: false}),
         rows: async (table) => {
-          const found = await duckQuery(file, `SELECT count(*)::INTEGER AS n FROM duckdb_tables() WHERE schema_name = '${table.schema}' AND table_name = '${table.name}'`)
+          const found = await duckQuery(
+            file,
+            `SELECT count(*)::INTEGER AS n FROM duckdb_tables() WHERE schema_name = '${table.schema}' AND table_name = '${table.name}'`,
+          )
           if (found[0]!.n === 0) return []
           return asRows(await duckQuery(file, `SELECT ${textColumns(table)} FROM "${table.schema}"."${table.name}"`))
         },
@@ -103,7 +107,14 @@ describe('a custom sink: examples/json-file-sink.ts', () => {
   for (const check of checks) it(check.name, check.run)
 })
 
-type Line = {op: string; schema?: string; table?: string; tables?: {schema: string; table: string}[]; new?: Record<string, unknown> | null; old?: Record<string, unknown> | null}
+type Line = {
+  op: string
+  schema?: string
+  table?: string
+  tables?: {schema: string; table: string}[]
+  new?: Record<string, unknown> | null
+  old?: Record<string, unknown> | null
+}
 
 /** Applies the JSON lines to rows kept by the key columns of `table` (at least once: applying a line twice changes nothing). */
 function consumerRows(text: string, table: TableSchema): ConformanceRow[] {
@@ -126,5 +137,7 @@ function consumerRows(text: string, table: TableSchema): ConformanceRow[] {
       rows.delete(key(line.old!))
     }
   }
-  return [...rows.values()].map((r) => table.columns.map((c) => (r[c.name] === undefined || r[c.name] === null ? null : String(r[c.name]))))
+  return [...rows.values()].map((r) =>
+    table.columns.map((c) => (r[c.name] === undefined || r[c.name] === null ? null : String(r[c.name]))),
+  )
 }

@@ -22,7 +22,11 @@ function newestMtime(dir: string): number {
 }
 
 function startExample(name: string, env: Record<string, string>, args: string[] = []) {
-  const child = spawn(TSX, [path.join(root, 'examples', `${name}.ts`), ...args], {cwd: root, env, stdio: ['ignore', 'pipe', 'pipe']})
+  const child = spawn(TSX, [path.join(root, 'examples', `${name}.ts`), ...args], {
+    cwd: root,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   let stdout = ''
   let stderr = ''
   child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))
@@ -37,7 +41,8 @@ function startExample(name: string, env: Record<string, string>, args: string[] 
   return {child, result, stdout: () => stdout}
 }
 
-const runExample = (name: string, env: Record<string, string>, args: string[] = ['--once']) => startExample(name, env, args).result
+const runExample = (name: string, env: Record<string, string>, args: string[] = ['--once']) =>
+  startExample(name, env, args).result
 
 const server = pgServers().reduce((a, b) => (b.major > a.major ? b : a))
 
@@ -52,7 +57,9 @@ describe(`examples/ on PostgreSQL ${server.major}`, () => {
     } catch {
       throw new Error('dist/ is missing: run `npm run build` (npm test does) before the examples test')
     }
-    if (Math.max(newestMtime(path.join(root, 'src/api')), statSync(path.join(root, 'src/index.ts')).mtimeMs) > builtAt) {
+    if (
+      Math.max(newestMtime(path.join(root, 'src/api')), statSync(path.join(root, 'src/index.ts')).mtimeMs) > builtAt
+    ) {
       throw new Error('dist/ is older than src/api or src/index.ts: run `npm run build` before the examples test')
     }
     db = await createTestDb(server, 'examples')
@@ -69,7 +76,12 @@ describe(`examples/ on PostgreSQL ${server.major}`, () => {
     // before its consistent point, and rows committed then would not be in its stream.
     await db.query(`SELECT pg_create_logical_replication_slot('ex_stdout', 'pgoutput')`)
     const ex = startExample('stdout', pgEnv(db, {PGREP_PUBLICATION: 'stdout_pub', PGREP_SLOT: 'ex_stdout'}), [])
-    await waitFor(async () => (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'ex_stdout' AND active`)).rowCount === 1, 30_000, 'the example to stream')
+    await waitFor(
+      async () =>
+        (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'ex_stdout' AND active`)).rowCount === 1,
+      30_000,
+      'the example to stream',
+    )
     await db.query(`INSERT INTO items VALUES (1, 'one'), (2, 'two')`)
     await db.query(`UPDATE items SET name = 'uno' WHERE id = 1`)
     await waitFor(() => ex.stdout().split('\n').length > 3, 20_000, 'three JSON lines')
@@ -93,13 +105,19 @@ describe(`examples/ on PostgreSQL ${server.major}`, () => {
       INSERT INTO "Customers" VALUES (1, 'Ada'), (2, 'Grace');
       CREATE PUBLICATION duck_pub FOR TABLE orders, "Customers";
     `)
-    const env = pgEnv(db, {PGREP_PUBLICATION: 'duck_pub', PGREP_SLOT: 'ex_duckdb', PGREP_DUCKDB: path.join(work, 'shop.duckdb')})
+    const env = pgEnv(db, {
+      PGREP_PUBLICATION: 'duck_pub',
+      PGREP_SLOT: 'ex_duckdb',
+      PGREP_DUCKDB: path.join(work, 'shop.duckdb'),
+    })
     const first = await runExample('duckdb', env)
     expect(first.code, first.stderr).toBe(0)
     expect(first.stdout).toBe('public.Customers\t2\npublic.orders\t100\n')
     expect(first.stderr).toContain('copied public.orders: 100 rows')
 
-    await db.query(`INSERT INTO orders VALUES (101, 1); DELETE FROM orders WHERE id <= 10; DELETE FROM "Customers" WHERE id = 2`)
+    await db.query(
+      `INSERT INTO orders VALUES (101, 1); DELETE FROM orders WHERE id <= 10; DELETE FROM "Customers" WHERE id = 2`,
+    )
     const second = await runExample('duckdb', env)
     expect(second.code, second.stderr).toBe(0)
     expect(second.stdout).toBe('public.Customers\t1\npublic.orders\t91\n')
@@ -109,7 +127,9 @@ describe(`examples/ on PostgreSQL ${server.major}`, () => {
   })
 
   it('custom-sink.ts POSTs every change to an HTTP endpoint, retrying failures, at least once', async () => {
-    await db.query(`CREATE TABLE events (id int PRIMARY KEY, kind text, amount bigint); CREATE PUBLICATION hook_pub FOR TABLE events`)
+    await db.query(
+      `CREATE TABLE events (id int PRIMARY KEY, kind text, amount bigint); CREATE PUBLICATION hook_pub FOR TABLE events`,
+    )
     await db.query(`SELECT pg_create_logical_replication_slot('ex_hook', 'pgoutput')`)
     await db.query(`INSERT INTO events SELECT g, 'bulk', g FROM generate_series(1, 2500) g`)
     await db.query(`UPDATE events SET kind = 'big', amount = 9007199254740993 WHERE id = 1`)
@@ -136,7 +156,11 @@ describe(`examples/ on PostgreSQL ${server.major}`, () => {
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
     try {
       const port = (http.address() as {port: number}).port
-      const env = pgEnv(db, {PGREP_PUBLICATION: 'hook_pub', PGREP_SLOT: 'ex_hook', WEBHOOK_URL: `http://127.0.0.1:${port}/hook`})
+      const env = pgEnv(db, {
+        PGREP_PUBLICATION: 'hook_pub',
+        PGREP_SLOT: 'ex_hook',
+        WEBHOOK_URL: `http://127.0.0.1:${port}/hook`,
+      })
       const first = await runExample('custom-sink', env)
       expect(first.code, first.stderr).toBe(0)
       expect(first.stderr).toContain('webhook: HTTP 503; retrying')
@@ -146,7 +170,9 @@ describe(`examples/ on PostgreSQL ${server.major}`, () => {
       const unique = new Map(changes.map((c) => [`${c.commit_lsn}/${c.seq}`, c]))
       const byOp = (op: string) => [...unique.values()].filter((c) => c.op === op)
       expect(byOp('insert')).toHaveLength(2500)
-      expect(byOp('update')).toEqual([expect.objectContaining({table: 'events', new: expect.objectContaining({id: 1, kind: 'big'})})])
+      expect(byOp('update')).toEqual([
+        expect.objectContaining({table: 'events', new: expect.objectContaining({id: 1, kind: 'big'})}),
+      ])
       expect(bodies.join('')).toContain('"amount":9007199254740993') // bigint digits kept exactly
       expect(byOp('delete')).toEqual([expect.objectContaining({old: {id: 2}})])
       expect(byOp('truncate')).toHaveLength(1)
@@ -179,7 +205,9 @@ describe(`examples/ on PostgreSQL ${server.major}`, () => {
     ])
     expect(first.stderr).toMatch(/copied .*users \(2 rows\)/)
 
-    await db.query(`INSERT INTO audit_log VALUES (2, 'changed'); UPDATE users SET email = 'ada@lovelace.org', password_hash = 'h3' WHERE id = 1; DELETE FROM users WHERE id = 2`)
+    await db.query(
+      `INSERT INTO audit_log VALUES (2, 'changed'); UPDATE users SET email = 'ada@lovelace.org', password_hash = 'h3' WHERE id = 1; DELETE FROM users WHERE id = 2`,
+    )
     const second = await runExample('transform', env)
     expect(second.code, second.stderr).toBe(0)
     expect(jsonLines(second.stdout).map((e) => [e.op, e.table, e.new, e.old])).toEqual([

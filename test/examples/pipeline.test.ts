@@ -124,7 +124,11 @@ describe(`Pipeline on PostgreSQL ${server.major}`, () => {
       sink: new DuckDbSink({path: ':memory:', instance}),
       onCopyProgress: (p) => progress.push(p),
     })
-    expect(result).toEqual({end: 'copied', commitLsn: null, copied: [{table: {schema: 'public', name: 'items'}, rows: 50}]})
+    expect(result).toEqual({
+      end: 'copied',
+      commitLsn: null,
+      copied: [{table: {schema: 'public', name: 'items'}, rows: 50}],
+    })
     expect(progress.at(-1)).toMatchObject({done: true, rows: 50})
     const conn = await instance.connect()
     expect((await conn.runAndReadAll('SELECT count(*)::INT FROM public.items')).getRows()).toEqual([[50]])
@@ -150,7 +154,9 @@ describe(`Pipeline on PostgreSQL ${server.major}`, () => {
     })
     expect(first.end).toBe('stop-lsn')
     // The observer sees the same batches, counted per table and operation.
-    expect(observed.flatMap((e) => e.byTable)).toEqual([{table: {schema: 'public', name: 'items'}, op: 'update', count: 3}])
+    expect(observed.flatMap((e) => e.byTable)).toEqual([
+      {table: {schema: 'public', name: 'items'}, op: 'update', count: 3},
+    ])
     expect(observed.at(-1)!.commitTime).not.toBeNull()
     expect(sink.lines.map((l) => JSON.parse(l).op)).toEqual(['update', 'update', 'update'])
     expect(batches.reduce((n, b) => n + b.rows, 0)).toBe(3)
@@ -159,10 +165,20 @@ describe(`Pipeline on PostgreSQL ${server.major}`, () => {
     expect(sink.closed).toBe(1)
 
     // Runs until stopped.
-    const pipeline = new Pipeline({source: {...source(), publication: 'items_pub', slot}, sink, mode: 'cdc', batch: {maxDelayMs: 50}})
+    const pipeline = new Pipeline({
+      source: {...source(), publication: 'items_pub', slot},
+      sink,
+      mode: 'cdc',
+      batch: {maxDelayMs: 50},
+    })
     const seen = new Promise<BatchCommitted>((resolve) => pipeline.once('batch', resolve))
     const running = pipeline.run()
-    await waitFor(async () => (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active`, [slot])).rowCount === 1, 20_000, 'streaming')
+    await waitFor(
+      async () =>
+        (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active`, [slot])).rowCount === 1,
+      20_000,
+      'streaming',
+    )
     await db.query(`DELETE FROM items WHERE id = 50`)
     expect((await seen).rows).toBe(1)
     pipeline.stop()
@@ -175,14 +191,25 @@ describe(`Pipeline on PostgreSQL ${server.major}`, () => {
 
   it('an aborted signal given before run() stops at once', async () => {
     const sink = new MemorySink()
-    const result = await new Pipeline({source: {...source(), publication: 'items_pub', slot: 'lib_aborted'}, sink, mode: 'cdc', signal: AbortSignal.abort()}).run()
+    const result = await new Pipeline({
+      source: {...source(), publication: 'items_pub', slot: 'lib_aborted'},
+      sink,
+      mode: 'cdc',
+      signal: AbortSignal.abort(),
+    }).run()
     expect(result.end).toBe('signal')
     expect(sink.lines).toEqual([])
   })
 
   it('warning events for what pgrep handles itself; error event and rejection for what it cannot', async () => {
     const warnings: PipelineWarning[] = []
-    const ok = await runPipeline({source: {...source(), publication: 'nokey_pub', slot: 'lib_nokey'}, sink: new MemorySink(), mode: 'cdc', once: true, onWarning: (w) => warnings.push(w)})
+    const ok = await runPipeline({
+      source: {...source(), publication: 'nokey_pub', slot: 'lib_nokey'},
+      sink: new MemorySink(),
+      mode: 'cdc',
+      once: true,
+      onWarning: (w) => warnings.push(w),
+    })
     expect(ok.end).toBe('stop-lsn')
     expect(warnings.map((w) => w.message).join('\n')).toContain('has no usable replica identity')
     expect(warnings[0].fields).toMatchObject({table: 'public.nokey'})
@@ -193,12 +220,22 @@ describe(`Pipeline on PostgreSQL ${server.major}`, () => {
     pipeline.on('error', (e) => errors.push(e))
     const err = await pipeline.run().catch((e) => e)
     expect(err).toBeInstanceOf(PgrepError)
-    expect(err).toMatchObject({kind: 'source-config', message: expect.stringContaining('publication "missing_pub" does not exist')})
+    expect(err).toMatchObject({
+      kind: 'source-config',
+      message: expect.stringContaining('publication "missing_pub" does not exist'),
+    })
     expect(errors).toEqual([err])
     expect(sink.closed).toBe(0) // never opened, so not closed
 
-    const refused = await runPipeline({source: {...source(), password: 'wrong', tables: ['items']}, sink, mode: 'copy'}).catch((e) => e)
-    expect(refused).toMatchObject({kind: 'connection', message: expect.stringContaining('password authentication failed')})
+    const refused = await runPipeline({
+      source: {...source(), password: 'wrong', tables: ['items']},
+      sink,
+      mode: 'copy',
+    }).catch((e) => e)
+    expect(refused).toMatchObject({
+      kind: 'connection',
+      message: expect.stringContaining('password authentication failed'),
+    })
     expect(refused.message).not.toContain('wrong')
   })
 
@@ -208,12 +245,19 @@ describe(`Pipeline on PostgreSQL ${server.major}`, () => {
       new TransformSink(new DuckDbSink({path: file}), {
         table: (t) => t.name !== 'skipped',
         column: (_t, c) => c.name !== 'secret',
-        row: (table, values) => values.map((v, i) => (table.columns[i].name === 'name' && typeof v === 'string' ? v.toUpperCase() : v)),
+        row: (table, values) =>
+          values.map((v, i) => (table.columns[i].name === 'name' && typeof v === 'string' ? v.toUpperCase() : v)),
       })
-    const opts = {source: {...source(), publication: 'all_pub', slot: 'lib_transform'}, mode: 'sync' as const, once: true}
+    const opts = {
+      source: {...source(), publication: 'all_pub', slot: 'lib_transform'},
+      mode: 'sync' as const,
+      once: true,
+    }
     const first = await runPipeline({...opts, sink: make()})
     expect(first.copied.map((c) => c.table.name).sort()).toEqual(['items', 'skipped'])
-    await db.query(`INSERT INTO items VALUES (100, 'new', 'hidden'); INSERT INTO skipped VALUES (2, 'y'); UPDATE items SET secret = 'other' WHERE id = 1`)
+    await db.query(
+      `INSERT INTO items VALUES (100, 'new', 'hidden'); INSERT INTO skipped VALUES (2, 'y'); UPDATE items SET secret = 'other' WHERE id = 1`,
+    )
     const second = await runPipeline({...opts, sink: make()})
     expect(second.copied).toEqual([]) // the skipped table was recorded as copied
     expect(second.end).toBe('stop-lsn')
@@ -221,7 +265,9 @@ describe(`Pipeline on PostgreSQL ${server.major}`, () => {
     const instance = await DuckDBInstance.create(file)
     const conn = await instance.connect()
     const read = async (sql: string) => (await conn.runAndReadAll(sql)).getRows()
-    expect(await read(`SELECT column_name FROM duckdb_columns() WHERE table_name = 'items' ORDER BY column_index`)).toEqual([['id'], ['name']])
+    expect(
+      await read(`SELECT column_name FROM duckdb_columns() WHERE table_name = 'items' ORDER BY column_index`),
+    ).toEqual([['id'], ['name']])
     expect(await read(`SELECT count(*)::INT FROM duckdb_tables() WHERE table_name = 'skipped'`)).toEqual([[0]])
     expect(await read(`SELECT name, status FROM _pgrep.tables ORDER BY name`)).toEqual([
       ['items', 'ready'],
@@ -238,7 +284,12 @@ describe(`Pipeline on PostgreSQL ${server.major}`, () => {
   it('TransformSink refuses to leave out a primary-key column', async () => {
     await db.query(`INSERT INTO items VALUES (200, 'x', 'y')`)
     const sink = new TransformSink(new MemorySink(), {column: (_t, c) => c.name !== 'id'})
-    const err = await runPipeline({source: {...source(), publication: 'items_pub', slot: 'lib_cdc'}, sink, mode: 'cdc', once: true}).catch((e) => e)
+    const err = await runPipeline({
+      source: {...source(), publication: 'items_pub', slot: 'lib_cdc'},
+      sink,
+      mode: 'cdc',
+      once: true,
+    }).catch((e) => e)
     expect(err).toBeInstanceOf(PgrepError)
     expect(err.message).toMatch(/column "id" of "public"."items" is part of its replica identity/)
   })

@@ -19,7 +19,12 @@ const CUT_FOR_MS = 120_000
 const text = (c: string) => ({pg: `${c}::text`, duck: `CAST(${c} AS VARCHAR)`})
 const TABLES = [
   {schema: 'public', name: 'big', keyed: true, columns: [text('id'), text('v'), text('n')]},
-  {schema: 'public', name: 'big_arr', keyed: true, columns: [text('id'), {pg: `array_to_json(tags)::text`, duck: `CAST(to_json(tags) AS VARCHAR)`}]},
+  {
+    schema: 'public',
+    name: 'big_arr',
+    keyed: true,
+    columns: [text('id'), {pg: `array_to_json(tags)::text`, duck: `CAST(to_json(tags) AS VARCHAR)`}],
+  },
 ]
 
 /** Terminates every COPY of pgrep every 2-5 s until `until` or the process ends; returns the cuts. */
@@ -61,47 +66,66 @@ describe.each(pgServers())('copy under connection cuts for 2 minutes on PostgreS
     await rm(dir, {recursive: true, force: true})
   })
 
-  it.each(['copy-table', 'sync'])('%s ends equal to Postgres; a cut costs at most one range', async (command) => {
-    const env = pgEnv(db)
-    const args = (file: string) =>
-      command === 'sync'
-        ? ['sync', '--publication', 'pub', '--slot', `faults_${Date.now().toString(36)}`, '--once', '--duckdb-path', file, '--parallel', '4', '--log-format', 'json']
-        : ['copy-table', '--publication', 'pub', '--duckdb-path', file, '--parallel', '4', '--log-format', 'json']
+  it.each(['copy-table', 'sync'])(
+    '%s ends equal to Postgres; a cut costs at most one range',
+    async (command) => {
+      const env = pgEnv(db)
+      const args = (file: string) =>
+        command === 'sync'
+          ? [
+              'sync',
+              '--publication',
+              'pub',
+              '--slot',
+              `faults_${Date.now().toString(36)}`,
+              '--once',
+              '--duckdb-path',
+              file,
+              '--parallel',
+              '4',
+              '--log-format',
+              'json',
+            ]
+          : ['copy-table', '--publication', 'pub', '--duckdb-path', file, '--parallel', '4', '--log-format', 'json']
 
-    // Without cuts, for the time it costs.
-    const calmFile = path.join(dir, `${command}-calm-${server.major}.duckdb`)
-    const calmStart = Date.now()
-    const calm = await runCli(args(calmFile), env, 900_000)
-    const calmMs = Date.now() - calmStart
-    expect(calm.code, calm.stderr).toBe(0)
+      // Without cuts, for the time it costs.
+      const calmFile = path.join(dir, `${command}-calm-${server.major}.duckdb`)
+      const calmStart = Date.now()
+      const calm = await runCli(args(calmFile), env, 900_000)
+      const calmMs = Date.now() - calmStart
+      expect(calm.code, calm.stderr).toBe(0)
 
-    const file = path.join(dir, `${command}-cut-${server.major}.duckdb`)
-    const start = Date.now()
-    const child = spawnCli(args(file), env)
-    const cuts = await cutEvery(db, child, start + CUT_FOR_MS)
-    const r = await child.result
-    const ms = Date.now() - start
-    expect(r.code, r.stderr.slice(-4000)).toBe(0)
-    expect(await compareWithDuckDb(db, file, TABLES)).toEqual([])
+      const file = path.join(dir, `${command}-cut-${server.major}.duckdb`)
+      const start = Date.now()
+      const child = spawnCli(args(file), env)
+      const cuts = await cutEvery(db, child, start + CUT_FOR_MS)
+      const r = await child.result
+      const ms = Date.now() - start
+      expect(r.code, r.stderr.slice(-4000)).toBe(0)
+      expect(await compareWithDuckDb(db, file, TABLES)).toEqual([])
 
-    const reports = cutReports(r.stderr)
-    const recopied = reports.map((x) => x.rowsRecopied)
-    const {rows} = await db.query(`SELECT max(reltuples / greatest(1, ceil(pg_relation_size(oid)::numeric / ${DEFAULT_SPLIT_BYTES})))::int AS per_range FROM pg_class WHERE oid IN ('public.big'::regclass, 'public.big_arr'::regclass)`)
-    for (const n of recopied) expect(n).toBeLessThanOrEqual(Math.ceil(rows[0].per_range * 1.5) + 2000)
-    expect(reports.every((x) => !x.restartedTable)).toBe(true)
-    console.log(
-      JSON.stringify({
-        figure: 'copy-under-cuts',
-        major: server.major,
-        command,
-        rows: ROWS + ARRAY_ROWS,
-        cuts,
-        unitsCut: reports.length,
-        rowsRecopiedMax: Math.max(0, ...recopied),
-        rowsRecopiedMean: recopied.length ? Math.round(recopied.reduce((a, b) => a + b, 0) / recopied.length) : 0,
-        ms,
-        calmMs,
-      }),
-    )
-  }, 1_800_000)
+      const reports = cutReports(r.stderr)
+      const recopied = reports.map((x) => x.rowsRecopied)
+      const {rows} = await db.query(
+        `SELECT max(reltuples / greatest(1, ceil(pg_relation_size(oid)::numeric / ${DEFAULT_SPLIT_BYTES})))::int AS per_range FROM pg_class WHERE oid IN ('public.big'::regclass, 'public.big_arr'::regclass)`,
+      )
+      for (const n of recopied) expect(n).toBeLessThanOrEqual(Math.ceil(rows[0].per_range * 1.5) + 2000)
+      expect(reports.every((x) => !x.restartedTable)).toBe(true)
+      console.log(
+        JSON.stringify({
+          figure: 'copy-under-cuts',
+          major: server.major,
+          command,
+          rows: ROWS + ARRAY_ROWS,
+          cuts,
+          unitsCut: reports.length,
+          rowsRecopiedMax: Math.max(0, ...recopied),
+          rowsRecopiedMean: recopied.length ? Math.round(recopied.reduce((a, b) => a + b, 0) / recopied.length) : 0,
+          ms,
+          calmMs,
+        }),
+      )
+    },
+    1_800_000,
+  )
 })

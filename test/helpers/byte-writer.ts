@@ -32,7 +32,10 @@ export class ByteWriter {
   }
 
   int32(v: number): this {
-    return this.uint8(v >>> 24).uint8(v >>> 16).uint8(v >>> 8).uint8(v)
+    return this.uint8(v >>> 24)
+      .uint8(v >>> 16)
+      .uint8(v >>> 8)
+      .uint8(v)
   }
 
   uint32(v: number): this {
@@ -103,22 +106,41 @@ export function writeTuple(b: ByteWriter, values: ColumnValue[]): ByteWriter {
 }
 
 export const pgo = {
-  begin: (m: {finalLsn: bigint; commitTime: bigint; xid: number}) => w().char('B').uint64(m.finalLsn).int64(m.commitTime).uint32(m.xid).build(),
+  begin: (m: {finalLsn: bigint; commitTime: bigint; xid: number}) =>
+    w().char('B').uint64(m.finalLsn).int64(m.commitTime).uint32(m.xid).build(),
 
   commit: (m: {flags: number; commitLsn: bigint; endLsn: bigint; commitTime: bigint}) =>
     w().char('C').uint8(m.flags).uint64(m.commitLsn).uint64(m.endLsn).int64(m.commitTime).build(),
 
   origin: (m: {commitLsn: bigint; name: string}) => w().char('O').uint64(m.commitLsn).cstring(m.name).build(),
 
-  relation(m: {xid?: number; relationId: number; schema: string; name: string; replicaIdentity: keyof typeof IDENTITY_BYTE; columns: FixtureColumn[]}) {
-    const b = withXid(w().char('R'), m.xid).uint32(m.relationId).cstring(m.schema).cstring(m.name).char(IDENTITY_BYTE[m.replicaIdentity]).int16(m.columns.length)
-    for (const c of m.columns) b.uint8(c.isKey ? 1 : 0).cstring(c.name).uint32(c.typeOid).int32(c.typeModifier)
+  relation(m: {
+    xid?: number
+    relationId: number
+    schema: string
+    name: string
+    replicaIdentity: keyof typeof IDENTITY_BYTE
+    columns: FixtureColumn[]
+  }) {
+    const b = withXid(w().char('R'), m.xid)
+      .uint32(m.relationId)
+      .cstring(m.schema)
+      .cstring(m.name)
+      .char(IDENTITY_BYTE[m.replicaIdentity])
+      .int16(m.columns.length)
+    for (const c of m.columns)
+      b.uint8(c.isKey ? 1 : 0)
+        .cstring(c.name)
+        .uint32(c.typeOid)
+        .int32(c.typeModifier)
     return b.build()
   },
 
-  type: (m: {xid?: number; typeOid: number; schema: string; name: string}) => withXid(w().char('Y'), m.xid).uint32(m.typeOid).cstring(m.schema).cstring(m.name).build(),
+  type: (m: {xid?: number; typeOid: number; schema: string; name: string}) =>
+    withXid(w().char('Y'), m.xid).uint32(m.typeOid).cstring(m.schema).cstring(m.name).build(),
 
-  insert: (m: {xid?: number; relationId: number; new: ColumnValue[]}) => writeTuple(withXid(w().char('I'), m.xid).uint32(m.relationId).char('N'), m.new).build(),
+  insert: (m: {xid?: number; relationId: number; new: ColumnValue[]}) =>
+    writeTuple(withXid(w().char('I'), m.xid).uint32(m.relationId).char('N'), m.new).build(),
 
   update(m: {xid?: number; relationId: number; oldKind?: 'key' | 'full'; old?: ColumnValue[]; new: ColumnValue[]}) {
     const b = withXid(w().char('U'), m.xid).uint32(m.relationId)
@@ -127,18 +149,35 @@ export const pgo = {
   },
 
   delete: (m: {xid?: number; relationId: number; oldKind: 'key' | 'full'; old: ColumnValue[]}) =>
-    writeTuple(withXid(w().char('D'), m.xid).uint32(m.relationId).char(m.oldKind === 'key' ? 'K' : 'O'), m.old).build(),
+    writeTuple(
+      withXid(w().char('D'), m.xid)
+        .uint32(m.relationId)
+        .char(m.oldKind === 'key' ? 'K' : 'O'),
+      m.old,
+    ).build(),
 
   truncate(m: {xid?: number; cascade: boolean; restartIdentity: boolean; relationIds: number[]}) {
-    const b = withXid(w().char('T'), m.xid).int32(m.relationIds.length).uint8((m.cascade ? 1 : 0) | (m.restartIdentity ? 2 : 0))
+    const b = withXid(w().char('T'), m.xid)
+      .int32(m.relationIds.length)
+      .uint8((m.cascade ? 1 : 0) | (m.restartIdentity ? 2 : 0))
     for (const id of m.relationIds) b.uint32(id)
     return b.build()
   },
 
   message: (m: {xid?: number; transactional: boolean; lsn: bigint; prefix: string; content: Uint8Array}) =>
-    withXid(w().char('M'), m.xid).uint8(m.transactional ? 1 : 0).uint64(m.lsn).cstring(m.prefix).lengthPrefixed(m.content).build(),
+    withXid(w().char('M'), m.xid)
+      .uint8(m.transactional ? 1 : 0)
+      .uint64(m.lsn)
+      .cstring(m.prefix)
+      .lengthPrefixed(m.content)
+      .build(),
 
-  streamStart: (m: {xid: number; firstSegment: boolean}) => w().char('S').uint32(m.xid).uint8(m.firstSegment ? 1 : 0).build(),
+  streamStart: (m: {xid: number; firstSegment: boolean}) =>
+    w()
+      .char('S')
+      .uint32(m.xid)
+      .uint8(m.firstSegment ? 1 : 0)
+      .build(),
 
   streamStop: () => w().char('E').build(),
 
@@ -155,16 +194,71 @@ export const pgo = {
     w().char('b').uint64(m.prepareLsn).uint64(m.endLsn).int64(m.prepareTime).uint32(m.xid).cstring(m.gid).build(),
 
   prepare: (m: {flags: number; prepareLsn: bigint; endLsn: bigint; prepareTime: bigint; xid: number; gid: string}) =>
-    w().char('P').uint8(m.flags).uint64(m.prepareLsn).uint64(m.endLsn).int64(m.prepareTime).uint32(m.xid).cstring(m.gid).build(),
+    w()
+      .char('P')
+      .uint8(m.flags)
+      .uint64(m.prepareLsn)
+      .uint64(m.endLsn)
+      .int64(m.prepareTime)
+      .uint32(m.xid)
+      .cstring(m.gid)
+      .build(),
 
-  commitPrepared: (m: {flags: number; commitLsn: bigint; endLsn: bigint; commitTime: bigint; xid: number; gid: string}) =>
-    w().char('K').uint8(m.flags).uint64(m.commitLsn).uint64(m.endLsn).int64(m.commitTime).uint32(m.xid).cstring(m.gid).build(),
+  commitPrepared: (m: {
+    flags: number
+    commitLsn: bigint
+    endLsn: bigint
+    commitTime: bigint
+    xid: number
+    gid: string
+  }) =>
+    w()
+      .char('K')
+      .uint8(m.flags)
+      .uint64(m.commitLsn)
+      .uint64(m.endLsn)
+      .int64(m.commitTime)
+      .uint32(m.xid)
+      .cstring(m.gid)
+      .build(),
 
-  rollbackPrepared: (m: {flags: number; prepareEndLsn: bigint; rollbackEndLsn: bigint; prepareTime: bigint; rollbackTime: bigint; xid: number; gid: string}) =>
-    w().char('r').uint8(m.flags).uint64(m.prepareEndLsn).uint64(m.rollbackEndLsn).int64(m.prepareTime).int64(m.rollbackTime).uint32(m.xid).cstring(m.gid).build(),
+  rollbackPrepared: (m: {
+    flags: number
+    prepareEndLsn: bigint
+    rollbackEndLsn: bigint
+    prepareTime: bigint
+    rollbackTime: bigint
+    xid: number
+    gid: string
+  }) =>
+    w()
+      .char('r')
+      .uint8(m.flags)
+      .uint64(m.prepareEndLsn)
+      .uint64(m.rollbackEndLsn)
+      .int64(m.prepareTime)
+      .int64(m.rollbackTime)
+      .uint32(m.xid)
+      .cstring(m.gid)
+      .build(),
 
-  streamPrepare: (m: {flags: number; prepareLsn: bigint; endLsn: bigint; prepareTime: bigint; xid: number; gid: string}) =>
-    w().char('p').uint8(m.flags).uint64(m.prepareLsn).uint64(m.endLsn).int64(m.prepareTime).uint32(m.xid).cstring(m.gid).build(),
+  streamPrepare: (m: {
+    flags: number
+    prepareLsn: bigint
+    endLsn: bigint
+    prepareTime: bigint
+    xid: number
+    gid: string
+  }) =>
+    w()
+      .char('p')
+      .uint8(m.flags)
+      .uint64(m.prepareLsn)
+      .uint64(m.endLsn)
+      .int64(m.prepareTime)
+      .uint32(m.xid)
+      .cstring(m.gid)
+      .build(),
 }
 
 // ---- replication envelope and backend frames ----
@@ -176,7 +270,12 @@ export function xlogData(m: {walStart: bigint; walEnd: bigint; sendTime: bigint;
 
 /** Primary keepalive ('k') CopyData payload. */
 export function keepalive(m: {walEnd: bigint; sendTime: bigint; replyRequested: boolean}): Buffer {
-  return w().char('k').uint64(m.walEnd).int64(m.sendTime).uint8(m.replyRequested ? 1 : 0).build()
+  return w()
+    .char('k')
+    .uint64(m.walEnd)
+    .int64(m.sendTime)
+    .uint8(m.replyRequested ? 1 : 0)
+    .build()
 }
 
 /** A whole backend message: code byte, Int32 length (counting itself), body. */
@@ -184,7 +283,10 @@ export function backendFrame(code: string | number, body: ArrayLike<number> = []
   const b = w()
   if (typeof code === 'string') b.char(code)
   else b.uint8(code)
-  return b.int32(body.length + 4).bytes(body).build()
+  return b
+    .int32(body.length + 4)
+    .bytes(body)
+    .build()
 }
 
 export function copyData(payload: ArrayLike<number>): Buffer {

@@ -32,7 +32,10 @@ export function pgEnv(db: TestDb, extra: Record<string, string> = {}): Record<st
   }
 }
 
-export function spawnCli(args: string[], env: Record<string, string>): ChildProcess & {result: Promise<CliResult>; stdoutText(): string; stderrText(): string} {
+export function spawnCli(
+  args: string[],
+  env: Record<string, string>,
+): ChildProcess & {result: Promise<CliResult>; stdoutText(): string; stderrText(): string} {
   // As on a pipe without FORCE_COLOR, which CI runners set and oclif honours (help headings in bold).
   const {FORCE_COLOR: _forced, ...plain} = env
   const child = spawn(process.execPath, [BIN, ...args], {env: plain, stdio: ['ignore', 'pipe', 'pipe']})
@@ -40,7 +43,9 @@ export function spawnCli(args: string[], env: Record<string, string>): ChildProc
   let stderr = ''
   child.stdout!.setEncoding('utf8').on('data', (d) => (stdout += d))
   child.stderr!.setEncoding('utf8').on('data', (d) => (stderr += d))
-  const result = new Promise<CliResult>((resolve) => child.on('close', (code, signal) => resolve({code, signal, stdout, stderr})))
+  const result = new Promise<CliResult>((resolve) =>
+    child.on('close', (code, signal) => resolve({code, signal, stdout, stderr})),
+  )
   return Object.assign(child, {result, stdoutText: () => stdout, stderrText: () => stderr})
 }
 
@@ -59,7 +64,11 @@ export function jsonLines(text: string): any[] {
     .map((l) => JSON.parse(l))
 }
 
-export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 90_000, what = 'condition'): Promise<void> {
+export async function waitFor(
+  cond: () => boolean | Promise<boolean>,
+  timeoutMs = 90_000,
+  what = 'condition',
+): Promise<void> {
   const end = Date.now() + timeoutMs
   while (Date.now() < end) {
     if (await cond()) return

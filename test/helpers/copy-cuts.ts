@@ -9,7 +9,8 @@ import type {TestDb} from './postgres.js'
 const COPY_BACKENDS = `SELECT pid FROM pg_stat_activity
   WHERE datname = current_database() AND application_name = 'pgrep' AND backend_type = 'client backend' AND query LIKE 'COPY%' AND state = 'active'`
 
-const ALIVE = (pids: number[]) => `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ANY('{${pids.join(',')}}'::int[])`
+const ALIVE = (pids: number[]) =>
+  `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ANY('{${pids.join(',')}}'::int[])`
 
 export interface CutOptions {
   /** How many times to cut (stops earlier when the process ends). */
@@ -50,7 +51,8 @@ export async function cutCopies(db: TestDb, child: ChildProcess, opts: CutOption
       await db.query(`SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid`, [targets])
       for (const p of targets) killed.add(p)
       const end = Date.now() + 30_000
-      while ((await db.query(ALIVE(targets))).rows[0].n > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20))
+      while ((await db.query(ALIVE(targets))).rows[0].n > 0 && Date.now() < end)
+        await new Promise((r) => setTimeout(r, 20))
       made++
     } finally {
       if (!exited) child.kill('SIGCONT')
@@ -72,7 +74,8 @@ export function cutReports(stderr: string): CutReport[] {
     if (!line.startsWith('{')) continue
     try {
       const rec = JSON.parse(line)
-      if (typeof rec.msg === 'string' && rec.msg.startsWith('copy connection lost while copying')) out.push({rowsRecopied: rec.rowsRecopied, restartedTable: rec.restartedTable ?? false})
+      if (typeof rec.msg === 'string' && rec.msg.startsWith('copy connection lost while copying'))
+        out.push({rowsRecopied: rec.rowsRecopied, restartedTable: rec.restartedTable ?? false})
     } catch {
       // not a log record
     }

@@ -14,7 +14,10 @@ let servers: RunningPostgres[] = []
 
 export async function setup(project: TestProject): Promise<void> {
   servers = await Promise.all(testMajors().map((major) => startPostgres(major)))
-  project.provide('pgServers', servers.map((s) => ({major: s.major, port: s.port})))
+  project.provide(
+    'pgServers',
+    servers.map((s) => ({major: s.major, port: s.port})),
+  )
 }
 
 export async function teardown(): Promise<void> {

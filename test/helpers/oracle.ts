@@ -46,7 +46,12 @@ export const ORACLE_TABLES: OracleTable[] = [
     ],
   },
   {schema: 'Mixed Case', name: 'Ledger "Lines"', keyed: true, columns: [text('Id'), text('Amount'), text('note')]},
-  {schema: 'public', name: 'events', keyed: false, columns: [text('kind'), text('n'), {pg: `doc::text`, duck: `CAST(doc AS VARCHAR)`}]},
+  {
+    schema: 'public',
+    name: 'events',
+    keyed: false,
+    columns: [text('kind'), text('n'), {pg: `doc::text`, duck: `CAST(doc AS VARCHAR)`}],
+  },
 ]
 
 export const ORACLE_PUBLICATION_TABLES = `public.accounts, "Mixed Case"."Ledger ""Lines""", public.events`
@@ -58,7 +63,12 @@ export const rng = seededRandom
  * Random transactions: inserts, updates (some leaving the TOASTed column unchanged), deletes,
  * key updates, rolled-back transactions and savepoints, an occasional truncate.
  */
-export async function runWorkload(db: TestDb, seed: number, transactions: number, opts: {truncates?: boolean} = {}): Promise<void> {
+export async function runWorkload(
+  db: TestDb,
+  seed: number,
+  transactions: number,
+  opts: {truncates?: boolean} = {},
+): Promise<void> {
   const r = rng(seed)
   const c = await db.client()
   const int = (n: number) => Math.floor(r() * n)
@@ -73,22 +83,46 @@ export async function runWorkload(db: TestDb, seed: number, transactions: number
           const big = r() < 0.2 ? 'T'.repeat(3000 + int(5000)) : `t${int(1000)}`
           await c.query(
             `INSERT INTO public.accounts VALUES ($1, $2::int, $3, $4, $5, $6, $7, now() - $2::int * interval '1 second') ON CONFLICT (id) DO UPDATE SET n = excluded.n, amount = excluded.amount`,
-            [id, int(1e6), big, (r() * 1e6).toFixed(2), r() < 0.5, JSON.stringify({k: int(10), s: `é"\\${int(9)}`}), r() < 0.2 ? null : [int(9), null, int(9)]],
+            [
+              id,
+              int(1e6),
+              big,
+              (r() * 1e6).toFixed(2),
+              r() < 0.5,
+              JSON.stringify({k: int(10), s: `é"\\${int(9)}`}),
+              r() < 0.2 ? null : [int(9), null, int(9)],
+            ],
           )
         } else if (roll < 0.55) {
           // txt stays as it is: an unchanged TOAST value when it is big.
-          await c.query(`UPDATE public.accounts SET n = n + 1, flag = NOT flag, doc = jsonb_set(coalesce(doc, '{}'), '{u}', to_jsonb($2::int)) WHERE id = $1`, [id, int(100)])
+          await c.query(
+            `UPDATE public.accounts SET n = n + 1, flag = NOT flag, doc = jsonb_set(coalesce(doc, '{}'), '{u}', to_jsonb($2::int)) WHERE id = $1`,
+            [id, int(100)],
+          )
         } else if (roll < 0.65) {
           await c.query(`DELETE FROM public.accounts WHERE id = $1`, [id])
         } else if (roll < 0.7) {
-          await c.query(`UPDATE public.accounts SET id = $2 WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM public.accounts WHERE id = $2)`, [id, 1000 + int(300)])
+          await c.query(
+            `UPDATE public.accounts SET id = $2 WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM public.accounts WHERE id = $2)`,
+            [id, 1000 + int(300)],
+          )
         } else if (roll < 0.8) {
-          await c.query(`INSERT INTO "Mixed Case"."Ledger ""Lines""" VALUES ($1, $2, $3) ON CONFLICT ("Id") DO UPDATE SET "Amount" = excluded."Amount"`, [int(50), (r() * 100).toFixed(2), `n${int(5)}`])
+          await c.query(
+            `INSERT INTO "Mixed Case"."Ledger ""Lines""" VALUES ($1, $2, $3) ON CONFLICT ("Id") DO UPDATE SET "Amount" = excluded."Amount"`,
+            [int(50), (r() * 100).toFixed(2), `n${int(5)}`],
+          )
         } else if (roll < 0.9) {
-          await c.query(`INSERT INTO public.events VALUES ($1, $2, $3)`, [`k${int(3)}`, int(3), JSON.stringify({v: int(3)})])
+          await c.query(`INSERT INTO public.events VALUES ($1, $2, $3)`, [
+            `k${int(3)}`,
+            int(3),
+            JSON.stringify({v: int(3)}),
+          ])
         } else if (roll < 0.95) {
           // Duplicate rows in a table without a key: one delete removes one of them.
-          await c.query(`DELETE FROM public.events WHERE ctid = (SELECT ctid FROM public.events WHERE kind = $1 LIMIT 1)`, [`k${int(3)}`])
+          await c.query(
+            `DELETE FROM public.events WHERE ctid = (SELECT ctid FROM public.events WHERE kind = $1 LIMIT 1)`,
+            [`k${int(3)}`],
+          )
         } else {
           await c.query('SAVEPOINT sp')
           await c.query(`INSERT INTO public.accounts VALUES (-($1::bigint), 0, 'rolled back')`, [id])
@@ -103,8 +137,11 @@ export async function runWorkload(db: TestDb, seed: number, transactions: number
   }
 }
 
-async function pgRows(db: TestDb, t: OracleTable): Promise<string[]> {
-  const {rows} = await db.query(`SELECT ${t.columns.map((c, i) => `${c.pg} AS c${i}`).join(', ')} FROM ${q(t.schema)}.${q(t.name)}`)
+/** A table's rows in Postgres, each as the JSON text of its oracle columns, sorted. */
+export async function pgRows(db: TestDb, t: OracleTable): Promise<string[]> {
+  const {rows} = await db.query(
+    `SELECT ${t.columns.map((c, i) => `${c.pg} AS c${i}`).join(', ')} FROM ${q(t.schema)}.${q(t.name)}`,
+  )
   return rows.map((row) => JSON.stringify(t.columns.map((_, i) => row[`c${i}`] ?? null))).sort()
 }
 
@@ -112,8 +149,13 @@ async function duckRows(path: string, t: OracleTable): Promise<string[]> {
   const instance = await DuckDBInstance.create(path)
   const conn = await instance.connect()
   try {
-    const reader = await conn.runAndReadAll(`SELECT ${t.columns.map((c, i) => `${c.duck} AS c${i}`).join(', ')} FROM ${q(t.schema)}.${q(t.name)}`)
-    return reader.getRowObjectsJson().map((row) => JSON.stringify(t.columns.map((_, i) => (row[`c${i}`] as string | null) ?? null))).sort()
+    const reader = await conn.runAndReadAll(
+      `SELECT ${t.columns.map((c, i) => `${c.duck} AS c${i}`).join(', ')} FROM ${q(t.schema)}.${q(t.name)}`,
+    )
+    return reader
+      .getRowObjectsJson()
+      .map((row) => JSON.stringify(t.columns.map((_, i) => (row[`c${i}`] as string | null) ?? null)))
+      .sort()
   } finally {
     conn.closeSync()
     instance.closeSync()
@@ -128,13 +170,16 @@ export async function compareWithDuckDb(db: TestDb, duckdbPath: string, tables =
     const missing = multisetMinus(a, b)
     const extra = multisetMinus(b, a)
     if (missing.length || extra.length) {
-      problems.push(`${t.schema}.${t.name}: postgres ${a.length} rows, duckdb ${b.length}; missing in duckdb ${missing.length} (e.g. ${missing.slice(0, 3).join(' ')}), extra ${extra.length} (e.g. ${extra.slice(0, 3).join(' ')})`)
+      problems.push(
+        `${t.schema}.${t.name}: postgres ${a.length} rows, duckdb ${b.length}; missing in duckdb ${missing.length} (e.g. ${missing.slice(0, 3).join(' ')}), extra ${extra.length} (e.g. ${extra.slice(0, 3).join(' ')})`,
+      )
     }
   }
   return problems
 }
 
-function multisetMinus(a: string[], b: string[]): string[] {
+/** The rows of `a` not in `b`, counting duplicates. */
+export function multisetMinus(a: string[], b: string[]): string[] {
   const counts = new Map<string, number>()
   for (const x of b) counts.set(x, (counts.get(x) ?? 0) + 1)
   const out: string[] = []
@@ -167,5 +212,15 @@ export async function waitApplied(db: TestDb, slot: string): Promise<void> {
   await c.query('COMMIT')
   await c.end()
   // An empty transaction is still decoded (BEGIN/COMMIT) and confirmed once passed.
-  await waitFor(async () => (await db.query(`SELECT confirmed_flush_lsn > $1::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = $2`, [rows[0].lsn, slot])).rows[0]?.ok === true, 120_000, 'applied')
+  await waitFor(
+    async () =>
+      (
+        await db.query(`SELECT confirmed_flush_lsn > $1::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = $2`, [
+          rows[0].lsn,
+          slot,
+        ])
+      ).rows[0]?.ok === true,
+    120_000,
+    'applied',
+  )
 }

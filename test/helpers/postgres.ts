@@ -13,7 +13,10 @@ export const ALL_MAJORS = [14, 15, 16, 17, 18] as const
 /** Majors the suite runs against: PGREP_TEST_PG_MAJORS=14,18 (default) or any of 14..18. */
 export function testMajors(): number[] {
   const raw = process.env.PGREP_TEST_PG_MAJORS ?? '14,18'
-  return raw.split(',').map((s) => Number.parseInt(s.trim(), 10)).filter((n) => ALL_MAJORS.includes(n as never))
+  return raw
+    .split(',')
+    .map((s) => Number.parseInt(s.trim(), 10))
+    .filter((n) => ALL_MAJORS.includes(n as never))
 }
 
 const require = createRequire(import.meta.url)
@@ -73,17 +76,28 @@ export async function startPostgres(major: number, extraFlags: string[] = []): P
     createPostgresUser: true,
     initdbFlags: ['--encoding=UTF8', '--locale=C'],
     postgresFlags: [
-      '-c', 'wal_level=logical',
-      '-c', 'max_wal_senders=40',
-      '-c', 'max_replication_slots=40',
-      '-c', 'max_connections=200',
-      '-c', 'fsync=off',
-      '-c', 'synchronous_commit=off',
-      '-c', 'full_page_writes=off',
-      '-c', 'listen_addresses=127.0.0.1',
-      '-c', `unix_socket_directories=${dataDir}`,
-      '-c', 'max_prepared_transactions=10',
-      '-c', 'wal_sender_timeout=60s',
+      '-c',
+      'wal_level=logical',
+      '-c',
+      'max_wal_senders=40',
+      '-c',
+      'max_replication_slots=40',
+      '-c',
+      'max_connections=200',
+      '-c',
+      'fsync=off',
+      '-c',
+      'synchronous_commit=off',
+      '-c',
+      'full_page_writes=off',
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      `unix_socket_directories=${dataDir}`,
+      '-c',
+      'max_prepared_transactions=10',
+      '-c',
+      'wal_sender_timeout=60s',
       ...extraFlags,
     ],
     onLog: (m: string) => {
@@ -147,7 +161,12 @@ async function loadEmbeddedPostgres(pkg: string): Promise<any> {
 }
 
 function ensurePostgresOsUser(): {uid: number; gid: number} {
-  const id = (flag: string) => Number(execSync(`id ${flag} postgres`, {stdio: ['ignore', 'pipe', 'ignore']}).toString().trim())
+  const id = (flag: string) =>
+    Number(
+      execSync(`id ${flag} postgres`, {stdio: ['ignore', 'pipe', 'ignore']})
+        .toString()
+        .trim(),
+    )
   try {
     return {uid: id('-u'), gid: id('-g')}
   } catch {
@@ -179,11 +198,24 @@ let dbCounter = 0
 /** Creates a fresh database on the server for one test file, so tests never share tables or slots. */
 export async function createTestDb(server: {major: number; port: number}, prefix = 't'): Promise<TestDb> {
   const database = `${prefix}_${process.pid}_${Date.now().toString(36)}_${dbCounter++}`
-  const admin = new pg.Client({host: '127.0.0.1', port: server.port, user: TEST_USER, password: TEST_PASSWORD, database: 'postgres'})
+  const admin = new pg.Client({
+    host: '127.0.0.1',
+    port: server.port,
+    user: TEST_USER,
+    password: TEST_PASSWORD,
+    database: 'postgres',
+  })
   await admin.connect()
   await admin.query(`CREATE DATABASE "${database}"`)
   await admin.end()
-  const pool = new pg.Pool({host: '127.0.0.1', port: server.port, user: TEST_USER, password: TEST_PASSWORD, database, max: 4})
+  const pool = new pg.Pool({
+    host: '127.0.0.1',
+    port: server.port,
+    user: TEST_USER,
+    password: TEST_PASSWORD,
+    database,
+    max: 4,
+  })
   pool.on('error', () => {})
   return {
     major: server.major,
@@ -194,14 +226,24 @@ export async function createTestDb(server: {major: number; port: number}, prefix
     uri: `postgres://${TEST_USER}:${TEST_PASSWORD}@127.0.0.1:${server.port}/${database}`,
     query: (sql, params) => pool.query(sql, params as any[]),
     async client() {
-      const c = new pg.Client({host: '127.0.0.1', port: server.port, user: TEST_USER, password: TEST_PASSWORD, database})
+      const c = new pg.Client({
+        host: '127.0.0.1',
+        port: server.port,
+        user: TEST_USER,
+        password: TEST_PASSWORD,
+        database,
+      })
       c.on('error', () => {})
       await c.connect()
       return c
     },
     async close() {
       // Drop leftover slots of this database so the server does not retain WAL for them.
-      await pool.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database() AND NOT active`).catch(() => {})
+      await pool
+        .query(
+          `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database() AND NOT active`,
+        )
+        .catch(() => {})
       await pool.end()
     },
   }

@@ -11,7 +11,11 @@ import {createRequire} from 'node:module'
 const require = createRequire(import.meta.url)
 
 /** The credentials the server accepts (s3rver's fixed pair). */
-export const S3_TEST_CREDENTIALS = {AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1'}
+export const S3_TEST_CREDENTIALS = {
+  AWS_ACCESS_KEY_ID: 'S3RVER',
+  AWS_SECRET_ACCESS_KEY: 'S3RVER',
+  AWS_REGION: 'us-east-1',
+}
 
 export interface S3TestServer {
   /** e.g. http://127.0.0.1:41234, for --s3-endpoint. */
@@ -27,9 +31,19 @@ export interface S3TestServer {
 
 /** Starts a server on a free port with one bucket; close() stops it and removes its files. */
 export async function startS3Server(bucket = 'pgrep-test'): Promise<S3TestServer> {
-  const S3rver = require('s3rver') as new (options: object) => {run(): Promise<{port: number}>; close(): Promise<void>; httpServer?: Server}
+  const S3rver = require('s3rver') as new (options: object) => {
+    run(): Promise<{port: number}>
+    close(): Promise<void>
+    httpServer?: Server
+  }
   const dir = mkdtempSync(path.join(tmpdir(), 'pgrep-s3rver-'))
-  const server = new S3rver({address: '127.0.0.1', port: 0, silent: true, directory: dir, configureBuckets: [{name: bucket}]})
+  const server = new S3rver({
+    address: '127.0.0.1',
+    port: 0,
+    silent: true,
+    directory: dir,
+    configureBuckets: [{name: bucket}],
+  })
   const {port} = await server.run()
   return {
     endpoint: `http://127.0.0.1:${port}`,

@@ -35,7 +35,15 @@ export function sampleMessages(): Buffer[] {
     pgo.beginPrepare({prepareLsn: 0x60n, endLsn: 0x68n, prepareTime: 7n, xid: 900, gid: 'gid-1'}),
     pgo.prepare({flags: 0, prepareLsn: 0x60n, endLsn: 0x68n, prepareTime: 7n, xid: 900, gid: 'gid-1'}),
     pgo.commitPrepared({flags: 0, commitLsn: 0x70n, endLsn: 0x78n, commitTime: 8n, xid: 900, gid: 'gid-1'}),
-    pgo.rollbackPrepared({flags: 0, prepareEndLsn: 0x68n, rollbackEndLsn: 0x80n, prepareTime: 7n, rollbackTime: 9n, xid: 901, gid: 'gid-2'}),
+    pgo.rollbackPrepared({
+      flags: 0,
+      prepareEndLsn: 0x68n,
+      rollbackEndLsn: 0x80n,
+      prepareTime: 7n,
+      rollbackTime: 9n,
+      xid: 901,
+      gid: 'gid-2',
+    }),
     pgo.streamPrepare({flags: 0, prepareLsn: 0x90n, endLsn: 0x98n, prepareTime: 10n, xid: 902, gid: 'gid-3'}),
   ]
 }

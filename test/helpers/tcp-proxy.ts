@@ -19,7 +19,10 @@ export interface TcpProxy {
   close(): Promise<void>
 }
 
-export async function startTcpProxy(targetPort: number, opts: {listenPort?: number; targetHost?: string} = {}): Promise<TcpProxy> {
+export async function startTcpProxy(
+  targetPort: number,
+  opts: {listenPort?: number; targetHost?: string} = {},
+): Promise<TcpProxy> {
   const host = opts.targetHost ?? '127.0.0.1'
   const pairs = new Set<{client: net.Socket; server: net.Socket; held: boolean}>()
   let holes = false

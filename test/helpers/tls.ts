@@ -40,22 +40,65 @@ const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-n
 
 function makeCa(dir: string, name: string): void {
   openssl(
-    ['req', '-x509', ...EC_KEY, '-keyout', `${name}.key`, '-out', `${name}.crt`, '-days', '2', '-subj', `/CN=pgrep test ${name}`,
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
+    [
+      'req',
+      '-x509',
+      ...EC_KEY,
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.crt`,
+      '-days',
+      '2',
+      '-subj',
+      `/CN=pgrep test ${name}`,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ],
     dir,
   )
 }
 
 async function makeLeaf(dir: string, name: string, cn: string, extensions: string[]): Promise<void> {
   openssl(['req', '-new', ...EC_KEY, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`], dir)
-  await writeFile(path.join(dir, `${name}.ext`), ['basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature,keyEncipherment', ...extensions].join('\n') + '\n')
-  openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '2', '-extfile', `${name}.ext`], dir)
+  await writeFile(
+    path.join(dir, `${name}.ext`),
+    ['basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature,keyEncipherment', ...extensions].join('\n') +
+      '\n',
+  )
+  openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      `${name}.crt`,
+      '-days',
+      '2',
+      '-extfile',
+      `${name}.ext`,
+    ],
+    dir,
+  )
   await chmod(path.join(dir, `${name}.key`), 0o600)
 }
 
 function postgresOsUser(): {uid: number; gid: number} | undefined {
   if (process.getuid?.() !== 0) return undefined
-  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], {stdio: ['ignore', 'pipe', 'ignore']}).toString().trim())
+  const id = (flag: string) =>
+    Number(
+      execFileSync('id', [flag, 'postgres'], {stdio: ['ignore', 'pipe', 'ignore']})
+        .toString()
+        .trim(),
+    )
   try {
     return {uid: id('-u'), gid: id('-g')}
   } catch {
@@ -69,13 +112,17 @@ export async function makeTlsFiles(clientUser = 'certuser'): Promise<TlsFiles> {
   await chmod(dir, 0o755)
   makeCa(dir, 'ca')
   makeCa(dir, 'other-ca')
-  await makeLeaf(dir, 'server', 'localhost', ['extendedKeyUsage=serverAuth', 'subjectAltName=DNS:localhost,IP:127.0.0.1'])
+  await makeLeaf(dir, 'server', 'localhost', [
+    'extendedKeyUsage=serverAuth',
+    'subjectAltName=DNS:localhost,IP:127.0.0.1',
+  ])
   await makeLeaf(dir, 'mismatch', 'other.example', ['extendedKeyUsage=serverAuth', 'subjectAltName=DNS:other.example'])
   await makeLeaf(dir, 'client', clientUser, ['extendedKeyUsage=clientAuth'])
   const owner = postgresOsUser()
   if (owner) {
     await chown(dir, owner.uid, owner.gid)
-    for (const f of ['ca.crt', 'server.crt', 'server.key', 'mismatch.crt', 'mismatch.key']) await chown(path.join(dir, f), owner.uid, owner.gid)
+    for (const f of ['ca.crt', 'server.crt', 'server.key', 'mismatch.crt', 'mismatch.key'])
+      await chown(path.join(dir, f), owner.uid, owner.gid)
   }
   const p = (f: string) => path.join(dir, f)
   return {
@@ -103,9 +150,21 @@ export interface TlsPostgres {
  * Starts a PostgreSQL server with ssl=on using makeTlsFiles() certificates (ssl_ca_file = the
  * test CA, so `cert` authentication works) and, when given, a pg_hba.conf of these lines.
  */
-export async function startTlsPostgres(major: number, opts: {hbaLines?: string[]; clientUser?: string} = {}): Promise<TlsPostgres> {
+export async function startTlsPostgres(
+  major: number,
+  opts: {hbaLines?: string[]; clientUser?: string} = {},
+): Promise<TlsPostgres> {
   const tls = await makeTlsFiles(opts.clientUser)
-  const flags = ['-c', 'ssl=on', '-c', `ssl_cert_file=${tls.serverCert}`, '-c', `ssl_key_file=${tls.serverKey}`, '-c', `ssl_ca_file=${tls.caCert}`]
+  const flags = [
+    '-c',
+    'ssl=on',
+    '-c',
+    `ssl_cert_file=${tls.serverCert}`,
+    '-c',
+    `ssl_key_file=${tls.serverKey}`,
+    '-c',
+    `ssl_ca_file=${tls.caCert}`,
+  ]
   if (opts.hbaLines) {
     const hba = path.join(tls.dir, 'pg_hba.conf')
     await writeFile(hba, opts.hbaLines.join('\n') + '\n')

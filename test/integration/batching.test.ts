@@ -38,7 +38,10 @@ describe.each(pgServers())('batching on PostgreSQL $major', (server) => {
 
   it('stdout: each transaction is written as soon as the stream runs dry, long before --batch-max-delay', async () => {
     const env = pgEnv(db)
-    const child = spawnCli(['cdc', '--publication', 'bpub', '--slot', 'b_stdout', '--batch-max-delay', LONG_DELAY_MS], env)
+    const child = spawnCli(
+      ['cdc', '--publication', 'bpub', '--slot', 'b_stdout', '--batch-max-delay', LONG_DELAY_MS],
+      env,
+    )
     try {
       await waitFor(() => child.stderrText().includes('streaming from slot'), 30_000, 'streaming')
       await db.query(`INSERT INTO public.t VALUES (1, 'one')`)
@@ -55,12 +58,31 @@ describe.each(pgServers())('batching on PostgreSQL $major', (server) => {
   it('DuckDB: a transaction is committed (with its checkpoint) without waiting for --batch-max-delay', async () => {
     const env = pgEnv(db)
     const file = path.join(dir, 'idle.duckdb')
-    const child = spawnCli(['sync', '--publication', 'bpub', '--slot', 'b_duck', '--duckdb-path', file, '--batch-max-delay', LONG_DELAY_MS, '--log-level', 'debug'], env)
+    const child = spawnCli(
+      [
+        'sync',
+        '--publication',
+        'bpub',
+        '--slot',
+        'b_duck',
+        '--duckdb-path',
+        file,
+        '--batch-max-delay',
+        LONG_DELAY_MS,
+        '--log-level',
+        'debug',
+      ],
+      env,
+    )
     try {
       await waitFor(() => child.stderrText().includes('streaming from slot'), 30_000, 'streaming')
       const before = (child.stderrText().match(/batch committed/g) ?? []).length
       await db.query(`INSERT INTO public.t VALUES (2, 'two')`)
-      await waitFor(() => (child.stderrText().match(/batch committed/g) ?? []).length > before, 20_000, 'a batch commit')
+      await waitFor(
+        () => (child.stderrText().match(/batch committed/g) ?? []).length > before,
+        20_000,
+        'a batch commit',
+      )
     } finally {
       child.kill('SIGTERM')
       expect((await child.result).code).toBe(0)
@@ -83,8 +105,21 @@ describe.each(pgServers())('batching on PostgreSQL $major', (server) => {
       const env = pgEnv(db)
       const name = streamed ? 'split_streamed' : 'split_whole'
       const file = path.join(dir, `${name}.duckdb`)
-      await db.query(`CREATE TABLE public.${name} (v int, pad text); ALTER TABLE public.${name} REPLICA IDENTITY FULL; CREATE PUBLICATION ${name}_pub FOR TABLE public.${name}`)
-      const sync = (extra: string[]) => ['sync', '--publication', `${name}_pub`, '--slot', name, '--duckdb-path', file, '--log-level', 'debug', ...extra]
+      await db.query(
+        `CREATE TABLE public.${name} (v int, pad text); ALTER TABLE public.${name} REPLICA IDENTITY FULL; CREATE PUBLICATION ${name}_pub FOR TABLE public.${name}`,
+      )
+      const sync = (extra: string[]) => [
+        'sync',
+        '--publication',
+        `${name}_pub`,
+        '--slot',
+        name,
+        '--duckdb-path',
+        file,
+        '--log-level',
+        'debug',
+        ...extra,
+      ]
       const first = await runCli(sync(['--once']), env)
       expect(first.code, first.stderr).toBe(0)
       if (streamed) await db.query(`ALTER DATABASE "${db.database}" SET logical_decoding_work_mem = '64kB'`)
@@ -92,7 +127,11 @@ describe.each(pgServers())('batching on PostgreSQL $major', (server) => {
         await db.query(`INSERT INTO public.${name} SELECT g, repeat('p', 50) FROM generate_series(1, 40000) g`)
         await db.query(`INSERT INTO public.${name} SELECT g, 'after' FROM generate_series(40001, 40010) g`)
         const child = spawnCli(sync(['--txn-split-rows', '2000']), env)
-        await waitFor(() => child.stderrText().includes('committed a piece of a large transaction'), 60_000, 'the first piece')
+        await waitFor(
+          () => child.stderrText().includes('committed a piece of a large transaction'),
+          60_000,
+          'the first piece',
+        )
         child.kill('SIGKILL')
         expect((await child.result).signal).toBe('SIGKILL')
         if (streamed) {
@@ -101,23 +140,51 @@ describe.each(pgServers())('batching on PostgreSQL $major', (server) => {
         }
 
         // The file holds whole pieces and says how many changes of the transaction they are.
-        const held = await duck(file, `SELECT (SELECT count(*) FROM public.${name})::INT, (SELECT partial_changes FROM _pgrep.checkpoint)::INT`)
+        const held = await duck(
+          file,
+          `SELECT (SELECT count(*) FROM public.${name})::INT, (SELECT partial_changes FROM _pgrep.checkpoint)::INT`,
+        )
         const [rows, partial] = held[0] as [number, number]
         expect(partial).toBeGreaterThan(0)
         expect(partial).toBeLessThan(40000)
         expect(rows).toBe(partial)
-        const status = await runCli(['status', '--publication', `${name}_pub`, '--slot', name, '--sink', 'duckdb', '--duckdb-path', file, '--json'], env)
-        expect(JSON.parse(status.stdout).sink.checkpoint.partial).toEqual({commitLsn: expect.stringMatching(/^[0-9A-F]+\/[0-9A-F]+$/), changes: partial})
-        const human = await runCli(['status', '--publication', `${name}_pub`, '--slot', name, '--sink', 'duckdb', '--duckdb-path', file], env)
+        const status = await runCli(
+          [
+            'status',
+            '--publication',
+            `${name}_pub`,
+            '--slot',
+            name,
+            '--sink',
+            'duckdb',
+            '--duckdb-path',
+            file,
+            '--json',
+          ],
+          env,
+        )
+        expect(JSON.parse(status.stdout).sink.checkpoint.partial).toEqual({
+          commitLsn: expect.stringMatching(/^[0-9A-F]+\/[0-9A-F]+$/),
+          changes: partial,
+        })
+        const human = await runCli(
+          ['status', '--publication', `${name}_pub`, '--slot', name, '--sink', 'duckdb', '--duckdb-path', file],
+          env,
+        )
         expect(human.stdout).toContain(`holds ${partial} row changes of the large transaction committed at`)
 
         const rest = await runCli(sync(['--once']), env)
         expect(rest.code, rest.stderr).toBe(0)
         expect(rest.stderr).toContain('resuming a transaction the sink holds in part')
-        expect(await duck(file, `SELECT count(*)::INT, count(DISTINCT v)::INT, sum(v)::BIGINT, count(*) FILTER (WHERE pad = 'after')::INT FROM public.${name}`)).toEqual([
-          [40010, 40010, 40010n * 40011n / 2n, 10],
+        expect(
+          await duck(
+            file,
+            `SELECT count(*)::INT, count(DISTINCT v)::INT, sum(v)::BIGINT, count(*) FILTER (WHERE pad = 'after')::INT FROM public.${name}`,
+          ),
+        ).toEqual([[40010, 40010, (40010n * 40011n) / 2n, 10]])
+        expect(await duck(file, `SELECT partial_commit_lsn, partial_changes FROM _pgrep.checkpoint`)).toEqual([
+          [null, null],
         ])
-        expect(await duck(file, `SELECT partial_commit_lsn, partial_changes FROM _pgrep.checkpoint`)).toEqual([[null, null]])
       } finally {
         if (streamed) await db.query(`ALTER DATABASE "${db.database}" RESET logical_decoding_work_mem`)
       }
@@ -128,7 +195,18 @@ describe.each(pgServers())('batching on PostgreSQL $major', (server) => {
     const env = pgEnv(db)
     const file = path.join(dir, 'whole.duckdb')
     await db.query(`CREATE TABLE public.whole (v int); CREATE PUBLICATION whole_pub FOR TABLE public.whole`)
-    const sync = ['sync', '--publication', 'whole_pub', '--slot', 'whole', '--duckdb-path', file, '--log-level', 'debug', '--once']
+    const sync = [
+      'sync',
+      '--publication',
+      'whole_pub',
+      '--slot',
+      'whole',
+      '--duckdb-path',
+      file,
+      '--log-level',
+      'debug',
+      '--once',
+    ]
     expect((await runCli(sync, env)).code).toBe(0)
     await db.query(`INSERT INTO public.whole SELECT g FROM generate_series(1, 10000) g`)
     const r = await runCli([...sync, '--txn-split-rows', '0'], env)
@@ -139,10 +217,36 @@ describe.each(pgServers())('batching on PostgreSQL $major', (server) => {
 
   it('--duckdb-memory-limit: a size is passed to DuckDB; anything else is a usage error', async () => {
     const env = pgEnv(db)
-    const bad = await runCli(['copy-table', '--table', 'public.t', '--duckdb-path', path.join(dir, 'm.duckdb'), '--sink', 'duckdb', '--duckdb-memory-limit', 'lots'], env)
+    const bad = await runCli(
+      [
+        'copy-table',
+        '--table',
+        'public.t',
+        '--duckdb-path',
+        path.join(dir, 'm.duckdb'),
+        '--sink',
+        'duckdb',
+        '--duckdb-memory-limit',
+        'lots',
+      ],
+      env,
+    )
     expect(bad.code).toBe(2)
     expect(bad.stderr).toContain('--duckdb-memory-limit')
-    const ok = await runCli(['copy-table', '--table', 'public.t', '--duckdb-path', path.join(dir, 'm.duckdb'), '--sink', 'duckdb', '--duckdb-memory-limit', '64MB'], env)
+    const ok = await runCli(
+      [
+        'copy-table',
+        '--table',
+        'public.t',
+        '--duckdb-path',
+        path.join(dir, 'm.duckdb'),
+        '--sink',
+        'duckdb',
+        '--duckdb-memory-limit',
+        '64MB',
+      ],
+      env,
+    )
     expect(ok.code, ok.stderr).toBe(0)
   })
 })

@@ -7,7 +7,13 @@ import type {Lsn} from '../../src/core/lsn.js'
 import {PgrepError} from '../../src/core/errors.js'
 import type {BigQuerySink} from '../../src/sinks/bigquery/index.js'
 import {applyBatch, makeSink} from '../helpers/bigquery-standin/fixtures.js'
-import {startStandIn, type FaultKind, type FaultRule, type RequestInfo, type StandIn} from '../helpers/bigquery-standin/index.js'
+import {
+  startStandIn,
+  type FaultKind,
+  type FaultRule,
+  type RequestInfo,
+  type StandIn,
+} from '../helpers/bigquery-standin/index.js'
 import {Workload} from '../helpers/bigquery-standin/workload.js'
 
 let s: StandIn
@@ -40,7 +46,13 @@ async function run(dataset: string, w: Workload): Promise<Outcome> {
       try {
         const resume = await sink.open()
         const cp = resume.checkpoint?.commitLsn ?? -1n
-        return {sink, from: w.txns.findIndex((t) => t.commitLsn > cp) === -1 ? w.txns.length : w.txns.findIndex((t) => t.commitLsn > cp)}
+        return {
+          sink,
+          from:
+            w.txns.findIndex((t) => t.commitLsn > cp) === -1
+              ? w.txns.length
+              : w.txns.findIndex((t) => t.commitLsn > cp),
+        }
       } catch (err) {
         errors.push(err)
         if (attempt > 3) throw err
@@ -118,9 +130,14 @@ const HTTP_FAULTS: FaultKind[] = ['http-500', 'rate-limit', 'drop-request', 'dro
 const JOB_FAULTS: FaultKind[] = ['job-backend-error', 'job-invalid']
 
 describe('one fault at each step of a batch', () => {
-  const cases = STEPS.flatMap((step) => [...HTTP_FAULTS, ...(step.jobs ? JOB_FAULTS : [])].map((kind) => ({step, kind})))
+  const cases = STEPS.flatMap((step) =>
+    [...HTTP_FAULTS, ...(step.jobs ? JOB_FAULTS : [])].map((kind) => ({step, kind})),
+  )
   // The load's data upload cut off after its first bytes.
-  cases.push({step: {label: 'uploading the load data', op: 'jobs.insert', when: (i) => !!i.upload, skip: 1}, kind: 'drop-mid-request'})
+  cases.push({
+    step: {label: 'uploading the load data', op: 'jobs.insert', when: (i) => !!i.upload, skip: 1},
+    kind: 'drop-mid-request',
+  })
   it.each(cases.map((c) => [`${c.kind} while ${c.step.label}`, c] as const))('%s', async (_name, {step, kind}) => {
     const ds = `f${n++}`
     s.clearFaults()
@@ -150,8 +167,19 @@ describe('retries exhausted', () => {
     // the transaction itself runs and commits. The settling commit runs it under a new job id: the
     // guard on _pgrep_tables makes it change nothing.
     let txnJob: string | undefined
-    s.inject({op: 'jobs.insert', kind: 'drop-response', when: (i) => isTxn(i) && (txnJob = i.jobId) !== undefined, skip: 1, times: 1})
-    s.inject({op: 'jobs.get', kind: 'drop-response', when: (i) => i.jobId !== undefined && i.jobId === txnJob, times: 6})
+    s.inject({
+      op: 'jobs.insert',
+      kind: 'drop-response',
+      when: (i) => isTxn(i) && (txnJob = i.jobId) !== undefined,
+      skip: 1,
+      times: 1,
+    })
+    s.inject({
+      op: 'jobs.get',
+      kind: 'drop-response',
+      when: (i) => i.jobId !== undefined && i.jobId === txnJob,
+      times: 6,
+    })
     const out = await run(ds, workload)
     expect(s.server.pendingFaults).toBe(0)
     expect(out.errors).toHaveLength(1)

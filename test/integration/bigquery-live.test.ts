@@ -22,7 +22,15 @@ const location = process.env.PGREP_BIGQUERY_LOCATION
 const keyFile = process.env.PGREP_BIGQUERY_KEY_FILE
 
 function sink(): BigQuerySink {
-  return new BigQuerySink({projectId, dataset, location, keyFile, minCommitIntervalMs: 0, pollMs: 250, log: (level, msg) => level !== 'debug' && console.log(`[${level}] ${msg}`)})
+  return new BigQuerySink({
+    projectId,
+    dataset,
+    location,
+    keyFile,
+    minCommitIntervalMs: 0,
+    pollMs: 250,
+    log: (level, msg) => level !== 'debug' && console.log(`[${level}] ${msg}`),
+  })
 }
 
 const bq = () => new BigQuery({projectId, keyFilename: keyFile, location})
@@ -35,13 +43,19 @@ async function query(sql: string): Promise<Record<string, unknown>[]> {
 /** A table's rows with every column as STRING the way Postgres prints the workload's types. */
 async function rowsAsText(ds: string, tbl: string, schema: TableSchema): Promise<Record<string, unknown>[]> {
   const cols = schema.columns.map((c) =>
-    c.type.kind === 'timestamptz' ? `FORMAT_TIMESTAMP('%Y-%m-%d %H:%M:%E6S+00', \`${c.name}\`) AS \`${c.name}\`` : `CAST(\`${c.name}\` AS STRING) AS \`${c.name}\``,
+    c.type.kind === 'timestamptz'
+      ? `FORMAT_TIMESTAMP('%Y-%m-%d %H:%M:%E6S+00', \`${c.name}\`) AS \`${c.name}\``
+      : `CAST(\`${c.name}\` AS STRING) AS \`${c.name}\``,
   )
   return query(`SELECT ${cols.join(', ')} FROM \`${projectId}.${ds}.${tbl}\``)
 }
 
 afterAll(async () => {
-  if (live && process.env.PGREP_BIGQUERY_KEEP !== '1') await bq().dataset(dataset).delete({force: true}).catch(() => {})
+  if (live && process.env.PGREP_BIGQUERY_KEEP !== '1')
+    await bq()
+      .dataset(dataset)
+      .delete({force: true})
+      .catch(() => {})
 })
 
 describe('BigQuery sink against a real project', () => {
@@ -71,16 +85,76 @@ describe('BigQuery sink against a real project', () => {
       ])
       const w = await s.startTableCopy(types, 0x10n)
       await w.write([
-        ['1', 'NaN', '1234567890.12', '123456789012345678901234567890.0123456789', '0.1', 't', '\\x00ff', '2024-02-29', '24:00:00', 'infinity', '2024-01-01 12:00:00.123456+00', '1 year 2 mons -3 days 04:05:06.789', '{"a": [1, 2.5]}', '{1,NULL}'],
-        ['2', '-Infinity', 'NaN', null, 'NaN', 'f', null, '-infinity', '00:00:00', '2024-01-01 12:00:00', '-infinity', '-00:00:00.000001', 'null', '{}'],
+        [
+          '1',
+          'NaN',
+          '1234567890.12',
+          '123456789012345678901234567890.0123456789',
+          '0.1',
+          't',
+          '\\x00ff',
+          '2024-02-29',
+          '24:00:00',
+          'infinity',
+          '2024-01-01 12:00:00.123456+00',
+          '1 year 2 mons -3 days 04:05:06.789',
+          '{"a": [1, 2.5]}',
+          '{1,NULL}',
+        ],
+        [
+          '2',
+          '-Infinity',
+          'NaN',
+          null,
+          'NaN',
+          'f',
+          null,
+          '-infinity',
+          '00:00:00',
+          '2024-01-01 12:00:00',
+          '-infinity',
+          '-00:00:00.000001',
+          'null',
+          '{}',
+        ],
       ])
       await w.commit()
       const got = await query(
         `SELECT id, CAST(f AS STRING) f, CAST(n AS STRING) n, CAST(bn AS STRING) bn, un, b, TO_HEX(\`by\`) \`by\`, CAST(d AS STRING) d, CAST(tm AS STRING) tm, CAST(ts AS STRING) ts, CAST(tstz AS STRING) tstz, CAST(iv AS STRING) iv, TO_JSON_STRING(j) j, TO_JSON_STRING(arr) arr FROM \`${projectId}.${dataset}.public_types\` ORDER BY id`,
       )
       expect(got).toEqual([
-        {id: 1, f: 'nan', n: '1234567890.12', bn: '123456789012345678901234567890.0123456789', un: '0.1', b: true, by: '00ff', d: '9999-12-31', tm: '23:59:59.999999', ts: '9999-12-31 23:59:59.999999', tstz: '2024-01-01 12:00:00.123456+00', iv: '1-2 -3 4:5:6.789', j: '{"a":[1,2.5]}', arr: '[1,null]'},
-        {id: 2, f: '-inf', n: null, bn: null, un: 'NaN', b: false, by: null, d: '0001-01-01', tm: '00:00:00', ts: '2024-01-01 12:00:00', tstz: '0001-01-01 00:00:00+00', iv: '0-0 0 -0:0:0.000001', j: 'null', arr: '[]'},
+        {
+          id: 1,
+          f: 'nan',
+          n: '1234567890.12',
+          bn: '123456789012345678901234567890.0123456789',
+          un: '0.1',
+          b: true,
+          by: '00ff',
+          d: '9999-12-31',
+          tm: '23:59:59.999999',
+          ts: '9999-12-31 23:59:59.999999',
+          tstz: '2024-01-01 12:00:00.123456+00',
+          iv: '1-2 -3 4:5:6.789',
+          j: '{"a":[1,2.5]}',
+          arr: '[1,null]',
+        },
+        {
+          id: 2,
+          f: '-inf',
+          n: null,
+          bn: null,
+          un: 'NaN',
+          b: false,
+          by: null,
+          d: '0001-01-01',
+          tm: '00:00:00',
+          ts: '2024-01-01 12:00:00',
+          tstz: '0001-01-01 00:00:00+00',
+          iv: '0-0 0 -0:0:0.000001',
+          j: 'null',
+          arr: '[]',
+        },
       ])
 
       // The random workload in a few batches, then a restart.
@@ -104,7 +178,9 @@ describe('BigQuery sink against a real project', () => {
         ['added', OID.int8],
       ])
       const log = new EventLog(0x9000000n)
-      await applyBatch(again, [log.txn((x) => x.schema(docs1).insert(docs1, ['1', 'big body', 'g']).insert(docs1, ['2', 'two', 'g']))])
+      await applyBatch(again, [
+        log.txn((x) => x.schema(docs1).insert(docs1, ['1', 'big body', 'g']).insert(docs1, ['2', 'two', 'g'])),
+      ])
       await applyBatch(again, [
         log.txn((x) => x.update(docs1, ['10', UNCHANGED_TOAST, 'g'], ['1', null, null])),
         log.txn((x) => x.schema(docs2).update(docs2, ['2', 'dos', '2']).insert(docs2, ['3', 'three', '3'])),

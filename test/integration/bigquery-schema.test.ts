@@ -20,7 +20,9 @@ afterAll(async () => {
 
 async function text(ds: string, tbl: string, orderBy: string): Promise<string[][]> {
   const info = s.engine.tables.get(`${ds}.${tbl}`)!
-  const rows = await s.sql(`SELECT ${info.fields.map((f, i) => `CAST("${f.name}" AS VARCHAR) AS c${i}`).join(', ')} FROM "${ds}"."${tbl}" ORDER BY ${orderBy}`)
+  const rows = await s.sql(
+    `SELECT ${info.fields.map((f, i) => `CAST("${f.name}" AS VARCHAR) AS c${i}`).join(', ')} FROM "${ds}"."${tbl}" ORDER BY ${orderBy}`,
+  )
   return rows.map((r) => Object.values(r).map((v) => (v === null ? 'NULL' : String(v))))
 }
 
@@ -104,7 +106,9 @@ describe('schema changes', () => {
     const err = (await sink.write(log.txn((x) => x.schema(v3)).events).catch((e: unknown) => e)) as PgrepError
     expect(err).toBeInstanceOf(PgrepError)
     expect(err.kind).toBe('sink')
-    expect(err.message).toMatch(/column label changed to integer \(BigQuery INT64\), but BigQuery cannot change a STRING column to INT64/)
+    expect(err.message).toMatch(
+      /column label changed to integer \(BigQuery INT64\), but BigQuery cannot change a STRING column to INT64/,
+    )
     expect(err.hint).toMatch(/CREATE OR REPLACE TABLE/)
     expect(err.hint).toMatch(/DELETE FROM .*_pgrep_tables/)
     await sink.abortBatch()
@@ -116,16 +120,23 @@ describe('schema changes', () => {
       ['id', OID.int4, true],
       ['v', OID.text],
     ])
-    const full = table('public', 'k', [
-      ['id', OID.int4],
-      ['v', OID.text],
-    ], 'full')
+    const full = table(
+      'public',
+      'k',
+      [
+        ['id', OID.int4],
+        ['v', OID.text],
+      ],
+      'full',
+    )
     const sink = makeSink(s, ds)
     await sink.open()
     const log = new EventLog()
     await applyBatch(sink, [log.txn((x) => x.schema(keyed).insert(keyed, ['1', 'a']).insert(keyed, ['2', 'b']))])
     expect(s.engine.tables.get(`${ds}.public_k`)!.primaryKey).toEqual(['id'])
-    await applyBatch(sink, [log.txn((x) => x.update(keyed, ['1', 'aa']).schema(full).insert(full, ['2', 'b']).delete(full, ['1', 'aa']))])
+    await applyBatch(sink, [
+      log.txn((x) => x.update(keyed, ['1', 'aa']).schema(full).insert(full, ['2', 'b']).delete(full, ['1', 'aa'])),
+    ])
     expect(s.engine.tables.get(`${ds}.public_k`)!.primaryKey).toEqual([])
     expect(await text(ds, 'public_k', 'id, v')).toEqual([
       ['2', 'b'],
@@ -229,14 +240,31 @@ describe('segments and big batches', () => {
     // 99 tables and the two state tables: more than the 100 a transaction may mutate.
     const tables = Array.from({length: 99}, (_, i) => table('public', `m${i}`, [['id', OID.int4, true]]))
     const log = new EventLog()
-    const txn = log.txn((b) => tables.forEach((t, i) => b.schema(t).insert(t, [String(i)]).update(t, [String(i + 1000)], [String(i)])))
-    const count = async () => (await s.sql(`SELECT COUNT(*) AS n, SUM(id) AS sum FROM (${tables.map((t) => `SELECT * FROM "${ds}"."public_${t.name}"`).join(' UNION ALL ')})`))[0]
+    const txn = log.txn((b) =>
+      tables.forEach((t, i) =>
+        b
+          .schema(t)
+          .insert(t, [String(i)])
+          .update(t, [String(i + 1000)], [String(i)]),
+      ),
+    )
+    const count = async () =>
+      (
+        await s.sql(
+          `SELECT COUNT(*) AS n, SUM(id) AS sum FROM (${tables.map((t) => `SELECT * FROM "${ds}"."public_${t.name}"`).join(' UNION ALL ')})`,
+        )
+      )[0]
     // The first transaction commits, the second (with the checkpoint) fails, also when the
     // batch is committed again; the next run replays the batch and applies only what is missing.
     const first = makeSink(s, ds)
     await first.open()
     s.clearFaults()
-    s.inject({op: 'jobs.insert', kind: 'job-invalid', when: (r) => !!r.sql?.includes('_pgrep_checkpoint') && r.sql.startsWith('BEGIN'), times: 2})
+    s.inject({
+      op: 'jobs.insert',
+      kind: 'job-invalid',
+      when: (r) => !!r.sql?.includes('_pgrep_checkpoint') && r.sql.startsWith('BEGIN'),
+      times: 2,
+    })
     const before = s.requests.length
     await expect(applyBatch(first, [txn])).rejects.toThrow(/Injected failure/)
     await expect(first.commitBatch({commitLsn: txn.commitLsn, endLsn: txn.endLsn})).rejects.toThrow(/Injected failure/)

@@ -18,7 +18,12 @@ afterAll(async () => {
 })
 
 /** An authenticated raw REST call; resolves to [status, body]. */
-function request(method: string, uri: string, json?: unknown, qs?: Record<string, string>): Promise<[number, {error?: {code: number; message: string; errors: {reason: string}[]}} & Record<string, unknown>]> {
+function request(
+  method: string,
+  uri: string,
+  json?: unknown,
+  qs?: Record<string, string>,
+): Promise<[number, {error?: {code: number; message: string; errors: {reason: string}[]}} & Record<string, unknown>]> {
   return new Promise((resolve) => {
     bq.request({method, uri, json, qs}, (err: unknown, body: unknown) => {
       if (err) {
@@ -34,7 +39,8 @@ async function run(sql: string, location = 'US'): Promise<string> {
   const [job] = await bq.createJob({configuration: {query: {query: sql, useLegacySql: false}}, location})
   for (;;) {
     const [meta] = await job.getMetadata()
-    if (meta.status.state === 'DONE') return meta.status.errorResult ? `${meta.status.errorResult.reason}: ${meta.status.errorResult.message}` : 'ok'
+    if (meta.status.state === 'DONE')
+      return meta.status.errorResult ? `${meta.status.errorResult.reason}: ${meta.status.errorResult.message}` : 'ok'
     await new Promise((r) => setTimeout(r, 5))
   }
 }
@@ -49,13 +55,36 @@ describe('REST requests', () => {
   })
 
   it('rejects unknown fields, missing fields and bad ids', async () => {
-    const [code, body] = await request('POST', '/jobs', {configuration: {query: {query: 'SELECT 1', useLegacySql: false, bogus: 1}}})
+    const [code, body] = await request('POST', '/jobs', {
+      configuration: {query: {query: 'SELECT 1', useLegacySql: false, bogus: 1}},
+    })
     expect(code).toBe(400)
     expect(body.error!.message).toMatch(/Unknown name "bogus"/)
     expect((await request('POST', '/jobs', {configuration: {}}))[0]).toBe(400)
-    expect((await request('POST', '/jobs', {jobReference: {jobId: 'bad id!'}, configuration: {query: {query: 'SELECT 1', useLegacySql: false}}}))[1].error!.message).toMatch(/Invalid job ID/)
-    expect((await request('POST', '/datasets/v/tables', {tableReference: {projectId: s.projectId, datasetId: 'v', tableId: 't1'}, schema: {fields: [{name: 'bad-name', type: 'STRING'}]}}))[1].error!.message).toMatch(/Invalid field name/)
-    expect((await request('POST', '/datasets/v/tables', {tableReference: {projectId: s.projectId, datasetId: 'v', tableId: 't1'}, schema: {fields: [{name: 'a', type: 'VARCHAR'}]}}))[0]).toBe(400)
+    expect(
+      (
+        await request('POST', '/jobs', {
+          jobReference: {jobId: 'bad id!'},
+          configuration: {query: {query: 'SELECT 1', useLegacySql: false}},
+        })
+      )[1].error!.message,
+    ).toMatch(/Invalid job ID/)
+    expect(
+      (
+        await request('POST', '/datasets/v/tables', {
+          tableReference: {projectId: s.projectId, datasetId: 'v', tableId: 't1'},
+          schema: {fields: [{name: 'bad-name', type: 'STRING'}]},
+        })
+      )[1].error!.message,
+    ).toMatch(/Invalid field name/)
+    expect(
+      (
+        await request('POST', '/datasets/v/tables', {
+          tableReference: {projectId: s.projectId, datasetId: 'v', tableId: 't1'},
+          schema: {fields: [{name: 'a', type: 'VARCHAR'}]},
+        })
+      )[0],
+    ).toBe(400)
     expect((await request('GET', '/datasets/nope'))[0]).toBe(404)
   })
 
@@ -66,7 +95,10 @@ describe('REST requests', () => {
   })
 
   it('a job id is used once; jobs are found in their location only', async () => {
-    const cfg = {configuration: {query: {query: 'SELECT 1 AS x', useLegacySql: false}}, jobReference: {projectId: s.projectId, jobId: 'once', location: 'US'}}
+    const cfg = {
+      configuration: {query: {query: 'SELECT 1 AS x', useLegacySql: false}},
+      jobReference: {projectId: s.projectId, jobId: 'once', location: 'US'},
+    }
     expect((await request('POST', '/jobs', cfg))[0]).toBe(200)
     const [code, body] = await request('POST', '/jobs', cfg)
     expect(code).toBe(409)
@@ -92,26 +124,53 @@ describe('query jobs', () => {
     expect(await run(`SELECT CAST('1 year' AS INTERVAL)`)).toMatch(/Invalid INTERVAL/)
     expect(await run(`SELECT CAST('123456789012345678901234567890' AS NUMERIC)`)).toMatch(/Invalid NUMERIC/)
     expect(await run(`SELECT FROM_HEX('zz')`)).toMatch(/FROM_HEX/)
-    expect(await run(`SELECT CAST('2024-01-01 12:00:00.123456+00:00' AS TIMESTAMP), CAST('1-2 3 4:5:6.5' AS INTERVAL), CAST('-Infinity' AS FLOAT64), PARSE_JSON('{"a":1}', wide_number_mode => 'round')`)).toBe('ok')
+    expect(
+      await run(
+        `SELECT CAST('2024-01-01 12:00:00.123456+00:00' AS TIMESTAMP), CAST('1-2 3 4:5:6.5' AS INTERVAL), CAST('-Infinity' AS FLOAT64), PARSE_JSON('{"a":1}', wide_number_mode => 'round')`,
+      ),
+    ).toBe('ok')
   })
 
   it('a transaction is all or nothing, without DDL, over at most 100 tables', async () => {
     expect(await run('CREATE TABLE `standin-project`.`v`.`tx` (id INT64)')).toBe('ok')
-    expect(await run('BEGIN TRANSACTION; INSERT INTO `standin-project`.`v`.`tx` (id) VALUES (1); CREATE TABLE `standin-project`.`v`.`tx2` (id INT64); COMMIT TRANSACTION;')).toMatch(/not supported inside a transaction/)
-    expect(await run('BEGIN TRANSACTION; INSERT INTO `standin-project`.`v`.`tx` (id) VALUES (2); SELECT CAST(\'x\' AS INT64); COMMIT TRANSACTION;')).toMatch(/Bad int64/)
-    expect(await run('BEGIN TRANSACTION; INSERT INTO `standin-project`.`v`.`tx` (id) VALUES (3);')).toMatch(/not committed/)
+    expect(
+      await run(
+        'BEGIN TRANSACTION; INSERT INTO `standin-project`.`v`.`tx` (id) VALUES (1); CREATE TABLE `standin-project`.`v`.`tx2` (id INT64); COMMIT TRANSACTION;',
+      ),
+    ).toMatch(/not supported inside a transaction/)
+    expect(
+      await run(
+        "BEGIN TRANSACTION; INSERT INTO `standin-project`.`v`.`tx` (id) VALUES (2); SELECT CAST('x' AS INT64); COMMIT TRANSACTION;",
+      ),
+    ).toMatch(/Bad int64/)
+    expect(await run('BEGIN TRANSACTION; INSERT INTO `standin-project`.`v`.`tx` (id) VALUES (3);')).toMatch(
+      /not committed/,
+    )
     expect(await s.rows('v', 'tx')).toEqual([])
-    const create = Array.from({length: 101}, (_, i) => `CREATE TABLE \`standin-project\`.\`v\`.\`many${i}\` (id INT64)`).join(';\n')
+    const create = Array.from(
+      {length: 101},
+      (_, i) => `CREATE TABLE \`standin-project\`.\`v\`.\`many${i}\` (id INT64)`,
+    ).join(';\n')
     expect(await run(create)).toBe('ok')
-    const inserts = Array.from({length: 101}, (_, i) => `INSERT INTO \`standin-project\`.\`v\`.\`many${i}\` (id) VALUES (1)`)
+    const inserts = Array.from(
+      {length: 101},
+      (_, i) => `INSERT INTO \`standin-project\`.\`v\`.\`many${i}\` (id) VALUES (1)`,
+    )
     expect(await run(`BEGIN TRANSACTION; ${inserts.join('; ')}; COMMIT TRANSACTION;`)).toMatch(/more than 100 tables/)
     expect(await run(`BEGIN TRANSACTION; ${inserts.slice(0, 100).join('; ')}; COMMIT TRANSACTION;`)).toBe('ok')
   })
 
   it('MERGE refuses a target row matched by two source rows', async () => {
-    expect(await run('CREATE TABLE `standin-project`.`v`.`m` (id INT64, v STRING); INSERT INTO `standin-project`.`v`.`m` (id, v) VALUES (1, \'a\')')).toBe('ok')
-    const merge = (src: string) => `MERGE INTO \`standin-project\`.\`v\`.\`m\` AS T USING (${src}) AS S ON T.id = S.id WHEN MATCHED THEN UPDATE SET v = S.v WHEN NOT MATCHED THEN INSERT (id, v) VALUES (S.id, S.v)`
-    expect(await run(merge(`SELECT 1 AS id, 'b' AS v UNION ALL SELECT 1, 'c'`))).toMatch(/must match at most one source row/)
+    expect(
+      await run(
+        "CREATE TABLE `standin-project`.`v`.`m` (id INT64, v STRING); INSERT INTO `standin-project`.`v`.`m` (id, v) VALUES (1, 'a')",
+      ),
+    ).toBe('ok')
+    const merge = (src: string) =>
+      `MERGE INTO \`standin-project\`.\`v\`.\`m\` AS T USING (${src}) AS S ON T.id = S.id WHEN MATCHED THEN UPDATE SET v = S.v WHEN NOT MATCHED THEN INSERT (id, v) VALUES (S.id, S.v)`
+    expect(await run(merge(`SELECT 1 AS id, 'b' AS v UNION ALL SELECT 1, 'c'`))).toMatch(
+      /must match at most one source row/,
+    )
     expect(await run(merge(`SELECT 1 AS id, 'b' AS v UNION ALL SELECT 2, 'c'`))).toBe('ok')
     expect(await s.rows('v', 'm', 'id')).toEqual([
       {id: '1', v: 'b'},
@@ -120,14 +179,26 @@ describe('query jobs', () => {
   })
 
   it('DDL follows BigQuery: widening only, IF [NOT] EXISTS, no dropping clustering columns', async () => {
-    expect(await run('CREATE TABLE `standin-project`.`v`.`d` (id INT64, n INT64, s STRING, PRIMARY KEY (id) NOT ENFORCED) CLUSTER BY id')).toBe('ok')
+    expect(
+      await run(
+        'CREATE TABLE `standin-project`.`v`.`d` (id INT64, n INT64, s STRING, PRIMARY KEY (id) NOT ENFORCED) CLUSTER BY id',
+      ),
+    ).toBe('ok')
     expect(await run('CREATE TABLE `standin-project`.`v`.`d` (id INT64)')).toMatch(/Already Exists/)
     expect(await run('CREATE TABLE `standin-project`.`v`.`e` (id INT64, PRIMARY KEY (id))')).toMatch(/NOT ENFORCED/)
     expect(await run('ALTER TABLE `standin-project`.`v`.`d` ALTER COLUMN n SET DATA TYPE NUMERIC')).toBe('ok')
     expect(await run('ALTER TABLE `standin-project`.`v`.`d` ALTER COLUMN s SET DATA TYPE INT64')).toMatch(/assignable/)
     expect(await run('ALTER TABLE `standin-project`.`v`.`d` DROP COLUMN id')).toMatch(/clustering/)
-    expect(await run('ALTER TABLE `standin-project`.`v`.`d` ADD COLUMN IF NOT EXISTS s STRING, DROP COLUMN IF EXISTS zz, RENAME COLUMN IF EXISTS qq TO rr')).toBe('ok')
-    expect(s.engine.tables.get('v.d')!.fields.map((f) => `${f.name} ${f.type}`)).toEqual(['id INTEGER', 'n NUMERIC', 's STRING'])
+    expect(
+      await run(
+        'ALTER TABLE `standin-project`.`v`.`d` ADD COLUMN IF NOT EXISTS s STRING, DROP COLUMN IF EXISTS zz, RENAME COLUMN IF EXISTS qq TO rr',
+      ),
+    ).toBe('ok')
+    expect(s.engine.tables.get('v.d')!.fields.map((f) => `${f.name} ${f.type}`)).toEqual([
+      'id INTEGER',
+      'n NUMERIC',
+      's STRING',
+    ])
   })
 
   it('a job runs in its location', async () => {
@@ -153,10 +224,15 @@ describe('load jobs', () => {
     ]
     const load = async (text: string) => {
       await writeFile(file, text)
-      const [job] = await table.createLoadJob(file, {sourceFormat: 'NEWLINE_DELIMITED_JSON', schema: {fields}, writeDisposition: 'WRITE_APPEND'})
+      const [job] = await table.createLoadJob(file, {
+        sourceFormat: 'NEWLINE_DELIMITED_JSON',
+        schema: {fields},
+        writeDisposition: 'WRITE_APPEND',
+      })
       for (;;) {
         const [meta] = await job.getMetadata()
-        if (meta.status.state === 'DONE') return meta.status.errorResult ? String(meta.status.errorResult.message) : 'ok'
+        if (meta.status.state === 'DONE')
+          return meta.status.errorResult ? String(meta.status.errorResult.message) : 'ok'
         await new Promise((r) => setTimeout(r, 5))
       }
     }

@@ -6,7 +6,13 @@ import {TypeCatalog} from '../../src/core/schema/catalog.js'
 import {PgrepError} from '../../src/core/errors.js'
 
 // Base types that exist only for the planner's statistics or internals and cannot be a column's type.
-const INTERNAL_ONLY = new Set(['pg_ndistinct', 'pg_dependencies', 'pg_mcv_list', 'pg_brin_bloom_summary', 'pg_brin_minmax_multi_summary'])
+const INTERNAL_ONLY = new Set([
+  'pg_ndistinct',
+  'pg_dependencies',
+  'pg_mcv_list',
+  'pg_brin_bloom_summary',
+  'pg_brin_minmax_multi_summary',
+])
 
 /** Type modifiers worth checking per type (besides -1). */
 function typmodsFor(oid: number): number[] {
@@ -26,7 +32,10 @@ function typmodsFor(oid: number): number[] {
     case OID.varbit:
       return [1, 3, 64]
     case OID.interval:
-      return [327679, 196607, 589823, 67174399, 134283263, 268500991, 458751, 67698687, 201916415, 470351871, 201392127, 469827583, 402718719, 2147418115, 470286338, 268435460, 2147418112]
+      return [
+        327679, 196607, 589823, 67174399, 134283263, 268500991, 458751, 67698687, 201916415, 470351871, 201392127,
+        469827583, 402718719, 2147418115, 470286338, 268435460, 2147418112,
+      ]
     default:
       return []
   }
@@ -54,7 +63,8 @@ describe.each(pgServers())('catalog on PostgreSQL $major', (server) => {
       if (INTERNAL_ONLY.has(r.typname)) continue
       const oid = Number(r.oid)
       if (!builtinType(oid)) missing.push(`${r.typname} (${oid})`)
-      if (Number(r.typarray) !== 0 && builtinType(Number(r.typarray))?.element?.oid !== oid) missing.push(`${r.typname}[] (${r.typarray})`)
+      if (Number(r.typarray) !== 0 && builtinType(Number(r.typarray))?.element?.oid !== oid)
+        missing.push(`${r.typname}[] (${r.typarray})`)
     }
     expect(missing).toEqual([])
   })
@@ -111,27 +121,74 @@ describe.each(pgServers())('catalog on PostgreSQL $major', (server) => {
       CREATE TYPE boxy AS (b box);
       CREATE DOMAIN boxd AS box;
     `)
-    const oidOf = async (name: string) => Number((await db.query(`SELECT $1::regtype::oid::int8 AS oid`, [name])).rows[0].oid)
+    const oidOf = async (name: string) =>
+      Number((await db.query(`SELECT $1::regtype::oid::int8 AS oid`, [name])).rows[0].oid)
     const mood = await catalog.resolve(await oidOf('"Types ""Q"""."Mood"'))
-    expect(mood).toMatchObject({kind: 'enum', sqlName: '"Types ""Q"""."Mood"', enumLabels: ['sad', 'ok', 'happy', 'über']})
+    expect(mood).toMatchObject({
+      kind: 'enum',
+      sqlName: '"Types ""Q"""."Mood"',
+      enumLabels: ['sad', 'ok', 'happy', 'über'],
+    })
     const moods = await catalog.resolve(await oidOf('"Types ""Q"""."Mood"[]'))
-    expect(moods).toMatchObject({kind: 'array', sqlName: '"Types ""Q"""."Mood"[]', element: {kind: 'enum', enumLabels: ['sad', 'ok', 'happy', 'über']}})
+    expect(moods).toMatchObject({
+      kind: 'array',
+      sqlName: '"Types ""Q"""."Mood"[]',
+      element: {kind: 'enum', enumLabels: ['sad', 'ok', 'happy', 'über']},
+    })
     const price = await catalog.resolve(await oidOf('price'))
-    expect(price).toEqual({oid: await oidOf('price'), sqlName: 'price', kind: 'numeric', precision: 10, scale: 2, baseOid: 1700})
-    expect(await catalog.resolve(await oidOf('price2'))).toMatchObject({sqlName: 'price2', kind: 'numeric', precision: 10, scale: 2, baseOid: 1700})
-    expect(await catalog.resolve(await oidOf('price[]'))).toMatchObject({kind: 'array', sqlName: 'price[]', element: {sqlName: 'price', kind: 'numeric', baseOid: 1700}})
+    expect(price).toEqual({
+      oid: await oidOf('price'),
+      sqlName: 'price',
+      kind: 'numeric',
+      precision: 10,
+      scale: 2,
+      baseOid: 1700,
+    })
+    expect(await catalog.resolve(await oidOf('price2'))).toMatchObject({
+      sqlName: 'price2',
+      kind: 'numeric',
+      precision: 10,
+      scale: 2,
+      baseOid: 1700,
+    })
+    expect(await catalog.resolve(await oidOf('price[]'))).toMatchObject({
+      kind: 'array',
+      sqlName: 'price[]',
+      element: {sqlName: 'price', kind: 'numeric', baseOid: 1700},
+    })
     expect(await catalog.resolve(await oidOf('posint'))).toMatchObject({kind: 'int4', baseOid: 23, sqlName: 'posint'})
-    expect(await catalog.resolve(await oidOf('intlist'))).toMatchObject({kind: 'array', baseOid: 1007, element: {kind: 'int4'}, sqlName: 'intlist'})
-    expect(await catalog.resolve(await oidOf('mood_d'))).toMatchObject({kind: 'enum', enumLabels: ['sad', 'ok', 'happy', 'über'], baseOid: mood.oid})
+    expect(await catalog.resolve(await oidOf('intlist'))).toMatchObject({
+      kind: 'array',
+      baseOid: 1007,
+      element: {kind: 'int4'},
+      sqlName: 'intlist',
+    })
+    expect(await catalog.resolve(await oidOf('mood_d'))).toMatchObject({
+      kind: 'enum',
+      enumLabels: ['sad', 'ok', 'happy', 'über'],
+      baseOid: mood.oid,
+    })
     expect(await catalog.resolve(await oidOf('pair'))).toMatchObject({kind: 'other', sqlName: 'pair'})
-    expect(await catalog.resolve(await oidOf('pair[]'))).toMatchObject({kind: 'array', element: {kind: 'other', sqlName: 'pair'}})
+    expect(await catalog.resolve(await oidOf('pair[]'))).toMatchObject({
+      kind: 'array',
+      element: {kind: 'other', sqlName: 'pair'},
+    })
     expect(await catalog.resolve(await oidOf('floatrange'))).toMatchObject({kind: 'other', sqlName: 'floatrange'})
     expect(await catalog.resolve(await oidOf('floatrange[]'))).toMatchObject({kind: 'array', element: {kind: 'other'}})
-    const multi = Number((await db.query(`SELECT rngmultitypid::int8 AS m FROM pg_range WHERE rngtypid = 'floatrange'::regtype`)).rows[0].m)
+    const multi = Number(
+      (await db.query(`SELECT rngmultitypid::int8 AS m FROM pg_range WHERE rngtypid = 'floatrange'::regtype`)).rows[0]
+        .m,
+    )
     expect(await catalog.resolve(multi)).toMatchObject({kind: 'other', sqlName: 'floatmultirange'})
-    expect(await catalog.resolve(await oidOf('boxd[]'))).toMatchObject({kind: 'array', element: {kind: 'other', baseOid: 603}})
+    expect(await catalog.resolve(await oidOf('boxd[]'))).toMatchObject({
+      kind: 'array',
+      element: {kind: 'other', baseOid: 603},
+    })
     // information_schema domains are not built in: resolved through the catalog
-    expect(await catalog.resolve(await oidOf('information_schema.cardinal_number'))).toMatchObject({kind: 'int4', baseOid: 23})
+    expect(await catalog.resolve(await oidOf('information_schema.cardinal_number'))).toMatchObject({
+      kind: 'int4',
+      baseOid: 23,
+    })
     // built-ins never query
     expect(await catalog.resolve(1231, ((12 << 16) | 2) + 4)).toMatchObject({sqlName: 'numeric(12,2)[]'})
   })
@@ -147,7 +204,8 @@ describe.each(pgServers())('catalog on PostgreSQL $major', (server) => {
       queries++
       return db.query(sql, params)
     })
-    const oid = async (name: string) => Number((await db.query(`SELECT $1::regtype::oid::int8 AS oid`, [name])).rows[0].oid)
+    const oid = async (name: string) =>
+      Number((await db.query(`SELECT $1::regtype::oid::int8 AS oid`, [name])).rows[0].oid)
     const refs = await Promise.all(['color', 'color[]', 'color_d', 'color_d[]', 'colors_d'].map(oid))
     const [a, b] = await Promise.all([
       counting.resolveMany(refs.map((o) => ({oid: o, typmod: -1}))),
@@ -198,7 +256,9 @@ describe.each(pgServers())('catalog on PostgreSQL $major', (server) => {
     `)
     const [t] = await catalog.describeTables([{schema, name: table}])
     expect(t).toMatchObject({schema, name: table, replicaIdentity: 'default'})
-    expect(t.relationId).toBe(Number((await db.query(`SELECT $1::regclass::oid::int8 AS oid`, [`${q(schema)}.${q(table)}`])).rows[0].oid))
+    expect(t.relationId).toBe(
+      Number((await db.query(`SELECT $1::regclass::oid::int8 AS oid`, [`${q(schema)}.${q(table)}`])).rows[0].oid),
+    )
     expect(t.columns.map((c) => [c.name, c.type.sqlName, c.isKey])).toEqual([
       ['Id', 'bigint', true],
       ['naïve col', 'numeric(12,2)', true],
@@ -227,7 +287,11 @@ describe.each(pgServers())('catalog on PostgreSQL $major', (server) => {
     `)
     const names = ['ri_default', 'ri_nopk', 'ri_full', 'ri_nothing', 'ri_index', 'ri_part']
     const described = await catalog.describeTables(names.map((name) => ({schema: 'public', name})))
-    const summary = described.map((t) => [t.name, t.replicaIdentity, t.columns.filter((c) => c.isKey).map((c) => c.name)])
+    const summary = described.map((t) => [
+      t.name,
+      t.replicaIdentity,
+      t.columns.filter((c) => c.isKey).map((c) => c.name),
+    ])
     expect(summary).toEqual([
       ['ri_default', 'default', ['a', 'b']],
       ['ri_nopk', 'default', []],
@@ -256,8 +320,12 @@ describe.each(pgServers())('catalog on PostgreSQL $major', (server) => {
       '"public"."a_seq" is a sequence, not a table',
       'table "PUBLIC"."ri_full" does not exist, but "public"."ri_full" does: write it as --table ri_full',
     ])
-    await expect(catalog.describeTables([{schema: 'public', name: 'RI_FULL'}])).rejects.toThrow('table "public"."RI_FULL" does not exist, but "public"."ri_full" does')
-    await expect(catalog.describeTables([{schema: 'public', name: 'no_such_table'}])).rejects.toThrow(/^table "public"."no_such_table" does not exist$/)
+    await expect(catalog.describeTables([{schema: 'public', name: 'RI_FULL'}])).rejects.toThrow(
+      'table "public"."RI_FULL" does not exist, but "public"."ri_full" does',
+    )
+    await expect(catalog.describeTables([{schema: 'public', name: 'no_such_table'}])).rejects.toThrow(
+      /^table "public"."no_such_table" does not exist$/,
+    )
     expect(await catalog.describeTables([])).toEqual([])
   })
 })

@@ -35,11 +35,15 @@ describe.each(pgServers())('cdc to stdout on PostgreSQL $major', (server) => {
     await db.query(`UPDATE public.items SET qty = 10 WHERE id = 1`) // big is unchanged TOAST
     await db.query(`UPDATE public.items SET id = 3 WHERE id = 2`) // key change: old key sent
     await db.query(`DELETE FROM public.items WHERE id = 3`)
-    await db.query(`INSERT INTO "Odd ""Schema"""."Tab lé" VALUES (9007199254740993, 12345678901234567890.000000000001, '{"a": [1, 2.50]}', '2024-02-29 23:59:59.999999+05', '{{1,NULL},{3,4}}')`)
+    await db.query(
+      `INSERT INTO "Odd ""Schema"""."Tab lé" VALUES (9007199254740993, 12345678901234567890.000000000001, '{"a": [1, 2.50]}', '2024-02-29 23:59:59.999999+05', '{{1,NULL},{3,4}}')`,
+    )
     await db.query(`INSERT INTO public.nokey VALUES (1, 'a'), (1, 'a')`)
     await db.query(`DELETE FROM public.nokey WHERE ctid = (SELECT min(ctid) FROM public.nokey)`)
     await db.query(`SELECT pg_logical_emit_message(true, 'app', 'hello')`)
-    await db.query(`BEGIN; SELECT pg_logical_emit_message(true, 'app', 'in txn'); INSERT INTO public.items VALUES (5, 'five', 5, NULL); COMMIT`)
+    await db.query(
+      `BEGIN; SELECT pg_logical_emit_message(true, 'app', 'in txn'); INSERT INTO public.items VALUES (5, 'five', 5, NULL); COMMIT`,
+    )
     await db.query(`TRUNCATE public.items RESTART IDENTITY`)
 
     const second = await runCli(['cdc', '--publication', 'pub', '--slot', 'cdc_slot', '--once'], env)
@@ -77,14 +81,28 @@ describe.each(pgServers())('cdc to stdout on PostgreSQL $major', (server) => {
     expect(oddLine).toContain('"v.v":12345678901234567890.000000000001')
     expect(events[5].new.j).toEqual({a: [1, 2.5]})
     expect(events[5].new.ts).toBe('2024-02-29T18:59:59.999999Z')
-    expect(events[5].new.arr).toEqual([[1, null], [3, 4]])
+    expect(events[5].new.arr).toEqual([
+      [1, null],
+      [3, 4],
+    ])
     // REPLICA IDENTITY FULL: the whole old row.
     expect(events[8].old).toEqual({a: 1, b: 'a'})
     // Messages and truncate.
     expect(events[9]).toMatchObject({op: 'message', prefix: 'app', content: 'hello', transactional: true})
-    expect(events[12]).toMatchObject({op: 'truncate', tables: [{schema: 'public', table: 'items'}], cascade: false, restart_identity: true})
+    expect(events[12]).toMatchObject({
+      op: 'truncate',
+      tables: [{schema: 'public', table: 'items'}],
+      cascade: false,
+      restart_identity: true,
+    })
     // (commit_lsn, seq) unique and increasing; commit_time ISO with microseconds.
-    const keys = events.map((e) => [BigInt('0x' + e.commit_lsn.split('/')[0]) * 2n ** 32n + BigInt('0x' + e.commit_lsn.split('/')[1]), e.seq] as const)
+    const keys = events.map(
+      (e) =>
+        [
+          BigInt('0x' + e.commit_lsn.split('/')[0]) * 2n ** 32n + BigInt('0x' + e.commit_lsn.split('/')[1]),
+          e.seq,
+        ] as const,
+    )
     for (let i = 1; i < keys.length; i++) {
       const [l0, s0] = keys[i - 1]
       const [l1, s1] = keys[i]
@@ -123,7 +141,9 @@ describe.each(pgServers())('cdc to stdout on PostgreSQL $major', (server) => {
       expect(r.code, r.stderr).toBe(0)
       const events = jsonLines(r.stdout)
       expect(events.length).toBe(20001)
-      expect(events.every((e) => e.op === 'insert' && e.new.pad !== 'rolled back' && e.new.pad !== 'aborted')).toBe(true)
+      expect(events.every((e) => e.op === 'insert' && e.new.pad !== 'rolled back' && e.new.pad !== 'aborted')).toBe(
+        true,
+      )
       expect(events.at(-1).new).toEqual({id: 30000, pad: 'after savepoint'})
       expect(new Set(events.map((e) => e.commit_lsn)).size).toBe(1)
       expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i))
@@ -148,7 +168,9 @@ describe.each(pgServers())('cdc to stdout on PostgreSQL $major', (server) => {
     child.kill('SIGTERM')
     const r = await child.result
     expect(r.code, r.stderr).toBe(0)
-    const {rows} = await db.query(`SELECT active, confirmed_flush_lsn >= (SELECT pg_current_wal_lsn() - 100000) AS advanced FROM pg_replication_slots WHERE slot_name = 'live_slot'`)
+    const {rows} = await db.query(
+      `SELECT active, confirmed_flush_lsn >= (SELECT pg_current_wal_lsn() - 100000) AS advanced FROM pg_replication_slots WHERE slot_name = 'live_slot'`,
+    )
     expect(rows[0].active).toBe(false)
     // Nothing is emitted again on the next run.
     const again = await runCli(['cdc', '--publication', 'livepub', '--slot', 'live_slot', '--once'], env)
@@ -184,20 +206,31 @@ describe.each(pgServers())('cdc to stdout on PostgreSQL $major', (server) => {
     expect(badFlags.code).toBe(2)
     expect(badFlags.stderr).toMatch(/--slot/)
 
-    const unreachable = await runCli(['cdc', '--publication', 'pub', '--once', '--source', `postgres://u:sekret-pw@127.0.0.1:1/db`], {...env, PGPASSWORD: ''})
+    const unreachable = await runCli(
+      ['cdc', '--publication', 'pub', '--once', '--source', `postgres://u:sekret-pw@127.0.0.1:1/db`],
+      {...env, PGPASSWORD: ''},
+    )
     expect(unreachable.code).toBe(3)
     expect(unreachable.stderr).not.toContain('sekret-pw')
 
     await db.query(`CREATE ROLE norepl LOGIN PASSWORD 'norepl-pw'`)
     await db.query(`GRANT ALL ON SCHEMA public TO norepl`)
-    const noPriv = await runCli(['cdc', '--publication', 'pub', '--slot', 'np_slot', '--once'], pgEnv(db, {PGUSER: 'norepl', PGPASSWORD: 'norepl-pw'}))
+    const noPriv = await runCli(
+      ['cdc', '--publication', 'pub', '--slot', 'np_slot', '--once'],
+      pgEnv(db, {PGUSER: 'norepl', PGPASSWORD: 'norepl-pw'}),
+    )
     expect(noPriv.code, noPriv.stderr).toBe(5)
     expect(noPriv.stderr).toMatch(/REPLICATION/)
     expect(noPriv.stderr).not.toContain('norepl-pw')
 
     // A slot held by another consumer.
     const holder = spawnCli(['cdc', '--publication', 'pub', '--slot', 'busy_slot'], env)
-    await waitFor(async () => (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'busy_slot' AND active`)).rowCount === 1, 30_000, 'busy slot active')
+    await waitFor(
+      async () =>
+        (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'busy_slot' AND active`)).rowCount === 1,
+      30_000,
+      'busy slot active',
+    )
     const busy = await runCli(['cdc', '--publication', 'pub', '--slot', 'busy_slot', '--once'], env)
     holder.kill('SIGTERM')
     await holder.result
@@ -210,18 +243,31 @@ describe.each(pgServers())('cdc to stdout on PostgreSQL $major', (server) => {
     await db.query(`CREATE TABLE public.flaky (id int PRIMARY KEY)`)
     await db.query(`CREATE PUBLICATION flakypub FOR TABLE public.flaky`)
     const child = spawnCli(['cdc', '--publication', 'flakypub', '--slot', 'flaky_slot', '--batch-max-delay', '50'], env)
-    const active = async () => (await db.query(`SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'flaky_slot' AND active`)).rows[0]?.active_pid as number | undefined
+    const active = async () =>
+      (await db.query(`SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'flaky_slot' AND active`)).rows[0]
+        ?.active_pid as number | undefined
     await waitFor(() => child.stderrText().includes('streaming from slot'), 30_000, 'streaming started')
     for (let round = 0; round < 3; round++) {
-      await db.query(`INSERT INTO public.flaky SELECT g FROM generate_series($1::int * 100 + 1, $1::int * 100 + 100) g`, [round])
+      await db.query(
+        `INSERT INTO public.flaky SELECT g FROM generate_series($1::int * 100 + 1, $1::int * 100 + 100) g`,
+        [round],
+      )
       const pid = await active()
       await db.query(`SELECT pg_terminate_backend($1)`, [pid])
-      await waitFor(async () => {
-        const now = await active()
-        return now !== undefined && now !== pid
-      }, 60_000, 'reconnected')
+      await waitFor(
+        async () => {
+          const now = await active()
+          return now !== undefined && now !== pid
+        },
+        60_000,
+        'reconnected',
+      )
     }
-    await waitFor(() => new Set(jsonLines(child.stdoutText()).map((e) => e.new.id)).size === 300, 60_000, '300 distinct rows')
+    await waitFor(
+      () => new Set(jsonLines(child.stdoutText()).map((e) => e.new.id)).size === 300,
+      60_000,
+      '300 distinct rows',
+    )
     child.kill('SIGTERM')
     const r = await child.result
     expect(r.code, r.stderr).toBe(0)

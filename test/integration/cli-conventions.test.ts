@@ -29,9 +29,18 @@ function env(extra: Record<string, string> = {}): Record<string, string> {
 }
 
 /** Runs `command` in a pseudo-terminal `columns` wide; resolves with everything the terminal received. */
-function inTerminal(command: string, columns: number, environment: Record<string, string>, input = '', term = 'xterm'): Promise<{code: number | null; output: string}> {
+function inTerminal(
+  command: string,
+  columns: number,
+  environment: Record<string, string>,
+  input = '',
+  term = 'xterm',
+): Promise<{code: number | null; output: string}> {
   return new Promise((resolve) => {
-    const child = spawn('script', ['-qec', `stty cols ${columns} rows 30; ${command}`, '/dev/null'], {env: {...environment, TERM: term}, stdio: ['pipe', 'pipe', 'pipe']})
+    const child = spawn('script', ['-qec', `stty cols ${columns} rows 30; ${command}`, '/dev/null'], {
+      env: {...environment, TERM: term},
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
     let output = ''
     child.stdout.setEncoding('utf8').on('data', (d) => (output += d))
     child.stderr.setEncoding('utf8').on('data', (d) => (output += d))
@@ -61,7 +70,7 @@ describe('help, did you mean, completion', () => {
     expect(cdc.stdout).toContain('--json')
   })
 
-  it('`help cdc` is the command help, with pgrep\'s CONFIGURATION section', async () => {
+  it("`help cdc` is the command help, with pgrep's CONFIGURATION section", async () => {
     const r = await runCli(['help', 'cdc'], env())
     expect(r.code).toBe(0)
     expect(r.stdout).toContain("Stream every committed change of a publication's tables to a sink.")
@@ -87,20 +96,23 @@ describe('help, did you mean, completion', () => {
     expect(tty.output).not.toMatch(SGR)
   })
 
-  it.skipIf(!hasScript)('on a terminal, help and the prompt use colour and bold, but not with NO_COLOR or TERM=dumb', async () => {
-    // FORCE_COLOR (set by CI runners) would override TERM=dumb.
-    const {FORCE_COLOR: _forced, ...plain} = env()
-    const help = `exec node ${shellQuote(BIN)} cdc -h`
-    const styled = await inTerminal(help, 100, plain)
-    expect(styled.code, styled.output).toBe(0)
-    expect(styled.output).toMatch(SGR)
-    const noColor = await inTerminal(help, 100, {...plain, NO_COLOR: '1'})
-    expect(stripVTControlCharacters(noColor.output)).toContain('USAGE')
-    expect(noColor.output).not.toMatch(SGR)
-    const dumb = await inTerminal(`exec node ${shellQuote(BIN)} copy-tabel`, 100, plain, 'n\n', 'dumb')
-    expect(dumb.output).toContain('Did you mean copy-table?')
-    expect(dumb.output).not.toMatch(SGR)
-  })
+  it.skipIf(!hasScript)(
+    'on a terminal, help and the prompt use colour and bold, but not with NO_COLOR or TERM=dumb',
+    async () => {
+      // FORCE_COLOR (set by CI runners) would override TERM=dumb.
+      const {FORCE_COLOR: _forced, ...plain} = env()
+      const help = `exec node ${shellQuote(BIN)} cdc -h`
+      const styled = await inTerminal(help, 100, plain)
+      expect(styled.code, styled.output).toBe(0)
+      expect(styled.output).toMatch(SGR)
+      const noColor = await inTerminal(help, 100, {...plain, NO_COLOR: '1'})
+      expect(stripVTControlCharacters(noColor.output)).toContain('USAGE')
+      expect(noColor.output).not.toMatch(SGR)
+      const dumb = await inTerminal(`exec node ${shellQuote(BIN)} copy-tabel`, 100, plain, 'n\n', 'dumb')
+      expect(dumb.output).toContain('Did you mean copy-table?')
+      expect(dumb.output).not.toMatch(SGR)
+    },
+  )
 
   it('generates completion scripts for bash, zsh and powershell, and fish', async () => {
     const cache = mkdtempSync(path.join(tmpdir(), 'pgrep-ac-'))
@@ -125,9 +137,13 @@ describe('help, did you mean, completion', () => {
 
       const fish = await runCli(['autocomplete', 'fish'], e)
       expect(fish.code, fish.stderr).toBe(0)
-      expect(fish.stdout).toContain(`complete -c pgrep -n __fish_use_subcommand -f -a copy-table -d 'Copy tables (a backfill) from one consistent snapshot into a sink.'`)
+      expect(fish.stdout).toContain(
+        `complete -c pgrep -n __fish_use_subcommand -f -a copy-table -d 'Copy tables (a backfill) from one consistent snapshot into a sink.'`,
+      )
       expect(fish.stdout).toContain(`complete -c pgrep -n '__fish_seen_subcommand_from copy-table' -l no-progress`)
-      expect(fish.stdout).toMatch(/complete -c pgrep -n '__fish_seen_subcommand_from sync' -l sink -r -f -a 'stdout duckdb bigquery parquet'/)
+      expect(fish.stdout).toMatch(
+        /complete -c pgrep -n '__fish_seen_subcommand_from sync' -l sink -r -f -a 'stdout duckdb bigquery parquet'/,
+      )
       // fish itself completes with it, when installed.
       let fishInstalled = true
       try {
@@ -139,10 +155,25 @@ describe('help, did you mean, completion', () => {
         const home = path.join(cache, 'home')
         mkdirSync(path.join(home, 'fish/completions'), {recursive: true})
         writeFileSync(path.join(home, 'fish/completions/pgrep.fish'), fish.stdout)
-        const complete = (line: string) => execFileSync('fish', ['--no-config', '-c', `source ${path.join(home, 'fish/completions/pgrep.fish')}; complete -C ${shellQuote(line)}`], {encoding: 'utf8', env: e})
+        const complete = (line: string) =>
+          execFileSync(
+            'fish',
+            [
+              '--no-config',
+              '-c',
+              `source ${path.join(home, 'fish/completions/pgrep.fish')}; complete -C ${shellQuote(line)}`,
+            ],
+            {encoding: 'utf8', env: e},
+          )
         expect(complete('pgrep cop')).toMatch(/^copy-table\tCopy tables/)
         expect(complete('pgrep copy-table --no-p')).toMatch(/^--no-progress\t/)
-        expect(complete('pgrep sync --sink ').split('\n').map((l) => l.split('\t')[0]).filter(Boolean).sort()).toEqual(['bigquery', 'duckdb', 'parquet', 'stdout'])
+        expect(
+          complete('pgrep sync --sink ')
+            .split('\n')
+            .map((l) => l.split('\t')[0])
+            .filter(Boolean)
+            .sort(),
+        ).toEqual(['bigquery', 'duckdb', 'parquet', 'stdout'])
       }
     } finally {
       rmSync(cache, {recursive: true, force: true})
@@ -157,14 +188,31 @@ describe('help, did you mean, completion', () => {
       expect(files).toContain('oclif.manifest.json')
       for (const f of ['package.json', 'bin', 'dist']) cpSync(path.join(root, f), path.join(pkg, f), {recursive: true})
       symlinkSync(path.join(root, 'node_modules'), path.join(pkg, 'node_modules'))
-      execFileSync(process.execPath, [path.join(root, 'node_modules/oclif/bin/run.js'), 'manifest'], {cwd: pkg, stdio: 'ignore'})
+      execFileSync(process.execPath, [path.join(root, 'node_modules/oclif/bin/run.js'), 'manifest'], {
+        cwd: pkg,
+        stdio: 'ignore',
+      })
       const manifest = JSON.parse(readFileSync(path.join(pkg, 'oclif.manifest.json'), 'utf8'))
-      expect(Object.keys(manifest.commands).sort()).toEqual(['autocomplete:fish', 'cdc', 'copy-table', 'drop', 'query', 'replay', 'resync', 'serve', 'status', 'sync'])
-      expect(Object.keys(manifest.commands['copy-table'].flags)).toEqual(expect.arrayContaining(['json', 'progress', 'table', 'config']))
+      expect(Object.keys(manifest.commands).sort()).toEqual([
+        'autocomplete:fish',
+        'cdc',
+        'copy-table',
+        'drop',
+        'query',
+        'replay',
+        'resync',
+        'serve',
+        'status',
+        'sync',
+      ])
+      expect(Object.keys(manifest.commands['copy-table'].flags)).toEqual(
+        expect.arrayContaining(['json', 'progress', 'table', 'config']),
+      )
       // Start-up reads the manifest instead of loading every command file: a command whose file
       // is gone is still listed.
       rmSync(path.join(pkg, 'dist/commands/status.js'))
-      const run = (...args: string[]) => spawnSync(process.execPath, [path.join(pkg, 'bin/run.js'), ...args], {env: env(), encoding: 'utf8'})
+      const run = (...args: string[]) =>
+        spawnSync(process.execPath, [path.join(pkg, 'bin/run.js'), ...args], {env: env(), encoding: 'utf8'})
       expect(run('--help').stdout).toMatch(/status\s+Show a pipeline's health/)
       expect(run('help', 'copy-table').stdout).toContain('--[no-]progress')
       // A command runs as from the checkout: a usage error, as JSON with --json.
@@ -224,7 +272,10 @@ describe.skipIf(!hasScript).each(pgServers())('the progress line in a terminal, 
       expect(logs.length).toBeGreaterThanOrEqual(3)
       for (const m of logs) {
         const before = r.output.slice(0, m.index)
-        expect(before === '' || before.endsWith('\n') || before.endsWith('\r\x1b[K'), JSON.stringify(r.output.slice(Math.max(0, m.index - 60), m.index + 20))).toBe(true)
+        expect(
+          before === '' || before.endsWith('\n') || before.endsWith('\r\x1b[K'),
+          JSON.stringify(r.output.slice(Math.max(0, m.index - 60), m.index + 20)),
+        ).toBe(true)
       }
       // "copied public.second" came while the bar was shown: it erased the bar first.
       expect(r.output).toMatch(/\r\x1b\[K\d\d:\d\d:\d\d INFO {2}copied "public"\."second"/)

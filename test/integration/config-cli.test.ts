@@ -41,7 +41,10 @@ describe('a bad configuration', () => {
         '',
       ].join('\n'),
     )
-    const r = await runCli(['cdc', '--config', file, '--log-level', 'loud'], cleanEnv({PGREP_BATCH_MAX_DELAY: 'soon', PGREP_DB_PASSWORD: 'hunter2'}))
+    const r = await runCli(
+      ['cdc', '--config', file, '--log-level', 'loud'],
+      cleanEnv({PGREP_BATCH_MAX_DELAY: 'soon', PGREP_DB_PASSWORD: 'hunter2'}),
+    )
     expect(r.code, r.stderr).toBe(2)
     expect(r.stdout).toBe('')
     const lines = r.stderr.split('\n')
@@ -134,23 +137,36 @@ describe.each(pgServers())('configuration drives real runs on PostgreSQL $major'
         '',
       ].join('\n'),
     )
-    const r = await runCli(['copy-table', '--config', file, '--log-level', 'warn'], cleanEnv({PGREP_DB_PASSWORD: db.password, PGREP_SINK: 'stdout'}))
+    const r = await runCli(
+      ['copy-table', '--config', file, '--log-level', 'warn'],
+      cleanEnv({PGREP_DB_PASSWORD: db.password, PGREP_SINK: 'stdout'}),
+    )
     expect(r.code, r.stderr).toBe(0)
     const rows = jsonLines(r.stdout)
-    expect(rows.map((x) => `${x.schema}.${x.table}:${x.new.id}`).sort()).toEqual(['Mixed.Case, Table:7', 'public.items:1', 'public.items:2'])
+    expect(rows.map((x) => `${x.schema}.${x.table}:${x.new.id}`).sort()).toEqual([
+      'Mixed.Case, Table:7',
+      'public.items:1',
+      'public.items:2',
+    ])
     expect(existsSync(never)).toBe(false)
     expect(r.stderr).not.toContain(db.password)
     expect(r.stderr).not.toMatch(/"level":(20|30)|DEBUG|INFO/)
 
     // Tables from the environment (commas outside double quotes separate them) replace the file's.
-    const one = await runCli(['copy-table', '--config', file], cleanEnv({PGREP_DB_PASSWORD: db.password, PGREP_SINK: 'stdout', PGREP_TABLE: '"Mixed"."Case, Table"'}))
+    const one = await runCli(
+      ['copy-table', '--config', file],
+      cleanEnv({PGREP_DB_PASSWORD: db.password, PGREP_SINK: 'stdout', PGREP_TABLE: '"Mixed"."Case, Table"'}),
+    )
     expect(one.code, one.stderr).toBe(0)
     expect(jsonLines(one.stdout).map((x) => x.table)).toEqual(['Case, Table'])
   })
 
   it('cdc --once and drop: a JSON file named by PGREP_CONFIG, a boolean from the environment', async () => {
     const file = path.join(dir, `cdc-${server.major}.json`)
-    await writeFile(file, JSON.stringify({publication: 'cfgpub', slot: `cfg_slot_${server.major}`, sink: 'stdout', 'log-level': 'warn'}))
+    await writeFile(
+      file,
+      JSON.stringify({publication: 'cfgpub', slot: `cfg_slot_${server.major}`, sink: 'stdout', 'log-level': 'warn'}),
+    )
     const env = pgEnv(db, {PGREP_CONFIG: file, PGREP_ONCE: 'yes'})
     const first = await runCli(['cdc'], env)
     expect(first.code, first.stderr).toBe(0)
@@ -162,7 +178,8 @@ describe.each(pgServers())('configuration drives real runs on PostgreSQL $major'
       {id: 3, name: 'c'},
       {id: 4, name: 'd'},
     ])
-    const slots = async () => (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1`, [`cfg_slot_${server.major}`])).rowCount
+    const slots = async () =>
+      (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1`, [`cfg_slot_${server.major}`])).rowCount
     expect(await slots()).toBe(1)
     // drop takes the slot from the same file (and ignores its sink key: drop has no --sink).
     const dropped = await runCli(['drop', '--yes'], pgEnv(db, {PGREP_CONFIG: file}))

@@ -8,7 +8,12 @@ import type {TLSSocket} from 'node:tls'
 import type pg from 'pg'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {PgrepError} from '../../src/core/errors.js'
-import {connectClient, resolveConnection, type ConnectionInput, type ResolvedConnection} from '../../src/core/postgres/connection.js'
+import {
+  connectClient,
+  resolveConnection,
+  type ConnectionInput,
+  type ResolvedConnection,
+} from '../../src/core/postgres/connection.js'
 import {translatePgError} from '../../src/core/postgres/pg-errors.js'
 import {TEST_PASSWORD, TEST_USER} from '../helpers/postgres.js'
 import {startTlsPostgres, type TlsPostgres} from '../helpers/tls.js'
@@ -33,7 +38,8 @@ beforeAll(async () => {
   })
   const admin = await connectClient(conn({sslMode: 'disable'}))
   try {
-    for (const role of ['certuser', 'sslonly', 'plainonly']) await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${PW}'`)
+    for (const role of ['certuser', 'sslonly', 'plainonly'])
+      await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${PW}'`)
     await admin.query(`CREATE ROLE repluser LOGIN REPLICATION PASSWORD '${PW}'`)
   } finally {
     await admin.end()
@@ -74,7 +80,9 @@ async function sslInfo(c: ResolvedConnection, extra: {replication?: 'database'} 
   try {
     client = await connectClient(c, extra)
     client.on('error', () => {})
-    const {rows} = await client.query<SslRow>('SELECT ssl, version, client_dn, current_user AS user FROM pg_stat_ssl WHERE pid = pg_backend_pid()')
+    const {rows} = await client.query<SslRow>(
+      'SELECT ssl, version, client_dn, current_user AS user FROM pg_stat_ssl WHERE pid = pg_backend_pid()',
+    )
     return rows[0]
   } catch (err) {
     throw translatePgError(err, {display: c.display, operation: 'connect'})
@@ -136,7 +144,9 @@ describe(`sslmode against PostgreSQL ${MAJOR} with ssl=on`, () => {
   it('verify-ca with a wrong CA fails, naming the fix', async () => {
     const e = await failure(sslInfo(conn({sslMode: 'verify-ca', sslRootCert: pg18.tls.otherCaCert})))
     expect(e.kind).toBe('connection')
-    expect(e.message).toMatch(/TLS certificate of PostgreSQL at postgres@127\.0\.0\.1:\d+\/postgres could not be verified/)
+    expect(e.message).toMatch(
+      /TLS certificate of PostgreSQL at postgres@127\.0\.0\.1:\d+\/postgres could not be verified/,
+    )
     expect(e.hint).toMatch(/--ssl-root-cert/)
   })
 
@@ -150,7 +160,18 @@ describe(`sslmode against PostgreSQL ${MAJOR} with ssl=on`, () => {
     try {
       mkdirSync(path.join(h, '.postgresql'))
       copyFileSync(pg18.tls.caCert, path.join(h, '.postgresql', 'root.crt'))
-      const c = resolveConnection({dbHost: 'localhost', dbPort: pg18.server.port, dbName: 'postgres', dbUsername: TEST_USER, dbPassword: TEST_PASSWORD, sslMode: 'verify-full'}, {}, {homeDir: h})
+      const c = resolveConnection(
+        {
+          dbHost: 'localhost',
+          dbPort: pg18.server.port,
+          dbName: 'postgres',
+          dbUsername: TEST_USER,
+          dbPassword: TEST_PASSWORD,
+          sslMode: 'verify-full',
+        },
+        {},
+        {homeDir: h},
+      )
       expect(c.sslRootCert).toBe(path.join(h, '.postgresql', 'root.crt'))
       expect(await sslInfo(c)).toMatchObject({ssl: true})
     } finally {
@@ -159,16 +180,33 @@ describe(`sslmode against PostgreSQL ${MAJOR} with ssl=on`, () => {
   })
 
   it.each(['localhost', '127.0.0.1'])('verify-full with host %s (in the certificate)', async (host) => {
-    expect(await sslInfo(conn({dbHost: host, sslMode: 'verify-full', sslRootCert: pg18.tls.caCert}))).toMatchObject({ssl: true})
+    expect(await sslInfo(conn({dbHost: host, sslMode: 'verify-full', sslRootCert: pg18.tls.caCert}))).toMatchObject({
+      ssl: true,
+    })
   })
 
   it('verify-full through the environment: PGSSLMODE and PGSSLROOTCERT', async () => {
-    const c = resolveConnection({}, {PGHOST: 'localhost', PGPORT: String(pg18.server.port), PGUSER: TEST_USER, PGPASSWORD: TEST_PASSWORD, PGDATABASE: 'postgres', PGSSLMODE: 'verify-full', PGSSLROOTCERT: pg18.tls.caCert}, {homeDir: home})
+    const c = resolveConnection(
+      {},
+      {
+        PGHOST: 'localhost',
+        PGPORT: String(pg18.server.port),
+        PGUSER: TEST_USER,
+        PGPASSWORD: TEST_PASSWORD,
+        PGDATABASE: 'postgres',
+        PGSSLMODE: 'verify-full',
+        PGSSLROOTCERT: pg18.tls.caCert,
+      },
+      {homeDir: home},
+    )
     expect(await sslInfo(c)).toMatchObject({ssl: true})
   })
 
   it('a client certificate (PGSSLCERT / PGSSLKEY) logs in with cert authentication', async () => {
-    const c = conn({user: 'certuser', dbHost: 'localhost', sslMode: 'verify-full', sslRootCert: pg18.tls.caCert}, {PGSSLCERT: pg18.tls.clientCert, PGSSLKEY: pg18.tls.clientKey})
+    const c = conn(
+      {user: 'certuser', dbHost: 'localhost', sslMode: 'verify-full', sslRootCert: pg18.tls.caCert},
+      {PGSSLCERT: pg18.tls.clientCert, PGSSLKEY: pg18.tls.clientKey},
+    )
     expect(c.password).toBeUndefined()
     expect(await sslInfo(c)).toMatchObject({ssl: true, user: 'certuser', client_dn: '/CN=certuser'})
   })
@@ -190,13 +228,21 @@ describe(`sslmode against PostgreSQL ${MAJOR} with ssl=on`, () => {
     const e = await failure(sslInfo(conn({user: 'repluser'}), {replication: 'database'}))
     expect(e.kind).toBe('connection')
     // sslmode prefer: TLS was refused, then plain; both are reported.
-    expect(e.message).toMatch(/rejected the connection: no pg_hba\.conf entry for host "127\.0\.0\.1", user "repluser", database "postgres", no encryption/)
-    expect(e.details.join('\n')).toMatch(/a TLS connection was tried first and failed too: no pg_hba\.conf entry .* SSL encryption/)
-    expect(e.hint).toMatch(/"host all repluser <client address>\/32 scram-sha-256".*Both a TLS and a plain connection were refused/)
+    expect(e.message).toMatch(
+      /rejected the connection: no pg_hba\.conf entry for host "127\.0\.0\.1", user "repluser", database "postgres", no encryption/,
+    )
+    expect(e.details.join('\n')).toMatch(
+      /a TLS connection was tried first and failed too: no pg_hba\.conf entry .* SSL encryption/,
+    )
+    expect(e.hint).toMatch(
+      /"host all repluser <client address>\/32 scram-sha-256".*Both a TLS and a plain connection were refused/,
+    )
   })
 
   it('never TLS over a Unix socket, whatever the sslmode', async () => {
-    expect(await sslInfo(conn({dbHost: pg18.server.dataDir, sslMode: 'require', dbPassword: undefined}))).toMatchObject({ssl: false})
+    expect(await sslInfo(conn({dbHost: pg18.server.dataDir, sslMode: 'require', dbPassword: undefined}))).toMatchObject(
+      {ssl: false},
+    )
   })
 })
 
@@ -237,12 +283,16 @@ describe('verify-full with a certificate for another name', () => {
   it('fails with the host name hint', async () => {
     const e = await failure(sslInfo(conn({dbHost: 'localhost', sslMode: 'verify-full', sslRootCert: pg18.tls.caCert})))
     expect(e.kind).toBe('connection')
-    expect(e.message).toMatch(/TLS certificate of PostgreSQL at postgres@localhost:\d+\/postgres does not match the host name/)
+    expect(e.message).toMatch(
+      /TLS certificate of PostgreSQL at postgres@localhost:\d+\/postgres does not match the host name/,
+    )
     expect(e.message).toMatch(/other\.example/)
     expect(e.hint).toMatch(/sslmode=verify-ca/)
   })
 
   it('verify-ca still accepts it: the CA is checked, the name is not', async () => {
-    expect(await sslInfo(conn({dbHost: 'localhost', sslMode: 'verify-ca', sslRootCert: pg18.tls.caCert}))).toMatchObject({ssl: true})
+    expect(
+      await sslInfo(conn({dbHost: 'localhost', sslMode: 'verify-ca', sslRootCert: pg18.tls.caCert})),
+    ).toMatchObject({ssl: true})
   })
 })

@@ -12,6 +12,7 @@ import {cutCopies, cutReports} from '../helpers/copy-cuts.js'
 import {compareWithDuckDb} from '../helpers/oracle.js'
 import {createTestDb, type TestDb} from '../helpers/postgres.js'
 import {pgServers} from '../helpers/servers.js'
+import {startTcpProxy} from '../helpers/tcp-proxy.js'
 
 const SPLIT = 1024 * 1024
 const text = (c: string) => ({pg: `${c}::text`, duck: `CAST(${c} AS VARCHAR)`})
@@ -19,7 +20,12 @@ const text = (c: string) => ({pg: `${c}::text`, duck: `CAST(${c} AS VARCHAR)`})
 // (a cut range goes on after its last row kept).
 const TABLES = [
   {schema: 'public', name: 'plain', keyed: true, columns: [text('id'), text('v'), text('n')]},
-  {schema: 'public', name: 'arr', keyed: true, columns: [text('id'), {pg: `array_to_json(tags)::text`, duck: `CAST(to_json(tags) AS VARCHAR)`}, text('v')]},
+  {
+    schema: 'public',
+    name: 'arr',
+    keyed: true,
+    columns: [text('id'), {pg: `array_to_json(tags)::text`, duck: `CAST(to_json(tags) AS VARCHAR)`}, text('v')],
+  },
 ]
 
 describe.each(pgServers())('a copy survives cut connections on PostgreSQL $major', (server) => {
@@ -67,7 +73,10 @@ describe.each(pgServers())('a copy survives cut connections on PostgreSQL $major
     const file = path.join(dir, `copy-${server.major}.duckdb`)
     try {
       const env = pgEnv(db, {PGREP_COPY_SPLIT_BYTES: String(SPLIT)})
-      const child = spawnCli(['copy-table', '--publication', 'pub', '--duckdb-path', file, '--parallel', '2', '--log-format', 'json'], env)
+      const child = spawnCli(
+        ['copy-table', '--publication', 'pub', '--duckdb-path', file, '--parallel', '2', '--log-format', 'json'],
+        env,
+      )
       const cuts = await cutCopies(db, child, {cuts: 3})
       const r = await child.result
       expect(r.code, r.stderr).toBe(0)
@@ -83,7 +92,10 @@ describe.each(pgServers())('a copy survives cut connections on PostgreSQL $major
     const file = path.join(dir, `exporter-${server.major}.duckdb`)
     try {
       const env = pgEnv(db, {PGREP_COPY_SPLIT_BYTES: String(SPLIT)})
-      const child = spawnCli(['copy-table', '--publication', 'pub', '--duckdb-path', file, '--parallel', '2', '--log-format', 'json'], env)
+      const child = spawnCli(
+        ['copy-table', '--publication', 'pub', '--duckdb-path', file, '--parallel', '2', '--log-format', 'json'],
+        env,
+      )
       const cuts = await cutCopies(db, child, {cuts: 1, killExporter: true})
       const r = await child.result
       expect(cuts).toBe(1)
@@ -119,7 +131,23 @@ describe.each(pgServers())('a copy survives cut connections on PostgreSQL $major
     })()
     try {
       const env = pgEnv(db, {PGREP_COPY_SPLIT_BYTES: String(SPLIT)})
-      const child = spawnCli(['sync', '--publication', 'pub', '--slot', slot, '--duckdb-path', file, '--parallel', '2', '--once', '--log-format', 'json'], env)
+      const child = spawnCli(
+        [
+          'sync',
+          '--publication',
+          'pub',
+          '--slot',
+          slot,
+          '--duckdb-path',
+          file,
+          '--parallel',
+          '2',
+          '--once',
+          '--log-format',
+          'json',
+        ],
+        env,
+      )
       const cuts = await cutCopies(db, child, {cuts: wanted, killExporter})
       const r = await child.result
       writing = false
@@ -135,10 +163,75 @@ describe.each(pgServers())('a copy survives cut connections on PostgreSQL $major
       const last = await runCli(['sync', '--publication', 'pub', '--slot', slot, '--duckdb-path', file, '--once'], env)
       expect(last.code, last.stderr).toBe(0)
       expect(await compareWithDuckDb(db, file, TABLES)).toEqual([])
-      await waitFor(async () => (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE 'pgrep_tmp_%' AND database = current_database()`)).rowCount === 0, 30_000, 'temporary slots gone')
+      await waitFor(
+        async () =>
+          (
+            await db.query(
+              `SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE 'pgrep_tmp_%' AND database = current_database()`,
+            )
+          ).rowCount === 0,
+        30_000,
+        'temporary slots gone',
+      )
     } finally {
       writing = false
       await writer.catch(() => {})
+      await db.close()
+    }
+  })
+  it('--max-stall bounds a copy whose connections go silent (a blackhole): exit 75 instead of waiting forever', async () => {
+    const {db} = await freshDb('stall_copy')
+    // An existing slot: the copy takes a temporary slot's snapshot, and a failed copy leaves the slot.
+    await db.query(`SELECT pg_create_logical_replication_slot('stall_slot', 'pgoutput')`)
+    const proxy = await startTcpProxy(server.port)
+    const file = path.join(dir, `stall-${server.major}.duckdb`)
+    try {
+      const env = pgEnv(db, {PGPORT: String(proxy.port), PGREP_COPY_SPLIT_BYTES: String(SPLIT)})
+      const child = spawnCli(
+        [
+          'sync',
+          '--publication',
+          'pub',
+          '--slot',
+          'stall_slot',
+          '--duckdb-path',
+          file,
+          '--parallel',
+          '2',
+          '--max-stall',
+          '5s',
+          '--log-format',
+          'json',
+        ],
+        env,
+      )
+      // Once the copy's connections hold the snapshot, nothing more is forwarded and nothing is
+      // reset: without the watchdog its COPYs wait forever (TCP keepalives are answered).
+      let holed = false
+      child.stderr!.on('data', () => {
+        if (!holed && / table\(s\) over \d+ connection/.test(child.stderrText())) {
+          holed = true
+          proxy.blackhole(true)
+        }
+      })
+      const r = await Promise.race([child.result, new Promise<'hung'>((res) => setTimeout(() => res('hung'), 120_000))])
+      if (r === 'hung') child.kill('SIGKILL')
+      expect(r).not.toBe('hung')
+      if (r !== 'hung') {
+        expect(holed, r.stderr.slice(-2000)).toBe(true)
+        expect(r.code, r.stderr.slice(-2000)).toBe(75)
+        expect(r.stderr).toMatch(/no progress for 5 s \(the copy: no row copied/)
+      }
+    } finally {
+      await proxy.close()
+      await waitFor(
+        async () =>
+          (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'stall_slot' AND active`)).rowCount ===
+          0,
+        60_000,
+        'slot released',
+      )
+      await db.query(`SELECT pg_drop_replication_slot('stall_slot')`)
       await db.close()
     }
   })

@@ -50,7 +50,20 @@ line'), (3, 4, '\\backslash');
   it('copies quoted tables into DuckDB and as read rows to stdout', async () => {
     const file = path.join(dir, `q-${server.major}.duckdb`)
     const env = pgEnv(db)
-    const r = await runCli(['copy-table', '--table', '"Sales"."Order ""Items"""', '--table', 'public.big', '--duckdb-path', file, '--parallel', '2'], env)
+    const r = await runCli(
+      [
+        'copy-table',
+        '--table',
+        '"Sales"."Order ""Items"""',
+        '--table',
+        'public.big',
+        '--duckdb-path',
+        file,
+        '--parallel',
+        '2',
+      ],
+      env,
+    )
     expect(r.code, r.stderr).toBe(0)
     expect(await duckCount(file, `"Sales"."Order ""Items"""`)).toBe(3)
     expect(await duckCount(file, `public.big`)).toBe(150000)
@@ -78,7 +91,16 @@ line'), (3, 4, '\\backslash');
     const copy = async () => {
       const sink = new DuckDbSink({path: 'shared', instance})
       await sink.open()
-      await copyTables({source, sink, tables: [{schema: 'public', name: 'big'}], snapshot: {name: null, lsn: null}, parallel: 3, splitBytes: 2 * 1024 * 1024, signal: new AbortController().signal, log: silentLogger})
+      await copyTables({
+        source,
+        sink,
+        tables: [{schema: 'public', name: 'big'}],
+        snapshot: {name: null, lsn: null},
+        parallel: 3,
+        splitBytes: 2 * 1024 * 1024,
+        signal: new AbortController().signal,
+        log: silentLogger,
+      })
       await sink.close()
     }
     await copy()

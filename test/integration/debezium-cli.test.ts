@@ -9,7 +9,22 @@ import {jsonLines, pgEnv, runCli} from '../helpers/cli.js'
 
 const ROW_FIELDS = ['before', 'after', 'source', 'op', 'ts_ms', 'ts_us', 'ts_ns', 'transaction']
 const MESSAGE_FIELDS = ['source', 'op', 'ts_ms', 'ts_us', 'ts_ns', 'message']
-const SOURCE_FIELDS = ['version', 'connector', 'name', 'ts_ms', 'snapshot', 'db', 'sequence', 'ts_us', 'ts_ns', 'schema', 'table', 'txId', 'lsn', 'xmin']
+const SOURCE_FIELDS = [
+  'version',
+  'connector',
+  'name',
+  'ts_ms',
+  'snapshot',
+  'db',
+  'sequence',
+  'ts_us',
+  'ts_ns',
+  'schema',
+  'table',
+  'txId',
+  'lsn',
+  'xmin',
+]
 const PLACEHOLDER = '__debezium_unavailable_value'
 
 const b64 = (bytes: number[]) => Buffer.from(bytes).toString('base64')
@@ -38,7 +53,18 @@ describe.each(pgServers())('--format debezium on PostgreSQL $major', (server) =>
 
   it('cdc --once: every op as Debezium writes it (c, u, d, t, m; key change as d + c; key-only and full before; TOAST placeholder)', async () => {
     const env = pgEnv(db)
-    const args = ['cdc', '--publication', 'pub', '--slot', 'dbz_slot', '--once', '--format', 'debezium', '--topic-prefix', 'fulfillment']
+    const args = [
+      'cdc',
+      '--publication',
+      'pub',
+      '--slot',
+      'dbz_slot',
+      '--once',
+      '--format',
+      'debezium',
+      '--topic-prefix',
+      'fulfillment',
+    ]
     const first = await runCli(args, env)
     expect(first.code, first.stderr).toBe(0)
     expect(first.stdout).toBe('')
@@ -46,7 +72,14 @@ describe.each(pgServers())('--format debezium on PostgreSQL $major', (server) =>
     const started = Date.now()
     const lsnBefore = await walLsn()
     const big = 'x'.repeat(10_000)
-    const xid = Number((await db.query(`INSERT INTO public.items VALUES (1, 'one', 1, $1), (2, 'two', 2, 'small') RETURNING xmin::text AS x`, [big])).rows[0].x)
+    const xid = Number(
+      (
+        await db.query(
+          `INSERT INTO public.items VALUES (1, 'one', 1, $1), (2, 'two', 2, 'small') RETURNING xmin::text AS x`,
+          [big],
+        )
+      ).rows[0].x,
+    )
     await db.query(`UPDATE public.items SET qty = 10 WHERE id = 1`) // big: unchanged TOAST
     await db.query(`UPDATE public.items SET id = 3 WHERE id = 2`) // key change
     await db.query(`DELETE FROM public.items WHERE id = 3`)
@@ -84,7 +117,13 @@ describe.each(pgServers())('--format debezium on PostgreSQL $major', (server) =>
     for (const v of values) {
       expect(Object.keys(v)).toEqual(v.op === 'm' ? MESSAGE_FIELDS : ROW_FIELDS)
       expect(Object.keys(v.source)).toEqual(SOURCE_FIELDS)
-      expect(v.source).toMatchObject({connector: 'postgresql', name: 'fulfillment', db: db.database, snapshot: 'false', xmin: null})
+      expect(v.source).toMatchObject({
+        connector: 'postgresql',
+        name: 'fulfillment',
+        db: db.database,
+        snapshot: 'false',
+        xmin: null,
+      })
       expect(v.source.version).toMatch(/^pgrep-/)
       // Source times: the commit, within this test; the envelope's: when pgrep wrote the line.
       expect(v.source.ts_ms).toBeGreaterThanOrEqual(started - 1000)
@@ -164,7 +203,10 @@ describe.each(pgServers())('--format debezium on PostgreSQL $major', (server) =>
   it('copy-table and sync print copied rows as op r with snapshot "true"', async () => {
     await db.query(`INSERT INTO public.items VALUES (100, 'copied', 1, NULL) ON CONFLICT DO NOTHING`)
     const env = pgEnv(db)
-    const copy = await runCli(['copy-table', '--table', 'public.items', '--sink', 'stdout', '--format', 'debezium'], env)
+    const copy = await runCli(
+      ['copy-table', '--table', 'public.items', '--sink', 'stdout', '--format', 'debezium'],
+      env,
+    )
     expect(copy.code, copy.stderr).toBe(0)
     const rows = jsonLines(copy.stdout)
     expect(rows.length).toBeGreaterThan(0)
@@ -172,18 +214,46 @@ describe.each(pgServers())('--format debezium on PostgreSQL $major', (server) =>
       expect(Object.keys(v)).toEqual(ROW_FIELDS)
       expect(Object.keys(v.source)).toEqual(SOURCE_FIELDS)
       expect(v).toMatchObject({op: 'r', before: null, transaction: null})
-      expect(v.source).toMatchObject({name: 'pgrep', db: db.database, snapshot: 'true', schema: 'public', table: 'items', txId: null})
+      expect(v.source).toMatchObject({
+        name: 'pgrep',
+        db: db.database,
+        snapshot: 'true',
+        schema: 'public',
+        table: 'items',
+        txId: null,
+      })
     }
     expect(rows.map((v) => v.after)).toContainEqual({id: 100, name: 'copied', qty: 1, big: null})
 
-    await db.query(`CREATE TABLE public.fresh (id int PRIMARY KEY, v text); INSERT INTO public.fresh VALUES (1, 'a'); CREATE PUBLICATION freshpub FOR TABLE public.fresh`)
-    const sync = await runCli(['sync', '--publication', 'freshpub', '--slot', 'dbz_sync', '--sink', 'stdout', '--format', 'debezium', '--decimal-handling-mode', 'string', '--once'], env)
+    await db.query(
+      `CREATE TABLE public.fresh (id int PRIMARY KEY, v text); INSERT INTO public.fresh VALUES (1, 'a'); CREATE PUBLICATION freshpub FOR TABLE public.fresh`,
+    )
+    const sync = await runCli(
+      [
+        'sync',
+        '--publication',
+        'freshpub',
+        '--slot',
+        'dbz_sync',
+        '--sink',
+        'stdout',
+        '--format',
+        'debezium',
+        '--decimal-handling-mode',
+        'string',
+        '--once',
+      ],
+      env,
+    )
     expect(sync.code, sync.stderr).toBe(0)
     const synced = jsonLines(sync.stdout)
     expect(synced).toHaveLength(1)
     expect(synced[0]).toMatchObject({op: 'r', after: {id: 1, v: 'a'}, source: {snapshot: 'true', table: 'fresh'}})
     await db.query(`INSERT INTO public.fresh VALUES (2, 'b')`)
-    const next = await runCli(['sync', '--publication', 'freshpub', '--slot', 'dbz_sync', '--sink', 'stdout', '--format', 'debezium', '--once'], env)
+    const next = await runCli(
+      ['sync', '--publication', 'freshpub', '--slot', 'dbz_sync', '--sink', 'stdout', '--format', 'debezium', '--once'],
+      env,
+    )
     expect(next.code, next.stderr).toBe(0)
     expect(jsonLines(next.stdout).map((v) => [v.op, v.after])).toEqual([['c', {id: 2, v: 'b'}]])
   })

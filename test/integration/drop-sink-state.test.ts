@@ -15,7 +15,9 @@ describe.each(pgServers())('drop --sink-state on BigQuery (stand-in), PostgreSQL
   beforeAll(async () => {
     standIn = await startStandIn()
     db = await createTestDb(server, 'bqdrop')
-    await db.query(`CREATE TABLE public.t (id int PRIMARY KEY, v text); INSERT INTO public.t VALUES (1, 'one'), (2, 'two'); CREATE PUBLICATION bqpub FOR TABLE public.t`)
+    await db.query(
+      `CREATE TABLE public.t (id int PRIMARY KEY, v text); INSERT INTO public.t VALUES (1, 'one'), (2, 'two'); CREATE PUBLICATION bqpub FOR TABLE public.t`,
+    )
   })
   afterAll(async () => {
     await db?.close()
@@ -25,7 +27,16 @@ describe.each(pgServers())('drop --sink-state on BigQuery (stand-in), PostgreSQL
   it('removes _pgrep_checkpoint and _pgrep_tables, keeps the table, and the next sync copies it again', async () => {
     const dataset = `drop_${server.major}`
     const env = pgEnv(db, {PGREP_BIGQUERY_API_ENDPOINT: standIn.url})
-    const bq = ['--sink', 'bigquery', '--bq-project', standIn.projectId, '--bq-dataset', dataset, '--bq-key-file', standIn.keyFile]
+    const bq = [
+      '--sink',
+      'bigquery',
+      '--bq-project',
+      standIn.projectId,
+      '--bq-dataset',
+      dataset,
+      '--bq-key-file',
+      standIn.keyFile,
+    ]
     const sync = ['sync', '--publication', 'bqpub', '--slot', 'bq_drop', ...bq, '--once']
     const first = await runCli(sync, env, 120_000)
     expect(first.code, first.stderr).toBe(0)
@@ -40,7 +51,10 @@ describe.each(pgServers())('drop --sink-state on BigQuery (stand-in), PostgreSQL
         sink: 'bigquery',
         existed: true,
         dropped: true,
-        removed: [`BigQuery table ${standIn.projectId}.${dataset}._pgrep_checkpoint`, `BigQuery table ${standIn.projectId}.${dataset}._pgrep_tables`],
+        removed: [
+          `BigQuery table ${standIn.projectId}.${dataset}._pgrep_checkpoint`,
+          `BigQuery table ${standIn.projectId}.${dataset}._pgrep_tables`,
+        ],
       },
     })
     expect(standIn.tableNames(dataset)).toEqual(['public_t'])
@@ -63,7 +77,10 @@ describe.each(pgServers())('drop --sink-state on BigQuery (stand-in), PostgreSQL
 
   it('refuses --duckdb-path with --sink bigquery before dropping anything', async () => {
     const env = pgEnv(db, {PGREP_BIGQUERY_API_ENDPOINT: standIn.url})
-    const r = await runCli(['drop', '--slot', 'never_made', '--sink-state', '--sink', 'bigquery', '--duckdb-path', 'x.duckdb', '--yes'], env)
+    const r = await runCli(
+      ['drop', '--slot', 'never_made', '--sink-state', '--sink', 'bigquery', '--duckdb-path', 'x.duckdb', '--yes'],
+      env,
+    )
     expect(r.code).toBe(2)
     expect(r.stderr).toMatch(/--duckdb-path: only used with --sink duckdb/)
   })

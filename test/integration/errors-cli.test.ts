@@ -64,7 +64,9 @@ describe.each(pgServers())('errors on the command line, PostgreSQL $major', (ser
   it('--table MyTable: the hint tells how to quote the name that exists in another case', async () => {
     const r = await runCli(['copy-table', '--table', 'MyTable', '--sink', 'stdout'], pgEnv(db))
     expect(r.code, r.stderr).toBe(4)
-    expect(r.stderr).toContain(`table "public"."mytable" does not exist, but "public"."MyTable" does: write it as --table '"MyTable"'`)
+    expect(r.stderr).toContain(
+      `table "public"."mytable" does not exist, but "public"."MyTable" does: write it as --table '"MyTable"'`,
+    )
     expect(r.stderr).not.toMatch(/case-sensitive and unquoted/)
     // The suggested spelling works.
     const ok = await runCli(['copy-table', '--table', '"MyTable"', '--sink', 'stdout'], pgEnv(db))
@@ -79,11 +81,19 @@ describe.each(pgServers())('errors on the command line, PostgreSQL $major', (ser
   })
 
   it('--log-format json: the fatal error is a JSON line with level, exit code, kind, message and hint', async () => {
-    const r = await runCli(['copy-table', '--table', 'public.nowhere', '--sink', 'stdout', '--log-format', 'json'], pgEnv(db))
+    const r = await runCli(
+      ['copy-table', '--table', 'public.nowhere', '--sink', 'stdout', '--log-format', 'json'],
+      pgEnv(db),
+    )
     expect(r.code, r.stderr).toBe(4)
     const lines = logLines(r.stderr)
     const last = lines.at(-1)
-    expect(last).toMatchObject({level: 'fatal', exitCode: 4, kind: 'source-config', msg: 'table "public"."nowhere" does not exist'})
+    expect(last).toMatchObject({
+      level: 'fatal',
+      exitCode: 4,
+      kind: 'source-config',
+      msg: 'table "public"."nowhere" does not exist',
+    })
     expect(last.hint).toMatch(/lower case/)
     expect(typeof last.time).toBe('number')
     // Without the flag, on a pipe, the error stays the readable text it was.
@@ -92,7 +102,10 @@ describe.each(pgServers())('errors on the command line, PostgreSQL $major', (ser
   })
 
   it('--log-format json also for a usage error found before the command runs', async () => {
-    const r = await runCli(['copy-table', '--table', 'public.lines', '--parallel', 'zero', '--log-format', 'json'], pgEnv(db))
+    const r = await runCli(
+      ['copy-table', '--table', 'public.lines', '--parallel', 'zero', '--log-format', 'json'],
+      pgEnv(db),
+    )
     expect(r.code, r.stderr).toBe(2)
     const last = logLines(r.stderr).at(-1)
     expect(last).toMatchObject({level: 'fatal', exitCode: 2, kind: 'usage'})
@@ -136,12 +149,35 @@ describe.each(pgServers())('errors on the command line, PostgreSQL $major', (ser
     const slot = `typed_slot_${server.major}`
     const file = path.join(dir, `typed-${server.major}.duckdb`)
     const env = pgEnv(db)
-    const child = spawnCli(['sync', '--publication', 'typed_pub', '--slot', slot, '--duckdb-path', file, '--batch-max-delay', '100', '--log-format', 'json', '--log-level', 'debug'], env)
+    const child = spawnCli(
+      [
+        'sync',
+        '--publication',
+        'typed_pub',
+        '--slot',
+        slot,
+        '--duckdb-path',
+        file,
+        '--batch-max-delay',
+        '100',
+        '--log-format',
+        'json',
+        '--log-level',
+        'debug',
+      ],
+      env,
+    )
     try {
       await waitFor(() => child.stderrText().includes('streaming from slot'), 120_000, 'streaming started') // (a slot is already 'active' while being created, before the copy)
-      await db.query(`INSERT INTO public.typed VALUES (2, 'happy', '{ok}', 4, '{3}', '{sad}', '(2,z)', '{"(3,w)"}', '[2,3)', '{"[3,4)"}')`)
+      await db.query(
+        `INSERT INTO public.typed VALUES (2, 'happy', '{ok}', 4, '{3}', '{sad}', '(2,z)', '{"(3,w)"}', '[2,3)', '{"[3,4)"}')`,
+      )
       // The Relation message of the stream resolves every column's type again, in another catalog.
-      await waitFor(() => logLines(child.stderrText()).some((l) => l.msg === 'batch committed' && l.rows >= 1), 60_000, 'the insert applied')
+      await waitFor(
+        () => logLines(child.stderrText()).some((l) => l.msg === 'batch committed' && l.rows >= 1),
+        60_000,
+        'the insert applied',
+      )
     } finally {
       child.kill('SIGTERM')
     }

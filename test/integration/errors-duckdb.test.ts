@@ -14,7 +14,11 @@ async function duckTables(file: string): Promise<string[]> {
   const instance = await DuckDBInstance.create(file)
   const conn = await instance.connect()
   try {
-    const rows = (await conn.runAndReadAll(`SELECT schema_name || '.' || table_name AS t FROM duckdb_tables() WHERE schema_name <> '_pgrep' ORDER BY 1`)).getRowObjects()
+    const rows = (
+      await conn.runAndReadAll(
+        `SELECT schema_name || '.' || table_name AS t FROM duckdb_tables() WHERE schema_name <> '_pgrep' ORDER BY 1`,
+      )
+    ).getRowObjects()
     return rows.map((r) => String(r.t))
   } finally {
     conn.closeSync()
@@ -48,9 +52,14 @@ describe.each(pgServers())('DuckDB names that differ only in case, PostgreSQL $m
   for (const parallel of ['4', '1']) {
     it(`copy-table --parallel ${parallel}: exit 8 naming both tables, and nothing copied`, async () => {
       const file = path.join(dir, `copy-${parallel}-${server.major}.duckdb`)
-      const r = await runCli(['copy-table', '--publication', 'case_pub', '--duckdb-path', file, '--parallel', parallel], pgEnv(db))
+      const r = await runCli(
+        ['copy-table', '--publication', 'case_pub', '--duckdb-path', file, '--parallel', parallel],
+        pgEnv(db),
+      )
       expect(r.code, r.stderr).toBe(8)
-      expect(r.stderr).toContain(`cannot replicate tables "S"."t" and "s"."t" into one DuckDB file: they differ only in case, and DuckDB identifiers are case-insensitive`)
+      expect(r.stderr).toContain(
+        `cannot replicate tables "S"."t" and "s"."t" into one DuckDB file: they differ only in case, and DuckDB identifiers are case-insensitive`,
+      )
       expect(r.stderr).toMatch(/hint: .*leave one of them out of the publication/)
       expect(r.stderr).not.toMatch(/write-write conflict/)
       if (existsSync(file)) expect(await duckTables(file)).toEqual([])
@@ -59,7 +68,10 @@ describe.each(pgServers())('DuckDB names that differ only in case, PostgreSQL $m
 
   it('sync: the same error before any copy', async () => {
     const file = path.join(dir, `sync-${server.major}.duckdb`)
-    const r = await runCli(['sync', '--publication', 'case_pub', '--slot', 'case_slot', '--duckdb-path', file, '--parallel', '4'], pgEnv(db))
+    const r = await runCli(
+      ['sync', '--publication', 'case_pub', '--slot', 'case_slot', '--duckdb-path', file, '--parallel', '4'],
+      pgEnv(db),
+    )
     expect(r.code, r.stderr).toBe(8)
     expect(r.stderr).toContain(`cannot replicate tables "S"."t" and "s"."t" into one DuckDB file`)
     expect(await duckTables(file)).toEqual([])

@@ -37,7 +37,11 @@ function value(samples: Sample[], name: string, labels: Record<string, string> =
   return s?.value
 }
 
-async function get(port: number, p: string, method = 'GET'): Promise<{status: number; text: string; type: string | null}> {
+async function get(
+  port: number,
+  p: string,
+  method = 'GET',
+): Promise<{status: number; text: string; type: string | null}> {
   const res = await fetch(`http://127.0.0.1:${port}${p}`, {method})
   return {status: res.status, text: await res.text(), type: res.headers.get('content-type')}
 }
@@ -81,7 +85,23 @@ describe.each(pgServers())('metrics and probes on PostgreSQL $major', (server) =
   it('cdc: counters per table and op change by exactly what was written; probes say streaming; SIGTERM closes the server', async () => {
     const env = pgEnv(db)
     const child = spawnCli(
-      ['cdc', '--publication', 'pub', '--slot', 'metrics_cdc', '--metrics-port', '0', '--metrics-host', '127.0.0.1', '--batch-max-delay', '50', '--slot-check-interval', '0.2', '--log-format', 'json'],
+      [
+        'cdc',
+        '--publication',
+        'pub',
+        '--slot',
+        'metrics_cdc',
+        '--metrics-port',
+        '0',
+        '--metrics-host',
+        '127.0.0.1',
+        '--batch-max-delay',
+        '50',
+        '--slot-check-interval',
+        '0.2',
+        '--log-format',
+        'json',
+      ],
       env,
     )
     try {
@@ -109,13 +129,20 @@ describe.each(pgServers())('metrics and probes on PostgreSQL $major', (server) =
       await db.query(`INSERT INTO public.items SELECT g, 'n' || g FROM generate_series(1, 5) g`) // 1 txn, 5 inserts
       await db.query(`UPDATE public.items SET name = 'u' WHERE id <= 2`) // 2 updates
       await db.query(`DELETE FROM public.items WHERE id = 5`) // 1 delete
-      await db.query(`BEGIN; INSERT INTO "Odd ""Schema"""."Tab lé" VALUES (1), (2), (3); INSERT INTO public.items VALUES (6, 'six'); COMMIT`)
+      await db.query(
+        `BEGIN; INSERT INTO "Odd ""Schema"""."Tab lé" VALUES (1), (2), (3); INSERT INTO public.items VALUES (6, 'six'); COMMIT`,
+      )
       await db.query(`TRUNCATE "Odd ""Schema"""."Tab lé"`)
       await waitFor(() => jsonLines(child.stdoutText()).length === 13, 30_000, '13 change lines')
 
-      await waitFor(async () => value(await scrape(port), 'pgrep_transactions_applied_total') === 5, 10_000, 'five transactions counted')
+      await waitFor(
+        async () => value(await scrape(port), 'pgrep_transactions_applied_total') === 5,
+        10_000,
+        'five transactions counted',
+      )
       const after = await scrape(port)
-      const changes = (schema: string, table: string, op: string) => value(after, 'pgrep_changes_applied_total', {schema, table, op})
+      const changes = (schema: string, table: string, op: string) =>
+        value(after, 'pgrep_changes_applied_total', {schema, table, op})
       expect(changes('public', 'items', 'insert')).toBe(6)
       expect(changes('public', 'items', 'update')).toBe(2)
       expect(changes('public', 'items', 'delete')).toBe(1)
@@ -138,7 +165,11 @@ describe.each(pgServers())('metrics and probes on PostgreSQL $major', (server) =
 
       // The slot as the slot monitor last read it (every 0.2 s here).
       const slot = {slot: 'metrics_cdc'}
-      await waitFor(async () => value(await scrape(port), 'pgrep_slot_retained_wal_bytes', slot) !== undefined, 10_000, 'slot series')
+      await waitFor(
+        async () => value(await scrape(port), 'pgrep_slot_retained_wal_bytes', slot) !== undefined,
+        10_000,
+        'slot series',
+      )
       const polled = await scrape(port)
       const retained = value(polled, 'pgrep_slot_retained_wal_bytes', slot)!
       const lagBytes = value(polled, 'pgrep_lag_bytes', slot)!
@@ -169,12 +200,35 @@ describe.each(pgServers())('metrics and probes on PostgreSQL $major', (server) =
 
   it('cdc: a lost replication connection counts as a reconnect and a connection error; ready again after it', async () => {
     const env = pgEnv(db)
-    const child = spawnCli(['cdc', '--publication', 'pub', '--slot', 'metrics_reconnect', '--metrics-port', '0', '--metrics-host', '127.0.0.1', '--batch-max-delay', '50', '--log-format', 'json'], env)
+    const child = spawnCli(
+      [
+        'cdc',
+        '--publication',
+        'pub',
+        '--slot',
+        'metrics_reconnect',
+        '--metrics-port',
+        '0',
+        '--metrics-host',
+        '127.0.0.1',
+        '--batch-max-delay',
+        '50',
+        '--log-format',
+        'json',
+      ],
+      env,
+    )
     try {
       await waitFor(() => child.stderrText().includes('streaming from slot'), 30_000, 'streaming started')
       const port = loggedPort(child.stderrText())!
-      const streams = () => child.stderrText().split('\n').filter((l) => l.includes('streaming from slot')).length
-      await db.query(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'metrics_reconnect'`)
+      const streams = () =>
+        child
+          .stderrText()
+          .split('\n')
+          .filter((l) => l.includes('streaming from slot')).length
+      await db.query(
+        `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'metrics_reconnect'`,
+      )
       await waitFor(() => streams() === 2, 30_000, 'streaming again')
       await waitFor(async () => (await get(port, '/ready')).status === 200, 10_000, 'ready again')
       const m = await scrape(port)
@@ -182,7 +236,11 @@ describe.each(pgServers())('metrics and probes on PostgreSQL $major', (server) =
       expect(value(m, 'pgrep_errors_total', {kind: 'connection'})).toBe(1)
       // Changes after the reconnect are still counted.
       await db.query(`INSERT INTO public.items VALUES (100, 'after')`)
-      await waitFor(async () => value(await scrape(port), 'pgrep_changes_applied_total', {table: 'items', op: 'insert'}) === 1, 30_000, 'insert after reconnect counted')
+      await waitFor(
+        async () => value(await scrape(port), 'pgrep_changes_applied_total', {table: 'items', op: 'insert'}) === 1,
+        30_000,
+        'insert after reconnect counted',
+      )
       child.kill('SIGTERM')
       expect((await child.result).code).toBe(0)
     } finally {
@@ -193,10 +251,31 @@ describe.each(pgServers())('metrics and probes on PostgreSQL $major', (server) =
   it('sync: copy rows and tables done per table, then ready once streaming', async () => {
     await db.query(`INSERT INTO public.items SELECT g, 'c' FROM generate_series(1000, 1249) g`)
     await db.query(`INSERT INTO "Odd ""Schema"""."Tab lé" SELECT g FROM generate_series(1, 40) g`)
-    const {rows} = await db.query(`SELECT (SELECT count(*) FROM public.items)::int AS items, (SELECT count(*) FROM "Odd ""Schema"""."Tab lé")::int AS odd`)
+    const {rows} = await db.query(
+      `SELECT (SELECT count(*) FROM public.items)::int AS items, (SELECT count(*) FROM "Odd ""Schema"""."Tab lé")::int AS odd`,
+    )
     const env = pgEnv(db)
     const file = path.join(dir, 'sync.duckdb')
-    const child = spawnCli(['sync', '--publication', 'pub', '--slot', 'metrics_sync', '--duckdb-path', file, '--metrics-port', '0', '--metrics-host', '127.0.0.1', '--batch-max-delay', '50', '--log-format', 'json'], env)
+    const child = spawnCli(
+      [
+        'sync',
+        '--publication',
+        'pub',
+        '--slot',
+        'metrics_sync',
+        '--duckdb-path',
+        file,
+        '--metrics-port',
+        '0',
+        '--metrics-host',
+        '127.0.0.1',
+        '--batch-max-delay',
+        '50',
+        '--log-format',
+        'json',
+      ],
+      env,
+    )
     try {
       await waitFor(() => child.stderrText().includes('streaming from slot'), 60_000, 'streaming started')
       const port = loggedPort(child.stderrText())!
@@ -208,7 +287,11 @@ describe.each(pgServers())('metrics and probes on PostgreSQL $major', (server) =
       expect(value(m, 'pgrep_copy_tables_done')).toBe(2)
 
       await db.query(`UPDATE public.items SET name = 'x' WHERE id BETWEEN 1000 AND 1009`)
-      await waitFor(async () => value(await scrape(port), 'pgrep_changes_applied_total', {table: 'items', op: 'update'}) === 10, 30_000, '10 updates counted')
+      await waitFor(
+        async () => value(await scrape(port), 'pgrep_changes_applied_total', {table: 'items', op: 'update'}) === 10,
+        30_000,
+        '10 updates counted',
+      )
       child.kill('SIGTERM')
       const r = await child.result
       expect(r.code, r.stderr).toBe(0)
@@ -218,10 +301,39 @@ describe.each(pgServers())('metrics and probes on PostgreSQL $major', (server) =
   })
 
   it('the server never keeps the process alive: --once and a failed run exit on their own', async () => {
-    const once = await runCli(['cdc', '--publication', 'pub', '--slot', 'metrics_once', '--once', '--metrics-port', '0', '--metrics-host', '127.0.0.1'], pgEnv(db), 30_000)
+    const once = await runCli(
+      [
+        'cdc',
+        '--publication',
+        'pub',
+        '--slot',
+        'metrics_once',
+        '--once',
+        '--metrics-port',
+        '0',
+        '--metrics-host',
+        '127.0.0.1',
+      ],
+      pgEnv(db),
+      30_000,
+    )
     expect(once.code, once.stderr).toBe(0)
     expect(once.stderr).toContain('serving metrics on http://127.0.0.1:')
-    const failed = await runCli(['cdc', '--publication', 'no_such_pub', '--slot', 'metrics_fail', '--metrics-port', '0', '--metrics-host', '127.0.0.1'], pgEnv(db), 30_000)
+    const failed = await runCli(
+      [
+        'cdc',
+        '--publication',
+        'no_such_pub',
+        '--slot',
+        'metrics_fail',
+        '--metrics-port',
+        '0',
+        '--metrics-host',
+        '127.0.0.1',
+      ],
+      pgEnv(db),
+      30_000,
+    )
     expect(failed.code, failed.stderr).toBe(4)
     expect(failed.stderr).toContain('no_such_pub')
   })
@@ -232,7 +344,22 @@ describe.each(pgServers())('metrics and probes on PostgreSQL $major', (server) =
     const port = (blocker.address() as net.AddressInfo).port
     try {
       const file = path.join(dir, 'never.duckdb')
-      const r = await runCli(['sync', '--publication', 'pub', '--slot', 'metrics_busy', '--duckdb-path', file, '--metrics-port', String(port), '--metrics-host', '127.0.0.1'], pgEnv(db))
+      const r = await runCli(
+        [
+          'sync',
+          '--publication',
+          'pub',
+          '--slot',
+          'metrics_busy',
+          '--duckdb-path',
+          file,
+          '--metrics-port',
+          String(port),
+          '--metrics-host',
+          '127.0.0.1',
+        ],
+        pgEnv(db),
+      )
       expect(r.code, r.stderr).toBe(2)
       expect(r.stderr).toContain(`--metrics-port: 127.0.0.1:${port} is already in use`)
       expect(r.stderr).toContain('hint:')

@@ -14,7 +14,9 @@ describe.each(pgServers())('status and drop on PostgreSQL $major', (server) => {
   beforeAll(async () => {
     db = await createTestDb(server, 'ops')
     dir = await mkdtemp(path.join(tmpdir(), 'pgrep-ops-'))
-    await db.query(`CREATE TABLE public.t (id int PRIMARY KEY, v text); CREATE TABLE public.nokey (v text); CREATE PUBLICATION pub FOR TABLE public.t, public.nokey`)
+    await db.query(
+      `CREATE TABLE public.t (id int PRIMARY KEY, v text); CREATE TABLE public.nokey (v text); CREATE PUBLICATION pub FOR TABLE public.t, public.nokey`,
+    )
   })
   afterAll(async () => {
     await db.close()
@@ -24,8 +26,13 @@ describe.each(pgServers())('status and drop on PostgreSQL $major', (server) => {
   it('reports lag growing with no consumer, flags tables without identity, and exits 0 / 10 / 11', async () => {
     const env = pgEnv(db)
     const file = path.join(dir, `s-${server.major}.duckdb`)
-    expect((await runCli(['sync', '--publication', 'pub', '--slot', 'st_slot', '--duckdb-path', file, '--once'], env)).code).toBe(0)
-    const healthy = await runCli(['status', '--publication', 'pub', '--slot', 'st_slot', '--sink', 'duckdb', '--duckdb-path', file, '--json'], env)
+    expect(
+      (await runCli(['sync', '--publication', 'pub', '--slot', 'st_slot', '--duckdb-path', file, '--once'], env)).code,
+    ).toBe(0)
+    const healthy = await runCli(
+      ['status', '--publication', 'pub', '--slot', 'st_slot', '--sink', 'duckdb', '--duckdb-path', file, '--json'],
+      env,
+    )
     const before = JSON.parse(healthy.stdout)
     expect(healthy.code, healthy.stderr).toBe(0)
     expect(before.health).toBe('healthy')
@@ -61,7 +68,12 @@ describe.each(pgServers())('status and drop on PostgreSQL $major', (server) => {
     expect(noYes.stderr).toMatch(/--yes/)
 
     const holder = spawnCli(['cdc', '--publication', 'pub', '--slot', 'drop_slot'], env)
-    await waitFor(async () => (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'drop_slot' AND active`)).rowCount === 1, 30_000, 'slot active')
+    await waitFor(
+      async () =>
+        (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'drop_slot' AND active`)).rowCount === 1,
+      30_000,
+      'slot active',
+    )
     const refused = await runCli(['drop', '--slot', 'drop_slot', '--yes'], env)
     expect(refused.code).toBe(6)
     expect(refused.stderr).toMatch(/--force/)

@@ -10,12 +10,14 @@ export async function compareDuckDbFiles(a: string, b: string): Promise<string[]
   const tablesSql = `SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name NOT IN ('_pgrep') AND NOT internal ORDER BY 1, 2`
   const [ta, tb] = [await duckQuery(a, tablesSql), await duckQuery(b, tablesSql)]
   const problems: string[] = []
-  if (JSON.stringify(ta) !== JSON.stringify(tb)) problems.push(`tables differ: ${JSON.stringify(ta)} vs ${JSON.stringify(tb)}`)
+  if (JSON.stringify(ta) !== JSON.stringify(tb))
+    problems.push(`tables differ: ${JSON.stringify(ta)} vs ${JSON.stringify(tb)}`)
   for (const t of ta) {
     const name = `${q(String(t.schema_name))}.${q(String(t.table_name))}`
     const colsSql = `SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = ${lit(String(t.schema_name))} AND table_name = ${lit(String(t.table_name))} ORDER BY column_index`
     const [ca, cb] = [await duckQuery(a, colsSql), await duckQuery(b, colsSql)]
-    if (JSON.stringify(ca) !== JSON.stringify(cb)) problems.push(`${name}: columns differ: ${JSON.stringify(ca)} vs ${JSON.stringify(cb)}`)
+    if (JSON.stringify(ca) !== JSON.stringify(cb))
+      problems.push(`${name}: columns differ: ${JSON.stringify(ca)} vs ${JSON.stringify(cb)}`)
     const select = `SELECT ${ca.map((c) => `CAST(${q(String(c.column_name))} AS VARCHAR) AS ${q(String(c.column_name))}`).join(', ')} FROM ${name}`
     const rows = async (f: string) => (await duckQuery(f, select)).map((r) => JSON.stringify(r)).sort()
     const [ra, rb] = [await rows(a), await rows(b)]
@@ -27,11 +29,13 @@ export async function compareDuckDbFiles(a: string, b: string): Promise<string[]
       onlyA.forEach((r, i) => {
         const x = JSON.parse(r) as Record<string, unknown>
         const y = onlyB[i] === undefined ? {} : (JSON.parse(onlyB[i]) as Record<string, unknown>)
-        for (const k of Object.keys(x)) if (x[k] !== y[k]) cols.add(`${k}: ${JSON.stringify(x[k])} vs ${JSON.stringify(y[k])}`)
+        for (const k of Object.keys(x))
+          if (x[k] !== y[k]) cols.add(`${k}: ${JSON.stringify(x[k])} vs ${JSON.stringify(y[k])}`)
       })
-      problems.push(`${name}: ${ra.length} vs ${rb.length} rows; differing values: ${[...cols].slice(0, 20).join('; ')}`)
+      problems.push(
+        `${name}: ${ra.length} vs ${rb.length} rows; differing values: ${[...cols].slice(0, 20).join('; ')}`,
+      )
     }
   }
   return problems
 }
-

@@ -10,7 +10,15 @@ import {DuckDBInstance} from '@duckdb/node-api'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {runCli} from '../helpers/cli.js'
 import {duckQuery} from '../helpers/oracle.js'
-import {dataFileKey, emptyManifest, lsnToText, MANIFEST_KEY, type Manifest, type ManifestFile, type TableShape} from '../../src/sinks/parquet/format.js'
+import {
+  dataFileKey,
+  emptyManifest,
+  lsnToText,
+  MANIFEST_KEY,
+  type Manifest,
+  type ManifestFile,
+  type TableShape,
+} from '../../src/sinks/parquet/format.js'
 
 const INT = {oid: 23, sqlName: 'integer', kind: 'int4' as const}
 const TEXT = {oid: 25, sqlName: 'text', kind: 'text' as const}
@@ -43,7 +51,8 @@ const SHAPES: TableShape[] = [
 /** One row of a data file: op, commit LSN, seq, then id, v, and the old key for update/delete. */
 type Row = [op: string, lsn: number, seq: number, id: number | null, v: string | null, oldId?: number]
 
-const COLUMNS = 'id INTEGER, v VARCHAR, _op VARCHAR, _commit_lsn UBIGINT, _seq BIGINT, _xid UINTEGER, _commit_time TIMESTAMPTZ, _unchanged VARCHAR[], _old STRUCT(id INTEGER, v VARCHAR)'
+const COLUMNS =
+  'id INTEGER, v VARCHAR, _op VARCHAR, _commit_lsn UBIGINT, _seq BIGINT, _xid UINTEGER, _commit_time TIMESTAMPTZ, _unchanged VARCHAR[], _old STRUCT(id INTEGER, v VARCHAR)'
 
 class LogBuilder {
   readonly manifest: Manifest = {...emptyManifest(), shapes: SHAPES}
@@ -88,7 +97,10 @@ class LogBuilder {
 
   write(position: number | null): void {
     this.manifest.generation++
-    this.manifest.position = position === null ? null : {commitLsn: lsnToText(BigInt(position)), endLsn: lsnToText(BigInt(position + 8)), commitTime: null}
+    this.manifest.position =
+      position === null
+        ? null
+        : {commitLsn: lsnToText(BigInt(position)), endLsn: lsnToText(BigInt(position + 8)), commitTime: null}
     mkdirSync(path.join(this.dir, '_pgrep'), {recursive: true})
     writeFileSync(path.join(this.dir, MANIFEST_KEY), JSON.stringify(this.manifest))
   }
@@ -122,15 +134,33 @@ describe('pgrep replay on hand-built logs', () => {
   /** Two tables, a copy each, transactions spanning both tables and files, a duplicated file, a TRUNCATE of both. */
   async function sampleLog(dir: string): Promise<LogBuilder> {
     const log = new LogBuilder(path.join(dir, 'log'), duck)
-    await log.file('a', 'copy', [['read', 100, 0, 1, 'a1'], ['read', 100, 1, 2, 'a2']])
+    await log.file('a', 'copy', [
+      ['read', 100, 0, 1, 'a1'],
+      ['read', 100, 1, 2, 'a2'],
+    ])
     await log.file('b', 'copy', [['read', 120, 0, 1, 'b1']])
     // Transaction 200 moves a row from a to b; 300 updates a key in b; 400 truncates both, 500 refills.
-    await log.file('a', 'stream', [['insert', 110, 0, 3, 'a3'], ['delete', 200, 0, 1, null, 1]])
-    await log.file('b', 'stream', [['insert', 200, 1, 10, 'a1'], ['update', 300, 0, 11, 'b1*', 1]])
+    await log.file('a', 'stream', [
+      ['insert', 110, 0, 3, 'a3'],
+      ['delete', 200, 0, 1, null, 1],
+    ])
+    await log.file('b', 'stream', [
+      ['insert', 200, 1, 10, 'a1'],
+      ['update', 300, 0, 11, 'b1*', 1],
+    ])
     // Inserts at 110 came after a's copy (100) and before b's (120): b must not see anything of it.
-    await log.file('b', 'stream', [['insert', 200, 1, 10, 'a1'], ['update', 300, 0, 11, 'b1*', 1]]) // a crash wrote it twice
-    await log.file('a', 'stream', [['truncate', 400, 0, null, null], ['insert', 500, 0, 7, 'late']])
-    await log.file('b', 'stream', [['truncate', 400, 0, null, null], ['insert', 500, 1, 8, 'late']])
+    await log.file('b', 'stream', [
+      ['insert', 200, 1, 10, 'a1'],
+      ['update', 300, 0, 11, 'b1*', 1],
+    ]) // a crash wrote it twice
+    await log.file('a', 'stream', [
+      ['truncate', 400, 0, null, null],
+      ['insert', 500, 0, 7, 'late'],
+    ])
+    await log.file('b', 'stream', [
+      ['truncate', 400, 0, null, null],
+      ['insert', 500, 1, 8, 'late'],
+    ])
     return log
   }
 
@@ -172,8 +202,16 @@ describe('pgrep replay on hand-built logs', () => {
     log.write(500)
     const r = await runCli(['replay', '--from', log.dir, '--sink', 'stdout'], env)
     expect(r.code, r.stderr).toBe(0)
-    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l))
-    expect(events.map((e) => `${e.op} ${e.table ?? e.tables?.map((t: {table: string}) => t.table).join('+')} ${e.commit_lsn ?? e.snapshot_lsn}`)).toEqual([
+    const events = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+    expect(
+      events.map(
+        (e) =>
+          `${e.op} ${e.table ?? e.tables?.map((t: {table: string}) => t.table).join('+')} ${e.commit_lsn ?? e.snapshot_lsn}`,
+      ),
+    ).toEqual([
       'read a 0/64',
       'read a 0/64',
       'insert a 0/6E',

@@ -43,7 +43,15 @@ const COLUMNS: Col[] = [
   {name: 'c_char', type: 'char(5)', values: [`'ab'`, `''`, `'abcde'`]},
   {name: 'c_name', type: 'name', values: [`'pg_class'`, `''`, `'Ünïcode'`]},
   {name: 'c_regclass', type: 'regclass', values: [`'pg_class'`, `'pg_type'`, `'pg_proc'`]},
-  {name: 'c_uuid', type: 'uuid', values: [`'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'`, `'00000000-0000-0000-0000-000000000000'`, `'ffffffff-ffff-ffff-ffff-ffffffffffff'`]},
+  {
+    name: 'c_uuid',
+    type: 'uuid',
+    values: [
+      `'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'`,
+      `'00000000-0000-0000-0000-000000000000'`,
+      `'ffffffff-ffff-ffff-ffff-ffffffffffff'`,
+    ],
+  },
   {name: 'c_bool', type: 'boolean', values: ['true', 'false', 'true']},
   {name: 'c_bytea', type: 'bytea', values: [`'\\x00ff10'`, `'\\x'`, `'abc'::bytea`]},
   {name: 'c_date', type: 'date', values: [`'0044-03-15 BC'`, `'infinity'`, `'2024-02-29'`]},
@@ -51,10 +59,22 @@ const COLUMNS: Col[] = [
   {name: 'c_time', type: 'time', values: [`'24:00:00'`, `'00:00:00'`, `'12:34:56.789012'`]},
   {name: 'c_timetz', type: 'timetz', values: [`'12:34:56+05:30'`, `'00:00:00-03'`, `'23:59:59.999999+00'`]},
   {name: 'c_ts', type: 'timestamp', values: [`'0044-03-15 12:00:00 BC'`, `'infinity'`, `'2024-02-29 12:34:56.123456'`]},
-  {name: 'c_tstz', type: 'timestamptz', values: [`'-infinity'`, `'1970-01-01 00:00:00+00'`, `'2024-02-29 12:34:56.123456+05:30'`]},
-  {name: 'c_tstz_far', type: 'timestamptz', values: [`'294276-12-31 23:59:59+00'`, `'0001-01-01 00:00:00+00 BC'`, `'2000-01-01 00:00:00+00'`]},
+  {
+    name: 'c_tstz',
+    type: 'timestamptz',
+    values: [`'-infinity'`, `'1970-01-01 00:00:00+00'`, `'2024-02-29 12:34:56.123456+05:30'`],
+  },
+  {
+    name: 'c_tstz_far',
+    type: 'timestamptz',
+    values: [`'294276-12-31 23:59:59+00'`, `'0001-01-01 00:00:00+00 BC'`, `'2000-01-01 00:00:00+00'`],
+  },
   {name: 'c_interval', type: 'interval', values: [`'1 year 2 mons -3 days 04:05:06.789'`, `'-1 mons'`, `'0'`]},
-  {name: 'c_interval2', type: 'interval', values: [`'-178000000 years'`, `'100 hours -1 microseconds'`, `'1 day -00:00:00.000001'`]},
+  {
+    name: 'c_interval2',
+    type: 'interval',
+    values: [`'-178000000 years'`, `'100 hours -1 microseconds'`, `'1 day -00:00:00.000001'`],
+  },
   {name: 'c_json', type: 'json', values: [`'{"b": 1,  "a": [1, 2]}'`, `'"\\u00e9"'`, `'null'`]},
   {name: 'c_jsonb', type: 'jsonb', values: [`'{"b": 1, "a": [1, 2.50]}'`, `'[]'`, `'"x"'`]},
   {name: 'c_enum', type: 'mood', values: [`'sad'`, `'ok'`, `'happy'`]},
@@ -94,57 +114,73 @@ const COLUMNS: Col[] = [
 // sink's own type test, parquet-sink-types.test.ts, covers the writing side there).
 const enabled = process.env.PGREP_TEST_PARQUET === '1'
 
-describe.skipIf(!enabled).each(pgServers())("every type of the README's table through the Parquet log and replay (PostgreSQL $major)", (server) => {
-  let db: TestDb
-  let scratch: string
-  const cols = COLUMNS.filter((c) => (c.since ?? 14) <= server.major)
-  beforeAll(async () => {
-    db = await createTestDb(server, 'replaytypes')
-    scratch = await mkdtemp(path.join(tmpdir(), 'pgrep-replay-types-'))
-    await db.query(`
+describe.skipIf(!enabled).each(pgServers())(
+  "every type of the README's table through the Parquet log and replay (PostgreSQL $major)",
+  (server) => {
+    let db: TestDb
+    let scratch: string
+    const cols = COLUMNS.filter((c) => (c.since ?? 14) <= server.major)
+    beforeAll(async () => {
+      db = await createTestDb(server, 'replaytypes')
+      scratch = await mkdtemp(path.join(tmpdir(), 'pgrep-replay-types-'))
+      await db.query(`
       CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
       CREATE DOMAIN posint AS integer CHECK (VALUE > 0);
       CREATE TYPE pair AS (n int, t text);
       CREATE TABLE every_type (id int PRIMARY KEY, ${cols.map((c) => `${c.name} ${c.type}`).join(', ')});
       CREATE PUBLICATION types_pub FOR TABLE every_type;
     `)
-    await insertRows(0)
-  })
-  afterAll(async () => {
-    await db?.close()
-    await rm(scratch, {recursive: true, force: true})
-  })
+      await insertRows(0)
+    })
+    afterAll(async () => {
+      await db?.close()
+      await rm(scratch, {recursive: true, force: true})
+    })
 
-  async function insertRows(base: number): Promise<void> {
-    for (let row = 0; row < 3; row++) {
-      await db.query(`INSERT INTO every_type (id, ${cols.map((c) => c.name).join(', ')}) VALUES (${base + row + 1}, ${cols.map((c) => c.values[row]).join(', ')})`)
+    async function insertRows(base: number): Promise<void> {
+      for (let row = 0; row < 3; row++) {
+        await db.query(
+          `INSERT INTO every_type (id, ${cols.map((c) => c.name).join(', ')}) VALUES (${base + row + 1}, ${cols.map((c) => c.values[row]).join(', ')})`,
+        )
+      }
+      await db.query(`INSERT INTO every_type (id) VALUES (${base + 4})`)
     }
-    await db.query(`INSERT INTO every_type (id) VALUES (${base + 4})`)
-  }
 
-  it('the replayed DuckDB file has the same column types and values as a direct sync, copied and streamed', async () => {
-    const env = pgEnv(db)
-    const log = path.join(scratch, 'log')
-    const direct = path.join(scratch, 'direct.duckdb')
-    const replayed = path.join(scratch, 'replayed.duckdb')
-    const sync = async (args: string[]) => {
-      const r = await runCli(['sync', '--publication', 'types_pub', '--once', '--no-progress', ...args], env)
+    it('the replayed DuckDB file has the same column types and values as a direct sync, copied and streamed', async () => {
+      const env = pgEnv(db)
+      const log = path.join(scratch, 'log')
+      const direct = path.join(scratch, 'direct.duckdb')
+      const replayed = path.join(scratch, 'replayed.duckdb')
+      const sync = async (args: string[]) => {
+        const r = await runCli(['sync', '--publication', 'types_pub', '--once', '--no-progress', ...args], env)
+        expect(r.code, r.stderr.slice(-3000)).toBe(0)
+      }
+      const toParquet = [
+        '--slot',
+        'types_pq',
+        '--sink',
+        'parquet',
+        '--parquet-dir',
+        log,
+        '--parquet-roll-interval',
+        '100ms',
+      ]
+      const toDuckDb = ['--slot', 'types_direct', '--duckdb-path', direct]
+      await sync(toParquet)
+      await sync(toDuckDb)
+      // The stream: the same values inserted again, and rows updated from one edge value to another.
+      await insertRows(100)
+      await db.query(
+        `UPDATE every_type SET (${cols.map((c) => c.name).join(', ')}) = (SELECT ${cols.map((c) => c.name).join(', ')} FROM every_type WHERE id = 3) WHERE id IN (1, 101)`,
+      )
+      await sync(toParquet)
+      await sync(toDuckDb)
+
+      const r = await runCli(['replay', '--from', log, '--duckdb-path', replayed, '--json'], env)
       expect(r.code, r.stderr.slice(-3000)).toBe(0)
-    }
-    const toParquet = ['--slot', 'types_pq', '--sink', 'parquet', '--parquet-dir', log, '--parquet-roll-interval', '100ms']
-    const toDuckDb = ['--slot', 'types_direct', '--duckdb-path', direct]
-    await sync(toParquet)
-    await sync(toDuckDb)
-    // The stream: the same values inserted again, and rows updated from one edge value to another.
-    await insertRows(100)
-    await db.query(`UPDATE every_type SET (${cols.map((c) => c.name).join(', ')}) = (SELECT ${cols.map((c) => c.name).join(', ')} FROM every_type WHERE id = 3) WHERE id IN (1, 101)`)
-    await sync(toParquet)
-    await sync(toDuckDb)
-
-    const r = await runCli(['replay', '--from', log, '--duckdb-path', replayed, '--json'], env)
-    expect(r.code, r.stderr.slice(-3000)).toBe(0)
-    expect(JSON.parse(r.stdout)).toMatchObject({stopped: 'end', transactions: 5})
-    expect(await duckQuery(replayed, `SELECT count(*)::int AS n FROM public.every_type`)).toEqual([{n: 8}])
-    expect(await compareDuckDbFiles(replayed, direct)).toEqual([])
-  })
-})
+      expect(JSON.parse(r.stdout)).toMatchObject({stopped: 'end', transactions: 5})
+      expect(await duckQuery(replayed, `SELECT count(*)::int AS n FROM public.every_type`)).toEqual([{n: 8}])
+      expect(await compareDuckDbFiles(replayed, direct)).toEqual([])
+    })
+  },
+)

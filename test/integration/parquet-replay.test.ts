@@ -10,7 +10,13 @@ import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {dataFileKey, lsnFromText, MANIFEST_KEY, type Manifest} from '../../src/sinks/parquet/format.js'
 import {pgEnv, runCli, spawnCli, waitFor} from '../helpers/cli.js'
-import {compareWithDuckDb, ORACLE_PUBLICATION_TABLES, ORACLE_SCHEMA, ORACLE_TABLES, runWorkload} from '../helpers/oracle.js'
+import {
+  compareWithDuckDb,
+  ORACLE_PUBLICATION_TABLES,
+  ORACLE_SCHEMA,
+  ORACLE_TABLES,
+  runWorkload,
+} from '../helpers/oracle.js'
 import {createTestDb, testMajors, type TestDb} from '../helpers/postgres.js'
 import {startS3Server, type S3TestServer} from '../helpers/s3-server.js'
 import {pgServers} from '../helpers/servers.js'
@@ -94,7 +100,11 @@ describe.skipIf(!enabled)(`replay of a log written under load with SIGKILLs (Pos
     const file = path.join(scratch, 'replayed.duckdb')
     const result = await replay(['--from', log, '--duckdb-path', file], env)
     expect(result).toMatchObject({command: 'replay', stopped: 'end', commitLsn: positionAfterPhase1})
-    expect(result.copied.map((c: {table: string}) => c.table).sort()).toEqual(['"Mixed Case"."Ledger ""Lines"""', 'public.accounts', 'public.events'])
+    expect(result.copied.map((c: {table: string}) => c.table).sort()).toEqual([
+      '"Mixed Case"."Ledger ""Lines"""',
+      'public.accounts',
+      'public.events',
+    ])
     expect(await compareWithDuckDb(db, file)).toEqual([])
     expect(await compareDuckDbFiles(file, direct())).toEqual([])
   })
@@ -109,7 +119,15 @@ describe.skipIf(!enabled)(`replay of a log written under load with SIGKILLs (Pos
     expect(added.length).toBeGreaterThan(0)
     let n = 0
     for (const f of added) {
-      const copy = {...f, path: dataFileKey({schema: f.schema, name: f.table}, lsnFromText(f.firstLsn), lsnFromText(f.lastLsn), `dup${++n}`)}
+      const copy = {
+        ...f,
+        path: dataFileKey(
+          {schema: f.schema, name: f.table},
+          lsnFromText(f.firstLsn),
+          lsnFromText(f.lastLsn),
+          `dup${++n}`,
+        ),
+      }
       copyFileSync(path.join(log, f.path), path.join(log, copy.path))
       m.files.push(copy)
     }
@@ -133,12 +151,28 @@ describe.skipIf(!enabled)(`replay of a log written under load with SIGKILLs (Pos
   it('a replay killed with SIGKILL and run again applies every change exactly once', async () => {
     const file = path.join(scratch, 'replayed-killed.duckdb')
     // One transaction per batch: many commits to be killed between (or inside).
-    const args = ['replay', '--from', log, '--duckdb-path', file, '--batch-max-rows', '1', '--log-level', 'debug', '--log-format', 'json']
+    const args = [
+      'replay',
+      '--from',
+      log,
+      '--duckdb-path',
+      file,
+      '--batch-max-rows',
+      '1',
+      '--log-level',
+      'debug',
+      '--log-format',
+      'json',
+    ]
     const killed: (string | null)[] = []
     for (let kill = 0; kill < 3; kill++) {
       const child = spawnCli(args, env)
       try {
-        await waitFor(() => (child.stderrText().match(/committed a batch/g) ?? []).length >= 5 || child.exitCode !== null, 120_000, 'batches committed')
+        await waitFor(
+          () => (child.stderrText().match(/committed a batch/g) ?? []).length >= 5 || child.exitCode !== null,
+          120_000,
+          'batches committed',
+        )
       } finally {
         child.kill('SIGKILL')
         killed.push((await child.result).signal)
@@ -155,10 +189,34 @@ describe.skipIf(!enabled)(`replay of a log written under load with SIGKILLs (Pos
 
   it('--follow applies new files as the manifest names them, and exits 0 on SIGTERM', async () => {
     const file = path.join(scratch, 'replayed-follow.duckdb')
-    const child = spawnCli(['replay', '--from', log, '--duckdb-path', file, '--follow', '--follow-interval', '200ms', '--log-level', 'debug', '--log-format', 'json'], env)
-    const committed = (lsn: string) => child.stderrText().split('\n').some((l) => l.includes('"committed a batch"') && l.includes(`"commitLsn":"${lsn}"`))
+    const child = spawnCli(
+      [
+        'replay',
+        '--from',
+        log,
+        '--duckdb-path',
+        file,
+        '--follow',
+        '--follow-interval',
+        '200ms',
+        '--log-level',
+        'debug',
+        '--log-format',
+        'json',
+      ],
+      env,
+    )
+    const committed = (lsn: string) =>
+      child
+        .stderrText()
+        .split('\n')
+        .some((l) => l.includes('"committed a batch"') && l.includes(`"commitLsn":"${lsn}"`))
     try {
-      await waitFor(() => committed(readManifest(log).position!.commitLsn) || child.exitCode !== null, 120_000, 'the log replayed')
+      await waitFor(
+        () => committed(readManifest(log).position!.commitLsn) || child.exitCode !== null,
+        120_000,
+        'the log replayed',
+      )
       expect(child.exitCode).toBeNull()
       await runWorkload(db, 41, 30, {truncates: true})
       await sync(db, ['--slot', 'pq', '--sink', 'parquet', '--parquet-dir', log, '--parquet-roll-interval', '100ms'])
@@ -176,12 +234,45 @@ describe.skipIf(!enabled)(`replay of a log written under load with SIGKILLs (Pos
   it('replays from a local S3 server (the files downloaded to a temporary directory that is removed)', async () => {
     const dir = `s3://${s3.bucket}/replay/${db.database}`
     const s3env = {...env, ...s3.env}
-    await sync(db, ['--slot', 'pq_s3', '--sink', 'parquet', '--parquet-dir', dir, '--s3-endpoint', s3.endpoint, '--parquet-roll-interval', '100ms'], s3env)
+    await sync(
+      db,
+      [
+        '--slot',
+        'pq_s3',
+        '--sink',
+        'parquet',
+        '--parquet-dir',
+        dir,
+        '--s3-endpoint',
+        s3.endpoint,
+        '--parquet-roll-interval',
+        '100ms',
+      ],
+      s3env,
+    )
     await runWorkload(db, 31, 30, {truncates: true})
-    await sync(db, ['--slot', 'pq_s3', '--sink', 'parquet', '--parquet-dir', dir, '--s3-endpoint', s3.endpoint, '--parquet-roll-interval', '100ms'], s3env)
+    await sync(
+      db,
+      [
+        '--slot',
+        'pq_s3',
+        '--sink',
+        'parquet',
+        '--parquet-dir',
+        dir,
+        '--s3-endpoint',
+        s3.endpoint,
+        '--parquet-roll-interval',
+        '100ms',
+      ],
+      s3env,
+    )
     const file = path.join(scratch, 'replayed-s3.duckdb')
     const tmp = await mkdtemp(path.join(scratch, 'tmp-'))
-    const result = await replay(['--from', dir, '--s3-endpoint', s3.endpoint, '--duckdb-path', file], {...s3env, TMPDIR: tmp})
+    const result = await replay(['--from', dir, '--s3-endpoint', s3.endpoint, '--duckdb-path', file], {
+      ...s3env,
+      TMPDIR: tmp,
+    })
     expect(result.stopped).toBe('end')
     expect(await compareWithDuckDb(db, file, ORACLE_TABLES)).toEqual([])
     const {readdirSync} = await import('node:fs')

@@ -9,11 +9,10 @@ import path from 'node:path'
 import {DuckDBInstance} from '@duckdb/node-api'
 import {filesOfTable, shapeOfFile, type Manifest} from '../../src/sinks/parquet/format.js'
 import {openStorage, readManifest, type LogStorage} from '../../src/sinks/parquet/storage.js'
-import {ORACLE_TABLES} from '../helpers/oracle.js'
+import {multisetMinus, ORACLE_TABLES, pgRows} from '../helpers/oracle.js'
 import type {TestDb} from '../helpers/postgres.js'
 
 type OracleTable = (typeof ORACLE_TABLES)[number]
-const q = (s: string) => `"${s.replaceAll('"', '""')}"`
 const lit = (s: string) => `'${s.replaceAll("'", "''")}'`
 
 export interface LogCheck {
@@ -26,7 +25,12 @@ export interface LogCheck {
 }
 
 /** Reads the log at `dir` (local or s3:// with `s3Endpoint`) and compares it with Postgres. */
-export async function checkLogAgainstPostgres(db: TestDb, dir: string, s3Endpoint?: string, tables: readonly OracleTable[] = ORACLE_TABLES): Promise<LogCheck> {
+export async function checkLogAgainstPostgres(
+  db: TestDb,
+  dir: string,
+  s3Endpoint?: string,
+  tables: readonly OracleTable[] = ORACLE_TABLES,
+): Promise<LogCheck> {
   const storage = await openStorage(dir, {s3Endpoint})
   const scratch = mkdtempSync(path.join(tmpdir(), 'pgrep-parquet-check-'))
   const instance = await DuckDBInstance.create(':memory:')
@@ -45,7 +49,11 @@ export async function checkLogAgainstPostgres(db: TestDb, dir: string, s3Endpoin
         const shape = shapeOfFile(manifest, files[files.length - 1])
         const names = shape.columns.map((c) => c.name)
         const keyIdx = shape.columns.flatMap((c, i) => (c.isKey && t.keyed ? [i] : []))
-        const local = await fetchAll(storage, files.map((f) => f.path), scratch)
+        const local = await fetchAll(
+          storage,
+          files.map((f) => f.path),
+          scratch,
+        )
         const r = await applyLog(conn, t, local, names, keyIdx)
         rows += r.rows
         duplicates += r.duplicates
@@ -55,7 +63,9 @@ export async function checkLogAgainstPostgres(db: TestDb, dir: string, s3Endpoin
       const missing = multisetMinus(expected, actual)
       const extra = multisetMinus(actual, expected)
       if (missing.length || extra.length) {
-        problems.push(`${t.schema}.${t.name}: postgres ${expected.length} rows, log ${actual.length}; missing in the log ${missing.length} (e.g. ${missing.slice(0, 2).join(' ')}), extra ${extra.length} (e.g. ${extra.slice(0, 2).join(' ')})`)
+        problems.push(
+          `${t.schema}.${t.name}: postgres ${expected.length} rows, log ${actual.length}; missing in the log ${missing.length} (e.g. ${missing.slice(0, 2).join(' ')}), extra ${extra.length} (e.g. ${extra.slice(0, 2).join(' ')})`,
+        )
       }
     }
     return {problems, rows, duplicates, manifest}
@@ -84,12 +94,28 @@ interface LogRow {
   old?: (string | null)[]
 }
 
-async function applyLog(conn: Awaited<ReturnType<DuckDBInstance['connect']>>, t: OracleTable, files: string[], names: string[], keyIdx: number[]) {
+async function applyLog(
+  conn: Awaited<ReturnType<DuckDBInstance['connect']>>,
+  t: OracleTable,
+  files: string[],
+  names: string[],
+  keyIdx: number[],
+) {
   const exprs = t.columns.map((c, i) => `${c.duck} AS c${i}`).join(', ')
-  await conn.run(`CREATE OR REPLACE TEMP TABLE log AS SELECT row_number() OVER () AS rn, * FROM read_parquet([${files.map(lit).join(', ')}], union_by_name = true)`)
-  const main = (await conn.runAndReadAll(`SELECT rn, _op, _commit_lsn::VARCHAR AS lsn, _seq::VARCHAR AS seq, _unchanged, _old IS NOT NULL AS has_old, ${exprs} FROM log`)).getRowObjectsJson()
-  const olds = (await conn.runAndReadAll(`SELECT rn, ${exprs} FROM (SELECT rn, unnest(_old) FROM log WHERE _old IS NOT NULL)`)).getRowObjectsJson()
-  const oldByRn = new Map(olds.map((o) => [Number(o.rn), t.columns.map((_, i) => (o[`c${i}`] as string | null) ?? null)]))
+  await conn.run(
+    `CREATE OR REPLACE TEMP TABLE log AS SELECT row_number() OVER () AS rn, * FROM read_parquet([${files.map(lit).join(', ')}], union_by_name = true)`,
+  )
+  const main = (
+    await conn.runAndReadAll(
+      `SELECT rn, _op, _commit_lsn::VARCHAR AS lsn, _seq::VARCHAR AS seq, _unchanged, _old IS NOT NULL AS has_old, ${exprs} FROM log`,
+    )
+  ).getRowObjectsJson()
+  const olds = (
+    await conn.runAndReadAll(`SELECT rn, ${exprs} FROM (SELECT rn, unnest(_old) FROM log WHERE _old IS NOT NULL)`)
+  ).getRowObjectsJson()
+  const oldByRn = new Map(
+    olds.map((o) => [Number(o.rn), t.columns.map((_, i) => (o[`c${i}`] as string | null) ?? null)]),
+  )
   const rows: LogRow[] = main.map((r) => ({
     rn: Number(r.rn),
     op: String(r._op),
@@ -171,21 +197,4 @@ async function applyLog(conn: Awaited<ReturnType<DuckDBInstance['connect']>>, t:
   }
   const state = (t.keyed ? [...keyed.values()] : bag).map((v) => JSON.stringify(v)).sort()
   return {state, rows: rows.length, duplicates, problems}
-}
-
-async function pgRows(db: TestDb, t: OracleTable): Promise<string[]> {
-  const {rows} = await db.query(`SELECT ${t.columns.map((c, i) => `${c.pg} AS c${i}`).join(', ')} FROM ${q(t.schema)}.${q(t.name)}`)
-  return rows.map((row) => JSON.stringify(t.columns.map((_, i) => row[`c${i}`] ?? null))).sort()
-}
-
-function multisetMinus(a: string[], b: string[]): string[] {
-  const counts = new Map<string, number>()
-  for (const x of b) counts.set(x, (counts.get(x) ?? 0) + 1)
-  const out: string[] = []
-  for (const x of a) {
-    const n = counts.get(x) ?? 0
-    if (n > 0) counts.set(x, n - 1)
-    else out.push(x)
-  }
-  return out
 }

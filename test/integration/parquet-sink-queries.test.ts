@@ -35,16 +35,46 @@ const server = pgServers().find((s) => s.major === Math.max(...testMajors()))!
 describe(`docs/parquet.md's queries on PostgreSQL ${server.major}`, () => {
   it('give the state as of an LSN and a time, a row history and the deletes of a day', async () => {
     const queries = docQueries()
-    expect([...queries.keys()].sort()).toEqual(['deletes-of-a-day', 'log', 'row-history', 'state-as-of-lsn', 'state-as-of-time'])
+    expect([...queries.keys()].sort()).toEqual([
+      'deletes-of-a-day',
+      'log',
+      'row-history',
+      'state-as-of-lsn',
+      'state-as-of-time',
+    ])
     const db = await createTestDb(server, 'pqdocs')
     const dir = path.join(scratch, 'log')
-    const sync = () => runCli(['sync', '--publication', 'pub', '--slot', 'pq_docs', '--sink', 'parquet', '--parquet-dir', dir, '--parquet-roll-interval', '200ms', '--once', '--no-progress'], pgEnv(db))
-    const pgState = async () => (await db.query(`SELECT id, status, amount::text AS amount FROM orders ORDER BY id`)).rows.map((r) => `${r.id}|${r.status}|${r.amount}`)
+    const sync = () =>
+      runCli(
+        [
+          'sync',
+          '--publication',
+          'pub',
+          '--slot',
+          'pq_docs',
+          '--sink',
+          'parquet',
+          '--parquet-dir',
+          dir,
+          '--parquet-roll-interval',
+          '200ms',
+          '--once',
+          '--no-progress',
+        ],
+        pgEnv(db),
+      )
+    const pgState = async () =>
+      (await db.query(`SELECT id, status, amount::text AS amount FROM orders ORDER BY id`)).rows.map(
+        (r) => `${r.id}|${r.status}|${r.amount}`,
+      )
     try {
-      await db.query(`CREATE TABLE orders (id int PRIMARY KEY, status text, amount numeric(10,2)); CREATE PUBLICATION pub FOR TABLE orders`)
+      await db.query(
+        `CREATE TABLE orders (id int PRIMARY KEY, status text, amount numeric(10,2)); CREATE PUBLICATION pub FOR TABLE orders`,
+      )
       await db.query(`INSERT INTO orders SELECT g, 'new', g * 1.5 FROM generate_series(1, 60) g`)
       expect((await sync()).code).toBe(0) // copied: read rows
-      const utcDay = async () => (await db.query(`SELECT (now() AT TIME ZONE 'UTC')::date::text AS d`)).rows[0].d as string
+      const utcDay = async () =>
+        (await db.query(`SELECT (now() AT TIME ZONE 'UTC')::date::text AS d`)).rows[0].d as string
       const firstDay = await utcDay()
       await db.query(`UPDATE orders SET status = 'paid' WHERE id % 3 = 0`)
       await db.query(`DELETE FROM orders WHERE id BETWEEN 10 AND 12`)
@@ -67,12 +97,16 @@ describe(`docs/parquet.md's queries on PostgreSQL ${server.major}`, () => {
       const run = async (name: string, subst: Record<string, string> = {}) => {
         let sql = queries.get(name)!.replaceAll("'DIR/", `'${dir}/`)
         for (const [k, v] of Object.entries(subst)) sql = sql.replaceAll(k, v)
-        const statements = sql.split(/;\s*\n/).map((s) => s.trim()).filter((s) => s && !/^(--[^\n]*\n?)*$/.test(s))
+        const statements = sql
+          .split(/;\s*\n/)
+          .map((s) => s.trim())
+          .filter((s) => s && !/^(--[^\n]*\n?)*$/.test(s))
         let rows: Record<string, unknown>[] = []
         for (const s of statements) rows = (await conn.runAndReadAll(s)).getRowObjectsJS() as Record<string, unknown>[]
         return rows
       }
-      const state = (rows: Record<string, unknown>[]) => rows.map((r) => `${r.id}|${r.status}|${r.amount === null ? null : Number(r.amount).toFixed(2)}`)
+      const state = (rows: Record<string, unknown>[]) =>
+        rows.map((r) => `${r.id}|${r.status}|${r.amount === null ? null : Number(r.amount).toFixed(2)}`)
       try {
         await run('log')
         expect(state(await run('state-as-of-lsn', {'16/B374D848': mark[0].lsn}))).toEqual(asOf)
@@ -80,7 +114,14 @@ describe(`docs/parquet.md's queries on PostgreSQL ${server.major}`, () => {
         expect(state(await run('state-as-of-lsn', {'16/B374D848': manifest.position!.endLsn}))).toEqual(await pgState())
         const history = await run('row-history')
         // Copied; paid (42 % 3 = 0); amount 1; (truncated: a truncate row names no id); inserted again; shipped; deleted.
-        expect(history.map((r) => `${r._op}:${r.status}`)).toEqual(['read:new', 'update:paid', 'update:paid', 'insert:again', 'update:shipped', 'delete:null'])
+        expect(history.map((r) => `${r._op}:${r.status}`)).toEqual([
+          'read:new',
+          'update:paid',
+          'update:paid',
+          'insert:again',
+          'update:shipped',
+          'delete:null',
+        ])
         // The deletes ran today (or, across a midnight, today and yesterday: the query per day).
         const days = [...new Set([firstDay, await utcDay()])]
         const deletes = []

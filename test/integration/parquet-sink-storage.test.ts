@@ -4,7 +4,15 @@ import {randomBytes} from 'node:crypto'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {dataFileKey, emptyManifest, MANIFEST_KEY, parseDataFileName, parseManifest, serializeManifest, tableDir} from '../../src/sinks/parquet/format.js'
+import {
+  dataFileKey,
+  emptyManifest,
+  MANIFEST_KEY,
+  parseDataFileName,
+  parseManifest,
+  serializeManifest,
+  tableDir,
+} from '../../src/sinks/parquet/format.js'
 import {openStorage, parseLogLocation, readManifest, type LogStorage} from '../../src/sinks/parquet/storage.js'
 import {startS3Server, type S3TestServer} from '../helpers/s3-server.js'
 

@@ -41,7 +41,21 @@ describe.each(kinds)(`sync --sink parquet into a %s log (PostgreSQL ${server.maj
     await db.query(`CREATE PUBLICATION pub FOR TABLE ${ORACLE_PUBLICATION_TABLES}`)
     const dir = kind === 'local' ? path.join(scratch, 'log-local') : `s3://${s3.bucket}/logs/${db.database}`
     const env = pgEnv(db, kind === 's3' ? s3.env : {})
-    const args = ['sync', '--publication', 'pub', '--slot', `pq_${kind}`, '--sink', 'parquet', '--parquet-dir', dir, '--parquet-roll-interval', '200ms', '--once', '--no-progress']
+    const args = [
+      'sync',
+      '--publication',
+      'pub',
+      '--slot',
+      `pq_${kind}`,
+      '--sink',
+      'parquet',
+      '--parquet-dir',
+      dir,
+      '--parquet-roll-interval',
+      '200ms',
+      '--once',
+      '--no-progress',
+    ]
     if (kind === 's3') args.push('--s3-endpoint', s3.endpoint)
     try {
       await runWorkload(db, 1, 40, {truncates: true})
@@ -52,7 +66,9 @@ describe.each(kinds)(`sync --sink parquet into a %s log (PostgreSQL ${server.maj
       expect(check.manifest.tables.every((t) => t.status === 'ready' && t.snapshotLsn)).toBe(true)
       // Changes after the copy: the stream, resumed from the manifest's position.
       await runWorkload(db, 2, 60, {truncates: true})
-      await db.query(`UPDATE public.accounts SET n = n + 1 WHERE id IN (SELECT id FROM public.accounts ORDER BY id LIMIT 3)`)
+      await db.query(
+        `UPDATE public.accounts SET n = n + 1 WHERE id IN (SELECT id FROM public.accounts ORDER BY id LIMIT 3)`,
+      )
       const second = await runCli(args, env)
       expect(second.code, second.stderr.slice(-3000)).toBe(0)
       check = await checkLogAgainstPostgres(db, dir, s3.endpoint)
@@ -64,17 +80,50 @@ describe.each(kinds)(`sync --sink parquet into a %s log (PostgreSQL ${server.maj
       for (const f of check.manifest.files) expect(parseDataFileName(f.path), f.path).not.toBeNull()
       if (kind === 'local') expect(listTempFiles(dir)).toEqual([])
       // status reads the manifest without Postgres's help.
-      const status = await runCli(['status', '--slot', `pq_${kind}`, '--sink', 'parquet', '--parquet-dir', dir, '--json', ...(kind === 's3' ? ['--s3-endpoint', s3.endpoint] : [])], env)
+      const status = await runCli(
+        [
+          'status',
+          '--slot',
+          `pq_${kind}`,
+          '--sink',
+          'parquet',
+          '--parquet-dir',
+          dir,
+          '--json',
+          ...(kind === 's3' ? ['--s3-endpoint', s3.endpoint] : []),
+        ],
+        env,
+      )
       expect(status.code, status.stderr).toBe(0)
       expect(stripVTControlCharacters(status.stdout)).toContain(check.manifest.position!.endLsn)
       // copy-table: one table's rows as a copy (op read at the snapshot LSN), its state ready.
       const copyDir = kind === 'local' ? path.join(scratch, 'copy-local') : `s3://${s3.bucket}/copies/${db.database}`
-      const copy = await runCli(['copy-table', '--table', 'public.accounts', '--sink', 'parquet', '--parquet-dir', copyDir, '--no-progress', ...(kind === 's3' ? ['--s3-endpoint', s3.endpoint] : [])], env)
+      const copy = await runCli(
+        [
+          'copy-table',
+          '--table',
+          'public.accounts',
+          '--sink',
+          'parquet',
+          '--parquet-dir',
+          copyDir,
+          '--no-progress',
+          ...(kind === 's3' ? ['--s3-endpoint', s3.endpoint] : []),
+        ],
+        env,
+      )
       expect(copy.code, copy.stderr.slice(-3000)).toBe(0)
-      const copied = await checkLogAgainstPostgres(db, copyDir, s3.endpoint, ORACLE_TABLES.filter((t) => t.name === 'accounts'))
+      const copied = await checkLogAgainstPostgres(
+        db,
+        copyDir,
+        s3.endpoint,
+        ORACLE_TABLES.filter((t) => t.name === 'accounts'),
+      )
       expect(copied.problems).toEqual([])
       expect(copied.manifest.files.every((f) => f.kind === 'copy' && f.firstLsn === f.lastLsn)).toBe(true)
-      expect(copied.manifest.tables).toEqual([{schema: 'public', name: 'accounts', status: 'ready', snapshotLsn: copied.manifest.files[0].firstLsn}])
+      expect(copied.manifest.tables).toEqual([
+        {schema: 'public', name: 'accounts', status: 'ready', snapshotLsn: copied.manifest.files[0].firstLsn},
+      ])
     } finally {
       await db.close()
     }
@@ -89,7 +138,10 @@ describe('--sink parquet flags', () => {
       const missing = await runCli(['cdc', '--publication', 'p', '--sink', 'parquet'], env)
       expect(missing.code).toBe(2)
       expect(stripVTControlCharacters(missing.stderr)).toMatch(/--parquet-dir: required with --sink parquet/)
-      const bad = await runCli(['cdc', '--publication', 'p', '--sink', 'parquet', '--parquet-dir', 's3://Bad_Bucket'], env)
+      const bad = await runCli(
+        ['cdc', '--publication', 'p', '--sink', 'parquet', '--parquet-dir', 's3://Bad_Bucket'],
+        env,
+      )
       expect(bad.code).toBe(2)
       expect(stripVTControlCharacters(bad.stderr)).toMatch(/not s3:\/\/bucket\/prefix/)
       expect(existsSync('s3:')).toBe(false)

@@ -18,8 +18,16 @@ const COLUMNS = [text('id'), text('region'), text('v')]
 const LEAVES = ['m_small', 'm_big', 'm_other', 'm_default']
 
 /** The log record pgrep writes when it plans a partitioned table. */
-function partitionPlan(stderr: string, table: string): {partitions: number; units: number; estimatedRows: number} | undefined {
-  return jsonLines(stderr.split('\n').filter((l) => l.startsWith('{')).join('\n')).find((r) => r.table === table && typeof r.partitions === 'number')
+function partitionPlan(
+  stderr: string,
+  table: string,
+): {partitions: number; units: number; estimatedRows: number} | undefined {
+  return jsonLines(
+    stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .join('\n'),
+  ).find((r) => r.table === table && typeof r.partitions === 'number')
 }
 
 describe.each(pgServers())('partitioned tables on PostgreSQL $major', (server) => {
@@ -57,9 +65,15 @@ describe.each(pgServers())('partitioned tables on PostgreSQL $major', (server) =
       try {
         for (let i = 0; writing; i++) {
           const id = 1 + ((i * 7919) % 60000)
-          await c.query(`UPDATE public.measure SET region = CASE WHEN region < 20 THEN region + 10 ELSE 5 END WHERE id = $1 AND region = 10 + $1 % 10`, [id])
+          await c.query(
+            `UPDATE public.measure SET region = CASE WHEN region < 20 THEN region + 10 ELSE 5 END WHERE id = $1 AND region = 10 + $1 % 10`,
+            [id],
+          )
           await c.query(`UPDATE public.measure SET v = 'upd' || $2 WHERE id = $1`, [1 + ((i * 104729) % 500), i])
-          await c.query(`INSERT INTO public.measure VALUES ($1, $2, 'new') ON CONFLICT DO NOTHING`, [100000 + i, 40 + (i % 3)])
+          await c.query(`INSERT INTO public.measure VALUES ($1, $2, 'new') ON CONFLICT DO NOTHING`, [
+            100000 + i,
+            40 + (i % 3),
+          ])
         }
       } finally {
         await c.end()
@@ -79,7 +93,24 @@ describe.each(pgServers())('partitioned tables on PostgreSQL $major', (server) =
     const env = pgEnv(db, {PGREP_COPY_SPLIT_BYTES: String(SPLIT)})
     const writes = startWrites(db)
     try {
-      const child = spawnCli(['sync', '--publication', 'pub_root', '--slot', 'part_root', '--duckdb-path', file, '--parallel', '2', '--log-format', 'json', '--batch-max-delay', '200'], env)
+      const child = spawnCli(
+        [
+          'sync',
+          '--publication',
+          'pub_root',
+          '--slot',
+          'part_root',
+          '--duckdb-path',
+          file,
+          '--parallel',
+          '2',
+          '--log-format',
+          'json',
+          '--batch-max-delay',
+          '200',
+        ],
+        env,
+      )
       // The copy is committed (a SIGTERM before would interrupt it), and the stream has begun.
       await waitFor(() => /copied \\"public\\".\\"measure\\"/.test(child.stderrText()), 120_000, 'copy committed')
       await waitFor(() => child.stderrText().includes('streaming from slot'), 120_000, 'streaming started') // (a slot is already 'active' while being created, before the copy)
@@ -92,9 +123,14 @@ describe.each(pgServers())('partitioned tables on PostgreSQL $major', (server) =
       expect(plan!.partitions).toBe(4)
       expect(plan!.units).toBeGreaterThan(4)
       expect(plan!.estimatedRows).toBeGreaterThan(50000)
-      const last = await runCli(['sync', '--publication', 'pub_root', '--slot', 'part_root', '--duckdb-path', file, '--once'], env)
+      const last = await runCli(
+        ['sync', '--publication', 'pub_root', '--slot', 'part_root', '--duckdb-path', file, '--once'],
+        env,
+      )
       expect(last.code, last.stderr).toBe(0)
-      expect(await compareWithDuckDb(db, file, [{schema: 'public', name: 'measure', keyed: true, columns: COLUMNS}])).toEqual([])
+      expect(
+        await compareWithDuckDb(db, file, [{schema: 'public', name: 'measure', keyed: true, columns: COLUMNS}]),
+      ).toEqual([])
     } finally {
       await writes.stop()
       await db.close()
@@ -107,12 +143,35 @@ describe.each(pgServers())('partitioned tables on PostgreSQL $major', (server) =
     const env = pgEnv(db, {PGREP_COPY_SPLIT_BYTES: String(SPLIT)})
     const writes = startWrites(db)
     try {
-      const first = await runCli(['sync', '--publication', 'pub_leaf', '--slot', 'part_leaf', '--duckdb-path', file, '--parallel', '2', '--once'], env)
+      const first = await runCli(
+        [
+          'sync',
+          '--publication',
+          'pub_leaf',
+          '--slot',
+          'part_leaf',
+          '--duckdb-path',
+          file,
+          '--parallel',
+          '2',
+          '--once',
+        ],
+        env,
+      )
       expect(first.code, first.stderr).toBe(0)
       await writes.stop()
-      const last = await runCli(['sync', '--publication', 'pub_leaf', '--slot', 'part_leaf', '--duckdb-path', file, '--once'], env)
+      const last = await runCli(
+        ['sync', '--publication', 'pub_leaf', '--slot', 'part_leaf', '--duckdb-path', file, '--once'],
+        env,
+      )
       expect(last.code, last.stderr).toBe(0)
-      expect(await compareWithDuckDb(db, file, LEAVES.map((name) => ({schema: 'public', name, keyed: true, columns: COLUMNS})))).toEqual([])
+      expect(
+        await compareWithDuckDb(
+          db,
+          file,
+          LEAVES.map((name) => ({schema: 'public', name, keyed: true, columns: COLUMNS})),
+        ),
+      ).toEqual([])
     } finally {
       await writes.stop()
       await db.close()
@@ -123,7 +182,10 @@ describe.each(pgServers())('partitioned tables on PostgreSQL $major', (server) =
     const db = await createTestDb(server, 'part_many')
     const file = path.join(dir, `many-${server.major}.duckdb`)
     try {
-      const parts = Array.from({length: 50}, (_, i) => `CREATE TABLE public.h_${i} PARTITION OF public.hashed FOR VALUES WITH (MODULUS 50, REMAINDER ${i});`).join('\n')
+      const parts = Array.from(
+        {length: 50},
+        (_, i) => `CREATE TABLE public.h_${i} PARTITION OF public.hashed FOR VALUES WITH (MODULUS 50, REMAINDER ${i});`,
+      ).join('\n')
       await db.query(`
         CREATE TABLE public.hashed (id bigint PRIMARY KEY, v text) PARTITION BY HASH (id);
         ${parts}
@@ -133,16 +195,41 @@ describe.each(pgServers())('partitioned tables on PostgreSQL $major', (server) =
       `)
       const env = pgEnv(db, {PGREP_COPY_SPLIT_BYTES: String(SPLIT)})
       const tables = [{schema: 'public', name: 'hashed', keyed: true, columns: [text('id'), text('v')]}]
-      const copied = await runCli(['copy-table', '--table', 'public.hashed', '--duckdb-path', file, '--parallel', '3', '--log-format', 'json'], env)
+      const copied = await runCli(
+        ['copy-table', '--table', 'public.hashed', '--duckdb-path', file, '--parallel', '3', '--log-format', 'json'],
+        env,
+      )
       expect(copied.code, copied.stderr).toBe(0)
-      expect(partitionPlan(copied.stderr, 'public.hashed')?.partitions ?? partitionPlan(copied.stderr, '"public"."hashed"')?.partitions).toBe(50)
+      expect(
+        partitionPlan(copied.stderr, 'public.hashed')?.partitions ??
+          partitionPlan(copied.stderr, '"public"."hashed"')?.partitions,
+      ).toBe(50)
       expect(await compareWithDuckDb(db, file, tables)).toEqual([])
 
       const synced = path.join(dir, `many-sync-${server.major}.duckdb`)
-      const first = await runCli(['sync', '--publication', 'pub_many', '--slot', 'part_many', '--duckdb-path', synced, '--parallel', '3', '--once'], env)
+      const first = await runCli(
+        [
+          'sync',
+          '--publication',
+          'pub_many',
+          '--slot',
+          'part_many',
+          '--duckdb-path',
+          synced,
+          '--parallel',
+          '3',
+          '--once',
+        ],
+        env,
+      )
       expect(first.code, first.stderr).toBe(0)
-      await db.query(`UPDATE public.hashed SET id = id + 100000 WHERE id % 97 = 0; DELETE FROM public.hashed WHERE id % 89 = 0`)
-      const last = await runCli(['sync', '--publication', 'pub_many', '--slot', 'part_many', '--duckdb-path', synced, '--once'], env)
+      await db.query(
+        `UPDATE public.hashed SET id = id + 100000 WHERE id % 97 = 0; DELETE FROM public.hashed WHERE id % 89 = 0`,
+      )
+      const last = await runCli(
+        ['sync', '--publication', 'pub_many', '--slot', 'part_many', '--duckdb-path', synced, '--once'],
+        env,
+      )
       expect(last.code, last.stderr).toBe(0)
       expect(await compareWithDuckDb(db, synced, tables)).toEqual([])
     } finally {
@@ -155,12 +242,19 @@ describe.each(pgServers())('partitioned tables on PostgreSQL $major', (server) =
     const role = `root_only_${process.pid}`
     const file = path.join(dir, `role-${server.major}.duckdb`)
     try {
-      await db.query(`DROP ROLE IF EXISTS ${role}; CREATE ROLE ${role} LOGIN PASSWORD 'pw'; GRANT SELECT ON public.measure TO ${role}`)
+      await db.query(
+        `DROP ROLE IF EXISTS ${role}; CREATE ROLE ${role} LOGIN PASSWORD 'pw'; GRANT SELECT ON public.measure TO ${role}`,
+      )
       const env = {...pgEnv(db, {PGREP_COPY_SPLIT_BYTES: String(SPLIT)}), PGUSER: role, PGPASSWORD: 'pw'}
-      const r = await runCli(['copy-table', '--table', 'public.measure', '--duckdb-path', file, '--log-format', 'json'], env)
+      const r = await runCli(
+        ['copy-table', '--table', 'public.measure', '--duckdb-path', file, '--log-format', 'json'],
+        env,
+      )
       expect(r.code, r.stderr).toBe(0)
       expect(r.stderr).toMatch(/through its root in one piece/)
-      expect(await compareWithDuckDb(db, file, [{schema: 'public', name: 'measure', keyed: true, columns: COLUMNS}])).toEqual([])
+      expect(
+        await compareWithDuckDb(db, file, [{schema: 'public', name: 'measure', keyed: true, columns: COLUMNS}]),
+      ).toEqual([])
     } finally {
       await db.query(`DROP OWNED BY ${role}; DROP ROLE IF EXISTS ${role}`).catch(() => {})
       await db.close()

@@ -58,7 +58,10 @@ describe.each(pgServers())('pgoutput decoder against PostgreSQL $major', (server
     if (o.twoPhase) opts.push(`'two_phase', 'on'`)
     if (o.binary) opts.push(`'binary', 'true'`)
     const fn = o.consume ? 'pg_logical_slot_get_binary_changes' : 'pg_logical_slot_peek_binary_changes'
-    const {rows} = await reader.query<{lsn: string; data: Buffer}>(`SELECT lsn::text, data FROM ${fn}($1, NULL, NULL, ${opts.join(', ')})`, [slot])
+    const {rows} = await reader.query<{lsn: string; data: Buffer}>(
+      `SELECT lsn::text, data FROM ${fn}($1, NULL, NULL, ${opts.join(', ')})`,
+      [slot],
+    )
     const decoder = new PgoutputDecoder()
     const out = rows.map((r) => ({lsn: parseLsn(r.lsn), msg: decoder.decode(r.data)}))
     expect(decoder.inStreamBlock).toBe(false)
@@ -108,7 +111,12 @@ describe.each(pgServers())('pgoutput decoder against PostgreSQL $major', (server
     await reader.query(`SELECT pg_create_logical_replication_slot('pgo_main', 'pgoutput', false, false)`)
 
     // ---- main slot: every change kind ----
-    await txid([`INSERT INTO "tâble_ü" VALUES (1, 'héllo', 12.50, 'happy', ROW(7, 'sept'), repeat('B', 20000)), (2, '東京 🦄', NULL, NULL, NULL, NULL)`], 'insert')
+    await txid(
+      [
+        `INSERT INTO "tâble_ü" VALUES (1, 'héllo', 12.50, 'happy', ROW(7, 'sept'), repeat('B', 20000)), (2, '東京 🦄', NULL, NULL, NULL, NULL)`,
+      ],
+      'insert',
+    )
     await writer.query('COMMIT')
     await writer.query(`UPDATE "tâble_ü" SET "cöl" = 'changed' WHERE id = 1`) // big unchanged → 'u'
     await writer.query(`UPDATE "tâble_ü" SET id = 3 WHERE id = 2`) // key change → old key 'K'
@@ -125,10 +133,14 @@ describe.each(pgServers())('pgoutput decoder against PostgreSQL $major', (server
     await writer.query(`TRUNCATE parent, child RESTART IDENTITY CASCADE`)
     await writer.query(`TRUNCATE nothing_t`)
     await txid([], 'message')
-    const tx = await writer.query<{l: string}>(`SELECT pg_logical_emit_message(true, 'pgrep.tx', 'in a transaction')::text AS l`)
+    const tx = await writer.query<{l: string}>(
+      `SELECT pg_logical_emit_message(true, 'pgrep.tx', 'in a transaction')::text AS l`,
+    )
     await writer.query('COMMIT')
     emitted.tx = parseLsn(tx.rows[0].l)
-    const nontx = await writer.query<{l: string}>(`SELECT pg_logical_emit_message(false, 'pgrep.nontx', '\\x00ff01'::bytea)::text AS l`)
+    const nontx = await writer.query<{l: string}>(
+      `SELECT pg_logical_emit_message(false, 'pgrep.nontx', '\\x00ff01'::bytea)::text AS l`,
+    )
     emitted.nontx = parseLsn(nontx.rows[0].l)
     // A replication origin on the writing session: its transactions carry an Origin message.
     await writer.query(`SELECT pg_replication_origin_create('pgo_origin')`)
@@ -145,14 +157,20 @@ describe.each(pgServers())('pgoutput decoder against PostgreSQL $major', (server
 
     // ---- stream slot: a big transaction with a rolled-back subtransaction ----
     await reader.query(`SELECT pg_create_logical_replication_slot('pgo_stream', 'pgoutput', false, false)`)
-    await txid([`INSERT INTO big_t SELECT g, repeat('s', 100) FROM generate_series(1, ${BIG_ROWS}) g`, 'SAVEPOINT sp'], 'streamed')
+    await txid(
+      [`INSERT INTO big_t SELECT g, repeat('s', 100) FROM generate_series(1, ${BIG_ROWS}) g`, 'SAVEPOINT sp'],
+      'streamed',
+    )
     await writer.query(`INSERT INTO big_t SELECT g, 'rolled back' FROM generate_series(100001, 102000) g`)
     await writer.query('ROLLBACK TO SAVEPOINT sp')
     await writer.query(`INSERT INTO big_t VALUES (0, 'after the savepoint')`)
     await writer.query('COMMIT')
     // The same, with an origin: the first stream segment carries it.
     await writer.query(`SELECT pg_replication_origin_session_setup('pgo_origin')`)
-    await txid([`INSERT INTO big_t SELECT g, repeat('o', 100) FROM generate_series(200001, ${200000 + BIG_ROWS}) g`], 'streamedOrigin')
+    await txid(
+      [`INSERT INTO big_t SELECT g, repeat('o', 100) FROM generate_series(200001, ${200000 + BIG_ROWS}) g`],
+      'streamedOrigin',
+    )
     await writer.query('COMMIT')
     await writer.query(`SELECT pg_replication_origin_session_reset()`)
     if (server.major >= 16) streamedParallel = await read('pgo_stream', {proto: 4, streaming: 'parallel'})
@@ -165,23 +183,32 @@ describe.each(pgServers())('pgoutput decoder against PostgreSQL $major', (server
       await writer.query(`COMMIT PREPARED 'pgo_commit'`)
       await txid([`INSERT INTO nothing_t VALUES (101)`, `PREPARE TRANSACTION 'pgo_rollback'`], 'prepRollback')
       await writer.query(`ROLLBACK PREPARED 'pgo_rollback'`)
-      await txid([`INSERT INTO big_t SELECT g, repeat('p', 100) FROM generate_series(300001, ${300000 + BIG_ROWS}) g`, `PREPARE TRANSACTION 'pgo_stream'`], 'prepStream')
+      await txid(
+        [
+          `INSERT INTO big_t SELECT g, repeat('p', 100) FROM generate_series(300001, ${300000 + BIG_ROWS}) g`,
+          `PREPARE TRANSACTION 'pgo_stream'`,
+        ],
+        'prepStream',
+      )
       await writer.query(`COMMIT PREPARED 'pgo_stream'`)
       prepared = await read('pgo_2pc', {proto, streaming: 'on', twoPhase: true, consume: true})
     }
   })
 
   afterAll(async () => {
-    for (const s of ['pgo_main', 'pgo_stream', 'pgo_2pc']) await reader?.query(`SELECT pg_drop_replication_slot($1)`, [s]).catch(() => {})
+    for (const s of ['pgo_main', 'pgo_stream', 'pgo_2pc'])
+      await reader?.query(`SELECT pg_drop_replication_slot($1)`, [s]).catch(() => {})
     await writer?.query(`SELECT pg_replication_origin_drop('pgo_origin')`).catch(() => {})
     await reader?.end()
     await writer?.end()
     await db?.close()
   })
 
-  const ofTag = <T extends PgoutputMessage['tag']>(rows: Row[], tag: T) => rows.map((r) => r.msg).filter((m): m is Extract<PgoutputMessage, {tag: T}> => m.tag === tag)
+  const ofTag = <T extends PgoutputMessage['tag']>(rows: Row[], tag: T) =>
+    rows.map((r) => r.msg).filter((m): m is Extract<PgoutputMessage, {tag: T}> => m.tag === tag)
   /** The first message after index i that is not schema (relation/type). */
-  const nextChange = (rows: Row[], i: number) => rows.slice(i + 1).find((r) => r.msg.tag !== 'relation' && r.msg.tag !== 'type')?.msg
+  const nextChange = (rows: Row[], i: number) =>
+    rows.slice(i + 1).find((r) => r.msg.tag !== 'relation' && r.msg.tag !== 'type')?.msg
   const relationOf = (rows: Row[], id: number) => ofTag(rows, 'relation').find((r) => r.relationId === id)
 
   it('begin/commit pairs: matching LSNs and times, increasing commits, row LSNs inside the transaction', () => {
@@ -207,7 +234,10 @@ describe.each(pgServers())('pgoutput decoder against PostgreSQL $major', (server
         expect(lsn >= open.lastLsn).toBe(true)
         // A change's row LSN is where its record starts; a message's is where its record ends,
         // which is where the commit record starts when nothing comes between.
-        expect(msg.tag === 'message' ? lsn <= open.finalLsn : lsn < open.finalLsn, `${msg.tag} at ${lsn.toString(16)}, final ${open.finalLsn.toString(16)}`).toBe(true)
+        expect(
+          msg.tag === 'message' ? lsn <= open.finalLsn : lsn < open.finalLsn,
+          `${msg.tag} at ${lsn.toString(16)}, final ${open.finalLsn.toString(16)}`,
+        ).toBe(true)
         open.lastLsn = lsn
       }
     }
@@ -234,9 +264,25 @@ describe.each(pgServers())('pgoutput decoder against PostgreSQL $major', (server
         {isKey: false, name: 'big', typeOid: 25, typeModifier: -1},
       ],
     })
-    expect(relationOf(main, oid.full_t)).toMatchObject({replicaIdentity: 'full', columns: [{name: 'a', isKey: true}, {name: 'b', isKey: true}]})
-    expect(relationOf(main, oid.ix_t)).toMatchObject({replicaIdentity: 'index', columns: [{name: 'a', isKey: true}, {name: 'b', isKey: false}, {name: 'c', isKey: false}]})
-    expect(relationOf(main, oid.nothing_t)).toMatchObject({replicaIdentity: 'nothing', columns: [{name: 'a', isKey: false, typeOid: 23}]})
+    expect(relationOf(main, oid.full_t)).toMatchObject({
+      replicaIdentity: 'full',
+      columns: [
+        {name: 'a', isKey: true},
+        {name: 'b', isKey: true},
+      ],
+    })
+    expect(relationOf(main, oid.ix_t)).toMatchObject({
+      replicaIdentity: 'index',
+      columns: [
+        {name: 'a', isKey: true},
+        {name: 'b', isKey: false},
+        {name: 'c', isKey: false},
+      ],
+    })
+    expect(relationOf(main, oid.nothing_t)).toMatchObject({
+      replicaIdentity: 'nothing',
+      columns: [{name: 'a', isKey: false, typeOid: 23}],
+    })
   })
 
   it('type messages for the enum and the composite, before the relation that uses them', () => {
@@ -244,7 +290,9 @@ describe.each(pgServers())('pgoutput decoder against PostgreSQL $major', (server
     expect(types).toContainEqual({tag: 'type', typeOid: oid.mood, schema: 'public', name: 'mood'})
     expect(types).toContainEqual({tag: 'type', typeOid: oid.pair, schema: 'public', name: 'pair'})
     const idx = (pred: (m: PgoutputMessage) => boolean) => main.findIndex((r) => pred(r.msg))
-    expect(idx((m) => m.tag === 'type' && m.typeOid === oid.mood)).toBeLessThan(idx((m) => m.tag === 'relation' && m.relationId === oid['tâble_ü']))
+    expect(idx((m) => m.tag === 'type' && m.typeOid === oid.mood)).toBeLessThan(
+      idx((m) => m.tag === 'relation' && m.relationId === oid['tâble_ü']),
+    )
   })
 
   it('inserts: text values (UTF-8, numeric, enum, composite, 20 kB), nulls', () => {
@@ -259,7 +307,13 @@ describe.each(pgServers())('pgoutput decoder against PostgreSQL $major', (server
     const upd = ofTag(main, 'update')
     expect(upd).toEqual([
       {tag: 'update', relationId: oid['tâble_ü'], new: ['1', 'changed', '12.50', 'happy', '(7,sept)', UNCHANGED_TOAST]},
-      {tag: 'update', relationId: oid['tâble_ü'], oldKind: 'key', old: ['2', null, null, null, null, null], new: ['3', '東京 🦄', null, null, null, null]},
+      {
+        tag: 'update',
+        relationId: oid['tâble_ü'],
+        oldKind: 'key',
+        old: ['2', null, null, null, null, null],
+        new: ['3', '東京 🦄', null, null, null, null],
+      },
       {tag: 'update', relationId: oid.full_t, oldKind: 'full', old: ['1', 'x'], new: ['1', 'y']},
       {tag: 'update', relationId: oid.ix_t, new: ['1', 'k', 'j']},
       {tag: 'update', relationId: oid.ix_t, oldKind: 'key', old: ['1', null, null], new: ['2', 'k', 'j']},
@@ -285,8 +339,20 @@ describe.each(pgServers())('pgoutput decoder against PostgreSQL $major', (server
   it('logical decoding messages, transactional and not, at the LSN emit_message returned', () => {
     const msgs = main.filter((r) => r.msg.tag === 'message')
     expect(msgs.map((r) => r.msg)).toEqual([
-      {tag: 'message', transactional: true, lsn: emitted.tx, prefix: 'pgrep.tx', content: new Uint8Array(Buffer.from('in a transaction'))},
-      {tag: 'message', transactional: false, lsn: emitted.nontx, prefix: 'pgrep.nontx', content: new Uint8Array([0, 0xff, 1])},
+      {
+        tag: 'message',
+        transactional: true,
+        lsn: emitted.tx,
+        prefix: 'pgrep.tx',
+        content: new Uint8Array(Buffer.from('in a transaction')),
+      },
+      {
+        tag: 'message',
+        transactional: false,
+        lsn: emitted.nontx,
+        prefix: 'pgrep.nontx',
+        content: new Uint8Array([0, 0xff, 1]),
+      },
     ])
     for (const r of msgs) expect(r.lsn).toBe((r.msg as {lsn: Lsn}).lsn)
     // The transactional one is inside its transaction, the other outside any.
@@ -371,60 +437,75 @@ describe.each(pgServers())('pgoutput decoder against PostgreSQL $major', (server
     expect(ofTag(streamed, 'origin')).toHaveLength(1)
   })
 
-  it.skipIf(server.major < 16)('protocol 4 with streaming = parallel: the stream abort carries its LSN and time', () => {
-    const abort = ofTag(streamedParallel, 'stream-abort')[0]
-    const commit = ofTag(streamedParallel, 'stream-commit')[0]
-    expect(abort.xid).toBe(xid.streamed)
-    expect(abort.subXid).not.toBe(xid.streamed)
-    expect(abort.abortLsn).toBeTypeOf('bigint')
-    expect(abort.abortLsn! > 0n && abort.abortLsn! <= commit.commitLsn).toBe(true)
-    expect(abort.abortTime! > 700_000_000_000_000n && abort.abortTime! <= commit.commitTime).toBe(true)
-    // Everything else decodes to the same as with streaming = on.
-    const rest = (rows: Row[]) => rows.map((r) => r.msg).filter((m) => m.tag !== 'stream-abort')
-    expect(rest(streamedParallel)).toEqual(rest(streamed))
-  })
+  it.skipIf(server.major < 16)(
+    'protocol 4 with streaming = parallel: the stream abort carries its LSN and time',
+    () => {
+      const abort = ofTag(streamedParallel, 'stream-abort')[0]
+      const commit = ofTag(streamedParallel, 'stream-commit')[0]
+      expect(abort.xid).toBe(xid.streamed)
+      expect(abort.subXid).not.toBe(xid.streamed)
+      expect(abort.abortLsn).toBeTypeOf('bigint')
+      expect(abort.abortLsn! > 0n && abort.abortLsn! <= commit.commitLsn).toBe(true)
+      expect(abort.abortTime! > 700_000_000_000_000n && abort.abortTime! <= commit.commitTime).toBe(true)
+      // Everything else decodes to the same as with streaming = on.
+      const rest = (rows: Row[]) => rows.map((r) => r.msg).filter((m) => m.tag !== 'stream-abort')
+      expect(rest(streamedParallel)).toEqual(rest(streamed))
+    },
+  )
 
-  it.skipIf(!twoPhase)('two-phase (15+): begin prepare, prepare, commit prepared, rollback prepared, stream prepare', () => {
-    const bp = ofTag(prepared, 'begin-prepare')
-    const p = ofTag(prepared, 'prepare')
-    expect(bp.map((m) => [m.gid, m.xid])).toEqual([
-      ['pgo_commit', xid.prepCommit],
-      ['pgo_rollback', xid.prepRollback],
-    ])
-    expect(p.map((m) => [m.gid, m.xid])).toEqual(bp.map((m) => [m.gid, m.xid]))
-    p.forEach((m, i) => {
-      expect(m.prepareLsn).toBe(bp[i].prepareLsn)
-      expect(m.endLsn).toBe(bp[i].endLsn)
-      expect(m.prepareTime).toBe(bp[i].prepareTime)
-      expect(m.endLsn > m.prepareLsn).toBe(true)
-    })
-    const i = prepared.findIndex((r) => r.msg.tag === 'begin-prepare')
-    expect(nextChange(prepared, i)).toMatchObject({tag: 'insert', relationId: oid.nothing_t, new: ['100']})
-    expect(prepared.slice(i + 1).find((r) => r.msg.tag !== 'relation' && r.msg.tag !== 'type' && r.msg.tag !== 'insert')?.msg).toBe(p[0])
+  it.skipIf(!twoPhase)(
+    'two-phase (15+): begin prepare, prepare, commit prepared, rollback prepared, stream prepare',
+    () => {
+      const bp = ofTag(prepared, 'begin-prepare')
+      const p = ofTag(prepared, 'prepare')
+      expect(bp.map((m) => [m.gid, m.xid])).toEqual([
+        ['pgo_commit', xid.prepCommit],
+        ['pgo_rollback', xid.prepRollback],
+      ])
+      expect(p.map((m) => [m.gid, m.xid])).toEqual(bp.map((m) => [m.gid, m.xid]))
+      p.forEach((m, i) => {
+        expect(m.prepareLsn).toBe(bp[i].prepareLsn)
+        expect(m.endLsn).toBe(bp[i].endLsn)
+        expect(m.prepareTime).toBe(bp[i].prepareTime)
+        expect(m.endLsn > m.prepareLsn).toBe(true)
+      })
+      const i = prepared.findIndex((r) => r.msg.tag === 'begin-prepare')
+      expect(nextChange(prepared, i)).toMatchObject({tag: 'insert', relationId: oid.nothing_t, new: ['100']})
+      expect(
+        prepared.slice(i + 1).find((r) => r.msg.tag !== 'relation' && r.msg.tag !== 'type' && r.msg.tag !== 'insert')
+          ?.msg,
+      ).toBe(p[0])
 
-    const cp = ofTag(prepared, 'commit-prepared')
-    expect(cp.map((m) => [m.gid, m.xid])).toEqual([
-      ['pgo_commit', xid.prepCommit],
-      ['pgo_stream', xid.prepStream],
-    ])
-    // The commit-prepared LSN is where the COMMIT PREPARED record starts: at or after the prepare's end.
-    expect(cp[0].commitLsn >= p[0].endLsn).toBe(true)
-    expect(cp[0].endLsn > cp[0].commitLsn).toBe(true)
+      const cp = ofTag(prepared, 'commit-prepared')
+      expect(cp.map((m) => [m.gid, m.xid])).toEqual([
+        ['pgo_commit', xid.prepCommit],
+        ['pgo_stream', xid.prepStream],
+      ])
+      // The commit-prepared LSN is where the COMMIT PREPARED record starts: at or after the prepare's end.
+      expect(cp[0].commitLsn >= p[0].endLsn).toBe(true)
+      expect(cp[0].endLsn > cp[0].commitLsn).toBe(true)
 
-    const rp = ofTag(prepared, 'rollback-prepared')
-    expect(rp).toHaveLength(1)
-    expect(rp[0]).toMatchObject({gid: 'pgo_rollback', xid: xid.prepRollback, prepareEndLsn: p[1].endLsn, prepareTime: p[1].prepareTime, flags: 0})
-    expect(rp[0].rollbackEndLsn > rp[0].prepareEndLsn).toBe(true)
-    expect(rp[0].rollbackTime >= rp[0].prepareTime).toBe(true)
+      const rp = ofTag(prepared, 'rollback-prepared')
+      expect(rp).toHaveLength(1)
+      expect(rp[0]).toMatchObject({
+        gid: 'pgo_rollback',
+        xid: xid.prepRollback,
+        prepareEndLsn: p[1].endLsn,
+        prepareTime: p[1].prepareTime,
+        flags: 0,
+      })
+      expect(rp[0].rollbackEndLsn > rp[0].prepareEndLsn).toBe(true)
+      expect(rp[0].rollbackTime >= rp[0].prepareTime).toBe(true)
 
-    // The big prepared transaction was streamed, then prepared with a stream prepare.
-    const sp = ofTag(prepared, 'stream-prepare')
-    expect(sp).toHaveLength(1)
-    expect(sp[0]).toMatchObject({gid: 'pgo_stream', xid: xid.prepStream, flags: 0})
-    expect(sp[0].endLsn > sp[0].prepareLsn).toBe(true)
-    expect(cp[1].commitLsn >= sp[0].endLsn).toBe(true)
-    expect(ofTag(prepared, 'stream-start').some((s) => s.xid === xid.prepStream && s.firstSegment)).toBe(true)
-    const streamedRows = ofTag(prepared, 'insert').filter((m) => m.xid === xid.prepStream)
-    expect(streamedRows.length).toBe(BIG_ROWS)
-  })
+      // The big prepared transaction was streamed, then prepared with a stream prepare.
+      const sp = ofTag(prepared, 'stream-prepare')
+      expect(sp).toHaveLength(1)
+      expect(sp[0]).toMatchObject({gid: 'pgo_stream', xid: xid.prepStream, flags: 0})
+      expect(sp[0].endLsn > sp[0].prepareLsn).toBe(true)
+      expect(cp[1].commitLsn >= sp[0].endLsn).toBe(true)
+      expect(ofTag(prepared, 'stream-start').some((s) => s.xid === xid.prepStream && s.firstSegment)).toBe(true)
+      const streamedRows = ofTag(prepared, 'insert').filter((m) => m.xid === xid.prepStream)
+      expect(streamedRows.length).toBe(BIG_ROWS)
+    },
+  )
 })

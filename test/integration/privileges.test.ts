@@ -48,7 +48,9 @@ describe.each(pgServers())('privileges and failed first copies on PostgreSQL $ma
     const r = await runCli([...args, '--duckdb-path', file], asReader())
     expect(r.code, r.stderr).toBe(5)
     expect(r.stderr).toContain(`"locked"."Secret"`)
-    expect(r.stderr).toContain(`GRANT USAGE ON SCHEMA "locked" TO ${role}; GRANT SELECT ON "locked"."Secret" TO ${role};`)
+    expect(r.stderr).toContain(
+      `GRANT USAGE ON SCHEMA "locked" TO ${role}; GRANT SELECT ON "locked"."Secret" TO ${role};`,
+    )
     expect(r.stderr).not.toMatch(/internal error|please report/i)
     expect((await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'priv_slot'`)).rowCount).toBe(0)
   })
@@ -57,7 +59,10 @@ describe.each(pgServers())('privileges and failed first copies on PostgreSQL $ma
     const file = path.join(dir, `granted-${server.major}.duckdb`)
     await db.query(`GRANT USAGE ON SCHEMA locked TO ${role}; GRANT SELECT ON locked."Secret" TO ${role}`)
     try {
-      const r = await runCli(['sync', '--publication', 'pub', '--slot', 'granted_slot', '--once', '--duckdb-path', file], asReader())
+      const r = await runCli(
+        ['sync', '--publication', 'pub', '--slot', 'granted_slot', '--once', '--duckdb-path', file],
+        asReader(),
+      )
       expect(r.code, r.stderr).toBe(0)
       expect(
         await compareWithDuckDb(db, file, [
@@ -83,7 +88,10 @@ describe.each(pgServers())('privileges and failed first copies on PostgreSQL $ma
     `)
     const file = path.join(dir, `clash-${server.major}.duckdb`)
     const env = pgEnv(db)
-    const r = await runCli(['sync', '--publication', 'clash', '--slot', 'clash_slot', '--once', '--parallel', '1', '--duckdb-path', file], env)
+    const r = await runCli(
+      ['sync', '--publication', 'clash', '--slot', 'clash_slot', '--once', '--parallel', '1', '--duckdb-path', file],
+      env,
+    )
     expect(r.code, r.stderr).toBe(8)
     expect(r.stderr).toMatch(/dropped replication slot \W*clash_slot\W* created by this run/)
     expect((await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'clash_slot'`)).rowCount).toBe(0)
@@ -92,12 +100,20 @@ describe.each(pgServers())('privileges and failed first copies on PostgreSQL $ma
     // snapshot is the one the schemas are read in). Fixed by publishing one of them: the slot is
     // created again and the table copied from its snapshot (the row written in between included), then streamed.
     await db.query(`ALTER PUBLICATION clash DROP TABLE "case".t; INSERT INTO "Case".t VALUES (51, 'between')`)
-    const again = await runCli(['sync', '--publication', 'clash', '--slot', 'clash_slot', '--once', '--parallel', '1', '--duckdb-path', file], env)
+    const again = await runCli(
+      ['sync', '--publication', 'clash', '--slot', 'clash_slot', '--once', '--parallel', '1', '--duckdb-path', file],
+      env,
+    )
     expect(again.code, again.stderr).toBe(0)
     await db.query(`UPDATE "Case".t SET v = 'after' WHERE id = 2`)
-    const last = await runCli(['sync', '--publication', 'clash', '--slot', 'clash_slot', '--once', '--duckdb-path', file], env)
+    const last = await runCli(
+      ['sync', '--publication', 'clash', '--slot', 'clash_slot', '--once', '--duckdb-path', file],
+      env,
+    )
     expect(last.code, last.stderr).toBe(0)
-    expect(await compareWithDuckDb(db, file, [{schema: 'Case', name: 't', keyed: true, columns: [text('id'), text('v')]}])).toEqual([])
+    expect(
+      await compareWithDuckDb(db, file, [{schema: 'Case', name: 't', keyed: true, columns: [text('id'), text('v')]}]),
+    ).toEqual([])
     await db.query(`SELECT pg_drop_replication_slot('clash_slot')`).catch(() => {})
   })
 
@@ -112,9 +128,23 @@ describe.each(pgServers())('privileges and failed first copies on PostgreSQL $ma
       CREATE PUBLICATION mid_pub FOR TABLE public.a_first, public.b_taken;
     `)
     const file = path.join(dir, `mid-${server.major}.duckdb`)
-    await duckExec(file, `CREATE SCHEMA public; CREATE TABLE public.b_taken (mine int); INSERT INTO public.b_taken VALUES (42)`)
+    await duckExec(
+      file,
+      `CREATE SCHEMA public; CREATE TABLE public.b_taken (mine int); INSERT INTO public.b_taken VALUES (42)`,
+    )
     const env = pgEnv(db)
-    const args = ['sync', '--publication', 'mid_pub', '--slot', 'mid_slot', '--once', '--parallel', '1', '--duckdb-path', file]
+    const args = [
+      'sync',
+      '--publication',
+      'mid_pub',
+      '--slot',
+      'mid_slot',
+      '--once',
+      '--parallel',
+      '1',
+      '--duckdb-path',
+      file,
+    ]
     const r = await runCli(args, env)
     expect(r.code, r.stderr).toBe(8)
     expect(r.stderr).toMatch(/copied \W*public\W*a_first\W*: 300 rows/)
@@ -125,10 +155,17 @@ describe.each(pgServers())('privileges and failed first copies on PostgreSQL $ma
     expect(await duckQuery(file, `SELECT mine FROM public.b_taken`)).toEqual([{mine: 42}])
 
     await duckExec(file, `DROP TABLE public.b_taken`)
-    await db.query(`INSERT INTO public.a_first VALUES (301, 'between'); UPDATE public.b_taken SET v = 'between' WHERE id = 1`)
+    await db.query(
+      `INSERT INTO public.a_first VALUES (301, 'between'); UPDATE public.b_taken SET v = 'between' WHERE id = 1`,
+    )
     const again = await runCli(args, env)
     expect(again.code, again.stderr).toBe(0)
-    const tables = ['a_first', 'b_taken'].map((name) => ({schema: 'public', name, keyed: true, columns: [text('id'), text('v')]}))
+    const tables = ['a_first', 'b_taken'].map((name) => ({
+      schema: 'public',
+      name,
+      keyed: true,
+      columns: [text('id'), text('v')],
+    }))
     expect(await compareWithDuckDb(db, file, tables)).toEqual([])
     await db.query(`SELECT pg_drop_replication_slot('mid_slot')`)
   })

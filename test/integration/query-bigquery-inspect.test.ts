@@ -16,9 +16,10 @@ afterAll(async () => {
 })
 
 const isTxn = (i: RequestInfo) => i.jobType === 'QUERY' && !!i.sql?.startsWith('BEGIN TRANSACTION')
-const stages = (ds: string) => s.tableNames(ds).filter((t) => t.startsWith('_pgrep_stage_') || t.startsWith('_pgrep_copy_'))
+const stages = (ds: string) =>
+  s.tableNames(ds).filter((t) => t.startsWith('_pgrep_stage_') || t.startsWith('_pgrep_copy_'))
 
-it('inspect() reads without creating anything; another run open()s and inspect()s without dropping a running batch\'s staging table', async () => {
+it("inspect() reads without creating anything; another run open()s and inspect()s without dropping a running batch's staging table", async () => {
   const ds = 'inspect_ds'
   // Nothing there yet: inspect creates neither the dataset's state tables nor anything else.
   const fresh = makeSink(s, ds)

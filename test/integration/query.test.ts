@@ -77,10 +77,19 @@ describe.each(pgServers())('pgrep query on PostgreSQL $major', (server) => {
     }
   }
 
-  const query = (file: string, sql: string, ...extra: string[]) => runCli(['query', '--duckdb-path', file, '--log-level', 'debug', '--log-format', 'json', ...extra, sql], env, 120_000)
+  const query = (file: string, sql: string, ...extra: string[]) =>
+    runCli(
+      ['query', '--duckdb-path', file, '--log-level', 'debug', '--log-format', 'json', ...extra, sql],
+      env,
+      120_000,
+    )
   // --duckdb-path alone means --sink duckdb; `extra` may say it too.
   const status = async (file: string, slot: string, ...extra: string[]) => {
-    const r = await runCli(['status', '--publication', 'qpub', '--slot', slot, '--duckdb-path', file, '--json', ...extra], env, 120_000)
+    const r = await runCli(
+      ['status', '--publication', 'qpub', '--slot', slot, '--duckdb-path', file, '--json', ...extra],
+      env,
+      120_000,
+    )
     expect([0, 10], r.stderr).toContain(r.code)
     return JSON.parse(r.stdout)
   }
@@ -94,8 +103,12 @@ describe.each(pgServers())('pgrep query on PostgreSQL $major', (server) => {
         ['accounts', 'id, balance'],
         ['pairs', 'id, pair, side'],
       ]) {
-        const duck = (await conn.runAndReadAll(`SELECT ${cols} FROM public.${table} ORDER BY 1`)).getRowsJson().map((r) => r.map(String))
-        const pg = (await db.query(`SELECT ${cols} FROM public.${table} ORDER BY 1`)).rows.map((r: Record<string, unknown>) => Object.values(r).map(String))
+        const duck = (await conn.runAndReadAll(`SELECT ${cols} FROM public.${table} ORDER BY 1`))
+          .getRowsJson()
+          .map((r) => r.map(String))
+        const pg = (await db.query(`SELECT ${cols} FROM public.${table} ORDER BY 1`)).rows.map(
+          (r: Record<string, unknown>) => Object.values(r).map(String),
+        )
         expect(duck.length, table).toBe(pg.length)
         expect(duck, table).toEqual(pg)
       }
@@ -108,7 +121,10 @@ describe.each(pgServers())('pgrep query on PostgreSQL $major', (server) => {
   it('answers from the running sync under load, each result at a commit boundary; status reports the live checkpoint; SIGTERM while a query runs exits 0', async () => {
     const file = path.join(dir, 'live.duckdb')
     const slot = 'q_live'
-    const sync = spawnCli(['sync', '--publication', 'qpub', '--slot', slot, '--duckdb-path', file, '--batch-max-delay', '100'], env)
+    const sync = spawnCli(
+      ['sync', '--publication', 'qpub', '--slot', slot, '--duckdb-path', file, '--batch-max-delay', '100'],
+      env,
+    )
     const load = startLoad()
     let transfers = 0
     try {
@@ -149,7 +165,11 @@ describe.each(pgServers())('pgrep query on PostgreSQL $major', (server) => {
 
       // SIGTERM while a query runs: the query is told, sync commits and exits 0.
       const long = spawnCli(['query', '--duckdb-path', file, LONG_SQL], env)
-      await waitFor(async () => (await status(file, slot)).sink.live?.queriesRunning === 1, 120_000, 'the long query running')
+      await waitFor(
+        async () => (await status(file, slot)).sink.live?.queriesRunning === 1,
+        120_000,
+        'the long query running',
+      )
       sync.kill('SIGTERM')
       const stopped = await sync.result
       expect(stopped.code, stopped.stderr).toBe(0)
@@ -171,18 +191,34 @@ describe.each(pgServers())('pgrep query on PostgreSQL $major', (server) => {
     const after = await query(file, INVARIANT_SQL, '--format', 'jsonl')
     expect(after.code, after.stderr).toBe(0)
     expect(after.stderr).toContain('read the file')
-    expect(JSON.parse(after.stdout)).toMatchObject({total: String(TOTAL), accounts: ACCOUNTS, pairs: transfers * 2, odd: 0})
+    expect(JSON.parse(after.stdout)).toMatchObject({
+      total: String(TOTAL),
+      accounts: ACCOUNTS,
+      pairs: transfers * 2,
+      odd: 0,
+    })
   }, 1_200_000)
 
   it('cancels a query with Ctrl-C where it runs, refuses one past the limit as busy, refuses writes', async () => {
     const file = path.join(dir, 'cancel.duckdb')
     const slot = 'q_cancel'
-    const sync = spawnCli(['sync', '--publication', 'qpub', '--slot', slot, '--duckdb-path', file, '--batch-max-delay', '100'], env)
+    const sync = spawnCli(
+      ['sync', '--publication', 'qpub', '--slot', slot, '--duckdb-path', file, '--batch-max-delay', '100'],
+      env,
+    )
     try {
-      await waitFor(async () => (await query(file, 'SELECT count(*) FROM public.pairs')).code === 0, 300_000, 'sync serving queries')
+      await waitFor(
+        async () => (await query(file, 'SELECT count(*) FROM public.pairs')).code === 0,
+        300_000,
+        'sync serving queries',
+      )
       // The limit: UV_THREADPOOL_SIZE - 2, so 2 with Node's default pool.
       const longs = Array.from({length: 2}, () => spawnCli(['query', '--duckdb-path', file, LONG_SQL], env))
-      await waitFor(async () => (await status(file, slot)).sink.live?.queriesRunning === 2, 120_000, 'two queries running')
+      await waitFor(
+        async () => (await status(file, slot)).sink.live?.queriesRunning === 2,
+        120_000,
+        'two queries running',
+      )
       const busy = await query(file, 'SELECT 1')
       expect(busy.code, busy.stderr).toBe(12)
       expect(busy.stderr).toMatch(/busy/)
@@ -204,8 +240,18 @@ describe.each(pgServers())('pgrep query on PostgreSQL $major', (server) => {
         expect(r.code, r.stderr).toBe(130)
       }
       // Cancelled in the sync: its query slots are free again.
-      await waitFor(async () => (await status(file, slot)).sink.live?.queriesRunning === 0, 120_000, 'queries cancelled in the sync')
-      for (const sql of ['DELETE FROM public.pairs', 'DROP TABLE public.accounts', `COPY public.accounts TO '${dir}/out.csv'`, 'CHECKPOINT', 'SELECT 1; DELETE FROM public.pairs']) {
+      await waitFor(
+        async () => (await status(file, slot)).sink.live?.queriesRunning === 0,
+        120_000,
+        'queries cancelled in the sync',
+      )
+      for (const sql of [
+        'DELETE FROM public.pairs',
+        'DROP TABLE public.accounts',
+        `COPY public.accounts TO '${dir}/out.csv'`,
+        'CHECKPOINT',
+        'SELECT 1; DELETE FROM public.pairs',
+      ]) {
         const r = await query(file, sql)
         expect(r.code, sql).toBe(12)
         expect(r.stderr, sql).toMatch(/refused/)
@@ -213,7 +259,14 @@ describe.each(pgServers())('pgrep query on PostgreSQL $major', (server) => {
       expect(existsSync(path.join(dir, 'out.csv'))).toBe(false)
       // Replication went on: a new row arrives.
       await db.query(`INSERT INTO public.pairs (pair, side) VALUES (-1, 1), (-1, 2)`)
-      await waitFor(async () => (await query(file, 'SELECT count(*) FROM public.pairs WHERE pair = -1', '--format', 'csv')).stdout.includes('\n2'), 120_000, 'the new rows')
+      await waitFor(
+        async () =>
+          (await query(file, 'SELECT count(*) FROM public.pairs WHERE pair = -1', '--format', 'csv')).stdout.includes(
+            '\n2',
+          ),
+        120_000,
+        'the new rows',
+      )
       // --output writes Parquet through the sync.
       const out = path.join(dir, 'pairs.parquet')
       const pq = await query(file, 'SELECT * FROM public.pairs ORDER BY id', '--output', out)
@@ -236,7 +289,11 @@ describe.each(pgServers())('pgrep query on PostgreSQL $major', (server) => {
     expect(first.code, first.stderr).toBe(0)
     // A process that listened on the socket and died without removing it (kill -9).
     const socketPath = controlSocketPath(file)
-    const crashed = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(socketPath)}, () => console.log('up'))`], {stdio: ['ignore', 'pipe', 'inherit']})
+    const crashed = spawn(
+      process.execPath,
+      ['-e', `require('net').createServer().listen(${JSON.stringify(socketPath)}, () => console.log('up'))`],
+      {stdio: ['ignore', 'pipe', 'inherit']},
+    )
     await new Promise((r) => crashed.stdout!.once('data', r))
     crashed.kill('SIGKILL')
     await new Promise((r) => crashed.once('close', r))
@@ -250,10 +307,38 @@ describe.each(pgServers())('pgrep query on PostgreSQL $major', (server) => {
     const reader = await DuckDBInstance.create(file, {access_mode: 'READ_ONLY'})
     let closed = false
     try {
-      const failFast = await runCli(['sync', '--publication', 'qpub', '--slot', slot, '--duckdb-path', file, '--once', '--duckdb-lock-timeout', '0'], env)
+      const failFast = await runCli(
+        [
+          'sync',
+          '--publication',
+          'qpub',
+          '--slot',
+          slot,
+          '--duckdb-path',
+          file,
+          '--once',
+          '--duckdb-lock-timeout',
+          '0',
+        ],
+        env,
+      )
       expect(failFast.code).toBe(8)
       expect(failFast.stderr).toMatch(/--duckdb-lock-timeout/)
-      const waiting = spawnCli(['sync', '--publication', 'qpub', '--slot', slot, '--duckdb-path', file, '--once', '--duckdb-lock-timeout', '10m'], env)
+      const waiting = spawnCli(
+        [
+          'sync',
+          '--publication',
+          'qpub',
+          '--slot',
+          slot,
+          '--duckdb-path',
+          file,
+          '--once',
+          '--duckdb-lock-timeout',
+          '10m',
+        ],
+        env,
+      )
       await waitFor(() => waiting.stderrText().includes('waiting up to'), 120_000, 'sync waiting for the lock')
       reader.closeSync()
       closed = true
@@ -325,7 +410,10 @@ describe.each(pgServers())('pgrep query on PostgreSQL $major', (server) => {
     const failures: string[] = []
     const loop = (async () => {
       while (!stop) {
-        const r = await runCli(['status', '--publication', 'qpub', '--slot', slot, '--duckdb-path', file, '--json'], env)
+        const r = await runCli(
+          ['status', '--publication', 'qpub', '--slot', slot, '--duckdb-path', file, '--json'],
+          env,
+        )
         codes.push(r.code ?? -1)
         if (r.code !== 0 && r.code !== 10) failures.push(r.stderr)
       }

@@ -16,11 +16,23 @@ import {makeTlsFiles, type TlsFiles} from '../helpers/tls.js'
 const PSQL = '/usr/bin/psql'
 const PASSWORD = 'tls-Secret-9'
 
-function psql(port: number, sslArgs: Record<string, string>, sql: string): Promise<{code: number; stdout: string; stderr: string}> {
+function psql(
+  port: number,
+  sslArgs: Record<string, string>,
+  sql: string,
+): Promise<{code: number; stdout: string; stderr: string}> {
   const env = {...process.env, PGPASSWORD: PASSWORD, PGCONNECT_TIMEOUT: '60', LC_ALL: 'C.UTF-8', ...sslArgs}
   return new Promise((resolve) => {
-    execFile(PSQL, ['-X', '-At', '-h', '127.0.0.1', '-p', String(port), '-U', 'reader', '-d', 'replica', '-c', sql], {env, timeout: 120_000}, (err, stdout, stderr) =>
-      resolve({code: err ? Number((err as {code?: number}).code ?? 1) : 0, stdout, stderr: stripVTControlCharacters(stderr)}),
+    execFile(
+      PSQL,
+      ['-X', '-At', '-h', '127.0.0.1', '-p', String(port), '-U', 'reader', '-d', 'replica', '-c', sql],
+      {env, timeout: 120_000},
+      (err, stdout, stderr) =>
+        resolve({
+          code: err ? Number((err as {code?: number}).code ?? 1) : 0,
+          stdout,
+          stderr: stripVTControlCharacters(stderr),
+        }),
     )
   })
 }
@@ -33,7 +45,9 @@ describe.skipIf(!existsSync(PSQL))('pgrep serve with TLS', () => {
     tls = await makeTlsFiles()
     const instance = await DuckDBInstance.create(path.join(dir, 'r.duckdb'))
     const c = await instance.connect()
-    await c.run('CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance BIGINT); INSERT INTO accounts VALUES (1, 40), (2, 2)')
+    await c.run(
+      'CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance BIGINT); INSERT INTO accounts VALUES (1, 40), (2, 2)',
+    )
     c.closeSync()
     instance.closeSync()
   })
@@ -45,9 +59,16 @@ describe.skipIf(!existsSync(PSQL))('pgrep serve with TLS', () => {
   it('psql verifies the certificate and queries over TLS; another CA is refused by the client', async () => {
     const port = await freePort()
     const args = ['serve', '--duckdb-path', path.join(dir, 'r.duckdb'), '--sql-listen', `127.0.0.1:${port}`]
-    const serve = spawnCli([...args, '--sql-tls-cert', tls.serverCert, '--sql-tls-key', tls.serverKey], {...process.env, PGREP_SQL_PASSWORD: PASSWORD} as Record<string, string>)
+    const serve = spawnCli([...args, '--sql-tls-cert', tls.serverCert, '--sql-tls-key', tls.serverKey], {
+      ...process.env,
+      PGREP_SQL_PASSWORD: PASSWORD,
+    } as Record<string, string>)
     try {
-      await waitFor(() => serve.stderrText().includes('serving read-only SQL') || serve.exitCode !== null, 120_000, 'serve listening')
+      await waitFor(
+        () => serve.stderrText().includes('serving read-only SQL') || serve.exitCode !== null,
+        120_000,
+        'serve listening',
+      )
       expect(serve.exitCode, serve.stderrText()).toBeNull()
       const verified = {PGSSLMODE: 'verify-full', PGSSLROOTCERT: tls.caCert}
       const sum = await psql(port, verified, 'SELECT sum(balance) FROM accounts')
@@ -68,7 +89,19 @@ describe.skipIf(!existsSync(PSQL))('pgrep serve with TLS', () => {
 
   it('a certificate without its key is a usage error (exit 2)', async () => {
     const port = await freePort()
-    const r = await spawnCli(['serve', '--duckdb-path', path.join(dir, 'r.duckdb'), '--sql-listen', `127.0.0.1:${port}`, '--sql-trust', '--sql-tls-cert', tls.serverCert], {...process.env} as Record<string, string>).result
+    const r = await spawnCli(
+      [
+        'serve',
+        '--duckdb-path',
+        path.join(dir, 'r.duckdb'),
+        '--sql-listen',
+        `127.0.0.1:${port}`,
+        '--sql-trust',
+        '--sql-tls-cert',
+        tls.serverCert,
+      ],
+      {...process.env} as Record<string, string>,
+    ).result
     expect(r.code).toBe(2)
     expect(stripVTControlCharacters(r.stderr)).toContain('give both')
   })

@@ -58,11 +58,23 @@ const ROWS = [
   `(3, -32768, -1, -9223372036854775808, 4294967295, '18446744073709551615', '-Infinity', 'NaN', -0.001, 'NaN', -2.25, '', '', '00000000-0000-0000-0000-000000000000', false, '\\x', '0044-03-15 BC', '24:00:00', '00:00:00-05:30', '-infinity', 'infinity', '-1 days +02:00:00', '[]', '{}', 'sad', 1, '{}', '{NULL}', '::1')`,
 ]
 
-function psql(port: number, args: string[], password = PASSWORD): Promise<{code: number; stdout: string; stderr: string}> {
+function psql(
+  port: number,
+  args: string[],
+  password = PASSWORD,
+): Promise<{code: number; stdout: string; stderr: string}> {
   return new Promise((resolve) => {
     const env = {...process.env, PGPASSWORD: password, PGSSLMODE: 'disable', PGCONNECT_TIMEOUT: '60', LC_ALL: 'C.UTF-8'}
-    execFile(PSQL, ['-X', '-h', '127.0.0.1', '-p', String(port), '-U', 'reader', '-d', 'replica', ...args], {env, timeout: 120_000}, (err, stdout, stderr) =>
-      resolve({code: err ? Number((err as {code?: number}).code ?? 1) : 0, stdout, stderr: stripVTControlCharacters(stderr)}),
+    execFile(
+      PSQL,
+      ['-X', '-h', '127.0.0.1', '-p', String(port), '-U', 'reader', '-d', 'replica', ...args],
+      {env, timeout: 120_000},
+      (err, stdout, stderr) =>
+        resolve({
+          code: err ? Number((err as {code?: number}).code ?? 1) : 0,
+          stdout,
+          stderr: stripVTControlCharacters(stderr),
+        }),
     )
   })
 }
@@ -74,7 +86,8 @@ describe.skipIf(!existsSync(PSQL)).each(pgServers())('sync --sql-listen on Postg
   let metricsPort: number
   let sync: ReturnType<typeof spawnCli>
   let load: {stop: () => Promise<number>}
-  const client = (password = PASSWORD, extra: pg.ClientConfig = {}) => new pg.Client({host: '127.0.0.1', port: sqlPort, user: 'reader', database: 'replica', password, ...extra})
+  const client = (password = PASSWORD, extra: pg.ClientConfig = {}) =>
+    new pg.Client({host: '127.0.0.1', port: sqlPort, user: 'reader', database: 'replica', password, ...extra})
 
   beforeAll(async () => {
     db = await createTestDb(server, 'sqlep')
@@ -90,10 +103,32 @@ describe.skipIf(!existsSync(PSQL)).each(pgServers())('sync --sql-listen on Postg
     metricsPort = await freePort()
     const env = pgEnv(db, {PGREP_SQL_PASSWORD: PASSWORD})
     sync = spawnCli(
-      ['sync', '--publication', 'sqlpub', '--duckdb-path', path.join(dir, 'r.duckdb'), '--sql-listen', `127.0.0.1:${sqlPort}`, '--sql-max-connections', String(MAX_CONNECTIONS), '--metrics-port', String(metricsPort), '--metrics-host', '127.0.0.1', '--log-format', 'json', '--batch-max-delay', '100'],
+      [
+        'sync',
+        '--publication',
+        'sqlpub',
+        '--duckdb-path',
+        path.join(dir, 'r.duckdb'),
+        '--sql-listen',
+        `127.0.0.1:${sqlPort}`,
+        '--sql-max-connections',
+        String(MAX_CONNECTIONS),
+        '--metrics-port',
+        String(metricsPort),
+        '--metrics-host',
+        '127.0.0.1',
+        '--log-format',
+        'json',
+        '--batch-max-delay',
+        '100',
+      ],
       env,
     )
-    await waitFor(() => sync.stderrText().includes('streaming from slot') || sync.exitCode !== null, 120_000, 'sync streaming')
+    await waitFor(
+      () => sync.stderrText().includes('streaming from slot') || sync.exitCode !== null,
+      120_000,
+      'sync streaming',
+    )
     expect(sync.exitCode, sync.stderrText()).toBeNull()
     expect(sync.stderrText()).not.toContain(PASSWORD)
     // A row that arrives through the stream, not the copy.
@@ -141,15 +176,19 @@ describe.skipIf(!existsSync(PSQL)).each(pgServers())('sync --sql-listen on Postg
   }
 
   async function rowsVisible(): Promise<void> {
-    await waitFor(async () => {
-      const c = client()
-      await c.connect()
-      try {
-        return (await c.query('SELECT count(*)::INT AS n FROM public.alltypes')).rows[0].n === 3
-      } finally {
-        await c.end()
-      }
-    }, 120_000, 'the streamed row in DuckDB')
+    await waitFor(
+      async () => {
+        const c = client()
+        await c.connect()
+        try {
+          return (await c.query('SELECT count(*)::INT AS n FROM public.alltypes')).rows[0].n === 3
+        } finally {
+          await c.end()
+        }
+      },
+      120_000,
+      'the streamed row in DuckDB',
+    )
   }
 
   it('psql: simple queries, \\dt, \\d, \\x and COPY TO STDOUT', async () => {
@@ -179,7 +218,10 @@ describe.skipIf(!existsSync(PSQL)).each(pgServers())('sync --sql-listen on Postg
     const copy = await psql(sqlPort, ['-c', 'COPY (SELECT id, t, atx FROM alltypes ORDER BY id) TO STDOUT'])
     expect(copy.stderr).toBe('')
     expect(copy.stdout).toBe('1\tplain\t{"a b","",NULL,"q\\\\"x"}\n2\t\\N\t\\N\n3\t\t{NULL}\n')
-    const csv = await psql(sqlPort, ['-c', 'COPY (SELECT id, vc FROM alltypes ORDER BY id) TO STDOUT WITH (FORMAT csv, HEADER)'])
+    const csv = await psql(sqlPort, [
+      '-c',
+      'COPY (SELECT id, vc FROM alltypes ORDER BY id) TO STDOUT WITH (FORMAT csv, HEADER)',
+    ])
     expect(csv.stdout).toBe('id,vc\n1,v\n2,\n3,""\n')
   }, 240_000)
 
@@ -193,8 +235,16 @@ describe.skipIf(!existsSync(PSQL)).each(pgServers())('sync --sql-listen on Postg
       await source.query("SET TimeZone = 'UTC'; SET extra_float_digits = 1")
       for (const id of [1, 2, 3]) {
         const cols = TYPES.map(([col]) => col).join(', ')
-        const got = await c.query({text: `SELECT ${cols} FROM public.alltypes WHERE id = $1`, values: [String(id)], types: raw.types} as pg.QueryConfig)
-        const want = await source.query({text: `SELECT ${cols} FROM public.alltypes WHERE id = $1`, values: [id], types: raw.types} as pg.QueryConfig)
+        const got = await c.query({
+          text: `SELECT ${cols} FROM public.alltypes WHERE id = $1`,
+          values: [String(id)],
+          types: raw.types,
+        } as pg.QueryConfig)
+        const want = await source.query({
+          text: `SELECT ${cols} FROM public.alltypes WHERE id = $1`,
+          values: [id],
+          types: raw.types,
+        } as pg.QueryConfig)
         expect(got.fields.map((f) => [f.name, f.dataTypeID])).toEqual(TYPES.map(([col, , oid]) => [col, oid]))
         expect(got.rows).toHaveLength(1)
         for (const [col] of TYPES) expect([col, got.rows[0][col]]).toEqual([col, want.rows[0][col]])
@@ -217,7 +267,12 @@ describe.skipIf(!existsSync(PSQL)).each(pgServers())('sync --sql-listen on Postg
     const c = client()
     await c.connect()
     try {
-      for (const sql of ['INSERT INTO public.accounts VALUES (99, 1)', 'DELETE FROM public.accounts', 'CREATE TABLE x (a int)', 'COPY public.accounts FROM STDIN']) {
+      for (const sql of [
+        'INSERT INTO public.accounts VALUES (99, 1)',
+        'DELETE FROM public.accounts',
+        'CREATE TABLE x (a int)',
+        'COPY public.accounts FROM STDIN',
+      ]) {
         await expect(c.query(sql), sql).rejects.toMatchObject({code: '25006'})
       }
       await expect(c.query('SELEKT 1')).rejects.toMatchObject({code: '42601'})
@@ -273,16 +328,20 @@ describe.skipIf(!existsSync(PSQL)).each(pgServers())('sync --sql-listen on Postg
       await Promise.all(held.map((c) => c.end()))
     }
     // Places are free again once clients leave.
-    await waitFor(async () => {
-      const c = client()
-      try {
-        await c.connect()
-        await c.end()
-        return true
-      } catch {
-        return false
-      }
-    }, 60_000, 'a free place')
+    await waitFor(
+      async () => {
+        const c = client()
+        try {
+          await c.connect()
+          await c.end()
+          return true
+        } catch {
+          return false
+        }
+      },
+      60_000,
+      'a free place',
+    )
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
     expect(metrics).toMatch(/pgrep_sql_connections_total\{result="refused"\} ([5-9]\d|\d{3,})/)
     expect(metrics).toMatch(/pgrep_sql_queries_total [1-9]/)
@@ -298,11 +357,20 @@ describe.skipIf(!existsSync(PSQL)).each(pgServers())('sync --sql-listen on Postg
       }
       const transfers = await load.stop()
       expect(transfers).toBeGreaterThan(0)
-      const want = (await db.query('SELECT id, balance FROM public.accounts ORDER BY id')).rows.map((r) => [String(r.id), String(r.balance)])
-      await waitFor(async () => {
-        const got = (await c.query({text: 'SELECT id, balance FROM public.accounts ORDER BY id', rowMode: 'array'})).rows.map((r: unknown[]) => r.map(String))
-        return JSON.stringify(got) === JSON.stringify(want)
-      }, 120_000, 'the replica to catch up')
+      const want = (await db.query('SELECT id, balance FROM public.accounts ORDER BY id')).rows.map((r) => [
+        String(r.id),
+        String(r.balance),
+      ])
+      await waitFor(
+        async () => {
+          const got = (
+            await c.query({text: 'SELECT id, balance FROM public.accounts ORDER BY id', rowMode: 'array'})
+          ).rows.map((r: unknown[]) => r.map(String))
+          return JSON.stringify(got) === JSON.stringify(want)
+        },
+        120_000,
+        'the replica to catch up',
+      )
     } finally {
       await c.end()
     }
@@ -314,13 +382,23 @@ describe.skipIf(!existsSync(PSQL)).each(pgServers())('sync --sql-listen on Postg
     // The same file once no pgrep writes it: `pgrep serve`, without a password on loopback.
     const port = await freePort()
     const file = path.join(dir, 'r.duckdb')
-    const refused = spawnCli(['serve', '--duckdb-path', file, '--sql-listen', `0.0.0.0:${port}`, '--sql-trust'], pgEnv(db))
+    const refused = spawnCli(
+      ['serve', '--duckdb-path', file, '--sql-listen', `0.0.0.0:${port}`, '--sql-trust'],
+      pgEnv(db),
+    )
     const rr = await refused.result
     expect(rr.code).toBe(2)
     expect(stripVTControlCharacters(rr.stderr)).toContain('--sql-trust: only allowed on a loopback address')
-    const serve = spawnCli(['serve', '--duckdb-path', file, '--sql-listen', `127.0.0.1:${port}`, '--sql-trust'], pgEnv(db))
+    const serve = spawnCli(
+      ['serve', '--duckdb-path', file, '--sql-listen', `127.0.0.1:${port}`, '--sql-trust'],
+      pgEnv(db),
+    )
     try {
-      await waitFor(() => serve.stderrText().includes('serving read-only SQL') || serve.exitCode !== null, 120_000, 'serve listening')
+      await waitFor(
+        () => serve.stderrText().includes('serving read-only SQL') || serve.exitCode !== null,
+        120_000,
+        'serve listening',
+      )
       const sum = await psql(port, ['-At', '-c', 'SELECT sum(balance) FROM accounts'], '')
       expect(sum.stderr).toBe('')
       expect(sum.stdout.trim()).toBe(String(TOTAL))

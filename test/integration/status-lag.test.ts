@@ -57,7 +57,11 @@ describe.each(pgServers())('status lag in time on PostgreSQL $major', (server) =
     // The file's own column agrees (what a dashboard querying DuckDB would read).
     const instance = await DuckDBInstance.create(file)
     const conn = await instance.connect()
-    const row = (await conn.runAndReadAll(`SELECT strftime(commit_time AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ') FROM _pgrep.checkpoint`)).getRowsJS()
+    const row = (
+      await conn.runAndReadAll(
+        `SELECT strftime(commit_time AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ') FROM _pgrep.checkpoint`,
+      )
+    ).getRowsJS()
     conn.closeSync()
     instance.closeSync()
     expect(row).toEqual([[commitTime]])
@@ -96,7 +100,20 @@ describe.each(pgServers())('status lag in time on PostgreSQL $major', (server) =
     try {
       await db.query(`CREATE TABLE public.b (id int PRIMARY KEY); CREATE PUBLICATION bq_pub FOR TABLE public.b`)
       const bqEnv = {...env, PGREP_BIGQUERY_API_ENDPOINT: standIn.url}
-      const args = ['--publication', 'bq_pub', '--slot', 'bq_lag_slot', '--sink', 'bigquery', '--bq-project', standIn.projectId, '--bq-dataset', 'lag', '--bq-key-file', standIn.keyFile]
+      const args = [
+        '--publication',
+        'bq_pub',
+        '--slot',
+        'bq_lag_slot',
+        '--sink',
+        'bigquery',
+        '--bq-project',
+        standIn.projectId,
+        '--bq-dataset',
+        'lag',
+        '--bq-key-file',
+        standIn.keyFile,
+      ]
       expect((await runCli(['sync', ...args, '--once'], bqEnv, 120_000)).code).toBe(0)
       const before = Date.now()
       await db.query(`INSERT INTO public.b VALUES (1)`)

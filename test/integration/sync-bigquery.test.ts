@@ -12,13 +12,18 @@ import {startStandIn, type StandIn} from '../helpers/bigquery-standin/index.js'
 const TABLES = [
   {
     pg: `SELECT id::text, n::text, txt, amount::text, flag::text FROM public.accounts`,
-    bq: (ds: string) => `SELECT CAST(id AS VARCHAR), CAST(n AS VARCHAR), txt, CAST(CAST(amount AS DECIMAL(12,2)) AS VARCHAR), CAST(flag AS VARCHAR) FROM "${ds}"."public_accounts"`,
+    bq: (ds: string) =>
+      `SELECT CAST(id AS VARCHAR), CAST(n AS VARCHAR), txt, CAST(CAST(amount AS DECIMAL(12,2)) AS VARCHAR), CAST(flag AS VARCHAR) FROM "${ds}"."public_accounts"`,
   },
   {
     pg: `SELECT "Id"::text, "Amount"::text, note FROM "Mixed Case"."Ledger ""Lines"""`,
-    bq: (ds: string) => `SELECT CAST("Id" AS VARCHAR), CAST(CAST("Amount" AS DECIMAL(12,2)) AS VARCHAR), note FROM "${ds}"."Mixed_Case_Ledger__Lines_"`,
+    bq: (ds: string) =>
+      `SELECT CAST("Id" AS VARCHAR), CAST(CAST("Amount" AS DECIMAL(12,2)) AS VARCHAR), note FROM "${ds}"."Mixed_Case_Ledger__Lines_"`,
   },
-  {pg: `SELECT kind, n::text FROM public.events`, bq: (ds: string) => `SELECT kind, CAST(n AS VARCHAR) FROM "${ds}"."public_events"`},
+  {
+    pg: `SELECT kind, n::text FROM public.events`,
+    bq: (ds: string) => `SELECT kind, CAST(n AS VARCHAR) FROM "${ds}"."public_events"`,
+  },
 ]
 
 const canon = (rows: Record<string, unknown>[]) => rows.map((r) => JSON.stringify(Object.values(r))).sort()
@@ -40,7 +45,21 @@ describe.each(pgServers())('sync into BigQuery (stand-in) on PostgreSQL $major',
       await db.query(`CREATE PUBLICATION pub FOR TABLE ${ORACLE_PUBLICATION_TABLES}`)
       await runWorkload(db, 7, 80)
       const env = pgEnv(db, {PGREP_BIGQUERY_API_ENDPOINT: standIn.url})
-      const args = ['sync', '--publication', 'pub', '--slot', 'bq_slot', '--sink', 'bigquery', '--bq-project', standIn.projectId, '--bq-dataset', dataset, '--bq-key-file', standIn.keyFile]
+      const args = [
+        'sync',
+        '--publication',
+        'pub',
+        '--slot',
+        'bq_slot',
+        '--sink',
+        'bigquery',
+        '--bq-project',
+        standIn.projectId,
+        '--bq-dataset',
+        dataset,
+        '--bq-key-file',
+        standIn.keyFile,
+      ]
       for (let round = 0; round < 3; round++) {
         const child = spawnCli([...args, '--batch-max-delay', '300'], env)
         const workload = runWorkload(db, 20 + round, 40)
@@ -52,7 +71,9 @@ describe.each(pgServers())('sync into BigQuery (stand-in) on PostgreSQL $major',
       const last = await runCli([...args, '--once'], env, 120_000)
       expect(last.code, last.stderr).toBe(0)
       for (const t of TABLES) {
-        const pgRows = (await db.query({text: t.pg, rowMode: 'array'} as any)).rows.map((r: unknown[]) => JSON.stringify(r)).sort()
+        const pgRows = (await db.query({text: t.pg, rowMode: 'array'} as any)).rows
+          .map((r: unknown[]) => JSON.stringify(r))
+          .sort()
         expect(canon(await standIn.sql(t.bq(dataset)))).toEqual(pgRows)
       }
       // Every table copied; the checkpoint (absent when every change was already in a copy) is one row.

@@ -5,11 +5,17 @@ import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {jsonLines, pgEnv, runCli, spawnCli, waitFor} from '../helpers/cli.js'
-import {compareWithDuckDb, duckQuery, ORACLE_PUBLICATION_TABLES, ORACLE_SCHEMA, rng, runWorkload, waitApplied} from '../helpers/oracle.js'
+import {
+  compareWithDuckDb,
+  duckQuery,
+  ORACLE_PUBLICATION_TABLES,
+  ORACLE_SCHEMA,
+  rng,
+  runWorkload,
+  waitApplied,
+} from '../helpers/oracle.js'
 import {createTestDb, type TestDb} from '../helpers/postgres.js'
 import {pgServers} from '../helpers/servers.js'
-
-
 
 describe.each(pgServers())('sync into DuckDB on PostgreSQL $major', (server) => {
   let dir: string
@@ -33,17 +39,25 @@ describe.each(pgServers())('sync into DuckDB on PostgreSQL $major', (server) => 
     try {
       await runWorkload(db, 1, 150)
       const env = pgEnv(db)
-      const child = spawnCli(['sync', '--publication', 'pub', '--slot', 'oracle_slot', '--duckdb-path', file, '--batch-max-delay', '200'], env)
+      const child = spawnCli(
+        ['sync', '--publication', 'pub', '--slot', 'oracle_slot', '--duckdb-path', file, '--batch-max-delay', '200'],
+        env,
+      )
       await waitFor(() => child.stderrText().includes('streaming from slot'), 120_000, 'streaming started') // (a slot is already 'active' while being created, before the copy)
       await runWorkload(db, 2, 250, {truncates: true})
-      await db.query(`INSERT INTO public.events SELECT 'bulk', g % 7, jsonb_build_object('g', g) FROM generate_series(1, 120000) g`)
+      await db.query(
+        `INSERT INTO public.events SELECT 'bulk', g % 7, jsonb_build_object('g', g) FROM generate_series(1, 120000) g`,
+      )
       await db.query(`TRUNCATE "Mixed Case"."Ledger ""Lines"""`)
       await runWorkload(db, 3, 100)
       child.kill('SIGTERM')
       const stopped = await child.result
       expect(stopped.code, stopped.stderr).toBe(0)
       // Catch up on whatever was not yet applied when it stopped, then compare.
-      const last = await runCli(['sync', '--publication', 'pub', '--slot', 'oracle_slot', '--duckdb-path', file, '--once'], env)
+      const last = await runCli(
+        ['sync', '--publication', 'pub', '--slot', 'oracle_slot', '--duckdb-path', file, '--once'],
+        env,
+      )
       expect(last.code, last.stderr).toBe(0)
       expect(await compareWithDuckDb(db, file)).toEqual([])
       // pgrep's state lives in _pgrep, apart from the user's tables.
@@ -63,14 +77,31 @@ describe.each(pgServers())('sync into DuckDB on PostgreSQL $major', (server) => 
     const file = path.join(dir, `crash-${server.major}.duckdb`)
     try {
       // Enough rows that the copy takes a while.
-      await db.query(`INSERT INTO public.accounts SELECT g, g, repeat('x', 200), g / 100.0, g % 2 = 0, '{"a": 1}', ARRAY[g, NULL], now() FROM generate_series(1, 200000) g`)
+      await db.query(
+        `INSERT INTO public.accounts SELECT g, g, repeat('x', 200), g / 100.0, g % 2 = 0, '{"a": 1}', ARRAY[g, NULL], now() FROM generate_series(1, 200000) g`,
+      )
       await db.query(`INSERT INTO public.events SELECT 'seed', g % 5, NULL FROM generate_series(1, 50000) g`)
       await runWorkload(db, 10, 50)
       const env = pgEnv(db)
       const r = rng(server.major)
       let kills = 0
       for (let round = 0; round < 5; round++) {
-        const child = spawnCli(['sync', '--publication', 'pub', '--slot', 'crash_slot', '--duckdb-path', file, '--batch-max-delay', '100', '--batch-max-rows', '500'], env)
+        const child = spawnCli(
+          [
+            'sync',
+            '--publication',
+            'pub',
+            '--slot',
+            'crash_slot',
+            '--duckdb-path',
+            file,
+            '--batch-max-delay',
+            '100',
+            '--batch-max-rows',
+            '500',
+          ],
+          env,
+        )
         const workload = runWorkload(db, 100 + round, 40)
         await new Promise((res) => setTimeout(res, 300 + Math.floor(r() * 2500)))
         child.kill('SIGKILL')
@@ -80,7 +111,10 @@ describe.each(pgServers())('sync into DuckDB on PostgreSQL $major', (server) => 
         await workload
       }
       expect(kills).toBeGreaterThan(2)
-      const last = await runCli(['sync', '--publication', 'pub', '--slot', 'crash_slot', '--duckdb-path', file, '--once'], env)
+      const last = await runCli(
+        ['sync', '--publication', 'pub', '--slot', 'crash_slot', '--duckdb-path', file, '--once'],
+        env,
+      )
       expect(last.code, last.stderr).toBe(0)
       expect(await compareWithDuckDb(db, file)).toEqual([])
     } finally {
@@ -115,7 +149,10 @@ describe.each(pgServers())('sync into DuckDB on PostgreSQL $major', (server) => 
     try {
       const env = pgEnv(db)
       await db.query(`INSERT INTO public.accounts (id, n, txt) VALUES (1, 1, 'a'), (2, 2, 'b'), (5, 5, 'e')`)
-      const child = spawnCli(['sync', '--publication', 'pub', '--slot', 'added_slot', '--duckdb-path', file, '--batch-max-delay', '100'], env)
+      const child = spawnCli(
+        ['sync', '--publication', 'pub', '--slot', 'added_slot', '--duckdb-path', file, '--batch-max-delay', '100'],
+        env,
+      )
       await waitFor(() => child.stderrText().includes('streaming from slot'), 120_000, 'streaming started') // (a slot is already 'active' while being created, before the copy)
       await db.query(`CREATE TABLE public.later (id int PRIMARY KEY, v text)`)
       await db.query(`INSERT INTO public.later SELECT g, 'v' || g FROM generate_series(1, 1000) g`)
@@ -141,19 +178,35 @@ describe.each(pgServers())('sync into DuckDB on PostgreSQL $major', (server) => 
       const {rows: end} = await last.query(`SELECT pg_current_wal_insert_lsn()::text AS lsn`)
       await last.query('COMMIT')
       await last.end()
-      await waitFor(async () => {
-        const {rows} = await db.query(`SELECT confirmed_flush_lsn > $1::pg_lsn AS caught FROM pg_replication_slots WHERE slot_name = 'added_slot'`, [end[0].lsn])
-        return rows[0]?.caught === true
-      }, 60_000, 'caught up').catch(async (err) => {
-        const {rows} = await db.query(`SELECT confirmed_flush_lsn::text, $1 AS target FROM pg_replication_slots WHERE slot_name = 'added_slot'`, [end[0].lsn])
+      await waitFor(
+        async () => {
+          const {rows} = await db.query(
+            `SELECT confirmed_flush_lsn > $1::pg_lsn AS caught FROM pg_replication_slots WHERE slot_name = 'added_slot'`,
+            [end[0].lsn],
+          )
+          return rows[0]?.caught === true
+        },
+        60_000,
+        'caught up',
+      ).catch(async (err) => {
+        const {rows} = await db.query(
+          `SELECT confirmed_flush_lsn::text, $1 AS target FROM pg_replication_slots WHERE slot_name = 'added_slot'`,
+          [end[0].lsn],
+        )
         throw new Error(`${err.message}: ${JSON.stringify(rows)}\n${child.stderrText().slice(-3000)}`)
       })
       child.kill('SIGTERM')
       const stopped = await child.result
       expect(stopped.code, stopped.stderr).toBe(0)
-      const later = await duckQuery(file, `SELECT count(*)::int AS n, max(CASE WHEN id = 1 THEN v END) AS v1, max(CASE WHEN id = 1001 THEN v END) AS v1001 FROM public.later`)
+      const later = await duckQuery(
+        file,
+        `SELECT count(*)::int AS n, max(CASE WHEN id = 1 THEN v END) AS v1, max(CASE WHEN id = 1001 THEN v END) AS v1001 FROM public.later`,
+      )
       expect(later).toEqual([{n: 1001, v1: 'changed', v1001: 'after add'}])
-      const accounts = await duckQuery(file, `SELECT id::int AS id, n_renamed, txt, extra::VARCHAR AS extra FROM public.accounts ORDER BY id`)
+      const accounts = await duckQuery(
+        file,
+        `SELECT id::int AS id, n_renamed, txt, extra::VARCHAR AS extra FROM public.accounts ORDER BY id`,
+      )
       expect(accounts).toEqual([
         {id: 1, n_renamed: 1, txt: 'a', extra: '8'},
         {id: 2, n_renamed: 20, txt: 'b', extra: '7'},
@@ -162,8 +215,20 @@ describe.each(pgServers())('sync into DuckDB on PostgreSQL $major', (server) => 
         // Never changed after ADD COLUMN ... DEFAULT 7: Postgres decodes nothing for it.
         {id: 5, n_renamed: 5, txt: 'e', extra: '7'},
       ])
-      const columns = await duckQuery(file, `SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'accounts' ORDER BY ordinal_position`)
-      expect(columns.map((c) => c.column_name)).toEqual(['id', 'n_renamed', 'txt', 'amount', 'doc', 'tags', 'ts', 'extra'])
+      const columns = await duckQuery(
+        file,
+        `SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'accounts' ORDER BY ordinal_position`,
+      )
+      expect(columns.map((c) => c.column_name)).toEqual([
+        'id',
+        'n_renamed',
+        'txt',
+        'amount',
+        'doc',
+        'tags',
+        'ts',
+        'extra',
+      ])
     } finally {
       await db.close()
     }
@@ -174,12 +239,18 @@ describe.each(pgServers())('sync into DuckDB on PostgreSQL $major', (server) => 
     try {
       await db.query(`INSERT INTO public.accounts (id, n, txt) VALUES (1, 1, 'a'), (2, 2, 'b')`)
       const env = pgEnv(db)
-      const first = await runCli(['sync', '--publication', 'pub', '--slot', 'so_slot', '--sink', 'stdout', '--once'], env)
+      const first = await runCli(
+        ['sync', '--publication', 'pub', '--slot', 'so_slot', '--sink', 'stdout', '--once'],
+        env,
+      )
       expect(first.code, first.stderr).toBe(0)
       const rows = jsonLines(first.stdout)
       expect(rows.map((e) => `${e.op}:${e.table}:${e.new.id}`).sort()).toEqual(['read:accounts:1', 'read:accounts:2'])
       await db.query(`UPDATE public.accounts SET n = 5 WHERE id = 2`)
-      const second = await runCli(['sync', '--publication', 'pub', '--slot', 'so_slot', '--sink', 'stdout', '--once'], env)
+      const second = await runCli(
+        ['sync', '--publication', 'pub', '--slot', 'so_slot', '--sink', 'stdout', '--once'],
+        env,
+      )
       expect(second.code, second.stderr).toBe(0)
       expect(jsonLines(second.stdout).map((e) => `${e.op}:${e.new.id}:${e.new.n}`)).toEqual(['update:2:5'])
     } finally {
@@ -190,9 +261,14 @@ describe.each(pgServers())('sync into DuckDB on PostgreSQL $major', (server) => 
   it('sync to stdout interrupted during its first copy drops the new slot, so the next run copies again', async () => {
     const db = await freshDb('stdoutint')
     try {
-      await db.query(`INSERT INTO public.accounts (id, n, txt) SELECT g, g, repeat('t', 300) FROM generate_series(1, 300000) g`)
+      await db.query(
+        `INSERT INTO public.accounts (id, n, txt) SELECT g, g, repeat('t', 300) FROM generate_series(1, 300000) g`,
+      )
       const env = pgEnv(db)
-      const child = spawnCli(['sync', '--publication', 'pub', '--slot', 'int_slot', '--sink', 'stdout', '--parallel', '1'], env)
+      const child = spawnCli(
+        ['sync', '--publication', 'pub', '--slot', 'int_slot', '--sink', 'stdout', '--parallel', '1'],
+        env,
+      )
       await waitFor(() => child.stdoutText().length > 100_000, 60_000, 'copy rows on stdout')
       child.kill('SIGINT')
       const r = await child.result
@@ -203,4 +279,3 @@ describe.each(pgServers())('sync into DuckDB on PostgreSQL $major', (server) => 
     }
   })
 })
-

@@ -35,12 +35,41 @@ describe.each(pgServers())('values across the copy paths and the stream, Postgre
 
   it('a json lone surrogate escape and xid8 values of 2^63 and above are kept by all three paths', async () => {
     const file = path.join(dir, `vals-${server.major}.duckdb`)
-    const child = spawnCli(['sync', '--publication', 'vals_pub', '--slot', 'vals_slot', '--duckdb-path', file, '--batch-max-delay', '100', '--log-format', 'json', '--log-level', 'debug'], pgEnv(db))
+    const child = spawnCli(
+      [
+        'sync',
+        '--publication',
+        'vals_pub',
+        '--slot',
+        'vals_slot',
+        '--duckdb-path',
+        file,
+        '--batch-max-delay',
+        '100',
+        '--log-format',
+        'json',
+        '--log-level',
+        'debug',
+      ],
+      pgEnv(db),
+    )
     try {
       await waitFor(() => child.stderrText().includes('streaming from slot'), 120_000, 'streaming started') // (a slot is already 'active' while being created, before the copy)
-      await db.query(`INSERT INTO via_binary VALUES ${STREAMED}; INSERT INTO via_appender (id, j, x) VALUES ${STREAMED}`)
+      await db.query(
+        `INSERT INTO via_binary VALUES ${STREAMED}; INSERT INTO via_appender (id, j, x) VALUES ${STREAMED}`,
+      )
       const {rows} = await db.query(`SELECT pg_current_wal_insert_lsn()::text AS lsn`)
-      await waitFor(async () => (await db.query(`SELECT confirmed_flush_lsn >= $1::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = 'vals_slot'`, [rows[0].lsn])).rows[0]?.ok === true, 60_000, 'applied')
+      await waitFor(
+        async () =>
+          (
+            await db.query(
+              `SELECT confirmed_flush_lsn >= $1::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = 'vals_slot'`,
+              [rows[0].lsn],
+            )
+          ).rows[0]?.ok === true,
+        60_000,
+        'applied',
+      )
     } finally {
       child.kill('SIGTERM')
     }
@@ -49,9 +78,15 @@ describe.each(pgServers())('values across the copy paths and the stream, Postgre
     expect(r.stderr).not.toMatch(/stored as NULL/)
     const pg = (await db.query(`SELECT id, j::text AS j, x::text AS x FROM via_binary ORDER BY id`)).rows
     for (const table of ['via_binary', 'via_appender']) {
-      const types = await duckQuery(file, `SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = '${table}' AND column_name = 'x'`)
+      const types = await duckQuery(
+        file,
+        `SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = '${table}' AND column_name = 'x'`,
+      )
       expect(types).toEqual([{column_name: 'x', data_type: 'UBIGINT'}])
-      const duck = await duckQuery(file, `SELECT id, CAST(j AS VARCHAR) AS j, CAST(x AS VARCHAR) AS x FROM public.${table} ORDER BY id`)
+      const duck = await duckQuery(
+        file,
+        `SELECT id, CAST(j AS VARCHAR) AS j, CAST(x AS VARCHAR) AS x FROM public.${table} ORDER BY id`,
+      )
       expect(duck, table).toEqual(pg.map((row) => ({id: row.id, j: row.j, x: row.x})))
     }
   })
@@ -70,6 +105,8 @@ describe.each(pgServers())('values across the copy paths and the stream, Postgre
       {id: 2, a: null},
       {id: 3, a: '[5]'},
     ])
-    expect(r.stderr).toContain('public.arrays.a: 1 value(s) stored as NULL: a 2-dimensional array in a 1-level LIST column')
+    expect(r.stderr).toContain(
+      'public.arrays.a: 1 value(s) stored as NULL: a 2-dimensional array in a 1-level LIST column',
+    )
   })
 })

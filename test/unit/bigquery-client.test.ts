@@ -2,7 +2,8 @@
 import {describe, expect, it} from 'vitest'
 import {BigQueryClient, classify} from '../../src/sinks/bigquery/client.js'
 
-const api = (code: number, reason: string) => Object.assign(new Error(`${reason} happened`), {code, errors: [{reason, message: `${reason} happened`}]})
+const api = (code: number, reason: string) =>
+  Object.assign(new Error(`${reason} happened`), {code, errors: [{reason, message: `${reason} happened`}]})
 
 describe('classify', () => {
   it('retries rate limits, server errors and dropped connections', () => {
@@ -11,7 +12,9 @@ describe('classify', () => {
     expect(classify(api(503, 'backendError'))).toBe('retry')
     expect(classify(api(429, 'tooManyRequests'))).toBe('retry')
     expect(classify(Object.assign(new Error('socket hang up'), {code: 'ECONNRESET'}))).toBe('retry')
-    expect(classify(Object.assign(new Error('request to http://x failed, reason: other side closed'), {type: 'system'}))).toBe('retry')
+    expect(
+      classify(Object.assign(new Error('request to http://x failed, reason: other side closed'), {type: 'system'})),
+    ).toBe('retry')
     // A job error in a createJob answer has reasons but no HTTP status.
     expect(classify(Object.assign(new Error('x'), {errors: [{reason: 'backendError'}]}))).toBe('retry')
   })
@@ -29,7 +32,13 @@ describe('classify', () => {
 })
 
 describe('BigQueryClient errors', () => {
-  const client = new BigQueryClient({projectId: 'p', dataset: 'd', retry: {attempts: 2, baseMs: 1, maxMs: 1}, pollMs: 1, log: () => {}})
+  const client = new BigQueryClient({
+    projectId: 'p',
+    dataset: 'd',
+    retry: {attempts: 2, baseMs: 1, maxMs: 1},
+    pollMs: 1,
+    log: () => {},
+  })
 
   it('names the permission a method needs', () => {
     const err = client.toError('tables.insert', 'table d.t', api(403, 'accessDenied'))
@@ -50,6 +59,15 @@ describe('BigQueryClient errors', () => {
   })
 
   it('refuses an invalid dataset name', () => {
-    expect(() => new BigQueryClient({projectId: 'p', dataset: 'my-data', retry: {attempts: 1, baseMs: 1, maxMs: 1}, pollMs: 1, log: () => {}})).toThrow(/invalid BigQuery dataset name/)
+    expect(
+      () =>
+        new BigQueryClient({
+          projectId: 'p',
+          dataset: 'my-data',
+          retry: {attempts: 1, baseMs: 1, maxMs: 1},
+          pollMs: 1,
+          log: () => {},
+        }),
+    ).toThrow(/invalid BigQuery dataset name/)
   })
 })

@@ -30,7 +30,14 @@ function target(s: TableSchema): Target {
     pgSchema: s.schema,
     pgName: s.name,
     bq: 'public_t',
-    columns: s.columns.map((c) => ({pg: c.name, bq: c.name, type: bigQueryType(c.type), pgType: c.type, encode: stagingEncoder(c.type), dropped: false})),
+    columns: s.columns.map((c) => ({
+      pg: c.name,
+      bq: c.name,
+      type: bigQueryType(c.type),
+      pgType: c.type,
+      encode: stagingEncoder(c.type),
+      dropped: false,
+    })),
     mode,
     keyIdx: mode === 'key' ? s.columns.flatMap((c, i) => (c.isKey ? [i] : [])) : [],
     appliedLsn: null,
@@ -42,7 +49,12 @@ const base = {commitLsn: 10n, seq: 0, xid: 1, commitTime: 0n}
 function ins(table: TableSchema, row: TupleData): InsertEvent {
   return {...base, op: 'insert', table, new: row}
 }
-function upd(table: TableSchema, row: TupleData, old: TupleData | null = null, oldKind: 'key' | 'full' | null = null): UpdateEvent {
+function upd(
+  table: TableSchema,
+  row: TupleData,
+  old: TupleData | null = null,
+  oldKind: 'key' | 'full' | null = null,
+): UpdateEvent {
   return {...base, op: 'update', table, new: row, old, oldKind}
 }
 function del(table: TableSchema, old: TupleData, oldKind: 'key' | 'full' = 'key'): DeleteEvent {

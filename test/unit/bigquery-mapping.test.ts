@@ -40,7 +40,7 @@ describe('BigQuery table names', () => {
     expect(baseTableName('café', 'naïve')).toBe('café_naïve')
   })
 
-  it('keeps user tables out of pgrep\'s own names', () => {
+  it("keeps user tables out of pgrep's own names", () => {
     expect(baseTableName('_pgrep', 'tables')).toBe('t_pgrep_tables')
   })
 
@@ -161,7 +161,7 @@ describe('values on their way to BigQuery', () => {
     expect(encode(t(OID.time), '12:34:56.789').value).toBe('12:34:56.789')
   })
 
-  it('intervals: months, days and microseconds exactly, clamped to BigQuery\'s range', () => {
+  it("intervals: months, days and microseconds exactly, clamped to BigQuery's range", () => {
     expect(() => encode(t(OID.interval), 'nonsense')).toThrow(/cannot read the interval value/)
     expect(encode(t(OID.interval), '1 year 2 mons 3 days 04:05:06.789').value).toBe('1-2 3 4:5:6.789')
     expect(encode(t(OID.interval), '-1 years -2 mons -00:00:00.000001').value).toBe('-1-2 0 -0:0:0.000001')

@@ -2,7 +2,15 @@
 // flag definitions (so a flag added to a command is covered here too).
 import {Flags} from '@oclif/core'
 import {describe, expect, it} from 'vitest'
-import {closest, envName, forCommandLine, resolveFlags, splitList, type FlagDefs, type ResolveInput} from '../../src/cli/config-sources.js'
+import {
+  closest,
+  envName,
+  forCommandLine,
+  resolveFlags,
+  splitList,
+  type FlagDefs,
+  type ResolveInput,
+} from '../../src/cli/config-sources.js'
 import Cdc from '../../src/commands/cdc.js'
 import CopyTable from '../../src/commands/copy-table.js'
 import Drop from '../../src/commands/drop.js'
@@ -14,7 +22,10 @@ const all = {cdc: Cdc, sync: Sync, 'copy-table': CopyTable, status: Status, drop
 const defsOf = (c: {flags: unknown; baseFlags: unknown}) => ({...(c.baseFlags as FlagDefs), ...(c.flags as FlagDefs)})
 const commands = Object.fromEntries(Object.entries(all).map(([id, c]) => [id, Object.keys(defsOf(c))]))
 
-function resolve(command: keyof typeof all, opts: {argv?: Record<string, unknown>; env?: Record<string, string>; file?: string; fileName?: string} = {}) {
+function resolve(
+  command: keyof typeof all,
+  opts: {argv?: Record<string, unknown>; env?: Record<string, string>; file?: string; fileName?: string} = {},
+) {
   const input: ResolveInput = {
     command,
     defs: defsOf(all[command]),
@@ -54,11 +65,21 @@ describe('precedence: flags > env > file > defaults', () => {
       'duckdb-path': 'pgrep.duckdb',
       config: 'pgrep.yaml',
     })
-    expect(r.origins).toMatchObject({publication: 'file', slot: 'env', 'batch-max-rows': 'env', 'batch-max-delay': 'flag', 'log-level': 'file', sink: 'default'})
+    expect(r.origins).toMatchObject({
+      publication: 'file',
+      slot: 'env',
+      'batch-max-rows': 'env',
+      'batch-max-delay': 'flag',
+      'log-level': 'file',
+      sink: 'default',
+    })
   })
 
-  it('applies the definitions\' defaults only to what no source set (a boolean flag false beats env true)', async () => {
-    const r = await resolve('cdc', {argv: {publication: 'p', once: false}, env: {PGREP_ONCE: 'yes', PGREP_SINK: 'duckdb'}})
+  it("applies the definitions' defaults only to what no source set (a boolean flag false beats env true)", async () => {
+    const r = await resolve('cdc', {
+      argv: {publication: 'p', once: false},
+      env: {PGREP_ONCE: 'yes', PGREP_SINK: 'duckdb'},
+    })
     expect(r.flags.once).toBe(false)
     expect(r.flags.sink).toBe('duckdb')
     expect(r.flags['log-level']).toBe('info')
@@ -68,7 +89,7 @@ describe('precedence: flags > env > file > defaults', () => {
     expect((await resolve('drop', {argv: {slot: 's'}})).flags['duckdb-path']).toBe('pgrep.duckdb')
   })
 
-  it('a repeatable flag from a higher source replaces the lower one\'s list', async () => {
+  it("a repeatable flag from a higher source replaces the lower one's list", async () => {
     const r = await resolve('copy-table', {argv: {table: ['c']}, env: {PGREP_TABLE: 'b'}, file: 'table: [a1, a2]'})
     expect(r.flags.table).toEqual(['c'])
     expect((await resolve('copy-table', {file: 'table: [a1, a2]'})).flags.table).toEqual(['a1', 'a2'])
@@ -76,7 +97,8 @@ describe('precedence: flags > env > file > defaults', () => {
   })
 
   it('a section named after the command overrides the top level, for that command only', async () => {
-    const file = 'publication: shop\nsink: duckdb\nparallel: 2\nsync:\n  parallel: 8\n  log-level: debug\ncopy-table:\n  parallel: 3\n'
+    const file =
+      'publication: shop\nsink: duckdb\nparallel: 2\nsync:\n  parallel: 8\n  log-level: debug\ncopy-table:\n  parallel: 3\n'
     expect((await resolve('sync', {file})).flags).toMatchObject({parallel: 8, 'log-level': 'debug', sink: 'duckdb'})
     expect((await resolve('copy-table', {file})).flags).toMatchObject({parallel: 3, 'log-level': 'info'})
     // drop has neither --sink nor --parallel: a file shared by a pipeline's commands is fine.
@@ -85,15 +107,30 @@ describe('precedence: flags > env > file > defaults', () => {
 
   it('PGREP_CONFIG names the file; --config wins over it', async () => {
     const seen: string[] = []
-    const base = {command: 'cdc', defs: defsOf(Cdc), commands, readFile: (p: string) => (seen.push(p), 'publication: x')}
+    const base = {
+      command: 'cdc',
+      defs: defsOf(Cdc),
+      commands,
+      readFile: (p: string) => (seen.push(p), 'publication: x'),
+    }
     expect((await resolveFlags({...base, argv: {}, env: {PGREP_CONFIG: 'env.yaml'}})).configFile).toBe('env.yaml')
-    expect((await resolveFlags({...base, argv: {config: 'flag.yaml'}, env: {PGREP_CONFIG: 'env.yaml'}})).configFile).toBe('flag.yaml')
+    expect(
+      (await resolveFlags({...base, argv: {config: 'flag.yaml'}, env: {PGREP_CONFIG: 'env.yaml'}})).configFile,
+    ).toBe('flag.yaml')
     expect(seen).toEqual(['env.yaml', 'flag.yaml'])
   })
 
   it('a string flag written as a plain number or boolean is the text as written', async () => {
-    const r = await resolve('cdc', {file: 'publication: 2024\ndb-password: 0123\nslot: 1e3\nuntil-lsn: 0/10\ndb-name: true'})
-    expect(r.flags).toMatchObject({publication: '2024', 'db-password': '0123', slot: '1e3', 'until-lsn': '0/10', 'db-name': 'true'})
+    const r = await resolve('cdc', {
+      file: 'publication: 2024\ndb-password: 0123\nslot: 1e3\nuntil-lsn: 0/10\ndb-name: true',
+    })
+    expect(r.flags).toMatchObject({
+      publication: '2024',
+      'db-password': '0123',
+      slot: '1e3',
+      'until-lsn': '0/10',
+      'db-name': 'true',
+    })
     expect((await resolve('copy-table', {file: 'table: [0x1F, orders]'})).flags.table).toEqual(['0x1F', 'orders'])
     // Numbers with or without a unit, for flags that take either.
     const units = await resolve('cdc', {file: 'publication: p\nheartbeat-interval: 10\nmax-lag-bytes: 10GB'})
@@ -102,7 +139,10 @@ describe('precedence: flags > env > file > defaults', () => {
   })
 
   it('reads JSON files too', async () => {
-    const r = await resolve('copy-table', {file: '{"table": ["public.a", "\\"Sales\\".\\"Order Items\\""], "parallel": 2}', fileName: 'pgrep.json'})
+    const r = await resolve('copy-table', {
+      file: '{"table": ["public.a", "\\"Sales\\".\\"Order Items\\""], "parallel": 2}',
+      fileName: 'pgrep.json',
+    })
     expect(r.flags).toMatchObject({table: ['public.a', '"Sales"."Order Items"'], parallel: 2})
   })
 })
@@ -124,7 +164,9 @@ describe('every problem at once', () => {
       '  log-levle: debug', // typo in a section
       'status: 3', // a section must be a mapping
     ].join('\n')
-    const problems = await problemsOf(resolve('cdc', {argv: {'db-port': 'x'}, env: {PGREP_BATCH_MAX_DELAY: 'soon', PGREP_ONCE: 'maybe'}, file}))
+    const problems = await problemsOf(
+      resolve('cdc', {argv: {'db-port': 'x'}, env: {PGREP_BATCH_MAX_DELAY: 'soon', PGREP_ONCE: 'maybe'}, file}),
+    )
     expect(problems).toEqual(
       expect.arrayContaining([
         '--db-port: expected an integer',
@@ -152,33 +194,63 @@ describe('every problem at once', () => {
     const problems = await problemsOf(resolve('cdc', {file: 'publication: a\ndb-password: "s3cret\n'}))
     expect(problems[0]).toMatch(/^pgrep\.yaml:\d+:\d+: Missing closing "quote/)
     expect(problems.join('\n')).not.toContain('s3cret')
-    expect(await problemsOf(resolve('cdc', {file: 'a: 1\na: 2\n'}))).toEqual([expect.stringMatching(/^pgrep\.yaml:2:1: .*unique/)])
-    expect(await problemsOf(resolve('cdc', {file: '- a\n- b\n'}))).toEqual(['pgrep.yaml: expected a mapping of flag names to values, got a list'])
+    expect(await problemsOf(resolve('cdc', {file: 'a: 1\na: 2\n'}))).toEqual([
+      expect.stringMatching(/^pgrep\.yaml:2:1: .*unique/),
+    ])
+    expect(await problemsOf(resolve('cdc', {file: '- a\n- b\n'}))).toEqual([
+      'pgrep.yaml: expected a mapping of flag names to values, got a list',
+    ])
   })
 
   it('never quotes a value in a message (db-password, a --source URI)', async () => {
     const problems = await problemsOf(
-      resolve('cdc', {file: 'db-password: [hunter2]\nsource: {url: "postgres://u:hunter3@h/d"}\nssl-mode: hunter4\n', env: {PGREP_DB_PORT: 'hunter5'}}),
+      resolve('cdc', {
+        file: 'db-password: [hunter2]\nsource: {url: "postgres://u:hunter3@h/d"}\nssl-mode: hunter4\n',
+        env: {PGREP_DB_PORT: 'hunter5'},
+      }),
     )
     expect(problems.join('\n')).not.toMatch(/hunter/)
-    expect(problems).toEqual(expect.arrayContaining(['pgrep.yaml: db-password: expected a string, got a list', 'pgrep.yaml: source: expected a string, got a mapping']))
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'pgrep.yaml: db-password: expected a string, got a list',
+        'pgrep.yaml: source: expected a string, got a mapping',
+      ]),
+    )
   })
 
   it('keys named like Object properties are unknown keys, not flags', async () => {
-    const problems = await problemsOf(resolve('cdc', {argv: {publication: 'p'}, file: 'constructor: 1\n__proto__: {slot: x}\ncdc:\n  toString: 2\n'}))
-    expect(problems).toEqual(['pgrep.yaml: constructor: unknown key', 'pgrep.yaml: __proto__: unknown key', 'pgrep.yaml: cdc.toString: unknown key'])
+    const problems = await problemsOf(
+      resolve('cdc', {argv: {publication: 'p'}, file: 'constructor: 1\n__proto__: {slot: x}\ncdc:\n  toString: 2\n'}),
+    )
+    expect(problems).toEqual([
+      'pgrep.yaml: constructor: unknown key',
+      'pgrep.yaml: __proto__: unknown key',
+      'pgrep.yaml: cdc.toString: unknown key',
+    ])
   })
 
   it('checks exclusive flags across sources, naming where each came from', async () => {
-    const problems = await problemsOf(resolve('cdc', {argv: {publication: 'p', 'until-lsn': '0/10'}, file: 'once: true'}))
+    const problems = await problemsOf(
+      resolve('cdc', {argv: {publication: 'p', 'until-lsn': '0/10'}, file: 'once: true'}),
+    )
     expect(problems).toEqual(['once in the config file and --until-lsn: give one or the other'])
-    const fromEnv = await problemsOf(resolve('cdc', {argv: {publication: 'p'}, env: {PGREP_ONCE: '1', PGREP_UNTIL_LSN: '0/10'}}))
+    const fromEnv = await problemsOf(
+      resolve('cdc', {argv: {publication: 'p'}, env: {PGREP_ONCE: '1', PGREP_UNTIL_LSN: '0/10'}}),
+    )
     expect(fromEnv).toEqual(['PGREP_ONCE and PGREP_UNTIL_LSN: give one or the other'])
   })
 
   it('a missing file is a usage error naming it', async () => {
-    const input: ResolveInput = {command: 'cdc', defs: defsOf(Cdc), argv: {config: '/nonexistent/pgrep.yaml', publication: 'p'}, env: {}, commands}
-    expect(await problemsOf(resolveFlags(input))).toEqual(['/nonexistent/pgrep.yaml: cannot read the config file: no such file'])
+    const input: ResolveInput = {
+      command: 'cdc',
+      defs: defsOf(Cdc),
+      argv: {config: '/nonexistent/pgrep.yaml', publication: 'p'},
+      env: {},
+      commands,
+    }
+    expect(await problemsOf(resolveFlags(input))).toEqual([
+      '/nonexistent/pgrep.yaml: cannot read the config file: no such file',
+    ])
   })
 })
 
@@ -200,23 +272,45 @@ describe('environment variables', () => {
   })
 
   it('parse integers with their bounds, options, and ignore empty values', async () => {
-    const r = await resolve('sync', {env: {PGREP_PUBLICATION: 'p', PGREP_PARALLEL: ' 8 ', PGREP_SSL_MODE: 'require', PGREP_SLOT: ''}})
+    const r = await resolve('sync', {
+      env: {PGREP_PUBLICATION: 'p', PGREP_PARALLEL: ' 8 ', PGREP_SSL_MODE: 'require', PGREP_SLOT: ''},
+    })
     expect(r.flags).toMatchObject({parallel: 8, 'ssl-mode': 'require'})
     expect(r.flags.slot).toBeUndefined()
-    const problems = await problemsOf(resolve('sync', {env: {PGREP_PUBLICATION: 'p', PGREP_PARALLEL: '65', PGREP_SSL_MODE: 'always', PGREP_BATCH_MAX_ROWS: '1e3'}}))
-    expect(problems.sort()).toEqual(['PGREP_BATCH_MAX_ROWS: expected an integer', 'PGREP_PARALLEL: must be at most 64', 'PGREP_SSL_MODE: expected one of disable, allow, prefer, require, verify-ca, verify-full'])
+    const problems = await problemsOf(
+      resolve('sync', {
+        env: {PGREP_PUBLICATION: 'p', PGREP_PARALLEL: '65', PGREP_SSL_MODE: 'always', PGREP_BATCH_MAX_ROWS: '1e3'},
+      }),
+    )
+    expect(problems.sort()).toEqual([
+      'PGREP_BATCH_MAX_ROWS: expected an integer',
+      'PGREP_PARALLEL: must be at most 64',
+      'PGREP_SSL_MODE: expected one of disable, allow, prefer, require, verify-ca, verify-full',
+    ])
   })
 
   it('repeatable flags: commas outside double quotes, or a JSON array', async () => {
-    expect((await resolve('copy-table', {env: {PGREP_TABLE: 'public.a, "Sales"."Order, Items"'}})).flags.table).toEqual(['public.a', '"Sales"."Order, Items"'])
+    expect((await resolve('copy-table', {env: {PGREP_TABLE: 'public.a, "Sales"."Order, Items"'}})).flags.table).toEqual(
+      ['public.a', '"Sales"."Order, Items"'],
+    )
     expect((await resolve('copy-table', {env: {PGREP_TABLE: '["a,b", "c"]'}})).flags.table).toEqual(['a,b', 'c'])
-    expect(await problemsOf(resolve('copy-table', {env: {PGREP_TABLE: '[1]'}}))).toEqual(['PGREP_TABLE: a value starting with [ must be a JSON array of strings'])
+    expect(await problemsOf(resolve('copy-table', {env: {PGREP_TABLE: '[1]'}}))).toEqual([
+      'PGREP_TABLE: a value starting with [ must be a JSON array of strings',
+    ])
   })
 })
 
 describe('misspelt PGREP_* variables', () => {
   it('are warnings, and notes next to the problems they may explain', async () => {
-    const ok = await resolve('cdc', {env: {PGREP_PUBLICATION: 'p', PGREP_BATCH_MAX_ROW: '5', PGREP_TEST_PG_MAJORS: '18', PGREP_BIGQUERY_API_ENDPOINT: 'x', PGREP_PARALLE: '2'}})
+    const ok = await resolve('cdc', {
+      env: {
+        PGREP_PUBLICATION: 'p',
+        PGREP_BATCH_MAX_ROW: '5',
+        PGREP_TEST_PG_MAJORS: '18',
+        PGREP_BIGQUERY_API_ENDPOINT: 'x',
+        PGREP_PARALLE: '2',
+      },
+    })
     // PGREP_PARALLE is near sync's --parallel: flags of other commands count.
     expect(ok.warnings.sort()).toEqual([
       'PGREP_BATCH_MAX_ROW is not read by pgrep (did you mean PGREP_BATCH_MAX_ROWS?)',
@@ -264,8 +358,11 @@ describe('helpers', () => {
       tag: Flags.string({multiple: true}) as never,
       when: Flags.custom<Date>({parse: async (s: string) => new Date(s)})() as never,
     }
-    const input = (file: string, env: Record<string, string> = {}) => resolveFlags({command: 'x', defs, argv: {config: 'f.yaml'}, env, readFile: () => file})
-    const r = await input('format: debezium\nverbose: true\ntag: [a, b]\nwhen: "2024-01-02T00:00:00Z"', {PGREP_MAX_THINGS: '4'})
+    const input = (file: string, env: Record<string, string> = {}) =>
+      resolveFlags({command: 'x', defs, argv: {config: 'f.yaml'}, env, readFile: () => file})
+    const r = await input('format: debezium\nverbose: true\ntag: [a, b]\nwhen: "2024-01-02T00:00:00Z"', {
+      PGREP_MAX_THINGS: '4',
+    })
     expect(r.flags).toMatchObject({'max-things': 4, format: 'debezium', verbose: true, tag: ['a', 'b']})
     expect(r.flags.when).toEqual(new Date('2024-01-02T00:00:00Z'))
     expect(await problemsOf(input('max-things: 9\nformat: xml\nverbose: 1\ntag: [a, {b: 2}]'))).toEqual([
@@ -284,9 +381,23 @@ describe('the README', () => {
     const section = readme.slice(readme.indexOf('## Configuration'))
     const file = /```yaml\n([\s\S]*?)```/.exec(section)![1]!
     const sync = await resolve('sync', {file})
-    expect(sync.flags).toMatchObject({publication: 'shop_pub', slot: 'shop_sync', sink: 'duckdb', parallel: 8, 'batch-max-delay': 5000, 'log-format': 'json'})
-    expect((await resolve('copy-table', {file})).flags).toMatchObject({publication: 'shop_pub', parallel: 2, 'duckdb-path': '/data/shop.duckdb'})
-    expect((await resolve('status', {file})).flags).toMatchObject({slot: 'shop_sync', 'duckdb-path': '/data/shop.duckdb'})
+    expect(sync.flags).toMatchObject({
+      publication: 'shop_pub',
+      slot: 'shop_sync',
+      sink: 'duckdb',
+      parallel: 8,
+      'batch-max-delay': 5000,
+      'log-format': 'json',
+    })
+    expect((await resolve('copy-table', {file})).flags).toMatchObject({
+      publication: 'shop_pub',
+      parallel: 2,
+      'duckdb-path': '/data/shop.duckdb',
+    })
+    expect((await resolve('status', {file})).flags).toMatchObject({
+      slot: 'shop_sync',
+      'duckdb-path': '/data/shop.duckdb',
+    })
     expect((await resolve('drop', {file})).flags).toMatchObject({slot: 'shop_sync'})
   })
 })

@@ -48,7 +48,12 @@ describe('parsePgpass', () => {
 
 describe('matchPgpass', () => {
   const entries = parsePgpass(
-    ['other:5432:app:me:wrong-host', 'db.example:5433:app:me:wrong-port', 'db.example:5432:*:me:first-match', '*:*:*:*:any'].join('\n'),
+    [
+      'other:5432:app:me:wrong-host',
+      'db.example:5433:app:me:wrong-port',
+      'db.example:5432:*:me:first-match',
+      '*:*:*:*:any',
+    ].join('\n'),
   )
 
   it('takes the first line matching host:port:database:user, with * wildcards', () => {

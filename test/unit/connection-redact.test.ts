@@ -11,7 +11,10 @@ describe('redact', () => {
     // an unencoded @ in the password
     ['postgres://me:p@ss@h/d', 'postgres://me:***@h/d'],
     // several URIs in one text, quoted in JSON and in prose
-    ['{"source":"postgres://a:one@h/d","sink":"postgres://b:two@k/e"}', '{"source":"postgres://a:***@h/d","sink":"postgres://b:***@k/e"}'],
+    [
+      '{"source":"postgres://a:one@h/d","sink":"postgres://b:two@k/e"}',
+      '{"source":"postgres://a:***@h/d","sink":"postgres://b:***@k/e"}',
+    ],
     ["connecting to 'postgres://a:one@h/d' failed", "connecting to 'postgres://a:***@h/d' failed"],
     // query parameter
     ['postgres://me@h/d?password=s3cret&sslmode=require', 'postgres://me@h/d?password=***&sslmode=require'],

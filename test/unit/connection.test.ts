@@ -17,7 +17,11 @@ import {sessionOptions} from '../../src/core/postgres/session.js'
 const home = mkdtempSync(path.join(tmpdir(), 'pgrep-home-'))
 afterAll(() => rmSync(home, {recursive: true, force: true}))
 
-function resolve(input: ConnectionInput, env: NodeJS.ProcessEnv = {}, opts: {pgpassFile?: string; homeDir?: string} = {}) {
+function resolve(
+  input: ConnectionInput,
+  env: NodeJS.ProcessEnv = {},
+  opts: {pgpassFile?: string; homeDir?: string} = {},
+) {
   const warnings: string[] = []
   const conn = resolveConnection(input, env, {homeDir: home, onWarning: (w) => warnings.push(w), ...opts})
   return Object.assign(conn, {warnings})
@@ -90,17 +94,72 @@ describe('resolveConnection: precedence flags > --source > environment > default
   }
 
   const rows: {layer: string; input: ConnectionInput; env: NodeJS.ProcessEnv; want: Partial<ResolvedConnection>}[] = [
-    {layer: 'defaults', input: {}, env: {}, want: {host: 'localhost', port: 5432, user: osUser, database: osUser, sslMode: 'prefer', applicationName: 'pgrep'}},
-    {layer: 'environment', input: {}, env, want: {host: 'env-host', port: 5001, user: 'env-user', password: 'env-pw', database: 'env-db', sslMode: 'require', applicationName: 'env-app'}},
-    {layer: '--source over environment', input: {source}, env, want: {host: 'uri-host', port: 5002, user: 'uri-user', password: 'uri-pw', database: 'uri-db', sslMode: 'disable', applicationName: 'uri-app'}},
-    {layer: 'flags over --source and environment', input: {source, ...flags}, env, want: {host: 'flag-host', port: 5003, user: 'flag-user', password: 'flag-pw', database: 'flag-db', sslMode: 'verify-full', applicationName: 'uri-app', sslRootCert: '/dev/null'}},
+    {
+      layer: 'defaults',
+      input: {},
+      env: {},
+      want: {
+        host: 'localhost',
+        port: 5432,
+        user: osUser,
+        database: osUser,
+        sslMode: 'prefer',
+        applicationName: 'pgrep',
+      },
+    },
+    {
+      layer: 'environment',
+      input: {},
+      env,
+      want: {
+        host: 'env-host',
+        port: 5001,
+        user: 'env-user',
+        password: 'env-pw',
+        database: 'env-db',
+        sslMode: 'require',
+        applicationName: 'env-app',
+      },
+    },
+    {
+      layer: '--source over environment',
+      input: {source},
+      env,
+      want: {
+        host: 'uri-host',
+        port: 5002,
+        user: 'uri-user',
+        password: 'uri-pw',
+        database: 'uri-db',
+        sslMode: 'disable',
+        applicationName: 'uri-app',
+      },
+    },
+    {
+      layer: 'flags over --source and environment',
+      input: {source, ...flags},
+      env,
+      want: {
+        host: 'flag-host',
+        port: 5003,
+        user: 'flag-user',
+        password: 'flag-pw',
+        database: 'flag-db',
+        sslMode: 'verify-full',
+        applicationName: 'uri-app',
+        sslRootCert: '/dev/null',
+      },
+    },
   ]
   it.each(rows)('$layer', ({input, env, want}) => {
     expect(resolve(input, env)).toMatchObject(want)
   })
 
   it('each setting falls through independently to the next layer', () => {
-    const c = resolve({dbPort: 6000, source: 'postgres://uri-user@/uri-db'}, {PGHOST: 'env-host', PGUSER: 'env-user', PGPORT: '7000'})
+    const c = resolve(
+      {dbPort: 6000, source: 'postgres://uri-user@/uri-db'},
+      {PGHOST: 'env-host', PGUSER: 'env-user', PGPORT: '7000'},
+    )
     expect(c).toMatchObject({host: 'env-host', port: 6000, user: 'uri-user', database: 'uri-db'})
   })
 
@@ -149,7 +208,9 @@ describe('resolveConnection: password file', () => {
     const input = {source: 'postgres://me@db.example/app'}
     expect(resolve(input, {}, {homeDir: h}).password).toBe('home-pw')
     expect(resolve(input, {PGPASSFILE: file}, {homeDir: h}).password).toBe('from-file')
-    expect(resolve({source: `postgres://me@db.example/app?passfile=${encodeURIComponent(file)}`}, {}, {homeDir: h}).password).toBe('from-file')
+    expect(
+      resolve({source: `postgres://me@db.example/app?passfile=${encodeURIComponent(file)}`}, {}, {homeDir: h}).password,
+    ).toBe('from-file')
   })
 
   it.runIf(process.platform !== 'win32')('a group-readable file is ignored with a warning', () => {
@@ -165,9 +226,19 @@ describe('resolveConnection: password file', () => {
 
 describe('parseConnectionUri', () => {
   it('reads every part, percent-decoded', () => {
-    const {values, problems} = parseConnectionUri('postgresql://us%40er:p%3Aw%2Fd@db.example:6543/my%20db?application_name=my%20app&sslmode=require')
+    const {values, problems} = parseConnectionUri(
+      'postgresql://us%40er:p%3Aw%2Fd@db.example:6543/my%20db?application_name=my%20app&sslmode=require',
+    )
     expect(problems).toEqual([])
-    expect(values).toEqual({user: 'us@er', password: 'p:w/d', host: 'db.example', port: '6543', dbname: 'my db', application_name: 'my app', sslmode: 'require'})
+    expect(values).toEqual({
+      user: 'us@er',
+      password: 'p:w/d',
+      host: 'db.example',
+      port: '6543',
+      dbname: 'my db',
+      application_name: 'my app',
+      sslmode: 'require',
+    })
   })
 
   it('accepts postgres:// and bare forms', () => {
@@ -181,7 +252,12 @@ describe('parseConnectionUri', () => {
   })
 
   it('IPv6 addresses in brackets, with and without a port', () => {
-    expect(parseConnectionUri('postgres://u@[::1]:5433/d').values).toEqual({user: 'u', host: '::1', port: '5433', dbname: 'd'})
+    expect(parseConnectionUri('postgres://u@[::1]:5433/d').values).toEqual({
+      user: 'u',
+      host: '::1',
+      port: '5433',
+      dbname: 'd',
+    })
     expect(parseConnectionUri('postgres://[2001:db8::7]/d').values).toEqual({host: '2001:db8::7', dbname: 'd'})
     expect(parseConnectionUri('postgres://[::1/d').problems[0]).toMatch(/IPv6/)
   })
@@ -192,7 +268,13 @@ describe('parseConnectionUri', () => {
   })
 
   it('query parameters override the authority and path', () => {
-    expect(parseConnectionUri('postgres://u:a@h:1/d?user=v&password=b&host=k&port=2&dbname=e').values).toEqual({user: 'v', password: 'b', host: 'k', port: '2', dbname: 'e'})
+    expect(parseConnectionUri('postgres://u:a@h:1/d?user=v&password=b&host=k&port=2&dbname=e').values).toEqual({
+      user: 'v',
+      password: 'b',
+      host: 'k',
+      port: '2',
+      dbname: 'e',
+    })
   })
 
   it('an unencoded @ in the password still parses', () => {
@@ -228,9 +310,18 @@ describe('parseConnectionUri', () => {
 
 describe('parseKeyValueString', () => {
   it('reads plain, quoted and escaped values', () => {
-    const {values, problems} = parseKeyValueString(`host=db.example port = 5433 dbname='my db' user=me password='it\\'s \\\\ here' application_name=a\\ b`)
+    const {values, problems} = parseKeyValueString(
+      `host=db.example port = 5433 dbname='my db' user=me password='it\\'s \\\\ here' application_name=a\\ b`,
+    )
     expect(problems).toEqual([])
-    expect(values).toEqual({host: 'db.example', port: '5433', dbname: 'my db', user: 'me', password: "it's \\ here", application_name: 'a b'})
+    expect(values).toEqual({
+      host: 'db.example',
+      port: '5433',
+      dbname: 'my db',
+      user: 'me',
+      password: "it's \\ here",
+      application_name: 'a b',
+    })
   })
 
   it('reports a missing "=", an unterminated quote and unknown keys', () => {
@@ -240,11 +331,19 @@ describe('parseKeyValueString', () => {
   })
 
   it('unknown keys are listed', () => {
-    expect(parseKeyValueString('host=h hostaddr=1.2.3.4 gssencmode=disable').problems).toEqual([expect.stringContaining('"hostaddr", "gssencmode"')])
+    expect(parseKeyValueString('host=h hostaddr=1.2.3.4 gssencmode=disable').problems).toEqual([
+      expect.stringContaining('"hostaddr", "gssencmode"'),
+    ])
   })
 
   it('resolves like a URI', () => {
-    expect(resolve({source: "host=h port=6000 user=u dbname=d sslmode=disable"})).toMatchObject({host: 'h', port: 6000, user: 'u', database: 'd', sslMode: 'disable'})
+    expect(resolve({source: 'host=h port=6000 user=u dbname=d sslmode=disable'})).toMatchObject({
+      host: 'h',
+      port: 6000,
+      user: 'u',
+      database: 'd',
+      sslMode: 'disable',
+    })
   })
 })
 
@@ -283,22 +382,34 @@ describe('resolveConnection: validation reports every problem at once', () => {
   })
 
   it('no detail ever contains the password', () => {
-    const details = problems({source: 'postgres://u:hunter2@h,h2/d?sslmode=bad&password=hunter2&foo=hunter2'}, {PGPORT: 'x'})
+    const details = problems(
+      {source: 'postgres://u:hunter2@h,h2/d?sslmode=bad&password=hunter2&foo=hunter2'},
+      {PGPORT: 'x'},
+    )
     expect(details.length).toBeGreaterThan(2)
     for (const d of details) expect(d).not.toContain('hunter2')
   })
 
   it('verify modes need a root certificate file that exists', () => {
-    expect(problems({sslMode: 'verify-ca', dbHost: 'h'})[0]).toMatch(/needs a root certificate.*root\.crt" does not exist/)
-    expect(problems({sslMode: 'verify-full', sslRootCert: '/nonexistent/ca.pem', dbHost: 'h'})[0]).toMatch(/--ssl-root-cert: root certificate file "\/nonexistent\/ca.pem" does not exist/)
+    expect(problems({sslMode: 'verify-ca', dbHost: 'h'})[0]).toMatch(
+      /needs a root certificate.*root\.crt" does not exist/,
+    )
+    expect(problems({sslMode: 'verify-full', sslRootCert: '/nonexistent/ca.pem', dbHost: 'h'})[0]).toMatch(
+      /--ssl-root-cert: root certificate file "\/nonexistent\/ca.pem" does not exist/,
+    )
     // Not needed for a socket or with sslmode disable.
     expect(resolve({sslMode: 'verify-full', dbHost: '/tmp'}).sslMode).toBe('verify-full')
     expect(resolve({sslMode: 'disable', sslRootCert: '/nonexistent/ca.pem'}).sslMode).toBe('disable')
   })
 
   it('sslrootcert=system means verify-full, and refuses weaker modes', () => {
-    expect(resolve({dbHost: 'h'}, {PGSSLROOTCERT: 'system'})).toMatchObject({sslMode: 'verify-full', sslRootCert: 'system'})
-    expect(problems({dbHost: 'h', sslMode: 'verify-ca'}, {PGSSLROOTCERT: 'system'})[0]).toMatch(/sslrootcert=system needs sslmode verify-full/)
+    expect(resolve({dbHost: 'h'}, {PGSSLROOTCERT: 'system'})).toMatchObject({
+      sslMode: 'verify-full',
+      sslRootCert: 'system',
+    })
+    expect(problems({dbHost: 'h', sslMode: 'verify-ca'}, {PGSSLROOTCERT: 'system'})[0]).toMatch(
+      /sslrootcert=system needs sslmode verify-full/,
+    )
   })
 
   it('client certificates need a key with safe permissions', () => {
@@ -313,7 +424,9 @@ describe('resolveConnection: validation reports every problem at once', () => {
       expect(problems({dbHost: 'h'}, {PGSSLCERT: cert, PGSSLKEY: key})[0]).toMatch(/group or world access/)
       chmodSync(key, 0o600)
       expect(resolve({dbHost: 'h'}, {PGSSLCERT: cert, PGSSLKEY: key})).toMatchObject({sslCert: cert, sslKey: key})
-      expect(problems({dbHost: 'h'}, {PGSSLCERT: path.join(dir, 'nope.crt'), PGSSLKEY: key})[0]).toMatch(/client certificate file .* does not exist/)
+      expect(problems({dbHost: 'h'}, {PGSSLCERT: path.join(dir, 'nope.crt'), PGSSLKEY: key})[0]).toMatch(
+        /client certificate file .* does not exist/,
+      )
     } finally {
       rmSync(dir, {recursive: true, force: true})
     }
@@ -323,7 +436,8 @@ describe('resolveConnection: validation reports every problem at once', () => {
     const h = mkdtempSync(path.join(tmpdir(), 'pgrep-home2-'))
     try {
       mkdirSync(path.join(h, '.postgresql'))
-      for (const f of ['root.crt', 'postgresql.crt', 'postgresql.key']) writeFileSync(path.join(h, '.postgresql', f), 'x', {mode: 0o600})
+      for (const f of ['root.crt', 'postgresql.crt', 'postgresql.key'])
+        writeFileSync(path.join(h, '.postgresql', f), 'x', {mode: 0o600})
       const c = resolveConnection({dbHost: 'h', sslMode: 'verify-ca'}, {}, {homeDir: h})
       expect(c).toMatchObject({
         sslRootCert: path.join(h, '.postgresql', 'root.crt'),
@@ -362,7 +476,10 @@ describe('pgClientConfig', () => {
   })
 
   it('carries the settings, the session options, keepalive and a connect timeout', () => {
-    const cfg = pgClientConfig(base({options: '-c search_path=app'}), {replication: 'database', statementTimeoutMs: 5000})
+    const cfg = pgClientConfig(base({options: '-c search_path=app'}), {
+      replication: 'database',
+      statementTimeoutMs: 5000,
+    })
     expect(cfg).toMatchObject({
       host: 'db.example',
       port: 5432,

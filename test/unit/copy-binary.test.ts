@@ -2,7 +2,13 @@
 // boundaries (Postgres sends a row per message, but a row cut anywhere must come out the same),
 // and the numeric decoders against values written digit by digit.
 import {describe, expect, it} from 'vitest'
-import {BinaryCopyParser, BinaryRowBatch, numericScaled, numericScaledSmall, tidText} from '../../src/core/values/copy-binary.js'
+import {
+  BinaryCopyParser,
+  BinaryRowBatch,
+  numericScaled,
+  numericScaledSmall,
+  tidText,
+} from '../../src/core/values/copy-binary.js'
 
 /** An independent writer of the format: signature, flags, extension, tuples, trailer. */
 function copyStream(rows: (Buffer | null)[][], extension = Buffer.alloc(0)): Buffer {
@@ -32,7 +38,9 @@ function fieldsOf(batch: BinaryRowBatch): (string | null)[][] {
     const row: (string | null)[] = []
     for (let c = 0; c < batch.columns; c++) {
       const off = batch.offsets[r * batch.columns + c]
-      row.push(off < 0 ? null : batch.bytes[r].subarray(off, off + batch.lengths[r * batch.columns + c]).toString('utf8'))
+      row.push(
+        off < 0 ? null : batch.bytes[r].subarray(off, off + batch.lengths[r * batch.columns + c]).toString('utf8'),
+      )
     }
     out.push(row)
   }
@@ -64,10 +72,17 @@ describe('BinaryCopyParser', () => {
   })
 
   it('refuses a wrong signature, a wrong field count and data after the end', () => {
-    expect(() => new BinaryCopyParser(3).push(Buffer.from('PGCOPX\n\xff\r\n\0\0\0\0\0\0\0\0\0', 'latin1'), new BinaryRowBatch(3, 1))).toThrow(/signature/)
+    expect(() =>
+      new BinaryCopyParser(3).push(
+        Buffer.from('PGCOPX\n\xff\r\n\0\0\0\0\0\0\0\0\0', 'latin1'),
+        new BinaryRowBatch(3, 1),
+      ),
+    ).toThrow(/signature/)
     expect(() => new BinaryCopyParser(2).push(stream, new BinaryRowBatch(2, 4))).toThrow(/3 fields where 2/)
     const p = new BinaryCopyParser(3)
-    expect(() => p.push(Buffer.concat([stream, Buffer.from([0, 3])]), new BinaryRowBatch(3, 4))).toThrow(/after the end/)
+    expect(() => p.push(Buffer.concat([stream, Buffer.from([0, 3])]), new BinaryRowBatch(3, 4))).toThrow(
+      /after the end/,
+    )
   })
 })
 

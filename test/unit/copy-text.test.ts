@@ -66,7 +66,7 @@ describe('CopyTextParser', () => {
     expect(p.rowCount).toBe(3)
   })
 
-  it('does not keep a reference to the caller\'s chunk', () => {
+  it("does not keep a reference to the caller's chunk", () => {
     const p = new CopyTextParser(1)
     const chunk = Buffer.from('abc')
     p.push(chunk)
@@ -92,8 +92,16 @@ describe('CopyTextParser', () => {
   it('tells lines with escapes from lines without in one chunk', () => {
     // Plain lines take a faster path; the escape of a later line must not leak into them.
     const text = 'a\tü\nb\\tc\t\\N\nd\te\n\\N\t\\x41\nf\tg\n'
-    expect(CopyTextParser.parseAll(Buffer.from(text), 2)).toEqual([['a', 'ü'], ['b\tc', null], ['d', 'e'], [null, 'A'], ['f', 'g']])
-    expect(() => CopyTextParser.parseAll(Buffer.from('a\tb\nc\td\te\tf\n'), 2)).toThrow(/row 2 has 3 columns, expected 2/)
+    expect(CopyTextParser.parseAll(Buffer.from(text), 2)).toEqual([
+      ['a', 'ü'],
+      ['b\tc', null],
+      ['d', 'e'],
+      [null, 'A'],
+      ['f', 'g'],
+    ])
+    expect(() => CopyTextParser.parseAll(Buffer.from('a\tb\nc\td\te\tf\n'), 2)).toThrow(
+      /row 2 has 3 columns, expected 2/,
+    )
     expect(() => CopyTextParser.parseAll(Buffer.from('a\tb\nc\n'), 2)).toThrow(/row 2 has 1 column, expected 2/)
   })
 
@@ -143,14 +151,36 @@ describe('CopyTextParser', () => {
       seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
       return seed / 4294967296
     }
-    const alphabet = ['a', 'Z', '0', ' ', '\\', '\t', '\n', '\r', '\b', '\f', '\v', '\u0001', 'N', '.', 'é', '日', '😀', '\u2028', '"', "'"]
+    const alphabet = [
+      'a',
+      'Z',
+      '0',
+      ' ',
+      '\\',
+      '\t',
+      '\n',
+      '\r',
+      '\b',
+      '\f',
+      '\v',
+      '\u0001',
+      'N',
+      '.',
+      'é',
+      '日',
+      '😀',
+      '\u2028',
+      '"',
+      "'",
+    ]
     // Escapes the way COPY does, sometimes spelling bytes as octal or hex escapes instead.
     const escape = (s: string): string => {
       let out = ''
       for (const ch of s) {
         const p = r()
         if (p < 0.1) {
-          for (const b of Buffer.from(ch)) out += r() < 0.5 ? `\\${b.toString(8).padStart(3, '0')}` : `\\x${b.toString(16).padStart(2, '0')}`
+          for (const b of Buffer.from(ch))
+            out += r() < 0.5 ? `\\${b.toString(8).padStart(3, '0')}` : `\\x${b.toString(16).padStart(2, '0')}`
           continue
         }
         switch (ch) {
@@ -184,12 +214,16 @@ describe('CopyTextParser', () => {
     for (let round = 0; round < 200; round++) {
       const ncols = 1 + Math.floor(r() * 4)
       const rows: CopyRow[] = Array.from({length: Math.floor(r() * 5)}, () =>
-        Array.from({length: ncols}, () => (r() < 0.15 ? null : Array.from({length: Math.floor(r() * 8)}, () => alphabet[Math.floor(r() * alphabet.length)]).join(''))),
+        Array.from({length: ncols}, () =>
+          r() < 0.15
+            ? null
+            : Array.from({length: Math.floor(r() * 8)}, () => alphabet[Math.floor(r() * alphabet.length)]).join(''),
+        ),
       )
       const text = rows.map((row) => row.map((v) => (v === null ? '\\N' : escape(v))).join('\t') + '\n').join('')
       const data = Buffer.from(text)
       const chunks: Buffer[] = []
-      for (let i = 0; i < data.length; ) {
+      for (let i = 0; i < data.length;) {
         const size = 1 + Math.floor(r() * 12)
         chunks.push(data.subarray(i, i + size))
         i += size

@@ -8,7 +8,11 @@ import {PG_EPOCH_UNIX_MICROS, UNCHANGED_TOAST, type TupleData} from '../../src/c
 import {builtinType, OID} from '../../src/core/schema/pg-types.js'
 import type {ColumnSchema, PgType, TableSchema} from '../../src/core/schema/types.js'
 import {intervalToMicros, unscaledToBase64} from '../../src/sinks/stdout/debezium-values.js'
-import {DebeziumFormatter, DEBEZIUM_UNAVAILABLE_VALUE, type DebeziumFormatOptions} from '../../src/sinks/stdout/debezium.js'
+import {
+  DebeziumFormatter,
+  DEBEZIUM_UNAVAILABLE_VALUE,
+  type DebeziumFormatOptions,
+} from '../../src/sinks/stdout/debezium.js'
 import {StdoutSink} from '../../src/sinks/stdout/index.js'
 
 // ---- The envelope as Debezium documents it ----
@@ -26,7 +30,22 @@ const DOCUMENTED = {
   messageEventFields: ['source', 'op', 'ts_ms', 'ts_us', 'ts_ns', 'message'],
   messageFields: ['prefix', 'content'],
   /** io.debezium.connector.postgresql.Source, in schema order. */
-  sourceFields: ['version', 'connector', 'name', 'ts_ms', 'snapshot', 'db', 'sequence', 'ts_us', 'ts_ns', 'schema', 'table', 'txId', 'lsn', 'xmin'],
+  sourceFields: [
+    'version',
+    'connector',
+    'name',
+    'ts_ms',
+    'snapshot',
+    'db',
+    'sequence',
+    'ts_us',
+    'ts_ns',
+    'schema',
+    'table',
+    'txId',
+    'lsn',
+    'xmin',
+  ],
   /** The enrichment of provide.transaction.metadata. */
   transactionFields: ['id', 'total_order', 'data_collection_order'],
   ops: {insert: 'c', update: 'u', delete: 'd', read: 'r', truncate: 't', message: 'm'},
@@ -43,13 +62,23 @@ const DOCUMENTED = {
 // ---- fixtures ----
 
 const T = (oid: number, typmod = -1): PgType => builtinType(oid, typmod)!
-const col = (name: string, type: PgType, isKey = false, typeModifier = -1): ColumnSchema => ({name, type, typeModifier, isKey})
+const col = (name: string, type: PgType, isKey = false, typeModifier = -1): ColumnSchema => ({
+  name,
+  type,
+  typeModifier,
+  isKey,
+})
 
 function table(name: string, columns: ColumnSchema[], schema = 'public'): TableSchema {
   return {relationId: 1, schema, name, replicaIdentity: 'default', columns}
 }
 
-const items = table('items', [col('id', T(OID.int4), true), col('name', T(OID.text)), col('qty', T(OID.int4)), col('big', T(OID.text))])
+const items = table('items', [
+  col('id', T(OID.int4), true),
+  col('name', T(OID.text)),
+  col('qty', T(OID.int4)),
+  col('big', T(OID.text)),
+])
 const odd = table('Tab lé', [col('Key', T(OID.int8), true), col('v', T(OID.text))], 'Odd "Schema"')
 
 const COMMIT_LSN = 0x1_6b374d48n
@@ -72,7 +101,10 @@ function one(f: DebeziumFormatter, e: ChangeEvent): any {
   return out[0]
 }
 
-function expectSource(source: any, expected: {schema: string; table: string; snapshot: string; txId: number | null; lsn: bigint; tsUs?: bigint}) {
+function expectSource(
+  source: any,
+  expected: {schema: string; table: string; snapshot: string; txId: number | null; lsn: bigint; tsUs?: bigint},
+) {
   expect(Object.keys(source)).toEqual(DOCUMENTED.sourceFields)
   expect(source.version).toMatch(/^pgrep-\d+\.\d+\.\d+/)
   expect(source.connector).toBe(DOCUMENTED.connector)
@@ -105,7 +137,14 @@ describe('Debezium envelope, op by op', () => {
     expect(v.op).toBe(DOCUMENTED.ops.insert)
     expect(v.before).toBeNull()
     expect(v.after).toEqual({id: 1, name: 'one', qty: 1, big: 'x'})
-    expectSource(v.source, {schema: 'public', table: 'items', snapshot: 'false', txId: 745, lsn: COMMIT_LSN, tsUs: COMMIT_UNIX_US})
+    expectSource(v.source, {
+      schema: 'public',
+      table: 'items',
+      snapshot: 'false',
+      txId: 745,
+      lsn: COMMIT_LSN,
+      tsUs: COMMIT_UNIX_US,
+    })
     expect(v.source.ts_ms).toBe(1714557600123)
     expect(Object.keys(v.transaction)).toEqual(DOCUMENTED.transactionFields)
     expect(v.transaction).toEqual({id: `745:${COMMIT_LSN}`, total_order: 1, data_collection_order: 1})
@@ -115,7 +154,15 @@ describe('Debezium envelope, op by op', () => {
 
   it('update under REPLICA IDENTITY DEFAULT with the key unchanged → op u with before null (pgoutput sends no old row)', () => {
     const f = new DebeziumFormatter(OPTIONS)
-    const v = one(f, {op: 'update', table: items, new: ['1', 'one', '10', 'x'], old: null, oldKind: null, seq: 0, ...txn})
+    const v = one(f, {
+      op: 'update',
+      table: items,
+      new: ['1', 'one', '10', 'x'],
+      old: null,
+      oldKind: null,
+      seq: 0,
+      ...txn,
+    })
     expect(v.op).toBe(DOCUMENTED.ops.update)
     expect(v.before).toBeNull()
     expect(v.after).toEqual({id: 1, name: 'one', qty: 10, big: 'x'})
@@ -124,7 +171,15 @@ describe('Debezium envelope, op by op', () => {
   it('update under REPLICA IDENTITY FULL → op u with the whole old row in before', () => {
     const f = new DebeziumFormatter(OPTIONS)
     const full = {...items, replicaIdentity: 'full' as const, columns: items.columns.map((c) => ({...c, isKey: true}))}
-    const v = one(f, {op: 'update', table: full, new: ['1', 'uno', '1', 'x'], old: ['1', 'one', '1', 'x'], oldKind: 'full', seq: 0, ...txn})
+    const v = one(f, {
+      op: 'update',
+      table: full,
+      new: ['1', 'uno', '1', 'x'],
+      old: ['1', 'one', '1', 'x'],
+      oldKind: 'full',
+      seq: 0,
+      ...txn,
+    })
     expect(v.op).toBe('u')
     expect(v.before).toEqual({id: 1, name: 'one', qty: 1, big: 'x'})
     expect(v.after).toEqual({id: 1, name: 'uno', qty: 1, big: 'x'})
@@ -132,7 +187,15 @@ describe('Debezium envelope, op by op', () => {
 
   it('a primary-key change → a delete of the old key and a create of the new one, as Debezium emits it', () => {
     const f = new DebeziumFormatter(OPTIONS)
-    const [d, c] = lines(f, {op: 'update', table: items, new: ['3', 'two', '2', 'y'], old: ['2', null, null, null], oldKind: 'key', seq: 0, ...txn})
+    const [d, c] = lines(f, {
+      op: 'update',
+      table: items,
+      new: ['3', 'two', '2', 'y'],
+      old: ['2', null, null, null],
+      oldKind: 'key',
+      seq: 0,
+      ...txn,
+    })
     expect(d.op).toBe('d')
     expect(d.before).toEqual({id: 2, name: null, qty: null, big: null})
     expect(d.after).toBeNull()
@@ -168,8 +231,21 @@ describe('Debezium envelope, op by op', () => {
       expect(v.before).toBeNull()
       expect(v.after).toBeNull()
     }
-    expectSource(out[0].source, {schema: 'public', table: 'items', snapshot: 'false', txId: 745, lsn: COMMIT_LSN, tsUs: COMMIT_UNIX_US})
-    expectSource(out[1].source, {schema: 'Odd "Schema"', table: 'Tab lé', snapshot: 'false', txId: 745, lsn: COMMIT_LSN})
+    expectSource(out[0].source, {
+      schema: 'public',
+      table: 'items',
+      snapshot: 'false',
+      txId: 745,
+      lsn: COMMIT_LSN,
+      tsUs: COMMIT_UNIX_US,
+    })
+    expectSource(out[1].source, {
+      schema: 'Odd "Schema"',
+      table: 'Tab lé',
+      snapshot: 'false',
+      txId: 745,
+      lsn: COMMIT_LSN,
+    })
     expect(out.map((v) => v.transaction.total_order)).toEqual([1, 2])
   })
 
@@ -188,7 +264,17 @@ describe('Debezium envelope, op by op', () => {
   it('non-transactional message → txId null, the message LSN, the time pgrep read it', () => {
     const f = new DebeziumFormatter(OPTIONS)
     const lsn = 0x2_0000abcdn
-    const v = one(f, {op: 'message', transactional: false, prefix: 'p', content: new Uint8Array([1]), lsn, commitLsn: lsn, seq: 0, xid: 0, commitTime: 0n})
+    const v = one(f, {
+      op: 'message',
+      transactional: false,
+      prefix: 'p',
+      content: new Uint8Array([1]),
+      lsn,
+      commitLsn: lsn,
+      seq: 0,
+      xid: 0,
+      commitTime: 0n,
+    })
     expectSource(v.source, {schema: '', table: '', snapshot: 'false', txId: null, lsn})
     expectProcessingTime({...v.source})
   })
@@ -214,12 +300,17 @@ describe('Debezium envelope, op by op', () => {
   it('numbers transaction.total_order and data_collection_order per transaction; a redelivered transaction starts over', () => {
     const f = new DebeziumFormatter(OPTIONS)
     const ins = (t: TableSchema, seq: number, commitLsn = COMMIT_LSN) =>
-      one(f, {op: 'insert', table: t, new: t === items ? ['1', 'a', '1', 'b'] : ['1', 'a'], seq, ...txn, commitLsn}).transaction
+      one(f, {op: 'insert', table: t, new: t === items ? ['1', 'a', '1', 'b'] : ['1', 'a'], seq, ...txn, commitLsn})
+        .transaction
     expect(ins(items, 0)).toMatchObject({total_order: 1, data_collection_order: 1})
     expect(ins(odd, 1)).toMatchObject({total_order: 2, data_collection_order: 1})
     expect(ins(items, 2)).toMatchObject({total_order: 3, data_collection_order: 2})
     // The next transaction.
-    expect(ins(items, 0, COMMIT_LSN + 100n)).toEqual({id: `745:${COMMIT_LSN + 100n}`, total_order: 1, data_collection_order: 1})
+    expect(ins(items, 0, COMMIT_LSN + 100n)).toEqual({
+      id: `745:${COMMIT_LSN + 100n}`,
+      total_order: 1,
+      data_collection_order: 1,
+    })
     expect(ins(items, 1, COMMIT_LSN + 100n)).toMatchObject({total_order: 2, data_collection_order: 2})
     // At-least-once: the same transaction again from its start.
     expect(ins(items, 0, COMMIT_LSN + 100n)).toMatchObject({total_order: 1, data_collection_order: 1})
@@ -228,7 +319,14 @@ describe('Debezium envelope, op by op', () => {
   it('keeps 64-bit LSNs and xids exact, and names the default topic prefix pgrep', () => {
     const f = new DebeziumFormatter({database: 'd"b'})
     const lsn = 0xffffffff_fffffff0n
-    const line = f.formatEvent({op: 'insert', table: odd, new: ['9007199254740993', 'v'], seq: 0, ...txn, commitLsn: lsn})!
+    const line = f.formatEvent({
+      op: 'insert',
+      table: odd,
+      new: ['9007199254740993', 'v'],
+      seq: 0,
+      ...txn,
+      commitLsn: lsn,
+    })!
     expect(line).toContain(`"lsn":${lsn}`)
     expect(line).toContain('"Key":9007199254740993')
     const v = JSON.parse(line)
@@ -240,7 +338,12 @@ describe('Debezium envelope, op by op', () => {
 
 // ---- values ----
 
-function value(type: PgType, text: string | null, options: Partial<DebeziumFormatOptions> = {}, typeModifier = -1): string {
+function value(
+  type: PgType,
+  text: string | null,
+  options: Partial<DebeziumFormatOptions> = {},
+  typeModifier = -1,
+): string {
   const f = new DebeziumFormatter({database: 'db', ...options})
   const t = table('t', [col('v', type, false, typeModifier)])
   const line = f.formatEvent({op: 'insert', table: t, new: [text], seq: 0, ...txn})!
@@ -292,10 +395,24 @@ describe('Debezium values (default connector configuration)', () => {
     // Past 15 digits the bigint path; both paths agree with the definition.
     const n382 = T(OID.numeric, ((38 << 16) | 2) + 4)
     expect(value(n382, '-123456789012345678901234567890.12')).toBe(b64(-12345678901234567890123456789012n))
-    for (const n of [1n, 127n, 255n, 256n, -256n, -32768n, -32769n, 2n ** 52n, -(2n ** 52n), 10n ** 15n - 1n, -(10n ** 15n) + 1n, 10n ** 15n]) {
+    for (const n of [
+      1n,
+      127n,
+      255n,
+      256n,
+      -256n,
+      -32768n,
+      -32769n,
+      2n ** 52n,
+      -(2n ** 52n),
+      10n ** 15n - 1n,
+      -(10n ** 15n) + 1n,
+      10n ** 15n,
+    ]) {
       const hex = (n < 0n ? (1n << 64n) + n : n).toString(16).padStart(16, '0')
       let bytes = [...Buffer.from(hex, 'hex')]
-      while (bytes.length > 1 && ((bytes[0] === 0 && bytes[1] < 0x80) || (bytes[0] === 0xff && bytes[1] >= 0x80))) bytes = bytes.slice(1)
+      while (bytes.length > 1 && ((bytes[0] === 0 && bytes[1] < 0x80) || (bytes[0] === 0xff && bytes[1] >= 0x80)))
+        bytes = bytes.slice(1)
       expect(unscaledToBase64(n), String(n)).toBe(Buffer.from(bytes).toString('base64'))
     }
     // Decimal has no NaN.
@@ -386,7 +503,9 @@ describe('Debezium values (default connector configuration)', () => {
 
   it('interval, interval.handling.mode=numeric: MicroDuration with 365.25 / 12 days a month', () => {
     const us = (s: string) => Number(intervalToMicros(s))
-    expect(us('1 year 2 mons 3 days 04:05:06.789')).toBe(14 * DOCUMENTED.microsPerMonth + 3 * 86_400e6 + (4 * 3600 + 5 * 60 + 6) * 1e6 + 789_000)
+    expect(us('1 year 2 mons 3 days 04:05:06.789')).toBe(
+      14 * DOCUMENTED.microsPerMonth + 3 * 86_400e6 + (4 * 3600 + 5 * 60 + 6) * 1e6 + 789_000,
+    )
     expect(us('-1 days +02:03:00')).toBe(-86_400e6 + (2 * 3600 + 3 * 60) * 1e6)
     expect(us('-00:00:01')).toBe(-1e6)
     expect(us('00:00:00')).toBe(0)
@@ -409,17 +528,32 @@ describe('Debezium values (default connector configuration)', () => {
   })
 
   it('SQL NULL as null in every type', () => {
-    for (const oid of [OID.int4, OID.numeric, OID.timestamp, OID.bytea, OID.text, 1007]) expect(value(T(oid), null)).toBe('null')
+    for (const oid of [OID.int4, OID.numeric, OID.timestamp, OID.bytea, OID.text, 1007])
+      expect(value(T(oid), null)).toBe('null')
   })
 })
 
 describe('unchanged TOAST values: the unavailable.value.placeholder', () => {
   it('writes __debezium_unavailable_value (base64 of it for bytea, a one-element list for arrays)', () => {
     expect(DEBEZIUM_UNAVAILABLE_VALUE).toBe(DOCUMENTED.unavailableValuePlaceholder)
-    const t = table('toast', [col('id', T(OID.int4), true), col('big', T(OID.text)), col('bin', T(OID.bytea)), col('arr', T(1009)), col('j', T(OID.jsonb))])
+    const t = table('toast', [
+      col('id', T(OID.int4), true),
+      col('big', T(OID.text)),
+      col('bin', T(OID.bytea)),
+      col('arr', T(1009)),
+      col('j', T(OID.jsonb)),
+    ])
     const f = new DebeziumFormatter(OPTIONS)
     const u = UNCHANGED_TOAST
-    const v = one(f, {op: 'update', table: t, new: ['1', u, u, u, u] as TupleData, old: null, oldKind: null, seq: 0, ...txn})
+    const v = one(f, {
+      op: 'update',
+      table: t,
+      new: ['1', u, u, u, u] as TupleData,
+      old: null,
+      oldKind: null,
+      seq: 0,
+      ...txn,
+    })
     expect(v.after).toEqual({
       id: 1,
       big: DOCUMENTED.unavailableValuePlaceholder,
@@ -447,7 +581,10 @@ describe('StdoutSink with format debezium', () => {
     ])
     await sink.commitBatch({commitLsn: COMMIT_LSN, endLsn: COMMIT_LSN})
     await sink.close()
-    const values = text.trimEnd().split('\n').map((l) => JSON.parse(l))
+    const values = text
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l))
     expect(values.map((v) => `${v.op}:${v.source.table}`)).toEqual(['r:items', 'c:items', 't:items', 't:Tab lé'])
   })
 

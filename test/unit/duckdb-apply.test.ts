@@ -9,7 +9,12 @@ import {DuckDBInstance, type DuckDBConnection} from '@duckdb/node-api'
 import {afterAll, afterEach, beforeAll, beforeEach, describe, expect, it} from 'vitest'
 import type {ChangeEvent} from '../../src/core/changes.js'
 import {PgrepError} from '../../src/core/errors.js'
-import {UNCHANGED_TOAST, type ColumnValue, type ReplicaIdentity, type TupleData} from '../../src/core/protocol/messages.js'
+import {
+  UNCHANGED_TOAST,
+  type ColumnValue,
+  type ReplicaIdentity,
+  type TupleData,
+} from '../../src/core/protocol/messages.js'
 import type {PgType, TableSchema} from '../../src/core/schema/types.js'
 import {DuckDbSink} from '../../src/sinks/duckdb/index.js'
 
@@ -33,14 +38,24 @@ function tbl(name: string, cols: Col[], replicaIdentity: ReplicaIdentity = 'defa
     schema,
     name,
     replicaIdentity,
-    columns: cols.map(([n, type, key]) => ({name: n, type, typeModifier: -1, isKey: replicaIdentity === 'full' ? true : (key ?? false)})),
+    columns: cols.map(([n, type, key]) => ({
+      name: n,
+      type,
+      typeModifier: -1,
+      isKey: replicaIdentity === 'full' ? true : (key ?? false),
+    })),
   }
 }
 
 let seq = 0
 const base = () => ({commitLsn: 100n, seq: seq++, xid: 7, commitTime: 0n})
 const ins = (table: TableSchema, row: TupleData): ChangeEvent => ({op: 'insert', table, new: row, ...base()})
-const upd = (table: TableSchema, neu: TupleData, old: TupleData | null = null, oldKind: 'key' | 'full' | null = old ? 'key' : null): ChangeEvent => ({
+const upd = (
+  table: TableSchema,
+  neu: TupleData,
+  old: TupleData | null = null,
+  oldKind: 'key' | 'full' | null = old ? 'key' : null,
+): ChangeEvent => ({
   op: 'update',
   table,
   new: neu,
@@ -48,11 +63,24 @@ const upd = (table: TableSchema, neu: TupleData, old: TupleData | null = null, o
   oldKind,
   ...base(),
 })
-const del = (table: TableSchema, old: TupleData, oldKind: 'key' | 'full' = 'key'): ChangeEvent => ({op: 'delete', table, old, oldKind, ...base()})
-const trunc = (...tables: TableSchema[]): ChangeEvent => ({op: 'truncate', tables, cascade: false, restartIdentity: false, ...base()})
+const del = (table: TableSchema, old: TupleData, oldKind: 'key' | 'full' = 'key'): ChangeEvent => ({
+  op: 'delete',
+  table,
+  old,
+  oldKind,
+  ...base(),
+})
+const trunc = (...tables: TableSchema[]): ChangeEvent => ({
+  op: 'truncate',
+  tables,
+  cascade: false,
+  restartIdentity: false,
+  ...base(),
+})
 const schemaEv = (table: TableSchema): ChangeEvent => ({op: 'schema', table, ...base()})
 /** An old-key tuple: key values in place, NULL elsewhere. */
-const keyOnly = (t: TableSchema, values: Record<string, string>): TupleData => t.columns.map((c) => values[c.name] ?? null)
+const keyOnly = (t: TableSchema, values: Record<string, string>): TupleData =>
+  t.columns.map((c) => values[c.name] ?? null)
 
 let dir: string
 let file: string
@@ -72,7 +100,12 @@ beforeEach(async () => {
   instance = await DuckDBInstance.create(file)
   reader = await instance.connect()
   logs.length = 0
-  sink = new DuckDbSink({path: file, instance, stagedFlushRows, log: (level, msg, fields) => logs.push({level, msg, fields})})
+  sink = new DuckDbSink({
+    path: file,
+    instance,
+    stagedFlushRows,
+    log: (level, msg, fields) => logs.push({level, msg, fields}),
+  })
   await sink.open()
 })
 
@@ -196,7 +229,13 @@ describe('tables with a key', () => {
       ['v', TEXT],
     ])
     await batch(ins(t, ['1', 'old', null]), ins(other, ['1', 'kept']))
-    await batch(ins(t, ['2', 'before', null]), upd(t, ['1', 'changed before', null]), trunc(t), ins(t, ['3', 'after', null]), upd(t, ['3', 'after2', null]))
+    await batch(
+      ins(t, ['2', 'before', null]),
+      upd(t, ['1', 'changed before', null]),
+      trunc(t),
+      ins(t, ['3', 'after', null]),
+      upd(t, ['3', 'after2', null]),
+    )
     expect(await rowsOf(t)).toEqual([[3, 'after2', null]])
     expect(await rowsOf(other)).toEqual([[1, 'kept']])
     // Truncating two tables, one not known yet (created empty).
@@ -224,12 +263,19 @@ describe('tables with a key', () => {
       ['b', TEXT, true],
       ['v', TEXT],
     ])
-    await batch(ins(c, ['1', 'x', 'one']), ins(c, ['1', 'y', 'two']), upd(c, ['1', 'y', 'two!']), upd(c, ['2', 'x', 'moved'], keyOnly(c, {a: '1', b: 'x'})))
+    await batch(
+      ins(c, ['1', 'x', 'one']),
+      ins(c, ['1', 'y', 'two']),
+      upd(c, ['1', 'y', 'two!']),
+      upd(c, ['2', 'x', 'moved'], keyOnly(c, {a: '1', b: 'x'})),
+    )
     expect(await rowsOf(c, 1)).toEqual([
       [1, 'y', 'two!'],
       [2, 'x', 'moved'],
     ])
-    const pk = await rows(`SELECT constraint_column_names FROM duckdb_constraints() WHERE table_name = 'composite' AND constraint_type = 'PRIMARY KEY'`)
+    const pk = await rows(
+      `SELECT constraint_column_names FROM duckdb_constraints() WHERE table_name = 'composite' AND constraint_type = 'PRIMARY KEY'`,
+    )
     expect(pk).toEqual([[['a', 'b']]])
   })
 })
@@ -276,7 +322,9 @@ describe('schema changes', () => {
       schemaEv(v5),
       ins(v5, ['6', '9000000000', 'c6']),
     )
-    const cols = await rows(`SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'evolving' ORDER BY column_index`)
+    const cols = await rows(
+      `SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'evolving' ORDER BY column_index`,
+    )
     expect(cols).toEqual([
       ['id', 'INTEGER'],
       ['a2', 'BIGINT'],
@@ -291,7 +339,16 @@ describe('schema changes', () => {
       [6, 9000000000n, 'c6'],
     ])
     // The same shape again (a reconnect sends every Relation again): nothing changes.
-    await batch(schemaEv(tbl('evolving', [['id', INT4, true], ['a2', INT8], ['c', TEXT]])), ins(v5, ['7', '70', 'c7']))
+    await batch(
+      schemaEv(
+        tbl('evolving', [
+          ['id', INT4, true],
+          ['a2', INT8],
+          ['c', TEXT],
+        ]),
+      ),
+      ins(v5, ['7', '70', 'c7']),
+    )
     expect((await rowsOf(v5)).length).toBe(7)
   })
 
@@ -310,17 +367,23 @@ describe('schema changes', () => {
     ])
     await batch(ins(v1, ['1', 'not a number']), ins(v1, ['2', '42']))
     await batch(schemaEv(v2), ins(v2, ['3', '7']))
-    expect(await rows(`SELECT data_type FROM duckdb_columns() WHERE table_name = 'retype' AND column_name = 'x'`)).toEqual([['VARCHAR']])
+    expect(
+      await rows(`SELECT data_type FROM duckdb_columns() WHERE table_name = 'retype' AND column_name = 'x'`),
+    ).toEqual([['VARCHAR']])
     expect(await rowsOf(v2)).toEqual([
       [1, 'not a number'],
       [2, '42'],
       [3, '7'],
     ])
-    expect(logs.some((l) => l.level === 'warn' && l.msg.includes('app.retype.x') && l.msg.includes('VARCHAR'))).toBe(true)
+    expect(logs.some((l) => l.level === 'warn' && l.msg.includes('app.retype.x') && l.msg.includes('VARCHAR'))).toBe(
+      true,
+    )
     // Castable data: the retype goes through.
     await batch(upd(v2, ['1', '1']))
     await batch(schemaEv(v3), ins(v3, ['4', '8']))
-    expect(await rows(`SELECT data_type FROM duckdb_columns() WHERE table_name = 'retype' AND column_name = 'x'`)).toEqual([['BIGINT']])
+    expect(
+      await rows(`SELECT data_type FROM duckdb_columns() WHERE table_name = 'retype' AND column_name = 'x'`),
+    ).toEqual([['BIGINT']])
     expect(await rowsOf(v3)).toEqual([
       [1, 1n],
       [2, 42n],
@@ -342,14 +405,23 @@ describe('schema changes', () => {
       ['id', INT8],
       ['code', TEXT, true],
     ])
-    const full = tbl('rekey', [
-      ['id', INT8],
-      ['code', TEXT],
-    ], 'full')
+    const full = tbl(
+      'rekey',
+      [
+        ['id', INT8],
+        ['code', TEXT],
+      ],
+      'full',
+    )
     await batch(ins(v1, ['1', 'a']), ins(v1, ['2', 'b']))
     await batch(schemaEv(v2), upd(v2, ['1', 'a1']))
-    const pk = () => rows(`SELECT constraint_column_names FROM duckdb_constraints() WHERE table_name = 'rekey' AND constraint_type = 'PRIMARY KEY'`)
-    expect(await rows(`SELECT data_type FROM duckdb_columns() WHERE table_name = 'rekey' AND column_name = 'id'`)).toEqual([['BIGINT']])
+    const pk = () =>
+      rows(
+        `SELECT constraint_column_names FROM duckdb_constraints() WHERE table_name = 'rekey' AND constraint_type = 'PRIMARY KEY'`,
+      )
+    expect(
+      await rows(`SELECT data_type FROM duckdb_columns() WHERE table_name = 'rekey' AND column_name = 'id'`),
+    ).toEqual([['BIGINT']])
     await batch(schemaEv(v3), upd(v3, ['3', 'b'], keyOnly(v3, {code: 'b'})))
     expect(await pk()).toEqual([[['code']]])
     expect(await rowsOf(v3)).toEqual([
@@ -375,7 +447,9 @@ describe('schema changes', () => {
     ])
     await batch(ins(v1, ['1', 'a1', 'b1']))
     await batch(schemaEv(v2), ins(v2, ['2', 'b2', 'a2']))
-    expect(await rows(`SELECT column_name FROM duckdb_columns() WHERE table_name = 'reorder' ORDER BY column_index`)).toEqual([['id'], ['b'], ['a']])
+    expect(
+      await rows(`SELECT column_name FROM duckdb_columns() WHERE table_name = 'reorder' ORDER BY column_index`),
+    ).toEqual([['id'], ['b'], ['a']])
     expect(await rowsOf(v2)).toEqual([
       [1, 'b1', null],
       [2, 'b2', 'a2'],
@@ -410,12 +484,22 @@ describe('schema changes', () => {
 
 describe('tables without a key', () => {
   it('FULL identity: matches all columns NULL-safe, one row per change, in stream order', async () => {
-    const f = tbl('full_t', [
-      ['a', INT4],
-      ['b', TEXT],
-      ['x', FLOAT8],
-    ], 'full')
-    await batch(ins(f, ['1', 'x', '1.5']), ins(f, ['1', 'x', '1.5']), ins(f, ['1', 'x', '1.5']), ins(f, ['2', null, null]), ins(f, ['3', 'nan', 'NaN']))
+    const f = tbl(
+      'full_t',
+      [
+        ['a', INT4],
+        ['b', TEXT],
+        ['x', FLOAT8],
+      ],
+      'full',
+    )
+    await batch(
+      ins(f, ['1', 'x', '1.5']),
+      ins(f, ['1', 'x', '1.5']),
+      ins(f, ['1', 'x', '1.5']),
+      ins(f, ['2', null, null]),
+      ins(f, ['3', 'nan', 'NaN']),
+    )
     // One delete of a value held by three rows removes exactly one.
     await batch(del(f, ['1', 'x', '1.5'], 'full'))
     expect(await rows(`SELECT count(*)::INT FROM app.full_t WHERE a = 1`)).toEqual([[2]])
@@ -439,15 +523,23 @@ describe('tables without a key', () => {
     expect(got[2][1]).toBe('nan2')
     expect(Number.isNaN(got[2][2])).toBe(true)
     expect(got[3]).toEqual([9, 'dup', null])
-    expect(await rows(`SELECT count(*)::INT FROM duckdb_constraints() WHERE table_name = 'full_t' AND constraint_type = 'PRIMARY KEY'`)).toEqual([[0]])
+    expect(
+      await rows(
+        `SELECT count(*)::INT FROM duckdb_constraints() WHERE table_name = 'full_t' AND constraint_type = 'PRIMARY KEY'`,
+      ),
+    ).toEqual([[0]])
   })
 
   it('FULL identity: values equal for DuckDB but stored differently are told apart', async () => {
     const INTERVAL: PgType = {oid: 1186, sqlName: 'interval', kind: 'interval'}
-    const f = tbl('full_exact', [
-      ['iv', INTERVAL],
-      ['x', FLOAT8],
-    ], 'full')
+    const f = tbl(
+      'full_exact',
+      [
+        ['iv', INTERVAL],
+        ['x', FLOAT8],
+      ],
+      'full',
+    )
     await batch(ins(f, ['1 mon', '0']), ins(f, ['30 days', '-0']))
     await batch(del(f, ['30 days', '-0'], 'full'))
     const got = await rows(`SELECT iv::VARCHAR, x FROM app.full_exact`)
@@ -456,21 +548,29 @@ describe('tables without a key', () => {
   })
 
   it('FULL identity: an unchanged TOAST value comes from the old row', async () => {
-    const f = tbl('full_toast', [
-      ['a', INT4],
-      ['big', TEXT],
-      ['bin', BYTEA],
-    ], 'full')
+    const f = tbl(
+      'full_toast',
+      [
+        ['a', INT4],
+        ['big', TEXT],
+        ['bin', BYTEA],
+      ],
+      'full',
+    )
     await batch(ins(f, ['1', 'BIG', '\\x01']))
     await batch(upd(f, ['2', UNCHANGED_TOAST, UNCHANGED_TOAST], ['1', 'BIG', '\\x01'], 'full'))
     expect(await rows(`SELECT a, big, hex(bin) FROM app.full_toast`)).toEqual([[2, 'BIG', '01']])
   })
 
   it('NOTHING identity: inserts kept, updates and deletes skipped with a warning naming the table', async () => {
-    const n = tbl('nothing_t', [
-      ['a', INT4],
-      ['b', TEXT],
-    ], 'nothing')
+    const n = tbl(
+      'nothing_t',
+      [
+        ['a', INT4],
+        ['b', TEXT],
+      ],
+      'nothing',
+    )
     await batch(ins(n, ['1', 'x']), ins(n, ['1', 'x']), upd(n, ['1', 'y']), del(n, ['1', 'x']))
     expect(await rowsOf(n)).toEqual([
       [1, 'x'],
@@ -483,15 +583,28 @@ describe('tables without a key', () => {
 
 describe('identifiers', () => {
   it('quotes schemas, tables and columns with quotes, spaces, capitals, unicode and keywords', async () => {
-    const t = tbl('Tab le "x" ü', [
-      ['Id', INT4, true],
-      ['sp ace', TEXT],
-      ['q"uote', TEXT],
-      ['ünï 日本', TEXT],
-      ['select', TEXT],
-    ], 'default', 'My "Schema" É')
-    await batch(schemaEv(t), ins(t, ['1', 'a', 'b', 'c', 'd']), ins(t, ['2', 'e', 'f', 'g', 'h']), upd(t, ['1', 'A', 'B', 'C', 'D']), del(t, keyOnly(t, {Id: '2'})))
-    expect(await rows(`SELECT "Id", "sp ace", "q""uote", "ünï 日本", "select" FROM "My ""Schema"" É"."Tab le ""x"" ü"`)).toEqual([[1, 'A', 'B', 'C', 'D']])
+    const t = tbl(
+      'Tab le "x" ü',
+      [
+        ['Id', INT4, true],
+        ['sp ace', TEXT],
+        ['q"uote', TEXT],
+        ['ünï 日本', TEXT],
+        ['select', TEXT],
+      ],
+      'default',
+      'My "Schema" É',
+    )
+    await batch(
+      schemaEv(t),
+      ins(t, ['1', 'a', 'b', 'c', 'd']),
+      ins(t, ['2', 'e', 'f', 'g', 'h']),
+      upd(t, ['1', 'A', 'B', 'C', 'D']),
+      del(t, keyOnly(t, {Id: '2'})),
+    )
+    expect(
+      await rows(`SELECT "Id", "sp ace", "q""uote", "ünï 日本", "select" FROM "My ""Schema"" É"."Tab le ""x"" ü"`),
+    ).toEqual([[1, 'A', 'B', 'C', 'D']])
     const copy = await sink.startTableCopy({...t, name: 'Copied "t"'}, 5n)
     await copy.write([['1', 'a', 'b', 'c', 'd']])
     await copy.commit()
@@ -518,7 +631,9 @@ describe('batches and the checkpoint', () => {
     await batch(ins(t, ['1', 'a']))
     const state = await sink.open()
     expect(state.checkpoint).toEqual({commitLsn: lsn, endLsn: lsn + 1n, commitTime: null})
-    expect(await rows(`SELECT commit_lsn, end_lsn FROM _pgrep.checkpoint`)).toEqual([[formatted(lsn), formatted(lsn + 1n)]])
+    expect(await rows(`SELECT commit_lsn, end_lsn FROM _pgrep.checkpoint`)).toEqual([
+      [formatted(lsn), formatted(lsn + 1n)],
+    ])
   })
 
   it('a batch that fails in the middle leaves neither data nor checkpoint changed', async () => {
@@ -578,8 +693,14 @@ describe('array dimensions', () => {
       ['b', INT4_ARRAY],
     ])
     await batch(schemaEv(t), ins(t, ['1', '{}', '{1}']), ins(t, ['2', null, '{2}']))
-    await batch(ins(t, ['3', '{{1,2},{3,NULL}}', '{{9}}']), ins(t, ['4', '{5}', '{4}']), upd(t, ['1', '{{7}}', '{1,1}']))
-    const types = await rows(`SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'arrays' ORDER BY column_index`)
+    await batch(
+      ins(t, ['3', '{{1,2},{3,NULL}}', '{{9}}']),
+      ins(t, ['4', '{5}', '{4}']),
+      upd(t, ['1', '{{7}}', '{1,1}']),
+    )
+    const types = await rows(
+      `SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'arrays' ORDER BY column_index`,
+    )
     expect(types).toEqual([
       ['id', 'INTEGER'],
       ['a', 'INTEGER[][]'],
@@ -592,8 +713,16 @@ describe('array dimensions', () => {
       [4, null, '[4]'],
     ])
     const warned = logs.filter((l) => l.level === 'warn').map((l) => l.msg)
-    expect(warned.some((m) => m.startsWith('app.arrays.a: 1 value(s)') && m.includes('1-dimensional array in a 2-level LIST'))).toBe(true)
-    expect(warned.some((m) => m.startsWith('app.arrays.b: 1 value(s)') && m.includes('2-dimensional array in a 1-level LIST'))).toBe(true)
+    expect(
+      warned.some(
+        (m) => m.startsWith('app.arrays.a: 1 value(s)') && m.includes('1-dimensional array in a 2-level LIST'),
+      ),
+    ).toBe(true)
+    expect(
+      warned.some(
+        (m) => m.startsWith('app.arrays.b: 1 value(s)') && m.includes('2-dimensional array in a 1-level LIST'),
+      ),
+    ).toBe(true)
   })
 })
 
@@ -639,6 +768,10 @@ describe('keys DuckDB cannot index', () => {
       ['[4]', 'b2'],
     ])
     expect(await rows(`SELECT k::VARCHAR, v FROM app.interval_key`)).toEqual([['2 months', 'z']])
-    expect(await rows(`SELECT count(*)::INT FROM duckdb_constraints() WHERE table_name IN ('array_key', 'interval_key') AND constraint_type = 'PRIMARY KEY'`)).toEqual([[0]])
+    expect(
+      await rows(
+        `SELECT count(*)::INT FROM duckdb_constraints() WHERE table_name IN ('array_key', 'interval_key') AND constraint_type = 'PRIMARY KEY'`,
+      ),
+    ).toEqual([[0]])
   })
 })

@@ -24,7 +24,8 @@ const BUILT = [
   {name: 'v', type: 'text'},
 ]
 
-const rowsFor = (from: number, n: number, tag: string): TupleData[] => Array.from({length: n}, (_, i) => [String(from + i), `${tag}-${from + i}`])
+const rowsFor = (from: number, n: number, tag: string): TupleData[] =>
+  Array.from({length: n}, (_, i) => [String(from + i), `${tag}-${from + i}`])
 
 let dir: string
 let instance: DuckDBInstance
@@ -96,7 +97,9 @@ describe('copy writers', () => {
     await expect(failing.commit()).rejects.toThrow(/keeps its previous contents|Duplicate|constraint/i)
     await failing.abort()
     expect(await count(`SELECT count(*) FROM app.t WHERE v LIKE 'old-%'`)).toBe(10)
-    expect((await sink.open()).tables).toEqual([{schema: 'app', name: 't', status: 'ready', snapshotLsn: 10n, columns: BUILT}])
+    expect((await sink.open()).tables).toEqual([
+      {schema: 'app', name: 't', status: 'ready', snapshotLsn: 10n, columns: BUILT},
+    ])
 
     // pgrep's own schema is refused.
     await expect(sink.startTableCopy(tbl('x', '_pgrep'), 1n)).rejects.toThrow(/_pgrep/)
@@ -134,7 +137,17 @@ describe('copy writers', () => {
     await w.write([['1', 'a', 'e1']])
     await w.commit()
     await sink.beginBatch()
-    const ev: ChangeEvent = {op: 'update', table: t, new: ['1', 'b', 'e2'], old: null, oldKind: null, commitLsn: 11n, seq: 0, xid: 1, commitTime: 0n}
+    const ev: ChangeEvent = {
+      op: 'update',
+      table: t,
+      new: ['1', 'b', 'e2'],
+      old: null,
+      oldKind: null,
+      commitLsn: 11n,
+      seq: 0,
+      xid: 1,
+      commitTime: 0n,
+    }
     await sink.write([ev])
     await sink.commitBatch({commitLsn: 11n, endLsn: 12n})
     const r = await reader.runAndReadAll('SELECT * FROM app.t')
@@ -184,9 +197,18 @@ if (mode === 'batches') {
 }
 `
 
-function runChild(mode: 'batches' | 'copies', file: string, childFile: string, killAfterLines: number, extraMs: number): Promise<number> {
+function runChild(
+  mode: 'batches' | 'copies',
+  file: string,
+  childFile: string,
+  killAfterLines: number,
+  extraMs: number,
+): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', childFile, mode, file], {cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe']})
+    const child = spawn(process.execPath, ['--import', 'tsx', childFile, mode, file], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     let lines = 0
     let stderr = ''
     let killed = false
@@ -237,7 +259,9 @@ describe('crash consistency (SIGKILL)', () => {
       const inst = await DuckDBInstance.create(file)
       const conn = await inst.connect()
       const one = async (sql: string) => Number((await conn.runAndReadAll(sql)).getRowsJS()[0][0])
-      const snapshot = await one(`SELECT ('0x' || split_part(snapshot_lsn, '/', 2))::BIGINT FROM _pgrep.tables WHERE name = 't'`)
+      const snapshot = await one(
+        `SELECT ('0x' || split_part(snapshot_lsn, '/', 2))::BIGINT FROM _pgrep.tables WHERE name = 't'`,
+      )
       expect(snapshot).toBeGreaterThanOrEqual(2)
       expect(await one('SELECT count(*) FROM app.t')).toBe(snapshot * 1000)
       expect(await one('SELECT min(batch) FROM app.t')).toBe(snapshot)
@@ -257,7 +281,9 @@ describe('opening', () => {
     const w = await sink.startTableCopy(tbl('m'), 3n)
     await w.write(rowsFor(0, 3, 'm'))
     await w.commit()
-    expect((await sink.open()).tables).toEqual([{schema: 'app', name: 'm', status: 'ready', snapshotLsn: 3n, columns: BUILT}])
+    expect((await sink.open()).tables).toEqual([
+      {schema: 'app', name: 'm', status: 'ready', snapshotLsn: 3n, columns: BUILT},
+    ])
     await sink.close()
 
     const file = path.join(dir, 'state.duckdb')
@@ -266,9 +292,26 @@ describe('opening', () => {
     await s2.close()
     const inst = await DuckDBInstance.create(file)
     const conn = await inst.connect()
-    const cols = (await conn.runAndReadAll(`SELECT table_name, list(column_name ORDER BY column_index) FROM duckdb_columns() WHERE schema_name = '_pgrep' GROUP BY 1 ORDER BY 1`)).getRowsJS()
+    const cols = (
+      await conn.runAndReadAll(
+        `SELECT table_name, list(column_name ORDER BY column_index) FROM duckdb_columns() WHERE schema_name = '_pgrep' GROUP BY 1 ORDER BY 1`,
+      )
+    ).getRowsJS()
     expect(cols).toEqual([
-      ['checkpoint', ['id', 'commit_lsn', 'end_lsn', 'commit_lsn_int', 'end_lsn_int', 'updated_at', 'commit_time', 'partial_commit_lsn', 'partial_changes']],
+      [
+        'checkpoint',
+        [
+          'id',
+          'commit_lsn',
+          'end_lsn',
+          'commit_lsn_int',
+          'end_lsn_int',
+          'updated_at',
+          'commit_time',
+          'partial_commit_lsn',
+          'partial_changes',
+        ],
+      ],
       ['meta', ['key', 'value']],
       ['table_columns', ['schema', 'name', 'columns', 'updated_at']],
       ['tables', ['schema', 'name', 'status', 'snapshot_lsn', 'updated_at']],

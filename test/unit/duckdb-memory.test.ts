@@ -40,8 +40,17 @@ it('applies a 1M-row batch with a bounded JS heap', async () => {
     for (let i = from; i < from + CHUNK; i++) {
       // 900k inserts, then 100k updates of rows inserted earlier in the same batch.
       const id = i < 900_000 ? i : i - 900_000
-      const row = [String(id), `name ${i} with some text`, `${i % 100000}.${String(i % 100).padStart(2, '0')}`, `2024-01-01 12:00:00.${String(i % 1000000).padStart(6, '0')}+00`]
-      events.push(i < 900_000 ? {op: 'insert', table: t, new: row, commitLsn: 5n, seq: i, xid: 9, commitTime: 0n} : {op: 'update', table: t, new: row, old: null, oldKind: null, commitLsn: 5n, seq: i, xid: 9, commitTime: 0n})
+      const row = [
+        String(id),
+        `name ${i} with some text`,
+        `${i % 100000}.${String(i % 100).padStart(2, '0')}`,
+        `2024-01-01 12:00:00.${String(i % 1000000).padStart(6, '0')}+00`,
+      ]
+      events.push(
+        i < 900_000
+          ? {op: 'insert', table: t, new: row, commitLsn: 5n, seq: i, xid: 9, commitTime: 0n}
+          : {op: 'update', table: t, new: row, old: null, oldKind: null, commitLsn: 5n, seq: i, xid: 9, commitTime: 0n},
+      )
     }
     await sink.write(events)
     peak = Math.max(peak, process.memoryUsage().heapUsed)
@@ -50,10 +59,14 @@ it('applies a 1M-row batch with a bounded JS heap', async () => {
   peak = Math.max(peak, process.memoryUsage().heapUsed)
   const ms = Date.now() - started
   const growth = (peak - before) / 1024 / 1024
-  console.log(`1M-row batch: ${ms} ms (${Math.round(TOTAL / (ms / 1000))} rows/s), JS heap growth ${growth.toFixed(1)} MB`)
+  console.log(
+    `1M-row batch: ${ms} ms (${Math.round(TOTAL / (ms / 1000))} rows/s), JS heap growth ${growth.toFixed(1)} MB`,
+  )
   expect(growth).toBeLessThan(150)
   const conn = await instance.connect()
-  const r = await conn.runAndReadAll(`SELECT count(*)::INT, count(*) FILTER (WHERE name LIKE 'name 9%')::INT, max(amount)::VARCHAR FROM app.big`)
+  const r = await conn.runAndReadAll(
+    `SELECT count(*)::INT, count(*) FILTER (WHERE name LIKE 'name 9%')::INT, max(amount)::VARCHAR FROM app.big`,
+  )
   // ids 0..99999 were updated to names 'name 9xxxxx'; no other name starts with 9 (ids 100000..899999).
   expect(r.getRowsJS()[0]).toEqual([900_000, 100_000, '99999.99'])
   conn.closeSync()

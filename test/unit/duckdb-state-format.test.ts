@@ -70,12 +70,33 @@ describe('DuckDB state format', () => {
     const resume = await sink.open()
     expect(resume).toEqual({
       checkpoint: {commitLsn: 0x1a2b3c8n, endLsn: 0x1a2b3f0n, commitTime: null},
-      tables: [{schema: 'app', name: 'items', status: 'ready', snapshotLsn: 0x1000000n, columns: [{name: 'id', type: 'integer'}, {name: 'v', type: 'text'}]}],
+      tables: [
+        {
+          schema: 'app',
+          name: 'items',
+          status: 'ready',
+          snapshotLsn: 0x1000000n,
+          columns: [
+            {name: 'id', type: 'integer'},
+            {name: 'v', type: 'text'},
+          ],
+        },
+      ],
     })
 
     // The next batch records the commit time, to the microsecond, with the data.
     const commitTime = pgTimestampFromDate(new Date('2026-11-25T09:30:01.234Z')) + 567n
-    const update: ChangeEvent = {op: 'update', table: items, new: ['2', 'TWO'], old: null, oldKind: null, commitLsn: 0x1a2b500n, seq: 0, xid: 800, commitTime}
+    const update: ChangeEvent = {
+      op: 'update',
+      table: items,
+      new: ['2', 'TWO'],
+      old: null,
+      oldKind: null,
+      commitLsn: 0x1a2b500n,
+      seq: 0,
+      xid: 800,
+      commitTime,
+    }
     await sink.beginBatch()
     await sink.write([update])
     await sink.commitBatch({commitLsn: 0x1a2b500n, endLsn: 0x1a2b540n, commitTime})
@@ -107,10 +128,19 @@ describe('DuckDB state format', () => {
     expect((await sink.open()).checkpoint).toEqual({commitLsn: 0x100n, endLsn: 0x140n, commitTime: null})
     await sink.beginBatch()
     await sink.commitBatch({commitLsn: 0x100n, endLsn: 0x140n, partial: {commitLsn: 0x2_0000_0300n, changes: 400_000}})
-    expect((await sink.open()).checkpoint).toEqual({commitLsn: 0x100n, endLsn: 0x140n, commitTime: null, partial: {commitLsn: 0x2_0000_0300n, changes: 400_000}})
+    expect((await sink.open()).checkpoint).toEqual({
+      commitLsn: 0x100n,
+      endLsn: 0x140n,
+      commitTime: null,
+      partial: {commitLsn: 0x2_0000_0300n, changes: 400_000},
+    })
     await sink.beginBatch()
     await sink.commitBatch({commitLsn: 0x2_0000_0300n, endLsn: 0x2_0000_0340n})
-    expect((await sink.open()).checkpoint).toEqual({commitLsn: 0x2_0000_0300n, endLsn: 0x2_0000_0340n, commitTime: null})
+    expect((await sink.open()).checkpoint).toEqual({
+      commitLsn: 0x2_0000_0300n,
+      endLsn: 0x2_0000_0340n,
+      commitTime: null,
+    })
     await sink.close()
     expect(await sql(file, [`SELECT value FROM _pgrep.meta WHERE key = 'state_format'`])).toEqual([['3']])
   })
@@ -128,6 +158,10 @@ describe('DuckDB state format', () => {
     expect((err as PgrepError).kind).toBe('sink')
     expect((err as PgrepError).message).toMatch(/state format 4; this pgrep reads format 3 and older/)
     // The migration ran in the refused transaction and was rolled back with it.
-    expect(await sql(file, [`SELECT count(*)::INT FROM duckdb_columns() WHERE schema_name = '_pgrep' AND table_name = 'checkpoint' AND column_name = 'commit_time'`])).toEqual([[0]])
+    expect(
+      await sql(file, [
+        `SELECT count(*)::INT FROM duckdb_columns() WHERE schema_name = '_pgrep' AND table_name = 'checkpoint' AND column_name = 'commit_time'`,
+      ]),
+    ).toEqual([[0]])
   })
 })

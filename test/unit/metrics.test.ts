@@ -4,7 +4,14 @@ import {PipelineMetrics} from '../../src/cli/metrics.js'
 import type {BatchCommittedEvent} from '../../src/core/pipeline/observer.js'
 
 function metrics(now: {t: number}) {
-  return new PipelineMetrics({command: 'cdc', slot: 's', publication: 'p', version: '0.0.0', processMetrics: false, now: () => now.t})
+  return new PipelineMetrics({
+    command: 'cdc',
+    slot: 's',
+    publication: 'p',
+    version: '0.0.0',
+    processMetrics: false,
+    now: () => now.t,
+  })
 }
 
 async function series(m: PipelineMetrics, name: string): Promise<string[]> {
@@ -12,7 +19,17 @@ async function series(m: PipelineMetrics, name: string): Promise<string[]> {
 }
 
 function batch(commitTime: Date | null, extra: Partial<BatchCommittedEvent> = {}): BatchCommittedEvent {
-  return {checkpoint: {commitLsn: 1n, endLsn: 2n}, commitLsn: 1n, commitTime, rows: 1, transactions: 1, ms: 20, commitMs: 5, byTable: [], ...extra}
+  return {
+    checkpoint: {commitLsn: 1n, endLsn: 2n},
+    commitLsn: 1n,
+    commitTime,
+    rows: 1,
+    transactions: 1,
+    ms: 20,
+    commitMs: 5,
+    byTable: [],
+    ...extra,
+  }
 }
 
 describe('PipelineMetrics', () => {
@@ -54,8 +71,18 @@ describe('PipelineMetrics', () => {
   it('counts changes by table and op, with label values escaped', async () => {
     const m = metrics({t: 0})
     const odd = {schema: 'We "ird"', name: 'a\\b'}
-    m.onBatchCommitted(batch(new Date(1000), {transactions: 2, byTable: [{table: {schema: 'public', name: 'items'}, op: 'insert', count: 3}, {table: odd, op: 'delete', count: 1}]}))
-    m.onBatchCommitted(batch(new Date(2000), {byTable: [{table: {schema: 'public', name: 'items'}, op: 'insert', count: 2}]}))
+    m.onBatchCommitted(
+      batch(new Date(1000), {
+        transactions: 2,
+        byTable: [
+          {table: {schema: 'public', name: 'items'}, op: 'insert', count: 3},
+          {table: odd, op: 'delete', count: 1},
+        ],
+      }),
+    )
+    m.onBatchCommitted(
+      batch(new Date(2000), {byTable: [{table: {schema: 'public', name: 'items'}, op: 'insert', count: 2}]}),
+    )
     expect(await series(m, 'pgrep_changes_applied_total')).toEqual([
       'pgrep_changes_applied_total{schema="public",table="items",op="insert"} 5',
       'pgrep_changes_applied_total{schema="We \\"ird\\"",table="a\\\\b",op="delete"} 1',
@@ -78,7 +105,14 @@ describe('PipelineMetrics', () => {
     expect(m.lagSeconds()).toBe(0)
     m.onBatchCommitted(batch(new Date(101_500)))
     expect(m.lagSeconds()).toBe(0.5)
-    m.onSlotStatus({slot: 's', active: true, retainedWalBytes: 100n, lagBytes: 0n, walStatus: 'reserved', safeWalBytes: null})
+    m.onSlotStatus({
+      slot: 's',
+      active: true,
+      retainedWalBytes: 100n,
+      lagBytes: 0n,
+      walStatus: 'reserved',
+      safeWalBytes: null,
+    })
     expect(m.lagSeconds()).toBe(0)
     m.onBatchCommitted(batch(new Date(101_000)))
     m.onReconnect()
@@ -89,7 +123,14 @@ describe('PipelineMetrics', () => {
     const m = metrics({t: 0})
     expect(await series(m, 'pgrep_lag_bytes')).toEqual([])
     expect(await series(m, 'pgrep_slot_retained_wal_bytes')).toEqual([])
-    m.onSlotStatus({slot: 's', active: true, retainedWalBytes: 4096n, lagBytes: 128n, walStatus: 'extended', safeWalBytes: 1_000_000n})
+    m.onSlotStatus({
+      slot: 's',
+      active: true,
+      retainedWalBytes: 4096n,
+      lagBytes: 128n,
+      walStatus: 'extended',
+      safeWalBytes: 1_000_000n,
+    })
     expect(await series(m, 'pgrep_lag_bytes')).toEqual(['pgrep_lag_bytes{slot="s"} 128'])
     expect(await series(m, 'pgrep_slot_retained_wal_bytes')).toEqual(['pgrep_slot_retained_wal_bytes{slot="s"} 4096'])
     expect(await series(m, 'pgrep_slot_safe_wal_bytes')).toEqual(['pgrep_slot_safe_wal_bytes{slot="s"} 1000000'])
@@ -100,10 +141,21 @@ describe('PipelineMetrics', () => {
       'pgrep_slot_wal_status{slot="s",wal_status="unreserved"} 0',
       'pgrep_slot_wal_status{slot="s",wal_status="lost"} 0',
     ])
-    m.onSlotStatus({slot: 's', active: false, retainedWalBytes: 4096n, lagBytes: 128n, walStatus: 'reserved', safeWalBytes: null})
+    m.onSlotStatus({
+      slot: 's',
+      active: false,
+      retainedWalBytes: 4096n,
+      lagBytes: 128n,
+      walStatus: 'reserved',
+      safeWalBytes: null,
+    })
     expect(await series(m, 'pgrep_slot_safe_wal_bytes')).toEqual([])
-    expect(await series(m, 'pgrep_slot_wal_status')).toContain('pgrep_slot_wal_status{slot="s",wal_status="reserved"} 1')
-    expect(await series(m, 'pgrep_slot_wal_status')).toContain('pgrep_slot_wal_status{slot="s",wal_status="extended"} 0')
+    expect(await series(m, 'pgrep_slot_wal_status')).toContain(
+      'pgrep_slot_wal_status{slot="s",wal_status="reserved"} 1',
+    )
+    expect(await series(m, 'pgrep_slot_wal_status')).toContain(
+      'pgrep_slot_wal_status{slot="s",wal_status="extended"} 0',
+    )
   })
 
   it('copy progress: rows per table from cumulative reports, a re-copy adds its rows, tables done', async () => {
@@ -113,7 +165,10 @@ describe('PipelineMetrics', () => {
     m.onCopyProgress({table: t, rows: 250, estimatedRows: 300, done: false})
     m.onCopyProgress({table: t, rows: 250, estimatedRows: 300, done: true})
     m.onCopyProgress({table: {schema: 'public', name: 'empty'}, rows: 0, estimatedRows: 0, done: true})
-    expect(await series(m, 'pgrep_copy_rows_total')).toEqual(['pgrep_copy_rows_total{schema="public",table="t"} 250', 'pgrep_copy_rows_total{schema="public",table="empty"} 0'])
+    expect(await series(m, 'pgrep_copy_rows_total')).toEqual([
+      'pgrep_copy_rows_total{schema="public",table="t"} 250',
+      'pgrep_copy_rows_total{schema="public",table="empty"} 0',
+    ])
     expect(await series(m, 'pgrep_copy_tables_done')).toEqual(['pgrep_copy_tables_done 2'])
     // The same table copied again later (re-added to the publication).
     m.onCopyProgress({table: t, rows: 10, estimatedRows: 10, done: true})

@@ -18,10 +18,22 @@ describe('the npm package', () => {
   })
 
   it('packs the entry point, every command, the help class and every export target, and no sources or tests', () => {
-    const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore']})
+    const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+      cwd: root,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
     const files = new Set<string>(JSON.parse(out)[0].files.map((f: {path: string}) => f.path))
-    const needed = ['package.json', 'README.md', 'bin/run.js', 'dist/index.js', 'dist/index.d.ts', `${pkg.oclif.helpClass.replace(/^\.\//, '')}`]
-    for (const file of readdirSync(path.join(root, 'src/commands'), {recursive: true}) as string[]) if (file.endsWith('.ts')) needed.push(`dist/commands/${file.replace(/\.ts$/, '.js')}`)
+    const needed = [
+      'package.json',
+      'README.md',
+      'bin/run.js',
+      'dist/index.js',
+      'dist/index.d.ts',
+      `${pkg.oclif.helpClass.replace(/^\.\//, '')}`,
+    ]
+    for (const file of readdirSync(path.join(root, 'src/commands'), {recursive: true}) as string[])
+      if (file.endsWith('.ts')) needed.push(`dist/commands/${file.replace(/\.ts$/, '.js')}`)
     for (const target of Object.values(pkg.exports) as (string | {types: string; import: string})[]) {
       if (typeof target === 'string') needed.push(target.replace(/^\.\//, ''))
       else needed.push(target.types.replace(/^\.\//, ''), target.import.replace(/^\.\//, ''))

@@ -1,5 +1,13 @@
 import {describe, expect, it} from 'vitest'
-import {arrayDelimiter, builtinArrayOid, builtinType, builtinTypeOids, isBuiltinType, numericTypmod, OID} from '../../src/core/schema/pg-types.js'
+import {
+  arrayDelimiter,
+  builtinArrayOid,
+  builtinType,
+  builtinTypeOids,
+  isBuiltinType,
+  numericTypmod,
+  OID,
+} from '../../src/core/schema/pg-types.js'
 
 const numericMod = (p: number, s: number) => ((p << 16) | (s & 0x7ff)) + 4
 
@@ -80,7 +88,8 @@ describe('builtinType', () => {
       [OID.interval, 268435460, 'interval second(4)'],
       [OID.text, 10, 'text'],
     ]
-    for (const [oid, typmod, sqlName] of cases) expect(builtinType(oid, typmod)?.sqlName, `${oid}/${typmod}`).toBe(sqlName)
+    for (const [oid, typmod, sqlName] of cases)
+      expect(builtinType(oid, typmod)?.sqlName, `${oid}/${typmod}`).toBe(sqlName)
   })
 
   it('decodes numeric precision and scale, negative scales included', () => {
@@ -95,7 +104,12 @@ describe('builtinType', () => {
   })
 
   it('maps every array type to its element, typmod applied to the element', () => {
-    expect(builtinType(1007)).toEqual({oid: 1007, kind: 'array', sqlName: 'integer[]', element: {oid: 23, kind: 'int4', sqlName: 'integer'}})
+    expect(builtinType(1007)).toEqual({
+      oid: 1007,
+      kind: 'array',
+      sqlName: 'integer[]',
+      element: {oid: 23, kind: 'int4', sqlName: 'integer'},
+    })
     expect(builtinType(1009)?.sqlName).toBe('text[]')
     expect(builtinType(1231, numericMod(12, 2))).toEqual({
       oid: 1231,

@@ -3,7 +3,13 @@
 import {describe, expect, it} from 'vitest'
 import {canDrawStatus, formatEta, renderProgressLine, StatusLine, type ProgressFigures} from '../../src/cli/progress.js'
 
-const busy: ProgressFigures = {rows: 1_234_567, estimate: 2_900_000, rowsPerSecond: 45_678.4, tablesDone: 12, tables: 34}
+const busy: ProgressFigures = {
+  rows: 1_234_567,
+  estimate: 2_900_000,
+  rowsPerSecond: 45_678.4,
+  tablesDone: 12,
+  tables: 34,
+}
 
 describe('renderProgressLine', () => {
   it('shows everything on a wide terminal (200 columns)', () => {
@@ -32,7 +38,13 @@ describe('renderProgressLine', () => {
   })
 
   it('never exceeds the width, at every width from 0 to 200 and for huge figures', () => {
-    const huge: ProgressFigures = {rows: 9_876_543_210, estimate: 99_000_000_000, rowsPerSecond: 1_234_567, tablesDone: 1000, tables: 2000}
+    const huge: ProgressFigures = {
+      rows: 9_876_543_210,
+      estimate: 99_000_000_000,
+      rowsPerSecond: 1_234_567,
+      tablesDone: 1000,
+      tables: 2000,
+    }
     for (const f of [busy, huge, {rows: 0, estimate: 0, rowsPerSecond: 0, tablesDone: 0, tables: 1}]) {
       for (let columns = 0; columns <= 200; columns++) {
         expect(renderProgressLine(f, columns).length).toBeLessThanOrEqual(Math.max(0, columns - 1))
@@ -41,11 +53,19 @@ describe('renderProgressLine', () => {
   })
 
   it('caps the percentage at 100 when a table holds more rows than estimated', () => {
-    expect(renderProgressLine({rows: 500, estimate: 400, rowsPerSecond: 10, tablesDone: 0, tables: 1}, 200)).toContain(' 100.0% ')
+    expect(renderProgressLine({rows: 500, estimate: 400, rowsPerSecond: 10, tablesDone: 0, tables: 1}, 200)).toContain(
+      ' 100.0% ',
+    )
   })
 
   it('formats the ETA in a bounded width', () => {
-    expect([formatEta(0), formatEta(59.4), formatEta(75), formatEta(3599), formatEta(3 * 3600 + 125)]).toEqual(['0s', '59s', '1m15s', '59m59s', '3h02m'])
+    expect([formatEta(0), formatEta(59.4), formatEta(75), formatEta(3599), formatEta(3 * 3600 + 125)]).toEqual([
+      '0s',
+      '59s',
+      '1m15s',
+      '59m59s',
+      '3h02m',
+    ])
   })
 })
 

@@ -26,9 +26,9 @@ const FORBIDDEN = [
   'CREATE MACRO m(x) AS x',
   'DROP TABLE t',
   'ALTER TABLE t ADD COLUMN b INT',
-  'COPY t TO \'OUT/x.csv\'',
-  'COPY (SELECT 1) TO \'OUT/y.parquet\' (FORMAT parquet)',
-  'COPY t FROM \'OUT/z.csv\'',
+  "COPY t TO 'OUT/x.csv'",
+  "COPY (SELECT 1) TO 'OUT/y.parquet' (FORMAT parquet)",
+  "COPY t FROM 'OUT/z.csv'",
   "ATTACH ':memory:' AS m",
   'DETACH m',
   'INSTALL httpfs',
@@ -47,7 +47,7 @@ const FORBIDDEN = [
   'SELECT * FROM enable_logging()',
   'SELECT * FROM truncate_duckdb_logs()',
   "SELECT * FROM query('SELECT * FROM checkpoint()')",
-  "SELECT * FROM (SELECT 1) x, LATERAL (SELECT * FROM enable_profiling())",
+  'SELECT * FROM (SELECT 1) x, LATERAL (SELECT * FROM enable_profiling())',
   "EXPORT DATABASE 'OUT/exp'",
   'VACUUM',
   'ANALYZE',
@@ -60,7 +60,17 @@ const FORBIDDEN = [
   'EXPLAIN ANALYZE SELECT * FROM checkpoint()',
 ]
 
-const ALLOWED = ['SELECT count(*) FROM t', 'FROM t', 'SHOW TABLES', 'DESCRIBE t', 'SUMMARIZE t', 'EXPLAIN SELECT * FROM t', 'SELECT * FROM pragma_table_info(\'t\')', 'WITH x AS (SELECT 1 AS a) SELECT * FROM x', 'SELECT 1;']
+const ALLOWED = [
+  'SELECT count(*) FROM t',
+  'FROM t',
+  'SHOW TABLES',
+  'DESCRIBE t',
+  'SUMMARIZE t',
+  'EXPLAIN SELECT * FROM t',
+  "SELECT * FROM pragma_table_info('t')",
+  'WITH x AS (SELECT 1 AS a) SELECT * FROM x',
+  'SELECT 1;',
+]
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'pgrep-query-unit-'))

@@ -84,7 +84,9 @@ describe('temporary directories of dead processes', () => {
     const file = path.join(base, `shop.duckdb.pgrep-new-${dead}-1`)
     writeFileSync(file, '')
     writeFileSync(`${file}.wal`, '')
-    expect(removeOrphans(base, 'shop.duckdb.pgrep-new-').sort()).toEqual([path.basename(file), `${path.basename(file)}.wal`].sort())
+    expect(removeOrphans(base, 'shop.duckdb.pgrep-new-').sort()).toEqual(
+      [path.basename(file), `${path.basename(file)}.wal`].sort(),
+    )
   })
 })
 
@@ -96,9 +98,25 @@ describe('disk-full hint', () => {
     expect(spill.kind).toBe('sink')
     expect(spill.message).toMatch(/^disk full while spilling/)
     expect(spill.hint).toMatch(/TMPDIR/)
-    const duck = diskFullError(new PgrepError('sink', 'IO Error: Could not write file "x.duckdb.wal": No space left on device'))!
+    const duck = diskFullError(
+      new PgrepError('sink', 'IO Error: Could not write file "x.duckdb.wal": No space left on device'),
+    )!
     expect(duck.kind).toBe('sink')
     expect(duck.hint).toMatch(/resumes/)
     expect(diskFullError(new Error('ECONNRESET'))).toBeUndefined()
+  })
+})
+
+describe('a lost connection has a hint (issue 18: exit 3 "was closed" without one, exit 1 on "read ECONNRESET")', () => {
+  it('gives a closed or reset connection the kind connection (exit 3) and a hint naming the likely causes', async () => {
+    const {translatePgError} = await import('../../src/core/postgres/pg-errors.js')
+    const ctx = {display: 'app@db:5432/shop'}
+    const reset = Object.assign(new Error('read ECONNRESET'), {code: 'ECONNRESET'})
+    for (const err of [new Error('Connection terminated unexpectedly'), reset]) {
+      const e = translatePgError(err, ctx)
+      expect(e.kind).toBe('connection')
+      expect(EXIT_CODES[e.kind]).toBe(3)
+      expect(e.hint).toMatch(/restarted.*proxy/)
+    }
   })
 })

@@ -46,7 +46,11 @@ describe('Postgres text output', () => {
   })
 
   it('DuckDB types map to Postgres type OIDs, arrays to array types', () => {
-    expect(pgColumnType('DECIMAL(10,2)').field).toEqual({typeOid: 1700, typeSize: -1, typeModifier: ((10 << 16) | 2) + 4})
+    expect(pgColumnType('DECIMAL(10,2)').field).toEqual({
+      typeOid: 1700,
+      typeSize: -1,
+      typeModifier: ((10 << 16) | 2) + 4,
+    })
     expect(pgColumnType('JSON').field.typeOid).toBe(114)
     expect(pgColumnType('VARCHAR[]').field.typeOid).toBe(1009)
     expect(pgColumnType('INTEGER[][]').name).toBe('integer[]')
@@ -59,7 +63,11 @@ describe('Postgres text output', () => {
 
 describe('statements', () => {
   it('splits at semicolons outside strings, quoted names, dollar quotes and comments', () => {
-    expect(splitStatements("SET a = 1; SELECT ';' AS \"x;y\" -- c;\n; /* ; /* ; */ */ SELECT $q$;$q$;;  ")).toEqual(['SET a = 1', `SELECT ';' AS "x;y" -- c;`, '/* ; /* ; */ */ SELECT $q$;$q$'])
+    expect(splitStatements('SET a = 1; SELECT \';\' AS "x;y" -- c;\n; /* ; /* ; */ */ SELECT $q$;$q$;;  ')).toEqual([
+      'SET a = 1',
+      `SELECT ';' AS "x;y" -- c;`,
+      '/* ; /* ; */ */ SELECT $q$;$q$',
+    ])
     expect(splitStatements(' ; -- only a comment\n')).toEqual([])
     expect(splitStatements("SELECT E'a\\';b'")).toEqual(["SELECT E'a\\';b'"])
   })

@@ -10,7 +10,9 @@ const commit = now - 90_500_000n // 90.5 s earlier
 
 describe('computeLag', () => {
   it('is 0 when everything up to the current WAL position is applied, however old the last commit', () => {
-    expect(computeLag({currentLsn: 0x5000n, now, slotConfirmedLsn: 0x5000n, checkpointEndLsn: 0x4000n, commitTime: commit})).toEqual({
+    expect(
+      computeLag({currentLsn: 0x5000n, now, slotConfirmedLsn: 0x5000n, checkpointEndLsn: 0x4000n, commitTime: commit}),
+    ).toEqual({
       appliedLsn: '0/5000',
       pendingBytes: 0,
       caughtUp: true,
@@ -21,17 +23,27 @@ describe('computeLag', () => {
   })
 
   it('is the age of the last applied commit when WAL is pending', () => {
-    const lag = computeLag({currentLsn: 0x6000n, now, slotConfirmedLsn: 0x5000n, checkpointEndLsn: 0x4000n, commitTime: commit})
+    const lag = computeLag({
+      currentLsn: 0x6000n,
+      now,
+      slotConfirmedLsn: 0x5000n,
+      checkpointEndLsn: 0x4000n,
+      commitTime: commit,
+    })
     expect(lag).toMatchObject({appliedLsn: '0/5000', pendingBytes: 0x1000, caughtUp: false, seconds: 90.5})
   })
 
   it('takes the sink checkpoint when it is ahead of the slot (committed, not confirmed yet)', () => {
-    expect(computeLag({currentLsn: 0x6000n, now, slotConfirmedLsn: 0x5000n, checkpointEndLsn: 0x6000n, commitTime: commit})).toMatchObject({
+    expect(
+      computeLag({currentLsn: 0x6000n, now, slotConfirmedLsn: 0x5000n, checkpointEndLsn: 0x6000n, commitTime: commit}),
+    ).toMatchObject({
       appliedLsn: '0/6000',
       caughtUp: true,
       seconds: 0,
     })
-    expect(computeLag({currentLsn: 0x6000n, now, slotConfirmedLsn: null, checkpointEndLsn: 0x5800n, commitTime: commit})).toMatchObject({
+    expect(
+      computeLag({currentLsn: 0x6000n, now, slotConfirmedLsn: null, checkpointEndLsn: 0x5800n, commitTime: commit}),
+    ).toMatchObject({
       appliedLsn: '0/5800',
       pendingBytes: 0x800,
       seconds: 90.5,
@@ -39,14 +51,21 @@ describe('computeLag', () => {
   })
 
   it('is unknown without a commit time (stdout, a state from an older pgrep), but caught up still reads 0', () => {
-    expect(computeLag({currentLsn: 0x6000n, now, slotConfirmedLsn: 0x5000n, checkpointEndLsn: null, commitTime: null})).toMatchObject({
+    expect(
+      computeLag({currentLsn: 0x6000n, now, slotConfirmedLsn: 0x5000n, checkpointEndLsn: null, commitTime: null}),
+    ).toMatchObject({
       caughtUp: false,
       lastCommitTime: null,
       lastCommitAgeSeconds: null,
       seconds: null,
     })
-    expect(computeLag({currentLsn: 0x6000n, now, slotConfirmedLsn: 0x6000n, checkpointEndLsn: null, commitTime: null}).seconds).toBe(0)
-    expect(computeLag({currentLsn: 0x6000n, now, slotConfirmedLsn: null, checkpointEndLsn: null, commitTime: null})).toEqual({
+    expect(
+      computeLag({currentLsn: 0x6000n, now, slotConfirmedLsn: 0x6000n, checkpointEndLsn: null, commitTime: null})
+        .seconds,
+    ).toBe(0)
+    expect(
+      computeLag({currentLsn: 0x6000n, now, slotConfirmedLsn: null, checkpointEndLsn: null, commitTime: null}),
+    ).toEqual({
       appliedLsn: null,
       pendingBytes: null,
       caughtUp: null,
@@ -57,7 +76,15 @@ describe('computeLag', () => {
   })
 
   it('never goes negative when the clock was stepped back', () => {
-    expect(computeLag({currentLsn: 0x6000n, now, slotConfirmedLsn: 0x5000n, checkpointEndLsn: null, commitTime: now + 5_000_000n}).seconds).toBe(0)
+    expect(
+      computeLag({
+        currentLsn: 0x6000n,
+        now,
+        slotConfirmedLsn: 0x5000n,
+        checkpointEndLsn: null,
+        commitTime: now + 5_000_000n,
+      }).seconds,
+    ).toBe(0)
   })
 })
 

@@ -22,7 +22,8 @@ const columns = [{name: 'id', typeOid: OID.int4, typeModifier: -1, isKey: true}]
 function build(): Buffer {
   const parts: Buffer[] = [backendFrame('W', [0, 0, 0])]
   let lsn = 0x1000n
-  const frame = (data: Buffer) => parts.push(copyData(xlogData({walStart: lsn, walEnd: (lsn += 16n), sendTime: 0n, data})))
+  const frame = (data: Buffer) =>
+    parts.push(copyData(xlogData({walStart: lsn, walEnd: (lsn += 16n), sendTime: 0n, data})))
   const say = (prefix: string) => frame(pgo.message({transactional: false, lsn, prefix, content: Buffer.from(prefix)}))
   say(HEARTBEAT_PREFIX)
   say('pgrepx')
@@ -55,7 +56,12 @@ describe('own messages', () => {
     const lines: string[] = []
     const out = new Writable({
       write(chunk: Buffer, _enc, cb) {
-        lines.push(...chunk.toString('utf8').split('\n').filter((l) => l !== ''))
+        lines.push(
+          ...chunk
+            .toString('utf8')
+            .split('\n')
+            .filter((l) => l !== ''),
+        )
         cb()
       },
     })
@@ -84,12 +90,19 @@ describe('own messages', () => {
     await sink.close()
 
     const events = lines.map((l) => JSON.parse(l) as {op: string; prefix?: string; new?: {id: number}})
-    expect(events.filter((e) => e.op === 'message').map((e) => e.prefix)).toEqual(['pgrepx', 'pgrep.heartbeatx', 'pgrep'])
+    expect(events.filter((e) => e.op === 'message').map((e) => e.prefix)).toEqual([
+      'pgrepx',
+      'pgrep.heartbeatx',
+      'pgrep',
+    ])
     expect(events.filter((e) => e.op === 'insert').map((e) => e.new!.id)).toEqual([1, 2])
     // Row changes and whole transactions, as the sink got them; the checkpoint is the transaction's.
     expect(batches.reduce((n, b) => n + b.rows, 0)).toBe(2)
     expect(batches.reduce((n, b) => n + b.transactions, 0)).toBe(1)
     expect(batches.flatMap((b) => b.byTable)).toEqual([{table: {schema: 'public', name: 'r'}, op: 'insert', count: 2}])
-    expect(batches.at(-1)!.checkpoint).toMatchObject({commitLsn: applier.durable!.commitLsn, endLsn: applier.durable!.endLsn})
+    expect(batches.at(-1)!.checkpoint).toMatchObject({
+      commitLsn: applier.durable!.commitLsn,
+      endLsn: applier.durable!.endLsn,
+    })
   })
 })

@@ -30,8 +30,10 @@ const PAD = 'x'.repeat(200)
 function build(): {bytes: Buffer; t1End: number; t2End: number} {
   const parts: Buffer[] = [backendFrame('W', [0, 0, 0])]
   let lsn = 0x1000n
-  const frame = (data: Buffer) => parts.push(copyData(xlogData({walStart: lsn, walEnd: (lsn += 16n), sendTime: 0n, data})))
-  const commit = (xid: number) => frame(pgo.streamCommit({xid, flags: 0, commitLsn: lsn, endLsn: lsn + 8n, commitTime: 0n}))
+  const frame = (data: Buffer) =>
+    parts.push(copyData(xlogData({walStart: lsn, walEnd: (lsn += 16n), sendTime: 0n, data})))
+  const commit = (xid: number) =>
+    frame(pgo.streamCommit({xid, flags: 0, commitLsn: lsn, endLsn: lsn + 8n, commitTime: 0n}))
   // T1: one streamed block, then its commit.
   frame(pgo.streamStart({xid: T1, firstSegment: true}))
   frame(pgo.relation({xid: T1, relationId: REL, schema: 'public', name: 'r', replicaIdentity: 'default', columns}))
@@ -44,7 +46,9 @@ function build(): {bytes: Buffer; t1End: number; t2End: number} {
   for (let block = 0; block < 3; block++) {
     frame(pgo.streamStart({xid: T2, firstSegment: block === 0}))
     for (let i = 0; i < T2_ROWS / 3; i++) frame(pgo.insert({xid: T2, relationId: REL, new: [String(++id), PAD]}))
-    if (block === 1) for (let i = 0; i < T2_ABORTED; i++) frame(pgo.insert({xid: T2_SUB, relationId: REL, new: [String(900_000 + i), 'aborted']}))
+    if (block === 1)
+      for (let i = 0; i < T2_ABORTED; i++)
+        frame(pgo.insert({xid: T2_SUB, relationId: REL, new: [String(900_000 + i), 'aborted']}))
     frame(pgo.streamStop())
     if (block === 1) frame(pgo.streamAbort({xid: T2, subXid: T2_SUB}))
   }
@@ -98,14 +102,23 @@ describe('replaying a streamed transaction', () => {
       messages: true,
       highWaterBytes: 64 * 1024,
     })
-    const applier = new StreamApplier({sink, relations, skipThroughLsn: null, stopAtLsn: 1n << 40n, signal: new AbortController().signal, log: silentLogger})
+    const applier = new StreamApplier({
+      sink,
+      relations,
+      skipThroughLsn: null,
+      stopAtLsn: 1n << 40n,
+      signal: new AbortController().signal,
+      log: silentLogger,
+    })
     expect(await applier.run(stream)).toBe('stop-lsn')
     await sink.close()
 
     const rows = lines.map((l) => JSON.parse(l) as {xid: number; new: {id: number; pad: string}})
     expect(rows.length).toBe(T1_ROWS + T2_ROWS + 1)
     expect(rows.slice(0, T1_ROWS).every((r) => r.xid === T1)).toBe(true)
-    expect(rows.slice(T1_ROWS, T1_ROWS + T2_ROWS).map((r) => r.new.id)).toEqual(Array.from({length: T2_ROWS}, (_, i) => 100_001 + i))
+    expect(rows.slice(T1_ROWS, T1_ROWS + T2_ROWS).map((r) => r.new.id)).toEqual(
+      Array.from({length: T2_ROWS}, (_, i) => 100_001 + i),
+    )
     expect(rows.some((r) => r.new.pad === 'aborted')).toBe(false)
     expect(rows.at(-1)).toMatchObject({xid: 300, new: {id: 7, pad: 'small'}})
     // While T1 was replayed, the loop went on reading T2's streamed changes: far more than the

@@ -22,8 +22,19 @@ const T = {
   timestamp: {oid: 1114, sqlName: 'timestamp without time zone', kind: 'timestamp'},
   timestamptz: {oid: 1184, sqlName: 'timestamp with time zone', kind: 'timestamptz'},
 } satisfies Record<string, PgType>
-const numeric = (precision: number, scale: number): PgType => ({oid: 1700, sqlName: `numeric(${precision},${scale})`, kind: 'numeric', precision, scale})
-const arrayOf = (element: PgType): PgType => ({oid: element.oid === 23 ? 1007 : 1187, sqlName: `${element.sqlName}[]`, kind: 'array', element})
+const numeric = (precision: number, scale: number): PgType => ({
+  oid: 1700,
+  sqlName: `numeric(${precision},${scale})`,
+  kind: 'numeric',
+  precision,
+  scale,
+})
+const arrayOf = (element: PgType): PgType => ({
+  oid: element.oid === 23 ? 1007 : 1187,
+  sqlName: `${element.sqlName}[]`,
+  kind: 'array',
+  element,
+})
 
 // ---- Postgres's text forms, written here from the values (EncodeInterval, EncodeDateTime) ----
 
@@ -52,7 +63,9 @@ function intervalText(iv: Iv): string {
     const frac = abs % 1_000_000n
     const secs = abs / 1_000_000n
     const f = frac === 0n ? '' : `.${pad(frac, 6).replace(/0+$/, '')}`
-    parts.push(`${iv.micros < 0n ? '-' : before ? '+' : ''}${pad(secs / 3600n)}:${pad((secs / 60n) % 60n)}:${pad(secs % 60n)}${f}`)
+    parts.push(
+      `${iv.micros < 0n ? '-' : before ? '+' : ''}${pad(secs / 3600n)}:${pad((secs / 60n) % 60n)}:${pad(secs % 60n)}${f}`,
+    )
   }
   return parts.join(' ')
 }
@@ -81,8 +94,13 @@ function fromBigQueryInterval(s: string): Iv {
   const m = /^(-?)(\d+)-(\d+) (-?)(\d+) (-?)(\d+):(\d+):(\d+)(?:\.(\d+))?$/.exec(s)
   if (!m) throw new Error(`not a BigQuery interval: ${s}`)
   const neg = (sign: string, v: bigint) => (sign === '-' ? -v : v)
-  const micros = ((BigInt(m[7]) * 60n + BigInt(m[8])) * 60n + BigInt(m[9])) * 1_000_000n + BigInt((m[10] ?? '').padEnd(6, '0'))
-  return {months: Number(neg(m[1], BigInt(m[2]) * 12n + BigInt(m[3]))), days: Number(neg(m[4], BigInt(m[5]))), micros: neg(m[6], micros)}
+  const micros =
+    ((BigInt(m[7]) * 60n + BigInt(m[8])) * 60n + BigInt(m[9])) * 1_000_000n + BigInt((m[10] ?? '').padEnd(6, '0'))
+  return {
+    months: Number(neg(m[1], BigInt(m[2]) * 12n + BigInt(m[3]))),
+    days: Number(neg(m[4], BigInt(m[5]))),
+    micros: neg(m[6], micros),
+  }
 }
 
 /** ISO 8601 (`2024-01-01T12:00:00.5Z`, `-000043-...`, `+10000-...`; BigQuery's `2024-01-01 12:00:00.500000+00:00`) → µs since 1970. */
@@ -119,7 +137,11 @@ let conn: DuckDBConnection
 let tableNo = 0
 
 /** The values through DuckDB's column writer, read back with `select` (one row per value). */
-async function throughDuckDb(type: PgType, texts: (string | null)[], select = 'v'): Promise<{rows: unknown[]; reports: string[]}> {
+async function throughDuckDb(
+  type: PgType,
+  texts: (string | null)[],
+  select = 'v',
+): Promise<{rows: unknown[]; reports: string[]}> {
   const name = `t${tableNo++}`
   const duckType = duckDbType(type)
   await conn.run(`CREATE TABLE ${name} (i INTEGER, v ${duckType})`)
@@ -144,7 +166,13 @@ function throughBigQuery(type: PgType, text: string): {value: string | null; los
 const debezium = new DebeziumFormatter({database: 'db'})
 
 function throughDebezium(type: PgType, text: string): unknown {
-  const table: TableSchema = {relationId: 1, schema: 's', name: 't', replicaIdentity: 'default', columns: [{name: 'v', type, typeModifier: -1, isKey: false}]}
+  const table: TableSchema = {
+    relationId: 1,
+    schema: 's',
+    name: 't',
+    replicaIdentity: 'default',
+    columns: [{name: 'v', type, typeModifier: -1, isKey: false}],
+  }
   // Keep numbers' digits: MicroDuration and MicroTimestamp go past 2^53.
   const line = debezium.formatRead({op: 'read', table, new: [text], snapshotLsn: 1n})
   const after = /"after":\{"v":(.*?)\},"source"/.exec(line)
@@ -185,16 +213,28 @@ describe('every sink agrees on a value parsed once', () => {
       const d = duck.rows[i] as DuckDBIntervalValue
       expect({months: d.months, days: d.days, micros: d.micros}, text).toEqual(iv)
       const bq = throughBigQuery(T.interval, text)
-      const inRange = Math.abs(iv.months) <= BQ_MAX.months && Math.abs(iv.days) <= BQ_MAX.days && (iv.micros < 0n ? -iv.micros : iv.micros) <= BQ_MAX.micros
-      expect(fromBigQueryInterval(bq.value!), text).toEqual({months: clamp(iv.months, BQ_MAX.months), days: clamp(iv.days, BQ_MAX.days), micros: clampBig(iv.micros, BQ_MAX.micros)})
+      const inRange =
+        Math.abs(iv.months) <= BQ_MAX.months &&
+        Math.abs(iv.days) <= BQ_MAX.days &&
+        (iv.micros < 0n ? -iv.micros : iv.micros) <= BQ_MAX.micros
+      expect(fromBigQueryInterval(bq.value!), text).toEqual({
+        months: clamp(iv.months, BQ_MAX.months),
+        days: clamp(iv.days, BQ_MAX.days),
+        micros: clampBig(iv.micros, BQ_MAX.micros),
+      })
       expect([...new Set(bq.losses)], text).toEqual(inRange ? [] : ['interval-clamped'])
       // MicroDuration: a month is 365.25 / 12 days.
-      expect(throughDebezium(T.interval, text), text).toBe(String(BigInt(d.months) * 2_629_800_000_000n + BigInt(d.days) * 86_400_000_000n + d.micros))
+      expect(throughDebezium(T.interval, text), text).toBe(
+        String(BigInt(d.months) * 2_629_800_000_000n + BigInt(d.days) * 86_400_000_000n + d.micros),
+      )
     })
   })
 
   // 4713 BC .. 275760 AD (JavaScript Date's end, less a day for the offset), in µs since 1970.
-  const instant = fc.oneof(fc.bigInt(-210_866_803_200_000_000n, 8_640_000_000_000_000_000n - 86_400_000_000n), fc.bigInt(-(10n ** 16n), 10n ** 16n))
+  const instant = fc.oneof(
+    fc.bigInt(-210_866_803_200_000_000n, 8_640_000_000_000_000_000n - 86_400_000_000n),
+    fc.bigInt(-(10n ** 16n), 10n ** 16n),
+  )
   const offset = fc.oneof(fc.constant(0), fc.integer({min: -15 * 60 - 59, max: 15 * 60 + 59}))
 
   it.each([
@@ -215,7 +255,11 @@ describe('every sink agrees on a value parsed once', () => {
         expect(isoMicros(bq.value!), text).toBe(us)
         expect(bq.losses).toEqual([])
       } else {
-        expect(bq.value, text).toBe(year < 1 ? `0001-01-01 00:00:00${name === 'timestamptz' ? '+00:00' : ''}` : `9999-12-31 23:59:59.999999${name === 'timestamptz' ? '+00:00' : ''}`)
+        expect(bq.value, text).toBe(
+          year < 1
+            ? `0001-01-01 00:00:00${name === 'timestamptz' ? '+00:00' : ''}`
+            : `9999-12-31 23:59:59.999999${name === 'timestamptz' ? '+00:00' : ''}`,
+        )
         expect(bq.losses).toEqual(['date-clamped'])
       }
       const dbz = throughDebezium(type, text) as string
@@ -230,7 +274,13 @@ describe('every sink agrees on a value parsed once', () => {
   it('numeric(p,s): DuckDB, BigQuery, Debezium and stdout JSON hold the same exact decimal', async () => {
     const decimal = fc
       .integer({min: 1, max: 38})
-      .chain((p) => fc.tuple(fc.constant(p), fc.integer({min: 0, max: p}), fc.bigInt(-(10n ** BigInt(p)) + 1n, 10n ** BigInt(p) - 1n)))
+      .chain((p) =>
+        fc.tuple(
+          fc.constant(p),
+          fc.integer({min: 0, max: p}),
+          fc.bigInt(-(10n ** BigInt(p)) + 1n, 10n ** BigInt(p) - 1n),
+        ),
+      )
     for (const [p, s, u] of fc.sample(decimal, {numRuns: RUNS, seed: 38})) {
       const type = numeric(p, s)
       const abs = (u < 0n ? -u : u).toString().padStart(s + 1, '0')
@@ -247,7 +297,10 @@ describe('every sink agrees on a value parsed once', () => {
 
   it('arrays: the same elements (NULLs and nesting kept) in DuckDB, BigQuery, Debezium and stdout JSON', async () => {
     const ints = fc.array(fc.option(fc.integer(), {nil: null}), {maxLength: 6})
-    const nested = fc.array(fc.array(fc.option(fc.integer(), {nil: null}), {minLength: 2, maxLength: 2}), {minLength: 1, maxLength: 3})
+    const nested = fc.array(fc.array(fc.option(fc.integer(), {nil: null}), {minLength: 2, maxLength: 2}), {
+      minLength: 1,
+      maxLength: 3,
+    })
     const flat = fc.sample(ints, {numRuns: RUNS, seed: 7})
     const lit = (a: (number | null)[]) => `{${a.map((v) => (v === null ? 'NULL' : String(v))).join(',')}}`
     const duck = await throughDuckDb(arrayOf(T.int4), flat.map(lit))
@@ -272,11 +325,20 @@ describe('every sink agrees on a value parsed once', () => {
     ivs.forEach((a, i) => {
       const text = ivLit(a)
       const items = (duckIv.rows[i] as DuckDBListValue).items as (DuckDBIntervalValue | null)[]
-      expect(items.map((d) => d && {months: d.months, days: d.days, micros: d.micros}), text).toEqual(a)
+      expect(
+        items.map((d) => d && {months: d.months, days: d.days, micros: d.micros}),
+        text,
+      ).toEqual(a)
       const dbz = (throughDebezium(arrayOf(T.interval), text) as string).slice(1, -1)
-      const micros = a.map((v) => (v === null ? 'null' : String(BigInt(v.months) * 2_629_800_000_000n + BigInt(v.days) * 86_400_000_000n + v.micros)))
+      const micros = a.map((v) =>
+        v === null
+          ? 'null'
+          : String(BigInt(v.months) * 2_629_800_000_000n + BigInt(v.days) * 86_400_000_000n + v.micros),
+      )
       expect(dbz === '' ? [] : dbz.split(','), text).toEqual(micros)
-      expect(JSON.parse(throughBigQuery(arrayOf(T.interval), text).value!), text).toEqual(a.map((v) => v && intervalText(v)))
+      expect(JSON.parse(throughBigQuery(arrayOf(T.interval), text).value!), text).toEqual(
+        a.map((v) => v && intervalText(v)),
+      )
     })
   })
 })

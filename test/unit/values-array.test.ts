@@ -11,7 +11,15 @@ describe('parseArrayLiteral', () => {
   })
 
   it('tells NULL from "NULL"', () => {
-    expect(parseArrayLiteral('{NULL,"NULL",null,"null",NuLl,NULLS,xNULL}')).toEqual([null, 'NULL', null, 'null', null, 'NULLS', 'xNULL'])
+    expect(parseArrayLiteral('{NULL,"NULL",null,"null",NuLl,NULLS,xNULL}')).toEqual([
+      null,
+      'NULL',
+      null,
+      'null',
+      null,
+      'NULLS',
+      'xNULL',
+    ])
   })
 
   it('unquotes and unescapes', () => {
@@ -61,7 +69,22 @@ describe('parseArrayLiteral', () => {
   })
 
   it('rejects malformed text with a protocol error', () => {
-    for (const bad of ['', '1', '{', '{1', '{1,', '{1,}', '{,1}', '{"a}', '{"a"x}', '{1}x', '[0:1]{1}', '{a\\', '{{1}', '{a{b}'])
+    for (const bad of [
+      '',
+      '1',
+      '{',
+      '{1',
+      '{1,',
+      '{1,}',
+      '{,1}',
+      '{"a}',
+      '{"a"x}',
+      '{1}x',
+      '[0:1]{1}',
+      '{a\\',
+      '{{1}',
+      '{a{b}',
+    ])
       expect(() => parseArrayLiteral(bad), bad).toThrow(PgrepError)
     try {
       parseArrayLiteral('{1')

@@ -56,8 +56,26 @@ describe('numbers', () => {
   })
 
   it('recognises exactly the JSON number grammar', () => {
-    for (const s of ['0', '-0', '1', '10', '1.0', '0.5', '-0.5', '1e5', '1E+5', '1e-5', '12.34e56']) expect(isJsonNumber(s), s).toBe(true)
-    for (const s of ['', '-', '01', '+1', '.5', '1.', '1e', '1e+', 'NaN', 'Infinity', '1 ', ' 1', '0x10', '1_000', '--1', '1.2.3'])
+    for (const s of ['0', '-0', '1', '10', '1.0', '0.5', '-0.5', '1e5', '1E+5', '1e-5', '12.34e56'])
+      expect(isJsonNumber(s), s).toBe(true)
+    for (const s of [
+      '',
+      '-',
+      '01',
+      '+1',
+      '.5',
+      '1.',
+      '1e',
+      '1e+',
+      'NaN',
+      'Infinity',
+      '1 ',
+      ' 1',
+      '0x10',
+      '1_000',
+      '--1',
+      '1.2.3',
+    ])
       expect(isJsonNumber(s), s).toBe(false)
   })
 
@@ -97,7 +115,7 @@ describe('scalars', () => {
     expect(enc('[1,10)', 3904)).toBe('"[1,10)"')
     expect(enc('{[1,3), [5,7)}', 4451)).toBe('"{[1,3), [5,7)}"')
     expect(enc('101', 1560)).toBe('"101"')
-    expect(enc("'a':1 'b':2", 3614)).toBe('"\'a\':1 \'b\':2"')
+    expect(enc("'a':1 'b':2", 3614)).toBe("\"'a':1 'b':2\"")
     expect(enc('1 year 2 mons 3 days 04:05:06.789', 1186)).toBe('"1 year 2 mons 3 days 04:05:06.789"')
     expect(enc('-00:00:01', 1186)).toBe('"-00:00:01"')
     expect(enc('12:34:56.789', 1083)).toBe('"12:34:56.789"')
@@ -225,19 +243,21 @@ describe('arrays', () => {
   it('splits box arrays at ";"', () => {
     expect(enc('{(1,1),(0,0);(3,3),(2,2)}', 1020)).toBe('["(1,1),(0,0)","(3,3),(2,2)"]')
     const domainOverBox: PgType = {oid: 90001, sqlName: 'b', kind: 'other', baseOid: 603}
-    expect(encodeJsonValue('{(1,1),(0,0);(3,3),(2,2)}', {oid: 90002, sqlName: 'b[]', kind: 'array', element: domainOverBox})).toBe(
-      '["(1,1),(0,0)","(3,3),(2,2)"]',
-    )
+    expect(
+      encodeJsonValue('{(1,1),(0,0);(3,3),(2,2)}', {oid: 90002, sqlName: 'b[]', kind: 'array', element: domainOverBox}),
+    ).toBe('["(1,1),(0,0)","(3,3),(2,2)"]')
     expect(enc('{"(1,2)","(3,4)"}', 1017)).toBe('["(1,2)","(3,4)"]')
   })
 
   it('writes arrays of enums, composites and ranges as arrays of strings', () => {
     const mood: PgType = {oid: 90003, sqlName: 'mood', kind: 'enum', enumLabels: ['sad', 'ok']}
-    expect(encodeJsonValue('{sad,ok,NULL}', {oid: 90004, sqlName: 'mood[]', kind: 'array', element: mood})).toBe('["sad","ok",null]')
-    const pair: PgType = {oid: 90005, sqlName: 'pair', kind: 'other'}
-    expect(encodeJsonValue('{"(1,\\"a b\\")","(2,)"}', {oid: 90006, sqlName: 'pair[]', kind: 'array', element: pair})).toBe(
-      '["(1,\\"a b\\")","(2,)"]',
+    expect(encodeJsonValue('{sad,ok,NULL}', {oid: 90004, sqlName: 'mood[]', kind: 'array', element: mood})).toBe(
+      '["sad","ok",null]',
     )
+    const pair: PgType = {oid: 90005, sqlName: 'pair', kind: 'other'}
+    expect(
+      encodeJsonValue('{"(1,\\"a b\\")","(2,)"}', {oid: 90006, sqlName: 'pair[]', kind: 'array', element: pair}),
+    ).toBe('["(1,\\"a b\\")","(2,)"]')
     expect(enc('{"[1,3)",empty}', 3905)).toBe('["[1,3)","empty"]')
   })
 
@@ -257,20 +277,37 @@ describe('domains', () => {
 })
 
 describe('rows', () => {
-  const col = (name: string, oid: number, isKey = false): ColumnSchema => ({name, type: T(oid), typeModifier: -1, isKey})
+  const col = (name: string, oid: number, isKey = false): ColumnSchema => ({
+    name,
+    type: T(oid),
+    typeModifier: -1,
+    isKey,
+  })
   const columns = [col('id', 20, true), col('name "quoted"', 25), col('doc', 3802), col('blob', 17), col('ünï', 1184)]
 
   it('encodes a row as one JSON object', () => {
     const row = compileRowEncoder(columns)(['42', 'a\nb', '{"x": [1]}', '\\x00ff', '2024-01-01 00:00:00+00'])
-    expect(row).toBe('{"id":42,"name \\"quoted\\"":"a\\nb","doc":{"x": [1]},"blob":"\\\\x00ff","ünï":"2024-01-01T00:00:00.000000Z"}')
-    expect(JSON.parse(row)).toEqual({id: 42, 'name "quoted"': 'a\nb', doc: {x: [1]}, blob: '\\x00ff', ünï: '2024-01-01T00:00:00.000000Z'})
+    expect(row).toBe(
+      '{"id":42,"name \\"quoted\\"":"a\\nb","doc":{"x": [1]},"blob":"\\\\x00ff","ünï":"2024-01-01T00:00:00.000000Z"}',
+    )
+    expect(JSON.parse(row)).toEqual({
+      id: 42,
+      'name "quoted"': 'a\nb',
+      doc: {x: [1]},
+      blob: '\\x00ff',
+      ünï: '2024-01-01T00:00:00.000000Z',
+    })
   })
 
   it('leaves unchanged TOAST values out, first column included', () => {
     const encode = compileRowEncoder(columns)
-    expect(encode([UNCHANGED_TOAST, 'n', UNCHANGED_TOAST, null, UNCHANGED_TOAST])).toBe('{"name \\"quoted\\"":"n","blob":null}')
+    expect(encode([UNCHANGED_TOAST, 'n', UNCHANGED_TOAST, null, UNCHANGED_TOAST])).toBe(
+      '{"name \\"quoted\\"":"n","blob":null}',
+    )
     expect(encode([UNCHANGED_TOAST, UNCHANGED_TOAST, UNCHANGED_TOAST, UNCHANGED_TOAST, UNCHANGED_TOAST])).toBe('{}')
-    expect(encode([null, null, null, null, null])).toBe('{"id":null,"name \\"quoted\\"":null,"doc":null,"blob":null,"ünï":null}')
+    expect(encode([null, null, null, null, null])).toBe(
+      '{"id":null,"name \\"quoted\\"":null,"doc":null,"blob":null,"ünï":null}',
+    )
   })
 
   it('writes binary-format values as \\x hex strings', () => {
@@ -302,7 +339,30 @@ function rng(seed: number): () => number {
   }
 }
 
-const SPECIAL = ['"', '\\', '\n', '\r', '\t', '\b', '\f', '\u0000', '\u001f', '\u007f', '\u2028', '\u2029', '\ud800', '\udfff', '😀', 'é', '{', '}', ',', ' ', 'NULL', ';']
+const SPECIAL = [
+  '"',
+  '\\',
+  '\n',
+  '\r',
+  '\t',
+  '\b',
+  '\f',
+  '\u0000',
+  '\u001f',
+  '\u007f',
+  '\u2028',
+  '\u2029',
+  '\ud800',
+  '\udfff',
+  '😀',
+  'é',
+  '{',
+  '}',
+  ',',
+  ' ',
+  'NULL',
+  ';',
+]
 
 function randomString(r: () => number, maxLen = 20): string {
   const len = Math.floor(r() * maxLen)
@@ -342,7 +402,9 @@ describe('property: output is always valid single-line JSON', () => {
   it('round-trips random text arrays', () => {
     const r = rng(2)
     for (let k = 0; k < 2000; k++) {
-      const items = Array.from({length: Math.floor(r() * 6)}, () => (r() < 0.15 ? null : randomString(r, 8).replace(/[\ud800-\udfff]/g, 'x')))
+      const items = Array.from({length: Math.floor(r() * 6)}, () =>
+        r() < 0.15 ? null : randomString(r, 8).replace(/[\ud800-\udfff]/g, 'x'),
+      )
       const literal = `{${items.map(arrayElement).join(',')}}`
       const out = encodeJsonValue(literal, T(1009))
       assertOneSafeLine(out)

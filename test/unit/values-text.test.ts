@@ -32,7 +32,11 @@ describe('parseInterval (IntervalStyle postgres)', () => {
   })
 
   it("reads Postgres's extremes and PG17's infinities", () => {
-    expect(parseInterval('2147483647 days 2147483647:00:54.775807')).toEqual({months: 0, days: 2147483647, micros: 2147483647n * 3_600_000_000n + 54_775_807n})
+    expect(parseInterval('2147483647 days 2147483647:00:54.775807')).toEqual({
+      months: 0,
+      days: 2147483647,
+      micros: 2147483647n * 3_600_000_000n + 54_775_807n,
+    })
     expect(parseInterval('-2562047788:00:54.775808')).toEqual({months: 0, days: 0, micros: -9223372036854775808n})
     expect(parseInterval('infinity')).toBe('infinity')
     expect(parseInterval('-infinity')).toBe('-infinity')
@@ -72,18 +76,75 @@ describe('dates and times', () => {
     expect(parseDate('5874897-12-31')).toEqual({year: 5874897, month: 12, day: 31})
     expect(parseDate('infinity')).toBe('infinity')
     expect(parseDate('-infinity')).toBe('-infinity')
-    for (const s of ['2024-1-01', '24-01-01', '2024-13-01', '2024-01-01 AD', '2024-01-01 00:00:00']) expect(parseDate(s), s).toBeUndefined()
+    for (const s of ['2024-1-01', '24-01-01', '2024-13-01', '2024-01-01 AD', '2024-01-01 00:00:00'])
+      expect(parseDate(s), s).toBeUndefined()
   })
 
   it('timestamps; timestamptz converted to UTC from any offset', () => {
-    expect(parseTimestamp('2024-02-29 18:59:59.999999')).toEqual({year: 2024, month: 2, day: 29, hour: 18, minute: 59, second: 59, micros: 999999})
-    expect(parseTimestamp('0044-03-15 12:34:56.5 BC')).toEqual({year: -43, month: 3, day: 15, hour: 12, minute: 34, second: 56, micros: 500000})
+    expect(parseTimestamp('2024-02-29 18:59:59.999999')).toEqual({
+      year: 2024,
+      month: 2,
+      day: 29,
+      hour: 18,
+      minute: 59,
+      second: 59,
+      micros: 999999,
+    })
+    expect(parseTimestamp('0044-03-15 12:34:56.5 BC')).toEqual({
+      year: -43,
+      month: 3,
+      day: 15,
+      hour: 12,
+      minute: 34,
+      second: 56,
+      micros: 500000,
+    })
     expect(parseTimestamp('294276-12-31 23:59:59.999999')).toMatchObject({year: 294276, micros: 999999})
-    expect(parseTimestamptz('2024-02-29 18:59:59.999999+00')).toEqual({year: 2024, month: 2, day: 29, hour: 18, minute: 59, second: 59, micros: 999999})
-    expect(parseTimestamptz('2024-03-01 00:29:59.999999+05:30')).toEqual({year: 2024, month: 2, day: 29, hour: 18, minute: 59, second: 59, micros: 999999})
-    expect(parseTimestamptz('1850-01-01 05:53:28+05:53:28')).toEqual({year: 1850, month: 1, day: 1, hour: 0, minute: 0, second: 0, micros: 0})
-    expect(parseTimestamptz('1849-12-31 19:03:58-04:56:02')).toEqual({year: 1850, month: 1, day: 1, hour: 0, minute: 0, second: 0, micros: 0})
-    expect(parseTimestamptz('0001-01-01 00:00:00+01 BC')).toEqual({year: -1, month: 12, day: 31, hour: 23, minute: 0, second: 0, micros: 0})
+    expect(parseTimestamptz('2024-02-29 18:59:59.999999+00')).toEqual({
+      year: 2024,
+      month: 2,
+      day: 29,
+      hour: 18,
+      minute: 59,
+      second: 59,
+      micros: 999999,
+    })
+    expect(parseTimestamptz('2024-03-01 00:29:59.999999+05:30')).toEqual({
+      year: 2024,
+      month: 2,
+      day: 29,
+      hour: 18,
+      minute: 59,
+      second: 59,
+      micros: 999999,
+    })
+    expect(parseTimestamptz('1850-01-01 05:53:28+05:53:28')).toEqual({
+      year: 1850,
+      month: 1,
+      day: 1,
+      hour: 0,
+      minute: 0,
+      second: 0,
+      micros: 0,
+    })
+    expect(parseTimestamptz('1849-12-31 19:03:58-04:56:02')).toEqual({
+      year: 1850,
+      month: 1,
+      day: 1,
+      hour: 0,
+      minute: 0,
+      second: 0,
+      micros: 0,
+    })
+    expect(parseTimestamptz('0001-01-01 00:00:00+01 BC')).toEqual({
+      year: -1,
+      month: 12,
+      day: 31,
+      hour: 23,
+      minute: 0,
+      second: 0,
+      micros: 0,
+    })
     expect(parseTimestamptz('infinity')).toBe('infinity')
     expect(parseTimestamp('2024-01-01 12:00:00.1234567')).toBeUndefined()
     expect(parseTimestamp('2024-01-01 24:00:00')).toBeUndefined()
@@ -118,7 +179,10 @@ describe('numeric and money', () => {
     expect(parseNumeric('-123.4500')).toEqual({unscaled: '-1234500', scale: 4})
     expect(parseNumeric('0.001')).toEqual({unscaled: '1', scale: 3})
     expect(parseNumeric('0')).toEqual({unscaled: '0', scale: 0})
-    expect(parseNumeric('12345678901234567890123456789012345678901')).toEqual({unscaled: '12345678901234567890123456789012345678901', scale: 0})
+    expect(parseNumeric('12345678901234567890123456789012345678901')).toEqual({
+      unscaled: '12345678901234567890123456789012345678901',
+      scale: 0,
+    })
     expect(parseNumeric('NaN')).toBe('NaN')
     expect(parseNumeric('-Infinity')).toBe('-Infinity')
     expect(parseNumeric('1e5')).toBeUndefined()

@@ -60,7 +60,8 @@ export type ControlHandler = (request: ControlFrame, reply: ControlReply) => Pro
 
 /** Turns any error into an error frame (a PgrepError keeps its kind and hint). */
 export function errorFrame(err: unknown): ControlFrame {
-  if (err instanceof PgrepError) return {type: 'error', kind: err.kind, message: err.message, ...(err.hint ? {hint: err.hint} : {})}
+  if (err instanceof PgrepError)
+    return {type: 'error', kind: err.kind, message: err.message, ...(err.hint ? {hint: err.hint} : {})}
   return {type: 'error', kind: 'internal', message: err instanceof Error ? err.message : String(err)}
 }
 
@@ -182,9 +183,16 @@ export class ControlServer {
       const handler = this.handlers.get(request.type)
       if (!handler) {
         const known = [...this.handlers.keys()].join(', ')
-        throw new PgrepError('usage', `this pgrep does not understand a "${request.type}" request (it knows: ${known})`, {
-          hint: request.type === 'too-large' ? 'the request is larger than 16 MB' : 'the running pgrep may be older than this one: upgrade it',
-        })
+        throw new PgrepError(
+          'usage',
+          `this pgrep does not understand a "${request.type}" request (it knows: ${known})`,
+          {
+            hint:
+              request.type === 'too-large'
+                ? 'the request is larger than 16 MB'
+                : 'the running pgrep may be older than this one: upgrade it',
+          },
+        )
       }
       await handler(request, {send, signal})
     } catch (err) {
@@ -238,7 +246,12 @@ export function connectControl(socketPath: string): Promise<net.Socket | null> {
     const onError = (err: NodeJS.ErrnoException) => {
       s.destroy()
       if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED' || err.code === 'ENOTSOCK') resolve(null)
-      else if (err.code === 'EACCES') reject(new PgrepError('permission', `cannot connect to ${socketPath}: permission denied`, {hint: 'the running pgrep belongs to another user: run the command as that user'}))
+      else if (err.code === 'EACCES')
+        reject(
+          new PgrepError('permission', `cannot connect to ${socketPath}: permission denied`, {
+            hint: 'the running pgrep belongs to another user: run the command as that user',
+          }),
+        )
       else reject(new PgrepError('sink', `cannot connect to ${socketPath}: ${err.message}`))
     }
     s.once('error', onError)
@@ -265,9 +278,13 @@ export async function* controlRequest(socket: net.Socket, request: ControlFrame)
         buffered = buffered.slice(nl + 1)
         if (frame.type === 'error') {
           ended = true
-          throw new PgrepError(((frame.kind as ErrorKind) in KIND_CHECK ? frame.kind : 'internal') as ErrorKind, String(frame.message), {
-            hint: typeof frame.hint === 'string' ? frame.hint : undefined,
-          })
+          throw new PgrepError(
+            ((frame.kind as ErrorKind) in KIND_CHECK ? frame.kind : 'internal') as ErrorKind,
+            String(frame.message),
+            {
+              hint: typeof frame.hint === 'string' ? frame.hint : undefined,
+            },
+          )
         }
         if (frame.type === 'end') {
           ended = true
@@ -280,7 +297,10 @@ export async function* controlRequest(socket: net.Socket, request: ControlFrame)
   } finally {
     socket.destroy()
   }
-  if (!ended) throw new PgrepError('sink', 'the running pgrep closed the connection before answering', {hint: 'it may have stopped; run the command again'})
+  if (!ended)
+    throw new PgrepError('sink', 'the running pgrep closed the connection before answering', {
+      hint: 'it may have stopped; run the command again',
+    })
 }
 
 const KIND_CHECK: Record<ErrorKind, true> = {

@@ -36,7 +36,12 @@ export async function markForResync(req: ResyncRequest): Promise<TableState[]> {
     })
   }
   const chosen = req.all ? resume.tables : req.tables.map((t) => known.get(tableKey(t))!)
-  const marked: TableState[] = chosen.map((t) => ({schema: t.schema, name: t.name, status: 'pending', snapshotLsn: t.snapshotLsn}))
+  const marked: TableState[] = chosen.map((t) => ({
+    schema: t.schema,
+    name: t.name,
+    status: 'pending',
+    snapshotLsn: t.snapshotLsn,
+  }))
   if (marked.length > 0) await req.sink.setTableStates(marked)
   return marked
 }

@@ -14,22 +14,23 @@ export interface StatusReport {
   problems: string[]
   /** `now`: the server's clock when the report was taken (commit times come from the same clock). */
   server: {version: string; currentWalLsn: string; now: string}
-  slot:
-    | null
-    | {
-        name: string
-        active: boolean
-        activePid: number | null
-        restartLsn: string | null
-        confirmedFlushLsn: string | null
-        /** WAL the slot keeps on the server's disk, in bytes. */
-        retainedWalBytes: number | null
-        /** WAL not yet confirmed by the consumer, in bytes. */
-        lagBytes: number | null
-        walStatus: string | null
-        invalidationReason: string | null
-      }
-  publication: null | {name: string; tables: {schema: string; name: string; replicaIdentity: string; replicatesUpdatesAndDeletes: boolean}[]}
+  slot: null | {
+    name: string
+    active: boolean
+    activePid: number | null
+    restartLsn: string | null
+    confirmedFlushLsn: string | null
+    /** WAL the slot keeps on the server's disk, in bytes. */
+    retainedWalBytes: number | null
+    /** WAL not yet confirmed by the consumer, in bytes. */
+    lagBytes: number | null
+    walStatus: string | null
+    invalidationReason: string | null
+  }
+  publication: null | {
+    name: string
+    tables: {schema: string; name: string; replicaIdentity: string; replicatesUpdatesAndDeletes: boolean}[]
+  }
   sink: null | {
     /**
      * `commitTime`: of the last applied transaction, null when not recorded (a state from an older
@@ -91,7 +92,13 @@ export interface LagReport {
 }
 
 /** The lag computation, apart from the queries (see {@link LagReport} for the definitions). */
-export function computeLag(opts: {currentLsn: Lsn; now: PgTimestamp; slotConfirmedLsn: Lsn | null; checkpointEndLsn: Lsn | null; commitTime: PgTimestamp | null}): LagReport {
+export function computeLag(opts: {
+  currentLsn: Lsn
+  now: PgTimestamp
+  slotConfirmedLsn: Lsn | null
+  checkpointEndLsn: Lsn | null
+  commitTime: PgTimestamp | null
+}): LagReport {
   const known = [opts.slotConfirmedLsn, opts.checkpointEndLsn].filter((x): x is Lsn => x !== null)
   const applied = known.length === 0 ? null : known.reduce((a, b) => (a > b ? a : b))
   const caughtUp = applied === null ? null : applied >= opts.currentLsn
@@ -155,10 +162,15 @@ export async function collectStatus(opts: {
       walStatus: r.wal_status,
       invalidationReason: r.invalidation_reason,
     }
-    if (r.wal_status === 'lost' || r.invalidation_reason) problems.push(`slot "${opts.slot}" is invalidated (${r.invalidation_reason ?? 'WAL removed'}): drop it and run sync again`)
+    if (r.wal_status === 'lost' || r.invalidation_reason)
+      problems.push(
+        `slot "${opts.slot}" is invalidated (${r.invalidation_reason ?? 'WAL removed'}): drop it and run sync again`,
+      )
     else if ((slot.retainedWalBytes ?? 0) > opts.maxLagBytes) {
       lagging = true
-      problems.push(`slot "${opts.slot}" retains ${slot.retainedWalBytes} bytes of WAL (more than --max-lag-bytes ${opts.maxLagBytes})${slot.active ? '' : '; nothing is consuming it'}`)
+      problems.push(
+        `slot "${opts.slot}" retains ${slot.retainedWalBytes} bytes of WAL (more than --max-lag-bytes ${opts.maxLagBytes})${slot.active ? '' : '; nothing is consuming it'}`,
+      )
     }
   } else {
     problems.push(`slot "${opts.slot}" does not exist`)
@@ -173,12 +185,20 @@ export async function collectStatus(opts: {
       publication = {
         name: opts.publication,
         tables: tables.map((t) => {
-          const ok = t.replicaIdentity === 'f' || t.replicaIdentity === 'i' || (t.replicaIdentity === 'd' && t.hasPrimaryKey)
-          return {schema: t.schema, name: t.name, replicaIdentity: IDENTITY_NAMES[t.replicaIdentity] ?? t.replicaIdentity, replicatesUpdatesAndDeletes: ok}
+          const ok =
+            t.replicaIdentity === 'f' || t.replicaIdentity === 'i' || (t.replicaIdentity === 'd' && t.hasPrimaryKey)
+          return {
+            schema: t.schema,
+            name: t.name,
+            replicaIdentity: IDENTITY_NAMES[t.replicaIdentity] ?? t.replicaIdentity,
+            replicatesUpdatesAndDeletes: ok,
+          }
         }),
       }
       for (const t of publication.tables.filter((x) => !x.replicatesUpdatesAndDeletes)) {
-        problems.push(`table ${t.schema}.${t.name} has no usable replica identity: updates and deletes on it fail while it is published`)
+        problems.push(
+          `table ${t.schema}.${t.name} has no usable replica identity: updates and deletes on it fail while it is published`,
+        )
       }
     }
   }
@@ -196,15 +216,25 @@ export async function collectStatus(opts: {
           }
         : null,
       lagBytes: cp ? Number(current > cp.endLsn ? current - cp.endLsn : 0n) : null,
-      tables: opts.sinkState.tables.map((t) => ({schema: t.schema, name: t.name, status: t.status, snapshotLsn: t.snapshotLsn === null ? null : formatLsn(t.snapshotLsn)})),
+      tables: opts.sinkState.tables.map((t) => ({
+        schema: t.schema,
+        name: t.name,
+        status: t.status,
+        snapshotLsn: t.snapshotLsn === null ? null : formatLsn(t.snapshotLsn),
+      })),
       live: opts.sinkState.live,
       resyncs: {
-        inProgress: opts.sinkState.tables.filter((t) => t.status !== 'ready' && t.snapshotLsn !== null).map((t) => `${t.schema}.${t.name}`),
+        inProgress: opts.sinkState.tables
+          .filter((t) => t.status !== 'ready' && t.snapshotLsn !== null)
+          .map((t) => `${t.schema}.${t.name}`),
         done: opts.sinkState.resyncsDone ?? 0,
       },
     }
     const notReady = sink.tables.filter((t) => t.status !== 'ready')
-    if (notReady.length > 0) problems.push(`${notReady.length} table(s) not copied yet: ${notReady.map((t) => `${t.schema}.${t.name} (${t.status})`).join(', ')}`)
+    if (notReady.length > 0)
+      problems.push(
+        `${notReady.length} table(s) not copied yet: ${notReady.map((t) => `${t.schema}.${t.name} (${t.status})`).join(', ')}`,
+      )
   }
 
   const lag = computeLag({
@@ -216,7 +246,9 @@ export async function collectStatus(opts: {
   })
   if (opts.maxLagSeconds !== undefined && lag.seconds !== null && lag.seconds > opts.maxLagSeconds) {
     lagging = true
-    problems.push(`lag in time ${lag.seconds.toFixed(1)} s (more than --max-lag-seconds ${opts.maxLagSeconds}): changes are pending and the last one applied committed at ${lag.lastCommitTime}`)
+    problems.push(
+      `lag in time ${lag.seconds.toFixed(1)} s (more than --max-lag-seconds ${opts.maxLagSeconds}): changes are pending and the last one applied committed at ${lag.lastCommitTime}`,
+    )
   }
 
   const broken = problems.some((p) => /invalidated|does not exist/.test(p))
@@ -259,32 +291,54 @@ export function formatStatus(r: StatusReport): string {
   lines.push(`server: PostgreSQL ${r.server.version}, WAL at ${r.server.currentWalLsn}`)
   if (r.slot) {
     const s = r.slot
-    lines.push(`slot ${s.name}: ${s.active ? `active (pid ${s.activePid})` : 'inactive'}, wal_status ${s.walStatus ?? '-'}${s.invalidationReason ? `, invalidated: ${s.invalidationReason}` : ''}`)
+    lines.push(
+      `slot ${s.name}: ${s.active ? `active (pid ${s.activePid})` : 'inactive'}, wal_status ${s.walStatus ?? '-'}${s.invalidationReason ? `, invalidated: ${s.invalidationReason}` : ''}`,
+    )
     lines.push(`  restart_lsn ${s.restartLsn ?? '-'}  confirmed_flush_lsn ${s.confirmedFlushLsn ?? '-'}`)
     lines.push(`  WAL retained ${bytes(s.retainedWalBytes)}, lag ${bytes(s.lagBytes)}`)
   }
   if (r.publication) {
     lines.push(`publication ${r.publication.name}: ${r.publication.tables.length} table(s)`)
-    for (const t of r.publication.tables) lines.push(`  ${t.schema}.${t.name}  replica identity ${t.replicaIdentity}${t.replicatesUpdatesAndDeletes ? '' : '  (cannot replicate UPDATE/DELETE)'}`)
+    for (const t of r.publication.tables)
+      lines.push(
+        `  ${t.schema}.${t.name}  replica identity ${t.replicaIdentity}${t.replicatesUpdatesAndDeletes ? '' : '  (cannot replicate UPDATE/DELETE)'}`,
+      )
   }
   if (r.sink) {
-    lines.push(`sink checkpoint: ${r.sink.checkpoint ? `commit ${r.sink.checkpoint.commitLsn}, end ${r.sink.checkpoint.endLsn}, ${bytes(r.sink.lagBytes)} behind` : 'none yet'}`)
-  const partial = r.sink.checkpoint?.partial
-  if (partial) lines.push(`  holds ${partial.changes} row changes of the large transaction committed at ${partial.commitLsn} (applied in pieces; the rest follows)`)
-    for (const t of r.sink.tables) lines.push(`  ${t.schema}.${t.name}  ${t.status}${t.snapshotLsn ? ` at ${t.snapshotLsn}` : ''}`)
+    lines.push(
+      `sink checkpoint: ${r.sink.checkpoint ? `commit ${r.sink.checkpoint.commitLsn}, end ${r.sink.checkpoint.endLsn}, ${bytes(r.sink.lagBytes)} behind` : 'none yet'}`,
+    )
+    const partial = r.sink.checkpoint?.partial
+    if (partial)
+      lines.push(
+        `  holds ${partial.changes} row changes of the large transaction committed at ${partial.commitLsn} (applied in pieces; the rest follows)`,
+      )
+    for (const t of r.sink.tables)
+      lines.push(`  ${t.schema}.${t.name}  ${t.status}${t.snapshotLsn ? ` at ${t.snapshotLsn}` : ''}`)
     const live = r.sink.live
     if (live) {
-      lines.push(`running: pid ${live.pid} since ${live.since}: ${live.batchesCommitted} batches, ${live.changesApplied} row changes applied; last commit ${live.lastCommitAt ?? '-'}`)
-      lines.push(`  ${live.currentBatch ? `applying a batch of ${live.currentBatch.changes} row changes (opened ${live.currentBatch.openedAt})` : 'between batches'}, ${live.queriesRunning} queries running`)
+      lines.push(
+        `running: pid ${live.pid} since ${live.since}: ${live.batchesCommitted} batches, ${live.changesApplied} row changes applied; last commit ${live.lastCommitAt ?? '-'}`,
+      )
+      lines.push(
+        `  ${live.currentBatch ? `applying a batch of ${live.currentBatch.changes} row changes (opened ${live.currentBatch.openedAt})` : 'between batches'}, ${live.queriesRunning} queries running`,
+      )
     }
-    lines.push(`re-syncs: ${r.sink.resyncs.inProgress.length > 0 ? `in progress ${r.sink.resyncs.inProgress.join(', ')}` : 'none in progress'}, ${r.sink.resyncs.done} done`)
+    lines.push(
+      `re-syncs: ${r.sink.resyncs.inProgress.length > 0 ? `in progress ${r.sink.resyncs.inProgress.join(', ')}` : 'none in progress'}, ${r.sink.resyncs.done} done`,
+    )
   }
   const l = r.lag
-  if (l.lastCommitTime !== null) lines.push(`last applied commit: ${l.lastCommitTime} (${duration(l.lastCommitAgeSeconds ?? 0)} ago)`)
-  else if (r.sink?.checkpoint) lines.push('last applied commit: time not recorded yet (state from an older pgrep; known after the next batch)')
+  if (l.lastCommitTime !== null)
+    lines.push(`last applied commit: ${l.lastCommitTime} (${duration(l.lastCommitAgeSeconds ?? 0)} ago)`)
+  else if (r.sink?.checkpoint)
+    lines.push('last applied commit: time not recorded yet (state from an older pgrep; known after the next batch)')
   if (l.caughtUp === null) lines.push('lag: unknown (no slot and no sink checkpoint)')
   else if (l.caughtUp) lines.push('lag: caught up (0 bytes, 0 s)')
-  else lines.push(`lag: ${bytes(l.pendingBytes)} pending, ${l.seconds === null ? 'time unknown (give --sink duckdb or bigquery: the sink records commit times)' : `at most ${duration(l.seconds)}`}`)
+  else
+    lines.push(
+      `lag: ${bytes(l.pendingBytes)} pending, ${l.seconds === null ? 'time unknown (give --sink duckdb or bigquery: the sink records commit times)' : `at most ${duration(l.seconds)}`}`,
+    )
   for (const p of r.problems) lines.push(`problem: ${p}`)
   return lines.join('\n')
 }

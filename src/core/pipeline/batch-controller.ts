@@ -151,7 +151,10 @@ export class BatchController {
     this.committedAt = now
     const checkpoint = this.flush.durable ?? {commitLsn: 0n, endLsn: 0n}
     const ms = now - started
-    this.log.debug({rows: this.rows, transactions: this.transactions, ms, commitLsn: formatLsn(checkpoint.commitLsn)}, 'batch committed')
+    this.log.debug(
+      {rows: this.rows, transactions: this.transactions, ms, commitLsn: formatLsn(checkpoint.commitLsn)},
+      'batch committed',
+    )
     // A piece completes no transaction: no commit time to report.
     if (this.counts) this.report(checkpoint, now, now - started, piece ? null : (last?.commitTime ?? null))
   }

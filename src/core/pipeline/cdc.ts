@@ -91,7 +91,11 @@ export async function runCdc(opts: CdcOptions): Promise<RunResult> {
     const {major} = await source.checkServer(sql)
     if (opts.failoverSlot) checkFailoverSupport(major, source.display)
     const tables = await source.publicationTables(sql, opts.publication)
-    if (tables.length === 0) log.warn({publication: opts.publication}, `publication "${opts.publication}" has no tables yet: nothing will be streamed until tables are added`)
+    if (tables.length === 0)
+      log.warn(
+        {publication: opts.publication},
+        `publication "${opts.publication}" has no tables yet: nothing will be streamed until tables are added`,
+      )
     source.warnAboutReplicaIdentity(tables)
     const resume = await sink.open()
     const slot = await source.checkSlot(sql, opts.slot, source.conn.database)
@@ -129,7 +133,19 @@ export interface StreamPhaseInput {
   major: number
   /** An open replication connection to reuse (the one that created the slot). */
   replication?: pg.Client
-  options: Pick<CdcOptions, 'slot' | 'publication' | 'batch' | 'reconnect' | 'signal' | 'log' | 'observer' | 'slotMonitor' | 'heartbeatIntervalMs' | 'maxStallMs'>
+  options: Pick<
+    CdcOptions,
+    | 'slot'
+    | 'publication'
+    | 'batch'
+    | 'reconnect'
+    | 'signal'
+    | 'log'
+    | 'observer'
+    | 'slotMonitor'
+    | 'heartbeatIntervalMs'
+    | 'maxStallMs'
+  >
   /** A slot guard started earlier (sync starts it before its copy); otherwise one is started here. */
   guard?: SlotGuard
   /** What sync adds: the per-table gate and new-table handling. */
@@ -141,7 +157,18 @@ export interface StreamPhaseInput {
 /** The stream phase shared by cdc and sync: relations, applier, and the reconnecting runner. */
 export async function streamPhase(p: StreamPhaseInput): Promise<RunResult> {
   const {source, sql, options: o} = p
-  const guard = p.guard ?? SlotGuard.start({source, sql, slot: o.slot, log: o.log, observer: o.observer, monitor: o.slotMonitor, heartbeatMs: o.heartbeatIntervalMs, signal: o.signal})
+  const guard =
+    p.guard ??
+    SlotGuard.start({
+      source,
+      sql,
+      slot: o.slot,
+      log: o.log,
+      observer: o.observer,
+      monitor: o.slotMonitor,
+      heartbeatMs: o.heartbeatIntervalMs,
+      signal: o.signal,
+    })
   let result: RunResult
   try {
     if (guard.failure && p.replication) destroyClient(p.replication)
@@ -199,6 +226,9 @@ export function reportError(observer: PipelineObserver | undefined, err: unknown
 }
 
 export function requirePublication(publication: string | undefined): string {
-  if (!publication) throw new PgrepError('usage', 'missing --publication', {hint: 'name the publication whose tables to stream, e.g. --publication my_pub'})
+  if (!publication)
+    throw new PgrepError('usage', 'missing --publication', {
+      hint: 'name the publication whose tables to stream, e.g. --publication my_pub',
+    })
   return publication
 }

@@ -15,7 +15,8 @@
 //   committed are copied again, whole, from a fresh snapshot (`freshSnapshot`): each table's
 //   result carries the LSN of the snapshot it was read in, for sync's per-table hand-off.
 import {rmSync} from 'node:fs'
-import {makeTempDir} from '../temp-dirs.js'
+import {failpoint} from '../failpoints.js'
+import {makeTempDir, removeOrphanTempDirs} from '../temp-dirs.js'
 import path from 'node:path'
 import type pg from 'pg'
 import {PgrepError} from '../errors.js'
@@ -23,10 +24,12 @@ import type {Logger} from '../log/logger.js'
 import {formatLsn, parseLsn, type Lsn} from '../lsn.js'
 import {copyOut, copyOutBinary, copyOutToFile, newCopyOutProgress, type CopyOutProgress} from '../postgres/copy-out.js'
 import {LOST_CONNECTION_HINT} from '../postgres/pg-errors.js'
+import {destroyClient} from '../postgres/connection.js'
 import {CURRENT_WAL_LSN_SQL, type PostgresSource} from '../postgres/source.js'
 import {TypeCatalog} from '../schema/catalog.js'
 import {qualifiedName, quoteIdent, tableKey, type TableName, type TableSchema} from '../schema/types.js'
 import type {CopyForm, Sink, TableCopyWriter} from './sink.js'
+import {stalledError} from './stream-runner.js'
 import {closeQuietly, settled} from '../quietly.js'
 
 export interface CopySnapshot {
@@ -90,7 +93,16 @@ export interface CopyOptions {
   tempDir?: string
   /** Called once the snapshot is imported by every worker (the exporting connection may then be reused). */
   onSnapshotImported?: () => void
+  /**
+   * The watchdog: fail with a 'stalled' error (exit 75) after this long without a row copied or a
+   * table committed, whatever the cause (a blackholed connection: a COPY that never answers). 0: off.
+   * Default {@link DEFAULT_COPY_MAX_STALL_MS}.
+   */
+  maxStallMs?: number
 }
+
+/** Default of the copy's watchdog (sync passes --max-stall). */
+export const DEFAULT_COPY_MAX_STALL_MS = 10 * 60_000
 
 export interface CopyResult {
   /** LSN of the snapshot the copy started in. */
@@ -159,7 +171,8 @@ function splitBytesFrom(option: number | undefined): number {
  * workers (they interleave), no index scan (index order). Bitmap, TID-range and plain heap
  * scans read in physical order. copyOut checks the order and a cut unordered unit starts over.
  */
-const COPY_SETTINGS = 'SET synchronize_seqscans = off; SET max_parallel_workers_per_gather = 0; SET enable_indexscan = off; SET enable_indexonlyscan = off'
+const COPY_SETTINGS =
+  'SET synchronize_seqscans = off; SET max_parallel_workers_per_gather = 0; SET enable_indexscan = off; SET enable_indexonlyscan = off'
 
 /** The exported snapshot is gone: its exporting connection has ended. */
 class SnapshotGone extends Error {}
@@ -168,21 +181,51 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
   const {source, log} = opts
   const parallel = Math.max(1, opts.parallel)
   const retry = {...DEFAULT_COPY_RETRY, ...opts.retry}
+  // Staging directories of runs killed with SIGKILL (copy-table starts here).
+  removeOrphanTempDirs()
   const coordinator = await source.sql('start the copy')
+  const stall = new CopyWatchdog(opts.maxStallMs ?? DEFAULT_COPY_MAX_STALL_MS)
+  stall.watch(coordinator)
   const plans: TablePlan[] = []
   let tempDir: string | undefined
   let fileCount = 0
   // The connection holding the current snapshot when this copy exported it (null: the caller holds it).
   let holder: pg.Client | null = null
   let fresh: HeldSnapshot | undefined
+  // A new snapshot once the old one is gone. Connections are cut again while it is taken (a
+  // flapping network): retried with the copy's backoff, within the watchdog's bound.
+  const newSnapshot = async (): Promise<HeldSnapshot> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if (opts.freshSnapshot) return await stall.race(opts.freshSnapshot())
+        const exported = await stall.race(exportSnapshot(source, stall))
+        holder = exported.client
+        return {name: exported.name, lsn: exported.lsn, release: async () => {}}
+      } catch (err) {
+        const e = source.translate(err, {operation: 'take a new snapshot for the copy'})
+        if (stall.error) throw stall.error
+        if (e.kind !== 'connection' || attempt >= retry.maxAttempts || opts.signal.aborted) throw e
+        stall.lastError = e.message
+        const delay = backoff(retry, attempt)
+        const message = `cannot take a new snapshot for the copy; retrying in ${delay} ms`
+        log.warn({err: e.message, attempt, delayMs: delay}, message)
+        await sleep(delay, opts.signal)
+      }
+    }
+  }
   try {
     await source.run(coordinator, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
     let snapshotName = opts.snapshot.name
     let snapshotLsn = opts.snapshot.lsn
     if (snapshotName) {
-      await source.run(coordinator, `SET TRANSACTION SNAPSHOT ${literal(snapshotName)}`, [], {operation: 'import the snapshot'})
+      await source.run(coordinator, `SET TRANSACTION SNAPSHOT ${literal(snapshotName)}`, [], {
+        operation: 'import the snapshot',
+      })
     } else {
-      const {rows} = await source.run(coordinator, `SELECT pg_export_snapshot() AS name, ${CURRENT_WAL_LSN_SQL}::text AS lsn`)
+      const {rows} = await source.run(
+        coordinator,
+        `SELECT pg_export_snapshot() AS name, ${CURRENT_WAL_LSN_SQL}::text AS lsn`,
+      )
       snapshotName = rows[0].name as string
       snapshotLsn ??= parseLsn(rows[0].lsn)
       // The exporting transaction must stay open and idle for the snapshot to stay importable:
@@ -221,13 +264,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
         holder = null
         await closeQuietly('release the lost snapshot', () => fresh?.release(), log)
         fresh = undefined
-        if (opts.freshSnapshot) {
-          fresh = await opts.freshSnapshot()
-        } else {
-          const exported = await exportSnapshot(source)
-          holder = exported.client
-          fresh = {name: exported.name, lsn: exported.lsn, release: async () => {}}
-        }
+        fresh = await newSnapshot()
         snapshot = {name: fresh.name, lsn: fresh.lsn}
         log.warn(
           {tables: todo.map((p) => qualifiedName(p.table)), snapshotLsn: formatLsn(snapshot.lsn)},
@@ -249,16 +286,22 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
       // Every worker imports the snapshot before any copying starts: an exported replication-slot
       // snapshot disappears as soon as its connection runs another command.
       // (A connection that fails here is opened again by its worker, with the retries.)
-      while (workers.length < workerCount) workers.push(await openCopyConnection(source, snapshot.name).catch(() => null))
+      while (workers.length < workerCount) {
+        workers.push(await openCopyConnection(source, snapshot.name, stall).catch(() => null))
+      }
       if (round === 0) {
         opts.onSnapshotImported?.()
-        log.info({tables: todo.length, connections: workerCount, snapshotLsn: formatLsn(snapshot.lsn)}, `copying ${todo.length} table(s) over ${workerCount} connection(s)`)
+        log.info(
+          {tables: todo.length, connections: workerCount, snapshotLsn: formatLsn(snapshot.lsn)},
+          `copying ${todo.length} table(s) over ${workerCount} connection(s)`,
+        )
         // Every table once before any row: a progress display knows the whole run's size from the start.
         for (const p of todo) opts.onProgress?.({table: p.table, rows: 0, estimatedRows: p.estimatedRows, done: false})
       }
 
       let failed: unknown
       const work = async (initial: pg.Client | null) => {
+        if (initial) stall.watch(initial)
         let client = initial
         let attempts = 0
         const lose = async (err: PgrepError, what: string, progressed: boolean): Promise<boolean> => {
@@ -267,11 +310,17 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
           client = null
           if (progressed) attempts = 0
           attempts++
+          stall.lastError = err.message
+          if (stall.error) return false
           if (attempts > retry.maxAttempts) {
-            failed ??= new PgrepError('connection', `${err.message} (${retry.maxAttempts} attempts in a row without progress)`, {
-              hint: `${err.hint ?? ''} Tables whose copy committed are kept: run the command again to copy the others.`.trim(),
-              cause: err,
-            })
+            failed ??= new PgrepError(
+              'connection',
+              `${err.message} (${retry.maxAttempts} attempts in a row without progress)`,
+              {
+                hint: `${err.hint ?? ''} Tables whose copy committed are kept: run the command again to copy the others.`.trim(),
+                cause: err,
+              },
+            )
             return false
           }
           const delay = backoff(retry, attempts)
@@ -280,13 +329,17 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
           return true
         }
         for (;;) {
-          if (failed || opts.signal.aborted || queue.length === 0) break
+          if (failed || stall.error || opts.signal.aborted || queue.length === 0) break
           if (!client) {
             try {
-              client = await openCopyConnection(source, snapshot.name)
+              client = await openCopyConnection(source, snapshot.name, stall)
             } catch (err) {
+              if (stall.error) break
               if (err instanceof SnapshotGone) {
-                log.warn({}, 'a copy connection cannot import the snapshot any more: its exporting connection is gone; the copy goes on with the connections left')
+                log.warn(
+                  {},
+                  'a copy connection cannot import the snapshot any more: its exporting connection is gone; the copy goes on with the connections left',
+                )
                 break
               }
               const e = source.translate(err, {operation: 'open a copy connection'})
@@ -301,6 +354,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
           try {
             await copyUnit(client, unit, progress)
           } catch (err) {
+            if (stall.error) break
             const e = copyError(source, err, unit)
             if (e.kind !== 'connection' || opts.signal.aborted || failed) {
               failed ??= e
@@ -308,12 +362,23 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
             }
             const kept = requeue(unit, progress, queue)
             if (kept.cannotResume) {
-              failed ??= new PgrepError('connection', `${e.message}; the copy of ${qualifiedName(unit.plan.table)} cannot go on where it stopped (its rows did not come in ctid order)`, {hint: e.hint, cause: e})
+              failed ??= new PgrepError(
+                'connection',
+                `${e.message}; the copy of ${qualifiedName(unit.plan.table)} cannot go on where it stopped (its rows did not come in ctid order)`,
+                {hint: e.hint, cause: e},
+              )
               break
             }
             const where = `${qualifiedName(unit.plan.table)}${unit.relation.sql === qualifiedName(unit.plan.table) ? '' : ` (${unit.relation.sql})`}${unit.range ? ` pages ${unit.range[0]}-${unit.range[1] ?? 'end'}` : ''}`
             log.warn(
-              {table: qualifiedName(unit.plan.table), relation: unit.relation.sql, range: unit.range, rowsRecopied: kept.recopied, rowsKept: progress.accepted, restartedTable: kept.restartedTable},
+              {
+                table: qualifiedName(unit.plan.table),
+                relation: unit.relation.sql,
+                range: unit.range,
+                rowsRecopied: kept.recopied,
+                rowsKept: progress.accepted,
+                restartedTable: kept.restartedTable,
+              },
               `copy connection lost while copying ${where}: ${kept.restartedTable ? 'the table starts over' : `${kept.recopied} row(s) of it will be read again`}`,
             )
             if (kept.restartedTable) await kept.restartedTable
@@ -345,6 +410,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
               plan.writeChain = settled(write)
               await write
               plan.rows += batch.rows
+              stall.progressed()
               opts.onProgress?.({table: plan.table, rows: plan.rows, estimatedRows: plan.estimatedRows, done: false})
             },
             {withCtid, progress},
@@ -356,12 +422,19 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
           tempDir ??= makeTempDir('copy', opts.tempDir)
           const file = path.join(tempDir, `${fileCount++}.csv`)
           try {
-            const {rows, maxRowBytes, bytes} = await copyOutToFile(client, `COPY (${selectOf(unit, false)}) TO STDOUT (FORMAT csv)`, file, opts.signal, progress)
+            const {rows, maxRowBytes, bytes} = await copyOutToFile(
+              client,
+              `COPY (${selectOf(unit, false)}) TO STDOUT (FORMAT csv)`,
+              file,
+              opts.signal,
+              progress,
+            )
             const load = plan.writeChain.then(() => writer.loadCsvFile!(file, maxRowBytes))
             plan.writeChain = settled(load)
             await load
             plan.rows += rows
             plan.bytes += bytes
+            stall.progressed()
           } finally {
             rmSync(file, {force: true})
           }
@@ -380,6 +453,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
               plan.writeChain = settled(write)
               await write
               plan.rows += rows.length
+              stall.progressed()
               opts.onProgress?.({table: plan.table, rows: plan.rows, estimatedRows: plan.estimatedRows, done: false})
             },
             {withCtid, progress},
@@ -390,15 +464,26 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
         if (plan.remaining === 0) {
           await plan.writeChain
           await writer.commit()
+          // Crash window: the table is committed in the sink (with its state, in one transaction),
+          // the caller not yet told; the next run must take it as copied.
+          failpoint('after-copy-commit')
+          stall.progressed()
           plan.committed = true
           plan.ms = Date.now() - (plan.startedAt ?? Date.now())
-          log.info({table: `${plan.table.schema}.${plan.table.name}`, rows: plan.rows}, `copied ${qualifiedName(plan.table)}: ${plan.rows} rows`)
+          log.info(
+            {table: `${plan.table.schema}.${plan.table.name}`, rows: plan.rows},
+            `copied ${qualifiedName(plan.table)}: ${plan.rows} rows`,
+          )
           opts.onProgress?.({table: plan.table, rows: plan.rows, estimatedRows: plan.estimatedRows, done: true})
         }
       }
 
       /** Puts a cut unit back at the front of the queue; what of it the sink keeps is not read again. */
-      const requeue = (unit: Unit, progress: CopyOutProgress, q: Unit[]): {recopied: number; restartedTable?: Promise<void>; cannotResume?: boolean} => {
+      const requeue = (
+        unit: Unit,
+        progress: CopyOutProgress,
+        q: Unit[],
+      ): {recopied: number; restartedTable?: Promise<void>; cannotResume?: boolean} => {
         const plan = unit.plan
         if (progress.accepted === 0) {
           q.unshift(unit)
@@ -426,8 +511,8 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
       }
 
       await Promise.all(workers.map((w) => work(w)))
-      if (failed || opts.signal.aborted) {
-        // `failed` (or the signal) is the error to report; the unfinished copies are discarded.
+      if (failed || stall.error || opts.signal.aborted) {
+        // `failed` (or the signal, or the watchdog) is the error to report; the unfinished copies are discarded.
         const unfinished = plans.filter((p) => !p.committed && p.writer !== undefined)
         await Promise.all(
           unfinished.map(async (p) => {
@@ -435,11 +520,15 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
             await closeQuietly('abort an unfinished table copy', () => w.abort(), log)
           }),
         )
-        throw opts.signal.aborted ? interrupted() : failed
+        throw opts.signal.aborted ? interrupted() : (stall.error ?? failed)
       }
     }
-    return {snapshotLsn: firstLsn, tables: plans.map((p) => ({table: p.table, rows: p.rows, bytes: p.bytes, ms: p.ms, snapshotLsn: p.snapshotLsn}))}
+    return {
+      snapshotLsn: firstLsn,
+      tables: plans.map((p) => ({table: p.table, rows: p.rows, bytes: p.bytes, ms: p.ms, snapshotLsn: p.snapshotLsn})),
+    }
   } finally {
+    stall.stop()
     if (tempDir) rmSync(tempDir, {recursive: true, force: true})
     // The copy's result (or its error) is decided: these connections only held its snapshot.
     await closeQuietly('release the copy snapshot', () => fresh?.release(), log)
@@ -449,8 +538,9 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
 }
 
 /** A new connection in a transaction on `snapshot`; SnapshotGone when it cannot be imported any more. */
-async function openCopyConnection(source: PostgresSource, snapshot: string): Promise<pg.Client> {
+async function openCopyConnection(source: PostgresSource, snapshot: string, stall: CopyWatchdog): Promise<pg.Client> {
   const client = await source.sql('open a copy connection')
+  stall.watch(client)
   try {
     await client.query(COPY_SETTINGS)
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
@@ -468,8 +558,12 @@ async function openCopyConnection(source: PostgresSource, snapshot: string): Pro
 }
 
 /** A connection in a transaction that exported a snapshot of now, kept open (and idle) by the caller. */
-async function exportSnapshot(source: PostgresSource): Promise<{client: pg.Client; name: string; lsn: Lsn}> {
+async function exportSnapshot(
+  source: PostgresSource,
+  stall: CopyWatchdog,
+): Promise<{client: pg.Client; name: string; lsn: Lsn}> {
   const client = await source.sql('export a new snapshot')
+  stall.watch(client)
   try {
     await source.run(client, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
     const {rows} = await source.run(client, `SELECT pg_export_snapshot() AS name, ${CURRENT_WAL_LSN_SQL}::text AS lsn`)
@@ -486,10 +580,14 @@ function copyError(source: PostgresSource, err: unknown, unit: Unit): PgrepError
   const table = qualifiedName(unit.plan.table)
   const e = source.translate(err, {operation: `copy ${table}`, table: unit.relation.sql})
   if (e.kind === 'connection' && !e.hint) {
-    return new PgrepError('connection', `the connection to PostgreSQL at ${source.display} was lost while copying ${table}`, {
-      hint: LOST_CONNECTION_HINT,
-      cause: err,
-    })
+    return new PgrepError(
+      'connection',
+      `the connection to PostgreSQL at ${source.display} was lost while copying ${table}`,
+      {
+        hint: LOST_CONNECTION_HINT,
+        cause: err,
+      },
+    )
   }
   return e
 }
@@ -521,6 +619,59 @@ function selectOf(unit: Unit, withCtid: boolean, forms?: readonly CopyForm[]): s
   return `SELECT ${list} FROM ${from}${where.length ? ` WHERE ${where.join(' AND ')}` : ''}`
 }
 
+/**
+ * The copy's --max-stall: no row copied and no table committed for that long ends the copy with
+ * a 'stalled' error. Retries of lost connections are bounded by their attempts, but a COPY over a
+ * blackholed connection (packets dropped, no reset) waits forever: the watchdog destroys every
+ * connection the copy holds, which ends what waits on them.
+ */
+class CopyWatchdog {
+  error: PgrepError | undefined
+  lastError: string | undefined
+  private at = Date.now()
+  private readonly clients = new Set<pg.Client>()
+  private readonly timer: NodeJS.Timeout | undefined
+  private readonly fired: Promise<never>
+  private fire: (err: PgrepError) => void = () => {}
+
+  constructor(maxStallMs: number) {
+    this.fired = new Promise<never>((_, reject) => (this.fire = reject))
+    void settled(this.fired) // only observed through race()
+    if (maxStallMs <= 0) return
+    this.timer = setInterval(
+      () => {
+        if (Date.now() - this.at < maxStallMs) return
+        clearInterval(this.timer)
+        this.error = stalledError(maxStallMs, this.lastError, 'the copy: no row copied, no table committed')
+        for (const c of this.clients) destroyClient(c)
+        this.fire(this.error)
+      },
+      Math.max(10, Math.min(5000, Math.floor(maxStallMs / 10))),
+    )
+    this.timer.unref()
+  }
+
+  progressed(): void {
+    this.at = Date.now()
+  }
+
+  /** A connection to destroy when the copy stalls (ended connections are forgotten). */
+  watch(client: pg.Client): void {
+    if (this.error) destroyClient(client)
+    this.clients.add(client)
+    client.once('end', () => this.clients.delete(client))
+  }
+
+  race<T>(p: Promise<T>): Promise<T> {
+    return Promise.race([p, this.fired])
+  }
+
+  stop(): void {
+    clearInterval(this.timer)
+    this.clients.clear()
+  }
+}
+
 function backoff(policy: CopyRetryPolicy, attempt: number): number {
   const base = Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** Math.min(attempt - 1, 16))
   // Jitter: connections cut together do not come back together.
@@ -545,11 +696,19 @@ function literal(text: string): string {
 }
 
 function interrupted(): PgrepError {
-  return new PgrepError('interrupted', 'the copy was interrupted: tables not finished keep their previous data', {hint: 'run the command again to copy them'})
+  return new PgrepError('interrupted', 'the copy was interrupted: tables not finished keep their previous data', {
+    hint: 'run the command again to copy them',
+  })
 }
 
 /** Table shapes as the stream will see them: no generated columns, publication column lists honoured. */
-async function describeForCopy(source: PostgresSource, client: pg.Client, catalog: TypeCatalog, tables: TableName[], publication?: string): Promise<(TableSchema & {rowFilter?: string})[]> {
+async function describeForCopy(
+  source: PostgresSource,
+  client: pg.Client,
+  catalog: TypeCatalog,
+  tables: TableName[],
+  publication?: string,
+): Promise<(TableSchema & {rowFilter?: string})[]> {
   const described = await catalog.describeTables(tables)
   if (!publication) return described
   const {rows: info} = await source.run(client, `SELECT current_setting('server_version_num')::int AS v`)
@@ -568,7 +727,11 @@ async function describeForCopy(source: PostgresSource, client: pg.Client, catalo
     const r = byKey.get(tableKey(t))
     if (!r) return t
     const allowed = r.attnames ? new Set<string>(r.attnames) : null
-    return {...t, columns: allowed ? full[i].columns.filter((c) => allowed.has(c.name)) : t.columns, rowFilter: r.rowfilter ?? undefined}
+    return {
+      ...t,
+      columns: allowed ? full[i].columns.filter((c) => allowed.has(c.name)) : t.columns,
+      rowFilter: r.rowfilter ?? undefined,
+    }
   })
 }
 
@@ -579,7 +742,14 @@ async function describeForCopy(source: PostgresSource, client: pg.Client, catalo
  * on the root covers only reads through the root): without it the table is read through its root
  * in one unit, as before.
  */
-async function planTable(source: PostgresSource, client: pg.Client, table: TableSchema & {rowFilter?: string}, splitBytes: number, snapshotLsn: Lsn, log: Logger): Promise<TablePlan> {
+async function planTable(
+  source: PostgresSource,
+  client: pg.Client,
+  table: TableSchema & {rowFilter?: string},
+  splitBytes: number,
+  snapshotLsn: Lsn,
+  log: Logger,
+): Promise<TablePlan> {
   const {rows} = await source.run(
     client,
     `SELECT format('%I.%I', n.nspname, c.relname) AS rel, c.relkind::text AS kind, pg_relation_size(c.oid) AS bytes,
@@ -600,7 +770,10 @@ async function planTable(source: PostgresSource, client: pg.Client, table: Table
   if (rows.length === 0) {
     units.push({relation: {sql: root, resumable: false}}) // a partitioned table without partitions
   } else if (partitioned && !plain) {
-    log.info({table: root}, `reading the partitioned table ${root} through its root in one piece: the role may not read its partitions directly (or some are not plain tables)`)
+    log.info(
+      {table: root},
+      `reading the partitioned table ${root} through its root in one piece: the role may not read its partitions directly (or some are not plain tables)`,
+    )
     units.push({relation: {sql: root, resumable: false}})
   } else {
     for (const r of rows) {
@@ -613,10 +786,26 @@ async function planTable(source: PostgresSource, client: pg.Client, table: Table
       }
       const pages = Math.ceil(bytes / Number(r.block))
       const step = Math.ceil(pages / pieces)
-      for (let start = 0; start < pages; start += step) units.push({relation, range: [start, start + step >= pages ? null : start + step]})
+      for (let start = 0; start < pages; start += step)
+        units.push({relation, range: [start, start + step >= pages ? null : start + step]})
     }
   }
   const estimatedRows = rows.reduce((n, r) => n + Number(r.est), 0)
-  if (partitioned) log.info({table: root, partitions: rows.length, units: units.length, estimatedRows}, `${root} is partitioned: ${rows.length} partition(s) read in ${units.length} unit(s)`)
-  return {table, estimatedRows, units, remaining: units.length, rows: 0, bytes: 0, ms: 0, snapshotLsn, writeChain: Promise.resolve(), committed: false}
+  if (partitioned)
+    log.info(
+      {table: root, partitions: rows.length, units: units.length, estimatedRows},
+      `${root} is partitioned: ${rows.length} partition(s) read in ${units.length} unit(s)`,
+    )
+  return {
+    table,
+    estimatedRows,
+    units,
+    remaining: units.length,
+    rows: 0,
+    bytes: 0,
+    ms: 0,
+    snapshotLsn,
+    writeChain: Promise.resolve(),
+    committed: false,
+  }
 }

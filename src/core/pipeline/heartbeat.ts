@@ -56,7 +56,9 @@ export class Heartbeat {
 
   async beat(): Promise<Lsn | null> {
     try {
-      const {rows} = await this.sql.use((c) => c.query(`SELECT pg_logical_emit_message(false, $1, '')::text AS lsn`, [HEARTBEAT_PREFIX]))
+      const {rows} = await this.sql.use((c) =>
+        c.query(`SELECT pg_logical_emit_message(false, $1, '')::text AS lsn`, [HEARTBEAT_PREFIX]),
+      )
       this.lastLsn = parseLsn(rows[0].lsn)
       this.log.debug({lsn: formatLsn(this.lastLsn)}, `heartbeat written at ${formatLsn(this.lastLsn)}`)
       return this.lastLsn
@@ -65,7 +67,10 @@ export class Heartbeat {
       // A standby (recovery) or a read-only role cannot write: say so once and stop trying.
       if (e.code === '25006' || e.code === '42501' || /recovery|read-only/i.test(e.message)) {
         this.stopped = true
-        this.log.warn({err: e.message}, `heartbeats turned off: the source refused pg_logical_emit_message (${e.message}); the slot still advances with the server's keepalives`)
+        this.log.warn(
+          {err: e.message},
+          `heartbeats turned off: the source refused pg_logical_emit_message (${e.message}); the slot still advances with the server's keepalives`,
+        )
       } else {
         this.log.debug({err: e.message}, 'could not write a heartbeat')
       }

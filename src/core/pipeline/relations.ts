@@ -29,7 +29,13 @@ export class RelationCache {
         isKey: msg.replicaIdentity === 'full' ? true : c.isKey,
       })),
     )
-    const table: TableSchema = {relationId: msg.relationId, schema: msg.schema, name: msg.name, replicaIdentity: msg.replicaIdentity, columns}
+    const table: TableSchema = {
+      relationId: msg.relationId,
+      schema: msg.schema,
+      name: msg.name,
+      replicaIdentity: msg.replicaIdentity,
+      columns,
+    }
     const before = this.byId.get(msg.relationId)
     const changed = !before || !sameShape(before, table)
     if (changed && this.existingRowsValues) {

@@ -139,7 +139,11 @@ export class SlotMonitor {
     if (this.maxLagBytes === null || r.retainedWalBytes === null) return
     const retained = Number(r.retainedWalBytes)
     if (retained <= this.maxLagBytes) {
-      if (this.above) log.info({slot, retainedWalBytes: retained, maxLagBytes: this.maxLagBytes}, `slot "${slot}" is back under the WAL retention threshold: it retains ${formatBytes(retained)}`)
+      if (this.above)
+        log.info(
+          {slot, retainedWalBytes: retained, maxLagBytes: this.maxLagBytes},
+          `slot "${slot}" is back under the WAL retention threshold: it retains ${formatBytes(retained)}`,
+        )
       this.above = false
       return
     }
@@ -147,7 +151,10 @@ export class SlotMonitor {
     if (this.above && now - this.lastWarnedAt < this.repeatMs) return
     this.above = true
     this.lastWarnedAt = now
-    const safe = r.safeWalBytes === null ? '' : `; ${formatBytes(r.safeWalBytes)} more WAL and the server invalidates the slot (max_slot_wal_keep_size)`
+    const safe =
+      r.safeWalBytes === null
+        ? ''
+        : `; ${formatBytes(r.safeWalBytes)} more WAL and the server invalidates the slot (max_slot_wal_keep_size)`
     log.warn(
       {
         slot,

@@ -307,9 +307,13 @@ export class StreamApplier {
         return this.onChange(msg, raw.length)
       default:
         // Two-phase messages only arrive on slots created with two_phase, which pgrep does not create.
-        throw new PgrepError('protocol', `unexpected pgoutput message "${msg.tag}" (two-phase decoding is not enabled by pgrep)`, {
-          hint: 'the slot was created with two_phase enabled by another tool; use a slot created by pgrep',
-        })
+        throw new PgrepError(
+          'protocol',
+          `unexpected pgoutput message "${msg.tag}" (two-phase decoding is not enabled by pgrep)`,
+          {
+            hint: 'the slot was created with two_phase enabled by another tool; use a slot created by pgrep',
+          },
+        )
     }
   }
 

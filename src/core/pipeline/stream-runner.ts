@@ -102,9 +102,13 @@ export function backoffDelay(policy: ReconnectPolicy, failures: number, random =
   return Math.round(base / 2 + (random() * base) / 2)
 }
 
-export function stalledError(maxStallMs: number, lastError: string | undefined): PgrepError {
+export function stalledError(
+  maxStallMs: number,
+  lastError: string | undefined,
+  what = 'no batch committed, never caught up with the server',
+): PgrepError {
   const why = lastError ? `; last error: ${lastError}` : ''
-  return new PgrepError('stalled', `no progress for ${formatDuration(maxStallMs)} (no batch committed, never caught up with the server)${why}`, {
+  return new PgrepError('stalled', `no progress for ${formatDuration(maxStallMs)} (${what})${why}`, {
     hint: 'pgrep exits so that a supervisor (systemd Restart=, a Kubernetes restart, the next cron run) can act; check that PostgreSQL is reachable and the sink accepts writes. --max-stall sets the limit (0: off).',
   })
 }
@@ -161,8 +165,17 @@ export async function runStream(opts: StreamRunOptions): Promise<StreamEnd> {
       try {
         repl ??= await watchdog.race(opts.source.replication())
         // Which server and timeline this is, from the replication connection itself.
-        const identity = await watchdog.race(opts.source.run(repl, 'IDENTIFY_SYSTEM', [], {operation: 'identify the server'}))
-        opts.log.debug({systemId: identity.rows[0]?.systemid, timeline: identity.rows[0]?.timeline, walPosition: identity.rows[0]?.xlogpos}, 'replication connection open')
+        const identity = await watchdog.race(
+          opts.source.run(repl, 'IDENTIFY_SYSTEM', [], {operation: 'identify the server'}),
+        )
+        opts.log.debug(
+          {
+            systemId: identity.rows[0]?.systemid,
+            timeline: identity.rows[0]?.timeline,
+            walPosition: identity.rows[0]?.xlogpos,
+          },
+          'replication connection open',
+        )
         const startLsn = applier.resumeLsn
         stream = await watchdog.race(
           ReplicationStream.start(repl, {
@@ -174,11 +187,18 @@ export async function runStream(opts: StreamRunOptions): Promise<StreamEnd> {
             messages: true,
             receiveTimeoutMs: policy.receiveTimeoutMs,
           }).catch((err) => {
-            throw opts.source.translate(err, {slot: opts.slot, publication: opts.publications[0], operation: 'start replication'})
+            throw opts.source.translate(err, {
+              slot: opts.slot,
+              publication: opts.publications[0],
+              operation: 'start replication',
+            })
           }),
         )
         const where = startLsn === 0n ? "the slot's confirmed position" : formatLsn(startLsn)
-        opts.log.info({slot: opts.slot, startLsn: formatLsn(startLsn), afterFailures: failures}, `streaming from slot "${opts.slot}" at ${where}`)
+        opts.log.info(
+          {slot: opts.slot, startLsn: formatLsn(startLsn), afterFailures: failures},
+          `streaming from slot "${opts.slot}" at ${where}`,
+        )
         connectedAt = Date.now()
         commitsAtConnect = applier.batchesCommitted
         everStreamed = true
@@ -201,14 +221,19 @@ export async function runStream(opts: StreamRunOptions): Promise<StreamEnd> {
         // lost connection, within the watchdog's bound.
         const slotStillHeld = everStreamed && err instanceof PgrepError && err.kind === 'slot-in-use'
         if (!isRetryable(err) && !slotStillHeld) throw err
-        const progressed = applier.batchesCommitted > commitsAtConnect || (connectedAt > 0 && Date.now() - connectedAt >= STABLE_CONNECTION_MS)
+        const progressed =
+          applier.batchesCommitted > commitsAtConnect ||
+          (connectedAt > 0 && Date.now() - connectedAt >= STABLE_CONNECTION_MS)
         if (progressed) failures = 0
         failures++
         if (failures > policy.maxAttempts) throw err
         const message = (err as Error).message
         watchdog.lastError = message
         const delay = backoffDelay(policy, failures)
-        opts.log.warn({err: message, attempt: failures, delayMs: delay}, `replication connection lost; reconnecting in ${delay} ms (attempt ${failures})`)
+        opts.log.warn(
+          {err: message, attempt: failures, delayMs: delay},
+          `replication connection lost; reconnecting in ${delay} ms (attempt ${failures})`,
+        )
         opts.onReconnect?.()
         opts.observer?.onReconnect?.({attempt: failures, error: message})
         await watchdog.race(sleep(delay, opts.signal))

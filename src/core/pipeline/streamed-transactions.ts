@@ -100,7 +100,10 @@ export class StreamedTransactions {
       }
       writeSync(h.fd, seg.buf!, 0, seg.used, h.fileBytes)
     } catch (err) {
-      throw diskFullError(err, `spilling a large in-progress transaction to ${this.dir ?? 'the temporary directory'}`) ?? err
+      throw (
+        diskFullError(err, `spilling a large in-progress transaction to ${this.dir ?? 'the temporary directory'}`) ??
+        err
+      )
     }
     seg.fileOffset = h.fileBytes
     h.fileBytes += seg.used
@@ -155,7 +158,7 @@ export class StreamedTransactions {
           yield buf
           continue
         }
-        for (let p = 0; p < seg.used; ) {
+        for (let p = 0; p < seg.used;) {
           const len = (buf as Buffer).readUInt32BE(p)
           yield buf.subarray(p + 4, p + 4 + len)
           p += 4 + len
@@ -187,7 +190,7 @@ export class StreamedTransactions {
 
 function readSegment(fd: number, seg: Segment): Buffer {
   const buf = Buffer.allocUnsafe(seg.used)
-  for (let got = 0; got < seg.used; ) {
+  for (let got = 0; got < seg.used;) {
     const n = readSync(fd, buf, got, seg.used - got, seg.fileOffset + got)
     if (n === 0) throw new Error(`spill file ended ${seg.used - got} byte(s) early`)
     got += n

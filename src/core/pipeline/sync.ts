@@ -68,8 +68,8 @@ export interface SyncOptions extends StopCondition {
   /** Re-sync requests from outside (a control socket), honoured between two transactions. */
   control?: SyncControl
   /**
-   * The watchdog: end with a 'stalled' error (exit 75) after this long without progress while
-   * streaming; 0: off. Default 10 min.
+   * The watchdog: end with a 'stalled' error (exit 75) after this long without progress (copying
+   * or streaming); 0: off. Default 10 min.
    */
   maxStallMs?: number
 }
@@ -204,6 +204,7 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
           signal: runSignal,
           log,
           onProgress: copyProgress,
+          maxStallMs: opts.maxStallMs,
         })
         for (const t of result.tables) {
           states.set(tableKey(t.table), {

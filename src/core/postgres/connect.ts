@@ -13,7 +13,9 @@ function readFileFor(file: string, what: string, display: string): Buffer {
   try {
     return readFileSync(file)
   } catch (err) {
-    throw new PgrepError('usage', `cannot read the ${what} "${file}" for ${display}: ${(err as Error).message}`, {cause: err})
+    throw new PgrepError('usage', `cannot read the ${what} "${file}" for ${display}: ${(err as Error).message}`, {
+      cause: err,
+    })
   }
 }
 
@@ -29,14 +31,16 @@ function tlsOptions(conn: ResolvedConnection, tls: boolean): ConnectionOptions |
     opts.key = readFileFor(conn.sslKey, 'client key', conn.display)
   }
   const mode = conn.sslMode
-  const verifyCa = mode === 'verify-ca' || mode === 'verify-full' || (mode === 'require' && conn.sslRootCert !== undefined)
+  const verifyCa =
+    mode === 'verify-ca' || mode === 'verify-full' || (mode === 'require' && conn.sslRootCert !== undefined)
   if (!verifyCa) {
     opts.rejectUnauthorized = false
     return opts
   }
   opts.rejectUnauthorized = true
   // 'system': Node's bundled trusted CAs (no `ca` option).
-  if (conn.sslRootCert !== undefined && conn.sslRootCert !== 'system') opts.ca = readFileFor(conn.sslRootCert, 'root certificate', conn.display)
+  if (conn.sslRootCert !== undefined && conn.sslRootCert !== 'system')
+    opts.ca = readFileFor(conn.sslRootCert, 'root certificate', conn.display)
   // verify-ca (and require): the chain is checked, the name in the certificate is not.
   if (mode !== 'verify-full') opts.checkServerIdentity = () => undefined
   return opts
@@ -110,7 +114,8 @@ function tlsFailureAllowsPlain(err: unknown): boolean {
   if (message === 'The server does not support SSL connections') return true
   if (message === 'There was an error establishing an SSL connection') return true
   const code = (err as {code?: unknown} | null)?.code
-  if (typeof code === 'string' && (code.startsWith('ERR_SSL_') || code === 'EPROTO' || code.startsWith('ERR_TLS_'))) return true
+  if (typeof code === 'string' && (code.startsWith('ERR_SSL_') || code === 'EPROTO' || code.startsWith('ERR_TLS_')))
+    return true
   // pg_hba.conf rejected the TLS connection (e.g. a hostnossl rule).
   return sqlState(err) === '28000'
 }

@@ -45,7 +45,16 @@ import {homedir, userInfo} from 'node:os'
 import path from 'node:path'
 import type pg from 'pg'
 import {PgrepError} from '../errors.js'
-import {ENV_NAMES, FLAG_NAMES, isSocketPath, MULTI_HOST, parseSource, SUPPORTED_KEYS, type Key, type Settings} from './conninfo.js'
+import {
+  ENV_NAMES,
+  FLAG_NAMES,
+  isSocketPath,
+  MULTI_HOST,
+  parseSource,
+  SUPPORTED_KEYS,
+  type Key,
+  type Settings,
+} from './conninfo.js'
 import {lookupPgpass} from './pgpass.js'
 import {redact} from './redact.js'
 
@@ -232,7 +241,8 @@ export function resolveConnection(
     } else {
       if (h.startsWith('[') && h.endsWith(']')) h = h.slice(1, -1)
       if (h === '') problems.push(`${label(hostSetting, 'host')}: the host is empty`)
-      else if (/\s/.test(h) && !isSocketPath(h)) problems.push(`${label(hostSetting, 'host')}: "${h}" is not a valid host name`)
+      else if (/\s/.test(h) && !isSocketPath(h))
+        problems.push(`${label(hostSetting, 'host')}: "${h}" is not a valid host name`)
       else host = h
     }
   }
@@ -253,7 +263,8 @@ export function resolveConnection(
   let user = userSetting?.value
   if (user === undefined) {
     user = osUserName(env)
-    if (user === undefined) problems.push('no user name given and the OS user is unknown: set --db-username, a user in --source, or PGUSER')
+    if (user === undefined)
+      problems.push('no user name given and the OS user is unknown: set --db-username, a user in --source, or PGUSER')
   }
   user ??= ''
   const database = pick('dbname')?.value ?? user
@@ -266,7 +277,9 @@ export function resolveConnection(
     if ((SSL_MODES as readonly string[]).includes(modeSetting.value)) sslMode = modeSetting.value as SslMode
     else {
       const extra = modeSetting.value === 'no-verify' ? ' ("no-verify" is node-postgres only; use require)' : ''
-      problems.push(`${label(modeSetting, 'sslmode')}: "${modeSetting.value}" is not an sslmode; use one of ${SSL_MODES.join(', ')}${extra}`)
+      problems.push(
+        `${label(modeSetting, 'sslmode')}: "${modeSetting.value}" is not an sslmode; use one of ${SSL_MODES.join(', ')}${extra}`,
+      )
     }
   }
   const usesTls = sslMode !== 'disable' && !isSocketPath(host)
@@ -275,7 +288,9 @@ export function resolveConnection(
   let sslRootCert: string | undefined
   if (rootSetting?.value === 'system') {
     if (modeSetting && sslMode !== 'verify-full' && sslMode !== 'disable') {
-      problems.push(`sslrootcert=system needs sslmode verify-full (got "${sslMode}" from ${label(modeSetting, 'sslmode')}): the system's CAs are only meaningful with host name checks`)
+      problems.push(
+        `sslrootcert=system needs sslmode verify-full (got "${sslMode}" from ${label(modeSetting, 'sslmode')}): the system's CAs are only meaningful with host name checks`,
+      )
     }
     sslRootCert = 'system'
   } else if (rootSetting) {
@@ -292,7 +307,9 @@ export function resolveConnection(
       )
     }
   } else if (usesTls && verifies) {
-    problems.push(`sslmode ${sslMode} needs a root certificate: give one with --ssl-root-cert, sslrootcert= in --source or PGSSLROOTCERT`)
+    problems.push(
+      `sslmode ${sslMode} needs a root certificate: give one with --ssl-root-cert, sslrootcert= in --source or PGSSLROOTCERT`,
+    )
   }
 
   const certSetting = pick('sslcert')
@@ -302,7 +319,8 @@ export function resolveConnection(
   if (usesTls) {
     if (certSetting) {
       sslCert = certSetting.value
-      if (!existsSync(sslCert)) problems.push(`${label(certSetting, 'sslcert')}: client certificate file "${sslCert}" does not exist`)
+      if (!existsSync(sslCert))
+        problems.push(`${label(certSetting, 'sslcert')}: client certificate file "${sslCert}" does not exist`)
     } else if (home !== undefined && existsSync(path.join(home, '.postgresql', 'postgresql.crt'))) {
       sslCert = path.join(home, '.postgresql', 'postgresql.crt')
     }
@@ -312,14 +330,20 @@ export function resolveConnection(
         problems.push(`${label(keySetting, 'sslkey')}: private key file "${sslKey}" does not exist`)
         sslKey = undefined
       }
-    } else if (sslCert !== undefined && home !== undefined && existsSync(path.join(home, '.postgresql', 'postgresql.key'))) {
+    } else if (
+      sslCert !== undefined &&
+      home !== undefined &&
+      existsSync(path.join(home, '.postgresql', 'postgresql.key'))
+    ) {
       sslKey = path.join(home, '.postgresql', 'postgresql.key')
     }
     if (sslCert !== undefined && sslKey === undefined && !keySetting) {
       problems.push(`client certificate "${sslCert}" has no private key: give one with sslkey= in --source or PGSSLKEY`)
     }
     if (sslKey !== undefined && sslCert === undefined) {
-      problems.push(`private key "${sslKey}" given without a client certificate: give one with sslcert= in --source or PGSSLCERT`)
+      problems.push(
+        `private key "${sslKey}" given without a client certificate: give one with sslcert= in --source or PGSSLCERT`,
+      )
     }
     if (sslKey !== undefined) {
       const p = keyFileProblem(sslKey)
@@ -332,7 +356,8 @@ export function resolveConnection(
   const timeoutSetting = pick('connect_timeout')
   if (timeoutSetting) {
     const v = timeoutSetting.value.trim()
-    if (!/^\d+$/.test(v)) problems.push(`${label(timeoutSetting, 'connect_timeout')}: "${v}" is not a number of seconds`)
+    if (!/^\d+$/.test(v))
+      problems.push(`${label(timeoutSetting, 'connect_timeout')}: "${v}" is not a number of seconds`)
     else {
       const s = Number(v)
       // libpq waits at least 2 s; 0 means forever.
@@ -354,7 +379,8 @@ export function resolveConnection(
     passwordOrigin = label(passwordSetting, 'password')
   } else if (problems.length === 0) {
     const passfileSetting = pick('passfile')
-    const file = opts.pgpassFile ?? passfileSetting?.value ?? (home !== undefined ? path.join(home, '.pgpass') : undefined)
+    const file =
+      opts.pgpassFile ?? passfileSetting?.value ?? (home !== undefined ? path.join(home, '.pgpass') : undefined)
     if (file !== undefined) {
       const found = lookupPgpass(file, {host, port, database, user}, onWarning)
       if (found) {

@@ -76,7 +76,8 @@ function unsupportedKeysProblem(keys: string[]): string {
   return `--source: unsupported connection parameter${keys.length > 1 ? 's' : ''} ${keys.map((k) => `"${k}"`).join(', ')} (supported: ${SUPPORTED_KEYS.join(', ')})`
 }
 
-export const MULTI_HOST = 'several hosts are not supported; give exactly one host (pgrep follows one primary, no failover list)'
+export const MULTI_HOST =
+  'several hosts are not supported; give exactly one host (pgrep follows one primary, no failover list)'
 
 function percentDecode(text: string, what: string, problems: string[]): string | undefined {
   try {
@@ -143,7 +144,8 @@ export function parseConnectionUri(uri: string): ParsedSource {
         rawHost = hostPort.slice(1, close)
         const after = hostPort.slice(close + 1)
         if (after.startsWith(':')) rawPort = after.slice(1)
-        else if (after !== '') problems.push(`--source: unexpected "${after}" after the IPv6 address (expected ":port")`)
+        else if (after !== '')
+          problems.push(`--source: unexpected "${after}" after the IPv6 address (expected ":port")`)
         if (rawHost === '') problems.push('--source: empty IPv6 address "[]"')
       }
     } else {
@@ -274,7 +276,10 @@ export function parseSource(source: string): ParsedSource {
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed)) {
     if (/^postgres(?:ql)?:\/\//i.test(trimmed)) return parseConnectionUri(trimmed)
     const scheme = trimmed.slice(0, trimmed.indexOf(':'))
-    return {values: {}, problems: [`--source: unsupported URI scheme "${scheme}://" (use postgres:// or postgresql://)`]}
+    return {
+      values: {},
+      problems: [`--source: unsupported URI scheme "${scheme}://" (use postgres:// or postgresql://)`],
+    }
   }
   if (trimmed.includes('=')) return parseKeyValueString(trimmed)
   if (trimmed === '') return {values: {}, problems: ['--source is empty']}

@@ -149,7 +149,11 @@ export async function copyOut(
           // Rows handed to onRows are either accepted or not: wait for it, so that `progress`
           // says exactly which rows the caller keeps when it goes on after a cut.
           const lost = failure ?? lostDuringCopy(serverError, err)
-          if (busy) busy.then(() => reject(failure ?? lost), () => reject(failure ?? lost))
+          if (busy)
+            busy.then(
+              () => reject(failure ?? lost),
+              () => reject(failure ?? lost),
+            )
           else reject(lost)
         },
       )
@@ -298,7 +302,11 @@ export async function copyOutBinary(
           if (finished) return
           ended = true
           const lost = failure ?? lostDuringCopy(serverError, err)
-          if (busy) busy.then(() => reject(failure ?? lost), () => reject(failure ?? lost))
+          if (busy)
+            busy.then(
+              () => reject(failure ?? lost),
+              () => reject(failure ?? lost),
+            )
           else reject(lost)
         },
       )
@@ -329,7 +337,13 @@ export interface CopyToFileResult {
  * reads the format itself. Writes are synchronous and batched in 1 MB: a slow disk slows the
  * socket down, and memory stays at one buffer.
  */
-export async function copyOutToFile(client: pg.Client, sql: string, file: string, signal?: AbortSignal, progress: CopyOutProgress = newCopyOutProgress()): Promise<CopyToFileResult> {
+export async function copyOutToFile(
+  client: pg.Client,
+  sql: string,
+  file: string,
+  signal?: AbortSignal,
+  progress: CopyOutProgress = newCopyOutProgress(),
+): Promise<CopyToFileResult> {
   const wire = new WireSession(client)
   const fd = openSync(file, 'w')
   const buffer = Buffer.allocUnsafe(1024 * 1024)
@@ -338,7 +352,7 @@ export async function copyOutToFile(client: pg.Client, sql: string, file: string
   let maxRowBytes = 0
   let bytes = 0
   const flush = () => {
-    for (let off = 0; off < used; ) off += writeSync(fd, buffer, off, used - off)
+    for (let off = 0; off < used;) off += writeSync(fd, buffer, off, used - off)
     used = 0
   }
   try {
@@ -366,7 +380,7 @@ export async function copyOutToFile(client: pg.Client, sql: string, file: string
                 if (body.length > maxRowBytes) maxRowBytes = body.length
                 if (used + body.length > buffer.length) flush()
                 if (body.length > buffer.length) {
-                  for (let off = 0; off < body.length; ) off += writeSync(fd, body, off, body.length - off)
+                  for (let off = 0; off < body.length;) off += writeSync(fd, body, off, body.length - off)
                 } else {
                   buffer.set(body, used)
                   used += body.length
@@ -375,7 +389,9 @@ export async function copyOutToFile(client: pg.Client, sql: string, file: string
               }
               case BackendCode.CommandComplete: {
                 // "COPY n"
-                const tag = Buffer.from(frame.body.buffer, frame.body.byteOffset, frame.body.byteLength).toString('latin1')
+                const tag = Buffer.from(frame.body.buffer, frame.body.byteOffset, frame.body.byteLength).toString(
+                  'latin1',
+                )
                 const n = /^COPY (\d+)/.exec(tag)
                 if (n) rows = Number(n[1])
                 return

@@ -94,7 +94,8 @@ function describe(err: unknown): Described {
 }
 
 /** Why an established connection may have been cut, for every "connection lost" error. */
-export const LOST_CONNECTION_HINT = 'The server may have restarted, or a proxy, firewall or idle timeout cut the connection; the server log says why.'
+export const LOST_CONNECTION_HINT =
+  'The server may have restarted, or a proxy, firewall or idle timeout cut the connection; the server log says why.'
 
 /** user@host:port/db → user (a user name may contain '@'; a host cannot). */
 function userOf(ctx: PgErrorContext): string {
@@ -112,7 +113,7 @@ export function invalidatedSlotHint(slot: string): string {
   return (
     `the changes this slot had not delivered yet are lost. To copy the tables again: pgrep drop --slot ${slot} --sink-state --yes (with the same sink flags), then pgrep sync. ` +
     `With cdc (no copy), to accept the gap and go on from now: pgrep drop --slot ${slot} --yes, then run cdc again (it creates a new slot). ` +
-    'So it does not happen again: raise max_slot_wal_keep_size and act on pgrep\'s retained-WAL warnings (--max-lag-bytes)'
+    "So it does not happen again: raise max_slot_wal_keep_size and act on pgrep's retained-WAL warnings (--max-lag-bytes)"
   )
 }
 
@@ -142,7 +143,10 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
   const make = (kind: ErrorKind, message: string, hint?: string): PgrepError => {
     const details: string[] = []
     if (context.operation) details.push(`while trying to ${context.operation}`)
-    if (earlier) details.push(`a ${earlier.tls ? 'TLS' : 'plain'} connection was tried first and failed too: ${describe(earlier.error).message}`)
+    if (earlier)
+      details.push(
+        `a ${earlier.tls ? 'TLS' : 'plain'} connection was tried first and failed too: ${describe(earlier.error).message}`,
+      )
     if (d.detail) details.push(`server detail: ${d.detail}`)
     if (state) details.push(`SQLSTATE ${state}`)
     const hints = [hint, d.serverHint && `Server hint: ${d.serverHint}`].filter((h): h is string => !!h)
@@ -170,7 +174,10 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
       'With sslmode=verify-full the host you connect to must be in the certificate (its subjectAltName or CN): connect by a name the certificate lists, or use sslmode=verify-ca to check the CA but not the name.',
     )
   }
-  if ((d.nodeCode && CERT_VERIFY_CODES.has(d.nodeCode)) || /self[- ]signed certificate|unable to (get|verify)|certificate (has expired|is not yet valid)/i.test(msg)) {
+  if (
+    (d.nodeCode && CERT_VERIFY_CODES.has(d.nodeCode)) ||
+    /self[- ]signed certificate|unable to (get|verify)|certificate (has expired|is not yet valid)/i.test(msg)
+  ) {
     return make(
       'connection',
       `the TLS certificate of PostgreSQL at ${display} could not be verified: ${msg}`,
@@ -180,7 +187,8 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
   if (
     msg === 'There was an error establishing an SSL connection' ||
     d.nodeCode === 'EPROTO' ||
-    (d.nodeCode !== undefined && (d.nodeCode.startsWith('ERR_SSL_') || d.nodeCode.startsWith('ERR_TLS_') || d.nodeCode.startsWith('ERR_OSSL_')))
+    (d.nodeCode !== undefined &&
+      (d.nodeCode.startsWith('ERR_SSL_') || d.nodeCode.startsWith('ERR_TLS_') || d.nodeCode.startsWith('ERR_OSSL_')))
   ) {
     return make(
       'connection',
@@ -191,7 +199,11 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
 
   // --- Network -------------------------------------------------------------------------------
   if (d.nodeCode === 'ENOTFOUND' || d.nodeCode === 'EAI_AGAIN' || d.nodeCode === 'EAI_NONAME') {
-    return make('connection', `cannot reach PostgreSQL at ${display}: the host name does not resolve (${msg})`, `Is the host name right? ${checkAddress}`)
+    return make(
+      'connection',
+      `cannot reach PostgreSQL at ${display}: the host name does not resolve (${msg})`,
+      `Is the host name right? ${checkAddress}`,
+    )
   }
   if (d.nodeCode === 'ETIMEDOUT' || msg === 'timeout expired' || /connection timeout/i.test(msg)) {
     return make(
@@ -209,14 +221,14 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
   }
   if (d.nodeCode === 'ECONNRESET' || d.nodeCode === 'EPIPE' || d.nodeCode === 'ECONNABORTED') {
     // An established connection cut under us (or during the handshake): not an address problem.
-    return make(
-      'connection',
-      `the connection to PostgreSQL at ${display} was lost (${msg})`,
-      LOST_CONNECTION_HINT,
-    )
+    return make('connection', `the connection to PostgreSQL at ${display} was lost (${msg})`, LOST_CONNECTION_HINT)
   }
   if (d.nodeCode && NETWORK_CODES.has(d.nodeCode)) {
-    return make('connection', `cannot reach PostgreSQL at ${display}: ${msg}`, `Is it running, and listening on that address (listen_addresses)? ${checkAddress}`)
+    return make(
+      'connection',
+      `cannot reach PostgreSQL at ${display}: ${msg}`,
+      `Is it running, and listening on that address (listen_addresses)? ${checkAddress}`,
+    )
   }
   if (/^Connection terminated/i.test(msg) || /is not queryable/.test(msg)) {
     return make(
@@ -226,7 +238,11 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
     )
   }
   if (/^SASL: /.test(msg)) {
-    return make('connection', `authentication with PostgreSQL at ${display} failed: ${msg}`, 'Check the password and the user name.')
+    return make(
+      'connection',
+      `authentication with PostgreSQL at ${display} failed: ${msg}`,
+      'Check the password and the user name.',
+    )
   }
 
   // --- Authentication and pg_hba.conf --------------------------------------------------------
@@ -249,10 +265,10 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
     const tls = earlier
       ? ' Both a TLS and a plain connection were refused.'
       : /no encryption|SSL off/i.test(msg)
-      ? ' The server may only accept TLS connections from here: try sslmode=require.'
-      : /SSL encryption|SSL on|GSS encryption/i.test(msg)
-        ? ' The server may only accept unencrypted connections from here: try sslmode=prefer or disable.'
-        : ''
+        ? ' The server may only accept TLS connections from here: try sslmode=require.'
+        : /SSL encryption|SSL on|GSS encryption/i.test(msg)
+          ? ' The server may only accept unencrypted connections from here: try sslmode=prefer or disable.'
+          : ''
     return make(
       'connection',
       `PostgreSQL at ${display} rejected the connection: ${msg}`,
@@ -263,7 +279,11 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
     return make('permission', `${msg} (${display})`, `Allow the role to log in: ALTER ROLE ${ident(user)} WITH LOGIN;`)
   }
   if (state === '28000' && /role .* does not exist/i.test(msg)) {
-    return make('connection', `PostgreSQL at ${display}: ${msg}`, 'Check the user name (the --source URI, --db-username, or PGUSER).')
+    return make(
+      'connection',
+      `PostgreSQL at ${display}: ${msg}`,
+      'Check the user name (the --source URI, --db-username, or PGUSER).',
+    )
   }
   if (state === '3D000') {
     return make(
@@ -273,7 +293,11 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
     )
   }
   if (state?.startsWith('28')) {
-    return make('connection', `authentication failed for ${display}: ${msg}`, 'Check the user name, the password and pg_hba.conf.')
+    return make(
+      'connection',
+      `authentication failed for ${display}: ${msg}`,
+      'Check the user name, the password and pg_hba.conf.',
+    )
   }
 
   // --- Lost slots (before wal_level: an invalidation detail can mention wal_level) ----------
@@ -299,21 +323,29 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
     return make(
       'source-config',
       `logical replication is not enabled on ${display}: ${msg}`,
-      "Run ALTER SYSTEM SET wal_level = logical; and restart PostgreSQL (wal_level only changes at server start). On a managed service set its equivalent (RDS/Aurora: rds.logical_replication = 1; Cloud SQL: cloudsql.logical_decoding = on; Azure: wal_level = logical).",
+      'Run ALTER SYSTEM SET wal_level = logical; and restart PostgreSQL (wal_level only changes at server start). On a managed service set its equivalent (RDS/Aurora: rds.logical_replication = 1; Cloud SQL: cloudsql.logical_decoding = on; Azure: wal_level = logical).',
     )
   }
   if (state === '53400' || /all replication slots are in use/i.test(msg) || /max_replication_slots/i.test(msg)) {
     return make(
       'source-config',
       `no free replication slot on ${display}: ${msg}`,
-      'Raise max_replication_slots (needs a restart), or drop slots nothing uses any more (SELECT slot_name, active FROM pg_replication_slots; then SELECT pg_drop_replication_slot(\'<name>\');).',
+      "Raise max_replication_slots (needs a restart), or drop slots nothing uses any more (SELECT slot_name, active FROM pg_replication_slots; then SELECT pg_drop_replication_slot('<name>');).",
     )
   }
   if (/max_wal_senders/i.test(text)) {
-    return make('source-config', `no free WAL sender on ${display}: ${msg}`, 'Raise max_wal_senders (needs a restart), or stop other replication clients.')
+    return make(
+      'source-config',
+      `no free WAL sender on ${display}: ${msg}`,
+      'Raise max_wal_senders (needs a restart), or stop other replication clients.',
+    )
   }
   if (/too many clients|remaining connection slots are reserved/i.test(msg) || state === '53300') {
-    return make('connection', `PostgreSQL at ${display} has no connection slots left: ${msg}`, 'Close idle connections or raise max_connections.')
+    return make(
+      'connection',
+      `PostgreSQL at ${display} has no connection slots left: ${msg}`,
+      'Close idle connections or raise max_connections.',
+    )
   }
 
   // --- Slots ---------------------------------------------------------------------------------
@@ -334,7 +366,11 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
     )
   }
   if (state === '42710' && /replication slot/i.test(msg)) {
-    return make('source-config', `replication slot "${slot}" already exists on ${display}`, `Use another --slot, or drop the old one: SELECT pg_drop_replication_slot(${literal(slot)});`)
+    return make(
+      'source-config',
+      `replication slot "${slot}" already exists on ${display}`,
+      `Use another --slot, or drop the old one: SELECT pg_drop_replication_slot(${literal(slot)});`,
+    )
   }
 
   // --- Publications --------------------------------------------------------------------------
@@ -364,17 +400,26 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
     const database = quoted(/permission denied for database (\S+)/i, msg)
     let hint: string
     if (table) hint = `Grant read access: GRANT SELECT ON ${context.table ?? table} TO ${ident(user)};`
-    else if (schema) hint = `Grant access to the schema: GRANT USAGE ON SCHEMA ${schema} TO ${ident(user)}; and SELECT on its tables: GRANT SELECT ON ALL TABLES IN SCHEMA ${schema} TO ${ident(user)};`
-    else if (database) hint = `Let the role create publications there: GRANT CREATE ON DATABASE ${database} TO ${ident(user)};`
-    else if (/FOR ALL TABLES/i.test(msg)) hint = 'A publication FOR ALL TABLES needs a superuser: have one create it, or publish a list of tables (FOR TABLE ...).'
+    else if (schema)
+      hint = `Grant access to the schema: GRANT USAGE ON SCHEMA ${schema} TO ${ident(user)}; and SELECT on its tables: GRANT SELECT ON ALL TABLES IN SCHEMA ${schema} TO ${ident(user)};`
+    else if (database)
+      hint = `Let the role create publications there: GRANT CREATE ON DATABASE ${database} TO ${ident(user)};`
+    else if (/FOR ALL TABLES/i.test(msg))
+      hint =
+        'A publication FOR ALL TABLES needs a superuser: have one create it, or publish a list of tables (FOR TABLE ...).'
     else if (/must be owner/i.test(msg)) hint = 'Run this as the owner of the object, or have the owner do it.'
-    else hint = `Grant the role what it needs, e.g. GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${ident(user)}; and ALTER ROLE ${ident(user)} WITH REPLICATION;`
+    else
+      hint = `Grant the role what it needs, e.g. GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${ident(user)}; and ALTER ROLE ${ident(user)} WITH REPLICATION;`
     return make('permission', `permission denied on ${display}: ${msg}`, hint)
   }
 
   // --- Server going away ---------------------------------------------------------------------
   if (state === '57P01' || state === '57P02' || state === '57P03' || state?.startsWith('08')) {
-    return make('connection', `PostgreSQL at ${display} ended the connection: ${msg}`, 'The server is shutting down, restarting or recovering; try again when it is back.')
+    return make(
+      'connection',
+      `PostgreSQL at ${display} ended the connection: ${msg}`,
+      'The server is shutting down, restarting or recovering; try again when it is back.',
+    )
   }
 
   // --- Anything else -------------------------------------------------------------------------

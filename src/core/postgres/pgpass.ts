@@ -122,7 +122,9 @@ export function lookupPgpass(
       return undefined
     }
     if (process.platform !== 'win32' && (st.mode & 0o077) !== 0) {
-      onWarning(`password file "${file}" has group or world access; permissions should be u=rw (0600) or less; ignoring it`)
+      onWarning(
+        `password file "${file}" has group or world access; permissions should be u=rw (0600) or less; ignoring it`,
+      )
       return undefined
     }
     text = readFileSync(file, 'utf8')

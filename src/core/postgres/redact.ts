@@ -19,8 +19,9 @@ export function redact(text: string): string {
     return `${uri.slice(0, schemeEnd)}${userInfo.slice(0, colon)}:${MASK}${uri.slice(at)}`
   })
   // key=value forms: password=secret, password = 'se cret', ?password=secret&..., PGPASSWORD=...
-  out = out.replace(/(password\s*=\s*)('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|[^\s&;,'"]*)/gi, (_m, key: string, value: string) =>
-    value === '' || value === MASK ? `${key}${value}` : `${key}${MASK}`,
+  out = out.replace(
+    /(password\s*=\s*)('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|[^\s&;,'"]*)/gi,
+    (_m, key: string, value: string) => (value === '' || value === MASK ? `${key}${value}` : `${key}${MASK}`),
   )
   // JSON: "password": "secret", "dbPassword": "secret".
   out = out.replace(/("(?:db)?password"\s*:\s*)"(?:[^"\\]|\\.)*"/gi, `$1"${MASK}"`)

@@ -44,9 +44,7 @@ export interface StartReplicationOptions {
 
 export const DEFAULT_RECEIVE_TIMEOUT_MS = 60_000
 
-export type StreamItem =
-  | {kind: 'data'; walStart: Lsn; walEnd: Lsn; data: Uint8Array}
-  | {kind: 'keepalive'; walEnd: Lsn}
+export type StreamItem = {kind: 'data'; walStart: Lsn; walEnd: Lsn; data: Uint8Array} | {kind: 'keepalive'; walEnd: Lsn}
 
 const DEFAULT_HIGH_WATER = 8 * 1024 * 1024
 
@@ -80,28 +78,35 @@ export class ReplicationStream {
     const interval = opts.statusIntervalMs ?? 10_000
     const pingAfter = opts.pingAfterMs ?? 10_000
     const receiveTimeout = opts.receiveTimeoutMs ?? DEFAULT_RECEIVE_TIMEOUT_MS
-    this.timer = setInterval(() => {
-      // Nothing goes out before CopyBoth: START_REPLICATION's own answer bounds that wait.
-      if (!this.started) return
-      const now = Date.now()
-      if (this.paused) this.lastHeardAt = now
-      const silent = now - this.lastHeardAt
-      if (receiveTimeout > 0 && silent >= receiveTimeout) {
-        this.finish(
-          new PgrepError('connection', `no message from PostgreSQL on the replication connection for ${Math.round(silent / 1000)} s`, {
-            hint: 'A firewall, NAT or proxy may have dropped the connection without closing it; pgrep reconnects.',
-          }),
-        )
-        this.wire.socket.destroy()
-        return
-      }
-      if (silent >= pingAfter && now - this.lastPingAt >= pingAfter) {
-        this.lastPingAt = now
-        this.sendStatus(true)
-      } else if (this.flushed !== this.lastSentFlushed || now - this.lastStatusAt >= interval) {
-        this.sendStatus(false)
-      }
-    }, Math.min(interval, pingAfter, 1000))
+    this.timer = setInterval(
+      () => {
+        // Nothing goes out before CopyBoth: START_REPLICATION's own answer bounds that wait.
+        if (!this.started) return
+        const now = Date.now()
+        if (this.paused) this.lastHeardAt = now
+        const silent = now - this.lastHeardAt
+        if (receiveTimeout > 0 && silent >= receiveTimeout) {
+          this.finish(
+            new PgrepError(
+              'connection',
+              `no message from PostgreSQL on the replication connection for ${Math.round(silent / 1000)} s`,
+              {
+                hint: 'A firewall, NAT or proxy may have dropped the connection without closing it; pgrep reconnects.',
+              },
+            ),
+          )
+          this.wire.socket.destroy()
+          return
+        }
+        if (silent >= pingAfter && now - this.lastPingAt >= pingAfter) {
+          this.lastPingAt = now
+          this.sendStatus(true)
+        } else if (this.flushed !== this.lastSentFlushed || now - this.lastStatusAt >= interval) {
+          this.sendStatus(false)
+        }
+      },
+      Math.min(interval, pingAfter, 1000),
+    )
     this.timer.unref()
   }
 

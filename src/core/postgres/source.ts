@@ -40,13 +40,18 @@ export interface PublicationTable extends TableName {
 
 /** pgrep's slot name for a publication when --slot is not given: `pgrep_<publication>`, cleaned. */
 export function defaultSlotName(publication: string): string {
-  const cleaned = publication.toLowerCase().replace(/[^a-z0-9_]+/g, '_').replace(/^_+|_+$/g, '')
+  const cleaned = publication
+    .toLowerCase()
+    .replace(/[^a-z0-9_]+/g, '_')
+    .replace(/^_+|_+$/g, '')
   return `pgrep_${cleaned || 'slot'}`.slice(0, 63)
 }
 
 /** Slot names Postgres accepts: lower-case letters, digits and underscores, at most 63. */
 export function validateSlotName(name: string): string | undefined {
-  return /^[a-z0-9_]{1,63}$/.test(name) ? undefined : `invalid slot name "${name}": use 1 to 63 lower-case letters, digits and underscores`
+  return /^[a-z0-9_]{1,63}$/.test(name)
+    ? undefined
+    : `invalid slot name "${name}": use 1 to 63 lower-case letters, digits and underscores`
 }
 
 export class PostgresSource {
@@ -80,11 +85,19 @@ export class PostgresSource {
   }
 
   /** Turns whatever a connection threw into a PgrepError that names the server, never the password. */
-  translate(err: unknown, context: {slot?: string; publication?: string; operation?: string; table?: string} = {}): PgrepError {
+  translate(
+    err: unknown,
+    context: {slot?: string; publication?: string; operation?: string; table?: string} = {},
+  ): PgrepError {
     return err instanceof PgrepError ? err : translatePgError(err, {display: this.conn.display, ...context})
   }
 
-  async run<T extends pg.QueryResultRow = any>(client: pg.Client, sql: string, params: unknown[] = [], context: {slot?: string; publication?: string; operation?: string} = {}): Promise<pg.QueryResult<T>> {
+  async run<T extends pg.QueryResultRow = any>(
+    client: pg.Client,
+    sql: string,
+    params: unknown[] = [],
+    context: {slot?: string; publication?: string; operation?: string} = {},
+  ): Promise<pg.QueryResult<T>> {
     try {
       return await client.query<T>(sql, params as any[])
     } catch (err) {
@@ -94,21 +107,34 @@ export class PostgresSource {
 
   /** Major version, and a clear error unless wal_level is logical. */
   async checkServer(client: pg.Client): Promise<{major: number; standby: boolean}> {
-    const {rows} = await this.run(client, `SELECT current_setting('server_version_num')::int AS num, current_setting('wal_level') AS wal_level, pg_is_in_recovery() AS standby`)
+    const {rows} = await this.run(
+      client,
+      `SELECT current_setting('server_version_num')::int AS num, current_setting('wal_level') AS wal_level, pg_is_in_recovery() AS standby`,
+    )
     const major = Math.floor(rows[0].num / 10000)
     const standby = rows[0].standby === true
     if (major < 14) {
-      throw new PgrepError('source-config', `PostgreSQL ${major} is not supported (server ${this.display})`, {hint: 'pgrep supports PostgreSQL 14 to 18'})
+      throw new PgrepError('source-config', `PostgreSQL ${major} is not supported (server ${this.display})`, {
+        hint: 'pgrep supports PostgreSQL 14 to 18',
+      })
     }
     if (standby && major < 16) {
-      throw new PgrepError('source-config', `${this.display} is a standby (in recovery), and logical decoding on a standby needs PostgreSQL 16 or later (this is ${major})`, {
-        hint: 'connect pgrep to the primary, or use a standby of PostgreSQL 16+ (copy-table alone works from any standby)',
-      })
+      throw new PgrepError(
+        'source-config',
+        `${this.display} is a standby (in recovery), and logical decoding on a standby needs PostgreSQL 16 or later (this is ${major})`,
+        {
+          hint: 'connect pgrep to the primary, or use a standby of PostgreSQL 16+ (copy-table alone works from any standby)',
+        },
+      )
     }
     if (rows[0].wal_level !== 'logical') {
-      throw new PgrepError('source-config', `wal_level is "${rows[0].wal_level}" on ${this.display}; logical replication needs "logical"`, {
-        hint: "run ALTER SYSTEM SET wal_level = 'logical'; then restart PostgreSQL",
-      })
+      throw new PgrepError(
+        'source-config',
+        `wal_level is "${rows[0].wal_level}" on ${this.display}; logical replication needs "logical"`,
+        {
+          hint: "run ALTER SYSTEM SET wal_level = 'logical'; then restart PostgreSQL",
+        },
+      )
     }
     return {major, standby}
   }
@@ -157,12 +183,19 @@ export class PostgresSource {
     const role = quoteRole(rows[0].role)
     const grants = denied.map((r) => {
       const schema = quoteIdent(r.schema)
-      return [...(r.usage ? [] : [`GRANT USAGE ON SCHEMA ${schema} TO ${role};`]), `GRANT SELECT ON ${qualifiedName(r)} TO ${role};`].join(' ')
+      return [
+        ...(r.usage ? [] : [`GRANT USAGE ON SCHEMA ${schema} TO ${role};`]),
+        `GRANT SELECT ON ${qualifiedName(r)} TO ${role};`,
+      ].join(' ')
     })
     const names = denied.map((r) => qualifiedName(r)).join(', ')
-    throw new PgrepError('permission', `the role ${role} may not read ${denied.length === 1 ? 'the table' : `${denied.length} tables:`} ${names} on ${this.display}`, {
-      hint: `as the table owner or a superuser, run: ${grants.join(' ')}`,
-    })
+    throw new PgrepError(
+      'permission',
+      `the role ${role} may not read ${denied.length === 1 ? 'the table' : `${denied.length} tables:`} ${names} on ${this.display}`,
+      {
+        hint: `as the table owner or a superuser, run: ${grants.join(' ')}`,
+      },
+    )
   }
 
   /** Warns about published tables whose updates and deletes Postgres cannot replicate. */
@@ -210,17 +243,29 @@ export class PostgresSource {
     const info = await this.slotInfo(client, slot)
     if (!info) return undefined
     if (info.plugin !== 'pgoutput') {
-      throw new PgrepError('source-config', `replication slot "${slot}" uses the plugin "${info.plugin ?? 'none (physical slot)'}", not pgoutput`, {
-        hint: 'choose another --slot name; pgrep creates its slot itself',
-      })
+      throw new PgrepError(
+        'source-config',
+        `replication slot "${slot}" uses the plugin "${info.plugin ?? 'none (physical slot)'}", not pgoutput`,
+        {
+          hint: 'choose another --slot name; pgrep creates its slot itself',
+        },
+      )
     }
     if (info.database !== database) {
-      throw new PgrepError('source-config', `replication slot "${slot}" belongs to database "${info.database}", not "${database}"`, {hint: 'choose another --slot name'})
+      throw new PgrepError(
+        'source-config',
+        `replication slot "${slot}" belongs to database "${info.database}", not "${database}"`,
+        {hint: 'choose another --slot name'},
+      )
     }
     if (info.active) {
-      throw new PgrepError('slot-in-use', `replication slot "${slot}" is in use by another process (PID ${info.activePid})`, {
-        hint: `stop the other consumer (SELECT pg_terminate_backend(${info.activePid}) ends it), or use another --slot`,
-      })
+      throw new PgrepError(
+        'slot-in-use',
+        `replication slot "${slot}" is in use by another process (PID ${info.activePid})`,
+        {
+          hint: `stop the other consumer (SELECT pg_terminate_backend(${info.activePid}) ends it), or use another --slot`,
+        },
+      )
     }
     if (info.walStatus === 'lost' || info.invalidationReason) {
       throw slotInvalidated(slot, info.invalidationReason)
@@ -232,7 +277,11 @@ export class PostgresSource {
    * CREATE_REPLICATION_SLOT on a replication connection. With `exportSnapshot`, the returned
    * snapshot stays importable (SET TRANSACTION SNAPSHOT) until the next command on `repl`.
    */
-  async createSlot(repl: pg.Client, slot: string, opts: {exportSnapshot: boolean; temporary?: boolean; failover?: boolean}): Promise<{consistentPoint: Lsn; snapshotName: string | null}> {
+  async createSlot(
+    repl: pg.Client,
+    slot: string,
+    opts: {exportSnapshot: boolean; temporary?: boolean; failover?: boolean},
+  ): Promise<{consistentPoint: Lsn; snapshotName: string | null}> {
     // FAILOVER (PG17+) exists only in the parenthesized option syntax (PG15+); the legacy keywords
     // work on every supported major, so they stay the default.
     const options = opts.failover
@@ -240,13 +289,19 @@ export class PostgresSource {
       : ` ${opts.exportSnapshot ? 'EXPORT_SNAPSHOT' : 'NOEXPORT_SNAPSHOT'}`
     const sql = `CREATE_REPLICATION_SLOT "${slot}"${opts.temporary ? ' TEMPORARY' : ''} LOGICAL pgoutput${options}`
     const {rows} = await this.run(repl, sql, [], {slot, operation: 'create the replication slot'})
-    this.log.info({slot, consistentPoint: rows[0].consistent_point, failover: opts.failover ?? false}, `created replication slot "${slot}"${opts.failover ? ' with failover enabled' : ''}`)
+    this.log.info(
+      {slot, consistentPoint: rows[0].consistent_point, failover: opts.failover ?? false},
+      `created replication slot "${slot}"${opts.failover ? ' with failover enabled' : ''}`,
+    )
     return {consistentPoint: parseLsn(rows[0].consistent_point), snapshotName: rows[0].snapshot_name ?? null}
   }
 
   /** Turns failover on for an existing slot (PG17+; the slot must not be in use). */
   async enableFailover(repl: pg.Client, slot: string): Promise<void> {
-    await this.run(repl, `ALTER_REPLICATION_SLOT "${slot}" (FAILOVER true)`, [], {slot, operation: 'enable failover on the replication slot'})
+    await this.run(repl, `ALTER_REPLICATION_SLOT "${slot}" (FAILOVER true)`, [], {
+      slot,
+      operation: 'enable failover on the replication slot',
+    })
     this.log.info({slot}, `enabled failover on the existing replication slot "${slot}"`)
   }
 
@@ -273,7 +328,10 @@ export class PostgresSource {
       // A lost connection is retried by the caller: going on without the values would write NULLs.
       const translated = this.translate(err)
       if (translated.kind === 'connection') throw translated
-      this.log.warn({table: `${schema}.${table}`, err: (err as Error).message}, 'cannot read the default values of added columns; rows that existed before them keep NULL in the sink')
+      this.log.warn(
+        {table: `${schema}.${table}`, err: (err as Error).message},
+        'cannot read the default values of added columns; rows that existed before them keep NULL in the sink',
+      )
       return new Map()
     }
   }
@@ -283,7 +341,10 @@ export class PostgresSource {
    * committed before it is in the stream before it. Used for --once and heartbeats.
    */
   async emitWatermark(client: pg.Client, content: string): Promise<Lsn> {
-    const {rows} = await this.run(client, `SELECT pg_logical_emit_message(false, $1, $2)::text AS lsn`, [WATERMARK_PREFIX, content])
+    const {rows} = await this.run(client, `SELECT pg_logical_emit_message(false, $1, $2)::text AS lsn`, [
+      WATERMARK_PREFIX,
+      content,
+    ])
     return parseLsn(rows[0].lsn)
   }
 }
@@ -306,15 +367,23 @@ const INVALIDATION_REASONS: Record<string, string> = {
 
 /** The error for an invalidated slot (exit 7): why, and how to recover. */
 export function slotInvalidated(slot: string, reason?: string | null): PgrepError {
-  const why = reason ? (INVALIDATION_REASONS[reason] ?? `invalidation_reason: ${reason}`) : INVALIDATION_REASONS.wal_removed
-  return new PgrepError('slot-invalidated', `replication slot "${slot}" has been invalidated by the server: ${why}`, {hint: invalidatedSlotHint(slot)})
+  const why = reason
+    ? (INVALIDATION_REASONS[reason] ?? `invalidation_reason: ${reason}`)
+    : INVALIDATION_REASONS.wal_removed
+  return new PgrepError('slot-invalidated', `replication slot "${slot}" has been invalidated by the server: ${why}`, {
+    hint: invalidatedSlotHint(slot),
+  })
 }
 
 /** --failover-slot needs PostgreSQL 17 (failover slots and ALTER_REPLICATION_SLOT are new there). */
 export function checkFailoverSupport(major: number, display: string): void {
   if (major < 17) {
-    throw new PgrepError('source-config', `--failover-slot needs PostgreSQL 17 or later; ${display} runs PostgreSQL ${major}`, {
-      hint: 'leave out --failover-slot (the slot then lives on the primary only and must be re-created after a failover), or upgrade the source to PostgreSQL 17+',
-    })
+    throw new PgrepError(
+      'source-config',
+      `--failover-slot needs PostgreSQL 17 or later; ${display} runs PostgreSQL ${major}`,
+      {
+        hint: 'leave out --failover-slot (the slot then lives on the primary only and must be re-created after a failover), or upgrade the source to PostgreSQL 17+',
+      },
+    )
   }
 }

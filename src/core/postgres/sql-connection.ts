@@ -83,7 +83,11 @@ export class SqlConnection {
     try {
       return await fn(client)
     } catch (err) {
-      if (this.current === client && (err instanceof PgrepError ? err.kind === 'connection' : !(err as {code?: unknown})?.code)) this.broken = true
+      if (
+        this.current === client &&
+        (err instanceof PgrepError ? err.kind === 'connection' : !(err as {code?: unknown})?.code)
+      )
+        this.broken = true
       throw err
     } finally {
       clearTimeout(timer)
@@ -91,7 +95,11 @@ export class SqlConnection {
   }
 
   /** source.run() on the current client, within the deadline. */
-  async run<T extends pg.QueryResultRow = any>(text: string, params: unknown[] = [], context: Context = {}): Promise<pg.QueryResult<T>> {
+  async run<T extends pg.QueryResultRow = any>(
+    text: string,
+    params: unknown[] = [],
+    context: Context = {},
+  ): Promise<pg.QueryResult<T>> {
     return this.use((client) => this.source.run<T>(client, text, params, context))
   }
 

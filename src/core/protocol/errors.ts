@@ -2,7 +2,8 @@
 // decoded and at which byte offset of the message (or frame) decoding stopped.
 import {PgrepError} from '../errors.js'
 
-const HINT = 'the server sent bytes pgrep cannot decode; please report this with the server version and the message above'
+const HINT =
+  'the server sent bytes pgrep cannot decode; please report this with the server version and the message above'
 
 export class ProtocolError extends PgrepError {
   /** What was being decoded, e.g. "pgoutput update" or "backend frame". */

@@ -168,7 +168,11 @@ export class BackendFramer {
   }
 
   private badLength(length: number, at: number): ProtocolError {
-    return new ProtocolError('backend message header', this.consumed + at, `length ${length} is outside 4..${MAX_FRAME_LENGTH}`)
+    return new ProtocolError(
+      'backend message header',
+      this.consumed + at,
+      `length ${length} is outside 4..${MAX_FRAME_LENGTH}`,
+    )
   }
 }
 
@@ -232,7 +236,8 @@ export function parseErrorFields(body: Uint8Array): ErrorFields {
     const type = r.uint8()
     if (type === 0) break
     const value = r.cstring()
-    if (type === 0x56) severity = value // V
+    if (type === 0x56)
+      severity = value // V
     else {
       const name = FIELD_NAMES[type]
       if (name !== undefined) out[name] = value

@@ -106,7 +106,8 @@ export class PgoutputDecoder {
   streamedChangeXid(data: Uint8Array): number | undefined {
     if (!this.inStream || data.length < 5) return undefined
     const kind = data[0]
-    const held = kind === INSERT || kind === UPDATE || kind === DELETE || kind === RELATION || kind === TYPE || kind === TRUNCATE
+    const held =
+      kind === INSERT || kind === UPDATE || kind === DELETE || kind === RELATION || kind === TYPE || kind === TRUNCATE
     if (!held) return undefined
     return ((data[1] << 24) | (data[2] << 16) | (data[3] << 8) | data[4]) >>> 0
   }
@@ -254,7 +255,8 @@ function relation(r: Reader, xid: number | undefined): RelationMessage {
   const identity = replicaIdentity(r)
   const count = r.int16()
   // Each column takes at least 10 bytes: check before allocating for a corrupt count.
-  if (count < 0 || count * 10 > r.remaining) throw r.fail(`${count} columns cannot fit in ${r.remaining} byte(s)`, r.pos - 2)
+  if (count < 0 || count * 10 > r.remaining)
+    throw r.fail(`${count} columns cannot fit in ${r.remaining} byte(s)`, r.pos - 2)
   const columns: RelationColumn[] = []
   for (let i = 0; i < count; i++) {
     const flags = r.uint8()
@@ -299,7 +301,8 @@ function tuple(r: Reader): TupleData {
 /** Reads the tuple marker byte and checks it is one of the expected ones. */
 function tupleKind(r: Reader, a: number, b: number, c: number): number {
   const kind = r.uint8()
-  if (kind !== a && kind !== b && kind !== c) throw r.fail(`unexpected tuple marker 0x${kind.toString(16).padStart(2, '0')}`, r.pos - 1)
+  if (kind !== a && kind !== b && kind !== c)
+    throw r.fail(`unexpected tuple marker 0x${kind.toString(16).padStart(2, '0')}`, r.pos - 1)
   return kind
 }
 
@@ -321,7 +324,8 @@ function update(r: Reader, xid: number | undefined): UpdateMessage {
     tupleKind(r, NEW_TUPLE, NEW_TUPLE, NEW_TUPLE)
   }
   const values = tuple(r)
-  const msg: UpdateMessage = xid === undefined ? {tag: 'update', relationId, new: values} : {tag: 'update', xid, relationId, new: values}
+  const msg: UpdateMessage =
+    xid === undefined ? {tag: 'update', relationId, new: values} : {tag: 'update', xid, relationId, new: values}
   if (old !== undefined) {
     msg.oldKind = kind === KEY_TUPLE ? 'key' : 'full'
     msg.old = old
@@ -341,10 +345,16 @@ function truncate(r: Reader, xid: number | undefined): TruncateMessage {
   r.what = 'pgoutput truncate'
   const count = r.int32()
   const options = r.uint8()
-  if (count < 0 || count * 4 > r.remaining) throw r.fail(`${count} relations cannot fit in ${r.remaining} byte(s)`, r.pos - 5)
+  if (count < 0 || count * 4 > r.remaining)
+    throw r.fail(`${count} relations cannot fit in ${r.remaining} byte(s)`, r.pos - 5)
   const relationIds: number[] = []
   for (let i = 0; i < count; i++) relationIds.push(r.uint32())
-  const msg: TruncateMessage = {tag: 'truncate', cascade: (options & 1) !== 0, restartIdentity: (options & 2) !== 0, relationIds}
+  const msg: TruncateMessage = {
+    tag: 'truncate',
+    cascade: (options & 1) !== 0,
+    restartIdentity: (options & 2) !== 0,
+    relationIds,
+  }
   if (xid !== undefined) msg.xid = xid
   return msg
 }

@@ -196,7 +196,12 @@ export class TypeCatalog {
     for (const [key, m] of missing) {
       const row = byKey.get(key)
       if (!row) {
-        m.settle.reject(new PgrepError('source-config', `type OID ${m.ref.oid} does not exist in the source database (dropped while in use?)`))
+        m.settle.reject(
+          new PgrepError(
+            'source-config',
+            `type OID ${m.ref.oid} does not exist in the source database (dropped while in use?)`,
+          ),
+        )
       } else if (row.typtype === 'd') {
         withDeps.push({key, row, dep: {oid: row.typbasetype, typmod: row.typtypmod}})
       } else if (row.isArray) {
@@ -225,37 +230,51 @@ export class TypeCatalog {
     for (const row of rels) relByIndex.set(Number(row.i), row)
     const problems: string[] = []
     const relids: number[] = []
-    const missing = tables.map((t, i) => ({i, s: t.schema, r: t.name})).filter(({i}) => relByIndex.get(i)?.relid == null)
+    const missing = tables
+      .map((t, i) => ({i, s: t.schema, r: t.name}))
+      .filter(({i}) => relByIndex.get(i)?.relid == null)
     const otherCase = new Map<number, TableName>()
     if (missing.length > 0) {
       for (const row of (await this.query(OTHER_CASE_SQL, [JSON.stringify(missing)])).rows) {
-        if (!otherCase.has(Number(row.i))) otherCase.set(Number(row.i), {schema: String(row.nspname), name: String(row.relname)})
+        if (!otherCase.has(Number(row.i)))
+          otherCase.set(Number(row.i), {schema: String(row.nspname), name: String(row.relname)})
       }
     }
     tables.forEach((t, i) => {
       const row = relByIndex.get(i)
       const other = otherCase.get(i)
       if (other) {
-        problems.push(`table ${qualifiedName(t)} does not exist, but ${qualifiedName(other)} does: write it as --table ${shellQuote(tableArgument(other))}`)
+        problems.push(
+          `table ${qualifiedName(t)} does not exist, but ${qualifiedName(other)} does: write it as --table ${shellQuote(tableArgument(other))}`,
+        )
       } else if (!row || row.relid === null || row.relid === undefined) {
         problems.push(`table ${qualifiedName(t)} does not exist`)
       } else if (row.relkind !== 'r' && row.relkind !== 'p') {
-        problems.push(`${qualifiedName(t)} is ${RELKIND_NAMES[row.relkind] ?? `a relation of kind '${row.relkind}'`}, not a table`)
+        problems.push(
+          `${qualifiedName(t)} is ${RELKIND_NAMES[row.relkind] ?? `a relation of kind '${row.relkind}'`}, not a table`,
+        )
       } else {
         relids.push(Number(row.relid))
       }
     })
     if (problems.length > 0) {
-      throw new PgrepError('source-config', problems.length === 1 ? problems[0] : `${problems.length} tables cannot be replicated`, {
-        details: problems.length === 1 ? [] : problems,
-        // An unquoted --table name is folded to lower case, as Postgres does (names.ts).
-        hint:
-          otherCase.size > 0
-            ? 'unquoted names are folded to lower case, as in SQL: double-quote a name that has capitals, inside shell quotes'
-            : 'unquoted names are folded to lower case, as in SQL: write --table \'"MyTable"\' for a table created as "MyTable"; check the schema (default: public)',
-      })
+      throw new PgrepError(
+        'source-config',
+        problems.length === 1 ? problems[0] : `${problems.length} tables cannot be replicated`,
+        {
+          details: problems.length === 1 ? [] : problems,
+          // An unquoted --table name is folded to lower case, as Postgres does (names.ts).
+          hint:
+            otherCase.size > 0
+              ? 'unquoted names are folded to lower case, as in SQL: double-quote a name that has capitals, inside shell quotes'
+              : 'unquoted names are folded to lower case, as in SQL: write --table \'"MyTable"\' for a table created as "MyTable"; check the schema (default: public)',
+        },
+      )
     }
-    const {rows: cols} = await this.query(COLUMNS_SQL, [JSON.stringify([...new Set(relids)]), options.includeGenerated === true])
+    const {rows: cols} = await this.query(COLUMNS_SQL, [
+      JSON.stringify([...new Set(relids)]),
+      options.includeGenerated === true,
+    ])
     const types = await this.resolveMany(cols.map((c) => ({oid: Number(c.typid), typmod: Number(c.typmod)})))
     const columnsOf = new Map<number, ColumnSchema[]>()
     cols.forEach((c, k) => {

@@ -7,7 +7,10 @@ import type {TableName} from './types.js'
 export function parseTableName(text: string): TableName {
   const parts: string[] = []
   let i = 0
-  const bad = (why: string) => new PgrepError('usage', `invalid table name ${JSON.stringify(text)}: ${why}`, {hint: 'write schema.table; quote parts with double quotes, e.g. "My Schema"."My Table"'})
+  const bad = (why: string) =>
+    new PgrepError('usage', `invalid table name ${JSON.stringify(text)}: ${why}`, {
+      hint: 'write schema.table; quote parts with double quotes, e.g. "My Schema"."My Table"',
+    })
   while (i <= text.length) {
     if (text[i] === '"') {
       let s = ''

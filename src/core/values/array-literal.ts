@@ -18,7 +18,11 @@ export function parseArrayLiteral(text: string, delimiter = ','): ArrayValue {
  * Converts an array literal straight to a JSON array text: NULL elements become `null`, every other
  * element goes through `encodeElement` (which returns a JSON fragment), nesting is kept.
  */
-export function arrayLiteralToJson(text: string, delimiter: string, encodeElement: (element: string) => string): string {
+export function arrayLiteralToJson(
+  text: string,
+  delimiter: string,
+  encodeElement: (element: string) => string,
+): string {
   return scanArray<string>(text, delimiter, (s) => (s === null ? 'null' : encodeElement(s)), joinJson)
 }
 

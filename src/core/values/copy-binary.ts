@@ -78,7 +78,8 @@ export class BinaryCopyParser {
     let pos = 0
     if (!this.headerDone) {
       if (buf.length < 19) return this.keep(buf, 0)
-      if (!buf.subarray(0, 11).equals(SIGNATURE)) throw new PgrepError('protocol', 'binary COPY data without the PGCOPY signature')
+      if (!buf.subarray(0, 11).equals(SIGNATURE))
+        throw new PgrepError('protocol', 'binary COPY data without the PGCOPY signature')
       const extension = buf.readInt32BE(15)
       if (buf.length < 19 + extension) return this.keep(buf, 0)
       pos = 19 + extension
@@ -94,7 +95,8 @@ export class BinaryCopyParser {
         pos += 2
         continue
       }
-      if (count !== n) throw new PgrepError('protocol', `binary COPY sent a row of ${count} fields where ${n} were expected`)
+      if (count !== n)
+        throw new PgrepError('protocol', `binary COPY sent a row of ${count} fields where ${n} were expected`)
       // Walk the fields once to see that the tuple is whole, recording where each starts.
       batch.reserve()
       const r = batch.rows

@@ -23,7 +23,8 @@ export class CopyTextParser {
   rowCount = 0
 
   constructor(readonly ncols: number) {
-    if (!Number.isInteger(ncols) || ncols < 0) throw new PgrepError('internal', `CopyTextParser: bad column count ${ncols}`)
+    if (!Number.isInteger(ncols) || ncols < 0)
+      throw new PgrepError('internal', `CopyTextParser: bad column count ${ncols}`)
   }
 
   /**
@@ -145,7 +146,8 @@ export class CopyTextParser {
   }
 
   private unescape(buf: Buffer, start: number, end: number): string {
-    if (this.scratch.length < end - start) this.scratch = Buffer.allocUnsafe(Math.max(end - start, this.scratch.length * 2))
+    if (this.scratch.length < end - start)
+      this.scratch = Buffer.allocUnsafe(Math.max(end - start, this.scratch.length * 2))
     const out = this.scratch
     let o = 0
     let i = start

@@ -68,7 +68,9 @@ export function jsonString(s: string): string {
   // JSON.stringify escapes quotes, backslashes, control characters and lone surrogates; it leaves
   // U+2028/U+2029 raw, which JavaScript's own line terminators would trip over.
   const out = JSON.stringify(s)
-  return out.indexOf('\u2028') < 0 && out.indexOf('\u2029') < 0 ? out : out.replaceAll('\u2028', '\\u2028').replaceAll('\u2029', '\\u2029')
+  return out.indexOf('\u2028') < 0 && out.indexOf('\u2029') < 0
+    ? out
+    : out.replaceAll('\u2028', '\\u2028').replaceAll('\u2029', '\\u2029')
 }
 
 // ---- numbers ----
@@ -323,7 +325,10 @@ export function compileRowEncoder(columns: ColumnSchema[], pick?: {indexes: numb
   const encs = columns.map((c) => valueEncoder(c.type))
   return (values) => {
     if (values.length !== width) {
-      throw new PgrepError('protocol', `a row has ${values.length} values for ${width} columns${pick ? '' : ` (${columns.map((c) => c.name).join(', ')})`}`)
+      throw new PgrepError(
+        'protocol',
+        `a row has ${values.length} values for ${width} columns${pick ? '' : ` (${columns.map((c) => c.name).join(', ')})`}`,
+      )
     }
     let out = '{'
     let keys = firstKeys

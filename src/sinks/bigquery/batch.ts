@@ -106,7 +106,15 @@ class Segment {
   bytes = 0
 
   constructor(no: number, target: Target) {
-    this.info = {no, columns: [...target.columns], keyIdx: [...target.keyIdx], mode: target.mode, truncate: false, rows: 0, hasToast: false}
+    this.info = {
+      no,
+      columns: [...target.columns],
+      keyIdx: [...target.keyIdx],
+      mode: target.mode,
+      truncate: false,
+      rows: 0,
+      hasToast: false,
+    }
   }
 }
 
@@ -328,7 +336,10 @@ function rowBytes(values: Staged[]): number {
 
 function resolved(target: Target, vals: Staged[]): (string | null)[] {
   if (vals.includes(UNRESOLVED)) {
-    throw new PgrepError('protocol', `${display(target)}: a REPLICA IDENTITY FULL row without all its values (unchanged TOAST in the old row)`)
+    throw new PgrepError(
+      'protocol',
+      `${display(target)}: a REPLICA IDENTITY FULL row without all its values (unchanged TOAST in the old row)`,
+    )
   }
   return vals as (string | null)[]
 }
@@ -344,7 +355,10 @@ function display(t: Target): string {
 /** A tuple's values as staging text, in the columns' order. */
 function encodeRow(target: Target, columns: ColumnRef[], tuple: TupleData, allowToast: boolean): Staged[] {
   if (tuple.length !== columns.length) {
-    throw new PgrepError('protocol', `${display(target)}: a row has ${tuple.length} values for ${columns.length} columns`)
+    throw new PgrepError(
+      'protocol',
+      `${display(target)}: a row has ${tuple.length} values for ${columns.length} columns`,
+    )
   }
   const out: Staged[] = new Array(columns.length)
   for (let i = 0; i < columns.length; i++) out[i] = encodeValue(target, columns[i], tuple[i], allowToast)
@@ -354,7 +368,11 @@ function encodeRow(target: Target, columns: ColumnRef[], tuple: TupleData, allow
 function encodeValue(target: Target, c: ColumnRef, v: ColumnValue, allowToast: boolean): Staged {
   if (v === null) return null
   if (v === UNCHANGED_TOAST) {
-    if (!allowToast) throw new PgrepError('protocol', `${display(target)}: unchanged TOAST value in column "${c.pg}" where a full row is required`)
+    if (!allowToast)
+      throw new PgrepError(
+        'protocol',
+        `${display(target)}: unchanged TOAST value in column "${c.pg}" where a full row is required`,
+      )
     return UNRESOLVED
   }
   if (typeof v === 'string') return c.encode(v)

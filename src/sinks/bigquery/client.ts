@@ -13,7 +13,11 @@ import {PgrepError} from '../../core/errors.js'
 import {isValidDatasetId} from './naming.js'
 
 /** Receives a sink's own log messages. */
-export type SinkLog = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
+export type SinkLog = (
+  level: 'debug' | 'info' | 'warn' | 'error',
+  msg: string,
+  fields?: Record<string, unknown>,
+) => void
 
 /** Retries of failed BigQuery API calls: exponential backoff from `baseMs` to `maxMs`. */
 export interface RetryPolicy {
@@ -58,7 +62,15 @@ const PERMISSIONS: Record<string, string> = {
   'jobs.getQueryResults': 'bigquery.jobs.get',
 }
 
-const RETRYABLE_REASONS = new Set(['backendError', 'internalError', 'rateLimitExceeded', 'userRateLimitExceeded', 'jobBackendError', 'jobInternalError', 'jobRateLimitExceeded'])
+const RETRYABLE_REASONS = new Set([
+  'backendError',
+  'internalError',
+  'rateLimitExceeded',
+  'userRateLimitExceeded',
+  'jobBackendError',
+  'jobInternalError',
+  'jobRateLimitExceeded',
+])
 
 interface ApiErrorLike {
   code?: number | string
@@ -83,9 +95,17 @@ export function classify(err: unknown): Verdict {
     return 'fatal'
   }
   if (reasons.length > 0) return 'fatal'
-  if (/Could not load the default credentials|Could not refresh access token|invalid_grant|private key/i.test(message)) return 'auth'
+  if (/Could not load the default credentials|Could not refresh access token|invalid_grant|private key/i.test(message))
+    return 'auth'
   // No HTTP status: the connection failed, was reset, or closed before the answer.
-  if (typeof e.code === 'string' || e.type === 'system' || /ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|socket hang up|other side closed|premature close|network|aborted|terminated/i.test(message)) return 'retry'
+  if (
+    typeof e.code === 'string' ||
+    e.type === 'system' ||
+    /ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|socket hang up|other side closed|premature close|network|aborted|terminated/i.test(
+      message,
+    )
+  )
+    return 'retry'
   return 'fatal'
 }
 
@@ -105,7 +125,9 @@ export class BigQueryClient {
 
   constructor(private readonly opts: ClientOptions) {
     if (!isValidDatasetId(opts.dataset)) {
-      throw new PgrepError('usage', `invalid BigQuery dataset name "${opts.dataset}"`, {hint: 'a dataset name has letters, digits and underscores only (at most 1024)'})
+      throw new PgrepError('usage', `invalid BigQuery dataset name "${opts.dataset}"`, {
+        hint: 'a dataset name has letters, digits and underscores only (at most 1024)',
+      })
     }
     this.retry = opts.retry
     this.location = opts.location
@@ -126,7 +148,12 @@ export class BigQueryClient {
   }
 
   /** Runs one API call with retries of transient failures; returns undefined on 404 when `allow404`. */
-  async call<T>(method: string, what: string, fn: () => Promise<T>, handle: {notFound?: () => T; exists?: () => T} = {}): Promise<T> {
+  async call<T>(
+    method: string,
+    what: string,
+    fn: () => Promise<T>,
+    handle: {notFound?: () => T; exists?: () => T} = {},
+  ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await fn()
@@ -136,7 +163,11 @@ export class BigQueryClient {
         if (verdict === 'exists' && handle.exists) return handle.exists()
         if (verdict === 'retry' && attempt < this.retry.attempts) {
           const wait = this.backoff(attempt)
-          this.opts.log('warn', `BigQuery ${method} failed (${errorMessage(err)}); retrying in ${Math.round(wait)} ms`, {attempt, what})
+          this.opts.log(
+            'warn',
+            `BigQuery ${method} failed (${errorMessage(err)}); retrying in ${Math.round(wait)} ms`,
+            {attempt, what},
+          )
           await sleep(wait)
           continue
         }
@@ -173,45 +204,82 @@ export class BigQueryClient {
   /** Gets the dataset, creating it when missing; learns its location. */
   async ensureDataset(): Promise<void> {
     const what = `dataset ${this.opts.projectId}:${this.opts.dataset}`
-    let meta = await this.call('datasets.get', what, async () => (await this.dataset.getMetadata())[0] as {location?: string}, {notFound: () => undefined})
+    let meta = await this.call(
+      'datasets.get',
+      what,
+      async () => (await this.dataset.getMetadata())[0] as {location?: string},
+      {notFound: () => undefined},
+    )
     if (!meta) {
       this.opts.log('info', `creating BigQuery ${what}${this.location ? ` in ${this.location}` : ''}`)
       meta = await this.call(
         'datasets.insert',
         what,
-        async () => (await this.bq.createDataset(this.opts.dataset, this.location ? {location: this.location} : {}))[1] as {location?: string},
+        async () =>
+          (await this.bq.createDataset(this.opts.dataset, this.location ? {location: this.location} : {}))[1] as {
+            location?: string
+          },
         {exists: () => undefined},
       )
-      meta ??= await this.call('datasets.get', what, async () => (await this.dataset.getMetadata())[0] as {location?: string})
+      meta ??= await this.call(
+        'datasets.get',
+        what,
+        async () => (await this.dataset.getMetadata())[0] as {location?: string},
+      )
     }
     const actual = meta?.location
     if (this.location && actual && this.location.toLowerCase() !== actual.toLowerCase()) {
-      throw new PgrepError('usage', `BigQuery ${what} is in location ${actual}, not ${this.location}`, {hint: `pass --bq-location ${actual} or choose another dataset`})
+      throw new PgrepError('usage', `BigQuery ${what} is in location ${actual}, not ${this.location}`, {
+        hint: `pass --bq-location ${actual} or choose another dataset`,
+      })
     }
     this.location = actual ?? this.location
   }
 
   async getTable(table: string): Promise<TableMetadata | undefined> {
-    return this.call('tables.get', `table ${this.opts.dataset}.${table}`, async () => (await this.dataset.table(table).getMetadata())[0] as TableMetadata, {notFound: () => undefined})
+    return this.call(
+      'tables.get',
+      `table ${this.opts.dataset}.${table}`,
+      async () => (await this.dataset.table(table).getMetadata())[0] as TableMetadata,
+      {notFound: () => undefined},
+    )
   }
 
   /** tables.insert (a REST call, much quicker than a CREATE TABLE query job); an existing table is fine. */
-  async createTable(table: string, fields: FieldSchema[], opts: {expirationMs?: number; clustering?: string[]; primaryKey?: string[]} = {}): Promise<void> {
+  async createTable(
+    table: string,
+    fields: FieldSchema[],
+    opts: {expirationMs?: number; clustering?: string[]; primaryKey?: string[]} = {},
+  ): Promise<void> {
     const body: TableMetadata = {schema: {fields}}
     if (opts.expirationMs) body.expirationTime = String(Date.now() + opts.expirationMs)
     if (opts.clustering && opts.clustering.length > 0) body.clustering = {fields: opts.clustering}
     if (opts.primaryKey && opts.primaryKey.length > 0) body.tableConstraints = {primaryKey: {columns: opts.primaryKey}}
-    await this.call('tables.insert', `table ${this.opts.dataset}.${table}`, async () => void (await this.dataset.createTable(table, body)), {exists: () => undefined})
+    await this.call(
+      'tables.insert',
+      `table ${this.opts.dataset}.${table}`,
+      async () => void (await this.dataset.createTable(table, body)),
+      {exists: () => undefined},
+    )
   }
 
   /** Changes a table's clustering (an empty list removes it); a metadata update, no data rewritten. */
   async setClustering(table: string, fields: string[]): Promise<void> {
     const body = {clustering: fields.length > 0 ? {fields} : null} as unknown as TableMetadata
-    await this.call('tables.patch', `table ${this.opts.dataset}.${table}`, async () => void (await this.dataset.table(table).setMetadata(body)))
+    await this.call(
+      'tables.patch',
+      `table ${this.opts.dataset}.${table}`,
+      async () => void (await this.dataset.table(table).setMetadata(body)),
+    )
   }
 
   async deleteTable(table: string): Promise<void> {
-    await this.call('tables.delete', `table ${this.opts.dataset}.${table}`, async () => void (await this.dataset.table(table).delete()), {notFound: () => undefined})
+    await this.call(
+      'tables.delete',
+      `table ${this.opts.dataset}.${table}`,
+      async () => void (await this.dataset.table(table).delete()),
+      {notFound: () => undefined},
+    )
   }
 
   async listTables(): Promise<string[]> {
@@ -229,7 +297,11 @@ export class BigQueryClient {
    */
   async query(sql: string, jobKey: string, what: string): Promise<Record<string, unknown>[]> {
     const job = await this.runJob(jobKey, what, async (jobId) => {
-      const [created] = await this.bq.createJob({configuration: {query: {query: sql, useLegacySql: false}}, jobId, location: this.location})
+      const [created] = await this.bq.createJob({
+        configuration: {query: {query: sql, useLegacySql: false}},
+        jobId,
+        location: this.location,
+      })
       return created
     })
     const meta = job.metadata as JobMetadata
@@ -260,7 +332,9 @@ export class BigQueryClient {
   private async runJob(jobKey: string, what: string, submit: (jobId: string) => Promise<Job>): Promise<Job> {
     for (let attempt = 1; ; attempt++) {
       const jobId = `${jobKey}_${attempt}`.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 1024)
-      await this.call('jobs.insert', `${what} (job ${jobId})`, async () => void (await submit(jobId)), {exists: () => undefined})
+      await this.call('jobs.insert', `${what} (job ${jobId})`, async () => void (await submit(jobId)), {
+        exists: () => undefined,
+      })
       const job = this.bq.job(jobId, {location: this.location})
       const meta = await this.waitJob(job, what)
       const error = meta.status?.errorResult
@@ -270,10 +344,14 @@ export class BigQueryClient {
         .filter((m) => m && m !== error.message)
         .slice(0, 5)
       const message = `${error.message ?? error.reason}${details.length > 0 ? ` (${details.join('; ')})` : ''}`
-      const retryable = RETRYABLE_REASONS.has(error.reason ?? '') || /concurrent update|could not serialize access/i.test(error.message ?? '')
+      const retryable =
+        RETRYABLE_REASONS.has(error.reason ?? '') ||
+        /concurrent update|could not serialize access/i.test(error.message ?? '')
       if (retryable && attempt < this.retry.attempts) {
         const wait = this.backoff(attempt)
-        this.opts.log('warn', `BigQuery job ${jobId} failed (${message}); running it again in ${Math.round(wait)} ms`, {what})
+        this.opts.log('warn', `BigQuery job ${jobId} failed (${message}); running it again in ${Math.round(wait)} ms`, {
+          what,
+        })
         await sleep(wait)
         continue
       }
@@ -282,16 +360,27 @@ export class BigQueryClient {
           hint: 'grant the credentials roles/bigquery.dataEditor on the dataset and roles/bigquery.jobUser on the project',
         })
       }
-      throw new PgrepError('sink', `BigQuery job ${jobId} for ${what} failed: ${message}${retryable ? ` (gave up after ${attempt} attempts)` : ''}`, {
-        hint: error.reason === 'quotaExceeded' ? 'a BigQuery quota was exceeded: wait for it to refill, or batch more rarely (see docs/bigquery.md, "Quotas")' : undefined,
-      })
+      throw new PgrepError(
+        'sink',
+        `BigQuery job ${jobId} for ${what} failed: ${message}${retryable ? ` (gave up after ${attempt} attempts)` : ''}`,
+        {
+          hint:
+            error.reason === 'quotaExceeded'
+              ? 'a BigQuery quota was exceeded: wait for it to refill, or batch more rarely (see docs/bigquery.md, "Quotas")'
+              : undefined,
+        },
+      )
     }
   }
 
   private async waitJob(job: Job, what: string): Promise<JobMetadata> {
     let interval = this.opts.pollMs
     for (;;) {
-      const meta = await this.call('jobs.get', `${what} (job ${job.id})`, async () => (await job.getMetadata())[0] as JobMetadata)
+      const meta = await this.call(
+        'jobs.get',
+        `${what} (job ${job.id})`,
+        async () => (await job.getMetadata())[0] as JobMetadata,
+      )
       if (meta.status?.state === 'DONE') {
         job.metadata = meta
         return meta

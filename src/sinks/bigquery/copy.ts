@@ -52,12 +52,14 @@ export class BigQueryCopyWriter implements TableCopyWriter {
     if (this.failed) throw this.failed
     const n = this.columns.length
     for (const row of rows) {
-      if (row.length !== n) throw new PgrepError('protocol', `${this.what}: a row has ${row.length} values for ${n} columns`)
+      if (row.length !== n)
+        throw new PgrepError('protocol', `${this.what}: a row has ${row.length} values for ${n} columns`)
       const out: Record<string, string> = {}
       for (let i = 0; i < n; i++) {
         const v = row[i]
         if (v === null) continue
-        if (v === UNCHANGED_TOAST) throw new PgrepError('protocol', `${this.what}: an unchanged TOAST value in a copied row`)
+        if (v === UNCHANGED_TOAST)
+          throw new PgrepError('protocol', `${this.what}: an unchanged TOAST value in a copied row`)
         const c = this.columns[i]
         const s = typeof v === 'string' ? c.encode(v) : binaryToStaging(c.pgType, v, c.pg)
         if (s !== null) out[`c${i}`] = s
@@ -81,9 +83,11 @@ export class BigQueryCopyWriter implements TableCopyWriter {
       this.stageCreated = true
     }
     const n = this.loads++
-    this.inflight = this.host.load(this.stage, file, this.fields, `pgrep_load${this.stage}_${n}`, this.what).catch((err) => {
-      this.failed = err
-    })
+    this.inflight = this.host
+      .load(this.stage, file, this.fields, `pgrep_load${this.stage}_${n}`, this.what)
+      .catch((err) => {
+        this.failed = err
+      })
   }
 
   async commit(): Promise<void> {

@@ -82,16 +82,22 @@ function keyMerge(ctx: ApplyContext, tb: TableBatch, seg: SegmentInfo, live: Liv
   })
   let from = `${tableRef(ctx.ds, ctx.stage)} AS s`
   if (seg.hasToast) {
-    const on = keys.map((k, j) => `${comparable(k.type, `o.${ident(k.bq)}`)} = ${comparable(k.type, cast(k.type, `s.k${j}`))}`)
+    const on = keys.map(
+      (k, j) => `${comparable(k.type, `o.${ident(k.bq)}`)} = ${comparable(k.type, cast(k.type, `s.k${j}`))}`,
+    )
     from += ` LEFT JOIN ${target} AS o ON s._u IS NOT NULL AND ${on.join(' AND ')}`
   }
-  const on = keys.map((k) => `${comparable(k.type, `T.${ident(k.bq)}`)} = ${comparable(k.type, `S.${ident(k.bq)}`)}`).join(' AND ')
+  const on = keys
+    .map((k) => `${comparable(k.type, `T.${ident(k.bq)}`)} = ${comparable(k.type, `S.${ident(k.bq)}`)}`)
+    .join(' AND ')
   const nonKey = live.filter(({c}) => !keySet.has(c))
   const cols = live.map(({c}) => ident(c.bq))
   return (
     `MERGE INTO ${target} AS T USING (SELECT s._o AS _pgrep_op, ${selects.join(', ')} FROM ${from} WHERE ${stageFilter(ctx, tb, seg, 's')}) AS S ON ${on} ` +
     `WHEN MATCHED AND S._pgrep_op = 'D' THEN DELETE ` +
-    (nonKey.length > 0 ? `WHEN MATCHED THEN UPDATE SET ${nonKey.map(({c}) => `${ident(c.bq)} = S.${ident(c.bq)}`).join(', ')} ` : '') +
+    (nonKey.length > 0
+      ? `WHEN MATCHED THEN UPDATE SET ${nonKey.map(({c}) => `${ident(c.bq)} = S.${ident(c.bq)}`).join(', ')} `
+      : '') +
     `WHEN NOT MATCHED BY TARGET AND S._pgrep_op = 'U' THEN INSERT (${cols.join(', ')}) VALUES (${live.map(({c}) => `S.${ident(c.bq)}`).join(', ')})`
   )
 }
@@ -104,9 +110,16 @@ function keyMerge(ctx: ApplyContext, tb: TableBatch, seg: SegmentInfo, live: Liv
 function fullMerge(ctx: ApplyContext, tb: TableBatch, seg: SegmentInfo, live: Live[]): string {
   const target = tableRef(ctx.ds, tb.target.bq)
   const stage = tableRef(ctx.ds, ctx.stage)
-  const casts = (alias: string) => live.map(({c, i}) => `${cast(c.type, `${alias}.c${i}`)} AS ${ident(c.bq)}`).join(', ')
+  const casts = (alias: string) =>
+    live.map(({c, i}) => `${cast(c.type, `${alias}.c${i}`)} AS ${ident(c.bq)}`).join(', ')
   const names = (alias: string) => live.map(({c}) => `${alias}.${ident(c.bq)}`).join(', ')
-  const same = (a: string, b: string) => live.map(({c}) => `${comparable(c.type, `${a}.${ident(c.bq)}`)} IS NOT DISTINCT FROM ${comparable(c.type, `${b}.${ident(c.bq)}`)}`).join(' AND ')
+  const same = (a: string, b: string) =>
+    live
+      .map(
+        ({c}) =>
+          `${comparable(c.type, `${a}.${ident(c.bq)}`)} IS NOT DISTINCT FROM ${comparable(c.type, `${b}.${ident(c.bq)}`)}`,
+      )
+      .join(' AND ')
   const source =
     `WITH r AS (SELECT s._i AS _pgrep_i, s._n AS _pgrep_n, ${casts('s')} FROM ${stage} AS s WHERE ${stageFilter(ctx, tb, seg, 's')} AND s._o = 'R'), ` +
     `c AS (SELECT r._pgrep_i AS _pgrep_i, COUNT(x._pgrep_m) AS _pgrep_c FROM r LEFT JOIN (SELECT *, TRUE AS _pgrep_m FROM ${target}) AS x ON ${same('r', 'x')} GROUP BY r._pgrep_i) ` +

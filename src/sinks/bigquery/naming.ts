@@ -26,7 +26,18 @@ const MAX_TABLE_BYTES = 1024
 /** BigQuery column names: at most 300 characters. */
 const MAX_COLUMN_CHARS = 300
 
-const RESERVED_COLUMN_PREFIXES = ['_table_', '_file_', '_partition', '_row_timestamp', '__root__', '_colidentifier', '_change_sequence_number', '_change_type', '_change_timestamp', '_pgrep_']
+const RESERVED_COLUMN_PREFIXES = [
+  '_table_',
+  '_file_',
+  '_partition',
+  '_row_timestamp',
+  '__root__',
+  '_colidentifier',
+  '_change_sequence_number',
+  '_change_type',
+  '_change_timestamp',
+  '_pgrep_',
+]
 
 /** The table name before collision handling. */
 export function baseTableName(schema: string, name: string): string {
@@ -59,7 +70,11 @@ export function assignTableName(schema: string, name: string, taken: ReadonlySet
  * Postgres name, in `existing`) keep their BigQuery name; new ones get a fresh one that collides
  * with none of the others nor with `reserved` (names still in use by columns being dropped).
  */
-export function assignColumnNames(pgNames: readonly string[], existing: ReadonlyMap<string, string> = new Map(), reserved: Iterable<string> = []): string[] {
+export function assignColumnNames(
+  pgNames: readonly string[],
+  existing: ReadonlyMap<string, string> = new Map(),
+  reserved: Iterable<string> = [],
+): string[] {
   const taken = new Set<string>([...reserved].map((n) => n.toLowerCase()))
   for (const pg of pgNames) {
     const bq = existing.get(pg)

@@ -11,7 +11,15 @@ import type {BigQueryClient, SinkLog} from './client.js'
 import {assignColumnNames, assignTableName, CHECKPOINT_TABLE, TABLES_TABLE} from './naming.js'
 import {clusterColumns, ident, primaryKeyAllowed, tableRef, type DatasetRef} from './sql.js'
 import type {StateRow, StoredShape} from './state-store.js'
-import {BQ_TYPES, bigQueryType, canWiden, LOSS_DESCRIPTIONS, stagingEncoder, type BqType, type LossKind} from './types.js'
+import {
+  BQ_TYPES,
+  bigQueryType,
+  canWiden,
+  LOSS_DESCRIPTIONS,
+  stagingEncoder,
+  type BqType,
+  type LossKind,
+} from './types.js'
 
 /** A column whose drop waits (for the batch that still uses it as a key, or for a retry). */
 export interface DeferredDrop {
@@ -45,7 +53,6 @@ export class TargetCatalog {
 
   constructor(private readonly host: CatalogHost) {}
 
-
   takenNames(): Set<string> {
     const taken = new Set<string>([CHECKPOINT_TABLE, TABLES_TABLE])
     for (const r of this.state.values()) taken.add(r.bqTable.toLowerCase())
@@ -60,12 +67,27 @@ export class TargetCatalog {
     const taken = this.takenNames()
     const name = assignTableName(table.schema, table.name, taken)
     // Reserve it until the state row is written.
-    this.state.set(key, {pgSchema: table.schema, pgName: table.name, bqTable: name, status: null, snapshotLsn: null, appliedLsn: null, shape: null})
+    this.state.set(key, {
+      pgSchema: table.schema,
+      pgName: table.name,
+      bqTable: name,
+      status: null,
+      snapshotLsn: null,
+      appliedLsn: null,
+      shape: null,
+    })
     return name
   }
 
   columnRef(table: TableSchema, c: ColumnSchema, bq: string): ColumnRef {
-    return {pg: c.name, bq, type: bigQueryType(c.type), pgType: c.type, encode: this.encoder(table, c.name, c.type), dropped: false}
+    return {
+      pg: c.name,
+      bq,
+      type: bigQueryType(c.type),
+      pgType: c.type,
+      encode: this.encoder(table, c.name, c.type),
+      dropped: false,
+    }
   }
 
   encoder(table: {schema: string; name: string}, column: string, type: PgType) {
@@ -76,7 +98,11 @@ export class TargetCatalog {
     const key = JSON.stringify([table.schema, table.name, column, kind])
     if (this.lossWarned.has(key)) return
     this.lossWarned.add(key)
-    this.host.log('warn', `"${table.schema}"."${table.name}".${column}: ${LOSS_DESCRIPTIONS[kind]}`, {table: `${table.schema}.${table.name}`, column, kind})
+    this.host.log('warn', `"${table.schema}"."${table.name}".${column}: ${LOSS_DESCRIPTIONS[kind]}`, {
+      table: `${table.schema}.${table.name}`,
+      column,
+      kind,
+    })
   }
 
   freshColumns(table: TableSchema, existing?: Map<string, string>): ColumnRef[] {
@@ -90,7 +116,12 @@ export class TargetCatalog {
   storedShape(t: Target): string {
     const live = t.columns
     // pgType: unknown (oid 0) for a column BigQuery has that the Postgres shape does not name.
-    const columns = live.map((c) => ({pg: c.pg, bq: c.bq, type: c.type, ...(c.pgType.oid !== 0 ? {pgType: c.pgType.sqlName} : {})}))
+    const columns = live.map((c) => ({
+      pg: c.pg,
+      bq: c.bq,
+      type: c.type,
+      ...(c.pgType.oid !== 0 ? {pgType: c.pgType.sqlName} : {}),
+    }))
     const shape: StoredShape = {v: 1, mode: t.mode, columns, key: t.keyIdx.map((i) => live[i].pg)}
     return JSON.stringify(shape)
   }
@@ -126,9 +157,20 @@ export class TargetCatalog {
       const existing = row?.shape ? new Map(row.shape.columns.map((c) => [c.pg, c.bq])) : undefined
       const columns = this.freshColumns(schema, existing)
       const keyIdx = mode === 'key' ? schema.columns.flatMap((c, i) => (c.isKey ? [i] : [])) : []
-      const target: Target = {pgSchema: schema.schema, pgName: schema.name, bq, columns, mode, keyIdx, appliedLsn: row?.appliedLsn ?? null}
+      const target: Target = {
+        pgSchema: schema.schema,
+        pgName: schema.name,
+        bq,
+        columns,
+        mode,
+        keyIdx,
+        appliedLsn: row?.appliedLsn ?? null,
+      }
       const key_ = this.keyNames(target)
-      if (row?.status === 'ready') this.host.log('warn', `BigQuery table ${bq} is missing: creating it empty (run a copy to fill it)`, {table: `${schema.schema}.${schema.name}`})
+      if (row?.status === 'ready')
+        this.host.log('warn', `BigQuery table ${bq} is missing: creating it empty (run a copy to fill it)`, {
+          table: `${schema.schema}.${schema.name}`,
+        })
       const defs = columns.map((c) => ({name: c.bq, type: c.type}))
       const pk = key_.length > 0 && primaryKeyAllowed(defs, key_) ? key_ : []
       const clustering = clusterColumns(defs, key_)
@@ -150,12 +192,28 @@ export class TargetCatalog {
       const pg = byBq.get(name.toLowerCase()) ?? name
       const pgCol = bySchema.get(pg)
       const pgType: PgType = pgCol?.type ?? {oid: 0, sqlName: 'unknown', kind: 'other'}
-      return {pg, bq: name, type: normalizeType(String(f.type)), pgType, encode: this.encoder(schema, pg, pgType), dropped: false}
+      return {
+        pg,
+        bq: name,
+        type: normalizeType(String(f.type)),
+        pgType,
+        encode: this.encoder(schema, pg, pgType),
+        dropped: false,
+      }
     })
     const storedKey = row?.shape?.key ?? []
     const storedMode = row?.shape?.mode ?? (storedKey.length > 0 ? 'key' : mode)
-    const keyIdx = storedMode === 'key' ? storedKey.map((pg) => columns.findIndex((c) => c.pg === pg)).filter((i) => i >= 0) : []
-    const target: Target = {pgSchema: schema.schema, pgName: schema.name, bq, columns, mode: storedMode, keyIdx, appliedLsn: row?.appliedLsn ?? null}
+    const keyIdx =
+      storedMode === 'key' ? storedKey.map((pg) => columns.findIndex((c) => c.pg === pg)).filter((i) => i >= 0) : []
+    const target: Target = {
+      pgSchema: schema.schema,
+      pgName: schema.name,
+      bq,
+      columns,
+      mode: storedMode,
+      keyIdx,
+      appliedLsn: row?.appliedLsn ?? null,
+    }
     this.pks.set(target, meta.tableConstraints?.primaryKey?.columns ?? [])
     this.clusters.set(target, meta.clustering?.fields ?? [])
     return target
@@ -185,7 +243,9 @@ export class TargetCatalog {
     }
     // BigQuery names at each position: kept columns keep theirs; renamed and added columns get
     // fresh ones, avoiding the kept columns and those whose drop waits for the batch's commit.
-    const waiting = [...(this.host.batch()?.deferredDrops ?? []), ...this.host.pendingDrops].filter((d) => d.target === t).map((d) => d.column.bq)
+    const waiting = [...(this.host.batch()?.deferredDrops ?? []), ...this.host.pendingDrops]
+      .filter((d) => d.target === t)
+      .map((d) => d.column.bq)
     const names = assignColumnNames(
       schema.columns.map((c) => c.name),
       keep,
@@ -213,14 +273,19 @@ export class TargetCatalog {
         next.push(fresh)
         continue
       }
-      if (renamed.get(i) === ref && ref.bq !== names[i]) renames.push(`ALTER TABLE ${table} RENAME COLUMN IF EXISTS ${ident(ref.bq)} TO ${ident(names[i])}`)
+      if (renamed.get(i) === ref && ref.bq !== names[i])
+        renames.push(`ALTER TABLE ${table} RENAME COLUMN IF EXISTS ${ident(ref.bq)} TO ${ident(names[i])}`)
       if (type !== ref.type) {
         if (!canWiden(ref.type, type)) {
-          throw new PgrepError('sink', `${what}: column ${c.name} changed to ${c.type.sqlName} (BigQuery ${type}), but BigQuery cannot change a ${ref.type} column to ${type}`, {
-            hint:
-              `either change the BigQuery column yourself (for example: CREATE OR REPLACE TABLE ${table} AS SELECT * REPLACE (CAST(${ident(ref.bq)} AS ${type}) AS ${ident(ref.bq)}) FROM ${table}) and run pgrep again, ` +
-              `or copy the table anew: DROP TABLE ${table} and DELETE FROM ${tableRef(this.host.ds, TABLES_TABLE)} WHERE pg_schema = '${schema.schema}' AND pg_name = '${schema.name}', then run pgrep sync`,
-          })
+          throw new PgrepError(
+            'sink',
+            `${what}: column ${c.name} changed to ${c.type.sqlName} (BigQuery ${type}), but BigQuery cannot change a ${ref.type} column to ${type}`,
+            {
+              hint:
+                `either change the BigQuery column yourself (for example: CREATE OR REPLACE TABLE ${table} AS SELECT * REPLACE (CAST(${ident(ref.bq)} AS ${type}) AS ${ident(ref.bq)}) FROM ${table}) and run pgrep again, ` +
+                `or copy the table anew: DROP TABLE ${table} and DELETE FROM ${tableRef(this.host.ds, TABLES_TABLE)} WHERE pg_schema = '${schema.schema}' AND pg_name = '${schema.name}', then run pgrep sync`,
+            },
+          )
         }
         widenings.push(`ALTER TABLE ${table} ALTER COLUMN ${ident(ref.bq)} SET DATA TYPE ${type}`)
       }
@@ -242,14 +307,25 @@ export class TargetCatalog {
     const wantCluster = keyChanged || removed.size > 0 ? clusterColumns(defs, newKey) : clusterNow
     const ddl: string[] = []
     if (keyChanged && oldKey.length > 0) ddl.push(`ALTER TABLE ${table} DROP PRIMARY KEY IF EXISTS`)
-    if (dropNow.length > 0) ddl.push(`ALTER TABLE ${table} ${dropNow.map((c) => `DROP COLUMN IF EXISTS ${ident(c.bq)}`).join(', ')}`)
+    if (dropNow.length > 0)
+      ddl.push(`ALTER TABLE ${table} ${dropNow.map((c) => `DROP COLUMN IF EXISTS ${ident(c.bq)}`).join(', ')}`)
     ddl.push(...renames)
-    if (added.length > 0) ddl.push(`ALTER TABLE ${table} ${added.map((c) => `ADD COLUMN IF NOT EXISTS ${ident(c.bq)} ${c.type}`).join(', ')}`)
+    if (added.length > 0)
+      ddl.push(
+        `ALTER TABLE ${table} ${added.map((c) => `ADD COLUMN IF NOT EXISTS ${ident(c.bq)} ${c.type}`).join(', ')}`,
+      )
     ddl.push(...widenings)
-    if (keyChanged && wantKey.length > 0) ddl.push(`ALTER TABLE ${table} ADD PRIMARY KEY (${wantKey.map(ident).join(', ')}) NOT ENFORCED`)
+    if (keyChanged && wantKey.length > 0)
+      ddl.push(`ALTER TABLE ${table} ADD PRIMARY KEY (${wantKey.map(ident).join(', ')}) NOT ENFORCED`)
     const clusterChanged = !sameNames(oldCluster, wantCluster)
 
-    const changed = ddl.length > 0 || dropLater.length > 0 || mode !== t.mode || !sameNames(keyIdx.map(String), t.keyIdx.map(String)) || next.length !== old.length || next.some((c, i) => c !== old[i])
+    const changed =
+      ddl.length > 0 ||
+      dropLater.length > 0 ||
+      mode !== t.mode ||
+      !sameNames(keyIdx.map(String), t.keyIdx.map(String)) ||
+      next.length !== old.length ||
+      next.some((c, i) => c !== old[i])
     if (changed && this.host.batch()) this.host.batch()!.collapser.endSegment(t)
     // BigQuery cannot drop a clustering column: such a column leaves the clustering first.
     const dropped = new Set([...dropNow, ...dropLater].map((c) => c.bq.toLowerCase()))
@@ -259,7 +335,10 @@ export class TargetCatalog {
       this.clusters.set(t, clusterBefore)
     }
     if (ddl.length > 0) {
-      this.host.log('info', `altering BigQuery table ${t.bq} to the new shape of "${schema.schema}"."${schema.name}"`, {table: `${schema.schema}.${schema.name}`, statements: ddl})
+      this.host.log('info', `altering BigQuery table ${t.bq} to the new shape of "${schema.schema}"."${schema.name}"`, {
+        table: `${schema.schema}.${schema.name}`,
+        statements: ddl,
+      })
       await this.host.query(ddl.join(';\n'), 'alter', what)
     }
     if (clusterChanged && !sameNames(this.clusters.get(t) ?? [], wantCluster)) {
@@ -293,13 +372,23 @@ export class TargetCatalog {
     // it has exactly the columns pgrep gives this table.
     const fields = meta.schema?.fields ?? []
     const own = this.freshColumns(table)
-    if (fields.length === own.length && fields.every((f, i) => String(f.name) === own[i].bq && normalizeType(String(f.type)) === own[i].type)) return false
+    if (
+      fields.length === own.length &&
+      fields.every((f, i) => String(f.name) === own[i].bq && normalizeType(String(f.type)) === own[i].type)
+    )
+      return false
     if (!this.host.replaceForeignTables) {
-      throw new PgrepError('sink', `BigQuery table ${bq} (for "${table.schema}"."${table.name}") exists and was not created by pgrep: it is left as it is`, {
-        hint: 'drop or rename that table, or replicate into another dataset; --replace-foreign-tables lets pgrep replace it (its rows are lost)',
-      })
+      throw new PgrepError(
+        'sink',
+        `BigQuery table ${bq} (for "${table.schema}"."${table.name}") exists and was not created by pgrep: it is left as it is`,
+        {
+          hint: 'drop or rename that table, or replicate into another dataset; --replace-foreign-tables lets pgrep replace it (its rows are lost)',
+        },
+      )
     }
-    this.host.log('warn', `replacing BigQuery table ${bq}, which pgrep did not create (--replace-foreign-tables)`, {table: `${table.schema}.${table.name}`})
+    this.host.log('warn', `replacing BigQuery table ${bq}, which pgrep did not create (--replace-foreign-tables)`, {
+      table: `${table.schema}.${table.name}`,
+    })
     await this.host.client.deleteTable(bq)
     return true
   }
@@ -307,7 +396,8 @@ export class TargetCatalog {
   async targetOf(table: TableSchema): Promise<Target> {
     const known = this.targets.get(tableKey(table))
     return known && this.shapes.get(tableKey(table)) === shapeSignature(table) ? known : this.ensureTarget(table)
-  }}
+  }
+}
 
 const signatures = new WeakMap<TableSchema, string>()
 
@@ -322,7 +412,18 @@ export function shapeSignature(t: TableSchema): string {
 }
 
 function computeSignature(t: TableSchema): string {
-  return JSON.stringify([t.replicaIdentity, t.columns.map((c) => [c.name, c.type.oid, c.type.sqlName, c.typeModifier, c.isKey, c.type.kind, c.type.element?.oid ?? 0])])
+  return JSON.stringify([
+    t.replicaIdentity,
+    t.columns.map((c) => [
+      c.name,
+      c.type.oid,
+      c.type.sqlName,
+      c.typeModifier,
+      c.isKey,
+      c.type.kind,
+      c.type.element?.oid ?? 0,
+    ]),
+  ])
 }
 
 function normalizeType(t: string): BqType {
@@ -339,7 +440,13 @@ function sameNames(a: readonly string[], b: readonly string[]): boolean {
 export function sameShape(meta: TableMetadata, defs: {name: string; type: BqType}[], key: string[]): boolean {
   const fields = meta.schema?.fields ?? []
   if (fields.length !== defs.length) return false
-  if (!fields.every((f, i) => String(f.name).toLowerCase() === defs[i].name.toLowerCase() && normalizeType(String(f.type)) === defs[i].type)) return false
+  if (
+    !fields.every(
+      (f, i) =>
+        String(f.name).toLowerCase() === defs[i].name.toLowerCase() && normalizeType(String(f.type)) === defs[i].type,
+    )
+  )
+    return false
   return sameNames(meta.tableConstraints?.primaryKey?.columns ?? [], key)
 }
 

@@ -45,9 +45,36 @@ import {numericSpecial} from '../../core/values/numeric.js'
 import {arrayDelimiter, OID} from '../../core/schema/pg-types.js'
 import type {PgType} from '../../core/schema/types.js'
 
-export type BqType = 'INT64' | 'FLOAT64' | 'NUMERIC' | 'BIGNUMERIC' | 'BOOL' | 'STRING' | 'BYTES' | 'DATE' | 'TIME' | 'DATETIME' | 'TIMESTAMP' | 'INTERVAL' | 'JSON'
+export type BqType =
+  | 'INT64'
+  | 'FLOAT64'
+  | 'NUMERIC'
+  | 'BIGNUMERIC'
+  | 'BOOL'
+  | 'STRING'
+  | 'BYTES'
+  | 'DATE'
+  | 'TIME'
+  | 'DATETIME'
+  | 'TIMESTAMP'
+  | 'INTERVAL'
+  | 'JSON'
 
-export const BQ_TYPES: readonly BqType[] = ['INT64', 'FLOAT64', 'NUMERIC', 'BIGNUMERIC', 'BOOL', 'STRING', 'BYTES', 'DATE', 'TIME', 'DATETIME', 'TIMESTAMP', 'INTERVAL', 'JSON']
+export const BQ_TYPES: readonly BqType[] = [
+  'INT64',
+  'FLOAT64',
+  'NUMERIC',
+  'BIGNUMERIC',
+  'BOOL',
+  'STRING',
+  'BYTES',
+  'DATE',
+  'TIME',
+  'DATETIME',
+  'TIMESTAMP',
+  'INTERVAL',
+  'JSON',
+]
 
 /** Why a value was changed on its way to BigQuery. */
 export type LossKind = 'numeric-special' | 'date-clamped' | 'time-24' | 'interval-clamped'
@@ -132,7 +159,16 @@ export function comparable(type: BqType, expr: string): string {
 
 /** Types BigQuery can cluster a table by. */
 export function clusterable(type: BqType): boolean {
-  return type === 'INT64' || type === 'STRING' || type === 'DATE' || type === 'TIMESTAMP' || type === 'DATETIME' || type === 'BOOL' || type === 'NUMERIC' || type === 'BIGNUMERIC'
+  return (
+    type === 'INT64' ||
+    type === 'STRING' ||
+    type === 'DATE' ||
+    type === 'TIMESTAMP' ||
+    type === 'DATETIME' ||
+    type === 'BOOL' ||
+    type === 'NUMERIC' ||
+    type === 'BIGNUMERIC'
+  )
 }
 
 /**
@@ -195,9 +231,13 @@ function identity(s: string): string {
 /** A value that arrived in binary format (never with pgrep's own publications): only bytea is accepted. */
 export function binaryToStaging(t: PgType, bytes: Uint8Array, column: string): string {
   if (t.kind === 'bytea') return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
-  throw new PgrepError('sink', `column "${column}" (${t.sqlName}) arrived in binary format, which the BigQuery sink cannot convert`, {
-    hint: 'use a publication and slot created by pgrep (text format)',
-  })
+  throw new PgrepError(
+    'sink',
+    `column "${column}" (${t.sqlName}) arrived in binary format, which the BigQuery sink cannot convert`,
+    {
+      hint: 'use a publication and slot created by pgrep (text format)',
+    },
+  )
 }
 
 // ---- dates and times ----

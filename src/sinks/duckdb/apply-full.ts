@@ -35,11 +35,14 @@ export function stageFull(seg: Segment, seq: number, e: InsertEvent | UpdateEven
   }
   if (old && (old.length < n || old.includes(UNCHANGED_TOAST))) old = null
   if (op !== OP_UPSERT && !old) {
-    log('warn', `${display(seg.table)}: ${e.op} without the old row (REPLICA IDENTITY FULL expected): skipped`, {table: display(seg.table)})
+    log('warn', `${display(seg.table)}: ${e.op} without the old row (REPLICA IDENTITY FULL expected): skipped`, {
+      table: display(seg.table),
+    })
     return
   }
   if (neu && neu.includes(UNCHANGED_TOAST)) {
-    if (op === OP_UPSERT) throw new PgrepError('protocol', `${display(seg.table)}: an insert with an unchanged TOAST value`)
+    if (op === OP_UPSERT)
+      throw new PgrepError('protocol', `${display(seg.table)}: an insert with an unchanged TOAST value`)
     // The old row of a FULL identity holds every value: take the unchanged ones from it.
     neu = neu.map((v, i) => (v === UNCHANGED_TOAST ? old![i] : v))
   }
@@ -47,7 +50,11 @@ export function stageFull(seg: Segment, seq: number, e: InsertEvent | UpdateEven
   // have been produced by an earlier update of the run.
   let run = seg.runs[seg.runs.length - 1]
   const oldHash = op === OP_UPDATE ? hashTuple(old!) : 0
-  if (!run || run.op !== op || (op === OP_UPDATE && (run.produced!.has(oldHash) || run.produced!.size >= MAX_RUN_HASHES))) {
+  if (
+    !run ||
+    run.op !== op ||
+    (op === OP_UPDATE && (run.produced!.has(oldHash) || run.produced!.size >= MAX_RUN_HASHES))
+  ) {
     run = {op, from: seq, to: seq, produced: op === OP_UPDATE ? new Set() : undefined}
     seg.runs.push(run)
   }
@@ -88,10 +95,13 @@ export async function applyFull(conn: DuckDBConnection, db: string, seg: Segment
   const target = qualified(db, seg.table)
   const cols = seg.shape.columns.map((c) => ident(c.name))
   const list = (f: (i: number) => string) => cols.map((_, i) => f(i)).join(', ')
-  const notDistinct = (a: (i: number) => string, b: (i: number) => string) => cols.map((_, i) => `${a(i)} IS NOT DISTINCT FROM ${b(i)}`).join(' AND ')
+  const notDistinct = (a: (i: number) => string, b: (i: number) => string) =>
+    cols.map((_, i) => `${a(i)} IS NOT DISTINCT FROM ${b(i)}`).join(' AND ')
   // Values compared as they are stored: DuckDB's equality calls 1 month and 30 days, -0 and 0,
   // 12:00+01 and 11:00+00 equal, and would pick a row that holds the other one.
-  const inexact = seg.shape.columns.map((c) => /^(INTERVAL|FLOAT|DOUBLE|REAL|FLOAT4|FLOAT8|TIME WITH TIME ZONE|TIMETZ)(\[\])*$/i.test(c.duckType.trim()))
+  const inexact = seg.shape.columns.map((c) =>
+    /^(INTERVAL|FLOAT|DOUBLE|REAL|FLOAT4|FLOAT8|TIME WITH TIME ZONE|TIMETZ)(\[\])*$/i.test(c.duckType.trim()),
+  )
   const exact = (i: number, e: string) => (inexact[i] ? `CAST(${e} AS VARCHAR)` : e)
   // Each old tuple of the run is paired with one row of the table holding it: the k-th change
   // of a value takes the k-th such row (by rowid). Yields (rid, _seq) pairs.
@@ -103,18 +113,31 @@ export async function applyFull(conn: DuckDBConnection, db: string, seg: Segment
     m AS (
       SELECT t.rowid AS rid, ${list((i) => `${exact(i, `t.${cols[i]}`)} AS v${i}`)},
              row_number() OVER (PARTITION BY ${list((i) => exact(i, `t.${cols[i]}`))} ORDER BY t.rowid) AS rn
-        FROM ${target} t SEMI JOIN k ON ${notDistinct((i) => exact(i, `t.${cols[i]}`), (i) => `k.o${i}`)})
-    SELECT m.rid, d._seq FROM m JOIN d ON ${notDistinct((i) => `m.v${i}`, (i) => `d.o${i}`)} AND m.rn = d.rn`
+        FROM ${target} t SEMI JOIN k ON ${notDistinct(
+          (i) => exact(i, `t.${cols[i]}`),
+          (i) => `k.o${i}`,
+        )})
+    SELECT m.rid, d._seq FROM m JOIN d ON ${notDistinct(
+      (i) => `m.v${i}`,
+      (i) => `d.o${i}`,
+    )} AND m.rn = d.rn`
   for (const run of seg.runs) {
     const where = `_seq BETWEEN ${run.from} AND ${run.to}`
     if (run.op === OP_UPSERT) {
-      await exec(conn, `INSERT INTO ${target} (${cols.join(', ')}) SELECT ${list((i) => `c${i}`)} FROM ${stage} WHERE ${where}`)
+      await exec(
+        conn,
+        `INSERT INTO ${target} (${cols.join(', ')}) SELECT ${list((i) => `c${i}`)} FROM ${stage} WHERE ${where}`,
+      )
     } else if (run.op === OP_DELETE) {
       await exec(conn, `DELETE FROM ${target} WHERE rowid IN (SELECT rid FROM (${pairs(where)}))`)
     } else {
       const upd = `${seg.stage}_upd`
       const toast = seg.toastCols.size > 0
-      const values = list((i) => (seg.toastCols.has(i) ? `CASE WHEN s._u IS NOT NULL AND substr(s._u, ${i + 1}, 1) = '1' THEN t.${cols[i]} ELSE s.c${i} END AS c${i}` : `s.c${i}`))
+      const values = list((i) =>
+        seg.toastCols.has(i)
+          ? `CASE WHEN s._u IS NOT NULL AND substr(s._u, ${i + 1}, 1) = '1' THEN t.${cols[i]} ELSE s.c${i} END AS c${i}`
+          : `s.c${i}`,
+      )
       await exec(
         conn,
         `CREATE TEMP TABLE ${upd} AS SELECT p.rid, ${values} FROM (${pairs(where)}) p JOIN ${stage} s ON s._seq = p._seq` +
@@ -122,7 +145,10 @@ export async function applyFull(conn: DuckDBConnection, db: string, seg: Segment
       )
       try {
         await exec(conn, `DELETE FROM ${target} WHERE rowid IN (SELECT rid FROM temp.main.${upd})`)
-        await exec(conn, `INSERT INTO ${target} (${cols.join(', ')}) SELECT ${list((i) => `c${i}`)} FROM temp.main.${upd}`)
+        await exec(
+          conn,
+          `INSERT INTO ${target} (${cols.join(', ')}) SELECT ${list((i) => `c${i}`)} FROM temp.main.${upd}`,
+        )
       } finally {
         // After a failure the transaction is aborted and the drop fails too: the rollback drops it.
         await closeQuietly('drop a staging table', () => exec(conn, `DROP TABLE IF EXISTS temp.main.${upd}`))

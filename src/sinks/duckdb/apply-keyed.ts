@@ -22,7 +22,11 @@ export function resolveKeyToast(seg: Segment, e: UpdateEvent): TupleData {
   for (const k of seg.keyIdx) {
     if (neu[k] !== UNCHANGED_TOAST) continue
     const v = e.old?.[k]
-    if (v === undefined || v === UNCHANGED_TOAST) throw new PgrepError('protocol', `${display(seg.table)}: update without a value for key column "${seg.table.columns[k].name}"`)
+    if (v === undefined || v === UNCHANGED_TOAST)
+      throw new PgrepError(
+        'protocol',
+        `${display(seg.table)}: update without a value for key column "${seg.table.columns[k].name}"`,
+      )
     if (neu === e.new) neu = [...e.new]
     neu[k] = v
   }
@@ -62,7 +66,10 @@ export function stageDelete(seg: Segment, seq: number, old: TupleData, e: Update
   for (const k of seg.keyIdx) {
     const v = old[k]
     if (v === null || v === undefined || v === UNCHANGED_TOAST) {
-      throw new PgrepError('protocol', `${display(seg.table)}: ${e.op} without a value for key column "${seg.table.columns[k].name}"`)
+      throw new PgrepError(
+        'protocol',
+        `${display(seg.table)}: ${e.op} without a value for key column "${seg.table.columns[k].name}"`,
+      )
     }
   }
   const ap = seg.appender
@@ -98,16 +105,34 @@ export async function applyKeyed(conn: DuckDBConnection, db: string, seg: Segmen
     // column is not unchanged), else the table's value: for a chain that starts with a
     // key-changing update, the old key's row. Materialized before the table changes.
     const live = (i: number) => `_op = ${OP_UPSERT} AND (_u IS NULL OR substr(_u, ${i + 1}, 1) <> '1')`
-    const agg = ['max(_seq) AS last_seq', 'min(_seq) AS first_seq', ...toast.map((i) => `max(_seq) FILTER (WHERE ${live(i)}) AS s${i}`)]
-    const sel = ['s._seq', 's._op', ...cols.map((_, i) => (seg.toastCols.has(i) ? `CASE WHEN g.s${i} IS NOT NULL THEN x${i}.c${i} ELSE t.${cols[i]} END AS c${i}` : `s.c${i}`))]
-    const joins = [`JOIN ${stage} s ON s._seq = g.last_seq`, ...toast.map((i) => `LEFT JOIN ${stage} x${i} ON x${i}._seq = g.s${i}`)]
+    const agg = [
+      'max(_seq) AS last_seq',
+      'min(_seq) AS first_seq',
+      ...toast.map((i) => `max(_seq) FILTER (WHERE ${live(i)}) AS s${i}`),
+    ]
+    const sel = [
+      's._seq',
+      's._op',
+      ...cols.map((_, i) =>
+        seg.toastCols.has(i)
+          ? `CASE WHEN g.s${i} IS NOT NULL THEN x${i}.c${i} ELSE t.${cols[i]} END AS c${i}`
+          : `s.c${i}`,
+      ),
+    ]
+    const joins = [
+      `JOIN ${stage} s ON s._seq = g.last_seq`,
+      ...toast.map((i) => `LEFT JOIN ${stage} x${i} ON x${i}._seq = g.s${i}`),
+    ]
     let on = seg.keyIdx.map((k) => `t.${cols[k]} = s.c${k}`)
     if (seg.hasFallbackKey) {
       joins.push(`JOIN ${stage} fs ON fs._seq = g.first_seq`)
       on = seg.keyIdx.map((k, m) => `t.${cols[k]} = CASE WHEN fs.f0 IS NULL THEN s.c${k} ELSE fs.f${m} END`)
     }
     joins.push(`LEFT JOIN ${target} t ON ${on.join(' AND ')}`)
-    await exec(conn, `CREATE TEMP TABLE ${fin} AS SELECT ${sel.join(', ')} FROM (SELECT ${agg.join(', ')} FROM ${stage} GROUP BY ${keys}) g ${joins.join(' ')}`)
+    await exec(
+      conn,
+      `CREATE TEMP TABLE ${fin} AS SELECT ${sel.join(', ')} FROM (SELECT ${agg.join(', ')} FROM ${stage} GROUP BY ${keys}) g ${joins.join(' ')}`,
+    )
     source = `temp.main.${fin}`
   }
   try {
@@ -121,17 +146,28 @@ export async function applyKeyed(conn: DuckDBConnection, db: string, seg: Segmen
     const values = cols.map((_, i) => `c${i}`).join(', ')
     if (!seg.indexed || seg.shape.columns.some((c) => /^(FLOAT|DOUBLE|REAL|FLOAT4|FLOAT8)(\[\])+$/i.test(c.duckType))) {
       await exec(conn, `DELETE FROM ${target} AS tgt USING (SELECT DISTINCT ${keys} FROM ${stage}) f WHERE ${match}`)
-      await exec(conn, `INSERT INTO ${target} (${cols.join(', ')}) SELECT ${values} FROM ${source} WHERE _op = ${OP_UPSERT}`)
+      await exec(
+        conn,
+        `INSERT INTO ${target} (${cols.join(', ')}) SELECT ${values} FROM ${source} WHERE _op = ${OP_UPSERT}`,
+      )
     } else {
-      if (seg.deletes > 0) await exec(conn, `DELETE FROM ${target} AS tgt USING (SELECT ${keys} FROM ${source} WHERE _op = ${OP_DELETE}) f WHERE ${match}`)
+      if (seg.deletes > 0)
+        await exec(
+          conn,
+          `DELETE FROM ${target} AS tgt USING (SELECT ${keys} FROM ${source} WHERE _op = ${OP_DELETE}) f WHERE ${match}`,
+        )
       // The conflict target is named: a unique index a user added to the table does not get in the way.
       const set = cols.filter((_, i) => !seg.isKey[i]).map((c) => `${c} = excluded.${c}`)
       const onConflict = `ON CONFLICT (${seg.keyIdx.map((k) => cols[k]).join(', ')}) ${set.length > 0 ? `DO UPDATE SET ${set.join(', ')}` : 'DO NOTHING'}`
-      await exec(conn, `INSERT INTO ${target} (${cols.join(', ')}) SELECT ${values} FROM ${source} WHERE _op = ${OP_UPSERT} ${onConflict}`)
+      await exec(
+        conn,
+        `INSERT INTO ${target} (${cols.join(', ')}) SELECT ${values} FROM ${source} WHERE _op = ${OP_UPSERT} ${onConflict}`,
+      )
     }
   } finally {
     // After a failure the transaction is aborted and the drop fails too: the rollback drops it.
-    if (toast.length > 0) await closeQuietly('drop a staging table', () => exec(conn, `DROP TABLE IF EXISTS temp.main.${fin}`))
+    if (toast.length > 0)
+      await closeQuietly('drop a staging table', () => exec(conn, `DROP TABLE IF EXISTS temp.main.${fin}`))
   }
 }
 

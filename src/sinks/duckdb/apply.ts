@@ -77,7 +77,10 @@ export class BatchApplier {
         case 'delete': {
           // Fast path: the table of the previous row, its segment still open.
           const last = this.last
-          let seg = last && last.table === e.table && this.segments.get(last.key) === last ? last : await this.segmentFor(e.table)
+          let seg =
+            last && last.table === e.table && this.segments.get(last.key) === last
+              ? last
+              : await this.segmentFor(e.table)
           if (seg.arrayCols.length > 0 && e.op !== 'delete') seg = await this.fitArrays(seg, e)
           this.last = seg
           if (!this.stageRow(seg, e)) await this.stageKeyChangeWithToast(seg, e as UpdateEvent)
@@ -106,12 +109,16 @@ export class BatchApplier {
     for (const key of [...this.segments.keys()]) await this.flushSegment(key)
     await this.dropStaged()
     for (const [table, n] of this.skipped) {
-      this.log('warn', `${table}: ${n.updates} update(s) and ${n.deletes} delete(s) skipped: the table has no replica identity to match rows by`, {
-        table,
-        updates: n.updates,
-        deletes: n.deletes,
-        hint: 'set a primary key or REPLICA IDENTITY FULL on the Postgres table, then copy it again',
-      })
+      this.log(
+        'warn',
+        `${table}: ${n.updates} update(s) and ${n.deletes} delete(s) skipped: the table has no replica identity to match rows by`,
+        {
+          table,
+          updates: n.updates,
+          deletes: n.deletes,
+          hint: 'set a primary key or REPLICA IDENTITY FULL on the Postgres table, then copy it again',
+        },
+      )
     }
     this.skipped.clear()
   }
@@ -133,8 +140,14 @@ export class BatchApplier {
     }
     // New or changed: apply what was staged with the old shape, then change the table.
     await this.flushSegment(key)
-    if (!shape) shape = await claimTable(this.conn, this.db, t, this.replaceForeign, (msg, fields) => this.log('warn', msg, fields))
-    shape = await reconcileTable(this.conn, this.db, t, shape, {warn: (msg, fields) => this.log('warn', msg, fields), dirty: this.dirty.has(key)})
+    if (!shape)
+      shape = await claimTable(this.conn, this.db, t, this.replaceForeign, (msg, fields) =>
+        this.log('warn', msg, fields),
+      )
+    shape = await reconcileTable(this.conn, this.db, t, shape, {
+      warn: (msg, fields) => this.log('warn', msg, fields),
+      dirty: this.dirty.has(key),
+    })
     this.shapes.set(key, shape)
     this.schemas.set(key, t)
     return shape
@@ -152,15 +165,22 @@ export class BatchApplier {
   }
 
   private async openSegment(key: string, t: TableSchema, shape: TableShape): Promise<Segment> {
-    if (shape.columns.length !== t.columns.length) throw new PgrepError('internal', `${display(t)}: DuckDB table has ${shape.columns.length} columns, Postgres ${t.columns.length}`)
+    if (shape.columns.length !== t.columns.length)
+      throw new PgrepError(
+        'internal',
+        `${display(t)}: DuckDB table has ${shape.columns.length} columns, Postgres ${t.columns.length}`,
+      )
     const identity = primaryKeyOf(t)
     const keyIdx = identity.map((n) => t.columns.findIndex((c) => c.name === n))
-    const mode: Mode = keyIdx.length > 0 && keyIdx.every((i) => i >= 0) ? 'key' : t.replicaIdentity === 'full' ? 'full' : 'append'
+    const mode: Mode =
+      keyIdx.length > 0 && keyIdx.every((i) => i >= 0) ? 'key' : t.replicaIdentity === 'full' ? 'full' : 'append'
     // Upserts through the primary key's index when DuckDB has it (see declaredKey).
     const indexed = shape.primaryKey.length === identity.length && shape.primaryKey.every((n, k) => n === identity[k])
     const isKey = t.columns.map((_, i) => keyIdx.includes(i))
     const name = display(t)
-    const writers = t.columns.map((c, i) => columnWriter(c.type, shape.columns[i].duckType, this.issues.reporter(name, c.name)))
+    const writers = t.columns.map((c, i) =>
+      columnWriter(c.type, shape.columns[i].duckType, this.issues.reporter(name, c.name)),
+    )
     let stage: string | undefined
     let appender: DuckDBAppender
     if (mode === 'append') {
@@ -179,7 +199,24 @@ export class BatchApplier {
       const depth = splitListType(shape.columns[index].duckType).depth
       return c.type.kind === 'array' && depth > 0 ? [{index, depth}] : []
     })
-    const seg: Segment = {key, table: t, shape, mode, stage, appender, writers, keyIdx, isKey, indexed, arrayCols, rows: 0, deletes: 0, toastCols: new Set(), hasFallbackKey: false, runs: []}
+    const seg: Segment = {
+      key,
+      table: t,
+      shape,
+      mode,
+      stage,
+      appender,
+      writers,
+      keyIdx,
+      isKey,
+      indexed,
+      arrayCols,
+      rows: 0,
+      deletes: 0,
+      toastCols: new Set(),
+      hasFallbackKey: false,
+      runs: [],
+    }
     this.segments.set(key, seg)
     return seg
   }
@@ -281,7 +318,8 @@ export class BatchApplier {
     const ap = seg.appender
     for (let i = 0; i < seg.writers.length; i++) {
       const v = values[i]
-      if (v === UNCHANGED_TOAST) throw new PgrepError('protocol', `${display(seg.table)}: an insert with an unchanged TOAST value`)
+      if (v === UNCHANGED_TOAST)
+        throw new PgrepError('protocol', `${display(seg.table)}: an insert with an unchanged TOAST value`)
       seg.writers[i](ap, v)
     }
     ap.endRow()
@@ -311,14 +349,25 @@ export class BatchApplier {
     this.dropLater = []
     for (const s of drop) await exec(this.conn, `DROP TABLE IF EXISTS temp.main.${s}`)
   }
-
 }
 
 /** Same table shape as the one the DuckDB table was built from (relations.ts compares the same way). */
 export function sameSchema(a: TableSchema, b: TableSchema): boolean {
-  if (a.schema !== b.schema || a.name !== b.name || a.replicaIdentity !== b.replicaIdentity || a.columns.length !== b.columns.length) return false
+  if (
+    a.schema !== b.schema ||
+    a.name !== b.name ||
+    a.replicaIdentity !== b.replicaIdentity ||
+    a.columns.length !== b.columns.length
+  )
+    return false
   return a.columns.every((c, i) => {
     const d = b.columns[i]
-    return c.name === d.name && c.type.oid === d.type.oid && c.type.sqlName === d.type.sqlName && c.typeModifier === d.typeModifier && c.isKey === d.isKey
+    return (
+      c.name === d.name &&
+      c.type.oid === d.type.oid &&
+      c.type.sqlName === d.type.sqlName &&
+      c.typeModifier === d.typeModifier &&
+      c.isKey === d.isKey
+    )
   })
 }

@@ -133,7 +133,10 @@ const VECTOR_SIZE = duckdb.vector_size()
 const VALIDITY_BYTES = Math.ceil(VECTOR_SIZE / 64) * 8
 
 /** Fixed-width values collected in `words` (32-bit units per value) and copied into the vector. */
-function fixed(bytesPerValue: number, set: (words: DataView, r: number, buf: Buffer, off: number, len: number) => boolean): Encoder {
+function fixed(
+  bytesPerValue: number,
+  set: (words: DataView, r: number, buf: Buffer, off: number, len: number) => boolean,
+): Encoder {
   const data = new ArrayBuffer(VECTOR_SIZE * bytesPerValue)
   const view = new DataView(data)
   return {
@@ -185,7 +188,11 @@ function encoderFor(type: PgType, duckType: string, form: CopyForm, report: Repo
       // DuckDB counts from 1970 and spells -infinity as -(2^31 - 1).
       return fixed(4, (v, r, buf, off) => {
         const d = buf.readInt32BE(off)
-        v.setInt32(r * 4, d === PG_DATE_NOEND ? 0x7fffffff : d === PG_DATE_NOBEGIN ? -0x7fffffff : d + PG_EPOCH_DAYS, LE)
+        v.setInt32(
+          r * 4,
+          d === PG_DATE_NOEND ? 0x7fffffff : d === PG_DATE_NOBEGIN ? -0x7fffffff : d + PG_EPOCH_DAYS,
+          LE,
+        )
         return true
       })
     case 'timestamp':
@@ -230,7 +237,11 @@ const TIMETZ_MAX_OFFSET = 16 * 60 * 60 - 1
 function bytesEncoder(skip: number): Encoder {
   return {
     set: (vector, r, buf, off, len) => {
-      duckdb.vector_assign_string_element_len(vector, r, new Uint8Array(buf.buffer, buf.byteOffset + off + skip, len - skip))
+      duckdb.vector_assign_string_element_len(
+        vector,
+        r,
+        new Uint8Array(buf.buffer, buf.byteOffset + off + skip, len - skip),
+      )
       return true
     },
   }
@@ -245,8 +256,8 @@ function timestampEncoder(target: string, report: Report): Encoder {
   return fixed(8, (v, r, buf, off) => {
     const hi = buf.readInt32BE(off)
     const lo = buf.readUInt32BE(off + 4)
-    if (hi === INT64_MAX_HI && lo === 0xffffffff) return put64(v, r * 8, INT64_MAX_HI, 0xffffffff), true
-    if (hi === -0x80000000 && lo === 0) return put64(v, r * 8, -0x80000000, 1), true
+    if (hi === INT64_MAX_HI && lo === 0xffffffff) return (put64(v, r * 8, INT64_MAX_HI, 0xffffffff), true)
+    if (hi === -0x80000000 && lo === 0) return (put64(v, r * 8, -0x80000000, 1), true)
     let sumLo = lo + PG_EPOCH_MICROS_LO
     let sumHi = hi + PG_EPOCH_MICROS_HI
     if (sumLo > 0xffffffff) {
@@ -298,7 +309,15 @@ function decimalEncoder(target: string, report: Report): Encoder {
   const refuse = (buf: Buffer, off: number): false => {
     const sign = numericSign(buf, off)
     if (sign === NUMERIC_NAN) report('NaN cannot be stored in a DECIMAL column', 'NaN')
-    else report(`a value outside ${target}`, sign === NUMERIC_POS || sign === NUMERIC_NEG ? 'a value with more digits' : sign === 0xd000 ? 'Infinity' : '-Infinity')
+    else
+      report(
+        `a value outside ${target}`,
+        sign === NUMERIC_POS || sign === NUMERIC_NEG
+          ? 'a value with more digits'
+          : sign === 0xd000
+            ? 'Infinity'
+            : '-Infinity',
+      )
     return false
   }
   return fixed(bytes, (v, r, buf, off) => {

@@ -14,7 +14,15 @@ import {UNCHANGED_TOAST, type TupleData} from '../../core/protocol/messages.js'
 import type {TableSchema} from '../../core/schema/types.js'
 import type {BinaryRowBatch} from '../../core/values/copy-binary.js'
 import {ChunkAppender, copyForms} from './chunks.js'
-import {checkTableNames, claimTable, createTableSql, declaredKey, literalDepth, storedColumn, type TableShape} from './ddl.js'
+import {
+  checkTableNames,
+  claimTable,
+  createTableSql,
+  declaredKey,
+  literalDepth,
+  storedColumn,
+  type TableShape,
+} from './ddl.js'
 import {Issues, type SinkLog} from './issues.js'
 import {display, exec, sinkError} from './sql.js'
 import {writeColumns, writeTableState} from './state.js'
@@ -109,7 +117,8 @@ export class DuckDbCopyWriter implements TableCopyWriter {
       for (const row of rows) {
         for (let i = 0; i < n; i++) {
           const v = row[i]
-          if (v === UNCHANGED_TOAST) throw new PgrepError('protocol', `${display(this.table)}: an unchanged TOAST value in a copied row`)
+          if (v === UNCHANGED_TOAST)
+            throw new PgrepError('protocol', `${display(this.table)}: an unchanged TOAST value in a copied row`)
           writers[i](ap, v)
         }
         ap.endRow()
@@ -136,11 +145,18 @@ export class DuckDbCopyWriter implements TableCopyWriter {
       this.done = true
       this.host.copied(this.table, this.shape!)
       this.issues.flush(this.host.log)
-      this.host.log('debug', `copied ${display(this.table)}: ${this.rows} rows`, {table: display(this.table), rows: this.rows})
+      this.host.log('debug', `copied ${display(this.table)}: ${this.rows} rows`, {
+        table: display(this.table),
+        rows: this.rows,
+      })
     } catch (err) {
       // `err` is the error to report; abort() only discards the copy.
       await closeQuietly('abort the copy', () => this.abort())
-      throw sinkError(`commit the copy of ${display(this.table)}`, err, 'the table keeps its previous contents; run the copy again')
+      throw sinkError(
+        `commit the copy of ${display(this.table)}`,
+        err,
+        'the table keeps its previous contents; run the copy again',
+      )
     } finally {
       this.release()
     }
@@ -188,12 +204,23 @@ export class DuckDbCopyWriter implements TableCopyWriter {
     await exec(conn, 'BEGIN TRANSACTION')
     this.inTransaction = true
     // Refuses a table whose name differs only in case, and one that pgrep did not create.
-    await claimTable(conn, this.host.db, t, this.host.replaceForeignTables ?? false, (msg, fields) => this.host.log('warn', msg, fields))
-    const columns = t.columns.map((c, i) => ({name: c.name, duckType: duckDbType(c.type, c.type.kind === 'array' ? arrayDepthOf(firstRows, i) : 1), pg: storedColumn(c)}))
+    await claimTable(conn, this.host.db, t, this.host.replaceForeignTables ?? false, (msg, fields) =>
+      this.host.log('warn', msg, fields),
+    )
+    const columns = t.columns.map((c, i) => ({
+      name: c.name,
+      duckType: duckDbType(c.type, c.type.kind === 'array' ? arrayDepthOf(firstRows, i) : 1),
+      pg: storedColumn(c),
+    }))
     const primaryKey = declaredKey(t, columns)
-    await exec(conn, createTableSql(this.host.db, t, columns, primaryKey).replace(/^CREATE TABLE/, 'CREATE OR REPLACE TABLE'))
+    await exec(
+      conn,
+      createTableSql(this.host.db, t, columns, primaryKey).replace(/^CREATE TABLE/, 'CREATE OR REPLACE TABLE'),
+    )
     this.shape = {schema: t.schema, name: t.name, columns, primaryKey}
-    this.writers = t.columns.map((c, i) => columnWriter(c.type, columns[i].duckType, this.issues.reporter(display(t), c.name)))
+    this.writers = t.columns.map((c, i) =>
+      columnWriter(c.type, columns[i].duckType, this.issues.reporter(display(t), c.name)),
+    )
     this.begun = true
   }
 }

@@ -75,27 +75,42 @@ export function storedColumn(c: ColumnSchema): StoredColumn {
 /** Refuses what DuckDB cannot hold: pgrep's own schema, names equal but for case, no columns. */
 export function checkTableNames(t: TableSchema): void {
   if (t.schema.toLowerCase() === STATE_SCHEMA) {
-    throw new PgrepError('sink', `cannot replicate ${display(t)}: schema "${STATE_SCHEMA}" holds pgrep's own state in the DuckDB file`, {
-      hint: `rename the Postgres schema, or leave its tables out of the publication`,
-    })
+    throw new PgrepError(
+      'sink',
+      `cannot replicate ${display(t)}: schema "${STATE_SCHEMA}" holds pgrep's own state in the DuckDB file`,
+      {
+        hint: `rename the Postgres schema, or leave its tables out of the publication`,
+      },
+    )
   }
   const seen = new Map<string, string>()
   for (const c of t.columns) {
     const k = c.name.toLowerCase()
     const other = seen.get(k)
     if (other !== undefined) {
-      throw new PgrepError('sink', `cannot replicate ${display(t)}: columns "${other}" and "${c.name}" differ only in case, and DuckDB identifiers are case-insensitive`, {
-        hint: 'rename one of the columns in Postgres, or leave the table out of the publication',
-      })
+      throw new PgrepError(
+        'sink',
+        `cannot replicate ${display(t)}: columns "${other}" and "${c.name}" differ only in case, and DuckDB identifiers are case-insensitive`,
+        {
+          hint: 'rename one of the columns in Postgres, or leave the table out of the publication',
+        },
+      )
     }
     seen.set(k, c.name)
   }
 }
 
 /** CREATE TABLE, and the ownership comment (it stays through RENAME and ALTER). */
-export function createTableSql(db: string, t: TableName, columns: {name: string; duckType: string}[], primaryKey: string[]): string {
+export function createTableSql(
+  db: string,
+  t: TableName,
+  columns: {name: string; duckType: string}[],
+  primaryKey: string[],
+): string {
   if (columns.length === 0) {
-    throw new PgrepError('sink', `cannot replicate ${display(t)}: DuckDB tables need at least one column`, {hint: 'leave column-less tables out of the publication'})
+    throw new PgrepError('sink', `cannot replicate ${display(t)}: DuckDB tables need at least one column`, {
+      hint: 'leave column-less tables out of the publication',
+    })
   }
   const cols = columns.map((c) => `${ident(c.name)} ${c.duckType}`)
   if (primaryKey.length > 0) cols.push(`PRIMARY KEY (${primaryKey.map(ident).join(', ')})`)
@@ -114,9 +129,13 @@ export async function loadShape(conn: DuckDBConnection, db: string, t: TableName
   const exact = found.find((r) => r.schema_name === t.schema && r.table_name === t.name)
   if (!exact) {
     const other = found[0]
-    throw new PgrepError('sink', `cannot replicate ${display(t)}: DuckDB already has ${other.schema_name}.${other.table_name}, and DuckDB identifiers are case-insensitive`, {
-      hint: 'two Postgres tables whose names differ only in case cannot both be replicated into one DuckDB file',
-    })
+    throw new PgrepError(
+      'sink',
+      `cannot replicate ${display(t)}: DuckDB already has ${other.schema_name}.${other.table_name}, and DuckDB identifiers are case-insensitive`,
+      {
+        hint: 'two Postgres tables whose names differ only in case cannot both be replicated into one DuckDB file',
+      },
+    )
   }
   const cols = await query<{column_name: string; data_type: string}>(
     conn,
@@ -145,15 +164,27 @@ export async function loadShape(conn: DuckDBConnection, db: string, t: TableName
  * sink error, unless `replaceForeign`: it is then dropped, in the caller's transaction, and
  * undefined returned (the caller creates pgrep's table).
  */
-export async function claimTable(conn: DuckDBConnection, db: string, t: TableName, replaceForeign: boolean, log?: Warn): Promise<TableShape | undefined> {
+export async function claimTable(
+  conn: DuckDBConnection,
+  db: string,
+  t: TableName,
+  replaceForeign: boolean,
+  log?: Warn,
+): Promise<TableShape | undefined> {
   const shape = await loadShape(conn, db, t)
   if (!shape || (await isOwnedTable(conn, db, t))) return shape
   if (!replaceForeign) {
-    throw new PgrepError('sink', `DuckDB table ${display(t)} exists and was not created by pgrep: it is left as it is`, {
-      hint: 'drop or rename that table in the DuckDB file, or replicate into another file; --replace-foreign-tables lets pgrep replace it (its rows are lost)',
-    })
+    throw new PgrepError(
+      'sink',
+      `DuckDB table ${display(t)} exists and was not created by pgrep: it is left as it is`,
+      {
+        hint: 'drop or rename that table in the DuckDB file, or replicate into another file; --replace-foreign-tables lets pgrep replace it (its rows are lost)',
+      },
+    )
   }
-  log?.(`replacing DuckDB table ${display(t)}, which pgrep did not create (--replace-foreign-tables)`, {table: display(t)})
+  log?.(`replacing DuckDB table ${display(t)}, which pgrep did not create (--replace-foreign-tables)`, {
+    table: display(t),
+  })
   await exec(conn, `DROP TABLE ${qualified(db, t)}`)
   return undefined
 }
@@ -172,9 +203,19 @@ export interface ReconcileOptions {
  * Brings the DuckDB table in line with `t` (creating it when `current` is undefined), in the
  * connection's open transaction, and returns its new shape.
  */
-export async function reconcileTable(conn: DuckDBConnection, db: string, t: TableSchema, current: TableShape | undefined, opts: ReconcileOptions): Promise<TableShape> {
+export async function reconcileTable(
+  conn: DuckDBConnection,
+  db: string,
+  t: TableSchema,
+  current: TableShape | undefined,
+  opts: ReconcileOptions,
+): Promise<TableShape> {
   checkTableNames(t)
-  const desired: ColumnShape[] = t.columns.map((c) => ({name: c.name, duckType: duckDbType(c.type), pg: storedColumn(c)}))
+  const desired: ColumnShape[] = t.columns.map((c) => ({
+    name: c.name,
+    duckType: duckDbType(c.type),
+    pg: storedColumn(c),
+  }))
   const primaryKey = declaredKey(t, desired)
   if (!current) {
     await exec(conn, `CREATE SCHEMA IF NOT EXISTS ${ident(db)}.${ident(t.schema)}`)
@@ -185,7 +226,9 @@ export async function reconcileTable(conn: DuckDBConnection, db: string, t: Tabl
   const plan = planChanges(current, desired, primaryKey)
   if (plan.unchanged) {
     // Same table; record the Postgres types if this is the first time we see them.
-    const pgKnown = current.columns.every((c, i) => c.pg && c.pg.type === desired[i].pg!.type && c.pg.oid === desired[i].pg!.oid)
+    const pgKnown = current.columns.every(
+      (c, i) => c.pg && c.pg.type === desired[i].pg!.type && c.pg.oid === desired[i].pg!.oid,
+    )
     const shape = {...current, columns: current.columns.map((c, i) => ({...c, pg: desired[i].pg}))}
     if (!pgKnown) await writeColumns(conn, db, t, t.columns.map(storedColumn))
     return shape
@@ -198,18 +241,23 @@ export async function reconcileTable(conn: DuckDBConnection, db: string, t: Tabl
       `SELECT count(*) AS n FROM ${qualified(db, t)} WHERE ${ident(old.name)} IS NOT NULL AND TRY_CAST(${ident(old.name)} AS ${r.to}) IS NULL`,
     )
     if (Number(bad[0].n) > 0) {
-      opts.warn(`${display(t)}.${desired[r.newIndex].name}: ${bad[0].n} stored value(s) do not cast from ${old.duckType} to ${r.to}; the column becomes VARCHAR`, {
-        table: display(t),
-        column: desired[r.newIndex].name,
-        from: old.duckType,
-        to: r.to,
-      })
+      opts.warn(
+        `${display(t)}.${desired[r.newIndex].name}: ${bad[0].n} stored value(s) do not cast from ${old.duckType} to ${r.to}; the column becomes VARCHAR`,
+        {
+          table: display(t),
+          column: desired[r.newIndex].name,
+          from: old.duckType,
+          to: r.to,
+        },
+      )
       r.to = 'VARCHAR'
     }
     desired[r.newIndex].duckType = r.to
   }
   for (const j of plan.keep) desired[j].duckType = current.columns[plan.pairOf[j]].duckType
-  const effective = plan.retypes.filter((r) => normalizeDuckType(r.to) !== normalizeDuckType(current.columns[r.oldIndex].duckType))
+  const effective = plan.retypes.filter(
+    (r) => normalizeDuckType(r.to) !== normalizeDuckType(current.columns[r.oldIndex].duckType),
+  )
   const retypesKey = effective.some((r) => current.primaryKey.includes(current.columns[r.oldIndex].name))
   const structural = plan.drops.length > 0 || plan.adds.length > 0 || effective.length > 0
   if (plan.rebuild || retypesKey || (opts.dirty && structural)) {
@@ -217,14 +265,16 @@ export async function reconcileTable(conn: DuckDBConnection, db: string, t: Tabl
   } else {
     const tq = qualified(db, t)
     for (const i of plan.drops) await exec(conn, `ALTER TABLE ${tq} DROP COLUMN ${ident(current.columns[i].name)}`)
-    for (const [j, i] of plan.renames) await exec(conn, `ALTER TABLE ${tq} RENAME COLUMN ${ident(current.columns[i].name)} TO ${ident(desired[j].name)}`)
+    for (const [j, i] of plan.renames)
+      await exec(conn, `ALTER TABLE ${tq} RENAME COLUMN ${ident(current.columns[i].name)} TO ${ident(desired[j].name)}`)
     for (const r of effective) {
       const col = ident(desired[r.newIndex].name)
       // TRY_CAST: every visible value was checked above; DuckDB also converts the deleted row
       // versions it still stores, and those may not cast.
       await exec(conn, `ALTER TABLE ${tq} ALTER COLUMN ${col} SET DATA TYPE ${r.to} USING TRY_CAST(${col} AS ${r.to})`)
     }
-    for (const j of plan.adds) await exec(conn, `ALTER TABLE ${tq} ADD COLUMN ${ident(desired[j].name)} ${desired[j].duckType}`)
+    for (const j of plan.adds)
+      await exec(conn, `ALTER TABLE ${tq} ADD COLUMN ${ident(desired[j].name)} ${desired[j].duckType}`)
   }
   await fillExistingRows(conn, db, t, desired, plan.adds, opts.warn)
   await writeColumns(conn, db, t, t.columns.map(storedColumn))
@@ -241,18 +291,31 @@ export function fillsExistingRows(column: ColumnSchema): boolean {
  * A column added in Postgres with a constant default reads as that value in the rows that
  * existed before it, which Postgres does not rewrite (so no change for them is decoded): set it.
  */
-async function fillExistingRows(conn: DuckDBConnection, db: string, t: TableSchema, desired: ColumnShape[], adds: number[], warn: Warn): Promise<void> {
+async function fillExistingRows(
+  conn: DuckDBConnection,
+  db: string,
+  t: TableSchema,
+  desired: ColumnShape[],
+  adds: number[],
+  warn: Warn,
+): Promise<void> {
   for (const j of adds) {
     const value = t.columns[j]?.existingRowsValue
     if (value === undefined) continue
     const col = t.columns[j]
     const kind = col.type.kind
     if (!fillsExistingRows(col)) {
-      warn(`${display(t)}.${col.name}: rows that existed before the column was added keep NULL (its default is not set on them for this type)`, {table: display(t), column: col.name})
+      warn(
+        `${display(t)}.${col.name}: rows that existed before the column was added keep NULL (its default is not set on them for this type)`,
+        {table: display(t), column: col.name},
+      )
       continue
     }
     const prepared = scalarPreparer(kind)(value)
-    await exec(conn, `UPDATE ${qualified(db, t)} SET ${ident(desired[j].name)} = TRY_CAST(${literal(prepared)} AS ${desired[j].duckType})`)
+    await exec(
+      conn,
+      `UPDATE ${qualified(db, t)} SET ${ident(desired[j].name)} = TRY_CAST(${literal(prepared)} AS ${desired[j].duckType})`,
+    )
   }
 }
 
@@ -326,7 +389,8 @@ export function planChanges(current: TableShape, desired: ColumnShape[], primary
     if (i < 0) return
     const o = old[i]
     const pgChanged = !o.pg || !c.pg || o.pg.oid !== c.pg.oid || o.pg.type !== c.pg.type
-    if (pgChanged && !compatibleDuckType(o.duckType, c.duckType)) retypes.push({oldIndex: i, newIndex: j, to: c.duckType})
+    if (pgChanged && !compatibleDuckType(o.duckType, c.duckType))
+      retypes.push({oldIndex: i, newIndex: j, to: c.duckType})
     else keep.push(j)
   })
   // The primary key, with old names carried through renames.
@@ -336,7 +400,13 @@ export function planChanges(current: TableShape, desired: ColumnShape[], primary
   })
   const currentKey = current.primaryKey.map((n) => renamed.get(n) ?? `\u0000dropped:${n}`)
   const keyChanged = currentKey.length !== primaryKey.length || currentKey.some((n, k) => n !== primaryKey[k])
-  const unchanged = drops.length === 0 && adds.length === 0 && renames.length === 0 && retypes.length === 0 && !keyChanged && pairOf.every((i, j) => i === j)
+  const unchanged =
+    drops.length === 0 &&
+    adds.length === 0 &&
+    renames.length === 0 &&
+    retypes.length === 0 &&
+    !keyChanged &&
+    pairOf.every((i, j) => i === j)
   return {unchanged, rebuild: keyChanged || !ordered || !addsAtEnd, pairOf, drops, renames, adds, retypes, keep}
 }
 
@@ -359,7 +429,9 @@ async function rebuild(
     const i = pairOf[j]
     if (i < 0) return `NULL::${c.duckType}`
     const src = ident(current.columns[i].name)
-    return normalizeDuckType(current.columns[i].duckType) === normalizeDuckType(c.duckType) ? src : `CAST(${src} AS ${c.duckType})`
+    return normalizeDuckType(current.columns[i].duckType) === normalizeDuckType(c.duckType)
+      ? src
+      : `CAST(${src} AS ${c.duckType})`
   })
   await exec(conn, `INSERT INTO ${qualified(db, tmp)} SELECT ${exprs.join(', ')} FROM ${qualified(db, t)}`)
   await exec(conn, `DROP TABLE ${qualified(db, t)}`)
@@ -371,18 +443,37 @@ async function rebuild(
  * was created before any value showed its dimensions: an empty copy, or a table the stream
  * created). Returns the new shape, or undefined when the column holds data (it keeps its depth).
  */
-export async function deepenListColumn(conn: DuckDBConnection, db: string, shape: TableShape, index: number, depth: number, dirty: boolean): Promise<TableShape | undefined> {
+export async function deepenListColumn(
+  conn: DuckDBConnection,
+  db: string,
+  shape: TableShape,
+  index: number,
+  depth: number,
+  dirty: boolean,
+): Promise<TableShape | undefined> {
   const col = shape.columns[index]
   const to = splitListType(col.duckType).base + '[]'.repeat(depth)
   const name = ident(col.name)
-  const rows = await query<{n: bigint}>(conn, `SELECT count(*) AS n FROM ${qualified(db, shape)} WHERE len(${name}) > 0`)
+  const rows = await query<{n: bigint}>(
+    conn,
+    `SELECT count(*) AS n FROM ${qualified(db, shape)} WHERE len(${name}) > 0`,
+  )
   if (Number(rows[0].n) > 0) return undefined
   // Every visible value is NULL or []: the expression is exact for them, and safe for the row
   // versions DuckDB still stores for deleted rows.
   const expr = `CASE WHEN ${name} IS NULL THEN NULL ELSE CAST([] AS ${to}) END`
   const columns = shape.columns.map((c, i) => (i === index ? {...c, duckType: to} : c))
   if (dirty || shape.primaryKey.includes(col.name)) {
-    await rebuild(conn, db, shape, shape, columns, columns.map((_, i) => i), shape.primaryKey, new Map([[index, expr]]))
+    await rebuild(
+      conn,
+      db,
+      shape,
+      shape,
+      columns,
+      columns.map((_, i) => i),
+      shape.primaryKey,
+      new Map([[index, expr]]),
+    )
   } else {
     await exec(conn, `ALTER TABLE ${qualified(db, shape)} ALTER COLUMN ${name} SET DATA TYPE ${to} USING ${expr}`)
   }

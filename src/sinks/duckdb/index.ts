@@ -16,7 +16,15 @@ import type {ChangeEvent} from '../../core/changes.js'
 import {connectControl, ControlServer, controlSocketPath, type ControlHandler} from '../../core/control/socket.js'
 import {PgrepError} from '../../core/errors.js'
 import type {Lsn} from '../../core/lsn.js'
-import type {Checkpoint, LiveFigures, ResumeState, Sink, SinkInspection, TableCopyWriter, TableState} from '../../core/pipeline/sink.js'
+import type {
+  Checkpoint,
+  LiveFigures,
+  ResumeState,
+  Sink,
+  SinkInspection,
+  TableCopyWriter,
+  TableState,
+} from '../../core/pipeline/sink.js'
 import {caseCollision} from '../../core/schema/names.js'
 import {DEFAULT_DUCKDB_MEMORY_LIMIT} from '../../core/settings.js'
 import {qualifiedName, tableKey, type ColumnSchema, type TableSchema} from '../../core/schema/types.js'
@@ -29,7 +37,15 @@ import {Issues, type SinkLog} from './issues.js'
 import {defaultMaxConcurrentQueries, QueryService, type QueryOptions, type QueryResult} from './query.js'
 import {inspectFile, serveReads} from './reader.js'
 import {exec, ident, Mutex, query, sinkError} from './sql.js'
-import {addResyncsDone, dropStateSchema, ensureState, readResume, STATE_SCHEMA, writeCheckpoint, writeTableState} from './state.js'
+import {
+  addResyncsDone,
+  dropStateSchema,
+  ensureState,
+  readResume,
+  STATE_SCHEMA,
+  writeCheckpoint,
+  writeTableState,
+} from './state.js'
 import {closeQuietly} from '../../core/quietly.js'
 
 export {duckDbType} from './types.js'
@@ -111,7 +127,14 @@ export class DuckDbSink implements Sink {
   private control: ControlServer | undefined
   /** Requests other than reads (`resync` of a running sync), registered by the program that runs the sink. */
   private readonly controlHandlers = new Map<string, ControlHandler>()
-  private readonly live = {since: '', batchesCommitted: 0, changesApplied: 0, batchChanges: 0, batchOpenedAt: null as string | null, lastCommitAt: null as string | null}
+  private readonly live = {
+    since: '',
+    batchesCommitted: 0,
+    changesApplied: 0,
+    batchChanges: 0,
+    batchOpenedAt: null as string | null,
+    lastCommitAt: null as string | null,
+  }
 
   constructor(options: DuckDbSinkOptions) {
     this.path = options.path
@@ -178,9 +201,13 @@ export class DuckDbSink implements Sink {
     const pair = caseCollision(tables)
     if (pair) {
       const [a, b] = pair.map(qualifiedName)
-      throw new PgrepError('sink', `cannot replicate tables ${a} and ${b} into one DuckDB file: they differ only in case, and DuckDB identifiers are case-insensitive`, {
-        hint: 'rename one of them in Postgres, leave one of them out of the publication, or replicate them into separate DuckDB files',
-      })
+      throw new PgrepError(
+        'sink',
+        `cannot replicate tables ${a} and ${b} into one DuckDB file: they differ only in case, and DuckDB identifiers are case-insensitive`,
+        {
+          hint: 'rename one of them in Postgres, leave one of them out of the publication, or replicate them into separate DuckDB files',
+        },
+      )
     }
   }
 
@@ -221,7 +248,15 @@ export class DuckDbSink implements Sink {
     } catch (err) {
       throw sinkError('begin a transaction', err)
     }
-    this.batch = new BatchApplier(conn, this.db, this.catalog, this.issues, this.log, this.replaceForeignTables, this.stagedFlushRows)
+    this.batch = new BatchApplier(
+      conn,
+      this.db,
+      this.catalog,
+      this.issues,
+      this.log,
+      this.replaceForeignTables,
+      this.stagedFlushRows,
+    )
     this.batchFailed = undefined
     this.live.batchChanges = 0
     this.live.batchOpenedAt = new Date().toISOString()
@@ -229,7 +264,8 @@ export class DuckDbSink implements Sink {
 
   async write(events: readonly ChangeEvent[]): Promise<void> {
     const batch = this.openBatch()
-    for (const e of events) if (e.op === 'insert' || e.op === 'update' || e.op === 'delete' || e.op === 'truncate') this.live.batchChanges++
+    for (const e of events)
+      if (e.op === 'insert' || e.op === 'update' || e.op === 'delete' || e.op === 'truncate') this.live.batchChanges++
     try {
       await batch.write(events)
     } catch (err) {
@@ -376,13 +412,21 @@ export class DuckDbSink implements Sink {
     const socketPath = controlSocketPath(this.path)
     try {
       const control = await ControlServer.listen(socketPath)
-      serveReads(control, this.queries!, () => this.readState(instance), () => this.liveFigures())
+      serveReads(
+        control,
+        this.queries!,
+        () => this.readState(instance),
+        () => this.liveFigures(),
+      )
       for (const [type, handler] of this.controlHandlers) control.handle(type, handler)
       this.control = control
       this.log('debug', `serving queries on ${socketPath}`)
     } catch (err) {
       // Replication goes on; only reads from other processes are unavailable.
-      this.log('warn', `cannot serve pgrep query/status on ${socketPath}: ${err instanceof Error ? err.message : String(err)}`)
+      this.log(
+        'warn',
+        `cannot serve pgrep query/status on ${socketPath}: ${err instanceof Error ? err.message : String(err)}`,
+      )
     }
   }
 
@@ -424,10 +468,17 @@ export class DuckDbSink implements Sink {
   private async openFile(): Promise<DuckDBInstance> {
     // No extension downloads: a read query must not make this process write ~/.duckdb
     // (json, parquet and icu are built in).
-    const options: Record<string, string> = {autoinstall_known_extensions: 'false', ...(this.memoryLimit ? {memory_limit: this.memoryLimit} : {})}
+    const options: Record<string, string> = {
+      autoinstall_known_extensions: 'false',
+      ...(this.memoryLimit ? {memory_limit: this.memoryLimit} : {}),
+    }
     try {
       return await createWaitingForLock(this.path, options, this.lockTimeoutMs, {
-        onWait: (err) => this.log('info', `waiting up to ${Math.round(this.lockTimeoutMs / 1000)} s for the lock on ${this.path} (held by${lockHolderPid(err) ? ` PID ${lockHolderPid(err)}` : ' another process'})`),
+        onWait: (err) =>
+          this.log(
+            'info',
+            `waiting up to ${Math.round(this.lockTimeoutMs / 1000)} s for the lock on ${this.path} (held by${lockHolderPid(err) ? ` PID ${lockHolderPid(err)}` : ' another process'})`,
+          ),
         beforeRetry: () => this.refuseIfPgrepWrites(),
       })
     } catch (err) {
@@ -447,7 +498,8 @@ export class DuckDbSink implements Sink {
   }
 
   private requireOpen(): {instance: DuckDBInstance; conn: DuckDBConnection} {
-    if (!this.instance || !this.conn) throw new PgrepError('internal', 'the DuckDB sink is not open (call open() first)')
+    if (!this.instance || !this.conn)
+      throw new PgrepError('internal', 'the DuckDB sink is not open (call open() first)')
     return {instance: this.instance, conn: this.conn}
   }
 
@@ -485,7 +537,11 @@ export class DuckDbSink implements Sink {
       if (this.schemasCreated.has(schema)) return
       for (let attempt = 0; ; attempt++) {
         try {
-          const found = await query(conn, `SELECT 1 FROM duckdb_schemas() WHERE database_name = $1 AND schema_name = $2`, [this.db, schema])
+          const found = await query(
+            conn,
+            `SELECT 1 FROM duckdb_schemas() WHERE database_name = $1 AND schema_name = $2`,
+            [this.db, schema],
+          )
           if (found.length === 0) await exec(conn, `CREATE SCHEMA IF NOT EXISTS ${ident(this.db)}.${ident(schema)}`)
           this.schemasCreated.add(schema)
           return

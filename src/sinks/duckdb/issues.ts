@@ -20,7 +20,14 @@ export class Issues {
       const key = `${table}\u0000${column}\u0000${reason}`
       const found = this.byKey.get(key)
       if (found) found.count++
-      else this.byKey.set(key, {table, column, reason, count: 1, sample: sample.length > 100 ? `${sample.slice(0, 100)}...` : sample})
+      else
+        this.byKey.set(key, {
+          table,
+          column,
+          reason,
+          count: 1,
+          sample: sample.length > 100 ? `${sample.slice(0, 100)}...` : sample,
+        })
     }
   }
 
@@ -31,13 +38,17 @@ export class Issues {
   /** Logs one warning per table, column and reason, and forgets them. */
   flush(log: SinkLog): void {
     for (const i of this.byKey.values()) {
-      log('warn', `${i.table}.${i.column}: ${i.count} value(s) stored as NULL: ${i.reason} (e.g. ${JSON.stringify(i.sample)})`, {
-        table: i.table,
-        column: i.column,
-        count: i.count,
-        reason: i.reason,
-        sample: i.sample,
-      })
+      log(
+        'warn',
+        `${i.table}.${i.column}: ${i.count} value(s) stored as NULL: ${i.reason} (e.g. ${JSON.stringify(i.sample)})`,
+        {
+          table: i.table,
+          column: i.column,
+          count: i.count,
+          reason: i.reason,
+          sample: i.sample,
+        },
+      )
     }
     this.byKey.clear()
   }

@@ -14,7 +14,15 @@
 //   waits for them, so the instance is never closed under a running query.
 import {rename, rm} from 'node:fs/promises'
 import path from 'node:path'
-import {DuckDBTypeId, JsonDuckDBValueConverter, VARCHAR, type DuckDBConnection, type DuckDBInstance, type DuckDBResult, type DuckDBType} from '@duckdb/node-api'
+import {
+  DuckDBTypeId,
+  JsonDuckDBValueConverter,
+  VARCHAR,
+  type DuckDBConnection,
+  type DuckDBInstance,
+  type DuckDBResult,
+  type DuckDBType,
+} from '@duckdb/node-api'
 import {PgrepError} from '../../core/errors.js'
 import {assertReadOnly, sqlError} from './read-only-sql.js'
 import {literal} from './sql.js'
@@ -100,7 +108,11 @@ export class QueryService {
       run.inTransaction = true
       if (run.cancelled) throw cancelled()
       const params = opts.params ?? []
-      const result = await run.conn.stream(sql, params.length > 0 ? params : undefined, params.length > 0 ? params.map(() => VARCHAR) : undefined)
+      const result = await run.conn.stream(
+        sql,
+        params.length > 0 ? params : undefined,
+        params.length > 0 ? params.map(() => VARCHAR) : undefined,
+      )
       if (run.cancelled) throw cancelled()
       const columns = result.columnNames().map((name, i) => ({name, type: typeText(result.columnType(i))}))
       run.idle = true
@@ -120,8 +132,13 @@ export class QueryService {
       await assertReadOnly(run.conn, sql)
       const prepared = await run.conn.prepare(sql)
       try {
-        const columns = Array.from({length: prepared.columnCount}, (_, i) => ({name: prepared.columnName(i), type: typeText(prepared.columnType(i))}))
-        const parameters = Array.from({length: prepared.parameterCount}, (_, i) => prepared.parameterType(i + 1).toString())
+        const columns = Array.from({length: prepared.columnCount}, (_, i) => ({
+          name: prepared.columnName(i),
+          type: typeText(prepared.columnType(i)),
+        }))
+        const parameters = Array.from({length: prepared.parameterCount}, (_, i) =>
+          prepared.parameterType(i + 1).toString(),
+        )
         return {columns, parameters}
       } finally {
         prepared.destroySync()
@@ -170,7 +187,10 @@ export class QueryService {
   }
 
   private async start(signal: AbortSignal | undefined): Promise<Running> {
-    if (this.closed) throw new PgrepError('query', 'the DuckDB file is closing', {hint: 'the process that holds it is stopping: run the query again in a moment'})
+    if (this.closed)
+      throw new PgrepError('query', 'the DuckDB file is closing', {
+        hint: 'the process that holds it is stopping: run the query again in a moment',
+      })
     if (signal?.aborted) throw cancelled()
     if (this.running.size >= this.maxConcurrent) {
       throw new PgrepError('query', `busy: ${this.running.size} queries are already running on this file (the limit)`, {
@@ -199,7 +219,10 @@ export class QueryService {
         run.idle = true
         if (!chunk || chunk.rowCount === 0) break
         if (values === 'raw') yield chunk.getRows()
-        else yield values === 'json' ? chunk.convertRows(JsonDuckDBValueConverter) : chunk.getRows().map((row) => row.map((v) => (v === null ? null : String(v))))
+        else
+          yield values === 'json'
+            ? chunk.convertRows(JsonDuckDBValueConverter)
+            : chunk.getRows().map((row) => row.map((v) => (v === null ? null : String(v))))
       }
     } catch (err) {
       throw run.cancelled ? cancelled(this.closed) : sqlError(err)
@@ -214,9 +237,14 @@ async function setSearchPath(conn: DuckDBConnection, searchPath: string): Promis
   try {
     await conn.run(`SET search_path = ${literal(searchPath)}`)
   } catch {
-    const reader = await conn.runAndReadAll('SELECT schema_name FROM duckdb_schemas() WHERE database_name = current_database()')
+    const reader = await conn.runAndReadAll(
+      'SELECT schema_name FROM duckdb_schemas() WHERE database_name = current_database()',
+    )
     const have = new Set(reader.getRowsJS().map((r) => String(r[0]).toLowerCase()))
-    const kept = searchPath.split(',').map((s) => s.trim()).filter((s) => have.has(s.replace(/^"|"$/g, '').toLowerCase()))
+    const kept = searchPath
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => have.has(s.replace(/^"|"$/g, '').toLowerCase()))
     if (kept.length > 0) await conn.run(`SET search_path = ${literal(kept.join(','))}`)
   }
 }
@@ -231,7 +259,9 @@ function typeText(t: DuckDBType): string {
 
 function cancelled(closing = false): PgrepError {
   return closing
-    ? new PgrepError('query', 'the query was stopped: the process that holds the DuckDB file is shutting down', {hint: 'run it again: the file is read by the next pgrep that holds it, or opened read-only when none does'})
+    ? new PgrepError('query', 'the query was stopped: the process that holds the DuckDB file is shutting down', {
+        hint: 'run it again: the file is read by the next pgrep that holds it, or opened read-only when none does',
+      })
     : new PgrepError('interrupted', 'the query was cancelled')
 }
 

@@ -141,17 +141,28 @@ export async function assertReadOnly(conn: DuckDBConnection, sql: string): Promi
   if (EXPLAIN_PREFIX.test(sql)) return assertReadOnly(conn, sql.replace(EXPLAIN_PREFIX, ''))
   // Parsed only, never bound: binding some statements acts (EXPORT DATABASE creates its directory,
   // CREATE SECRET installs an extension), so nothing but a SELECT is ever prepared.
-  const reader = await conn.runAndReadAll(`SELECT json_serialize_sql(${literal(sql)})::VARCHAR AS tree`).catch((err) => {
-    throw sqlError(err)
-  })
-  const tree = JSON.parse(String(reader.getRowsJS()[0][0])) as {error?: boolean; error_message?: string; statements?: unknown[]}
+  const reader = await conn
+    .runAndReadAll(`SELECT json_serialize_sql(${literal(sql)})::VARCHAR AS tree`)
+    .catch((err) => {
+      throw sqlError(err)
+    })
+  const tree = JSON.parse(String(reader.getRowsJS()[0][0])) as {
+    error?: boolean
+    error_message?: string
+    statements?: unknown[]
+  }
   if (tree.error || !tree.statements) {
-    if (tree.error_message && !/Only SELECT statements/i.test(tree.error_message)) throw sqlError(new Error(tree.error_message))
+    if (tree.error_message && !/Only SELECT statements/i.test(tree.error_message))
+      throw sqlError(new Error(tree.error_message))
     throw refused(statementName(sql))
   }
-  if (tree.statements.length !== 1) throw refused(tree.statements.length === 0 ? 'no statement given' : `${tree.statements.length} statements; send one at a time`)
+  if (tree.statements.length !== 1)
+    throw refused(
+      tree.statements.length === 0 ? 'no statement given' : `${tree.statements.length} statements; send one at a time`,
+    )
   for (const name of tableFunctions(tree.statements)) {
-    if (!READING_TABLE_FUNCTIONS.has(name.toLowerCase())) throw refused(`table function ${name}() (not known to only read)`)
+    if (!READING_TABLE_FUNCTIONS.has(name.toLowerCase()))
+      throw refused(`table function ${name}() (not known to only read)`)
   }
   // The statement DuckDB will run is the one checked (and a SELECT by DuckDB's own account).
   let type: number
@@ -164,7 +175,8 @@ export async function assertReadOnly(conn: DuckDBConnection, sql: string): Promi
   } catch (err) {
     throw sqlError(err)
   }
-  if (type !== StatementType.SELECT) throw refused(TYPE_NAMES[type] ?? `a statement of type ${StatementType[type] ?? type}`)
+  if (type !== StatementType.SELECT)
+    throw refused(TYPE_NAMES[type] ?? `a statement of type ${StatementType[type] ?? type}`)
 }
 
 /** For the message only (the decision is DuckDB's parser's): the statement's first words. */

@@ -11,7 +11,13 @@ import {setTimeout as sleep} from 'node:timers/promises'
 // DuckDB's native library is loaded only when the file is opened here: a query answered through
 // the socket does not pay for it.
 import type {DuckDBInstance} from '@duckdb/node-api'
-import {connectControl, controlRequest, controlSocketPath, type ControlFrame, type ControlServer} from '../../core/control/socket.js'
+import {
+  connectControl,
+  controlRequest,
+  controlSocketPath,
+  type ControlFrame,
+  type ControlServer,
+} from '../../core/control/socket.js'
 import {PgrepError} from '../../core/errors.js'
 import {formatLsn, parseLsn} from '../../core/lsn.js'
 import type {LiveFigures, ResumeState, SinkInspection} from '../../core/pipeline/sink.js'
@@ -30,7 +36,12 @@ export const READ_ONLY_OPTIONS = {access_mode: 'READ_ONLY', autoinstall_known_ex
 // ---- server side: what the holder answers ----
 
 /** Registers `query` and `status` on a holder's control server. */
-export function serveReads(server: ControlServer, queries: import('./query.js').QueryService, state: () => Promise<ResumeState>, live: () => LiveFigures): void {
+export function serveReads(
+  server: ControlServer,
+  queries: import('./query.js').QueryService,
+  state: () => Promise<ResumeState>,
+  live: () => LiveFigures,
+): void {
   server.handle('query', async (req, reply) => {
     const sql = typeof req.sql === 'string' ? req.sql : ''
     if (typeof req.parquet === 'string') {
@@ -69,7 +80,11 @@ export interface FileQuery {
 }
 
 /** Runs a read-only query on a DuckDB file, through its holder or by opening it read-only. */
-export async function queryFile(file: string, sql: string, opts: {values: QueryValues; signal?: AbortSignal}): Promise<FileQuery> {
+export async function queryFile(
+  file: string,
+  sql: string,
+  opts: {values: QueryValues; signal?: AbortSignal},
+): Promise<FileQuery> {
   return withReader<FileQuery>(
     file,
     async (socket) => {
@@ -79,7 +94,8 @@ export async function queryFile(file: string, sql: string, opts: {values: QueryV
       const first = await frames.next().catch((err: unknown) => {
         throw opts.signal?.aborted ? new PgrepError('interrupted', 'the query was cancelled') : err
       })
-      if (first.done || first.value.type !== 'columns') throw new PgrepError('sink', 'the running pgrep answered the query without its columns')
+      if (first.done || first.value.type !== 'columns')
+        throw new PgrepError('sink', 'the running pgrep answered the query without its columns')
       async function* rows(): AsyncGenerator<unknown[][]> {
         try {
           for await (const f of frames) if (f.type === 'rows') yield f.rows as unknown[][]
@@ -109,13 +125,19 @@ export async function queryFile(file: string, sql: string, opts: {values: QueryV
 }
 
 /** Writes a read-only query's result to a Parquet file (written by whichever process runs the query). */
-export async function queryFileToParquet(file: string, sql: string, out: string, opts: {signal?: AbortSignal}): Promise<{rows: number; via: 'socket' | 'file'}> {
+export async function queryFileToParquet(
+  file: string,
+  sql: string,
+  out: string,
+  opts: {signal?: AbortSignal},
+): Promise<{rows: number; via: 'socket' | 'file'}> {
   return withReader<{rows: number; via: 'socket' | 'file'}>(
     file,
     async (socket) => {
       opts.signal?.addEventListener('abort', () => socket.destroy(), {once: true})
       let rows = 0
-      for await (const f of controlRequest(socket, {type: 'query', sql, parquet: out})) if (f.type === 'end') rows = Number(f.rows)
+      for await (const f of controlRequest(socket, {type: 'query', sql, parquet: out}))
+        if (f.type === 'end') rows = Number(f.rows)
       return {rows, via: 'socket' as const}
     },
     async (instance) => {
@@ -140,19 +162,27 @@ export async function requestResync(file: string, tables: TableName[], all: bool
   const socket = await connectControl(controlSocketPath(file))
   if (!socket) return null
   try {
-    for await (const f of controlRequest(socket, {type: 'resync', tables: tables.map((t) => ({schema: t.schema, name: t.name})), all})) {
+    for await (const f of controlRequest(socket, {
+      type: 'resync',
+      tables: tables.map((t) => ({schema: t.schema, name: t.name})),
+      all,
+    })) {
       if (f.type === 'resync') return (f.tables as TableName[]).map((t) => ({schema: t.schema, name: t.name}))
     }
   } catch (err) {
     // A cdc or copy-table holds the file: it has no tables to copy again.
     if (err instanceof PgrepError && /does not understand a "resync" request/.test(err.message)) {
-      throw new PgrepError('usage', `the pgrep that holds ${file} is not a sync: it cannot copy tables again`, {hint: 'resync works with a running `pgrep sync`, or with no pgrep running on the file'})
+      throw new PgrepError('usage', `the pgrep that holds ${file} is not a sync: it cannot copy tables again`, {
+        hint: 'resync works with a running `pgrep sync`, or with no pgrep running on the file',
+      })
     }
     throw err
   } finally {
     socket.destroy()
   }
-  throw new PgrepError('sink', 'the running sync did not answer the resync request', {hint: 'check its log; run the command again'})
+  throw new PgrepError('sink', 'the running sync did not answer the resync request', {
+    hint: 'check its log; run the command again',
+  })
 }
 
 /** What `status` shows of a DuckDB file: from its holder (with live figures), or read from the file. */
@@ -180,12 +210,20 @@ async function readStateReadOnly(instance: DuckDBInstance, file: string): Promis
   const conn = await instance.connect()
   try {
     const [{db}] = await query<{db: string}>(conn, 'SELECT current_database() AS db')
-    const found = await query(conn, `SELECT 1 FROM duckdb_tables() WHERE database_name = $1 AND schema_name = $2 AND table_name = 'checkpoint'`, [db, STATE_SCHEMA])
+    const found = await query(
+      conn,
+      `SELECT 1 FROM duckdb_tables() WHERE database_name = $1 AND schema_name = $2 AND table_name = 'checkpoint'`,
+      [db, STATE_SCHEMA],
+    )
     if (found.length === 0) return {checkpoint: null, tables: []}
     try {
       return await readResume(conn, db)
     } catch (err) {
-      throw sinkError(`read pgrep's state from ${file}`, err, 'the file may hold the state of an older pgrep: run sync (or copy-table) once with this pgrep to upgrade it')
+      throw sinkError(
+        `read pgrep's state from ${file}`,
+        err,
+        'the file may hold the state of an older pgrep: run sync (or copy-table) once with this pgrep to upgrade it',
+      )
     }
   } finally {
     conn.closeSync()
@@ -193,14 +231,20 @@ async function readStateReadOnly(instance: DuckDBInstance, file: string): Promis
 }
 
 /** Through the holder's socket, or else on the file opened read-only here. */
-async function withReader<T>(file: string, remote: (socket: net.Socket) => Promise<T>, local: (instance: DuckDBInstance) => Promise<T>): Promise<T> {
+async function withReader<T>(
+  file: string,
+  remote: (socket: net.Socket) => Promise<T>,
+  local: (instance: DuckDBInstance) => Promise<T>,
+): Promise<T> {
   const socketPath = controlSocketPath(file)
   const deadline = Date.now() + READER_LOCK_WAIT_MS
   for (let pause = 100; ; pause = Math.min(pause * 2, 1000)) {
     const socket = await connectControl(socketPath)
     if (socket) return remote(socket)
     if (!existsSync(file)) {
-      throw new PgrepError('sink', `no DuckDB file at ${file}`, {hint: 'give the --duckdb-path that sync writes (it is created by the first sync or copy-table)'})
+      throw new PgrepError('sink', `no DuckDB file at ${file}`, {
+        hint: 'give the --duckdb-path that sync writes (it is created by the first sync or copy-table)',
+      })
     }
     let instance: DuckDBInstance
     try {
@@ -212,12 +256,16 @@ async function withReader<T>(file: string, remote: (socket: net.Socket) => Promi
         continue
       }
       const pid = lockHolderPid(err)
-      throw new PgrepError('sink', `cannot open DuckDB file ${file}: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}`, {
-        cause: err,
-        hint: isLockConflict(err)
-          ? `a process that is not a running pgrep (no control socket at ${socketPath}) writes the file${pid ? ` (PID ${pid})` : ''}: stop it, or read the file after it has finished`
-          : 'check that the path is a DuckDB database file written by pgrep',
-      })
+      throw new PgrepError(
+        'sink',
+        `cannot open DuckDB file ${file}: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}`,
+        {
+          cause: err,
+          hint: isLockConflict(err)
+            ? `a process that is not a running pgrep (no control socket at ${socketPath}) writes the file${pid ? ` (PID ${pid})` : ''}: stop it, or read the file after it has finished`
+            : 'check that the path is a DuckDB database file written by pgrep',
+        },
+      )
     }
     try {
       return await local(instance)
@@ -235,7 +283,12 @@ async function withReader<T>(file: string, remote: (socket: net.Socket) => Promi
 // ---- ResumeState on the wire: LSNs as X/Y text, commit times as decimal microseconds ----
 
 interface ResumeJson {
-  checkpoint: null | {commitLsn: string; endLsn: string; commitTime: string | null; partial: {commitLsn: string; changes: number} | null}
+  checkpoint: null | {
+    commitLsn: string
+    endLsn: string
+    commitTime: string | null
+    partial: {commitLsn: string; changes: number} | null
+  }
   tables: {schema: string; name: string; status: string; snapshotLsn: string | null}[]
   resyncsDone?: number
 }
@@ -251,7 +304,12 @@ function resumeToJson(s: ResumeState): ResumeJson {
           partial: cp.partial ? {commitLsn: formatLsn(cp.partial.commitLsn), changes: cp.partial.changes} : null,
         }
       : null,
-    tables: s.tables.map((t) => ({schema: t.schema, name: t.name, status: t.status, snapshotLsn: t.snapshotLsn === null ? null : formatLsn(t.snapshotLsn)})),
+    tables: s.tables.map((t) => ({
+      schema: t.schema,
+      name: t.name,
+      status: t.status,
+      snapshotLsn: t.snapshotLsn === null ? null : formatLsn(t.snapshotLsn),
+    })),
     ...(s.resyncsDone ? {resyncsDone: s.resyncsDone} : {}),
   }
 }

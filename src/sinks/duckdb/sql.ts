@@ -27,7 +27,11 @@ export async function exec(conn: DuckDBConnection, sql: string, params?: DuckDBV
   await conn.run(sql, params)
 }
 
-export async function query<T = Record<string, unknown>>(conn: DuckDBConnection, sql: string, params?: DuckDBValue[]): Promise<T[]> {
+export async function query<T = Record<string, unknown>>(
+  conn: DuckDBConnection,
+  sql: string,
+  params?: DuckDBValue[],
+): Promise<T[]> {
   const reader = await conn.runAndReadAll(sql, params)
   return reader.getRowObjectsJS() as T[]
 }
@@ -37,7 +41,9 @@ export function sinkError(doing: string, err: unknown, hint?: string): PgrepErro
   if (err instanceof PgrepError) return err
   const msg = err instanceof Error ? err.message : String(err)
   // Nothing was committed: the batch rolls back and a rerun with more memory resumes from the checkpoint.
-  const oom = /Out of Memory/i.test(msg) ? 'DuckDB reached its memory limit: raise --duckdb-memory-limit (or give DuckDB more memory) and run again; nothing of this batch was committed' : undefined
+  const oom = /Out of Memory/i.test(msg)
+    ? 'DuckDB reached its memory limit: raise --duckdb-memory-limit (or give DuckDB more memory) and run again; nothing of this batch was committed'
+    : undefined
   return new PgrepError('sink', `DuckDB: could not ${doing}: ${msg.split('\n')[0]}`, {cause: err, hint: hint ?? oom})
 }
 

@@ -85,9 +85,13 @@ export async function ensureState(conn: DuckDBConnection, db: string): Promise<v
     if (rows.length === 0) {
       await exec(conn, `INSERT INTO ${st(db, 'meta')} VALUES ('state_format', $1)`, [String(STATE_FORMAT)])
     } else if (Number(rows[0].value) > STATE_FORMAT) {
-      throw new PgrepError('sink', `the DuckDB file holds pgrep state format ${rows[0].value}; this pgrep reads format ${STATE_FORMAT} and older`, {
-        hint: 'the file was written by a newer pgrep: upgrade pgrep, or replicate into a new file',
-      })
+      throw new PgrepError(
+        'sink',
+        `the DuckDB file holds pgrep state format ${rows[0].value}; this pgrep reads format ${STATE_FORMAT} and older`,
+        {
+          hint: 'the file was written by a newer pgrep: upgrade pgrep, or replicate into a new file',
+        },
+      )
     } else if (Number(rows[0].value) < STATE_FORMAT) {
       await exec(conn, `UPDATE ${st(db, 'meta')} SET value = $1 WHERE key = 'state_format'`, [String(STATE_FORMAT)])
     }
@@ -103,11 +107,23 @@ export async function readResume(conn: DuckDBConnection, db: string): Promise<Re
   // Columns of later formats read as NULL when missing: `status` reads an older pgrep's file
   // read-only, without upgrading it (open() has added them by the time it reads).
   const present = new Set(
-    (await query<{c: string}>(conn, `SELECT column_name AS c FROM duckdb_columns() WHERE database_name = $1 AND schema_name = $2 AND table_name = 'checkpoint'`, [db, STATE_SCHEMA])).map((r) => r.c),
+    (
+      await query<{c: string}>(
+        conn,
+        `SELECT column_name AS c FROM duckdb_columns() WHERE database_name = $1 AND schema_name = $2 AND table_name = 'checkpoint'`,
+        [db, STATE_SCHEMA],
+      )
+    ).map((r) => r.c),
   )
   const col = (name: string, expr: string) => (present.has(name) ? expr : 'NULL')
   // Microseconds as text: exact, whatever JS type DuckDB would hand back for a BIGINT.
-  const cp = await query<{commit_lsn: string; end_lsn: string; commit_us: string | null; partial_lsn: string | null; partial_changes: string | null}>(
+  const cp = await query<{
+    commit_lsn: string
+    end_lsn: string
+    commit_us: string | null
+    partial_lsn: string | null
+    partial_changes: string | null
+  }>(
     conn,
     `SELECT commit_lsn, end_lsn, ${col('commit_time', 'epoch_us(commit_time)::VARCHAR')} AS commit_us, ${col('partial_commit_lsn', 'partial_commit_lsn')} AS partial_lsn,
        ${col('partial_changes', 'partial_changes::VARCHAR')} AS partial_changes
@@ -121,17 +137,39 @@ export async function readResume(conn: DuckDBConnection, db: string): Promise<Re
           endLsn: parseLsn(cp[0].end_lsn),
           commitTime: cp[0].commit_us === null ? null : BigInt(cp[0].commit_us) - PG_EPOCH_UNIX_MICROS,
           // Present only while a transaction is held in part.
-          ...(cp[0].partial_lsn === null || cp[0].partial_changes === null ? {} : {partial: {commitLsn: parseLsn(cp[0].partial_lsn), changes: Number(cp[0].partial_changes)}}),
+          ...(cp[0].partial_lsn === null || cp[0].partial_changes === null
+            ? {}
+            : {partial: {commitLsn: parseLsn(cp[0].partial_lsn), changes: Number(cp[0].partial_changes)}}),
         }
-  const hasTables = (await query(conn, `SELECT 1 FROM duckdb_tables() WHERE database_name = $1 AND schema_name = $2 AND table_name = 'tables'`, [db, STATE_SCHEMA])).length > 0
+  const hasTables =
+    (
+      await query(
+        conn,
+        `SELECT 1 FROM duckdb_tables() WHERE database_name = $1 AND schema_name = $2 AND table_name = 'tables'`,
+        [db, STATE_SCHEMA],
+      )
+    ).length > 0
   const rows = hasTables
-    ? await query<{schema: string; name: string; status: string; snapshot_lsn: string | null}>(conn, `SELECT "schema", name, status, snapshot_lsn FROM ${st(db, 'tables')} ORDER BY "schema", name`)
+    ? await query<{schema: string; name: string; status: string; snapshot_lsn: string | null}>(
+        conn,
+        `SELECT "schema", name, status, snapshot_lsn FROM ${st(db, 'tables')} ORDER BY "schema", name`,
+      )
     : []
   // The columns each table was built from (sync compares the stream's shapes with them).
-  const hasColumns = (await query(conn, `SELECT 1 FROM duckdb_tables() WHERE database_name = $1 AND schema_name = $2 AND table_name = 'table_columns'`, [db, STATE_SCHEMA])).length > 0
+  const hasColumns =
+    (
+      await query(
+        conn,
+        `SELECT 1 FROM duckdb_tables() WHERE database_name = $1 AND schema_name = $2 AND table_name = 'table_columns'`,
+        [db, STATE_SCHEMA],
+      )
+    ).length > 0
   const built = new Map<string, StoredColumn[]>()
   if (hasColumns) {
-    for (const r of await query<{schema: string; name: string; columns: string}>(conn, `SELECT "schema", name, columns::VARCHAR AS columns FROM ${st(db, 'table_columns')}`)) {
+    for (const r of await query<{schema: string; name: string; columns: string}>(
+      conn,
+      `SELECT "schema", name, columns::VARCHAR AS columns FROM ${st(db, 'table_columns')}`,
+    )) {
       const parsed = parseColumns(r.columns)
       if (parsed) built.set(JSON.stringify([r.schema, r.name]), parsed)
     }
@@ -146,7 +184,14 @@ export async function readResume(conn: DuckDBConnection, db: string): Promise<Re
       ...(columns ? {columns: columns.map((c) => ({name: c.name, type: c.type}))} : {}),
     }
   })
-  const hasMeta = (await query(conn, `SELECT 1 FROM duckdb_tables() WHERE database_name = $1 AND schema_name = $2 AND table_name = 'meta'`, [db, STATE_SCHEMA])).length > 0
+  const hasMeta =
+    (
+      await query(
+        conn,
+        `SELECT 1 FROM duckdb_tables() WHERE database_name = $1 AND schema_name = $2 AND table_name = 'meta'`,
+        [db, STATE_SCHEMA],
+      )
+    ).length > 0
   const resyncs = hasMeta ? await readResyncsDone(conn, db) : 0
   return resyncs > 0 ? {checkpoint, tables, resyncsDone: resyncs} : {checkpoint, tables}
 }
@@ -172,7 +217,13 @@ export async function writeCheckpoint(conn: DuckDBConnection, db: string, cp: Ch
   )
 }
 
-export async function writeTableState(conn: DuckDBConnection, db: string, t: TableName, status: TableCopyStatus, snapshotLsn: Lsn | null): Promise<void> {
+export async function writeTableState(
+  conn: DuckDBConnection,
+  db: string,
+  t: TableName,
+  status: TableCopyStatus,
+  snapshotLsn: Lsn | null,
+): Promise<void> {
   await exec(
     conn,
     `INSERT INTO ${st(db, 'tables')} VALUES ($1, $2, $3, $4, $5::TIMESTAMPTZ)
@@ -181,7 +232,12 @@ export async function writeTableState(conn: DuckDBConnection, db: string, t: Tab
   )
 }
 
-export async function writeColumns(conn: DuckDBConnection, db: string, t: TableName, columns: StoredColumn[]): Promise<void> {
+export async function writeColumns(
+  conn: DuckDBConnection,
+  db: string,
+  t: TableName,
+  columns: StoredColumn[],
+): Promise<void> {
   await exec(
     conn,
     `INSERT INTO ${st(db, 'table_columns')} VALUES ($1, $2, $3::JSON, $4::TIMESTAMPTZ)
@@ -190,11 +246,16 @@ export async function writeColumns(conn: DuckDBConnection, db: string, t: TableN
   )
 }
 
-export async function readColumns(conn: DuckDBConnection, db: string, t: TableName): Promise<StoredColumn[] | undefined> {
-  const rows = await query<{columns: string}>(conn, `SELECT columns::VARCHAR AS columns FROM ${st(db, 'table_columns')} WHERE "schema" = $1 AND name = $2`, [
-    t.schema,
-    t.name,
-  ])
+export async function readColumns(
+  conn: DuckDBConnection,
+  db: string,
+  t: TableName,
+): Promise<StoredColumn[] | undefined> {
+  const rows = await query<{columns: string}>(
+    conn,
+    `SELECT columns::VARCHAR AS columns FROM ${st(db, 'table_columns')} WHERE "schema" = $1 AND name = $2`,
+    [t.schema, t.name],
+  )
   return rows.length === 0 ? undefined : parseColumns(rows[0].columns)
 }
 
@@ -239,7 +300,11 @@ async function readResyncsDone(conn: DuckDBConnection, db: string): Promise<numb
 
 export async function addResyncsDone(conn: DuckDBConnection, db: string, count: number): Promise<void> {
   const now = await readResyncsDone(conn, db)
-  await exec(conn, `INSERT INTO ${st(db, 'meta')} VALUES ('resyncs_done', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [String(now + count)])
+  await exec(
+    conn,
+    `INSERT INTO ${st(db, 'meta')} VALUES ('resyncs_done', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    [String(now + count)],
+  )
 }
 
 /**
@@ -247,8 +312,15 @@ export async function addResyncsDone(conn: DuckDBConnection, db: string, count: 
  * tables stay, marked as pgrep's by their comment. Returns what was removed (nothing: no schema).
  */
 export async function dropStateSchema(conn: DuckDBConnection, db: string, file: string): Promise<string[]> {
-  const tables = await query<{t: string}>(conn, `SELECT table_name AS t FROM duckdb_tables() WHERE database_name = $1 AND schema_name = $2 ORDER BY 1`, [db, STATE_SCHEMA])
-  const schemas = await query(conn, `SELECT 1 FROM duckdb_schemas() WHERE database_name = $1 AND schema_name = $2`, [db, STATE_SCHEMA])
+  const tables = await query<{t: string}>(
+    conn,
+    `SELECT table_name AS t FROM duckdb_tables() WHERE database_name = $1 AND schema_name = $2 ORDER BY 1`,
+    [db, STATE_SCHEMA],
+  )
+  const schemas = await query(conn, `SELECT 1 FROM duckdb_schemas() WHERE database_name = $1 AND schema_name = $2`, [
+    db,
+    STATE_SCHEMA,
+  ])
   if (schemas.length === 0) return []
   await exec(conn, `DROP SCHEMA IF EXISTS ${ident(db)}.${STATE_SCHEMA} CASCADE`)
   const what = tables.length > 0 ? ` (tables ${tables.map((r) => r.t).join(', ')})` : ''

@@ -129,7 +129,11 @@ const ALIASES: Record<string, string> = {
 /** A type name in DuckDB's own spelling (as duckdb_columns() reports it), for comparisons. */
 export function normalizeDuckType(type: string): string {
   const {base, depth} = splitListType(type)
-  const upper = base.trim().toUpperCase().replace(/\s+/g, ' ').replace(/\s*,\s*/g, ',')
+  const upper = base
+    .trim()
+    .toUpperCase()
+    .replace(/\s+/g, ' ')
+    .replace(/\s*,\s*/g, ',')
   return (ALIASES[upper] ?? upper) + '[]'.repeat(depth)
 }
 

@@ -8,7 +8,18 @@
 // core/values, which holds every parser of Postgres's text forms). A value DuckDB still
 // refuses (a NaN in a DECIMAL column, a timestamp past DuckDB's range, an array of another depth
 // than its column) is stored as NULL and reported, so the caller can log a warning per column.
-import {blobValue, BLOB, INTERVAL, intervalValue, LIST, listValue, VARCHAR, type DuckDBAppender, type DuckDBIntervalValue, type DuckDBValue} from '@duckdb/node-api'
+import {
+  blobValue,
+  BLOB,
+  INTERVAL,
+  intervalValue,
+  LIST,
+  listValue,
+  VARCHAR,
+  type DuckDBAppender,
+  type DuckDBIntervalValue,
+  type DuckDBValue,
+} from '@duckdb/node-api'
 import {PgrepError} from '../../core/errors.js'
 import {UNCHANGED_TOAST, type ColumnValue} from '../../core/protocol/messages.js'
 import {parseArrayLiteral, type ArrayValue} from '../../core/values/array-literal.js'
@@ -60,12 +71,12 @@ export function columnWriter(type: PgType, duckType: string, report: Report): Co
           return iv ?? null
         }
       : decimalNaN
-      ? (s) => {
-          if (s !== 'NaN') return s
-          report('NaN cannot be stored in a DECIMAL list element (the element is NULL)', s)
-          return null
-        }
-      : prepare
+        ? (s) => {
+            if (s !== 'NaN') return s
+            report('NaN cannot be stored in a DECIMAL list element (the element is NULL)', s)
+            return null
+          }
+        : prepare
   return (ap, v) => {
     if (v === null) return ap.appendNull()
     const text = textOf(type, v)
@@ -225,7 +236,10 @@ function textOf(type: PgType, v: ColumnValue): string {
 }
 
 function toastHere(): PgrepError {
-  return new PgrepError('internal', 'an unchanged TOAST value reached a column writer (it must be resolved before staging)')
+  return new PgrepError(
+    'internal',
+    'an unchanged TOAST value reached a column writer (it must be resolved before staging)',
+  )
 }
 
 function errorText(err: unknown): string {

@@ -57,7 +57,12 @@ export class TableBuffer {
   }
 
   /** A buffer on `conn` (a connection of its own per writer: temporary tables are per connection). */
-  static async create(conn: DuckDBConnection, table: TableSchema, shape: TableShape, issues: Issues): Promise<TableBuffer> {
+  static async create(
+    conn: DuckDBConnection,
+    table: TableSchema,
+    shape: TableShape,
+    issues: Issues,
+  ): Promise<TableBuffer> {
     const b = new TableBuffer(conn, table, shape, issues)
     await b.reset()
     return b
@@ -119,7 +124,10 @@ export class TableBuffer {
         ? `NULL::VARCHAR AS ${OLD_COLUMN}`
         : `CASE WHEN __has_old THEN struct_pack(${cols.map((c, i) => `${ident(c.name)} := o${i}`).join(', ')}) END AS ${OLD_COLUMN}`,
     ]
-    await exec(this.conn, `COPY (SELECT ${select.join(', ')} FROM ${this.stage}) TO ${literal(file)} (FORMAT parquet, COMPRESSION ${compression})`)
+    await exec(
+      this.conn,
+      `COPY (SELECT ${select.join(', ')} FROM ${this.stage}) TO ${literal(file)} (FORMAT parquet, COMPRESSION ${compression})`,
+    )
     await this.reset()
   }
 

@@ -149,8 +149,29 @@ const pgTypeSchema: z.ZodType<PgType> = z.lazy(() =>
     oid: z.number().int(),
     sqlName: z.string(),
     kind: z.enum([
-      'bool', 'int2', 'int4', 'int8', 'oid', 'float4', 'float8', 'numeric', 'money', 'text', 'bytea', 'uuid',
-      'json', 'jsonb', 'date', 'time', 'timetz', 'timestamp', 'timestamptz', 'interval', 'enum', 'other', 'array',
+      'bool',
+      'int2',
+      'int4',
+      'int8',
+      'oid',
+      'float4',
+      'float8',
+      'numeric',
+      'money',
+      'text',
+      'bytea',
+      'uuid',
+      'json',
+      'jsonb',
+      'date',
+      'time',
+      'timetz',
+      'timestamp',
+      'timestamptz',
+      'interval',
+      'enum',
+      'other',
+      'array',
     ]),
     element: pgTypeSchema.optional(),
     precision: z.number().int().optional(),
@@ -219,7 +240,10 @@ export const manifestPositionSchema = z.object({
   /** End LSN of its commit record: what was confirmed to Postgres as flushed. */
   endLsn: lsnText,
   /** Its commit time, microseconds since 2000-01-01 UTC as a decimal string, or null. */
-  commitTime: z.string().regex(/^-?\d+$/).nullable(),
+  commitTime: z
+    .string()
+    .regex(/^-?\d+$/)
+    .nullable(),
 })
 export type ManifestPosition = z.infer<typeof manifestPositionSchema>
 
@@ -279,7 +303,9 @@ export function parseManifest(text: string): Manifest {
     throw new ManifestError(`the manifest is not a pgrep Parquet log manifest: ${issues.join('; ')}`)
   }
   if (parsed.data.version > MANIFEST_VERSION) {
-    throw new ManifestError(`the manifest has version ${parsed.data.version}; this pgrep reads up to ${MANIFEST_VERSION}`)
+    throw new ManifestError(
+      `the manifest has version ${parsed.data.version}; this pgrep reads up to ${MANIFEST_VERSION}`,
+    )
   }
   return parsed.data
 }

@@ -19,7 +19,14 @@ import type {ChangeEvent} from '../../core/changes.js'
 import {PgrepError} from '../../core/errors.js'
 import {failpoint} from '../../core/failpoints.js'
 import type {Lsn} from '../../core/lsn.js'
-import type {Checkpoint, ResumeState, Sink, SinkInspection, TableCopyWriter, TableState} from '../../core/pipeline/sink.js'
+import type {
+  Checkpoint,
+  ResumeState,
+  Sink,
+  SinkInspection,
+  TableCopyWriter,
+  TableState,
+} from '../../core/pipeline/sink.js'
 import type {TupleData} from '../../core/protocol/messages.js'
 import {qualifiedName, tableKey, type TableName, type TableSchema} from '../../core/schema/types.js'
 import {Issues, type SinkLog} from '../duckdb/issues.js'
@@ -102,12 +109,19 @@ export class ParquetSink implements Sink {
   }
 
   async open(): Promise<ResumeState> {
-    this.storage ??= await openStorage(this.options.dir, {s3Endpoint: this.options.s3Endpoint, s3Region: this.options.s3Region, tempDir: this.options.tempDir})
+    this.storage ??= await openStorage(this.options.dir, {
+      s3Endpoint: this.options.s3Endpoint,
+      s3Region: this.options.s3Region,
+      tempDir: this.options.tempDir,
+    })
     this.manifest = (await readManifest(this.storage)) ?? emptyManifest()
     if (this.storage instanceof LocalStorage) {
       // Files a killed writer did not finish; one writer per log, so none is being written now.
       const removed = await this.storage.removeTempFiles()
-      if (removed.length > 0) this.log('info', `removed ${removed.length} unfinished file(s) left by an earlier run`, {files: removed.slice(0, 10)})
+      if (removed.length > 0)
+        this.log('info', `removed ${removed.length} unfinished file(s) left by an earlier run`, {
+          files: removed.slice(0, 10),
+        })
     }
     if (!this.instance) {
       this.stagingDir = makeStagingDir(this.options.tempDir)
@@ -127,7 +141,10 @@ export class ParquetSink implements Sink {
 
   async inspect(): Promise<SinkInspection> {
     if (this.storage && this.instance) return {...this.resumeState(), live: null}
-    const storage = await openStorage(this.options.dir, {s3Endpoint: this.options.s3Endpoint, s3Region: this.options.s3Region})
+    const storage = await openStorage(this.options.dir, {
+      s3Endpoint: this.options.s3Endpoint,
+      s3Region: this.options.s3Region,
+    })
     try {
       const m = await readManifest(storage)
       if (m) this.manifest = m
@@ -139,12 +156,16 @@ export class ParquetSink implements Sink {
 
   /** Removes the manifest (pgrep's state in the log); the data files stay. Returns what was removed. */
   async dropState(): Promise<string[]> {
-    const storage = this.storage ?? (await openStorage(this.options.dir, {s3Endpoint: this.options.s3Endpoint, s3Region: this.options.s3Region}))
+    const storage =
+      this.storage ??
+      (await openStorage(this.options.dir, {s3Endpoint: this.options.s3Endpoint, s3Region: this.options.s3Region}))
     try {
       const m = await readManifest(storage)
       if (!m) return []
       await storage.remove([MANIFEST_KEY])
-      return [`the manifest ${joinLocation(this.options.dir, MANIFEST_KEY)} (position, copy states; the ${m.files.length} data file(s) it named stay in place)`]
+      return [
+        `the manifest ${joinLocation(this.options.dir, MANIFEST_KEY)} (position, copy states; the ${m.files.length} data file(s) it named stay in place)`,
+      ]
     } finally {
       if (storage !== this.storage) await storage.close()
     }
@@ -226,7 +247,11 @@ export class ParquetSink implements Sink {
       // Files complete and visible, not named: a crash here leaves them unnamed; the batch comes again.
       if (published.length > 0) failpoint('parquet-before-manifest')
       await this.commitManifest((m) => {
-        m.position = {commitLsn: lsnToText(checkpoint.commitLsn), endLsn: lsnToText(checkpoint.endLsn), commitTime: checkpoint.commitTime == null ? null : String(checkpoint.commitTime)}
+        m.position = {
+          commitLsn: lsnToText(checkpoint.commitLsn),
+          endLsn: lsnToText(checkpoint.endLsn),
+          commitTime: checkpoint.commitTime == null ? null : String(checkpoint.commitTime),
+        }
       }, published)
     } catch (err) {
       await this.abortBatch()
@@ -261,7 +286,8 @@ export class ParquetSink implements Sink {
     this.storage = undefined
     // A pgrep-parquet- directory left behind is removed by the next run (makeStagingDir, by dead PID).
     const stagingDir = this.stagingDir
-    if (stagingDir) await closeQuietly('remove the staging directory', () => rm(stagingDir, {recursive: true, force: true}))
+    if (stagingDir)
+      await closeQuietly('remove the staging directory', () => rm(stagingDir, {recursive: true, force: true}))
     this.stagingDir = undefined
   }
 
@@ -294,7 +320,16 @@ export class ParquetSink implements Sink {
       await storage.discard(staging)
       throw err
     }
-    return {key, staging, table: {schema: buffer.table.schema, name: buffer.table.name}, shape: buffer.shape.id, kind, firstLsn, lastLsn, rows}
+    return {
+      key,
+      staging,
+      table: {schema: buffer.table.schema, name: buffer.table.name},
+      shape: buffer.shape.id,
+      kind,
+      firstLsn,
+      lastLsn,
+      rows,
+    }
   }
 
   /** Publishes staged files (whole, durable) and returns their manifest entries. */
@@ -363,15 +398,30 @@ export class ParquetSink implements Sink {
     const m = this.manifest
     return {
       checkpoint: m.position
-        ? {commitLsn: lsnFromText(m.position.commitLsn), endLsn: lsnFromText(m.position.endLsn), commitTime: m.position.commitTime === null ? null : BigInt(m.position.commitTime)}
+        ? {
+            commitLsn: lsnFromText(m.position.commitLsn),
+            endLsn: lsnFromText(m.position.endLsn),
+            commitTime: m.position.commitTime === null ? null : BigInt(m.position.commitTime),
+          }
         : null,
-      tables: m.tables.map((t) => ({schema: t.schema, name: t.name, status: t.status, snapshotLsn: t.snapshotLsn === null ? null : lsnFromText(t.snapshotLsn)})),
+      tables: m.tables.map((t) => ({
+        schema: t.schema,
+        name: t.name,
+        status: t.status,
+        snapshotLsn: t.snapshotLsn === null ? null : lsnFromText(t.snapshotLsn),
+      })),
       resyncsDone: m.resyncsDone,
     }
   }
 
   /** Appends one row to its table's buffer; a new shape or a full buffer first becomes a staged file. */
-  private async append(batch: {buffers: Map<string, TableBuffer>; files: StagedFile[]}, table: TableSchema, m: RowMeta, values: TupleData | null, old: TupleData | null): Promise<void> {
+  private async append(
+    batch: {buffers: Map<string, TableBuffer>; files: StagedFile[]},
+    table: TableSchema,
+    m: RowMeta,
+    values: TupleData | null,
+    old: TupleData | null,
+  ): Promise<void> {
     const key = tableKey(table)
     let buffer = batch.buffers.get(key)
     if (buffer && buffer.table !== table) {
@@ -393,7 +443,8 @@ export class ParquetSink implements Sink {
   }
 
   private requireOpen(): {instance: DuckDBInstance; conn: DuckDBConnection} {
-    if (!this.instance || !this.conn || !this.storage) throw new PgrepError('internal', 'the Parquet sink is not open (call open() first)')
+    if (!this.instance || !this.conn || !this.storage)
+      throw new PgrepError('internal', 'the Parquet sink is not open (call open() first)')
     return {instance: this.instance, conn: this.conn}
   }
 }
@@ -414,7 +465,12 @@ class ParquetCopyWriter implements TableCopyWriter {
 
   async write(rows: TupleData[]): Promise<void> {
     try {
-      this.buffer ??= await TableBuffer.create(this.conn, this.table, this.sink.shapeFor(this.table), this.sink.issueLog)
+      this.buffer ??= await TableBuffer.create(
+        this.conn,
+        this.table,
+        this.sink.shapeFor(this.table),
+        this.sink.issueLog,
+      )
       for (const row of rows) {
         this.buffer.append({op: 'read', lsn: this.snapshotLsn, seq: this.seq++, xid: null, commitTime: null}, row, null)
         if (this.buffer.bytes >= this.sink.stagingLimit) this.files.push(await this.sink.stageFile(this.buffer, 'copy'))
@@ -426,12 +482,27 @@ class ParquetCopyWriter implements TableCopyWriter {
 
   async commit(): Promise<void> {
     try {
-      this.buffer ??= await TableBuffer.create(this.conn, this.table, this.sink.shapeFor(this.table), this.sink.issueLog)
+      this.buffer ??= await TableBuffer.create(
+        this.conn,
+        this.table,
+        this.sink.shapeFor(this.table),
+        this.sink.issueLog,
+      )
       // The last rows; and an empty table still gets one (empty) file: the copy is in the log.
-      if (this.buffer.rows > 0 || this.files.length === 0) this.files.push(await this.sink.stageFile(this.buffer, 'copy', this.snapshotLsn))
+      if (this.buffer.rows > 0 || this.files.length === 0)
+        this.files.push(await this.sink.stageFile(this.buffer, 'copy', this.snapshotLsn))
       const published = await this.sink.publish(this.files)
       this.files.length = 0
-      await this.sink.commitManifest((m) => setTableState(m, {schema: this.table.schema, name: this.table.name, status: 'ready', snapshotLsn: this.snapshotLsn}), published)
+      await this.sink.commitManifest(
+        (m) =>
+          setTableState(m, {
+            schema: this.table.schema,
+            name: this.table.name,
+            status: 'ready',
+            snapshotLsn: this.snapshotLsn,
+          }),
+        published,
+      )
       this.sink.flushIssues()
     } catch (err) {
       await this.abort()
@@ -464,7 +535,12 @@ function meta(op: RowMeta['op'], e: {commitLsn: Lsn; seq: number; xid: number; c
 }
 
 function setTableState(m: Manifest, s: TableState): void {
-  const entry = {schema: s.schema, name: s.name, status: s.status, snapshotLsn: s.snapshotLsn === null ? null : lsnToText(s.snapshotLsn)}
+  const entry = {
+    schema: s.schema,
+    name: s.name,
+    status: s.status,
+    snapshotLsn: s.snapshotLsn === null ? null : lsnToText(s.snapshotLsn),
+  }
   const i = m.tables.findIndex((t) => t.schema === s.schema && t.name === s.name)
   if (i >= 0) m.tables[i] = entry
   else m.tables.push(entry)
@@ -474,9 +550,13 @@ function setTableState(m: Manifest, s: TableState): void {
 function checkColumns(t: TableSchema): void {
   const clash = t.columns.find((c) => RESERVED_COLUMNS.has(c.name))
   if (clash) {
-    throw new PgrepError('sink', `table ${qualifiedName(t)} has a column named ${clash.name}, which the Parquet log uses for its own metadata`, {
-      hint: `rename the column in Postgres, or leave the table out of the publication (reserved: ${[...RESERVED_COLUMNS].join(', ')})`,
-    })
+    throw new PgrepError(
+      'sink',
+      `table ${qualifiedName(t)} has a column named ${clash.name}, which the Parquet log uses for its own metadata`,
+      {
+        hint: `rename the column in Postgres, or leave the table out of the publication (reserved: ${[...RESERVED_COLUMNS].join(', ')})`,
+      },
+    )
   }
 }
 

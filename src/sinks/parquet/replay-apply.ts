@@ -31,7 +31,13 @@ export type ReplayItem =
   /** A table's copy: its rows come from `rows`, read to the end before the next item. */
   | {kind: 'copy'; table: TableSchema; snapshotLsn: Lsn; rows: AsyncIterable<TupleData[]>}
   /** Row changes of one transaction, in order; a large transaction comes in several parts. */
-  | {kind: 'changes'; commitLsn: Lsn; commitTime: PgTimestamp; events: (RowChangeEvent | TruncateEvent)[]; last: boolean}
+  | {
+      kind: 'changes'
+      commitLsn: Lsn
+      commitTime: PgTimestamp
+      events: (RowChangeEvent | TruncateEvent)[]
+      last: boolean
+    }
   /** Everything the log holds so far is handed over (with --follow, more may come later). */
   | {kind: 'idle'}
 
@@ -79,11 +85,15 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayResult> {
   const {sink, log, signal} = opts
   const resume = await sink.open()
   const copied = new Map<string, Lsn>()
-  for (const t of resume.tables) if (t.status === 'ready' && t.snapshotLsn !== null) copied.set(tableKey(t), t.snapshotLsn)
+  for (const t of resume.tables)
+    if (t.status === 'ready' && t.snapshotLsn !== null) copied.set(tableKey(t), t.snapshotLsn)
   const applier = new ReplayApplier(opts, resume.checkpoint)
   const start: ReplayStart = {afterLsn: resume.checkpoint?.commitLsn ?? null, copied}
   if (resume.checkpoint) {
-    log.info({commitLsn: formatLsn(resume.checkpoint.commitLsn)}, 'the sink holds the log up to this position: resuming after it')
+    log.info(
+      {commitLsn: formatLsn(resume.checkpoint.commitLsn)},
+      'the sink holds the log up to this position: resuming after it',
+    )
   }
   let end: ReplayResult['end'] = 'end'
   const reading = new AbortController()
@@ -188,8 +198,18 @@ class ReplayApplier {
     }
     this.shapes.set(tableKey(table), table)
     this.copiedTables.push({table: {schema: table.schema, name: table.name}, rows, snapshotLsn})
-    this.opts.observer?.onCopyProgress?.({table: {schema: table.schema, name: table.name}, rows, estimatedRows: rows, done: true})
-    const fields = {table: `${table.schema}.${table.name}`, rows, snapshotLsn: formatLsn(snapshotLsn), ms: Date.now() - started}
+    this.opts.observer?.onCopyProgress?.({
+      table: {schema: table.schema, name: table.name},
+      rows,
+      estimatedRows: rows,
+      done: true,
+    })
+    const fields = {
+      table: `${table.schema}.${table.name}`,
+      rows,
+      snapshotLsn: formatLsn(snapshotLsn),
+      ms: Date.now() - started,
+    }
     this.opts.log.info(fields, 'copied a table from the log')
   }
 

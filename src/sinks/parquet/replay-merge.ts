@@ -62,7 +62,9 @@ class Cursor<R extends MergeRow> {
     try {
       const literal = `'${local.replaceAll("'", "''")}'`
       // A connection streams one result at a time: one connection per open file.
-      const result = await conn.stream(`SELECT ${file.columns} FROM read_parquet(${literal}) WHERE ${file.where} ORDER BY _commit_lsn, _seq`)
+      const result = await conn.stream(
+        `SELECT ${file.columns} FROM read_parquet(${literal}) WHERE ${file.where} ORDER BY _commit_lsn, _seq`,
+      )
       const cursor = new Cursor(file, conn, result)
       await cursor.fill()
       return cursor
@@ -162,7 +164,10 @@ export function unreadableFile(where: string, err: unknown): PgrepError {
 }
 
 /** Rows of `files` (each in its `where` range) in merge order, each (commit LSN, rank, table, seq) once. */
-export async function* mergeFiles<R extends MergeRow>(instance: DuckDBInstance, files: readonly MergeFile<R>[]): AsyncGenerator<R> {
+export async function* mergeFiles<R extends MergeRow>(
+  instance: DuckDBInstance,
+  files: readonly MergeFile<R>[],
+): AsyncGenerator<R> {
   const pending = [...files].sort((a, b) => (a.minLsn < b.minLsn ? -1 : a.minLsn > b.minLsn ? 1 : 0))
   let p = 0
   const heap = new Heap<R>()

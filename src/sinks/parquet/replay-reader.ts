@@ -12,7 +12,13 @@
 // start another round after the previous position.
 import {access, rm} from 'node:fs/promises'
 import path from 'node:path'
-import {DuckDBInstance, DuckDBListValue, DuckDBStructValue, DuckDBTimestampTZValue, type DuckDBValue} from '@duckdb/node-api'
+import {
+  DuckDBInstance,
+  DuckDBListValue,
+  DuckDBStructValue,
+  DuckDBTimestampTZValue,
+  type DuckDBValue,
+} from '@duckdb/node-api'
 import type {RowChangeEvent, TruncateEvent} from '../../core/changes.js'
 import {PgrepError} from '../../core/errors.js'
 import type {Logger} from '../../core/log/logger.js'
@@ -130,7 +136,10 @@ export class ParquetReplaySource implements ReplaySource {
     // Sorting a file larger than memory spills to a private temporary directory (removed by
     // close(), or by the next run when this one is killed); a few threads are plenty for a merge.
     this.workDir ??= makeStagingDir()
-    const instance = await DuckDBInstance.create(':memory:', {threads: '2', temp_directory: path.join(this.workDir, 'duckdb')})
+    const instance = await DuckDBInstance.create(':memory:', {
+      threads: '2',
+      temp_directory: path.join(this.workDir, 'duckdb'),
+    })
     try {
       let after = start.afterLsn
       const copiesSeen = new Set<string>()
@@ -142,7 +151,10 @@ export class ParquetReplaySource implements ReplaySource {
           const copies = this.pickCopies(after, start, copiesSeen)
           const files = this.pickStreamFiles(after, through)
           if (files.length > 0 || copies.length > 0) {
-            const range = {after: after === null ? null : formatLsn(after), through: through === null ? null : formatLsn(through)}
+            const range = {
+              after: after === null ? null : formatLsn(after),
+              through: through === null ? null : formatLsn(through),
+            }
             this.opts.log.debug({files: files.length, copies: copies.length, ...range}, 'reading log files')
             yield* this.items(instance, mergeFiles(instance, files), copies, signal)
           }
@@ -249,7 +261,11 @@ export class ParquetReplaySource implements ReplaySource {
         throw corrupt(this.opts.from, (err as Error).message)
       }
       const table = shapeToTableSchema(shape)
-      const columns = [...shape.columns.map((c) => quote(c.name)), ...METADATA_COLUMNS.map((c) => c.name), OLD_COLUMN].join(', ')
+      const columns = [
+        ...shape.columns.map((c) => quote(c.name)),
+        ...METADATA_COLUMNS.map((c) => c.name),
+        OLD_COLUMN,
+      ].join(', ')
       s = {table, key: tableKey(table), converters: table.columns.map((c) => textConverter(c.type)), columns}
       this.shapes.set(f.shape, s)
     }
@@ -270,7 +286,12 @@ export class ParquetReplaySource implements ReplaySource {
       while (!peek.done || c < copies.length) {
         if (c < copies.length && (peek.done || copies[c].snapshotLsn <= peek.value.commitLsn)) {
           const group = copies[c++]
-          yield {kind: 'copy', table: group.shape.table, snapshotLsn: group.snapshotLsn, rows: this.copyRows(instance, group)}
+          yield {
+            kind: 'copy',
+            table: group.shape.table,
+            snapshotLsn: group.snapshotLsn,
+            rows: this.copyRows(instance, group),
+          }
           if (signal.aborted) return
           continue
         }
@@ -420,15 +441,26 @@ function toEvent(r: LogRow): RowChangeEvent | TruncateEvent {
     case 'insert':
       return {op: 'insert', table: r.shape.table, ...base, new: r.values}
     case 'update':
-      return {op: 'update', table: r.shape.table, ...base, new: r.values, old: r.old, oldKind: r.old ? (full ? 'full' : 'key') : null}
+      return {
+        op: 'update',
+        table: r.shape.table,
+        ...base,
+        new: r.values,
+        old: r.old,
+        oldKind: r.old ? (full ? 'full' : 'key') : null,
+      }
     case 'delete':
       return {op: 'delete', table: r.shape.table, ...base, old: r.old ?? r.values, oldKind: full ? 'full' : 'key'}
     case 'truncate':
       return {op: 'truncate', ...base, tables: [r.shape.table], cascade: false, restartIdentity: false}
     default:
-      throw new PgrepError('protocol', `a log row with an unknown _op "${r.op}" in ${r.shape.table.schema}.${r.shape.table.name}`, {
-        hint: 'the log was written by a newer pgrep or another program: replay it with the pgrep version that wrote it',
-      })
+      throw new PgrepError(
+        'protocol',
+        `a log row with an unknown _op "${r.op}" in ${r.shape.table.schema}.${r.shape.table.name}`,
+        {
+          hint: 'the log was written by a newer pgrep or another program: replay it with the pgrep version that wrote it',
+        },
+      )
   }
 }
 

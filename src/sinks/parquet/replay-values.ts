@@ -41,7 +41,8 @@ export function textConverter(type: PgType): TextConverter {
 export function pgText(type: PgType, v: DuckDBValue): string {
   if (typeof v === 'string') return v
   if (v instanceof DuckDBListValue || v instanceof DuckDBArrayValue) {
-    const element = type.kind === 'array' && type.element ? type.element : {oid: 25, sqlName: 'text', kind: 'text' as const}
+    const element =
+      type.kind === 'array' && type.element ? type.element : {oid: 25, sqlName: 'text', kind: 'text' as const}
     const delimiter = element.oid === BOX_OID || element.baseOid === BOX_OID ? ';' : ','
     return arrayLiteral(v.items, element, delimiter)
   }
@@ -53,7 +54,8 @@ export function pgText(type: PgType, v: DuckDBValue): string {
   }
   if (typeof v === 'bigint') return v.toString()
   if (v instanceof DuckDBDecimalValue) return decimalText(v.value, v.scale)
-  if (v instanceof DuckDBBlobValue) return `\\x${Buffer.from(v.bytes.buffer, v.bytes.byteOffset, v.bytes.byteLength).toString('hex')}`
+  if (v instanceof DuckDBBlobValue)
+    return `\\x${Buffer.from(v.bytes.buffer, v.bytes.byteOffset, v.bytes.byteLength).toString('hex')}`
   if (v instanceof DuckDBUUIDValue) return v.toString()
   if (v instanceof DuckDBDateValue) return dateText(v.days)
   if (v instanceof DuckDBTimeValue) return timeText(v.micros)
@@ -66,16 +68,21 @@ export function pgText(type: PgType, v: DuckDBValue): string {
     const {months, days, micros} = v.entries
     return intervalText(Number(months), Number(days), BigInt(micros as bigint | number))
   }
-  throw new PgrepError('protocol', `a Parquet value of an unexpected kind (${(v as object | null)?.constructor?.name ?? typeof v}) in a column of type ${type.sqlName}`, {
-    hint: 'the log was written by another program or pgrep version; replay reads logs written by pgrep --sink parquet',
-  })
+  throw new PgrepError(
+    'protocol',
+    `a Parquet value of an unexpected kind (${(v as object | null)?.constructor?.name ?? typeof v}) in a column of type ${type.sqlName}`,
+    {
+      hint: 'the log was written by another program or pgrep version; replay reads logs written by pgrep --sink parquet',
+    },
+  )
 }
 
 /** `{1,2,NULL}`, `{{a,b},{"c d",e}}`: elements quoted when Postgres would quote them. */
 function arrayLiteral(items: readonly DuckDBValue[], element: PgType, delimiter: string): string {
   const parts = items.map((item) => {
     if (item === null || item === undefined) return 'NULL'
-    if (item instanceof DuckDBListValue || item instanceof DuckDBArrayValue) return arrayLiteral(item.items, element, delimiter)
+    if (item instanceof DuckDBListValue || item instanceof DuckDBArrayValue)
+      return arrayLiteral(item.items, element, delimiter)
     return quoteElement(pgText(element, item), delimiter)
   })
   return `{${parts.join(delimiter)}}`
@@ -127,7 +134,6 @@ function decimalText(value: bigint, scale: number): string {
   const padded = digits.padStart(scale + 1, '0')
   return `${negative ? '-' : ''}${padded.slice(0, -scale)}.${padded.slice(-scale)}`
 }
-
 
 const pad2 = (n: number) => String(n).padStart(2, '0')
 

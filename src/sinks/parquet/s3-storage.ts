@@ -16,7 +16,14 @@ import {
 import {Upload} from '@aws-sdk/lib-storage'
 import {PgrepError} from '../../core/errors.js'
 import {failpoint} from '../../core/failpoints.js'
-import {makeStagingDir, storageError, streamToFile, type LogStorage, type StorageOptions, type StoredObject} from './storage.js'
+import {
+  makeStagingDir,
+  storageError,
+  streamToFile,
+  type LogStorage,
+  type StorageOptions,
+  type StoredObject,
+} from './storage.js'
 import {closeQuietly} from '../../core/quietly.js'
 
 /** Parts of a multipart upload (S3's minimum is 5 MiB); a smaller file is one PUT. */
@@ -68,7 +75,9 @@ export class S3Storage implements LogStorage {
 
   async writeTextAtomic(key: string, text: string): Promise<void> {
     try {
-      await this.client.send(new PutObjectCommand({Bucket: this.bucket, Key: this.keyOf(key), Body: text, ContentType: 'application/json'}))
+      await this.client.send(
+        new PutObjectCommand({Bucket: this.bucket, Key: this.keyOf(key), Body: text, ContentType: 'application/json'}),
+      )
     } catch (err) {
       throw this.error(`write ${key}`, err)
     }
@@ -79,7 +88,9 @@ export class S3Storage implements LogStorage {
     let token: string | undefined
     try {
       do {
-        const res = await this.client.send(new ListObjectsV2Command({Bucket: this.bucket, Prefix: this.keyOf(prefix), ContinuationToken: token}))
+        const res = await this.client.send(
+          new ListObjectsV2Command({Bucket: this.bucket, Prefix: this.keyOf(prefix), ContinuationToken: token}),
+        )
         for (const o of res.Contents ?? []) {
           if (o.Key && !o.Key.endsWith('.tmp')) out.push({key: o.Key.slice(this.prefix.length), size: o.Size ?? 0})
         }
@@ -103,7 +114,12 @@ export class S3Storage implements LogStorage {
       // Upload: one PUT for a small file, a multipart upload (invisible until completed) for a large one.
       const upload = new Upload({
         client: this.client,
-        params: {Bucket: this.bucket, Key: this.keyOf(key), Body: createReadStream(stagingFile), ContentType: 'application/vnd.apache.parquet'},
+        params: {
+          Bucket: this.bucket,
+          Key: this.keyOf(key),
+          Body: createReadStream(stagingFile),
+          ContentType: 'application/vnd.apache.parquet',
+        },
         partSize: PART_SIZE,
         queueSize: 2,
         leavePartsOnError: false,
@@ -144,7 +160,10 @@ export class S3Storage implements LogStorage {
       for (let i = 0; i < keys.length; i += 1000) {
         const chunk = keys.slice(i, i + 1000)
         const res = await this.client.send(
-          new DeleteObjectsCommand({Bucket: this.bucket, Delete: {Objects: chunk.map((k) => ({Key: this.keyOf(k)})), Quiet: true}}),
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: {Objects: chunk.map((k) => ({Key: this.keyOf(k)})), Quiet: true},
+          }),
         )
         const failed = res.Errors?.[0]
         if (failed) throw new Error(`${failed.Key}: ${failed.Code ?? ''} ${failed.Message ?? ''}`)
@@ -158,7 +177,8 @@ export class S3Storage implements LogStorage {
     this.client.destroy()
     // A pgrep-parquet- directory left behind is removed by the next run (makeStagingDir, by dead PID).
     const stagingDir = this.stagingDir
-    if (stagingDir) await closeQuietly('remove the staging directory', () => rm(stagingDir, {recursive: true, force: true}))
+    if (stagingDir)
+      await closeQuietly('remove the staging directory', () => rm(stagingDir, {recursive: true, force: true}))
     this.stagingDir = undefined
   }
 
@@ -166,12 +186,19 @@ export class S3Storage implements LogStorage {
     if (err instanceof S3ServiceException) {
       const status = err.$metadata?.httpStatusCode
       const hint =
-        status === 403 || err.name === 'AccessDenied' || err.name === 'InvalidAccessKeyId' || err.name === 'SignatureDoesNotMatch'
+        status === 403 ||
+        err.name === 'AccessDenied' ||
+        err.name === 'InvalidAccessKeyId' ||
+        err.name === 'SignatureDoesNotMatch'
           ? 'check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or the instance role) and that they may read and write the bucket'
           : err.name === 'NoSuchBucket'
             ? `create the bucket ${this.bucket}, or correct the s3:// location`
             : 'check the bucket, the region (AWS_REGION) and --s3-endpoint'
-      return new PgrepError('sink', `cannot ${doing} in ${this.location}: ${err.name}${err.message && err.message !== err.name ? `: ${err.message}` : ''}`, {cause: err, hint})
+      return new PgrepError(
+        'sink',
+        `cannot ${doing} in ${this.location}: ${err.name}${err.message && err.message !== err.name ? `: ${err.message}` : ''}`,
+        {cause: err, hint},
+      )
     }
     if (err instanceof PgrepError) return err
     const msg = err instanceof Error ? err.message : String(err)
@@ -186,5 +213,8 @@ export class S3Storage implements LogStorage {
 }
 
 function isNotFound(err: unknown): boolean {
-  return err instanceof S3ServiceException && (err.name === 'NoSuchKey' || err.name === 'NotFound' || err.$metadata?.httpStatusCode === 404)
+  return (
+    err instanceof S3ServiceException &&
+    (err.name === 'NoSuchKey' || err.name === 'NotFound' || err.$metadata?.httpStatusCode === 404)
+  )
 }

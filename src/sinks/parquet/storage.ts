@@ -69,7 +69,9 @@ export function parseLogLocation(dir: string): LogLocation {
   if (!/^s3:\/\//i.test(dir)) return {kind: 'local', path: path.resolve(dir)}
   const m = /^s3:\/\/([^/]+)\/?(.*)$/i.exec(dir)
   if (!m || !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(m[1])) {
-    throw new PgrepError('usage', `invalid S3 location ${dir}`, {hint: 'write it as s3://bucket or s3://bucket/prefix (a lowercase bucket name)'})
+    throw new PgrepError('usage', `invalid S3 location ${dir}`, {
+      hint: 'write it as s3://bucket or s3://bucket/prefix (a lowercase bucket name)',
+    })
   }
   const prefix = m[2].replace(/\/+$/, '')
   return {kind: 's3', bucket: m[1], prefix: prefix ? `${prefix}/` : ''}
@@ -158,7 +160,8 @@ export class LocalStorage implements LogStorage {
       for (const e of entries) {
         const key = rel + e.name
         if (e.isDirectory()) {
-          if (`${key}/`.startsWith(prefix) || prefix.startsWith(`${key}/`)) await walk(path.join(dir, e.name), `${key}/`)
+          if (`${key}/`.startsWith(prefix) || prefix.startsWith(`${key}/`))
+            await walk(path.join(dir, e.name), `${key}/`)
         } else if (e.isFile() && key.startsWith(prefix) && !e.name.endsWith('.tmp')) {
           out.push({key, size: (await stat(path.join(dir, e.name))).size})
         }

@@ -167,7 +167,13 @@ export class DebeziumFormatter {
         return e.tables
           .map((t) => {
             const f = this.table(t)
-            return this.envelope('null', 'null', this.source(unix, 'false', e.commitLsn, f.names, e.xid), 't', this.transaction(e, f.collection))
+            return this.envelope(
+              'null',
+              'null',
+              this.source(unix, 'false', e.commitLsn, f.names, e.xid),
+              't',
+              this.transaction(e, f.collection),
+            )
           })
           .join('\n')
       }

@@ -78,7 +78,9 @@ export function formatEvent(e: ChangeEvent): string | undefined {
       return `{"op":"delete",${enc.prefix},${txnFields(e)},"new":null,"old":${old}}`
     }
     case 'truncate': {
-      const tables = e.tables.map((t) => `{"schema":${JSON.stringify(t.schema)},"table":${JSON.stringify(t.name)}}`).join(',')
+      const tables = e.tables
+        .map((t) => `{"schema":${JSON.stringify(t.schema)},"table":${JSON.stringify(t.name)}}`)
+        .join(',')
       return `{"op":"truncate","tables":[${tables}],"cascade":${e.cascade},"restart_identity":${e.restartIdentity},${txnFields(e)}}`
     }
     case 'message': {

@@ -6,7 +6,14 @@ import {PgrepError} from '../../core/errors.js'
 import type {Lsn} from '../../core/lsn.js'
 import type {TupleData} from '../../core/protocol/messages.js'
 import type {TableSchema} from '../../core/schema/types.js'
-import type {Checkpoint, ResumeState, SinkInspection, Sink, TableCopyWriter, TableState} from '../../core/pipeline/sink.js'
+import type {
+  Checkpoint,
+  ResumeState,
+  SinkInspection,
+  Sink,
+  TableCopyWriter,
+  TableState,
+} from '../../core/pipeline/sink.js'
 import {DebeziumFormatter, type DebeziumFormatOptions} from './debezium.js'
 import {formatEvent, formatRead} from './format.js'
 
@@ -27,7 +34,10 @@ export interface StdoutSinkOptions {
  */
 export class StdoutClosed extends PgrepError {
   constructor(cause: unknown) {
-    super('sink', 'stdout was closed by the reader', {cause, hint: 'the events not read were not confirmed; they are sent again on the next run'})
+    super('sink', 'stdout was closed by the reader', {
+      cause,
+      hint: 'the events not read were not confirmed; they are sent again on the next run',
+    })
   }
 }
 
@@ -58,11 +68,15 @@ export class StdoutSink implements Sink {
   constructor(options: StdoutSinkOptions = {}) {
     this.out = options.out ?? process.stdout
     if (options.format === 'debezium') {
-      if (!options.debezium) throw new PgrepError('usage', "StdoutSink: format 'debezium' needs the debezium options (database)")
+      if (!options.debezium)
+        throw new PgrepError('usage', "StdoutSink: format 'debezium' needs the debezium options (database)")
       this.debezium = new DebeziumFormatter(options.debezium)
     }
     this.out.on('error', (err: NodeJS.ErrnoException) => {
-      this.failed = err.code === 'EPIPE' ? new StdoutClosed(err) : new PgrepError('sink', `cannot write to stdout: ${err.message}`, {cause: err})
+      this.failed =
+        err.code === 'EPIPE'
+          ? new StdoutClosed(err)
+          : new PgrepError('sink', `cannot write to stdout: ${err.message}`, {cause: err})
     })
   }
 
@@ -86,7 +100,12 @@ export class StdoutSink implements Sink {
     return {
       write: async (rows: TupleData[]) => {
         const dbz = this.debezium
-        for (const row of rows) this.append(dbz ? dbz.formatRead({op: 'read', table, new: row, snapshotLsn}) : formatRead({op: 'read', table, new: row, snapshotLsn}))
+        for (const row of rows)
+          this.append(
+            dbz
+              ? dbz.formatRead({op: 'read', table, new: row, snapshotLsn})
+              : formatRead({op: 'read', table, new: row, snapshotLsn}),
+          )
         await this.maybeFlush()
       },
       commit: () => this.flush(),

@@ -73,12 +73,39 @@ export interface QueryResult {
   mutated: string[]
 }
 
-const SUPPORTED_TYPES = new Set(['INTEGER', 'FLOAT', 'BOOLEAN', 'STRING', 'NUMERIC', 'BIGNUMERIC', 'BYTES', 'DATE', 'TIME', 'DATETIME', 'TIMESTAMP', 'INTERVAL', 'JSON'])
+const SUPPORTED_TYPES = new Set([
+  'INTEGER',
+  'FLOAT',
+  'BOOLEAN',
+  'STRING',
+  'NUMERIC',
+  'BIGNUMERIC',
+  'BYTES',
+  'DATE',
+  'TIME',
+  'DATETIME',
+  'TIMESTAMP',
+  'INTERVAL',
+  'JSON',
+])
 const CLUSTERABLE = new Set(['INTEGER', 'STRING', 'DATE', 'TIMESTAMP', 'DATETIME', 'BOOLEAN', 'NUMERIC', 'BIGNUMERIC'])
-const RESERVED_PREFIXES = ['_table_', '_file_', '_partition', '_row_timestamp', '__root__', '_colidentifier', '_change_sequence_number', '_change_type', '_change_timestamp']
+const RESERVED_PREFIXES = [
+  '_table_',
+  '_file_',
+  '_partition',
+  '_row_timestamp',
+  '__root__',
+  '_colidentifier',
+  '_change_sequence_number',
+  '_change_type',
+  '_change_timestamp',
+]
 
 /** The widening ALTER COLUMN SET DATA TYPE allows. */
-const WIDENINGS: Record<string, string[]> = {INTEGER: ['NUMERIC', 'BIGNUMERIC', 'FLOAT'], NUMERIC: ['BIGNUMERIC', 'FLOAT']}
+const WIDENINGS: Record<string, string[]> = {
+  INTEGER: ['NUMERIC', 'BIGNUMERIC', 'FLOAT'],
+  NUMERIC: ['BIGNUMERIC', 'FLOAT'],
+}
 
 const NUM = `[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?`
 const DATE = `[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}`
@@ -168,7 +195,8 @@ export class Engine {
       project: this.project,
       hasTable: (t) => this.tables.has(this.key(t)),
       table: (t, mustExist) => {
-        if (!this.datasets.has(t.dataset)) throw new SqlError(`Not found: Dataset ${this.project}:${t.dataset} was not found in location US`, 'notFound')
+        if (!this.datasets.has(t.dataset))
+          throw new SqlError(`Not found: Dataset ${this.project}:${t.dataset} was not found in location US`, 'notFound')
         if (mustExist && !this.tables.has(this.key(t))) throw notFoundTable(this.project, t)
       },
     }
@@ -207,11 +235,23 @@ export class Engine {
   checkFields(fields: Field[]): void {
     const seen = new Set<string>()
     for (const f of fields) {
-      if (!validColumnName(f.name)) throw new SqlError(`Invalid field name "${f.name}". Fields must contain only letters, numbers, and underscores, start with a letter or underscore, and be at most 300 characters long.`, 'invalid')
+      if (!validColumnName(f.name))
+        throw new SqlError(
+          `Invalid field name "${f.name}". Fields must contain only letters, numbers, and underscores, start with a letter or underscore, and be at most 300 characters long.`,
+          'invalid',
+        )
       const lower = f.name.toLowerCase()
-      if (seen.has(lower)) throw new SqlError(`Duplicate column names in the result are not supported. Found duplicate(s): ${f.name}`, 'invalid')
+      if (seen.has(lower))
+        throw new SqlError(
+          `Duplicate column names in the result are not supported. Found duplicate(s): ${f.name}`,
+          'invalid',
+        )
       seen.add(lower)
-      if (!SUPPORTED_TYPES.has(f.type)) throw new SqlError(`Unsupported type ${f.type} (the stand-in supports ${[...SUPPORTED_TYPES].join(', ')})`, 'invalid')
+      if (!SUPPORTED_TYPES.has(f.type))
+        throw new SqlError(
+          `Unsupported type ${f.type} (the stand-in supports ${[...SUPPORTED_TYPES].join(', ')})`,
+          'invalid',
+        )
     }
     if (fields.length === 0) throw new SqlError('Table must have at least one column', 'invalid')
   }
@@ -258,7 +298,10 @@ export class Engine {
 
   async runScript(sql: string, location: string): Promise<QueryResult> {
     if (sql.length > 1024 * 1024) {
-      throw new SqlError('The query is too large. The maximum standard SQL query length is 1024.00K characters, including comments and white space characters.', 'invalid')
+      throw new SqlError(
+        'The query is too large. The maximum standard SQL query length is 1024.00K characters, including comments and white space characters.',
+        'invalid',
+      )
     }
     const statements = splitStatements(tokenize(sql))
     if (statements.length === 0) throw new SqlError('Syntax error: Unexpected end of script')
@@ -272,7 +315,8 @@ export class Engine {
         const first = st[0]
         const second = st[1]
         if (isWord(first, 'BEGIN')) {
-          if (st.length > 2 || (second && !isWord(second, 'TRANSACTION'))) throw new SqlError('Syntax error: BEGIN blocks are not supported by the stand-in')
+          if (st.length > 2 || (second && !isWord(second, 'TRANSACTION')))
+            throw new SqlError('Syntax error: BEGIN blocks are not supported by the stand-in')
           if (inTxn) throw new SqlError('Nested transactions are not supported')
           await this.exec('BEGIN TRANSACTION')
           inTxn = true
@@ -292,7 +336,10 @@ export class Engine {
           continue
         }
         if (isWord(first, 'CREATE', 'ALTER', 'DROP')) {
-          if (inTxn) throw new SqlError(`${first.v.toUpperCase()} statements on permanent tables are not supported inside a transaction`)
+          if (inTxn)
+            throw new SqlError(
+              `${first.v.toUpperCase()} statements on permanent tables are not supported inside a transaction`,
+            )
           last = await this.ddl(st)
           continue
         }
@@ -334,7 +381,10 @@ export class Engine {
       if (!name || name.parts.length !== 3) continue
       const ds = this.datasets.get(name.parts[1])
       if (ds && ds.location.toLowerCase() !== location.toLowerCase()) {
-        throw new SqlError(`Not found: Dataset ${this.project}:${name.parts[1]} was not found in location ${location}`, 'notFound')
+        throw new SqlError(
+          `Not found: Dataset ${this.project}:${name.parts[1]} was not found in location ${location}`,
+          'notFound',
+        )
       }
       i = name.end - 1
     }
@@ -455,7 +505,8 @@ export class Engine {
       ifNotExists = true
       i += 3
     }
-    if (replace && ifNotExists) throw new SqlError('Syntax error: CREATE OR REPLACE and IF NOT EXISTS cannot be combined')
+    if (replace && ifNotExists)
+      throw new SqlError('Syntax error: CREATE OR REPLACE and IF NOT EXISTS cannot be combined')
     const {table, end} = this.refAt(st, i)
     if (!validTableId(table.table)) throw new SqlError(`Invalid table ID "${table.table}".`, 'invalid')
     i = end
@@ -468,10 +519,12 @@ export class Engine {
         if (isWord(def[0], 'PRIMARY') && isWord(def[1], 'KEY')) {
           primaryKey = this.parenNames(def, 2)
           const rest = def.slice(def.findIndex((t) => isOp(t, ')')) + 1)
-          if (!(isWord(rest[0], 'NOT') && isWord(rest[1], 'ENFORCED') && rest.length === 2)) throw new SqlError('Enforced primary keys are not supported. Please use NOT ENFORCED.')
+          if (!(isWord(rest[0], 'NOT') && isWord(rest[1], 'ENFORCED') && rest.length === 2))
+            throw new SqlError('Enforced primary keys are not supported. Please use NOT ENFORCED.')
           continue
         }
-        if (!def[0] || (def[0].k !== 'word' && def[0].k !== 'qid')) throw new SqlError('Syntax error: expected a column definition')
+        if (!def[0] || (def[0].k !== 'word' && def[0].k !== 'qid'))
+          throw new SqlError('Syntax error: expected a column definition')
         fields.push(this.columnDef(def))
       }
       i = close + 1
@@ -498,18 +551,24 @@ export class Engine {
     const query = isWord(st[i], 'AS') ? st.slice(i + 1) : undefined
     const exists = !!this.table(table)
     if (exists && ifNotExists) return {statementType: 'CREATE_TABLE', mutated: []}
-    if (exists && !replace) throw new SqlError(`Already Exists: Table ${this.project}:${table.dataset}.${table.table}`, 'duplicate')
+    if (exists && !replace)
+      throw new SqlError(`Already Exists: Table ${this.project}:${table.dataset}.${table.table}`, 'duplicate')
     if (!fields && !query) throw new SqlError('Syntax error: CREATE TABLE needs columns or AS query')
     const now = Date.now()
     await this.exec('BEGIN TRANSACTION')
     try {
       if (fields) {
-        await this.createTable({...table, fields, primaryKey, clustering, creationTime: now, lastModifiedTime: now}, replace)
+        await this.createTable(
+          {...table, fields, primaryKey, clustering, creationTime: now, lastModifiedTime: now},
+          replace,
+        )
         if (query) await this.exec(`INSERT INTO ${duckTable(table)} ${render(query, this.resolver())}`)
       } else {
         const bignumeric = bignumericColumns(query!)
         await this.exec(`CREATE OR REPLACE TABLE ${duckTable(table)} AS ${render(query!, this.resolver())}`)
-        const described = await this.all(`SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ${duckString(table.dataset)} AND table_name = ${duckString(table.table)} ORDER BY ordinal_position`)
+        const described = await this.all(
+          `SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ${duckString(table.dataset)} AND table_name = ${duckString(table.table)} ORDER BY ordinal_position`,
+        )
         const derived: Field[] = described.map((c) => {
           const name = String(c.column_name)
           const type = bignumeric.has(name.toLowerCase()) ? 'BIGNUMERIC' : fromDuckType(String(c.data_type))
@@ -533,7 +592,8 @@ export class Engine {
     if (!isOp(def[at], '(')) throw new SqlError('Syntax error: expected (')
     const close = matchParen(def, at)
     return splitTop(def.slice(at + 1, close)).map((x) => {
-      if (x.length !== 1 || (x[0].k !== 'word' && x[0].k !== 'qid')) throw new SqlError('Syntax error: expected a column name')
+      if (x.length !== 1 || (x[0].k !== 'word' && x[0].k !== 'qid'))
+        throw new SqlError('Syntax error: expected a column name')
       return x[0].v
     })
   }
@@ -547,7 +607,8 @@ export class Engine {
     let mode: Field['mode'] = 'NULLABLE'
     const rest = def.slice(2)
     if (isWord(rest[0], 'NOT') && isWord(rest[1], 'NULL')) mode = 'REQUIRED'
-    else if (rest.length > 0) throw new SqlError(`Syntax error: unexpected ${rest[0].v} in the definition of column ${name}`)
+    else if (rest.length > 0)
+      throw new SqlError(`Syntax error: unexpected ${rest[0].v} in the definition of column ${name}`)
     return {name, type, mode}
   }
 
@@ -572,7 +633,8 @@ export class Engine {
         return false
       }
       const ifExists = () => (isWord(a[k], 'IF') && isWord(a[k + 1], 'EXISTS') ? ((k += 2), true) : false)
-      const ifNotExists = () => (isWord(a[k], 'IF') && isWord(a[k + 1], 'NOT') && isWord(a[k + 2], 'EXISTS') ? ((k += 3), true) : false)
+      const ifNotExists = () =>
+        isWord(a[k], 'IF') && isWord(a[k + 1], 'NOT') && isWord(a[k + 2], 'EXISTS') ? ((k += 3), true) : false
       if (word('ADD') && word('COLUMN')) {
         const skip = ifNotExists()
         const f = this.columnDef(a.slice(k))
@@ -583,7 +645,9 @@ export class Engine {
         this.checkFields([...fields, f])
         if (f.mode === 'REQUIRED') throw new SqlError('Cannot add a REQUIRED column to an existing table', 'invalid')
         fields.push(f)
-        duck.push(`ALTER TABLE ${duckTable(table)} ADD COLUMN ${duckIdent(f.name)} ${DUCK_TYPES[a[k + 1].v.toUpperCase()]}`)
+        duck.push(
+          `ALTER TABLE ${duckTable(table)} ADD COLUMN ${duckIdent(f.name)} ${DUCK_TYPES[a[k + 1].v.toUpperCase()]}`,
+        )
         continue
       }
       k = 0
@@ -595,8 +659,10 @@ export class Engine {
           if (skip) continue
           throw new SqlError(`Column not found: ${n}`, 'invalid')
         }
-        if (info.clustering.some((c) => c.toLowerCase() === n.toLowerCase())) throw new SqlError(`Cannot drop clustering column ${n}`, 'invalid')
-        if (primaryKey.some((c) => c.toLowerCase() === n.toLowerCase())) throw new SqlError(`Cannot drop column ${n}: it is part of the primary key`, 'invalid')
+        if (info.clustering.some((c) => c.toLowerCase() === n.toLowerCase()))
+          throw new SqlError(`Cannot drop clustering column ${n}`, 'invalid')
+        if (primaryKey.some((c) => c.toLowerCase() === n.toLowerCase()))
+          throw new SqlError(`Cannot drop column ${n}: it is part of the primary key`, 'invalid')
         if (fields.length === 1) throw new SqlError('Cannot drop the only column of a table', 'invalid')
         fields.splice(at, 1)
         duck.push(`ALTER TABLE ${duckTable(table)} DROP COLUMN ${duckIdent(n)}`)
@@ -613,7 +679,8 @@ export class Engine {
           if (skip) continue
           throw new SqlError(`Column not found: ${from}`, 'invalid')
         }
-        if (find(to) >= 0 && to.toLowerCase() !== from.toLowerCase()) throw new SqlError(`Column already exists: ${to}`, 'invalid')
+        if (find(to) >= 0 && to.toLowerCase() !== from.toLowerCase())
+          throw new SqlError(`Column already exists: ${to}`, 'invalid')
         fields[at].name = to
         this.checkFields(fields)
         primaryKey = primaryKey.map((c) => (c.toLowerCase() === from.toLowerCase() ? to : c))
@@ -625,12 +692,17 @@ export class Engine {
       if (word('ALTER') && word('COLUMN')) {
         const n = a[k].v
         k++
-        if (!(word('SET') && word('DATA') && word('TYPE'))) throw new SqlError('Syntax error: the stand-in supports ALTER COLUMN ... SET DATA TYPE only')
+        if (!(word('SET') && word('DATA') && word('TYPE')))
+          throw new SqlError('Syntax error: the stand-in supports ALTER COLUMN ... SET DATA TYPE only')
         const to = canonicalType(a[k].v)
         const at = find(n)
         if (at < 0) throw new SqlError(`Column not found: ${n}`, 'invalid')
         const from = fields[at].type
-        if (from !== to && !(WIDENINGS[from] ?? []).includes(to)) throw new SqlError(`ALTER TABLE ALTER COLUMN SET DATA TYPE requires that the existing column type (${from}) is assignable to the new type (${to})`, 'invalid')
+        if (from !== to && !(WIDENINGS[from] ?? []).includes(to))
+          throw new SqlError(
+            `ALTER TABLE ALTER COLUMN SET DATA TYPE requires that the existing column type (${from}) is assignable to the new type (${to})`,
+            'invalid',
+          )
         fields[at].type = to
         duck.push(`ALTER TABLE ${duckTable(table)} ALTER ${duckIdent(n)} TYPE ${DUCK_TYPES[a[k].v.toUpperCase()]}`)
         continue
@@ -640,13 +712,15 @@ export class Engine {
         if (primaryKey.length > 0) throw new SqlError(`Table ${table.table} already has a primary key`, 'invalid')
         primaryKey = this.parenNames(a, k)
         const rest = a.slice(a.findIndex((t) => isOp(t, ')')) + 1)
-        if (!(isWord(rest[0], 'NOT') && isWord(rest[1], 'ENFORCED'))) throw new SqlError('Enforced primary keys are not supported. Please use NOT ENFORCED.')
+        if (!(isWord(rest[0], 'NOT') && isWord(rest[1], 'ENFORCED')))
+          throw new SqlError('Enforced primary keys are not supported. Please use NOT ENFORCED.')
         continue
       }
       k = 0
       if (word('DROP') && word('PRIMARY') && word('KEY')) {
         const skip = ifExists()
-        if (primaryKey.length === 0 && !skip) throw new SqlError(`Table ${table.table} does not have a primary key`, 'invalid')
+        if (primaryKey.length === 0 && !skip)
+          throw new SqlError(`Table ${table.table} does not have a primary key`, 'invalid')
         primaryKey = []
         continue
       }
@@ -675,18 +749,38 @@ export class Engine {
   async load(config: LoadConfig, data: Buffer): Promise<number> {
     const t = {dataset: config.destinationTable.datasetId, table: config.destinationTable.tableId}
     if (!this.datasets.has(t.dataset)) throw new SqlError(`Not found: Dataset ${this.project}:${t.dataset}`, 'notFound')
-    if ((config.sourceFormat ?? 'CSV') !== 'NEWLINE_DELIMITED_JSON') throw new SqlError(`The stand-in loads NEWLINE_DELIMITED_JSON only, not ${config.sourceFormat ?? 'CSV (the default)'}`, 'invalid')
+    if ((config.sourceFormat ?? 'CSV') !== 'NEWLINE_DELIMITED_JSON')
+      throw new SqlError(
+        `The stand-in loads NEWLINE_DELIMITED_JSON only, not ${config.sourceFormat ?? 'CSV (the default)'}`,
+        'invalid',
+      )
     let info = this.table(t)
-    const given = config.schema?.fields?.map((f) => ({name: f.name, type: canonicalType(f.type), mode: (f.mode ?? 'NULLABLE') as Field['mode']}))
+    const given = config.schema?.fields?.map((f) => ({
+      name: f.name,
+      type: canonicalType(f.type),
+      mode: (f.mode ?? 'NULLABLE') as Field['mode'],
+    }))
     if (!info) {
       if (config.createDisposition === 'CREATE_NEVER') throw notFoundTable(this.project, t)
       if (!given) throw new SqlError('No schema specified on job or table.', 'invalid')
       const now = Date.now()
-      await this.createTable({...t, fields: given, primaryKey: [], clustering: [], creationTime: now, lastModifiedTime: now})
+      await this.createTable({
+        ...t,
+        fields: given,
+        primaryKey: [],
+        clustering: [],
+        creationTime: now,
+        lastModifiedTime: now,
+      })
       info = this.table(t)!
     } else if (given) {
-      const same = given.length === info.fields.length && given.every((f, i) => f.name.toLowerCase() === info!.fields[i].name.toLowerCase() && f.type === info!.fields[i].type)
-      if (!same) throw new SqlError(`Provided Schema does not match Table ${this.project}:${t.dataset}.${t.table}.`, 'invalid')
+      const same =
+        given.length === info.fields.length &&
+        given.every(
+          (f, i) => f.name.toLowerCase() === info!.fields[i].name.toLowerCase() && f.type === info!.fields[i].type,
+        )
+      if (!same)
+        throw new SqlError(`Provided Schema does not match Table ${this.project}:${t.dataset}.${t.table}.`, 'invalid')
     }
     const fields = info.fields
     const byName = new Map(fields.map((f) => [f.name.toLowerCase(), f]))
@@ -704,28 +798,45 @@ export class Engine {
       const start = position
       position += raw.length + 1
       if (line.trim() === '') continue
-      if (Buffer.byteLength(line) > 100 * 1024 * 1024) throw new SqlError(`Error while reading data, error message: row starting at position ${start} is larger than the maximum allowed size (100 MB)`, 'invalid')
+      if (Buffer.byteLength(line) > 100 * 1024 * 1024)
+        throw new SqlError(
+          `Error while reading data, error message: row starting at position ${start} is larger than the maximum allowed size (100 MB)`,
+          'invalid',
+        )
       let obj: unknown
       try {
         obj = JSON.parse(line)
       } catch (e) {
-        throw new SqlError(`Error while reading data, error message: JSON parsing error in row starting at position ${start}: ${(e as Error).message}`, 'invalid')
+        throw new SqlError(
+          `Error while reading data, error message: JSON parsing error in row starting at position ${start}: ${(e as Error).message}`,
+          'invalid',
+        )
       }
-      if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new SqlError(`Error while reading data, error message: JSON table encountered too many errors, giving up. Rows: 1; row starting at position ${start} is not an object`, 'invalid')
+      if (typeof obj !== 'object' || obj === null || Array.isArray(obj))
+        throw new SqlError(
+          `Error while reading data, error message: JSON table encountered too many errors, giving up. Rows: 1; row starting at position ${start} is not an object`,
+          'invalid',
+        )
       const row: Record<string, string | null> = {}
       for (const [k, v] of Object.entries(obj)) {
         const f = byName.get(k.toLowerCase())
         if (!f) {
           if (config.ignoreUnknownValues) continue
-          throw new SqlError(`Error while reading data, error message: JSON table encountered too many errors, giving up. Rows: 1; Errors: 1. Please look into the errors[] collection for more details. JSON parsing error in row starting at position ${start}: No such field: ${k}.`, 'invalid')
+          throw new SqlError(
+            `Error while reading data, error message: JSON table encountered too many errors, giving up. Rows: 1; Errors: 1. Please look into the errors[] collection for more details. JSON parsing error in row starting at position ${start}: No such field: ${k}.`,
+            'invalid',
+          )
         }
         row[f.name] = loadValue(f, v, start)
       }
-      for (const f of fields) if (f.mode === 'REQUIRED' && (row[f.name] === undefined || row[f.name] === null)) throw new SqlError(`Missing required field: ${f.name}.`, 'invalid')
+      for (const f of fields)
+        if (f.mode === 'REQUIRED' && (row[f.name] === undefined || row[f.name] === null))
+          throw new SqlError(`Missing required field: ${f.name}.`, 'invalid')
       out.push(JSON.stringify(row))
     }
     const disposition = config.writeDisposition ?? 'WRITE_APPEND'
-    if (disposition === 'WRITE_EMPTY' && (await this.numRows(t)) > 0) throw new SqlError(`Already Exists: Table ${this.project}:${t.dataset}.${t.table}`, 'duplicate')
+    if (disposition === 'WRITE_EMPTY' && (await this.numRows(t)) > 0)
+      throw new SqlError(`Already Exists: Table ${this.project}:${t.dataset}.${t.table}`, 'duplicate')
     this.tmp ??= await mkdtemp(join(tmpdir(), 'bq-standin-'))
     const file = join(this.tmp, `load-${randomBytes(6).toString('hex')}.ndjson`)
     await writeFile(file, out.join('\n') + '\n')
@@ -735,7 +846,9 @@ export class Engine {
     try {
       if (disposition === 'WRITE_TRUNCATE') await this.exec(`DELETE FROM ${duckTable(t)}`)
       if (out.length > 0) {
-        await this.exec(`INSERT INTO ${duckTable(t)} (${fields.map((f) => duckIdent(f.name)).join(', ')}) SELECT ${casts} FROM read_json(${duckString(file)}, format = 'newline_delimited', columns = {${columns}}) AS src`)
+        await this.exec(
+          `INSERT INTO ${duckTable(t)} (${fields.map((f) => duckIdent(f.name)).join(', ')}) SELECT ${casts} FROM read_json(${duckString(file)}, format = 'newline_delimited', columns = {${columns}}) AS src`,
+        )
       }
       await this.exec('COMMIT')
     } catch (err) {
@@ -752,13 +865,21 @@ export class Engine {
     const src = this.table(source)
     if (!src) throw notFoundTable(this.project, source)
     const existing = this.table(dest)
-    if (existing && writeDisposition === 'WRITE_EMPTY' && (await this.numRows(dest)) > 0) throw new SqlError(`Already Exists: Table ${this.project}:${dest.dataset}.${dest.table}`, 'duplicate')
+    if (existing && writeDisposition === 'WRITE_EMPTY' && (await this.numRows(dest)) > 0)
+      throw new SqlError(`Already Exists: Table ${this.project}:${dest.dataset}.${dest.table}`, 'duplicate')
     await this.exec('BEGIN TRANSACTION')
     try {
       if (!existing || writeDisposition === 'WRITE_TRUNCATE') {
         await this.exec(`CREATE OR REPLACE TABLE ${duckTable(dest)} AS SELECT * FROM ${duckTable(source)}`)
         const now = Date.now()
-        this.tables.set(this.key(dest), {...dest, fields: src.fields.map((f) => ({...f})), primaryKey: [...src.primaryKey], clustering: [...src.clustering], creationTime: now, lastModifiedTime: now})
+        this.tables.set(this.key(dest), {
+          ...dest,
+          fields: src.fields.map((f) => ({...f})),
+          primaryKey: [...src.primaryKey],
+          clustering: [...src.clustering],
+          creationTime: now,
+          lastModifiedTime: now,
+        })
       } else {
         await this.exec(`INSERT INTO ${duckTable(dest)} SELECT * FROM ${duckTable(source)}`)
       }
@@ -783,14 +904,19 @@ export interface LoadConfig {
 /** A JSON value of a load file as the text the column's cast reads; throws like BigQuery's loader. */
 function loadValue(f: Field, v: unknown, position: number): string | null {
   if (v === null) return null
-  const bad = (what: string) => new SqlError(`Error while reading data, error message: JSON parsing error in row starting at position ${position}: Could not convert value '${JSON.stringify(v)}' to ${what}. Field: ${f.name}`, 'invalid')
+  const bad = (what: string) =>
+    new SqlError(
+      `Error while reading data, error message: JSON parsing error in row starting at position ${position}: Could not convert value '${JSON.stringify(v)}' to ${what}. Field: ${f.name}`,
+      'invalid',
+    )
   if (f.type === 'JSON') return JSON.stringify(v)
   if (typeof v === 'object') throw bad(f.type.toLowerCase())
   switch (f.type) {
     case 'STRING':
       return String(v)
     case 'INTEGER':
-      if (typeof v === 'number' ? Number.isInteger(v) : typeof v === 'string' && /^[+-]?[0-9]+$/.test(v)) return String(v)
+      if (typeof v === 'number' ? Number.isInteger(v) : typeof v === 'string' && /^[+-]?[0-9]+$/.test(v))
+        return String(v)
       throw bad('integer')
     case 'BOOLEAN':
       if (typeof v === 'boolean') return String(v)
@@ -891,6 +1017,8 @@ function restValue(v: unknown, type: string): string | null {
 
 function duckError(err: unknown): SqlError {
   if (err instanceof SqlError) return err
-  const message = String((err as Error)?.message ?? err).replace(/^[A-Za-z ]+Error: /, '').split('\n')[0]
+  const message = String((err as Error)?.message ?? err)
+    .replace(/^[A-Za-z ]+Error: /, '')
+    .split('\n')[0]
   return new SqlError(message, 'invalidQuery')
 }

@@ -1,6 +1,13 @@
 // Building blocks for BigQuery sink tests: table schemas and change events written literally, a
 // sink wired to a stand-in, and a model of what a table should hold (the consistency oracle).
-import type {ChangeEvent, DeleteEvent, InsertEvent, SchemaEvent, TruncateEvent, UpdateEvent} from '../../../src/core/changes.js'
+import type {
+  ChangeEvent,
+  DeleteEvent,
+  InsertEvent,
+  SchemaEvent,
+  TruncateEvent,
+  UpdateEvent,
+} from '../../../src/core/changes.js'
 import type {Lsn} from '../../../src/core/lsn.js'
 import {UNCHANGED_TOAST, type TupleData} from '../../../src/core/protocol/messages.js'
 import {builtinType} from '../../../src/core/schema/pg-types.js'
@@ -17,13 +24,23 @@ export function pgType(oid: number, typmod = -1): PgType {
 let relationIds = 16384
 
 /** A table: columns as [name, type OID, isKey?, typmod?]. */
-export function table(schema: string, name: string, columns: [string, number, boolean?, number?][], replicaIdentity: TableSchema['replicaIdentity'] = 'default'): TableSchema {
+export function table(
+  schema: string,
+  name: string,
+  columns: [string, number, boolean?, number?][],
+  replicaIdentity: TableSchema['replicaIdentity'] = 'default',
+): TableSchema {
   return {
     relationId: relationIds++,
     schema,
     name,
     replicaIdentity,
-    columns: columns.map(([n, oid, key, typmod]) => ({name: n, type: pgType(oid, typmod ?? -1), typeModifier: typmod ?? -1, isKey: replicaIdentity === 'full' ? true : !!key})),
+    columns: columns.map(([n, oid, key, typmod]) => ({
+      name: n,
+      type: pgType(oid, typmod ?? -1),
+      typeModifier: typmod ?? -1,
+      isKey: replicaIdentity === 'full' ? true : !!key,
+    })),
   }
 }
 
@@ -74,12 +91,24 @@ export class TxnBuilder {
   }
 
   delete(t: TableSchema, old: TupleData): this {
-    this.events.push({...this.base(), op: 'delete', table: t, old, oldKind: t.replicaIdentity === 'full' ? 'full' : 'key'} satisfies DeleteEvent)
+    this.events.push({
+      ...this.base(),
+      op: 'delete',
+      table: t,
+      old,
+      oldKind: t.replicaIdentity === 'full' ? 'full' : 'key',
+    } satisfies DeleteEvent)
     return this
   }
 
   truncate(...tables: TableSchema[]): this {
-    this.events.push({...this.base(), op: 'truncate', tables, cascade: false, restartIdentity: false} satisfies TruncateEvent)
+    this.events.push({
+      ...this.base(),
+      op: 'truncate',
+      tables,
+      cascade: false,
+      restartIdentity: false,
+    } satisfies TruncateEvent)
     return this
   }
 }
@@ -98,7 +127,10 @@ export function makeSink(s: StandIn, dataset: string, extra: Partial<BigQuerySin
 }
 
 /** Applies a batch of transactions to a sink the way the pipeline does. */
-export async function applyBatch(sink: BigQuerySink, txns: {events: ChangeEvent[]; commitLsn: Lsn; endLsn: Lsn}[]): Promise<void> {
+export async function applyBatch(
+  sink: BigQuerySink,
+  txns: {events: ChangeEvent[]; commitLsn: Lsn; endLsn: Lsn}[],
+): Promise<void> {
   await sink.beginBatch()
   for (const t of txns) await sink.write(t.events)
   const last = txns[txns.length - 1]
@@ -133,7 +165,8 @@ export class TableModel {
       if (e.tables.some((x) => x.name === this.t.name && x.schema === this.t.schema)) this.rows.clear()
       return
     }
-    if (e.op === 'schema' || e.op === 'message' || e.table.name !== this.t.name || e.table.schema !== this.t.schema) return
+    if (e.op === 'schema' || e.op === 'message' || e.table.name !== this.t.name || e.table.schema !== this.t.schema)
+      return
     const full = this.keyIdx.length === 0
     if (e.op === 'insert') {
       const row = e.new as (string | null)[]
@@ -174,6 +207,10 @@ export class TableModel {
 }
 
 /** BigQuery rows (from StandIn.rows) as the same sorted JSON strings, given how to read each column back to Postgres text. */
-export function normalized(rows: Record<string, unknown>[], columns: string[], read: (column: string, v: unknown) => string | null = (_c, v) => (v === null || v === undefined ? null : String(v))): string[] {
+export function normalized(
+  rows: Record<string, unknown>[],
+  columns: string[],
+  read: (column: string, v: unknown) => string | null = (_c, v) => (v === null || v === undefined ? null : String(v)),
+): string[] {
   return rows.map((r) => JSON.stringify(columns.map((c) => read(c, r[c])))).sort()
 }

@@ -71,9 +71,16 @@ export async function startStandIn(opts: {projectId?: string; location?: string}
     clearFaults: () => server.clearFaults(),
     count: (key) => server.count(key),
     requests: server.requests,
-    rows: (dataset, table, orderBy) => engine.exclusive(() => engine.all(`SELECT * FROM ${duckIdent(dataset)}.${duckIdent(table)}${orderBy ? ` ORDER BY ${orderBy}` : ''}`)),
+    rows: (dataset, table, orderBy) =>
+      engine.exclusive(() =>
+        engine.all(`SELECT * FROM ${duckIdent(dataset)}.${duckIdent(table)}${orderBy ? ` ORDER BY ${orderBy}` : ''}`),
+      ),
     sql: (s) => engine.exclusive(() => engine.all(s)),
-    tableNames: (dataset) => [...engine.tables.values()].filter((t) => t.dataset === dataset).map((t) => t.table).sort(),
+    tableNames: (dataset) =>
+      [...engine.tables.values()]
+        .filter((t) => t.dataset === dataset)
+        .map((t) => t.table)
+        .sort(),
     stop: async () => {
       await server.close()
       await engine.close()

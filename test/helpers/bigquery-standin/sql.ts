@@ -88,14 +88,28 @@ export function tokenize(sql: string): Tok[] {
         if (!triple && ch === '\n') throw new SqlError('Syntax error: Unclosed string literal')
         if (ch === '\\' && !raw) {
           const e = sql[j + 1]
-          const simple: Record<string, string> = {n: '\n', r: '\r', t: '\t', a: '\x07', b: '\b', f: '\f', v: '\v', '\\': '\\', "'": "'", '"': '"', '`': '`', '?': '?'}
+          const simple: Record<string, string> = {
+            n: '\n',
+            r: '\r',
+            t: '\t',
+            a: '\x07',
+            b: '\b',
+            f: '\f',
+            v: '\v',
+            '\\': '\\',
+            "'": "'",
+            '"': '"',
+            '`': '`',
+            '?': '?',
+          }
           if (e in simple) {
             v += simple[e]
             j += 2
           } else if (e === 'u' || e === 'U' || e === 'x' || e === 'X') {
             const len = e === 'u' ? 4 : e === 'U' ? 8 : 2
             const hex = sql.slice(j + 2, j + 2 + len)
-            if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length !== len) throw new SqlError(`Syntax error: Illegal escape sequence: \\${e}${hex}`)
+            if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length !== len)
+              throw new SqlError(`Syntax error: Illegal escape sequence: \\${e}${hex}`)
             v += String.fromCodePoint(Number.parseInt(hex, 16))
             j += 2 + len
           } else if (/[0-7]/.test(e)) {
@@ -254,7 +268,13 @@ export const DUCK_TYPES: Record<string, string> = {
 /** Canonical (REST) name of a GoogleSQL type. */
 export function canonicalType(name: string): string {
   const u = name.toUpperCase()
-  const map: Record<string, string> = {INT64: 'INTEGER', FLOAT64: 'FLOAT', BOOL: 'BOOLEAN', DECIMAL: 'NUMERIC', BIGDECIMAL: 'BIGNUMERIC'}
+  const map: Record<string, string> = {
+    INT64: 'INTEGER',
+    FLOAT64: 'FLOAT',
+    BOOL: 'BOOLEAN',
+    DECIMAL: 'NUMERIC',
+    BIGDECIMAL: 'BIGNUMERIC',
+  }
   return map[u] ?? u
 }
 
@@ -290,10 +310,15 @@ export function readName(toks: Tok[], i: number): {parts: string[]; end: number}
 /** A table reference from name parts (project.dataset.table or dataset.table). */
 export function tableOf(parts: string[], r: Resolver): TableName | undefined {
   if (parts.length === 3) {
-    if (parts[0] !== r.project) throw new SqlError(`Access Denied: Project ${parts[0]}: User does not have permission to query table ${parts.join('.')}`, 'accessDenied')
+    if (parts[0] !== r.project)
+      throw new SqlError(
+        `Access Denied: Project ${parts[0]}: User does not have permission to query table ${parts.join('.')}`,
+        'accessDenied',
+      )
     return {dataset: parts[1], table: parts[2]}
   }
-  if (parts.length === 2 && r.hasTable({dataset: parts[0], table: parts[1]})) return {dataset: parts[0], table: parts[1]}
+  if (parts.length === 2 && r.hasTable({dataset: parts[0], table: parts[1]}))
+    return {dataset: parts[0], table: parts[1]}
   return undefined
 }
 
@@ -345,7 +370,12 @@ export function render(toks: Tok[], r: Resolver): string {
       out.push(renderCall(upper, t.v, inner, r))
       i = close + 1
       // UNNEST(...) AS alias: DuckDB names the column through a column alias list.
-      if (upper === 'UNNEST' && isWord(toks[i], 'AS') && toks[i + 1] && (toks[i + 1].k === 'word' || toks[i + 1].k === 'qid')) {
+      if (
+        upper === 'UNNEST' &&
+        isWord(toks[i], 'AS') &&
+        toks[i + 1] &&
+        (toks[i + 1].k === 'word' || toks[i + 1].k === 'qid')
+      ) {
         const alias = duckIdent(toks[i + 1].v)
         out.push(`AS ${alias}(${alias})`)
         i += 2
@@ -358,7 +388,11 @@ export function render(toks: Tok[], r: Resolver): string {
       r.table(table, true)
       out.push(duckTable(table))
     } else {
-      out.push(name.parts.map((p, k) => (k === 0 && name.parts.length > 1 && toks[i].k === 'word' ? p : duckIdent(p))).join('.'))
+      out.push(
+        name.parts
+          .map((p, k) => (k === 0 && name.parts.length > 1 && toks[i].k === 'word' ? p : duckIdent(p)))
+          .join('.'),
+      )
     }
     i = name.end
   }
@@ -375,7 +409,10 @@ function renderCall(upper: string, name: string, inner: Tok[], r: Resolver): str
     case 'CAST':
     case 'SAFE_CAST': {
       const parts = splitAs(inner)
-      const typeName = parts.type.map((x) => x.v).join('').toUpperCase()
+      const typeName = parts.type
+        .map((x) => x.v)
+        .join('')
+        .toUpperCase()
       const expr = render(parts.expr, r)
       const macro = CAST_MACROS[typeName]
       let out: string
@@ -393,8 +430,13 @@ function renderCall(upper: string, name: string, inner: Tok[], r: Resolver): str
       const args = splitTop(inner)
       for (const a of args.slice(1)) {
         const s = solid(a)
-        if (!(isWord(s[0], 'wide_number_mode') && isOp(s[1], '=>') && s[2]?.k === 'str' && ['exact', 'round'].includes(s[2].v))) {
-          throw new SqlError('PARSE_JSON: invalid argument (only wide_number_mode => \'exact\' | \'round\')')
+        if (!(
+          isWord(s[0], 'wide_number_mode') &&
+          isOp(s[1], '=>') &&
+          s[2]?.k === 'str' &&
+          ['exact', 'round'].includes(s[2].v)
+        )) {
+          throw new SqlError("PARSE_JSON: invalid argument (only wide_number_mode => 'exact' | 'round')")
         }
       }
       return `bq_parse_json(${render(args[0], r)})`

@@ -54,14 +54,24 @@ export class Workload {
       ['note', OID.text],
       ['qty', OID.int4],
     ])
-    this.full = table('app', 'events', [
-      ['kind', OID.text],
-      ['n', OID.int4],
-    ], 'full')
-    this.append = table('app', 'log', [
-      ['line', OID.text],
-      ['at', OID.timestamptz],
-    ], 'nothing')
+    this.full = table(
+      'app',
+      'events',
+      [
+        ['kind', OID.text],
+        ['n', OID.int4],
+      ],
+      'full',
+    )
+    this.append = table(
+      'app',
+      'log',
+      [
+        ['line', OID.text],
+        ['at', OID.timestamptz],
+      ],
+      'nothing',
+    )
     this.models = new Map([this.keyed, this.full, this.append].map((t) => [t, new TableModel(t)]))
     for (let i = 0; i < transactions; i++) this.txns.push(this.txn(r, i === 0))
   }
@@ -120,12 +130,18 @@ export class Workload {
     const check = async (t: TableSchema, bq: string) => {
       const cols = t.columns.map((c) => c.name)
       const rows = await read(dataset, bq, t)
-      const got = rows.map((row) => JSON.stringify(cols.map((c) => (row[c] === null || row[c] === undefined ? null : String(row[c]))))).sort()
+      const got = rows
+        .map((row) =>
+          JSON.stringify(cols.map((c) => (row[c] === null || row[c] === undefined ? null : String(row[c])))),
+        )
+        .sort()
       const want = this.models.get(t)!.sorted()
       if (JSON.stringify(got) !== JSON.stringify(want)) {
         const missing = want.filter((x) => !got.includes(x))
         const extra = got.filter((x) => !want.includes(x))
-        out.push(`${bq}: ${got.length} rows, want ${want.length}; missing ${missing.slice(0, 3).join(' ')}; extra ${extra.slice(0, 3).join(' ')}`)
+        out.push(
+          `${bq}: ${got.length} rows, want ${want.length}; missing ${missing.slice(0, 3).join(' ')}; extra ${extra.slice(0, 3).join(' ')}`,
+        )
       }
     }
     await check(this.keyed, 'app_orders')

@@ -9,7 +9,8 @@ function frameAll(chunks: Buffer[]): {code: number; body: string}[] {
   const out: {code: number; body: string}[] = []
   for (const c of chunks) {
     framer.push(c)
-    for (let f = framer.next(); f !== undefined; f = framer.next()) out.push({code: f.code, body: f.body.toString('hex')})
+    for (let f = framer.next(); f !== undefined; f = framer.next())
+      out.push({code: f.code, body: f.body.toString('hex')})
   }
   expect(framer.pendingBytes).toBe(0)
   return out
@@ -18,10 +19,23 @@ function frameAll(chunks: Buffer[]): {code: number; body: string}[] {
 const insert = pgo.insert({relationId: 16384, new: ['1', 'hello', null]})
 const messages: Buffer[] = [
   backendFrame('W', w().uint8(0).int16(0).build()), // CopyBothResponse
-  copyData(xlogData({walStart: 0x10n, walEnd: 0x20n, sendTime: 5n, data: pgo.begin({finalLsn: 0x30n, commitTime: 5n, xid: 9})})),
+  copyData(
+    xlogData({
+      walStart: 0x10n,
+      walEnd: 0x20n,
+      sendTime: 5n,
+      data: pgo.begin({finalLsn: 0x30n, commitTime: 5n, xid: 9}),
+    }),
+  ),
   copyData(xlogData({walStart: 0x20n, walEnd: 0x30n, sendTime: 6n, data: insert})),
   copyData(keepalive({walEnd: 0x40n, sendTime: 7n, replyRequested: true})),
-  backendFrame('N', errorFieldsBody([['S', 'NOTICE'], ['M', 'hi']])),
+  backendFrame(
+    'N',
+    errorFieldsBody([
+      ['S', 'NOTICE'],
+      ['M', 'hi'],
+    ]),
+  ),
   backendFrame('c'), // CopyDone: empty body
   backendFrame('C', Buffer.from('COPY 5\0')),
   backendFrame('Z', Buffer.from('I')),
@@ -64,7 +78,8 @@ describe('BackendFramer', () => {
     for (const m of messages.slice(0, 5)) {
       const exp = [{code: m[0], body: m.subarray(5).toString('hex')}]
       for (let a = 0; a <= m.length; a++) {
-        for (let b = a; b <= m.length; b += 3) expect(frameAll([m.subarray(0, a), m.subarray(a, b), m.subarray(b)])).toEqual(exp)
+        for (let b = a; b <= m.length; b += 3)
+          expect(frameAll([m.subarray(0, a), m.subarray(a, b), m.subarray(b)])).toEqual(exp)
       }
     }
   })
@@ -102,7 +117,8 @@ describe('BackendFramer', () => {
     framer.push(stream.subarray(40, 100))
     framer.push(stream.subarray(100))
     const got: {code: number; body: string}[] = []
-    for (let f = framer.next(); f !== undefined; f = framer.next()) got.push({code: f.code, body: f.body.toString('hex')})
+    for (let f = framer.next(); f !== undefined; f = framer.next())
+      got.push({code: f.code, body: f.body.toString('hex')})
     expect(got).toEqual(expected)
   })
 
@@ -201,7 +217,11 @@ describe('parseErrorFields', () => {
   })
 
   it('a NoticeResponse with only S and M; a missing final zero is tolerated', () => {
-    expect(parseErrorFields(w().char('S').cstring('WARNING').char('M').cstring('careful').build())).toEqual({severity: 'WARNING', localizedSeverity: 'WARNING', message: 'careful'})
+    expect(parseErrorFields(w().char('S').cstring('WARNING').char('M').cstring('careful').build())).toEqual({
+      severity: 'WARNING',
+      localizedSeverity: 'WARNING',
+      message: 'careful',
+    })
     expect(parseErrorFields(Buffer.from([0]))).toEqual({})
   })
 

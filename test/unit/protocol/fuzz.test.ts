@@ -44,10 +44,18 @@ describe(`decoder fuzz (seed ${SEED}, PGREP_FUZZ_SEED to replay)`, () => {
     const outcomes = {ok: 0, rejected: 0}
     for (let i = 0; i < CASES; i++) {
       const base = samples[Math.floor(r() * samples.length)]
-      const input = r() < 0.2 ? Buffer.from(Array.from({length: Math.floor(r() * 64)}, () => Math.floor(r() * 256))) : mutate(r, base)
+      const input =
+        r() < 0.2
+          ? Buffer.from(Array.from({length: Math.floor(r() * 64)}, () => Math.floor(r() * 256)))
+          : mutate(r, base)
       const d = new PgoutputDecoder()
       if (r() < 0.3) d.decode(samples[13]) // sometimes inside a streamed block
-      outcomes[accepts(() => d.decode(input), () => `pgoutput case ${i} input ${input.toString('hex')}`)]++
+      outcomes[
+        accepts(
+          () => d.decode(input),
+          () => `pgoutput case ${i} input ${input.toString('hex')}`,
+        )
+      ]++
     }
     // The mutations must exercise both paths, or the test proves little.
     expect(outcomes.ok).toBeGreaterThan(CASES / 50)
@@ -56,18 +64,29 @@ describe(`decoder fuzz (seed ${SEED}, PGREP_FUZZ_SEED to replay)`, () => {
 
   it(`replication envelope: ${CASES} random and mutated CopyData payloads`, () => {
     const r = rng(SEED + 1)
-    const valid = [xlogData({walStart: 1n, walEnd: 2n, sendTime: 3n, data: samples[4]}), keepalive({walEnd: 9n, sendTime: 1n, replyRequested: false})]
+    const valid = [
+      xlogData({walStart: 1n, walEnd: 2n, sendTime: 3n, data: samples[4]}),
+      keepalive({walEnd: 9n, sendTime: 1n, replyRequested: false}),
+    ]
     let rejected = 0
     for (let i = 0; i < CASES; i++) {
       const input = mutate(r, valid[i % 2])
-      if (accepts(() => decodeReplicationMessage(input), () => `envelope case ${i} input ${input.toString('hex')}`) === 'rejected') rejected++
+      if (
+        accepts(
+          () => decodeReplicationMessage(input),
+          () => `envelope case ${i} input ${input.toString('hex')}`,
+        ) === 'rejected'
+      )
+        rejected++
     }
     expect(rejected).toBeGreaterThan(0)
   })
 
   it(`framer: ${CASES / 5} corrupted streams in random chunks never hang and only throw ProtocolError`, () => {
     const r = rng(SEED + 2)
-    const stream = Buffer.concat(samples.map((m) => copyData(xlogData({walStart: 1n, walEnd: 1n, sendTime: 0n, data: m}))))
+    const stream = Buffer.concat(
+      samples.map((m) => copyData(xlogData({walStart: 1n, walEnd: 1n, sendTime: 0n, data: m}))),
+    )
     for (let i = 0; i < CASES / 5; i++) {
       const input = mutate(r, stream)
       const framer = new BackendFramer()

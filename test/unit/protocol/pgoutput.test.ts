@@ -31,12 +31,24 @@ function protocolError(fn: () => unknown): ProtocolError {
 
 describe('pgoutput: transaction framing', () => {
   it('begin, from hand-written bytes', () => {
-    const bytes = Buffer.from([0x42, 0, 0, 0, 0x16, 0xb3, 0x74, 0xd8, 0x48, 0, 0x02, 0xbb, 0x6f, 0x5b, 0x26, 0x44, 0x40, 0, 0, 0x02, 0xdf])
-    expect(decodeOne(bytes)).toEqual({tag: 'begin', finalLsn: 0x16_b374d848n, commitTime: 0x0002bb6f5b264440n, xid: 735})
+    const bytes = Buffer.from([
+      0x42, 0, 0, 0, 0x16, 0xb3, 0x74, 0xd8, 0x48, 0, 0x02, 0xbb, 0x6f, 0x5b, 0x26, 0x44, 0x40, 0, 0, 0x02, 0xdf,
+    ])
+    expect(decodeOne(bytes)).toEqual({
+      tag: 'begin',
+      finalLsn: 0x16_b374d848n,
+      commitTime: 0x0002bb6f5b264440n,
+      xid: 735,
+    })
   })
 
   it('begin with max LSN, negative timestamp and max xid', () => {
-    expect(decodeOne(pgo.begin({finalLsn: MAX_U64, commitTime: -1n, xid: 0xffffffff}))).toEqual({tag: 'begin', finalLsn: MAX_U64, commitTime: -1n, xid: 0xffffffff})
+    expect(decodeOne(pgo.begin({finalLsn: MAX_U64, commitTime: -1n, xid: 0xffffffff}))).toEqual({
+      tag: 'begin',
+      finalLsn: MAX_U64,
+      commitTime: -1n,
+      xid: 0xffffffff,
+    })
   })
 
   it('commit', () => {
@@ -45,7 +57,11 @@ describe('pgoutput: transaction framing', () => {
   })
 
   it('origin (UTF-8 name)', () => {
-    expect(decodeOne(pgo.origin({commitLsn: 0xabcdefn, name: 'orïgin_東京'}))).toEqual({tag: 'origin', commitLsn: 0xabcdefn, name: 'orïgin_東京'})
+    expect(decodeOne(pgo.origin({commitLsn: 0xabcdefn, name: 'orïgin_東京'}))).toEqual({
+      tag: 'origin',
+      commitLsn: 0xabcdefn,
+      name: 'orïgin_東京',
+    })
   })
 })
 
@@ -62,14 +78,36 @@ describe('pgoutput: schema', () => {
     ['full', 'f'],
     ['index', 'i'],
   ] as const)('relation with replica identity %s', (identity, _byte) => {
-    const msg = decodeOne(pgo.relation({relationId: 16384, schema: 'public', name: 'tâble', replicaIdentity: identity, columns}))
-    expect(msg).toEqual({tag: 'relation', relationId: 16384, schema: 'public', name: 'tâble', replicaIdentity: identity, columns})
+    const msg = decodeOne(
+      pgo.relation({relationId: 16384, schema: 'public', name: 'tâble', replicaIdentity: identity, columns}),
+    )
+    expect(msg).toEqual({
+      tag: 'relation',
+      relationId: 16384,
+      schema: 'public',
+      name: 'tâble',
+      replicaIdentity: identity,
+      columns,
+    })
     expect('xid' in msg).toBe(false)
   })
 
   it('relation with no columns and the "key" flag taken from bit 0 only', () => {
-    expect(decodeOne(pgo.relation({relationId: 1, schema: '', name: 'empty', replicaIdentity: 'nothing', columns: []}))).toMatchObject({columns: []})
-    const bytes = w().char('R').uint32(7).cstring('s').cstring('t').char('d').int16(1).uint8(3).cstring('c').uint32(25).int32(-1).build()
+    expect(
+      decodeOne(pgo.relation({relationId: 1, schema: '', name: 'empty', replicaIdentity: 'nothing', columns: []})),
+    ).toMatchObject({columns: []})
+    const bytes = w()
+      .char('R')
+      .uint32(7)
+      .cstring('s')
+      .cstring('t')
+      .char('d')
+      .int16(1)
+      .uint8(3)
+      .cstring('c')
+      .uint32(25)
+      .int32(-1)
+      .build()
     expect(decodeOne(bytes)).toMatchObject({columns: [{isKey: true, name: 'c', typeOid: 25, typeModifier: -1}]})
   })
 
@@ -78,12 +116,28 @@ describe('pgoutput: schema', () => {
     expect(protocolError(() => decodeOne(bad)).message).toContain('replica identity')
     const neg = w().char('R').uint32(1).cstring('s').cstring('t').char('d').int16(-1).build()
     protocolError(() => decodeOne(neg))
-    const big = w().char('R').uint32(1).cstring('s').cstring('t').char('d').int16(2).uint8(0).cstring('a').uint32(25).int32(-1).build()
+    const big = w()
+      .char('R')
+      .uint32(1)
+      .cstring('s')
+      .cstring('t')
+      .char('d')
+      .int16(2)
+      .uint8(0)
+      .cstring('a')
+      .uint32(25)
+      .int32(-1)
+      .build()
     protocolError(() => decodeOne(big))
   })
 
   it('type', () => {
-    expect(decodeOne(pgo.type({typeOid: 99999, schema: 'my schema', name: 'möod'}))).toEqual({tag: 'type', typeOid: 99999, schema: 'my schema', name: 'möod'})
+    expect(decodeOne(pgo.type({typeOid: 99999, schema: 'my schema', name: 'möod'}))).toEqual({
+      tag: 'type',
+      typeOid: 99999,
+      schema: 'my schema',
+      name: 'möod',
+    })
   })
 })
 
@@ -97,7 +151,17 @@ describe('pgoutput: changes', () => {
   })
 
   it('insert with every column kind: text (ASCII, UTF-8, empty, long, NUL-free), binary, null, unchanged TOAST', () => {
-    const values: ColumnValue[] = ['1', '', 'héllo wörld', '表', 'x'.repeat(5000), binary, new Uint8Array(0), null, UNCHANGED_TOAST]
+    const values: ColumnValue[] = [
+      '1',
+      '',
+      'héllo wörld',
+      '表',
+      'x'.repeat(5000),
+      binary,
+      new Uint8Array(0),
+      null,
+      UNCHANGED_TOAST,
+    ]
     const msg = decodeOne(pgo.insert({relationId: 42, new: values}))
     expect(msg).toEqual({tag: 'insert', relationId: 42, new: values})
     if (msg.tag !== 'insert') throw new Error('not an insert')
@@ -128,11 +192,23 @@ describe('pgoutput: changes', () => {
   })
 
   it('update with a key (K) old tuple', () => {
-    expect(decodeOne(pgo.update({relationId: 5, oldKind: 'key', old: ['1', null], new: ['2', 'b']}))).toEqual({tag: 'update', relationId: 5, oldKind: 'key', old: ['1', null], new: ['2', 'b']})
+    expect(decodeOne(pgo.update({relationId: 5, oldKind: 'key', old: ['1', null], new: ['2', 'b']}))).toEqual({
+      tag: 'update',
+      relationId: 5,
+      oldKind: 'key',
+      old: ['1', null],
+      new: ['2', 'b'],
+    })
   })
 
   it('update with a full (O) old tuple and an unchanged TOAST value', () => {
-    const m = {tag: 'update', relationId: 5, oldKind: 'full', old: ['1', 'a', binary], new: ['1', 'b', UNCHANGED_TOAST]} as const
+    const m = {
+      tag: 'update',
+      relationId: 5,
+      oldKind: 'full',
+      old: ['1', 'a', binary],
+      new: ['1', 'b', UNCHANGED_TOAST],
+    } as const
     expect(decodeOne(pgo.update(m as never))).toEqual(m)
   })
 
@@ -144,7 +220,12 @@ describe('pgoutput: changes', () => {
   })
 
   it.each(['key', 'full'] as const)('delete with %s old tuple', (oldKind) => {
-    expect(decodeOne(pgo.delete({relationId: 77, oldKind, old: ['9', null]}))).toEqual({tag: 'delete', relationId: 77, oldKind, old: ['9', null]})
+    expect(decodeOne(pgo.delete({relationId: 77, oldKind, old: ['9', null]}))).toEqual({
+      tag: 'delete',
+      relationId: 77,
+      oldKind,
+      old: ['9', null],
+    })
   })
 
   it('delete requires K or O', () => {
@@ -197,7 +278,9 @@ describe('pgoutput: changes', () => {
     const msg = decodeOne(input)
     input.fill(0)
     expect(msg).toMatchObject({content: new Uint8Array([5])})
-    expect(decodeOne(pgo.message({transactional: true, lsn: 1n, prefix: '', content: new Uint8Array()}))).toMatchObject({prefix: '', content: new Uint8Array()})
+    expect(decodeOne(pgo.message({transactional: true, lsn: 1n, prefix: '', content: new Uint8Array()}))).toMatchObject(
+      {prefix: '', content: new Uint8Array()},
+    )
   })
 })
 
@@ -205,26 +288,82 @@ describe('pgoutput: streamed transactions', () => {
   it('stream start (first and later segments) and stop', () => {
     const d = new PgoutputDecoder()
     expect(d.inStreamBlock).toBe(false)
-    expect(d.decode(pgo.streamStart({xid: 1234, firstSegment: true}))).toEqual({tag: 'stream-start', xid: 1234, firstSegment: true})
+    expect(d.decode(pgo.streamStart({xid: 1234, firstSegment: true}))).toEqual({
+      tag: 'stream-start',
+      xid: 1234,
+      firstSegment: true,
+    })
     expect(d.inStreamBlock).toBe(true)
     expect(d.decode(pgo.streamStop())).toEqual({tag: 'stream-stop'})
     expect(d.inStreamBlock).toBe(false)
-    expect(d.decode(pgo.streamStart({xid: 1234, firstSegment: false}))).toEqual({tag: 'stream-start', xid: 1234, firstSegment: false})
+    expect(d.decode(pgo.streamStart({xid: 1234, firstSegment: false}))).toEqual({
+      tag: 'stream-start',
+      xid: 1234,
+      firstSegment: false,
+    })
   })
 
   it('change messages carry an xid only inside a streamed block', () => {
     const d = streaming(700)
     const xid = 701 // a subtransaction
-    const rel = {relationId: 3, schema: 'public', name: 't', replicaIdentity: 'default' as const, columns: [{isKey: true, name: 'id', typeOid: 23, typeModifier: -1}]}
+    const rel = {
+      relationId: 3,
+      schema: 'public',
+      name: 't',
+      replicaIdentity: 'default' as const,
+      columns: [{isKey: true, name: 'id', typeOid: 23, typeModifier: -1}],
+    }
     expect(d.decode(pgo.relation({...rel, xid}))).toEqual({tag: 'relation', xid, ...rel})
-    expect(d.decode(pgo.type({xid, typeOid: 5, schema: 's', name: 'n'}))).toEqual({tag: 'type', xid, typeOid: 5, schema: 's', name: 'n'})
-    expect(d.decode(pgo.insert({xid, relationId: 3, new: ['1']}))).toEqual({tag: 'insert', xid, relationId: 3, new: ['1']})
-    expect(d.decode(pgo.update({xid, relationId: 3, oldKind: 'key', old: ['1'], new: ['2']}))).toEqual({tag: 'update', xid, relationId: 3, oldKind: 'key', old: ['1'], new: ['2']})
-    expect(d.decode(pgo.update({xid, relationId: 3, new: ['2']}))).toEqual({tag: 'update', xid, relationId: 3, new: ['2']})
-    expect(d.decode(pgo.delete({xid, relationId: 3, oldKind: 'full', old: ['2']}))).toEqual({tag: 'delete', xid, relationId: 3, oldKind: 'full', old: ['2']})
-    expect(d.decode(pgo.truncate({xid, cascade: true, restartIdentity: false, relationIds: [3]}))).toEqual({tag: 'truncate', xid, cascade: true, restartIdentity: false, relationIds: [3]})
+    expect(d.decode(pgo.type({xid, typeOid: 5, schema: 's', name: 'n'}))).toEqual({
+      tag: 'type',
+      xid,
+      typeOid: 5,
+      schema: 's',
+      name: 'n',
+    })
+    expect(d.decode(pgo.insert({xid, relationId: 3, new: ['1']}))).toEqual({
+      tag: 'insert',
+      xid,
+      relationId: 3,
+      new: ['1'],
+    })
+    expect(d.decode(pgo.update({xid, relationId: 3, oldKind: 'key', old: ['1'], new: ['2']}))).toEqual({
+      tag: 'update',
+      xid,
+      relationId: 3,
+      oldKind: 'key',
+      old: ['1'],
+      new: ['2'],
+    })
+    expect(d.decode(pgo.update({xid, relationId: 3, new: ['2']}))).toEqual({
+      tag: 'update',
+      xid,
+      relationId: 3,
+      new: ['2'],
+    })
+    expect(d.decode(pgo.delete({xid, relationId: 3, oldKind: 'full', old: ['2']}))).toEqual({
+      tag: 'delete',
+      xid,
+      relationId: 3,
+      oldKind: 'full',
+      old: ['2'],
+    })
+    expect(d.decode(pgo.truncate({xid, cascade: true, restartIdentity: false, relationIds: [3]}))).toEqual({
+      tag: 'truncate',
+      xid,
+      cascade: true,
+      restartIdentity: false,
+      relationIds: [3],
+    })
     const content = new Uint8Array([1])
-    expect(d.decode(pgo.message({xid, transactional: true, lsn: 9n, prefix: 'x', content}))).toEqual({tag: 'message', xid, transactional: true, lsn: 9n, prefix: 'x', content})
+    expect(d.decode(pgo.message({xid, transactional: true, lsn: 9n, prefix: 'x', content}))).toEqual({
+      tag: 'message',
+      xid,
+      transactional: true,
+      lsn: 9n,
+      prefix: 'x',
+      content,
+    })
     d.decode(pgo.streamStop())
     // Outside the block the same bytes are read without an xid, so they no longer fit.
     protocolError(() => d.decode(pgo.insert({xid, relationId: 3, new: ['1']})))
@@ -247,7 +386,11 @@ describe('pgoutput: streamed transactions', () => {
     d.decode(pgo.streamStart({xid: 700, firstSegment: true}))
     for (const m of changes(0xfffffff0)) expect(d.streamedChangeXid(m)).toBe(0xfffffff0)
     // Messages may be non-transactional: decode() decides; so does it for Stream Stop and anything too short.
-    expect(d.streamedChangeXid(pgo.message({xid: 701, transactional: true, lsn: 9n, prefix: 'x', content: new Uint8Array()}))).toBeUndefined()
+    expect(
+      d.streamedChangeXid(
+        pgo.message({xid: 701, transactional: true, lsn: 9n, prefix: 'x', content: new Uint8Array()}),
+      ),
+    ).toBeUndefined()
     expect(d.streamedChangeXid(pgo.streamStop())).toBeUndefined()
     expect(d.streamedChangeXid(Buffer.from([0x49, 0, 0]))).toBeUndefined()
   })
@@ -255,19 +398,31 @@ describe('pgoutput: streamed transactions', () => {
   it('forStreamedChanges: a decoder for held changes, which carry their xid', () => {
     const d = PgoutputDecoder.forStreamedChanges()
     expect(d.inStreamBlock).toBe(true)
-    expect(d.decode(pgo.insert({xid: 701, relationId: 3, new: ['1']}))).toEqual({tag: 'insert', xid: 701, relationId: 3, new: ['1']})
+    expect(d.decode(pgo.insert({xid: 701, relationId: 3, new: ['1']}))).toEqual({
+      tag: 'insert',
+      xid: 701,
+      relationId: 3,
+      new: ['1'],
+    })
     protocolError(() => d.decode(pgo.insert({relationId: 3, new: ['1']})))
   })
 
   it('isStreamBlockBoundary: Stream Start and Stop only', () => {
     expect(isStreamBlockBoundary(pgo.streamStart({xid: 1, firstSegment: true}))).toBe(true)
     expect(isStreamBlockBoundary(pgo.streamStop())).toBe(true)
-    expect(isStreamBlockBoundary(pgo.streamCommit({xid: 1, flags: 0, commitLsn: 1n, endLsn: 2n, commitTime: 0n}))).toBe(false)
+    expect(isStreamBlockBoundary(pgo.streamCommit({xid: 1, flags: 0, commitLsn: 1n, endLsn: 2n, commitTime: 0n}))).toBe(
+      false,
+    )
     expect(isStreamBlockBoundary(pgo.insert({relationId: 3, new: ['1']}))).toBe(false)
   })
 
   it('xid 0xffffffff is read unsigned', () => {
-    expect(streaming(1).decode(pgo.insert({xid: 0xffffffff, relationId: 0xfffffffe, new: []}))).toEqual({tag: 'insert', xid: 0xffffffff, relationId: 0xfffffffe, new: []})
+    expect(streaming(1).decode(pgo.insert({xid: 0xffffffff, relationId: 0xfffffffe, new: []}))).toEqual({
+      tag: 'insert',
+      xid: 0xffffffff,
+      relationId: 0xfffffffe,
+      new: [],
+    })
   })
 
   it('reset() leaves the streamed block (reconnect)', () => {
@@ -290,7 +445,14 @@ describe('pgoutput: streamed transactions', () => {
   })
 
   it('stream commit', () => {
-    const m = {tag: 'stream-commit', xid: 900, flags: 0, commitLsn: 0x5_0000_0000n, endLsn: 0x5_0000_0100n, commitTime: TS} as const
+    const m = {
+      tag: 'stream-commit',
+      xid: 900,
+      flags: 0,
+      commitLsn: 0x5_0000_0000n,
+      endLsn: 0x5_0000_0100n,
+      commitTime: TS,
+    } as const
     expect(decodeOne(pgo.streamCommit(m))).toEqual(m)
   })
 
@@ -301,7 +463,13 @@ describe('pgoutput: streamed transactions', () => {
   })
 
   it('stream abort with abort LSN and time (protocol 4, streaming = parallel)', () => {
-    expect(decodeOne(pgo.streamAbort({xid: 900, subXid: 900, abortLsn: MAX_U64, abortTime: TS}))).toEqual({tag: 'stream-abort', xid: 900, subXid: 900, abortLsn: MAX_U64, abortTime: TS})
+    expect(decodeOne(pgo.streamAbort({xid: 900, subXid: 900, abortLsn: MAX_U64, abortTime: TS}))).toEqual({
+      tag: 'stream-abort',
+      xid: 900,
+      subXid: 900,
+      abortLsn: MAX_U64,
+      abortTime: TS,
+    })
   })
 
   it.each([1, 8, 15, 17, 32])('stream abort with %i extra bytes is a protocol error', (extra) => {
@@ -312,7 +480,14 @@ describe('pgoutput: streamed transactions', () => {
 
 describe('pgoutput: two-phase commit', () => {
   it('begin prepare', () => {
-    const m = {tag: 'begin-prepare', prepareLsn: 100n, endLsn: 200n, prepareTime: TS, xid: 55, gid: 'pgrep_gid_ü'} as const
+    const m = {
+      tag: 'begin-prepare',
+      prepareLsn: 100n,
+      endLsn: 200n,
+      prepareTime: TS,
+      xid: 55,
+      gid: 'pgrep_gid_ü',
+    } as const
     expect(decodeOne(pgo.beginPrepare(m))).toEqual(m)
   })
 
@@ -322,17 +497,42 @@ describe('pgoutput: two-phase commit', () => {
   })
 
   it('commit prepared', () => {
-    const m = {tag: 'commit-prepared', flags: 0, commitLsn: 300n, endLsn: 400n, commitTime: TS, xid: 55, gid: 'g1'} as const
+    const m = {
+      tag: 'commit-prepared',
+      flags: 0,
+      commitLsn: 300n,
+      endLsn: 400n,
+      commitTime: TS,
+      xid: 55,
+      gid: 'g1',
+    } as const
     expect(decodeOne(pgo.commitPrepared(m))).toEqual(m)
   })
 
   it('rollback prepared', () => {
-    const m = {tag: 'rollback-prepared', flags: 0, prepareEndLsn: 200n, rollbackEndLsn: 500n, prepareTime: TS, rollbackTime: TS + 1n, xid: 55, gid: ''} as const
+    const m = {
+      tag: 'rollback-prepared',
+      flags: 0,
+      prepareEndLsn: 200n,
+      rollbackEndLsn: 500n,
+      prepareTime: TS,
+      rollbackTime: TS + 1n,
+      xid: 55,
+      gid: '',
+    } as const
     expect(decodeOne(pgo.rollbackPrepared(m))).toEqual(m)
   })
 
   it('stream prepare', () => {
-    const m = {tag: 'stream-prepare', flags: 0, prepareLsn: MAX_U64, endLsn: MAX_U64, prepareTime: MAX_I64, xid: 0xffffffff, gid: 'big one'} as const
+    const m = {
+      tag: 'stream-prepare',
+      flags: 0,
+      prepareLsn: MAX_U64,
+      endLsn: MAX_U64,
+      prepareTime: MAX_I64,
+      xid: 0xffffffff,
+      gid: 'big one',
+    } as const
     expect(decodeOne(pgo.streamPrepare(m))).toEqual(m)
   })
 })
@@ -342,7 +542,16 @@ describe('pgoutput: strictness', () => {
     ['begin', pgo.begin({finalLsn: 1n, commitTime: 2n, xid: 3})],
     ['commit', pgo.commit({flags: 0, commitLsn: 1n, endLsn: 2n, commitTime: 3n})],
     ['origin', pgo.origin({commitLsn: 1n, name: 'o'})],
-    ['relation', pgo.relation({relationId: 1, schema: 's', name: 'n', replicaIdentity: 'full', columns: [{isKey: false, name: 'c', typeOid: 25, typeModifier: -1}]})],
+    [
+      'relation',
+      pgo.relation({
+        relationId: 1,
+        schema: 's',
+        name: 'n',
+        replicaIdentity: 'full',
+        columns: [{isKey: false, name: 'c', typeOid: 25, typeModifier: -1}],
+      }),
+    ],
     ['type', pgo.type({typeOid: 1, schema: 's', name: 'n'})],
     ['insert', pgo.insert({relationId: 1, new: ['a', null]})],
     ['update', pgo.update({relationId: 1, oldKind: 'full', old: ['a'], new: ['b']})],
@@ -354,7 +563,18 @@ describe('pgoutput: strictness', () => {
     ['begin-prepare', pgo.beginPrepare({prepareLsn: 1n, endLsn: 2n, prepareTime: 3n, xid: 4, gid: 'g'})],
     ['prepare', pgo.prepare({flags: 0, prepareLsn: 1n, endLsn: 2n, prepareTime: 3n, xid: 4, gid: 'g'})],
     ['commit-prepared', pgo.commitPrepared({flags: 0, commitLsn: 1n, endLsn: 2n, commitTime: 3n, xid: 4, gid: 'g'})],
-    ['rollback-prepared', pgo.rollbackPrepared({flags: 0, prepareEndLsn: 1n, rollbackEndLsn: 2n, prepareTime: 3n, rollbackTime: 4n, xid: 5, gid: 'g'})],
+    [
+      'rollback-prepared',
+      pgo.rollbackPrepared({
+        flags: 0,
+        prepareEndLsn: 1n,
+        rollbackEndLsn: 2n,
+        prepareTime: 3n,
+        rollbackTime: 4n,
+        xid: 5,
+        gid: 'g',
+      }),
+    ],
     ['stream-prepare', pgo.streamPrepare({flags: 0, prepareLsn: 1n, endLsn: 2n, prepareTime: 3n, xid: 4, gid: 'g'})],
   ]
 

@@ -35,18 +35,53 @@ describe('Reader', () => {
   })
 
   it('reads 64-bit values exactly on both sides of 2^53', () => {
-    const values = [0n, 1n, 0xffffffffn, 0x1_0000_0000n, (1n << 53n) - 1n, 1n << 53n, (1n << 63n) - 1n, (1n << 64n) - 1n, 0x16_b374d848n, 0x001f_ffff_ffff_ffffn, 0x0020_0000_0000_0000n]
+    const values = [
+      0n,
+      1n,
+      0xffffffffn,
+      0x1_0000_0000n,
+      (1n << 53n) - 1n,
+      1n << 53n,
+      (1n << 63n) - 1n,
+      (1n << 64n) - 1n,
+      0x16_b374d848n,
+      0x001f_ffff_ffff_ffffn,
+      0x0020_0000_0000_0000n,
+    ]
     for (const v of values) {
       expect(new Reader().reset(w().uint64(v).build(), 'u64').uint64()).toBe(v)
     }
-    const signed = [0n, -1n, 1n, -(1n << 63n), (1n << 63n) - 1n, 800_000_000_000_000_000n, -800_000_000_000_000_000n, -(1n << 53n), -(1n << 53n) - 1n, -0x20_0000_0000_0000n, -0x20_0000_0000_0001n]
+    const signed = [
+      0n,
+      -1n,
+      1n,
+      -(1n << 63n),
+      (1n << 63n) - 1n,
+      800_000_000_000_000_000n,
+      -800_000_000_000_000_000n,
+      -(1n << 53n),
+      -(1n << 53n) - 1n,
+      -0x20_0000_0000_0000n,
+      -0x20_0000_0000_0001n,
+    ]
     for (const v of signed) {
       expect(new Reader().reset(w().int64(v).build(), 'i64').int64()).toBe(v)
     }
   })
 
   it('reads C strings: empty, ASCII short and long, UTF-8', () => {
-    const strings = ['', 'a', 'public', 'a_rather_long_ascii_identifier_name', 'é', 'tâble_ünïcode', '表名', '🦄 emoji', 'x'.repeat(11), 'x'.repeat(12)]
+    const strings = [
+      '',
+      'a',
+      'public',
+      'a_rather_long_ascii_identifier_name',
+      'é',
+      'tâble_ünïcode',
+      '表名',
+      '🦄 emoji',
+      'x'.repeat(11),
+      'x'.repeat(12),
+    ]
     const b = w()
     for (const s of strings) b.cstring(s)
     const r = new Reader().reset(b.build(), 'strings')
@@ -86,10 +121,14 @@ describe('Reader', () => {
     expectProtocolError(() => r.reset(Buffer.from('abc'), 'text').text(4), 'text', 0)
     expectProtocolError(() => r.reset(Buffer.from('abc'), 'neg').text(-1), 'neg', 0)
     expectProtocolError(() => r.reset(Buffer.from('abc'), 'bytes').bytes(-5), 'bytes', 0)
-    const e = expectProtocolError(() => {
-      r.reset(Buffer.from('abc'), 'trailing').uint8()
-      r.expectEnd()
-    }, 'trailing', 1)
+    const e = expectProtocolError(
+      () => {
+        r.reset(Buffer.from('abc'), 'trailing').uint8()
+        r.expectEnd()
+      },
+      'trailing',
+      1,
+    )
     expect(e.message).toContain('2 unexpected trailing byte(s)')
     expect(e.exitCode).toBe(9)
   })

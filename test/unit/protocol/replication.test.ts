@@ -1,7 +1,11 @@
 import {describe, expect, it} from 'vitest'
 import {ProtocolError} from '../../../src/core/protocol/errors.js'
 import {pgTimestampFromDate} from '../../../src/core/protocol/messages.js'
-import {decodeReplicationMessage, encodeStandbyStatus, STANDBY_STATUS_SIZE} from '../../../src/core/protocol/replication.js'
+import {
+  decodeReplicationMessage,
+  encodeStandbyStatus,
+  STANDBY_STATUS_SIZE,
+} from '../../../src/core/protocol/replication.js'
 import {keepalive, pgo, xlogData} from '../../helpers/byte-writer.js'
 
 const MAX_U64 = (1n << 64n) - 1n
@@ -11,7 +15,13 @@ describe('decodeReplicationMessage', () => {
     const data = pgo.begin({finalLsn: 0x30n, commitTime: 5n, xid: 9})
     const body = xlogData({walStart: 0x16_b374d848n, walEnd: MAX_U64, sendTime: 769_000_000_123_456n, data})
     const msg = decodeReplicationMessage(body)
-    expect(msg).toEqual({tag: 'xlogdata', walStart: 0x16_b374d848n, walEnd: MAX_U64, sendTime: 769_000_000_123_456n, data: body.subarray(25)})
+    expect(msg).toEqual({
+      tag: 'xlogdata',
+      walStart: 0x16_b374d848n,
+      walEnd: MAX_U64,
+      sendTime: 769_000_000_123_456n,
+      data: body.subarray(25),
+    })
     if (msg.tag !== 'xlogdata') throw new Error('not xlogdata')
     expect(Buffer.from(msg.data).equals(data)).toBe(true)
     expect(msg.data.buffer).toBe(body.buffer)
@@ -19,12 +29,25 @@ describe('decodeReplicationMessage', () => {
   })
 
   it('XLogData from hand-written bytes, with empty data', () => {
-    const body = Buffer.from([0x77, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
-    expect(decodeReplicationMessage(body)).toEqual({tag: 'xlogdata', walStart: 1n, walEnd: 2n, sendTime: -1n, data: Buffer.alloc(0)})
+    const body = Buffer.from([
+      0x77, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    ])
+    expect(decodeReplicationMessage(body)).toEqual({
+      tag: 'xlogdata',
+      walStart: 1n,
+      walEnd: 2n,
+      sendTime: -1n,
+      data: Buffer.alloc(0),
+    })
   })
 
   it.each([true, false])('keepalive, replyRequested=%s', (replyRequested) => {
-    expect(decodeReplicationMessage(keepalive({walEnd: 0xabcdn, sendTime: 42n, replyRequested}))).toEqual({tag: 'keepalive', walEnd: 0xabcdn, sendTime: 42n, replyRequested})
+    expect(decodeReplicationMessage(keepalive({walEnd: 0xabcdn, sendTime: 42n, replyRequested}))).toEqual({
+      tag: 'keepalive',
+      walEnd: 0xabcdn,
+      sendTime: 42n,
+      replyRequested,
+    })
   })
 
   it('rejects unknown types, truncations and a keepalive with trailing bytes', () => {
@@ -40,16 +63,53 @@ describe('decodeReplicationMessage', () => {
 
 describe('encodeStandbyStatus', () => {
   it('encodes a complete CopyData frame, checked byte by byte', () => {
-    const b = encodeStandbyStatus({written: 0x0102030405060708n, flushed: 0x1112131415161718n, applied: MAX_U64, clock: -2n, replyRequested: true})
+    const b = encodeStandbyStatus({
+      written: 0x0102030405060708n,
+      flushed: 0x1112131415161718n,
+      applied: MAX_U64,
+      clock: -2n,
+      replyRequested: true,
+    })
     expect(b.length).toBe(STANDBY_STATUS_SIZE)
     expect([...b]).toEqual([
       0x64, // 'd'
-      0, 0, 0, 38, // length: itself + 34 bytes of payload
+      0,
+      0,
+      0,
+      38, // length: itself + 34 bytes of payload
       0x72, // 'r'
-      1, 2, 3, 4, 5, 6, 7, 8, // write
-      0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, // flush
-      0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // apply
-      0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, // clock (-2)
+      1,
+      2,
+      3,
+      4,
+      5,
+      6,
+      7,
+      8, // write
+      0x11,
+      0x12,
+      0x13,
+      0x14,
+      0x15,
+      0x16,
+      0x17,
+      0x18, // flush
+      0xff,
+      0xff,
+      0xff,
+      0xff,
+      0xff,
+      0xff,
+      0xff,
+      0xff, // apply
+      0xff,
+      0xff,
+      0xff,
+      0xff,
+      0xff,
+      0xff,
+      0xff,
+      0xfe, // clock (-2)
       1, // reply requested
     ])
   })

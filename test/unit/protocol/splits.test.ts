@@ -13,7 +13,8 @@ function framesOf(chunks: Buffer[]): {code: number; body: Buffer}[] {
   const out: {code: number; body: Buffer}[] = []
   for (const c of chunks) {
     framer.push(c)
-    for (let f: Frame | undefined = framer.next(); f !== undefined; f = framer.next()) out.push({code: f.code, body: Buffer.from(f.body)})
+    for (let f: Frame | undefined = framer.next(); f !== undefined; f = framer.next())
+      out.push({code: f.code, body: Buffer.from(f.body)})
   }
   return out
 }
@@ -27,7 +28,15 @@ function sampleStream(): {bytes: Buffer; frames: Buffer[]} {
     lsn += 0x100n
   }
   frames.push(copyData(keepalive({walEnd: lsn, sendTime: 456n, replyRequested: true})))
-  frames.push(backendFrame('N', errorFieldsBody([['S', 'NOTICE'], ['M', 'hello']])))
+  frames.push(
+    backendFrame(
+      'N',
+      errorFieldsBody([
+        ['S', 'NOTICE'],
+        ['M', 'hello'],
+      ]),
+    ),
+  )
   frames.push(backendFrame('c'), backendFrame('C', Buffer.from('COPY 0\0')), backendFrame('Z', [0x49]))
   return {bytes: Buffer.concat(frames), frames}
 }
@@ -70,14 +79,17 @@ describe('backend framer', () => {
   it('decodes the same messages whatever the split (frames → replication envelope → pgoutput)', () => {
     const decode = (fs: {code: number; body: Buffer}[]) => {
       const d = new PgoutputDecoder()
-      return fs.filter((f) => f.code === 0x64).map((f) => {
-        const m = decodeReplicationMessage(f.body)
-        return m.tag === 'xlogdata' ? {...m, data: d.decode(m.data)} : m
-      })
+      return fs
+        .filter((f) => f.code === 0x64)
+        .map((f) => {
+          const m = decodeReplicationMessage(f.body)
+          return m.tag === 'xlogdata' ? {...m, data: d.decode(m.data)} : m
+        })
     }
     const expected = decode(whole)
     expect(expected.length).toBe(sampleMessages().length + 1)
-    for (let cut = 1; cut < bytes.length; cut += 7) expect(decode(framesOf([bytes.subarray(0, cut), bytes.subarray(cut)]))).toEqual(expected)
+    for (let cut = 1; cut < bytes.length; cut += 7)
+      expect(decode(framesOf([bytes.subarray(0, cut), bytes.subarray(cut)]))).toEqual(expected)
   })
 
   it('rejects impossible lengths with a ProtocolError', () => {
