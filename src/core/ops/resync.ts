@@ -6,7 +6,9 @@
 // copy. The table keeps its rows until the new copy replaces them atomically.
 //
 // A running sync holds a DuckDB file (one writing process): `pgrep resync` then reaches it over the
-// file's control socket (src/cli/resync-control.ts → SyncControl.requestResync) instead.
+// file's control socket (src/cli/resync-control.ts → SyncControl.requestResync) instead. No
+// socket reaches a BigQuery sync: the mark is written, and a running sync reads the marks itself
+// (Sink.pendingResyncs, at most every 30 s) as well as the next one at its start.
 import {PgrepError} from '../errors.js'
 import type {Sink, TableState} from '../pipeline/sink.js'
 import {qualifiedName, tableKey, type TableName} from '../schema/types.js'
