@@ -84,6 +84,8 @@ export function diskFullError(err: unknown, doing?: string): PgrepError | undefi
   const kind: ErrorKind = err instanceof PgrepError ? err.kind : 'sink'
   return new PgrepError(kind, doing ? `disk full while ${doing}: ${message}` : `disk full: ${message}`, {
     cause: err,
-    hint: 'Free space on that disk, or point TMPDIR (spill and staging files) or the DuckDB file at a larger one; nothing past the last committed batch was confirmed to PostgreSQL, so the next run resumes from there.',
+    hint:
+      'Free space on that disk, or point TMPDIR (spill and staging files) or the DuckDB file at a larger one; ' +
+      'nothing past the last committed batch was confirmed to PostgreSQL, so the next run resumes from there.',
   })
 }
