@@ -14,8 +14,10 @@ export type ErrorKind =
   | 'protocol' // the server sent bytes we cannot decode
   | 'internal' // a bug in pgrep
   | 'interrupted' // stopped by a signal before the work could finish
-  | 'query' // `pgrep query`: a SQL error (DuckDB's message), a statement refused (not a read), or too many queries at once
-  | 'stalled' // no progress for --max-stall (reconnecting in a loop, a server that does not answer): a supervisor should act
+  // `pgrep query`: a SQL error (DuckDB's message), a statement refused (not a read), or too many queries at once
+  | 'query'
+  // no progress for --max-stall (reconnecting in a loop, a server that does not answer): a supervisor should act
+  | 'stalled'
 
 /** Exit codes, documented in the README and in `--help`. */
 export const EXIT_CODES: Record<ErrorKind | 'ok', number> = {

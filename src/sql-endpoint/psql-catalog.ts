@@ -9,15 +9,19 @@
 import {literal} from '../sinks/duckdb/sql.js'
 import {pgTypeNameSql} from './types.js'
 
+/** The relation oid a psql query filters on (`c.oid = '16384'`, `i.indrelid = '16384'`, ...). */
+const RELATION_OID_FILTER = new RegExp(
+  String.raw`\b(?:c\.oid|a\.attrelid|[a-z]+\.?(?:` +
+    'relid|indrelid|conrelid|polrelid|stxrelid|prrelid|inhrelid|inhparent|tgrelid|attrelid' +
+    String.raw`)|i\.inhrelid)\s*=\s*'(\d+)'`,
+)
+
 /** DuckDB SQL answering one of psql's catalog queries, or undefined when `sql` is not one. */
 export function catalogQuery(sql: string, searchPath: string): string | undefined {
   if (!/\bpg_catalog\./.test(sql)) return undefined
   const items = selectList(sql)
   if (!items) return undefined
-  const oid =
-    /\b(?:c\.oid|a\.attrelid|[a-z]+\.?(?:relid|indrelid|conrelid|polrelid|stxrelid|prrelid|inhrelid|inhparent|tgrelid|attrelid)|i\.inhrelid)\s*=\s*'(\d+)'/.exec(
-      sql,
-    )?.[1]
+  const oid = RELATION_OID_FILTER.exec(sql)?.[1]
   if (/pg_get_viewdef\s*\(\s*'(\d+)'/.test(sql)) {
     const v = /pg_get_viewdef\s*\(\s*'(\d+)'/.exec(sql)![1]
     return `SELECT sql AS pg_get_viewdef FROM duckdb_views() WHERE view_oid = ${v}`

@@ -313,9 +313,10 @@ export function formatStatus(r: StatusReport): string {
       )
   }
   if (r.sink) {
+    const cp = r.sink.checkpoint
     lines.push(
       `sink checkpoint: ` +
-        `${r.sink.checkpoint ? `commit ${r.sink.checkpoint.commitLsn}, end ${r.sink.checkpoint.endLsn}, ${bytes(r.sink.lagBytes)} behind` : 'none yet'}`,
+        (cp ? `commit ${cp.commitLsn}, end ${cp.endLsn}, ${bytes(r.sink.lagBytes)} behind` : 'none yet'),
     )
     const partial = r.sink.checkpoint?.partial
     if (partial)
@@ -331,16 +332,19 @@ export function formatStatus(r: StatusReport): string {
         `running: pid ${live.pid} since ${live.since}: ${live.batchesCommitted} batches, ` +
           `${live.changesApplied} row changes applied; last commit ${live.lastCommitAt ?? '-'}`,
       )
+      const batch = live.currentBatch
       lines.push(
         `  ` +
-          `${live.currentBatch ? `applying a batch of ${live.currentBatch.changes} row changes (opened ${live.currentBatch.openedAt})` : 'between batches'}, ` +
-          `${live.queriesRunning} queries running`,
+          (batch ? `applying a batch of ${batch.changes} row changes (opened ${batch.openedAt})` : 'between batches') +
+          `, ${live.queriesRunning} queries running`,
       )
     }
     lines.push(
       `re-syncs: ` +
-        `${r.sink.resyncs.inProgress.length > 0 ? `in progress ${r.sink.resyncs.inProgress.join(', ')}` : 'none in progress'}, ` +
-        `${r.sink.resyncs.done} done`,
+        (r.sink.resyncs.inProgress.length > 0
+          ? `in progress ${r.sink.resyncs.inProgress.join(', ')}`
+          : 'none in progress') +
+        `, ${r.sink.resyncs.done} done`,
     )
   }
   const l = r.lag
@@ -353,7 +357,9 @@ export function formatStatus(r: StatusReport): string {
   else
     lines.push(
       `lag: ${bytes(l.pendingBytes)} pending, ` +
-        `${l.seconds === null ? 'time unknown (give --sink duckdb or bigquery: the sink records commit times)' : `at most ${duration(l.seconds)}`}`,
+        (l.seconds === null
+          ? 'time unknown (give --sink duckdb or bigquery: the sink records commit times)'
+          : `at most ${duration(l.seconds)}`),
     )
   for (const p of r.problems) lines.push(`problem: ${p}`)
   return lines.join('\n')

@@ -403,8 +403,16 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
   }
 
   // --- Privileges ----------------------------------------------------------------------------
-  const replicationPrivilege =
-    /must be superuser or replication role|permission denied to (start WAL sender|use replication slots)|must have REPLICATION|REPLICATION attribute|replication role/i
+  const replicationPrivilege = new RegExp(
+    [
+      'must be superuser or replication role',
+      'permission denied to (start WAL sender|use replication slots)',
+      'must have REPLICATION',
+      'REPLICATION attribute',
+      'replication role',
+    ].join('|'),
+    'i',
+  )
   if (replicationPrivilege.test(text)) {
     return make(
       'permission',

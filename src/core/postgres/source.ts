@@ -30,7 +30,8 @@ export interface SlotInfo {
  * The server's current WAL position as SQL: pg_current_wal_lsn() on a primary; on a hot standby
  * (where that function fails) what it has replayed, which is as far as its slots can decode.
  */
-export const CURRENT_WAL_LSN_SQL = `(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)`
+export const CURRENT_WAL_LSN_SQL =
+  '(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ' + 'ELSE pg_current_wal_lsn() END)'
 
 export interface PublicationTable extends TableName {
   /** Replica identity of the table: d (default), n (nothing), f (full), i (index). */

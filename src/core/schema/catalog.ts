@@ -141,7 +141,10 @@ export class TypeCatalog {
     return t
   }
 
-  /** Resolves several types with at most one catalog query per level of nesting (array → element, domain → base). */
+  /**
+   * Resolves several types with at most one catalog query per level of nesting
+   * (array → element, domain → base).
+   */
   resolveMany(refs: TypeRef[]): Promise<PgType[]> {
     return Promise.all(this.request(refs))
   }

@@ -81,6 +81,16 @@ interface ApiErrorLike {
 
 type Verdict = 'retry' | 'not-found' | 'exists' | 'permission' | 'auth' | 'fatal'
 
+/** Messages of a connection that failed, was reset, or closed before the answer. */
+const NETWORK_FAILURE = new RegExp(
+  [
+    'ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT',
+    'socket hang up|other side closed|premature close',
+    'network|aborted|terminated',
+  ].join('|'),
+  'i',
+)
+
 export function classify(err: unknown): Verdict {
   const e = (err ?? {}) as ApiErrorLike
   const reasons = (e.errors ?? []).map((x) => x.reason ?? '')
@@ -98,14 +108,7 @@ export function classify(err: unknown): Verdict {
   if (/Could not load the default credentials|Could not refresh access token|invalid_grant|private key/i.test(message))
     return 'auth'
   // No HTTP status: the connection failed, was reset, or closed before the answer.
-  if (
-    typeof e.code === 'string' ||
-    e.type === 'system' ||
-    /ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|socket hang up|other side closed|premature close|network|aborted|terminated/i.test(
-      message,
-    )
-  )
-    return 'retry'
+  if (typeof e.code === 'string' || e.type === 'system' || NETWORK_FAILURE.test(message)) return 'retry'
   return 'fatal'
 }
 
