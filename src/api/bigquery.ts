@@ -15,4 +15,10 @@
  *
  * @module pgrep/bigquery
  */
-export {BigQuerySink, BIGQUERY_BATCH_DEFAULTS, type BigQuerySinkOptions, type RetryPolicy, type SinkLog} from '../sinks/bigquery/index.js'
+export {
+  BigQuerySink,
+  BIGQUERY_BATCH_DEFAULTS,
+  type BigQuerySinkOptions,
+  type RetryPolicy,
+  type SinkLog,
+} from '../sinks/bigquery/index.js'

@@ -17,6 +17,14 @@
  * @module pgrep/duckdb
  */
 export {DuckDbSink, duckDbType, type DuckDbSinkOptions} from '../sinks/duckdb/index.js'
-export {defaultMaxConcurrentQueries, QueryService, type QueryColumn, type QueryDescription, type QueryOptions, type QueryResult, type QueryValues} from '../sinks/duckdb/query.js'
+export {
+  defaultMaxConcurrentQueries,
+  QueryService,
+  type QueryColumn,
+  type QueryDescription,
+  type QueryOptions,
+  type QueryResult,
+  type QueryValues,
+} from '../sinks/duckdb/query.js'
 export {inspectFile, queryFile, queryFileToParquet, type FileQuery} from '../sinks/duckdb/reader.js'
 export {controlSocketPath, CONTROL_PROTOCOL_VERSION} from '../core/control/socket.js'

@@ -16,7 +16,15 @@ import {runSync} from '../core/pipeline/sync.js'
 import {PostgresSource} from '../core/postgres/source.js'
 import type {TableName} from '../core/schema/types.js'
 import {trackOpen, withBatchListener, type BatchCommitted} from './observed-sink.js'
-import {parallelFor, resolvePostgresConnection, slotFor, tablesFor, throwProblems, untilLsnFor, type PostgresSourceOptions} from './source.js'
+import {
+  parallelFor,
+  resolvePostgresConnection,
+  slotFor,
+  tablesFor,
+  throwProblems,
+  untilLsnFor,
+  type PostgresSourceOptions,
+} from './source.js'
 import {DEFAULT_PARALLEL} from '../core/settings.js'
 import {closeQuietly} from '../core/quietly.js'
 
@@ -179,16 +187,19 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     super()
     const problems: string[] = []
     this.mode = options.mode ?? 'sync'
-    if (!['sync', 'cdc', 'copy'].includes(this.mode)) problems.push(`mode: "${String(this.mode)}" is not one of sync, cdc, copy`)
+    if (!['sync', 'cdc', 'copy'].includes(this.mode))
+      problems.push(`mode: "${String(this.mode)}" is not one of sync, cdc, copy`)
     if (!options.sink) problems.push('sink: required')
     const source = options.source ?? {}
     this.slot = slotFor(source, problems)
     this.tables = tablesFor(source, problems)
     if (this.mode === 'copy') {
-      if (!source.publication && (!source.tables || source.tables.length === 0)) problems.push('source: copy mode needs a publication or tables')
+      if (!source.publication && (!source.tables || source.tables.length === 0))
+        problems.push('source: copy mode needs a publication or tables')
     } else {
       if (!source.publication) problems.push(`source.publication: required in ${this.mode} mode`)
-      if (this.tables) problems.push(`source.tables: only for copy mode (${this.mode} replicates the publication's tables)`)
+      if (this.tables)
+        problems.push(`source.tables: only for copy mode (${this.mode} replicates the publication's tables)`)
     }
     this.untilLsn = untilLsnFor(options.untilLsn, problems)
     parallelFor(options.parallel, problems)
@@ -249,11 +260,18 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
           return {end: r.end, commitLsn: r.commitLsn, copied}
         }
         case 'sync': {
-          const r = await runSync({...common, publication: publication!, slot: this.slot!, parallel: opts.parallel ?? DEFAULT_PARALLEL, onCopyProgress: onProgress})
+          const r = await runSync({
+            ...common,
+            publication: publication!,
+            slot: this.slot!,
+            parallel: opts.parallel ?? DEFAULT_PARALLEL,
+            onCopyProgress: onProgress,
+          })
           return {end: r.end, commitLsn: r.commitLsn, copied}
         }
         case 'copy': {
-          const tables = this.tables && this.tables.length > 0 ? this.tables : await publicationTables(source, publication!)
+          const tables =
+            this.tables && this.tables.length > 0 ? this.tables : await publicationTables(source, publication!)
           await sink.open()
           await copyTables({
             source,
@@ -315,7 +333,8 @@ async function publicationTables(source: PostgresSource, publication: string): P
 
 /** Forwards every record to `base` and turns warnings and errors into `warning` events. */
 function emittingLogger(base: Logger, warn: (w: PipelineWarning) => void): Logger {
-  const toWarning = (obj: object, msg?: string) => warn({message: msg ?? '', fields: {...(obj as Record<string, unknown>)}})
+  const toWarning = (obj: object, msg?: string) =>
+    warn({message: msg ?? '', fields: {...(obj as Record<string, unknown>)}})
   return {
     debug: (obj, msg) => base.debug(obj, msg),
     info: (obj, msg) => base.info(obj, msg),

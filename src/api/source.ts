@@ -115,7 +115,11 @@ export function untilLsnFor(untilLsn: Lsn | string | undefined, problems: string
 /** The copy's connection count: a positive integer (the CLI's --parallel has the same bounds). */
 export function parallelFor(parallel: number | undefined, problems: string[]): void {
   if (parallel === undefined || parallelSetting.safeParse(parallel).success) return
-  problems.push(Number.isInteger(parallel) && parallel > MAX_PARALLEL ? `parallel: must be at most ${MAX_PARALLEL}` : 'parallel: must be a positive integer')
+  problems.push(
+    Number.isInteger(parallel) && parallel > MAX_PARALLEL
+      ? `parallel: must be at most ${MAX_PARALLEL}`
+      : 'parallel: must be a positive integer',
+  )
 }
 
 /**
@@ -123,7 +127,10 @@ export function parallelFor(parallel: number | undefined, problems: string[]): v
  * {@link PgrepError} of kind `usage` listing every problem at once. The result holds the password:
  * log its `display` (`user@host:port/db`), never the object.
  */
-export function resolvePostgresConnection(options: PostgresConnectionOptions = {}, onWarning?: (message: string) => void): ResolvedConnection {
+export function resolvePostgresConnection(
+  options: PostgresConnectionOptions = {},
+  onWarning?: (message: string) => void,
+): ResolvedConnection {
   const env = options.env ?? process.env
   return resolveConnection(
     {
@@ -144,7 +151,13 @@ export function resolvePostgresConnection(options: PostgresConnectionOptions = {
 /** Throws one usage error for the problems found, if any. */
 export function throwProblems(problems: string[]): void {
   if (problems.length === 0) return
-  throw new PgrepError('usage', problems.length === 1 ? `invalid pipeline option: ${problems[0]}` : `${problems.length} invalid pipeline options: ${problems.join('; ')}`, {
-    details: problems.length === 1 ? [] : problems,
-  })
+  throw new PgrepError(
+    'usage',
+    problems.length === 1
+      ? `invalid pipeline option: ${problems[0]}`
+      : `${problems.length} invalid pipeline options: ${problems.join('; ')}`,
+    {
+      details: problems.length === 1 ? [] : problems,
+    },
+  )
 }

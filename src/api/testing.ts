@@ -5,4 +5,11 @@
  *
  * @module pgrep/testing
  */
-export {ConformanceError, sinkConformance, type ConformanceCheck, type ConformanceRow, type SinkConformanceOptions, type SinkTarget} from '../testing/conformance.js'
+export {
+  ConformanceError,
+  sinkConformance,
+  type ConformanceCheck,
+  type ConformanceRow,
+  type SinkConformanceOptions,
+  type SinkTarget,
+} from '../testing/conformance.js'

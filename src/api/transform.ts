@@ -83,13 +83,19 @@ export class TransformSink implements Sink {
 
   /** The inner sink's (a transform changes rows, not what the sink remembers). */
   inspect(): Promise<SinkInspection> {
-    if (!this.inner.inspect) return Promise.reject(new PgrepError('usage', `the sink ${this.inner.name} cannot be inspected (it has no inspect())`))
+    if (!this.inner.inspect)
+      return Promise.reject(
+        new PgrepError('usage', `the sink ${this.inner.name} cannot be inspected (it has no inspect())`),
+      )
     return this.inner.inspect()
   }
 
   /** The inner sink's (what it remembers is its own). */
   dropState(): Promise<string[]> {
-    if (!this.inner.dropState) return Promise.reject(new PgrepError('usage', `the sink ${this.inner.name} cannot drop its state (it has no dropState())`))
+    if (!this.inner.dropState)
+      return Promise.reject(
+        new PgrepError('usage', `the sink ${this.inner.name} cannot drop its state (it has no dropState())`),
+      )
     return this.inner.dropState()
   }
 
@@ -101,7 +107,8 @@ export class TransformSink implements Sink {
     if (!this.keepsTable(table)) {
       return {
         write: async () => {},
-        commit: () => this.inner.setTableStates([{schema: table.schema, name: table.name, status: 'ready', snapshotLsn}]),
+        commit: () =>
+          this.inner.setTableStates([{schema: table.schema, name: table.name, status: 'ready', snapshotLsn}]),
         abort: async () => {},
       }
     }
@@ -183,12 +190,22 @@ export class TransformSink implements Sink {
       table.columns.forEach((c, i) => {
         if (keepColumn(name, c)) keep.push(i)
         else if (c.isKey && table.replicaIdentity !== 'full') {
-          throw new PgrepError('usage', `TransformSink: column "${c.name}" of ${qualifiedName(table)} is part of its replica identity and cannot be left out`, {
-            hint: 'updates and deletes are matched on the key columns; keep them (rewrite their values with `row` if they must be hidden)',
-          })
+          throw new PgrepError(
+            'usage',
+            `TransformSink: column "${c.name}" of ${qualifiedName(table)} is part of its replica identity and ` +
+              `cannot be left out`,
+            {
+              hint:
+                'updates and deletes are matched on the key columns; keep them (rewrite their values with `row` ' +
+                'if they must be hidden)',
+            },
+          )
         }
       })
-      p = keep.length === table.columns.length ? {table, keep: null} : {table: {...table, columns: keep.map((i) => table.columns[i])}, keep}
+      p =
+        keep.length === table.columns.length
+          ? {table, keep: null}
+          : {table: {...table, columns: keep.map((i) => table.columns[i])}, keep}
     }
     this.projections.set(table, p)
     return p

@@ -52,7 +52,8 @@ export function fishCompletion(bin: string, commands: CompletableCommand[], topi
     // The second word of a topic's commands (autocomplete fish).
     if (words.length > 1)
       lines.push(
-        `complete -c ${bin} ${seen} -f -a ${words.slice(1).join(topicSeparator)}${c.summary ? ` -d ${q(firstLine(c.summary))}` : ''}`,
+        `complete -c ${bin} ${seen} -f -a ` +
+          `${words.slice(1).join(topicSeparator)}${c.summary ? ` -d ${q(firstLine(c.summary))}` : ''}`,
       )
     for (const [name, f] of Object.entries(c.flags).sort(([a], [b]) => a.localeCompare(b))) {
       if (f.hidden) continue

@@ -94,7 +94,8 @@ export async function readConfigFile(input: ResolveInput, file: string, problems
     else if (Object.hasOwn(commands, key) || key === input.command) {
       if (!isMap(node)) {
         problems.push(
-          `${file}: ${key}: a command section must be a mapping of flag names to values, got ${describe(isNode(node) ? node.toJS(doc) : node)}`,
+          `${file}: ${key}: a command section must be a mapping of flag names to values, got ` +
+            `${describe(isNode(node) ? node.toJS(doc) : node)}`,
         )
       } else if (key === input.command) {
         for (const [k, n] of entriesOf(yaml, node)) {

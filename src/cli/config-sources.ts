@@ -34,7 +34,9 @@ export type Origin = 'flag' | 'env' | 'file' | 'default'
 /** The --config flag every command takes (as oclif baseFlags). */
 export const configFlag = {
   [CONFIG_FLAG]: Flags.string({
-    summary: `Read flag values from this YAML or JSON file (keys are flag names). Command-line flags and PGREP_* variables override it. Env: ${CONFIG_ENV}.`,
+    summary:
+      `Read flag values from this YAML or JSON file (keys are flag names). Command-line flags and PGREP_* ` +
+      `variables override it. Env: ${CONFIG_ENV}.`,
     helpGroup: 'CONFIGURATION',
   }),
 }

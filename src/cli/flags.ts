@@ -101,7 +101,8 @@ export const logFlags = {
 export const jsonFlag = {
   json: Flags.boolean({
     summary:
-      'Print the result as one JSON document on stdout when the command ends, or {"error": ...} when it fails (logs stay on stderr). Shapes: docs/scripting.md.',
+      'Print the result as one JSON document on stdout when the command ends, or {"error": ...} when it fails ' +
+      '(logs stay on stderr). Shapes: docs/scripting.md.',
     helpGroup: 'OUTPUT',
   }),
 }
@@ -109,7 +110,8 @@ export const jsonFlag = {
 export const progressFlag = {
   progress: Flags.boolean({
     summary:
-      'Copy progress on stderr: a status line on a terminal, a log line every 10 s otherwise. --no-progress turns it off.',
+      'Copy progress on stderr: a status line on a terminal, a log line every 10 s otherwise. --no-progress ' +
+      'turns it off.',
     allowNo: true,
     default: true,
     helpGroup: 'OUTPUT',
@@ -131,14 +133,20 @@ export function sinkFlags(defaultSink: 'stdout' | 'duckdb') {
     }),
     'duckdb-memory-limit': setting(
       Flags.string({
-        summary: `DuckDB's memory limit for --sink duckdb (e.g. 256MB, 2GB); past it DuckDB spills to temporary files, and a batch that cannot fit fails (exit 8, nothing committed). Default: ${DEFAULT_DUCKDB_MEMORY_LIMIT} for a file.`,
+        summary:
+          `DuckDB's memory limit for --sink duckdb (e.g. 256MB, 2GB); past it DuckDB spills to temporary files, ` +
+          `and a batch that cannot fit fails (exit 8, nothing committed). Default: ` +
+          `${DEFAULT_DUCKDB_MEMORY_LIMIT} for a file.`,
         helpGroup: 'SINK',
       }),
       memoryLimitSetting,
     ),
     'duckdb-lock-timeout': setting(
       Flags.string({
-        summary: `How long to wait while another process holds the DuckDB file (a pgrep query or status reading it): seconds, or with a unit (500ms, 30s, 2m); 0: fail at once (exit 8). Default ${DEFAULT_LOCK_TIMEOUT_MS / 1000}s. A running pgrep that writes the file is not waited for.`,
+        summary:
+          `How long to wait while another process holds the DuckDB file (a pgrep query or status reading it): ` +
+          `seconds, or with a unit (500ms, 30s, 2m); 0: fail at once (exit 8). Default ` +
+          `${DEFAULT_LOCK_TIMEOUT_MS / 1000}s. A running pgrep that writes the file is not waited for.`,
         helpGroup: 'SINK',
       }),
       shortDurationSetting,
@@ -170,21 +178,25 @@ export function sinkFlags(defaultSink: 'stdout' | 'duckdb') {
     'parquet-file-size': setting(
       Flags.string({
         summary:
-          "--sink parquet: a table's file is closed once this much row data (Postgres text form) is staged, e.g. 64MB. Default 128MB; Parquet files come out several times smaller.",
+          "--sink parquet: a table's file is closed once this much row data (Postgres text form) is staged, " +
+          'e.g. 64MB. Default 128MB; Parquet files come out several times smaller.',
         helpGroup: 'SINK',
       }),
       byteSizeSetting,
     ),
     'parquet-roll-interval': setting(
       Flags.string({
-        summary: `--sink parquet: every file is closed and the manifest written (the position confirmed to Postgres) at least this often (500ms, 30s, 2m). Default ${SINK_BATCH_DEFAULTS.parquet.maxDelayMs / 1000}s.`,
+        summary:
+          `--sink parquet: every file is closed and the manifest written (the position confirmed to Postgres) ` +
+          `at least this often (500ms, 30s, 2m). Default ${SINK_BATCH_DEFAULTS.parquet.maxDelayMs / 1000}s.`,
         helpGroup: 'SINK',
       }),
       durationSetting,
     ),
     's3-endpoint': Flags.string({
       summary:
-        "S3-compatible endpoint for an s3:// --parquet-dir (MinIO, R2, GCS), e.g. http://localhost:9000. Credentials: the AWS SDK's usual chain.",
+        'S3-compatible endpoint for an s3:// --parquet-dir (MinIO, R2, GCS), e.g. http://localhost:9000. ' +
+        "Credentials: the AWS SDK's usual chain.",
       helpGroup: 'SINK',
     }),
   }
@@ -221,22 +233,30 @@ export const stopFlags = {
 
 export const batchFlags = {
   'batch-max-rows': Flags.integer({
-    summary: `Commit a batch once it holds this many row changes (default ${stdoutBatch.maxRows}; bigquery ${bigqueryBatch.maxRows}).`,
+    summary:
+      `Commit a batch once it holds this many row changes (default ${stdoutBatch.maxRows}; bigquery ` +
+      `${bigqueryBatch.maxRows}).`,
     min: 1,
     helpGroup: 'BATCHING',
   }),
   'batch-max-bytes': Flags.integer({
-    summary: `Commit a batch once it holds this many bytes of changes (default ${mib(stdoutBatch.maxBytes)}; bigquery ${mib(bigqueryBatch.maxBytes)}).`,
+    summary:
+      `Commit a batch once it holds this many bytes of changes (default ${mib(stdoutBatch.maxBytes)}; bigquery ` +
+      `${mib(bigqueryBatch.maxBytes)}).`,
     min: 1024,
     helpGroup: 'BATCHING',
   }),
   'batch-max-delay': Flags.integer({
-    summary: `Commit a batch at the latest this many milliseconds after its first change (default ${stdoutBatch.maxDelayMs}; bigquery ${bigqueryBatch.maxDelayMs}).`,
+    summary:
+      `Commit a batch at the latest this many milliseconds after its first change (default ` +
+      `${stdoutBatch.maxDelayMs}; bigquery ${bigqueryBatch.maxDelayMs}).`,
     min: 1,
     helpGroup: 'BATCHING',
   }),
   'txn-split-rows': Flags.integer({
-    summary: `DuckDB: commit a transaction larger than this many row changes in pieces, so memory stays bounded (default ${DEFAULT_TXN_SPLIT_ROWS}; 0: only whole transactions, readers never see part of one).`,
+    summary:
+      `DuckDB: commit a transaction larger than this many row changes in pieces, so memory stays bounded ` +
+      `(default ${DEFAULT_TXN_SPLIT_ROWS}; 0: only whole transactions, readers never see part of one).`,
     min: 0,
     helpGroup: 'BATCHING',
   }),
@@ -272,7 +292,8 @@ export const parallelFlag = {
 export const metricsFlags = {
   'metrics-port': Flags.integer({
     summary:
-      'Serve Prometheus metrics (/metrics) and container probes (/health, /ready) on this HTTP port; 0 picks a free port (logged). Off by default.',
+      'Serve Prometheus metrics (/metrics) and container probes (/health, /ready) on this HTTP port; 0 picks ' +
+      'a free port (logged). Off by default.',
     min: 0,
     max: 65535,
     helpGroup: 'OBSERVABILITY',
@@ -292,7 +313,8 @@ export const metricsFlags = {
 export const formatFlags = {
   format: Flags.option({
     summary:
-      "Output format of --sink stdout: json (pgrep's own, the default) or debezium (the Debezium PostgreSQL connector's change-event values).",
+      "Output format of --sink stdout: json (pgrep's own, the default) or debezium (the Debezium PostgreSQL " +
+      "connector's change-event values).",
     options: ['json', 'debezium'] as const,
     helpGroup: 'SINK',
   })(),
@@ -305,7 +327,8 @@ export const formatFlags = {
   ),
   'decimal-handling-mode': Flags.option({
     summary:
-      "For --format debezium: numeric and money as precise (base64 unscaled bytes, Debezium's default), string or double.",
+      "For --format debezium: numeric and money as precise (base64 unscaled bytes, Debezium's default), " +
+      'string or double.',
     options: ['precise', 'string', 'double'] as const,
     helpGroup: 'SINK',
   })(),
@@ -316,14 +339,18 @@ export const formatFlags = {
 export const protectionFlags = {
   'max-lag-bytes': setting(
     Flags.string({
-      summary: `Log a warning when the slot retains more WAL than this: bytes, or with a unit (512MB, 10GB; powers of 1024). Default ${DEFAULT_MAX_LAG_BYTES / 1024 ** 3}GB; 0 or off: never.`,
+      summary:
+        `Log a warning when the slot retains more WAL than this: bytes, or with a unit (512MB, 10GB; powers of ` +
+        `1024). Default ${DEFAULT_MAX_LAG_BYTES / 1024 ** 3}GB; 0 or off: never.`,
       helpGroup: 'SLOT PROTECTION',
     }),
     byteSizeSetting,
   ),
   'slot-check-interval': setting(
     Flags.string({
-      summary: `Seconds between two readings of the slot (retained WAL, lag, invalidation). Default ${DEFAULT_SLOT_CHECK_INTERVAL_MS / 1000}.`,
+      summary:
+        `Seconds between two readings of the slot (retained WAL, lag, invalidation). Default ` +
+        `${DEFAULT_SLOT_CHECK_INTERVAL_MS / 1000}.`,
       helpGroup: 'SLOT PROTECTION',
     }),
     secondsSetting(0.001),
@@ -331,21 +358,26 @@ export const protectionFlags = {
   'heartbeat-interval': setting(
     Flags.string({
       summary:
-        'Seconds between two heartbeat messages (pg_logical_emit_message) written on the source, so the slot of an idle publication in a busy database advances. Default 0: off.',
+        'Seconds between two heartbeat messages (pg_logical_emit_message) written on the source, so the slot ' +
+        'of an idle publication in a busy database advances. Default 0: off.',
       helpGroup: 'SLOT PROTECTION',
     }),
     secondsSetting(0),
   ),
   'max-stall': setting(
     Flags.string({
-      summary: `Exit with code 75 when the run makes no progress (no row copied, no batch committed, never caught up) for this long, e.g. while reconnecting to a server that stays down, so a supervisor can act: 90s, 10m, 1h. Default ${DEFAULT_MAX_STALL_MS / 60_000}m; 0 or off: never.`,
+      summary:
+        `Exit with code 75 when the run makes no progress (no row copied, no batch committed, never caught up) ` +
+        `for this long, e.g. while reconnecting to a server that stays down, so a supervisor can act: 90s, 10m, ` +
+        `1h. Default ${DEFAULT_MAX_STALL_MS / 60_000}m; 0 or off: never.`,
       helpGroup: 'SLOT PROTECTION',
     }),
     durationSetting,
   ),
   'failover-slot': Flags.boolean({
     summary:
-      'Create the slot with failover enabled, or enable it on the existing slot, so a standby can take it over (PostgreSQL 17+).',
+      'Create the slot with failover enabled, or enable it on the existing slot, so a standby can take it ' +
+      'over (PostgreSQL 17+).',
     helpGroup: 'SLOT PROTECTION',
   }),
 }
@@ -355,7 +387,8 @@ export const protectionFlags = {
 export const foreignTablesFlag = {
   'replace-foreign-tables': Flags.boolean({
     summary:
-      'Replace a DuckDB or BigQuery table of the same name that pgrep did not create (its rows are lost). Without it such a table is left alone and the run fails (exit 8).',
+      'Replace a DuckDB or BigQuery table of the same name that pgrep did not create (its rows are lost). ' +
+      'Without it such a table is left alone and the run fails (exit 8).',
     helpGroup: 'SINK',
   }),
 }
@@ -363,7 +396,9 @@ export const foreignTablesFlag = {
 export const autoResyncFlag = {
   'no-auto-resync': Flags.boolean({
     summary:
-      'Do not copy a table again when the stream cannot carry one of its changes (a column retyped, a table rewrite, a partition attached or detached); a warning then says the sink differs from Postgres until `pgrep resync --table T`.',
+      'Do not copy a table again when the stream cannot carry one of its changes (a column retyped, a table ' +
+      'rewrite, a partition attached or detached); a warning then says the sink differs from Postgres until ' +
+      '`pgrep resync --table T`.',
     helpGroup: 'REPLICATION',
   }),
 }
@@ -373,12 +408,14 @@ export const autoResyncFlag = {
 export const sqlEndpointFlags = {
   'sql-listen': Flags.string({
     summary:
-      'Serve read-only SQL over the Postgres protocol (psql, drivers, BI tools) on HOST:PORT or PORT (host 127.0.0.1 unless given). Off by default. See docs/sql-endpoint.md.',
+      'Serve read-only SQL over the Postgres protocol (psql, drivers, BI tools) on HOST:PORT or PORT (host ' +
+      '127.0.0.1 unless given). Off by default. See docs/sql-endpoint.md.',
     helpGroup: 'SQL ENDPOINT',
   }),
   'sql-password': Flags.string({
     summary:
-      'Password clients give (SCRAM-SHA-256; any user name). Required unless --sql-trust. Prefer PGREP_SQL_PASSWORD or the config file: flags show up in process lists.',
+      'Password clients give (SCRAM-SHA-256; any user name). Required unless --sql-trust. Prefer ' +
+      'PGREP_SQL_PASSWORD or the config file: flags show up in process lists.',
     helpGroup: 'SQL ENDPOINT',
   }),
   'sql-trust': Flags.boolean({

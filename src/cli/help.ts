@@ -4,7 +4,11 @@ import {Help} from '@oclif/core'
 
 type Loadable = Parameters<Help['formatCommand']>[0]
 
-export const CONFIGURATION_HELP = `Every flag can also be set as an environment variable PGREP_<FLAG> (--batch-max-rows: PGREP_BATCH_MAX_ROWS; booleans take true/false/1/0/yes/no; repeatable flags a comma-separated list, commas inside double quotes kept, or a JSON array) or as a key of the --config file (YAML or JSON; PGREP_CONFIG names it). Precedence: flags, then PGREP_* variables, then the config file, then the defaults.`
+export const CONFIGURATION_HELP =
+  `Every flag can also be set as an environment variable PGREP_<FLAG> (--batch-max-rows: PGREP_BATCH_MAX_ROWS; ` +
+  `booleans take true/false/1/0/yes/no; repeatable flags a comma-separated list, commas inside double quotes ` +
+  `kept, or a JSON array) or as a key of the --config file (YAML or JSON; PGREP_CONFIG names it). Precedence: ` +
+  `flags, then PGREP_* variables, then the config file, then the defaults.`
 
 const ROOT_EXAMPLES: [string, string][] = [
   ['Terminal: follow changes as JSON lines', 'pgrep cdc --source postgres://app@db/shop --publication shop_pub | jq .'],
@@ -12,7 +16,8 @@ const ROOT_EXAMPLES: [string, string][] = [
   ['Cron, every 5 minutes: catch up and exit', '*/5 * * * * pgrep sync --config /etc/pgrep/shop.yaml --once'],
   [
     'Shell script: nightly backfill, then alert on lag',
-    'pgrep copy-table --publication shop_pub --duckdb-path shop.duckdb && pgrep status --slot shop_sync --json || alert "pgrep"',
+    'pgrep copy-table --publication shop_pub --duckdb-path shop.duckdb && pgrep status --slot shop_sync ' +
+      '--json || alert "pgrep"',
   ],
 ]
 

@@ -101,7 +101,9 @@ export class PipelineMetrics implements PipelineObserver {
     this.batches = new Counter({name: 'pgrep_batches_total', help: 'Batches committed to the sink.', registers})
     this.batchDuration = new Histogram({
       name: 'pgrep_batch_duration_seconds',
-      help: "Seconds from a batch's first change to its commit in the sink (bounded by --batch-max-delay plus the commit).",
+      help:
+        "Seconds from a batch's first change to its commit in the sink (bounded by --batch-max-delay plus the " +
+        'commit).',
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120],
       registers,
     })
@@ -118,7 +120,9 @@ export class PipelineMetrics implements PipelineObserver {
     })
     new Gauge({
       name: 'pgrep_lag_seconds',
-      help: 'Seconds the sink is behind the source: now minus the source commit time of the last applied transaction while changes may be pending; 0 once caught up (see docs/operations.md).',
+      help:
+        'Seconds the sink is behind the source: now minus the source commit time of the last applied ' +
+        'transaction while changes may be pending; 0 once caught up (see docs/operations.md).',
       registers,
       collect() {
         this.set(self.lagSeconds())
@@ -126,7 +130,9 @@ export class PipelineMetrics implements PipelineObserver {
     })
     this.lagBytes = new Gauge({
       name: 'pgrep_lag_bytes',
-      help: "WAL bytes written since the slot's confirmed position (pg_current_wal_lsn() - confirmed_flush_lsn), from the last slot poll.",
+      help:
+        "WAL bytes written since the slot's confirmed position (pg_current_wal_lsn() - confirmed_flush_lsn), " +
+        'from the last slot poll.',
       labelNames: ['slot'],
       registers,
     })
@@ -138,7 +144,9 @@ export class PipelineMetrics implements PipelineObserver {
     })
     this.safeWal = new Gauge({
       name: 'pgrep_slot_safe_wal_bytes',
-      help: 'Bytes of WAL that can still be written before the slot risks invalidation (safe_wal_size); absent when unlimited.',
+      help:
+        'Bytes of WAL that can still be written before the slot risks invalidation (safe_wal_size); absent when ' +
+        'unlimited.',
       labelNames: ['slot'],
       registers,
     })
@@ -178,7 +186,9 @@ export class PipelineMetrics implements PipelineObserver {
     })
     this.errors = new Counter({
       name: 'pgrep_errors_total',
-      help: 'Errors by kind (the exit-code kinds): lost replication connections (kind connection, retried) and the error that ends a run.',
+      help:
+        'Errors by kind (the exit-code kinds): lost replication connections (kind connection, retried) and the ' +
+        'error that ends a run.',
       labelNames: ['kind'],
       registers,
     })

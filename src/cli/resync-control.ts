@@ -28,7 +28,9 @@ export function serveResync(sink: Sink, control: SyncControl): void {
     const missing = asked.filter((t) => !known.has(tableKey(t)))
     if (missing.length > 0) {
       throw new PgrepError('usage', `${missing.map(qualifiedName).join(', ')}: not replicated by this sync`, {
-        hint: `resync names tables the sink holds (see pgrep status): ${state.tables.map(qualifiedName).join(', ') || 'none yet'}`,
+        hint:
+          `resync names tables the sink holds (see pgrep status): ` +
+          `${state.tables.map(qualifiedName).join(', ') || 'none yet'}`,
       })
     }
     const tables: TableName[] = req.all === true ? state.tables.map((t) => ({schema: t.schema, name: t.name})) : asked

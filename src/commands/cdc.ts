@@ -24,7 +24,10 @@ import {PostgresSource} from '../core/postgres/source.js'
 
 export default class Cdc extends PgrepCommand {
   static override summary = "Stream every committed change of a publication's tables to a sink."
-  static override description = `Creates the replication slot on first use, then streams inserts, updates, deletes, truncates and logical decoding messages in commit order. With --sink stdout each change is one JSON line on stdout (at-least-once: the slot only advances past lines stdout has accepted).
+  static override description =
+    `Creates the replication slot on first use, then streams inserts, updates, deletes, truncates and logical ` +
+    `decoding messages in commit order. With --sink stdout each change is one JSON line on stdout ` +
+    `(at-least-once: the slot only advances past lines stdout has accepted).
 
 ${EXIT_CODE_HELP}`
 
@@ -49,7 +52,8 @@ ${EXIT_CODE_HELP}`
       description:
         'Script: apply to DuckDB up to now, the result as JSON (not with --sink stdout: stdout carries the changes)',
       command:
-        '<%= config.bin %> cdc --publication shop_pub --sink duckdb --duckdb-path shop.duckdb --once --json > result.json',
+        '<%= config.bin %> cdc --publication shop_pub --sink duckdb --duckdb-path shop.duckdb --once --json > ' +
+        'result.json',
     },
   ]
 

@@ -24,7 +24,11 @@ import {closeQuietly} from '../core/quietly.js'
 
 export default class CopyTable extends PgrepCommand {
   static override summary = 'Copy tables (a backfill) from one consistent snapshot into a sink.'
-  static override description = `All tables of one run are read from one snapshot, over --parallel connections; big tables are split into ctid ranges. Each table is replaced atomically in the sink: readers see the old rows until the new copy commits, and a failed or interrupted run leaves the previous data untouched, so it is safe to re-run from cron. With --sink stdout every row is a JSON line with "op": "read".
+  static override description =
+    `All tables of one run are read from one snapshot, over --parallel connections; big tables are split into ` +
+    `ctid ranges. Each table is replaced atomically in the sink: readers see the old rows until the new copy ` +
+    `commits, and a failed or interrupted run leaves the previous data untouched, so it is safe to re-run from ` +
+    `cron. With --sink stdout every row is a JSON line with "op": "read".
 
 ${EXIT_CODE_HELP}`
 
@@ -32,12 +36,14 @@ ${EXIT_CODE_HELP}`
     {
       description: 'Copy two tables into a DuckDB file',
       command:
-        '<%= config.bin %> copy-table --source postgres://app@db/shop --table public.orders --table public.customers --duckdb-path shop.duckdb',
+        '<%= config.bin %> copy-table --source postgres://app@db/shop --table public.orders --table ' +
+        'public.customers --duckdb-path shop.duckdb',
     },
     {
       description: 'Cron: refresh every table of a publication each night',
       command:
-        '0 2 * * * <%= config.bin %> copy-table --publication shop_pub --duckdb-path /data/shop.duckdb --log-format json',
+        '0 2 * * * <%= config.bin %> copy-table --publication shop_pub --duckdb-path /data/shop.duckdb ' +
+        '--log-format json',
     },
     {
       description: 'Rows as JSON lines',
@@ -50,7 +56,8 @@ ${EXIT_CODE_HELP}`
     {
       description: 'Script: rows copied per table, as JSON',
       command:
-        '<%= config.bin %> copy-table --publication shop_pub --duckdb-path shop.duckdb --json | jq -r \'.tables[] | "\\(.table) \\(.rows)"\'',
+        '<%= config.bin %> copy-table --publication shop_pub --duckdb-path shop.duckdb --json | jq -r ' +
+        '\'.tables[] | "\\(.table) \\(.rows)"\'',
     },
   ]
 

@@ -13,7 +13,13 @@ import {closeQuietly} from '../core/quietly.js'
 export default class Drop extends PgrepCommand {
   static override summary =
     'Remove what pgrep created for a pipeline: the replication slot, and optionally the sink state.'
-  static override description = `Drops the replication slot (so the server stops retaining WAL for it) and, with --sink-state, the state pgrep keeps in the sink: the _pgrep schema of a DuckDB file (--sink duckdb, the default), the _pgrep_checkpoint and _pgrep_tables tables of a BigQuery dataset (--sink bigquery). The replicated tables stay; the next sync copies them again. Asks for confirmation on a terminal; scripts pass --yes. Refuses to drop an active slot unless --force (which terminates the process holding it). pgrep never creates publications, so it never drops one: use DROP PUBLICATION.
+  static override description =
+    `Drops the replication slot (so the server stops retaining WAL for it) and, with --sink-state, the state ` +
+    `pgrep keeps in the sink: the _pgrep schema of a DuckDB file (--sink duckdb, the default), the ` +
+    `_pgrep_checkpoint and _pgrep_tables tables of a BigQuery dataset (--sink bigquery). The replicated tables ` +
+    `stay; the next sync copies them again. Asks for confirmation on a terminal; scripts pass --yes. Refuses to ` +
+    `drop an active slot unless --force (which terminates the process holding it). pgrep never creates ` +
+    `publications, so it never drops one: use DROP PUBLICATION.
 
 ${EXIT_CODE_HELP}`
 
@@ -26,7 +32,8 @@ ${EXIT_CODE_HELP}`
     {
       description: 'In a script, with the BigQuery state',
       command:
-        '<%= config.bin %> drop --slot shop_sync --sink-state --sink bigquery --bq-project acme --bq-dataset shop --yes',
+        '<%= config.bin %> drop --slot shop_sync --sink-state --sink bigquery --bq-project acme --bq-dataset ' +
+        'shop --yes',
     },
     {
       description: "Script: the slot and sink named in the pipeline's config file",
@@ -46,7 +53,8 @@ ${EXIT_CODE_HELP}`
     publication: Flags.string({summary: 'Only to derive the default slot name.', helpGroup: 'REPLICATION'}),
     'sink-state': Flags.boolean({
       summary:
-        "Also drop the sink's pgrep state (DuckDB: the _pgrep schema; BigQuery: the _pgrep_* tables); the replicated tables stay.",
+        "Also drop the sink's pgrep state (DuckDB: the _pgrep schema; BigQuery: the _pgrep_* tables); the " +
+        'replicated tables stay.',
     }),
     ...sinkFlags('duckdb'),
     yes: Flags.boolean({char: 'y', summary: 'Do not ask for confirmation.'}),
@@ -85,7 +93,9 @@ ${EXIT_CODE_HELP}`
           }
         : null,
     }
-    const what = `replication slot "${slot}" on ${connection.display}${sinkConfig ? ` and the pgrep state in ${sinkName}` : ''}`
+    const what =
+      `replication slot "${slot}" on ` +
+      `${connection.display}${sinkConfig ? ` and the pgrep state in ${sinkName}` : ''}`
     if (!flags.yes) {
       if (!process.stdin.isTTY)
         throw new PgrepError('usage', `refusing to drop ${what} without confirmation`, {hint: 'pass --yes in scripts'})

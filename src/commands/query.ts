@@ -8,15 +8,26 @@ import {DEFAULT_DUCKDB_PATH} from '../core/settings.js'
 
 export default class Query extends PgrepCommand {
   static override summary = 'Run a read-only SQL query on a DuckDB file that pgrep writes, also while sync runs.'
-  static override description = `If a running sync/cdc/copy-table holds the file, the query is sent to it over its control socket (<file>.pgrep.sock, owner-only) and runs there on a connection of its own; otherwise the file is opened read-only for the time of the query. Either way the query sees the last committed batch: whole Postgres transactions (a transaction larger than --txn-split-rows may be seen in part), one snapshot for the whole query.
+  static override description =
+    `If a running sync/cdc/copy-table holds the file, the query is sent to it over its control socket ` +
+    `(<file>.pgrep.sock, owner-only) and runs there on a connection of its own; otherwise the file is opened ` +
+    `read-only for the time of the query. Either way the query sees the last committed batch: whole Postgres ` +
+    `transactions (a transaction larger than --txn-split-rows may be seen in part), one snapshot for the whole ` +
+    `query.
 
-Reads only: INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, COPY, ATTACH, DETACH, INSTALL, LOAD, SET, PRAGMA, CALL, CHECKPOINT, EXPORT, side-effecting table functions and several statements at once are refused before they run (exit 12). SELECT, SHOW, DESCRIBE, SUMMARIZE and EXPLAIN are allowed.
+Reads only: INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, COPY, ATTACH, DETACH, INSTALL, LOAD, SET, PRAGMA, ` +
+    `CALL, CHECKPOINT, EXPORT, side-effecting table functions and several statements at once are refused before ` +
+    `they run (exit 12). SELECT, SHOW, DESCRIBE, SUMMARIZE and EXPLAIN are allowed.
 
 OUTPUT
-  table on a terminal, csv when piped (--format to choose). csv and table print DuckDB's text form of each value, NULL as an empty field (csv), \\N (tsv), NULL (table); json and jsonl print JSON values (BIGINT and DECIMAL as strings). --output FILE writes the result as Parquet instead (DuckDB's writer, exact types), written by the process that runs the query through a temporary file renamed into place.
+  table on a terminal, csv when piped (--format to choose). csv and table print DuckDB's text form of each ` +
+    `value, NULL as an empty field (csv), \\N (tsv), NULL (table); json and jsonl print JSON values (BIGINT and ` +
+    `DECIMAL as strings). --output FILE writes the result as Parquet instead (DuckDB's writer, exact types), ` +
+    `written by the process that runs the query through a temporary file renamed into place.
 
 QUERY EXIT CODES
-  12   the query failed (DuckDB's message), was refused (not a read), or the file is busy (the limit of queries at once: UV_THREADPOOL_SIZE - 2, so 2 by default)
+  12   the query failed (DuckDB's message), was refused (not a read), or the file is busy (the limit of ` +
+    `queries at once: UV_THREADPOOL_SIZE - 2, so 2 by default)
   130  cancelled (Ctrl-C): the query is interrupted where it runs
 
 ${EXIT_CODE_HELP}`
@@ -32,7 +43,9 @@ ${EXIT_CODE_HELP}`
     },
     {
       description: 'From stdin, to Parquet',
-      command: `echo "SELECT * FROM public.orders WHERE total > 100" | <%= config.bin %> query --duckdb-path shop.duckdb --output big-orders.parquet`,
+      command:
+        `echo "SELECT * FROM public.orders WHERE total > 100" | <%= config.bin %> query --duckdb-path ` +
+        `shop.duckdb --output big-orders.parquet`,
     },
   ]
 

@@ -17,7 +17,12 @@ const {
 
 export default class Replay extends PgrepCommand {
   static override summary = 'Apply a Parquet change log (written by --sink parquet) to DuckDB, BigQuery or stdout.'
-  static override description = `Reads the log's manifest and applies its copies and changes in commit order across tables, each change once (a change the log holds twice is applied once), as sync would have applied them from Postgres: a replayed DuckDB file equals one that sync built directly. Into DuckDB and BigQuery every batch commits with the sink's checkpoint, so a replay that is stopped or killed resumes where it stopped when run again. Reads no Postgres.
+  static override description =
+    `Reads the log's manifest and applies its copies and changes in commit order across tables, each change ` +
+    `once (a change the log holds twice is applied once), as sync would have applied them from Postgres: a ` +
+    `replayed DuckDB file equals one that sync built directly. Into DuckDB and BigQuery every batch commits ` +
+    `with the sink's checkpoint, so a replay that is stopped or killed resumes where it stopped when run again. ` +
+    `Reads no Postgres.
 
 ${EXIT_CODE_HELP}`
 
@@ -33,7 +38,8 @@ ${EXIT_CODE_HELP}`
     {
       description: 'Keep a BigQuery dataset following the log as it grows (Ctrl-C to stop)',
       command:
-        '<%= config.bin %> replay --from s3://bucket/shop-log --sink bigquery --bq-project p --bq-dataset shop --follow',
+        '<%= config.bin %> replay --from s3://bucket/shop-log --sink bigquery --bq-project p --bq-dataset ' +
+        'shop --follow',
     },
     {
       description: 'The log as JSON lines',
@@ -86,7 +92,8 @@ ${EXIT_CODE_HELP}`
     }),
     'txn-split-rows': Flags.integer({
       summary:
-        'DuckDB: commit a transaction larger than this many row changes in pieces (default 200000; 0: only whole transactions).',
+        'DuckDB: commit a transaction larger than this many row changes in pieces (default 200000; 0: only ' +
+        'whole transactions).',
       min: 0,
       helpGroup: 'BATCHING',
     }),

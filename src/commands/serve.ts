@@ -7,7 +7,11 @@ import {sqlEndpointFrom} from '../sql-endpoint/config.js'
 export default class Serve extends PgrepCommand {
   static override summary =
     'Serve a DuckDB file that no pgrep is writing over the Postgres protocol, read-only (psql, drivers, BI tools).'
-  static override description = `For a file a running sync/cdc writes, give that sync/cdc --sql-listen instead: DuckDB lets only the writing process read the file meanwhile. The file is opened read-only; a sync that starts on it waits for the lock until serve stops. Security model, supported clients and what is not supported: docs/sql-endpoint.md.
+  static override description =
+    `For a file a running sync/cdc writes, give that sync/cdc --sql-listen instead: DuckDB lets only the ` +
+    `writing process read the file meanwhile. The file is opened read-only; a sync that starts on it waits for ` +
+    `the lock until serve stops. Security model, supported clients and what is not supported: ` +
+    `docs/sql-endpoint.md.
 
 ${EXIT_CODE_HELP}`
 
@@ -15,12 +19,14 @@ ${EXIT_CODE_HELP}`
     {
       description: 'Local psql without a password',
       command:
-        '<%= config.bin %> serve --duckdb-path shop.duckdb --sql-listen 127.0.0.1:6432 --sql-trust\npsql -h 127.0.0.1 -p 6432 -c "\\\\dt"',
+        '<%= config.bin %> serve --duckdb-path shop.duckdb --sql-listen 127.0.0.1:6432 --sql-trust\npsql -h ' +
+        '127.0.0.1 -p 6432 -c "\\\\dt"',
     },
     {
       description: 'On the network, with a password and TLS',
       command:
-        'PGREP_SQL_PASSWORD=... <%= config.bin %> serve --duckdb-path shop.duckdb --sql-listen 0.0.0.0:6432 --sql-tls-cert server.crt --sql-tls-key server.key',
+        'PGREP_SQL_PASSWORD=... <%= config.bin %> serve --duckdb-path shop.duckdb --sql-listen 0.0.0.0:6432 ' +
+        '--sql-tls-cert server.crt --sql-tls-key server.key',
     },
   ]
 

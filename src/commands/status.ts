@@ -18,9 +18,16 @@ const STATUS_EXIT = {healthy: 0, lagging: 10, broken: 11} as const
 export default class Status extends PgrepCommand {
   static override summary =
     "Show a pipeline's health: slot, WAL retained, lag in bytes and time, tables, sink checkpoint."
-  static override description = `Reads the replication slot (active or not, restart_lsn, confirmed_flush_lsn, WAL retained, lag, wal_status and invalidation), the publication's tables with their replica identity, and, with --sink, the sink's checkpoint, per-table copy states and the commit time of the last applied transaction. Human-readable by default, --json for scripts.
+  static override description =
+    `Reads the replication slot (active or not, restart_lsn, confirmed_flush_lsn, WAL retained, lag, wal_status ` +
+    `and invalidation), the publication's tables with their replica identity, and, with --sink, the sink's ` +
+    `checkpoint, per-table copy states and the commit time of the last applied transaction. Human-readable by ` +
+    `default, --json for scripts.
 
-The sink is only read, never opened for writing: nothing is created, upgraded or cleaned up. A DuckDB file that a running sync/cdc/copy-table holds is asked through that process's control socket (which adds its live figures: batches and rows applied, the batch being applied, queries running); otherwise it is opened read-only for the moment of the read. --duckdb-path alone means --sink duckdb.
+The sink is only read, never opened for writing: nothing is created, upgraded or cleaned up. A DuckDB file ` +
+    `that a running sync/cdc/copy-table holds is asked through that process's control socket (which adds its ` +
+    `live figures: batches and rows applied, the batch being applied, queries running); otherwise it is opened ` +
+    `read-only for the moment of the read. --duckdb-path alone means --sink duckdb.
 
 LAG IN TIME (needs --sink duckdb or bigquery, which record commit times)
   0 when everything up to the server's current WAL position is applied; otherwise the server's
@@ -29,7 +36,8 @@ LAG IN TIME (needs --sink duckdb or bigquery, which record commit times)
 
 STATUS EXIT CODES
   0    healthy
-  10   lagging: the slot retains more WAL than --max-lag-bytes, or the lag in time exceeds --max-lag-seconds
+  10   lagging: the slot retains more WAL than --max-lag-bytes, or the lag in time exceeds ` +
+    `--max-lag-seconds
   11   broken: the slot or publication is missing, or the slot was invalidated
 
 ${EXIT_CODE_HELP}`
@@ -42,12 +50,14 @@ ${EXIT_CODE_HELP}`
     {
       description: 'Cron: alert when the slot holds more than 1 GB of WAL',
       command:
-        '<%= config.bin %> status --slot shop_sync --max-lag-bytes 1073741824 --json > /dev/null || alert "pgrep lagging"',
+        '<%= config.bin %> status --slot shop_sync --max-lag-bytes 1073741824 --json > /dev/null || alert ' +
+        '"pgrep lagging"',
     },
     {
       description: 'Cron: alert when DuckDB is more than 5 minutes behind',
       command:
-        '<%= config.bin %> status --publication shop_pub --sink duckdb --duckdb-path shop.duckdb --max-lag-seconds 300 > /dev/null || alert "pgrep lagging"',
+        '<%= config.bin %> status --publication shop_pub --sink duckdb --duckdb-path shop.duckdb ' +
+        '--max-lag-seconds 300 > /dev/null || alert "pgrep lagging"',
     },
     {
       description: 'Script: the settings file sync uses, the report as JSON',
@@ -64,13 +74,16 @@ ${EXIT_CODE_HELP}`
     slot: Flags.string({summary: 'Replication slot to check. Default: pgrep_<publication>.', helpGroup: 'REPLICATION'}),
     'max-lag-bytes': setting(
       Flags.string({
-        summary: `WAL retained by the slot above which the pipeline counts as lagging: bytes, or with a unit (512MB, 10GB). Default ${DEFAULT_MAX_LAG_BYTES / 1024 ** 3}GB; off: never.`,
+        summary:
+          `WAL retained by the slot above which the pipeline counts as lagging: bytes, or with a unit (512MB, ` +
+          `10GB). Default ${DEFAULT_MAX_LAG_BYTES / 1024 ** 3}GB; off: never.`,
       }),
       byteSizeSetting,
     ),
     'max-lag-seconds': Flags.integer({
       summary:
-        'Lag in time above which the pipeline counts as lagging (needs --sink duckdb or bigquery). Default: not checked.',
+        'Lag in time above which the pipeline counts as lagging (needs --sink duckdb or bigquery). Default: ' +
+        'not checked.',
       min: 0,
     }),
     json: Flags.boolean({summary: 'Print the report as JSON.'}),

@@ -29,7 +29,11 @@ import {PostgresSource} from '../core/postgres/source.js'
 
 export default class Sync extends PgrepCommand {
   static override summary = "Copy a publication's tables, then stream their changes: a sink kept equal to Postgres."
-  static override description = `First run: creates the slot with an exported snapshot, copies every table in that snapshot, then streams from the slot's consistent point: no change missed, none applied twice. Into DuckDB, every batch commits together with its checkpoint, so a restart (even after kill -9) resumes exactly where it stopped. Tables added to the publication are copied while sync runs.
+  static override description =
+    `First run: creates the slot with an exported snapshot, copies every table in that snapshot, then streams ` +
+    `from the slot's consistent point: no change missed, none applied twice. Into DuckDB, every batch commits ` +
+    `together with its checkpoint, so a restart (even after kill -9) resumes exactly where it stopped. Tables ` +
+    `added to the publication are copied while sync runs.
 
 ${EXIT_CODE_HELP}`
 
@@ -42,7 +46,8 @@ ${EXIT_CODE_HELP}`
     {
       description: 'Cron, every 5 minutes: catch up and exit',
       command:
-        '*/5 * * * * <%= config.bin %> sync --publication shop_pub --slot shop_sync --once --duckdb-path /data/shop.duckdb',
+        '*/5 * * * * <%= config.bin %> sync --publication shop_pub --slot shop_sync --once --duckdb-path ' +
+        '/data/shop.duckdb',
     },
     {
       description: 'Copy rows then changes as JSON lines',

@@ -14,8 +14,10 @@ export type ErrorKind =
   | 'protocol' // the server sent bytes we cannot decode
   | 'internal' // a bug in pgrep
   | 'interrupted' // stopped by a signal before the work could finish
-  | 'query' // `pgrep query`: a SQL error (DuckDB's message), a statement refused (not a read), or too many queries at once
-  | 'stalled' // no progress for --max-stall (reconnecting in a loop, a server that does not answer): a supervisor should act
+  // `pgrep query`: a SQL error (DuckDB's message), a statement refused (not a read), or too many queries at once
+  | 'query'
+  // no progress for --max-stall (reconnecting in a loop, a server that does not answer): a supervisor should act
+  | 'stalled'
 
 /** Exit codes, documented in the README and in `--help`. */
 export const EXIT_CODES: Record<ErrorKind | 'ok', number> = {
@@ -84,6 +86,8 @@ export function diskFullError(err: unknown, doing?: string): PgrepError | undefi
   const kind: ErrorKind = err instanceof PgrepError ? err.kind : 'sink'
   return new PgrepError(kind, doing ? `disk full while ${doing}: ${message}` : `disk full: ${message}`, {
     cause: err,
-    hint: 'Free space on that disk, or point TMPDIR (spill and staging files) or the DuckDB file at a larger one; nothing past the last committed batch was confirmed to PostgreSQL, so the next run resumes from there.',
+    hint:
+      'Free space on that disk, or point TMPDIR (spill and staging files) or the DuckDB file at a larger one; ' +
+      'nothing past the last committed batch was confirmed to PostgreSQL, so the next run resumes from there.',
   })
 }

@@ -56,11 +56,13 @@ export function sqlEndpointFrom(flags: Record<string, unknown>, problems: string
   if (trust && password !== undefined) problems.push('--sql-trust and --sql-password: give one or the other')
   else if (trust && !isLoopback(at.host))
     problems.push(
-      `--sql-trust: only allowed on a loopback address (127.0.0.1, ::1), not on ${at.host}; give --sql-password instead`,
+      `--sql-trust: only allowed on a loopback address (127.0.0.1, ::1), not on ${at.host}; give ` +
+        `--sql-password instead`,
     )
   else if (!trust && (password === undefined || password === '')) {
     problems.push(
-      '--sql-password (or PGREP_SQL_PASSWORD): required with --sql-listen; on 127.0.0.1 --sql-trust allows connections without one',
+      '--sql-password (or PGREP_SQL_PASSWORD): required with --sql-listen; on 127.0.0.1 --sql-trust allows ' +
+        'connections without one',
     )
   }
   if ((cert === undefined) !== (key === undefined))

@@ -179,7 +179,8 @@ function planSet(sql: string): Plan {
   if (FIXED[name] && !FIXED[name].test(value) && !/^default$/i.test(value)) {
     return err(
       '22023',
-      `${name} cannot be changed on pgrep's endpoint (it stays ${name === 'bytea_output' ? 'hex' : name.includes('encoding') ? 'UTF8' : 'on'})`,
+      `${name} cannot be changed on pgrep's endpoint (it stays ` +
+        `${name === 'bytea_output' ? 'hex' : name.includes('encoding') ? 'UTF8' : 'on'})`,
     )
   }
   if (/^(default_)?transaction_read_only$/.test(name) && /^(off|false|0|no)$/i.test(value)) {

@@ -9,15 +9,19 @@
 import {literal} from '../sinks/duckdb/sql.js'
 import {pgTypeNameSql} from './types.js'
 
+/** The relation oid a psql query filters on (`c.oid = '16384'`, `i.indrelid = '16384'`, ...). */
+const RELATION_OID_FILTER = new RegExp(
+  String.raw`\b(?:c\.oid|a\.attrelid|[a-z]+\.?(?:` +
+    'relid|indrelid|conrelid|polrelid|stxrelid|prrelid|inhrelid|inhparent|tgrelid|attrelid' +
+    String.raw`)|i\.inhrelid)\s*=\s*'(\d+)'`,
+)
+
 /** DuckDB SQL answering one of psql's catalog queries, or undefined when `sql` is not one. */
 export function catalogQuery(sql: string, searchPath: string): string | undefined {
   if (!/\bpg_catalog\./.test(sql)) return undefined
   const items = selectList(sql)
   if (!items) return undefined
-  const oid =
-    /\b(?:c\.oid|a\.attrelid|[a-z]+\.?(?:relid|indrelid|conrelid|polrelid|stxrelid|prrelid|inhrelid|inhparent|tgrelid|attrelid)|i\.inhrelid)\s*=\s*'(\d+)'/.exec(
-      sql,
-    )?.[1]
+  const oid = RELATION_OID_FILTER.exec(sql)?.[1]
   if (/pg_get_viewdef\s*\(\s*'(\d+)'/.test(sql)) {
     const v = /pg_get_viewdef\s*\(\s*'(\d+)'/.exec(sql)![1]
     return `SELECT sql AS pg_get_viewdef FROM duckdb_views() WHERE view_oid = ${v}`
@@ -91,12 +95,14 @@ function relations(kinds: Set<string>): string {
   const parts: string[] = []
   if (kinds.has('r') || kinds.has('p')) {
     parts.push(
-      `SELECT table_oid AS oid, schema_name AS nspname, table_name AS relname, 'r' AS relkind, estimated_size AS rows FROM duckdb_tables() WHERE database_name = current_database() AND NOT internal`,
+      `SELECT table_oid AS oid, schema_name AS nspname, table_name AS relname, 'r' AS relkind, estimated_size ` +
+        `AS rows FROM duckdb_tables() WHERE database_name = current_database() AND NOT internal`,
     )
   }
   if (kinds.has('v')) {
     parts.push(
-      `SELECT view_oid, schema_name, view_name, 'v', NULL FROM duckdb_views() WHERE database_name = current_database() AND NOT internal`,
+      `SELECT view_oid, schema_name, view_name, 'v', NULL FROM duckdb_views() WHERE database_name = ` +
+        `current_database() AND NOT internal`,
     )
   }
   if (parts.length === 0)
@@ -139,7 +145,10 @@ function listRelations(sql: string, items: string[], searchPath: string): string
 
 function lookup(sql: string, searchPath: string): string {
   const name = pattern(sql, 'c.relname') ?? '.*'
-  return `SELECT oid, nspname, relname FROM (${relations(new Set(['r', 'v']))}) r WHERE regexp_matches(relname, ${literal(name)}) AND ${visibility(sql, searchPath)} ORDER BY 2, 3`
+  return (
+    `SELECT oid, nspname, relname FROM (${relations(new Set(['r', 'v']))}) r WHERE regexp_matches(relname, ` +
+    `${literal(name)}) AND ${visibility(sql, searchPath)} ORDER BY 2, 3`
+  )
 }
 
 function listSchemas(sql: string, items: string[]): string {
@@ -151,7 +160,10 @@ function listSchemas(sql: string, items: string[]): string {
     name === undefined
       ? "schema_name NOT IN ('pg_catalog', 'information_schema')"
       : `regexp_matches(schema_name, ${literal(name)})`
-  return `SELECT ${cols.join(', ')} FROM duckdb_schemas() WHERE database_name = current_database() AND NOT internal AND ${filter} ORDER BY 1`
+  return (
+    `SELECT ${cols.join(', ')} FROM duckdb_schemas() WHERE database_name = current_database() AND NOT internal ` +
+    `AND ${filter} ORDER BY 1`
+  )
 }
 
 /** What psql's relation-details query reads, by column name; anything else is false or empty. */

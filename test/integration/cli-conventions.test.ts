@@ -28,6 +28,18 @@ function env(extra: Record<string, string> = {}): Record<string, string> {
   return {...out, NODE_ENV: 'production', ...extra}
 }
 
+// What decides colour, as the runner's environment may set it: FORCE_COLOR forces it (and wins over
+// NO_COLOR and TERM=dumb), CI and the CI vendors' variables turn it off on a terminal (supports-color).
+const COLOUR_DECIDERS =
+  /^(FORCE_COLOR|NO_COLOR|CI|CONTINUOUS_INTEGRATION|BUILD_NUMBER|RUN_ID|TF_BUILD|TEAMCITY_VERSION|GITHUB_ACTIONS|GITLAB_CI|BUILDKITE|CIRCLECI|TRAVIS|APPVEYOR|DRONE|CI_NAME)$/
+
+/** env() without the runner's colour settings, plus `extra`: a terminal as a user at a desk has it. */
+function terminalEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(env())) if (!COLOUR_DECIDERS.test(k)) out[k] = v
+  return {...out, ...extra}
+}
+
 /** Runs `command` in a pseudo-terminal `columns` wide; resolves with everything the terminal received. */
 function inTerminal(
   command: string,
@@ -90,7 +102,7 @@ describe('help, did you mean, completion', () => {
     expect(stderr).toContain('pgrep help')
     if (!hasScript) return
     // Declined: nothing runs.
-    const tty = await inTerminal(`exec node ${shellQuote(BIN)} copy-tabel`, 100, env({NO_COLOR: '1'}), 'n\n')
+    const tty = await inTerminal(`exec node ${shellQuote(BIN)} copy-tabel`, 100, terminalEnv({NO_COLOR: '1'}), 'n\n')
     expect(tty.output).toContain('Did you mean copy-table?')
     expect(tty.code).toBe(127)
     expect(tty.output).not.toMatch(SGR)
@@ -99,8 +111,7 @@ describe('help, did you mean, completion', () => {
   it.skipIf(!hasScript)(
     'on a terminal, help and the prompt use colour and bold, but not with NO_COLOR or TERM=dumb',
     async () => {
-      // FORCE_COLOR (set by CI runners) would override TERM=dumb.
-      const {FORCE_COLOR: _forced, ...plain} = env()
+      const plain = terminalEnv()
       const help = `exec node ${shellQuote(BIN)} cdc -h`
       const styled = await inTerminal(help, 100, plain)
       expect(styled.code, styled.output).toBe(0)

@@ -33,8 +33,10 @@ export async function markForResync(req: ResyncRequest): Promise<TableState[]> {
   const known = new Map(resume.tables.map((t) => [tableKey(t), t]))
   const missing = req.tables.filter((t) => !known.has(tableKey(t)))
   if (missing.length > 0) {
+    const held =
+      resume.tables.length === 0 ? 'it holds none yet' : `it holds ${resume.tables.map(qualifiedName).join(', ')}`
     throw new PgrepError('usage', `${missing.map(qualifiedName).join(', ')}: not replicated into ${req.sink.name}`, {
-      hint: `resync names tables this sink already holds (see pgrep status); ${resume.tables.length === 0 ? 'it holds none yet' : `it holds ${resume.tables.map(qualifiedName).join(', ')}`}`,
+      hint: `resync names tables this sink already holds (see pgrep status); ` + held,
     })
   }
   const chosen = req.all ? resume.tables : req.tables.map((t) => known.get(tableKey(t))!)

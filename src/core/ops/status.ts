@@ -133,7 +133,8 @@ export async function collectStatus(opts: {
   // The clock in microseconds as text (exact), read with the WAL position.
   const {rows: srv} = await source.run(
     client,
-    `SELECT current_setting('server_version') AS v, ${CURRENT_WAL_LSN_SQL}::text AS lsn, current_setting('server_version_num')::int AS num,
+    `SELECT current_setting('server_version') AS v, ${CURRENT_WAL_LSN_SQL}::text AS lsn, ` +
+      `current_setting('server_version_num')::int AS num,
             (extract(epoch FROM clock_timestamp()) * 1000000)::bigint::text AS now_us`,
   )
   const current = parseLsn(srv[0].lsn)
@@ -141,7 +142,8 @@ export async function collectStatus(opts: {
   const hasInvalidation = srv[0].num >= 170000
   const {rows: slots} = await source.run(
     client,
-    `SELECT slot_name, active, active_pid, restart_lsn::text AS restart, confirmed_flush_lsn::text AS confirmed, wal_status,
+    `SELECT slot_name, active, active_pid, restart_lsn::text AS restart, confirmed_flush_lsn::text AS ` +
+      `confirmed, wal_status,
             ${hasInvalidation ? 'invalidation_reason' : 'NULL::text AS invalidation_reason'}
        FROM pg_replication_slots WHERE slot_name = $1`,
     [opts.slot],
@@ -169,7 +171,8 @@ export async function collectStatus(opts: {
     else if ((slot.retainedWalBytes ?? 0) > opts.maxLagBytes) {
       lagging = true
       problems.push(
-        `slot "${opts.slot}" retains ${slot.retainedWalBytes} bytes of WAL (more than --max-lag-bytes ${opts.maxLagBytes})${slot.active ? '' : '; nothing is consuming it'}`,
+        `slot "${opts.slot}" retains ${slot.retainedWalBytes} bytes of WAL (more than --max-lag-bytes ` +
+          `${opts.maxLagBytes})${slot.active ? '' : '; nothing is consuming it'}`,
       )
     }
   } else {
@@ -197,7 +200,8 @@ export async function collectStatus(opts: {
       }
       for (const t of publication.tables.filter((x) => !x.replicatesUpdatesAndDeletes)) {
         problems.push(
-          `table ${t.schema}.${t.name} has no usable replica identity: updates and deletes on it fail while it is published`,
+          `table ${t.schema}.${t.name} has no usable replica identity: updates and deletes on it fail while ` +
+            `it is published`,
         )
       }
     }
@@ -233,7 +237,8 @@ export async function collectStatus(opts: {
     const notReady = sink.tables.filter((t) => t.status !== 'ready')
     if (notReady.length > 0)
       problems.push(
-        `${notReady.length} table(s) not copied yet: ${notReady.map((t) => `${t.schema}.${t.name} (${t.status})`).join(', ')}`,
+        `${notReady.length} table(s) not copied yet: ` +
+          `${notReady.map((t) => `${t.schema}.${t.name} (${t.status})`).join(', ')}`,
       )
   }
 
@@ -247,7 +252,8 @@ export async function collectStatus(opts: {
   if (opts.maxLagSeconds !== undefined && lag.seconds !== null && lag.seconds > opts.maxLagSeconds) {
     lagging = true
     problems.push(
-      `lag in time ${lag.seconds.toFixed(1)} s (more than --max-lag-seconds ${opts.maxLagSeconds}): changes are pending and the last one applied committed at ${lag.lastCommitTime}`,
+      `lag in time ${lag.seconds.toFixed(1)} s (more than --max-lag-seconds ${opts.maxLagSeconds}): changes ` +
+        `are pending and the last one applied committed at ${lag.lastCommitTime}`,
     )
   }
 
@@ -292,7 +298,8 @@ export function formatStatus(r: StatusReport): string {
   if (r.slot) {
     const s = r.slot
     lines.push(
-      `slot ${s.name}: ${s.active ? `active (pid ${s.activePid})` : 'inactive'}, wal_status ${s.walStatus ?? '-'}${s.invalidationReason ? `, invalidated: ${s.invalidationReason}` : ''}`,
+      `slot ${s.name}: ${s.active ? `active (pid ${s.activePid})` : 'inactive'}, wal_status ` +
+        `${s.walStatus ?? '-'}${s.invalidationReason ? `, invalidated: ${s.invalidationReason}` : ''}`,
     )
     lines.push(`  restart_lsn ${s.restartLsn ?? '-'}  confirmed_flush_lsn ${s.confirmedFlushLsn ?? '-'}`)
     lines.push(`  WAL retained ${bytes(s.retainedWalBytes)}, lag ${bytes(s.lagBytes)}`)
@@ -301,31 +308,43 @@ export function formatStatus(r: StatusReport): string {
     lines.push(`publication ${r.publication.name}: ${r.publication.tables.length} table(s)`)
     for (const t of r.publication.tables)
       lines.push(
-        `  ${t.schema}.${t.name}  replica identity ${t.replicaIdentity}${t.replicatesUpdatesAndDeletes ? '' : '  (cannot replicate UPDATE/DELETE)'}`,
+        `  ${t.schema}.${t.name}  replica identity ` +
+          `${t.replicaIdentity}${t.replicatesUpdatesAndDeletes ? '' : '  (cannot replicate UPDATE/DELETE)'}`,
       )
   }
   if (r.sink) {
+    const cp = r.sink.checkpoint
     lines.push(
-      `sink checkpoint: ${r.sink.checkpoint ? `commit ${r.sink.checkpoint.commitLsn}, end ${r.sink.checkpoint.endLsn}, ${bytes(r.sink.lagBytes)} behind` : 'none yet'}`,
+      `sink checkpoint: ` +
+        (cp ? `commit ${cp.commitLsn}, end ${cp.endLsn}, ${bytes(r.sink.lagBytes)} behind` : 'none yet'),
     )
     const partial = r.sink.checkpoint?.partial
     if (partial)
       lines.push(
-        `  holds ${partial.changes} row changes of the large transaction committed at ${partial.commitLsn} (applied in pieces; the rest follows)`,
+        `  holds ${partial.changes} row changes of the large transaction committed at ${partial.commitLsn} ` +
+          `(applied in pieces; the rest follows)`,
       )
     for (const t of r.sink.tables)
       lines.push(`  ${t.schema}.${t.name}  ${t.status}${t.snapshotLsn ? ` at ${t.snapshotLsn}` : ''}`)
     const live = r.sink.live
     if (live) {
       lines.push(
-        `running: pid ${live.pid} since ${live.since}: ${live.batchesCommitted} batches, ${live.changesApplied} row changes applied; last commit ${live.lastCommitAt ?? '-'}`,
+        `running: pid ${live.pid} since ${live.since}: ${live.batchesCommitted} batches, ` +
+          `${live.changesApplied} row changes applied; last commit ${live.lastCommitAt ?? '-'}`,
       )
+      const batch = live.currentBatch
       lines.push(
-        `  ${live.currentBatch ? `applying a batch of ${live.currentBatch.changes} row changes (opened ${live.currentBatch.openedAt})` : 'between batches'}, ${live.queriesRunning} queries running`,
+        `  ` +
+          (batch ? `applying a batch of ${batch.changes} row changes (opened ${batch.openedAt})` : 'between batches') +
+          `, ${live.queriesRunning} queries running`,
       )
     }
     lines.push(
-      `re-syncs: ${r.sink.resyncs.inProgress.length > 0 ? `in progress ${r.sink.resyncs.inProgress.join(', ')}` : 'none in progress'}, ${r.sink.resyncs.done} done`,
+      `re-syncs: ` +
+        (r.sink.resyncs.inProgress.length > 0
+          ? `in progress ${r.sink.resyncs.inProgress.join(', ')}`
+          : 'none in progress') +
+        `, ${r.sink.resyncs.done} done`,
     )
   }
   const l = r.lag
@@ -337,7 +356,10 @@ export function formatStatus(r: StatusReport): string {
   else if (l.caughtUp) lines.push('lag: caught up (0 bytes, 0 s)')
   else
     lines.push(
-      `lag: ${bytes(l.pendingBytes)} pending, ${l.seconds === null ? 'time unknown (give --sink duckdb or bigquery: the sink records commit times)' : `at most ${duration(l.seconds)}`}`,
+      `lag: ${bytes(l.pendingBytes)} pending, ` +
+        (l.seconds === null
+          ? 'time unknown (give --sink duckdb or bigquery: the sink records commit times)'
+          : `at most ${duration(l.seconds)}`),
     )
   for (const p of r.problems) lines.push(`problem: ${p}`)
   return lines.join('\n')

@@ -172,7 +172,8 @@ function splitBytesFrom(option: number | undefined): number {
  * scans read in physical order. copyOut checks the order and a cut unordered unit starts over.
  */
 const COPY_SETTINGS =
-  'SET synchronize_seqscans = off; SET max_parallel_workers_per_gather = 0; SET enable_indexscan = off; SET enable_indexonlyscan = off'
+  'SET synchronize_seqscans = off; SET max_parallel_workers_per_gather = 0; SET enable_indexscan = off; SET ' +
+  'enable_indexonlyscan = off'
 
 /** The exported snapshot is gone: its exporting connection has ended. */
 class SnapshotGone extends Error {}
@@ -268,7 +269,8 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
         snapshot = {name: fresh.name, lsn: fresh.lsn}
         log.warn(
           {tables: todo.map((p) => qualifiedName(p.table)), snapshotLsn: formatLsn(snapshot.lsn)},
-          `the copy's snapshot is gone (the connection that exported it was lost): copying ${todo.length} unfinished table(s) again from a new snapshot`,
+          `the copy's snapshot is gone (the connection that exported it was lost): copying ${todo.length} ` +
+            `unfinished table(s) again from a new snapshot`,
         )
         for (const p of todo) {
           p.remaining = p.units.length
@@ -317,7 +319,10 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
               'connection',
               `${err.message} (${retry.maxAttempts} attempts in a row without progress)`,
               {
-                hint: `${err.hint ?? ''} Tables whose copy committed are kept: run the command again to copy the others.`.trim(),
+                hint: (
+                  `${err.hint ?? ''} Tables whose copy committed are kept: run the command again to copy the ` +
+                  `others.`
+                ).trim(),
                 cause: err,
               },
             )
@@ -338,7 +343,8 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
               if (err instanceof SnapshotGone) {
                 log.warn(
                   {},
-                  'a copy connection cannot import the snapshot any more: its exporting connection is gone; the copy goes on with the connections left',
+                  'a copy connection cannot import the snapshot any more: its exporting connection is gone; ' +
+                    'the copy goes on with the connections left',
                 )
                 break
               }
@@ -364,12 +370,16 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
             if (kept.cannotResume) {
               failed ??= new PgrepError(
                 'connection',
-                `${e.message}; the copy of ${qualifiedName(unit.plan.table)} cannot go on where it stopped (its rows did not come in ctid order)`,
+                `${e.message}; the copy of ${qualifiedName(unit.plan.table)} cannot go on where it stopped ` +
+                  `(its rows did not come in ctid order)`,
                 {hint: e.hint, cause: e},
               )
               break
             }
-            const where = `${qualifiedName(unit.plan.table)}${unit.relation.sql === qualifiedName(unit.plan.table) ? '' : ` (${unit.relation.sql})`}${unit.range ? ` pages ${unit.range[0]}-${unit.range[1] ?? 'end'}` : ''}`
+            const table = qualifiedName(unit.plan.table)
+            const relation = unit.relation.sql === table ? '' : ` (${unit.relation.sql})`
+            const pages = unit.range ? ` pages ${unit.range[0]}-${unit.range[1] ?? 'end'}` : ''
+            const where = `${table}${relation}${pages}`
             log.warn(
               {
                 table: qualifiedName(unit.plan.table),
@@ -379,7 +389,8 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
                 rowsKept: progress.accepted,
                 restartedTable: kept.restartedTable,
               },
-              `copy connection lost while copying ${where}: ${kept.restartedTable ? 'the table starts over' : `${kept.recopied} row(s) of it will be read again`}`,
+              `copy connection lost while copying ${where}: ` +
+                `${kept.restartedTable ? 'the table starts over' : `${kept.recopied} row(s) of it will be read again`}`,
             )
             if (kept.restartedTable) await kept.restartedTable
             if (!(await lose(e, 'copy connection lost', progress.accepted > 0))) break
@@ -715,7 +726,8 @@ async function describeForCopy(
   if (info[0].v < 150000) return described
   const {rows} = await source.run(
     client,
-    `SELECT schemaname AS schema, tablename AS name, attnames::text[] AS attnames, rowfilter FROM pg_publication_tables WHERE pubname = $1`,
+    `SELECT schemaname AS schema, tablename AS name, attnames::text[] AS attnames, rowfilter FROM ` +
+      `pg_publication_tables WHERE pubname = $1`,
     [publication],
     {publication},
   )
@@ -752,11 +764,14 @@ async function planTable(
 ): Promise<TablePlan> {
   const {rows} = await source.run(
     client,
-    `SELECT format('%I.%I', n.nspname, c.relname) AS rel, c.relkind::text AS kind, pg_relation_size(c.oid) AS bytes,
-            GREATEST(c.reltuples, 0)::bigint AS est, has_table_privilege(c.oid, 'SELECT') AS readable, current_setting('block_size')::int AS block,
+    `SELECT format('%I.%I', n.nspname, c.relname) AS rel, c.relkind::text AS kind, pg_relation_size(c.oid) AS ` +
+      `bytes,
+            GREATEST(c.reltuples, 0)::bigint AS est, has_table_privilege(c.oid, 'SELECT') AS readable, ` +
+      `current_setting('block_size')::int AS block,
             c.oid = r.oid AS self
        FROM pg_class r JOIN pg_namespace rn ON rn.oid = r.relnamespace
-       CROSS JOIN LATERAL (SELECT r.oid WHERE r.relkind <> 'p' UNION ALL SELECT relid FROM pg_partition_tree(r.oid) WHERE r.relkind = 'p' AND isleaf) AS leaf(oid)
+       CROSS JOIN LATERAL (SELECT r.oid WHERE r.relkind <> 'p' UNION ALL SELECT relid FROM ` +
+      `pg_partition_tree(r.oid) WHERE r.relkind = 'p' AND isleaf) AS leaf(oid)
        JOIN pg_class c ON c.oid = leaf.oid JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE rn.nspname = $1 AND r.relname = $2
       ORDER BY pg_relation_size(c.oid) DESC`,
@@ -772,7 +787,8 @@ async function planTable(
   } else if (partitioned && !plain) {
     log.info(
       {table: root},
-      `reading the partitioned table ${root} through its root in one piece: the role may not read its partitions directly (or some are not plain tables)`,
+      `reading the partitioned table ${root} through its root in one piece: the role may not read its ` +
+        `partitions directly (or some are not plain tables)`,
     )
     units.push({relation: {sql: root, resumable: false}})
   } else {

@@ -69,7 +69,8 @@ export class Heartbeat {
         this.stopped = true
         this.log.warn(
           {err: e.message},
-          `heartbeats turned off: the source refused pg_logical_emit_message (${e.message}); the slot still advances with the server's keepalives`,
+          `heartbeats turned off: the source refused pg_logical_emit_message (${e.message}); the slot still ` +
+            `advances with the server's keepalives`,
         )
       } else {
         this.log.debug({err: e.message}, 'could not write a heartbeat')

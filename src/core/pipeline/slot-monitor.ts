@@ -164,9 +164,12 @@ export class SlotMonitor {
         walStatus: r.walStatus,
         safeWalBytes: r.safeWalBytes === null ? null : Number(r.safeWalBytes),
       },
-      `replication slot "${slot}" retains ${formatBytes(retained)} of WAL (${retained} bytes), more than --max-lag-bytes ${formatBytes(this.maxLagBytes)}${safe}. ` +
-        'The server cannot remove that WAL until pgrep confirms it: check that the sink keeps up (errors above, batch times), ' +
-        'look for a long-running transaction on the source (pg_stat_activity.xact_start), and if the publication is idle while the database is busy, use --heartbeat-interval',
+      `replication slot "${slot}" retains ${formatBytes(retained)} of WAL (${retained} bytes), more than ` +
+        `--max-lag-bytes ${formatBytes(this.maxLagBytes)}${safe}. ` +
+        'The server cannot remove that WAL until pgrep confirms it: check that the sink keeps up (errors ' +
+        'above, batch times), ' +
+        'look for a long-running transaction on the source (pg_stat_activity.xact_start), and if the ' +
+        'publication is idle while the database is busy, use --heartbeat-interval',
     )
   }
 }

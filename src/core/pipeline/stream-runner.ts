@@ -109,7 +109,9 @@ export function stalledError(
 ): PgrepError {
   const why = lastError ? `; last error: ${lastError}` : ''
   return new PgrepError('stalled', `no progress for ${formatDuration(maxStallMs)} (${what})${why}`, {
-    hint: 'pgrep exits so that a supervisor (systemd Restart=, a Kubernetes restart, the next cron run) can act; check that PostgreSQL is reachable and the sink accepts writes. --max-stall sets the limit (0: off).',
+    hint:
+      'pgrep exits so that a supervisor (systemd Restart=, a Kubernetes restart, the next cron run) can act; ' +
+      'check that PostgreSQL is reachable and the sink accepts writes. --max-stall sets the limit (0: off).',
   })
 }
 

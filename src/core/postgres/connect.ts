@@ -56,7 +56,9 @@ function buildConfig(conn: ResolvedConnection, extra: ClientExtra, tls: boolean)
       conn.password ??
       (() => {
         throw new PgrepError('connection', `PostgreSQL at ${conn.display} asks for a password and none was given`, {
-          hint: 'Give it in the --source URI, with --db-password, in PGPASSWORD, or in ~/.pgpass (or the file PGPASSFILE names).',
+          hint:
+            'Give it in the --source URI, with --db-password, in PGPASSWORD, or in ~/.pgpass (or the file ' +
+            'PGPASSFILE names).',
         })
       }),
     application_name: conn.applicationName,

@@ -176,7 +176,10 @@ function keyFileProblem(file: string): string | undefined {
   const mine = typeof process.getuid === 'function' && st.uid === process.getuid()
   const forbidden = ownedByRoot && !mine ? 0o037 : 0o077
   if ((st.mode & forbidden) !== 0) {
-    return `private key file "${file}" has group or world access; it must be u=rw (0600) or less${ownedByRoot && !mine ? ' (u=rw,g=r, 0640, when owned by root)' : ''}`
+    return (
+      `private key file "${file}" has group or world access; it must be u=rw (0600) or ` +
+      `less${ownedByRoot && !mine ? ' (u=rw,g=r, 0640, when owned by root)' : ''}`
+    )
   }
   return undefined
 }
@@ -278,7 +281,8 @@ export function resolveConnection(
     else {
       const extra = modeSetting.value === 'no-verify' ? ' ("no-verify" is node-postgres only; use require)' : ''
       problems.push(
-        `${label(modeSetting, 'sslmode')}: "${modeSetting.value}" is not an sslmode; use one of ${SSL_MODES.join(', ')}${extra}`,
+        `${label(modeSetting, 'sslmode')}: "${modeSetting.value}" is not an sslmode; use one of ` +
+          `${SSL_MODES.join(', ')}${extra}`,
       )
     }
   }
@@ -289,7 +293,8 @@ export function resolveConnection(
   if (rootSetting?.value === 'system') {
     if (modeSetting && sslMode !== 'verify-full' && sslMode !== 'disable') {
       problems.push(
-        `sslrootcert=system needs sslmode verify-full (got "${sslMode}" from ${label(modeSetting, 'sslmode')}): the system's CAs are only meaningful with host name checks`,
+        `sslrootcert=system needs sslmode verify-full (got "${sslMode}" from ` +
+          `${label(modeSetting, 'sslmode')}): the system's CAs are only meaningful with host name checks`,
       )
     }
     sslRootCert = 'system'
@@ -303,12 +308,15 @@ export function resolveConnection(
     if (existsSync(def)) sslRootCert = def
     else if (usesTls && verifies) {
       problems.push(
-        `sslmode ${sslMode} needs a root certificate, and "${def}" does not exist: give one with --ssl-root-cert, sslrootcert= in --source or PGSSLROOTCERT (or sslrootcert=system), or use sslmode=require to skip verification`,
+        `sslmode ${sslMode} needs a root certificate, and "${def}" does not exist: give one with ` +
+          `--ssl-root-cert, sslrootcert= in --source or PGSSLROOTCERT (or sslrootcert=system), or use ` +
+          `sslmode=require to skip verification`,
       )
     }
   } else if (usesTls && verifies) {
     problems.push(
-      `sslmode ${sslMode} needs a root certificate: give one with --ssl-root-cert, sslrootcert= in --source or PGSSLROOTCERT`,
+      `sslmode ${sslMode} needs a root certificate: give one with --ssl-root-cert, sslrootcert= in --source ` +
+        `or PGSSLROOTCERT`,
     )
   }
 
@@ -394,7 +402,9 @@ export function resolveConnection(
   if (problems.length > 0) {
     throw new PgrepError('usage', 'invalid connection settings', {
       details: problems.map(redact),
-      hint: 'Connection settings come from the --db-* flags first, then the --source URI, then the PG* environment variables (PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD, PGSSLMODE, ...), then libpq defaults.',
+      hint:
+        'Connection settings come from the --db-* flags first, then the --source URI, then the PG* environment ' +
+        'variables (PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD, PGSSLMODE, ...), then libpq defaults.',
     })
   }
 

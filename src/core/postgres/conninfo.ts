@@ -73,7 +73,10 @@ function isSupportedKey(key: string): key is Key {
 }
 
 function unsupportedKeysProblem(keys: string[]): string {
-  return `--source: unsupported connection parameter${keys.length > 1 ? 's' : ''} ${keys.map((k) => `"${k}"`).join(', ')} (supported: ${SUPPORTED_KEYS.join(', ')})`
+  return (
+    `--source: unsupported connection parameter${keys.length > 1 ? 's' : ''} ` +
+    `${keys.map((k) => `"${k}"`).join(', ')} (supported: ${SUPPORTED_KEYS.join(', ')})`
+  )
 }
 
 export const MULTI_HOST =

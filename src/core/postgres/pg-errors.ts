@@ -111,9 +111,12 @@ function ident(name: string): string {
 /** How to recover from an invalidated slot (shared with the slot checks in source.ts). */
 export function invalidatedSlotHint(slot: string): string {
   return (
-    `the changes this slot had not delivered yet are lost. To copy the tables again: pgrep drop --slot ${slot} --sink-state --yes (with the same sink flags), then pgrep sync. ` +
-    `With cdc (no copy), to accept the gap and go on from now: pgrep drop --slot ${slot} --yes, then run cdc again (it creates a new slot). ` +
-    "So it does not happen again: raise max_slot_wal_keep_size and act on pgrep's retained-WAL warnings (--max-lag-bytes)"
+    `the changes this slot had not delivered yet are lost. To copy the tables again: pgrep drop --slot ` +
+    `${slot} --sink-state --yes (with the same sink flags), then pgrep sync. ` +
+    `With cdc (no copy), to accept the gap and go on from now: pgrep drop --slot ${slot} --yes, then run cdc ` +
+    `again (it creates a new slot). ` +
+    "So it does not happen again: raise max_slot_wal_keep_size and act on pgrep's retained-WAL warnings " +
+    '(--max-lag-bytes)'
   )
 }
 
@@ -145,7 +148,8 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
     if (context.operation) details.push(`while trying to ${context.operation}`)
     if (earlier)
       details.push(
-        `a ${earlier.tls ? 'TLS' : 'plain'} connection was tried first and failed too: ${describe(earlier.error).message}`,
+        `a ${earlier.tls ? 'TLS' : 'plain'} connection was tried first and failed too: ` +
+          `${describe(earlier.error).message}`,
       )
     if (d.detail) details.push(`server detail: ${d.detail}`)
     if (state) details.push(`SQLSTATE ${state}`)
@@ -164,14 +168,17 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
     return make(
       'connection',
       `PostgreSQL at ${display} does not support TLS, and the sslmode in use requires it`,
-      'Turn TLS on in the server (ssl = on with ssl_cert_file and ssl_key_file), or connect with sslmode=prefer or sslmode=disable.',
+      'Turn TLS on in the server (ssl = on with ssl_cert_file and ssl_key_file), or connect with ' +
+        'sslmode=prefer or sslmode=disable.',
     )
   }
   if (d.nodeCode === 'ERR_TLS_CERT_ALTNAME_INVALID' || /Hostname\/IP does not match certificate/i.test(msg)) {
     return make(
       'connection',
       `the TLS certificate of PostgreSQL at ${display} does not match the host name: ${msg}`,
-      'With sslmode=verify-full the host you connect to must be in the certificate (its subjectAltName or CN): connect by a name the certificate lists, or use sslmode=verify-ca to check the CA but not the name.',
+      'With sslmode=verify-full the host you connect to must be in the certificate (its subjectAltName or ' +
+        'CN): connect by a name the certificate lists, or use sslmode=verify-ca to check the CA but not the ' +
+        'name.',
     )
   }
   if (
@@ -181,7 +188,8 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
     return make(
       'connection',
       `the TLS certificate of PostgreSQL at ${display} could not be verified: ${msg}`,
-      'Give the CA certificate that signed the server certificate with --ssl-root-cert, sslrootcert= in --source, or PGSSLROOTCERT; or use sslmode=require to encrypt without verifying the server.',
+      'Give the CA certificate that signed the server certificate with --ssl-root-cert, sslrootcert= in ' +
+        '--source, or PGSSLROOTCERT; or use sslmode=require to encrypt without verifying the server.',
     )
   }
   if (
@@ -258,7 +266,9 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
     return make(
       'permission',
       `PostgreSQL at ${display} does not allow replication connections from here: ${msg}`,
-      `Add a line for this client to pg_hba.conf, e.g. "host replication ${user} <client address>/32 scram-sha-256", then reload (SELECT pg_reload_conf()). On a managed service, enable logical replication for the user.`,
+      `Add a line for this client to pg_hba.conf, e.g. "host replication ${user} <client address>/32 ` +
+        `scram-sha-256", then reload (SELECT pg_reload_conf()). On a managed service, enable logical ` +
+        `replication for the user.`,
     )
   }
   if (/no pg_hba\.conf entry|pg_hba\.conf rejects/i.test(msg)) {
@@ -272,7 +282,8 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
     return make(
       'connection',
       `PostgreSQL at ${display} rejected the connection: ${msg}`,
-      `Add a line for this client, user and database to pg_hba.conf (e.g. "host all ${user} <client address>/32 scram-sha-256") and reload.${tls}`,
+      `Add a line for this client, user and database to pg_hba.conf (e.g. "host all ${user} <client ` +
+        `address>/32 scram-sha-256") and reload.${tls}`,
     )
   }
   if (/is not permitted to log in/i.test(msg)) {
@@ -323,14 +334,17 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
     return make(
       'source-config',
       `logical replication is not enabled on ${display}: ${msg}`,
-      'Run ALTER SYSTEM SET wal_level = logical; and restart PostgreSQL (wal_level only changes at server start). On a managed service set its equivalent (RDS/Aurora: rds.logical_replication = 1; Cloud SQL: cloudsql.logical_decoding = on; Azure: wal_level = logical).',
+      'Run ALTER SYSTEM SET wal_level = logical; and restart PostgreSQL (wal_level only changes at server ' +
+        'start). On a managed service set its equivalent (RDS/Aurora: rds.logical_replication = 1; Cloud SQL: ' +
+        'cloudsql.logical_decoding = on; Azure: wal_level = logical).',
     )
   }
   if (state === '53400' || /all replication slots are in use/i.test(msg) || /max_replication_slots/i.test(msg)) {
     return make(
       'source-config',
       `no free replication slot on ${display}: ${msg}`,
-      "Raise max_replication_slots (needs a restart), or drop slots nothing uses any more (SELECT slot_name, active FROM pg_replication_slots; then SELECT pg_drop_replication_slot('<name>');).",
+      'Raise max_replication_slots (needs a restart), or drop slots nothing uses any more (SELECT slot_name, ' +
+        "active FROM pg_replication_slots; then SELECT pg_drop_replication_slot('<name>');).",
     )
   }
   if (/max_wal_senders/i.test(text)) {
@@ -355,14 +369,17 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
     return make(
       'slot-in-use',
       `replication slot "${slot}" on ${display} is in use by another process${pid}`,
-      `Stop the other consumer of this slot${activePid ? ` (if it is a leftover: SELECT pg_terminate_backend(${activePid});)` : ''}, or use another --slot.`,
+      `Stop the other consumer of this ` +
+        `slot${activePid ? ` (if it is a leftover: SELECT pg_terminate_backend(${activePid});)` : ''}, or use ` +
+        `another --slot.`,
     )
   }
   if (/replication slot ".*" does not exist/i.test(msg)) {
     return make(
       'source-config',
       `replication slot "${slot}" does not exist on ${display}`,
-      'Check --slot. If the slot was dropped, the position it held is gone: run sync again to copy the tables and create the slot.',
+      'Check --slot. If the slot was dropped, the position it held is gone: run sync again to copy the tables ' +
+        'and create the slot.',
     )
   }
   if (state === '42710' && /replication slot/i.test(msg)) {
@@ -380,18 +397,29 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
     return make(
       'source-config',
       `publication "${pub}" does not exist in ${display}`,
-      `Create it in that database: CREATE PUBLICATION ${ident(pub)} FOR TABLE <schema.table>, ...; (or FOR ALL TABLES), or check --publication.`,
+      `Create it in that database: CREATE PUBLICATION ${ident(pub)} FOR TABLE <schema.table>, ...; (or FOR ` +
+        `ALL TABLES), or check --publication.`,
     )
   }
 
   // --- Privileges ----------------------------------------------------------------------------
-  const replicationPrivilege =
-    /must be superuser or replication role|permission denied to (start WAL sender|use replication slots)|must have REPLICATION|REPLICATION attribute|replication role/i
+  const replicationPrivilege = new RegExp(
+    [
+      'must be superuser or replication role',
+      'permission denied to (start WAL sender|use replication slots)',
+      'must have REPLICATION',
+      'REPLICATION attribute',
+      'replication role',
+    ].join('|'),
+    'i',
+  )
   if (replicationPrivilege.test(text)) {
     return make(
       'permission',
       `the role "${user}" may not use replication on ${display}: ${msg}`,
-      `Give it the REPLICATION attribute (as a superuser): ALTER ROLE ${ident(user)} WITH REPLICATION; it also needs SELECT on the replicated tables, e.g. GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${ident(user)};`,
+      `Give it the REPLICATION attribute (as a superuser): ALTER ROLE ${ident(user)} WITH REPLICATION; it ` +
+        `also needs SELECT on the replicated tables, e.g. GRANT SELECT ON ALL TABLES IN SCHEMA public TO ` +
+        `${ident(user)};`,
     )
   }
   if (state === '42501' || /permission denied|must be (owner|superuser)/i.test(msg)) {
@@ -401,15 +429,20 @@ export function translatePgError(err: unknown, context: PgErrorContext): PgrepEr
     let hint: string
     if (table) hint = `Grant read access: GRANT SELECT ON ${context.table ?? table} TO ${ident(user)};`
     else if (schema)
-      hint = `Grant access to the schema: GRANT USAGE ON SCHEMA ${schema} TO ${ident(user)}; and SELECT on its tables: GRANT SELECT ON ALL TABLES IN SCHEMA ${schema} TO ${ident(user)};`
+      hint =
+        `Grant access to the schema: GRANT USAGE ON SCHEMA ${schema} TO ${ident(user)}; and SELECT on its ` +
+        `tables: GRANT SELECT ON ALL TABLES IN SCHEMA ${schema} TO ${ident(user)};`
     else if (database)
       hint = `Let the role create publications there: GRANT CREATE ON DATABASE ${database} TO ${ident(user)};`
     else if (/FOR ALL TABLES/i.test(msg))
       hint =
-        'A publication FOR ALL TABLES needs a superuser: have one create it, or publish a list of tables (FOR TABLE ...).'
+        'A publication FOR ALL TABLES needs a superuser: have one create it, or publish a list of tables (FOR ' +
+        'TABLE ...).'
     else if (/must be owner/i.test(msg)) hint = 'Run this as the owner of the object, or have the owner do it.'
     else
-      hint = `Grant the role what it needs, e.g. GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${ident(user)}; and ALTER ROLE ${ident(user)} WITH REPLICATION;`
+      hint =
+        `Grant the role what it needs, e.g. GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${ident(user)}; and ` +
+        `ALTER ROLE ${ident(user)} WITH REPLICATION;`
     return make('permission', `permission denied on ${display}: ${msg}`, hint)
   }
 

@@ -30,7 +30,8 @@ export interface SlotInfo {
  * The server's current WAL position as SQL: pg_current_wal_lsn() on a primary; on a hot standby
  * (where that function fails) what it has replayed, which is as far as its slots can decode.
  */
-export const CURRENT_WAL_LSN_SQL = `(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)`
+export const CURRENT_WAL_LSN_SQL =
+  '(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ' + 'ELSE pg_current_wal_lsn() END)'
 
 export interface PublicationTable extends TableName {
   /** Replica identity of the table: d (default), n (nothing), f (full), i (index). */
@@ -109,7 +110,8 @@ export class PostgresSource {
   async checkServer(client: pg.Client): Promise<{major: number; standby: boolean}> {
     const {rows} = await this.run(
       client,
-      `SELECT current_setting('server_version_num')::int AS num, current_setting('wal_level') AS wal_level, pg_is_in_recovery() AS standby`,
+      `SELECT current_setting('server_version_num')::int AS num, current_setting('wal_level') AS wal_level, ` +
+        `pg_is_in_recovery() AS standby`,
     )
     const major = Math.floor(rows[0].num / 10000)
     const standby = rows[0].standby === true
@@ -121,9 +123,12 @@ export class PostgresSource {
     if (standby && major < 16) {
       throw new PgrepError(
         'source-config',
-        `${this.display} is a standby (in recovery), and logical decoding on a standby needs PostgreSQL 16 or later (this is ${major})`,
+        `${this.display} is a standby (in recovery), and logical decoding on a standby needs PostgreSQL 16 or ` +
+          `later (this is ${major})`,
         {
-          hint: 'connect pgrep to the primary, or use a standby of PostgreSQL 16+ (copy-table alone works from any standby)',
+          hint:
+            'connect pgrep to the primary, or use a standby of PostgreSQL 16+ (copy-table alone works from any ' +
+            'standby)',
         },
       )
     }
@@ -144,7 +149,9 @@ export class PostgresSource {
     const pub = await this.run(client, `SELECT 1 FROM pg_publication WHERE pubname = $1`, [publication], {publication})
     if (pub.rowCount === 0) {
       throw new PgrepError('source-config', `publication "${publication}" does not exist in ${this.display}`, {
-        hint: `create it, e.g. CREATE PUBLICATION ${JSON.stringify(publication)} FOR TABLE my_table; (or FOR ALL TABLES)`,
+        hint:
+          `create it, e.g. CREATE PUBLICATION ${JSON.stringify(publication)} FOR TABLE my_table; (or FOR ALL ` +
+          `TABLES)`,
       })
     }
     const {rows} = await this.run(
@@ -191,7 +198,8 @@ export class PostgresSource {
     const names = denied.map((r) => qualifiedName(r)).join(', ')
     throw new PgrepError(
       'permission',
-      `the role ${role} may not read ${denied.length === 1 ? 'the table' : `${denied.length} tables:`} ${names} on ${this.display}`,
+      `the role ${role} may not read ${denied.length === 1 ? 'the table' : `${denied.length} tables:`} ` +
+        `${names} on ${this.display}`,
       {
         hint: `as the table owner or a superuser, run: ${grants.join(' ')}`,
       },
@@ -204,7 +212,9 @@ export class PostgresSource {
       if (t.replicaIdentity === 'n' || (t.replicaIdentity === 'd' && !t.hasPrimaryKey)) {
         this.log.warn(
           {table: `${t.schema}.${t.name}`},
-          `table ${qualifiedName(t)} has no usable replica identity: Postgres will refuse UPDATE and DELETE on it while it is published; add a primary key or run ALTER TABLE ${qualifiedName(t)} REPLICA IDENTITY FULL`,
+          `table ${qualifiedName(t)} has no usable replica identity: Postgres will refuse UPDATE and DELETE ` +
+            `on it while it is published; add a primary key or run ALTER TABLE ${qualifiedName(t)} REPLICA ` +
+            `IDENTITY FULL`,
         )
       }
     }
@@ -213,10 +223,12 @@ export class PostgresSource {
   async slotInfo(client: pg.Client, slot: string): Promise<SlotInfo | undefined> {
     const {rows} = await this.run(
       client,
-      `SELECT slot_name, plugin, database, active, active_pid, confirmed_flush_lsn::text AS confirmed, restart_lsn::text AS restart,
+      `SELECT slot_name, plugin, database, active, active_pid, confirmed_flush_lsn::text AS confirmed, ` +
+        `restart_lsn::text AS restart,
               wal_status, temporary,
               -- columns added in PG17, read without branching on the version
-              to_jsonb(s) ->> 'invalidation_reason' AS invalidation_reason, (to_jsonb(s) ->> 'failover')::boolean AS failover
+              to_jsonb(s) ->> 'invalidation_reason' AS invalidation_reason, (to_jsonb(s) ->> ` +
+        `'failover')::boolean AS failover
          FROM pg_replication_slots s WHERE slot_name = $1`,
       [slot],
       {slot},
@@ -263,7 +275,9 @@ export class PostgresSource {
         'slot-in-use',
         `replication slot "${slot}" is in use by another process (PID ${info.activePid})`,
         {
-          hint: `stop the other consumer (SELECT pg_terminate_backend(${info.activePid}) ends it), or use another --slot`,
+          hint:
+            `stop the other consumer (SELECT pg_terminate_backend(${info.activePid}) ends it), or use another ` +
+            `--slot`,
         },
       )
     }
@@ -382,7 +396,9 @@ export function checkFailoverSupport(major: number, display: string): void {
       'source-config',
       `--failover-slot needs PostgreSQL 17 or later; ${display} runs PostgreSQL ${major}`,
       {
-        hint: 'leave out --failover-slot (the slot then lives on the primary only and must be re-created after a failover), or upgrade the source to PostgreSQL 17+',
+        hint:
+          'leave out --failover-slot (the slot then lives on the primary only and must be re-created after a ' +
+          'failover), or upgrade the source to PostgreSQL 17+',
       },
     )
   }

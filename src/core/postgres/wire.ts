@@ -57,7 +57,10 @@ export class WireSession {
   private readonly onClose = () =>
     this.onEnd(
       new PgrepError('connection', 'the connection to PostgreSQL was closed', {
-        hint: 'The server may have restarted or failed over, or a proxy, load balancer or idle timeout closed the connection; the server log says why. pgrep sync and cdc reconnect by themselves; run the command again otherwise.',
+        hint:
+          'The server may have restarted or failed over, or a proxy, load balancer or idle timeout closed the ' +
+          'connection; the server log says why. pgrep sync and cdc reconnect by themselves; run the command ' +
+          'again otherwise.',
       }),
     )
   private readonly onError = (err: Error) => this.onEnd(err)

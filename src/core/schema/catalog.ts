@@ -38,7 +38,8 @@ interface TypeRow {
   labels: string[] | null
 }
 
-const TYPE_SQL = `
+const TYPE_SQL =
+  `
 SELECT r.oid::int8 AS oid,
        r.typmod,
        format_type(t.oid, r.typmod) AS sql_name,
@@ -47,9 +48,11 @@ SELECT r.oid::int8 AS oid,
        t.typelem::int8 AS typelem,
        t.typbasetype::int8 AS typbasetype,
        t.typtypmod,
-       (t.typelem <> 0 AND EXISTS (SELECT 1 FROM pg_catalog.pg_type e WHERE e.oid = t.typelem AND e.typarray = t.oid))::text AS is_array,
+       (t.typelem <> 0 AND EXISTS (SELECT 1 FROM pg_catalog.pg_type e WHERE e.oid = t.typelem AND e.typarray ` +
+  `= t.oid))::text AS is_array,
        CASE WHEN t.typtype = 'e' THEN
-         (SELECT pg_catalog.json_agg(e.enumlabel ORDER BY e.enumsortorder)::text FROM pg_catalog.pg_enum e WHERE e.enumtypid = t.oid)
+         (SELECT pg_catalog.json_agg(e.enumlabel ORDER BY e.enumsortorder)::text FROM pg_catalog.pg_enum e ` +
+  `WHERE e.enumtypid = t.oid)
        END AS labels
 FROM pg_catalog.json_to_recordset($1::json) AS r(oid oid, typmod int4)
 JOIN pg_catalog.pg_type t ON t.oid = r.oid`
@@ -138,7 +141,10 @@ export class TypeCatalog {
     return t
   }
 
-  /** Resolves several types with at most one catalog query per level of nesting (array → element, domain → base). */
+  /**
+   * Resolves several types with at most one catalog query per level of nesting
+   * (array → element, domain → base).
+   */
   resolveMany(refs: TypeRef[]): Promise<PgType[]> {
     return Promise.all(this.request(refs))
   }
@@ -245,7 +251,8 @@ export class TypeCatalog {
       const other = otherCase.get(i)
       if (other) {
         problems.push(
-          `table ${qualifiedName(t)} does not exist, but ${qualifiedName(other)} does: write it as --table ${shellQuote(tableArgument(other))}`,
+          `table ${qualifiedName(t)} does not exist, but ${qualifiedName(other)} does: write it as --table ` +
+            `${shellQuote(tableArgument(other))}`,
         )
       } else if (!row || row.relid === null || row.relid === undefined) {
         problems.push(`table ${qualifiedName(t)} does not exist`)
@@ -266,8 +273,10 @@ export class TypeCatalog {
           // An unquoted --table name is folded to lower case, as Postgres does (names.ts).
           hint:
             otherCase.size > 0
-              ? 'unquoted names are folded to lower case, as in SQL: double-quote a name that has capitals, inside shell quotes'
-              : 'unquoted names are folded to lower case, as in SQL: write --table \'"MyTable"\' for a table created as "MyTable"; check the schema (default: public)',
+              ? 'unquoted names are folded to lower case, as in SQL: double-quote a name that has capitals, ' +
+                'inside shell quotes'
+              : 'unquoted names are folded to lower case, as in SQL: write --table \'"MyTable"\' for a table ' +
+                'created as "MyTable"; check the schema (default: public)',
         },
       )
     }

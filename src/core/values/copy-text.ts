@@ -215,7 +215,8 @@ export class CopyTextParser {
     const line = buf.toString('utf8', start, Math.min(end, start + 200))
     return new PgrepError(
       'protocol',
-      `COPY row ${this.rowCount + 1} has ${got} column${got === 1 ? '' : 's'}, expected ${this.ncols}: ${JSON.stringify(line)}`,
+      `COPY row ${this.rowCount + 1} has ${got} column${got === 1 ? '' : 's'}, expected ${this.ncols}: ` +
+        `${JSON.stringify(line)}`,
     )
   }
 }

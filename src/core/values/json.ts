@@ -327,7 +327,8 @@ export function compileRowEncoder(columns: ColumnSchema[], pick?: {indexes: numb
     if (values.length !== width) {
       throw new PgrepError(
         'protocol',
-        `a row has ${values.length} values for ${width} columns${pick ? '' : ` (${columns.map((c) => c.name).join(', ')})`}`,
+        `a row has ${values.length} values for ${width} ` +
+          `columns${pick ? '' : ` (${columns.map((c) => c.name).join(', ')})`}`,
       )
     }
     let out = '{'

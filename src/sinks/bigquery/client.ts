@@ -81,6 +81,16 @@ interface ApiErrorLike {
 
 type Verdict = 'retry' | 'not-found' | 'exists' | 'permission' | 'auth' | 'fatal'
 
+/** Messages of a connection that failed, was reset, or closed before the answer. */
+const NETWORK_FAILURE = new RegExp(
+  [
+    'ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT',
+    'socket hang up|other side closed|premature close',
+    'network|aborted|terminated',
+  ].join('|'),
+  'i',
+)
+
 export function classify(err: unknown): Verdict {
   const e = (err ?? {}) as ApiErrorLike
   const reasons = (e.errors ?? []).map((x) => x.reason ?? '')
@@ -98,14 +108,7 @@ export function classify(err: unknown): Verdict {
   if (/Could not load the default credentials|Could not refresh access token|invalid_grant|private key/i.test(message))
     return 'auth'
   // No HTTP status: the connection failed, was reset, or closed before the answer.
-  if (
-    typeof e.code === 'string' ||
-    e.type === 'system' ||
-    /ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|socket hang up|other side closed|premature close|network|aborted|terminated/i.test(
-      message,
-    )
-  )
-    return 'retry'
+  if (typeof e.code === 'string' || e.type === 'system' || NETWORK_FAILURE.test(message)) return 'retry'
   return 'fatal'
 }
 
@@ -182,13 +185,18 @@ export class BigQueryClient {
       const permission = PERMISSIONS[method]
       return new PgrepError('permission', `BigQuery denied ${method} on ${what}: ${message}`, {
         cause: err,
-        hint: `the credentials need ${permission ? `the permission ${permission}` : 'more permissions'} on project ${this.opts.projectId}; for example grant roles/bigquery.dataEditor on the dataset (or the project, to let pgrep create the dataset) and roles/bigquery.jobUser on the project`,
+        hint:
+          `the credentials need ${permission ? `the permission ${permission}` : 'more permissions'} on project ` +
+          `${this.opts.projectId}; for example grant roles/bigquery.dataEditor on the dataset (or the project, ` +
+          `to let pgrep create the dataset) and roles/bigquery.jobUser on the project`,
       })
     }
     if (verdict === 'auth') {
       return new PgrepError('permission', `BigQuery rejected the credentials: ${message}`, {
         cause: err,
-        hint: 'pgrep uses Application Default Credentials: set GOOGLE_APPLICATION_CREDENTIALS to a service account key file, pass --bq-key-file, or run `gcloud auth application-default login`',
+        hint:
+          'pgrep uses Application Default Credentials: set GOOGLE_APPLICATION_CREDENTIALS to a service account ' +
+          'key file, pass --bq-key-file, or run `gcloud auth application-default login`',
       })
     }
     const transient = verdict === 'retry' ? ` (gave up after ${this.retry.attempts} attempts)` : ''
@@ -357,16 +365,20 @@ export class BigQueryClient {
       }
       if (error.reason === 'accessDenied') {
         throw new PgrepError('permission', `BigQuery job ${jobId} for ${what} was denied: ${message}`, {
-          hint: 'grant the credentials roles/bigquery.dataEditor on the dataset and roles/bigquery.jobUser on the project',
+          hint:
+            'grant the credentials roles/bigquery.dataEditor on the dataset and roles/bigquery.jobUser on the ' +
+            'project',
         })
       }
       throw new PgrepError(
         'sink',
-        `BigQuery job ${jobId} for ${what} failed: ${message}${retryable ? ` (gave up after ${attempt} attempts)` : ''}`,
+        `BigQuery job ${jobId} for ${what} failed: ` +
+          `${message}${retryable ? ` (gave up after ${attempt} attempts)` : ''}`,
         {
           hint:
             error.reason === 'quotaExceeded'
-              ? 'a BigQuery quota was exceeded: wait for it to refill, or batch more rarely (see docs/bigquery.md, "Quotas")'
+              ? 'a BigQuery quota was exceeded: wait for it to refill, or batch more rarely (see ' +
+                'docs/bigquery.md, "Quotas")'
               : undefined,
         },
       )

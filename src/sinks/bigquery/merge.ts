@@ -93,12 +93,14 @@ function keyMerge(ctx: ApplyContext, tb: TableBatch, seg: SegmentInfo, live: Liv
   const nonKey = live.filter(({c}) => !keySet.has(c))
   const cols = live.map(({c}) => ident(c.bq))
   return (
-    `MERGE INTO ${target} AS T USING (SELECT s._o AS _pgrep_op, ${selects.join(', ')} FROM ${from} WHERE ${stageFilter(ctx, tb, seg, 's')}) AS S ON ${on} ` +
+    `MERGE INTO ${target} AS T USING (SELECT s._o AS _pgrep_op, ${selects.join(', ')} FROM ${from} WHERE ` +
+    `${stageFilter(ctx, tb, seg, 's')}) AS S ON ${on} ` +
     `WHEN MATCHED AND S._pgrep_op = 'D' THEN DELETE ` +
     (nonKey.length > 0
       ? `WHEN MATCHED THEN UPDATE SET ${nonKey.map(({c}) => `${ident(c.bq)} = S.${ident(c.bq)}`).join(', ')} `
       : '') +
-    `WHEN NOT MATCHED BY TARGET AND S._pgrep_op = 'U' THEN INSERT (${cols.join(', ')}) VALUES (${live.map(({c}) => `S.${ident(c.bq)}`).join(', ')})`
+    `WHEN NOT MATCHED BY TARGET AND S._pgrep_op = 'U' THEN INSERT (${cols.join(', ')}) VALUES ` +
+    `(${live.map(({c}) => `S.${ident(c.bq)}`).join(', ')})`
   )
 }
 
@@ -117,19 +119,25 @@ function fullMerge(ctx: ApplyContext, tb: TableBatch, seg: SegmentInfo, live: Li
     live
       .map(
         ({c}) =>
-          `${comparable(c.type, `${a}.${ident(c.bq)}`)} IS NOT DISTINCT FROM ${comparable(c.type, `${b}.${ident(c.bq)}`)}`,
+          `${comparable(c.type, `${a}.${ident(c.bq)}`)} IS NOT DISTINCT FROM ` +
+          `${comparable(c.type, `${b}.${ident(c.bq)}`)}`,
       )
       .join(' AND ')
   const source =
-    `WITH r AS (SELECT s._i AS _pgrep_i, s._n AS _pgrep_n, ${casts('s')} FROM ${stage} AS s WHERE ${stageFilter(ctx, tb, seg, 's')} AND s._o = 'R'), ` +
-    `c AS (SELECT r._pgrep_i AS _pgrep_i, COUNT(x._pgrep_m) AS _pgrep_c FROM r LEFT JOIN (SELECT *, TRUE AS _pgrep_m FROM ${target}) AS x ON ${same('r', 'x')} GROUP BY r._pgrep_i) ` +
+    `WITH r AS (SELECT s._i AS _pgrep_i, s._n AS _pgrep_n, ${casts('s')} FROM ${stage} AS s WHERE ` +
+    `${stageFilter(ctx, tb, seg, 's')} AND s._o = 'R'), ` +
+    `c AS (SELECT r._pgrep_i AS _pgrep_i, COUNT(x._pgrep_m) AS _pgrep_c FROM r LEFT JOIN (SELECT *, TRUE AS ` +
+    `_pgrep_m FROM ${target}) AS x ON ${same('r', 'x')} GROUP BY r._pgrep_i) ` +
     `SELECT 'R' AS _pgrep_op, ${names('r')} FROM r ` +
-    `UNION ALL SELECT 'A' AS _pgrep_op, ${names('r')} FROM r JOIN c ON r._pgrep_i = c._pgrep_i CROSS JOIN UNNEST(GENERATE_ARRAY(1, c._pgrep_c - r._pgrep_n)) AS _pgrep_k ` +
-    `UNION ALL SELECT 'A' AS _pgrep_op, ${casts('s')} FROM ${stage} AS s CROSS JOIN UNNEST(GENERATE_ARRAY(1, s._n)) AS _pgrep_k WHERE ${stageFilter(ctx, tb, seg, 's')} AND s._o = 'A'`
+    `UNION ALL SELECT 'A' AS _pgrep_op, ${names('r')} FROM r JOIN c ON r._pgrep_i = c._pgrep_i CROSS JOIN ` +
+    `UNNEST(GENERATE_ARRAY(1, c._pgrep_c - r._pgrep_n)) AS _pgrep_k ` +
+    `UNION ALL SELECT 'A' AS _pgrep_op, ${casts('s')} FROM ${stage} AS s CROSS JOIN UNNEST(GENERATE_ARRAY(1, ` +
+    `s._n)) AS _pgrep_k WHERE ${stageFilter(ctx, tb, seg, 's')} AND s._o = 'A'`
   return (
     `MERGE INTO ${target} AS T USING (${source}) AS S ON S._pgrep_op = 'R' AND ${same('T', 'S')} ` +
     `WHEN MATCHED THEN DELETE ` +
-    `WHEN NOT MATCHED BY TARGET AND S._pgrep_op = 'A' THEN INSERT (${live.map(({c}) => ident(c.bq)).join(', ')}) VALUES (${names('S')})`
+    `WHEN NOT MATCHED BY TARGET AND S._pgrep_op = 'A' THEN INSERT ` +
+    `(${live.map(({c}) => ident(c.bq)).join(', ')}) VALUES (${names('S')})`
   )
 }
 
@@ -137,12 +145,16 @@ function appendInsert(ctx: ApplyContext, tb: TableBatch, seg: SegmentInfo, live:
   const target = tableRef(ctx.ds, tb.target.bq)
   return (
     `INSERT INTO ${target} (${live.map(({c}) => ident(c.bq)).join(', ')}) ` +
-    `SELECT ${live.map(({c, i}) => cast(c.type, `s.c${i}`)).join(', ')} FROM ${tableRef(ctx.ds, ctx.stage)} AS s CROSS JOIN UNNEST(GENERATE_ARRAY(1, s._n)) AS _pgrep_k ` +
+    `SELECT ${live.map(({c, i}) => cast(c.type, `s.c${i}`)).join(', ')} FROM ${tableRef(ctx.ds, ctx.stage)} ` +
+    `AS s CROSS JOIN UNNEST(GENERATE_ARRAY(1, s._n)) AS _pgrep_k ` +
     `WHERE ${stageFilter(ctx, tb, seg, 's')} AND s._o = 'A'`
   )
 }
 
 /** Copy: the staged rows (columns c0..) cast to the table's types. */
 export function copySelect(ds: DatasetRef, stage: string, columns: {bq: string; type: BqType}[]): string {
-  return `SELECT ${columns.map((c, i) => `${cast(c.type, `s.c${i}`)} AS ${ident(c.bq)}`).join(', ')} FROM ${tableRef(ds, stage)} AS s`
+  return (
+    `SELECT ${columns.map((c, i) => `${cast(c.type, `s.c${i}`)} AS ${ident(c.bq)}`).join(', ')} FROM ` +
+    `${tableRef(ds, stage)} AS s`
+  )
 }

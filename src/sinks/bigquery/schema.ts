@@ -279,11 +279,16 @@ export class TargetCatalog {
         if (!canWiden(ref.type, type)) {
           throw new PgrepError(
             'sink',
-            `${what}: column ${c.name} changed to ${c.type.sqlName} (BigQuery ${type}), but BigQuery cannot change a ${ref.type} column to ${type}`,
+            `${what}: column ${c.name} changed to ${c.type.sqlName} (BigQuery ${type}), but BigQuery cannot ` +
+              `change a ${ref.type} column to ${type}`,
             {
               hint:
-                `either change the BigQuery column yourself (for example: CREATE OR REPLACE TABLE ${table} AS SELECT * REPLACE (CAST(${ident(ref.bq)} AS ${type}) AS ${ident(ref.bq)}) FROM ${table}) and run pgrep again, ` +
-                `or copy the table anew: DROP TABLE ${table} and DELETE FROM ${tableRef(this.host.ds, TABLES_TABLE)} WHERE pg_schema = '${schema.schema}' AND pg_name = '${schema.name}', then run pgrep sync`,
+                `either change the BigQuery column yourself (for example: CREATE OR REPLACE TABLE ${table} AS ` +
+                `SELECT * REPLACE (CAST(${ident(ref.bq)} AS ${type}) AS ${ident(ref.bq)}) FROM ${table}) and ` +
+                `run pgrep again, ` +
+                `or copy the table anew: DROP TABLE ${table} and DELETE FROM ` +
+                `${tableRef(this.host.ds, TABLES_TABLE)} WHERE pg_schema = '${schema.schema}' AND pg_name = ` +
+                `'${schema.name}', then run pgrep sync`,
             },
           )
         }
@@ -380,9 +385,12 @@ export class TargetCatalog {
     if (!this.host.replaceForeignTables) {
       throw new PgrepError(
         'sink',
-        `BigQuery table ${bq} (for "${table.schema}"."${table.name}") exists and was not created by pgrep: it is left as it is`,
+        `BigQuery table ${bq} (for "${table.schema}"."${table.name}") exists and was not created by pgrep: it ` +
+          `is left as it is`,
         {
-          hint: 'drop or rename that table, or replicate into another dataset; --replace-foreign-tables lets pgrep replace it (its rows are lost)',
+          hint:
+            'drop or rename that table, or replicate into another dataset; --replace-foreign-tables lets pgrep ' +
+            'replace it (its rows are lost)',
         },
       )
     }

@@ -74,7 +74,8 @@ export function clusterColumns(columns: ColumnDef[], key: string[]): string[] {
 
 export function stateTablesDdl(ds: DatasetRef): string {
   return [
-    `CREATE TABLE IF NOT EXISTS ${tableRef(ds, CHECKPOINT_TABLE)} (id INT64, commit_lsn STRING, end_lsn STRING, commit_lsn_text STRING, end_lsn_text STRING, updated_at TIMESTAMP, commit_time TIMESTAMP, resyncs_done INT64)`,
+    `CREATE TABLE IF NOT EXISTS ${tableRef(ds, CHECKPOINT_TABLE)} (id INT64, commit_lsn STRING, end_lsn STRING, ` +
+      `commit_lsn_text STRING, end_lsn_text STRING, updated_at TIMESTAMP, commit_time TIMESTAMP, resyncs_done INT64)`,
     `CREATE TABLE IF NOT EXISTS ${tableRef(ds, TABLES_TABLE)} (pg_schema STRING, pg_name STRING, bq_table STRING, status STRING, snapshot_lsn STRING, applied_lsn STRING, columns STRING, updated_at TIMESTAMP)`,
   ].join(';\n')
 }
@@ -86,13 +87,15 @@ export function stateTablesDdl(ds: DatasetRef): string {
 export const CHECKPOINT_ADDED_COLUMNS = {commit_time: 'TIMESTAMP', resyncs_done: 'INT64'} as const
 
 export function checkpointMigrationSql(ds: DatasetRef, column: keyof typeof CHECKPOINT_ADDED_COLUMNS): string {
-  return `ALTER TABLE ${tableRef(ds, CHECKPOINT_TABLE)} ADD COLUMN IF NOT EXISTS ${column} ${CHECKPOINT_ADDED_COLUMNS[column]}`
+  const type = CHECKPOINT_ADDED_COLUMNS[column]
+  return `ALTER TABLE ${tableRef(ds, CHECKPOINT_TABLE)} ADD COLUMN IF NOT EXISTS ${column} ${type}`
 }
 
 /** Adds `count` to the re-syncs done (the checkpoint's row; created without a checkpoint when missing). */
 export function resyncsDoneSql(ds: DatasetRef, count: number): string {
   return (
-    `MERGE INTO ${tableRef(ds, CHECKPOINT_TABLE)} AS T USING (SELECT 1 AS id, ${Math.trunc(count)} AS n) AS S ON T.id = S.id ` +
+    `MERGE INTO ${tableRef(ds, CHECKPOINT_TABLE)} AS T ` +
+    `USING (SELECT 1 AS id, ${Math.trunc(count)} AS n) AS S ON T.id = S.id ` +
     `WHEN MATCHED THEN UPDATE SET resyncs_done = COALESCE(T.resyncs_done, 0) + S.n ` +
     `WHEN NOT MATCHED THEN INSERT (id, resyncs_done) VALUES (S.id, S.n)`
   )

@@ -105,19 +105,24 @@ export async function applyFull(conn: DuckDBConnection, db: string, seg: Segment
   const exact = (i: number, e: string) => (inexact[i] ? `CAST(${e} AS VARCHAR)` : e)
   // Each old tuple of the run is paired with one row of the table holding it: the k-th change
   // of a value takes the k-th such row (by rowid). Yields (rid, _seq) pairs.
-  const pairs = (where: string) => `
+  const pairs = (where: string) =>
+    `
     WITH d AS (
-      SELECT _seq, ${list((i) => `${exact(i, `o${i}`)} AS o${i}`)}, row_number() OVER (PARTITION BY ${list((i) => exact(i, `o${i}`))} ORDER BY _seq) AS rn
+      SELECT _seq, ${list((i) => `${exact(i, `o${i}`)} AS o${i}`)}, row_number() OVER (PARTITION BY ` +
+    `${list((i) => exact(i, `o${i}`))} ORDER BY _seq) AS rn
         FROM ${stage} WHERE ${where}),
     k AS (SELECT DISTINCT ${list((i) => `o${i}`)} FROM d),
     m AS (
       SELECT t.rowid AS rid, ${list((i) => `${exact(i, `t.${cols[i]}`)} AS v${i}`)},
-             row_number() OVER (PARTITION BY ${list((i) => exact(i, `t.${cols[i]}`))} ORDER BY t.rowid) AS rn
-        FROM ${target} t SEMI JOIN k ON ${notDistinct(
-          (i) => exact(i, `t.${cols[i]}`),
-          (i) => `k.o${i}`,
-        )})
-    SELECT m.rid, d._seq FROM m JOIN d ON ${notDistinct(
+             row_number() OVER (PARTITION BY ${list((i) => exact(i, `t.${cols[i]}`))} ORDER BY t.rowid) AS ` +
+    `rn
+        FROM ${target} t SEMI JOIN k ON ` +
+    `${notDistinct(
+      (i) => exact(i, `t.${cols[i]}`),
+      (i) => `k.o${i}`,
+    )})
+    SELECT m.rid, d._seq FROM m JOIN d ON ` +
+    `${notDistinct(
       (i) => `m.v${i}`,
       (i) => `d.o${i}`,
     )} AND m.rn = d.rn`
@@ -140,7 +145,8 @@ export async function applyFull(conn: DuckDBConnection, db: string, seg: Segment
       )
       await exec(
         conn,
-        `CREATE TEMP TABLE ${upd} AS SELECT p.rid, ${values} FROM (${pairs(where)}) p JOIN ${stage} s ON s._seq = p._seq` +
+        `CREATE TEMP TABLE ${upd} AS SELECT p.rid, ${values} FROM (${pairs(where)}) p JOIN ${stage} s ON ` +
+          `s._seq = p._seq` +
           (toast ? ` JOIN ${target} t ON t.rowid = p.rid` : ''),
       )
       try {

@@ -131,7 +131,8 @@ export async function applyKeyed(conn: DuckDBConnection, db: string, seg: Segmen
     joins.push(`LEFT JOIN ${target} t ON ${on.join(' AND ')}`)
     await exec(
       conn,
-      `CREATE TEMP TABLE ${fin} AS SELECT ${sel.join(', ')} FROM (SELECT ${agg.join(', ')} FROM ${stage} GROUP BY ${keys}) g ${joins.join(' ')}`,
+      `CREATE TEMP TABLE ${fin} AS SELECT ${sel.join(', ')} FROM (SELECT ${agg.join(', ')} FROM ${stage} ` +
+        `GROUP BY ${keys}) g ${joins.join(' ')}`,
     )
     source = `temp.main.${fin}`
   }
@@ -154,14 +155,18 @@ export async function applyKeyed(conn: DuckDBConnection, db: string, seg: Segmen
       if (seg.deletes > 0)
         await exec(
           conn,
-          `DELETE FROM ${target} AS tgt USING (SELECT ${keys} FROM ${source} WHERE _op = ${OP_DELETE}) f WHERE ${match}`,
+          `DELETE FROM ${target} AS tgt USING (SELECT ${keys} FROM ${source} WHERE _op = ${OP_DELETE}) f ` +
+            `WHERE ${match}`,
         )
       // The conflict target is named: a unique index a user added to the table does not get in the way.
       const set = cols.filter((_, i) => !seg.isKey[i]).map((c) => `${c} = excluded.${c}`)
-      const onConflict = `ON CONFLICT (${seg.keyIdx.map((k) => cols[k]).join(', ')}) ${set.length > 0 ? `DO UPDATE SET ${set.join(', ')}` : 'DO NOTHING'}`
+      const onConflict =
+        `ON CONFLICT (${seg.keyIdx.map((k) => cols[k]).join(', ')}) ` +
+        `${set.length > 0 ? `DO UPDATE SET ${set.join(', ')}` : 'DO NOTHING'}`
       await exec(
         conn,
-        `INSERT INTO ${target} (${cols.join(', ')}) SELECT ${values} FROM ${source} WHERE _op = ${OP_UPSERT} ${onConflict}`,
+        `INSERT INTO ${target} (${cols.join(', ')}) SELECT ${values} FROM ${source} WHERE _op = ${OP_UPSERT} ` +
+          `${onConflict}`,
       )
     }
   } finally {

@@ -111,7 +111,8 @@ export class BatchApplier {
     for (const [table, n] of this.skipped) {
       this.log(
         'warn',
-        `${table}: ${n.updates} update(s) and ${n.deletes} delete(s) skipped: the table has no replica identity to match rows by`,
+        `${table}: ${n.updates} update(s) and ${n.deletes} delete(s) skipped: the table has no replica ` +
+          `identity to match rows by`,
         {
           table,
           updates: n.updates,

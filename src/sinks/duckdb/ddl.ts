@@ -90,7 +90,8 @@ export function checkTableNames(t: TableSchema): void {
     if (other !== undefined) {
       throw new PgrepError(
         'sink',
-        `cannot replicate ${display(t)}: columns "${other}" and "${c.name}" differ only in case, and DuckDB identifiers are case-insensitive`,
+        `cannot replicate ${display(t)}: columns "${other}" and "${c.name}" differ only in case, and DuckDB ` +
+          `identifiers are case-insensitive`,
         {
           hint: 'rename one of the columns in Postgres, or leave the table out of the publication',
         },
@@ -114,7 +115,10 @@ export function createTableSql(
   }
   const cols = columns.map((c) => `${ident(c.name)} ${c.duckType}`)
   if (primaryKey.length > 0) cols.push(`PRIMARY KEY (${primaryKey.map(ident).join(', ')})`)
-  return `CREATE TABLE ${qualified(db, t)} (${cols.join(', ')}); COMMENT ON TABLE ${qualified(db, t)} IS '${OWNED_TABLE_COMMENT}'`
+  return (
+    `CREATE TABLE ${qualified(db, t)} (${cols.join(', ')}); COMMENT ON TABLE ${qualified(db, t)} IS ` +
+    `'${OWNED_TABLE_COMMENT}'`
+  )
 }
 
 /** The DuckDB table as it is now (in the connection's transaction), or undefined when missing. */
@@ -131,7 +135,8 @@ export async function loadShape(conn: DuckDBConnection, db: string, t: TableName
     const other = found[0]
     throw new PgrepError(
       'sink',
-      `cannot replicate ${display(t)}: DuckDB already has ${other.schema_name}.${other.table_name}, and DuckDB identifiers are case-insensitive`,
+      `cannot replicate ${display(t)}: DuckDB already has ${other.schema_name}.${other.table_name}, and ` +
+        `DuckDB identifiers are case-insensitive`,
       {
         hint: 'two Postgres tables whose names differ only in case cannot both be replicated into one DuckDB file',
       },
@@ -178,7 +183,9 @@ export async function claimTable(
       'sink',
       `DuckDB table ${display(t)} exists and was not created by pgrep: it is left as it is`,
       {
-        hint: 'drop or rename that table in the DuckDB file, or replicate into another file; --replace-foreign-tables lets pgrep replace it (its rows are lost)',
+        hint:
+          'drop or rename that table in the DuckDB file, or replicate into another file; ' +
+          '--replace-foreign-tables lets pgrep replace it (its rows are lost)',
       },
     )
   }
@@ -238,11 +245,13 @@ export async function reconcileTable(
     const old = current.columns[r.oldIndex]
     const bad = await query<{n: bigint}>(
       conn,
-      `SELECT count(*) AS n FROM ${qualified(db, t)} WHERE ${ident(old.name)} IS NOT NULL AND TRY_CAST(${ident(old.name)} AS ${r.to}) IS NULL`,
+      `SELECT count(*) AS n FROM ${qualified(db, t)} WHERE ${ident(old.name)} IS NOT NULL AND ` +
+        `TRY_CAST(${ident(old.name)} AS ${r.to}) IS NULL`,
     )
     if (Number(bad[0].n) > 0) {
       opts.warn(
-        `${display(t)}.${desired[r.newIndex].name}: ${bad[0].n} stored value(s) do not cast from ${old.duckType} to ${r.to}; the column becomes VARCHAR`,
+        `${display(t)}.${desired[r.newIndex].name}: ${bad[0].n} stored value(s) do not cast from ` +
+          `${old.duckType} to ${r.to}; the column becomes VARCHAR`,
         {
           table: display(t),
           column: desired[r.newIndex].name,
@@ -306,7 +315,8 @@ async function fillExistingRows(
     const kind = col.type.kind
     if (!fillsExistingRows(col)) {
       warn(
-        `${display(t)}.${col.name}: rows that existed before the column was added keep NULL (its default is not set on them for this type)`,
+        `${display(t)}.${col.name}: rows that existed before the column was added keep NULL (its default is ` +
+          `not set on them for this type)`,
         {table: display(t), column: col.name},
       )
       continue
@@ -314,7 +324,8 @@ async function fillExistingRows(
     const prepared = scalarPreparer(kind)(value)
     await exec(
       conn,
-      `UPDATE ${qualified(db, t)} SET ${ident(desired[j].name)} = TRY_CAST(${literal(prepared)} AS ${desired[j].duckType})`,
+      `UPDATE ${qualified(db, t)} SET ${ident(desired[j].name)} = TRY_CAST(${literal(prepared)} AS ` +
+        `${desired[j].duckType})`,
     )
   }
 }

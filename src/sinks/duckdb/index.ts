@@ -203,9 +203,12 @@ export class DuckDbSink implements Sink {
       const [a, b] = pair.map(qualifiedName)
       throw new PgrepError(
         'sink',
-        `cannot replicate tables ${a} and ${b} into one DuckDB file: they differ only in case, and DuckDB identifiers are case-insensitive`,
+        `cannot replicate tables ${a} and ${b} into one DuckDB file: they differ only in case, and DuckDB ` +
+          `identifiers are case-insensitive`,
         {
-          hint: 'rename one of them in Postgres, leave one of them out of the publication, or replicate them into separate DuckDB files',
+          hint:
+            'rename one of them in Postgres, leave one of them out of the publication, or replicate them into ' +
+            'separate DuckDB files',
         },
       )
     }
@@ -460,7 +463,9 @@ export class DuckDbSink implements Sink {
     if (!socket) return
     socket.destroy()
     throw new PgrepError('sink', `another pgrep is writing ${this.path}`, {
-      hint: 'DuckDB allows one writing process: stop the other sync/cdc/copy-table, or replicate into another file; read the file meanwhile with pgrep query',
+      hint:
+        'DuckDB allows one writing process: stop the other sync/cdc/copy-table, or replicate into another file; ' +
+        'read the file meanwhile with pgrep query',
     })
   }
 
@@ -477,7 +482,8 @@ export class DuckDbSink implements Sink {
         onWait: (err) =>
           this.log(
             'info',
-            `waiting up to ${Math.round(this.lockTimeoutMs / 1000)} s for the lock on ${this.path} (held by${lockHolderPid(err) ? ` PID ${lockHolderPid(err)}` : ' another process'})`,
+            `waiting up to ${Math.round(this.lockTimeoutMs / 1000)} s for the lock on ${this.path} (held ` +
+              `by${lockHolderPid(err) ? ` PID ${lockHolderPid(err)}` : ' another process'})`,
           ),
         beforeRetry: () => this.refuseIfPgrepWrites(),
       })
@@ -492,7 +498,8 @@ export class DuckDbSink implements Sink {
     return new PgrepError('sink', `cannot open DuckDB file ${this.path}: ${msg.split('\n')[0]}`, {
       cause: err,
       hint: isLockConflict(err)
-        ? `another process still held the file after ${Math.round(this.lockTimeoutMs / 1000)} s (--duckdb-lock-timeout; DuckDB allows one writing process): stop it, or replicate into another file`
+        ? `another process still held the file after ${Math.round(this.lockTimeoutMs / 1000)} s ` +
+          `(--duckdb-lock-timeout; DuckDB allows one writing process): stop it, or replicate into another file`
         : 'check that the path is a DuckDB database file and that it is writable',
     })
   }

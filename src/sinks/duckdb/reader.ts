@@ -262,7 +262,8 @@ async function withReader<T>(
         {
           cause: err,
           hint: isLockConflict(err)
-            ? `a process that is not a running pgrep (no control socket at ${socketPath}) writes the file${pid ? ` (PID ${pid})` : ''}: stop it, or read the file after it has finished`
+            ? `a process that is not a running pgrep (no control socket at ${socketPath}) writes the ` +
+              `file${pid ? ` (PID ${pid})` : ''}: stop it, or read the file after it has finished`
             : 'check that the path is a DuckDB database file written by pgrep',
         },
       )

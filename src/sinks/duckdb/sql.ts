@@ -42,7 +42,8 @@ export function sinkError(doing: string, err: unknown, hint?: string): PgrepErro
   const msg = err instanceof Error ? err.message : String(err)
   // Nothing was committed: the batch rolls back and a rerun with more memory resumes from the checkpoint.
   const oom = /Out of Memory/i.test(msg)
-    ? 'DuckDB reached its memory limit: raise --duckdb-memory-limit (or give DuckDB more memory) and run again; nothing of this batch was committed'
+    ? 'DuckDB reached its memory limit: raise --duckdb-memory-limit (or give DuckDB more memory) and run again; ' +
+      'nothing of this batch was committed'
     : undefined
   return new PgrepError('sink', `DuckDB: could not ${doing}: ${msg.split('\n')[0]}`, {cause: err, hint: hint ?? oom})
 }

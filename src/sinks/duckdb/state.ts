@@ -110,7 +110,8 @@ export async function readResume(conn: DuckDBConnection, db: string): Promise<Re
     (
       await query<{c: string}>(
         conn,
-        `SELECT column_name AS c FROM duckdb_columns() WHERE database_name = $1 AND schema_name = $2 AND table_name = 'checkpoint'`,
+        `SELECT column_name AS c FROM duckdb_columns() WHERE database_name = $1 AND schema_name = $2 AND ` +
+          `table_name = 'checkpoint'`,
         [db, STATE_SCHEMA],
       )
     ).map((r) => r.c),
@@ -125,7 +126,8 @@ export async function readResume(conn: DuckDBConnection, db: string): Promise<Re
     partial_changes: string | null
   }>(
     conn,
-    `SELECT commit_lsn, end_lsn, ${col('commit_time', 'epoch_us(commit_time)::VARCHAR')} AS commit_us, ${col('partial_commit_lsn', 'partial_commit_lsn')} AS partial_lsn,
+    `SELECT commit_lsn, end_lsn, ${col('commit_time', 'epoch_us(commit_time)::VARCHAR')} AS commit_us, ` +
+      `${col('partial_commit_lsn', 'partial_commit_lsn')} AS partial_lsn,
        ${col('partial_changes', 'partial_changes::VARCHAR')} AS partial_changes
      FROM ${st(db, 'checkpoint')} WHERE id = 1`,
   )
@@ -199,11 +201,14 @@ export async function readResume(conn: DuckDBConnection, db: string): Promise<Re
 export async function writeCheckpoint(conn: DuckDBConnection, db: string, cp: Checkpoint): Promise<void> {
   await exec(
     conn,
-    `INSERT INTO ${st(db, 'checkpoint')} (id, commit_lsn, end_lsn, commit_lsn_int, end_lsn_int, updated_at, commit_time, partial_commit_lsn, partial_changes)
+    `INSERT INTO ${st(db, 'checkpoint')} (id, commit_lsn, end_lsn, commit_lsn_int, end_lsn_int, updated_at, ` +
+      `commit_time, partial_commit_lsn, partial_changes)
      VALUES (1, $1, $2, $3::UBIGINT, $4::UBIGINT, $5::TIMESTAMPTZ, $6::TIMESTAMPTZ, $7, $8::UBIGINT)
      ON CONFLICT (id) DO UPDATE SET commit_lsn = excluded.commit_lsn, end_lsn = excluded.end_lsn,
-       commit_lsn_int = excluded.commit_lsn_int, end_lsn_int = excluded.end_lsn_int, updated_at = excluded.updated_at,
-       commit_time = excluded.commit_time, partial_commit_lsn = excluded.partial_commit_lsn, partial_changes = excluded.partial_changes`,
+       commit_lsn_int = excluded.commit_lsn_int, end_lsn_int = excluded.end_lsn_int, updated_at = ` +
+      `excluded.updated_at,
+       commit_time = excluded.commit_time, partial_commit_lsn = excluded.partial_commit_lsn, ` +
+      `partial_changes = excluded.partial_changes`,
     [
       formatLsn(cp.commitLsn),
       formatLsn(cp.endLsn),
@@ -227,7 +232,8 @@ export async function writeTableState(
   await exec(
     conn,
     `INSERT INTO ${st(db, 'tables')} VALUES ($1, $2, $3, $4, $5::TIMESTAMPTZ)
-     ON CONFLICT ("schema", name) DO UPDATE SET status = excluded.status, snapshot_lsn = excluded.snapshot_lsn, updated_at = excluded.updated_at`,
+     ON CONFLICT ("schema", name) DO UPDATE SET status = excluded.status, snapshot_lsn = ` +
+      `excluded.snapshot_lsn, updated_at = excluded.updated_at`,
     [t.schema, t.name, status, snapshotLsn === null ? null : formatLsn(snapshotLsn), new Date().toISOString()],
   )
 }
@@ -285,8 +291,10 @@ export async function isOwnedTable(conn: DuckDBConnection, db: string, t: TableN
   const rows = await query<{n: bigint}>(
     conn,
     `SELECT (SELECT count(*) FROM ${st(db, 'table_columns')} WHERE "schema" = $1 AND name = $2)
-          + (SELECT count(*) FROM ${st(db, 'tables')} WHERE "schema" = $1 AND name = $2 AND (status <> 'pending' OR snapshot_lsn IS NOT NULL))
-          + (SELECT count(*) FROM duckdb_tables() WHERE database_name = $3 AND schema_name = $1 AND table_name = $2 AND comment = $4) AS n`,
+          + (SELECT count(*) FROM ${st(db, 'tables')} WHERE "schema" = $1 AND name = $2 AND (status <> ` +
+      `'pending' OR snapshot_lsn IS NOT NULL))
+          + (SELECT count(*) FROM duckdb_tables() WHERE database_name = $3 AND schema_name = $1 AND ` +
+      `table_name = $2 AND comment = $4) AS n`,
     [t.schema, t.name, db, OWNED_TABLE_COMMENT],
   )
   return Number(rows[0].n) > 0

@@ -122,11 +122,13 @@ export class TableBuffer {
       ...METADATA_COLUMNS.map((m) => ident(m.name)),
       cols.length === 0
         ? `NULL::VARCHAR AS ${OLD_COLUMN}`
-        : `CASE WHEN __has_old THEN struct_pack(${cols.map((c, i) => `${ident(c.name)} := o${i}`).join(', ')}) END AS ${OLD_COLUMN}`,
+        : `CASE WHEN __has_old THEN struct_pack(${cols.map((c, i) => `${ident(c.name)} := o${i}`).join(', ')}) ` +
+          `END AS ${OLD_COLUMN}`,
     ]
     await exec(
       this.conn,
-      `COPY (SELECT ${select.join(', ')} FROM ${this.stage}) TO ${literal(file)} (FORMAT parquet, COMPRESSION ${compression})`,
+      `COPY (SELECT ${select.join(', ')} FROM ${this.stage}) TO ${literal(file)} (FORMAT parquet, COMPRESSION ` +
+        `${compression})`,
     )
     await this.reset()
   }

@@ -164,7 +164,8 @@ export class ParquetSink implements Sink {
       if (!m) return []
       await storage.remove([MANIFEST_KEY])
       return [
-        `the manifest ${joinLocation(this.options.dir, MANIFEST_KEY)} (position, copy states; the ${m.files.length} data file(s) it named stay in place)`,
+        `the manifest ${joinLocation(this.options.dir, MANIFEST_KEY)} (position, copy states; the ` +
+          `${m.files.length} data file(s) it named stay in place)`,
       ]
     } finally {
       if (storage !== this.storage) await storage.close()
@@ -554,7 +555,9 @@ function checkColumns(t: TableSchema): void {
       'sink',
       `table ${qualifiedName(t)} has a column named ${clash.name}, which the Parquet log uses for its own metadata`,
       {
-        hint: `rename the column in Postgres, or leave the table out of the publication (reserved: ${[...RESERVED_COLUMNS].join(', ')})`,
+        hint:
+          `rename the column in Postgres, or leave the table out of the publication (reserved: ` +
+          `${[...RESERVED_COLUMNS].join(', ')})`,
       },
     )
   }

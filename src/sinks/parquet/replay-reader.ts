@@ -360,7 +360,9 @@ async function loadManifest(storage: LogStorage): Promise<Manifest | null> {
     // parseManifest says what is wrong.
   }
   if (raw && raw.format === MANIFEST_FORMAT && typeof raw.version === 'number' && raw.version > MANIFEST_VERSION) {
-    const message = `${storage.location}: the log was written in format version ${raw.version}; this pgrep reads version ${MANIFEST_VERSION}`
+    const message =
+      `${storage.location}: the log was written in format version ${raw.version}; this pgrep reads version ` +
+      `${MANIFEST_VERSION}`
     throw new PgrepError('protocol', message, {
       hint: 'replay it with the pgrep version that wrote it, or a newer one (npm install -g pg-replicate@latest)',
     })
@@ -458,7 +460,9 @@ function toEvent(r: LogRow): RowChangeEvent | TruncateEvent {
         'protocol',
         `a log row with an unknown _op "${r.op}" in ${r.shape.table.schema}.${r.shape.table.name}`,
         {
-          hint: 'the log was written by a newer pgrep or another program: replay it with the pgrep version that wrote it',
+          hint:
+            'the log was written by a newer pgrep or another program: replay it with the pgrep version that ' +
+            'wrote it',
         },
       )
   }

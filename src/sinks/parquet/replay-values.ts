@@ -70,9 +70,12 @@ export function pgText(type: PgType, v: DuckDBValue): string {
   }
   throw new PgrepError(
     'protocol',
-    `a Parquet value of an unexpected kind (${(v as object | null)?.constructor?.name ?? typeof v}) in a column of type ${type.sqlName}`,
+    `a Parquet value of an unexpected kind (${(v as object | null)?.constructor?.name ?? typeof v}) in a ` +
+      `column of type ${type.sqlName}`,
     {
-      hint: 'the log was written by another program or pgrep version; replay reads logs written by pgrep --sink parquet',
+      hint:
+        'the log was written by another program or pgrep version; replay reads logs written by pgrep --sink ' +
+        'parquet',
     },
   )
 }

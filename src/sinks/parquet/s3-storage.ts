@@ -190,13 +190,15 @@ export class S3Storage implements LogStorage {
         err.name === 'AccessDenied' ||
         err.name === 'InvalidAccessKeyId' ||
         err.name === 'SignatureDoesNotMatch'
-          ? 'check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or the instance role) and that they may read and write the bucket'
+          ? 'check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or the instance role) ' +
+            'and that they may read and write the bucket'
           : err.name === 'NoSuchBucket'
             ? `create the bucket ${this.bucket}, or correct the s3:// location`
             : 'check the bucket, the region (AWS_REGION) and --s3-endpoint'
       return new PgrepError(
         'sink',
-        `cannot ${doing} in ${this.location}: ${err.name}${err.message && err.message !== err.name ? `: ${err.message}` : ''}`,
+        `cannot ${doing} in ${this.location}: ` +
+          `${err.name}${err.message && err.message !== err.name ? `: ${err.message}` : ''}`,
         {cause: err, hint},
       )
     }

@@ -86,7 +86,9 @@ export class DebeziumFormatter {
 
   constructor(options: DebeziumFormatOptions) {
     this.decimal = options.decimalHandling ?? 'precise'
-    this.sourceHead = `{"version":${jsonString(VERSION)},"connector":"postgresql","name":${jsonString(options.topicPrefix ?? 'pgrep')},"ts_ms":`
+    this.sourceHead =
+      `{"version":${jsonString(VERSION)},"connector":"postgresql",` +
+      `"name":${jsonString(options.topicPrefix ?? 'pgrep')},"ts_ms":`
     this.db = `,"db":${jsonString(options.database)}`
   }
 
@@ -111,7 +113,8 @@ export class DebeziumFormatter {
       const msEnd = ts.indexOf(',')
       this.sourceKey = {unixMicros, snapshot, lsn, txId}
       this.sourceParts = [
-        `${this.sourceHead}${ts.slice(0, msEnd)},"snapshot":"${snapshot}"${this.db},"sequence":"[null,\\"${lsn}\\"]"${ts.slice(msEnd)},`,
+        `${this.sourceHead}${ts.slice(0, msEnd)},"snapshot":"${snapshot}"${this.db},` +
+          `"sequence":"[null,\\"${lsn}\\"]"${ts.slice(msEnd)},`,
         `,"txId":${txId === null ? 'null' : txId},"lsn":${lsn},"xmin":null}`,
       ]
     }
@@ -132,7 +135,10 @@ export class DebeziumFormatter {
   }
 
   private envelope(before: string, after: string, source: string, op: string, transaction: string): string {
-    return `{"before":${before},"after":${after},"source":${source},"op":"${op}",${nowTsFields()},"transaction":${transaction}}`
+    return (
+      `{"before":${before},"after":${after},"source":${source},"op":"${op}",` +
+      `${nowTsFields()},"transaction":${transaction}}`
+    )
   }
 
   private rowEvent(
@@ -183,7 +189,10 @@ export class DebeziumFormatter {
         const when = e.transactional ? e.commitTime + PG_EPOCH_UNIX_MICROS : nowMicros()
         const lsn = e.transactional ? e.commitLsn : e.lsn
         const source = this.source(when, 'false', lsn, '"schema":"","table":""', e.transactional ? e.xid : null)
-        return `{"source":${source},"op":"m",${nowTsFields()},"message":{"prefix":${jsonString(e.prefix)},"content":"${content}"}}`
+        return (
+          `{"source":${source},"op":"m",${nowTsFields()},` +
+          `"message":{"prefix":${jsonString(e.prefix)},"content":"${content}"}}`
+        )
       }
       case 'schema':
         return undefined

@@ -70,7 +70,10 @@ export function formatEvent(e: ChangeEvent): string | undefined {
       const enc = encodersFor(e.table)
       const old = e.old === null ? 'null' : e.oldKind === 'full' ? enc.all(e.old) : enc.key(e.old)
       const unchanged = unchangedColumns(e.table, e.new)
-      return `{"op":"update",${enc.prefix},${txnFields(e)},"new":${enc.all(e.new)},"old":${old}${unchanged ? `,"unchanged":[${unchanged}]` : ''}}`
+      return (
+        `{"op":"update",${enc.prefix},${txnFields(e)},"new":${enc.all(e.new)},"old":${old}` +
+        `${unchanged ? `,"unchanged":[${unchanged}]` : ''}}`
+      )
     }
     case 'delete': {
       const enc = encodersFor(e.table)
@@ -81,7 +84,10 @@ export function formatEvent(e: ChangeEvent): string | undefined {
       const tables = e.tables
         .map((t) => `{"schema":${JSON.stringify(t.schema)},"table":${JSON.stringify(t.name)}}`)
         .join(',')
-      return `{"op":"truncate","tables":[${tables}],"cascade":${e.cascade},"restart_identity":${e.restartIdentity},${txnFields(e)}}`
+      return (
+        `{"op":"truncate","tables":[${tables}],"cascade":${e.cascade},` +
+        `"restart_identity":${e.restartIdentity},${txnFields(e)}}`
+      )
     }
     case 'message': {
       const content = Buffer.from(e.content.buffer, e.content.byteOffset, e.content.byteLength)
