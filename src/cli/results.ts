@@ -225,7 +225,9 @@ export function refuseJsonOnStdout(json: boolean | undefined, sink: string): voi
       'usage',
       '--json needs a sink other than stdout: with --sink stdout the rows and changes are written to stdout',
       {
-        hint: 'use --sink duckdb, bigquery or parquet, or leave out --json (the log on stderr reports the end position)',
+        hint:
+          'use --sink duckdb, bigquery or parquet, or leave out --json (the log on stderr reports the end ' +
+          'position)',
       },
     )
   }

@@ -11,8 +11,17 @@ import {qualifiedName, type TableName} from '../core/schema/types.js'
 
 export default class Resync extends PgrepCommand {
   static override summary =
-    'Mark tables of a sink to be copied again: the next sync re-copies them from a fresh snapshot while the others stream.'
-  static override description = `Sets the tables' copy state to pending in the sink (DuckDB's _pgrep.tables, BigQuery's _pgrep_tables). The next \`pgrep sync\` copies them from a fresh snapshot and applies their changes from that snapshot's position on: nothing missed, nothing applied twice; every other table keeps streaming. The tables keep their rows until the new copy replaces them atomically. With a DuckDB file that a running sync holds, the request goes to that sync over the file's control socket (the one pgrep query uses), and it re-copies the tables between two transactions at its next publication check (within about 10 s), without a restart. A running BigQuery sync (no socket reaches it) reads the marks itself at its publication check, at most every 30 s, and copies the tables again without a restart.
+    'Mark tables of a sink to be copied again: the next sync re-copies them from a fresh snapshot while the ' +
+    'others stream.'
+  static override description =
+    `Sets the tables' copy state to pending in the sink (DuckDB's _pgrep.tables, BigQuery's _pgrep_tables). The ` +
+    `next \`pgrep sync\` copies them from a fresh snapshot and applies their changes from that snapshot's ` +
+    `position on: nothing missed, nothing applied twice; every other table keeps streaming. The tables keep ` +
+    `their rows until the new copy replaces them atomically. With a DuckDB file that a running sync holds, the ` +
+    `request goes to that sync over the file's control socket (the one pgrep query uses), and it re-copies the ` +
+    `tables between two transactions at its next publication check (within about 10 s), without a restart. A ` +
+    `running BigQuery sync (no socket reaches it) reads the marks itself at its publication check, at most ` +
+    `every 30 s, and copies the tables again without a restart.
 
 ${EXIT_CODE_HELP}`
 

@@ -125,7 +125,9 @@ export class DivergenceWatch {
         const n = (s: string) => (s === '' ? 0 : s.split(',').length)
         out.push({
           table: t,
-          reason: `its partitions changed (${n(before.leaves)} → ${n(after.leaves)} leaf partitions): rows a partition brings or takes away are not in the stream`,
+          reason:
+            `its partitions changed (${n(before.leaves)} → ${n(after.leaves)} leaf partitions): rows a ` +
+            `partition brings or takes away are not in the stream`,
         })
       }
     }
@@ -154,19 +156,26 @@ export class DivergenceWatch {
     const added = [...now.keys()].filter((n) => !before.has(n))
     if (added.length === 0) return undefined
     const rewritten =
-      'Postgres rewrote the table (an added column with a volatile default, or another rewrite): the rewritten rows are not in the stream'
+      'Postgres rewrote the table (an added column with a volatile default, or another rewrite): the ' +
+      'rewritten rows are not in the stream'
     const print = this.prints.get(key)
     const after = print && (await this.read([table])).get(key)
     if (print && after && after.files !== print.files) return rewritten
     const {rows} = await this.sql.run(WRITTEN_DEFAULTS_SQL, [table.schema, table.name, added])
     const names = (cs: string[]) => cs.map((n) => `"${n}"`).join(', ')
     if (Number(rows[0]?.n ?? 0) > 0)
-      return `column(s) ${names(added)} added with a default Postgres wrote into every row (volatile, or rewritten since): those values are not in the stream`
+      return (
+        `column(s) ${names(added)} added with a default Postgres wrote into every row (volatile, or rewritten ` +
+        `since): those values are not in the stream`
+      )
     const unfilled = table.columns.filter(
       (c) => added.includes(c.name) && c.existingRowsValue !== undefined && !this.fills(c),
     )
     if (unfilled.length > 0)
-      return `column(s) ${names(unfilled.map((c) => c.name))} added with a default that the sink cannot set on the rows it holds`
+      return (
+        `column(s) ${names(unfilled.map((c) => c.name))} added with a default that the sink cannot set on the ` +
+        `rows it holds`
+      )
     return undefined
   }
 }
@@ -177,7 +186,10 @@ function columnTypes(t: TableSchema): Map<string, string> {
 
 /** The message that says a table now differs from Postgres (auto re-sync off). */
 export function divergedMessage(r: ResyncReason): string {
-  return `${qualifiedName(r.table)}: ${r.reason}. The sink now differs from Postgres for this table; run \`pgrep resync --table ${r.table.schema}.${r.table.name}\` (with sync stopped) to copy it again`
+  return (
+    `${qualifiedName(r.table)}: ${r.reason}. The sink now differs from Postgres for this table; run \`pgrep ` +
+    `resync --table ${r.table.schema}.${r.table.name}\` (with sync stopped) to copy it again`
+  )
 }
 
 /**

@@ -107,7 +107,8 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
     if (stale.length > 0) {
       log.warn(
         {slot: opts.slot, tables: stale.map((t) => qualifiedName(t))},
-        `slot "${opts.slot}" does not exist but the sink holds ${stale.length} table(s) copied with an earlier one: copying them again, since the changes in between are not in any slot`,
+        `slot "${opts.slot}" does not exist but the sink holds ${stale.length} table(s) copied with an ` +
+          `earlier one: copying them again, since the changes in between are not in any slot`,
       )
       for (const t of stale) states.set(tableKey(t), {...states.get(tableKey(t))!, status: 'pending'})
     }
@@ -235,20 +236,25 @@ export async function runSync(opts: SyncOptions): Promise<RunResult> {
             .catch((e) =>
               log.warn(
                 {err: (e as Error).message},
-                'could not mark the copied tables pending again: drop the sink state (pgrep drop --sink-state) before the next run',
+                'could not mark the copied tables pending again: drop the sink state (pgrep drop ' +
+                  '--sink-state) before the next run',
               ),
             )
         }
         log.warn(
           {slot: opts.slot},
-          `dropped replication slot "${opts.slot}" created by this run: the copy did not finish, the next run creates it again and copies every table`,
+          `dropped replication slot "${opts.slot}" created by this run: the copy did not finish, the next run ` +
+            `creates it again and copies every table`,
         )
         return failure
       } catch (dropErr) {
         // The slot stays: say so in the error, with how to drop it.
         log.warn({err: (dropErr as Error).message}, `could not drop slot "${opts.slot}" after the failed copy`)
         const e = failure instanceof PgrepError ? failure : source.translate(failure)
-        const drop = `The replication slot "${opts.slot}" created by this run could not be dropped and holds WAL on the server: drop it with pgrep drop --slot ${opts.slot} --sink-state --yes and the same sink flags (or SELECT pg_drop_replication_slot('${opts.slot}');) unless you run sync again soon.`
+        const drop =
+          `The replication slot "${opts.slot}" created by this run could not be dropped and holds WAL on the ` +
+          `server: drop it with pgrep drop --slot ${opts.slot} --sink-state --yes and the same sink flags (or ` +
+          `SELECT pg_drop_replication_slot('${opts.slot}');) unless you run sync again soon.`
         return new PgrepError(e.kind, e.message, {
           hint: [e.hint, drop].filter(Boolean).join(' '),
           details: e.details,

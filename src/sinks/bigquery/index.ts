@@ -386,7 +386,8 @@ export class BigQuerySink implements Sink {
       // the state says ready, the table is copied again by the next run.
       const cluster = clusterColumns(defs, keyNames)
       const statements = [
-        `CREATE OR REPLACE TABLE ${ref}${cluster.length > 0 ? ` CLUSTER BY ${cluster.map(ident).join(', ')}` : ''} AS ${select}`,
+        `CREATE OR REPLACE TABLE ` +
+          `${ref}${cluster.length > 0 ? ` CLUSTER BY ${cluster.map(ident).join(', ')}` : ''} AS ${select}`,
       ]
       if (wantKey.length > 0)
         statements.push(`ALTER TABLE ${ref} ADD PRIMARY KEY (${wantKey.map(ident).join(', ')}) NOT ENFORCED`)
@@ -479,7 +480,8 @@ export class BigQuerySink implements Sink {
       const gen = batch.generation++
       const batchKey = `pgrep_${this.nonce}_b${lsnKeyText}_g${gen}`
       const what = (names: string[]) =>
-        `the batch ending at commit LSN ${formatLsn(checkpoint.commitLsn)} (tables ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', ...' : ''})`
+        `the batch ending at commit LSN ${formatLsn(checkpoint.commitLsn)} (tables ` +
+        `${names.slice(0, 5).join(', ')}${names.length > 5 ? ', ...' : ''})`
       const allNames = tables.map((tb) => tb.target.bq)
 
       // 1. Stage: one staging table, one load job per chunk file. A staging table whose loads did
@@ -577,7 +579,8 @@ export class BigQuerySink implements Sink {
         if (tb.skipped > 0) {
           this.log(
             'warn',
-            `"${tb.target.pgSchema}"."${tb.target.pgName}": ${tb.skipped} update(s)/delete(s) skipped: the table has no replica identity to match rows by`,
+            `"${tb.target.pgSchema}"."${tb.target.pgName}": ${tb.skipped} update(s)/delete(s) skipped: the ` +
+              `table has no replica identity to match rows by`,
             {table: tb.target.bq},
           )
         }
@@ -615,7 +618,8 @@ export class BigQuerySink implements Sink {
       } catch (err) {
         this.log(
           'warn',
-          `could not drop column ${d.column.bq} of BigQuery table ${d.target.bq} (dropped in Postgres); trying again before the next batch: ${errorText(err)}`,
+          `could not drop column ${d.column.bq} of BigQuery table ${d.target.bq} (dropped in Postgres); ` +
+            `trying again before the next batch: ${errorText(err)}`,
         )
         this.pendingDrops.push(d)
       }

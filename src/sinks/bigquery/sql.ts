@@ -76,7 +76,8 @@ export function stateTablesDdl(ds: DatasetRef): string {
   return [
     `CREATE TABLE IF NOT EXISTS ${tableRef(ds, CHECKPOINT_TABLE)} (id INT64, commit_lsn STRING, end_lsn STRING, ` +
       `commit_lsn_text STRING, end_lsn_text STRING, updated_at TIMESTAMP, commit_time TIMESTAMP, resyncs_done INT64)`,
-    `CREATE TABLE IF NOT EXISTS ${tableRef(ds, TABLES_TABLE)} (pg_schema STRING, pg_name STRING, bq_table STRING, status STRING, snapshot_lsn STRING, applied_lsn STRING, columns STRING, updated_at TIMESTAMP)`,
+    `CREATE TABLE IF NOT EXISTS ${tableRef(ds, TABLES_TABLE)} (pg_schema STRING, pg_name STRING, bq_table ` +
+      `STRING, status STRING, snapshot_lsn STRING, applied_lsn STRING, columns STRING, updated_at TIMESTAMP)`,
   ].join(';\n')
 }
 
@@ -109,10 +110,16 @@ export function checkpointMergeSql(
 ): string {
   const time = commitTime === null ? 'CAST(NULL AS TIMESTAMP)' : `CAST(${str(timestampText(commitTime))} AS TIMESTAMP)`
   return (
-    `MERGE INTO ${tableRef(ds, CHECKPOINT_TABLE)} AS T USING (SELECT 1 AS id, ${str(lsnKey(commitLsn))} AS commit_lsn, ${str(lsnKey(endLsn))} AS end_lsn, ` +
-    `${str(formatLsn(commitLsn))} AS commit_lsn_text, ${str(formatLsn(endLsn))} AS end_lsn_text, ${time} AS commit_time) AS S ON T.id = S.id ` +
-    `WHEN MATCHED THEN UPDATE SET commit_lsn = S.commit_lsn, end_lsn = S.end_lsn, commit_lsn_text = S.commit_lsn_text, end_lsn_text = S.end_lsn_text, updated_at = CURRENT_TIMESTAMP(), commit_time = S.commit_time ` +
-    `WHEN NOT MATCHED THEN INSERT (id, commit_lsn, end_lsn, commit_lsn_text, end_lsn_text, updated_at, commit_time) VALUES (S.id, S.commit_lsn, S.end_lsn, S.commit_lsn_text, S.end_lsn_text, CURRENT_TIMESTAMP(), S.commit_time)`
+    `MERGE INTO ${tableRef(ds, CHECKPOINT_TABLE)} AS T USING (SELECT 1 AS id, ${str(lsnKey(commitLsn))} AS ` +
+    `commit_lsn, ${str(lsnKey(endLsn))} AS end_lsn, ` +
+    `${str(formatLsn(commitLsn))} AS commit_lsn_text, ${str(formatLsn(endLsn))} AS end_lsn_text, ${time} AS ` +
+    `commit_time) AS S ON T.id = S.id ` +
+    `WHEN MATCHED THEN UPDATE SET commit_lsn = S.commit_lsn, end_lsn = S.end_lsn, commit_lsn_text = ` +
+    `S.commit_lsn_text, end_lsn_text = S.end_lsn_text, updated_at = CURRENT_TIMESTAMP(), commit_time = ` +
+    `S.commit_time ` +
+    `WHEN NOT MATCHED THEN INSERT (id, commit_lsn, end_lsn, commit_lsn_text, end_lsn_text, updated_at, ` +
+    `commit_time) VALUES (S.id, S.commit_lsn, S.end_lsn, S.commit_lsn_text, S.end_lsn_text, ` +
+    `CURRENT_TIMESTAMP(), S.commit_time)`
   )
 }
 
@@ -165,15 +172,19 @@ export function tableStatesMergeSql(ds: DatasetRef, rows: TableStateRow[], field
   }
   const selects = rows.map(
     (r) =>
-      `SELECT ${str(r.pgSchema)} AS pg_schema, ${str(r.pgName)} AS pg_name, ${str(r.bqTable)} AS bq_table${fields.map((f) => `, ${value(r, f)} AS ${f}`).join('')}`,
+      `SELECT ${str(r.pgSchema)} AS pg_schema, ${str(r.pgName)} AS pg_name, ${str(r.bqTable)} AS ` +
+      `bq_table${fields.map((f) => `, ${value(r, f)} AS ${f}`).join('')}`,
   )
   const all: StateField[] = ['status', 'snapshot_lsn', 'applied_lsn', 'columns']
   const insertValue = (f: StateField) =>
     fields.includes(f) ? `S.${f}` : f === 'status' ? "'streamed'" : 'CAST(NULL AS STRING)'
   return (
-    `MERGE INTO ${tableRef(ds, TABLES_TABLE)} AS T USING (${selects.join(' UNION ALL ')}) AS S ON T.pg_schema = S.pg_schema AND T.pg_name = S.pg_name ` +
-    `WHEN MATCHED THEN UPDATE SET bq_table = S.bq_table, ${fields.map((f) => `${f} = S.${f}, `).join('')}updated_at = CURRENT_TIMESTAMP() ` +
-    `WHEN NOT MATCHED THEN INSERT (pg_schema, pg_name, bq_table, ${all.join(', ')}, updated_at) VALUES (S.pg_schema, S.pg_name, S.bq_table, ${all.map(insertValue).join(', ')}, CURRENT_TIMESTAMP())`
+    `MERGE INTO ${tableRef(ds, TABLES_TABLE)} AS T USING (${selects.join(' UNION ALL ')}) AS S ON T.pg_schema ` +
+    `= S.pg_schema AND T.pg_name = S.pg_name ` +
+    `WHEN MATCHED THEN UPDATE SET bq_table = S.bq_table, ` +
+    `${fields.map((f) => `${f} = S.${f}, `).join('')}updated_at = CURRENT_TIMESTAMP() ` +
+    `WHEN NOT MATCHED THEN INSERT (pg_schema, pg_name, bq_table, ${all.join(', ')}, updated_at) VALUES ` +
+    `(S.pg_schema, S.pg_name, S.bq_table, ${all.map(insertValue).join(', ')}, CURRENT_TIMESTAMP())`
   )
 }
 

@@ -1,6 +1,7 @@
 // pgrep's state in the dataset: `_pgrep_checkpoint` (one row: the last batch's commit and end
-// LSN, its commit time, and the re-syncs done so far) and `_pgrep_tables` (per table: BigQuery name, copy status, snapshot
-// LSN, applied LSN, column mapping). Reading it back, and dropping it (`pgrep drop --sink-state`).
+// LSN, its commit time, and the re-syncs done so far) and `_pgrep_tables` (per table: BigQuery
+// name, copy status, snapshot LSN, applied LSN, column mapping). Reading it back, and dropping it
+// (`pgrep drop --sink-state`).
 import type {Lsn} from '../../core/lsn.js'
 import type {Checkpoint, TableState} from '../../core/pipeline/sink.js'
 import type {Mode} from './batch.js'
@@ -44,7 +45,8 @@ export async function readStoredState(
   const time = has.has('commit_time') ? 'CAST(commit_time AS STRING)' : 'CAST(NULL AS STRING)'
   const done = has.has('resyncs_done') ? 'resyncs_done' : 'CAST(NULL AS INT64)'
   const cps = await query(
-    `SELECT commit_lsn, end_lsn, ${time} AS commit_time, ${done} AS resyncs_done FROM ${tableRef(ds, CHECKPOINT_TABLE)} WHERE id = 1`,
+    `SELECT commit_lsn, end_lsn, ${time} AS commit_time, ${done} AS resyncs_done FROM ` +
+      `${tableRef(ds, CHECKPOINT_TABLE)} WHERE id = 1`,
     'read_checkpoint',
     `${CHECKPOINT_TABLE}`,
   )
@@ -60,7 +62,8 @@ export async function readStoredState(
         }
       : null
   const rows = await query(
-    `SELECT pg_schema, pg_name, bq_table, status, snapshot_lsn, applied_lsn, columns FROM ${tableRef(ds, TABLES_TABLE)}`,
+    `SELECT pg_schema, pg_name, bq_table, status, snapshot_lsn, applied_lsn, columns FROM ` +
+      `${tableRef(ds, TABLES_TABLE)}`,
     'read_tables',
     TABLES_TABLE,
   )
