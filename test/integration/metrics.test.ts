@@ -165,18 +165,23 @@ describe.each(pgServers())('metrics and probes on PostgreSQL $major', (server) =
 
       // The slot as the slot monitor last read it (every 0.2 s here).
       const slot = {slot: 'metrics_cdc'}
+      // The first reading is taken when the stream phase starts, which can be before the walsender
+      // holds the slot (active = 0); wait for one taken while streaming. Readings that stopped
+      // coming would still fail here.
+      let polled: Sample[] = []
       await waitFor(
-        async () => value(await scrape(port), 'pgrep_slot_retained_wal_bytes', slot) !== undefined,
+        async () => {
+          polled = await scrape(port)
+          return value(polled, 'pgrep_slot_active', slot) === 1
+        },
         10_000,
-        'slot series',
+        'a slot reading taken while streaming',
       )
-      const polled = await scrape(port)
       const retained = value(polled, 'pgrep_slot_retained_wal_bytes', slot)!
       const lagBytes = value(polled, 'pgrep_lag_bytes', slot)!
       expect(retained).toBeGreaterThan(0)
       expect(lagBytes).toBeGreaterThanOrEqual(0)
       expect(lagBytes).toBeLessThanOrEqual(retained)
-      expect(value(polled, 'pgrep_slot_active', slot)).toBe(1)
       expect(value(polled, 'pgrep_slot_wal_status', {...slot, wal_status: 'reserved'})).toBe(1)
       expect(value(polled, 'pgrep_slot_wal_status', {...slot, wal_status: 'lost'})).toBe(0)
       expect(after.filter((s) => s.name === 'pgrep_errors_total' && s.value !== 0)).toEqual([])
