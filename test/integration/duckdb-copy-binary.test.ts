@@ -209,8 +209,14 @@ describe.each(pgServers())('DuckDB bulk copy path on PostgreSQL $major', (server
         [i + 1, ...names.map((n) => row[n])],
       )
     }
-    // Many rows, so the copy is split into several ctid ranges, each loaded from its own file.
-    await db.query(`INSERT INTO edge (id, t, n12, ts, tstz) SELECT g, 'row ' || g, CASE WHEN g % 1000 = 0 THEN 'NaN' ELSE (g / 100.0)::numeric(12,2) END,
+    // Many rows, so the copy is split into several ctid ranges. Strings of every length around
+    // DuckDB's 12 inline bytes, NULLs in between, and some values of 400 kB (messages cut by socket
+    // reads): the chunk path writes string entries itself (chunks.ts, StringColumns).
+    await db.query(`INSERT INTO edge (id, t, jb, by, n12, ts, tstz) SELECT g,
+      CASE WHEN g % 5000 = 0 THEN repeat('long ' || g, 40000) ELSE 'row ' || g || repeat('.', g % 40) END,
+      CASE WHEN g % 3 = 0 THEN NULL ELSE jsonb_build_object('g', g, 'pad', repeat('p', g % 30)) END,
+      CASE WHEN g % 4 = 0 THEN NULL WHEN g % 4999 = 0 THEN decode(repeat('ab', 300000), 'hex') ELSE decode(repeat('ab', g % 20), 'hex') END,
+      CASE WHEN g % 1000 = 0 THEN 'NaN' ELSE (g / 100.0)::numeric(12,2) END,
       CASE WHEN g % 777 = 0 THEN NULL ELSE timestamp '2024-01-01' + g * interval '1 minute' END, now() FROM generate_series(100, 20099) g`)
     await db.query('ANALYZE edge')
   }, 120_000)
