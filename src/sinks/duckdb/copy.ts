@@ -90,11 +90,11 @@ export class DuckDbCopyWriter implements TableCopyWriter {
         this.copyForms!,
         t.columns.map((c) => this.issues.reporter(display(t), c.name)),
       )
-      this.chunks.append(batch, firstField)
+      const bytes = this.chunks.append(batch, firstField)
       this.rows += batch.rows
       // The appender holds what it was given until it flushes: flush by size, so that a table of
       // wide rows is not held whole in memory.
-      this.unflushedBytes += batch.byteSize()
+      this.unflushedBytes += bytes
       if (this.unflushedBytes >= APPENDER_FLUSH_BYTES) {
         this.appender.flushSync()
         this.unflushedBytes = 0
