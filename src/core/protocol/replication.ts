@@ -17,9 +17,12 @@ const reader = new Reader()
 export function decodeReplicationMessage(body: Uint8Array): ReplicationMessage {
   const r = reader.reset(body, 'replication message')
   const kind = r.uint8()
-  if (kind === XLOG_DATA) return decodeXLogData(r)
-  if (kind === KEEPALIVE) return decodeKeepalive(r)
-  throw r.fail(`unknown message type 0x${kind.toString(16).padStart(2, '0')}`, 0)
+  let msg: ReplicationMessage
+  if (kind === XLOG_DATA) msg = decodeXLogData(r)
+  else if (kind === KEEPALIVE) msg = decodeKeepalive(r)
+  else throw r.fail(`unknown message type 0x${kind.toString(16).padStart(2, '0')}`, 0)
+  r.release()
+  return msg
 }
 
 function decodeXLogData(r: Reader): XLogData {
