@@ -8,7 +8,7 @@ import {UNCHANGED_TOAST, type TupleData} from '../../src/core/protocol/messages.
 import {builtinType, OID} from '../../src/core/schema/pg-types.js'
 import type {ColumnSchema, PgType, TableSchema} from '../../src/core/schema/types.js'
 import {byteaBase64Pieces, byteaToBytes} from '../../src/core/values/bytea.js'
-import {encodeJsonRow, HUGE_VALUE, slicesOf} from '../../src/core/values/json.js'
+import {encodeJsonRow, HUGE_VALUE, jsonString, slicesOf} from '../../src/core/values/json.js'
 import {DebeziumFormatter} from '../../src/sinks/stdout/debezium.js'
 import {formatEvent, formatRead} from '../../src/sinks/stdout/format.js'
 import {StdoutSink} from '../../src/sinks/stdout/index.js'
@@ -128,6 +128,14 @@ describe('stdout sink: huge values written in pieces', () => {
 })
 
 describe('huge value helpers', () => {
+  it('long strings (searched by a regular expression) are escaped like short ones', () => {
+    const pad = 'a'.repeat(5000)
+    for (const c of ['"', '\\', '\n', '\u0001', '\u001f', '\u2028', '\u2029', '\ud800', '\udfff', '😀', 'é', '~']) {
+      expect(jsonString(pad + c)).toBe(`"${pad}${jsonString(c).slice(1)}`)
+      expect(jsonString(c + pad)).toBe(`${jsonString(c).slice(0, -1)}${pad}"`)
+    }
+  })
+
   it('slices never cut a surrogate pair', () => {
     const s = text(100, {9: '😀', 19: '😀'})
     const slices = [...slicesOf(s, 10)]

@@ -53,8 +53,14 @@ export type RowEncoder = (values: TupleData) => string
 
 // ---- strings ----
 
+/** The characters firstEscape looks for (code units: a surrogate pair matches too). */
+const ESCAPED = /[\u0000-\u001f"\\\u2028\u2029\ud800-\udfff]/
+
 /** Index of the first character that cannot appear raw inside a JSON string (or one we escape), or -1. */
 function firstEscape(s: string): number {
+  // A long value is searched by the regular expression engine: about 3x faster per character
+  // than this loop (a 50 MB text), which wins for the short values most rows hold.
+  if (s.length > 4096) return s.search(ESCAPED)
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i)
     if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0x2028 && (c <= 0x2029 || (c >= 0xd800 && c <= 0xdfff)))) return i
