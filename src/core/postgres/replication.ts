@@ -19,7 +19,7 @@ import type pg from 'pg'
 import {PgrepError} from '../errors.js'
 import {formatLsn, type Lsn} from '../lsn.js'
 import {pgTimestampFromDate} from '../protocol/messages.js'
-import {decodeReplicationMessage, encodeStandbyStatus} from '../protocol/replication.js'
+import {decodeReplicationMessage, encodeStandbyStatus, xlogDataItem} from '../protocol/replication.js'
 import type {Frame} from '../protocol/frames.js'
 import {quoteIdent} from '../schema/types.js'
 import {BackendCode, serverErrorFrom, WireSession} from './wire.js'
@@ -158,6 +158,12 @@ export class ReplicationStream {
     this.lastHeardAt = Date.now()
     switch (frame.code) {
       case BackendCode.CopyData: {
+        const item = xlogDataItem(frame.body)
+        if (item !== undefined) {
+          if (item.walEnd > this.received) this.received = item.walEnd
+          this.push(item, item.data.length + 64)
+          return
+        }
         const msg = decodeReplicationMessage(frame.body)
         if (msg.tag === 'xlogdata') {
           if (msg.walEnd > this.received) this.received = msg.walEnd
