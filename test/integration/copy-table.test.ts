@@ -67,6 +67,23 @@ line'), (3, 4, '\\backslash');
     expect(r.code, r.stderr).toBe(0)
     expect(await duckCount(file, `"Sales"."Order ""Items"""`)).toBe(3)
     expect(await duckCount(file, `public.big`)).toBe(150000)
+    // The key is added after the rows (one index build at commit): it is there and enforced.
+    const instance = await DuckDBInstance.create(file)
+    const conn = await instance.connect()
+    try {
+      const keys = await conn.runAndReadAll(
+        `SELECT table_name, constraint_column_names FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' ` +
+          `AND schema_name IN ('public', 'Sales') ORDER BY 1`,
+      )
+      expect(keys.getRowsJS()).toEqual([
+        ['Order "Items"', ['Id']],
+        ['big', ['id']],
+      ])
+      await expect(conn.run(`INSERT INTO public.big (id) VALUES (150000)`)).rejects.toThrow(/Duplicate key/)
+    } finally {
+      conn.closeSync()
+      instance.closeSync()
+    }
     const out = await runCli(['copy-table', '--table', '"Sales"."Order ""Items"""', '--sink', 'stdout'], env)
     expect(out.code, out.stderr).toBe(0)
     const rows = jsonLines(out.stdout)

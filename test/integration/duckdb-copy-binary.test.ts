@@ -209,8 +209,14 @@ describe.each(pgServers())('DuckDB bulk copy path on PostgreSQL $major', (server
         [i + 1, ...names.map((n) => row[n])],
       )
     }
-    // Many rows, so the copy is split into several ctid ranges, each loaded from its own file.
-    await db.query(`INSERT INTO edge (id, t, n12, ts, tstz) SELECT g, 'row ' || g, CASE WHEN g % 1000 = 0 THEN 'NaN' ELSE (g / 100.0)::numeric(12,2) END,
+    // Many rows, so the copy is split into several ctid ranges. Strings of every length around
+    // DuckDB's 12 inline bytes, NULLs in between, and some values of 400 kB (messages cut by socket
+    // reads): the chunk path writes string entries itself (chunks.ts, StringColumns).
+    await db.query(`INSERT INTO edge (id, t, jb, by, n12, ts, tstz) SELECT g,
+      CASE WHEN g % 5000 = 0 THEN repeat('long ' || g, 40000) ELSE 'row ' || g || repeat('.', g % 40) END,
+      CASE WHEN g % 3 = 0 THEN NULL ELSE jsonb_build_object('g', g, 'pad', repeat('p', g % 30)) END,
+      CASE WHEN g % 4 = 0 THEN NULL WHEN g % 4999 = 0 THEN decode(repeat('ab', 300000), 'hex') ELSE decode(repeat('ab', g % 20), 'hex') END,
+      CASE WHEN g % 1000 = 0 THEN 'NaN' ELSE (g / 100.0)::numeric(12,2) END,
       CASE WHEN g % 777 = 0 THEN NULL ELSE timestamp '2024-01-01' + g * interval '1 minute' END, now() FROM generate_series(100, 20099) g`)
     await db.query('ANALYZE edge')
   }, 120_000)
@@ -313,5 +319,48 @@ describe.each(pgServers())('DuckDB bulk copy path on PostgreSQL $major', (server
     expect(summary(warnings.bin)).toEqual(summary(warnings.appender))
     expect(summary(warnings.bin)).toEqual(['public.edge.n12 27', 'public.edge.ts 1', 'public.edge.tsmax 1'])
     expect(warnings.bin.find((w) => w.includes('.n12'))).toContain('NaN cannot be stored in a DECIMAL column')
+  }, 300_000)
+
+  it('copies a row of 34 MB whole (its messages are released before the append: chunks.ts HUGE_BATCH_BYTES)', async () => {
+    await db.query(`CREATE TABLE huge (id int PRIMARY KEY, t text, b bytea, n int);
+      INSERT INTO huge SELECT 1, (SELECT string_agg(md5(i::text), '') FROM generate_series(1, 1048576) i),
+        decode(repeat('c3', 1048576), 'hex'), 7;
+      INSERT INTO huge SELECT g, 'small ' || g, NULL, g FROM generate_series(2, 50) g`)
+    const expected = (
+      await db.query(`SELECT id, md5(t) AS t, length(t) AS tl, md5(b) AS b, n FROM huge ORDER BY id`)
+    ).rows.map((r) => [r.id, r.t, r.tl, r.b, r.n])
+    const source = new PostgresSource(
+      resolveConnection({source: db.uri, sslMode: 'disable'}, {}, {onWarning: () => {}}),
+      silentLogger,
+    )
+    const file = path.join(dir, `huge-${server.major}.duckdb`)
+    const sink = new DuckDbSink({path: file, log: () => {}})
+    await sink.open()
+    try {
+      await copyTables({
+        source,
+        sink,
+        tables: [{schema: 'public', name: 'huge'}],
+        snapshot: {name: null, lsn: null},
+        parallel: 1,
+        signal: new AbortController().signal,
+        log: silentLogger,
+      })
+    } finally {
+      await sink.close()
+    }
+    const instance = await DuckDBInstance.create(file)
+    const duck = await instance.connect()
+    try {
+      const got = (
+        await duck.runAndReadAll(
+          `SELECT id, md5(t), length(t)::INT, CASE WHEN b IS NULL THEN NULL ELSE md5(b) END, n FROM public.huge ORDER BY id`,
+        )
+      ).getRowsJS()
+      expect(got).toEqual(expected)
+    } finally {
+      duck.closeSync()
+      instance.closeSync()
+    }
   }, 300_000)
 })

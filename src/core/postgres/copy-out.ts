@@ -232,6 +232,7 @@ export async function copyOutBinary(
           if (b.rows > 0) batchCtid = tidText(b.bytes[b.rows - 1], b.offsets[(b.rows - 1) * fields])
         }
         wire.socket.pause()
+        // (b.bytes is not read past this point: the sink may drop the messages once stored.)
         busy = onBatch(b, withCtid).then(
           () => {
             busy = undefined

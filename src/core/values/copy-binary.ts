@@ -89,7 +89,9 @@ export class BinaryCopyParser {
     while (pos < buf.length) {
       if (this.ended) throw new PgrepError('protocol', 'binary COPY data after the end-of-data marker')
       if (buf.length - pos < 2) return this.keep(buf, pos)
-      const count = buf.readInt16BE(pos)
+      // (Bytes read by hand here and below: the bounds are checked already, and Buffer's readers
+      // check them again per call; this loop runs for every field of every row.)
+      const count = ((buf[pos] << 24) | (buf[pos + 1] << 16)) >> 16
       if (count === -1) {
         this.ended = true
         pos += 2
@@ -108,7 +110,7 @@ export class BinaryCopyParser {
           whole = false
           break
         }
-        const len = buf.readInt32BE(p)
+        const len = (buf[p] << 24) | (buf[p + 1] << 16) | (buf[p + 2] << 8) | buf[p + 3]
         p += 4
         if (len < 0) {
           batch.offsets[base + c] = -1
@@ -196,13 +198,13 @@ export function numericScaled(buf: Buffer, off: number, scale: number): bigint |
  * 2^53 is exact in floating point.)
  */
 export function numericScaledSmall(buf: Buffer, off: number, scale: number): number | undefined {
-  const ndigits = buf.readInt16BE(off)
-  const weight = buf.readInt16BE(off + 2)
-  const sign = buf.readUInt16BE(off + 4)
+  const ndigits = int16(buf, off)
+  const weight = int16(buf, off + 2)
+  const sign = (buf[off + 4] << 8) | buf[off + 5]
   const exp = 4 * (weight - ndigits + 1) + scale
-  if (exp > 15 || exp < -15 || ndigits > 5) return undefined
+  if (exp > 15 || exp < -15 || ndigits > 5 || off + 8 + 2 * ndigits > buf.length) return undefined
   let v = 0
-  for (let i = 0; i < ndigits; i++) v = v * 10000 + buf.readInt16BE(off + 8 + 2 * i)
+  for (let i = 0; i < ndigits; i++) v = v * 10000 + int16(buf, off + 8 + 2 * i)
   if (exp >= 0) v *= 10 ** exp
   else {
     const d = 10 ** -exp
@@ -211,6 +213,11 @@ export function numericScaledSmall(buf: Buffer, off: number, scale: number): num
   }
   if (v > 999_999_999_999_999) return undefined
   return sign === NUMERIC_NEG && v !== 0 ? -v : v
+}
+
+/** A big-endian Int16 at `off` (the caller knows the bytes are there). */
+function int16(buf: Buffer, off: number): number {
+  return ((buf[off] << 24) | (buf[off + 1] << 16)) >> 16
 }
 
 /** A tid's binary form (UInt32 block, UInt16 offset) as text, '(12,3)'. */

