@@ -16,6 +16,7 @@ import {
   type TupleData,
 } from '../../src/core/protocol/messages.js'
 import type {PgType, TableSchema} from '../../src/core/schema/types.js'
+import {HUGE_VALUE_CHARS} from '../../src/sinks/duckdb/apply.js'
 import {DuckDbSink} from '../../src/sinks/duckdb/index.js'
 
 // duckdb-apply-staged.test.ts imports this file again with STAGED_FLUSH_ROWS set: staged rows are
@@ -220,6 +221,35 @@ describe('tables with a key', () => {
       [5, 'v5d', null],
       [7, 'v7b', 'BIG-1c'],
       [8, 'v8', 'BIG-2b'],
+    ])
+  })
+
+  it('rows with a huge value go straight into the table, in order with the staged rows around them', async () => {
+    const U: typeof UNCHANGED_TOAST = UNCHANGED_TOAST
+    const huge = (c: string) => c.repeat(HUGE_VALUE_CHARS)
+    await batch(ins(t, ['1', 'one', 'a']), ins(t, ['2', 'two', huge('b')]), ins(t, ['3', 'three', 'c']))
+    await batch(
+      // staged before, applied first: the huge update wins over it
+      upd(t, ['1', 'one b', 'a2']),
+      upd(t, ['1', 'one c', huge('x')]),
+      // an insert after a delete of a key the table holds
+      del(t, keyOnly(t, {id: '3'})),
+      ins(t, ['3', 'three b', huge('y')]),
+      // staged after the huge row: applied after it
+      upd(t, ['3', 'three c', U]),
+      ins(t, ['4', 'four', huge('z')]),
+      del(t, keyOnly(t, {id: '4'})),
+      // a key change takes the staged path
+      upd(t, ['20', 'twenty', huge('w')], keyOnly(t, {id: '2'})),
+      ins(t, ['5', 'five', huge('v')]),
+      upd(t, ['5', 'five b', huge('u')]),
+    )
+    const summary = `SELECT id, v, length(big)::INTEGER, substr(big, 1, 1) FROM app.items ORDER BY id`
+    expect(await rows(summary)).toEqual([
+      [1, 'one c', HUGE_VALUE_CHARS, 'x'],
+      [3, 'three c', HUGE_VALUE_CHARS, 'y'],
+      [5, 'five b', HUGE_VALUE_CHARS, 'u'],
+      [20, 'twenty', HUGE_VALUE_CHARS, 'w'],
     ])
   })
 

@@ -83,6 +83,9 @@ export class BatchApplier {
               : await this.segmentFor(e.table)
           if (seg.arrayCols.length > 0 && e.op !== 'delete') seg = await this.fitArrays(seg, e)
           this.last = seg
+          if (seg.mode === 'key' && e.op !== 'delete' && hasHugeValue(e.new)) {
+            if (await this.appendHugeRow(seg, e)) continue
+          }
           if (!this.stageRow(seg, e)) await this.stageKeyChangeWithToast(seg, e as UpdateEvent)
           if (seg.rows >= this.flushRows && this.segments.get(seg.key) === seg) await this.flushSegment(seg.key)
           break
@@ -315,6 +318,38 @@ export class BatchApplier {
     stageUpsert(fresh, this.seq++, neu, e.old)
   }
 
+  /**
+   * A row holding a huge value (HUGE_VALUE_CHARS) of a keyed table, as an insert or an update
+   * that keeps its key and sends every value: the delete of its key is staged and applied with
+   * what was staged before it (order kept), then the row is appended straight into the table.
+   * Staged, the value would be held again by the staging table and by the scan that applies it
+   * (measured: docs/backfill.md, Memory). False when the row has to take the staged path.
+   */
+  private async appendHugeRow(seg: Segment, e: InsertEvent | UpdateEvent): Promise<boolean> {
+    let values = e.new
+    if (e.op === 'update') {
+      values = resolveKeyToast(seg, e)
+      if (values.includes(UNCHANGED_TOAST) || (e.old && keyChanged(seg.keyIdx, e.old, values))) return false
+    } else if (values.includes(UNCHANGED_TOAST)) {
+      return false
+    }
+    stageDelete(seg, this.seq++, values, e)
+    await this.flushSegment(seg.key)
+    this.last = undefined
+    const table = seg.table
+    const ap = await this.conn.createAppender(table.name, table.schema, this.db)
+    try {
+      for (let i = 0; i < seg.writers.length; i++) seg.writers[i](ap, values[i])
+      ap.endRow()
+      ap.closeSync()
+    } catch (err) {
+      closeAppender(ap)
+      throw err
+    }
+    this.dirty.add(seg.key)
+    return true
+  }
+
   private appendRow(seg: Segment, values: TupleData): void {
     const ap = seg.appender
     for (let i = 0; i < seg.writers.length; i++) {
@@ -349,6 +384,26 @@ export class BatchApplier {
     const drop = this.dropLater
     this.dropLater = []
     for (const s of drop) await exec(this.conn, `DROP TABLE IF EXISTS temp.main.${s}`)
+  }
+}
+
+/** A value this long (characters or bytes) makes its row go straight into the table (appendHugeRow). */
+export const HUGE_VALUE_CHARS = 4 * 1024 * 1024
+
+function hasHugeValue(values: TupleData): boolean {
+  for (const v of values) {
+    if (typeof v === 'string' ? v.length >= HUGE_VALUE_CHARS : v instanceof Uint8Array && v.length >= HUGE_VALUE_CHARS)
+      return true
+  }
+  return false
+}
+
+function closeAppender(ap: DuckDBAppender): void {
+  try {
+    ap.clear()
+    ap.closeSync()
+  } catch {
+    // The transaction is failing: rolled back next.
   }
 }
 
