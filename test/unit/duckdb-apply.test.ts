@@ -30,6 +30,8 @@ const INT8: PgType = {oid: 20, sqlName: 'bigint', kind: 'int8'}
 const TEXT: PgType = {oid: 25, sqlName: 'text', kind: 'text'}
 const FLOAT8: PgType = {oid: 701, sqlName: 'double precision', kind: 'float8'}
 const BYTEA: PgType = {oid: 17, sqlName: 'bytea', kind: 'bytea'}
+const UUID: PgType = {oid: 2950, sqlName: 'uuid', kind: 'uuid'}
+const NUMERIC_30_4: PgType = {oid: 1700, sqlName: 'numeric(30,4)', kind: 'numeric', precision: 30, scale: 4}
 
 type Col = [name: string, type: PgType, key?: boolean]
 
@@ -251,6 +253,41 @@ describe('tables with a key', () => {
       [5, 'five b', HUGE_VALUE_CHARS, 'u'],
       [20, 'twenty', HUGE_VALUE_CHARS, 'w'],
     ])
+  })
+
+  it('uuid and wide numeric columns (staged as text, cast by SQL) as keys and values, through every path', async () => {
+    const U: typeof UNCHANGED_TOAST = UNCHANGED_TOAST
+    const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`
+    const u = tbl('uu', [
+      ['id', UUID, true],
+      ['amount', NUMERIC_30_4],
+      ['ref', UUID],
+      ['note', TEXT],
+    ])
+    await batch(
+      ins(u, [id(1), '12345678901234567890.1234', id(11), 'a']),
+      ins(u, [id(2), '-0.5000', null, 'b']),
+      ins(u, [id(3), '1.0000', id(13), 'c']),
+    )
+    await batch(
+      upd(u, [id(1), '-98765432109876543210.9999', id(21), U]),
+      upd(u, [id(30), '3.0000', U, 'moved'], keyOnly(u, {id: id(3)})),
+      del(u, keyOnly(u, {id: id(2)})),
+      ins(u, [id(4), 'NaN', id(14), 'nan']),
+      ins(u, [id(5), '123456789012345678901234567.0000', id(15), 'too wide']),
+      ins(u, [id(6), '0.0001', id(16), 'tiny']),
+    )
+    const text = `SELECT id::VARCHAR, amount::VARCHAR, ref::VARCHAR, note FROM app.uu ORDER BY id`
+    expect(await rows(text)).toEqual([
+      [id(1), '-98765432109876543210.9999', id(21), 'a'],
+      [id(4), null, id(14), 'nan'],
+      [id(5), null, id(15), 'too wide'],
+      [id(6), '0.0001', id(16), 'tiny'],
+      [id(30), '3.0000', id(13), 'moved'],
+    ])
+    const types = await rows(`SELECT data_type FROM duckdb_columns() WHERE table_name = 'uu' ORDER BY column_index`)
+    expect(types).toEqual([['UUID'], ['DECIMAL(30,4)'], ['UUID'], ['VARCHAR']])
+    expect(logs.map((l) => l.msg).join('\n')).toMatch(/NaN|does not fit/)
   })
 
   it('truncates at that point of the batch', async () => {
@@ -608,6 +645,33 @@ describe('tables without a key', () => {
     ])
     const warn = logs.find((l) => l.level === 'warn' && l.msg.includes('app.nothing_t'))
     expect(warn?.msg).toMatch(/1 update\(s\) and 1 delete\(s\) skipped/)
+  })
+})
+
+describe('tables without a key: text-staged columns', () => {
+  it('FULL identity with uuid and wide numeric columns: matched and updated through the casting view', async () => {
+    const f = tbl(
+      'fu',
+      [
+        ['ref', UUID],
+        ['amount', NUMERIC_30_4],
+      ],
+      'full',
+    )
+    const a = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'
+    const b = 'b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12'
+    await batch(ins(f, [a, '1.0000']), ins(f, [a, '1.0000']), ins(f, [b, '2.0000']), ins(f, [null, null]))
+    await batch(
+      upd(f, [a, '10.0000'], [a, '1.0000'], 'full'),
+      del(f, [b, '2.0000'], 'full'),
+      upd(f, [b, '20.0000'], [null, null], 'full'),
+    )
+    const text = `SELECT ref::VARCHAR, amount::VARCHAR FROM app.fu ORDER BY 1, 2`
+    expect(await rows(text)).toEqual([
+      [a, '1.0000'],
+      [a, '10.0000'],
+      [b, '20.0000'],
+    ])
   })
 })
 

@@ -24,7 +24,7 @@ import type {Issues, SinkLog} from './issues.js'
 import {display, exec, qualified} from './sql.js'
 import type {Mode, Segment} from './stage.js'
 import {splitListType} from './types.js'
-import {columnWriter} from './values.js'
+import {columnWriter, stagedAsText} from './values.js'
 import {closeQuietly} from '../../core/quietly.js'
 
 /** What the sink knows about its tables (committed), shared with the copy writers. */
@@ -191,13 +191,31 @@ export class BatchApplier {
       appender = await this.conn.createAppender(t.name, t.schema, this.db)
     } else {
       stage = `pgrep_stage_${++stageCounter}`
-      const cols = ['_seq BIGINT', '_op UTINYINT']
-      shape.columns.forEach((c, i) => cols.push(`c${i} ${c.duckType}`))
-      if (mode === 'key') keyIdx.forEach((k, m) => cols.push(`f${m} ${shape.columns[k].duckType}`))
-      else shape.columns.forEach((c, i) => cols.push(`o${i} ${c.duckType}`))
-      cols.push('_u VARCHAR')
-      await exec(this.conn, `CREATE TEMP TABLE ${stage} (${cols.join(', ')})`)
-      appender = await this.conn.createAppender(stage, 'main', 'temp')
+      // Columns whose appender cast is slow are staged as text and cast by a view over the
+      // staging table (stagedAsText); the apply statements read the view.
+      const asText = t.columns.map((c, i) => stagedAsText(c.type, shape.columns[i].duckType))
+      const staged = (i: number) => (asText[i] ? 'VARCHAR' : shape.columns[i].duckType)
+      const cols: [string, string][] = [
+        ['_seq', 'BIGINT'],
+        ['_op', 'UTINYINT'],
+      ]
+      shape.columns.forEach((_, i) => cols.push([`c${i}`, staged(i)]))
+      if (mode === 'key') keyIdx.forEach((k, m) => cols.push([`f${m}`, staged(k)]))
+      else shape.columns.forEach((_, i) => cols.push([`o${i}`, staged(i)]))
+      cols.push(['_u', 'VARCHAR'])
+      const table = asText.includes(true) ? `${stage}_in` : stage
+      await exec(this.conn, `CREATE TEMP TABLE ${table} (${cols.map(([n, type]) => `${n} ${type}`).join(', ')})`)
+      if (table !== stage) {
+        const column = (n: string): string => {
+          const i = Number(n.slice(1))
+          const col = n[0] === 'f' ? keyIdx[i] : i
+          if (n.startsWith('_') || !asText[col]) return n
+          return `CAST(${n} AS ${shape.columns[col].duckType}) AS ${n}`
+        }
+        const list = cols.map(([n]) => column(n)).join(', ')
+        await exec(this.conn, `CREATE TEMP VIEW ${stage} AS SELECT ${list} FROM temp.main.${table}`)
+      }
+      appender = await this.conn.createAppender(table, 'main', 'temp')
     }
     const arrayCols = t.columns.flatMap((c, index) => {
       const depth = splitListType(shape.columns[index].duckType).depth
@@ -383,7 +401,12 @@ export class BatchApplier {
   private async dropStaged(): Promise<void> {
     const drop = this.dropLater
     this.dropLater = []
-    for (const s of drop) await exec(this.conn, `DROP TABLE IF EXISTS temp.main.${s}`)
+    for (const s of drop) {
+      // A staging table with text-staged columns is `<stage>_in` behind the view `<stage>`.
+      await exec(this.conn, `DROP VIEW IF EXISTS temp.main.${s}`)
+      await exec(this.conn, `DROP TABLE IF EXISTS temp.main.${s}_in`)
+      await exec(this.conn, `DROP TABLE IF EXISTS temp.main.${s}`)
+    }
   }
 }
 
