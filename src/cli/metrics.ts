@@ -131,14 +131,16 @@ export class PipelineMetrics implements PipelineObserver {
     this.lagBytes = new Gauge({
       name: 'pgrep_lag_bytes',
       help:
-        "WAL bytes written since the slot's confirmed position (pg_current_wal_lsn() - confirmed_flush_lsn), " +
-        'from the last slot poll.',
+        "WAL bytes written since the slot's confirmed position (the server's WAL position - confirmed_flush_lsn; " +
+        'a standby: its replay position), from the last slot poll.',
       labelNames: ['slot'],
       registers,
     })
     this.retained = new Gauge({
       name: 'pgrep_slot_retained_wal_bytes',
-      help: 'WAL bytes the server keeps for the slot (pg_current_wal_lsn() - restart_lsn), from the last slot poll.',
+      help:
+        "WAL bytes the server keeps for the slot (the server's WAL position - restart_lsn; a standby: its replay " +
+        'position), from the last slot poll.',
       labelNames: ['slot'],
       registers,
     })

@@ -2,6 +2,8 @@
 // `--help` stays fast.
 import type {Sink} from '../core/pipeline/sink.js'
 import type {Logger} from '../core/log/logger.js'
+import {readPathOf, startSqlEndpoint, type SqlEndpointConfig} from '../sql-endpoint/config.js'
+import type {SqlEndpoint, SqlEndpointObserver} from '../sql-endpoint/server.js'
 import type {SinkConfig} from './config.js'
 
 export async function createSink(config: SinkConfig, log: Logger): Promise<Sink> {
@@ -46,4 +48,22 @@ export async function createSink(config: SinkConfig, log: Logger): Promise<Sink>
       })
     }
   }
+}
+
+/**
+ * --sql-listen beside a running cdc or sync. Bound before the sink opens, so a port in use fails
+ * before anything is created; it answers 57P03 until the sink is open. Undefined without the flag.
+ */
+export async function startSinkSqlEndpoint(
+  config: SqlEndpointConfig | null,
+  sink: Sink,
+  opts: {version: string; observer?: SqlEndpointObserver; log: Logger},
+): Promise<SqlEndpoint | undefined> {
+  if (!config) return undefined
+  const log = opts.log.child({component: 'sql-endpoint'})
+  return startSqlEndpoint(config, readPathOf(sink), {
+    version: opts.version,
+    observer: opts.observer,
+    log: (level, msg, fields) => log[level](fields ?? {}, msg),
+  })
 }

@@ -17,8 +17,7 @@ import {refuseJsonOnStdout, RunTally, type StreamRunResult} from '../cli/results
 import {foreignTablesFlag} from '../cli/flags.js'
 import {startObservability} from '../cli/metrics-server.js'
 import {sqlEndpointFlags} from '../cli/flags.js'
-import {readPathOf, startSqlEndpoint} from '../sql-endpoint/config.js'
-import {createSink} from '../cli/sinks.js'
+import {createSink, startSinkSqlEndpoint} from '../cli/sinks.js'
 import {runCdc} from '../core/pipeline/cdc.js'
 import {PostgresSource} from '../core/postgres/source.js'
 
@@ -94,15 +93,11 @@ ${EXIT_CODE_HELP}`
     try {
       this.listenForSignals()
       const sink = await createSink(config.sink, log)
-      // --sql-listen: bound before the sink opens (a port in use fails here); answers 57P03 until it is open.
-      const sqlLog = log.child({component: 'sql-endpoint'})
-      const sql = config.sqlEndpoint
-        ? await startSqlEndpoint(config.sqlEndpoint, readPathOf(sink), {
-            version: this.config.version,
-            observer: obs?.observer.sqlEndpointObserver(),
-            log: (level, msg, fields) => sqlLog[level](fields ?? {}, msg),
-          })
-        : undefined
+      const sql = await startSinkSqlEndpoint(config.sqlEndpoint, sink, {
+        version: this.config.version,
+        observer: obs?.observer.sqlEndpointObserver(),
+        log,
+      })
       // Per-table counts cost a little on every batch: only for --json.
       const tally = flags.json ? new RunTally(obs?.observer) : undefined
       try {

