@@ -206,11 +206,12 @@ export class BatchApplier {
       const table = asText.includes(true) ? `${stage}_in` : stage
       await exec(this.conn, `CREATE TEMP TABLE ${table} (${cols.map(([n, type]) => `${n} ${type}`).join(', ')})`)
       if (table !== stage) {
+        // c<i> and o<i> hold column i, f<m> key column keyIdx[m]; _seq, _op and _u are as staged.
         const column = (n: string): string => {
+          if (n.startsWith('_')) return n
           const i = Number(n.slice(1))
           const col = n[0] === 'f' ? keyIdx[i] : i
-          if (n.startsWith('_') || !asText[col]) return n
-          return `CAST(${n} AS ${shape.columns[col].duckType}) AS ${n}`
+          return asText[col] ? `CAST(${n} AS ${shape.columns[col].duckType}) AS ${n}` : n
         }
         const list = cols.map(([n]) => column(n)).join(', ')
         await exec(this.conn, `CREATE TEMP VIEW ${stage} AS SELECT ${list} FROM temp.main.${table}`)
