@@ -195,6 +195,37 @@ describe.each(pgServers())('cdc to stdout on PostgreSQL $major', (server) => {
     expect(jsonLines(rest.stdout).map((e) => e.new.id)).toEqual([3])
   })
 
+  it('writes a row of multi-megabyte values whole, in both formats, as Postgres holds them', async () => {
+    // Values over 256 Ki characters are written in pieces (core/values/json.ts, collectHugeValues).
+    const env = pgEnv(db)
+    await db.query(`CREATE TABLE public.wide (id int PRIMARY KEY, t text, b bytea, j jsonb)`)
+    await db.query(`CREATE PUBLICATION widepub FOR TABLE public.wide`)
+    for (const slot of ['wide_json', 'wide_dbz'])
+      expect((await runCli(['cdc', '--publication', 'widepub', '--slot', slot, '--once'], env)).code).toBe(0)
+    const t = `"quoted" \\ line\nbreak \u2028 é 😀 `.repeat(150_000)
+    const b = Buffer.from(Array.from({length: 1_500_000}, (_, i) => (i * 7919) % 256))
+    const j = JSON.stringify({s: 'v\n"'.repeat(400_000), n: [1, 2.5]})
+    await db.query(`INSERT INTO public.wide VALUES (1, $1, $2, $3)`, [t, b, j])
+    const pg = (await db.query(`SELECT t, encode(b, 'hex') AS hex, j::text AS j FROM public.wide`)).rows[0]
+
+    const json = await runCli(['cdc', '--publication', 'widepub', '--slot', 'wide_json', '--once'], env)
+    expect(json.code, json.stderr).toBe(0)
+    const [row] = jsonLines(json.stdout)
+    expect(row.new.t === pg.t).toBe(true)
+    expect(row.new.b === `\\x${pg.hex}`).toBe(true)
+    expect(row.new.j).toEqual(JSON.parse(pg.j))
+
+    const dbz = await runCli(
+      ['cdc', '--publication', 'widepub', '--slot', 'wide_dbz', '--format', 'debezium', '--once'],
+      env,
+    )
+    expect(dbz.code, dbz.stderr).toBe(0)
+    const [event] = jsonLines(dbz.stdout)
+    expect(event.after.t === pg.t).toBe(true)
+    expect(Buffer.from(event.after.b, 'base64').toString('hex') === pg.hex).toBe(true)
+    expect(JSON.parse(event.after.j)).toEqual(JSON.parse(pg.j))
+  })
+
   it('explains bad input with documented exit codes and never prints the password', async () => {
     const env = pgEnv(db)
     const missingPub = await runCli(['cdc', '--publication', 'nope', '--slot', 'x_slot', '--once'], env)

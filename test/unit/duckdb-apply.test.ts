@@ -16,6 +16,7 @@ import {
   type TupleData,
 } from '../../src/core/protocol/messages.js'
 import type {PgType, TableSchema} from '../../src/core/schema/types.js'
+import {HUGE_VALUE_CHARS} from '../../src/sinks/duckdb/apply.js'
 import {DuckDbSink} from '../../src/sinks/duckdb/index.js'
 
 // duckdb-apply-staged.test.ts imports this file again with STAGED_FLUSH_ROWS set: staged rows are
@@ -29,6 +30,8 @@ const INT8: PgType = {oid: 20, sqlName: 'bigint', kind: 'int8'}
 const TEXT: PgType = {oid: 25, sqlName: 'text', kind: 'text'}
 const FLOAT8: PgType = {oid: 701, sqlName: 'double precision', kind: 'float8'}
 const BYTEA: PgType = {oid: 17, sqlName: 'bytea', kind: 'bytea'}
+const UUID: PgType = {oid: 2950, sqlName: 'uuid', kind: 'uuid'}
+const NUMERIC_30_4: PgType = {oid: 1700, sqlName: 'numeric(30,4)', kind: 'numeric', precision: 30, scale: 4}
 
 type Col = [name: string, type: PgType, key?: boolean]
 
@@ -221,6 +224,70 @@ describe('tables with a key', () => {
       [7, 'v7b', 'BIG-1c'],
       [8, 'v8', 'BIG-2b'],
     ])
+  })
+
+  it('rows with a huge value go straight into the table, in order with the staged rows around them', async () => {
+    const U: typeof UNCHANGED_TOAST = UNCHANGED_TOAST
+    const huge = (c: string) => c.repeat(HUGE_VALUE_CHARS)
+    await batch(ins(t, ['1', 'one', 'a']), ins(t, ['2', 'two', huge('b')]), ins(t, ['3', 'three', 'c']))
+    await batch(
+      // staged before, applied first: the huge update wins over it
+      upd(t, ['1', 'one b', 'a2']),
+      upd(t, ['1', 'one c', huge('x')]),
+      // an insert after a delete of a key the table holds
+      del(t, keyOnly(t, {id: '3'})),
+      ins(t, ['3', 'three b', huge('y')]),
+      // staged after the huge row: applied after it
+      upd(t, ['3', 'three c', U]),
+      ins(t, ['4', 'four', huge('z')]),
+      del(t, keyOnly(t, {id: '4'})),
+      // a key change takes the staged path
+      upd(t, ['20', 'twenty', huge('w')], keyOnly(t, {id: '2'})),
+      ins(t, ['5', 'five', huge('v')]),
+      upd(t, ['5', 'five b', huge('u')]),
+    )
+    const summary = `SELECT id, v, length(big)::INTEGER, substr(big, 1, 1) FROM app.items ORDER BY id`
+    expect(await rows(summary)).toEqual([
+      [1, 'one c', HUGE_VALUE_CHARS, 'x'],
+      [3, 'three c', HUGE_VALUE_CHARS, 'y'],
+      [5, 'five b', HUGE_VALUE_CHARS, 'u'],
+      [20, 'twenty', HUGE_VALUE_CHARS, 'w'],
+    ])
+  })
+
+  it('uuid and wide numeric columns (staged as text, cast by SQL) as keys and values, through every path', async () => {
+    const U: typeof UNCHANGED_TOAST = UNCHANGED_TOAST
+    const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`
+    const u = tbl('uu', [
+      ['id', UUID, true],
+      ['amount', NUMERIC_30_4],
+      ['ref', UUID],
+      ['note', TEXT],
+    ])
+    await batch(
+      ins(u, [id(1), '12345678901234567890.1234', id(11), 'a']),
+      ins(u, [id(2), '-0.5000', null, 'b']),
+      ins(u, [id(3), '1.0000', id(13), 'c']),
+    )
+    await batch(
+      upd(u, [id(1), '-98765432109876543210.9999', id(21), U]),
+      upd(u, [id(30), '3.0000', U, 'moved'], keyOnly(u, {id: id(3)})),
+      del(u, keyOnly(u, {id: id(2)})),
+      ins(u, [id(4), 'NaN', id(14), 'nan']),
+      ins(u, [id(5), '123456789012345678901234567.0000', id(15), 'too wide']),
+      ins(u, [id(6), '0.0001', id(16), 'tiny']),
+    )
+    const text = `SELECT id::VARCHAR, amount::VARCHAR, ref::VARCHAR, note FROM app.uu ORDER BY id`
+    expect(await rows(text)).toEqual([
+      [id(1), '-98765432109876543210.9999', id(21), 'a'],
+      [id(4), null, id(14), 'nan'],
+      [id(5), null, id(15), 'too wide'],
+      [id(6), '0.0001', id(16), 'tiny'],
+      [id(30), '3.0000', id(13), 'moved'],
+    ])
+    const types = await rows(`SELECT data_type FROM duckdb_columns() WHERE table_name = 'uu' ORDER BY column_index`)
+    expect(types).toEqual([['UUID'], ['DECIMAL(30,4)'], ['UUID'], ['VARCHAR']])
+    expect(logs.map((l) => l.msg).join('\n')).toMatch(/NaN|does not fit/)
   })
 
   it('truncates at that point of the batch', async () => {
@@ -578,6 +645,33 @@ describe('tables without a key', () => {
     ])
     const warn = logs.find((l) => l.level === 'warn' && l.msg.includes('app.nothing_t'))
     expect(warn?.msg).toMatch(/1 update\(s\) and 1 delete\(s\) skipped/)
+  })
+})
+
+describe('tables without a key: text-staged columns', () => {
+  it('FULL identity with uuid and wide numeric columns: matched and updated through the casting view', async () => {
+    const f = tbl(
+      'fu',
+      [
+        ['ref', UUID],
+        ['amount', NUMERIC_30_4],
+      ],
+      'full',
+    )
+    const a = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'
+    const b = 'b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12'
+    await batch(ins(f, [a, '1.0000']), ins(f, [a, '1.0000']), ins(f, [b, '2.0000']), ins(f, [null, null]))
+    await batch(
+      upd(f, [a, '10.0000'], [a, '1.0000'], 'full'),
+      del(f, [b, '2.0000'], 'full'),
+      upd(f, [b, '20.0000'], [null, null], 'full'),
+    )
+    const text = `SELECT ref::VARCHAR, amount::VARCHAR FROM app.fu ORDER BY 1, 2`
+    expect(await rows(text)).toEqual([
+      [a, '1.0000'],
+      [a, '10.0000'],
+      [b, '20.0000'],
+    ])
   })
 })
 

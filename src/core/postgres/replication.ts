@@ -19,7 +19,7 @@ import type pg from 'pg'
 import {PgrepError} from '../errors.js'
 import {formatLsn, type Lsn} from '../lsn.js'
 import {pgTimestampFromDate} from '../protocol/messages.js'
-import {decodeReplicationMessage, encodeStandbyStatus} from '../protocol/replication.js'
+import {decodeReplicationMessage, encodeStandbyStatus, xlogDataItem} from '../protocol/replication.js'
 import type {Frame} from '../protocol/frames.js'
 import {quoteIdent} from '../schema/types.js'
 import {BackendCode, serverErrorFrom, WireSession} from './wire.js'
@@ -48,10 +48,22 @@ export type StreamItem = {kind: 'data'; walStart: Lsn; walEnd: Lsn; data: Uint8A
 
 const DEFAULT_HIGH_WATER = 8 * 1024 * 1024
 
+/**
+ * A message larger than this (a row with a huge value) is the last item of the batch read()
+ * returns: a batch is referenced until the caller reads the next one, and the transaction's
+ * commit, which has the sink write the row, must not come in the same batch as the row's 90 MB
+ * message.
+ */
+const HUGE_ITEM_BYTES = 1024 * 1024
+
+const isHuge = (item: StreamItem): boolean => item.kind === 'data' && item.data.length + 64 > HUGE_ITEM_BYTES
+
 export class ReplicationStream {
   private readonly wire: WireSession
   private queue: StreamItem[] = []
   private queueHead = 0
+  /** Index in `queue` of the first huge item not read yet, or -1. */
+  private hugeAt = -1
   private queuedBytes = 0
   private paused = false
   private ended = false
@@ -146,6 +158,12 @@ export class ReplicationStream {
     this.lastHeardAt = Date.now()
     switch (frame.code) {
       case BackendCode.CopyData: {
+        const item = xlogDataItem(frame.body)
+        if (item !== undefined) {
+          if (item.walEnd > this.received) this.received = item.walEnd
+          this.push(item, item.data.length + 64)
+          return
+        }
         const msg = decodeReplicationMessage(frame.body)
         if (msg.tag === 'xlogdata') {
           if (msg.walEnd > this.received) this.received = msg.walEnd
@@ -173,6 +191,7 @@ export class ReplicationStream {
   }
 
   private push(item: StreamItem, size: number): void {
+    if (this.hugeAt < 0 && size > HUGE_ITEM_BYTES) this.hugeAt = this.queue.length
     this.queue.push(item)
     this.queuedBytes += size
     if (!this.paused && this.queuedBytes > this.highWater) {
@@ -231,16 +250,26 @@ export class ReplicationStream {
         return []
       }
     }
-    const end = Math.min(this.queue.length, this.queueHead + max)
+    let end = Math.min(this.queue.length, this.queueHead + max)
+    const huge = this.hugeAt
+    if (huge >= this.queueHead && huge < end) end = huge + 1
     const out = this.queue.slice(this.queueHead, end)
     this.queueHead = end
-    if (this.queueHead >= this.queue.length) {
+    if (huge >= 0 && huge < end) {
+      // A huge message ends its batch, and the queue lets go of it: nothing of ours keeps it
+      // alive once the caller is done with it (the next read, or decoded and written to a
+      // spill file). See HUGE_ITEM_BYTES.
+      this.queue = this.queue.slice(end)
+      this.queueHead = 0
+      this.hugeAt = this.queue.findIndex(isHuge)
+    } else if (this.queueHead >= this.queue.length) {
       this.queue = []
       this.queueHead = 0
     } else if (this.queueHead >= 1024 && this.queueHead * 2 >= this.queue.length) {
       // Items read must not stay referenced: under steady load the queue never runs empty, and
       // the array would keep every message received since it last did (hundreds of MB).
       this.queue = this.queue.slice(this.queueHead)
+      if (this.hugeAt >= 0) this.hugeAt -= this.queueHead
       this.queueHead = 0
     }
     for (const item of out) this.queuedBytes -= item.kind === 'data' ? item.data.length + 64 : 64

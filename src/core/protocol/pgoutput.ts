@@ -189,6 +189,7 @@ export class PgoutputDecoder {
         throw r.fail(`unknown message type 0x${kind.toString(16).padStart(2, '0')}`, 0)
     }
     r.expectEnd()
+    r.release()
     return msg
   }
 

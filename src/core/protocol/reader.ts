@@ -3,6 +3,7 @@
 // for many messages (`reset`), so decoding allocates nothing but the decoded values.
 import {ProtocolError} from './errors.js'
 
+const EMPTY = Buffer.alloc(0)
 const TWO_32 = 0x1_0000_0000
 /** Above this high word, hi * 2^32 + lo is no longer exact as a double. */
 const SAFE_HI = 0x20_0000
@@ -15,11 +16,21 @@ const SHORT_STRING = 12
 
 export class Reader {
   /** The message, as a Buffer view (no copy) so strings can be decoded natively. */
-  buf: Buffer = Buffer.alloc(0)
+  buf: Buffer = EMPTY
   pos = 0
   end = 0
   /** What is being decoded, for error messages ("pgoutput insert", ...). */
   what = 'message'
+
+  /**
+   * Lets go of the message (decoders call it once done): a reader kept for the next message must
+   * not keep the last one alive, which may be a row of 90 MB.
+   */
+  release(): void {
+    this.buf = EMPTY
+    this.pos = 0
+    this.end = 0
+  }
 
   /** Points the reader at `data` (no copy). */
   reset(data: Uint8Array, what: string): this {

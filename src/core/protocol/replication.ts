@@ -1,5 +1,6 @@
 // The replication envelope inside CopyData: XLogData ('w') and primary keepalive ('k') from the
 // server, the standby status update ('r') from us.
+import type {Lsn} from '../lsn.js'
 import type {PrimaryKeepalive, ReplicationMessage, StandbyStatusUpdate, XLogData} from './messages.js'
 import {Reader} from './reader.js'
 
@@ -17,9 +18,41 @@ const reader = new Reader()
 export function decodeReplicationMessage(body: Uint8Array): ReplicationMessage {
   const r = reader.reset(body, 'replication message')
   const kind = r.uint8()
-  if (kind === XLOG_DATA) return decodeXLogData(r)
-  if (kind === KEEPALIVE) return decodeKeepalive(r)
-  throw r.fail(`unknown message type 0x${kind.toString(16).padStart(2, '0')}`, 0)
+  let msg: ReplicationMessage
+  if (kind === XLOG_DATA) msg = decodeXLogData(r)
+  else if (kind === KEEPALIVE) msg = decodeKeepalive(r)
+  else throw r.fail(`unknown message type 0x${kind.toString(16).padStart(2, '0')}`, 0)
+  r.release()
+  return msg
+}
+
+/** XLogData as a replication stream queues it: the positions and the pgoutput message. */
+export interface XLogDataItem {
+  kind: 'data'
+  walStart: Lsn
+  walEnd: Lsn
+  /** A view into `body` (no copy). */
+  data: Buffer
+}
+
+/**
+ * A CopyData payload that is an XLogData, as the item a stream queues; undefined for anything
+ * else (decode that with decodeReplicationMessage). Same checks, but no envelope object and no
+ * send time: a stream reads one per message, and these are most of its allocations.
+ */
+export function xlogDataItem(body: Buffer): XLogDataItem | undefined {
+  if (body.length < XLOG_HEADER || body[0] !== XLOG_DATA) return undefined
+  return {kind: 'data', walStart: lsnAt(body, 1), walEnd: lsnAt(body, 9), data: body.subarray(XLOG_HEADER)}
+}
+
+/** 'w', then the start and end LSNs and the send time. */
+const XLOG_HEADER = 1 + 8 + 8 + 8
+
+function lsnAt(b: Buffer, at: number): Lsn {
+  const hi = ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0
+  const lo = ((b[at + 4] << 24) | (b[at + 5] << 16) | (b[at + 6] << 8) | b[at + 7]) >>> 0
+  // Exact as a double below 2^53 (every LSN a server reaches in practice); else built from both halves.
+  return hi < 0x20_0000 ? BigInt(hi * 0x1_0000_0000 + lo) : (BigInt(hi) << 32n) | BigInt(lo)
 }
 
 function decodeXLogData(r: Reader): XLogData {

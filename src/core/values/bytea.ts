@@ -26,3 +26,26 @@ export function byteaToHex(text: string): string {
   const bytes = byteaToBytes(text)
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
 }
+
+/** Hex digits per piece of byteaBase64Pieces: 3 bytes per 4 base64 characters, so pieces join without padding. */
+const HEX_PER_PIECE = 6 << 18
+
+/**
+ * The bytes as base64, in pieces that concatenate to the base64 of the whole value, without
+ * holding the bytes or the base64 text of a huge value at once. Same result as
+ * `Buffer.from(byteaToBytes(text)).toString('base64')`, in the escape format too.
+ */
+export function* byteaBase64Pieces(text: string): Generator<string> {
+  if (!text.startsWith('\\x')) {
+    const bytes = byteaToBytes(text)
+    yield Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')
+    return
+  }
+  for (let i = 2; i < text.length; i += HEX_PER_PIECE) {
+    const hex = text.slice(i, i + HEX_PER_PIECE)
+    const bytes = Buffer.from(hex, 'hex')
+    yield bytes.toString('base64')
+    // Buffer.from stops at the first character that is not a hex digit, as it does for the whole value.
+    if (bytes.length * 2 < hex.length - 1) return
+  }
+}

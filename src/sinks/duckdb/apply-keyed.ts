@@ -9,7 +9,7 @@
 // the value the table holds (for a key-changing update, the value of the old key's row: the
 // staging is applied first, so the old row is in the table when it is read).
 import type {DuckDBConnection} from '@duckdb/node-api'
-import type {DeleteEvent, UpdateEvent} from '../../core/changes.js'
+import type {DeleteEvent, InsertEvent, UpdateEvent} from '../../core/changes.js'
 import {PgrepError} from '../../core/errors.js'
 import {UNCHANGED_TOAST, type ColumnValue, type TupleData} from '../../core/protocol/messages.js'
 import {display, exec, ident, qualified} from './sql.js'
@@ -62,7 +62,12 @@ export function stageUpsert(seg: Segment, seq: number, values: TupleData, fallba
 }
 
 /** Stages the delete of one key. */
-export function stageDelete(seg: Segment, seq: number, old: TupleData, e: UpdateEvent | DeleteEvent): void {
+export function stageDelete(
+  seg: Segment,
+  seq: number,
+  old: TupleData,
+  e: InsertEvent | UpdateEvent | DeleteEvent,
+): void {
   for (const k of seg.keyIdx) {
     const v = old[k]
     if (v === null || v === undefined || v === UNCHANGED_TOAST) {

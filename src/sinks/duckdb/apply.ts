@@ -24,7 +24,7 @@ import type {Issues, SinkLog} from './issues.js'
 import {display, exec, qualified} from './sql.js'
 import type {Mode, Segment} from './stage.js'
 import {splitListType} from './types.js'
-import {columnWriter} from './values.js'
+import {columnWriter, stagedAsText} from './values.js'
 import {closeQuietly} from '../../core/quietly.js'
 
 /** What the sink knows about its tables (committed), shared with the copy writers. */
@@ -83,6 +83,9 @@ export class BatchApplier {
               : await this.segmentFor(e.table)
           if (seg.arrayCols.length > 0 && e.op !== 'delete') seg = await this.fitArrays(seg, e)
           this.last = seg
+          if (seg.mode === 'key' && e.op !== 'delete' && hasHugeValue(e.new)) {
+            if (await this.appendHugeRow(seg, e)) continue
+          }
           if (!this.stageRow(seg, e)) await this.stageKeyChangeWithToast(seg, e as UpdateEvent)
           if (seg.rows >= this.flushRows && this.segments.get(seg.key) === seg) await this.flushSegment(seg.key)
           break
@@ -188,13 +191,32 @@ export class BatchApplier {
       appender = await this.conn.createAppender(t.name, t.schema, this.db)
     } else {
       stage = `pgrep_stage_${++stageCounter}`
-      const cols = ['_seq BIGINT', '_op UTINYINT']
-      shape.columns.forEach((c, i) => cols.push(`c${i} ${c.duckType}`))
-      if (mode === 'key') keyIdx.forEach((k, m) => cols.push(`f${m} ${shape.columns[k].duckType}`))
-      else shape.columns.forEach((c, i) => cols.push(`o${i} ${c.duckType}`))
-      cols.push('_u VARCHAR')
-      await exec(this.conn, `CREATE TEMP TABLE ${stage} (${cols.join(', ')})`)
-      appender = await this.conn.createAppender(stage, 'main', 'temp')
+      // Columns whose appender cast is slow are staged as text and cast by a view over the
+      // staging table (stagedAsText); the apply statements read the view.
+      const asText = t.columns.map((c, i) => stagedAsText(c.type, shape.columns[i].duckType))
+      const staged = (i: number) => (asText[i] ? 'VARCHAR' : shape.columns[i].duckType)
+      const cols: [string, string][] = [
+        ['_seq', 'BIGINT'],
+        ['_op', 'UTINYINT'],
+      ]
+      shape.columns.forEach((_, i) => cols.push([`c${i}`, staged(i)]))
+      if (mode === 'key') keyIdx.forEach((k, m) => cols.push([`f${m}`, staged(k)]))
+      else shape.columns.forEach((_, i) => cols.push([`o${i}`, staged(i)]))
+      cols.push(['_u', 'VARCHAR'])
+      const table = asText.includes(true) ? `${stage}_in` : stage
+      await exec(this.conn, `CREATE TEMP TABLE ${table} (${cols.map(([n, type]) => `${n} ${type}`).join(', ')})`)
+      if (table !== stage) {
+        // c<i> and o<i> hold column i, f<m> key column keyIdx[m]; _seq, _op and _u are as staged.
+        const column = (n: string): string => {
+          if (n.startsWith('_')) return n
+          const i = Number(n.slice(1))
+          const col = n[0] === 'f' ? keyIdx[i] : i
+          return asText[col] ? `CAST(${n} AS ${shape.columns[col].duckType}) AS ${n}` : n
+        }
+        const list = cols.map(([n]) => column(n)).join(', ')
+        await exec(this.conn, `CREATE TEMP VIEW ${stage} AS SELECT ${list} FROM temp.main.${table}`)
+      }
+      appender = await this.conn.createAppender(table, 'main', 'temp')
     }
     const arrayCols = t.columns.flatMap((c, index) => {
       const depth = splitListType(shape.columns[index].duckType).depth
@@ -315,6 +337,38 @@ export class BatchApplier {
     stageUpsert(fresh, this.seq++, neu, e.old)
   }
 
+  /**
+   * A row holding a huge value (HUGE_VALUE_CHARS) of a keyed table, as an insert or an update
+   * that keeps its key and sends every value: the delete of its key is staged and applied with
+   * what was staged before it (order kept), then the row is appended straight into the table.
+   * Staged, the value would be held again by the staging table and by the scan that applies it
+   * (measured: docs/backfill.md, Memory). False when the row has to take the staged path.
+   */
+  private async appendHugeRow(seg: Segment, e: InsertEvent | UpdateEvent): Promise<boolean> {
+    let values = e.new
+    if (e.op === 'update') {
+      values = resolveKeyToast(seg, e)
+      if (values.includes(UNCHANGED_TOAST) || (e.old && keyChanged(seg.keyIdx, e.old, values))) return false
+    } else if (values.includes(UNCHANGED_TOAST)) {
+      return false
+    }
+    stageDelete(seg, this.seq++, values, e)
+    await this.flushSegment(seg.key)
+    this.last = undefined
+    const table = seg.table
+    const ap = await this.conn.createAppender(table.name, table.schema, this.db)
+    try {
+      for (let i = 0; i < seg.writers.length; i++) seg.writers[i](ap, values[i])
+      ap.endRow()
+      ap.closeSync()
+    } catch (err) {
+      closeAppender(ap)
+      throw err
+    }
+    this.dirty.add(seg.key)
+    return true
+  }
+
   private appendRow(seg: Segment, values: TupleData): void {
     const ap = seg.appender
     for (let i = 0; i < seg.writers.length; i++) {
@@ -348,7 +402,32 @@ export class BatchApplier {
   private async dropStaged(): Promise<void> {
     const drop = this.dropLater
     this.dropLater = []
-    for (const s of drop) await exec(this.conn, `DROP TABLE IF EXISTS temp.main.${s}`)
+    for (const s of drop) {
+      // A staging table with text-staged columns is `<stage>_in` behind the view `<stage>`.
+      await exec(this.conn, `DROP VIEW IF EXISTS temp.main.${s}`)
+      await exec(this.conn, `DROP TABLE IF EXISTS temp.main.${s}_in`)
+      await exec(this.conn, `DROP TABLE IF EXISTS temp.main.${s}`)
+    }
+  }
+}
+
+/** A value this long (characters or bytes) makes its row go straight into the table (appendHugeRow). */
+export const HUGE_VALUE_CHARS = 4 * 1024 * 1024
+
+function hasHugeValue(values: TupleData): boolean {
+  for (const v of values) {
+    if (typeof v === 'string' ? v.length >= HUGE_VALUE_CHARS : v instanceof Uint8Array && v.length >= HUGE_VALUE_CHARS)
+      return true
+  }
+  return false
+}
+
+function closeAppender(ap: DuckDBAppender): void {
+  try {
+    ap.clear()
+    ap.closeSync()
+  } catch {
+    // The transaction is failing: rolled back next.
   }
 }
 

@@ -8,7 +8,7 @@ import {UNCHANGED_TOAST, type TupleData} from '../../core/protocol/messages.js'
 import {arrayDelimiter} from '../../core/schema/pg-types.js'
 import type {ColumnSchema, PgType} from '../../core/schema/types.js'
 import {arrayLiteralToJson} from '../../core/values/array-literal.js'
-import {byteaToBytes} from '../../core/values/bytea.js'
+import {byteaBase64Pieces, byteaToBytes} from '../../core/values/bytea.js'
 import {
   daysFromCivil,
   epochSeconds,
@@ -24,7 +24,7 @@ import {
   type CivilTimestamp,
 } from '../../core/values/datetime.js'
 import {parseInterval, type PgInterval} from '../../core/values/interval.js'
-import {isJsonNumber, jsonString} from '../../core/values/json.js'
+import {collectHuge, HUGE_VALUE, isJsonNumber, jsonString, piecesOf, type JsonPieces} from '../../core/values/json.js'
 import {parseMoney, parseNumeric, decimalText, unscaledAt, type Decimal} from '../../core/values/numeric.js'
 
 /** How numeric and money values are written (Debezium's `decimal.handling.mode`). */
@@ -231,6 +231,17 @@ function encodeBytea(s: string): string {
   return `"${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')}"`
 }
 
+function* byteaPieces(s: string): Generator<string> {
+  yield '"'
+  yield* byteaBase64Pieces(s)
+  yield '"'
+}
+
+/** A huge value's pieces (see collectHugeValues in core/values/json.ts). */
+function hugePieces(encode: Encoder): (s: string) => JsonPieces {
+  return encode === encodeBytea ? byteaPieces : piecesOf(encode)
+}
+
 const BIT_OID = 1560
 
 function encodeBit1(s: string): string {
@@ -299,6 +310,7 @@ export function compileDebeziumRow(columns: ColumnSchema[], decimal: DecimalHand
   const keys = columns.map((c, i) => `${i === 0 ? '' : ','}${jsonString(c.name)}:`)
   const encs = columns.map((c) => makeEncoder(c.type, c.typeModifier, decimal))
   const placeholders = columns.map((c) => placeholderFor(c.type))
+  const pieces = encs.map(hugePieces)
   return (values) => {
     if (values.length !== n) {
       const names = columns.map((c) => c.name).join(', ')
@@ -310,7 +322,7 @@ export function compileDebeziumRow(columns: ColumnSchema[], decimal: DecimalHand
       out += keys[i]
       if (v === null) out += 'null'
       else if (v === UNCHANGED_TOAST) out += placeholders[i]
-      else if (typeof v === 'string') out += encs[i](v)
+      else if (typeof v === 'string') out += (v.length > HUGE_VALUE && collectHuge(v, pieces[i])) || encs[i](v)
       else out += `"${Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')}"`
     }
     return `${out}}`

@@ -16,6 +16,7 @@ import type {
 } from '../../core/pipeline/sink.js'
 import {DebeziumFormatter, type DebeziumFormatOptions} from './debezium.js'
 import {formatEvent, formatRead} from './format.js'
+import {collectHugeValues, HUGE_VALUE_MARK, slicesOf, type JsonPieces} from '../../core/values/json.js'
 
 /** Options of {@link StdoutSink}. */
 export interface StdoutSinkOptions {
@@ -43,6 +44,8 @@ export class StdoutClosed extends PgrepError {
 
 const FLUSH_AT = 256 * 1024
 const CHUNK_BYTES = 1024 * 1024
+/** UTF-16 units of a huge value handed to the stream at a time. */
+const HUGE_SLICE = 256 * 1024
 
 /**
  * Writes each change as one JSON line (docs/output-formats.md), at least once: a batch is
@@ -97,17 +100,12 @@ export class StdoutSink implements Sink {
   async setTableStates(_states: TableState[]): Promise<void> {}
 
   async startTableCopy(table: TableSchema, snapshotLsn: Lsn): Promise<TableCopyWriter> {
+    const dbz = this.debezium
+    const format = dbz
+      ? (row: TupleData) => dbz.formatRead({op: 'read', table, new: row, snapshotLsn})
+      : (row: TupleData) => formatRead({op: 'read', table, new: row, snapshotLsn})
     return {
-      write: async (rows: TupleData[]) => {
-        const dbz = this.debezium
-        for (const row of rows)
-          this.append(
-            dbz
-              ? dbz.formatRead({op: 'read', table, new: row, snapshotLsn})
-              : formatRead({op: 'read', table, new: row, snapshotLsn}),
-          )
-        await this.maybeFlush()
-      },
+      write: (rows: TupleData[]) => this.appendAll(rows, format),
       commit: () => this.flush(),
       abort: async () => {
         this.pos = this.written
@@ -120,12 +118,54 @@ export class StdoutSink implements Sink {
   async beginBatch(): Promise<void> {}
 
   async write(events: readonly ChangeEvent[]): Promise<void> {
-    const dbz = this.debezium
-    for (const e of events) {
-      const line = dbz ? dbz.formatEvent(e) : formatEvent(e)
-      if (line !== undefined) this.append(line)
+    await this.appendAll(events, this.formatEvent)
+  }
+
+  private readonly formatEvent = (e: ChangeEvent): string | undefined =>
+    this.debezium ? this.debezium.formatEvent(e) : formatEvent(e)
+
+  /**
+   * Formats and buffers one line per item (none for undefined), flushing as the buffer fills. A
+   * huge value is not spliced into its line (see collectHugeValues): the line holds a mark, and
+   * the value is written in its place, piece by piece, with a flush every CHUNK_BYTES.
+   */
+  private async appendAll<T>(items: readonly T[], format: (item: T) => string | undefined): Promise<void> {
+    const huge: JsonPieces[] = []
+    // Collecting only while formatting: nothing else runs before the next await.
+    collectHugeValues(huge)
+    try {
+      for (let i = 0; i < items.length; i++) {
+        const line = format(items[i])
+        if (line === undefined) continue
+        if (huge.length === 0) {
+          this.append(line)
+        } else {
+          collectHugeValues(undefined)
+          await this.appendWithHuge(line, huge.splice(0))
+          collectHugeValues(huge)
+        }
+      }
+    } finally {
+      collectHugeValues(undefined)
     }
     await this.maybeFlush()
+  }
+
+  private async appendWithHuge(line: string, values: JsonPieces[]): Promise<void> {
+    // Text and value numbers alternate: text, number, text, ..., text.
+    const parts = line.split(HUGE_VALUE_MARK)
+    if (parts.length !== 2 * values.length + 1)
+      throw new PgrepError('internal', `a line has ${(parts.length - 1) / 2} value marks for ${values.length} values`)
+    for (let p = 0; p + 1 < parts.length; p += 2) {
+      this.appendText(parts[p])
+      for (const piece of values[Number(parts[p + 1])]) {
+        if (piece.length <= HUGE_SLICE) this.appendText(piece)
+        // Handed to the stream as strings: it encodes each into memory of its own, freed once
+        // written, where a buffer of ours would wait for the garbage collector.
+        else for (const slice of slicesOf(piece, HUGE_SLICE)) await this.flushThen(slice)
+      }
+    }
+    this.append(parts[parts.length - 1])
   }
 
   async commitBatch(_checkpoint: Checkpoint): Promise<void> {
@@ -144,21 +184,29 @@ export class StdoutSink implements Sink {
   }
 
   private append(line: string): void {
-    // 3 bytes per UTF-16 unit at most; a line that may not fit starts a new chunk.
-    if (this.chunk.length - this.pos <= line.length * 3) {
-      const need = Buffer.byteLength(line) + 1
-      if (this.chunk.length - this.pos < need) {
-        if (this.pos > this.written) {
-          this.pending.push(this.chunk.subarray(this.written, this.pos))
-          this.pendingBytes += this.pos - this.written
-        }
-        this.chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, need))
-        this.pos = 0
-        this.written = 0
-      }
+    this.appendText(line)
+    if (this.pos === this.chunk.length) this.nextChunk(1)
+    this.chunk[this.pos++] = 0x0a
+  }
+
+  private appendText(line: string): void {
+    // 3 bytes per UTF-16 unit at most; text that may not fit starts a new chunk.
+    if (this.chunk.length - this.pos < line.length * 3) {
+      const need = Buffer.byteLength(line)
+      if (this.chunk.length - this.pos < need) this.nextChunk(need)
     }
     this.pos += this.chunk.write(line, this.pos)
-    this.chunk[this.pos++] = 0x0a
+  }
+
+  /** Moves the unwritten bytes of the chunk to `pending` and starts a chunk of at least `need` bytes. */
+  private nextChunk(need: number): void {
+    if (this.pos > this.written) {
+      this.pending.push(this.chunk.subarray(this.written, this.pos))
+      this.pendingBytes += this.pos - this.written
+    }
+    this.chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, need))
+    this.pos = 0
+    this.written = 0
   }
 
   private async maybeFlush(): Promise<void> {
@@ -167,10 +215,16 @@ export class StdoutSink implements Sink {
 
   /** Hands the buffered lines to the OS; resolves when written (respecting backpressure). */
   async flush(): Promise<void> {
+    await this.flushThen()
+  }
+
+  /** flush(), with `text` written after the buffered bytes. */
+  private async flushThen(text?: string): Promise<void> {
     if (this.failed) throw this.failed
-    const parts = this.pending
+    const parts: (Buffer | string)[] = this.pending
     // The written slice of `chunk` is never touched again (appends go after it), so no copy.
     if (this.pos > this.written) parts.push(this.chunk.subarray(this.written, this.pos))
+    if (text !== undefined) parts.push(text)
     this.written = this.pos
     this.pending = []
     this.pendingBytes = 0

@@ -5,6 +5,7 @@ import {
   decodeReplicationMessage,
   encodeStandbyStatus,
   STANDBY_STATUS_SIZE,
+  xlogDataItem,
 } from '../../../src/core/protocol/replication.js'
 import {keepalive, pgo, xlogData} from '../../helpers/byte-writer.js'
 
@@ -120,5 +121,32 @@ describe('encodeStandbyStatus', () => {
     expect(b.subarray(6, 30).every((x) => x === 0)).toBe(true)
     expect(b.readBigInt64BE(30)).toBe(clock)
     expect(b[38]).toBe(0)
+  })
+})
+
+describe('xlogDataItem', () => {
+  it('reads the same positions and data as decodeReplicationMessage, as a view', () => {
+    const data = pgo.begin({finalLsn: 0x30n, commitTime: 5n, xid: 9})
+    for (const [walStart, walEnd] of [
+      [0n, 1n],
+      [0x16_b374d848n, MAX_U64],
+      [(1n << 53n) - 1n, 1n << 53n],
+      [0x1f_ffff_ffff_ffffn, 0x20_0000_0000_0000n],
+    ]) {
+      const body = xlogData({walStart, walEnd, sendTime: -7n, data})
+      const msg = decodeReplicationMessage(body)
+      if (msg.tag !== 'xlogdata') throw new Error('not xlogdata')
+      const item = xlogDataItem(body)
+      expect(item).toEqual({kind: 'data', walStart: msg.walStart, walEnd: msg.walEnd, data: msg.data})
+      expect(item!.data.buffer).toBe(body.buffer)
+      expect(item!.data.byteOffset).toBe(body.byteOffset + 25)
+    }
+  })
+
+  it('is undefined for a keepalive and for an XLogData cut short (decodeReplicationMessage says why)', () => {
+    expect(xlogDataItem(keepalive({walEnd: 5n, sendTime: 0n, replyRequested: true}))).toBeUndefined()
+    const short = xlogData({walStart: 1n, walEnd: 2n, sendTime: 0n, data: Buffer.alloc(0)}).subarray(0, 24)
+    expect(xlogDataItem(short)).toBeUndefined()
+    expect(() => decodeReplicationMessage(short)).toThrow(ProtocolError)
   })
 })
