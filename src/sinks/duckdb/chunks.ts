@@ -164,7 +164,7 @@ export class ChunkAppender {
  * A batch whose messages hold this much is freed as soon as DuckDB has its values. V8 frees a
  * dropped Buffer only at its next collection, which nothing triggers while DuckDB (native code)
  * allocates: a row with a 50 MB text and a 20 MB bytea would otherwise be held in JS through the
- * append and the commit. Measured (copy-table of that row): peak RSS 444-522 MB -> 366-423 MB.
+ * append and the commit. Measured (copy-table of that row): peak RSS 451-499 MB -> 406-410 MB.
  * Only huge rows pay for the full collection (a few ms with pgrep's small heap).
  */
 const HUGE_BATCH_BYTES = 32 * 1024 * 1024
