@@ -215,6 +215,7 @@ export class BatchApplier {
         }
         const list = cols.map(([n]) => column(n)).join(', ')
         await exec(this.conn, `CREATE TEMP VIEW ${stage} AS SELECT ${list} FROM temp.main.${table}`)
+        this.viewStages.add(stage)
       }
       appender = await this.conn.createAppender(table, 'main', 'temp')
     }
@@ -260,6 +261,8 @@ export class BatchApplier {
   }
 
   private dropLater: string[] = []
+  /** Stages that are a view over `<stage>_in` (text-staged columns); the others are tables. */
+  private readonly viewStages = new Set<string>()
 
   // ---- staging ----
 
@@ -403,10 +406,12 @@ export class BatchApplier {
     const drop = this.dropLater
     this.dropLater = []
     for (const s of drop) {
-      // A staging table with text-staged columns is `<stage>_in` behind the view `<stage>`.
-      await exec(this.conn, `DROP VIEW IF EXISTS temp.main.${s}`)
-      await exec(this.conn, `DROP TABLE IF EXISTS temp.main.${s}_in`)
-      await exec(this.conn, `DROP TABLE IF EXISTS temp.main.${s}`)
+      // A staging table with text-staged columns is `<stage>_in` behind the view `<stage>`. (DROP
+      // VIEW IF EXISTS on a table is an error in DuckDB, not a no-op: it would abort the batch.)
+      if (this.viewStages.delete(s)) {
+        await exec(this.conn, `DROP VIEW IF EXISTS temp.main.${s}`)
+        await exec(this.conn, `DROP TABLE IF EXISTS temp.main.${s}_in`)
+      } else await exec(this.conn, `DROP TABLE IF EXISTS temp.main.${s}`)
     }
   }
 }
