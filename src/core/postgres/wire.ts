@@ -49,8 +49,15 @@ export class WireSession {
   private readonly framer = new BackendFramer()
   private readonly savedDataListeners: ((...args: any[]) => void)[]
   private readonly onData = (chunk: Buffer) => {
-    this.framer.push(chunk)
-    for (let f = this.framer.next(); f !== undefined; f = this.framer.next()) this.onFrame(f)
+    try {
+      this.framer.push(chunk)
+      for (let f = this.framer.next(); f !== undefined; f = this.framer.next()) this.onFrame(f)
+    } catch (err) {
+      // Bytes that are not the protocol (or a handler that threw): the session is over. Thrown
+      // from a socket event, it would end the whole process instead of this connection.
+      this.socket.destroy()
+      this.onEnd(err as Error)
+    }
   }
   private onFrame: (f: Frame) => void = () => {}
   private onEnd: (err?: Error) => void = () => {}
@@ -92,6 +99,12 @@ export class WireSession {
     this.socket.off('data', this.onData)
     this.socket.off('close', this.onClose)
     this.socket.off('error', this.onError)
+    // A message begun after ReadyForQuery and not yet whole: in practice the FATAL error of a
+    // backend terminated just then, cut by a TCP read. Its rest would reach the next reader without
+    // its start, and that reader would frame garbage (seen once in copy-faults.test: "length
+    // 1634624512", the tail of "...administrator command"). The connection is going away anyway:
+    // close it, so its next use fails as a lost connection, which the callers retry.
+    if (this.framer.pendingBytes > 0) this.socket.destroy()
     for (const l of this.savedDataListeners) this.socket.on('data', l)
   }
 
