@@ -2,6 +2,7 @@
 // and builders for every pgoutput message and the CopyData envelope. It shares no code with the
 // decoder (its only import from src/ is the UNCHANGED_TOAST marker of the message contract), so
 // a mistake in one is not silently mirrored by the other.
+import {Duplex} from 'node:stream'
 import {UNCHANGED_TOAST, type ColumnValue} from '../../src/core/protocol/messages.js'
 
 const utf8 = new TextEncoder()
@@ -310,4 +311,18 @@ export function seededRandom(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
+}
+
+/** A stand-in for a server's socket: it sends `bytes` once, as one chunk, and swallows what is written to it. */
+export function socketSending(bytes: Buffer): Duplex {
+  let sent = false
+  return new Duplex({
+    read() {
+      if (!sent) this.push(bytes)
+      sent = true
+    },
+    write(_c, _e, cb) {
+      cb()
+    },
+  })
 }

@@ -1,10 +1,9 @@
 // ReplicationStream.read() ends a batch after a huge message (a row with a huge value): the
 // caller keeps a batch referenced until it reads the next one, so the transaction's commit, which
 // has the sink write the row, must come in a later batch than the row's message.
-import {Duplex} from 'node:stream'
 import {describe, expect, it} from 'vitest'
 import {ReplicationStream, type StreamItem} from '../../src/core/postgres/replication.js'
-import {backendFrame, copyData, xlogData} from '../helpers/byte-writer.js'
+import {backendFrame, copyData, socketSending, xlogData} from '../helpers/byte-writer.js'
 
 const HUGE = 2 * 1024 * 1024
 
@@ -14,16 +13,7 @@ async function streamOf(sizes: number[]): Promise<ReplicationStream> {
     copyData(xlogData({walStart: lsn, walEnd: (lsn += 16n), sendTime: 0n, data: Buffer.alloc(n, 0x49)})),
   )
   const bytes = Buffer.concat([backendFrame('W', [0, 0, 0]), ...frames])
-  let sent = false
-  const socket = new Duplex({
-    read() {
-      if (!sent) this.push(bytes)
-      sent = true
-    },
-    write(_c, _e, cb) {
-      cb()
-    },
-  })
+  const socket = socketSending(bytes)
   const stream = await ReplicationStream.start({connection: {stream: socket}} as never, {
     slot: 's',
     publications: ['p'],

@@ -3,7 +3,7 @@
 // committed batch (the observer's onBatchCommitted) counts what the sink got.
 // Protocol bytes are built in memory and fed through a socket-like stream into the real
 // ReplicationStream, StreamApplier and StdoutSink.
-import {Duplex, Writable} from 'node:stream'
+import {Writable} from 'node:stream'
 import {describe, expect, it} from 'vitest'
 import {silentLogger} from '../../src/core/log/logger.js'
 import {HEARTBEAT_PREFIX} from '../../src/core/pipeline/heartbeat.js'
@@ -14,7 +14,7 @@ import {ReplicationStream} from '../../src/core/postgres/replication.js'
 import {WATERMARK_PREFIX} from '../../src/core/postgres/source.js'
 import {builtinType, OID} from '../../src/core/schema/pg-types.js'
 import {StdoutSink} from '../../src/sinks/stdout/index.js'
-import {backendFrame, copyData, keepalive, pgo, xlogData} from '../helpers/byte-writer.js'
+import {backendFrame, copyData, keepalive, pgo, socketSending, xlogData} from '../helpers/byte-writer.js'
 
 const REL = 16400
 const columns = [{name: 'id', typeOid: OID.int4, typeModifier: -1, isKey: true}]
@@ -43,16 +43,7 @@ function build(): Buffer {
 describe('own messages', () => {
   it('heartbeats and watermarks are dropped by exact name; a user\'s "pgrepx" message reaches the sink', async () => {
     const bytes = build()
-    let sent = false
-    const socket = new Duplex({
-      read() {
-        if (!sent) this.push(bytes)
-        sent = true
-      },
-      write(_c, _e, cb) {
-        cb()
-      },
-    })
+    const socket = socketSending(bytes)
     const lines: string[] = []
     const out = new Writable({
       write(chunk: Buffer, _enc, cb) {
