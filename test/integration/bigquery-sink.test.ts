@@ -529,6 +529,62 @@ describe('copy and stream', () => {
     }
   })
 
+  it('a batch job that commits after another run opened the dataset stops that run: nothing is applied twice', async () => {
+    // A run killed while its batch job ran, restarted at once: the job commits after the new run
+    // read the checkpoint. Two sinks on one dataset play both runs.
+    const ds = nextDataset()
+    const t = table('public', 'events', [['kind', OID.text]], 'full')
+    const before = makeSink(s, ds)
+    await before.open()
+    const w = await before.startTableCopy(t, 0x10n)
+    await w.write([['a'], ['a']])
+    await w.commit()
+    const log = new EventLog()
+    const first = log.txn((x) => x.schema(t).insert(t, ['a']))
+    const second = log.txn((x) => x.schema(t).delete(t, ['a']).insert(t, ['b']))
+    const restarted = makeSink(s, ds)
+    await restarted.open()
+    await applyBatch(before, [first])
+    const err = await applyBatch(restarted, [first, second]).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(err).toBeInstanceOf(PgrepError)
+    expect((err as PgrepError).kind).toBe('sink')
+    expect((err as PgrepError).message).toMatch(/checkpoint in BigQuery dataset \S+ moved since this run read it/)
+    expect((err as PgrepError).hint).toMatch(/run pgrep again/)
+    await restarted.abortBatch()
+    expect(await text(ds, 'public_events', ['kind'], 'kind')).toEqual([['a'], ['a'], ['a']])
+    // The next run reads what the dataset holds and applies only what is missing.
+    const next = makeSink(s, ds)
+    await next.open()
+    await applyBatch(next, [first, second])
+    expect(await text(ds, 'public_events', ['kind'], 'kind')).toEqual([['a'], ['a'], ['b']])
+    for (const sink of [before, restarted, next]) await sink.close()
+  })
+
+  it('a copy job that finishes after a later copy of the table changes nothing', async () => {
+    const ds = nextDataset()
+    const t = table('public', 'items', [
+      ['id', OID.int4, true],
+      ['v', OID.text],
+    ])
+    const killed = makeSink(s, ds)
+    await killed.open()
+    const late = await killed.startTableCopy(t, 0x10n)
+    await late.write([['1', 'old']])
+    const restarted = makeSink(s, ds)
+    await restarted.open()
+    const w = await restarted.startTableCopy(t, 0x20n)
+    await w.write([['1', 'new']])
+    await w.commit()
+    await expect(late.commit()).rejects.toThrow(/from a later snapshot than 0\/10 is already in BigQuery/)
+    expect(await text(ds, 'public_items', ['id', 'v'], 'id')).toEqual([['1', 'new']])
+    const states = await s.sql(`SELECT status, snapshot_lsn FROM "${ds}"."_pgrep_tables"`)
+    expect(states).toEqual([{status: 'ready', snapshot_lsn: '0000000000000020'}])
+    for (const sink of [killed, restarted]) await sink.close()
+  })
+
   it('tables without replica identity get inserts; updates and deletes are skipped with a warning', async () => {
     const ds = nextDataset()
     const t = table('public', 'log', [['line', OID.text]], 'nothing')
@@ -571,7 +627,11 @@ describe('copy', () => {
     })
     // Same shape: one transaction (truncate, insert, state).
     const copyTxn = s.requests.filter(
-      (r) => r.jobType === 'QUERY' && r.sql?.startsWith('BEGIN TRANSACTION') && r.sql.includes('TRUNCATE TABLE'),
+      (r) =>
+        r.jobType === 'QUERY' &&
+        r.sql?.startsWith('BEGIN TRANSACTION') &&
+        r.sql.includes('TRUNCATE TABLE') &&
+        r.sql.includes(`\`${ds}\``),
     )
     expect(copyTxn).toHaveLength(1)
     expect(copyTxn[0].sql).toMatch(/_pgrep_tables/)

@@ -10,7 +10,9 @@
 // the checkpoint, and changes at or before a table's applied LSN are dropped when a batch is
 // replayed. Every statement is also guarded in SQL by the table's applied LSN, so a transaction
 // that runs twice (committed, answer lost, retried under a new job id) changes nothing the second
-// time.
+// time. Each transaction first checks that the checkpoint is still the one this run knows: a job
+// of a killed run that commits after the next run read the dataset would otherwise have its
+// changes applied twice (sql.ts, checkpointGuardSql); the run then stops with an error instead.
 //
 // Copies: load jobs into a staging table, then either one transaction (TRUNCATE + INSERT +
 // state) when the table already has the copied shape, or CREATE OR REPLACE TABLE ... AS SELECT
@@ -42,8 +44,11 @@ import {copySelect, stagingSchema, tableStatements, type ApplyContext} from './m
 import {CHECKPOINT_TABLE, COPY_PREFIX, STAGE_PREFIX, TABLES_TABLE} from './naming.js'
 import {StageFiles} from './stage-files.js'
 import {
+  checkpointGuardSql,
   checkpointMergeSql,
   CHECKPOINT_ADDED_COLUMNS,
+  copyGuardSql,
+  GUARD_MARKER,
   checkpointMigrationSql,
   clusterColumns,
   ident,
@@ -370,29 +375,42 @@ export class BigQuerySink implements Sink {
     const what = `the copy of "${table.schema}"."${table.name}" (BigQuery table ${bq})`
     const meta = await this.client.getTable(bq)
     const ref = tableRef(this.ds, bq)
+    // A copy job of a killed run may finish after this one: it must not replace a newer copy.
+    const guard = copyGuardSql(this.ds, table.schema, table.name, snapshotLsn)
+    const stale = (cause: unknown): PgrepError =>
+      new PgrepError(
+        'sink',
+        `a copy of "${table.schema}"."${table.name}" from a later snapshot than ${formatLsn(snapshotLsn)} is ` +
+          `already in BigQuery table ${bq}: another pgrep process copied it while this one ran`,
+        {hint: CONCURRENT_WRITER_HINT, cause},
+      )
     if (meta && sameShape(meta, defs, wantKey)) {
       // Same shape: one transaction replaces the rows and records the state.
-      await this.query(
-        transaction([
-          `TRUNCATE TABLE ${ref}`,
-          `INSERT INTO ${ref} (${defs.map((d) => ident(d.name)).join(', ')}) ${select}`,
-          stateSql,
-        ]),
-        'copy',
-        what,
+      await guarded(stale, () =>
+        this.query(
+          transaction([
+            guard,
+            `TRUNCATE TABLE ${ref}`,
+            `INSERT INTO ${ref} (${defs.map((d) => ident(d.name)).join(', ')}) ${select}`,
+            stateSql,
+          ]),
+          'copy',
+          what,
+        ),
       )
     } else {
       // New or reshaped table: one atomic CREATE OR REPLACE ... AS SELECT, then the state. Until
       // the state says ready, the table is copied again by the next run.
       const cluster = clusterColumns(defs, keyNames)
       const statements = [
+        guard,
         `CREATE OR REPLACE TABLE ` +
           `${ref}${cluster.length > 0 ? ` CLUSTER BY ${cluster.map(ident).join(', ')}` : ''} AS ${select}`,
       ]
       if (wantKey.length > 0)
         statements.push(`ALTER TABLE ${ref} ADD PRIMARY KEY (${wantKey.map(ident).join(', ')}) NOT ENFORCED`)
       statements.push(stateSql)
-      await this.query(statements.join(';\n'), 'copy', what)
+      await guarded(stale, () => this.query(statements.join(';\n'), 'copy', what))
     }
     this.catalog.targets.set(key, target)
     this.catalog.shapes.set(key, shapeSignature(table))
@@ -536,13 +554,29 @@ export class BigQuerySink implements Sink {
           appliedLsn: checkpoint.commitLsn,
           columns: this.catalog.storedShape(tb.target),
         }))
-        const script = [...statements]
+        // A batch job of a killed run may commit after this run read the checkpoint: its changes
+        // would then be applied twice (the rows of tables without a key would be counted twice).
+        const script = [
+          checkpointGuardSql(this.ds, this.checkpoint?.commitLsn ?? null, checkpoint.commitLsn),
+          ...statements,
+        ]
         if (stateRows.length > 0) script.push(tableStatesMergeSql(this.ds, stateRows, ['applied_lsn', 'columns']))
         if (p === parts.length - 1)
           script.push(
             checkpointMergeSql(this.ds, checkpoint.commitLsn, checkpoint.endLsn, checkpoint.commitTime ?? null),
           )
-        await this.client.query(transaction(script), `${batchKey}_p${p}`, what(partTables.map((tb) => tb.target.bq)))
+        const moved = (cause: unknown): PgrepError =>
+          new PgrepError(
+            'sink',
+            `the checkpoint in BigQuery dataset ${this.ds.dataset} moved since this run read it (expected commit ` +
+              `LSN ${this.checkpoint ? formatLsn(this.checkpoint.commitLsn) : 'none'}): another pgrep process, or a ` +
+              `job of a run that was killed, applied changes meanwhile; ${p > 0 ? 'the rest' : 'nothing'} of the ` +
+              `batch ending at ${formatLsn(checkpoint.commitLsn)} was applied`,
+            {hint: CONCURRENT_WRITER_HINT, cause},
+          )
+        await guarded(moved, () =>
+          this.client.query(transaction(script), `${batchKey}_p${p}`, what(partTables.map((tb) => tb.target.bq))),
+        )
         batch.partsDone = p + 1
         for (const tb of partTables) {
           tb.target.appliedLsn = checkpoint.commitLsn
@@ -657,6 +691,19 @@ export class BigQuerySink implements Sink {
       await this.dropOwnStages().catch((err) =>
         this.log('warn', `could not list this run's staging tables to delete them: ${errorText(err)}`),
       )
+  }
+}
+
+const CONCURRENT_WRITER_HINT =
+  'run pgrep again: it resumes from what the dataset holds now. Run one pgrep process per dataset at a time.'
+
+/** Runs a job whose first statement is a guard (sql.ts); the guard's failure becomes `error(cause)`. */
+async function guarded<T>(error: (cause: unknown) => PgrepError, job: () => Promise<T>): Promise<T> {
+  try {
+    return await job()
+  } catch (err) {
+    if (err instanceof PgrepError && err.message.includes(GUARD_MARKER)) throw error(err)
+    throw err
   }
 }
 

@@ -188,6 +188,42 @@ export function tableStatesMergeSql(ds: DatasetRef, rows: TableStateRow[], field
   )
 }
 
+// ---- guards against a writer this run does not know about ----
+//
+// A job keeps running when the process that submitted it dies: a run killed while a batch or a
+// copy job ran, restarted at once, can read the dataset before that job commits. The guards make
+// such a late job, or this run after it, fail instead of applying changes twice or replacing a
+// newer copy: a statement that raises ERROR() rolls back the transaction (or stops the script).
+
+/** In the message of a guard's error: how the sink recognizes it (sinks/bigquery/index.ts). */
+export const GUARD_MARKER = 'pgrep guard:'
+
+/**
+ * First statement of a batch's transaction: the checkpoint must still be the one this run last
+ * read or wrote (`expected`, null: none), or already this batch's (the same batch run again).
+ */
+export function checkpointGuardSql(ds: DatasetRef, expected: Lsn | null, batch: Lsn): string {
+  const current = `(SELECT IFNULL(MAX(commit_lsn), '') FROM ${tableRef(ds, CHECKPOINT_TABLE)})`
+  const allowed = [expected === null ? "''" : str(lsnKey(expected)), str(lsnKey(batch))]
+  return (
+    `SELECT CASE WHEN ${current} IN (${allowed.join(', ')}) THEN 1 ELSE ERROR(CONCAT(` +
+    `${str(`${GUARD_MARKER} checkpoint `)}, ${current}, ${str(` where this run expected `)}, ` +
+    `${allowed[0]})) END`
+  )
+}
+
+/**
+ * First statement of a copy's commit: no copy of the table from a later snapshot is ready (a copy
+ * job of a killed run finishing after the next run copied the table again).
+ */
+export function copyGuardSql(ds: DatasetRef, pgSchema: string, pgName: string, snapshotLsn: Lsn): string {
+  return (
+    `SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM ${tableRef(ds, TABLES_TABLE)} WHERE pg_schema = ` +
+    `${str(pgSchema)} AND pg_name = ${str(pgName)} AND status = 'ready' AND snapshot_lsn > ` +
+    `${str(lsnKey(snapshotLsn))}) THEN 1 ELSE ERROR(${str(`${GUARD_MARKER} a later copy is ready`)}) END`
+  )
+}
+
 /** Wraps statements into one multi-statement transaction. */
 export function transaction(statements: string[]): string {
   return ['BEGIN TRANSACTION', ...statements, 'COMMIT TRANSACTION'].join(';\n') + ';'

@@ -453,6 +453,12 @@ function renderCall(upper: string, name: string, inner: Tok[], r: Resolver): str
       return 'current_timestamp'
     case 'IF':
       return `if(${renderArgs(inner, r).join(', ')})`
+    case 'ERROR': {
+      // GoogleSQL ERROR(message): the query fails with the message (DuckDB's error() raises it).
+      const args = renderArgs(inner, r)
+      if (args.length !== 1) throw new SqlError('ERROR takes one argument')
+      return `error(${args[0]})`
+    }
     case 'IFNULL':
     case 'SUBSTR':
     case 'COUNT':
