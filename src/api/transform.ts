@@ -138,6 +138,11 @@ export class TransformSink implements Sink {
     return this.inner.commitBatch(checkpoint)
   }
 
+  /** The inner sink's (0: it takes a commit at any time). */
+  earliestCommitAt(): number {
+    return this.inner.earliestCommitAt?.() ?? 0
+  }
+
   abortBatch(): Promise<void> {
     return this.inner.abortBatch()
   }

@@ -300,6 +300,7 @@ expectTypeOf<keyof Sink>().toEqualTypeOf<
   | 'write'
   | 'commitBatch'
   | 'abortBatch'
+  | 'earliestCommitAt'
   | 'fillsAddedColumn'
   | 'recordResyncs'
   | 'pendingResyncs'

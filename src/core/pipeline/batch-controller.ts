@@ -92,9 +92,13 @@ export class BatchController {
     return this.rows
   }
 
-  /** How long the open batch may still wait before maxDelayMs commits it. */
+  /**
+   * How long the open batch may still wait before maxDelayMs commits it; never before the sink
+   * would take a commit (Sink.earliestCommitAt): the stream keeps filling the batch meanwhile.
+   */
   msLeft(now = Date.now()): number {
-    return this.limits.maxDelayMs - (now - this.startedAt)
+    const deadline = Math.max(this.startedAt + this.limits.maxDelayMs, this.sink.earliestCommitAt?.() ?? 0)
+    return deadline - now
   }
 
   /** A limit is reached: commit after the current transaction. */

@@ -191,6 +191,12 @@ export interface Sink {
   /** Discard the open batch (the connection dropped in the middle of a transaction, or shutdown). */
   abortBatch(): Promise<void>
   /**
+   * Optional: the time (ms since the epoch) before which commitBatch() would only wait, for a sink
+   * that spaces its commits (BigQuery's DML quotas). A batch whose `maxDelayMs` has passed stays
+   * open until then, taking more of the stream, instead of blocking the stream in the sink's wait.
+   */
+  earliestCommitAt?(): number
+  /**
    * Optional: false when the sink cannot set `column.existingRowsValue` (the value Postgres gives
    * the rows that existed before an `ADD COLUMN ... DEFAULT <constant>`) on the rows it holds;
    * `sync` then copies the table again. Absent: the sink handles added columns itself.

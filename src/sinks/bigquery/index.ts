@@ -474,6 +474,11 @@ export class BigQuerySink implements Sink {
     await batch.files.drain()
   }
 
+  /** Commits are spaced by minCommitIntervalMs: until then the pipeline keeps filling the batch. */
+  earliestCommitAt(): number {
+    return this.lastCommit + this.minCommitIntervalMs
+  }
+
   async commitBatch(checkpoint: Checkpoint): Promise<void> {
     this.ensureOpen()
     const batch = this.batch
