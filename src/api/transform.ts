@@ -143,6 +143,25 @@ export class TransformSink implements Sink {
     return this.inner.earliestCommitAt?.() ?? 0
   }
 
+  // The optional members sync relies on for re-syncs: the inner sink's answers, or what their
+  // absence means (without them, sync would take a BigQuery inner sink for one that fills added
+  // columns itself, and never see `pgrep resync` marks in a BigQuery dataset).
+
+  /** The inner sink's; true when it has none (it handles added columns itself). */
+  fillsAddedColumn(column: ColumnSchema): boolean {
+    return this.inner.fillsAddedColumn?.(column) ?? true
+  }
+
+  /** The inner sink's, when it counts re-syncs. */
+  async recordResyncs(count: number): Promise<void> {
+    await this.inner.recordResyncs?.(count)
+  }
+
+  /** The inner sink's; none when it has no way to be marked. */
+  async pendingResyncs(): Promise<TableName[]> {
+    return (await this.inner.pendingResyncs?.()) ?? []
+  }
+
   abortBatch(): Promise<void> {
     return this.inner.abortBatch()
   }
