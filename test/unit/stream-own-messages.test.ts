@@ -4,15 +4,12 @@
 // Protocol bytes are built in memory and fed through a socket-like stream into the real
 // ReplicationStream, StreamApplier and StdoutSink.
 import {Writable} from 'node:stream'
+import {applyBytes} from '../helpers/applier.js'
 import {describe, expect, it} from 'vitest'
-import {silentLogger} from '../../src/core/log/logger.js'
 import {HEARTBEAT_PREFIX} from '../../src/core/pipeline/heartbeat.js'
 import type {BatchCommittedEvent} from '../../src/core/pipeline/observer.js'
-import {RelationCache} from '../../src/core/pipeline/relations.js'
-import {StreamApplier} from '../../src/core/pipeline/stream-apply.js'
-import {ReplicationStream} from '../../src/core/postgres/replication.js'
 import {WATERMARK_PREFIX} from '../../src/core/postgres/source.js'
-import {builtinType, OID} from '../../src/core/schema/pg-types.js'
+import {OID} from '../../src/core/schema/pg-types.js'
 import {StdoutSink} from '../../src/sinks/stdout/index.js'
 import {backendFrame, copyData, keepalive, pgo, socketSending, xlogData} from '../helpers/byte-writer.js'
 
@@ -58,26 +55,9 @@ describe('own messages', () => {
     })
     const sink = new StdoutSink({out})
     await sink.open()
-    const relations = new RelationCache(async (oid: number, typmod: number) => builtinType(oid, typmod)!)
-    const stream = await ReplicationStream.start({connection: {stream: socket}} as never, {
-      slot: 's',
-      publications: ['p'],
-      startLsn: 0n,
-      protoVersion: 4,
-      streaming: true,
-      messages: true,
-    })
     const batches: BatchCommittedEvent[] = []
-    const applier = new StreamApplier({
-      sink,
-      relations,
-      skipThroughLsn: null,
-      stopAtLsn: 1n << 40n,
-      signal: new AbortController().signal,
-      log: silentLogger,
-      observer: {onBatchCommitted: (e) => batches.push(e)},
-    })
-    expect(await applier.run(stream)).toBe('stop-lsn')
+    const {end, applier} = await applyBytes(socket, sink, {observer: {onBatchCommitted: (e) => batches.push(e)}})
+    expect(end).toBe('stop-lsn')
     await sink.close()
 
     const events = lines.map((l) => JSON.parse(l) as {op: string; prefix?: string; new?: {id: number}})

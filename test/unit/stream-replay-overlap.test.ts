@@ -5,12 +5,9 @@
 // Protocol bytes are built in memory and fed through a socket-like stream into the real
 // ReplicationStream, StreamApplier and StdoutSink (a slow pipe as its stdout).
 import {Duplex, Writable} from 'node:stream'
+import {applyBytes} from '../helpers/applier.js'
 import {describe, expect, it} from 'vitest'
-import {silentLogger} from '../../src/core/log/logger.js'
-import {RelationCache} from '../../src/core/pipeline/relations.js'
-import {StreamApplier} from '../../src/core/pipeline/stream-apply.js'
-import {ReplicationStream} from '../../src/core/postgres/replication.js'
-import {builtinType, OID} from '../../src/core/schema/pg-types.js'
+import {OID} from '../../src/core/schema/pg-types.js'
 import {StdoutSink} from '../../src/sinks/stdout/index.js'
 import {backendFrame, copyData, keepalive, pgo, xlogData} from '../helpers/byte-writer.js'
 
@@ -91,26 +88,8 @@ describe('replaying a streamed transaction', () => {
     })
     const sink = new StdoutSink({out})
     await sink.open()
-    const relations = new RelationCache(async (oid: number, typmod: number) => builtinType(oid, typmod)!)
     // A small high-water mark: beyond 64 KiB unread, the socket is paused (as TCP would stall the walsender).
-    const stream = await ReplicationStream.start({connection: {stream: socket}} as never, {
-      slot: 's',
-      publications: ['p'],
-      startLsn: 0n,
-      protoVersion: 4,
-      streaming: true,
-      messages: true,
-      highWaterBytes: 64 * 1024,
-    })
-    const applier = new StreamApplier({
-      sink,
-      relations,
-      skipThroughLsn: null,
-      stopAtLsn: 1n << 40n,
-      signal: new AbortController().signal,
-      log: silentLogger,
-    })
-    expect(await applier.run(stream)).toBe('stop-lsn')
+    expect((await applyBytes(socket, sink, {highWaterBytes: 64 * 1024})).end).toBe('stop-lsn')
     await sink.close()
 
     const rows = lines.map((l) => JSON.parse(l) as {xid: number; new: {id: number; pad: string}})

@@ -5,13 +5,10 @@
 // Protocol bytes are built in memory and fed into the real ReplicationStream, StreamApplier and
 // StdoutSink.
 import {Duplex, Writable} from 'node:stream'
+import {applyBytes} from '../helpers/applier.js'
 import {describe, expect, it} from 'vitest'
-import {silentLogger} from '../../src/core/log/logger.js'
 import type {Checkpoint} from '../../src/core/pipeline/sink.js'
-import {RelationCache} from '../../src/core/pipeline/relations.js'
-import {StreamApplier} from '../../src/core/pipeline/stream-apply.js'
-import {ReplicationStream} from '../../src/core/postgres/replication.js'
-import {builtinType, OID} from '../../src/core/schema/pg-types.js'
+import {OID} from '../../src/core/schema/pg-types.js'
 import {StdoutSink} from '../../src/sinks/stdout/index.js'
 import {backendFrame, copyData, keepalive, pgo, xlogData} from '../helpers/byte-writer.js'
 
@@ -66,26 +63,9 @@ async function run(sink: StdoutSink): Promise<void> {
     },
   })
   await sink.open()
-  const relations = new RelationCache(async (oid: number, typmod: number) => builtinType(oid, typmod)!)
-  const stream = await ReplicationStream.start({connection: {stream: socket}} as never, {
-    slot: 's',
-    publications: ['p'],
-    startLsn: 0n,
-    protoVersion: 1,
-    streaming: false,
-    messages: false,
-  })
-  const applier = new StreamApplier({
-    sink,
-    relations,
-    skipThroughLsn: null,
-    stopAtLsn: 1n << 40n,
-    signal: new AbortController().signal,
-    log: silentLogger,
-    // Every transaction is past maxDelayMs by the time it commits.
-    batch: {maxDelayMs: 0, maxRows: 1_000_000, maxBytes: 1 << 30, commitWhenIdle: false},
-  })
-  expect(await applier.run(stream)).toBe('stop-lsn')
+  // Every transaction is past maxDelayMs by the time it commits.
+  const batch = {maxDelayMs: 0, maxRows: 1_000_000, maxBytes: 1 << 30, commitWhenIdle: false}
+  expect((await applyBytes(socket, sink, {protoVersion: 1, batch})).end).toBe('stop-lsn')
   await sink.close()
 }
 
