@@ -102,11 +102,15 @@ ${EXIT_CODE_HELP}`
     }
     const sink = await createSink(config.sink, log)
     const progress = new CopyProgressReporter(log, {enabled: flags.progress})
+    // Opened while the copy takes its snapshot (copyTables awaits it before the sink's first use).
+    const opening = sink.open()
+    // Its failure is reported by copyTables, or is not the run's error when the copy failed first.
+    opening.catch(() => {})
     try {
-      await sink.open()
       const result = await copyTables({
         source,
         sink,
+        sinkOpening: opening,
         tables,
         publication: config.publication,
         snapshot: {name: null, lsn: null},
@@ -121,6 +125,8 @@ ${EXIT_CODE_HELP}`
       return copyTableResult(config.sink.kind, result, Date.now() - started)
     } finally {
       progress.finish()
+      // Never close a sink while it is still opening.
+      await opening.catch(() => {})
       await sink.close()
     }
   }

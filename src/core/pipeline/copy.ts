@@ -70,6 +70,12 @@ export const DEFAULT_COPY_RETRY: CopyRetryPolicy = {initialDelayMs: 250, maxDela
 export interface CopyOptions {
   source: PostgresSource
   sink: Sink
+  /**
+   * The sink's open(), when it was started alongside the copy: awaited once the snapshot is
+   * taken and the tables are described, before the sink is first used, so that opening the sink
+   * (a DuckDB file: 0.2-0.27 s) and the Postgres side's start (0.12-0.15 s) overlap.
+   */
+  sinkOpening?: Promise<unknown>
   tables: TableName[]
   /** When copying a publication: its column lists and row filters (PG15+) are honoured. */
   publication?: string
@@ -238,6 +244,7 @@ export async function copyTables(opts: CopyOptions): Promise<CopyResult> {
     const catalog = new TypeCatalog((text, params) => source.run(coordinator, text, params))
     const schemas = await describeForCopy(source, coordinator, catalog, opts.tables, opts.publication)
     await source.checkSelectPrivileges(coordinator, schemas)
+    await opts.sinkOpening
     // Before any table is copied: parallel copies would otherwise collide inside the sink.
     opts.sink.checkTables?.(schemas)
     const splitBytes = splitBytesFrom(opts.splitBytes)
