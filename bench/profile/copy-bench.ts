@@ -1,5 +1,5 @@
 // Quick measurement of the backfill path (issue 6), separate from the bench harness:
-//   npx tsx bench/profile/copy-bench.ts serve            # PG 18, the 2M-row table; prints the port, keeps running
+//   npx tsx bench/profile/copy-bench.ts serve            # PG 18, the 2M-row table (BENCH_ROWS, BENCH_SHARED_BUFFERS: 256MB); keeps running
 //   npx tsx bench/profile/copy-bench.ts run [names...]   # contenders against the served database
 // Contenders: binary (psql COPY binary > /dev/null), csv (psql COPY csv > file, then DuckDB
 // read_csv into the same table definition), duckdb (pgrep copy-table --sink duckdb), stdout
@@ -19,7 +19,7 @@ const DDL = `CREATE TABLE t (id bigint PRIMARY KEY, qty int, name text, price nu
 const DUCK_DDL = `CREATE TABLE t (id BIGINT PRIMARY KEY, qty INTEGER, name VARCHAR, price DECIMAL(12,2), created_at TIMESTAMPTZ, active BOOLEAN, doc JSON, uid UUID)`
 
 async function serve(): Promise<void> {
-  const server = await startPostgres(18, ['-c', 'shared_buffers=256MB'])
+  const server = await startPostgres(18, ['-c', `shared_buffers=${process.env.BENCH_SHARED_BUFFERS ?? '256MB'}`])
   const c = new pg.Client({host: '127.0.0.1', port: server.port, user: TEST_USER, password: TEST_PASSWORD, database: 'postgres'})
   await c.connect()
   await c.query(DDL)
