@@ -30,6 +30,7 @@ export type SinkConfig =
       location?: string
       keyFile?: string
       apiEndpoint?: string
+      minCommitIntervalMs?: number
       replaceForeignTables?: boolean
     }
   | {kind: 'parquet'; dir: string; s3Endpoint?: string; fileSizeBytes?: number; rollIntervalMs?: number}
@@ -149,8 +150,10 @@ function sinkFrom(flags: Flags, needsResume: boolean, problems: string[]): SinkC
       dataset: dataset ?? '',
       location: flags['bq-location'],
       keyFile: flags['bq-key-file'],
-      // For a local stand-in of the BigQuery API (tests); not a flag.
+      // For a local stand-in of the BigQuery API (tests); not flags. The stand-in has no DML
+      // quota, so tests space commits by less than the 10 s real BigQuery needs.
       apiEndpoint: process.env.PGREP_BIGQUERY_API_ENDPOINT || undefined,
+      minCommitIntervalMs: envMs(process.env.PGREP_BIGQUERY_MIN_COMMIT_INTERVAL_MS),
       replaceForeignTables,
     }
   }
@@ -304,4 +307,10 @@ export function syncConfig(flags: Flags, warn: (msg: string) => void): SyncConfi
     parallel: flags.parallel ?? DEFAULT_PARALLEL,
     autoResync: !flags['no-auto-resync'],
   }
+}
+
+/** A hidden millisecond setting from the environment: undefined unless a whole number >= 0. */
+function envMs(value: string | undefined): number | undefined {
+  if (value === undefined || !/^\d+$/.test(value)) return undefined
+  return Number(value)
 }

@@ -32,6 +32,7 @@ export async function createSink(config: SinkConfig, log: Logger): Promise<Sink>
         location: config.location,
         keyFile: config.keyFile,
         apiEndpoint: config.apiEndpoint,
+        minCommitIntervalMs: config.minCommitIntervalMs,
         replaceForeignTables: config.replaceForeignTables,
         log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: object) =>
           sinkLog[level](fields ?? {}, msg),

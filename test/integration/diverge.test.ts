@@ -418,7 +418,7 @@ describe.each(pgServers())('sync never silently diverges, PostgreSQL $major', (s
       await db.query(`CREATE TABLE bq_t (id int PRIMARY KEY, c int); INSERT INTO bq_t SELECT g, g FROM generate_series(1, 100) g;
         CREATE TABLE bq_other (id int PRIMARY KEY); CREATE PUBLICATION pub_bq FOR TABLE bq_t`)
       const dataset = `div_${server.major}`
-      const env = pgEnv(db, {PGREP_BIGQUERY_API_ENDPOINT: standIn.url})
+      const env = pgEnv(db, standIn.cliEnv)
       const sinkArgs = [
         '--sink',
         'bigquery',

@@ -26,7 +26,7 @@ describe.each(pgServers())('drop --sink-state on BigQuery (stand-in), PostgreSQL
 
   it('removes _pgrep_checkpoint and _pgrep_tables, keeps the table, and the next sync copies it again', async () => {
     const dataset = `drop_${server.major}`
-    const env = pgEnv(db, {PGREP_BIGQUERY_API_ENDPOINT: standIn.url})
+    const env = pgEnv(db, standIn.cliEnv)
     const bq = [
       '--sink',
       'bigquery',
@@ -76,7 +76,7 @@ describe.each(pgServers())('drop --sink-state on BigQuery (stand-in), PostgreSQL
   })
 
   it('refuses --duckdb-path with --sink bigquery before dropping anything', async () => {
-    const env = pgEnv(db, {PGREP_BIGQUERY_API_ENDPOINT: standIn.url})
+    const env = pgEnv(db, standIn.cliEnv)
     const r = await runCli(
       ['drop', '--slot', 'never_made', '--sink-state', '--sink', 'bigquery', '--duckdb-path', 'x.duckdb', '--yes'],
       env,

@@ -99,7 +99,7 @@ describe.each(pgServers())('status lag in time on PostgreSQL $major', (server) =
     const standIn = await startStandIn()
     try {
       await db.query(`CREATE TABLE public.b (id int PRIMARY KEY); CREATE PUBLICATION bq_pub FOR TABLE public.b`)
-      const bqEnv = {...env, PGREP_BIGQUERY_API_ENDPOINT: standIn.url}
+      const bqEnv = {...env, ...standIn.cliEnv}
       const args = [
         '--publication',
         'bq_pub',

@@ -44,7 +44,7 @@ describe.each(pgServers())('sync into BigQuery (stand-in) on PostgreSQL $major',
       await db.query(ORACLE_SCHEMA)
       await db.query(`CREATE PUBLICATION pub FOR TABLE ${ORACLE_PUBLICATION_TABLES}`)
       await runWorkload(db, 7, 80)
-      const env = pgEnv(db, {PGREP_BIGQUERY_API_ENDPOINT: standIn.url})
+      const env = pgEnv(db, standIn.cliEnv)
       const args = [
         'sync',
         '--publication',

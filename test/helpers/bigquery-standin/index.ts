@@ -20,6 +20,11 @@ export type {FaultKind, FaultRule, Op, RequestInfo}
 export interface StandIn {
   /** apiEndpoint for the client library. */
   url: string
+  /**
+   * The environment a pgrep process needs to use the stand-in: its endpoint, and commits spaced
+   * by 0.5 s instead of real BigQuery's 10 s (the spacing itself: test/unit/stream-spaced-commits).
+   */
+  cliEnv: Record<string, string>
   projectId: string
   /** Service-account key file the stand-in accepts. */
   keyFile: string
@@ -63,6 +68,7 @@ export async function startStandIn(opts: {projectId?: string; location?: string}
   await server.listen()
   return {
     url: server.url,
+    cliEnv: {PGREP_BIGQUERY_API_ENDPOINT: server.url, PGREP_BIGQUERY_MIN_COMMIT_INTERVAL_MS: '500'},
     projectId,
     keyFile,
     server,
