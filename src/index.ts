@@ -45,6 +45,7 @@ export type {
   ResumeState,
   Sink,
   SinkInspection,
+  StreamedStage,
   TableCopyStatus,
   TableCopyWriter,
   TableState,

@@ -153,7 +153,7 @@ function sinkFrom(flags: Flags, needsResume: boolean, problems: string[]): SinkC
       // For a local stand-in of the BigQuery API (tests); not flags. The stand-in has no DML
       // quota, so tests space commits by less than the 10 s real BigQuery needs.
       apiEndpoint: process.env.PGREP_BIGQUERY_API_ENDPOINT || undefined,
-      minCommitIntervalMs: envMs(process.env.PGREP_BIGQUERY_MIN_COMMIT_INTERVAL_MS),
+      minCommitIntervalMs: envWhole(process.env.PGREP_BIGQUERY_MIN_COMMIT_INTERVAL_MS),
       replaceForeignTables,
     }
   }
@@ -218,12 +218,15 @@ function withDatabase(sink: SinkConfig, connection: ResolvedConnection | undefin
 
 function batchFrom(flags: Flags, sink: SinkConfig): BatchLimits {
   const d = SINK_BATCH_DEFAULTS[sink.kind]
+  const stagedStreamBytes = envWhole(process.env.PGREP_STAGED_STREAM_BYTES)
   return {
     maxRows: flags['batch-max-rows'] ?? d.maxRows,
     maxBytes: flags['batch-max-bytes'] ?? d.maxBytes,
     maxDelayMs: flags['batch-max-delay'] ?? (sink.kind === 'parquet' ? sink.rollIntervalMs : undefined) ?? d.maxDelayMs,
     commitWhenIdle: d.commitWhenIdle,
     ...(flags['txn-split-rows'] === undefined ? {} : {txnSplitRows: flags['txn-split-rows']}),
+    // Hidden, for tests: a small budget makes a test's transaction outgrow it.
+    ...(stagedStreamBytes === undefined ? {} : {stagedStreamBytes}),
   }
 }
 
@@ -309,8 +312,8 @@ export function syncConfig(flags: Flags, warn: (msg: string) => void): SyncConfi
   }
 }
 
-/** A hidden millisecond setting from the environment: undefined unless a whole number >= 0. */
-function envMs(value: string | undefined): number | undefined {
+/** A hidden setting from the environment (milliseconds, bytes): undefined unless a whole number >= 0. */
+function envWhole(value: string | undefined): number | undefined {
   if (value === undefined || !/^\d+$/.test(value)) return undefined
   return Number(value)
 }

@@ -298,6 +298,7 @@ expectTypeOf<keyof Sink>().toEqualTypeOf<
   | 'setTableStates'
   | 'beginBatch'
   | 'write'
+  | 'stageStreamed'
   | 'commitBatch'
   | 'abortBatch'
   | 'earliestCommitAt'

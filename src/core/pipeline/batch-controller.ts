@@ -35,7 +35,17 @@ export interface BatchLimits {
    * whole, whatever their size.
    */
   txnSplitRows?: number
+  /**
+   * For a sink that stages streamed in-progress transactions (Sink.stageStreamed): how many bytes
+   * of pgoutput data of one it stages before the transaction commits; past them it ends a part
+   * there and the rest is written at commit, as without staging (needs `txnSplitRows` > 0). Bounds
+   * what the sink holds for one transaction. Default {@link DEFAULT_STAGED_STREAM_BYTES}; 0: none.
+   */
+  stagedStreamBytes?: number
 }
+
+/** See {@link BatchLimits.stagedStreamBytes}. */
+export const DEFAULT_STAGED_STREAM_BYTES = 256 * 1024 * 1024
 
 /** See {@link BatchLimits.txnSplitRows}. */
 export const DEFAULT_TXN_SPLIT_ROWS = 200_000
@@ -122,8 +132,27 @@ export class BatchController {
   write(events: ChangeEvent[], bytes: number): Promise<void> {
     this.rows += events.length
     this.bytes += bytes
-    if (this.counts) this.count(events)
+    if (this.counts) countChanges(this.counts, events)
     return this.sink.write(events)
+  }
+
+  /**
+   * A part of a transaction the sink staged while it streamed (StreamedStage): `apply` applies it
+   * in the open batch; `rows` events and their `counts` (countChanges) are the batch's figures.
+   */
+  async writeStaged(
+    apply: () => Promise<void>,
+    rows: number,
+    counts: ReadonlyMap<TableSchema, number[]>,
+  ): Promise<void> {
+    this.rows += rows
+    if (this.counts)
+      for (const [table, c] of counts) {
+        const mine = this.counts.get(table)
+        if (mine) for (let i = 0; i < 4; i++) mine[i] += c[i]
+        else this.counts.set(table, [...c])
+      }
+    await apply()
   }
 
   /** A whole transaction is in the open batch; `wrote`: it had something for the sink. */
@@ -191,27 +220,6 @@ export class BatchController {
     this.open = false
   }
 
-  /** Per-table, per-op counts for the observer: one map lookup per change, none per value. */
-  private count(events: readonly ChangeEvent[]): void {
-    const counts = this.counts!
-    let lastTable: TableSchema | undefined
-    let lastCounts: number[] | undefined
-    const slot = (table: TableSchema): number[] => {
-      if (table === lastTable) return lastCounts!
-      let c = counts.get(table)
-      if (!c) counts.set(table, (c = [0, 0, 0, 0]))
-      lastTable = table
-      lastCounts = c
-      return c
-    }
-    for (const e of events) {
-      if (e.op === 'insert') slot(e.table)[0]++
-      else if (e.op === 'update') slot(e.table)[1]++
-      else if (e.op === 'delete') slot(e.table)[2]++
-      else if (e.op === 'truncate') for (const t of e.tables) slot(t)[3]++
-    }
-  }
-
   private report(checkpoint: Checkpoint, now: number, commitMs: number, t: PgTimestamp | null): void {
     const byTable: TableOpCount[] = []
     let rows = 0
@@ -232,5 +240,25 @@ export class BatchController {
       byTable,
     }
     this.observer!.onBatchCommitted!(event)
+  }
+}
+
+/** Adds row changes per table object and op (insert, update, delete, truncate): one map lookup per change, none per value. */
+export function countChanges(counts: Map<TableSchema, number[]>, events: readonly ChangeEvent[]): void {
+  let lastTable: TableSchema | undefined
+  let lastCounts: number[] | undefined
+  const slot = (table: TableSchema): number[] => {
+    if (table === lastTable) return lastCounts!
+    let c = counts.get(table)
+    if (!c) counts.set(table, (c = [0, 0, 0, 0]))
+    lastTable = table
+    lastCounts = c
+    return c
+  }
+  for (const e of events) {
+    if (e.op === 'insert') slot(e.table)[0]++
+    else if (e.op === 'update') slot(e.table)[1]++
+    else if (e.op === 'delete') slot(e.table)[2]++
+    else if (e.op === 'truncate') for (const t of e.tables) slot(t)[3]++
   }
 }

@@ -58,9 +58,22 @@ export class RelationCache {
   clear(): void {
     this.byId.clear()
   }
+
+  /** A cache of its own, holding what this one holds now (same type lookups). */
+  fork(): RelationCache {
+    const copy = new RelationCache(this.resolveType, this.existingRowsValues)
+    for (const [id, t] of this.byId) copy.byId.set(id, t)
+    return copy
+  }
+
+  /** The table of this relation id, if a Relation message for it arrived. */
+  peek(relationId: number): TableSchema | undefined {
+    return this.byId.get(relationId)
+  }
 }
 
-function sameShape(a: TableSchema, b: TableSchema): boolean {
+/** Same columns (names, types, key flags) and replica identity: what a Relation message can change. */
+export function sameShape(a: TableSchema, b: TableSchema): boolean {
   if (a.schema !== b.schema || a.name !== b.name || a.replicaIdentity !== b.replicaIdentity) return false
   if (a.columns.length !== b.columns.length) return false
   return a.columns.every((c, i) => {

@@ -130,6 +130,31 @@ export interface TableCopyWriter {
 }
 
 /**
+ * The changes of one transaction that the server streams while it is in progress, staged by the
+ * sink before the transaction commits (from {@link Sink.stageStreamed}). The pipeline writes the
+ * changes as they arrive, then, if the transaction commits, applies the parts in order inside its
+ * batches (a piece committed after each part but the last, as for a transaction larger than
+ * `txnSplitRows`); if it aborts, or anything makes early staging unsafe, the pipeline discards
+ * the stage and replays the transaction at commit as usual. Nothing staged is visible before it
+ * is applied.
+ */
+export interface StreamedStage {
+  /**
+   * Stages events of the transaction, in order (their commit LSN is not known yet: 0). False: the
+   * sink cannot stage these early (the pipeline stops writing and replays the transaction).
+   */
+  write(events: readonly ChangeEvent[]): Promise<boolean>
+  /** Ends the current part: what is written next goes into the next one (endPart() n times: n + 1 parts). */
+  endPart(): Promise<void>
+  /** With no batch open, before applying: false when what was staged can no longer be applied as it is. */
+  usable(): boolean
+  /** Applies part `part` inside the open batch. */
+  applyPart(part: number): Promise<void>
+  /** Drops what is staged and not applied; called once the stage is done with (applied or not). */
+  discard(): Promise<void>
+}
+
+/**
  * Where a pipeline delivers changes; the built-in sinks implement exactly this interface.
  *
  * Stream: `beginBatch()`, then `write()` any number of times with events in commit order (whole
@@ -190,6 +215,14 @@ export interface Sink {
   commitBatch(checkpoint: Checkpoint): Promise<void>
   /** Discard the open batch (the connection dropped in the middle of a transaction, or shutdown). */
   abortBatch(): Promise<void>
+  /**
+   * Optional: a stage for the changes of a transaction the server streams before it commits, so
+   * the sink can do its share of the work while the rest of the transaction arrives (see
+   * {@link StreamedStage}); undefined when it cannot now. Called between the pipeline's own calls,
+   * never while a batch statement of the sink runs. Absent: streamed transactions are written at
+   * commit.
+   */
+  stageStreamed?(): StreamedStage | undefined
   /**
    * Optional: the time (ms since the epoch) before which commitBatch() would only wait, for a sink
    * that spaces its commits (BigQuery's DML quotas). A batch whose `maxDelayMs` has passed stays

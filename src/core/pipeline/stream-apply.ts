@@ -29,12 +29,13 @@ import type {PgoutputMessage, PgTimestamp} from '../protocol/messages.js'
 import {isStreamBlockBoundary, PgoutputDecoder} from '../protocol/pgoutput.js'
 import type {ReplicationStream} from '../postgres/replication.js'
 import type {TableSchema} from '../schema/types.js'
-import {BatchController, type BatchLimits} from './batch-controller.js'
+import {BatchController, DEFAULT_STAGED_STREAM_BYTES, type BatchLimits} from './batch-controller.js'
 import {FlushPosition} from './flush-position.js'
 import {isOwnMessage} from './heartbeat.js'
 import type {PipelineObserver} from './observer.js'
-import type {RelationCache} from './relations.js'
+import {sameShape, type RelationCache} from './relations.js'
 import type {Checkpoint, Sink} from './sink.js'
+import {StagedStream} from './streamed-staging.js'
 import {StreamedTransactions} from './streamed-transactions.js'
 import {TransactionAssembler, type OpenTxn} from './transaction-assembler.js'
 
@@ -92,6 +93,8 @@ export class StreamApplier {
   private readonly streamed: StreamedTransactions
   /** The xid of the streamed block being read. */
   private streamXid = 0
+  /** The one streamed transaction the sink stages while it streams (see stageEarly). */
+  private staged: StagedStream | undefined
 
   private done = false
   private stopAt: Lsn | null
@@ -156,6 +159,7 @@ export class StreamApplier {
    * stream fails (the error is thrown after the open batch has been settled).
    */
   async run(stream: ReplicationStream): Promise<StreamEnd> {
+    await this.dropStaged()
     this.resetConnectionState()
     const batch = this.batch
     try {
@@ -172,7 +176,10 @@ export class StreamApplier {
             const heldXid = this.decoder.streamedChangeXid(data)
             if (heldXid !== undefined) {
               // A change of an in-progress transaction: held as received, decoded when it commits.
+              const first = !this.streamed.holds(this.streamXid)
               this.streamed.add(this.streamXid, heldXid, data)
+              const staging = this.stageEarly(this.streamXid, first, data)
+              if (staging) await staging
             } else {
               // Stream Start/Stop only switch the held-changes mode; anything else is ordered after the replay.
               if (this.replaying && !isStreamBlockBoundary(data)) {
@@ -265,8 +272,9 @@ export class StreamApplier {
       // A transactional message of an in-progress transaction (its changes are held undecoded
       // before they get here): held too, until it commits or aborts.
       const xid = 'xid' in msg && msg.xid !== undefined ? msg.xid : this.streamXid
+      const first = !this.streamed.holds(this.streamXid)
       this.streamed.add(this.streamXid, xid, raw)
-      return
+      return this.stageEarly(this.streamXid, first, raw)
     }
     switch (msg.tag) {
       case 'begin':
@@ -282,6 +290,11 @@ export class StreamApplier {
         return
       case 'stream-abort':
         this.streamed.abort(msg.xid, msg.subXid)
+        if (this.staged?.xid === msg.xid) {
+          // (A replay is never running here: see run().)
+          if (msg.subXid === msg.xid) return this.dropStaged()
+          this.staged.fail('a subtransaction rolled back')
+        }
         return
       case 'stream-commit': {
         // Not awaited: see the header. Failures are kept for replayDone().
@@ -428,8 +441,121 @@ export class StreamApplier {
     await this.batch.write([ev], 0)
   }
 
+  /**
+   * A held message of streamed transaction `xid` (`first`: its first), handed to the sink's stage
+   * as well when the sink stages streamed transactions: one at a time, from its first message,
+   * and never while a replay uses the sink (the stage shares the sink's connection).
+   */
+  private stageEarly(xid: number, first: boolean, data: Uint8Array): Promise<void> | undefined {
+    let staged = this.staged
+    if (staged?.xid !== xid) {
+      const budget = this.batch.limits.stagedStreamBytes ?? DEFAULT_STAGED_STREAM_BYTES
+      if (staged || !first || this.replaying || !this.sink.stageStreamed || budget <= 0) return
+      const stage = this.sink.stageStreamed()
+      if (!stage) return
+      staged = new StagedStream(
+        xid,
+        stage,
+        this.opts.relations.fork(),
+        this.batch.txnSplitRows,
+        this.txnChunkRows,
+        budget,
+      )
+      this.staged = staged
+    }
+    if (staged.failed) return
+    if (this.replaying) {
+      staged.fail('another transaction was being applied')
+      return
+    }
+    return staged.add(data)
+  }
+
+  private async dropStaged(): Promise<void> {
+    const staged = this.staged
+    this.staged = undefined
+    if (staged) await staged.stage.discard()
+  }
+
+  /**
+   * Applies a streamed transaction the sink staged while it streamed, part after part (a piece
+   * committed after each but the last), inside batches of its own: 'done' once it is committed.
+   * 'replay', with nothing of the transaction written, when it has to be replayed instead:
+   * staging failed, the transaction is skipped or applied in part before, a table's shape or gate
+   * differs at commit, or the sink finds its stage unusable. 'rest' when staging stopped at its
+   * byte budget: the parts are applied and committed as pieces, and the replay that follows skips
+   * the changes they hold.
+   */
+  private async applyStaged(
+    staged: StagedStream,
+    commitLsn: Lsn,
+    endLsn: Lsn,
+    commitTime: PgTimestamp,
+  ): Promise<'done' | 'replay' | 'rest'> {
+    const txn = this.txn!
+    if (!staged.failed && (txn.skip || txn.skipChanges > 0)) staged.fail('skipped in whole or in part')
+    if (!staged.failed && staged.full && staged.partEnds[0] === 0) staged.fail('nothing staged within the budget')
+    if (!staged.failed) await staged.finish()
+    if (!staged.failed) {
+      // The Relation messages first, as the replay would have taken them (one shape per table).
+      for (const m of staged.relationMessages) await this.assembler.add(m, 0)
+      for (const [id, table] of staged.tables) {
+        const now = this.opts.relations.get(id)
+        if (!sameShape(now, table)) staged.fail('a table changed shape')
+        else if (this.opts.tableGate && this.opts.tableGate(now, commitLsn) !== true)
+          staged.fail('a table is being copied')
+      }
+    }
+    const batch = this.batch
+    if (!staged.failed) {
+      if (batch.isOpen) await batch.commit()
+      if (!staged.stage.usable()) staged.fail('the sink cannot apply what it staged')
+    }
+    if (staged.failed) {
+      this.log.debug(
+        {xid: staged.xid, reason: staged.failed},
+        'replaying a streamed transaction that was not staged early',
+      )
+      return 'replay'
+    }
+    // A transaction of its own batches, as a large one written as it arrives.
+    await batch.begin()
+    txn.partiallyWritten = true
+    const {events, bytes} = this.assembler.take(txn)
+    if (events.length > 0) await batch.write(events, bytes)
+    // Past the budget the last part is empty: the rest of the transaction follows the pieces.
+    const parts = staged.full ? staged.partEnds.length : staged.partEnds.length + 1
+    for (let i = 0; i < parts; i++) {
+      this.progressAt = Date.now()
+      await batch.writeStaged(() => staged.stage.applyPart(i), staged.partEvents[i], staged.partCounts[i])
+      if (i < staged.partEnds.length) await batch.commitPiece(commitLsn, staged.partEnds[i])
+    }
+    const applied = staged.full ? staged.partEnds[parts - 1] : staged.changes
+    const fields = {xid: staged.xid, changes: applied, parts, rest: staged.full}
+    this.log.debug(fields, 'applied a streamed transaction staged while it streamed')
+    if (staged.full) {
+      txn.skipChanges = applied
+      return 'rest'
+    }
+    txn.changes = staged.changes
+    await this.commitTxn(commitLsn, endLsn, commitTime)
+    return 'done'
+  }
+
   private async replayStreamed(xid: number, commitLsn: Lsn, endLsn: Lsn, commitTime: PgTimestamp): Promise<void> {
+    const staged = this.staged?.xid === xid ? this.staged : undefined
+    if (staged) this.staged = undefined
     this.beginTxn(xid, commitLsn, commitTime)
+    if (staged) {
+      try {
+        if ((await this.applyStaged(staged, commitLsn, endLsn, commitTime)) === 'done') {
+          this.streamed.drop(xid)
+          return
+        }
+      } finally {
+        await staged.stage.discard()
+      }
+    }
     const replay = PgoutputDecoder.forStreamedChanges()
     for (const raw of this.streamed.take(xid)) {
       const pending = this.onChange(replay.decode(raw), raw.length)
@@ -444,6 +570,7 @@ export class StreamApplier {
     this.assembler.txn = undefined
     if (partial) await this.batch.abort()
     else await this.batch.commit()
+    await this.dropStaged()
     this.streamed.clear()
   }
 }

@@ -55,6 +55,11 @@ export class StreamedTransactions {
     return this.held.size
   }
 
+  /** Something of transaction `xid` is held. */
+  holds(xid: number): boolean {
+    return this.held.has(xid)
+  }
+
   /** Adds one message of top-level transaction `xid`; `subXid` is the xid the message carries. */
   add(xid: number, subXid: number, data: Uint8Array): void {
     let h = this.held.get(xid)
@@ -169,7 +174,8 @@ export class StreamedTransactions {
     }
   }
 
-  private drop(xid: number): void {
+  /** Forgets transaction `xid`. */
+  drop(xid: number): void {
     const h = this.held.get(xid)
     if (!h) return
     for (const s of h.segments) if (s.buf) this.totalMemory -= s.buf.length

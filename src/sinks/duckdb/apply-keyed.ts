@@ -61,6 +61,27 @@ export function stageUpsert(seg: Segment, seq: number, values: TupleData, fallba
   seg.rows++
 }
 
+/**
+ * Stages one row change, numbering the staged rows from `seq`; returns the next number, or -1 for
+ * a key-changing update with unchanged TOAST values (the old key's row must be in the table
+ * first: the caller applies what is staged, then stages it with the old key as fallback).
+ */
+export function stageKeyed(seg: Segment, seq: number, e: InsertEvent | UpdateEvent | DeleteEvent): number {
+  if (e.op === 'insert') stageUpsert(seg, seq, e.new, null)
+  else if (e.op === 'delete') stageDelete(seg, seq, e.old, e)
+  else {
+    const neu = resolveKeyToast(seg, e)
+    if (e.old && keyChanged(seg.keyIdx, e.old, neu)) {
+      if (neu.includes(UNCHANGED_TOAST)) return -1
+      stageDelete(seg, seq, e.old, e)
+      stageUpsert(seg, seq + 1, neu, null)
+      return seq + 2
+    }
+    stageUpsert(seg, seq, neu, null)
+  }
+  return seq + 1
+}
+
 /** Stages the delete of one key. */
 export function stageDelete(
   seg: Segment,

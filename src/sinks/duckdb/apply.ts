@@ -18,13 +18,11 @@ import {PgrepError} from '../../core/errors.js'
 import {UNCHANGED_TOAST, type TupleData} from '../../core/protocol/messages.js'
 import {tableKey, type TableSchema} from '../../core/schema/types.js'
 import {applyFull, stageFull} from './apply-full.js'
-import {applyKeyed, keyChanged, resolveKeyToast, stageDelete, stageUpsert} from './apply-keyed.js'
-import {claimTable, deepenListColumn, literalDepth, primaryKeyOf, reconcileTable, type TableShape} from './ddl.js'
+import {applyKeyed, keyChanged, resolveKeyToast, stageDelete, stageKeyed, stageUpsert} from './apply-keyed.js'
+import {claimTable, deepenListColumn, literalDepth, reconcileTable, sameTableShape, type TableShape} from './ddl.js'
 import type {Issues, SinkLog} from './issues.js'
 import {display, exec, qualified} from './sql.js'
-import type {Mode, Segment} from './stage.js'
-import {splitListType} from './types.js'
-import {columnWriter, stagedAsText} from './values.js'
+import {dropStage, openSegment, type Segment} from './stage.js'
 import {closeQuietly} from '../../core/quietly.js'
 
 /** What the sink knows about its tables (committed), shared with the copy writers. */
@@ -39,8 +37,6 @@ export interface TableCatalog {
  * Bounds the staging table, which DuckDB keeps in memory, for a transaction of any size.
  */
 export const DEFAULT_STAGED_FLUSH_ROWS = 100_000
-
-let stageCounter = 0
 
 export class BatchApplier {
   private readonly segments = new Map<string, Segment>()
@@ -127,6 +123,27 @@ export class BatchApplier {
     this.skipped.clear()
   }
 
+  /**
+   * A key-mode segment staged before this batch (a streamed transaction staged while it streamed,
+   * streamed-stage.ts), applied now: after what this batch staged for its table, with the table
+   * in the shape the segment was staged for. Its staging table is dropped with the batch.
+   */
+  async applyStaged(seg: Segment): Promise<void> {
+    await this.flushSegment(seg.key)
+    const shape = this.shapes.get(seg.key) ?? this.catalog.shapes.get(seg.key)
+    if (!shape || !sameTableShape(shape, seg.shape) || seg.mode !== 'key')
+      throw new PgrepError('internal', `${display(seg.table)}: staged for another shape of the table`)
+    this.last = undefined
+    this.dirty.add(seg.key)
+    if (seg.view) this.viewStages.add(seg.stage!)
+    try {
+      if (seg.rows > 0) await applyKeyed(this.conn, this.db, seg)
+    } finally {
+      this.dropLater.push(seg.stage!)
+      await closeQuietly('drop staging tables', () => this.dropStaged())
+    }
+  }
+
   /** Drops staged rows without applying them (the transaction is rolled back next). */
   discard(): void {
     for (const key of [...this.segments.keys()]) this.discardSegment(key)
@@ -169,78 +186,8 @@ export class BatchApplier {
   }
 
   private async openSegment(key: string, t: TableSchema, shape: TableShape): Promise<Segment> {
-    if (shape.columns.length !== t.columns.length)
-      throw new PgrepError(
-        'internal',
-        `${display(t)}: DuckDB table has ${shape.columns.length} columns, Postgres ${t.columns.length}`,
-      )
-    const identity = primaryKeyOf(t)
-    const keyIdx = identity.map((n) => t.columns.findIndex((c) => c.name === n))
-    const mode: Mode =
-      keyIdx.length > 0 && keyIdx.every((i) => i >= 0) ? 'key' : t.replicaIdentity === 'full' ? 'full' : 'append'
-    // Upserts through the primary key's index when DuckDB has it (see declaredKey).
-    const indexed = shape.primaryKey.length === identity.length && shape.primaryKey.every((n, k) => n === identity[k])
-    const isKey = t.columns.map((_, i) => keyIdx.includes(i))
-    const name = display(t)
-    const writers = t.columns.map((c, i) =>
-      columnWriter(c.type, shape.columns[i].duckType, this.issues.reporter(name, c.name)),
-    )
-    let stage: string | undefined
-    let appender: DuckDBAppender
-    if (mode === 'append') {
-      appender = await this.conn.createAppender(t.name, t.schema, this.db)
-    } else {
-      stage = `pgrep_stage_${++stageCounter}`
-      // Columns whose appender cast is slow are staged as text and cast by a view over the
-      // staging table (stagedAsText); the apply statements read the view.
-      const asText = t.columns.map((c, i) => stagedAsText(c.type, shape.columns[i].duckType))
-      const staged = (i: number) => (asText[i] ? 'VARCHAR' : shape.columns[i].duckType)
-      const cols: [string, string][] = [
-        ['_seq', 'BIGINT'],
-        ['_op', 'UTINYINT'],
-      ]
-      shape.columns.forEach((_, i) => cols.push([`c${i}`, staged(i)]))
-      if (mode === 'key') keyIdx.forEach((k, m) => cols.push([`f${m}`, staged(k)]))
-      else shape.columns.forEach((_, i) => cols.push([`o${i}`, staged(i)]))
-      cols.push(['_u', 'VARCHAR'])
-      const table = asText.includes(true) ? `${stage}_in` : stage
-      await exec(this.conn, `CREATE TEMP TABLE ${table} (${cols.map(([n, type]) => `${n} ${type}`).join(', ')})`)
-      if (table !== stage) {
-        // c<i> and o<i> hold column i, f<m> key column keyIdx[m]; _seq, _op and _u are as staged.
-        const column = (n: string): string => {
-          if (n.startsWith('_')) return n
-          const i = Number(n.slice(1))
-          const col = n[0] === 'f' ? keyIdx[i] : i
-          return asText[col] ? `CAST(${n} AS ${shape.columns[col].duckType}) AS ${n}` : n
-        }
-        const list = cols.map(([n]) => column(n)).join(', ')
-        await exec(this.conn, `CREATE TEMP VIEW ${stage} AS SELECT ${list} FROM temp.main.${table}`)
-        this.viewStages.add(stage)
-      }
-      appender = await this.conn.createAppender(table, 'main', 'temp')
-    }
-    const arrayCols = t.columns.flatMap((c, index) => {
-      const depth = splitListType(shape.columns[index].duckType).depth
-      return c.type.kind === 'array' && depth > 0 ? [{index, depth}] : []
-    })
-    const seg: Segment = {
-      key,
-      table: t,
-      shape,
-      mode,
-      stage,
-      appender,
-      writers,
-      keyIdx,
-      isKey,
-      indexed,
-      arrayCols,
-      rows: 0,
-      deletes: 0,
-      toastCols: new Set(),
-      hasFallbackKey: false,
-      runs: [],
-    }
+    const seg = await openSegment(this.conn, this.db, key, t, shape, this.issues)
+    if (seg.view) this.viewStages.add(seg.stage!)
     this.segments.set(key, seg)
     return seg
   }
@@ -307,20 +254,12 @@ export class BatchApplier {
           this.skipped.set(name, n)
         }
         return true
-      case 'key':
-        if (e.op === 'insert') stageUpsert(seg, seq, e.new, null)
-        else if (e.op === 'delete') stageDelete(seg, seq, e.old, e)
-        else {
-          const neu = resolveKeyToast(seg, e)
-          if (e.old && keyChanged(seg.keyIdx, e.old, neu)) {
-            if (neu.includes(UNCHANGED_TOAST)) return false
-            stageDelete(seg, this.seq++, e.old, e)
-            stageUpsert(seg, this.seq++, neu, null)
-          } else {
-            stageUpsert(seg, seq, neu, null)
-          }
-        }
+      case 'key': {
+        const next = stageKeyed(seg, seq, e)
+        if (next < 0) return false
+        this.seq = next
         return true
+      }
       case 'full':
         stageFull(seg, seq, e, this.log)
         return true
@@ -405,21 +344,14 @@ export class BatchApplier {
   private async dropStaged(): Promise<void> {
     const drop = this.dropLater
     this.dropLater = []
-    for (const s of drop) {
-      // A staging table with text-staged columns is `<stage>_in` behind the view `<stage>`. (DROP
-      // VIEW IF EXISTS on a table is an error in DuckDB, not a no-op: it would abort the batch.)
-      if (this.viewStages.delete(s)) {
-        await exec(this.conn, `DROP VIEW IF EXISTS temp.main.${s}`)
-        await exec(this.conn, `DROP TABLE IF EXISTS temp.main.${s}_in`)
-      } else await exec(this.conn, `DROP TABLE IF EXISTS temp.main.${s}`)
-    }
+    for (const s of drop) await dropStage(this.conn, s, this.viewStages.delete(s))
   }
 }
 
 /** A value this long (characters or bytes) makes its row go straight into the table (appendHugeRow). */
 export const HUGE_VALUE_CHARS = 4 * 1024 * 1024
 
-function hasHugeValue(values: TupleData): boolean {
+export function hasHugeValue(values: TupleData): boolean {
   for (const v of values) {
     if (typeof v === 'string' ? v.length >= HUGE_VALUE_CHARS : v instanceof Uint8Array && v.length >= HUGE_VALUE_CHARS)
       return true

@@ -196,6 +196,40 @@ export async function claimTable(
   return undefined
 }
 
+/**
+ * The shape reconcileTable would return for `t` without changing anything (read only), or
+ * undefined when it would change something: a table missing, not pgrep's, of another shape, or
+ * without a record of its Postgres types yet.
+ */
+export async function shapeWithoutChange(
+  conn: DuckDBConnection,
+  db: string,
+  t: TableSchema,
+): Promise<TableShape | undefined> {
+  const current = await loadShape(conn, db, t)
+  if (!current || !(await isOwnedTable(conn, db, t))) return undefined
+  const desired: ColumnShape[] = t.columns.map((c) => ({
+    name: c.name,
+    duckType: duckDbType(c.type),
+    pg: storedColumn(c),
+  }))
+  if (!planChanges(current, desired, declaredKey(t, desired)).unchanged) return undefined
+  const pgKnown = current.columns.every(
+    (c, i) => c.pg && c.pg.type === desired[i].pg!.type && c.pg.oid === desired[i].pg!.oid,
+  )
+  return pgKnown ? current : undefined
+}
+
+/** Same DuckDB columns (names and types) and primary key: rows staged for one fit the other. */
+export function sameTableShape(a: TableShape, b: TableShape): boolean {
+  return (
+    a.columns.length === b.columns.length &&
+    a.columns.every((c, i) => c.name === b.columns[i].name && c.duckType === b.columns[i].duckType) &&
+    a.primaryKey.length === b.primaryKey.length &&
+    a.primaryKey.every((n, i) => n === b.primaryKey[i])
+  )
+}
+
 export interface ReconcileOptions {
   warn: Warn
   /**

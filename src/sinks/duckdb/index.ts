@@ -28,7 +28,8 @@ import type {
 import {caseCollision} from '../../core/schema/names.js'
 import {DEFAULT_DUCKDB_MEMORY_LIMIT} from '../../core/settings.js'
 import {qualifiedName, tableKey, type ColumnSchema, type TableSchema} from '../../core/schema/types.js'
-import {BatchApplier, type TableCatalog} from './apply.js'
+import {BatchApplier, DEFAULT_STAGED_FLUSH_ROWS, type TableCatalog} from './apply.js'
+import {DuckDbStreamedStage} from './streamed-stage.js'
 import {DuckDbCopyWriter} from './copy.js'
 import {createDatabaseFile} from './create-file.js'
 import {checkTableNames, fillsExistingRows, type TableShape} from './ddl.js'
@@ -120,6 +121,8 @@ export class DuckDbSink implements Sink {
   private readonly schemaLock = new Mutex()
   private readonly schemasCreated = new Set<string>()
   private readonly copies = new Set<DuckDbCopyWriter>()
+  /** Streamed transactions being staged (streamed-stage.ts): a rollback on the connection loses them. */
+  private readonly stages = new Set<DuckDbStreamedStage>()
   private readonly lockTimeoutMs: number
   private readonly serveSocket: boolean
   private readonly maxConcurrentQueries: number
@@ -276,6 +279,31 @@ export class DuckDbSink implements Sink {
     }
   }
 
+  /** See Sink.stageStreamed: key-mode tables whose DuckDB table needs no change (streamed-stage.ts). */
+  stageStreamed(): DuckDbStreamedStage | undefined {
+    if (!this.conn) return undefined
+    const stage: DuckDbStreamedStage = new DuckDbStreamedStage({
+      conn: this.conn,
+      db: this.db,
+      catalog: this.catalog,
+      flushRows: this.stagedFlushRows ?? DEFAULT_STAGED_FLUSH_ROWS,
+      issues: this.issues,
+      apply: async (changes, apply) => {
+        const batch = this.openBatch()
+        this.live.batchChanges += changes
+        try {
+          await apply(batch)
+        } catch (err) {
+          throw await this.fail(err, 'apply changes')
+        }
+      },
+      released: (s) => this.stages.delete(s),
+      log: this.log,
+    })
+    this.stages.add(stage)
+    return stage
+  }
+
   async commitBatch(checkpoint: Checkpoint): Promise<void> {
     const batch = this.openBatch()
     const conn = this.conn!
@@ -308,6 +336,7 @@ export class DuckDbSink implements Sink {
     batch.discard()
     this.issues.clear()
     this.live.batchOpenedAt = null
+    for (const s of this.stages) s.lost()
     // Fails only when no transaction is left to roll back (DuckDB ended it on an error).
     await closeQuietly('roll back', () => exec(this.conn!, 'ROLLBACK'))
   }
@@ -382,6 +411,7 @@ export class DuckDbSink implements Sink {
     // A copy not committed is discarded with its connection anyway; abort() only says so early.
     for (const w of [...this.copies]) await closeQuietly('abort a table copy', () => w.abort())
     if (this.batch) await this.abortBatch()
+    for (const s of [...this.stages]) await s.discard()
     if (this.conn) {
       try {
         this.conn.closeSync()
@@ -523,6 +553,7 @@ export class DuckDbSink implements Sink {
     const batch = this.batch
     if (batch) {
       batch.discard()
+      for (const s of this.stages) s.lost()
       // `wrapped` is the error to report; DuckDB may have ended the transaction already.
       await closeQuietly('roll back', () => exec(this.conn!, 'ROLLBACK'))
       this.batch = undefined

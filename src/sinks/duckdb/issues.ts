@@ -53,6 +53,16 @@ export class Issues {
     this.byKey.clear()
   }
 
+  /** Adds these counts to `other`'s and forgets them. */
+  moveTo(other: Issues): void {
+    for (const [key, i] of this.byKey) {
+      const found = other.byKey.get(key)
+      if (found) found.count += i.count
+      else other.byKey.set(key, i)
+    }
+    this.byKey.clear()
+  }
+
   clear(): void {
     this.byKey.clear()
   }
