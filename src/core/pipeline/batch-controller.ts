@@ -45,7 +45,7 @@ export interface BatchLimits {
 }
 
 /** See {@link BatchLimits.stagedStreamBytes}. */
-export const DEFAULT_STAGED_STREAM_BYTES = 256 * 1024 * 1024
+export const DEFAULT_STAGED_STREAM_BYTES = 128 * 1024 * 1024
 
 /** See {@link BatchLimits.txnSplitRows}. */
 export const DEFAULT_TXN_SPLIT_ROWS = 200_000

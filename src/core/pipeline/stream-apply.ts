@@ -21,6 +21,11 @@
 //   read, as long as what arrives is more streamed (held) changes: the walsender decodes the next
 //   large transaction instead of waiting. Anything else waits for the replay to finish, so the
 //   sink still sees transactions one at a time, in commit order.
+// - For a sink with `stageStreamed` (DuckDB), one streamed transaction at a time is also staged
+//   in the sink as it arrives (streamed-staging.ts); at commit its parts are applied in batches of
+//   their own instead of the replay. Staging only starts at a transaction's first message and
+//   only while no replay runs (the stage shares the sink's connection); whatever makes it unsafe
+//   falls back to the replay, which is why the raw messages are always held as well.
 import type {MessageEvent} from '../changes.js'
 import {PgrepError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
