@@ -125,12 +125,19 @@ export class StagedStream {
     countChanges(this.partCounts[last], events)
     for (const e of events)
       if (e.op === 'insert' || e.op === 'update' || e.op === 'delete') this.tables.set(e.table.relationId, e.table)
-    if (!(await this.stage.write(events))) {
-      this.fail('the sink cannot stage these changes early')
+    try {
+      if (!(await this.stage.write(events))) {
+        this.fail('the sink cannot stage these changes early')
+        return
+      }
+      if (endPart) await this.stage.endPart()
+    } catch (err) {
+      // Staging early is an optimization: the replay at commit does the work again (and meets
+      // the same error there, if it is the sink's, in a batch that reports it).
+      this.fail(`staging failed: ${err instanceof Error ? err.message : String(err)}`)
       return
     }
     if (!endPart) return
-    await this.stage.endPart()
     this.partEnds.push(txn.changes)
     this.partStart = txn.changes
     this.partEvents.push(0)
