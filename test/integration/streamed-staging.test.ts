@@ -136,7 +136,7 @@ describe.each(pgServers())('streamed transactions staged while they stream, Post
     expect(await compareWithDuckDb(db, file, [S, s2])).toEqual([])
   })
 
-  it('a rolled-back subtransaction, a key change keeping a TOASTed value, or an abort: replayed at commit, equal to Postgres', async () => {
+  it('a rolled-back subtransaction, a key change keeping a TOASTed value, a huge value, or an abort: replayed at commit, equal to Postgres', async () => {
     const {file, args} = await setUp()
     const env = pgEnv(db)
     // One run per transaction: a transaction that starts streaming while another is replayed is not staged.
@@ -166,6 +166,12 @@ describe.each(pgServers())('streamed transactions staged while they stream, Post
         'a streamed transaction is not staged early: a key-changing update with an unchanged TOAST value',
       )
       expect(keyChange).toContain('"reason":"the sink cannot stage these changes early"')
+      // A row with a 5 MiB value: its message is not decoded early (the sink writes such a row at commit).
+      await c.query('BEGIN')
+      await c.query(`INSERT INTO public.s SELECT g, NULL, g, 'h', 1, now() FROM generate_series(50001, 54000) g`)
+      await c.query(`INSERT INTO public.s VALUES (60001, NULL, 1, repeat('H', 5 * 1024 * 1024), 2, now())`)
+      await c.query('COMMIT')
+      expect(await syncOnce()).toMatch(/"reason":"a message of \d+ bytes \(a huge value\)"/)
       // Aborted as a whole after it streamed; then a transaction sent at commit.
       await c.query('BEGIN')
       await c.query(`INSERT INTO public.s SELECT g, NULL, g, 'aborted', 1, now() FROM generate_series(40001, 44000) g`)
@@ -180,6 +186,9 @@ describe.each(pgServers())('streamed transactions staged while they stream, Post
       {n: 0},
     ])
     expect(await duckQuery(file, `SELECT count(*)::INT AS n FROM public.s WHERE id > 500000`)).toEqual([{n: 3}])
+    expect(await duckQuery(file, `SELECT length(txt)::INT AS n FROM public.s WHERE id = 60001`)).toEqual([
+      {n: 5 * 1024 * 1024},
+    ])
   })
 
   it('killed between pieces of a staged transaction, the next run applies exactly the rest', async () => {

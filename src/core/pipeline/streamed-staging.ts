@@ -16,6 +16,13 @@ import {sameShape, type RelationCache} from './relations.js'
 import type {StreamedStage} from './sink.js'
 import {TransactionAssembler} from './transaction-assembler.js'
 
+/**
+ * A message this large carries a huge value (or many large ones). Sinks write such rows at commit
+ * by a path of their own (DuckDB: straight into the table), so decoding it here would only hold
+ * the value once more: the transaction is replayed instead (measured: docs/backfill.md, Memory).
+ */
+export const MAX_STAGED_MESSAGE_BYTES = 4 * 1024 * 1024
+
 export class StagedStream {
   private readonly decoder = PgoutputDecoder.forStreamedChanges()
   private readonly assembler: TransactionAssembler
@@ -67,6 +74,10 @@ export class StagedStream {
       // Not this message: the staged parts end before it.
       if (this.splitRows === 0) this.fail('too large to stage (and the sink takes transactions whole)')
       else return this.stop()
+      return
+    }
+    if (data.length >= MAX_STAGED_MESSAGE_BYTES) {
+      this.fail(`a message of ${data.length} bytes (a huge value)`)
       return
     }
     let msg
