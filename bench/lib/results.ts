@@ -3,6 +3,7 @@ import {spawnSync} from 'node:child_process'
 import {readFileSync} from 'node:fs'
 import os from 'node:os'
 import {max, median, min} from './stats.js'
+import {gapNote} from './gaps.js'
 
 export interface Run {
   seconds: number
@@ -226,7 +227,7 @@ export function renderResults(input: ReportInput): string {
   lines.push('## Gaps and plans', '')
   if (misses.length === 0) lines.push('Every measured target is met in this run.')
   for (const t of misses)
-    lines.push(`- **${t.workload}: ${t.text}** (measured ${t.measured}). Reason: TODO. Plan: TODO.`)
+    lines.push(`- **${t.workload}: ${t.text}** (measured ${t.measured}). ${gapNote(t.workload, t.text)}`)
   lines.push('')
   return lines.join('\n')
 }

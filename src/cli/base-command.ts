@@ -3,7 +3,7 @@
 import {Command, Errors, type Interfaces} from '@oclif/core'
 import {EXIT_CODES, PgrepError} from '../core/errors.js'
 import type {Logger} from '../core/log/logger.js'
-import {redact} from '../core/postgres/connection.js'
+import {redact} from '../core/postgres/redact.js'
 import {
   configFlag,
   envName,

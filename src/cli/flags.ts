@@ -10,9 +10,12 @@
 // definitions. Adding a flag: docs/development.md.
 import {Flags, type Interfaces} from '@oclif/core'
 import type {z} from 'zod'
-import {DEFAULT_MAX_LAG_BYTES, DEFAULT_SLOT_CHECK_INTERVAL_MS} from '../core/pipeline/slot-monitor.js'
-import {DEFAULT_MAX_STALL_MS} from '../core/pipeline/stream-runner.js'
-import {DEFAULT_TXN_SPLIT_ROWS} from '../core/pipeline/stream-apply.js'
+import {
+  DEFAULT_MAX_LAG_BYTES,
+  DEFAULT_MAX_STALL_MS,
+  DEFAULT_SLOT_CHECK_INTERVAL_MS,
+  DEFAULT_TXN_SPLIT_ROWS,
+} from '../core/defaults.js'
 import {DEFAULT_LOCK_TIMEOUT_MS} from '../sinks/duckdb/file-lock.js'
 import {
   byteSizeSetting,

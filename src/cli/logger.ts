@@ -3,7 +3,7 @@
 import {Writable} from 'node:stream'
 import pino from 'pino'
 import type {Logger} from '../core/log/logger.js'
-import {redact} from '../core/postgres/connection.js'
+import {redact} from '../core/postgres/redact.js'
 import {stderrStatus} from './progress.js'
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent'

@@ -5,7 +5,7 @@ import {collectDefaultMetrics, Counter, Gauge, Histogram, Registry} from 'prom-c
 import {EXIT_CODES} from '../core/errors.js'
 import type {TableProgress} from '../core/pipeline/copy.js'
 import type {BatchCommittedEvent, PipelineObserver, SlotStatusEvent} from '../core/pipeline/observer.js'
-import {redact} from '../core/postgres/connection.js'
+import {redact} from '../core/postgres/redact.js'
 import type {SqlEndpointObserver} from '../sql-endpoint/server.js'
 
 /** Where the run is, for the readiness probe. */

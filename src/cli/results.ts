@@ -6,7 +6,7 @@ import {EXIT_CODES, PgrepError, type ErrorKind} from '../core/errors.js'
 import {formatLsn, type Lsn} from '../core/lsn.js'
 import type {CopyResult, TableProgress} from '../core/pipeline/copy.js'
 import type {BatchCommittedEvent, PipelineObserver} from '../core/pipeline/observer.js'
-import {redact} from '../core/postgres/connection.js'
+import {redact} from '../core/postgres/redact.js'
 import {quoteIdent, tableKey, type TableName} from '../core/schema/types.js'
 
 /** `copy-table --json`. */

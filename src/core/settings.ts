@@ -6,9 +6,9 @@ import {z} from 'zod'
 import {parseByteSize} from './bytes.js'
 import {parseDuration} from './duration.js'
 import {parseLsn, type Lsn} from './lsn.js'
-import {DEFAULT_BATCH_LIMITS, type BatchLimits} from './pipeline/stream-apply.js'
-import {validateSlotName} from './postgres/source.js'
-import {parseTableName} from './schema/names.js'
+import {DEFAULT_BATCH_LIMITS} from './defaults.js'
+import type {BatchLimits} from './pipeline/batch-controller.js'
+import {parseTableName, validateSlotName} from './schema/names.js'
 import type {TableName} from './schema/types.js'
 
 /** The DuckDB file of --sink duckdb, pgrep query, drop --sink-state. */

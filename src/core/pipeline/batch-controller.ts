@@ -2,6 +2,7 @@
 // moves the durable checkpoint (FlushPosition) and is reported once, through the observer's
 // onBatchCommitted: the library's `batch` event, the CLI's metrics and its --json tally all listen
 // there.
+import {DEFAULT_BATCH_LIMITS, DEFAULT_STAGED_STREAM_BYTES, DEFAULT_TXN_SPLIT_ROWS} from '../defaults.js'
 import {failpoint} from '../failpoints.js'
 import type {Logger} from '../log/logger.js'
 import {formatLsn, type Lsn} from '../lsn.js'
@@ -44,19 +45,7 @@ export interface BatchLimits {
   stagedStreamBytes?: number
 }
 
-/** See {@link BatchLimits.stagedStreamBytes}. */
-export const DEFAULT_STAGED_STREAM_BYTES = 128 * 1024 * 1024
-
-/** See {@link BatchLimits.txnSplitRows}. */
-export const DEFAULT_TXN_SPLIT_ROWS = 200_000
-
-/** 50,000 rows, 64 MiB or 1 s, committed early when idle: the CLI's defaults for stdout and DuckDB. */
-export const DEFAULT_BATCH_LIMITS: BatchLimits = {
-  maxRows: 50_000,
-  maxBytes: 64 * 1024 * 1024,
-  maxDelayMs: 1000,
-  commitWhenIdle: true,
-}
+export {DEFAULT_BATCH_LIMITS, DEFAULT_STAGED_STREAM_BYTES, DEFAULT_TXN_SPLIT_ROWS}
 
 const OPS = ['insert', 'update', 'delete', 'truncate'] as const
 

@@ -9,6 +9,7 @@
 // connection (the hot path) is never touched. The connection is reopened after a loss (a poll
 // during an outage just fails and is skipped), so the monitor keeps working after a server restart.
 import {formatBytes} from '../bytes.js'
+import {DEFAULT_MAX_LAG_BYTES, DEFAULT_SLOT_CHECK_INTERVAL_MS} from '../defaults.js'
 import type {PgrepError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {parseLsn} from '../lsn.js'
@@ -27,8 +28,7 @@ export interface SlotMonitorOptions {
   lagWarningRepeatMs?: number
 }
 
-export const DEFAULT_SLOT_CHECK_INTERVAL_MS = 10_000
-export const DEFAULT_MAX_LAG_BYTES = 1024 ** 3
+export {DEFAULT_MAX_LAG_BYTES, DEFAULT_SLOT_CHECK_INTERVAL_MS}
 export const DEFAULT_LAG_WARNING_REPEAT_MS = 5 * 60_000
 
 export interface SlotMonitorInput {

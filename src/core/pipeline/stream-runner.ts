@@ -3,6 +3,7 @@
 // sends again whatever was not confirmed) and nothing is applied twice (the applier skips
 // transactions at or before the sink's checkpoint).
 import type pg from 'pg'
+import {DEFAULT_MAX_STALL_MS} from '../defaults.js'
 import {PgrepError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {formatDuration} from '../duration.js'
@@ -39,8 +40,7 @@ export const DEFAULT_RECONNECT: ReconnectPolicy = {initialDelayMs: 500, maxDelay
 /** A connection up this long counts as progress for the backoff, even if the publication is idle. */
 export const STABLE_CONNECTION_MS = 60_000
 
-/** Default of --max-stall: how long the stream may make no progress before the run ends (exit 75). */
-export const DEFAULT_MAX_STALL_MS = 10 * 60_000
+export {DEFAULT_MAX_STALL_MS}
 
 export function protocolVersionFor(major: number): number {
   if (major >= 16) return 4

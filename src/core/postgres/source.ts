@@ -48,13 +48,6 @@ export function defaultSlotName(publication: string): string {
   return `pgrep_${cleaned || 'slot'}`.slice(0, 63)
 }
 
-/** Slot names Postgres accepts: lower-case letters, digits and underscores, at most 63. */
-export function validateSlotName(name: string): string | undefined {
-  return /^[a-z0-9_]{1,63}$/.test(name)
-    ? undefined
-    : `invalid slot name "${name}": use 1 to 63 lower-case letters, digits and underscores`
-}
-
 export class PostgresSource {
   constructor(
     readonly conn: ResolvedConnection,

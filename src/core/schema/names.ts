@@ -63,3 +63,10 @@ export function caseCollision<T extends TableName>(tables: readonly T[]): [T, T]
   }
   return undefined
 }
+
+/** Slot names Postgres accepts: lower-case letters, digits and underscores, at most 63. */
+export function validateSlotName(name: string): string | undefined {
+  return /^[a-z0-9_]{1,63}$/.test(name)
+    ? undefined
+    : `invalid slot name "${name}": use 1 to 63 lower-case letters, digits and underscores`
+}

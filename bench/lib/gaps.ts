@@ -1,0 +1,93 @@
+// What is known about each target the bench can miss: why, what was tried (with its figures) and
+// what comes next. RESULTS.md's "Gaps and plans" quotes the entry of every target a run misses, so a
+// fresh run never says less than the last analysis. Keep each entry true when the work moves on;
+// the details and every figure's command are in docs/backfill.md.
+
+export interface GapNote {
+  /** The workload's title (WorkloadResult.title; 'Memory' for the peak RSS target). */
+  workload: string
+  /** The start of the target's text. */
+  target: string
+  note: string
+}
+
+export const GAP_NOTES: GapNote[] = [
+  {
+    workload: 'Backfill',
+    target: 'copy-table to DuckDB: at most 0.6x the time of psql',
+    note:
+      "Reason: the copy is bound by CPU on 2 cores: Postgres's backends (about 3 s of CPU for 2M rows), pgrep's " +
+      'JS thread decoding the binary COPY and filling data chunks (2.5-4.3 s) and DuckDB (about 2 s) add up to ' +
+      'about 8 s of CPU against a 4.35 s copy phase (docs/backfill.md, third round). Tried: DuckDB pulling the ' +
+      'rows through a table function on its own threads (same rows; JS thread 52% idle instead of 21%, wall time ' +
+      'not lower: 5.24-6.32 s against 5.74-5.76 s), threads=1, 64 MB ranges, --parallel 2, string entries written ' +
+      'from JS, the key added at commit. Plan: less CPU per value on the JS thread (fixed-width columns copied ' +
+      'as whole vectors), ranges read without the ctid wrapper where no resume is needed.',
+  },
+  {
+    workload: 'Backfill',
+    target: 'copy-table to DuckDB: at most 1.5x the time of raw binary COPY',
+    note:
+      'Reason: as for the read_csv target: the raw COPY to /dev/null spends almost no CPU on the client, while ' +
+      "pgrep decodes and appends every value on the same 2 cores as the server's backends. 1.57x in the quiet " +
+      'run of the second round, 2.11-2.13x on a loaded host. Plan: as above.',
+  },
+  {
+    workload: 'Change stream',
+    target: 'sync stream phase into DuckDB',
+    note:
+      'Reason when missed: the apply of the 1M-row transaction follows its commit. Since the fourth round the ' +
+      'DuckDB sink stages a streamed transaction while it streams (0.91x in the full run at cd882bd; 0.67x ' +
+      'before); a host that slows pg_recvlogical and pgrep unevenly moves the ratio by 0.1-0.2 between runs. ' +
+      'Plan: stage a second streamed transaction on a connection of its own.',
+  },
+  {
+    workload: 'Reading the replica while sync streams',
+    target: 'sync stream phase with a scan every second',
+    note:
+      'Reason: a reader here is a new `pgrep query` process every second, and each costs CPU on the same 2 ' +
+      'cores as the sync and the walsender: 0.55 s (user + sys) before the defaults moved to src/core/defaults.ts, ' +
+      '0.43 s now with the command manifest the package ships (about 9 s of CPU over a 20 s run). No streamed ' +
+      'transaction in this workload, so staging plays no part. Met (0.8x or more) on a quiet host; 0.58-0.72x on ' +
+      'a loaded one, for builds with and without staging alike. Plan: less start-up work in the CLI (zod and ' +
+      "pino are loaded by every command), or a reader that stays connected (the SQL endpoint's target below).",
+  },
+  {
+    workload: 'Reading the replica over the SQL endpoint',
+    target: 'sync stream phase with 4 SQL clients',
+    note:
+      'Reason: 4 clients send full scans back to back (DuckDB has no index for the point select), about 75 a ' +
+      "second, run on the sync's DuckDB instance (2 at a time, the limit of queries at once) and so on the " +
+      "sync's cores. Met on a quiet host (the morning run of 2026-12-07); 0.71x on a loaded one. Plan: a " +
+      'setting for fewer queries at once while the sync has work, measured against this target.',
+  },
+  {
+    workload: 'Large values',
+    target: 'a row with a',
+    note:
+      "Reason: cdc meets it. copy-table and sync hold the value in DuckDB several times: DuckDB's appender " +
+      'chunk, the transaction-local storage and the commit take about 200 MB for this 70 MB row (measured alone: ' +
+      'appender +71 MB, close +41 MB, commit +84 MB over the values), and Node still holds the decoded text ' +
+      '(50 MB) and the bytea (20 MB as bytes, 40 MB as hex text). Tried: checkpoint_threshold 1GB, ' +
+      'allocator_flush_threshold, background allocator threads, a prepared INSERT (worse: +336 MB), read_text ' +
+      "from a file (DuckDB's memory limit refuses it). Staging early now skips the message (555 -> 490 MB before " +
+      'the append, bench/profile/large-row.ts), but the commit sets the peak. Plan: hand a huge text to DuckDB ' +
+      'as bytes from the message (no JS string, no UTF-8 copy), then release the message before the commit.',
+  },
+  {
+    workload: 'Memory',
+    target: 'peak RSS of every pgrep run',
+    note:
+      "Reason: the DuckDB sink's memory limit is 384MB by default (the 3M-row transaction of the bench needs " +
+      "room), and Node's heap and DuckDB's transaction-local storage of a 1M-row transaction come on top; the " +
+      'sync stream also stages up to 128 MiB of a streamed transaction (+70-170 MB). Lower DuckDB limits (160MB, ' +
+      '256MB) moved the peak by less than the run-to-run spread. Plan: smaller apply segments inside a big ' +
+      'transaction, a staging budget that follows the memory limit.',
+  },
+]
+
+/** The note for a missed target, or a plain statement that none exists yet. */
+export function gapNote(workload: string, target: string): string {
+  const g = GAP_NOTES.find((n) => workload.startsWith(n.workload) && target.startsWith(n.target))
+  return g?.note ?? 'Not analysed yet: add what is known to bench/lib/gaps.ts.'
+}
