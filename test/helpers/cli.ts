@@ -2,10 +2,12 @@
 import {spawn, type ChildProcess} from 'node:child_process'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
+import {inject} from 'vitest'
 import type {TestDb} from './postgres.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
-export const BIN = path.join(root, 'bin/run.js')
+/** The CLI as installed, with its command manifest (global-setup.ts); the checkout's own bin otherwise. */
+export const BIN = inject('cliBin') ?? path.join(root, 'bin/run.js')
 
 export interface CliResult {
   code: number | null
