@@ -3,9 +3,13 @@
 // through a fake socket into ReplicationStream → StreamApplier → StdoutSink. Repeatable CPU
 // figures for the framer, envelope, decoder, spill, applier and formatter together.
 // usage: PGREP_DIST=/tmp/p7/base tsx bench/profile/apply-micro.ts [N] > /dev/null
+import {mkdtempSync, rmSync} from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import {Duplex} from 'node:stream'
 import {backendFrame, copyData, keepalive, pgo, xlogData} from '../../test/helpers/byte-writer.js'
+// The DuckDB file lives in a directory of its own, removed at the end.
+const work = mkdtempSync(path.join(os.tmpdir(), 'pgrep-micro-'))
 
 const dist = process.env.PGREP_DIST ?? process.cwd()
 const load = (p: string) => import(path.join(dist, 'dist', p))
@@ -73,14 +77,11 @@ const relations = new RelationCache(async (oid: number, typmod: number) => built
 let sink
 if (sinkName === 'duckdb') {
   const {DuckDbSink} = await load('sinks/duckdb/index.js')
-  const {rmSync} = await import('node:fs')
-  rmSync('/tmp/p7/micro.duckdb', {force: true})
-  rmSync('/tmp/p7/micro.duckdb.wal', {force: true})
   // P7_DUCK_CONFIG='{"memory_limit":"128MB"}' tries DuckDB settings.
   const config = process.env.P7_DUCK_CONFIG ? JSON.parse(process.env.P7_DUCK_CONFIG) : undefined
   const {DuckDBInstance} = await import('@duckdb/node-api')
-  const instance = config ? await DuckDBInstance.create('/tmp/p7/micro.duckdb', config) : undefined
-  sink = new DuckDbSink({path: '/tmp/p7/micro.duckdb', instance})
+  const instance = config ? await DuckDBInstance.create(path.join(work, 'micro.duckdb'), config) : undefined
+  sink = new DuckDbSink({path: path.join(work, 'micro.duckdb'), instance})
 } else sink = new StdoutSink({})
 if (process.env.P7_PHASES) {
   // Memory around each sink call of the big batch: where the native (DuckDB) memory goes.
@@ -116,4 +117,5 @@ const secs = Number(process.hrtime.bigint() - t0) / 1e9
 const cpu = process.cpuUsage(c0)
 const events = n + n / 2 + n / 10
 process.stderr.write(`${events} events in ${secs.toFixed(2)} s: ${Math.round(events / secs).toLocaleString('en-US')} events/s, cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s, peak rss ${Math.round(process.resourceUsage().maxRSS / 1024)} MB; sampled peak ${Math.round(peak / 1e6)} MB: ${peakAt}; input ${Math.round(all.length / 1e6)} MB\n`)
+rmSync(work, {recursive: true, force: true})
 process.exit(0)

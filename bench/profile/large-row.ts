@@ -3,9 +3,13 @@
 // peak RSS for a huge row. `streamed`: the row arrives in a streamed (in-progress) transaction, as
 // the server sends a transaction larger than logical_decoding_work_mem; otherwise at commit.
 // usage: PGREP_DIST=<tree with dist/> tsx bench/profile/large-row.ts [stdout|duckdb] [streamed|whole]
+import {mkdtempSync, rmSync} from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import {Duplex} from 'node:stream'
 import {backendFrame, copyData, keepalive, pgo, xlogData} from '../../test/helpers/byte-writer.js'
+// The DuckDB file lives in a directory of its own, removed at the end.
+const work = mkdtempSync(path.join(os.tmpdir(), 'pgrep-large-'))
 
 const dist = process.env.PGREP_DIST ?? process.cwd()
 const load = (p: string) => import(path.join(dist, 'dist', p))
@@ -96,10 +100,7 @@ const relations = new RelationCache(async (oid: number, typmod: number) => built
 let sink
 if (sinkName === 'duckdb') {
   const {DuckDbSink} = await load('sinks/duckdb/index.js')
-  const {rmSync, mkdirSync} = await import('node:fs')
-  mkdirSync('/tmp/p7', {recursive: true})
-  for (const f of ['/tmp/p7/large.duckdb', '/tmp/p7/large.duckdb.wal']) rmSync(f, {force: true})
-  sink = new DuckDbSink({path: '/tmp/p7/large.duckdb'})
+  sink = new DuckDbSink({path: path.join(work, 'large.duckdb')})
 } else {
   const {createWriteStream} = await import('node:fs')
   sink = new StdoutSink({out: createWriteStream('/dev/null')})
@@ -112,4 +113,5 @@ await applier.run(stream)
 await sink.close()
 const peak = process.resourceUsage().maxRSS / 1024
 process.stderr.write(`${sinkName} ${streamed ? 'streamed' : 'whole'}: peak RSS ${Math.round(peak)} MB (input held by the script: ${Math.round(all.length / 1e6)} MB; RSS before the run ${Math.round(base / 1e6)} MB)\n`)
+rmSync(work, {recursive: true, force: true})
 process.exit(0)
