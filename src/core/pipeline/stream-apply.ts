@@ -561,12 +561,21 @@ export class StreamApplier {
         await staged.stage.discard()
       }
     }
+    await this.replayHeld(xid)
+    await this.commitTxn(commitLsn, endLsn, commitTime)
+  }
+
+  /**
+   * The held messages of `xid`, in order. A function of its own: a suspended async function keeps
+   * its loop's last message in its saved registers, and the commit that follows must not hold a
+   * message of 90 MB (a row with a huge value) while the sink copies the row again.
+   */
+  private async replayHeld(xid: number): Promise<void> {
     const replay = PgoutputDecoder.forStreamedChanges()
     for (const raw of this.streamed.take(xid)) {
       const pending = this.onChange(replay.decode(raw), raw.length)
       if (pending) await pending
     }
-    await this.commitTxn(commitLsn, endLsn, commitTime)
   }
 
   /** Ends the open batch: committed if it holds only whole transactions, aborted otherwise. */

@@ -15,6 +15,7 @@
 import type {DuckDBAppender, DuckDBConnection} from '@duckdb/node-api'
 import type {ChangeEvent, DeleteEvent, InsertEvent, UpdateEvent} from '../../core/changes.js'
 import {PgrepError} from '../../core/errors.js'
+import {collectGarbageAfter} from '../../core/gc.js'
 import {UNCHANGED_TOAST, type TupleData} from '../../core/protocol/messages.js'
 import {tableKey, type TableSchema} from '../../core/schema/types.js'
 import {applyFull, stageFull} from './apply-full.js'
@@ -307,6 +308,9 @@ export class BatchApplier {
       closeAppender(ap)
       throw err
     }
+    // DuckDB holds the row now: the received message and the converted bytea go before the
+    // commit copies the row again (the event's own values stay until the batch ends).
+    collectGarbageAfter(valueBytes(values))
     this.dirty.add(seg.key)
     return true
   }
@@ -350,6 +354,13 @@ export class BatchApplier {
 
 /** A value this long (characters or bytes) makes its row go straight into the table (appendHugeRow). */
 export const HUGE_VALUE_CHARS = 4 * 1024 * 1024
+
+/** Characters and bytes of a row's values, about what they hold in memory. */
+function valueBytes(values: TupleData): number {
+  let n = 0
+  for (const v of values) if (typeof v === 'string' || v instanceof Uint8Array) n += v.length
+  return n
+}
 
 export function hasHugeValue(values: TupleData): boolean {
   for (const v of values) {

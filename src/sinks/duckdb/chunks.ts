@@ -8,10 +8,9 @@
 // compares both paths column by column. Columns whose binary form is not decoded here are read
 // as their text output (`copyForms`: 'text'); tables with arrays keep the row appender (write()).
 import os from 'node:os'
-import v8 from 'node:v8'
-import vm from 'node:vm'
 import duckdb from '@duckdb/node-bindings'
 import {BLOB, DuckDBDataChunk, type DuckDBAppender} from '@duckdb/node-api'
+import {collectGarbage} from '../../core/gc.js'
 import type {CopyForm} from '../../core/pipeline/sink.js'
 import {OID} from '../../core/schema/pg-types.js'
 import type {PgType} from '../../core/schema/types.js'
@@ -161,24 +160,12 @@ export class ChunkAppender {
 }
 
 /**
- * A batch whose messages hold this much is freed as soon as DuckDB has its values. V8 frees a
- * dropped Buffer only at its next collection, which nothing triggers while DuckDB (native code)
- * allocates: a row with a 50 MB text and a 20 MB bytea would otherwise be held in JS through the
- * append and the commit. Measured (copy-table of that row): peak RSS 451-499 MB -> 406-410 MB.
- * Only huge rows pay for the full collection (a few ms with pgrep's small heap).
+ * A batch whose messages hold this much is freed as soon as DuckDB has its values (see
+ * core/gc.ts). Measured (copy-table of a row with a 50 MB text and a 20 MB bytea): peak RSS
+ * 451-499 MB -> 406-410 MB.
  */
 const HUGE_BATCH_BYTES = 32 * 1024 * 1024
 const EMPTY = Buffer.alloc(0)
-let gc: (() => void) | undefined
-
-/** A full garbage collection now (Node's --expose-gc, switched on when first needed). */
-function collectGarbage(): void {
-  if (!gc) {
-    v8.setFlagsFromString('--expose-gc')
-    gc = vm.runInNewContext('gc') as () => void
-  }
-  gc()
-}
 
 /**
  * Strings without one native call per value. A DuckDB string vector holds 16-byte entries: the
