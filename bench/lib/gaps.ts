@@ -47,7 +47,7 @@ export const GAP_NOTES: GapNote[] = [
     note:
       'Reason: a reader here is a new `pgrep query` process every second, and each costs CPU on the same 2 ' +
       'cores as the sync and the walsender: 0.55 s (user + sys) before the defaults moved to src/core/defaults.ts, ' +
-      '0.43 s now with the command manifest the package ships (about 9 s of CPU over a 20 s run). No streamed ' +
+      '0.41-0.48 s now with the command manifest the package ships (about 9 s of CPU over a 20 s run). No streamed ' +
       'transaction in this workload, so staging plays no part. Met (0.8x or more) on a quiet host; 0.58-0.72x on ' +
       'a loaded one, for builds with and without staging alike. Plan: less start-up work in the CLI (zod and ' +
       "pino are loaded by every command), or a reader that stays connected (the SQL endpoint's target below).",
@@ -65,14 +65,14 @@ export const GAP_NOTES: GapNote[] = [
     workload: 'Large values',
     target: 'a row with a',
     note:
-      "Reason: cdc meets it. copy-table and sync hold the value in DuckDB several times: DuckDB's appender " +
-      'chunk, the transaction-local storage and the commit take about 200 MB for this 70 MB row (measured alone: ' +
-      'appender +71 MB, close +41 MB, commit +84 MB over the values), and Node still holds the decoded text ' +
-      '(50 MB) and the bytea (20 MB as bytes, 40 MB as hex text). Tried: checkpoint_threshold 1GB, ' +
-      'allocator_flush_threshold, background allocator threads, a prepared INSERT (worse: +336 MB), read_text ' +
-      "from a file (DuckDB's memory limit refuses it). Staging early now skips the message (555 -> 490 MB before " +
-      'the append, bench/profile/large-row.ts), but the commit sets the peak. Plan: hand a huge text to DuckDB ' +
-      'as bytes from the message (no JS string, no UTF-8 copy), then release the message before the commit.',
+      'Reason: cdc meets it (about 340 MB). copy-table (368-446 MB over 4 runs) holds nothing of the row in ' +
+      "JS at its peak: it is DuckDB's copies (appender chunk, transaction-local storage and commit: about 200 " +
+      'MB for this 70 MB row, measured alone) over a 130 MB base. sync (472-476 MB since the fifth round, 616 ' +
+      'before) peaks at the append: Node holds the decoded text (50 MB) and the hex text of the bytea (40 MB) ' +
+      'until the batch ends, while DuckDB converts and copies the row. Tried (docs/backfill.md, Fifth round): ' +
+      'a collection before the COMMIT, checkpoint_threshold, allocator settings, a prepared INSERT (worse), ' +
+      "read_text from a file (refused by DuckDB's memory limit). Plan: the decoder handing a huge value over " +
+      'as bytes (no 50 MB JS string, no hex text), appended from those bytes.',
   },
   {
     workload: 'Memory',
