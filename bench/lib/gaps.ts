@@ -36,10 +36,14 @@ export const GAP_NOTES: GapNote[] = [
     workload: 'Change stream',
     target: 'sync stream phase into DuckDB',
     note:
-      'Reason when missed: the apply of the 1M-row transaction follows its commit. Since the fourth round the ' +
-      'DuckDB sink stages a streamed transaction while it streams (0.91x in the full run at cd882bd; 0.67x ' +
-      'before); a host that slows pg_recvlogical and pgrep unevenly moves the ratio by 0.1-0.2 between runs. ' +
-      'Plan: stage a second streamed transaction on a connection of its own.',
+      "Reason: when the walsender is fast, sync's own CPU on the 2 cores is the limit. Since the fourth " +
+      'round the DuckDB sink stages a streamed transaction while it streams: 0.91x in the full run at ' +
+      'cd882bd, where pg_recvlogical took 21.1-28.1 s; in the run at dc609a2 it took 16.1-28.8 s (median ' +
+      '18.5) and sync 23.1-26.0 s (0.74x). A/B right after (`npx tsx bench/run.ts --only stream --runs 1 ' +
+      '--pgrep <build>/bin/run.js`, alternating): sync 23.61 and 24.71 s for 2b19c1d, 20.45 and 24.72 s for ' +
+      'this build (no regression); the ratio followed pg_recvlogical (15.8-24.6 s): 0.70-1.04x. Plan: less ' +
+      'CPU per change in the apply (14.7 s per million events in this run), and a second streamed ' +
+      'transaction staged on a connection of its own.',
   },
   {
     workload: 'Reading the replica while sync streams',

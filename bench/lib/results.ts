@@ -81,7 +81,11 @@ export function fmtRatio(x: number): string {
 /** A target "a/b at most (or at least) limit", evaluated when both sides ran. */
 export function ratioTarget(text: string, ratio: number, limit: number, kind: 'at-most' | 'at-least'): Target {
   if (!Number.isFinite(ratio)) return {text, measured: 'n/a (a contender did not run)', pass: null}
-  return {text, measured: fmtRatio(ratio), pass: kind === 'at-most' ? ratio <= limit : ratio >= limit}
+  const pass = kind === 'at-most' ? ratio <= limit : ratio >= limit
+  // A miss that rounds to the limit itself (0.795 -> "0.80x") shows its third decimal.
+  const shown = fmtRatio(ratio)
+  const measured = !pass && shown === fmtRatio(limit) ? `${ratio.toFixed(3)}x` : shown
+  return {text, measured, pass}
 }
 
 export interface Environment {
