@@ -196,3 +196,42 @@ describe('DuckDbSink.query and the control socket (library)', () => {
     expect(closed.checkpoint?.commitLsn).toBe(100n)
   })
 })
+
+describe('a holder that stops before answering (the cron case: status beside sync --once)', () => {
+  it('status and query ask again and read the file itself once the holder is gone', async () => {
+    const net = await import('node:net')
+    const {DuckDbSink} = await import('../../src/sinks/duckdb/index.js')
+    const {inspectFile, queryFile} = await import('../../src/sinks/duckdb/reader.js')
+    const {controlSocketPath} = await import('../../src/core/control/socket.js')
+    const sinkFile = path.join(dir, 'stopping.duckdb')
+    const sink = new DuckDbSink({path: sinkFile})
+    await sink.open()
+    await sink.beginBatch()
+    await sink.commitBatch({commitLsn: 200n, endLsn: 220n})
+    await sink.close()
+    // A holder that is stopping: it takes each connection and closes it unanswered, then is gone.
+    const stopping = async (): Promise<{accepted: () => number}> => {
+      let accepted = 0
+      const server = net.createServer((c) => {
+        accepted++
+        c.destroy()
+        server.close()
+      })
+      await new Promise<void>((resolve) => server.listen(controlSocketPath(sinkFile), resolve))
+      return {accepted: () => accepted}
+    }
+    const first = await stopping()
+    const seen = await inspectFile(sinkFile)
+    expect(first.accepted()).toBe(1)
+    expect(seen.live).toBeNull()
+    expect(seen.checkpoint?.endLsn).toBe(220n)
+    const second = await stopping()
+    const result = await queryFile(sinkFile, 'SELECT commit_lsn_int::INT AS c FROM _pgrep.checkpoint', {values: 'json'})
+    const rows: unknown[][] = []
+    for await (const chunk of result.rows) rows.push(...chunk)
+    result.cancel()
+    expect(second.accepted()).toBe(1)
+    expect(result.via).toBe('file')
+    expect(rows).toEqual([[200]])
+  })
+})

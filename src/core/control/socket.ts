@@ -294,13 +294,28 @@ export async function* controlRequest(socket: net.Socket, request: ControlFrame)
         yield frame
       }
     }
+  } catch (err) {
+    // Reset or broken pipe: the holder went away as the request was sent.
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EPIPE' || code === 'ECONNRESET') throw new HolderClosed()
+    throw err
   } finally {
     socket.destroy()
   }
-  if (!ended)
-    throw new PgrepError('sink', 'the running pgrep closed the connection before answering', {
+  if (!ended) throw new HolderClosed()
+}
+
+/**
+ * The holder closed the connection before its answer ended: it is stopping (a `sync --once` that
+ * finishes while a cron `status` connects). Callers that asked before any answer came may ask
+ * again: the next attempt finds the next holder, or none and opens the file itself.
+ */
+export class HolderClosed extends PgrepError {
+  constructor() {
+    super('sink', 'the running pgrep closed the connection before answering', {
       hint: 'it may have stopped; run the command again',
     })
+  }
 }
 
 const KIND_CHECK: Record<ErrorKind, true> = {

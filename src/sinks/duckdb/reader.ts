@@ -14,6 +14,7 @@ import type {DuckDBInstance} from '@duckdb/node-api'
 import {
   connectControl,
   controlRequest,
+  HolderClosed,
   controlSocketPath,
   type ControlFrame,
   type ControlServer,
@@ -240,7 +241,19 @@ async function withReader<T>(
   const deadline = Date.now() + READER_LOCK_WAIT_MS
   for (let pause = 100; ; pause = Math.min(pause * 2, 1000)) {
     const socket = await connectControl(socketPath)
-    if (socket) return remote(socket)
+    if (socket) {
+      try {
+        return await remote(socket)
+      } catch (err) {
+        // The holder stopped before answering (nothing of the answer was handed out yet): ask
+        // again, which reaches the next holder or opens the file once the lock is free.
+        if (err instanceof HolderClosed && Date.now() + pause < deadline) {
+          await sleep(pause)
+          continue
+        }
+        throw err
+      }
+    }
     if (!existsSync(file)) {
       throw new PgrepError('sink', `no DuckDB file at ${file}`, {
         hint: 'give the --duckdb-path that sync writes (it is created by the first sync or copy-table)',
