@@ -1,7 +1,7 @@
 // Default values of pipeline settings, in a module that imports nothing: the CLI's flag
 // definitions quote them in --help, and every command loads those, so reading a default must not
-// load the pipeline, pg or DuckDB (a `pgrep query` or `--version` starts in a third less CPU).
-// The modules they configure re-export them.
+// load the pipeline, pg or DuckDB (measured for `pgrep query`: docs/scripting.md). The modules
+// they configure re-export them.
 import type {BatchLimits} from './pipeline/batch-controller.js'
 
 /** See {@link BatchLimits.stagedStreamBytes}. */

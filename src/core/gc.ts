@@ -9,6 +9,9 @@ import v8 from 'node:v8'
 import vm from 'node:vm'
 
 let gc: (() => void) | undefined
+/** Bytes of huge values handed over (to native code) since the last collection. */
+let dropped = 0
+const COLLECT_AFTER_BYTES = 64 * 1024 * 1024
 
 /** A full garbage collection now (Node's --expose-gc, switched on when first needed). */
 export function collectGarbage(): void {
@@ -19,10 +22,6 @@ export function collectGarbage(): void {
   gc()
   dropped = 0
 }
-
-/** Bytes of huge values handed over (to native code) since the last collection. */
-let dropped = 0
-const COLLECT_AFTER_BYTES = 64 * 1024 * 1024
 
 /**
  * `bytes` of huge values are not needed in JS any more: a collection once 64 MiB of them add up,

@@ -19,7 +19,7 @@ import {TransactionAssembler} from './transaction-assembler.js'
 /**
  * A message this large carries a huge value (or many large ones). Sinks write such rows at commit
  * by a path of their own (DuckDB: straight into the table), so decoding it here would only hold
- * the value once more: the transaction is replayed instead (measured: docs/backfill.md, Memory).
+ * the value once more: the transaction is replayed instead (measured: docs/backfill.md, Fifth round).
  */
 export const MAX_STAGED_MESSAGE_BYTES = 4 * 1024 * 1024
 
