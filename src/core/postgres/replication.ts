@@ -35,6 +35,7 @@ export interface StartReplicationOptions {
   /** Two-phase decoding (protocol 3+, slot created with two_phase). */
   twoPhase?: boolean
   statusIntervalMs?: number
+  /** Unread bytes past which the socket is paused. Default {@link DEFAULT_HIGH_WATER_BYTES} (1 MiB). */
   highWaterBytes?: number
   /** Ask the server for a keepalive after this long without a message. Default 10 s. */
   pingAfterMs?: number
@@ -46,7 +47,15 @@ export const DEFAULT_RECEIVE_TIMEOUT_MS = 60_000
 
 export type StreamItem = {kind: 'data'; walStart: Lsn; walEnd: Lsn; data: Uint8Array} | {kind: 'keepalive'; walEnd: Lsn}
 
-const DEFAULT_HIGH_WATER = 8 * 1024 * 1024
+/**
+ * Unread bytes past which the socket is paused. Small on purpose: the kernel's socket buffer
+ * keeps TCP flowing, and a message that waits here while the sink is the bottleneck outlives
+ * V8's young-generation collections. With 8 MiB (about 40,000 messages of the bench's rows,
+ * half a second of apply), `sync` had V8 promote about 1 GB to the old generation and spend
+ * 1.4-4.2 s in garbage collection per 1.6M changes; with 1 MiB, 20 MB and 0.5-0.6 s
+ * (docs/backfill.md, Sixth round).
+ */
+export const DEFAULT_HIGH_WATER_BYTES = 1024 * 1024
 
 /**
  * A message larger than this (a row with a huge value) is the last item of the batch read()
@@ -86,7 +95,7 @@ export class ReplicationStream {
     this.wire = wire
     this.received = startLsn
     this.flushed = startLsn
-    this.highWater = opts.highWaterBytes ?? DEFAULT_HIGH_WATER
+    this.highWater = opts.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES
     const interval = opts.statusIntervalMs ?? 10_000
     const pingAfter = opts.pingAfterMs ?? 10_000
     const receiveTimeout = opts.receiveTimeoutMs ?? DEFAULT_RECEIVE_TIMEOUT_MS
