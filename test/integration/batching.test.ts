@@ -124,6 +124,8 @@ describe.each(pgServers())('batching on PostgreSQL $major', (server) => {
       expect(first.code, first.stderr).toBe(0)
       if (streamed) await db.query(`ALTER DATABASE "${db.database}" SET logical_decoding_work_mem = '64kB'`)
       try {
+        // A small transaction first: it may share the first piece's batch, whose checkpoint must then name it.
+        await db.query(`INSERT INTO public.${name} SELECT -g, 'before' FROM generate_series(1, 10) g`)
         await db.query(`INSERT INTO public.${name} SELECT g, repeat('p', 50) FROM generate_series(1, 40000) g`)
         await db.query(`INSERT INTO public.${name} SELECT g, 'after' FROM generate_series(40001, 40010) g`)
         const child = spawnCli(sync(['--txn-split-rows', '2000']), env)
@@ -142,12 +144,13 @@ describe.each(pgServers())('batching on PostgreSQL $major', (server) => {
         // The file holds whole pieces and says how many changes of the transaction they are.
         const held = await duck(
           file,
-          `SELECT (SELECT count(*) FROM public.${name})::INT, (SELECT partial_changes FROM _pgrep.checkpoint)::INT`,
+          `SELECT (SELECT count(*) FILTER (WHERE pad <> 'before') FROM public.${name})::INT, (SELECT partial_changes FROM _pgrep.checkpoint)::INT, (SELECT count(*) FILTER (WHERE pad = 'before') FROM public.${name})::INT`,
         )
-        const [rows, partial] = held[0] as [number, number]
+        const [rows, partial, before] = held[0] as [number, number, number]
         expect(partial).toBeGreaterThan(0)
         expect(partial).toBeLessThan(40000)
         expect(rows).toBe(partial)
+        expect(before).toBe(10)
         const status = await runCli(
           [
             'status',
@@ -179,9 +182,9 @@ describe.each(pgServers())('batching on PostgreSQL $major', (server) => {
         expect(
           await duck(
             file,
-            `SELECT count(*)::INT, count(DISTINCT v)::INT, sum(v)::BIGINT, count(*) FILTER (WHERE pad = 'after')::INT FROM public.${name}`,
+            `SELECT count(*)::INT, count(DISTINCT v)::INT, sum(v)::BIGINT, count(*) FILTER (WHERE pad = 'after')::INT, count(*) FILTER (WHERE pad = 'before')::INT FROM public.${name}`,
           ),
-        ).toEqual([[40010, 40010, (40010n * 40011n) / 2n, 10]])
+        ).toEqual([[40020, 40020, (40010n * 40011n) / 2n - 55n, 10, 10]])
         expect(await duck(file, `SELECT partial_commit_lsn, partial_changes FROM _pgrep.checkpoint`)).toEqual([
           [null, null],
         ])

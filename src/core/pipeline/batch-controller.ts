@@ -182,11 +182,12 @@ export class BatchController {
   }
 
   /**
-   * Commits what the open batch holds of a large transaction (all of its changes so far: the batch
-   * holds nothing else) with a partial checkpoint, and opens the next batch for the rest.
+   * Commits the open batch, which ends with a large transaction's first `changes` changes, with a
+   * partial checkpoint: the whole transactions before them (this batch's last one, else the last
+   * durable one) plus that count. Opens the next batch for the rest.
    */
   async commitPiece(commitLsn: Lsn, changes: number): Promise<void> {
-    const whole = this.flush.durable
+    const whole = this.last ?? this.flush.durable
     const started = Date.now()
     await this.commit({
       commitLsn: whole?.commitLsn ?? 0n,

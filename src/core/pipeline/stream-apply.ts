@@ -6,8 +6,9 @@
 //
 // Invariants:
 // - A batch holds whole transactions, except one case: a transaction too big to hold in memory
-//   starts a batch of its own and is written to the sink as it arrives; if the stream ends in
-//   the middle of it, that batch is aborted (the server sends the transaction again).
+//   (more than `txnChunkRows` events) is written to the open batch as it arrives, after the whole
+//   transactions before it; if the stream ends in the middle of it, that batch is aborted (the
+//   server sends its transactions again: none of them is confirmed).
 // - The flush position reported to Postgres is the end LSN of the last transaction whose batch
 //   the sink has committed, never more (see flush-position.ts for what is confirmed when idle).
 // - Transactions whose commit LSN is at or before `skipThroughLsn` (the sink's checkpoint) are
@@ -360,10 +361,13 @@ export class StreamApplier {
     if (txn.events.length >= this.txnChunkRows) return this.spillTxn(txn)
   }
 
-  /** A transaction too large for memory: give it a batch of its own and write it as it comes. */
+  /**
+   * A transaction too large for memory: written to the open batch as it comes. The batch is not
+   * committed first: a DuckDB commit for every transaction of a few thousand rows cost more than
+   * the rows (docs/backfill.md, Sixth round).
+   */
   private async spillTxn(txn: OpenTxn): Promise<void> {
     if (!txn.partiallyWritten) {
-      if (this.batch.isOpen) await this.batch.commit()
       await this.batch.begin()
       txn.partiallyWritten = true
     }
@@ -396,7 +400,7 @@ export class StreamApplier {
     }
     if (batch.isOpen) {
       batch.transactionDone({commitLsn, endLsn, commitTime}, wrote)
-      if (batch.full || txn.partiallyWritten) await batch.commit()
+      if (batch.full) await batch.commit()
     } else {
       // Nothing of this transaction concerns the sink: it is durable by definition.
       this.flush.durable = {commitLsn, endLsn, commitTime}
