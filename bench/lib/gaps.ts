@@ -30,31 +30,33 @@ export const GAP_NOTES: GapNote[] = [
     note:
       'Reason: as for the read_csv target: the raw COPY to /dev/null spends almost no CPU on the client, while ' +
       "pgrep decodes and appends every value on the same 2 cores as the server's backends. 1.57x in the quiet " +
-      'run of the second round, 2.11-2.13x on a loaded host. Plan: as above.',
+      'run of the second round, 1.65x in the full run at 062a46d, 2.08-2.13x on a loaded host. Plan: as above.',
   },
   {
     workload: 'Change stream',
     target: 'sync stream phase into DuckDB',
     note:
-      "Reason: when the walsender is fast, sync's own CPU on the 2 cores is the limit. Since the fourth " +
-      'round the DuckDB sink stages a streamed transaction while it streams: 0.91x in the full run at ' +
-      'cd882bd, where pg_recvlogical took 21.1-28.1 s; in the run at dc609a2 it took 16.1-28.8 s (median ' +
-      '18.5) and sync 23.1-26.0 s (0.74x). A/B right after (`npx tsx bench/run.ts --only stream --runs 1 ' +
-      '--pgrep <build>/bin/run.js`, alternating): sync 23.61 and 24.71 s for 2b19c1d, 20.45 and 24.72 s for ' +
-      'this build (no regression); the ratio followed pg_recvlogical (15.8-24.6 s): 0.70-1.04x. Plan: less ' +
-      'CPU per change in the apply (14.7 s per million events in this run), and a second streamed ' +
-      'transaction staged on a connection of its own.',
+      "Reason: when the walsender is fast, sync's own CPU on the 2 cores is the limit. Met since the sixth round " +
+      '(0.95x in the full run at 062a46d; 0.74x at dc609a2, 0.91x at cd882bd): the replication stream pauses past ' +
+      "1 MiB of unread messages instead of 8 MiB, which cut the garbage collection of messages that outlived V8's " +
+      'young generation (GC pauses 1.4-4.2 s -> 0.5-0.6 s; CPU 23.7-26.7 s -> 17.8-19.9 s in an A/B of ' +
+      'bench/profile/run.ts), and a transaction of more than 2,000 rows no longer gets a DuckDB commit of its own. ' +
+      "The ratio still follows the walsender's speed on a shared host (pg_recvlogical 19.4-29.7 s in that run). " +
+      "Plan: less CPU per change in the apply (DuckDB's appender calls, 3.9 s of a 10 s busy JS thread), and a " +
+      'second streamed transaction staged on a connection of its own.',
   },
   {
     workload: 'Reading the replica while sync streams',
     target: 'sync stream phase with a scan every second',
     note:
-      'Reason: a reader here is a new `pgrep query` process every second, and each costs CPU on the same 2 ' +
-      'cores as the sync and the walsender: 0.55 s (user + sys) before the defaults moved to src/core/defaults.ts, ' +
-      '0.41-0.48 s now with the command manifest the package ships (about 9 s of CPU over a 20 s run). No streamed ' +
-      'transaction in this workload, so staging plays no part. Met (0.8x or more) on a quiet host; 0.58-0.72x on ' +
-      'a loaded one, for builds with and without staging alike. Plan: less start-up work in the CLI (zod and ' +
-      "pino are loaded by every command), or a reader that stays connected (the SQL endpoint's target below).",
+      'Reason: a reader here is a new `pgrep query` process every second, and each costs CPU (0.41-0.48 s, user + ' +
+      'sys, with the command manifest) on the same 2 cores as the sync and the walsender. Sixth round: a ' +
+      "transaction of more than 2,000 rows (this workload's are 10,000) no longer gets a DuckDB commit of its own; " +
+      'A/B (`--only query-load --runs 1 --pgrep <build>/bin/run.js`, alternating): 0.58x before, 0.83x and 0.85x ' +
+      'after. In the full run at 062a46d: 0.76x, the sync with readers taking 15.88 s (21.36 s at dc609a2) but the ' +
+      'sync alone faster too (12.05 s against 15.49 s). Plan: less start-up work in the CLI (zod and pino are ' +
+      'loaded by every command; a bundled build of the commands measured 0.1 s less CPU per query), or a reader ' +
+      'that stays connected (the SQL endpoint, which meets its target).',
   },
   {
     workload: 'Reading the replica over the SQL endpoint',
@@ -69,24 +71,29 @@ export const GAP_NOTES: GapNote[] = [
     workload: 'Large values',
     target: 'a row with a',
     note:
-      'Reason: cdc meets it (about 340 MB). copy-table (368-446 MB over 4 runs) holds nothing of the row in ' +
-      "JS at its peak: it is DuckDB's copies (appender chunk, transaction-local storage and commit: about 200 " +
-      'MB for this 70 MB row, measured alone) over a 130 MB base. sync (472-476 MB since the fifth round, 616 ' +
-      'before) peaks at the append: Node holds the decoded text (50 MB) and the hex text of the bytea (40 MB) ' +
-      'until the batch ends, while DuckDB converts and copies the row. Tried (docs/backfill.md, Fifth round): ' +
-      'a collection before the COMMIT, checkpoint_threshold, allocator settings, a prepared INSERT (worse), ' +
-      "read_text from a file (refused by DuckDB's memory limit). Plan: the decoder handing a huge value over " +
-      'as bytes (no 50 MB JS string, no hex text), appended from those bytes.',
+      'Reason: cdc meets it (about 340 MB), and copy-table did in the full run at 062a46d (371 MB; 368-448 MB ' +
+      "over 6 runs): at its peak it holds nothing of the row in JS, it is DuckDB's copies (appender chunk, " +
+      'transaction-local storage and commit: about 200 MB for this 70 MB row, measured alone) over a 130 MB base. ' +
+      'sync (472-505 MB since the fifth round, 616 before) peaks at the append: Node holds the decoded text ' +
+      '(50 MB) and the hex text of the bytea (40 MB) until the batch ends, while DuckDB converts and copies the ' +
+      'row. Tried (docs/backfill.md, Fifth round): a collection before the COMMIT, and one before the append ' +
+      '(sixth round: the received message is freed, the peak is not lower), checkpoint_threshold, allocator ' +
+      "settings, a prepared INSERT (worse), read_text from a file (refused by DuckDB's memory limit). Plan: the " +
+      'decoder handing a huge value over as bytes (no 50 MB JS string, no hex text), appended from those bytes.',
   },
   {
     workload: 'Memory',
     target: 'peak RSS of every pgrep run',
     note:
-      "Reason: the DuckDB sink's memory limit is 384MB by default (the 3M-row transaction of the bench needs " +
-      "room), and Node's heap and DuckDB's transaction-local storage of a 1M-row transaction come on top; the " +
-      'sync stream also stages up to 128 MiB of a streamed transaction (+70-170 MB). Lower DuckDB limits (160MB, ' +
-      '256MB) moved the peak by less than the run-to-run spread. Plan: smaller apply segments inside a big ' +
-      'transaction, a staging budget that follows the memory limit.',
+      "Reason: DuckDB's own memory in the process. In the full run at 062a46d the highest was cdc --sink parquet " +
+      '(513 MB; 488-502 MB in earlier runs), whose DuckDB writes the Parquet files (its memory limit 256MB; 128MB ' +
+      'measured 425-432 MB against 464-495 MB and 8-10% slower, not changed); the sync stream phase came down ' +
+      "from 523 to 450 MB in the sixth round (the 1 MiB socket mark: V8's heap now stays under 60 MB). What is " +
+      "left there, sampled at the peak: about 300 MB of DuckDB's native allocations while a streamed 1M-row " +
+      'transaction is staged and applied, over 76 MB of the node and DuckDB binaries. DuckDB limits of 192MB and ' +
+      "256MB, a 64 MiB staging budget and glibc's MALLOC_ARENA_MAX and MALLOC_MMAP_THRESHOLD_ moved it by less " +
+      "than the run-to-run spread. Plan: smaller apply segments inside a big transaction; the Parquet sink's " +
+      'memory measured on its own.',
   },
 ]
 
