@@ -19,15 +19,13 @@ export interface ApplyBytesOptions {
   observer?: PipelineObserver
 }
 
-/** Runs the applier over `socket` into an opened `sink` until the stop LSN (2^40); returns how it ended. */
-export async function applyBytes(
+/** A ReplicationStream reading `socket` (which must start with the server's CopyBothResponse). */
+export function streamOver(
   socket: Duplex,
-  sink: Sink,
-  opts: ApplyBytesOptions = {},
-): Promise<{end: StreamEnd; applier: StreamApplier}> {
+  opts: Pick<ApplyBytesOptions, 'protoVersion' | 'highWaterBytes'> = {},
+): Promise<ReplicationStream> {
   const protoVersion = opts.protoVersion ?? 4
-  const relations = new RelationCache(async (oid: number, typmod: number) => builtinType(oid, typmod)!)
-  const stream = await ReplicationStream.start({connection: {stream: socket}} as never, {
+  return ReplicationStream.start({connection: {stream: socket}} as never, {
     slot: 's',
     publications: ['p'],
     startLsn: 0n,
@@ -36,6 +34,16 @@ export async function applyBytes(
     messages: true,
     ...(opts.highWaterBytes ? {highWaterBytes: opts.highWaterBytes} : {}),
   })
+}
+
+/** Runs the applier over `socket` into an opened `sink` until the stop LSN (2^40); returns how it ended. */
+export async function applyBytes(
+  socket: Duplex,
+  sink: Sink,
+  opts: ApplyBytesOptions = {},
+): Promise<{end: StreamEnd; applier: StreamApplier}> {
+  const relations = new RelationCache(async (oid: number, typmod: number) => builtinType(oid, typmod)!)
+  const stream = await streamOver(socket, opts)
   const applier = new StreamApplier({
     sink,
     relations,

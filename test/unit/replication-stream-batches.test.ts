@@ -2,7 +2,8 @@
 // caller keeps a batch referenced until it reads the next one, so the transaction's commit, which
 // has the sink write the row, must come in a later batch than the row's message.
 import {describe, expect, it} from 'vitest'
-import {ReplicationStream, type StreamItem} from '../../src/core/postgres/replication.js'
+import type {ReplicationStream, StreamItem} from '../../src/core/postgres/replication.js'
+import {streamOver} from '../helpers/applier.js'
 import {backendFrame, copyData, socketSending, xlogData} from '../helpers/byte-writer.js'
 
 const HUGE = 2 * 1024 * 1024
@@ -14,15 +15,7 @@ async function streamOf(sizes: number[]): Promise<ReplicationStream> {
   )
   const bytes = Buffer.concat([backendFrame('W', [0, 0, 0]), ...frames])
   const socket = socketSending(bytes)
-  const stream = await ReplicationStream.start({connection: {stream: socket}} as never, {
-    slot: 's',
-    publications: ['p'],
-    startLsn: 0n,
-    protoVersion: 4,
-    streaming: true,
-    messages: true,
-    highWaterBytes: 64 * 1024 * 1024,
-  })
+  const stream = await streamOver(socket, {highWaterBytes: 64 * 1024 * 1024})
   for (let i = 0; i < 1000 && stream.pendingItems < sizes.length; i++) await new Promise((r) => setTimeout(r, 5))
   expect(stream.pendingItems).toBe(sizes.length)
   return stream

@@ -4,7 +4,7 @@
 // 8 MiB, `sync` spent seconds per million changes collecting them (docs/backfill.md, Sixth round).
 import {Duplex} from 'node:stream'
 import {describe, expect, it} from 'vitest'
-import {ReplicationStream} from '../../src/core/postgres/replication.js'
+import {streamOver} from '../helpers/applier.js'
 import {backendFrame, copyData, xlogData} from '../helpers/byte-writer.js'
 
 const MESSAGES = 40_000
@@ -30,14 +30,7 @@ describe('ReplicationStream flow control', () => {
         cb()
       },
     })
-    const stream = await ReplicationStream.start({connection: {stream: socket}} as never, {
-      slot: 's',
-      publications: ['p'],
-      startLsn: 0n,
-      protoVersion: 4,
-      streaming: true,
-      messages: true,
-    })
+    const stream = await streamOver(socket)
 
     // Nothing is read: the stream pulls until it holds its high-water mark, then stops.
     let last = -1
