@@ -2,6 +2,7 @@
 // collapsing per key, key-changing updates, unchanged TOAST values, truncates and schema changes
 // in the middle of a batch, REPLICA IDENTITY FULL with duplicate rows, NOTHING, quoted names,
 // and the batch/checkpoint atomicity.
+import {createHash} from 'node:crypto'
 import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
@@ -253,6 +254,39 @@ describe('tables with a key', () => {
       [5, 'five b', HUGE_VALUE_CHARS, 'u'],
       [20, 'twenty', HUGE_VALUE_CHARS, 'w'],
     ])
+  })
+
+  it('a huge bytea arrives as hex text: stored as its bytes, and the event holds the bytes instead of the text', async () => {
+    const b = tbl('blobs', [
+      ['id', INT4, true],
+      ['data', BYTEA],
+    ])
+    const bytes = (n: number, salt: number) => Buffer.from(Array.from({length: n}, (_, i) => (i * 31 + salt) % 256))
+    const big1 = bytes(HUGE_VALUE_CHARS, 1)
+    const big2 = bytes(HUGE_VALUE_CHARS + 3, 2)
+    const first = ins(b, ['1', `\\x${big1.toString('hex')}`])
+    const second = upd(b, ['1', `\\x${big2.toString('hex')}`])
+    await batch(first, ins(b, ['2', '\\x00ff']))
+    await batch(second)
+    expect(await rows(`SELECT id, octet_length(data)::INTEGER, md5(data) FROM app.blobs ORDER BY id`)).toEqual([
+      [1, big2.length, createHash('md5').update(big2).digest('hex')],
+      [
+        2,
+        2,
+        createHash('md5')
+          .update(Buffer.from([0, 255]))
+          .digest('hex'),
+      ],
+    ])
+    // The hex text (twice the bytes) is no longer held by the event while DuckDB copies the row.
+    for (const [e, want] of [
+      [first, big1],
+      [second, big2],
+    ] as const) {
+      const v = (e as {new: TupleData}).new[1]
+      expect(v).toBeInstanceOf(Uint8Array)
+      expect(Buffer.compare(Buffer.from(v as Uint8Array), want)).toBe(0)
+    }
   })
 
   it('uuid and wide numeric columns (staged as text, cast by SQL) as keys and values, through every path', async () => {

@@ -207,4 +207,20 @@ describe('bytea', () => {
     expect(byteaToHex('\\x0102ff')).toBe('0102ff')
     expect(byteaToHex('a\\000\\\\')).toBe('61005c')
   })
+
+  // A long hex value is decoded a megabyte of digits at a time; the result must be Node's
+  // Buffer.from(digits, 'hex') exactly: up to the first pair that is not hex, a lone last digit dropped.
+  it('a long hex value reads as Buffer.from does, across the pieces it is decoded in', () => {
+    const digits = Buffer.from(Array.from({length: 1_600_000}, (_, i) => (i * 7919) % 256)).toString('hex')
+    const cases: string[] = [digits, `${digits}a`, digits.slice(0, (1 << 20) + 2), digits.slice(0, (1 << 20) - 1)]
+    // A character that is not hex just before, at and after each piece's edge (digit 2^20 starts the second piece).
+    for (const at of [(1 << 20) - 2, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, (1 << 21) - 1, 5, 3_000_000])
+      cases.push(`${digits.slice(0, at)}z${digits.slice(at + 1)}`)
+    for (const c of cases) {
+      const got = byteaToBytes(`\\x${c}`)
+      const want = Buffer.from(c, 'hex')
+      expect(got.length).toBe(want.length)
+      expect(Buffer.compare(Buffer.from(got.buffer, got.byteOffset, got.byteLength), want)).toBe(0)
+    }
+  })
 })

@@ -378,6 +378,22 @@ export class StreamApplier {
     if (split > 0 && this.batch.size >= split) await this.batch.commitPiece(txn.commitLsnHint, txn.changes)
   }
 
+  /**
+   * Hands a committed transaction's events to the open batch. A function of its own, like
+   * replayHeld: a suspended async function keeps its locals in its saved registers, and the batch
+   * commit that may follow in commitTxn must not hold the events (a huge row's values) while
+   * DuckDB copies the row into its WAL.
+   */
+  private async writeTxn(txn: OpenTxn, commitLsn: Lsn): Promise<void> {
+    // Events carry the begin message's final LSN, which is the commit LSN; keep them exact anyway.
+    if (txn.commitLsnHint !== commitLsn) for (const e of txn.events) e.commitLsn = commitLsn
+    await this.batch.begin()
+    if (txn.events.length > 0) {
+      const {events, bytes} = this.assembler.take(txn)
+      await this.batch.write(events, bytes)
+    }
+  }
+
   private async commitTxn(commitLsn: Lsn, endLsn: Lsn, commitTime: PgTimestamp): Promise<void> {
     const txn = this.assembler.end()
     const batch = this.batch
@@ -388,16 +404,8 @@ export class StreamApplier {
       return
     }
     if (txn.skip) return
-    // Events carry the begin message's final LSN, which is the commit LSN; keep them exact anyway.
-    if (txn.commitLsnHint !== commitLsn) for (const e of txn.events) e.commitLsn = commitLsn
     const wrote = txn.events.length > 0 || txn.partiallyWritten
-    if (wrote) {
-      await batch.begin()
-      if (txn.events.length > 0) {
-        const {events, bytes} = this.assembler.take(txn)
-        await batch.write(events, bytes)
-      }
-    }
+    if (wrote) await this.writeTxn(txn, commitLsn)
     if (batch.isOpen) {
       batch.transactionDone({commitLsn, endLsn, commitTime}, wrote)
       if (batch.full) await batch.commit()

@@ -1,9 +1,12 @@
 // Postgres's bytea text → bytes, read once here. pgrep's sessions set bytea_output hex
 // (`\x0102ff`); the escape format (`a\000\\`, bytea_output escape) is read too.
 
+/** Hex digits decoded at a time from a long value (see hexToBytes). */
+const HEX_CHUNK = 1 << 20
+
 /** `\x0102ff` (hex output) or the escape format (`a\000\\`) → bytes. */
 export function byteaToBytes(text: string): Uint8Array {
-  if (text.startsWith('\\x')) return Buffer.from(text.slice(2), 'hex')
+  if (text.startsWith('\\x')) return hexToBytes(text)
   const out: number[] = []
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i)
@@ -18,6 +21,24 @@ export function byteaToBytes(text: string): Uint8Array {
     }
   }
   return Uint8Array.from(out)
+}
+
+/**
+ * The digits after `\x`, as Buffer.from(digits, 'hex') reads them (up to the first pair that is
+ * not hex). In pieces: Node decodes hex from a two-byte copy of the string, so a 40 MB hex text
+ * decoded at once would take another 80 MB.
+ */
+function hexToBytes(text: string): Uint8Array {
+  if (text.length <= HEX_CHUNK) return Buffer.from(text.slice(2), 'hex')
+  const out = Buffer.allocUnsafe((text.length - 2) >> 1)
+  let o = 0
+  for (let i = 2; i < text.length; i += HEX_CHUNK) {
+    const piece = text.slice(i, i + HEX_CHUNK)
+    const n = out.write(piece, o, 'hex')
+    o += n
+    if (n * 2 < piece.length - 1) break
+  }
+  return out.subarray(0, o)
 }
 
 /** The bytes as lowercase hex, without the `\x`: the hex output's digits as they are, else converted. */

@@ -17,6 +17,7 @@ import type {ChangeEvent, DeleteEvent, InsertEvent, UpdateEvent} from '../../cor
 import {PgrepError} from '../../core/errors.js'
 import {collectGarbageAfter} from '../../core/gc.js'
 import {UNCHANGED_TOAST, type TupleData} from '../../core/protocol/messages.js'
+import {byteaToBytes} from '../../core/values/bytea.js'
 import {tableKey, type TableSchema} from '../../core/schema/types.js'
 import {applyFull, stageFull} from './apply-full.js'
 import {applyKeyed, keyChanged, resolveKeyToast, stageDelete, stageKeyed, stageUpsert} from './apply-keyed.js'
@@ -49,6 +50,8 @@ export class BatchApplier {
   private last: Segment | undefined
   /** Tables written to in this transaction. */
   private readonly dirty = new Set<string>()
+  /** Characters and bytes of the huge values appended by appendHugeRow in this batch. */
+  hugeBytes = 0
   /** LIST columns found holding data at their depth: deeper values there are stored as NULL. */
   private readonly keepDepth = new Set<string>()
   private readonly skipped = new Map<string, {updates: number; deletes: number}>()
@@ -298,6 +301,11 @@ export class BatchApplier {
     stageDelete(seg, this.seq++, values, e)
     await this.flushSegment(seg.key)
     this.last = undefined
+    hugeByteaToBytes(seg, values, e.new)
+    // The received message (as large as the row) and a bytea's hex text are garbage now, but V8
+    // frees them only at a collection: collected before DuckDB's appender copies the row again.
+    this.hugeBytes += valueBytes(values)
+    collectGarbageAfter(valueBytes(values))
     const table = seg.table
     const ap = await this.conn.createAppender(table.name, table.schema, this.db)
     try {
@@ -308,9 +316,6 @@ export class BatchApplier {
       closeAppender(ap)
       throw err
     }
-    // DuckDB holds the row now: the received message and the converted bytea go before the
-    // commit copies the row again (the event's own values stay until the batch ends).
-    collectGarbageAfter(valueBytes(values))
     this.dirty.add(seg.key)
     return true
   }
@@ -354,6 +359,22 @@ export class BatchApplier {
 
 /** A value this long (characters or bytes) makes its row go straight into the table (appendHugeRow). */
 export const HUGE_VALUE_CHARS = 4 * 1024 * 1024
+
+/**
+ * A huge bytea value arrives as hex text, twice the size of its bytes: it is replaced by its bytes
+ * in the event itself (the other form a bytea value may take, written the same way), so that only
+ * the bytes stay in memory while DuckDB copies the row. `values` is `eventValues` or a copy of it.
+ */
+function hugeByteaToBytes(seg: Segment, values: TupleData, eventValues: TupleData): void {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]
+    if (typeof v !== 'string' || v.length < HUGE_VALUE_CHARS) continue
+    if (seg.table.columns[i].type.kind !== 'bytea' || seg.shape.columns[i].duckType !== 'BLOB') continue
+    const bytes = byteaToBytes(v)
+    values[i] = bytes
+    if (eventValues[i] === v) eventValues[i] = bytes
+  }
+}
 
 /** Characters and bytes of a row's values, about what they hold in memory. */
 function valueBytes(values: TupleData): number {

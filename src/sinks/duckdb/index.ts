@@ -15,6 +15,7 @@ import {DuckDBInstance, type DuckDBConnection} from '@duckdb/node-api'
 import type {ChangeEvent} from '../../core/changes.js'
 import {connectControl, ControlServer, controlSocketPath, type ControlHandler} from '../../core/control/socket.js'
 import {PgrepError} from '../../core/errors.js'
+import {collectGarbage} from '../../core/gc.js'
 import type {Lsn} from '../../core/lsn.js'
 import type {
   Checkpoint,
@@ -310,6 +311,9 @@ export class DuckDbSink implements Sink {
     try {
       await batch.finish()
       await writeCheckpoint(conn, this.db, checkpoint)
+      // DuckDB's COMMIT copies a huge row once more (its WAL record): the pipeline has let go of
+      // the row's events by now (StreamApplier.writeTxn), so their values are collected first.
+      if (batch.hugeBytes > 0) collectGarbage()
       await exec(conn, 'COMMIT')
     } catch (err) {
       throw await this.fail(err, 'commit a batch')
