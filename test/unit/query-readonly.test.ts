@@ -158,6 +158,21 @@ it('a SQL error carries DuckDB message; a query past the limit is refused as bus
 })
 
 describe('DuckDbSink.query and the control socket (library)', () => {
+  it('the file the sink opens has its default memory limit (core/settings.ts)', async () => {
+    const {DuckDbSink} = await import('../../src/sinks/duckdb/index.js')
+    const sink = new DuckDbSink({path: path.join(dir, 'settings.duckdb')})
+    await sink.open()
+    try {
+      const result = await sink.query(`SELECT current_setting('memory_limit')`)
+      const rows: unknown[][] = []
+      for await (const chunk of result.rows) rows.push(...chunk)
+      // DEFAULT_DUCKDB_MEMORY_LIMIT, 384MB, as DuckDB shows it.
+      expect(rows).toEqual([['366.2 MiB']])
+    } finally {
+      await sink.close()
+    }
+  })
+
   it('reads the last committed state beside an open batch, in-process and from the socket', async () => {
     const {DuckDbSink} = await import('../../src/sinks/duckdb/index.js')
     const {inspectFile, queryFile} = await import('../../src/sinks/duckdb/reader.js')
