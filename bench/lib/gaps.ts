@@ -71,15 +71,16 @@ export const GAP_NOTES: GapNote[] = [
     workload: 'Large values',
     target: 'a row with a',
     note:
-      'Reason: cdc meets it (about 340 MB), and copy-table did in the full run at 062a46d (371 MB; 368-448 MB ' +
-      "over 6 runs): at its peak it holds nothing of the row in JS, it is DuckDB's copies (appender chunk, " +
-      'transaction-local storage and commit: about 200 MB for this 70 MB row, measured alone) over a 130 MB base. ' +
-      'sync (472-505 MB since the fifth round, 616 before) peaks at the append: Node holds the decoded text ' +
-      '(50 MB) and the hex text of the bytea (40 MB) until the batch ends, while DuckDB converts and copies the ' +
-      'row. Tried (docs/backfill.md, Fifth round): a collection before the COMMIT, and one before the append ' +
-      '(sixth round: the received message is freed, the peak is not lower), checkpoint_threshold, allocator ' +
-      "settings, a prepared INSERT (worse), read_text from a file (refused by DuckDB's memory limit). Plan: the " +
-      'decoder handing a huge value over as bytes (no 50 MB JS string, no hex text), appended from those bytes.',
+      'Reason: cdc meets it (about 290-340 MB). sync came down from 473-505 MB to 384-416 MB in the seventh ' +
+      'round (docs/backfill.md): the pipeline no longer holds the events through the COMMIT, a huge bytea is ' +
+      'held as bytes and its hex text decoded in pieces, and garbage is collected before the append and the ' +
+      "COMMIT. What is left at its peak is DuckDB's COMMIT: its WAL record of the row adds 84-133 MB (measured " +
+      'alone), over the row DuckDB already holds and a 140 MB base. copy-table (371 MB in the full run at ' +
+      "062a46d; 366-448 MB over about 20 runs since) holds nothing of the row in JS at its peak: it is DuckDB's copies. " +
+      "Tried: DuckDB's allocator handing freed memory back at 1MB (copy-table's row 337-341 MB, but the sync " +
+      "stream's CPU +40-60%), checkpoint_threshold, a prepared INSERT (worse), read_text from a file (refused by " +
+      "DuckDB's memory limit). Plan: the low allocator threshold only while a huge row is written, measured " +
+      "around copy-table's huge batches.",
   },
   {
     workload: 'Memory',
