@@ -71,16 +71,16 @@ export const GAP_NOTES: GapNote[] = [
     workload: 'Large values',
     target: 'a row with a',
     note:
-      'Reason: cdc meets it (about 290-340 MB). sync came down from 473-505 MB to 384-416 MB in the seventh ' +
-      'round (docs/backfill.md): the pipeline no longer holds the events through the COMMIT, a huge bytea is ' +
-      'held as bytes and its hex text decoded in pieces, and garbage is collected before the append and the ' +
-      "COMMIT. What is left at its peak is DuckDB's COMMIT: its WAL record of the row adds 84-133 MB (measured " +
-      'alone), over the row DuckDB already holds and a 140 MB base. copy-table (371 MB in the full run at ' +
-      "062a46d; 366-448 MB over about 20 runs since) holds nothing of the row in JS at its peak: it is DuckDB's copies. " +
-      "Tried: DuckDB's allocator handing freed memory back at 1MB (copy-table's row 337-341 MB, but the sync " +
-      "stream's CPU +40-60%), checkpoint_threshold, a prepared INSERT (worse), read_text from a file (refused by " +
-      "DuckDB's memory limit). Plan: the low allocator threshold only while a huge row is written, measured " +
-      "around copy-table's huge batches.",
+      'Reason: cdc meets it (about 290-340 MB), and copy-table now does (338-343 MB over 3 runs; 366-448 MB ' +
+      "before): while a huge row is written, DuckDB's allocator hands freed memory back at once (seventh round, " +
+      'docs/backfill.md). sync came down from 473-505 MB to 359-416 MB: the pipeline no longer holds the events ' +
+      'through the COMMIT, a huge bytea is held as bytes and its hex text decoded in pieces, garbage is collected ' +
+      "before the append and the COMMIT, and the same allocator setting. What is left at its peak is DuckDB's " +
+      'COMMIT: its WAL record of the row adds 84-133 MB (measured alone), over the row DuckDB already holds and a ' +
+      "140 MB base. Tried: the allocator setting for the whole run (the sync stream's CPU +40-60%), " +
+      "checkpoint_threshold, a prepared INSERT (worse), read_text from a file (refused by DuckDB's memory limit). " +
+      "Plan: a huge row's batch that DuckDB can checkpoint at its COMMIT instead of writing the row to its WAL " +
+      '(84 MB instead of 133 MB alone): no DELETE and no temporary table in that transaction.',
   },
   {
     workload: 'Memory',

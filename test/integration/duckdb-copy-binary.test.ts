@@ -334,7 +334,8 @@ describe.each(pgServers())('DuckDB bulk copy path on PostgreSQL $major', (server
       silentLogger,
     )
     const file = path.join(dir, `huge-${server.major}.duckdb`)
-    const sink = new DuckDbSink({path: file, log: () => {}})
+    const logged: string[] = []
+    const sink = new DuckDbSink({path: file, log: (_level, msg) => logged.push(msg)})
     await sink.open()
     try {
       await copyTables({
@@ -346,6 +347,16 @@ describe.each(pgServers())('DuckDB bulk copy path on PostgreSQL $major', (server
         signal: new AbortController().signal,
         log: silentLogger,
       })
+      // DuckDB's allocator handed freed memory back at once during the huge row (allocator.ts),
+      // and has its default again after the COMMIT.
+      expect(logged.filter((m) => m.includes('allocator_bulk_deallocation_flush_threshold'))).toEqual([
+        "a huge row: DuckDB's allocator_bulk_deallocation_flush_threshold is 1MB until its COMMIT",
+        "DuckDB's allocator_bulk_deallocation_flush_threshold reset",
+      ])
+      const setting = await sink.query(`SELECT current_setting('allocator_bulk_deallocation_flush_threshold')`)
+      const values: unknown[][] = []
+      for await (const chunk of setting.rows) values.push(...chunk)
+      expect(values).toEqual([['512.0 MiB']])
     } finally {
       await sink.close()
     }

@@ -289,6 +289,29 @@ describe('tables with a key', () => {
     }
   })
 
+  it("DuckDB's allocator hands freed memory back at once while a huge row is written, until the COMMIT or ROLLBACK", async () => {
+    const setting = async () =>
+      (await rows(`SELECT current_setting('allocator_bulk_deallocation_flush_threshold')`))[0][0]
+    const byDefault = await setting()
+    expect(byDefault).toBe('512.0 MiB')
+    const huge = 'h'.repeat(HUGE_VALUE_CHARS)
+    for (const end of ['commit', 'rollback'] as const) {
+      await sink.beginBatch()
+      await sink.write([ins(t, [end === 'commit' ? '1' : '2', 'small', 'a'])])
+      expect(await setting()).toBe(byDefault)
+      await sink.write([ins(t, [end === 'commit' ? '3' : '4', 'huge', huge])])
+      expect(await setting()).toBe('976.5 KiB')
+      lsn += 10n
+      if (end === 'commit') await sink.commitBatch({commitLsn: lsn, endLsn: lsn + 1n})
+      else await sink.abortBatch()
+      expect(await setting()).toBe(byDefault)
+    }
+    expect(await rows(`SELECT id, length(big)::INTEGER FROM app.items ORDER BY id`)).toEqual([
+      [1, 1],
+      [3, HUGE_VALUE_CHARS],
+    ])
+  })
+
   it('uuid and wide numeric columns (staged as text, cast by SQL) as keys and values, through every path', async () => {
     const U: typeof UNCHANGED_TOAST = UNCHANGED_TOAST
     const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`

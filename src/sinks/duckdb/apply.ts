@@ -19,6 +19,7 @@ import {collectGarbageAfter} from '../../core/gc.js'
 import {UNCHANGED_TOAST, type TupleData} from '../../core/protocol/messages.js'
 import {byteaToBytes} from '../../core/values/bytea.js'
 import {tableKey, type TableSchema} from '../../core/schema/types.js'
+import type {HugeRowAllocator} from './allocator.js'
 import {applyFull, stageFull} from './apply-full.js'
 import {applyKeyed, keyChanged, resolveKeyToast, stageDelete, stageKeyed, stageUpsert} from './apply-keyed.js'
 import {claimTable, deepenListColumn, literalDepth, reconcileTable, sameTableShape, type TableShape} from './ddl.js'
@@ -52,12 +53,14 @@ export class BatchApplier {
   private readonly dirty = new Set<string>()
   /** Characters and bytes of the huge values appended by appendHugeRow in this batch. */
   hugeBytes = 0
+  private holdsAllocator = false
   /** LIST columns found holding data at their depth: deeper values there are stored as NULL. */
   private readonly keepDepth = new Set<string>()
   private readonly skipped = new Map<string, {updates: number; deletes: number}>()
 
   constructor(
     private readonly conn: DuckDBConnection,
+    private readonly allocator: HugeRowAllocator,
     /** The database (catalog) name: every table is named with it. */
     private readonly db: string,
     private readonly catalog: TableCatalog,
@@ -151,6 +154,13 @@ export class BatchApplier {
   /** Drops staged rows without applying them (the transaction is rolled back next). */
   discard(): void {
     for (const key of [...this.segments.keys()]) this.discardSegment(key)
+  }
+
+  /** After the batch's COMMIT or ROLLBACK: DuckDB's allocator as it was before a huge row (allocator.ts). */
+  async releaseAllocator(): Promise<void> {
+    if (!this.holdsAllocator) return
+    this.holdsAllocator = false
+    await this.allocator.release()
   }
 
   // ---- tables and their shape ----
@@ -306,6 +316,10 @@ export class BatchApplier {
     // frees them only at a collection: collected before DuckDB's appender copies the row again.
     this.hugeBytes += valueBytes(values)
     collectGarbageAfter(valueBytes(values))
+    if (!this.holdsAllocator) {
+      this.holdsAllocator = true
+      await this.allocator.hold()
+    }
     const table = seg.table
     const ap = await this.conn.createAppender(table.name, table.schema, this.db)
     try {

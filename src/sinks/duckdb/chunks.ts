@@ -164,7 +164,7 @@ export class ChunkAppender {
  * core/gc.ts). Measured (copy-table of a row with a 50 MB text and a 20 MB bytea): peak RSS
  * 451-499 MB -> 406-410 MB.
  */
-const HUGE_BATCH_BYTES = 32 * 1024 * 1024
+export const HUGE_BATCH_BYTES = 32 * 1024 * 1024
 const EMPTY = Buffer.alloc(0)
 
 /**

@@ -13,7 +13,8 @@ import type {CopyForm, TableCopyWriter} from '../../core/pipeline/sink.js'
 import {UNCHANGED_TOAST, type TupleData} from '../../core/protocol/messages.js'
 import type {TableSchema} from '../../core/schema/types.js'
 import type {BinaryRowBatch} from '../../core/values/copy-binary.js'
-import {ChunkAppender, copyForms} from './chunks.js'
+import type {HugeRowAllocator} from './allocator.js'
+import {ChunkAppender, copyForms, HUGE_BATCH_BYTES} from './chunks.js'
 import {
   checkTableNames,
   claimTable,
@@ -32,6 +33,7 @@ import {closeQuietly} from '../../core/quietly.js'
 
 export interface CopyHost {
   instance: DuckDBInstance
+  allocator: HugeRowAllocator
   /** The database (catalog) name. */
   db: string
   log: SinkLog
@@ -59,6 +61,7 @@ export class DuckDbCopyWriter implements TableCopyWriter {
   private readonly issues = new Issues()
   private chunks: ChunkAppender | undefined
   private unflushedBytes = 0
+  private holdsAllocator = false
   /** Present when every column can be read from a binary COPY (see copyForms: not for arrays). */
   readonly copyForms?: readonly CopyForm[]
   writeBinary?: (batch: BinaryRowBatch, firstField: number) => Promise<void>
@@ -90,6 +93,11 @@ export class DuckDbCopyWriter implements TableCopyWriter {
         this.copyForms!,
         t.columns.map((c) => this.issues.reporter(display(t), c.name)),
       )
+      if (!this.holdsAllocator && batch.byteSize() >= HUGE_BATCH_BYTES) {
+        // Measured: the large-values row 366-421 MB -> 339-340 MB (docs/backfill.md, Seventh round).
+        this.holdsAllocator = true
+        await this.host.allocator.hold()
+      }
       const bytes = this.chunks.append(batch, firstField)
       this.rows += batch.rows
       // The appender holds what it was given until it flushes: flush by size, so that a table of
@@ -151,6 +159,7 @@ export class DuckDbCopyWriter implements TableCopyWriter {
       await writeTableState(conn, this.host.db, this.table, 'ready', this.snapshotLsn)
       await exec(conn, 'COMMIT')
       this.inTransaction = false
+      await this.releaseAllocator()
       this.done = true
       this.host.copied(this.table, this.shape!)
       this.issues.flush(this.host.log)
@@ -189,8 +198,16 @@ export class DuckDbCopyWriter implements TableCopyWriter {
     } finally {
       this.inTransaction = false
       this.issues.clear()
+      await this.releaseAllocator()
       this.release()
     }
+  }
+
+  /** After the COMMIT or ROLLBACK: DuckDB's allocator as it was before a huge row (allocator.ts). */
+  private async releaseAllocator(): Promise<void> {
+    if (!this.holdsAllocator) return
+    this.holdsAllocator = false
+    await this.host.allocator.release()
   }
 
   private release(): void {

@@ -29,6 +29,7 @@ import type {
 import {caseCollision} from '../../core/schema/names.js'
 import {DEFAULT_DUCKDB_MEMORY_LIMIT} from '../../core/settings.js'
 import {qualifiedName, tableKey, type ColumnSchema, type TableSchema} from '../../core/schema/types.js'
+import {HugeRowAllocator} from './allocator.js'
 import {BatchApplier, DEFAULT_STAGED_FLUSH_ROWS, type TableCatalog} from './apply.js'
 import {DuckDbStreamedStage} from './streamed-stage.js'
 import {DuckDbCopyWriter} from './copy.js'
@@ -122,6 +123,8 @@ export class DuckDbSink implements Sink {
   private readonly schemaLock = new Mutex()
   private readonly schemasCreated = new Set<string>()
   private readonly copies = new Set<DuckDbCopyWriter>()
+  /** Set up with the instance (see allocator.ts). */
+  private allocator: HugeRowAllocator | undefined
   /** Streamed transactions being staged (streamed-stage.ts): a rollback on the connection loses them. */
   private readonly stages = new Set<DuckDbStreamedStage>()
   private readonly lockTimeoutMs: number
@@ -169,6 +172,7 @@ export class DuckDbSink implements Sink {
     this.live.since = new Date().toISOString()
     if (!this.queries) this.queries = new QueryService(this.instance, this.maxConcurrentQueries)
     if (this.serveSocket && !this.control) await this.startControl(this.instance)
+    this.allocator ??= new HugeRowAllocator(this.instance, this.log)
     if (!this.conn) this.conn = await this.instance.connect()
     try {
       const rows = await query<{db: string}>(this.conn, 'SELECT current_database() AS db')
@@ -187,6 +191,7 @@ export class DuckDbSink implements Sink {
         instance,
         db: this.db,
         log: this.log,
+        allocator: this.allocator!,
         ensureSchema: (conn, schema) => this.ensureSchema(conn, schema),
         copied: (t, shape) => this.copied(t, shape),
         released: (w) => this.copies.delete(w),
@@ -257,6 +262,7 @@ export class DuckDbSink implements Sink {
     }
     this.batch = new BatchApplier(
       conn,
+      this.allocator!,
       this.db,
       this.catalog,
       this.issues,
@@ -317,6 +323,8 @@ export class DuckDbSink implements Sink {
       await exec(conn, 'COMMIT')
     } catch (err) {
       throw await this.fail(err, 'commit a batch')
+    } finally {
+      await batch.releaseAllocator()
     }
     for (const [k, v] of batch.shapes) this.catalog.shapes.set(k, v)
     for (const [k, v] of batch.schemas) this.catalog.schemas.set(k, v)
@@ -343,6 +351,7 @@ export class DuckDbSink implements Sink {
     for (const s of this.stages) s.lost()
     // Fails only when no transaction is left to roll back (DuckDB ended it on an error).
     await closeQuietly('roll back', () => exec(this.conn!, 'ROLLBACK'))
+    await batch.releaseAllocator()
   }
 
   /**
