@@ -363,8 +363,8 @@ export class StreamApplier {
 
   /**
    * A transaction too large for memory: written to the open batch as it comes. The batch is not
-   * committed first: a DuckDB commit for every transaction of a few thousand rows cost more than
-   * the rows (docs/backfill.md, Sixth round).
+   * committed first: a DuckDB commit for every transaction of a few thousand rows took the
+   * bench's query-load workload from 0.83-0.85x to 0.58x (docs/backfill.md, Sixth round).
    */
   private async spillTxn(txn: OpenTxn): Promise<void> {
     if (!txn.partiallyWritten) {
