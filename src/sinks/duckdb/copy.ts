@@ -94,7 +94,7 @@ export class DuckDbCopyWriter implements TableCopyWriter {
         t.columns.map((c) => this.issues.reporter(display(t), c.name)),
       )
       if (!this.holdsAllocator && batch.byteSize() >= HUGE_BATCH_BYTES) {
-        // Measured: the large-values row 366-421 MB -> 339-340 MB (docs/backfill.md, Seventh round).
+        // Measured: the large-values row 388-418 MB -> 338-343 MB (docs/backfill.md, Seventh round).
         this.holdsAllocator = true
         await this.host.allocator.hold()
       }

@@ -441,6 +441,8 @@ export class DuckDbSink implements Sink {
       }
       this.instance = undefined
     }
+    // Made again by open(), for the instance it opens.
+    this.allocator = undefined
   }
 
   /**
