@@ -130,6 +130,50 @@ describe.each(kinds)(`sync --sink parquet into a %s log (PostgreSQL ${server.maj
   })
 })
 
+// DuckDB's appender pins a block of every staged column (a row's values, its old values, and the
+// metadata: 2n + 8 for n columns) while it writes them: 250 columns need more than the 64MB the
+// staging database gets by default, so the sink raises its limit for a wide table.
+describe(`--sink parquet with a wide table (PostgreSQL ${server.major})`, () => {
+  it('stages, copies and streams 250 columns: the log applied in order equals Postgres', async () => {
+    const db = await createTestDb(server, 'pqwide')
+    const width = 250
+    const cols = Array.from({length: width - 1}, (_, i) => `c${i + 1}`)
+    const wide = {
+      schema: 'public',
+      name: 'wide',
+      keyed: true,
+      columns: ['id', ...cols].map((c) => ({pg: `${c}::text`, duck: `CAST(${c} AS VARCHAR)`})),
+    }
+    const fill = (from: number, to: number) =>
+      db.query(
+        `INSERT INTO public.wide SELECT g, ${cols.map((_, i) => (i % 2 ? `'v' || g || '-${i}'` : `g * ${i}`)).join(', ')} ` +
+          `FROM generate_series(${from}, ${to}) g`,
+      )
+    try {
+      await db.query(
+        `CREATE TABLE public.wide (id bigint PRIMARY KEY, ${cols.map((c, i) => `${c} ${i % 2 ? 'text' : 'bigint'}`).join(', ')})`,
+      )
+      await db.query(`CREATE PUBLICATION pub FOR TABLE public.wide`)
+      await fill(1, 5000)
+      const dir = path.join(scratch, 'log-wide')
+      const args = ['sync', '--publication', 'pub', '--slot', 'pq_wide', '--sink', 'parquet', '--parquet-dir', dir]
+      const first = await runCli([...args, '--once', '--no-progress'], pgEnv(db))
+      expect(first.code, first.stderr.slice(-3000)).toBe(0)
+      expect(first.stderr).toContain(`raised the staging database's memory limit to ${(2 * width + 8) * 1.25 + 16} MiB`)
+      await fill(5001, 8000)
+      await db.query(`UPDATE public.wide SET c2 = c2 || '!' WHERE id % 3 = 0`)
+      await db.query(`DELETE FROM public.wide WHERE id % 7 = 0`)
+      const second = await runCli([...args, '--once', '--no-progress'], pgEnv(db))
+      expect(second.code, second.stderr.slice(-3000)).toBe(0)
+      const check = await checkLogAgainstPostgres(db, dir, undefined, [wide])
+      expect(check.problems).toEqual([])
+      expect(check.rows).toBe(8000 + Math.floor(8000 / 3) + Math.floor(8000 / 7))
+    } finally {
+      await db.close()
+    }
+  })
+})
+
 describe('--sink parquet flags', () => {
   it('refuses a missing --parquet-dir and a malformed s3:// location', async () => {
     const db = await createTestDb(server, 'pqflags')

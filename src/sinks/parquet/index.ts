@@ -1,10 +1,11 @@
 // The Parquet sink: a replayable change log in a directory or an S3 bucket (format.ts).
 //
-// At least once, with exact duplicates identified: each batch's rows are staged per table in an
-// in-memory DuckDB (buffer.ts), written to Parquet files (a table's file rolls when its staged
-// data passes the file size; a batch lasts up to the roll interval), published whole (storage.ts),
-// and only then named in the manifest with the batch's checkpoint. The pipeline confirms the
-// checkpoint to Postgres after commitBatch() resolves, i.e. after the manifest is written.
+// At least once, with exact duplicates identified: each batch's rows are staged per table in a
+// DuckDB database file of the sink's own (buffer.ts), written to Parquet files (a table's file
+// rolls when its staged data passes the file size; a batch lasts up to the roll interval),
+// published whole (storage.ts), and only then named in the manifest with the batch's checkpoint.
+// The pipeline confirms the checkpoint to Postgres after commitBatch() resolves, i.e. after the
+// manifest is written.
 //
 // Crash windows, and why none loses a change:
 // - before the files are published: nothing is visible; Postgres sends the batch again.
@@ -14,6 +15,7 @@
 //   slot; on restart open() returns it and the pipeline skips what the manifest already holds.
 import {randomBytes} from 'node:crypto'
 import {rm} from 'node:fs/promises'
+import path from 'node:path'
 import {DuckDBInstance, type DuckDBConnection} from '@duckdb/node-api'
 import type {ChangeEvent} from '../../core/changes.js'
 import {PgrepError} from '../../core/errors.js'
@@ -30,9 +32,9 @@ import type {
 import type {TupleData} from '../../core/protocol/messages.js'
 import {qualifiedName, tableKey, type TableName, type TableSchema} from '../../core/schema/types.js'
 import {Issues, type SinkLog} from '../duckdb/issues.js'
-import {Mutex, sinkError} from '../duckdb/sql.js'
+import {exec, literal, Mutex, sinkError} from '../duckdb/sql.js'
 import {TableBuffer, type RowMeta} from './buffer.js'
-import {DEFAULT_PARQUET_FILE_SIZE} from './defaults.js'
+import {DEFAULT_PARQUET_FILE_SIZE, STAGING_MEMORY_LIMIT_BYTES, STAGING_THREADS, stagingMemoryFor} from './defaults.js'
 import {
   dataFileKey,
   emptyManifest,
@@ -63,9 +65,12 @@ export interface ParquetSinkOptions {
   fileSizeBytes?: number
   /** Parquet compression codec: zstd (default), snappy, gzip, uncompressed. */
   compression?: 'zstd' | 'snappy' | 'gzip' | 'uncompressed'
-  /** Memory of the staging DuckDB before it spills to `tempDir`; default 256MB. */
+  /**
+   * Memory of the staging DuckDB (its buffer pool over its database file in `tempDir`); by default
+   * 64MiB, raised for a wide table (docs/parquet.md, "Memory").
+   */
   memoryLimit?: string
-  /** Local directory for staging (DuckDB's spill files, S3 uploads); default the OS temp directory. */
+  /** Local directory for staging (the staging database, S3 uploads); default the OS temp directory. */
   tempDir?: string
   log?: SinkLog
 }
@@ -93,6 +98,8 @@ export class ParquetSink implements Sink {
   private instance: DuckDBInstance | undefined
   private conn: DuckDBConnection | undefined
   private stagingDir: string | undefined
+  /** The staging database's memory limit in bytes, when pgrep chose it. */
+  private stagingMemory = STAGING_MEMORY_LIMIT_BYTES
   /** The manifest as last written (or read). */
   private manifest: Manifest = emptyManifest()
   private readonly manifestLock = new Mutex()
@@ -126,10 +133,14 @@ export class ParquetSink implements Sink {
     if (!this.instance) {
       this.stagingDir = makeStagingDir(this.options.tempDir)
       try {
-        this.instance = await DuckDBInstance.create(':memory:', {
+        // A database file, not memory: DuckDB compresses the staged rows into it, so its memory
+        // limit bounds the sink's memory at little cost, where an in-memory table spills
+        // uncompressed rows to the temp directory (docs/parquet.md, "Memory").
+        this.instance = await DuckDBInstance.create(path.join(this.stagingDir, 'staging.duckdb'), {
           autoinstall_known_extensions: 'false',
-          memory_limit: this.options.memoryLimit ?? '256MB',
+          memory_limit: this.options.memoryLimit ?? `${this.stagingMemory >> 20}MiB`,
           temp_directory: this.stagingDir,
+          threads: STAGING_THREADS,
         })
         this.conn = await this.instance.connect()
       } catch (err) {
@@ -381,8 +392,20 @@ export class ParquetSink implements Sink {
     return this.fileSize
   }
 
-  get issueLog(): Issues {
-    return this.issues
+  /** A buffer for `table`'s rows on `conn`, with the staging database's memory raised for a wide table. */
+  async createBuffer(conn: DuckDBConnection, table: TableSchema): Promise<TableBuffer> {
+    const shape = this.shapeFor(table)
+    const needed = stagingMemoryFor(shape.columns.length)
+    // A limit the caller chose is theirs; DuckDB's error names it when a table is too wide for it.
+    if (this.options.memoryLimit === undefined && needed > this.stagingMemory) {
+      await exec(conn, `SET memory_limit = ${literal(`${needed >> 20}MiB`)}`)
+      this.log('info', `raised the staging database's memory limit to ${needed >> 20} MiB`, {
+        table: qualifiedName(table),
+        columns: shape.columns.length,
+      })
+      this.stagingMemory = needed
+    }
+    return TableBuffer.create(conn, table, shape, this.issues)
   }
 
   flushIssues(): void {
@@ -436,7 +459,7 @@ export class ParquetSink implements Sink {
     }
     if (!buffer) {
       checkColumns(table)
-      buffer = await TableBuffer.create(this.conn!, table, this.shapeFor(table), this.issues)
+      buffer = await this.createBuffer(this.conn!, table)
       batch.buffers.set(key, buffer)
     }
     buffer.append(m, values, old)
@@ -466,12 +489,7 @@ class ParquetCopyWriter implements TableCopyWriter {
 
   async write(rows: TupleData[]): Promise<void> {
     try {
-      this.buffer ??= await TableBuffer.create(
-        this.conn,
-        this.table,
-        this.sink.shapeFor(this.table),
-        this.sink.issueLog,
-      )
+      this.buffer ??= await this.sink.createBuffer(this.conn, this.table)
       for (const row of rows) {
         this.buffer.append({op: 'read', lsn: this.snapshotLsn, seq: this.seq++, xid: null, commitTime: null}, row, null)
         if (this.buffer.bytes >= this.sink.stagingLimit) this.files.push(await this.sink.stageFile(this.buffer, 'copy'))
@@ -483,12 +501,7 @@ class ParquetCopyWriter implements TableCopyWriter {
 
   async commit(): Promise<void> {
     try {
-      this.buffer ??= await TableBuffer.create(
-        this.conn,
-        this.table,
-        this.sink.shapeFor(this.table),
-        this.sink.issueLog,
-      )
+      this.buffer ??= await this.sink.createBuffer(this.conn, this.table)
       // The last rows; and an empty table still gets one (empty) file: the copy is in the log.
       if (this.buffer.rows > 0 || this.files.length === 0)
         this.files.push(await this.sink.stageFile(this.buffer, 'copy', this.snapshotLsn))
