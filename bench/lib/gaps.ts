@@ -86,15 +86,17 @@ export const GAP_NOTES: GapNote[] = [
     workload: 'Memory',
     target: 'peak RSS of every pgrep run',
     note:
-      "Reason: DuckDB's own memory in the process. In the full run at 062a46d the highest was cdc --sink parquet " +
-      '(513 MB; 488-502 MB in earlier runs), whose DuckDB writes the Parquet files (its memory limit 256MB; 128MB ' +
-      'measured 425-432 MB against 464-495 MB and 8-10% slower, not changed); the sync stream phase came down ' +
-      "from 523 to 450 MB in the sixth round (the 1 MiB socket mark: V8's heap now stays under 60 MB). What is " +
-      "left there, sampled at the peak: about 300 MB of DuckDB's native allocations while a streamed 1M-row " +
-      'transaction is staged and applied, over 76 MB of the node and DuckDB binaries. DuckDB limits of 192MB and ' +
-      "256MB, a 64 MiB staging budget and glibc's MALLOC_ARENA_MAX and MALLOC_MMAP_THRESHOLD_ moved it by less " +
-      "than the run-to-run spread. Plan: smaller apply segments inside a big transaction; the Parquet sink's " +
-      'memory measured on its own.',
+      "Reason: DuckDB's own memory in the process. The highest was cdc --sink parquet (492-545 MB) until the " +
+      'eighth round: its staging DuckDB now keeps the rows in a database file of its own (compressed) with a 64 ' +
+      'MiB pool on one thread, and flushes its appender every 16,384 rows: 331-362 MB against 492-524 MB in an ' +
+      'A/B (`--only parquet --runs 1`, 3 rounds), the run 9.8-10.8 s against 9.0-12.7 s (docs/parquet.md); cdc to stdout ' +
+      'peaks at 154-159 MB on the same changes. The sync stream phase came down from 523 to 450 MB in the sixth ' +
+      "round (the 1 MiB socket mark: V8's heap now stays under 60 MB). What is left there, sampled at the peak: " +
+      "about 300 MB of DuckDB's native allocations while a streamed 1M-row transaction is staged (in memory, " +
+      'uncompressed) and applied, over 76 MB of the node and DuckDB binaries. DuckDB limits of 192MB and 256MB, a ' +
+      "64 MiB staging budget, glibc's MALLOC_ARENA_MAX and MALLOC_MMAP_THRESHOLD_, and flushing the staging " +
+      'appenders every 16,384 rows (446-478 against 433-475 MB) moved it by less than the run-to-run spread. ' +
+      'Plan: stage a streamed transaction in a database file of its own, as the Parquet sink now does.',
   },
 ]
 

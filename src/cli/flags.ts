@@ -139,7 +139,7 @@ export function sinkFlags(defaultSink: 'stdout' | 'duckdb') {
         summary:
           `DuckDB's memory limit for --sink duckdb (e.g. 256MB, 2GB); past it DuckDB spills to temporary files, ` +
           `and a batch that cannot fit fails (exit 8, nothing committed). Default: ` +
-          `${DEFAULT_DUCKDB_MEMORY_LIMIT} for a file.`,
+          `${DEFAULT_DUCKDB_MEMORY_LIMIT} for a file, raised for a table of more than 136 columns (docs/duckdb.md).`,
         helpGroup: 'SINK',
       }),
       memoryLimitSetting,

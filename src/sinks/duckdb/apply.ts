@@ -24,6 +24,7 @@ import {applyFull, stageFull} from './apply-full.js'
 import {applyKeyed, keyChanged, resolveKeyToast, stageDelete, stageKeyed, stageUpsert} from './apply-keyed.js'
 import {claimTable, deepenListColumn, literalDepth, reconcileTable, sameTableShape, type TableShape} from './ddl.js'
 import type {Issues, SinkLog} from './issues.js'
+import type {WideTableMemory} from './memory.js'
 import {display, exec, qualified} from './sql.js'
 import {dropStage, openSegment, type Segment} from './stage.js'
 import {closeQuietly} from '../../core/quietly.js'
@@ -70,6 +71,8 @@ export class BatchApplier {
     private readonly replaceForeign = false,
     /** DuckDbSinkOptions.stagedFlushRows. */
     private readonly flushRows = DEFAULT_STAGED_FLUSH_ROWS,
+    /** Raises DuckDB's memory limit for a wide table (memory.ts); absent when the user set the limit. */
+    private readonly memory?: WideTableMemory,
   ) {}
 
   async write(events: readonly ChangeEvent[]): Promise<void> {
@@ -175,6 +178,7 @@ export class BatchApplier {
     }
     // New or changed: apply what was staged with the old shape, then change the table.
     await this.flushSegment(key)
+    await this.memory?.fit(display(t), t.columns.length)
     if (!shape)
       shape = await claimTable(this.conn, this.db, t, this.replaceForeign, (msg, fields) =>
         this.log('warn', msg, fields),

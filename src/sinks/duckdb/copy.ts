@@ -14,6 +14,7 @@ import {UNCHANGED_TOAST, type TupleData} from '../../core/protocol/messages.js'
 import type {TableSchema} from '../../core/schema/types.js'
 import type {BinaryRowBatch} from '../../core/values/copy-binary.js'
 import type {HugeRowAllocator} from './allocator.js'
+import type {WideTableMemory} from './memory.js'
 import {ChunkAppender, copyForms, HUGE_BATCH_BYTES} from './chunks.js'
 import {
   checkTableNames,
@@ -34,6 +35,8 @@ import {closeQuietly} from '../../core/quietly.js'
 export interface CopyHost {
   instance: DuckDBInstance
   allocator: HugeRowAllocator
+  /** Raises DuckDB's memory limit for a wide table (memory.ts); absent when the user set the limit. */
+  memory?: WideTableMemory
   /** The database (catalog) name. */
   db: string
   log: SinkLog
@@ -224,6 +227,7 @@ export class DuckDbCopyWriter implements TableCopyWriter {
   /** Creates the new table in a transaction; array depths come from the first rows. */
   private async begin(firstRows: TupleData[]): Promise<void> {
     const t = this.table
+    await this.host.memory?.fit(display(t), t.columns.length)
     this.conn = await this.host.instance.connect()
     const conn = this.conn
     await this.host.ensureSchema(conn, t.schema)

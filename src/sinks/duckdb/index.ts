@@ -30,6 +30,7 @@ import {caseCollision} from '../../core/schema/names.js'
 import {DEFAULT_DUCKDB_MEMORY_LIMIT} from '../../core/settings.js'
 import {qualifiedName, tableKey, type ColumnSchema, type TableSchema} from '../../core/schema/types.js'
 import {HugeRowAllocator} from './allocator.js'
+import {sizeBytes, WideTableMemory} from './memory.js'
 import {BatchApplier, DEFAULT_STAGED_FLUSH_ROWS, type TableCatalog} from './apply.js'
 import {DuckDbStreamedStage} from './streamed-stage.js'
 import {DuckDbCopyWriter} from './copy.js'
@@ -125,6 +126,10 @@ export class DuckDbSink implements Sink {
   private readonly copies = new Set<DuckDbCopyWriter>()
   /** Set up with the instance (see allocator.ts). */
   private allocator: HugeRowAllocator | undefined
+  /** Set up with an instance the sink opened with the default memory limit (see memory.ts). */
+  private memory: WideTableMemory | undefined
+  /** The memory limit is pgrep's choice, not the user's. */
+  private readonly defaultMemoryLimit: boolean
   /** Streamed transactions being staged (streamed-stage.ts): a rollback on the connection loses them. */
   private readonly stages = new Set<DuckDbStreamedStage>()
   private readonly lockTimeoutMs: number
@@ -150,6 +155,7 @@ export class DuckDbSink implements Sink {
     this.ownsInstance = !options.instance
     this.log = options.log ?? (() => {})
     this.memoryLimit = options.memoryLimit ?? (options.path === ':memory:' ? undefined : DEFAULT_DUCKDB_MEMORY_LIMIT)
+    this.defaultMemoryLimit = options.memoryLimit === undefined && this.memoryLimit !== undefined
     this.lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS
     this.serveSocket = options.controlSocket ?? (!options.instance && options.path !== ':memory:')
     this.maxConcurrentQueries = options.maxConcurrentQueries ?? defaultMaxConcurrentQueries()
@@ -173,6 +179,8 @@ export class DuckDbSink implements Sink {
     if (!this.queries) this.queries = new QueryService(this.instance, this.maxConcurrentQueries)
     if (this.serveSocket && !this.control) await this.startControl(this.instance)
     this.allocator ??= new HugeRowAllocator(this.instance, this.log)
+    if (this.ownsInstance && this.defaultMemoryLimit)
+      this.memory ??= new WideTableMemory(this.instance, sizeBytes(this.memoryLimit!), this.log)
     if (!this.conn) this.conn = await this.instance.connect()
     try {
       const rows = await query<{db: string}>(this.conn, 'SELECT current_database() AS db')
@@ -192,6 +200,7 @@ export class DuckDbSink implements Sink {
         db: this.db,
         log: this.log,
         allocator: this.allocator!,
+        memory: this.memory,
         ensureSchema: (conn, schema) => this.ensureSchema(conn, schema),
         copied: (t, shape) => this.copied(t, shape),
         released: (w) => this.copies.delete(w),
@@ -269,6 +278,7 @@ export class DuckDbSink implements Sink {
       this.log,
       this.replaceForeignTables,
       this.stagedFlushRows,
+      this.memory,
     )
     this.batchFailed = undefined
     this.live.batchChanges = 0
@@ -443,6 +453,7 @@ export class DuckDbSink implements Sink {
     }
     // Made again by open(), for the instance it opens.
     this.allocator = undefined
+    this.memory = undefined
   }
 
   /**
