@@ -258,7 +258,7 @@ export const batchFlags = {
   }),
   'txn-split-rows': Flags.integer({
     summary:
-      `DuckDB: commit a transaction larger than this many row changes in pieces, so memory stays bounded ` +
+      `DuckDB: commit a transaction larger than this many row changes (or --batch-max-bytes) in pieces, so memory stays bounded ` +
       `(default ${DEFAULT_TXN_SPLIT_ROWS}; 0: only whole transactions, readers never see part of one).`,
     min: 0,
     helpGroup: 'BATCHING',

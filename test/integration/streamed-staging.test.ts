@@ -72,39 +72,46 @@ describe.each(pgServers())('streamed transactions staged while they stream, Post
     return {file, slot, args}
   }
 
-  it('a large transaction is staged as it streams and applied at commit in pieces: equal to Postgres', async () => {
-    const {file, args} = await setUp()
-    const big = await db.client()
-    const other = await db.client()
-    try {
-      await big.query('BEGIN')
-      await big.query(
-        `INSERT INTO public.s SELECT g, gen_random_uuid(), g, 'new ' || g, g / 7.0, now() FROM generate_series(10001, 40000) g`,
-      )
-      // Committed while the big one is open: on other rows, decoded and applied before it.
-      await other.query(`UPDATE public.s SET n = -n WHERE id BETWEEN 1 AND 50`)
-      await other.query(`INSERT INTO public.s2 SELECT 'o' || g, g FROM generate_series(1, 100) g`)
-      await big.query(`UPDATE public.s SET n = n + 1, amount = amount + 1 WHERE id BETWEEN 101 AND 1500`)
-      // txt of the rows with a multiple of 100 is TOASTed and unchanged: taken from the table at apply.
-      await big.query(`UPDATE public.s SET n = 0 WHERE id % 100 = 0`)
-      await big.query(`UPDATE public.s SET id = id + 100000 WHERE id BETWEEN 1501 AND 1599`)
-      await big.query(`DELETE FROM public.s WHERE id BETWEEN 20001 AND 22000 OR id BETWEEN 1601 AND 1700`)
-      await big.query(`INSERT INTO public.s2 SELECT 'b' || g, g FROM generate_series(1, 5000) g`)
-      await big.query(`UPDATE public.s2 SET v = -v WHERE k LIKE 'b1%'`)
-      await big.query('COMMIT')
-      await other.query(`INSERT INTO public.s2 VALUES ('after', 1)`)
-    } finally {
-      await big.end()
-      await other.end()
-    }
-    const run = await runCli(args(['--once', '--txn-split-rows', '8000']), pgEnv(db))
-    expect(run.code, run.stderr).toBe(0)
-    expect(run.stderr).toContain('applied a streamed transaction staged while it streamed')
-    expect(run.stderr).not.toContain('replaying a streamed transaction that was not staged early')
-    // 30,000 + 1,400 + 20 + 100 + 2,100 + 5,000 + 1,111 changes, in pieces of about 8,000.
-    expect(run.stderr.match(/committed a piece of a large transaction/g)?.length ?? 0).toBeGreaterThanOrEqual(4)
-    expect(await compareWithDuckDb(db, file, [S, S2])).toEqual([])
-  })
+  // Pieces of 8,000 row changes, or of 512 KiB of pgoutput data (--batch-max-bytes: wide rows).
+  it.each([
+    ['--txn-split-rows', '8000'],
+    ['--batch-max-bytes', String(512 * 1024)],
+  ])(
+    'a large transaction is staged as it streams and applied at commit in pieces (%s %s): equal to Postgres',
+    async (flag, value) => {
+      const {file, args} = await setUp()
+      const big = await db.client()
+      const other = await db.client()
+      try {
+        await big.query('BEGIN')
+        await big.query(
+          `INSERT INTO public.s SELECT g, gen_random_uuid(), g, 'new ' || g, g / 7.0, now() FROM generate_series(10001, 40000) g`,
+        )
+        // Committed while the big one is open: on other rows, decoded and applied before it.
+        await other.query(`UPDATE public.s SET n = -n WHERE id BETWEEN 1 AND 50`)
+        await other.query(`INSERT INTO public.s2 SELECT 'o' || g, g FROM generate_series(1, 100) g`)
+        await big.query(`UPDATE public.s SET n = n + 1, amount = amount + 1 WHERE id BETWEEN 101 AND 1500`)
+        // txt of the rows with a multiple of 100 is TOASTed and unchanged: taken from the table at apply.
+        await big.query(`UPDATE public.s SET n = 0 WHERE id % 100 = 0`)
+        await big.query(`UPDATE public.s SET id = id + 100000 WHERE id BETWEEN 1501 AND 1599`)
+        await big.query(`DELETE FROM public.s WHERE id BETWEEN 20001 AND 22000 OR id BETWEEN 1601 AND 1700`)
+        await big.query(`INSERT INTO public.s2 SELECT 'b' || g, g FROM generate_series(1, 5000) g`)
+        await big.query(`UPDATE public.s2 SET v = -v WHERE k LIKE 'b1%'`)
+        await big.query('COMMIT')
+        await other.query(`INSERT INTO public.s2 VALUES ('after', 1)`)
+      } finally {
+        await big.end()
+        await other.end()
+      }
+      const run = await runCli(args(['--once', flag, value]), pgEnv(db))
+      expect(run.code, run.stderr).toBe(0)
+      expect(run.stderr).toContain('applied a streamed transaction staged while it streamed')
+      expect(run.stderr).not.toContain('replaying a streamed transaction that was not staged early')
+      // 30,000 + 1,400 + 20 + 100 + 2,100 + 5,000 + 1,111 changes (about 3.5 MB), in pieces of about 8,000.
+      expect(run.stderr.match(/committed a piece of a large transaction/g)?.length ?? 0).toBeGreaterThanOrEqual(4)
+      expect(await compareWithDuckDb(db, file, [S, S2])).toEqual([])
+    },
+  )
 
   it('past its byte budget, the staged parts are applied and the rest of the transaction is replayed: equal to Postgres', async () => {
     const {file, args} = await setUp()

@@ -128,4 +128,25 @@ describe('a large transaction sent at commit', () => {
     expect(sink.batches.at(-1)!.checkpoint).toMatchObject({commitLsn: commits[3]})
     expect(sink.batches.at(-1)!.checkpoint.partial).toBeUndefined()
   })
+
+  it('is committed in pieces past the batch byte limit too (wide rows), each naming the transactions before it', async () => {
+    const {socket, commits} = transactions([10, 20, 7_000, 5])
+    const sink = new RecordingSink()
+    // Far below txnSplitRows: only the 16 KiB of pgoutput data per piece splits the transaction.
+    const {end} = await applyBytes(socket, sink, {
+      batch: {maxRows: 1_000_000, maxBytes: 16 * 1024, maxDelayMs: 600_000, commitWhenIdle: true, txnSplitRows: 1e6},
+    })
+    expect(end).toBe('stop-lsn')
+    expect(sink.batches.flatMap((b) => b.ids)).toEqual(ids(1, 7_035))
+    const pieces = sink.batches.filter((b) => b.checkpoint.partial)
+    expect(pieces.length).toBeGreaterThanOrEqual(3)
+    let changes = -30 // the first piece holds the two small transactions as well
+    for (const b of pieces) {
+      changes += b.ids.length
+      expect(b.checkpoint).toMatchObject({commitLsn: commits[1], partial: {commitLsn: commits[2], changes}})
+    }
+    // Then the large transaction's end (the batch is full past 16 KiB), and the last one.
+    expect(sink.batches.slice(pieces.length).map((b) => b.checkpoint.commitLsn)).toEqual([commits[2], commits[3]])
+    expect(sink.batches.at(-1)!.checkpoint.partial).toBeUndefined()
+  })
 })

@@ -30,9 +30,9 @@ export interface BatchLimits {
   commitWhenIdle?: boolean
   /**
    * For a sink with `partialTransactions` (DuckDB): once one transaction has put this many row
-   * changes into the open batch, the batch is committed with a partial checkpoint, so the sink
-   * never holds more than that of one transaction uncommitted (readers may then see the
-   * transaction in pieces). Default {@link DEFAULT_TXN_SPLIT_ROWS}; 0: transactions are committed
+   * changes (or `maxBytes` of data) into the open batch, the batch is committed with a partial
+   * checkpoint, so the sink never holds more than that of one transaction uncommitted (readers
+   * may then see the transaction in pieces). Default {@link DEFAULT_TXN_SPLIT_ROWS}; 0: transactions are committed
    * whole, whatever their size.
    */
   txnSplitRows?: number
@@ -89,6 +89,15 @@ export class BatchController {
   /** Events written since the batch opened. */
   get size(): number {
     return this.rows
+  }
+
+  /**
+   * A transaction being written into the open batch must be committed in pieces now: the batch
+   * holds `txnSplitRows` events, or `maxBytes` of pgoutput data (wide rows: DuckDB's memory for
+   * one commit grows with the values it writes, docs/duckdb.md "A wide table").
+   */
+  get pieceFull(): boolean {
+    return this.txnSplitRows > 0 && (this.rows >= this.txnSplitRows || this.bytes >= this.limits.maxBytes)
   }
 
   /**

@@ -374,8 +374,7 @@ export class StreamApplier {
     const {events, bytes} = this.assembler.take(txn)
     this.progressAt = Date.now()
     await this.batch.write(events, bytes)
-    const split = this.batch.txnSplitRows
-    if (split > 0 && this.batch.size >= split) await this.batch.commitPiece(txn.commitLsnHint, txn.changes)
+    if (this.batch.pieceFull) await this.batch.commitPiece(txn.commitLsnHint, txn.changes)
   }
 
   /**
@@ -475,6 +474,7 @@ export class StreamApplier {
         stage,
         this.opts.relations.fork(),
         this.batch.txnSplitRows,
+        this.batch.limits.maxBytes,
         this.txnChunkRows,
         budget,
       )

@@ -43,14 +43,17 @@ export class StagedStream {
    */
   full = false
   private partStart = 0
+  private partStartBytes = 0
   private bytes = 0
 
   constructor(
     readonly xid: number,
     readonly stage: StreamedStage,
     private readonly relations: RelationCache,
-    /** BatchController.txnSplitRows: a part ends past this many changes (0: one part). */
+    /** BatchController.txnSplitRows: a part ends past this many changes (0: one part)... */
     private readonly splitRows: number,
+    /** ...or past this many bytes of pgoutput data (BatchLimits.maxBytes), as a batch's piece. */
+    private readonly splitBytes: number,
     /** Events handed to the sink at a time. */
     private readonly chunkRows: number,
     /** BatchLimits.stagedStreamBytes. */
@@ -96,7 +99,11 @@ export class StagedStream {
     // Only a Relation message makes add() return a promise (above).
     void this.assembler.add(msg, data.length)
     const txn = this.assembler.txn!
-    if (this.splitRows > 0 && txn.changes - this.partStart >= this.splitRows) return this.flush(true)
+    if (
+      this.splitRows > 0 &&
+      (txn.changes - this.partStart >= this.splitRows || this.bytes - this.partStartBytes >= this.splitBytes)
+    )
+      return this.flush(true)
     if (txn.events.length >= this.chunkRows) return this.flush(false)
   }
 
@@ -151,6 +158,7 @@ export class StagedStream {
     if (!endPart) return
     this.partEnds.push(txn.changes)
     this.partStart = txn.changes
+    this.partStartBytes = this.bytes
     this.partEvents.push(0)
     this.partCounts.push(new Map())
   }

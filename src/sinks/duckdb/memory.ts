@@ -1,7 +1,7 @@
 // DuckDB's memory for a wide table. A statement that writes a table pins a block of each of its
 // columns at once (with the column's validity and string blocks), in the table and in its staging
-// table, so a batch's memory grows with the table's width (and with the rows of one transaction,
-// which a batch applies whole). A batch of changes to a table of 250 text columns fails with the
+// table, so a batch's memory grows with the table's width (and with the values of one piece of a
+// transaction: BatchController.pieceFull). A batch of changes to a table of 250 text columns fails with the
 // default limit (384MB) and completes with 512MB; 600 columns fail with 768MB and complete with
 // 1GB (docs/duckdb.md, "A wide table"). So when pgrep chose the limit, it raises it for a wide
 // table before the first statement that writes it.

@@ -246,7 +246,7 @@ class ReplayApplier {
     }
     if (!item.last) {
       // A large transaction: committed in pieces when the sink can resume one.
-      if (batch.txnSplitRows > 0 && batch.isOpen && batch.size >= batch.txnSplitRows) {
+      if (batch.isOpen && batch.pieceFull) {
         await batch.commitPiece(txn.commitLsn, txn.changes)
       }
       return
