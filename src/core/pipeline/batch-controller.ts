@@ -32,8 +32,8 @@ export interface BatchLimits {
    * For a sink with `partialTransactions` (DuckDB): once one transaction has put this many row
    * changes (or `maxBytes` of data) into the open batch, the batch is committed with a partial
    * checkpoint, so the sink never holds more than that of one transaction uncommitted (readers
-   * may then see the transaction in pieces). Default {@link DEFAULT_TXN_SPLIT_ROWS}; 0: transactions are committed
-   * whole, whatever their size.
+   * may then see the transaction in pieces). Default {@link DEFAULT_TXN_SPLIT_ROWS}; 0:
+   * transactions are committed whole, whatever their size.
    */
   txnSplitRows?: number
   /**
