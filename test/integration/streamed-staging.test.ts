@@ -1,7 +1,7 @@
 // A transaction the server streams while it is in progress is staged in DuckDB as it streams
 // (Sink.stageStreamed) and applied at commit; whatever makes that unsafe falls back to the replay
 // at commit. Every end state is compared with Postgres row by row.
-import {mkdtempSync, rmSync} from 'node:fs'
+import {existsSync, mkdtempSync, rmSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -107,6 +107,10 @@ describe.each(pgServers())('streamed transactions staged while they stream, Post
       expect(run.code, run.stderr).toBe(0)
       expect(run.stderr).toContain('applied a streamed transaction staged while it streamed')
       expect(run.stderr).not.toContain('replaying a streamed transaction that was not staged early')
+      // Staged in a database file of its own (compressed), removed when the sink closes.
+      const staging = /"staging":"([^"]+)"/.exec(run.stderr)
+      expect(staging?.[1], run.stderr).toMatch(/pgrep-stream-\d+-[^/]+\/stage\.duckdb$/)
+      expect(existsSync(path.dirname(staging![1]))).toBe(false)
       // 30,000 + 1,400 + 20 + 100 + 2,100 + 5,000 + 1,111 changes (about 3.5 MB), in pieces of about 8,000.
       expect(run.stderr.match(/committed a piece of a large transaction/g)?.length ?? 0).toBeGreaterThanOrEqual(4)
       expect(await compareWithDuckDb(db, file, [S, S2])).toEqual([])

@@ -10,7 +10,7 @@ import {PgrepError} from '../../core/errors.js'
 import {UNCHANGED_TOAST, type TupleData} from '../../core/protocol/messages.js'
 import type {SinkLog} from './issues.js'
 import {display, exec, ident, qualified} from './sql.js'
-import {mask, OP_DELETE, OP_UPDATE, OP_UPSERT, type Segment} from './stage.js'
+import {mask, OP_DELETE, OP_UPDATE, OP_UPSERT, stagedTable, type Segment} from './stage.js'
 import {closeQuietly} from '../../core/quietly.js'
 
 /** Longest run of updates before it is cut anyway (bounds the hash set). */
@@ -91,7 +91,7 @@ export function stageFull(seg: Segment, seq: number, e: InsertEvent | UpdateEven
 
 /** Applies a full-identity segment's staging table to its table, run by run (see the header). */
 export async function applyFull(conn: DuckDBConnection, db: string, seg: Segment): Promise<void> {
-  const stage = `temp.main.${seg.stage}`
+  const stage = stagedTable(seg, seg.stage!)
   const target = qualified(db, seg.table)
   const cols = seg.shape.columns.map((c) => ident(c.name))
   const list = (f: (i: number) => string) => cols.map((_, i) => f(i)).join(', ')

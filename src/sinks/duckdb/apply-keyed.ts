@@ -13,7 +13,7 @@ import type {DeleteEvent, InsertEvent, UpdateEvent} from '../../core/changes.js'
 import {PgrepError} from '../../core/errors.js'
 import {UNCHANGED_TOAST, type ColumnValue, type TupleData} from '../../core/protocol/messages.js'
 import {display, exec, ident, qualified} from './sql.js'
-import {mask, OP_DELETE, OP_UPSERT, type Segment} from './stage.js'
+import {mask, OP_DELETE, OP_UPSERT, stagedTable, type Segment} from './stage.js'
 import {closeQuietly} from '../../core/quietly.js'
 
 /** The update's new tuple with unchanged TOAST key columns taken from its old key. */
@@ -114,7 +114,7 @@ export function stageDelete(
 
 /** Applies a key-mode segment's staging table to its table (see the header). */
 export async function applyKeyed(conn: DuckDBConnection, db: string, seg: Segment): Promise<void> {
-  const stage = `temp.main.${seg.stage}`
+  const stage = stagedTable(seg, seg.stage!)
   const fin = `${seg.stage}_final`
   const target = qualified(db, seg.table)
   const cols = seg.shape.columns.map((c) => ident(c.name))

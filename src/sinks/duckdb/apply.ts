@@ -136,7 +136,7 @@ export class BatchApplier {
   /**
    * A key-mode segment staged before this batch (a streamed transaction staged while it streamed,
    * streamed-stage.ts), applied now: after what this batch staged for its table, with the table
-   * in the shape the segment was staged for. Its staging table is dropped with the batch.
+   * in the shape the segment was staged for.
    */
   async applyStaged(seg: Segment): Promise<void> {
     await this.flushSegment(seg.key)
@@ -145,13 +145,8 @@ export class BatchApplier {
       throw new PgrepError('internal', `${display(seg.table)}: staged for another shape of the table`)
     this.last = undefined
     this.dirty.add(seg.key)
-    if (seg.view) this.viewStages.add(seg.stage!)
-    try {
-      if (seg.rows > 0) await applyKeyed(this.conn, this.db, seg)
-    } finally {
-      this.dropLater.push(seg.stage!)
-      await closeQuietly('drop staging tables', () => this.dropStaged())
-    }
+    // Its staging tables are in the staging database: the stage drops them (streamed-stage.ts).
+    if (seg.rows > 0) await applyKeyed(this.conn, this.db, seg)
   }
 
   /** Drops staged rows without applying them (the transaction is rolled back next). */

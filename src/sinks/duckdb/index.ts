@@ -33,6 +33,7 @@ import {HugeRowAllocator} from './allocator.js'
 import {sizeBytes, WideTableMemory} from './memory.js'
 import {BatchApplier, DEFAULT_STAGED_FLUSH_ROWS, type TableCatalog} from './apply.js'
 import {DuckDbStreamedStage} from './streamed-stage.js'
+import {StagingDatabase} from './staging-db.js'
 import {DuckDbCopyWriter} from './copy.js'
 import {createDatabaseFile} from './create-file.js'
 import {checkTableNames, fillsExistingRows, type TableShape} from './ddl.js'
@@ -132,6 +133,8 @@ export class DuckDbSink implements Sink {
   private readonly defaultMemoryLimit: boolean
   /** Streamed transactions being staged (streamed-stage.ts): a rollback on the connection loses them. */
   private readonly stages = new Set<DuckDbStreamedStage>()
+  /** Where they stage (attached on first use). */
+  private staging: StagingDatabase | undefined
   private readonly lockTimeoutMs: number
   private readonly serveSocket: boolean
   private readonly maxConcurrentQueries: number
@@ -179,6 +182,7 @@ export class DuckDbSink implements Sink {
     if (!this.queries) this.queries = new QueryService(this.instance, this.maxConcurrentQueries)
     if (this.serveSocket && !this.control) await this.startControl(this.instance)
     this.allocator ??= new HugeRowAllocator(this.instance, this.log)
+    this.staging ??= new StagingDatabase(this.instance, this.path === ':memory:', this.log)
     if (this.ownsInstance && this.defaultMemoryLimit)
       this.memory ??= new WideTableMemory(this.instance, sizeBytes(this.memoryLimit!), this.log)
     if (!this.conn) this.conn = await this.instance.connect()
@@ -298,10 +302,12 @@ export class DuckDbSink implements Sink {
 
   /** See Sink.stageStreamed: key-mode tables whose DuckDB table needs no change (streamed-stage.ts). */
   stageStreamed(): DuckDbStreamedStage | undefined {
-    if (!this.conn) return undefined
+    const staging = this.staging
+    if (!this.conn || !staging) return undefined
     const stage: DuckDbStreamedStage = new DuckDbStreamedStage({
       conn: this.conn,
       db: this.db,
+      staging: () => staging.get(),
       catalog: this.catalog,
       flushRows: this.stagedFlushRows ?? DEFAULT_STAGED_FLUSH_ROWS,
       issues: this.issues,
@@ -435,6 +441,8 @@ export class DuckDbSink implements Sink {
     for (const w of [...this.copies]) await closeQuietly('abort a table copy', () => w.abort())
     if (this.batch) await this.abortBatch()
     for (const s of [...this.stages]) await s.discard()
+    await this.staging?.close()
+    this.staging = undefined
     if (this.conn) {
       try {
         this.conn.closeSync()

@@ -30,8 +30,10 @@ export interface Segment {
   table: TableSchema
   shape: TableShape
   mode: Mode
-  /** Temporary staging table (key and full modes). */
+  /** Staging table (key and full modes), in `stageDb`. */
   stage?: string
+  /** The database of the staging table: `temp`, or a staging database file (StagingDb). */
+  stageDb: string
   /** `stage` is a view over the table `<stage>_in`, which holds some columns as text (stagedAsText). */
   view: boolean
   appender: DuckDBAppender
@@ -59,6 +61,22 @@ export function mask(n: number, positions: number[]): string {
 
 let stageCounter = 0
 
+/**
+ * Where a segment's staging table goes: by default a temporary table on the batch's own
+ * connection (dropped by a rollback); a streamed transaction's go to a database file of its own,
+ * through a connection of its own (streamed-stage.ts).
+ */
+export interface StagingDb {
+  conn: DuckDBConnection
+  /** The attached database's name. */
+  db: string
+}
+
+/** The table `name` of a segment's staging database. */
+export function stagedTable(seg: Pick<Segment, 'stageDb'>, name: string): string {
+  return `${seg.stageDb}.main.${name}`
+}
+
 /** How a table's changes are staged (Mode), and its key columns. */
 export function segmentMode(t: TableSchema): {mode: Mode; identity: string[]; keyIdx: number[]} {
   const identity = primaryKeyOf(t)
@@ -79,6 +97,7 @@ export async function openSegment(
   t: TableSchema,
   shape: TableShape,
   issues: Issues,
+  staging?: StagingDb,
 ): Promise<Segment> {
   if (shape.columns.length !== t.columns.length)
     throw new PgrepError(
@@ -95,6 +114,7 @@ export async function openSegment(
   )
   let stage: string | undefined
   let view = false
+  const stageDb = staging?.db ?? 'temp'
   let appender: DuckDBAppender
   if (mode === 'append') {
     appender = await conn.createAppender(t.name, t.schema, db)
@@ -114,7 +134,9 @@ export async function openSegment(
     cols.push(['_u', 'VARCHAR'])
     view = asText.includes(true)
     const table = view ? `${stage}_in` : stage
-    await exec(conn, `CREATE TEMP TABLE ${table} (${cols.map(([n, type]) => `${n} ${type}`).join(', ')})`)
+    const stageConn = staging?.conn ?? conn
+    const columns = cols.map(([n, type]) => `${n} ${type}`).join(', ')
+    await exec(stageConn, `CREATE ${staging ? '' : 'TEMP '}TABLE ${stageDb}.main.${table} (${columns})`)
     if (view) {
       // c<i> and o<i> hold column i, f<m> key column keyIdx[m]; _seq, _op and _u are as staged.
       const column = (n: string): string => {
@@ -124,9 +146,13 @@ export async function openSegment(
         return asText[col] ? `CAST(${n} AS ${shape.columns[col].duckType}) AS ${n}` : n
       }
       const list = cols.map(([n]) => column(n)).join(', ')
-      await exec(conn, `CREATE TEMP VIEW ${stage} AS SELECT ${list} FROM temp.main.${table}`)
+      const temp = staging ? '' : 'TEMP '
+      await exec(
+        stageConn,
+        `CREATE ${temp}VIEW ${stageDb}.main.${stage} AS SELECT ${list} FROM ${stageDb}.main.${table}`,
+      )
     }
-    appender = await conn.createAppender(table, 'main', 'temp')
+    appender = await stageConn.createAppender(table, 'main', stageDb)
   }
   const arrayCols = t.columns.flatMap((c, index) => {
     const depth = splitListType(shape.columns[index].duckType).depth
@@ -138,6 +164,7 @@ export async function openSegment(
     shape,
     mode,
     stage,
+    stageDb,
     view,
     appender,
     writers,
@@ -153,11 +180,11 @@ export async function openSegment(
   }
 }
 
-/** Drops a segment's staging table (and its view); statements on `conn`. */
-export async function dropStage(conn: DuckDBConnection, stage: string, view: boolean): Promise<void> {
+/** Drops a staging table (and its view) of database `stageDb`; statements on `conn`. */
+export async function dropStage(conn: DuckDBConnection, stage: string, view: boolean, stageDb = 'temp'): Promise<void> {
   // (DROP VIEW IF EXISTS on a table is an error in DuckDB, not a no-op: it would abort the batch.)
   if (view) {
-    await exec(conn, `DROP VIEW IF EXISTS temp.main.${stage}`)
-    await exec(conn, `DROP TABLE IF EXISTS temp.main.${stage}_in`)
-  } else await exec(conn, `DROP TABLE IF EXISTS temp.main.${stage}`)
+    await exec(conn, `DROP VIEW IF EXISTS ${stageDb}.main.${stage}`)
+    await exec(conn, `DROP TABLE IF EXISTS ${stageDb}.main.${stage}_in`)
+  } else await exec(conn, `DROP TABLE IF EXISTS ${stageDb}.main.${stage}`)
 }

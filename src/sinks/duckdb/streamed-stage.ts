@@ -10,10 +10,10 @@
 // changes are for (in the committed catalog). Anything else (a truncate, a table without key, a
 // huge value, a list column, a key-changing update with unchanged TOAST values, a table that is
 // new or of another shape) makes write() return false: the pipeline then replays the whole
-// transaction at commit, as before. Staging tables are temporary (in memory, spilled past the
-// memory limit), created and appended to on the sink's connection between the pipeline's
-// batch statements; a rollback of a batch in between may take them with it, so the sink marks the
-// stage lost (lost()) and it is replayed.
+// transaction at commit, as before. Staging tables live in the sink's staging database
+// (staging-db.ts), compressed, written through its own connection between the pipeline's batch
+// statements; the batch's connection reads them when it applies a part. A rollback of a batch
+// in between marks the stage lost (lost()) and it is replayed, as the pipeline starts over anyway.
 import type {DuckDBConnection} from '@duckdb/node-api'
 import type {ChangeEvent} from '../../core/changes.js'
 import type {StreamedStage} from '../../core/pipeline/sink.js'
@@ -24,11 +24,13 @@ import {hasHugeValue, sameSchema, type BatchApplier, type TableCatalog} from './
 import {Issues, type SinkLog} from './issues.js'
 import {display} from './sql.js'
 import {sameTableShape, shapeWithoutChange, type TableShape} from './ddl.js'
-import {dropStage, openSegment, segmentMode, type Segment} from './stage.js'
+import {dropStage, openSegment, segmentMode, type Segment, type StagingDb} from './stage.js'
 
 export interface StreamedStageHost {
   conn: DuckDBConnection
   db: string
+  /** The staging database (attached on first use). */
+  staging: () => Promise<StagingDb>
   catalog: TableCatalog
   /** Rows per staging table, as a batch's (DuckDbSinkOptions.stagedFlushRows). */
   flushRows: number
@@ -49,7 +51,6 @@ export class DuckDbStreamedStage implements StreamedStage {
   private last: Segment | undefined
   private seq = 0
   private broken = false
-  private readonly applied = new Set<Segment>()
   /** Table objects already checked (shapeFor), and the DuckDB shape of their tables by key. */
   private readonly accepted = new Set<TableSchema>()
   private readonly shapes = new Map<string, TableShape>()
@@ -72,7 +73,10 @@ export class DuckDbStreamedStage implements StreamedStage {
           const last = this.last
           const seg =
             last && last.table === e.table && this.open.get(last.key) === last ? last : await this.segmentFor(e.table)
-          if (!seg) return this.fail(`${display(e.table)}: not a table with a key in the shape of its DuckDB table`)
+          if (!seg)
+            return this.broken
+              ? false
+              : this.fail(`${display(e.table)}: not a table with a key in the shape of its DuckDB table`)
           if (e.op !== 'delete' && hasHugeValue(e.new)) return this.fail('a huge value')
           this.last = seg
           const next = stageKeyed(seg, this.seq, e)
@@ -102,6 +106,9 @@ export class DuckDbStreamedStage implements StreamedStage {
 
   usable(): boolean {
     if (this.broken) return false
+    // Every segment's rows committed in the staging database before the apply's batch begins: that
+    // batch reads the staging database as of its first read, and would miss rows flushed after it.
+    for (const seg of [...this.open.values()]) this.close(seg)
     // A table this process has not used since has not changed (every change goes through the catalog).
     for (const part of this.partList)
       for (const seg of part) {
@@ -116,7 +123,6 @@ export class DuckDbStreamedStage implements StreamedStage {
     await this.host.apply(this.partChanges[part], async (batch) => {
       for (const seg of segs) {
         if (this.open.get(seg.key) === seg) this.close(seg)
-        this.applied.add(seg)
         await batch.applyStaged(seg)
       }
     })
@@ -135,10 +141,12 @@ export class DuckDbStreamedStage implements StreamedStage {
       }
     }
     this.open.clear()
-    for (const part of this.partList)
-      for (const seg of part)
-        if (!this.applied.has(seg))
-          await closeQuietly('drop a staging table', () => dropStage(this.host.conn, seg.stage!, seg.view))
+    // Applied or not, on the staging connection (the batch has read what it applied already). One
+    // that cannot be dropped goes with the staging database when the sink closes.
+    const segs = this.partList.flat()
+    const conn = segs.length > 0 ? (await this.host.staging()).conn : undefined
+    for (const seg of segs)
+      await closeQuietly('drop a staging table', () => dropStage(conn!, seg.stage!, seg.view, seg.stageDb))
     this.partList.length = 0
     this.issues.clear()
   }
@@ -178,7 +186,15 @@ export class DuckDbStreamedStage implements StreamedStage {
     if (open || segmentMode(t).mode !== 'key' || t.columns.some((c) => c.type.kind === 'array')) return undefined
     const shape = await this.shapeFor(t)
     if (!shape) return undefined
-    const seg = await openSegment(this.host.conn, this.host.db, key, t, shape, this.issues)
+    let staging: StagingDb
+    try {
+      staging = await this.host.staging()
+    } catch (err) {
+      this.host.log('warn', `could not open the staging database: ${err instanceof Error ? err.message : String(err)}`)
+      this.fail('no staging database')
+      return undefined
+    }
+    const seg = await openSegment(this.host.conn, this.host.db, key, t, shape, this.issues, staging)
     this.partList[this.partList.length - 1].push(seg)
     this.open.set(key, seg)
     return seg
