@@ -159,7 +159,9 @@ describe(`--sink parquet with a wide table (PostgreSQL ${server.major})`, () => 
       const args = ['sync', '--publication', 'pub', '--slot', 'pq_wide', '--sink', 'parquet', '--parquet-dir', dir]
       const first = await runCli([...args, '--once', '--no-progress'], pgEnv(db))
       expect(first.code, first.stderr.slice(-3000)).toBe(0)
-      expect(first.stderr).toContain(`raised the staging database's memory limit to ${(2 * width + 8) * 1.25 + 16} MiB`)
+      expect(first.stderr).toContain(
+        `raised the staging database's memory limit to ${(2 * width + 8) * 1.25 + 16}MiB for a table of ${width} columns`,
+      )
       await fill(5001, 8000)
       await db.query(`UPDATE public.wide SET c2 = c2 || '!' WHERE id % 3 = 0`)
       await db.query(`DELETE FROM public.wide WHERE id % 7 = 0`)

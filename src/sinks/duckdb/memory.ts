@@ -1,10 +1,11 @@
 // DuckDB's memory for a wide table. A statement that writes a table pins a block of each of its
-// columns at once (with the column's validity and string blocks), in the table and in its staging
-// table, so a batch's memory grows with the table's width (and with the values of one piece of a
-// transaction: BatchController.pieceFull). A batch of changes to a table of 250 text columns fails with the
-// default limit (384MB) and completes with 512MB; 600 columns fail with 768MB and complete with
-// 1GB (docs/duckdb.md, "A wide table"). So when pgrep chose the limit, it raises it for a wide
-// table before the first statement that writes it.
+// columns at once (with the column's validity and string blocks), in the table and in its
+// staging table, so a batch's memory grows with the table's width (and with the values of one
+// piece of a transaction: BatchController.pieceFull). A batch of changes to a table of 250 text
+// columns fails with the default limit (384MB) and completes with 512MB; 600 columns fail with
+// 768MB and complete with 1GB (docs/duckdb.md, "A wide table"). So when pgrep chose the limit,
+// it raises it for a wide table before the first statement that writes it. The Parquet sink's
+// staging database does the same with its own formula (parquet/defaults.ts stagingMemoryFor).
 import type {DuckDBInstance} from '@duckdb/node-api'
 import {closeQuietly} from '../../core/quietly.js'
 import type {SinkLog} from './issues.js'
@@ -41,7 +42,7 @@ export function memoryForColumns(columns: number): number {
   return BASE_BYTES + Math.ceil(columns * BYTES_PER_COLUMN)
 }
 
-/** One per DuckDB instance the sink opened with a limit of its own choosing (the setting is the instance's). */
+/** One per DuckDB instance opened with a limit of pgrep's choosing (the setting is the instance's). */
 export class WideTableMemory {
   private readonly lock = new Mutex()
 
@@ -50,11 +51,15 @@ export class WideTableMemory {
     /** The limit the instance was opened with, in bytes. */
     private limit: number,
     private readonly log: SinkLog,
+    /** Bytes needed to write a table of `columns` columns. */
+    private readonly need: (columns: number) => number = memoryForColumns,
+    /** Whose limit, for the log. */
+    private readonly whose = "DuckDB's",
   ) {}
 
   /** Raises the limit, if needed, for a table of `columns` columns (`table`: its name, for the log). */
   async fit(table: string, columns: number): Promise<void> {
-    const needed = memoryForColumns(columns)
+    const needed = this.need(columns)
     if (needed <= this.limit) return
     await this.lock.run(async () => {
       if (needed <= this.limit) return
@@ -69,7 +74,7 @@ export class WideTableMemory {
           conn.closeSync()
         }
         this.limit = needed
-        this.log('info', `raised DuckDB's memory limit to ${size} for a table of ${columns} columns`, {table})
+        this.log('info', `raised ${this.whose} memory limit to ${size} for a table of ${columns} columns`, {table})
       })
     })
   }

@@ -32,7 +32,8 @@ import type {
 import type {TupleData} from '../../core/protocol/messages.js'
 import {qualifiedName, tableKey, type TableName, type TableSchema} from '../../core/schema/types.js'
 import {Issues, type SinkLog} from '../duckdb/issues.js'
-import {exec, literal, Mutex, sinkError} from '../duckdb/sql.js'
+import {WideTableMemory} from '../duckdb/memory.js'
+import {Mutex, sinkError} from '../duckdb/sql.js'
 import {TableBuffer, type RowMeta} from './buffer.js'
 import {DEFAULT_PARQUET_FILE_SIZE, STAGING_MEMORY_LIMIT_BYTES, STAGING_THREADS, stagingMemoryFor} from './defaults.js'
 import {
@@ -99,7 +100,7 @@ export class ParquetSink implements Sink {
   private conn: DuckDBConnection | undefined
   private stagingDir: string | undefined
   /** The staging database's memory limit in bytes, when pgrep chose it. */
-  private stagingMemory = STAGING_MEMORY_LIMIT_BYTES
+  private stagingMemory: WideTableMemory | undefined
   /** The manifest as last written (or read). */
   private manifest: Manifest = emptyManifest()
   private readonly manifestLock = new Mutex()
@@ -138,11 +139,20 @@ export class ParquetSink implements Sink {
         // uncompressed rows to the temp directory (docs/parquet.md, "Memory").
         this.instance = await DuckDBInstance.create(path.join(this.stagingDir, 'staging.duckdb'), {
           autoinstall_known_extensions: 'false',
-          memory_limit: this.options.memoryLimit ?? `${this.stagingMemory >> 20}MiB`,
+          memory_limit: this.options.memoryLimit ?? `${STAGING_MEMORY_LIMIT_BYTES >> 20}MiB`,
           temp_directory: this.stagingDir,
           threads: STAGING_THREADS,
         })
         this.conn = await this.instance.connect()
+        // A limit the caller chose is theirs; DuckDB's error names it when a table is too wide for it.
+        if (this.options.memoryLimit === undefined)
+          this.stagingMemory = new WideTableMemory(
+            this.instance,
+            STAGING_MEMORY_LIMIT_BYTES,
+            this.log,
+            stagingMemoryFor,
+            "the staging database's",
+          )
       } catch (err) {
         throw sinkError('start the staging database of the Parquet sink', err)
       }
@@ -294,6 +304,7 @@ export class ParquetSink implements Sink {
     }
     this.conn = undefined
     this.instance = undefined
+    this.stagingMemory = undefined
     await this.storage?.close()
     this.storage = undefined
     // A pgrep-parquet- directory left behind is removed by the next run (makeStagingDir, by dead PID).
@@ -395,16 +406,7 @@ export class ParquetSink implements Sink {
   /** A buffer for `table`'s rows on `conn`, with the staging database's memory raised for a wide table. */
   async createBuffer(conn: DuckDBConnection, table: TableSchema): Promise<TableBuffer> {
     const shape = this.shapeFor(table)
-    const needed = stagingMemoryFor(shape.columns.length)
-    // A limit the caller chose is theirs; DuckDB's error names it when a table is too wide for it.
-    if (this.options.memoryLimit === undefined && needed > this.stagingMemory) {
-      await exec(conn, `SET memory_limit = ${literal(`${needed >> 20}MiB`)}`)
-      this.log('info', `raised the staging database's memory limit to ${needed >> 20} MiB`, {
-        table: qualifiedName(table),
-        columns: shape.columns.length,
-      })
-      this.stagingMemory = needed
-    }
+    await this.stagingMemory?.fit(qualifiedName(table), shape.columns.length)
     return TableBuffer.create(conn, table, shape, this.issues)
   }
 
