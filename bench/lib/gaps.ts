@@ -34,6 +34,16 @@ export const GAP_NOTES: GapNote[] = [
   },
   {
     workload: 'Change stream',
+    target: 'cdc to stdout: at least 0.9x',
+    note:
+      "Reason: pgrep's CPU per change (9.8 s per million against pg_recvlogical's 7.8 s in the run at 1be634e, " +
+      'garbage collection first in its CPU profile), on the same 2 cores as the walsender. Met in the full runs ' +
+      'before (0.92x at c56b786, 0.95x at 062a46d, 1.00x at cd882bd); missed at 1be634e (0.87x), whose commits ' +
+      "do not touch cdc's path, with each contender's spread wider than the gap (pgrep 19.70-21.80 s, " +
+      'pg_recvlogical 17.90-19.51 s). Plan: fewer objects per change between the socket and the stdout sink.',
+  },
+  {
+    workload: 'Change stream',
     target: 'sync stream phase into DuckDB',
     note:
       "Reason: when the walsender is fast, sync's own CPU on the 2 cores is the limit. Met since the sixth round " +
@@ -54,9 +64,12 @@ export const GAP_NOTES: GapNote[] = [
       "transaction of more than 2,000 rows (this workload's are 10,000) no longer gets a DuckDB commit of its own; " +
       'A/B (`--only query-load --runs 1 --pgrep <build>/bin/run.js`, alternating): 0.58x before, 0.83x and 0.85x ' +
       'after. In the full run at 062a46d: 0.76x, the sync with readers taking 15.88 s (21.36 s at dc609a2) but the ' +
-      'sync alone faster too (12.05 s against 15.49 s). Plan: less start-up work in the CLI (zod and pino are ' +
-      'loaded by every command; a bundled build of the commands measured 0.1 s less CPU per query), or a reader ' +
-      'that stays connected (the SQL endpoint, which meets its target).',
+      'sync alone faster too (12.05 s against 15.49 s). At 1be634e: 0.70x, the sync alone 11.43 s (14.07 s at ' +
+      'c56b786) and with readers 16.37 s (17.90 s), 15-17 queries a run: about 7 s of CPU in `pgrep query` start-ups ' +
+      "over a 16 s run. Of one start-up's 0.44 s of CPU, importing zod alone costs about 0.1 s and pino 0.04 s " +
+      '(`node -e "import(\'zod\')"` against a bare node, 10 runs each). Plan: less start-up work in the CLI (zod ' +
+      'and pino are loaded by every command, zod through the flag definitions; a bundled build of the commands ' +
+      'measured 0.1 s less CPU per query), or a reader that stays connected (the SQL endpoint, which meets its target).',
   },
   {
     workload: 'Reading the replica over the SQL endpoint',
@@ -98,7 +111,10 @@ export const GAP_NOTES: GapNote[] = [
       'appenders every 16,384 rows (446-478 against 433-475 MB) moved it by less than the run-to-run spread. ' +
       'Ninth round: a streamed transaction is now staged in a compressed database file of its own (414-444 MB ' +
       'against 441-469 MB on the profiling server); the peak is now in the 10,000-row transactions after it, with ' +
-      "DuckDB's own accounting under 190 MB, and DuckDB's allocator settings do not move it (docs/backfill.md).",
+      "DuckDB's own accounting under 190 MB, and DuckDB's allocator settings do not move it (docs/backfill.md). " +
+      'In the full run at 1be634e the stream phase still peaked at 444-462 MB (450 MB at c56b786). copy-table ' +
+      "(388 MB): RSS grows evenly with the rows appended, all anonymous memory, with DuckDB's accounting at about " +
+      '100 MB for 1.3M rows; memory limits of 128MB-256MB and the allocator settings gave 327-377 MB.',
   },
 ]
 
