@@ -67,9 +67,11 @@ export const GAP_NOTES: GapNote[] = [
       'sync alone faster too (12.05 s against 15.49 s). At 1be634e: 0.70x, the sync alone 11.43 s (14.07 s at ' +
       'c56b786) and with readers 16.37 s (17.90 s), 15-17 queries a run: about 7 s of CPU in `pgrep query` start-ups ' +
       "over a 16 s run. Of one start-up's 0.44 s of CPU, importing zod alone costs about 0.1 s and pino 0.04 s " +
-      '(`node -e "import(\'zod\')"` against a bare node, 10 runs each). Plan: less start-up work in the CLI (zod ' +
-      'and pino are loaded by every command, zod through the flag definitions; a bundled build of the commands ' +
-      'measured 0.1 s less CPU per query), or a reader that stays connected (the SQL endpoint, which meets its target).',
+      '(`node -e "import(\'zod\')"` against a bare node, 10 runs each). After that run, `pgrep query` no longer ' +
+      "imports zod (the flags' basic checks are plain code): 353-423 ms of CPU per start against 532-545 ms, and " +
+      '`--only query-load --runs 1` alternating with 57c6c56, 4 rounds: 0.83x, 0.82x, 0.79x, 0.87x against 0.81x, ' +
+      "0.65x, 0.73x, 0.81x. Plan: pino (0.04 s) and oclif's own start-up next, or a reader that stays " +
+      'connected (the SQL endpoint, which meets its target).',
   },
   {
     workload: 'Reading the replica over the SQL endpoint',

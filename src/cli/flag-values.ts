@@ -1,8 +1,8 @@
-// One flag's value, whatever its source: the kind a definition declares, the zod schema that
-// checks a value typed in a config file or written as text (command line, environment), and the
-// helpers for lists and near-miss names. config-sources.ts merges the sources with these.
+// One flag's value, whatever its source: the kind a definition declares, the check of a value
+// typed in a config file or written as text (command line, environment), and the helpers for
+// lists and near-miss names. config-sources.ts merges the sources with these.
 import {Flags} from '@oclif/core'
-import {z} from 'zod'
+import type {z} from 'zod'
 
 /** The parts of an oclif flag definition this layer reads. */
 export interface FlagDef {
@@ -50,59 +50,89 @@ export function describe(value: unknown): string {
 }
 
 // Messages never include the value itself: it may be a password (db-password, a --source URI).
-function valueSchema(def: FlagDef, kind: Kind): z.ZodType {
-  if (kind === 'boolean') return z.boolean({error: (iss) => `expected true or false, got ${describe(iss.input)}`})
+// Plain checks, not zod: every command runs them at start-up, and importing zod costs about 0.1 s
+// of CPU (`pgrep query` answered by a running sync took 0.44 s); a setting's own check (`value`,
+// src/core/settings.ts) is zod's, and only the commands whose flags carry one load it.
+
+/** A value's problems (empty when it is good) and the value converted. */
+interface Checked {
+  value?: unknown
+  problems: {path: PropertyKey[]; message: string}[]
+}
+
+type Check = (v: unknown) => Checked
+
+const good = (value: unknown): Checked => ({value, problems: []})
+const bad = (...messages: string[]): Checked => ({problems: messages.map((message) => ({path: [], message}))})
+
+/** A value typed in a config file (a YAML boolean, number or string). */
+function valueCheck(def: FlagDef, kind: Kind): Check {
+  if (kind === 'boolean')
+    return (v) => (typeof v === 'boolean' ? good(v) : bad(`expected true or false, got ${describe(v)}`))
   if (kind === 'integer') {
-    let s = z
-      .number({error: (iss) => `expected an integer, got ${describe(iss.input)}`})
-      .int({error: 'expected a whole number'})
-    if (def.min !== undefined) s = s.min(def.min, {error: `must be at least ${def.min}`})
-    if (def.max !== undefined) s = s.max(def.max, {error: `must be at most ${def.max}`})
-    return s
+    return (v) => {
+      if (typeof v !== 'number' || !Number.isFinite(v)) return bad(`expected an integer, got ${describe(v)}`)
+      // (zod's order, which these replaced: a fraction stops the checks, a huge integer does not.)
+      if (!Number.isInteger(v)) return bad('expected a whole number')
+      const problems: string[] = []
+      if (!Number.isSafeInteger(v)) problems.push('expected a whole number')
+      if (def.min !== undefined && v < def.min) problems.push(`must be at least ${def.min}`)
+      if (def.max !== undefined && v > def.max) problems.push(`must be at most ${def.max}`)
+      return problems.length > 0 ? bad(...problems) : good(v)
+    }
   }
   if (def.options && def.options.length > 0) {
-    const list = def.options.join(', ')
-    return z.enum(def.options as [string, ...string[]], {
-      error: (iss) =>
-        typeof iss.input === 'string'
-          ? `expected one of ${list}`
-          : `expected one of ${list}, got ${describe(iss.input)}`,
-    })
+    const options = def.options
+    const list = options.join(', ')
+    return (v) =>
+      typeof v === 'string' && options.includes(v)
+        ? good(v)
+        : bad(typeof v === 'string' ? `expected one of ${list}` : `expected one of ${list}, got ${describe(v)}`)
   }
-  return z.string({error: (iss) => `expected a string, got ${describe(iss.input)}`})
+  return (v) => (typeof v === 'string' ? good(v) : bad(`expected a string, got ${describe(v)}`))
 }
 
 const TRUE_WORDS = new Set(['true', '1', 'yes'])
 const FALSE_WORDS = new Set(['false', '0', 'no'])
 
 /** A value written as text (command line, environment). */
-function textSchema(def: FlagDef, kind: Kind): z.ZodType {
+function textCheck(def: FlagDef, kind: Kind): Check {
   if (kind === 'boolean') {
-    return z.string().transform((s, ctx) => {
-      const w = s.trim().toLowerCase()
-      if (TRUE_WORDS.has(w)) return true
-      if (FALSE_WORDS.has(w)) return false
-      ctx.addIssue({code: 'custom', message: 'expected true, false, 1, 0, yes or no'})
-      return z.NEVER
-    })
+    return (v) => {
+      if (typeof v !== 'string') return bad(`expected true or false, got ${describe(v)}`)
+      const w = v.trim().toLowerCase()
+      if (TRUE_WORDS.has(w)) return good(true)
+      if (FALSE_WORDS.has(w)) return good(false)
+      return bad('expected true, false, 1, 0, yes or no')
+    }
   }
   if (kind === 'integer') {
-    return z
-      .string()
-      .trim()
-      .regex(/^[+-]?\d+$/, {error: 'expected an integer'})
-      .transform(Number)
-      .pipe(valueSchema(def, kind) as z.ZodType<unknown, number>)
+    const number = valueCheck(def, kind)
+    return (v) => {
+      if (typeof v !== 'string') return bad(`expected an integer, got ${describe(v)}`)
+      const t = v.trim()
+      return /^[+-]?\d+$/.test(t) ? number(Number(t)) : bad('expected an integer')
+    }
   }
-  return valueSchema(def, kind)
+  return valueCheck(def, kind)
 }
 
-function fieldSchema(def: FlagDef, mode: 'typed' | 'text'): z.ZodType {
+function fieldCheck(def: FlagDef, mode: 'typed' | 'text'): Check {
   const kind = kindOf(def)
-  const one = mode === 'typed' ? valueSchema(def, kind) : textSchema(def, kind)
+  const one = mode === 'typed' ? valueCheck(def, kind) : textCheck(def, kind)
   if (!def.multiple) return one
   // A repeatable flag takes a list; one value is a list of one.
-  return z.preprocess((v) => (Array.isArray(v) || v === undefined ? v : [v]), z.array(one))
+  return (v) => {
+    const items = Array.isArray(v) ? v : [v]
+    const out: unknown[] = []
+    const problems: Checked['problems'] = []
+    items.forEach((item, i) => {
+      const c = one(item)
+      out.push(c.value)
+      for (const p of c.problems) problems.push({path: [i, ...p.path], message: p.message})
+    })
+    return problems.length > 0 ? {problems} : good(out)
+  }
 }
 
 /**
@@ -179,14 +209,14 @@ export function checkEach(
   const out = new Map<string, unknown>()
   for (const [name, value] of Object.entries(raw)) {
     const def = defs[name]!
-    const parsed = fieldSchema(def, mode).safeParse(value)
-    if (!parsed.success) {
-      for (const issue of parsed.error.issues) problems.push(`${label([name, ...issue.path])}: ${issue.message}`)
+    const checked = fieldCheck(def, mode)(value)
+    if (checked.problems.length > 0) {
+      for (const p of checked.problems) problems.push(`${label([name, ...p.path])}: ${p.message}`)
       continue
     }
-    const bad = def.value ? settingProblems(def.value, parsed.data) : []
-    for (const message of bad) problems.push(`${label([name])}: ${message}`)
-    if (bad.length === 0) out.set(name, parsed.data)
+    const wrong = def.value ? settingProblems(def.value, checked.value) : []
+    for (const message of wrong) problems.push(`${label([name])}: ${message}`)
+    if (wrong.length === 0) out.set(name, checked.value)
   }
   return out
 }

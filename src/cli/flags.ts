@@ -15,13 +15,14 @@ import {
   DEFAULT_MAX_STALL_MS,
   DEFAULT_SLOT_CHECK_INTERVAL_MS,
   DEFAULT_TXN_SPLIT_ROWS,
+  DEFAULT_DUCKDB_PATH,
 } from '../core/defaults.js'
 import {DEFAULT_LOCK_TIMEOUT_MS} from '../sinks/duckdb/file-lock.js'
+import type {logFlags} from './common-flags.js'
 import {
   byteSizeSetting,
   datasetSetting,
   DEFAULT_DUCKDB_MEMORY_LIMIT,
-  DEFAULT_DUCKDB_PATH,
   DEFAULT_PARALLEL,
   durationSetting,
   lsnSetting,
@@ -35,6 +36,9 @@ import {
   tableSetting,
   topicPrefixSetting,
 } from '../core/settings.js'
+
+// The flags of every command, in a module without zod (see common-flags.ts).
+export {EXIT_CODE_HELP, logFlags} from './common-flags.js'
 
 /**
  * A string flag whose text is checked (with every other problem, wherever it came from) and
@@ -83,20 +87,6 @@ export const connectionFlags = {
     summary: 'CA certificate file for verify-ca / verify-full (overrides PGSSLROOTCERT).',
     helpGroup: 'CONNECTION',
   }),
-}
-
-export const logFlags = {
-  'log-level': Flags.option({
-    summary: 'Log level (logs go to stderr).',
-    options: ['debug', 'info', 'warn', 'error', 'silent'] as const,
-    default: 'info',
-    helpGroup: 'OUTPUT',
-  })(),
-  'log-format': Flags.option({
-    summary: 'Log format: json (a fatal error is then a JSON line too), or pretty (the default on a terminal).',
-    options: ['json', 'pretty'] as const,
-    helpGroup: 'OUTPUT',
-  })(),
 }
 
 // --json: commands set oclif's `enableJsonFlag`, which prints what run() returns (results.ts);
@@ -264,22 +254,6 @@ export const batchFlags = {
     helpGroup: 'BATCHING',
   }),
 }
-
-export const EXIT_CODE_HELP = `EXIT CODES
-  0    success (also after SIGINT/SIGTERM: what was received is made durable first;
-       and when the reader closes stdout, e.g. | head -1)
-  1    internal error (a bug: please report it)
-  2    usage: a wrong flag or configuration value
-  3    connection: server unreachable, authentication or TLS failed
-  4    source configuration: wal_level not logical, publication or table missing
-  5    permission: missing REPLICATION or SELECT privilege
-  6    the replication slot is in use by another process
-  7    the replication slot was invalidated (WAL removed): re-sync needed
-  8    sink error (DuckDB file locked or damaged, BigQuery job failed, ...)
-  9    protocol error: the server sent data pgrep cannot decode
-  12   query: the SQL failed, was refused (not a read), or the file is busy
-  75   stalled: no progress for --max-stall (server down, connection cut): restart later
-  130  interrupted twice (second Ctrl-C): exited at once`
 
 export const parallelFlag = {
   parallel: Flags.integer({

@@ -1,10 +1,10 @@
 import {readFile} from 'node:fs/promises'
 import {Args, Flags} from '@oclif/core'
 import {PgrepCommand} from '../cli/base-command.js'
-import {EXIT_CODE_HELP, logFlags} from '../cli/flags.js'
+import {EXIT_CODE_HELP, logFlags} from '../cli/common-flags.js'
 import {QUERY_FORMATS, valuesFor, writeRows, type QueryFormat} from '../cli/query-output.js'
 import {PgrepError} from '../core/errors.js'
-import {DEFAULT_DUCKDB_PATH} from '../core/settings.js'
+import {DEFAULT_DUCKDB_PATH} from '../core/defaults.js'
 
 export default class Query extends PgrepCommand {
   static override summary = 'Run a read-only SQL query on a DuckDB file that pgrep writes, also while sync runs.'

@@ -4,6 +4,9 @@
 // they configure re-export them.
 import type {BatchLimits} from './pipeline/batch-controller.js'
 
+/** The DuckDB file of --sink duckdb, pgrep query, drop --sink-state. */
+export const DEFAULT_DUCKDB_PATH = 'pgrep.duckdb'
+
 /** See {@link BatchLimits.stagedStreamBytes}. */
 export const DEFAULT_STAGED_STREAM_BYTES = 128 * 1024 * 1024
 

@@ -11,8 +11,7 @@ import type {BatchLimits} from './pipeline/batch-controller.js'
 import {parseTableName, validateSlotName} from './schema/names.js'
 import type {TableName} from './schema/types.js'
 
-/** The DuckDB file of --sink duckdb, pgrep query, drop --sink-state. */
-export const DEFAULT_DUCKDB_PATH = 'pgrep.duckdb'
+export {DEFAULT_DUCKDB_PATH} from './defaults.js'
 
 /**
  * The memory limit of a DuckDB file the sink opens, unless set. The 3,000,000-row transaction
