@@ -131,7 +131,7 @@ export class DuckDbSink implements Sink {
   private memory: WideTableMemory | undefined
   /** The memory limit is pgrep's choice, not the user's. */
   private readonly defaultMemoryLimit: boolean
-  /** Streamed transactions being staged (streamed-stage.ts): a rollback on the connection loses them. */
+  /** Streamed transactions being staged (streamed-stage.ts): a rollback on the connection marks them lost. */
   private readonly stages = new Set<DuckDbStreamedStage>()
   /** Where they stage (attached on first use). */
   private staging: StagingDatabase | undefined

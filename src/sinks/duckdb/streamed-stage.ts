@@ -144,9 +144,12 @@ export class DuckDbStreamedStage implements StreamedStage {
     // Applied or not, on the staging connection (the batch has read what it applied already). One
     // that cannot be dropped goes with the staging database when the sink closes.
     const segs = this.partList.flat()
-    const conn = segs.length > 0 ? (await this.host.staging()).conn : undefined
-    for (const seg of segs)
-      await closeQuietly('drop a staging table', () => dropStage(conn!, seg.stage!, seg.view, seg.stageDb))
+    if (segs.length > 0)
+      await closeQuietly('drop the staging tables', async () => {
+        const {conn} = await this.host.staging()
+        for (const seg of segs)
+          await closeQuietly('drop a staging table', () => dropStage(conn, seg.stage!, seg.view, seg.stageDb))
+      })
     this.partList.length = 0
     this.issues.clear()
   }
