@@ -40,7 +40,8 @@ export const GAP_NOTES: GapNote[] = [
       'garbage collection first in its CPU profile), on the same 2 cores as the walsender. Met in the full runs ' +
       'before (0.92x at c56b786, 0.95x at 062a46d, 1.00x at cd882bd); missed at 1be634e (0.87x), whose commits ' +
       "do not touch cdc's path, with each contender's spread wider than the gap (pgrep 19.70-21.80 s, " +
-      'pg_recvlogical 17.90-19.51 s). Plan: fewer objects per change between the socket and the stdout sink.',
+      'pg_recvlogical 17.90-19.51 s); 1.19x in the next full run (d836784). Plan: fewer objects per change between ' +
+      'the socket and the stdout sink.',
   },
   {
     workload: 'Change stream',
@@ -70,7 +71,8 @@ export const GAP_NOTES: GapNote[] = [
       '(`node -e "import(\'zod\')"` against a bare node, 10 runs each). After that run, `pgrep query` no longer ' +
       "imports zod (the flags' basic checks are plain code): 353-423 ms of CPU per start against 532-545 ms, and " +
       '`--only query-load --runs 1` alternating with 57c6c56, 4 rounds: 0.83x, 0.82x, 0.79x, 0.87x against 0.81x, ' +
-      "0.65x, 0.73x, 0.81x. Plan: pino (0.04 s) and oclif's own start-up next, or a reader that stays " +
+      '0.65x, 0.73x, 0.81x; the full run at d836784 read 0.79x (13.90 s against 11.03 s, 13-16 queries a run). ' +
+      "Plan: pino (0.04 s) and oclif's own start-up next, or a reader that stays " +
       'connected (the SQL endpoint, which meets its target).',
   },
   {
@@ -95,7 +97,10 @@ export const GAP_NOTES: GapNote[] = [
       "140 MB base. Tried: the allocator setting for the whole run (the sync stream's CPU +40-60%), " +
       "checkpoint_threshold, a prepared INSERT (worse), read_text from a file (refused by DuckDB's memory limit). " +
       "Plan: a huge row's batch that DuckDB can checkpoint at its COMMIT instead of writing the row to its WAL " +
-      '(84 MB instead of 133 MB alone): no DELETE and no temporary table in that transaction.',
+      '(84 MB instead of 133 MB alone): no DELETE and no temporary table in that transaction. The full run at ' +
+      'd836784 measured sync at 425 MB (one run); right after, `--only large-values --runs 1`: 391 and 384 MB at ' +
+      'd836784, 386 and 379 MB once a transaction with a huge value no longer attaches the streamed-staging database ' +
+      'before it is replayed.',
   },
   {
     workload: 'Memory',

@@ -70,6 +70,8 @@ export class DuckDbStreamedStage implements StreamedStage {
         case 'insert':
         case 'update':
         case 'delete': {
+          // Before segmentFor: a transaction that is replayed anyway attaches no staging database.
+          if (e.op !== 'delete' && hasHugeValue(e.new)) return this.fail('a huge value')
           const last = this.last
           const seg =
             last && last.table === e.table && this.open.get(last.key) === last ? last : await this.segmentFor(e.table)
@@ -77,7 +79,6 @@ export class DuckDbStreamedStage implements StreamedStage {
             return this.broken
               ? false
               : this.fail(`${display(e.table)}: not a table with a key in the shape of its DuckDB table`)
-          if (e.op !== 'delete' && hasHugeValue(e.new)) return this.fail('a huge value')
           this.last = seg
           const next = stageKeyed(seg, this.seq, e)
           if (next < 0) return this.fail('a key-changing update with an unchanged TOAST value')
