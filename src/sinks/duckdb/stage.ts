@@ -135,8 +135,9 @@ export async function openSegment(
     view = asText.includes(true)
     const table = view ? `${stage}_in` : stage
     const stageConn = staging?.conn ?? conn
+    const temp = staging ? '' : 'TEMP '
     const columns = cols.map(([n, type]) => `${n} ${type}`).join(', ')
-    await exec(stageConn, `CREATE ${staging ? '' : 'TEMP '}TABLE ${stageDb}.main.${table} (${columns})`)
+    await exec(stageConn, `CREATE ${temp}TABLE ${stageDb}.main.${table} (${columns})`)
     if (view) {
       // c<i> and o<i> hold column i, f<m> key column keyIdx[m]; _seq, _op and _u are as staged.
       const column = (n: string): string => {
@@ -146,7 +147,6 @@ export async function openSegment(
         return asText[col] ? `CAST(${n} AS ${shape.columns[col].duckType}) AS ${n}` : n
       }
       const list = cols.map(([n]) => column(n)).join(', ')
-      const temp = staging ? '' : 'TEMP '
       await exec(
         stageConn,
         `CREATE ${temp}VIEW ${stageDb}.main.${stage} AS SELECT ${list} FROM ${stageDb}.main.${table}`,

@@ -1,9 +1,10 @@
 // Where a streamed transaction is staged while it streams (streamed-stage.ts): a database of its own,
 // attached to the sink's instance and written through a connection of its own.
 //
-// Why not temporary tables, as a batch stages its rows: those are held in memory uncompressed (a
-// 1M-row transaction of the bench's table took about 130 MB of DuckDB's pool), while a database
-// file keeps them compressed and can give its blocks back without writing them out again. Its
+// Why not temporary tables, as a batch stages its rows: those are held in memory uncompressed
+// (450,000 rows of the Parquet sink's staging table took 130 MB of DuckDB's pool as a temporary
+// table, 23 MB in a database file: docs/backfill.md, eighth round), while a database file keeps
+// them compressed and can give its blocks back without writing them out again. Its
 // writes cannot share the batch's transaction: DuckDB writes one attached database per
 // transaction, so the staging connection appends on its own (each flush commits there) and the
 // batch's connection only reads the staging tables when it applies them. A file sink stages in a
@@ -63,14 +64,13 @@ export class StagingDatabase {
     this.conn = conn
     // Unique per attach: a library user may open several sinks on one instance.
     const name = `pgrep_stream_stage_${process.pid}_${++attached}`
-    let target = "':memory:' (COMPRESS)"
+    let where = 'memory'
     if (!this.inMemory) {
       this.dir = makeTempDir('stream')
-      target = literal(path.join(this.dir, 'stage.duckdb'))
+      where = path.join(this.dir, 'stage.duckdb')
     }
-    await exec(conn, `ATTACH ${target} AS ${ident(name)}`)
+    await exec(conn, `ATTACH ${this.dir ? literal(where) : "':memory:' (COMPRESS)"} AS ${ident(name)}`)
     this.name = name
-    const where = this.dir ? path.join(this.dir, 'stage.duckdb') : 'memory'
     this.log('debug', `streamed transactions stage in ${where}`, {staging: where})
     return {conn, db: name}
   }
